@@ -1,0 +1,182 @@
+//! The checked program: what the shape checker hands to lowering. Every name is resolved, every
+//! default is filled in, every shape is known (the batch dimension stays symbolic), and every item
+//! keeps the span of the source that produced it.
+
+use crate::diag::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedProgram {
+    pub data: Vec<DataSet>,
+    pub models: Vec<Model>,
+    pub fits: Vec<Fit>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSet {
+    pub name: String,
+    pub span: Span,
+    pub source: DataSource,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSource {
+    /// Features ~ N(0, 1); labels = argmax(x · W) for a random W ~ N(0, 1) of shape
+    /// [features, classes], all drawn from `seed` (the peer benchmark scripts' definition).
+    Synthetic {
+        samples: usize,
+        features: usize,
+        classes: usize,
+        seed: u64,
+    },
+    /// A CSV file; every column but the label column is a feature.
+    Csv {
+        /// As written in the program: relative paths are resolved against the program's folder
+        /// by the runtime, which is the only place that touches files.
+        path: String,
+        label: LabelColumn,
+        /// Whether the first row is a header. Default: true.
+        header: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelColumn {
+    /// The last column (the default).
+    Last,
+    /// Zero-based column index.
+    Index(usize),
+    /// A header name; requires `header: true`.
+    Name(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub name: String,
+    pub span: Span,
+    /// Name of the single input, e.g. `x`.
+    pub input_name: String,
+    /// Width N of the input `f32[B, N]`.
+    pub input_features: usize,
+    /// Width M of the declared output `f32[B, M]`; equals the last layer's width.
+    pub output_features: usize,
+    pub layers: Vec<Layer>,
+}
+
+impl Model {
+    /// The activation of the last layer: decides how losses and metrics read the output.
+    pub fn output_activation(&self) -> Activation {
+        self.layers
+            .last()
+            .map(|layer| match layer.kind {
+                LayerKind::Dense { activation, .. } => activation,
+            })
+            .unwrap_or(Activation::Linear)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// Keras-style unique name, e.g. `dense`, `dense_1`: used for parameter names.
+    pub name: String,
+    pub span: Span,
+    pub kind: LayerKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LayerKind {
+    /// `y = activation(x @ w + b)` with `w: f32[in_features, units]` (glorot_uniform) and
+    /// `b: f32[units]` (zeros).
+    Dense {
+        in_features: usize,
+        units: usize,
+        activation: Activation,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Linear,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+}
+
+impl Activation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    pub span: Span,
+    /// Index into `CheckedProgram::models`.
+    pub model: usize,
+    /// Index into `CheckedProgram::data`.
+    pub data: usize,
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+    pub metrics: Vec<Metric>,
+    /// Default 1 (Keras).
+    pub epochs: usize,
+    /// Default 32 (Keras).
+    pub batch: usize,
+    /// Seed for weight initialisation and shuffling. Default 0.
+    pub seed: u64,
+    /// Reshuffle the training samples every epoch. Default true (Keras).
+    pub shuffle: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Labels are integer class indices `i32[B]`; the model outputs `f32[B, classes]`.
+    SparseCategoricalCrossentropy,
+    /// Targets are `f32[B, M]`, the same shape as the model's output.
+    MeanSquaredError,
+}
+
+impl Loss {
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            Loss::MeanSquaredError => "mean_squared_error",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// `p -= lr * g`. Default lr 0.01 (Keras).
+    Sgd { lr: f32 },
+    /// Keras's Adam: `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
+    /// p -= lr · sqrt(1-b2^t)/(1-b1^t) · m / (sqrt(v) + eps)`.
+    /// Defaults: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7.
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// `accuracy` with integer labels: argmax of the output equals the label.
+    SparseCategoricalAccuracy,
+}
+
+impl Metric {
+    /// The name shown in training output (Keras shows `accuracy`).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Metric::SparseCategoricalAccuracy => "accuracy",
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The driver: runs the pipeline stages as a flat list.

@@ -1,0 +1,21 @@
+//! Kiln: a compiler for a small language that describes neural-network models and their training.
+//!
+//! The pipeline, in order (see `driver` for the one function that runs it as a flat list):
+//!
+//! ```text
+//! source ─syntax─▶ AST ─check─▶ checked program ─ir::lower─▶ forward IR ─ir::autodiff─▶ IR with
+//! backward ─ir::optimizer─▶ training-step IR ─codegen─▶ native code ─runtime─▶ training
+//!                                   └── interp: the ndarray reference interpreter (the oracle)
+//! ```
+//!
+//! The library never prints and never touches the terminal; only the CLI (`src/main.rs`,
+//! `src/cli/`) and data loading (`runtime::data`) touch files.
+
+pub mod check;
+pub mod codegen;
+pub mod diag;
+pub mod driver;
+pub mod interp;
+pub mod ir;
+pub mod runtime;
+pub mod syntax;
