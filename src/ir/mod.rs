@@ -1,1 +1,13 @@
-//! ir
+//! The tensor IR: one op set (`op`), an SSA graph (`graph`), a verifier and a stable printer.
+//! Lowering turns a checked model into a forward graph; autodiff appends the backward pass as IR;
+//! the optimizer update is IR too.
+
+pub mod graph;
+pub mod op;
+pub mod print;
+pub mod shape;
+pub mod verify;
+
+pub use graph::{Graph, ValueId};
+pub use op::{BinaryOp, Op, ReduceKind, UnaryOp};
+pub use shape::{DType, Dim, Shape, TensorType};

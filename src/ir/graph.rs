@@ -1,0 +1,266 @@
+//! The SSA graph: nodes in topological order (a node's inputs always come before it), each with
+//! its op, inputs, type, and the source span it came from.
+
+use super::op::{BinaryOp, Op, UnaryOp, infer_type};
+use super::shape::{DType, Shape, TensorType};
+use crate::diag::Span;
+
+/// An SSA value: the index of the node that defines it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+impl ValueId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<ValueId>,
+    pub ty: TensorType,
+    /// The `.model` source this node came from (the layer, the loss setting, …).
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputInfo {
+    pub name: String,
+    pub ty: TensorType,
+}
+
+/// How a parameter's initial values are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)) (Keras's default kernel init).
+    GlorotUniform {
+        fan_in: usize,
+        fan_out: usize,
+    },
+    Zeros,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamInfo {
+    /// `layer.param`, e.g. `dense_1.kernel` (Keras's naming).
+    pub name: String,
+    /// Always fully known (parameters never depend on the batch size).
+    pub shape: Shape,
+    pub init: Init,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateInfo {
+    /// e.g. `dense_1.kernel.m`.
+    pub name: String,
+    pub shape: Shape,
+}
+
+/// Where an update writes: the new value replaces the old one after the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Param(usize),
+    State(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub target: Slot,
+    pub value: ValueId,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradient {
+    pub param: usize,
+    pub value: ValueId,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    pub name: String,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<InputInfo>,
+    pub params: Vec<ParamInfo>,
+    pub states: Vec<StateInfo>,
+    /// Named results read by the runtime after a step: `loss`, `output`.
+    pub outputs: Vec<(String, ValueId)>,
+    /// ∂loss/∂param for every parameter, filled in by autodiff.
+    pub gradients: Vec<Gradient>,
+    /// Writes applied at the end of a step (the optimizer update).
+    pub updates: Vec<Update>,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
+    }
+
+    pub fn node(&self, value: ValueId) -> &Node {
+        &self.nodes[value.index()]
+    }
+
+    pub fn ty(&self, value: ValueId) -> &TensorType {
+        &self.node(value).ty
+    }
+
+    pub fn shape(&self, value: ValueId) -> &Shape {
+        &self.node(value).ty.shape
+    }
+
+    pub fn output(&self, name: &str) -> Option<ValueId> {
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, value)| value)
+    }
+
+    fn push(
+        &mut self,
+        op: Op,
+        inputs: Vec<ValueId>,
+        ty: TensorType,
+        span: Option<Span>,
+    ) -> ValueId {
+        let id = ValueId(u32::try_from(self.nodes.len()).expect("IR graph exceeds u32 nodes"));
+        self.nodes.push(Node {
+            op,
+            inputs,
+            ty,
+            span,
+        });
+        id
+    }
+
+    // ── Builders. Lowering and autodiff only build well-typed graphs from checked programs, so
+    // a shape-rule failure here is a compiler bug, not a user error: it panics with the rule's
+    // message. The verifier re-checks every graph independently.
+
+    /// Adds a non-leaf op, inferring its type.
+    pub fn add(&mut self, op: Op, inputs: &[ValueId], span: Option<Span>) -> ValueId {
+        let types: Vec<&TensorType> = inputs.iter().map(|&v| self.ty(v)).collect();
+        let ty = infer_type(&op, &types)
+            .unwrap_or_else(|e| panic!("internal compiler error building {}: {e}", op.name()));
+        self.push(op, inputs.to_vec(), ty, span)
+    }
+
+    pub fn input(&mut self, name: &str, ty: TensorType, span: Option<Span>) -> ValueId {
+        let index = self.inputs.len();
+        self.inputs.push(InputInfo {
+            name: name.to_string(),
+            ty: ty.clone(),
+        });
+        self.push(Op::Input { index }, Vec::new(), ty, span)
+    }
+
+    pub fn param(&mut self, info: ParamInfo, span: Option<Span>) -> ValueId {
+        let index = self.params.len();
+        let ty = TensorType::f32(info.shape.clone());
+        self.params.push(info);
+        self.push(Op::Param { index }, Vec::new(), ty, span)
+    }
+
+    pub fn state(&mut self, info: StateInfo, span: Option<Span>) -> ValueId {
+        let index = self.states.len();
+        let ty = TensorType::f32(info.shape.clone());
+        self.states.push(info);
+        self.push(Op::State { index }, Vec::new(), ty, span)
+    }
+
+    /// The node that reads parameter `index` (added by `param`).
+    pub fn param_value(&self, index: usize) -> Option<ValueId> {
+        self.find_leaf(&Op::Param { index })
+    }
+
+    pub fn state_value(&self, index: usize) -> Option<ValueId> {
+        self.find_leaf(&Op::State { index })
+    }
+
+    pub fn input_value(&self, name: &str) -> Option<ValueId> {
+        let index = self.inputs.iter().position(|i| i.name == name)?;
+        self.find_leaf(&Op::Input { index })
+    }
+
+    fn find_leaf(&self, op: &Op) -> Option<ValueId> {
+        self.nodes
+            .iter()
+            .position(|n| &n.op == op)
+            .map(|i| ValueId(i as u32))
+    }
+
+    pub fn constant(&mut self, value: f32, span: Option<Span>) -> ValueId {
+        self.push(
+            Op::Const { value },
+            Vec::new(),
+            TensorType::f32(Shape::scalar()),
+            span,
+        )
+    }
+
+    pub fn batch_size(&mut self, span: Option<Span>) -> ValueId {
+        self.push(
+            Op::BatchSize,
+            Vec::new(),
+            TensorType::f32(Shape::scalar()),
+            span,
+        )
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, x: ValueId, span: Option<Span>) -> ValueId {
+        self.add(Op::Unary(op), &[x], span)
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, a: ValueId, b: ValueId, span: Option<Span>) -> ValueId {
+        self.add(Op::Binary(op), &[a, b], span)
+    }
+
+    /// Stretches `x` to `shape`; a no-op when it already has that shape.
+    pub fn broadcast(&mut self, x: ValueId, shape: &Shape, span: Option<Span>) -> ValueId {
+        let ty = self.ty(x);
+        if &ty.shape == shape {
+            return x;
+        }
+        assert!(
+            ty.shape.broadcasts_to(shape),
+            "internal compiler error: cannot broadcast {ty} to {shape}"
+        );
+        let out = TensorType {
+            dtype: ty.dtype,
+            shape: shape.clone(),
+        };
+        self.push(Op::Broadcast, vec![x], out, span)
+    }
+
+    /// Users of every value, in node order.
+    pub fn users(&self) -> Vec<Vec<ValueId>> {
+        let mut users = vec![Vec::new(); self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &input in &node.inputs {
+                users[input.index()].push(ValueId(i as u32));
+            }
+        }
+        users
+    }
+
+    /// Values that leave the graph: outputs, gradients and updates.
+    pub fn roots(&self) -> Vec<ValueId> {
+        self.outputs
+            .iter()
+            .map(|&(_, v)| v)
+            .chain(self.gradients.iter().map(|g| g.value))
+            .chain(self.updates.iter().map(|u| u.value))
+            .collect()
+    }
+
+    /// Whether a value is an f32 scalar constant equal to `value`.
+    pub fn is_const(&self, v: ValueId, value: f32) -> bool {
+        matches!(self.node(v).op, Op::Const { value: c } if c == value)
+    }
+
+    pub fn dtype(&self, v: ValueId) -> DType {
+        self.ty(v).dtype
+    }
+}

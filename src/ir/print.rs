@@ -1,0 +1,102 @@
+//! The stable text form of a graph, behind `kiln dump --stage ir|grad` and the golden tests.
+
+use std::fmt::Write;
+
+use super::graph::{Graph, Init, Slot};
+use super::op::Op;
+
+/// Prints `graph`. With `source`, each node is followed by the `line:col` of the `.model` text it
+/// came from.
+pub fn print(graph: &Graph, source: Option<&str>) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_graph(&mut out, graph, source);
+    out
+}
+
+fn write_graph(out: &mut String, graph: &Graph, source: Option<&str>) -> std::fmt::Result {
+    writeln!(out, "graph {} {{", graph.name)?;
+    for input in &graph.inputs {
+        writeln!(out, "  input {}: {}", input.name, input.ty)?;
+    }
+    for param in &graph.params {
+        let init = match param.init {
+            Init::GlorotUniform { fan_in, fan_out } => {
+                format!("glorot_uniform(fan_in: {fan_in}, fan_out: {fan_out})")
+            }
+            Init::Zeros => "zeros".to_string(),
+        };
+        writeln!(out, "  param {}: f32{} = {init}", param.name, param.shape)?;
+    }
+    for state in &graph.states {
+        writeln!(out, "  state {}: f32{} = zeros", state.name, state.shape)?;
+    }
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let mut line = format!("  %{i} = {}", node_text(graph, &node.op));
+        for (k, input) in node.inputs.iter().enumerate() {
+            line.push_str(if k == 0 { " " } else { ", " });
+            write!(line, "%{}", input.0)?;
+        }
+        write!(line, " : {}", node.ty)?;
+        if let (Some(span), Some(source)) = (node.span, source) {
+            let (l, c) = line_col(source, span.start);
+            let pad = 56usize.saturating_sub(line.chars().count());
+            write!(line, "{:pad$}  # {l}:{c}", "")?;
+        }
+        writeln!(out, "{line}")?;
+    }
+    for (name, value) in &graph.outputs {
+        writeln!(out, "  output {name} = %{}", value.0)?;
+    }
+    for gradient in &graph.gradients {
+        let name = &graph.params[gradient.param].name;
+        writeln!(out, "  grad {name} = %{}", gradient.value.0)?;
+    }
+    for update in &graph.updates {
+        let name = match update.target {
+            Slot::Param(i) => format!("param {}", graph.params[i].name),
+            Slot::State(i) => format!("state {}", graph.states[i].name),
+        };
+        writeln!(out, "  update {name} = %{}", update.value.0)?;
+    }
+    writeln!(out, "}}")
+}
+
+/// The op with its attributes, e.g. `matmul.tn`, `reduce_sum[axes=0]`, `param dense.kernel`.
+fn node_text(graph: &Graph, op: &Op) -> String {
+    match op {
+        Op::Input { index } => format!("input {}", graph.inputs[*index].name),
+        Op::Param { index } => format!("param {}", graph.params[*index].name),
+        Op::State { index } => format!("state {}", graph.states[*index].name),
+        Op::Const { value } => format!("const {value:?}"),
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => match (transpose_a, transpose_b) {
+            (false, false) => "matmul".to_string(),
+            (a, b) => format!(
+                "matmul.{}{}",
+                if *a { 't' } else { 'n' },
+                if *b { 't' } else { 'n' }
+            ),
+        },
+        Op::Reduce {
+            axes, keep_dims, ..
+        } => {
+            let axes: Vec<String> = axes.iter().map(|a| a.to_string()).collect();
+            let keep = if *keep_dims { ", keep_dims" } else { "" };
+            format!("{}[axes={}{keep}]", op.name(), axes.join(","))
+        }
+        Op::OneHot { classes } => format!("one_hot[classes={classes}]"),
+        _ => op.name().to_string(),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

@@ -1,0 +1,166 @@
+//! Shapes in the IR. The batch dimension stays symbolic all the way to native code, where it is a
+//! runtime argument, so the last (smaller) batch of an epoch runs through the same code.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    /// Integer class labels.
+    I32,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I32 => "i32",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    /// The batch size, known only when a step runs.
+    Batch,
+    Fixed(usize),
+}
+
+impl Dim {
+    /// The dimension's extent for a given batch size.
+    pub fn resolve(self, batch: usize) -> usize {
+        match self {
+            Dim::Batch => batch,
+            Dim::Fixed(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Batch => write!(f, "B"),
+            Dim::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Row-major dimensions; an empty list is a scalar.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+
+    pub fn fixed(dims: &[usize]) -> Shape {
+        Shape(dims.iter().map(|&n| Dim::Fixed(n)).collect())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn dims(&self) -> &[Dim] {
+        &self.0
+    }
+
+    /// Concrete extents for a given batch size.
+    pub fn resolve(&self, batch: usize) -> Vec<usize> {
+        self.0.iter().map(|d| d.resolve(batch)).collect()
+    }
+
+    pub fn numel(&self, batch: usize) -> usize {
+        self.0.iter().map(|d| d.resolve(batch)).product()
+    }
+
+    pub fn has_batch(&self) -> bool {
+        self.0.contains(&Dim::Batch)
+    }
+
+    /// NumPy broadcasting of two shapes (trailing dimensions aligned; 1 stretches).
+    pub fn broadcast(&self, other: &Shape) -> Option<Shape> {
+        let rank = self.rank().max(other.rank());
+        let mut out = Vec::with_capacity(rank);
+        for i in 0..rank {
+            let a = dim_from_end(self, rank - 1 - i);
+            let b = dim_from_end(other, rank - 1 - i);
+            out.push(match (a, b) {
+                (a, b) if a == b => a,
+                (Dim::Fixed(1), b) => b,
+                (a, Dim::Fixed(1)) => a,
+                _ => return None,
+            });
+        }
+        Some(Shape(out))
+    }
+
+    /// Whether `self` can be broadcast to `target` (NumPy rules, one direction).
+    pub fn broadcasts_to(&self, target: &Shape) -> bool {
+        self.broadcast(target).as_ref() == Some(target)
+    }
+}
+
+/// The dimension `back` places from the end, treating missing leading dims as 1.
+fn dim_from_end(shape: &Shape, back: usize) -> Dim {
+    if back < shape.rank() {
+        shape.0[shape.rank() - 1 - back]
+    } else {
+        Dim::Fixed(1)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+/// The type of an IR value: element type and shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl TensorType {
+    pub fn f32(shape: Shape) -> TensorType {
+        TensorType {
+            dtype: DType::F32,
+            shape,
+        }
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype.name(), self.shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let bn = Shape(vec![Dim::Batch, Dim::Fixed(4)]);
+        assert_eq!(bn.broadcast(&Shape::fixed(&[4])), Some(bn.clone()));
+        assert_eq!(bn.broadcast(&Shape::scalar()), Some(bn.clone()));
+        assert_eq!(
+            bn.broadcast(&Shape(vec![Dim::Batch, Dim::Fixed(1)])),
+            Some(bn.clone())
+        );
+        assert_eq!(bn.broadcast(&Shape::fixed(&[3])), None);
+        assert!(Shape::fixed(&[4]).broadcasts_to(&bn));
+        assert!(!bn.broadcasts_to(&Shape::fixed(&[4])));
+    }
+}
