@@ -2,8 +2,11 @@
 //! Lowering turns a checked model into a forward graph; autodiff appends the backward pass as IR;
 //! the optimizer update is IR too.
 
+pub mod autodiff;
 pub mod graph;
+pub mod lower;
 pub mod op;
+pub mod optimizer;
 pub mod print;
 pub mod shape;
 pub mod verify;
