@@ -1,1 +1,213 @@
-//! The driver: runs the pipeline stages as a flat list.
+//! The driver: runs the pipeline stages as a flat list. Every entry point — `kiln check`,
+//! `kiln dump`, `kiln run`, the golden tests — goes through these functions, so they all see the
+//! same compiler.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::check::program::{CheckedProgram, Fit};
+use crate::codegen::{self, CodegenConfig, CompiledStep};
+use crate::diag::{self, Diagnostic};
+use crate::ir::graph::Graph;
+use crate::ir::{autodiff, lower, optimizer, print, verify};
+use crate::runtime::data::{self, DataError};
+use crate::runtime::train::{self, EpochReport};
+use crate::runtime::init;
+use crate::{check, syntax};
+
+/// The stages `kiln dump` can show, in pipeline order.
+pub const STAGES: &[(&str, &str)] = &[
+    ("parse", "the syntax tree, with source spans"),
+    ("check", "the checked program: layers, shapes, parameter counts, resolved settings"),
+    ("ir", "the forward pass and loss as tensor IR"),
+    ("grad", "the IR with the backward pass appended by reverse-mode autodiff"),
+    ("step", "the whole training step: forward, backward and optimizer update"),
+    ("kernels", "the step grouped into fused kernels"),
+    ("clif", "the Cranelift IR of the compiled step"),
+];
+
+/// A checked program and the warnings found on the way.
+pub struct Checked {
+    pub program: CheckedProgram,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Source → checked program: lex, parse, check. Errors (with any warnings) on failure.
+pub fn check_source(source: &str) -> Result<Checked, Vec<Diagnostic>> {
+    let (ast, mut diagnostics) = syntax::parse(source);
+    if diag::has_errors(&diagnostics) {
+        return Err(diagnostics);
+    }
+    let (program, check_diagnostics) = check::check(&ast);
+    diagnostics.extend(check_diagnostics);
+    match program {
+        Some(program) if !diag::has_errors(&diagnostics) => Ok(Checked {
+            program,
+            warnings: diagnostics,
+        }),
+        _ => Err(diagnostics),
+    }
+}
+
+/// How far `training_graph` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GraphStage {
+    /// Forward pass and loss.
+    Forward,
+    /// Plus the backward pass.
+    Gradients,
+    /// Plus the optimizer update: the whole training step.
+    Step,
+}
+
+/// Checked fit → training-step IR: lower, differentiate, append the optimizer update, verify.
+pub fn training_graph(program: &CheckedProgram, fit: &Fit, until: GraphStage) -> Result<Graph, Diagnostic> {
+    let model = &program.models[fit.model];
+    let mut graph = lower::lower_training(model, fit);
+    verified(&graph, "lowering")?;
+    if until >= GraphStage::Gradients {
+        let loss = graph.output(lower::LOSS).expect("lowering always produces a loss");
+        autodiff::differentiate(&mut graph, loss);
+        verified(&graph, "autodiff")?;
+    }
+    if until >= GraphStage::Step {
+        optimizer::append_update(&mut graph, &fit.optimizer, Some(fit.span));
+        verified(&graph, "the optimizer update")?;
+    }
+    Ok(graph)
+}
+
+/// The verifier between stages: a failure is a compiler bug, reported rather than run.
+fn verified(graph: &Graph, after: &str) -> Result<(), Diagnostic> {
+    let problems = verify::verify(graph);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Diagnostic::error(
+        "E0900",
+        format!("internal compiler error: the IR after {after} does not verify"),
+    )
+    .note(problems.join("\n")))
+}
+
+/// Training-step IR → native code.
+pub fn compile_step(graph: &Graph, fit: &Fit) -> Result<CompiledStep, Diagnostic> {
+    codegen::compile(graph, &CodegenConfig { max_batch: fit.batch })
+        .map_err(|e| Diagnostic::error("E0901", format!("code generation failed: {e}")).primary(fit.span, "while compiling this training step"))
+}
+
+/// What `kiln dump --stage STAGE` prints for the first `fit` of the program. `Err` holds the
+/// rendered diagnostics (without colour) when the program does not get that far.
+pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String> {
+    let render = |diagnostics: &[Diagnostic]| diag::render(diagnostics, file_name, source, false);
+    if !STAGES.iter().any(|(name, _)| *name == stage) {
+        let names: Vec<&str> = STAGES.iter().map(|(name, _)| *name).collect();
+        return Err(format!("unknown stage `{stage}`; the stages are: {}\n", names.join(", ")));
+    }
+    if stage == "parse" {
+        let (ast, diagnostics) = syntax::parse(source);
+        if diag::has_errors(&diagnostics) {
+            return Err(render(&diagnostics));
+        }
+        return Ok(syntax::print_ast(&ast));
+    }
+    let checked = check_source(source).map_err(|d| render(&d))?;
+    let warnings = if checked.warnings.is_empty() {
+        String::new()
+    } else {
+        render(&checked.warnings)
+    };
+    if stage == "check" {
+        return Ok(format!("{warnings}{}", check::describe(&checked.program)));
+    }
+    let Some(fit) = checked.program.fits.first() else {
+        return Err("the program has no `fit` statement, so there is no training step to show\n".to_string());
+    };
+    let until = match stage {
+        "ir" => GraphStage::Forward,
+        "grad" => GraphStage::Gradients,
+        _ => GraphStage::Step,
+    };
+    let graph = training_graph(&checked.program, fit, until).map_err(|d| render(&[d]))?;
+    let config = CodegenConfig { max_batch: fit.batch };
+    let text = match stage {
+        "kernels" => codegen::schedule_text(&graph).map_err(|e| format!("{e}\n"))?,
+        "clif" => codegen::clif_text(&graph, &config).map_err(|e| format!("{e}\n"))?,
+        _ => print::print(&graph, Some(source)),
+    };
+    Ok(format!("{warnings}{text}"))
+}
+
+/// What happens while a program runs, for the CLI (or a test) to show.
+pub enum Event<'a> {
+    /// A fit is about to train.
+    FitStarted {
+        model: &'a str,
+        data: &'a str,
+        samples: usize,
+        params: usize,
+        compile_time: Duration,
+    },
+    Epoch(&'a EpochReport),
+}
+
+/// The result of one `fit`.
+#[derive(Clone, Debug)]
+pub struct FitOutcome {
+    pub model: String,
+    pub history: Vec<EpochReport>,
+    /// Short hash of the final weights (equal hashes: identical weights).
+    pub weights_hash: String,
+    pub final_params: Vec<Vec<f32>>,
+}
+
+/// Why a run stopped.
+#[derive(Debug)]
+pub enum RunError {
+    /// The program does not compile; render against the source.
+    Program(Vec<Diagnostic>),
+    Data(DataError),
+}
+
+/// Runs every `fit` of a program: check, build and compile the step, load and check the data,
+/// initialise, train. `base_dir` is where relative data paths start (the program's folder).
+pub fn run(source: &str, base_dir: &Path, on_event: &mut dyn FnMut(Event)) -> Result<Vec<FitOutcome>, RunError> {
+    let checked = check_source(source).map_err(RunError::Program)?;
+    let program = &checked.program;
+    let mut outcomes = Vec::new();
+    for fit in &program.fits {
+        let model = &program.models[fit.model];
+        let data_set = &program.data[fit.data];
+
+        let started = Instant::now();
+        let graph = training_graph(program, fit, GraphStage::Step).map_err(|d| RunError::Program(vec![d]))?;
+        let mut step = compile_step(&graph, fit).map_err(|d| RunError::Program(vec![d]))?;
+        let compile_time = started.elapsed();
+
+        let dataset = data::load(data_set, base_dir, fit.loss).map_err(RunError::Data)?;
+        data::check_against_model(&dataset, model, fit.loss).map_err(RunError::Data)?;
+
+        for (index, values) in init::initial_params(&graph, fit.seed).into_iter().enumerate() {
+            step.param_mut(index).copy_from_slice(&values);
+        }
+        on_event(Event::FitStarted {
+            model: &model.name,
+            data: &data_set.name,
+            samples: dataset.samples,
+            params: graph.params.iter().map(|p| p.shape.numel(0)).sum(),
+            compile_time,
+        });
+        let history = train::train(&mut step, &graph, &dataset, fit, &mut |report| {
+            on_event(Event::Epoch(report))
+        });
+        let final_params: Vec<Vec<f32>> = (0..graph.params.len()).map(|i| step.param(i).to_vec()).collect();
+        let slices: Vec<&[f32]> = final_params.iter().map(Vec::as_slice).collect();
+        outcomes.push(FitOutcome {
+            model: model.name.clone(),
+            history,
+            weights_hash: train::weights_hash(&slices),
+            final_params,
+        });
+    }
+    Ok(outcomes)
+}

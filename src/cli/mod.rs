@@ -1,0 +1,160 @@
+//! `kiln run | check | dump`: argument parsing, reading files, and showing results. With data
+//! loading, the only code that touches files or the terminal.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use kiln::diag::{self, Diagnostic};
+use kiln::driver::{self, Event, RunError};
+use kiln::runtime::train::EpochReport;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Compile and train neural-network models written in the .model language"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check, compile and train every `fit` in a program.
+    Run {
+        /// The .model file.
+        file: PathBuf,
+    },
+    /// Check a program's names and shapes without loading any data; exits 1 on errors.
+    Check {
+        /// The .model file.
+        file: PathBuf,
+    },
+    /// Print one stage of the compiler's work on a program.
+    Dump {
+        /// parse, check, ir, grad, step, kernels or clif.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(driver::STAGES.iter().map(|(name, _)| *name)))]
+        stage: String,
+        /// The .model file.
+        file: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { file } => run(&file),
+        Command::Check { file } => check(&file),
+        Command::Dump { stage, file } => dump(&stage, &file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A program's text and how to name it in messages.
+struct SourceFile {
+    name: String,
+    text: String,
+}
+
+fn read(path: &Path) -> Result<SourceFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("error: cannot read `{}`: {e}", path.display()))?;
+    Ok(SourceFile {
+        name: path.display().to_string(),
+        text,
+    })
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+fn use_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn render(diagnostics: &[Diagnostic], file: &SourceFile) -> String {
+    diag::render(diagnostics, &file.name, &file.text, use_color())
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let file = read(path)?;
+    match driver::check_source(&file.text) {
+        Ok(checked) => {
+            eprint!("{}", render(&checked.warnings, &file));
+            println!("{}: ok", file.name);
+            Ok(())
+        }
+        Err(diagnostics) => Err(render(&diagnostics, &file)),
+    }
+}
+
+fn dump(stage: &str, path: &Path) -> Result<(), String> {
+    let file = read(path)?;
+    let text = driver::dump(stage, &file.name, &file.text).map_err(|e| e.trim_end().to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
+fn run(path: &Path) -> Result<(), String> {
+    let file = read(path)?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let outcomes = driver::run(&file.text, base_dir, &mut |event| match event {
+        Event::FitStarted {
+            model,
+            data,
+            samples,
+            params,
+            compile_time,
+        } => println!(
+            "Training {model} on {data}: {samples} samples, {params} parameters (compiled in {:.1} ms)",
+            compile_time.as_secs_f64() * 1e3
+        ),
+        Event::Epoch(report) => print_epoch(report),
+    })
+    .map_err(|e| match e {
+        RunError::Program(diagnostics) => render(&diagnostics, &file),
+        RunError::Data(error) => format!("error: {error}"),
+    })?;
+    for outcome in outcomes {
+        if let Some(last) = outcome.history.last() {
+            println!(
+                "Trained {} for {} epochs: {} (weights {})",
+                outcome.model,
+                last.epochs,
+                metrics_text(last),
+                outcome.weights_hash
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Keras's per-epoch line: `Epoch 1/5` then `1875/1875 - 0.050s - 26.3µs/step - loss: … - accuracy: …`.
+fn print_epoch(report: &EpochReport) {
+    println!("Epoch {}/{}", report.epoch, report.epochs);
+    println!(
+        "{steps}/{steps} - {:.3}s - {:.1}µs/step - {}",
+        report.seconds,
+        report.micros_per_step(),
+        metrics_text(report),
+        steps = report.steps,
+    );
+}
+
+fn metrics_text(report: &EpochReport) -> String {
+    let mut parts = vec![format!("loss: {:.4}", report.loss)];
+    for (name, value) in &report.metrics {
+        parts.push(format!("{name}: {value:.4}"));
+    }
+    parts.join(" - ")
+}

@@ -1,0 +1,1057 @@
+//! Data loading: turns a checked `data` declaration into feature and label arrays in memory.
+//!
+//! This is the only library module that touches files (the CLI is the other place). It never
+//! prints: every problem comes back as a [`DataError`] whose message names the file, and for text
+//! files the line and column, what was found and what was expected.
+//!
+//! Two sources exist:
+//!
+//! * `synthetic_classification(samples, features, classes, seed)`: a `ChaCha8Rng` seeded with
+//!   `seed` first draws `W: [features, classes]` ~ N(0, 1) row by row, then
+//!   `x: [samples, features]` ~ N(0, 1) row by row; the label of a sample is the argmax over classes
+//!   of `x · W` (ties go to the lowest index). The same definition as the peer benchmark scripts,
+//!   though not the same random stream as NumPy's.
+//! * CSV files: a small hand-written reader (the format we accept is simple and the error messages
+//!   need line and column numbers, which a hand-written reader gives directly; no extra crate).
+//!   Comma delimiter; cells are trimmed; blank lines are skipped; a cell may be wrapped in double
+//!   quotes (`""` inside stands for one quote); a UTF-8 byte-order mark is ignored; `\r\n` line
+//!   endings are accepted. Every column but the label column is a feature, in file order.
+//!
+//! Line and column numbers in messages are 1-based; a column number counts cells (fields), not
+//! characters.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::check::program::{DataSet, DataSource, LabelColumn, Loss, Model};
+
+/// A data set loaded into memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub samples: usize,
+    pub features: usize,
+    /// Row-major [samples, features].
+    pub x: Vec<f32>,
+    pub labels: Labels,
+    /// Where it came from, for messages: the file path, or e.g. "synthetic_classification(seed 7)".
+    pub origin: String,
+}
+
+/// The labels of a data set, one entry (or row) per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Labels {
+    /// Integer class indices, for sparse categorical cross-entropy.
+    Classes(Vec<i32>),
+    /// Row-major [samples, width] regression targets, for mean squared error.
+    Targets { width: usize, values: Vec<f32> },
+}
+
+impl Labels {
+    /// The number of samples these labels cover.
+    pub fn samples(&self) -> usize {
+        match self {
+            Labels::Classes(classes) => classes.len(),
+            Labels::Targets { width, values } => {
+                if *width == 0 {
+                    0
+                } else {
+                    values.len() / width
+                }
+            }
+        }
+    }
+}
+
+/// A problem with the data: what it came from, where in it (for text files), and what went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataError {
+    /// The file path, or the synthetic source's description.
+    pub origin: String,
+    /// 1-based line of a text file, when the problem sits on one line.
+    pub line: Option<usize>,
+    /// 1-based column (cell number) within that line.
+    pub column: Option<usize>,
+    /// What was found and what was expected.
+    pub message: String,
+}
+
+impl DataError {
+    fn new(origin: &str, message: impl Into<String>) -> DataError {
+        DataError {
+            origin: origin.to_string(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    fn at_line(origin: &str, line: usize, message: impl Into<String>) -> DataError {
+        DataError {
+            line: Some(line),
+            ..DataError::new(origin, message)
+        }
+    }
+
+    fn at_cell(origin: &str, line: usize, column: usize, message: impl Into<String>) -> DataError {
+        DataError {
+            line: Some(line),
+            column: Some(column),
+            ..DataError::new(origin, message)
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.origin)?;
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "line {line}, column {column}: ")?,
+            (Some(line), None) => write!(f, "line {line}: ")?,
+            _ => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// Loads a data set. Relative CSV paths are resolved against `base_dir` (the program's folder).
+/// `loss` decides how labels are read: class indices for sparse categorical cross-entropy,
+/// float targets for mean squared error.
+pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, DataError> {
+    match &data.source {
+        DataSource::Synthetic {
+            samples,
+            features,
+            classes,
+            seed,
+        } => synthetic(*samples, *features, *classes, *seed, loss),
+        DataSource::Csv {
+            path,
+            label,
+            header,
+        } => {
+            let path = resolve(path, base_dir);
+            load_csv(&path, label, *header, loss)
+        }
+    }
+}
+
+/// Checks the loaded data against the model before training: feature width equals the model's
+/// input width; class labels lie in `0..model.output_features` (sparse categorical
+/// cross-entropy); target width equals the output width (mean squared error).
+pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Result<(), DataError> {
+    let origin = &dataset.origin;
+    if dataset.features != model.input_features {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the data has {} feature{} per sample, but model '{}' takes input {}: f32[B, {}]",
+                dataset.features,
+                plural(dataset.features),
+                model.name,
+                model.input_name,
+                model.input_features
+            ),
+        ));
+    }
+    match (&dataset.labels, loss) {
+        (Labels::Classes(classes), Loss::SparseCategoricalCrossentropy) => {
+            let outputs = model.output_features;
+            if let Some((sample, &class)) = classes
+                .iter()
+                .enumerate()
+                .find(|&(_, &class)| class < 0 || class as usize >= outputs)
+            {
+                return Err(DataError::new(
+                    origin,
+                    format!(
+                        "sample {} has class label {class}, but model '{}' outputs {outputs} \
+                         {} (labels must lie in 0..{outputs})",
+                        sample + 1,
+                        model.name,
+                        if outputs == 1 { "class" } else { "classes" }
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        (Labels::Targets { width, .. }, Loss::MeanSquaredError) => {
+            if *width != model.output_features {
+                return Err(DataError::new(
+                    origin,
+                    format!(
+                        "the data has {width} target{} per sample, but model '{}' outputs \
+                         f32[B, {}]; mean_squared_error needs them to match",
+                        plural(*width),
+                        model.name,
+                        model.output_features
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        (Labels::Targets { .. }, Loss::SparseCategoricalCrossentropy) => Err(DataError::new(
+            origin,
+            "the data has float targets, but sparse_categorical_crossentropy needs integer \
+             class labels",
+        )),
+        (Labels::Classes(_), Loss::MeanSquaredError) => Err(DataError::new(
+            origin,
+            "the data has integer class labels, but mean_squared_error needs float targets",
+        )),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn resolve(path: &str, base_dir: &Path) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic classification data
+
+fn synthetic(
+    samples: usize,
+    features: usize,
+    classes: usize,
+    seed: u64,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let origin = format!("synthetic_classification(seed {seed})");
+    if loss != Loss::SparseCategoricalCrossentropy {
+        return Err(DataError::new(
+            &origin,
+            format!(
+                "synthetic_classification makes integer class labels, which {} cannot use; \
+                 use sparse_categorical_crossentropy",
+                loss.name()
+            ),
+        ));
+    }
+    for (name, value) in [
+        ("samples", samples),
+        ("features", features),
+        ("classes", classes),
+    ] {
+        if value == 0 {
+            return Err(DataError::new(
+                &origin,
+                format!("{name} must be at least 1, found 0"),
+            ));
+        }
+    }
+    if classes > i32::MAX as usize {
+        return Err(DataError::new(
+            &origin,
+            format!("classes must be at most {}, found {classes}", i32::MAX),
+        ));
+    }
+    let Some(len) = samples.checked_mul(features) else {
+        return Err(DataError::new(
+            &origin,
+            format!("{samples} samples × {features} features is too large"),
+        ));
+    };
+
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let w: Vec<f32> = (0..features * classes)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect();
+    let x: Vec<f32> = (0..len)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect();
+
+    let mut labels = Vec::with_capacity(samples);
+    let mut scores = vec![0.0f32; classes];
+    for row in x.chunks_exact(features) {
+        scores.iter_mut().for_each(|s| *s = 0.0);
+        for (&xi, w_row) in row.iter().zip(w.chunks_exact(classes)) {
+            for (s, &wij) in scores.iter_mut().zip(w_row) {
+                *s += xi * wij;
+            }
+        }
+        let mut best = 0;
+        for (k, &s) in scores.iter().enumerate().skip(1) {
+            if s > scores[best] {
+                best = k;
+            }
+        }
+        labels.push(best as i32);
+    }
+
+    Ok(Dataset {
+        samples,
+        features,
+        x,
+        labels: Labels::Classes(labels),
+        origin,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV files
+
+/// One non-blank line of the file, split into trimmed cells.
+struct Row {
+    /// 1-based line number in the file.
+    line: usize,
+    cells: Vec<String>,
+}
+
+fn load_csv(
+    path: &Path,
+    label: &LabelColumn,
+    header: bool,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+            return Err(DataError::at_line(
+                &origin,
+                line,
+                "the file is not valid UTF-8 text; expected a CSV file of numbers",
+            ));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_csv(text, &origin, label, header, loss)
+}
+
+fn parse_csv(
+    text: &str,
+    origin: &str,
+    label: &LabelColumn,
+    header: bool,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let line_no = index + 1;
+        let cells =
+            split_line(line).map_err(|message| DataError::at_line(origin, line_no, message))?;
+        rows.push(Row {
+            line: line_no,
+            cells,
+        });
+    }
+    if rows.is_empty() {
+        return Err(DataError::new(
+            origin,
+            "the file is empty; expected rows of comma-separated numbers",
+        ));
+    }
+
+    let mut rows = rows.into_iter();
+    let header_row = if header { rows.next() } else { None };
+    let header_line = header_row.as_ref().map(|row| row.line);
+    let names: Option<Vec<String>> = header_row.map(|row| row.cells);
+    let rows: Vec<Row> = rows.collect();
+    let Some(first) = rows.first() else {
+        return Err(DataError::new(
+            origin,
+            "the file has a header row but no data rows",
+        ));
+    };
+    let columns = names.as_ref().map_or(first.cells.len(), Vec::len);
+    if columns < 2 {
+        return Err(DataError::at_line(
+            origin,
+            header_line.unwrap_or(first.line),
+            format!(
+                "found {columns} column; expected at least 2 (one or more features and a label)"
+            ),
+        ));
+    }
+    let label_col = label_column(label, names.as_deref(), header_line, columns, origin)?;
+
+    let features = columns - 1;
+    let mut x = Vec::with_capacity(rows.len() * features);
+    let mut classes = Vec::new();
+    let mut targets = Vec::new();
+    for row in &rows {
+        if row.cells.len() != columns {
+            return Err(DataError::at_line(
+                origin,
+                row.line,
+                format!(
+                    "expected {columns} columns, found {}{}",
+                    row.cells.len(),
+                    if header {
+                        " (the header has that many)"
+                    } else {
+                        " (the first row has that many)"
+                    }
+                ),
+            ));
+        }
+        for (col, cell) in row.cells.iter().enumerate() {
+            let column_name = || {
+                names
+                    .as_ref()
+                    .map(|n| format!(" (column '{}')", n[col]))
+                    .unwrap_or_default()
+            };
+            if cell.is_empty() {
+                return Err(DataError::at_cell(
+                    origin,
+                    row.line,
+                    col + 1,
+                    format!("empty cell{}; expected a number", column_name()),
+                ));
+            }
+            if col == label_col {
+                match loss {
+                    Loss::SparseCategoricalCrossentropy => {
+                        classes.push(parse_class(cell).map_err(|message| {
+                            DataError::at_cell(origin, row.line, col + 1, message)
+                        })?);
+                    }
+                    Loss::MeanSquaredError => {
+                        let value = parse_number(cell).map_err(|message| {
+                            DataError::at_cell(origin, row.line, col + 1, message)
+                        })?;
+                        if !value.is_finite() {
+                            return Err(DataError::at_cell(
+                                origin,
+                                row.line,
+                                col + 1,
+                                format!("target '{cell}' is not a finite number"),
+                            ));
+                        }
+                        targets.push(value);
+                    }
+                }
+                continue;
+            }
+            let value = parse_number(cell).map_err(|message| {
+                DataError::at_cell(
+                    origin,
+                    row.line,
+                    col + 1,
+                    format!("{message}{}", column_name()),
+                )
+            })?;
+            if !value.is_finite() {
+                return Err(DataError::at_cell(
+                    origin,
+                    row.line,
+                    col + 1,
+                    format!(
+                        "feature value '{cell}'{} is not finite; expected a finite number",
+                        column_name()
+                    ),
+                ));
+            }
+            x.push(value);
+        }
+    }
+
+    let labels = match loss {
+        Loss::SparseCategoricalCrossentropy => Labels::Classes(classes),
+        Loss::MeanSquaredError => Labels::Targets {
+            width: 1,
+            values: targets,
+        },
+    };
+    Ok(Dataset {
+        samples: rows.len(),
+        features,
+        x,
+        labels,
+        origin: origin.to_string(),
+    })
+}
+
+/// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.
+fn split_line(line: &str) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        // Skip leading whitespace of the cell.
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut cell = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        cell.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => cell.push(c),
+                    None => {
+                        return Err(format!(
+                            "cell {} opens a quote that the line never closes",
+                            cells.len() + 1
+                        ));
+                    }
+                }
+            }
+            while chars.peek().is_some_and(|&c| c != ',') {
+                let c = chars.next().unwrap_or(' ');
+                if !c.is_whitespace() {
+                    return Err(format!(
+                        "cell {} has text after its closing quote; expected a comma",
+                        cells.len() + 1
+                    ));
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                cell.push(c);
+                chars.next();
+            }
+            cell.truncate(cell.trim_end().len());
+        }
+        cells.push(cell.trim().to_string());
+        match chars.next() {
+            Some(',') => continue,
+            _ => break,
+        }
+    }
+    Ok(cells)
+}
+
+fn parse_number(cell: &str) -> Result<f32, String> {
+    cell.parse::<f32>()
+        .map_err(|_| format!("cannot read '{cell}' as a number"))
+}
+
+fn parse_class(cell: &str) -> Result<i32, String> {
+    let not_class = || {
+        format!(
+            "class label '{cell}' is not a non-negative integer; sparse_categorical_crossentropy \
+             needs class indices 0, 1, 2, …"
+        )
+    };
+    let value: f64 = cell
+        .parse()
+        .map_err(|_| format!("cannot read class label '{cell}' as a number"))?;
+    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > i32::MAX as f64 {
+        return Err(not_class());
+    }
+    Ok(value as i32)
+}
+
+fn label_column(
+    label: &LabelColumn,
+    names: Option<&[String]>,
+    header_line: Option<usize>,
+    columns: usize,
+    origin: &str,
+) -> Result<usize, DataError> {
+    match label {
+        LabelColumn::Last => Ok(columns - 1),
+        LabelColumn::Index(index) => {
+            if *index < columns {
+                Ok(*index)
+            } else {
+                Err(DataError::new(
+                    origin,
+                    format!(
+                        "label column index {index} is out of range: the file has {columns} \
+                         columns, numbered 0..{}",
+                        columns - 1
+                    ),
+                ))
+            }
+        }
+        LabelColumn::Name(name) => {
+            let Some(names) = names else {
+                return Err(DataError::new(
+                    origin,
+                    format!(
+                        "the label column is named '{name}', but the file is read without a \
+                         header row (header: false); name it by index instead, or set header: true"
+                    ),
+                ));
+            };
+            if let Some(index) = names.iter().position(|n| n == name) {
+                return Ok(index);
+            }
+            let listed = names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut message =
+                format!("no column named '{name}' in the header; the columns are {listed}");
+            if let Some(close) = closest(name, names) {
+                message.push_str(&format!("; did you mean '{close}'?"));
+            }
+            Err(DataError {
+                line: header_line,
+                ..DataError::new(origin, message)
+            })
+        }
+    }
+}
+
+/// The header name closest to `name`, if it is close enough to be a likely typo.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    names
+        .iter()
+        .map(|n| {
+            let distance = if n.to_lowercase() == lower {
+                0
+            } else {
+                edit_distance(&lower, &n.to_lowercase())
+            };
+            (distance, n)
+        })
+        .filter(|&(distance, n)| distance <= 2.max(n.chars().count() / 3))
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, n)| n.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::program::{Activation, Layer, LayerKind};
+    use crate::diag::Span;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn synthetic_set(samples: usize, features: usize, classes: usize, seed: u64) -> DataSet {
+        DataSet {
+            name: "train".into(),
+            span: Span::default(),
+            source: DataSource::Synthetic {
+                samples,
+                features,
+                classes,
+                seed,
+            },
+        }
+    }
+
+    fn csv_set(path: &str, label: LabelColumn, header: bool) -> DataSet {
+        DataSet {
+            name: "train".into(),
+            span: Span::default(),
+            source: DataSource::Csv {
+                path: path.into(),
+                label,
+                header,
+            },
+        }
+    }
+
+    /// A CSV file in the temp folder, removed when dropped.
+    struct TempCsv(PathBuf);
+
+    impl TempCsv {
+        fn new(contents: &str) -> TempCsv {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "kiln-data-test-{}-{}.csv",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = std::env::temp_dir().join(name);
+            std::fs::write(&path, contents).expect("write temp csv");
+            TempCsv(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().expect("utf-8 temp path")
+        }
+    }
+
+    impl Drop for TempCsv {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn load_text(
+        contents: &str,
+        label: LabelColumn,
+        header: bool,
+        loss: Loss,
+    ) -> Result<Dataset, DataError> {
+        let file = TempCsv::new(contents);
+        load(&csv_set(file.path(), label, header), Path::new("/"), loss)
+    }
+
+    fn error_text(contents: &str, label: LabelColumn, header: bool, loss: Loss) -> String {
+        match load_text(contents, label, header, loss) {
+            Ok(data) => panic!("expected an error, loaded {data:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_contains(text: &str, needle: &str) {
+        assert!(text.contains(needle), "expected {needle:?} in {text:?}");
+    }
+
+    const SCCE: Loss = Loss::SparseCategoricalCrossentropy;
+    const MSE: Loss = Loss::MeanSquaredError;
+
+    fn model(inputs: usize, outputs: usize) -> Model {
+        Model {
+            name: "net".into(),
+            span: Span::default(),
+            input_name: "x".into(),
+            input_features: inputs,
+            output_features: outputs,
+            layers: vec![Layer {
+                name: "dense".into(),
+                span: Span::default(),
+                kind: LayerKind::Dense {
+                    in_features: inputs,
+                    units: outputs,
+                    activation: Activation::Softmax,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn synthetic_is_deterministic_per_seed() {
+        let a = load(&synthetic_set(500, 8, 4, 7), Path::new("."), SCCE).unwrap();
+        let b = load(&synthetic_set(500, 8, 4, 7), Path::new("."), SCCE).unwrap();
+        let c = load(&synthetic_set(500, 8, 4, 8), Path::new("."), SCCE).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.x, c.x);
+        assert_eq!(a.samples, 500);
+        assert_eq!(a.features, 8);
+        assert_eq!(a.x.len(), 500 * 8);
+        assert_eq!(a.origin, "synthetic_classification(seed 7)");
+    }
+
+    #[test]
+    fn synthetic_labels_in_range_and_varied() {
+        let data = load(&synthetic_set(2000, 32, 10, 7), Path::new("."), SCCE).unwrap();
+        let Labels::Classes(labels) = &data.labels else {
+            panic!("expected class labels");
+        };
+        assert_eq!(labels.len(), 2000);
+        assert!(labels.iter().all(|&l| (0..10).contains(&l)));
+        let mut counts = [0usize; 10];
+        labels.iter().for_each(|&l| counts[l as usize] += 1);
+        assert!(counts.iter().filter(|&&n| n > 0).count() >= 5, "{counts:?}");
+        assert!(counts.iter().all(|&n| n < 2000));
+        // Roughly standard normal features.
+        let mean = data.x.iter().sum::<f32>() / data.x.len() as f32;
+        let var = data.x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / data.x.len() as f32;
+        assert!(mean.abs() < 0.05, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.05, "variance {var}");
+        check_against_model(&data, &model(32, 10), SCCE).unwrap();
+    }
+
+    #[test]
+    fn synthetic_label_is_argmax_of_x_times_w() {
+        // Redraw W and x the documented way and compare.
+        let (samples, features, classes, seed) = (50, 3, 4, 11);
+        let data = load(
+            &synthetic_set(samples, features, classes, seed),
+            Path::new("."),
+            SCCE,
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let w: Vec<f32> = (0..features * classes)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        let x: Vec<f32> = (0..samples * features)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        assert_eq!(x, data.x);
+        let Labels::Classes(labels) = &data.labels else {
+            panic!()
+        };
+        for s in 0..samples {
+            let score = |k: usize| {
+                (0..features)
+                    .map(|f| x[s * features + f] * w[f * classes + k])
+                    .sum::<f32>()
+            };
+            let best = (0..classes)
+                .max_by(|&a, &b| score(a).partial_cmp(&score(b)).unwrap().then(b.cmp(&a)))
+                .unwrap();
+            assert_eq!(labels[s] as usize, best);
+        }
+    }
+
+    #[test]
+    fn synthetic_rejects_mse_and_zero_sizes() {
+        let e = load(&synthetic_set(10, 4, 3, 1), Path::new("."), MSE).unwrap_err();
+        assert_contains(&e.to_string(), "mean_squared_error");
+        let e = load(&synthetic_set(10, 4, 0, 1), Path::new("."), SCCE).unwrap_err();
+        assert_contains(&e.to_string(), "classes must be at least 1");
+    }
+
+    #[test]
+    fn csv_small_file() {
+        let data = load_text(
+            "a, b ,label\n1,2,0\n\n  3.5 , -4e1 , 2.0 \r\n\"5\",6,1\n",
+            LabelColumn::Last,
+            true,
+            SCCE,
+        )
+        .unwrap();
+        assert_eq!(data.samples, 3);
+        assert_eq!(data.features, 2);
+        assert_eq!(data.x, vec![1.0, 2.0, 3.5, -40.0, 5.0, 6.0]);
+        assert_eq!(data.labels, Labels::Classes(vec![0, 2, 1]));
+    }
+
+    #[test]
+    fn csv_label_by_index_and_name_and_no_header() {
+        let text = "y,a,b\n1,2,3\n0,5,6\n";
+        let by_index = load_text(text, LabelColumn::Index(0), true, SCCE).unwrap();
+        let by_name = load_text(text, LabelColumn::Name("y".into()), true, SCCE).unwrap();
+        assert_eq!(
+            (&by_index.x, &by_index.labels),
+            (&by_name.x, &by_name.labels)
+        );
+        assert_eq!(by_name.x, vec![2.0, 3.0, 5.0, 6.0]);
+        assert_eq!(by_name.labels, Labels::Classes(vec![1, 0]));
+        let no_header = load_text("1,2,3\n4,5,6\n", LabelColumn::Index(1), false, MSE).unwrap();
+        assert_eq!(no_header.x, vec![1.0, 3.0, 4.0, 6.0]);
+        assert_eq!(
+            no_header.labels,
+            Labels::Targets {
+                width: 1,
+                values: vec![2.0, 5.0]
+            }
+        );
+        check_against_model(&no_header, &model(2, 1), MSE).unwrap();
+    }
+
+    #[test]
+    fn csv_relative_path_resolves_against_base_dir() {
+        let file = TempCsv::new("a,y\n1,0\n");
+        let name = file.0.file_name().unwrap().to_str().unwrap();
+        let data = load(
+            &csv_set(name, LabelColumn::Last, true),
+            &std::env::temp_dir(),
+            SCCE,
+        )
+        .unwrap();
+        assert_eq!(data.samples, 1);
+        assert_eq!(data.origin, file.0.display().to_string());
+    }
+
+    #[test]
+    fn csv_iris() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
+        let data = load(
+            &csv_set("data/iris.csv", LabelColumn::Name("species".into()), true),
+            &base,
+            SCCE,
+        )
+        .unwrap();
+        assert_eq!(data.samples, 150);
+        assert_eq!(data.features, 4);
+        assert_eq!(data.x.len(), 600);
+        assert_eq!(&data.x[..4], &[5.1, 3.5, 1.4, 0.2]);
+        let Labels::Classes(labels) = &data.labels else {
+            panic!()
+        };
+        for class in 0..3 {
+            assert_eq!(labels.iter().filter(|&&l| l == class).count(), 50);
+        }
+        check_against_model(&data, &model(4, 3), SCCE).unwrap();
+        let e = check_against_model(&data, &model(4, 2), SCCE).unwrap_err();
+        assert_contains(
+            &e.to_string(),
+            "class label 2, but model 'net' outputs 2 classes",
+        );
+        assert_contains(&e.to_string(), "iris.csv");
+    }
+
+    #[test]
+    fn csv_missing_file() {
+        let e = load(
+            &csv_set("no/such/file.csv", LabelColumn::Last, true),
+            Path::new("/nonexistent-kiln"),
+            SCCE,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_contains(&e, "/nonexistent-kiln/no/such/file.csv");
+        assert_contains(&e, "cannot read the file");
+        assert_contains(&e, "No such file or directory");
+    }
+
+    #[test]
+    fn csv_empty_and_header_only() {
+        assert_contains(
+            &error_text("", LabelColumn::Last, true, SCCE),
+            "the file is empty",
+        );
+        assert_contains(
+            &error_text("\n  \n", LabelColumn::Last, false, SCCE),
+            "the file is empty",
+        );
+        assert_contains(
+            &error_text("a,b\n\n", LabelColumn::Last, true, SCCE),
+            "no data rows",
+        );
+    }
+
+    #[test]
+    fn csv_ragged_rows() {
+        let text = "a,b,c,d,y\n1,2,3,4,0\n\n1,2,3,4,1\n1,2,3,4,1\n1,2,3,4,0\n1,2,3,4\n";
+        let e = error_text(text, LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "line 7: expected 5 columns, found 4");
+    }
+
+    #[test]
+    fn csv_non_numeric_cell() {
+        let mut text = String::from("a,b,c,y\n");
+        for _ in 0..10 {
+            text.push_str("1,2,3,0\n");
+        }
+        text.push_str("1,2,abc,0\n");
+        let e = error_text(&text, LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "line 12, column 3: cannot read 'abc' as a number");
+        assert_contains(&e, "(column 'c')");
+        let e = error_text("1,,2\n", LabelColumn::Last, false, SCCE);
+        assert_contains(&e, "line 1, column 2: empty cell");
+    }
+
+    #[test]
+    fn csv_non_finite_features() {
+        let e = error_text("a,y\n1,0\nNaN,1\n", LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "line 3, column 1: feature value 'NaN'");
+        assert_contains(&e, "not finite");
+        let e = error_text("a,y\n1,0\n2,1\ninf,1\n", LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "line 4, column 1: feature value 'inf'");
+        let e = error_text("a,y\n1,inf\n", LabelColumn::Last, true, MSE);
+        assert_contains(&e, "line 2, column 2: target 'inf' is not a finite number");
+    }
+
+    #[test]
+    fn csv_bad_class_labels() {
+        let e = error_text("a,y\n1,0\n2,1.5\n", LabelColumn::Last, true, SCCE);
+        assert_contains(
+            &e,
+            "line 3, column 2: class label '1.5' is not a non-negative integer",
+        );
+        let e = error_text("a,y\n1,-1\n", LabelColumn::Last, true, SCCE);
+        assert_contains(
+            &e,
+            "line 2, column 2: class label '-1' is not a non-negative integer",
+        );
+        let e = error_text("a,y\n1,cat\n", LabelColumn::Last, true, SCCE);
+        assert_contains(
+            &e,
+            "line 2, column 2: cannot read class label 'cat' as a number",
+        );
+        // "2.0" is a fine class label.
+        let data = load_text("a,y\n1,2.0\n", LabelColumn::Last, true, SCCE).unwrap();
+        assert_eq!(data.labels, Labels::Classes(vec![2]));
+    }
+
+    #[test]
+    fn csv_unknown_label_name() {
+        let text = "sepal_length,sepal_width,species\n1,2,0\n";
+        let e = error_text(text, LabelColumn::Name("specie".into()), true, SCCE);
+        assert_contains(&e, "no column named 'specie'");
+        assert_contains(&e, "'sepal_length', 'sepal_width', 'species'");
+        assert_contains(&e, "did you mean 'species'?");
+        let e = error_text(text, LabelColumn::Name("colour".into()), true, SCCE);
+        assert!(!e.contains("did you mean"), "{e}");
+        let e = error_text("1,2,0\n", LabelColumn::Name("species".into()), false, SCCE);
+        assert_contains(&e, "without a header row");
+    }
+
+    #[test]
+    fn csv_label_index_out_of_range() {
+        let e = error_text("a,b,y\n1,2,0\n", LabelColumn::Index(3), true, SCCE);
+        assert_contains(
+            &e,
+            "label column index 3 is out of range: the file has 3 columns",
+        );
+    }
+
+    #[test]
+    fn csv_single_column_and_bad_quotes() {
+        let e = error_text("y\n1\n", LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "expected at least 2");
+        let e = error_text("\"1,2\n", LabelColumn::Last, false, SCCE);
+        assert_contains(&e, "line 1: cell 1 opens a quote");
+    }
+
+    #[test]
+    fn check_against_model_mismatches() {
+        let data = load_text("a,b,y\n1,2,0\n3,4,1\n", LabelColumn::Last, true, SCCE).unwrap();
+        let e = check_against_model(&data, &model(3, 2), SCCE)
+            .unwrap_err()
+            .to_string();
+        assert_contains(
+            &e,
+            "the data has 2 features per sample, but model 'net' takes input x: f32[B, 3]",
+        );
+        let e = check_against_model(&data, &model(2, 2), MSE)
+            .unwrap_err()
+            .to_string();
+        assert_contains(&e, "mean_squared_error needs float targets");
+        let targets = load_text("a,b,y\n1,2,0.5\n", LabelColumn::Last, true, MSE).unwrap();
+        let e = check_against_model(&targets, &model(2, 3), MSE)
+            .unwrap_err()
+            .to_string();
+        assert_contains(&e, "1 target per sample, but model 'net' outputs f32[B, 3]");
+        let e = check_against_model(&targets, &model(2, 1), SCCE)
+            .unwrap_err()
+            .to_string();
+        assert_contains(&e, "needs integer class labels");
+    }
+
+    #[test]
+    fn display_forms() {
+        let e = DataError::at_cell("f.csv", 3, 2, "bad");
+        assert_eq!(e.to_string(), "f.csv: line 3, column 2: bad");
+        let e = DataError::at_line("f.csv", 3, "bad");
+        assert_eq!(e.to_string(), "f.csv: line 3: bad");
+        let e = DataError::new("f.csv", "bad");
+        assert_eq!(e.to_string(), "f.csv: bad");
+    }
+}

@@ -1,0 +1,176 @@
+//! The epoch loop: shuffles with a seeded RNG, gathers each batch into the compiled step's input
+//! buffers, makes one native call per batch, and accumulates loss and metrics. It reports each
+//! epoch to an observer and never prints.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::data::{Dataset, Labels};
+use crate::check::program::{Fit, Metric};
+use crate::codegen::CompiledStep;
+use crate::ir::graph::Graph;
+use crate::ir::{lower, optimizer};
+
+/// One epoch's results, as Keras shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Mean loss over the epoch's samples (each batch weighted by its size, as Keras does).
+    pub loss: f64,
+    pub metrics: Vec<(&'static str, f64)>,
+    pub seconds: f64,
+    pub steps: usize,
+}
+
+impl EpochReport {
+    pub fn micros_per_step(&self) -> f64 {
+        self.seconds * 1e6 / self.steps.max(1) as f64
+    }
+}
+
+/// Where each per-step tensor lives among the graph's inputs.
+struct InputSlots {
+    features: usize,
+    labels: Option<usize>,
+    targets: Option<usize>,
+    step: Option<usize>,
+}
+
+impl InputSlots {
+    fn of(graph: &Graph) -> InputSlots {
+        let find = |name: &str| graph.inputs.iter().position(|i| i.name == name);
+        InputSlots {
+            features: find(lower::FEATURES).expect("a training graph has features"),
+            labels: find(lower::LABELS),
+            targets: find(lower::TARGETS),
+            step: find(optimizer::STEP),
+        }
+    }
+}
+
+/// Trains for `fit.epochs` epochs on `dataset`, starting from the parameters already in `step`.
+/// The RNG for shuffling is seeded from `fit.seed`, so a run repeats exactly.
+pub fn train(
+    step: &mut CompiledStep,
+    graph: &Graph,
+    dataset: &Dataset,
+    fit: &Fit,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Vec<EpochReport> {
+    let slots = InputSlots::of(graph);
+    // A separate stream from weight initialisation, which uses the same seed.
+    let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x5348_5546_464c_4521);
+    let mut order: Vec<usize> = (0..dataset.samples).collect();
+    let mut history = Vec::with_capacity(fit.epochs);
+    let mut step_count = 0u64;
+
+    for epoch in 1..=fit.epochs {
+        let started = Instant::now();
+        if fit.shuffle {
+            order.shuffle(&mut rng);
+        }
+        let mut loss_sum = 0.0f64;
+        let mut correct = 0usize;
+        let mut steps = 0usize;
+        for rows in order.chunks(fit.batch) {
+            step_count += 1;
+            gather(step, &slots, dataset, rows, step_count);
+            step.run(rows.len());
+            let loss = step.output(lower::LOSS, rows.len()).map_or(f64::NAN, |v| f64::from(v[0]));
+            loss_sum += loss * rows.len() as f64;
+            if let (Labels::Classes(labels), Some(scores)) =
+                (&dataset.labels, step.output(lower::SCORES, rows.len()))
+            {
+                correct += count_correct(scores, labels, rows);
+            }
+            steps += 1;
+        }
+        let samples = dataset.samples.max(1) as f64;
+        let metrics = fit
+            .metrics
+            .iter()
+            .map(|metric| match metric {
+                Metric::SparseCategoricalAccuracy => (metric.display_name(), correct as f64 / samples),
+            })
+            .collect();
+        let report = EpochReport {
+            epoch,
+            epochs: fit.epochs,
+            loss: loss_sum / samples,
+            metrics,
+            seconds: started.elapsed().as_secs_f64(),
+            steps,
+        };
+        on_epoch(&report);
+        history.push(report);
+    }
+    history
+}
+
+/// Copies the batch's rows into the step's input buffers.
+fn gather(step: &mut CompiledStep, slots: &InputSlots, dataset: &Dataset, rows: &[usize], t: u64) {
+    let batch = rows.len();
+    let width = dataset.features;
+    let x = step.input_f32_mut(slots.features, batch);
+    for (dst, &row) in x.chunks_exact_mut(width).zip(rows) {
+        dst.copy_from_slice(&dataset.x[row * width..(row + 1) * width]);
+    }
+    match &dataset.labels {
+        Labels::Classes(labels) => {
+            if let Some(slot) = slots.labels {
+                let dst = step.input_i32_mut(slot, batch);
+                for (dst, &row) in dst.iter_mut().zip(rows) {
+                    *dst = labels[row];
+                }
+            }
+        }
+        Labels::Targets { width, values } => {
+            if let Some(slot) = slots.targets {
+                let dst = step.input_f32_mut(slot, batch);
+                for (dst, &row) in dst.chunks_exact_mut(*width).zip(rows) {
+                    dst.copy_from_slice(&values[row * width..(row + 1) * width]);
+                }
+            }
+        }
+    }
+    if let Some(slot) = slots.step {
+        step.input_f32_mut(slot, batch)[0] = t as f32;
+    }
+}
+
+/// How many rows' highest score (first on ties) is at their label.
+fn count_correct(scores: &[f32], labels: &[i32], rows: &[usize]) -> usize {
+    let classes = scores.len() / rows.len().max(1);
+    scores
+        .chunks_exact(classes)
+        .zip(rows)
+        .filter(|(row_scores, &row)| argmax(row_scores) == labels[row] as usize)
+        .count()
+}
+
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A short FNV-1a hash of parameter bits: two runs with equal hashes trained identical weights.
+pub fn weights_hash(params: &[&[f32]]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for value in params.iter().flat_map(|p| p.iter()) {
+        for byte in value.to_bits().to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:016x}", hash)
+}

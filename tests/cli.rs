@@ -1,0 +1,151 @@
+//! The `kiln` binary: exit codes and messages for everything a user can get wrong, and the happy
+//! paths of `check` and `dump`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scratch folder holding `files` (name, contents), unique to the test.
+fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    dir
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+#[test]
+fn check_accepts_the_example_programs() {
+    for program in ["programs/seed.model", "programs/iris.model"] {
+        let out = kiln(&["check", program]);
+        assert!(out.status.success(), "{program}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("ok"));
+    }
+}
+
+#[test]
+fn check_reports_a_shape_error_with_its_line_and_exits_1() {
+    let dir = scratch(
+        "shape",
+        &[(
+            "bad.model",
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 3)\n\
+             model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(8, relu)\n    dense(5, softmax)\n}\n\
+             fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam\n}\n",
+        )],
+    );
+    let out = kiln(&["check", &path(&dir, "bad.model")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("f32[B, 5]"), "{stderr}");
+    assert!(stderr.contains("f32[B, 3]"), "{stderr}");
+    assert!(stderr.contains(":4:"), "points at line 4: {stderr}");
+}
+
+#[test]
+fn a_missing_file_is_a_message_not_a_panic() {
+    for command in ["check", "run"] {
+        let out = kiln(&[command, "no/such/file.model"]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("cannot read `no/such/file.model`"), "{stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn an_unknown_stage_or_flag_is_a_usage_error() {
+    let out = kiln(&["dump", "--stage", "nope", "programs/seed.model"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("possible values"));
+    let out = kiln(&["run", "--frobnicate", "programs/seed.model"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn dump_prints_every_stage_of_the_seed_model() {
+    for stage in ["parse", "check", "ir", "grad", "step", "kernels", "clif"] {
+        let out = kiln(&["dump", "--stage", stage, "programs/seed.model"]);
+        assert!(out.status.success(), "{stage}: {}", text(&out.stderr));
+        assert!(!out.stdout.is_empty(), "{stage}: empty output");
+    }
+    let grad = text(&kiln(&["dump", "--stage", "grad", "programs/seed.model"]).stdout);
+    assert!(grad.contains("grad dense.kernel"), "{grad}");
+    assert!(grad.contains("matmul.tn"), "{grad}");
+}
+
+const IRIS_LIKE: &str = "data d = csv(\"flowers.csv\", label: \"species\")\n\
+    model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(8, relu)\n    dense(3, softmax)\n}\n\
+    fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam\n    epochs 1\n}\n";
+
+#[test]
+fn bad_data_is_reported_with_file_and_line() {
+    let cases = [
+        ("missing", None, "flowers.csv"),
+        (
+            "ragged",
+            Some("a,b,c,d,species\n1,2,3,4,0\n1,2,3,0\n"),
+            "line 3",
+        ),
+        (
+            "text",
+            Some("a,b,c,d,species\n1,2,x,4,0\n"),
+            "column 3",
+        ),
+        (
+            "width",
+            Some("a,b,c,species\n1,2,3,0\n"),
+            "3 features",
+        ),
+        (
+            "class",
+            Some("a,b,c,d,species\n1,2,3,4,7\n"),
+            "7",
+        ),
+    ];
+    for (name, csv, expected) in cases {
+        let mut files = vec![("m.model", IRIS_LIKE)];
+        if let Some(csv) = csv {
+            files.push(("flowers.csv", csv));
+        }
+        let dir = scratch(name, &files);
+        let out = kiln(&["run", &path(&dir, "m.model")]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: expected `{expected}` in: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn run_trains_and_prints_keras_style_lines() {
+    let csv: String = std::iter::once("a,b,c,d,species\n".to_string())
+        .chain((0..40).map(|i| format!("{},{},0.5,0.5,{}\n", i % 3, (i * 7) % 5, i % 3)))
+        .collect();
+    let dir = scratch("happy", &[("m.model", IRIS_LIKE), ("flowers.csv", &csv)]);
+    let out = kiln(&["run", &path(&dir, "m.model")]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("Epoch 1/1"), "{stdout}");
+    assert!(stdout.contains("2/2 - "), "{stdout}");
+    assert!(stdout.contains("µs/step - loss: "), "{stdout}");
+    assert!(stdout.contains("(weights "), "{stdout}");
+}
