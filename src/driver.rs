@@ -15,7 +15,9 @@ pub fn dump_front_end(stage: &str, file_name: &str, source: &str) -> Result<Stri
         };
     }
     if stage != "check" {
-        return Err(format!("unknown front-end stage `{stage}` (expected parse or check)\n"));
+        return Err(format!(
+            "unknown front-end stage `{stage}` (expected parse or check)\n"
+        ));
     }
     if diag::has_errors(&parse_diags) {
         // Still check what parsed, so one run reports syntax and name errors together.

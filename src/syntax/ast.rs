@@ -119,9 +119,19 @@ pub enum ExprKind {
     Bool(bool),
     Name(String),
     List(Vec<Expr>),
-    Call { callee: Box<Expr>, args: Vec<Arg> },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// An expression that could not be read (e.g. an out-of-range number); already reported.
     Error,
 }

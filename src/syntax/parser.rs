@@ -38,9 +38,8 @@ pub(crate) fn binary(l: usize, r: usize, op: BinaryOp, lhs: Expr, rhs: Expr) -> 
 
 fn convert(error: ParseError<usize, Token, LexError>, end: usize) -> Diagnostic {
     match error {
-        ParseError::InvalidToken { location } => {
-            Diagnostic::error("E0001", "invalid token").primary(Span::new(location, location), "here")
-        }
+        ParseError::InvalidToken { location } => Diagnostic::error("E0001", "invalid token")
+            .primary(Span::new(location, location), "here"),
         ParseError::UnrecognizedEof { location, expected } => {
             let at = Span::new(location.min(end), location.min(end));
             Diagnostic::error("E0005", "unexpected end of file")
@@ -49,12 +48,14 @@ fn convert(error: ParseError<usize, Token, LexError>, end: usize) -> Diagnostic 
         ParseError::UnrecognizedToken {
             token: (l, token, r),
             expected,
+        } => Diagnostic::error("E0001", format!("unexpected {}", describe_token(&token))).primary(
+            Span::new(l, r),
+            format!("expected {}", describe_expected(&expected)),
+        ),
+        ParseError::ExtraToken {
+            token: (l, token, r),
         } => Diagnostic::error("E0001", format!("unexpected {}", describe_token(&token)))
-            .primary(Span::new(l, r), format!("expected {}", describe_expected(&expected))),
-        ParseError::ExtraToken { token: (l, token, r) } => {
-            Diagnostic::error("E0001", format!("unexpected {}", describe_token(&token)))
-                .primary(Span::new(l, r), "expected the end of the file")
-        }
+            .primary(Span::new(l, r), "expected the end of the file"),
         ParseError::User { error } => match error {},
     }
 }

@@ -64,7 +64,10 @@ impl Printer {
                 });
             }
             Item::Fit(fit) => {
-                self.line(&format!("fit {} on {}", fit.model.name, fit.data.name), fit.span);
+                self.line(
+                    &format!("fit {} on {}", fit.model.name, fit.data.name),
+                    fit.span,
+                );
                 self.nested(|p| {
                     p.ident("model", &fit.model);
                     p.ident("data", &fit.data);
@@ -100,7 +103,10 @@ impl Printer {
                 DimKind::Error => "<error>".to_string(),
             })
             .collect();
-        self.line(&format!("type {}[{}]", ty.dtype.name, dims.join(", ")), ty.span);
+        self.line(
+            &format!("type {}[{}]", ty.dtype.name, dims.join(", ")),
+            ty.span,
+        );
     }
 
     fn expr(&mut self, expr: &Expr) {

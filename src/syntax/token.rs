@@ -212,8 +212,11 @@ pub fn lex(source: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
 
 fn unknown_char(span: Span, source: &str) -> Diagnostic {
     let text = source.get(span.start..span.end).unwrap_or("?");
-    Diagnostic::error("E0002", format!("unknown character `{}`", text.escape_debug()))
-        .primary(span, "not part of the language")
+    Diagnostic::error(
+        "E0002",
+        format!("unknown character `{}`", text.escape_debug()),
+    )
+    .primary(span, "not part of the language")
 }
 
 #[derive(Default)]
@@ -325,15 +328,12 @@ impl Balancer {
         if let Some((opener, open_span)) = self.open.pop() {
             let closer = closer_of(&opener);
             self.diagnostics.push(
-                Diagnostic::error(
-                    "E0006",
-                    format!("unclosed `{}`", delimiter_text(&opener)),
-                )
-                .primary(open_span, "opened here")
-                .secondary(
-                    Span::new(at, at),
-                    format!("expected `{}` before this", delimiter_text(&closer)),
-                ),
+                Diagnostic::error("E0006", format!("unclosed `{}`", delimiter_text(&opener)))
+                    .primary(open_span, "opened here")
+                    .secondary(
+                        Span::new(at, at),
+                        format!("expected `{}` before this", delimiter_text(&closer)),
+                    ),
             );
             self.pending = None;
             self.push(Span::new(at, at), closer);
