@@ -60,7 +60,9 @@ fn run_case(stage: &str, outcome: &str, path: &Path, bless: bool) -> Result<(), 
     let mut problems = Vec::new();
     if succeeded != (outcome == "ok") {
         let got = if succeeded { "succeeded" } else { "failed" };
-        problems.push(format!("{name}: expected the stage to {outcome} but it {got}"));
+        problems.push(format!(
+            "{name}: expected the stage to {outcome} but it {got}"
+        ));
     }
     if bless {
         fs::write(&expected_path, &actual).map_err(|e| format!("{name}: cannot bless: {e}"))?;
@@ -71,7 +73,9 @@ fn run_case(stage: &str, outcome: &str, path: &Path, bless: bool) -> Result<(), 
                 .unified_diff()
                 .header("expected", "actual")
                 .to_string();
-            problems.push(format!("{name}: output differs (BLESS=1 to accept)\n{diff}"));
+            problems.push(format!(
+                "{name}: output differs (BLESS=1 to accept)\n{diff}"
+            ));
         }
     }
     if problems.is_empty() {

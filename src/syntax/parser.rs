@@ -7,19 +7,27 @@ use crate::diag::{Diagnostic, Span};
 use lalrpop_util::{ErrorRecovery, ParseError};
 
 pub fn parse(source: &str) -> (Program, Vec<Diagnostic>) {
-    let (tokens, mut diagnostics) = lex(source);
+    let lexed = lex(source);
+    let mut diagnostics = lexed.diagnostics;
     let mut recovered: Vec<ErrorRecovery<usize, Token, LexError>> = Vec::new();
-    let result = ProgramParser::new().parse(&mut recovered, tokens.into_iter().map(Ok));
-    for recovery in recovered {
-        diagnostics.push(convert(recovery.error, source.len()));
-    }
+    let result = ProgramParser::new().parse(&mut recovered, lexed.tokens.into_iter().map(Ok));
+    let mut errors: Vec<_> = recovered.into_iter().map(|r| r.error).collect();
     let program = match result {
         Ok(program) => program,
         Err(error) => {
-            diagnostics.push(convert(error, source.len()));
+            errors.push(error);
             Program::default()
         }
     };
+    for error in errors {
+        let diagnostic = convert(error, source.len());
+        let at = diagnostic.labels.first().map_or(0, |l| l.span.start);
+        // A missing closer was already reported; what it confused is not a new mistake.
+        if lexed.unclosed.iter().any(|r| r.start <= at && at <= r.end) {
+            continue;
+        }
+        diagnostics.push(diagnostic);
+    }
     diagnostics.sort_by_key(|d| d.labels.first().map(|l| l.span.start).unwrap_or(0));
     (program, diagnostics)
 }

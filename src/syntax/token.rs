@@ -112,8 +112,17 @@ pub enum LexError {}
 
 pub type Spanned = (usize, Token, usize);
 
+/// The lexer's output.
+pub struct Lexed {
+    pub tokens: Vec<Spanned>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// From an unclosed delimiter to where it was closed for it: parse errors in here are
+    /// consequences of the missing closer and are not reported again.
+    pub unclosed: Vec<Span>,
+}
+
 /// Lexes `source` into grammar tokens plus diagnostics for what could not be lexed.
-pub fn lex(source: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
+pub fn lex(source: &str) -> Lexed {
     let mut state = Balancer::default();
     let mut lexer = Raw::lexer(source);
     let mut bad_char: Option<Span> = None;
@@ -170,6 +179,7 @@ pub fn lex(source: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
             },
             Raw::Str => Token::Str(slice[1..slice.len() - 1].to_string()),
             Raw::UnterminatedStr => {
+                state.unterminated_string = Some(span.start);
                 state.diagnostics.push(
                     Diagnostic::error("E0003", "unterminated string")
                         .primary(span, "this string has no closing `\"`")
@@ -206,8 +216,12 @@ pub fn lex(source: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
     if let Some(prev) = bad_char.take() {
         state.diagnostics.push(unknown_char(prev, source));
     }
-    state.close_all(source.len());
-    (state.tokens, state.diagnostics)
+    state.close_all(Span::new(source.len(), source.len()));
+    Lexed {
+        tokens: state.tokens,
+        diagnostics: state.diagnostics,
+        unclosed: state.unclosed,
+    }
 }
 
 fn unknown_char(span: Span, source: &str) -> Diagnostic {
@@ -227,6 +241,9 @@ struct Balancer {
     open: Vec<(Token, Span)>,
     /// A separator seen but not yet emitted: decided when the next token arrives.
     pending: Option<Span>,
+    unclosed: Vec<Span>,
+    /// Where the last unterminated string began: it may have swallowed a closing delimiter.
+    unterminated_string: Option<usize>,
 }
 
 impl Balancer {
@@ -250,7 +267,7 @@ impl Balancer {
         match token {
             // Item keywords only start items: a still-open delimiter before one was never closed.
             Token::Data | Token::Model | Token::Fit if !self.open.is_empty() => {
-                self.close_all(span.start);
+                self.close_all(span);
                 self.pending = Some(Span::new(span.start, span.start));
             }
             _ => {}
@@ -266,7 +283,7 @@ impl Balancer {
                 match self.open.iter().rposition(|(open, _)| *open == opener) {
                     Some(index) => {
                         while self.open.len() > index + 1 {
-                            self.close_innermost(span.start);
+                            self.close_innermost(span);
                         }
                         self.open.pop();
                         self.push(span, token);
@@ -324,23 +341,29 @@ impl Balancer {
         self.push(span, separator);
     }
 
-    fn close_innermost(&mut self, at: usize) {
+    fn close_innermost(&mut self, at: Span) {
         if let Some((opener, open_span)) = self.open.pop() {
             let closer = closer_of(&opener);
-            self.diagnostics.push(
-                Diagnostic::error("E0006", format!("unclosed `{}`", delimiter_text(&opener)))
-                    .primary(open_span, "opened here")
-                    .secondary(
-                        Span::new(at, at),
-                        format!("expected `{}` before this", delimiter_text(&closer)),
-                    ),
-            );
+            self.unclosed.push(Span::new(open_span.start, at.start));
+            let swallowed = self
+                .unterminated_string
+                .is_some_and(|start| start > open_span.start);
+            if !swallowed {
+                self.diagnostics.push(
+                    Diagnostic::error("E0006", format!("unclosed `{}`", delimiter_text(&opener)))
+                        .primary(open_span, "opened here")
+                        .secondary(
+                            Span::new(at, at),
+                            format!("expected `{}` before this", delimiter_text(&closer)),
+                        ),
+                );
+            }
             self.pending = None;
-            self.push(Span::new(at, at), closer);
+            self.push(Span::new(at.start, at.start), closer);
         }
     }
 
-    fn close_all(&mut self, at: usize) {
+    fn close_all(&mut self, at: Span) {
         while !self.open.is_empty() {
             self.close_innermost(at);
         }
