@@ -353,7 +353,7 @@ impl Balancer {
                     Diagnostic::error("E0006", format!("unclosed `{}`", delimiter_text(&opener)))
                         .primary(open_span, "opened here")
                         .secondary(
-                            Span::new(at, at),
+                            at,
                             format!("expected `{}` before this", delimiter_text(&closer)),
                         ),
                 );
