@@ -71,7 +71,7 @@ fn source(source: &DataSource) -> String {
             header,
         } => {
             let label = match label {
-                LabelColumn::Last => "last column".to_string(),
+                LabelColumn::Last => "last".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };

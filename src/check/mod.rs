@@ -925,3 +925,66 @@ impl Bound<'_> {
         self.slots.get(slot).copied().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::parse;
+
+    fn check_source(source: &str) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
+        let (ast, diagnostics) = parse(source);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        check(&ast)
+    }
+
+    #[test]
+    fn seed_program_checks_with_keras_defaults() {
+        let (checked, diagnostics) = check_source(include_str!("../../programs/seed.model"));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let checked = checked.expect("checks");
+        let model = &checked.models[0];
+        assert_eq!((model.input_features, model.output_features), (32, 10));
+        let names: Vec<&str> = model.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["dense", "dense_1", "dense_2"]);
+        assert_eq!(model.output_activation(), Activation::Softmax);
+        let fit = &checked.fits[0];
+        assert_eq!(
+            fit.optimizer,
+            Optimizer::Adam {
+                lr: 0.001,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-7
+            }
+        );
+        assert_eq!(
+            (fit.epochs, fit.batch, fit.seed, fit.shuffle),
+            (5, 32, 7, true)
+        );
+        assert_eq!(fit.metrics, [Metric::SparseCategoricalAccuracy]);
+    }
+
+    #[test]
+    fn iris_program_checks() {
+        let (checked, diagnostics) = check_source(include_str!("../../programs/iris.model"));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let checked = checked.expect("checks");
+        assert_eq!(
+            checked.data[0].source,
+            DataSource::Csv {
+                path: "data/iris.csv".into(),
+                label: LabelColumn::Name("species".into()),
+                header: true
+            }
+        );
+    }
+
+    #[test]
+    fn huge_values_are_errors_not_panics() {
+        let source = "data d = synthetic_classification(18446744073709551615, 4, 2, 18446744073709551615)\n\
+                      model m(x: f32[B, 18446744073709551615]) -> f32[B, 2] { dense(2) }\n\
+                      fit m on d { loss sparse_categorical_crossentropy; epochs 18446744073709551615 }";
+        let (_, diagnostics) = check_source(source);
+        assert!(diagnostics.iter().all(|d| d.code.starts_with('E')));
+    }
+}
