@@ -672,8 +672,7 @@ impl Checker {
         let (input_span, output_span) = (info.input_type_span, info.output_type_span);
         let data_name = self.data[data].name.clone();
         let d_info = &self.data_info[data];
-        let (features_span, classes_span, data_decl_span) =
-            (d_info.features_span, d_info.classes_span, d_info.name_span);
+        let (features_span, classes_span) = (d_info.features_span, d_info.classes_span);
         if loss == Loss::MeanSquaredError {
             for (metric, span) in metrics.iter().zip(metric_spans) {
                 if *metric == Metric::SparseCategoricalAccuracy {
@@ -734,7 +733,6 @@ impl Checker {
                 );
             }
         }
-        let _ = data_decl_span;
         ok
     }
 
