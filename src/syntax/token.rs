@@ -330,7 +330,9 @@ impl Balancer {
                 | Token::At
                 | Token::On
         );
-        if continues {
+        // An item keyword always starts a new item, even after a dangling `=` or operator.
+        let starts_item = matches!(next, Token::Data | Token::Model | Token::Fit);
+        if continues && !starts_item {
             return;
         }
         let separator = if self.open.is_empty() {
