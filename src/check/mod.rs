@@ -315,7 +315,9 @@ impl Checker {
             &decl.output,
             "E0203",
             "output",
-            input.as_ref().map(|(symbol, _)| symbol.as_str()),
+            input
+                .as_ref()
+                .map(|(symbol, _)| (symbol.as_str(), decl.params[0].ty.span)),
         );
         let input_features = input.as_ref().map(|(_, n)| *n);
 
@@ -406,7 +408,7 @@ impl Checker {
         ty: &ast::TypeExpr,
         code: &'static str,
         role: &str,
-        batch: Option<&str>,
+        batch: Option<(&str, Span)>,
     ) -> Option<(String, usize)> {
         if ty.dims.iter().any(|d| d.kind == ast::DimKind::Error) {
             return None;
@@ -470,7 +472,7 @@ impl Checker {
                 return None;
             }
         };
-        if let Some(batch) = batch
+        if let Some((batch, input_span)) = batch
             && batch != symbol
         {
             self.error(
@@ -479,6 +481,10 @@ impl Checker {
                     "the output's batch dimension differs from the input's",
                 )
                 .primary(first.span, format!("`{symbol}` here"))
+                .secondary(
+                    input_span,
+                    format!("the input's batch dimension is `{batch}`"),
+                )
                 .help(format!("use `{batch}`, the batch dimension of the input")),
             );
             return None;
