@@ -10,6 +10,12 @@ pub struct Bound<'a> {
     pub ok: bool,
 }
 
+impl Bound<'_> {
+    pub fn get(&self, slot: usize) -> Option<&Expr> {
+        self.slots.get(slot).copied().flatten()
+    }
+}
+
 /// "found ..." wording for a value of the wrong kind.
 pub fn found(expr: &Expr) -> &'static str {
     match &expr.kind {

@@ -924,12 +924,6 @@ fn with_suggestion<'a>(
     }
 }
 
-impl Bound<'_> {
-    fn get(&self, slot: usize) -> Option<&ast::Expr> {
-        self.slots.get(slot).copied().flatten()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
