@@ -11,7 +11,7 @@ mod suggest;
 
 use crate::diag::{Diagnostic, Span};
 use crate::syntax::ast;
-use args::{Bound, found};
+use args::found;
 use program::*;
 use std::collections::HashMap;
 
