@@ -32,20 +32,22 @@ pub struct Checked {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Source → checked program: lex, parse, check. Errors (with any warnings) on failure.
+/// Source → checked program: lex, parse, check. On failure, the errors; even when parsing fails
+/// the checker runs on what parsed, so one run reports syntax and name errors together.
 pub fn check_source(source: &str) -> Result<Checked, Vec<Diagnostic>> {
     let (ast, mut diagnostics) = syntax::parse(source);
-    if diag::has_errors(&diagnostics) {
-        return Err(diagnostics);
-    }
+    let parsed = !diag::has_errors(&diagnostics);
     let (program, check_diagnostics) = check::check(&ast);
     diagnostics.extend(check_diagnostics);
     match program {
-        Some(program) if !diag::has_errors(&diagnostics) => Ok(Checked {
+        Some(program) if parsed && !diag::has_errors(&diagnostics) => Ok(Checked {
             program,
             warnings: diagnostics,
         }),
-        _ => Err(diagnostics),
+        _ => {
+            diagnostics.retain(Diagnostic::is_error);
+            Err(diagnostics)
+        }
     }
 }
 
@@ -115,10 +117,10 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
     let warnings = if checked.warnings.is_empty() {
         String::new()
     } else {
-        render(&checked.warnings)
+        format!("\n{}", render(&checked.warnings))
     };
     if stage == "check" {
-        return Ok(format!("{warnings}{}", check::describe(&checked.program)));
+        return Ok(format!("{}{warnings}", check::describe(&checked.program)));
     }
     let Some(fit) = checked.program.fits.first() else {
         return Err("the program has no `fit` statement, so there is no training step to show\n".to_string());
@@ -135,7 +137,7 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
         "clif" => codegen::clif_text(&graph, &config).map_err(|e| format!("{e}\n"))?,
         _ => print::print(&graph, Some(source)),
     };
-    Ok(format!("{warnings}{text}"))
+    Ok(format!("{text}{warnings}"))
 }
 
 /// What happens while a program runs, for the CLI (or a test) to show.

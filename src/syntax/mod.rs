@@ -1,1 +1,147 @@
-//! syntax
+//! Syntax: the logos lexer (`token`), the lalrpop grammar (`grammar/kiln.lalrpop`), the AST and
+//! its printer. Knows nothing about shapes or what a name means.
+
+pub mod ast;
+mod parser;
+mod print;
+pub mod token;
+
+use crate::diag::Diagnostic;
+
+lalrpop_util::lalrpop_mod!(
+    #[allow(clippy::all, clippy::pedantic, unused)]
+    grammar,
+    "/kiln.rs"
+);
+
+/// Parses a whole program. Never panics: returns whatever could be read plus diagnostics.
+pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
+    parser::parse(source)
+}
+
+/// The stable text form of the AST printed by `kiln dump --stage parse`.
+pub fn print_ast(program: &ast::Program) -> String {
+    print::print_program(program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../../programs/seed.model");
+
+    /// A tiny deterministic xorshift so the fuzz test needs no dependency.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn mutate(rng: &mut XorShift, source: &str) -> String {
+        const PIECES: [&str; 22] = [
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            ";",
+            "\n",
+            "-",
+            "@",
+            "\"",
+            "#",
+            "é",
+            "dense",
+            "fit",
+            "model",
+            "data",
+            "99999999999999999999999",
+            "1e999",
+            "0.5",
+        ];
+        let mut bytes: Vec<char> = source.chars().collect();
+        for _ in 0..1 + rng.below(6) {
+            let at = rng.below(bytes.len() + 1);
+            match rng.below(3) {
+                0 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                1 => {
+                    let piece = PIECES[rng.below(PIECES.len())];
+                    for (i, c) in piece.chars().enumerate() {
+                        bytes.insert(at + i, c);
+                    }
+                }
+                _ => {
+                    let end = (at + rng.below(20)).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+            }
+        }
+        bytes.into_iter().collect()
+    }
+
+    #[test]
+    fn never_panics_on_mutated_or_random_input() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..400 {
+            let source = mutate(&mut rng, SEED);
+            let (program, _) = parse(&source);
+            let _ = print_ast(&program);
+            let _ = crate::check::check(&program);
+            let _ = crate::driver::dump_front_end("check", "fuzz.model", &source);
+        }
+        for _ in 0..100 {
+            let len = rng.below(200);
+            let bytes: Vec<u8> = (0..len).map(|_| (rng.next() & 0xff) as u8).collect();
+            let source = String::from_utf8_lossy(&bytes);
+            let (program, _) = parse(&source);
+            let _ = crate::check::check(&program);
+        }
+        for source in [
+            "",
+            "\n\n",
+            "}",
+            "(((",
+            "model",
+            "fit a on b {",
+            "data x = -",
+            "\"",
+            "#",
+        ] {
+            let (program, _) = parse(source);
+            let _ = crate::check::check(&program);
+        }
+    }
+
+    #[test]
+    fn seed_program_parses_cleanly() {
+        let (program, diagnostics) = parse(SEED);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(program.items.len(), 3);
+    }
+
+    #[test]
+    fn every_error_has_a_span_inside_the_source() {
+        let source = "model m(x f32[B, 4]) -> {\n dense(8 relu\n}\n\"open";
+        let (_, diagnostics) = parse(source);
+        assert!(!diagnostics.is_empty());
+        for d in &diagnostics {
+            for label in &d.labels {
+                assert!(label.span.start <= label.span.end && label.span.end <= source.len());
+            }
+        }
+    }
+}

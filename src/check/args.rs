@@ -1,0 +1,295 @@
+//! Reading call arguments and literal values, with one diagnostic per problem.
+
+use super::{Checker, suggest};
+use crate::diag::Diagnostic;
+use crate::syntax::ast::{Arg, Expr, ExprKind, Ident, UnaryOp};
+
+/// Arguments bound to parameter slots; `ok` is false when binding reported an error.
+pub struct Bound<'a> {
+    pub slots: Vec<Option<&'a Expr>>,
+    pub ok: bool,
+}
+
+impl Bound<'_> {
+    pub fn get(&self, slot: usize) -> Option<&Expr> {
+        self.slots.get(slot).copied().flatten()
+    }
+}
+
+/// "found ..." wording for a value of the wrong kind.
+pub fn found(expr: &Expr) -> &'static str {
+    match &expr.kind {
+        ExprKind::Int(_) => "a whole number",
+        ExprKind::Float(_) => "a decimal number",
+        ExprKind::Str(_) => "a string",
+        ExprKind::Bool(_) => "a boolean",
+        ExprKind::Name(_) => "a name",
+        ExprKind::List(_) => "a list",
+        ExprKind::Call { .. } => "a call",
+        ExprKind::Unary { .. } => "a negated value",
+        ExprKind::Binary { .. } => "an operator expression",
+        ExprKind::Error => "an invalid expression",
+    }
+}
+
+impl Checker {
+    /// Splits `name(args)` (or reports that `expr` is not a call of a plain name).
+    pub(super) fn call_parts<'a>(
+        &mut self,
+        expr: &'a Expr,
+        expected: &str,
+    ) -> Option<(Ident, &'a [Arg])> {
+        if let ExprKind::Call { callee, args } = &expr.kind
+            && let ExprKind::Name(name) = &callee.kind
+        {
+            let ident = Ident {
+                name: name.clone(),
+                span: callee.span,
+            };
+            return Some((ident, args));
+        }
+        if expr.kind != ExprKind::Error {
+            let d = self.unsupported(expr, expected);
+            self.error(d);
+        }
+        None
+    }
+
+    pub(super) fn unsupported(&self, expr: &Expr, expected: &str) -> Diagnostic {
+        let (code, message) = match &expr.kind {
+            ExprKind::Binary { .. } | ExprKind::Unary { .. } => {
+                ("E0309", "operators are not supported here yet".to_string())
+            }
+            _ => ("E0309", format!("expected {expected}")),
+        };
+        Diagnostic::error(code, message).primary(expr.span, format!("found {}", found(expr)))
+    }
+
+    /// Binds positional and named arguments to `params` in order.
+    pub(super) fn bind<'a>(
+        &mut self,
+        callee: &Ident,
+        args: &'a [Arg],
+        params: &[&str],
+    ) -> Bound<'a> {
+        let mut bound = Bound {
+            slots: vec![None; params.len()],
+            ok: true,
+        };
+        let mut positional = 0;
+        let mut named_seen = false;
+        for arg in args {
+            let slot = match &arg.name {
+                None => {
+                    if named_seen {
+                        self.error(
+                            Diagnostic::error("E0306", "positional argument after a named one")
+                                .primary(arg.span, "give this argument a name")
+                                .help(format!("`{}` takes {}", callee.name, params.join(", "))),
+                        );
+                        bound.ok = false;
+                        continue;
+                    }
+                    positional += 1;
+                    if positional > params.len() {
+                        let n = params.len();
+                        self.error(
+                            Diagnostic::error(
+                                "E0305",
+                                format!("too many arguments to `{}`", callee.name),
+                            )
+                            .primary(arg.span, "unexpected argument")
+                            .note(format!(
+                                "`{}` takes at most {n} argument{}: {}",
+                                callee.name,
+                                if n == 1 { "" } else { "s" },
+                                params.join(", ")
+                            )),
+                        );
+                        bound.ok = false;
+                        continue;
+                    }
+                    positional - 1
+                }
+                Some(name) => {
+                    named_seen = true;
+                    match params.iter().position(|p| *p == name.name) {
+                        Some(slot) => slot,
+                        None => {
+                            let mut d = Diagnostic::error(
+                                "E0111",
+                                format!("`{}` has no argument `{}`", callee.name, name.name),
+                            )
+                            .primary(name.span, "unknown argument")
+                            .note(format!(
+                                "`{}` takes {}",
+                                callee.name,
+                                params.join(", ")
+                            ));
+                            if let Some(best) = suggest::closest(&name.name, params.iter().copied())
+                            {
+                                d = d.help(format!("did you mean `{best}`?"));
+                            }
+                            self.error(d);
+                            bound.ok = false;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if bound.slots[slot].is_some() {
+                self.error(
+                    Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
+                        .primary(arg.span, "given again here"),
+                );
+                bound.ok = false;
+                continue;
+            }
+            bound.slots[slot] = Some(&arg.value);
+        }
+        bound
+    }
+
+    /// The argument in `slot`, or an error naming the missing parameter.
+    pub(super) fn required<'a>(
+        &mut self,
+        bound: &Bound<'a>,
+        slot: usize,
+        callee: &Ident,
+    ) -> Option<&'a Expr> {
+        let value = bound.slots.get(slot).copied().flatten();
+        if value.is_none() && bound.ok {
+            let param = self.param_name(callee, slot);
+            self.error(
+                Diagnostic::error("E0304", format!("`{}` needs `{param}`", callee.name))
+                    .primary(callee.span, format!("missing `{param}`")),
+            );
+        }
+        value
+    }
+
+    fn param_name(&self, callee: &Ident, slot: usize) -> &'static str {
+        let params: &[&'static str] = match callee.name.as_str() {
+            "dense" => &["units", "activation"],
+            "synthetic_classification" => &["samples", "features", "classes", "seed"],
+            "csv" => &["path", "label", "header"],
+            _ => &[],
+        };
+        params.get(slot).copied().unwrap_or("an argument")
+    }
+
+    pub(super) fn positive_int(&mut self, expr: &Expr, what: &str) -> Option<usize> {
+        match &expr.kind {
+            ExprKind::Int(n) => match usize::try_from(*n) {
+                Ok(0) => self.bad_value(expr, what, "a positive integer", "this is zero"),
+                Ok(n) => Some(n),
+                Err(_) => self.bad_value(expr, what, "a positive integer", "too large"),
+            },
+            ExprKind::Unary {
+                op: UnaryOp::Neg, ..
+            } => self.bad_value(expr, what, "a positive integer", "this is negative"),
+            _ => self.wrong_kind(expr, what, "a positive integer"),
+        }
+    }
+
+    pub(super) fn seed_value(&mut self, expr: &Expr, what: &str) -> Option<u64> {
+        match &expr.kind {
+            ExprKind::Int(n) => Some(*n),
+            ExprKind::Unary {
+                op: UnaryOp::Neg, ..
+            } => self.bad_value(expr, what, "a non-negative integer", "this is negative"),
+            _ => self.wrong_kind(expr, what, "a non-negative integer"),
+        }
+    }
+
+    pub(super) fn boolean(&mut self, expr: &Expr, what: &str) -> Option<bool> {
+        match &expr.kind {
+            ExprKind::Bool(b) => Some(*b),
+            _ => self.wrong_kind(expr, what, "`true` or `false`"),
+        }
+    }
+
+    pub(super) fn string(&mut self, expr: &Expr, what: &str) -> Option<String> {
+        match &expr.kind {
+            ExprKind::Str(s) => Some(s.clone()),
+            _ => self.wrong_kind(expr, what, "a string"),
+        }
+    }
+
+    /// A plain name used as a value, e.g. `relu` or `accuracy`.
+    pub(super) fn name_value(&mut self, expr: &Expr, expected: &str) -> Option<String> {
+        match &expr.kind {
+            ExprKind::Name(name) => Some(name.clone()),
+            ExprKind::Error => None,
+            _ => {
+                let d = self.unsupported(expr, expected);
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    fn number(expr: &Expr) -> Option<f64> {
+        match &expr.kind {
+            // Precision loss is fine: these become f32 hyper-parameters.
+            ExprKind::Int(n) => Some(*n as f64),
+            ExprKind::Float(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    pub(super) fn positive_f32(&mut self, expr: &Expr, what: &str) -> Option<f32> {
+        if let ExprKind::Unary {
+            op: UnaryOp::Neg, ..
+        } = expr.kind
+        {
+            return self.bad_value(expr, what, "a positive number", "this is negative");
+        }
+        let Some(x) = Self::number(expr) else {
+            return self.wrong_kind(expr, what, "a positive number");
+        };
+        let y = x as f32;
+        if x > 0.0 && y > 0.0 && y.is_finite() {
+            Some(y)
+        } else {
+            self.bad_value(expr, what, "a positive number", "out of range")
+        }
+    }
+
+    /// A number in [0, 1), e.g. Adam's betas.
+    pub(super) fn fraction(&mut self, expr: &Expr, what: &str) -> Option<f32> {
+        if let ExprKind::Unary {
+            op: UnaryOp::Neg, ..
+        } = expr.kind
+        {
+            return self.bad_value(expr, what, "a number in [0, 1)", "this is negative");
+        }
+        let Some(x) = Self::number(expr) else {
+            return self.wrong_kind(expr, what, "a number in [0, 1)");
+        };
+        let y = x as f32;
+        if (0.0..1.0).contains(&y) {
+            Some(y)
+        } else {
+            self.bad_value(expr, what, "a number in [0, 1)", "out of range")
+        }
+    }
+
+    fn wrong_kind<T>(&mut self, expr: &Expr, what: &str, expected: &str) -> Option<T> {
+        if expr.kind != ExprKind::Error {
+            self.error(
+                Diagnostic::error("E0303", format!("{what} must be {expected}"))
+                    .primary(expr.span, format!("found {}", found(expr))),
+            );
+        }
+        None
+    }
+
+    fn bad_value<T>(&mut self, expr: &Expr, what: &str, expected: &str, label: &str) -> Option<T> {
+        self.error(
+            Diagnostic::error("E0303", format!("{what} must be {expected}"))
+                .primary(expr.span, label),
+        );
+        None
+    }
+}

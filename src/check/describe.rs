@@ -1,0 +1,94 @@
+//! A short, stable text summary of a checked program (`kiln dump --stage check`).
+
+use super::program::*;
+use std::fmt::Write;
+
+pub fn describe(program: &CheckedProgram) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    for data in &program.data {
+        let _ = writeln!(out, "data {} = {}", data.name, source(&data.source));
+    }
+    for model in &program.models {
+        let b = "B";
+        let _ = writeln!(
+            out,
+            "model {}({}: f32[{b}, {}]) -> f32[{b}, {}]",
+            model.name, model.input_name, model.input_features, model.output_features
+        );
+        let mut total: u128 = 0;
+        let name_width = model.layers.iter().map(|l| l.name.len()).max().unwrap_or(0);
+        for layer in &model.layers {
+            let LayerKind::Dense {
+                in_features,
+                units,
+                activation,
+            } = layer.kind;
+            let params = in_features as u128 * units as u128 + units as u128;
+            total += params;
+            let call = format!("dense({units}, {})", activation.name());
+            let shape = format!("f32[{b}, {units}]");
+            let _ = writeln!(
+                out,
+                "  {:name_width$}  {call:<24} -> {shape:<14} params {params}",
+                layer.name
+            );
+        }
+        let _ = writeln!(out, "  total params {total}");
+    }
+    for fit in &program.fits {
+        let model = program
+            .models
+            .get(fit.model)
+            .map_or("?", |m| m.name.as_str());
+        let data = program.data.get(fit.data).map_or("?", |d| d.name.as_str());
+        let metrics: Vec<&str> = fit.metrics.iter().map(|m| m.display_name()).collect();
+        let _ = writeln!(out, "fit {model} on {data}");
+        let _ = writeln!(out, "  loss      {}", fit.loss.name());
+        let _ = writeln!(out, "  optimizer {}", optimizer(fit.optimizer));
+        let _ = writeln!(out, "  metrics   [{}]", metrics.join(", "));
+        let _ = writeln!(out, "  epochs    {}", fit.epochs);
+        let _ = writeln!(out, "  batch     {}", fit.batch);
+        let _ = writeln!(out, "  seed      {}", fit.seed);
+        let _ = writeln!(out, "  shuffle   {}", fit.shuffle);
+    }
+    out
+}
+
+fn source(source: &DataSource) -> String {
+    match source {
+        DataSource::Synthetic {
+            samples,
+            features,
+            classes,
+            seed,
+        } => format!(
+            "synthetic_classification(samples: {samples}, features: {features}, classes: {classes}, seed: {seed})"
+        ),
+        DataSource::Csv {
+            path,
+            label,
+            header,
+        } => {
+            let label = match label {
+                LabelColumn::Last => "last".to_string(),
+                LabelColumn::Index(i) => i.to_string(),
+                LabelColumn::Name(name) => format!("{name:?}"),
+            };
+            format!("csv({path:?}, label: {label}, header: {header})")
+        }
+    }
+}
+
+/// Debug formatting of f32 is the shortest round-trip form (`0.001`, `1e-7`): stable and exact.
+fn optimizer(optimizer: Optimizer) -> String {
+    match optimizer {
+        Optimizer::Sgd { lr } => format!("sgd(lr: {lr:?})"),
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => format!("adam(lr: {lr:?}, beta1: {beta1:?}, beta2: {beta2:?}, eps: {eps:?})"),
+    }
+}

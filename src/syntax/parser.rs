@@ -1,0 +1,155 @@
+//! Glue between the lexer, the generated parser and diagnostics.
+
+use super::ast::{BinaryOp, Expr, ExprKind, Program};
+use super::grammar::ProgramParser;
+use super::token::{LexError, Token, lex};
+use crate::diag::{Diagnostic, Span};
+use lalrpop_util::{ErrorRecovery, ParseError};
+
+pub fn parse(source: &str) -> (Program, Vec<Diagnostic>) {
+    let lexed = lex(source);
+    let mut diagnostics = lexed.diagnostics;
+    let mut recovered: Vec<ErrorRecovery<usize, Token, LexError>> = Vec::new();
+    let result = ProgramParser::new().parse(&mut recovered, lexed.tokens.into_iter().map(Ok));
+    let mut errors: Vec<_> = recovered.into_iter().map(|r| r.error).collect();
+    let program = match result {
+        Ok(program) => program,
+        Err(error) => {
+            errors.push(error);
+            Program::default()
+        }
+    };
+    for error in errors {
+        let diagnostic = convert(error, source.len());
+        let at = diagnostic.labels.first().map_or(0, |l| l.span.start);
+        // A missing closer was already reported; what it confused is not a new mistake.
+        if lexed.unclosed.iter().any(|r| r.start <= at && at <= r.end) {
+            continue;
+        }
+        diagnostics.push(diagnostic);
+    }
+    diagnostics.sort_by_key(|d| d.labels.first().map(|l| l.span.start).unwrap_or(0));
+    (program, diagnostics)
+}
+
+/// Builds `lhs op rhs`; called from the grammar.
+pub(crate) fn binary(l: usize, r: usize, op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span: Span::new(l, r),
+    }
+}
+
+fn convert(error: ParseError<usize, Token, LexError>, end: usize) -> Diagnostic {
+    match error {
+        ParseError::InvalidToken { location } => Diagnostic::error("E0001", "invalid token")
+            .primary(Span::new(location, location), "here"),
+        ParseError::UnrecognizedEof { location, expected } => {
+            let at = Span::new(location.min(end), location.min(end));
+            Diagnostic::error("E0005", "unexpected end of file")
+                .primary(at, format!("expected {}", describe_expected(&expected)))
+        }
+        ParseError::UnrecognizedToken {
+            token: (l, token, r),
+            expected,
+        } => Diagnostic::error("E0001", format!("unexpected {}", describe_token(&token))).primary(
+            Span::new(l, r),
+            format!("expected {}", describe_expected(&expected)),
+        ),
+        ParseError::ExtraToken {
+            token: (l, token, r),
+        } => Diagnostic::error("E0001", format!("unexpected {}", describe_token(&token)))
+            .primary(Span::new(l, r), "expected the end of the file"),
+        ParseError::User { error } => match error {},
+    }
+}
+
+fn describe_token(token: &Token) -> String {
+    match token {
+        Token::Ident(name) => format!("name `{name}`"),
+        Token::Int(n) => format!("number `{n}`"),
+        Token::Float(x) => format!("number `{x:?}`"),
+        Token::Str(s) => format!("string \"{s}\""),
+        Token::BadNumber => "number".to_string(),
+        Token::Nl | Token::TopNl => "end of line".to_string(),
+        other => format!("`{}`", token_text(other)),
+    }
+}
+
+fn token_text(token: &Token) -> &'static str {
+    match token {
+        Token::Data => "data",
+        Token::Model => "model",
+        Token::Fit => "fit",
+        Token::On => "on",
+        Token::True => "true",
+        Token::False => "false",
+        Token::Semi => ";",
+        Token::LParen => "(",
+        Token::RParen => ")",
+        Token::LBracket => "[",
+        Token::RBracket => "]",
+        Token::LBrace => "{",
+        Token::RBrace => "}",
+        Token::Comma => ",",
+        Token::Colon => ":",
+        Token::Eq => "=",
+        Token::Arrow => "->",
+        Token::Plus => "+",
+        Token::Minus => "-",
+        Token::Star => "*",
+        Token::Slash => "/",
+        Token::At => "@",
+        _ => "token",
+    }
+}
+
+/// Turns lalrpop's terminal names into words, folding every expression start into one phrase.
+fn describe_expected(expected: &[String]) -> String {
+    const EXPR_START: [&str; 10] = [
+        "Name",
+        "Int",
+        "Float",
+        "Str",
+        "BadNumber",
+        "\"true\"",
+        "\"false\"",
+        "\"(\"",
+        "\"[\"",
+        "\"-\"",
+    ];
+    let is_expr = EXPR_START.iter().all(|t| expected.iter().any(|e| e == t));
+    let mut words: Vec<String> = Vec::new();
+    if is_expr {
+        words.push("an expression".to_string());
+    }
+    for name in expected {
+        if is_expr && EXPR_START.contains(&name.as_str()) {
+            continue;
+        }
+        let word = match name.as_str() {
+            "Name" => "a name".to_string(),
+            "Int" => "an integer".to_string(),
+            "Float" => "a number".to_string(),
+            "Str" => "a string".to_string(),
+            "BadNumber" => continue,
+            "Nl" | "TopNl" => "a new line".to_string(),
+            quoted => format!("`{}`", quoted.trim_matches('"')),
+        };
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    match words.len() {
+        0 => "something else".to_string(),
+        1 => words.remove(0),
+        _ => {
+            let last = words.pop().unwrap_or_default();
+            format!("{} or {}", words.join(", "), last)
+        }
+    }
+}

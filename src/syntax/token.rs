@@ -1,0 +1,404 @@
+//! The lexer: logos turns text into raw tokens; `lex` then balances delimiters and decides which
+//! newlines separate statements, so the grammar stays small and LALR(1).
+
+use crate::diag::{Diagnostic, Span};
+use logos::Logos;
+
+/// What logos recognises. Payloads are read from the slice later, so lexing never fails on values.
+#[derive(Logos, Clone, Copy, Debug, PartialEq, Eq)]
+#[logos(skip r"[ \t\r\f]+")]
+#[logos(skip(r"#[^\n]*", allow_greedy = true))]
+enum Raw {
+    #[token("data")]
+    Data,
+    #[token("model")]
+    Model,
+    #[token("fit")]
+    Fit,
+    #[token("on")]
+    On,
+    #[token("true")]
+    True,
+    #[token("false")]
+    False,
+    #[regex("[A-Za-z_][A-Za-z0-9_]*")]
+    Ident,
+    #[regex("[0-9]+")]
+    Int,
+    #[regex(r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?")]
+    #[regex(r"[0-9]+[eE][+-]?[0-9]+")]
+    Float,
+    #[regex(r#""[^"\n]*""#)]
+    Str,
+    #[regex(r#""[^"\n]*"#)]
+    UnterminatedStr,
+    #[token("\n")]
+    Newline,
+    #[token(";")]
+    Semi,
+    #[token("(")]
+    LParen,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+    #[token(",")]
+    Comma,
+    #[token(":")]
+    Colon,
+    #[token("=")]
+    Eq,
+    #[token("->")]
+    Arrow,
+    #[token("+")]
+    Plus,
+    #[token("-")]
+    Minus,
+    #[token("*")]
+    Star,
+    #[token("/")]
+    Slash,
+    #[token("@")]
+    At,
+}
+
+/// The tokens the grammar consumes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Token {
+    Data,
+    Model,
+    Fit,
+    On,
+    True,
+    False,
+    Ident(String),
+    Int(u64),
+    Float(f64),
+    Str(String),
+    /// A number literal that does not fit; already reported, parsed as an error expression.
+    BadNumber,
+    /// A statement separator inside `{ }` (a newline or `;`).
+    Nl,
+    /// An item separator at the top level (a newline or `;`).
+    TopNl,
+    /// A `;` inside `( )` or `[ ]`, where it is never valid.
+    Semi,
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    LBrace,
+    RBrace,
+    Comma,
+    Colon,
+    Eq,
+    Arrow,
+    Plus,
+    Minus,
+    Star,
+    Slash,
+    At,
+}
+
+/// Never constructed: lexical problems become diagnostics and are skipped before parsing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LexError {}
+
+pub type Spanned = (usize, Token, usize);
+
+/// The lexer's output.
+pub struct Lexed {
+    pub tokens: Vec<Spanned>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// From an unclosed delimiter to where it was closed for it: parse errors in here are
+    /// consequences of the missing closer and are not reported again.
+    pub unclosed: Vec<Span>,
+}
+
+/// Lexes `source` into grammar tokens plus diagnostics for what could not be lexed.
+pub fn lex(source: &str) -> Lexed {
+    let mut state = Balancer::default();
+    let mut lexer = Raw::lexer(source);
+    let mut bad_char: Option<Span> = None;
+    while let Some(result) = lexer.next() {
+        let range = lexer.span();
+        let span = Span::new(range.start, range.end);
+        let raw = match result {
+            Ok(raw) => raw,
+            Err(()) => {
+                // Merge runs of unknown characters into one diagnostic.
+                bad_char = Some(match bad_char {
+                    Some(prev) if prev.end == span.start => prev.join(span),
+                    Some(prev) => {
+                        state.diagnostics.push(unknown_char(prev, source));
+                        span
+                    }
+                    None => span,
+                });
+                continue;
+            }
+        };
+        if let Some(prev) = bad_char.take() {
+            state.diagnostics.push(unknown_char(prev, source));
+        }
+        let slice = lexer.slice();
+        let token = match raw {
+            Raw::Data => Token::Data,
+            Raw::Model => Token::Model,
+            Raw::Fit => Token::Fit,
+            Raw::On => Token::On,
+            Raw::True => Token::True,
+            Raw::False => Token::False,
+            Raw::Ident => Token::Ident(slice.to_string()),
+            Raw::Int => match slice.parse::<u64>() {
+                Ok(value) => Token::Int(value),
+                Err(_) => {
+                    state.diagnostics.push(
+                        Diagnostic::error("E0004", "integer literal is too large")
+                            .primary(span, "does not fit in 64 bits")
+                            .note(format!("the largest integer is {}", u64::MAX)),
+                    );
+                    Token::BadNumber
+                }
+            },
+            Raw::Float => match slice.parse::<f64>() {
+                Ok(value) if value.is_finite() => Token::Float(value),
+                _ => {
+                    state.diagnostics.push(
+                        Diagnostic::error("E0004", "number literal is out of range")
+                            .primary(span, "this number is not finite"),
+                    );
+                    Token::BadNumber
+                }
+            },
+            Raw::Str => Token::Str(slice[1..slice.len() - 1].to_string()),
+            Raw::UnterminatedStr => {
+                state.unterminated_string = Some(span.start);
+                state.diagnostics.push(
+                    Diagnostic::error("E0003", "unterminated string")
+                        .primary(span, "this string has no closing `\"`")
+                        .help("strings end on the same line with `\"`"),
+                );
+                Token::Str(slice[1..].to_string())
+            }
+            Raw::Newline => {
+                state.newline(span, false);
+                continue;
+            }
+            Raw::Semi => {
+                state.newline(span, true);
+                continue;
+            }
+            Raw::LParen => Token::LParen,
+            Raw::RParen => Token::RParen,
+            Raw::LBracket => Token::LBracket,
+            Raw::RBracket => Token::RBracket,
+            Raw::LBrace => Token::LBrace,
+            Raw::RBrace => Token::RBrace,
+            Raw::Comma => Token::Comma,
+            Raw::Colon => Token::Colon,
+            Raw::Eq => Token::Eq,
+            Raw::Arrow => Token::Arrow,
+            Raw::Plus => Token::Plus,
+            Raw::Minus => Token::Minus,
+            Raw::Star => Token::Star,
+            Raw::Slash => Token::Slash,
+            Raw::At => Token::At,
+        };
+        state.token(span, token);
+    }
+    if let Some(prev) = bad_char.take() {
+        state.diagnostics.push(unknown_char(prev, source));
+    }
+    state.close_all(Span::new(source.len(), source.len()));
+    Lexed {
+        tokens: state.tokens,
+        diagnostics: state.diagnostics,
+        unclosed: state.unclosed,
+    }
+}
+
+fn unknown_char(span: Span, source: &str) -> Diagnostic {
+    let text = source.get(span.start..span.end).unwrap_or("?");
+    Diagnostic::error(
+        "E0002",
+        format!("unknown character `{}`", text.escape_debug()),
+    )
+    .primary(span, "not part of the language")
+}
+
+#[derive(Default)]
+struct Balancer {
+    tokens: Vec<Spanned>,
+    diagnostics: Vec<Diagnostic>,
+    /// Open delimiters, innermost last: the opening token and its span.
+    open: Vec<(Token, Span)>,
+    /// A separator seen but not yet emitted: decided when the next token arrives.
+    pending: Option<Span>,
+    unclosed: Vec<Span>,
+    /// Where the last unterminated string began: it may have swallowed a closing delimiter.
+    unterminated_string: Option<usize>,
+}
+
+impl Balancer {
+    fn newline(&mut self, span: Span, semicolon: bool) {
+        match self.open.last() {
+            Some((Token::LParen | Token::LBracket, _)) => {
+                // Newlines inside parentheses are whitespace; a `;` there is a real error.
+                if semicolon {
+                    self.push(span, Token::Semi);
+                }
+            }
+            _ => {
+                if self.pending.is_none() {
+                    self.pending = Some(span);
+                }
+            }
+        }
+    }
+
+    fn token(&mut self, span: Span, token: Token) {
+        match token {
+            // Item keywords only start items: a still-open delimiter before one was never closed.
+            Token::Data | Token::Model | Token::Fit if !self.open.is_empty() => {
+                self.close_all(span);
+                self.pending = Some(Span::new(span.start, span.start));
+            }
+            _ => {}
+        }
+        self.flush_pending(&token);
+        match token {
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                self.open.push((token.clone(), span));
+                self.push(span, token);
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                let opener = opener_of(&token);
+                match self.open.iter().rposition(|(open, _)| *open == opener) {
+                    Some(index) => {
+                        while self.open.len() > index + 1 {
+                            self.close_innermost(span);
+                        }
+                        self.open.pop();
+                        self.push(span, token);
+                    }
+                    None => {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                "E0007",
+                                format!("unmatched `{}`", delimiter_text(&token)),
+                            )
+                            .primary(span, "nothing to close here"),
+                        );
+                    }
+                }
+            }
+            _ => self.push(span, token),
+        }
+    }
+
+    /// Emits the pending separator unless the layout makes it meaningless.
+    fn flush_pending(&mut self, next: &Token) {
+        let Some(span) = self.pending.take() else {
+            return;
+        };
+        if matches!(next, Token::RBrace | Token::LBrace) {
+            return;
+        }
+        let Some((_, last, _)) = self.tokens.last() else {
+            return;
+        };
+        let continues = matches!(
+            last,
+            Token::LBrace
+                | Token::Nl
+                | Token::TopNl
+                | Token::Comma
+                | Token::Colon
+                | Token::Eq
+                | Token::Arrow
+                | Token::Plus
+                | Token::Minus
+                | Token::Star
+                | Token::Slash
+                | Token::At
+                | Token::On
+        );
+        // An item keyword always starts a new item, even after a dangling `=` or operator.
+        let starts_item = matches!(next, Token::Data | Token::Model | Token::Fit);
+        if continues && !starts_item {
+            return;
+        }
+        let separator = if self.open.is_empty() {
+            Token::TopNl
+        } else {
+            Token::Nl
+        };
+        self.push(span, separator);
+    }
+
+    fn close_innermost(&mut self, at: Span) {
+        if let Some((opener, open_span)) = self.open.pop() {
+            let closer = closer_of(&opener);
+            self.unclosed.push(Span::new(open_span.start, at.start));
+            let swallowed = self
+                .unterminated_string
+                .is_some_and(|start| start > open_span.start);
+            if !swallowed {
+                self.diagnostics.push(
+                    Diagnostic::error("E0006", format!("unclosed `{}`", delimiter_text(&opener)))
+                        .primary(open_span, "opened here")
+                        .secondary(
+                            at,
+                            format!("expected `{}` before this", delimiter_text(&closer)),
+                        ),
+                );
+            }
+            self.pending = None;
+            self.push(Span::new(at.start, at.start), closer);
+        }
+    }
+
+    fn close_all(&mut self, at: Span) {
+        while !self.open.is_empty() {
+            self.close_innermost(at);
+        }
+    }
+
+    fn push(&mut self, span: Span, token: Token) {
+        self.tokens.push((span.start, token, span.end));
+    }
+}
+
+fn opener_of(closer: &Token) -> Token {
+    match closer {
+        Token::RParen => Token::LParen,
+        Token::RBracket => Token::LBracket,
+        _ => Token::LBrace,
+    }
+}
+
+fn closer_of(opener: &Token) -> Token {
+    match opener {
+        Token::LParen => Token::RParen,
+        Token::LBracket => Token::RBracket,
+        _ => Token::RBrace,
+    }
+}
+
+fn delimiter_text(token: &Token) -> &'static str {
+    match token {
+        Token::LParen => "(",
+        Token::RParen => ")",
+        Token::LBracket => "[",
+        Token::RBracket => "]",
+        Token::LBrace => "{",
+        _ => "}",
+    }
+}
