@@ -92,7 +92,7 @@ fn broadcast_strides(shape: &[Dim], dims: &[Dim]) -> Vec<Extent> {
 
 /// One loop nest: elementwise stores and/or a reduction.
 #[derive(Clone, Debug, Default)]
-struct LoopSpec {
+pub struct LoopSpec {
     dims: Vec<Dim>,
     stores: Vec<(ValueId, Access)>,
     reduce: Option<(ReduceKind, ValueId, Access)>,
@@ -100,99 +100,18 @@ struct LoopSpec {
     labels: Vec<(ValueId, Access)>,
 }
 
-pub struct Helpers {
-    pub gemm: FuncRef,
-    pub logf: FuncRef,
-    pub powf: FuncRef,
-}
-
-pub struct Emitter<'f, 'g> {
-    pub b: FunctionBuilder<'f>,
+/// The graph, schedule and memory plan: everything needed to describe loops (not emit them).
+#[derive(Clone, Copy)]
+pub struct Plan<'g> {
     pub graph: &'g Graph,
     pub sched: &'g Schedule,
     pub mem: &'g MemoryPlan,
-    pub helpers: Helpers,
-    arena: Value,
-    iarena: Value,
-    batch: Value,
-    batch_f: Value,
 }
 
-fn ro() -> MemFlagsData {
-    MemFlagsData::new().with_notrap().with_readonly()
-}
-fn rw() -> MemFlagsData {
-    MemFlagsData::new().with_notrap()
-}
-fn lanes() -> MemFlagsData {
-    MemFlagsData::new().with_endianness(Endianness::Little)
-}
-
-impl<'f, 'g> Emitter<'f, 'g> {
-    /// Sets up the entry block; `declare` then `finish` the body.
-    pub fn new(
-        mut b: FunctionBuilder<'f>,
-        graph: &'g Graph,
-        sched: &'g Schedule,
-        mem: &'g MemoryPlan,
-        helpers: Helpers,
-    ) -> Emitter<'f, 'g> {
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        let params = b.block_params(entry).to_vec();
-        let batch_f = b.ins().fcvt_from_uint(types::F32, params[2]);
-        Emitter {
-            b,
-            graph,
-            sched,
-            mem,
-            helpers,
-            arena: params[0],
-            iarena: params[1],
-            batch: params[2],
-            batch_f,
-        }
-    }
-
-    pub fn signature_params(ptr: Type) -> Vec<AbiParam> {
-        vec![AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]
-    }
-
-    pub fn emit_all(
-        mut self,
-        target: cranelift_codegen::isa::TargetFrontendConfig,
-    ) -> Result<(), CodegenError> {
-        let groups = self.update_runs();
-        for k in 0..self.sched.kernels.len() {
-            match self.sched.kernels[k].clone() {
-                Kernel::Elementwise { root, matmul, .. } => {
-                    if let Some(m) = matmul {
-                        self.matmul(m)?;
-                    }
-                    let dims = self.graph.shape(root).0.clone();
-                    let access = self.access(root, &dims)?;
-                    let spec = self.spec(dims, vec![(root, access)], None, &[root])?;
-                    self.loop_nest(&spec)?;
-                }
-                Kernel::MatMul { node } => self.matmul(node)?,
-                Kernel::Reduce { node, .. } => self.reduce(node)?,
-                Kernel::Softmax { node } => self.softmax(node)?,
-                Kernel::Update { .. } => {}
-            }
-        }
-        for spec in groups? {
-            self.loop_nest(&spec)?;
-        }
-        self.b.ins().return_(&[]);
-        self.b.seal_all_blocks();
-        self.b.finalize(target);
-        Ok(())
-    }
-
+impl Plan<'_> {
     // ── Specs ──────────────────────────────────────────────────────────────────────────────
 
-    fn home(&self, v: ValueId) -> Result<Buf, CodegenError> {
+    pub fn home(&self, v: ValueId) -> Result<Buf, CodegenError> {
         self.mem
             .home
             .get(&v)
@@ -266,7 +185,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     /// Update loops: consecutive per-parameter loops of identical structure over consecutive
     /// memory collapse into one flat loop.
-    fn update_runs(&self) -> Result<Vec<LoopSpec>, CodegenError> {
+    pub fn update_runs(&self) -> Result<Vec<LoopSpec>, CodegenError> {
         let mut runs: Vec<(LoopSpec, String, usize)> = Vec::new(); // (spec, signature, numel)
         for group in &self.sched.groups {
             let spec = self.group_spec(group)?;
@@ -313,7 +232,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let mut ids: HashMap<ValueId, usize> = HashMap::new();
         let mut out = String::new();
         fn walk(
-            e: &Emitter,
+            e: &Plan,
             v: ValueId,
             spec: &LoopSpec,
             ids: &mut HashMap<ValueId, usize>,
@@ -324,8 +243,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
             }
             let node = e.graph.node(v);
             let text = if let Some((_, a)) = spec.leaves.iter().find(|l| l.0 == v) {
-                let numel = e.graph.shape(v).numel(1);
-                format!("leaf(n{numel},{:?})", a.strides)
+                // Leaves are compared by how they are read, not by shape.
+                if a.strides.iter().all(|s| *s == Extent::ZERO) {
+                    "scalar".to_string()
+                } else if row_major(a, spec) {
+                    "full".to_string()
+                } else {
+                    format!("leaf{:?}", a.strides)
+                }
             } else {
                 match &node.op {
                     Op::Const { value } => format!("k{}", value.to_bits()),
@@ -355,6 +280,111 @@ impl<'f, 'g> Emitter<'f, 'g> {
             out.push_str(&format!("out({i},{kind});"));
         }
         out
+    }
+}
+
+pub struct Helpers {
+    pub gemm: FuncRef,
+    pub logf: FuncRef,
+    pub powf: FuncRef,
+}
+
+pub struct Emitter<'f, 'g> {
+    pub b: FunctionBuilder<'f>,
+    pub graph: &'g Graph,
+    pub sched: &'g Schedule,
+    pub mem: &'g MemoryPlan,
+    pub helpers: Helpers,
+    arena: Value,
+    iarena: Value,
+    batch: Value,
+    batch_f: Value,
+}
+
+fn ro() -> MemFlagsData {
+    MemFlagsData::new().with_notrap().with_readonly()
+}
+fn rw() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+fn lanes() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+impl<'f, 'g> Emitter<'f, 'g> {
+    /// Sets up the entry block; `declare` then `finish` the body.
+    pub fn new(
+        mut b: FunctionBuilder<'f>,
+        graph: &'g Graph,
+        sched: &'g Schedule,
+        mem: &'g MemoryPlan,
+        helpers: Helpers,
+    ) -> Emitter<'f, 'g> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let batch_f = b.ins().fcvt_from_uint(types::F32, params[2]);
+        Emitter {
+            b,
+            graph,
+            sched,
+            mem,
+            helpers,
+            arena: params[0],
+            iarena: params[1],
+            batch: params[2],
+            batch_f,
+        }
+    }
+
+    fn plan(&self) -> Plan<'g> {
+        Plan {
+            graph: self.graph,
+            sched: self.sched,
+            mem: self.mem,
+        }
+    }
+
+    pub fn signature_params(ptr: Type) -> Vec<AbiParam> {
+        vec![
+            AbiParam::new(ptr),
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+        ]
+    }
+
+    pub fn emit_all(
+        mut self,
+        target: cranelift_codegen::isa::TargetFrontendConfig,
+    ) -> Result<(), CodegenError> {
+        let groups = self.plan().update_runs();
+        for k in 0..self.sched.kernels.len() {
+            match self.sched.kernels[k].clone() {
+                Kernel::Elementwise { root, matmul, .. } => {
+                    if let Some(m) = matmul {
+                        self.matmul(m)?;
+                    }
+                    let dims = self.graph.shape(root).0.clone();
+                    let access = self.plan().access(root, &dims)?;
+                    let spec = self
+                        .plan()
+                        .spec(dims, vec![(root, access)], None, &[root])?;
+                    self.loop_nest(&spec)?;
+                }
+                Kernel::MatMul { node } => self.matmul(node)?,
+                Kernel::Reduce { node, .. } => self.reduce(node)?,
+                Kernel::Softmax { node } => self.softmax(node)?,
+                Kernel::Update { .. } => {}
+            }
+        }
+        for spec in groups? {
+            self.loop_nest(&spec)?;
+        }
+        self.b.ins().return_(&[]);
+        self.b.seal_all_blocks();
+        self.b.finalize(target);
+        Ok(())
     }
 
     // ── Values ─────────────────────────────────────────────────────────────────────────────
@@ -528,7 +558,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let d = self.b.ins().fadd(e, one);
         let q = self.b.ins().fdiv(two, d);
         let big = self.b.ins().fsub(one, q);
-        let big = self.b.ins().fcopysign(big, x);
+        // x64 has no vector fcopysign: or the sign bit of x into the (non-negative) result.
+        let big = if ty.is_vector() {
+            let sign_mask = self.fconst(ty, -0.0);
+            let sign = self.b.ins().band(x, sign_mask);
+            self.b.ins().bor(big, sign)
+        } else {
+            self.b.ins().fcopysign(big, x)
+        };
         let z = self.b.ins().fmul(x, x);
         let coeffs = [
             -5.704_988_7e-3,
@@ -773,7 +810,15 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let r = spec.dims.len();
         if r == 0 {
             let dummy = self.iconst(0);
-            self.body(spec, acc, &offs, dummy, types::F32, &HashMap::new(), &HashMap::new());
+            self.body(
+                spec,
+                acc,
+                &offs,
+                dummy,
+                types::F32,
+                &HashMap::new(),
+                &HashMap::new(),
+            );
             return;
         }
         if d + 1 == r {
@@ -947,10 +992,12 @@ impl<'f, 'g> Emitter<'f, 'g> {
             })
             .collect();
         let out = Access {
-            buf: self.home(node)?,
+            buf: self.plan().home(node)?,
             strides,
         };
-        let spec = self.spec(dims, Vec::new(), Some((*kind, input, out)), &[])?;
+        let spec = self
+            .plan()
+            .spec(dims, Vec::new(), Some((*kind, input, out)), &[])?;
         self.loop_nest(&spec)
     }
 
@@ -980,7 +1027,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
             (cb, cb, one)
         };
         let ptr = |e: &mut Self, v: ValueId| -> Result<Value, CodegenError> {
-            let buf = e.home(v)?;
+            let buf = e.plan().home(v)?;
             let o = e.buf_offset(buf);
             Ok(e.addr(buf, o))
         };
@@ -1000,7 +1047,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let (rows_dims, last) = dims.split_at(dims.len() - 1);
         let rows = self.extent(Extent::product(rows_dims));
         let w = self.dim(last[0]);
-        let (ib, ob) = (self.home(input)?, self.home(node)?);
+        let (ib, ob) = (self.plan().home(input)?, self.plan().home(node)?);
         let (io, oo) = (self.buf_offset(ib), self.buf_offset(ob));
         self.counted_loop(rows, &mut |e, r| {
             let row = e.b.ins().imul(r, w);
@@ -1012,7 +1059,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 e.b.ins().load(ty, rw(), a, 0)
             };
             let mx = e
-                .vector_loop(w, Some(ReduceKind::Max), &mut |e, j, ty| Some(load(e, j, ty)))
+                .vector_loop(w, Some(ReduceKind::Max), &mut |e, j, ty| {
+                    Some(load(e, j, ty))
+                })
                 .expect("max");
             let sum = e
                 .vector_loop(w, Some(ReduceKind::Sum), &mut |e, j, ty| {
@@ -1032,11 +1081,10 @@ impl<'f, 'g> Emitter<'f, 'g> {
                     Some(y)
                 })
                 .expect("sum");
-            // softmax: scale by 1/sum; log-softmax: x - (max + log sum).
+            // softmax: scale by 1/sum; log-softmax: subtract log sum.
             let k = if log {
                 let call = e.b.ins().call(e.helpers.logf, &[sum]);
-                let ls = e.b.inst_results(call)[0];
-                e.b.ins().fadd(mx, ls)
+                e.b.inst_results(call)[0]
             } else {
                 let one = e.b.ins().f32const(1.0);
                 e.b.ins().fdiv(one, sum)
@@ -1050,8 +1098,15 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 let at = e.b.ins().iadd(or, j);
                 let a = e.addr(ob, at);
                 let y = if log {
+                    // (x - max) - log(sum): exact when x is the max, even for huge logits.
                     let x = load(e, j, ty);
-                    e.b.ins().fsub(x, kv)
+                    let m = if ty.is_vector() {
+                        e.b.ins().splat(ty, mx)
+                    } else {
+                        mx
+                    };
+                    let d = e.b.ins().fsub(x, m);
+                    e.b.ins().fsub(d, kv)
                 } else {
                     let x = e.b.ins().load(ty, rw(), a, 0);
                     e.b.ins().fmul(x, kv)
@@ -1061,6 +1116,26 @@ impl<'f, 'g> Emitter<'f, 'g> {
             });
         });
         Ok(())
+    }
+}
+
+impl LoopSpec {
+    /// One line for `kiln dump --stage kernels`.
+    pub fn describe(&self) -> String {
+        let dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
+        let stores: Vec<String> = self
+            .stores
+            .iter()
+            .map(|(v, a)| match a.buf {
+                Buf::F32(o) | Buf::I32(o) => format!("%{}@{o}", v.0),
+            })
+            .collect();
+        format!(
+            "loop [{}] reads {} buffers, writes {}",
+            dims.join(", "),
+            self.leaves.len(),
+            stores.join(" ")
+        )
     }
 }
 

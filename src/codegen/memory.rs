@@ -145,9 +145,7 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize) -> MemoryPlan {
     let mut order: Vec<ValueId> = (0..graph.nodes.len())
         .map(|i| ValueId(i as u32))
         .filter(|v| {
-            sched.stored[v.index()]
-                && !home.contains_key(v)
-                && !sched.epilogue_of.contains_key(v)
+            sched.stored[v.index()] && !home.contains_key(v) && !sched.epilogue_of.contains_key(v)
         })
         .collect();
     order.sort_by_key(|v| (def[v.index()], v.index()));

@@ -23,7 +23,6 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use crate::ir::{DType, Graph};
 use memory::{Buf, MemoryPlan};
-pub use schedule::schedule_text;
 
 #[derive(Clone, Debug)]
 pub struct CodegenConfig {
@@ -155,8 +154,7 @@ fn translate(
     let call_conv = module.isa().default_call_conv();
     let mut import = |name: &str, params: &[ir::Type], ret: Option<ir::Type>| {
         let mut sig = Signature::new(call_conv);
-        sig.params
-            .extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
         sig.returns.extend(ret.map(AbiParam::new));
         module
             .declare_function(name, Linkage::Import, &sig)
@@ -247,6 +245,22 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
     let mut ctx = module.make_context();
     translate(&mut module, &mut ctx, graph, &sched, &plan)?;
     Ok(ctx.func.display().to_string())
+}
+
+/// `kiln dump --stage kernels`: the kernels with the IR nodes each covers, then the update
+/// loops as emitted (per-parameter loops of equal structure collapsed into flat loops).
+pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
+    let (sched, plan) = prepare(graph, &CodegenConfig { max_batch: 1 })?;
+    let mut out = schedule::schedule_text(&sched, graph);
+    let p = emit::Plan {
+        graph,
+        sched: &sched,
+        mem: &plan,
+    };
+    for (i, run) in p.update_runs()?.iter().enumerate() {
+        out.push_str(&format!("update loop {i}: {}\n", run.describe()));
+    }
+    Ok(out)
 }
 
 impl CompiledStep {

@@ -146,11 +146,17 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
             _ if !live[i] || local[i] => false,
             _ if root[i] => true,
             Op::Const { .. } | Op::BatchSize => false,
-            Op::Broadcast => users[i].iter().any(|u| !fusing_user(u) && !local[u.index()]),
+            Op::Broadcast => users[i]
+                .iter()
+                .any(|u| !fusing_user(u) && !local[u.index()]),
             op if is_pointwise(op) => {
-                let single = users[i].len() == 1
-                    && fusing_user(&users[i][0])
-                    && graph.shape(users[i][0]) == &node.ty.shape;
+                let u = users[i].first();
+                // A reduction loops over its input's shape, so its producer always fits.
+                let same_loop = u.is_some_and(|u| {
+                    graph.shape(*u) == &node.ty.shape
+                        || matches!(graph.node(*u).op, Op::Reduce { .. })
+                });
+                let single = users[i].len() == 1 && fusing_user(&users[i][0]) && same_loop;
                 inlined[i] = single;
                 !single
             }
@@ -167,7 +173,10 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
         let is_ew = !matches!(
             node.op,
             Op::MatMul { .. } | Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax
-        ) && !matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::State { .. });
+        ) && !matches!(
+            node.op,
+            Op::Input { .. } | Op::Param { .. } | Op::State { .. }
+        );
         if !stored[i] || !is_ew {
             continue;
         }
@@ -477,8 +486,7 @@ fn check_update_hazards(
 }
 
 /// `kiln dump --stage kernels`: one line per kernel with the nodes it covers.
-pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
-    let s = schedule(graph)?;
+pub fn schedule_text(s: &Schedule, graph: &Graph) -> String {
     let mut out = String::new();
     let ids = |nodes: &[ValueId]| {
         let mut sorted = nodes.to_vec();
@@ -503,13 +511,23 @@ pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
                 ids(nodes)
             ),
             Kernel::Elementwise { root, nodes, .. } => {
-                format!("elementwise {} -> %{}: {}", graph.shape(*root), root.0, ids(nodes))
+                format!(
+                    "elementwise {} -> %{}: {}",
+                    graph.shape(*root),
+                    root.0,
+                    ids(nodes)
+                )
             }
             Kernel::MatMul { node } => {
                 format!("matmul {} -> %{}: %{}", graph.shape(*node), node.0, node.0)
             }
             Kernel::Reduce { node, nodes } => {
-                format!("reduce {} -> %{}: {}", graph.shape(*node), node.0, ids(nodes))
+                format!(
+                    "reduce {} -> %{}: {}",
+                    graph.shape(*node),
+                    node.0,
+                    ids(nodes)
+                )
             }
             Kernel::Softmax { node } => format!(
                 "{} {} -> %{}: %{}",
@@ -534,5 +552,5 @@ pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
         };
         let _ = writeln!(out, "k{k}: {line}");
     }
-    Ok(out)
+    out
 }
