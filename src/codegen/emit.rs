@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
+    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
 };
 use cranelift_frontend::FunctionBuilder;
 
@@ -15,7 +15,7 @@ use super::CodegenError;
 use super::memory::{Buf, MemoryPlan};
 use super::schedule::{Kernel, Schedule, UpdateGroup};
 use crate::ir::graph::Slot;
-use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, Shape, UnaryOp, ValueId};
+use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
 
 const V4: Type = types::F32X4;
 
@@ -217,11 +217,11 @@ impl Plan<'_> {
                     Slot::Param(p) => self.mem.params[p],
                     Slot::State(s) => self.mem.states[s],
                 };
-                Access {
+                let access = Access {
                     buf: Buf::F32(base),
                     strides: broadcast_strides(&dims, &dims),
-                }
-                .pipe(|a| (v, a))
+                };
+                (v, access)
             })
             .collect();
         self.spec(dims, stores, None, &[])
@@ -487,6 +487,8 @@ impl<'f, 'g> Emitter<'f, 'g> {
         out
     }
 
+    // The Cephes coefficients are kept as published.
+    #[allow(clippy::excessive_precision)]
     /// expf by range reduction and a degree-5 polynomial (Cephes), exact to ~1 ulp.
     fn exp(&mut self, x: Value) -> Value {
         let ty = self.b.func.dfg.value_type(x);
@@ -547,6 +549,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         self.select(FloatCC::GreaterThan, x, big, inf, res)
     }
 
+    #[allow(clippy::excessive_precision)]
     /// tanh: a polynomial near zero (Cephes), `1 - 2/(exp(2|x|)+1)` elsewhere.
     fn tanh(&mut self, x: Value) -> Value {
         let ty = self.b.func.dfg.value_type(x);
@@ -1139,34 +1142,12 @@ impl LoopSpec {
     }
 }
 
-/// Chains a value into a closure (keeps builder expressions flat).
-trait Pipe: Sized {
-    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
-
 /// A loop over a fixed-shape group as one flat dimension (leaves contiguous or scalar).
 fn flatten(spec: &LoopSpec, numel: usize) -> Option<LoopSpec> {
     let flat = |a: &Access, full: bool| Access {
         buf: a.buf,
         strides: vec![if full { Extent::ONE } else { Extent::ZERO }],
     };
-    let is_full = |a: &Access| {
-        // Contiguous exactly when the strides are the group's own row-major strides.
-        let mut expect = Extent::ONE;
-        let mut ok = true;
-        for s in a.strides.iter().rev() {
-            ok &= *s == expect;
-            expect = Extent {
-                fixed: 0,
-                batch_pow: 0,
-            };
-        }
-        ok
-    };
-    let _ = is_full;
     let mut out = LoopSpec {
         dims: vec![Dim::Fixed(numel)],
         ..LoopSpec::default()
@@ -1234,16 +1215,4 @@ fn merge(run: &LoopSpec, run_numel: usize, next: &LoopSpec, numel: usize) -> Opt
     let mut merged = run.clone();
     merged.dims = vec![Dim::Fixed(run_numel + numel)];
     Some(merged)
-}
-
-/// Unused shape helper kept for clarity of intent in tests.
-#[allow(dead_code)]
-fn numel_fixed(shape: &Shape) -> usize {
-    shape.numel(1)
-}
-
-/// Writes helper: whether the block is the current one (debug aid).
-#[allow(dead_code)]
-fn is_current(b: &FunctionBuilder, block: Block) -> bool {
-    b.current_block() == Some(block)
 }

@@ -80,6 +80,8 @@ fn is_pointwise(op: &Op) -> bool {
     matches!(op, Op::Unary(_) | Op::Binary(_) | Op::OneHot { .. })
 }
 
+// Node ids index several parallel tables here, so index loops read best.
+#[allow(clippy::needless_range_loop)]
 pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
     let n = graph.nodes.len();
     let users = graph.users();
@@ -324,6 +326,7 @@ fn check_supported(graph: &Graph, users: &[Vec<ValueId>]) -> Result<(), CodegenE
     Ok(())
 }
 
+#[allow(clippy::needless_range_loop)]
 /// Connected sets of update-local values (plus their update targets).
 fn update_groups(
     graph: &Graph,

@@ -803,3 +803,35 @@ fn unsupported_graphs_are_errors() {
     let e = compile(&g, &CodegenConfig { max_batch: 1 }).err().unwrap();
     assert!(e.message.contains("twice"), "{e}");
 }
+
+/// `cargo test --release --lib codegen::tests::seed_step_timing -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release"]
+fn seed_step_timing() {
+    let g = mlp_adam(32, &[64, 64], 10);
+    let t0 = std::time::Instant::now();
+    let mut step = compile(&g, &CodegenConfig { max_batch: 32 }).unwrap();
+    let compile_time = t0.elapsed();
+    let mut rng = Lcg(1);
+    for p in 0..g.params.len() {
+        for x in step.param_mut(p) {
+            *x = rng.uniform(-0.3, 0.3);
+        }
+    }
+    for x in step.input_f32_mut(0, 32) {
+        *x = rng.uniform(-1.0, 1.0);
+    }
+    for (i, l) in step.input_i32_mut(1, 32).iter_mut().enumerate() {
+        *l = (i % 10) as i32;
+    }
+    let steps = 20_000;
+    let t = std::time::Instant::now();
+    for s in 0..steps {
+        step.input_f32_mut(2, 32)[0] = (s + 1) as f32;
+        step.run(32);
+    }
+    let per = t.elapsed().as_secs_f64() / steps as f64 * 1e6;
+    let loss = step.output("loss", 32).unwrap()[0];
+    println!("compile {compile_time:?}, {per:.2} µs/step at batch 32, final loss {loss}");
+    assert!(loss.is_finite());
+}
