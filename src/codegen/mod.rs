@@ -1,1 +1,350 @@
-//! codegen
+//! Code generation: compiles a whole training step (forward, loss, backward, optimizer update)
+//! into one native function with Cranelift.
+//!
+//! `schedule` groups IR nodes into kernels, `memory` gives every stored value a fixed place in
+//! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module owns the JIT
+//! module, the arena and the one `unsafe` call into native code. Matrix products call the `gemm`
+//! crate through `kiln_sgemm`, a symbol registered with the JIT module.
+
+mod emit;
+mod memory;
+mod schedule;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use cranelift_codegen::ir::{AbiParam, Signature, types};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, ir};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+
+use crate::ir::{DType, Graph};
+use memory::{Buf, MemoryPlan};
+
+#[derive(Clone, Debug)]
+pub struct CodegenConfig {
+    /// The largest batch `run` will be called with; buffers are sized for it.
+    pub max_batch: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodegenError {
+    pub message: String,
+}
+
+impl fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "codegen: {}", self.message)
+    }
+}
+
+impl std::error::Error for CodegenError {}
+
+fn err(message: impl Into<String>) -> CodegenError {
+    CodegenError {
+        message: message.into(),
+    }
+}
+
+/// `step(arena, iarena, batch)`.
+type StepFn = extern "C" fn(*mut f32, *mut i32, i64);
+
+/// A compiled training step with its buffers.
+pub struct CompiledStep {
+    // Owns the executable memory `step` points into.
+    _module: JITModule,
+    step: StepFn,
+    arena: Vec<f32>,
+    /// Index of the first (64-byte aligned) element in `arena`.
+    base: usize,
+    iarena: Vec<i32>,
+    plan: MemoryPlan,
+    graph: Graph,
+    max_batch: usize,
+}
+
+/// Matrix product for JIT code: `dst[m×n] = op(a)[m×k] @ op(b)[k×n]`, `dst` row-major, the
+/// operands described by row and column strides (in elements).
+#[allow(clippy::too_many_arguments)]
+extern "C" fn kiln_sgemm(
+    m: i64,
+    n: i64,
+    k: i64,
+    dst: *mut f32,
+    a: *const f32,
+    a_rs: i64,
+    a_cs: i64,
+    b: *const f32,
+    b_rs: i64,
+    b_cs: i64,
+) {
+    if m <= 0 || n <= 0 {
+        return;
+    }
+    // SAFETY: only called from the JIT'd step, whose pointers all point into the arena at
+    // buffers planned for these shapes at `max_batch` (`run` asserts batch <= max_batch); `dst`
+    // never overlaps `a` or `b` (the memory plan keeps a kernel's inputs alive while it writes).
+    unsafe {
+        gemm::gemm(
+            m as usize,
+            n as usize,
+            k.max(0) as usize,
+            dst,
+            1,
+            n as isize,
+            false,
+            a,
+            a_cs as isize,
+            a_rs as isize,
+            b,
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+extern "C" fn kiln_logf(x: f32) -> f32 {
+    x.ln()
+}
+
+extern "C" fn kiln_powf(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+
+fn new_module() -> Result<JITModule, CodegenError> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+        flags
+            .set(k, v)
+            .map_err(|e| err(format!("cranelift flag {k}: {e}")))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    // cranelift_native turns on the host's ISA features (SSE4.1, AVX, FMA, ...).
+    let isa = cranelift_native::builder()
+        .map_err(|e| err(format!("host ISA: {e}")))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| err(format!("host ISA: {e}")))?;
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    builder.symbol("kiln_sgemm", kiln_sgemm as *const u8);
+    builder.symbol("kiln_logf", kiln_logf as *const u8);
+    builder.symbol("kiln_powf", kiln_powf as *const u8);
+    Ok(JITModule::new(builder))
+}
+
+/// Builds the step function into `ctx.func`; returns its declared id.
+fn translate(
+    module: &mut JITModule,
+    ctx: &mut Context,
+    graph: &Graph,
+    sched: &schedule::Schedule,
+    plan: &MemoryPlan,
+) -> Result<FuncId, CodegenError> {
+    let ptr = module.target_config().pointer_type();
+    let call_conv = module.isa().default_call_conv();
+    let mut import = |name: &str, params: &[ir::Type], ret: Option<ir::Type>| {
+        let mut sig = Signature::new(call_conv);
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns.extend(ret.map(AbiParam::new));
+        module
+            .declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| err(format!("declare {name}: {e}")))
+    };
+    let i64t = types::I64;
+    let gemm = import(
+        "kiln_sgemm",
+        &[i64t, i64t, i64t, ptr, ptr, i64t, i64t, ptr, i64t, i64t],
+        None,
+    )?;
+    let logf = import("kiln_logf", &[types::F32], Some(types::F32))?;
+    let powf = import("kiln_powf", &[types::F32, types::F32], Some(types::F32))?;
+
+    ctx.func.signature = Signature::new(call_conv);
+    ctx.func
+        .signature
+        .params
+        .extend(emit::Emitter::signature_params(ptr));
+    let id = module
+        .declare_function("step", Linkage::Export, &ctx.func.signature)
+        .map_err(|e| err(format!("declare step: {e}")))?;
+    let helpers = emit::Helpers {
+        gemm: module.declare_func_in_func(gemm, &mut ctx.func),
+        logf: module.declare_func_in_func(logf, &mut ctx.func),
+        powf: module.declare_func_in_func(powf, &mut ctx.func),
+    };
+    let mut fctx = FunctionBuilderContext::new();
+    let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let target = module.target_config();
+    emit::Emitter::new(builder, graph, sched, plan, helpers).emit_all(target)?;
+    Ok(id)
+}
+
+fn prepare(
+    graph: &Graph,
+    config: &CodegenConfig,
+) -> Result<(schedule::Schedule, MemoryPlan), CodegenError> {
+    let problems = crate::ir::verify::verify(graph);
+    if let Some(p) = problems.first() {
+        return Err(err(format!("invalid graph: {p}")));
+    }
+    if config.max_batch == 0 {
+        return Err(err("max_batch must be at least 1"));
+    }
+    let sched = schedule::schedule(graph)?;
+    let plan = memory::plan(graph, &sched, config.max_batch);
+    Ok((sched, plan))
+}
+
+/// Compiles the training step of `graph` for batches of up to `config.max_batch`.
+pub fn compile(graph: &Graph, config: &CodegenConfig) -> Result<CompiledStep, CodegenError> {
+    let (sched, plan) = prepare(graph, config)?;
+    let mut module = new_module()?;
+    let mut ctx = module.make_context();
+    let id = translate(&mut module, &mut ctx, graph, &sched, &plan)?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| err(format!("cranelift: {e:?}")))?;
+    module.clear_context(&mut ctx);
+    module
+        .finalize_definitions()
+        .map_err(|e| err(format!("cranelift: {e}")))?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: `code` is the function just defined with the signature
+    // (pointer, pointer, i64) -> () in the platform's default calling convention, which is
+    // what `extern "C" fn(*mut f32, *mut i32, i64)` means on the hosts Cranelift supports; the
+    // module that owns the code lives in the returned `CompiledStep` next to the pointer.
+    let step = unsafe { std::mem::transmute::<*const u8, StepFn>(code) };
+    let arena = vec![0.0f32; plan.f32_len + memory::ALIGN];
+    let base = arena.as_ptr().align_offset(64);
+    Ok(CompiledStep {
+        _module: module,
+        step,
+        arena,
+        base,
+        iarena: vec![0; plan.i32_len],
+        plan,
+        graph: graph.clone(),
+        max_batch: config.max_batch,
+    })
+}
+
+/// The Cranelift IR of the step function, before Cranelift's own optimizations.
+pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, CodegenError> {
+    let (sched, plan) = prepare(graph, config)?;
+    let mut module = new_module()?;
+    let mut ctx = module.make_context();
+    translate(&mut module, &mut ctx, graph, &sched, &plan)?;
+    Ok(ctx.func.display().to_string())
+}
+
+/// `kiln dump --stage kernels`: the kernels with the IR nodes each covers, then the update
+/// loops as emitted (per-parameter loops of equal structure collapsed into flat loops).
+pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
+    let (sched, plan) = prepare(graph, &CodegenConfig { max_batch: 1 })?;
+    let mut out = schedule::schedule_text(&sched, graph);
+    let p = emit::Plan {
+        graph,
+        sched: &sched,
+        mem: &plan,
+    };
+    for (i, run) in p.update_runs()?.iter().enumerate() {
+        out.push_str(&format!("update loop {i}: {}\n", run.describe()));
+    }
+    Ok(out)
+}
+
+impl CompiledStep {
+    fn f32_range(&self, buf: Buf, len: usize) -> std::ops::Range<usize> {
+        match buf {
+            Buf::F32(o) => self.base + o..self.base + o + len,
+            Buf::I32(o) => o..o + len,
+        }
+    }
+
+    pub fn param(&self, index: usize) -> &[f32] {
+        let len = self.graph.params[index].shape.numel(1);
+        &self.arena[self.f32_range(Buf::F32(self.plan.params[index]), len)]
+    }
+
+    pub fn param_mut(&mut self, index: usize) -> &mut [f32] {
+        let len = self.graph.params[index].shape.numel(1);
+        let r = self.f32_range(Buf::F32(self.plan.params[index]), len);
+        &mut self.arena[r]
+    }
+
+    pub fn state(&self, index: usize) -> &[f32] {
+        let len = self.graph.states[index].shape.numel(self.max_batch);
+        &self.arena[self.f32_range(Buf::F32(self.plan.states[index]), len)]
+    }
+
+    pub fn state_mut(&mut self, index: usize) -> &mut [f32] {
+        let len = self.graph.states[index].shape.numel(self.max_batch);
+        let r = self.f32_range(Buf::F32(self.plan.states[index]), len);
+        &mut self.arena[r]
+    }
+
+    /// The buffer the runtime fills with input `index` for a batch of `batch` rows.
+    pub fn input_f32_mut(&mut self, index: usize, batch: usize) -> &mut [f32] {
+        let info = &self.graph.inputs[index];
+        assert_eq!(info.ty.dtype, DType::F32, "input {} is not f32", info.name);
+        assert!(batch <= self.max_batch, "batch {batch} > max_batch");
+        let r = self.f32_range(self.plan.inputs[index], info.ty.shape.numel(batch));
+        &mut self.arena[r]
+    }
+
+    pub fn input_i32_mut(&mut self, index: usize, batch: usize) -> &mut [i32] {
+        let info = &self.graph.inputs[index];
+        assert_eq!(info.ty.dtype, DType::I32, "input {} is not i32", info.name);
+        assert!(batch <= self.max_batch, "batch {batch} > max_batch");
+        let r = self.f32_range(self.plan.inputs[index], info.ty.shape.numel(batch));
+        &mut self.iarena[r]
+    }
+
+    /// Runs one training step: one call into native code, no allocation.
+    pub fn run(&mut self, batch: usize) {
+        assert!(
+            batch <= self.max_batch,
+            "batch {batch} exceeds max_batch {}",
+            self.max_batch
+        );
+        let arena = self.arena[self.base..].as_mut_ptr();
+        let iarena = self.iarena.as_mut_ptr();
+        // SAFETY: the step only touches `arena[base..base + f32_len]` and
+        // `iarena[..i32_len]` (offsets planned for max_batch, and batch <= max_batch), both
+        // allocated with that length and exclusively borrowed here for the call.
+        (self.step)(arena, iarena, batch as i64);
+    }
+
+    /// A named graph output after `run`, for `batch` rows.
+    pub fn output(&self, name: &str, batch: usize) -> Option<&[f32]> {
+        let v = self.graph.output(name)?;
+        let buf = *self.plan.home.get(&v)?;
+        let len = self.graph.shape(v).numel(batch);
+        match buf {
+            Buf::F32(_) => Some(&self.arena[self.f32_range(buf, len)]),
+            Buf::I32(_) => None,
+        }
+    }
+
+    /// ∂loss/∂param as computed by the last `run` (empty if the graph has none).
+    pub fn gradient(&self, param: usize) -> &[f32] {
+        let Some(g) = self.graph.gradients.iter().find(|g| g.param == param) else {
+            return &[];
+        };
+        let Some(&buf) = self.plan.home.get(&g.value) else {
+            return &[];
+        };
+        let len = self.graph.shape(g.value).numel(self.max_batch);
+        &self.arena[self.f32_range(buf, len)]
+    }
+}

@@ -1,0 +1,1218 @@
+//! Cranelift emission: turns the schedule and memory plan into one function
+//! `step(arena: *mut f32, iarena: *mut i32, batch: i64)`. Buffers are addressed as constant
+//! offsets from the arena bases (so the CLIF text is stable), inner loops run on `f32x4` with a
+//! scalar tail, and matrix products call the `gemm` crate through `kiln_sgemm`.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
+};
+use cranelift_frontend::FunctionBuilder;
+
+use super::CodegenError;
+use super::memory::{Buf, MemoryPlan};
+use super::schedule::{Kernel, Schedule, UpdateGroup};
+use crate::ir::graph::Slot;
+use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
+
+const V4: Type = types::F32X4;
+
+fn err(message: impl Into<String>) -> CodegenError {
+    CodegenError {
+        message: message.into(),
+    }
+}
+
+/// A size or stride: `fixed * batch^batch_pow`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Extent {
+    fixed: usize,
+    batch_pow: u32,
+}
+
+impl Extent {
+    const ZERO: Extent = Extent {
+        fixed: 0,
+        batch_pow: 0,
+    };
+    const ONE: Extent = Extent {
+        fixed: 1,
+        batch_pow: 0,
+    };
+    fn of(d: Dim) -> Extent {
+        match d {
+            Dim::Batch => Extent {
+                fixed: 1,
+                batch_pow: 1,
+            },
+            Dim::Fixed(n) => Extent {
+                fixed: n,
+                batch_pow: 0,
+            },
+        }
+    }
+    fn mul(self, o: Extent) -> Extent {
+        Extent {
+            fixed: self.fixed * o.fixed,
+            batch_pow: self.batch_pow + o.batch_pow,
+        }
+    }
+    fn product(dims: &[Dim]) -> Extent {
+        dims.iter().fold(Extent::ONE, |a, &d| a.mul(Extent::of(d)))
+    }
+}
+
+/// How a loop reads or writes one buffer: its base and a stride per loop dimension.
+#[derive(Clone, Debug)]
+struct Access {
+    buf: Buf,
+    strides: Vec<Extent>,
+}
+
+/// Strides that read `shape` broadcast (NumPy rules) over a loop of `dims`.
+fn broadcast_strides(shape: &[Dim], dims: &[Dim]) -> Vec<Extent> {
+    let r = dims.len();
+    let lead = r - shape.len();
+    (0..r)
+        .map(|d| {
+            if d < lead {
+                return Extent::ZERO;
+            }
+            let k = d - lead;
+            if shape[k] == Dim::Fixed(1) && dims[d] != Dim::Fixed(1) {
+                Extent::ZERO
+            } else {
+                Extent::product(&shape[k + 1..])
+            }
+        })
+        .collect()
+}
+
+/// One loop nest: elementwise stores and/or a reduction.
+#[derive(Clone, Debug, Default)]
+pub struct LoopSpec {
+    dims: Vec<Dim>,
+    stores: Vec<(ValueId, Access)>,
+    reduce: Option<(ReduceKind, ValueId, Access)>,
+    leaves: Vec<(ValueId, Access)>,
+    labels: Vec<(ValueId, Access)>,
+}
+
+/// The graph, schedule and memory plan: everything needed to describe loops (not emit them).
+#[derive(Clone, Copy)]
+pub struct Plan<'g> {
+    pub graph: &'g Graph,
+    pub sched: &'g Schedule,
+    pub mem: &'g MemoryPlan,
+}
+
+impl Plan<'_> {
+    // ── Specs ──────────────────────────────────────────────────────────────────────────────
+
+    pub fn home(&self, v: ValueId) -> Result<Buf, CodegenError> {
+        self.mem
+            .home
+            .get(&v)
+            .copied()
+            .ok_or_else(|| err(format!("%{} has no buffer", v.0)))
+    }
+
+    fn access(&self, v: ValueId, dims: &[Dim]) -> Result<Access, CodegenError> {
+        Ok(Access {
+            buf: self.home(v)?,
+            strides: broadcast_strides(self.graph.shape(v).dims(), dims),
+        })
+    }
+
+    /// Collects the buffers a loop reads: values with a buffer not in `computed` are loaded.
+    fn spec(
+        &self,
+        dims: Vec<Dim>,
+        stores: Vec<(ValueId, Access)>,
+        reduce: Option<(ReduceKind, ValueId, Access)>,
+        computed: &[ValueId],
+    ) -> Result<LoopSpec, CodegenError> {
+        let mut spec = LoopSpec {
+            dims,
+            stores,
+            reduce,
+            ..LoopSpec::default()
+        };
+        let mut seen = Vec::new();
+        let mut stack: Vec<ValueId> = spec.stores.iter().map(|s| s.0).collect();
+        stack.extend(spec.reduce.iter().map(|r| r.1));
+        while let Some(v) = stack.pop() {
+            if seen.contains(&v) {
+                continue;
+            }
+            seen.push(v);
+            let node = self.graph.node(v);
+            let loaded = self.mem.home.contains_key(&v) && !computed.contains(&v);
+            match &node.op {
+                Op::Const { .. } | Op::BatchSize => {}
+                _ if loaded => {
+                    let access = self.access(v, &spec.dims)?;
+                    spec.leaves.push((v, access));
+                }
+                Op::Broadcast | Op::Unary(_) | Op::Binary(_) => {
+                    stack.extend(node.inputs.iter().copied())
+                }
+                Op::OneHot { .. } => {
+                    let label = node.inputs[0];
+                    let mut shape = self.graph.shape(label).0.clone();
+                    shape.push(Dim::Fixed(1));
+                    spec.labels.push((
+                        v,
+                        Access {
+                            buf: self.home(label)?,
+                            strides: broadcast_strides(&shape, &spec.dims),
+                        },
+                    ));
+                }
+                op => {
+                    return Err(err(format!(
+                        "%{}: {} is not computed by any kernel",
+                        v.0,
+                        op.name()
+                    )));
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Update loops: consecutive per-parameter loops of identical structure over consecutive
+    /// memory collapse into one flat loop.
+    pub fn update_runs(&self) -> Result<Vec<LoopSpec>, CodegenError> {
+        let mut runs: Vec<(LoopSpec, String, usize)> = Vec::new(); // (spec, signature, numel)
+        for group in &self.sched.groups {
+            let spec = self.group_spec(group)?;
+            let numel = group.shape.numel(1);
+            let flat = !group.shape.has_batch();
+            let sig = self.signature(group, &spec);
+            if let Some((last, last_sig, last_numel)) = runs.last_mut()
+                && flat
+                && *last_sig == sig
+                && let Some(merged) = merge(last, *last_numel, &spec, numel)
+            {
+                *last = merged;
+                *last_numel += numel;
+                continue;
+            }
+            let spec = if flat { flatten(&spec, numel) } else { None }.unwrap_or(spec);
+            runs.push((spec, sig, numel));
+        }
+        Ok(runs.into_iter().map(|r| r.0).collect())
+    }
+
+    fn group_spec(&self, group: &UpdateGroup) -> Result<LoopSpec, CodegenError> {
+        let dims = group.shape.0.clone();
+        let stores = group
+            .outputs
+            .iter()
+            .map(|&(v, t)| {
+                let base = match t {
+                    Slot::Param(p) => self.mem.params[p],
+                    Slot::State(s) => self.mem.states[s],
+                };
+                let access = Access {
+                    buf: Buf::F32(base),
+                    strides: broadcast_strides(&dims, &dims),
+                };
+                (v, access)
+            })
+            .collect();
+        self.spec(dims, stores, None, &[])
+    }
+
+    /// The structure of an update loop, with leaves named by position (not by buffer).
+    fn signature(&self, group: &UpdateGroup, spec: &LoopSpec) -> String {
+        let mut ids: HashMap<ValueId, usize> = HashMap::new();
+        let mut out = String::new();
+        fn walk(
+            e: &Plan,
+            v: ValueId,
+            spec: &LoopSpec,
+            ids: &mut HashMap<ValueId, usize>,
+            out: &mut String,
+        ) -> usize {
+            if let Some(&i) = ids.get(&v) {
+                return i;
+            }
+            let node = e.graph.node(v);
+            let text = if let Some((_, a)) = spec.leaves.iter().find(|l| l.0 == v) {
+                // Leaves are compared by how they are read, not by shape.
+                if a.strides.iter().all(|s| *s == Extent::ZERO) {
+                    "scalar".to_string()
+                } else if row_major(a, spec) {
+                    "full".to_string()
+                } else {
+                    format!("leaf{:?}", a.strides)
+                }
+            } else {
+                match &node.op {
+                    Op::Const { value } => format!("k{}", value.to_bits()),
+                    Op::Broadcast => {
+                        let i = walk(e, node.inputs[0], spec, ids, out);
+                        ids.insert(v, i);
+                        return i;
+                    }
+                    op => {
+                        let args: Vec<String> = node
+                            .inputs
+                            .iter()
+                            .map(|&x| walk(e, x, spec, ids, out).to_string())
+                            .collect();
+                        format!("{}({})", op.name(), args.join(","))
+                    }
+                }
+            };
+            let i = ids.len();
+            ids.insert(v, i);
+            out.push_str(&format!("{i}={text};"));
+            i
+        }
+        for (v, t) in &group.outputs {
+            let i = walk(self, *v, spec, &mut ids, &mut out);
+            let kind = matches!(t, Slot::Param(_));
+            out.push_str(&format!("out({i},{kind});"));
+        }
+        out
+    }
+}
+
+pub struct Helpers {
+    pub gemm: FuncRef,
+    pub logf: FuncRef,
+    pub powf: FuncRef,
+}
+
+pub struct Emitter<'f, 'g> {
+    pub b: FunctionBuilder<'f>,
+    pub graph: &'g Graph,
+    pub sched: &'g Schedule,
+    pub mem: &'g MemoryPlan,
+    pub helpers: Helpers,
+    arena: Value,
+    iarena: Value,
+    batch: Value,
+    batch_f: Value,
+}
+
+fn ro() -> MemFlagsData {
+    MemFlagsData::new().with_notrap().with_readonly()
+}
+fn rw() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+fn lanes() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+impl<'f, 'g> Emitter<'f, 'g> {
+    /// Sets up the entry block; `declare` then `finish` the body.
+    pub fn new(
+        mut b: FunctionBuilder<'f>,
+        graph: &'g Graph,
+        sched: &'g Schedule,
+        mem: &'g MemoryPlan,
+        helpers: Helpers,
+    ) -> Emitter<'f, 'g> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let batch_f = b.ins().fcvt_from_uint(types::F32, params[2]);
+        Emitter {
+            b,
+            graph,
+            sched,
+            mem,
+            helpers,
+            arena: params[0],
+            iarena: params[1],
+            batch: params[2],
+            batch_f,
+        }
+    }
+
+    fn plan(&self) -> Plan<'g> {
+        Plan {
+            graph: self.graph,
+            sched: self.sched,
+            mem: self.mem,
+        }
+    }
+
+    pub fn signature_params(ptr: Type) -> Vec<AbiParam> {
+        vec![
+            AbiParam::new(ptr),
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+        ]
+    }
+
+    pub fn emit_all(
+        mut self,
+        target: cranelift_codegen::isa::TargetFrontendConfig,
+    ) -> Result<(), CodegenError> {
+        let groups = self.plan().update_runs();
+        for k in 0..self.sched.kernels.len() {
+            match self.sched.kernels[k].clone() {
+                Kernel::Elementwise { root, matmul, .. } => {
+                    if let Some(m) = matmul {
+                        self.matmul(m)?;
+                    }
+                    let dims = self.graph.shape(root).0.clone();
+                    let access = self.plan().access(root, &dims)?;
+                    let spec = self
+                        .plan()
+                        .spec(dims, vec![(root, access)], None, &[root])?;
+                    self.loop_nest(&spec)?;
+                }
+                Kernel::MatMul { node } => self.matmul(node)?,
+                Kernel::Reduce { node, .. } => self.reduce(node)?,
+                Kernel::Softmax { node } => self.softmax(node)?,
+                Kernel::Update { .. } => {}
+            }
+        }
+        for spec in groups? {
+            self.loop_nest(&spec)?;
+        }
+        self.b.ins().return_(&[]);
+        self.b.seal_all_blocks();
+        self.b.finalize(target);
+        Ok(())
+    }
+
+    // ── Values ─────────────────────────────────────────────────────────────────────────────
+
+    fn iconst(&mut self, x: i64) -> Value {
+        self.b.ins().iconst(types::I64, x)
+    }
+
+    fn extent(&mut self, e: Extent) -> Value {
+        let mut v = self.iconst(e.fixed as i64);
+        for _ in 0..e.batch_pow {
+            v = self.b.ins().imul(v, self.batch);
+        }
+        v
+    }
+
+    fn dim(&mut self, d: Dim) -> Value {
+        self.extent(Extent::of(d))
+    }
+
+    fn fconst(&mut self, ty: Type, x: f32) -> Value {
+        let s = self.b.ins().f32const(x);
+        if ty.is_vector() {
+            self.b.ins().splat(ty, s)
+        } else {
+            s
+        }
+    }
+
+    /// Byte address of element `index` of the arena `buf` lives in.
+    fn addr(&mut self, buf: Buf, index: Value) -> Value {
+        let base = match buf {
+            Buf::F32(_) => self.arena,
+            Buf::I32(_) => self.iarena,
+        };
+        let bytes = self.b.ins().ishl_imm_u(index, 2);
+        self.b.ins().iadd(base, bytes)
+    }
+
+    fn buf_offset(&mut self, buf: Buf) -> Value {
+        match buf {
+            Buf::F32(o) | Buf::I32(o) => self.iconst(o as i64),
+        }
+    }
+
+    /// `c ? a : b` with a float comparison mask, for scalars or vectors.
+    fn select(&mut self, cc: FloatCC, x: Value, y: Value, a: Value, b: Value) -> Value {
+        let c = self.b.ins().fcmp(cc, x, y);
+        if self.b.func.dfg.value_type(a).is_vector() {
+            let m = self.b.ins().bitcast(V4, lanes(), c);
+            self.b.ins().bitselect(m, a, b)
+        } else {
+            self.b.ins().select(c, a, b)
+        }
+    }
+
+    /// max(a, b) in the form the x64 backend lowers to one `maxps`.
+    fn max(&mut self, a: Value, b: Value) -> Value {
+        self.select(FloatCC::LessThan, b, a, a, b)
+    }
+
+    fn combine(&mut self, kind: ReduceKind, a: Value, b: Value) -> Value {
+        match kind {
+            ReduceKind::Sum => self.b.ins().fadd(a, b),
+            ReduceKind::Max => self.max(a, b),
+        }
+    }
+
+    fn horizontal(&mut self, kind: ReduceKind, v: Value) -> Value {
+        let l: Vec<Value> = (0..4u8).map(|i| self.b.ins().extractlane(v, i)).collect();
+        let a = self.combine(kind, l[0], l[1]);
+        let b = self.combine(kind, l[2], l[3]);
+        self.combine(kind, a, b)
+    }
+
+    fn identity(kind: ReduceKind) -> f32 {
+        match kind {
+            ReduceKind::Sum => 0.0,
+            ReduceKind::Max => f32::NEG_INFINITY,
+        }
+    }
+
+    /// Calls a scalar `f32 -> f32` (or two-argument) helper per lane.
+    fn call_lanes(&mut self, f: FuncRef, args: &[Value]) -> Value {
+        let ty = self.b.func.dfg.value_type(args[0]);
+        if !ty.is_vector() {
+            let call = self.b.ins().call(f, args);
+            return self.b.inst_results(call)[0];
+        }
+        let mut out = self.fconst(V4, 0.0);
+        for lane in 0..4u8 {
+            let scalars: Vec<Value> = args
+                .iter()
+                .map(|&a| self.b.ins().extractlane(a, lane))
+                .collect();
+            let call = self.b.ins().call(f, &scalars);
+            let r = self.b.inst_results(call)[0];
+            out = self.b.ins().insertlane(out, r, lane);
+        }
+        out
+    }
+
+    // The Cephes coefficients are kept as published.
+    #[allow(clippy::excessive_precision)]
+    /// expf by range reduction and a degree-5 polynomial (Cephes), exact to ~1 ulp.
+    fn exp(&mut self, x: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        let ity = if ty.is_vector() {
+            types::I32X4
+        } else {
+            types::I32
+        };
+        let hi = self.fconst(ty, 88.376_26);
+        let lo = self.fconst(ty, -87.336_54);
+        let xc = self.select(FloatCC::GreaterThan, x, hi, hi, x);
+        let xc = self.select(FloatCC::LessThan, xc, lo, lo, xc);
+        let log2e = self.fconst(ty, std::f32::consts::LOG2_E);
+        let half = self.fconst(ty, 0.5);
+        let fx = self.b.ins().fmul(xc, log2e);
+        let fx = self.b.ins().fadd(fx, half);
+        let n = self.b.ins().floor(fx);
+        let c1 = self.fconst(ty, 0.693_359_4);
+        let c2 = self.fconst(ty, -2.121_944_4e-4);
+        let t = self.b.ins().fmul(n, c1);
+        let r = self.b.ins().fsub(xc, t);
+        let t = self.b.ins().fmul(n, c2);
+        let r = self.b.ins().fsub(r, t);
+        let z = self.b.ins().fmul(r, r);
+        let coeffs = [
+            1.987_569_1e-4,
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            5.000_000_1e-1,
+        ];
+        let mut y = self.fconst(ty, coeffs[0]);
+        for &c in &coeffs[1..] {
+            let cv = self.fconst(ty, c);
+            let m = self.b.ins().fmul(y, r);
+            y = self.b.ins().fadd(m, cv);
+        }
+        let y = self.b.ins().fmul(y, z);
+        let y = self.b.ins().fadd(y, r);
+        let one = self.fconst(ty, 1.0);
+        let y = self.b.ins().fadd(y, one);
+        let ni = self.b.ins().fcvt_to_sint_sat(ity, n);
+        let bias = if ty.is_vector() {
+            let s = self.b.ins().iconst(types::I32, 127);
+            self.b.ins().splat(ity, s)
+        } else {
+            self.b.ins().iconst(types::I32, 127)
+        };
+        let e = self.b.ins().iadd(ni, bias);
+        let e = self.b.ins().ishl_imm_u(e, 23);
+        let pow2n = self.b.ins().bitcast(ty, lanes(), e);
+        let res = self.b.ins().fmul(y, pow2n);
+        let zero = self.fconst(ty, 0.0);
+        let inf = self.fconst(ty, f32::INFINITY);
+        let res = self.select(FloatCC::LessThan, x, lo, zero, res);
+        let big = self.fconst(ty, 88.72);
+        self.select(FloatCC::GreaterThan, x, big, inf, res)
+    }
+
+    #[allow(clippy::excessive_precision)]
+    /// tanh: a polynomial near zero (Cephes), `1 - 2/(exp(2|x|)+1)` elsewhere.
+    fn tanh(&mut self, x: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        let ax = self.b.ins().fabs(x);
+        let two = self.fconst(ty, 2.0);
+        let one = self.fconst(ty, 1.0);
+        let e = self.b.ins().fmul(ax, two);
+        let e = self.exp(e);
+        let d = self.b.ins().fadd(e, one);
+        let q = self.b.ins().fdiv(two, d);
+        let big = self.b.ins().fsub(one, q);
+        // x64 has no vector fcopysign: or the sign bit of x into the (non-negative) result.
+        let big = if ty.is_vector() {
+            let sign_mask = self.fconst(ty, -0.0);
+            let sign = self.b.ins().band(x, sign_mask);
+            self.b.ins().bor(big, sign)
+        } else {
+            self.b.ins().fcopysign(big, x)
+        };
+        let z = self.b.ins().fmul(x, x);
+        let coeffs = [
+            -5.704_988_7e-3,
+            2.063_908_9e-2,
+            -5.373_971_6e-2,
+            1.333_144_2e-1,
+            -3.333_328_2e-1,
+        ];
+        let mut p = self.fconst(ty, coeffs[0]);
+        for &c in &coeffs[1..] {
+            let cv = self.fconst(ty, c);
+            let m = self.b.ins().fmul(p, z);
+            p = self.b.ins().fadd(m, cv);
+        }
+        let p = self.b.ins().fmul(p, z);
+        let p = self.b.ins().fmul(p, x);
+        let small = self.b.ins().fadd(p, x);
+        let limit = self.fconst(ty, 0.625);
+        self.select(FloatCC::LessThan, ax, limit, small, big)
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        match op {
+            UnaryOp::Neg => self.b.ins().fneg(x),
+            UnaryOp::Exp => self.exp(x),
+            UnaryOp::Log => self.call_lanes(self.helpers.logf, &[x]),
+            UnaryOp::Sqrt => self.b.ins().sqrt(x),
+            UnaryOp::Relu => {
+                let zero = self.fconst(ty, 0.0);
+                self.max(x, zero)
+            }
+            UnaryOp::Sigmoid => {
+                let n = self.b.ins().fneg(x);
+                let e = self.exp(n);
+                let one = self.fconst(ty, 1.0);
+                let d = self.b.ins().fadd(e, one);
+                self.b.ins().fdiv(one, d)
+            }
+            UnaryOp::Tanh => self.tanh(x),
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: Value, b: Value, exponent: Option<f32>) -> Value {
+        let ty = self.b.func.dfg.value_type(a);
+        match op {
+            BinaryOp::Add => self.b.ins().fadd(a, b),
+            BinaryOp::Sub => self.b.ins().fsub(a, b),
+            BinaryOp::Mul => self.b.ins().fmul(a, b),
+            BinaryOp::Div => self.b.ins().fdiv(a, b),
+            BinaryOp::Max => self.max(a, b),
+            BinaryOp::Greater => {
+                let one = self.fconst(ty, 1.0);
+                let zero = self.fconst(ty, 0.0);
+                self.select(FloatCC::GreaterThan, a, b, one, zero)
+            }
+            BinaryOp::Pow => match exponent {
+                Some(1.0) => a,
+                Some(2.0) => self.b.ins().fmul(a, a),
+                Some(0.5) => self.b.ins().sqrt(a),
+                _ => self.call_lanes(self.helpers.powf, &[a, b]),
+            },
+        }
+    }
+
+    /// Evaluates `v` at the current element; `memo` holds loaded leaves and computed values.
+    fn eval(
+        &mut self,
+        v: ValueId,
+        ty: Type,
+        memo: &mut HashMap<ValueId, Value>,
+        labels: &HashMap<ValueId, Value>,
+        class: Value,
+    ) -> Value {
+        if let Some(&x) = memo.get(&v) {
+            return x;
+        }
+        let node = self.graph.node(v);
+        let x = match &node.op {
+            Op::Const { value } => self.fconst(ty, *value),
+            Op::BatchSize => {
+                if ty.is_vector() {
+                    self.b.ins().splat(ty, self.batch_f)
+                } else {
+                    self.batch_f
+                }
+            }
+            Op::Broadcast => self.eval(node.inputs[0], ty, memo, labels, class),
+            Op::Unary(op) => {
+                let a = self.eval(node.inputs[0], ty, memo, labels, class);
+                self.unary(*op, a)
+            }
+            Op::Binary(op) => {
+                let a = self.eval(node.inputs[0], ty, memo, labels, class);
+                let b = self.eval(node.inputs[1], ty, memo, labels, class);
+                let exponent = match self.graph.node(node.inputs[1]).op {
+                    Op::Const { value } => Some(value),
+                    _ => None,
+                };
+                self.binary(*op, a, b, exponent)
+            }
+            Op::OneHot { .. } => {
+                let label = labels[&v];
+                let c = self.b.ins().icmp(IntCC::Equal, class, label);
+                let one = self.fconst(ty, 1.0);
+                if ty.is_vector() {
+                    let m = self.b.ins().bitcast(V4, lanes(), c);
+                    self.b.ins().band(m, one)
+                } else {
+                    let zero = self.fconst(ty, 0.0);
+                    self.b.ins().select(c, one, zero)
+                }
+            }
+            // `spec` only admits the ops above as computed values.
+            _ => self.fconst(ty, f32::NAN),
+        };
+        memo.insert(v, x);
+        x
+    }
+
+    // ── Loops ──────────────────────────────────────────────────────────────────────────────
+
+    /// `for i in 0..n { body(i) }` over i64 counters.
+    fn counted_loop(&mut self, n: Value, body: &mut dyn FnMut(&mut Self, Value)) {
+        let header = self.b.create_block();
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        let zero = self.iconst(0);
+        self.b.ins().jump(header, &[BlockArg::from(zero)]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let c = self.b.ins().icmp(IntCC::UnsignedLessThan, i, n);
+        self.b.ins().brif(c, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        self.b.ins().jump(header, &[BlockArg::from(next)]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// A vectorized loop over `0..n`: `body(j, ty, acc)` runs for 4 lanes at a time, then for
+    /// the scalar tail. With `acc = Some(kind)` the body's results are folded into one scalar.
+    fn vector_loop(
+        &mut self,
+        n: Value,
+        acc: Option<ReduceKind>,
+        body: &mut dyn FnMut(&mut Self, Value, Type) -> Option<Value>,
+    ) -> Option<Value> {
+        let vh = self.b.create_block();
+        let vb = self.b.create_block();
+        let vx = self.b.create_block();
+        let th = self.b.create_block();
+        let tb = self.b.create_block();
+        let tx = self.b.create_block();
+        self.b.append_block_param(vh, types::I64);
+        self.b.append_block_param(th, types::I64);
+        if acc.is_some() {
+            self.b.append_block_param(vh, V4);
+            self.b.append_block_param(th, types::F32);
+        }
+        let n4 = self.b.ins().band_imm_s(n, !3);
+        let zero = self.iconst(0);
+        let mut args = vec![BlockArg::from(zero)];
+        if let Some(kind) = acc {
+            args.push(BlockArg::from(self.fconst(V4, Self::identity(kind))));
+        }
+        self.b.ins().jump(vh, &args);
+
+        self.b.switch_to_block(vh);
+        let p = self.b.block_params(vh).to_vec();
+        let c = self.b.ins().icmp(IntCC::UnsignedLessThan, p[0], n4);
+        self.b.ins().brif(c, vb, &[], vx, &[]);
+        self.b.switch_to_block(vb);
+        let r = body(self, p[0], V4);
+        let next = self.b.ins().iadd_imm_s(p[0], 4);
+        let mut args = vec![BlockArg::from(next)];
+        if let Some(kind) = acc {
+            let a = self.combine(kind, p[1], r.expect("reducing body returns a value"));
+            args.push(BlockArg::from(a));
+        }
+        self.b.ins().jump(vh, &args);
+
+        self.b.switch_to_block(vx);
+        let mut args = vec![BlockArg::from(p[0])];
+        if let Some(kind) = acc {
+            args.push(BlockArg::from(self.horizontal(kind, p[1])));
+        }
+        self.b.ins().jump(th, &args);
+
+        self.b.switch_to_block(th);
+        let q = self.b.block_params(th).to_vec();
+        let c = self.b.ins().icmp(IntCC::UnsignedLessThan, q[0], n);
+        self.b.ins().brif(c, tb, &[], tx, &[]);
+        self.b.switch_to_block(tb);
+        let r = body(self, q[0], types::F32);
+        let next = self.b.ins().iadd_imm_s(q[0], 1);
+        let mut args = vec![BlockArg::from(next)];
+        if let Some(kind) = acc {
+            let a = self.combine(kind, q[1], r.expect("reducing body returns a value"));
+            args.push(BlockArg::from(a));
+        }
+        self.b.ins().jump(th, &args);
+        self.b.switch_to_block(tx);
+        acc.map(|_| q[1])
+    }
+
+    fn loop_nest(&mut self, spec: &LoopSpec) -> Result<(), CodegenError> {
+        // Reductions accumulate into an output filled with the identity first.
+        if let Some((kind, _, out)) = &spec.reduce {
+            let kept: Vec<Dim> = spec
+                .dims
+                .iter()
+                .zip(&out.strides)
+                .filter(|(_, s)| **s != Extent::ZERO)
+                .map(|(d, _)| *d)
+                .collect();
+            let n = self.extent(Extent::product(&kept));
+            let base = self.buf_offset(out.buf);
+            let buf = out.buf;
+            let id = Self::identity(*kind);
+            self.vector_loop(n, None, &mut |e, j, ty| {
+                let at = e.b.ins().iadd(base, j);
+                let a = e.addr(buf, at);
+                let x = e.fconst(ty, id);
+                e.b.ins().store(rw(), x, a, 0);
+                None
+            });
+        }
+        // Accesses in one list: leaves, labels, stores, reduction output.
+        let mut accesses: Vec<&Access> = spec.leaves.iter().map(|l| &l.1).collect();
+        accesses.extend(spec.labels.iter().map(|l| &l.1));
+        accesses.extend(spec.stores.iter().map(|s| &s.1));
+        accesses.extend(spec.reduce.iter().map(|r| &r.2));
+        let offs: Vec<Value> = accesses.iter().map(|a| self.buf_offset(a.buf)).collect();
+        let accesses: Vec<Access> = accesses.into_iter().cloned().collect();
+        self.nest(spec, &accesses, 0, offs);
+        Ok(())
+    }
+
+    fn nest(&mut self, spec: &LoopSpec, acc: &[Access], d: usize, offs: Vec<Value>) {
+        let r = spec.dims.len();
+        if r == 0 {
+            let dummy = self.iconst(0);
+            self.body(
+                spec,
+                acc,
+                &offs,
+                dummy,
+                types::F32,
+                &HashMap::new(),
+                &HashMap::new(),
+            );
+            return;
+        }
+        if d + 1 == r {
+            return self.inner(spec, acc, offs);
+        }
+        let n = self.dim(spec.dims[d]);
+        let strides: Vec<Value> = acc.iter().map(|a| self.extent(a.strides[d])).collect();
+        self.counted_loop(n, &mut |e, i| {
+            let inner: Vec<Value> = offs
+                .iter()
+                .zip(&strides)
+                .map(|(&o, &s)| {
+                    let m = e.b.ins().imul(i, s);
+                    e.b.ins().iadd(o, m)
+                })
+                .collect();
+            e.nest(spec, acc, d + 1, inner);
+        });
+    }
+
+    /// The innermost loop: loads that do not move along it are hoisted, the rest is vectorized.
+    fn inner(&mut self, spec: &LoopSpec, acc: &[Access], offs: Vec<Value>) {
+        let r = spec.dims.len();
+        let n = self.dim(spec.dims[r - 1]);
+        let nl = spec.leaves.len();
+        let mut fixed_s: HashMap<ValueId, Value> = HashMap::new();
+        let mut fixed_v: HashMap<ValueId, Value> = HashMap::new();
+        for (k, (v, a)) in spec.leaves.iter().enumerate() {
+            if a.strides[r - 1] == Extent::ZERO {
+                let addr = self.addr(a.buf, offs[k]);
+                let x = self.b.ins().load(types::F32, rw(), addr, 0);
+                fixed_s.insert(*v, x);
+                let s = self.b.ins().splat(V4, x);
+                fixed_v.insert(*v, s);
+            }
+        }
+        let mut labels_s = HashMap::new();
+        let mut labels_v = HashMap::new();
+        for (k, (v, a)) in spec.labels.iter().enumerate() {
+            let addr = self.addr(a.buf, offs[nl + k]);
+            let x = self.b.ins().load(types::I32, ro(), addr, 0);
+            labels_s.insert(*v, x);
+            let s = self.b.ins().splat(types::I32X4, x);
+            labels_v.insert(*v, s);
+        }
+        let red_inner = spec
+            .reduce
+            .as_ref()
+            .filter(|(_, _, out)| out.strides[r - 1] == Extent::ZERO)
+            .map(|(kind, _, _)| *kind);
+        let total = self.vector_loop(n, red_inner, &mut |e, j, ty| {
+            let (fixed, labels) = if ty.is_vector() {
+                (&fixed_v, &labels_v)
+            } else {
+                (&fixed_s, &labels_s)
+            };
+            let offs_j: Vec<Value> = offs
+                .iter()
+                .zip(acc)
+                .map(|(&o, a)| {
+                    if a.strides[r - 1] == Extent::ZERO {
+                        o
+                    } else {
+                        e.b.ins().iadd(o, j)
+                    }
+                })
+                .collect();
+            e.body(spec, acc, &offs_j, j, ty, fixed, labels)
+        });
+        if let (Some(kind), Some(total)) = (red_inner, total) {
+            let out = &spec.reduce.as_ref().expect("reduction").2;
+            let addr = self.addr(out.buf, offs[acc.len() - 1]);
+            let old = self.b.ins().load(types::F32, rw(), addr, 0);
+            let x = self.combine(kind, old, total);
+            self.b.ins().store(rw(), x, addr, 0);
+        }
+    }
+
+    /// One element (or 4): load what moves, evaluate, store; returns the value to fold when the
+    /// innermost dimension is reduced.
+    #[allow(clippy::too_many_arguments)]
+    fn body(
+        &mut self,
+        spec: &LoopSpec,
+        acc: &[Access],
+        offs: &[Value],
+        j: Value,
+        ty: Type,
+        fixed: &HashMap<ValueId, Value>,
+        labels: &HashMap<ValueId, Value>,
+    ) -> Option<Value> {
+        let r = spec.dims.len();
+        let mut memo = fixed.clone();
+        let mut labels = labels.clone();
+        for (k, (v, a)) in spec.leaves.iter().enumerate() {
+            if !memo.contains_key(v) {
+                let addr = self.addr(a.buf, offs[k]);
+                let x = self.b.ins().load(ty, rw(), addr, 0);
+                memo.insert(*v, x);
+            }
+        }
+        if r == 0 {
+            // No loop: label loads happen here.
+            for (k, (v, a)) in spec.labels.iter().enumerate() {
+                let addr = self.addr(a.buf, offs[spec.leaves.len() + k]);
+                let x = self.b.ins().load(types::I32, ro(), addr, 0);
+                labels.insert(*v, x);
+            }
+        }
+        let class = if spec.labels.is_empty() {
+            j
+        } else {
+            let j32 = self.b.ins().ireduce(types::I32, j);
+            if ty.is_vector() {
+                let s = self.b.ins().splat(types::I32X4, j32);
+                let mut iota = self.b.ins().splat(types::I32X4, j32);
+                for lane in 1..4u8 {
+                    let l = self.b.ins().iadd_imm_s(j32, lane as i64);
+                    iota = self.b.ins().insertlane(iota, l, lane);
+                }
+                let _ = s;
+                iota
+            } else {
+                j32
+            }
+        };
+        let first_store = spec.leaves.len() + spec.labels.len();
+        let values: Vec<Value> = spec
+            .stores
+            .iter()
+            .map(|(v, _)| self.eval(*v, ty, &mut memo, &labels, class))
+            .collect();
+        for (k, x) in values.into_iter().enumerate() {
+            let a = &acc[first_store + k];
+            let addr = self.addr(a.buf, offs[first_store + k]);
+            self.b.ins().store(rw(), x, addr, 0);
+        }
+        let (kind, v, out) = spec.reduce.as_ref()?;
+        let x = self.eval(*v, ty, &mut memo, &labels, class);
+        if r > 0 && out.strides[r - 1] == Extent::ZERO {
+            return Some(x);
+        }
+        let addr = self.addr(out.buf, offs[acc.len() - 1]);
+        let old = self.b.ins().load(ty, rw(), addr, 0);
+        let y = self.combine(*kind, old, x);
+        self.b.ins().store(rw(), y, addr, 0);
+        None
+    }
+
+    // ── Structured kernels ─────────────────────────────────────────────────────────────────
+
+    fn reduce(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let Op::Reduce { kind, axes, .. } = &n.op else {
+            return Err(err("reduce kernel on a non-reduce node"));
+        };
+        let input = n.inputs[0];
+        let dims = self.graph.shape(input).0.clone();
+        // Output strides: the contiguous strides of the kept dimensions, 0 on reduced ones.
+        let strides = (0..dims.len())
+            .map(|d| {
+                if axes.contains(&d) {
+                    Extent::ZERO
+                } else {
+                    let after: Vec<Dim> = (d + 1..dims.len())
+                        .filter(|e| !axes.contains(e))
+                        .map(|e| dims[e])
+                        .collect();
+                    Extent::product(&after)
+                }
+            })
+            .collect();
+        let out = Access {
+            buf: self.plan().home(node)?,
+            strides,
+        };
+        let spec = self
+            .plan()
+            .spec(dims, Vec::new(), Some((*kind, input, out)), &[])?;
+        self.loop_nest(&spec)
+    }
+
+    fn matmul(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } = n.op
+        else {
+            return Err(err("matmul kernel on a non-matmul node"));
+        };
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let (sa, sb) = (self.graph.shape(a).0.clone(), self.graph.shape(b).0.clone());
+        let (ra, ca) = (self.dim(sa[0]), self.dim(sa[1]));
+        let (rb, cb) = (self.dim(sb[0]), self.dim(sb[1]));
+        let one = self.iconst(1);
+        // Row/column strides express the transposes; no copies.
+        let (m, k, a_rs, a_cs) = if transpose_a {
+            (ca, ra, one, ca)
+        } else {
+            (ra, ca, ca, one)
+        };
+        let (nn, b_rs, b_cs) = if transpose_b {
+            (rb, one, cb)
+        } else {
+            (cb, cb, one)
+        };
+        let ptr = |e: &mut Self, v: ValueId| -> Result<Value, CodegenError> {
+            let buf = e.plan().home(v)?;
+            let o = e.buf_offset(buf);
+            Ok(e.addr(buf, o))
+        };
+        let dst = ptr(self, node)?;
+        let pa = ptr(self, a)?;
+        let pb = ptr(self, b)?;
+        let args = [m, nn, k, dst, pa, a_rs, a_cs, pb, b_rs, b_cs];
+        self.b.ins().call(self.helpers.gemm, &args);
+        Ok(())
+    }
+
+    fn softmax(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let log = matches!(n.op, Op::LogSoftmax);
+        let input = n.inputs[0];
+        let dims = self.graph.shape(node).0.clone();
+        let (rows_dims, last) = dims.split_at(dims.len() - 1);
+        let rows = self.extent(Extent::product(rows_dims));
+        let w = self.dim(last[0]);
+        let (ib, ob) = (self.plan().home(input)?, self.plan().home(node)?);
+        let (io, oo) = (self.buf_offset(ib), self.buf_offset(ob));
+        self.counted_loop(rows, &mut |e, r| {
+            let row = e.b.ins().imul(r, w);
+            let ir = e.b.ins().iadd(io, row);
+            let or = e.b.ins().iadd(oo, row);
+            let load = |e: &mut Self, j: Value, ty: Type| {
+                let at = e.b.ins().iadd(ir, j);
+                let a = e.addr(ib, at);
+                e.b.ins().load(ty, rw(), a, 0)
+            };
+            let mx = e
+                .vector_loop(w, Some(ReduceKind::Max), &mut |e, j, ty| {
+                    Some(load(e, j, ty))
+                })
+                .expect("max");
+            let sum = e
+                .vector_loop(w, Some(ReduceKind::Sum), &mut |e, j, ty| {
+                    let x = load(e, j, ty);
+                    let m = if ty.is_vector() {
+                        e.b.ins().splat(ty, mx)
+                    } else {
+                        mx
+                    };
+                    let d = e.b.ins().fsub(x, m);
+                    let y = e.exp(d);
+                    if !log {
+                        let at = e.b.ins().iadd(or, j);
+                        let a = e.addr(ob, at);
+                        e.b.ins().store(rw(), y, a, 0);
+                    }
+                    Some(y)
+                })
+                .expect("sum");
+            // softmax: scale by 1/sum; log-softmax: subtract log sum.
+            let k = if log {
+                let call = e.b.ins().call(e.helpers.logf, &[sum]);
+                e.b.inst_results(call)[0]
+            } else {
+                let one = e.b.ins().f32const(1.0);
+                e.b.ins().fdiv(one, sum)
+            };
+            e.vector_loop(w, None, &mut |e, j, ty| {
+                let kv = if ty.is_vector() {
+                    e.b.ins().splat(ty, k)
+                } else {
+                    k
+                };
+                let at = e.b.ins().iadd(or, j);
+                let a = e.addr(ob, at);
+                let y = if log {
+                    // (x - max) - log(sum): exact when x is the max, even for huge logits.
+                    let x = load(e, j, ty);
+                    let m = if ty.is_vector() {
+                        e.b.ins().splat(ty, mx)
+                    } else {
+                        mx
+                    };
+                    let d = e.b.ins().fsub(x, m);
+                    e.b.ins().fsub(d, kv)
+                } else {
+                    let x = e.b.ins().load(ty, rw(), a, 0);
+                    e.b.ins().fmul(x, kv)
+                };
+                e.b.ins().store(rw(), y, a, 0);
+                None
+            });
+        });
+        Ok(())
+    }
+}
+
+impl LoopSpec {
+    /// One line for `kiln dump --stage kernels`.
+    pub fn describe(&self) -> String {
+        let dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
+        let stores: Vec<String> = self
+            .stores
+            .iter()
+            .map(|(v, a)| match a.buf {
+                Buf::F32(o) | Buf::I32(o) => format!("%{}@{o}", v.0),
+            })
+            .collect();
+        format!(
+            "loop [{}] reads {} buffers, writes {}",
+            dims.join(", "),
+            self.leaves.len(),
+            stores.join(" ")
+        )
+    }
+}
+
+/// A loop over a fixed-shape group as one flat dimension (leaves contiguous or scalar).
+fn flatten(spec: &LoopSpec, numel: usize) -> Option<LoopSpec> {
+    let flat = |a: &Access, full: bool| Access {
+        buf: a.buf,
+        strides: vec![if full { Extent::ONE } else { Extent::ZERO }],
+    };
+    let mut out = LoopSpec {
+        dims: vec![Dim::Fixed(numel)],
+        ..LoopSpec::default()
+    };
+    for (v, a) in &spec.leaves {
+        let zero = a.strides.iter().all(|s| *s == Extent::ZERO);
+        let full = row_major(a, spec);
+        if !zero && !full {
+            return None;
+        }
+        out.leaves.push((*v, flat(a, full)));
+    }
+    for (v, a) in &spec.stores {
+        if !row_major(a, spec) {
+            return None;
+        }
+        out.stores.push((*v, flat(a, true)));
+    }
+    if !spec.labels.is_empty() || spec.reduce.is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+/// Whether an access walks the loop's elements in row-major order.
+fn row_major(a: &Access, spec: &LoopSpec) -> bool {
+    let mut expect = Extent::ONE;
+    for (d, s) in a.strides.iter().enumerate().rev() {
+        if spec.dims[d] != Dim::Fixed(1) && *s != expect {
+            return false;
+        }
+        expect = expect.mul(Extent::of(spec.dims[d]));
+    }
+    true
+}
+
+/// Appends `next` (flat after `flatten`) to the flat run `run` of `run_numel` elements, when
+/// every buffer continues exactly where the run's ends and every scalar is the same.
+fn merge(run: &LoopSpec, run_numel: usize, next: &LoopSpec, numel: usize) -> Option<LoopSpec> {
+    let next = flatten(next, numel)?;
+    if run.leaves.len() != next.leaves.len() || run.stores.len() != next.stores.len() {
+        return None;
+    }
+    let pairs = run
+        .leaves
+        .iter()
+        .zip(&next.leaves)
+        .chain(run.stores.iter().zip(&next.stores));
+    for ((_, a), (_, b)) in pairs {
+        if a.strides != b.strides {
+            return None;
+        }
+        let (Buf::F32(x), Buf::F32(y)) = (a.buf, b.buf) else {
+            return None;
+        };
+        let ok = if a.strides[0] == Extent::ZERO {
+            x == y
+        } else {
+            x + run_numel == y
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let mut merged = run.clone();
+    merged.dims = vec![Dim::Fixed(run_numel + numel)];
+    Some(merged)
+}

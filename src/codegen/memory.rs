@@ -1,0 +1,300 @@
+//! Memory planning: every stored value gets a fixed offset in one f32 arena (or the i32 arena
+//! for integer inputs), sized for `max_batch` once at compile time. A `[B, N]` buffer keeps
+//! row `i` at `i * N` for every batch size, so a smaller batch reuses the same offsets.
+//!
+//! Layout: parameters back to back, then the gradients at the same relative offsets, then one
+//! region per optimizer-state role (e.g. Adam's `m`, `v`) again at the parameters' offsets. Equal
+//! per-parameter update loops therefore read and write one flat range and collapse into a single
+//! loop. Temporaries follow, 64-byte aligned; a temporary's space is reused once its last reader
+//! has run.
+
+use std::collections::HashMap;
+
+use super::schedule::{Kernel, Schedule};
+use crate::ir::graph::Slot;
+use crate::ir::{DType, Graph, Op, ValueId};
+
+/// Floats per alignment unit (64 bytes).
+pub const ALIGN: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buf {
+    F32(usize),
+    I32(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct MemoryPlan {
+    pub f32_len: usize,
+    pub i32_len: usize,
+    /// The buffer of every stored value (leaves included).
+    pub home: HashMap<ValueId, Buf>,
+    pub params: Vec<usize>,
+    pub states: Vec<usize>,
+    pub inputs: Vec<Buf>,
+}
+
+fn align(x: usize) -> usize {
+    x.div_ceil(ALIGN) * ALIGN
+}
+
+pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize) -> MemoryPlan {
+    let numel = |v: ValueId| graph.shape(v).numel(max_batch);
+    let mut top = 0;
+
+    let mut params = Vec::new();
+    for p in &graph.params {
+        params.push(top);
+        top += p.shape.numel(1);
+    }
+    let params_len = top;
+    let grads_base = align(top);
+    top = grads_base + params_len;
+
+    // State roles from the update loops: role k of parameter p lives at family_k + offset(p).
+    let mut states: Vec<Option<usize>> = vec![None; graph.states.len()];
+    let mut families = 0;
+    let mut family_of: Vec<(usize, usize, usize)> = Vec::new(); // (state, role, param)
+    for group in &sched.groups {
+        let Some(p) = group.param() else { continue };
+        let roles = state_roles(graph, group.outputs.iter().map(|o| o.0), &group.nodes);
+        for (k, s) in roles.into_iter().enumerate() {
+            let fits = graph.states[s].shape.numel(1) == graph.params[p].shape.numel(1)
+                && !graph.states[s].shape.has_batch();
+            if fits && !family_of.iter().any(|f| f.0 == s) {
+                family_of.push((s, k, p));
+                families = families.max(k + 1);
+            }
+        }
+    }
+    let family_base: Vec<usize> = (0..families)
+        .map(|_| {
+            let base = align(top);
+            top = base + params_len;
+            base
+        })
+        .collect();
+    for (s, k, p) in family_of {
+        states[s] = Some(family_base[k] + params[p]);
+    }
+    let states: Vec<usize> = states
+        .into_iter()
+        .enumerate()
+        .map(|(s, at)| {
+            at.unwrap_or_else(|| {
+                let base = align(top);
+                top = base + graph.states[s].shape.numel(max_batch);
+                base
+            })
+        })
+        .collect();
+
+    let mut itop = 0;
+    let inputs: Vec<Buf> = graph
+        .inputs
+        .iter()
+        .map(|i| match i.ty.dtype {
+            DType::F32 => {
+                let base = align(top);
+                top = base + i.ty.shape.numel(max_batch);
+                Buf::F32(base)
+            }
+            DType::I32 => {
+                let base = align(itop);
+                itop = base + i.ty.shape.numel(max_batch);
+                Buf::I32(base)
+            }
+        })
+        .collect();
+
+    let mut home = HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let v = ValueId(i as u32);
+        match node.op {
+            Op::Input { index } => {
+                home.insert(v, inputs[index]);
+            }
+            Op::Param { index } => {
+                home.insert(v, Buf::F32(params[index]));
+            }
+            Op::State { index } => {
+                home.insert(v, Buf::F32(states[index]));
+            }
+            _ => {}
+        }
+    }
+    // Gradients are written straight into the gradient region.
+    for g in &graph.gradients {
+        let v = g.value;
+        let p = &graph.params[g.param];
+        if sched.stored[v.index()]
+            && !home.contains_key(&v)
+            && !graph.shape(v).has_batch()
+            && numel(v) == p.shape.numel(1)
+        {
+            home.insert(v, Buf::F32(grads_base + params[g.param]));
+        }
+    }
+
+    // Temporaries: first-fit reuse of space whose last reader has run.
+    let temps_base = align(top);
+    let (def, last) = lifetimes(graph, sched);
+    let mut free: Vec<(usize, usize)> = Vec::new(); // (offset, len) free blocks
+    let mut busy: Vec<(usize, usize, usize)> = Vec::new(); // (until kernel, offset, len)
+    let mut temps_top = temps_base;
+    let mut order: Vec<ValueId> = (0..graph.nodes.len())
+        .map(|i| ValueId(i as u32))
+        .filter(|v| {
+            sched.stored[v.index()] && !home.contains_key(v) && !sched.epilogue_of.contains_key(v)
+        })
+        .collect();
+    order.sort_by_key(|v| (def[v.index()], v.index()));
+    for v in order {
+        let at = def[v.index()];
+        // Space freed strictly before this kernel may be reused (a kernel's inputs stay
+        // intact while it writes).
+        busy.retain(|&(until, off, len)| {
+            if until < at {
+                free.push((off, len));
+                false
+            } else {
+                true
+            }
+        });
+        let len = align(numel(v).max(1));
+        let off = match free.iter().position(|&(_, l)| l >= len) {
+            Some(k) => {
+                let (off, l) = free.remove(k);
+                if l > len {
+                    free.push((off + len, l - len));
+                }
+                off
+            }
+            None => {
+                let off = temps_top;
+                temps_top += len;
+                off
+            }
+        };
+        // Values leaving the step stay alive to the end.
+        let until = last[v.index()];
+        busy.push((until, off, len));
+        home.insert(v, Buf::F32(off));
+    }
+    for (m, root) in &sched.epilogue_of {
+        if let Some(&b) = home.get(root) {
+            home.insert(*m, b);
+        }
+    }
+    MemoryPlan {
+        f32_len: align(temps_top.max(top)) + ALIGN,
+        i32_len: itop.max(1),
+        home,
+        params,
+        states,
+        inputs,
+    }
+}
+
+/// States in the canonical order they are met from an update loop's outputs.
+pub fn state_roles(
+    graph: &Graph,
+    outputs: impl Iterator<Item = ValueId>,
+    local: &[ValueId],
+) -> Vec<usize> {
+    let mut roles = Vec::new();
+    let mut seen = Vec::new();
+    let mut push = |s: usize, roles: &mut Vec<usize>| {
+        if !roles.contains(&s) {
+            roles.push(s);
+        }
+    };
+    fn walk(
+        graph: &Graph,
+        v: ValueId,
+        local: &[ValueId],
+        seen: &mut Vec<ValueId>,
+        roles: &mut Vec<usize>,
+        push: &mut dyn FnMut(usize, &mut Vec<usize>),
+    ) {
+        if seen.contains(&v) {
+            return;
+        }
+        seen.push(v);
+        for u in graph.updates.iter().filter(|u| u.value == v) {
+            if let Slot::State(s) = u.target {
+                push(s, roles);
+            }
+        }
+        let node = graph.node(v);
+        if let Op::State { index } = node.op {
+            push(index, roles);
+        }
+        if local.contains(&v) || matches!(node.op, Op::Broadcast) {
+            for &inp in &node.inputs {
+                walk(graph, inp, local, seen, roles, push);
+            }
+        }
+    }
+    for v in outputs {
+        walk(graph, v, local, &mut seen, &mut roles, &mut push);
+    }
+    roles
+}
+
+/// For every value: the kernel that writes it and the last kernel that reads it (outputs and
+/// gradients: the end of the step).
+fn lifetimes(graph: &Graph, sched: &Schedule) -> (Vec<usize>, Vec<usize>) {
+    let n = graph.nodes.len();
+    let end = usize::MAX;
+    let mut def = vec![0; n];
+    let mut last = vec![0; n];
+    let mark_reads = |k: usize, reads: &[ValueId], last: &mut Vec<usize>| {
+        for r in reads {
+            last[r.index()] = last[r.index()].max(k);
+        }
+    };
+    for (k, kernel) in sched.kernels.iter().enumerate() {
+        let (writes, computed): (Vec<ValueId>, Vec<ValueId>) = match kernel {
+            Kernel::Elementwise {
+                root,
+                matmul,
+                nodes,
+            } => {
+                let mut c = nodes.clone();
+                c.extend(matmul.iter().copied());
+                (vec![*root], c)
+            }
+            Kernel::MatMul { node } | Kernel::Softmax { node } => (vec![*node], vec![*node]),
+            Kernel::Reduce { node, nodes } => (vec![*node], nodes.clone()),
+            Kernel::Update { group } => {
+                let g = &sched.groups[*group];
+                (Vec::new(), g.nodes.clone())
+            }
+        };
+        for w in &writes {
+            def[w.index()] = k;
+        }
+        let mut reads: Vec<ValueId> = computed
+            .iter()
+            .flat_map(|c| graph.node(*c).inputs.iter().copied())
+            .collect();
+        if let Kernel::Update { group } = kernel {
+            reads.extend(sched.groups[*group].outputs.iter().map(|o| o.0));
+        }
+        // Reads through broadcasts reach the broadcast's source.
+        let mut i = 0;
+        while i < reads.len() {
+            let r = reads[i];
+            if matches!(graph.node(r).op, Op::Broadcast) && !sched.stored[r.index()] {
+                reads.extend(graph.node(r).inputs.iter().copied());
+            }
+            i += 1;
+        }
+        mark_reads(k, &reads, &mut last);
+    }
+    for v in graph.roots() {
+        last[v.index()] = end;
+    }
+    (def, last)
+}

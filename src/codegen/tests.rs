@@ -1,0 +1,837 @@
+//! JIT results against a straightforward f64 reference evaluator of the IR (`reference` below),
+//! on small hand-built graphs covering every op, broadcast patterns, ragged batches and a whole
+//! MLP training step with Adam.
+
+use super::*;
+use crate::ir::graph::{Gradient, Init, ParamInfo, Slot, StateInfo, Update};
+use crate::ir::{BinaryOp, Dim, Op, ReduceKind, Shape, TensorType, UnaryOp, ValueId};
+
+// ── Reference ───────────────────────────────────────────────────────────────────────────────
+
+#[derive(Clone, Debug)]
+struct T {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+}
+
+/// Flat index into `in_shape` of element `flat` of `out_shape`, NumPy broadcasting.
+fn bcast_index(out_shape: &[usize], in_shape: &[usize], flat: usize) -> usize {
+    let r = out_shape.len();
+    let lead = r - in_shape.len();
+    let mut idx = vec![0; r];
+    let mut rem = flat;
+    for d in (0..r).rev() {
+        idx[d] = rem % out_shape[d];
+        rem /= out_shape[d];
+    }
+    let mut off = 0;
+    for (k, &n) in in_shape.iter().enumerate() {
+        let i = if n == 1 { 0 } else { idx[lead + k] };
+        off = off * n + i;
+    }
+    off
+}
+
+struct Feed {
+    inputs: Vec<Vec<f64>>,
+    params: Vec<Vec<f64>>,
+    states: Vec<Vec<f64>>,
+}
+
+fn reference(g: &Graph, batch: usize, feed: &Feed) -> Vec<T> {
+    let mut vals: Vec<T> = Vec::new();
+    for node in &g.nodes {
+        let shape = node.ty.shape.resolve(batch);
+        let numel: usize = shape.iter().product();
+        let arg = |i: usize| &vals[node.inputs[i].index()];
+        let data: Vec<f64> = match &node.op {
+            Op::Input { index } => feed.inputs[*index].clone(),
+            Op::Param { index } => feed.params[*index].clone(),
+            Op::State { index } => feed.states[*index].clone(),
+            Op::Const { value } => vec![*value as f64],
+            Op::BatchSize => vec![batch as f64],
+            Op::Broadcast => {
+                let a = arg(0);
+                (0..numel)
+                    .map(|i| a.data[bcast_index(&shape, &a.shape, i)])
+                    .collect()
+            }
+            Op::Unary(op) => arg(0)
+                .data
+                .iter()
+                .map(|&x| match op {
+                    UnaryOp::Neg => -x,
+                    UnaryOp::Exp => x.exp(),
+                    UnaryOp::Log => x.ln(),
+                    UnaryOp::Sqrt => x.sqrt(),
+                    UnaryOp::Relu => x.max(0.0),
+                    UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+                    UnaryOp::Tanh => x.tanh(),
+                })
+                .collect(),
+            Op::Binary(op) => {
+                let (a, b) = (arg(0), arg(1));
+                (0..numel)
+                    .map(|i| {
+                        let x = a.data[bcast_index(&shape, &a.shape, i)];
+                        let y = b.data[bcast_index(&shape, &b.shape, i)];
+                        match op {
+                            BinaryOp::Add => x + y,
+                            BinaryOp::Sub => x - y,
+                            BinaryOp::Mul => x * y,
+                            BinaryOp::Div => x / y,
+                            BinaryOp::Pow => x.powf(y),
+                            BinaryOp::Max => x.max(y),
+                            BinaryOp::Greater => f64::from(x > y),
+                        }
+                    })
+                    .collect()
+            }
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let (a, b) = (arg(0), arg(1));
+                let (m, n) = (shape[0], shape[1]);
+                let k = if *transpose_a { a.shape[0] } else { a.shape[1] };
+                let at = |i: usize, p: usize| {
+                    if *transpose_a {
+                        a.data[p * a.shape[1] + i]
+                    } else {
+                        a.data[i * a.shape[1] + p]
+                    }
+                };
+                let bt = |p: usize, j: usize| {
+                    if *transpose_b {
+                        b.data[j * b.shape[1] + p]
+                    } else {
+                        b.data[p * b.shape[1] + j]
+                    }
+                };
+                (0..m * n)
+                    .map(|ij| (0..k).map(|p| at(ij / n, p) * bt(p, ij % n)).sum())
+                    .collect()
+            }
+            Op::Reduce { kind, axes, .. } => {
+                let a = arg(0);
+                let init = match kind {
+                    ReduceKind::Sum => 0.0,
+                    ReduceKind::Max => f64::NEG_INFINITY,
+                };
+                let mut out = vec![init; numel];
+                let kept: Vec<usize> = (0..a.shape.len()).filter(|d| !axes.contains(d)).collect();
+                for (i, &x) in a.data.iter().enumerate() {
+                    let mut idx = vec![0; a.shape.len()];
+                    let mut rem = i;
+                    for d in (0..a.shape.len()).rev() {
+                        idx[d] = rem % a.shape[d];
+                        rem /= a.shape[d];
+                    }
+                    let o = kept.iter().fold(0, |o, &d| o * a.shape[d] + idx[d]);
+                    out[o] = match kind {
+                        ReduceKind::Sum => out[o] + x,
+                        ReduceKind::Max => out[o].max(x),
+                    };
+                }
+                out
+            }
+            Op::Softmax | Op::LogSoftmax => {
+                let a = arg(0);
+                let w = *shape.last().unwrap();
+                let mut out = Vec::new();
+                for row in a.data.chunks(w) {
+                    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let s: f64 = row.iter().map(|x| (x - m).exp()).sum();
+                    for x in row {
+                        out.push(if matches!(node.op, Op::Softmax) {
+                            (x - m).exp() / s
+                        } else {
+                            x - m - s.ln()
+                        });
+                    }
+                }
+                out
+            }
+            Op::OneHot { classes } => {
+                let a = arg(0);
+                let mut out = vec![0.0; numel];
+                for (i, &l) in a.data.iter().enumerate() {
+                    if l >= 0.0 && (l as usize) < *classes {
+                        out[i * classes + l as usize] = 1.0;
+                    }
+                }
+                out
+            }
+        };
+        assert_eq!(data.len(), numel, "reference: {}", node.op.name());
+        vals.push(T { shape, data });
+    }
+    vals
+}
+
+// ── Harness ─────────────────────────────────────────────────────────────────────────────────
+
+/// A small deterministic generator (tests do not depend on `rand`'s API).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f32 {
+        (lo + (hi - lo) * self.next()) as f32
+    }
+}
+
+fn close(got: f32, want: f64) -> bool {
+    close_in(got, want, 0.0)
+}
+
+/// Relative 1e-4, plus an absolute floor of 1e-4 of the tensor's largest magnitude (`scale`):
+/// f32 sums with cancellation (gradients over a batch) cannot match f64 element by element.
+fn close_in(got: f32, want: f64, scale: f64) -> bool {
+    let (g, w) = (got as f64, want);
+    if w.is_nan() {
+        return g.is_nan();
+    }
+    if w.is_infinite() {
+        return g == w;
+    }
+    (g - w).abs() <= 1e-4 * (w.abs() + scale) + 1e-6
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want
+        .iter()
+        .filter(|w| w.is_finite())
+        .fold(0.0f64, |m, w| m.max(w.abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            close_in(g, w, scale),
+            "{what}[{i}]: jit {g} vs reference {w}"
+        );
+    }
+}
+
+/// Fills every input, parameter and state with random values (states non-negative, labels in
+/// `0..classes`, scalar inputs 1..5), runs the JIT for `steps` steps and compares every output,
+/// gradient and update against the reference.
+fn check(g: &Graph, max_batch: usize, batch: usize, steps: usize, seed: u64) -> CompiledStep {
+    let mut rng = Lcg(seed);
+    let mut step = compile(g, &CodegenConfig { max_batch }).expect("compiles");
+    let mut params: Vec<Vec<f64>> = Vec::new();
+    for (i, p) in g.params.iter().enumerate() {
+        let vals: Vec<f32> = (0..p.shape.numel(1))
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
+        step.param_mut(i).copy_from_slice(&vals);
+        params.push(vals.iter().map(|&x| x as f64).collect());
+    }
+    let mut states: Vec<Vec<f64>> = Vec::new();
+    for (i, s) in g.states.iter().enumerate() {
+        let vals: Vec<f32> = (0..s.shape.numel(max_batch))
+            .map(|_| rng.uniform(0.0, 0.5))
+            .collect();
+        step.state_mut(i).copy_from_slice(&vals);
+        states.push(vals.iter().map(|&x| x as f64).collect());
+    }
+    for s in 0..steps {
+        let mut inputs = Vec::new();
+        for (i, info) in g.inputs.iter().enumerate() {
+            let n = info.ty.shape.numel(batch);
+            match info.ty.dtype {
+                DType::F32 => {
+                    let vals: Vec<f32> = if info.ty.shape.rank() == 0 {
+                        vec![(s + 1) as f32]
+                    } else {
+                        (0..n).map(|_| rng.uniform(-2.0, 2.0)).collect()
+                    };
+                    step.input_f32_mut(i, batch).copy_from_slice(&vals);
+                    inputs.push(vals.iter().map(|&x| x as f64).collect());
+                }
+                DType::I32 => {
+                    // Classes from the one_hot that reads this input; one label out of range.
+                    let classes = g
+                        .nodes
+                        .iter()
+                        .find_map(|n| match n.op {
+                            Op::OneHot { classes } => Some(classes),
+                            _ => None,
+                        })
+                        .unwrap_or(3);
+                    let mut vals: Vec<i32> = (0..n)
+                        .map(|_| (rng.next() * classes as f64) as i32)
+                        .collect();
+                    if n > 2 {
+                        vals[1] = classes as i32;
+                    }
+                    step.input_i32_mut(i, batch).copy_from_slice(&vals);
+                    inputs.push(vals.iter().map(|&x| x as f64).collect());
+                }
+            }
+        }
+        let feed = Feed {
+            inputs,
+            params: params.clone(),
+            states: states.clone(),
+        };
+        let want = reference(g, batch, &feed);
+        step.run(batch);
+        for (name, v) in &g.outputs {
+            let got = step.output(name, batch).expect("output");
+            assert_close(
+                &format!("step {s} output {name}"),
+                got,
+                &want[v.index()].data,
+            );
+        }
+        for gr in &g.gradients {
+            let got = step.gradient(gr.param);
+            assert_close(
+                &format!("step {s} gradient {}", gr.param),
+                got,
+                &want[gr.value.index()].data,
+            );
+        }
+        for u in &g.updates {
+            let w = &want[u.value.index()].data;
+            match u.target {
+                Slot::Param(p) => {
+                    assert_close(&format!("step {s} param {p}"), step.param(p), w);
+                    params[p] = step.param(p).iter().map(|&x| x as f64).collect();
+                }
+                Slot::State(st) => {
+                    assert_close(&format!("step {s} state {st}"), step.state(st), w);
+                    states[st] = step.state(st).iter().map(|&x| x as f64).collect();
+                }
+            }
+        }
+    }
+    step
+}
+
+fn bn(n: usize) -> Shape {
+    Shape(vec![Dim::Batch, Dim::Fixed(n)])
+}
+
+fn param(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
+    g.param(
+        ParamInfo {
+            name: name.into(),
+            shape: Shape::fixed(dims),
+            init: Init::Zeros,
+        },
+        None,
+    )
+}
+
+fn state(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
+    g.state(
+        StateInfo {
+            name: name.into(),
+            shape: Shape::fixed(dims),
+        },
+        None,
+    )
+}
+
+fn out(g: &mut Graph, v: ValueId) {
+    let name = format!("o{}", g.outputs.len());
+    g.outputs.push((name, v));
+}
+
+// ── Tests ───────────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn unary_ops_with_ragged_batch() {
+    for op in UnaryOp::ALL {
+        let mut g = Graph::new("unary");
+        let x = g.input("x", TensorType::f32(bn(7)), None);
+        // log and sqrt get positive arguments.
+        let arg = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt) {
+            let sq = g.binary(BinaryOp::Mul, x, x, None);
+            let c = g.constant(0.25, None);
+            g.binary(BinaryOp::Add, sq, c, None)
+        } else {
+            x
+        };
+        let y = g.unary(op, arg, None);
+        out(&mut g, y);
+        check(&g, 5, 3, 1, 1);
+        check(&g, 5, 5, 1, 2);
+    }
+}
+
+#[test]
+fn unary_special_values() {
+    let mut g = Graph::new("special");
+    let x = g.input("x", TensorType::f32(bn(8)), None);
+    for op in [UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Log] {
+        let y = g.unary(op, x, None);
+        out(&mut g, y);
+    }
+    let mut step = compile(&g, &CodegenConfig { max_batch: 1 }).unwrap();
+    let xs = [-100.0, -20.0, -1e-3, 0.0, 1e-4, 0.6, 30.0, 100.0f32];
+    step.input_f32_mut(0, 1).copy_from_slice(&xs);
+    step.run(1);
+    let o: Vec<Vec<f32>> = (0..4)
+        .map(|i| step.output(&format!("o{i}"), 1).unwrap().to_vec())
+        .collect();
+    for (i, &x) in xs.iter().enumerate() {
+        let x64 = x as f64;
+        assert!(close(o[0][i], if x64 < -87.4 { 0.0 } else { x64.exp() }) || x > 88.0);
+        assert!(close(o[1][i], 1.0 / (1.0 + (-x64).exp())), "sigmoid({x})");
+        assert!(close(o[2][i], x64.tanh()), "tanh({x}) = {}", o[2][i]);
+    }
+    assert_eq!(o[0][7], f32::INFINITY);
+    assert!(o[3][0].is_nan());
+    assert_eq!(o[3][3], f32::NEG_INFINITY);
+}
+
+#[test]
+fn binary_ops_and_broadcast_patterns() {
+    let mut g = Graph::new("binary");
+    let x = g.input("x", TensorType::f32(bn(6)), None);
+    let c = g.input(
+        "c",
+        TensorType::f32(Shape(vec![Dim::Batch, Dim::Fixed(1)])),
+        None,
+    );
+    let r = param(&mut g, "r", &[6]);
+    let s = param(&mut g, "s", &[]);
+    let two = g.constant(2.0, None);
+    for op in BinaryOp::ALL {
+        // [B,N] op [N], [N] op [B,N], [B,N] op [B,1], [B,N] op scalar
+        let a = if op == BinaryOp::Pow {
+            let sq = g.binary(BinaryOp::Mul, x, x, None);
+            g.binary(BinaryOp::Add, sq, two, None)
+        } else {
+            x
+        };
+        for (p, q) in [(a, r), (r, a), (a, c), (a, s), (c, r)] {
+            let (p, q) = if op == BinaryOp::Pow && p == r {
+                (q, p)
+            } else {
+                (p, q)
+            };
+            let y = g.binary(op, p, q, None);
+            out(&mut g, y);
+        }
+    }
+    let sq = g.binary(BinaryOp::Pow, x, two, None);
+    out(&mut g, sq);
+    let half = g.constant(0.5, None);
+    let ax = g.unary(UnaryOp::Relu, x, None);
+    let rt = g.binary(BinaryOp::Pow, ax, half, None);
+    out(&mut g, rt);
+    let bs = g.batch_size(None);
+    let d = g.binary(BinaryOp::Div, x, bs, None);
+    out(&mut g, d);
+    check(&g, 6, 4, 1, 3);
+    check(&g, 6, 1, 1, 4);
+}
+
+#[test]
+fn explicit_broadcast_and_scalar_outputs() {
+    let mut g = Graph::new("bcast");
+    let x = g.input("x", TensorType::f32(bn(3)), None);
+    let s = param(&mut g, "s", &[]);
+    let r = param(&mut g, "r", &[3]);
+    let sb = g.broadcast(s, &bn(3), None);
+    let rb = g.broadcast(r, &bn(3), None);
+    let y = g.binary(BinaryOp::Mul, sb, x, None);
+    let z = g.binary(BinaryOp::Add, y, rb, None);
+    out(&mut g, z);
+    out(&mut g, rb); // a stored broadcast
+    let k = g.constant(4.5, None);
+    out(&mut g, k); // a constant output
+    let bs = g.batch_size(None);
+    out(&mut g, bs);
+    let e = g.unary(UnaryOp::Exp, s, None);
+    let e2 = g.binary(BinaryOp::Mul, e, s, None);
+    out(&mut g, e2); // a scalar chain
+    check(&g, 4, 2, 1, 5);
+}
+
+#[test]
+fn reductions() {
+    let mut g = Graph::new("reduce");
+    let x = g.input("x", TensorType::f32(bn(9)), None);
+    let e = g.unary(UnaryOp::Exp, x, None);
+    for kind in [ReduceKind::Sum, ReduceKind::Max] {
+        for (axes, keep) in [
+            (vec![0], false),
+            (vec![1], false),
+            (vec![1], true),
+            (vec![0, 1], false),
+            (vec![0], true),
+        ] {
+            let v = if kind == ReduceKind::Sum {
+                let inner = g.unary(UnaryOp::Tanh, x, None); // fused producer
+                g.add(
+                    Op::Reduce {
+                        kind,
+                        axes,
+                        keep_dims: keep,
+                    },
+                    &[inner],
+                    None,
+                )
+            } else {
+                g.add(
+                    Op::Reduce {
+                        kind,
+                        axes,
+                        keep_dims: keep,
+                    },
+                    &[x],
+                    None,
+                )
+            };
+            out(&mut g, v);
+        }
+    }
+    // A stored producer read by two reductions.
+    let s0 = g.add(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![1],
+            keep_dims: true,
+        },
+        &[e],
+        None,
+    );
+    let d = g.binary(BinaryOp::Div, e, s0, None);
+    out(&mut g, d);
+    check(&g, 5, 5, 1, 6);
+    check(&g, 5, 2, 1, 7);
+    // Size-1 dimensions.
+    let mut g = Graph::new("reduce1");
+    let x = g.input("x", TensorType::f32(bn(1)), None);
+    let v = g.add(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![0],
+            keep_dims: false,
+        },
+        &[x],
+        None,
+    );
+    out(&mut g, v);
+    check(&g, 3, 1, 1, 8);
+}
+
+#[test]
+fn softmax_rows_are_stable() {
+    let mut g = Graph::new("softmax");
+    let x = g.input("x", TensorType::f32(bn(5)), None);
+    let s = g.add(Op::Softmax, &[x], None);
+    let l = g.add(Op::LogSoftmax, &[x], None);
+    out(&mut g, s);
+    out(&mut g, l);
+    check(&g, 4, 3, 1, 9);
+    let mut step = compile(&g, &CodegenConfig { max_batch: 2 }).unwrap();
+    let xs = [1e4, -1e4, 0.0, 1e4, 5.0, -1e4, -1e4, -1e4, -1e4, -1e4f32];
+    step.input_f32_mut(0, 2).copy_from_slice(&xs);
+    step.run(2);
+    let sm = step.output("o0", 2).unwrap().to_vec();
+    let lsm = step.output("o1", 2).unwrap().to_vec();
+    assert!(
+        sm.iter().chain(&lsm).all(|v| v.is_finite()),
+        "{sm:?} {lsm:?}"
+    );
+    assert!((sm[0] - 0.5).abs() < 1e-6 && (sm[3] - 0.5).abs() < 1e-6);
+    assert!((sm[5] - 0.2).abs() < 1e-6);
+    assert!((lsm[0] + std::f32::consts::LN_2).abs() < 1e-5);
+    assert!((lsm[1] + 2e4 + std::f32::consts::LN_2).abs() < 1.0);
+}
+
+#[test]
+fn matmul_transposes_and_epilogue() {
+    let mut g = Graph::new("matmul");
+    let x = g.input("x", TensorType::f32(bn(3)), None);
+    let y = g.input("y", TensorType::f32(bn(4)), None);
+    let w = param(&mut g, "w", &[3, 4]);
+    let wt = param(&mut g, "wt", &[4, 3]);
+    let b = param(&mut g, "b", &[4]);
+    for (ta, tb, lhs, rhs) in [
+        (false, false, x, w),
+        (false, true, x, wt),
+        (true, false, x, y),
+        (true, true, w, wt),
+    ] {
+        let m = g.add(
+            Op::MatMul {
+                transpose_a: ta,
+                transpose_b: tb,
+            },
+            &[lhs, rhs],
+            None,
+        );
+        out(&mut g, m);
+    }
+    // x @ w + b, relu: the matmul's epilogue.
+    let m = g.add(
+        Op::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        },
+        &[x, w],
+        None,
+    );
+    let z = g.binary(BinaryOp::Add, m, b, None);
+    let h = g.unary(UnaryOp::Relu, z, None);
+    out(&mut g, h);
+    let text = schedule_text(&g).unwrap();
+    assert!(text.contains("matmul+epilogue"), "{text}");
+    check(&g, 6, 6, 1, 10);
+    check(&g, 6, 1, 1, 11);
+}
+
+/// A `din → hidden (relu) → classes` classifier with softmax cross-entropy, its backward pass
+/// written by hand, and Adam. States are interleaved (m0, v0, m1, v1, ...).
+fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
+    let mut g = Graph::new("mlp");
+    let x = g.input("x", TensorType::f32(bn(din)), None);
+    let labels = g.input(
+        "labels",
+        TensorType {
+            dtype: DType::I32,
+            shape: Shape(vec![Dim::Batch]),
+        },
+        None,
+    );
+    let step = g.input("step", TensorType::f32(Shape::scalar()), None);
+    let mm = |g: &mut Graph, ta: bool, tb: bool, a: ValueId, b: ValueId| {
+        g.add(
+            Op::MatMul {
+                transpose_a: ta,
+                transpose_b: tb,
+            },
+            &[a, b],
+            None,
+        )
+    };
+    let mut widths = vec![din];
+    widths.extend_from_slice(hidden);
+    widths.push(classes);
+    let mut ws = Vec::new();
+    let mut acts = vec![x];
+    for l in 0..widths.len() - 1 {
+        let w = param(&mut g, &format!("w{l}"), &[widths[l], widths[l + 1]]);
+        let b = param(&mut g, &format!("b{l}"), &[widths[l + 1]]);
+        let z = mm(&mut g, false, false, *acts.last().unwrap(), w);
+        let bb = g.broadcast(b, &bn(widths[l + 1]), None);
+        let z = g.binary(BinaryOp::Add, z, bb, None);
+        let a = if l + 2 < widths.len() {
+            g.unary(UnaryOp::Relu, z, None)
+        } else {
+            z
+        };
+        ws.push((w, b));
+        acts.push(a);
+    }
+    let logits = *acts.last().unwrap();
+    let ls = g.add(Op::LogSoftmax, &[logits], None);
+    let oh = g.add(Op::OneHot { classes }, &[labels], None);
+    let prod = g.binary(BinaryOp::Mul, oh, ls, None);
+    let total = g.add(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![0, 1],
+            keep_dims: false,
+        },
+        &[prod],
+        None,
+    );
+    let neg = g.unary(UnaryOp::Neg, total, None);
+    let bs = g.batch_size(None);
+    let loss = g.binary(BinaryOp::Div, neg, bs, None);
+    let probs = g.add(Op::Softmax, &[logits], None);
+    g.outputs.push(("loss".into(), loss));
+    g.outputs.push(("output".into(), probs));
+
+    // Backward.
+    let p = g.unary(UnaryOp::Exp, ls, None);
+    let diff = g.binary(BinaryOp::Sub, p, oh, None);
+    let mut dz = g.binary(BinaryOp::Div, diff, bs, None);
+    let mut grads = vec![(ValueId(0), ValueId(0)); ws.len()];
+    for l in (0..ws.len()).rev() {
+        let (w, _) = ws[l];
+        let dw = mm(&mut g, true, false, acts[l], dz);
+        let db = g.add(
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes: vec![0],
+                keep_dims: false,
+            },
+            &[dz],
+            None,
+        );
+        grads[l] = (dw, db);
+        if l > 0 {
+            let da = mm(&mut g, false, true, dz, w);
+            let zero = g.constant(0.0, None);
+            let mask = g.binary(BinaryOp::Greater, acts[l], zero, None);
+            dz = g.binary(BinaryOp::Mul, da, mask, None);
+        }
+    }
+    for (l, (dw, db)) in grads.iter().enumerate() {
+        g.gradients.push(Gradient {
+            param: 2 * l,
+            value: *dw,
+        });
+        g.gradients.push(Gradient {
+            param: 2 * l + 1,
+            value: *db,
+        });
+    }
+
+    // Adam: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t).
+    let (lr, b1, b2, eps) = (0.01f32, 0.9f32, 0.999f32, 1e-7f32);
+    let one = g.constant(1.0, None);
+    let cb1 = g.constant(b1, None);
+    let cb2 = g.constant(b2, None);
+    let p1 = g.binary(BinaryOp::Pow, cb1, step, None);
+    let p2 = g.binary(BinaryOp::Pow, cb2, step, None);
+    let d1 = g.binary(BinaryOp::Sub, one, p1, None);
+    let d2 = g.binary(BinaryOp::Sub, one, p2, None);
+    let s2 = g.unary(UnaryOp::Sqrt, d2, None);
+    let clr = g.constant(lr, None);
+    let num = g.binary(BinaryOp::Mul, clr, s2, None);
+    let lr_t = g.binary(BinaryOp::Div, num, d1, None);
+    for pi in 0..g.params.len() {
+        let shape = g.params[pi].shape.clone();
+        let dims: Vec<usize> = shape.resolve(1);
+        let pv = g.param_value(pi).unwrap();
+        let gv = g.gradients.iter().find(|gr| gr.param == pi).unwrap().value;
+        let name = g.params[pi].name.clone();
+        let m = state(&mut g, &format!("{name}.m"), &dims);
+        let v = state(&mut g, &format!("{name}.v"), &dims);
+        let (mi, vi) = (g.states.len() - 2, g.states.len() - 1);
+        let cb1 = g.constant(b1, None);
+        let c1b1 = g.constant(1.0 - b1, None);
+        let cb2 = g.constant(b2, None);
+        let c1b2 = g.constant(1.0 - b2, None);
+        let ceps = g.constant(eps, None);
+        let t0 = g.binary(BinaryOp::Mul, cb1, m, None);
+        let t1 = g.binary(BinaryOp::Mul, c1b1, gv, None);
+        let m2 = g.binary(BinaryOp::Add, t0, t1, None);
+        let t2 = g.binary(BinaryOp::Mul, cb2, v, None);
+        let gg = g.binary(BinaryOp::Mul, gv, gv, None);
+        let t3 = g.binary(BinaryOp::Mul, c1b2, gg, None);
+        let v2 = g.binary(BinaryOp::Add, t2, t3, None);
+        let sq = g.unary(UnaryOp::Sqrt, v2, None);
+        let den = g.binary(BinaryOp::Add, sq, ceps, None);
+        let lrb = g.broadcast(lr_t, &shape, None);
+        let num = g.binary(BinaryOp::Mul, lrb, m2, None);
+        let upd = g.binary(BinaryOp::Div, num, den, None);
+        let p2 = g.binary(BinaryOp::Sub, pv, upd, None);
+        g.updates.push(Update {
+            target: Slot::Param(pi),
+            value: p2,
+        });
+        g.updates.push(Update {
+            target: Slot::State(mi),
+            value: m2,
+        });
+        g.updates.push(Update {
+            target: Slot::State(vi),
+            value: v2,
+        });
+    }
+    let problems = crate::ir::verify::verify(&g);
+    assert!(problems.is_empty(), "{problems:?}");
+    g
+}
+
+#[test]
+fn mlp_adam_training_steps() {
+    let g = mlp_adam(6, &[8], 5);
+    check(&g, 7, 7, 3, 12);
+    check(&g, 7, 3, 2, 13);
+    check(&g, 7, 1, 1, 14);
+}
+
+#[test]
+fn adam_update_collapses_into_one_loop() {
+    let g = mlp_adam(32, &[64, 64], 10);
+    let text = schedule_text(&g).unwrap();
+    let loops = text
+        .lines()
+        .filter(|l| l.starts_with("update loop"))
+        .count();
+    assert_eq!(loops, 1, "{text}");
+    let total: usize = g.params.iter().map(|p| p.shape.numel(1)).sum();
+    assert!(text.contains(&format!("loop [{total}]")), "{text}");
+    check(&g, 32, 32, 2, 15);
+}
+
+#[test]
+fn clif_text_is_stable() {
+    let g = mlp_adam(4, &[3], 2);
+    let cfg = CodegenConfig { max_batch: 8 };
+    let a = clif_text(&g, &cfg).unwrap();
+    let b = clif_text(&g, &cfg).unwrap();
+    assert_eq!(a, b);
+    assert!(a.contains("f32x4") && a.contains("call"), "{a}");
+}
+
+#[test]
+fn unsupported_graphs_are_errors() {
+    let mut g = Graph::new("bad");
+    let x = g.input("x", TensorType::f32(bn(2)), None);
+    out(&mut g, x);
+    let e = compile(&g, &CodegenConfig { max_batch: 0 });
+    assert!(e.is_err());
+    let mut g = Graph::new("bad2");
+    let p = param(&mut g, "p", &[2]);
+    let two = g.constant(2.0, None);
+    let v = g.binary(BinaryOp::Mul, p, two, None);
+    g.updates.push(Update {
+        target: Slot::Param(0),
+        value: v,
+    });
+    g.updates.push(Update {
+        target: Slot::Param(0),
+        value: p,
+    });
+    let e = compile(&g, &CodegenConfig { max_batch: 1 }).err().unwrap();
+    assert!(e.message.contains("twice"), "{e}");
+}
+
+/// `cargo test --release --lib codegen::tests::seed_step_timing -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release"]
+fn seed_step_timing() {
+    let g = mlp_adam(32, &[64, 64], 10);
+    let t0 = std::time::Instant::now();
+    let mut step = compile(&g, &CodegenConfig { max_batch: 32 }).unwrap();
+    let compile_time = t0.elapsed();
+    let mut rng = Lcg(1);
+    for p in 0..g.params.len() {
+        for x in step.param_mut(p) {
+            *x = rng.uniform(-0.3, 0.3);
+        }
+    }
+    for x in step.input_f32_mut(0, 32) {
+        *x = rng.uniform(-1.0, 1.0);
+    }
+    for (i, l) in step.input_i32_mut(1, 32).iter_mut().enumerate() {
+        *l = (i % 10) as i32;
+    }
+    let steps = 20_000;
+    let t = std::time::Instant::now();
+    for s in 0..steps {
+        step.input_f32_mut(2, 32)[0] = (s + 1) as f32;
+        step.run(32);
+    }
+    let per = t.elapsed().as_secs_f64() / steps as f64 * 1e6;
+    let loss = step.output("loss", 32).unwrap()[0];
+    println!("compile {compile_time:?}, {per:.2} µs/step at batch 32, final loss {loss}");
+    assert!(loss.is_finite());
+}
