@@ -9,19 +9,28 @@ use crate::check::program::{CheckedProgram, Fit};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{self, Diagnostic};
 use crate::ir::graph::Graph;
-use crate::ir::{autodiff, lower, optimizer, print, verify};
+use crate::ir::{autodiff, dce, lower, optimizer, print, verify};
 use crate::runtime::data::{self, DataError};
-use crate::runtime::train::{self, EpochReport};
 use crate::runtime::init;
+use crate::runtime::train::{self, EpochReport};
 use crate::{check, syntax};
 
 /// The stages `kiln dump` can show, in pipeline order.
 pub const STAGES: &[(&str, &str)] = &[
     ("parse", "the syntax tree, with source spans"),
-    ("check", "the checked program: layers, shapes, parameter counts, resolved settings"),
+    (
+        "check",
+        "the checked program: layers, shapes, parameter counts, resolved settings",
+    ),
     ("ir", "the forward pass and loss as tensor IR"),
-    ("grad", "the IR with the backward pass appended by reverse-mode autodiff"),
-    ("step", "the whole training step: forward, backward and optimizer update"),
+    (
+        "grad",
+        "the IR with the backward pass appended by reverse-mode autodiff",
+    ),
+    (
+        "step",
+        "the whole training step: forward, backward and optimizer update",
+    ),
     ("kernels", "the step grouped into fused kernels"),
     ("clif", "the Cranelift IR of the compiled step"),
 ];
@@ -62,13 +71,20 @@ pub enum GraphStage {
     Step,
 }
 
-/// Checked fit → training-step IR: lower, differentiate, append the optimizer update, verify.
-pub fn training_graph(program: &CheckedProgram, fit: &Fit, until: GraphStage) -> Result<Graph, Diagnostic> {
+/// Checked fit → training-step IR: lower, differentiate, append the optimizer update, drop dead
+/// code; the verifier runs after each.
+pub fn training_graph(
+    program: &CheckedProgram,
+    fit: &Fit,
+    until: GraphStage,
+) -> Result<Graph, Diagnostic> {
     let model = &program.models[fit.model];
     let mut graph = lower::lower_training(model, fit);
     verified(&graph, "lowering")?;
     if until >= GraphStage::Gradients {
-        let loss = graph.output(lower::LOSS).expect("lowering always produces a loss");
+        let loss = graph
+            .output(lower::LOSS)
+            .expect("lowering always produces a loss");
         autodiff::differentiate(&mut graph, loss);
         verified(&graph, "autodiff")?;
     }
@@ -76,6 +92,8 @@ pub fn training_graph(program: &CheckedProgram, fit: &Fit, until: GraphStage) ->
         optimizer::append_update(&mut graph, &fit.optimizer, Some(fit.span));
         verified(&graph, "the optimizer update")?;
     }
+    let graph = dce::eliminate_dead_code(&graph);
+    verified(&graph, "dead-code elimination")?;
     Ok(graph)
 }
 
@@ -94,8 +112,16 @@ fn verified(graph: &Graph, after: &str) -> Result<(), Diagnostic> {
 
 /// Training-step IR → native code.
 pub fn compile_step(graph: &Graph, fit: &Fit) -> Result<CompiledStep, Diagnostic> {
-    codegen::compile(graph, &CodegenConfig { max_batch: fit.batch })
-        .map_err(|e| Diagnostic::error("E0901", format!("code generation failed: {e}")).primary(fit.span, "while compiling this training step"))
+    codegen::compile(
+        graph,
+        &CodegenConfig {
+            max_batch: fit.batch,
+        },
+    )
+    .map_err(|e| {
+        Diagnostic::error("E0901", format!("code generation failed: {e}"))
+            .primary(fit.span, "while compiling this training step")
+    })
 }
 
 /// What `kiln dump --stage STAGE` prints for the first `fit` of the program. `Err` holds the
@@ -104,7 +130,10 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
     let render = |diagnostics: &[Diagnostic]| diag::render(diagnostics, file_name, source, false);
     if !STAGES.iter().any(|(name, _)| *name == stage) {
         let names: Vec<&str> = STAGES.iter().map(|(name, _)| *name).collect();
-        return Err(format!("unknown stage `{stage}`; the stages are: {}\n", names.join(", ")));
+        return Err(format!(
+            "unknown stage `{stage}`; the stages are: {}\n",
+            names.join(", ")
+        ));
     }
     if stage == "parse" {
         let (ast, diagnostics) = syntax::parse(source);
@@ -123,7 +152,10 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
         return Ok(format!("{}{warnings}", check::describe(&checked.program)));
     }
     let Some(fit) = checked.program.fits.first() else {
-        return Err("the program has no `fit` statement, so there is no training step to show\n".to_string());
+        return Err(
+            "the program has no `fit` statement, so there is no training step to show\n"
+                .to_string(),
+        );
     };
     let until = match stage {
         "ir" => GraphStage::Forward,
@@ -131,7 +163,9 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
         _ => GraphStage::Step,
     };
     let graph = training_graph(&checked.program, fit, until).map_err(|d| render(&[d]))?;
-    let config = CodegenConfig { max_batch: fit.batch };
+    let config = CodegenConfig {
+        max_batch: fit.batch,
+    };
     let text = match stage {
         "kernels" => codegen::schedule_text(&graph).map_err(|e| format!("{e}\n"))?,
         "clif" => codegen::clif_text(&graph, &config).map_err(|e| format!("{e}\n"))?,
@@ -173,7 +207,11 @@ pub enum RunError {
 
 /// Runs every `fit` of a program: check, build and compile the step, load and check the data,
 /// initialise, train. `base_dir` is where relative data paths start (the program's folder).
-pub fn run(source: &str, base_dir: &Path, on_event: &mut dyn FnMut(Event)) -> Result<Vec<FitOutcome>, RunError> {
+pub fn run(
+    source: &str,
+    base_dir: &Path,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<FitOutcome>, RunError> {
     let checked = check_source(source).map_err(RunError::Program)?;
     let program = &checked.program;
     let mut outcomes = Vec::new();
@@ -182,14 +220,18 @@ pub fn run(source: &str, base_dir: &Path, on_event: &mut dyn FnMut(Event)) -> Re
         let data_set = &program.data[fit.data];
 
         let started = Instant::now();
-        let graph = training_graph(program, fit, GraphStage::Step).map_err(|d| RunError::Program(vec![d]))?;
+        let graph = training_graph(program, fit, GraphStage::Step)
+            .map_err(|d| RunError::Program(vec![d]))?;
         let mut step = compile_step(&graph, fit).map_err(|d| RunError::Program(vec![d]))?;
         let compile_time = started.elapsed();
 
         let dataset = data::load(data_set, base_dir, fit.loss).map_err(RunError::Data)?;
         data::check_against_model(&dataset, model, fit.loss).map_err(RunError::Data)?;
 
-        for (index, values) in init::initial_params(&graph, fit.seed).into_iter().enumerate() {
+        for (index, values) in init::initial_params(&graph, fit.seed)
+            .into_iter()
+            .enumerate()
+        {
             step.param_mut(index).copy_from_slice(&values);
         }
         on_event(Event::FitStarted {
@@ -202,7 +244,9 @@ pub fn run(source: &str, base_dir: &Path, on_event: &mut dyn FnMut(Event)) -> Re
         let history = train::train(&mut step, &graph, &dataset, fit, &mut |report| {
             on_event(Event::Epoch(report))
         });
-        let final_params: Vec<Vec<f32>> = (0..graph.params.len()).map(|i| step.param(i).to_vec()).collect();
+        let final_params: Vec<Vec<f32>> = (0..graph.params.len())
+            .map(|i| step.param(i).to_vec())
+            .collect();
         let slices: Vec<&[f32]> = final_params.iter().map(Vec::as_slice).collect();
         outcomes.push(FitOutcome {
             model: model.name.clone(),

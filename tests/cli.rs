@@ -66,7 +66,10 @@ fn a_missing_file_is_a_message_not_a_panic() {
         let out = kiln(&[command, "no/such/file.model"]);
         assert_eq!(out.status.code(), Some(1));
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("cannot read `no/such/file.model`"), "{stderr}");
+        assert!(
+            stderr.contains("cannot read `no/such/file.model`"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("panicked"));
     }
 }
@@ -105,21 +108,9 @@ fn bad_data_is_reported_with_file_and_line() {
             Some("a,b,c,d,species\n1,2,3,4,0\n1,2,3,0\n"),
             "line 3",
         ),
-        (
-            "text",
-            Some("a,b,c,d,species\n1,2,x,4,0\n"),
-            "column 3",
-        ),
-        (
-            "width",
-            Some("a,b,c,species\n1,2,3,0\n"),
-            "3 features",
-        ),
-        (
-            "class",
-            Some("a,b,c,d,species\n1,2,3,4,7\n"),
-            "7",
-        ),
+        ("text", Some("a,b,c,d,species\n1,2,x,4,0\n"), "column 3"),
+        ("width", Some("a,b,c,species\n1,2,3,0\n"), "3 features"),
+        ("class", Some("a,b,c,d,species\n1,2,3,4,7\n"), "7"),
     ];
     for (name, csv, expected) in cases {
         let mut files = vec![("m.model", IRIS_LIKE)];
@@ -130,7 +121,10 @@ fn bad_data_is_reported_with_file_and_line() {
         let out = kiln(&["run", &path(&dir, "m.model")]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert!(stderr.contains(expected), "{name}: expected `{expected}` in: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected `{expected}` in: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 use kiln::driver::{self, FitOutcome};
 
 fn train(program: &str) -> Vec<FitOutcome> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs").join(program);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("programs")
+        .join(program);
     let source = std::fs::read_to_string(&path).unwrap();
     match driver::run(&source, path.parent().unwrap(), &mut |_| {}) {
         Ok(outcomes) => outcomes,
@@ -30,7 +32,10 @@ fn seed_model_reaches_90_percent_and_repeats_exactly() {
     let accuracy = final_accuracy(&first[0]);
     assert!(accuracy >= 0.9, "seed.model: training accuracy {accuracy}");
     let losses: Vec<f64> = first[0].history.iter().map(|r| r.loss).collect();
-    assert!(losses.windows(2).all(|w| w[1] < w[0]), "loss falls every epoch: {losses:?}");
+    assert!(
+        losses.windows(2).all(|w| w[1] < w[0]),
+        "loss falls every epoch: {losses:?}"
+    );
 
     let second = train("seed.model");
     assert_eq!(first[0].weights_hash, second[0].weights_hash);

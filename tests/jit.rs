@@ -78,7 +78,13 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
         fits: vec![fit.clone()],
     };
     let graph: Graph = driver::training_graph(&program, fit, GraphStage::Step).unwrap();
-    let mut step = codegen::compile(&graph, &CodegenConfig { max_batch: fit.batch }).unwrap();
+    let mut step = codegen::compile(
+        &graph,
+        &CodegenConfig {
+            max_batch: fit.batch,
+        },
+    )
+    .unwrap();
 
     let mut rng = ChaCha8Rng::seed_from_u64(batch as u64);
     let params = init::initial_params(&graph, 5);
@@ -86,7 +92,11 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
     let states: Vec<Vec<f32>> = graph
         .states
         .iter()
-        .map(|s| (0..s.shape.numel(0)).map(|_| rng.random_range(0.0..0.01)).collect())
+        .map(|s| {
+            (0..s.shape.numel(0))
+                .map(|_| rng.random_range(0.0..0.01))
+                .collect()
+        })
         .collect();
     let mut inputs = Vec::new();
     for (index, input) in graph.inputs.iter().enumerate() {
@@ -161,11 +171,7 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
 }
 
 fn array(values: &[f32], shape: &[usize]) -> ArrayD<f64> {
-    ArrayD::from_shape_vec(
-        IxDyn(shape),
-        values.iter().map(|&v| f64::from(v)).collect(),
-    )
-    .unwrap()
+    ArrayD::from_shape_vec(IxDyn(shape), values.iter().map(|&v| f64::from(v)).collect()).unwrap()
 }
 
 const ADAM: Optimizer = Optimizer::Adam {

@@ -21,15 +21,16 @@ pub fn differentiate(graph: &mut Graph, loss: ValueId) -> Vec<usize> {
         if node.op.is_leaf() {
             continue;
         }
+        let wanted: Vec<bool> = node.inputs.iter().map(|i| needs_grad[i.index()]).collect();
+        if !wanted.contains(&true) {
+            continue;
+        }
         let y = ValueId(index as u32);
-        let contributions = vjp(graph, &node.op, &node.inputs, y, dy, node.span);
+        let contributions = vjp(graph, &node.op, &node.inputs, &wanted, y, dy, node.span);
         for (&input, contribution) in node.inputs.iter().zip(contributions) {
             let Some(contribution) = contribution else {
                 continue;
             };
-            if !needs_grad[input.index()] {
-                continue;
-            }
             // A value used more than once accumulates the gradient of every use.
             adjoint[input.index()] = Some(match adjoint[input.index()] {
                 None => contribution,
@@ -68,16 +69,18 @@ fn depends_on_params(graph: &Graph) -> Vec<bool> {
 }
 
 /// The VJP table: given `dy = ∂loss/∂y` for `y = op(inputs)`, the contribution to each input's
-/// adjoint (`None` where the op is not differentiable in that input).
+/// adjoint (`None` where the op is not differentiable in that input, or `wanted` says the input
+/// needs no gradient — so no dead backward code is emitted).
 fn vjp(
     g: &mut Graph,
     op: &Op,
     inputs: &[ValueId],
+    wanted: &[bool],
     y: ValueId,
     dy: ValueId,
     span: Option<Span>,
 ) -> Vec<Option<ValueId>> {
-    use BinaryOp::{Add, Div, Greater, Mul, Sub};
+    use BinaryOp::{Div, Greater, Mul, Sub};
     match op {
         Op::Input { .. }
         | Op::Param { .. }
@@ -124,46 +127,18 @@ fn vjp(
         }
         Op::Binary(binary) => {
             let (a, b) = (inputs[0], inputs[1]);
-            let (da, db) = match binary {
-                Add => (dy, dy),
-                Sub => (dy, g.unary(UnaryOp::Neg, dy, span)),
-                Mul => (g.binary(Mul, dy, b, span), g.binary(Mul, dy, a, span)),
-                // d(a/b)/db = -a/b² = -y/b
-                Div => {
-                    let da = g.binary(Div, dy, b, span);
-                    let ratio = g.binary(Div, y, b, span);
-                    let scaled = g.binary(Mul, dy, ratio, span);
-                    (da, g.unary(UnaryOp::Neg, scaled, span))
+            let mut contributions = vec![None, None];
+            for (side, slot) in contributions.iter_mut().enumerate() {
+                if !wanted[side] {
+                    continue;
                 }
-                // d(a^b)/da = b a^(b-1); d(a^b)/db = a^b ln a
-                BinaryOp::Pow => {
-                    let one = g.constant(1.0, span);
-                    let exponent = g.binary(Sub, b, one, span);
-                    let power = g.binary(BinaryOp::Pow, a, exponent, span);
-                    let slope = g.binary(Mul, b, power, span);
-                    let da = g.binary(Mul, dy, slope, span);
-                    let log_a = g.unary(UnaryOp::Log, a, span);
-                    let slope_b = g.binary(Mul, y, log_a, span);
-                    (da, g.binary(Mul, dy, slope_b, span))
-                }
-                // The gradient goes to the larger operand; ties go to `a`.
-                BinaryOp::Max => {
-                    let b_wins = g.binary(Greater, b, a, span);
-                    let one = g.constant(1.0, span);
-                    let a_wins = g.binary(Sub, one, b_wins, span);
-                    (
-                        g.binary(Mul, dy, a_wins, span),
-                        g.binary(Mul, dy, b_wins, span),
-                    )
-                }
-                Greater => return vec![None, None],
-            };
-            let a_shape = g.shape(a).clone();
-            let b_shape = g.shape(b).clone();
-            vec![
-                Some(sum_to(g, da, &a_shape, span)),
-                Some(sum_to(g, db, &b_shape, span)),
-            ]
+                let Some(d) = binary_vjp(g, *binary, side, a, b, y, dy, span) else {
+                    continue;
+                };
+                let shape = g.shape(inputs[side]).clone();
+                *slot = Some(sum_to(g, d, &shape, span));
+            }
+            contributions
         }
         Op::Broadcast => {
             let shape = g.shape(inputs[0]).clone();
@@ -185,13 +160,23 @@ fn vjp(
                 )
             };
             // C = op(A) op(B); each case moves the transposes so no transpose is materialized.
-            let (da, db) = match (transpose_a, transpose_b) {
-                (false, false) => (mm(g, dy, b, false, true), mm(g, a, dy, true, false)),
-                (false, true) => (mm(g, dy, b, false, false), mm(g, dy, a, true, false)),
-                (true, false) => (mm(g, b, dy, false, true), mm(g, a, dy, false, false)),
-                (true, true) => (mm(g, b, dy, true, true), mm(g, dy, a, true, true)),
+            let da = match (transpose_a, transpose_b) {
+                (false, false) => (dy, b, false, true),
+                (false, true) => (dy, b, false, false),
+                (true, false) => (b, dy, false, true),
+                (true, true) => (b, dy, true, true),
             };
-            vec![Some(da), Some(db)]
+            let db = match (transpose_a, transpose_b) {
+                (false, false) => (a, dy, true, false),
+                (false, true) => (dy, a, true, false),
+                (true, false) => (a, dy, false, false),
+                (true, true) => (dy, a, true, true),
+            };
+            [da, db]
+                .into_iter()
+                .zip(wanted)
+                .map(|((l, r, ta, tb), &want)| want.then(|| mm(g, l, r, ta, tb)))
+                .collect()
         }
         Op::Reduce {
             kind,
@@ -230,6 +215,61 @@ fn vjp(
         }
         Op::OneHot { .. } => vec![None],
     }
+}
+
+/// The adjoint contribution of a binary op to operand `side` (0 = a, 1 = b), before
+/// unbroadcasting; `None` where the op has no gradient.
+#[allow(clippy::too_many_arguments)]
+fn binary_vjp(
+    g: &mut Graph,
+    op: BinaryOp,
+    side: usize,
+    a: ValueId,
+    b: ValueId,
+    y: ValueId,
+    dy: ValueId,
+    span: Option<Span>,
+) -> Option<ValueId> {
+    use BinaryOp::{Add, Div, Greater, Mul, Sub};
+    Some(match (op, side) {
+        (Add, _) | (Sub, 0) => dy,
+        (Sub, _) => g.unary(UnaryOp::Neg, dy, span),
+        (Mul, 0) => g.binary(Mul, dy, b, span),
+        (Mul, _) => g.binary(Mul, dy, a, span),
+        (Div, 0) => g.binary(Div, dy, b, span),
+        // d(a/b)/db = -a/b² = -y/b
+        (Div, _) => {
+            let ratio = g.binary(Div, y, b, span);
+            let scaled = g.binary(Mul, dy, ratio, span);
+            g.unary(UnaryOp::Neg, scaled, span)
+        }
+        // d(a^b)/da = b a^(b-1)
+        (BinaryOp::Pow, 0) => {
+            let one = g.constant(1.0, span);
+            let exponent = g.binary(Sub, b, one, span);
+            let power = g.binary(BinaryOp::Pow, a, exponent, span);
+            let slope = g.binary(Mul, b, power, span);
+            g.binary(Mul, dy, slope, span)
+        }
+        // d(a^b)/db = a^b ln a
+        (BinaryOp::Pow, _) => {
+            let log_a = g.unary(UnaryOp::Log, a, span);
+            let slope = g.binary(Mul, y, log_a, span);
+            g.binary(Mul, dy, slope, span)
+        }
+        // The gradient goes to the larger operand; ties go to `a`.
+        (BinaryOp::Max, side) => {
+            let b_wins = g.binary(Greater, b, a, span);
+            let mask = if side == 0 {
+                let one = g.constant(1.0, span);
+                g.binary(Sub, one, b_wins, span)
+            } else {
+                b_wins
+            };
+            g.binary(Mul, dy, mask, span)
+        }
+        (Greater, _) => return None,
+    })
 }
 
 /// Sums `dy` over the axes along which a value of `target` shape was broadcast (the adjoint of

@@ -3,6 +3,7 @@
 //! the optimizer update is IR too.
 
 pub mod autodiff;
+pub mod dce;
 pub mod graph;
 pub mod lower;
 pub mod op;

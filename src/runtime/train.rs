@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::data::{Dataset, Labels};
@@ -81,7 +81,9 @@ pub fn train(
             step_count += 1;
             gather(step, &slots, dataset, rows, step_count);
             step.run(rows.len());
-            let loss = step.output(lower::LOSS, rows.len()).map_or(f64::NAN, |v| f64::from(v[0]));
+            let loss = step
+                .output(lower::LOSS, rows.len())
+                .map_or(f64::NAN, |v| f64::from(v[0]));
             loss_sum += loss * rows.len() as f64;
             if let (Labels::Classes(labels), Some(scores)) =
                 (&dataset.labels, step.output(lower::SCORES, rows.len()))
@@ -95,7 +97,9 @@ pub fn train(
             .metrics
             .iter()
             .map(|metric| match metric {
-                Metric::SparseCategoricalAccuracy => (metric.display_name(), correct as f64 / samples),
+                Metric::SparseCategoricalAccuracy => {
+                    (metric.display_name(), correct as f64 / samples)
+                }
             })
             .collect();
         let report = EpochReport {
@@ -149,7 +153,7 @@ fn count_correct(scores: &[f32], labels: &[i32], rows: &[usize]) -> usize {
     scores
         .chunks_exact(classes)
         .zip(rows)
-        .filter(|(row_scores, &row)| argmax(row_scores) == labels[row] as usize)
+        .filter(|&(row_scores, &row)| argmax(row_scores) == labels[row] as usize)
         .count()
 }
 

@@ -1,0 +1,76 @@
+//! Dead-code elimination: drops every node that no output, gradient or update depends on (for
+//! example the softmax of a model's output while training, where the loss reads the logits).
+//! Leaves that name inputs, parameters and state stay, so their slots keep a node.
+
+use super::graph::{Graph, ValueId};
+use super::op::Op;
+
+pub fn eliminate_dead_code(graph: &Graph) -> Graph {
+    let mut live = vec![false; graph.nodes.len()];
+    for root in graph.roots() {
+        live[root.index()] = true;
+    }
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        if matches!(
+            node.op,
+            Op::Input { .. } | Op::Param { .. } | Op::State { .. }
+        ) {
+            live[i] = true;
+        }
+        if live[i] {
+            for input in &node.inputs {
+                live[input.index()] = true;
+            }
+        }
+    }
+
+    let mut renumbered: Vec<Option<ValueId>> = vec![None; graph.nodes.len()];
+    let mut nodes = Vec::with_capacity(graph.nodes.len());
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let mut node = node.clone();
+        for input in &mut node.inputs {
+            *input = renumbered[input.index()].expect("inputs of live nodes are live");
+        }
+        renumbered[i] = Some(ValueId(nodes.len() as u32));
+        nodes.push(node);
+    }
+    let map = |v: ValueId| renumbered[v.index()].expect("roots are live");
+
+    let mut out = graph.clone();
+    out.nodes = nodes;
+    for (_, value) in &mut out.outputs {
+        *value = map(*value);
+    }
+    for gradient in &mut out.gradients {
+        gradient.value = map(gradient.value);
+    }
+    for update in &mut out.updates {
+        update.value = map(update.value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::UnaryOp;
+    use crate::ir::shape::{Shape, TensorType};
+
+    #[test]
+    fn removes_what_no_root_reads_and_renumbers_the_rest() {
+        let mut graph = Graph::new("g");
+        let x = graph.input("x", TensorType::f32(Shape::fixed(&[2])), None);
+        let dead = graph.unary(UnaryOp::Exp, x, None);
+        let _dead_too = graph.unary(UnaryOp::Neg, dead, None);
+        let live = graph.unary(UnaryOp::Tanh, x, None);
+        graph.outputs.push(("y".into(), live));
+        let pruned = eliminate_dead_code(&graph);
+        assert_eq!(pruned.nodes.len(), 2);
+        assert_eq!(pruned.output("y"), Some(ValueId(1)));
+        assert_eq!(pruned.nodes[1].inputs, vec![ValueId(0)]);
+        assert!(crate::ir::verify::verify(&pruned).is_empty());
+    }
+}
