@@ -139,7 +139,10 @@ pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: 
             )
             .with_code(diagnostic.code)
             .with_message(&diagnostic.message);
-        for label in &diagnostic.labels {
+        // In source order: ariadne starts a new snippet whenever a label's line goes backwards.
+        let mut labels: Vec<&Label> = diagnostic.labels.iter().collect();
+        labels.sort_by_key(|label| label.span.start);
+        for label in labels {
             let span = clamp(label.span, source);
             let color = if label.primary {
                 Color::Red
