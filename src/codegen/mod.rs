@@ -185,7 +185,12 @@ fn translate(
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
     let target = module.target_config();
-    emit::Emitter::new(builder, graph, sched, plan, helpers).emit_all(target)?;
+    let fma = module
+        .isa()
+        .isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
+    emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
     Ok(id)
 }
 

@@ -835,3 +835,11 @@ fn seed_step_timing() {
     println!("compile {compile_time:?}, {per:.2} µs/step at batch 32, final loss {loss}");
     assert!(loss.is_finite());
 }
+
+#[test]
+#[ignore = "prints the CLIF of a small step"]
+fn print_clif() {
+    let g = mlp_adam(4, &[3], 2);
+    println!("{}", schedule_text(&g).unwrap());
+    println!("{}", clif_text(&g, &CodegenConfig { max_batch: 8 }).unwrap());
+}
