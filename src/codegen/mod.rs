@@ -49,8 +49,8 @@ fn err(message: impl Into<String>) -> CodegenError {
     }
 }
 
-/// `step(arena, iarena, batch)`.
-type StepFn = extern "C" fn(*mut f32, *mut i32, i64);
+/// `step(arena, iarena, batch)`; `unsafe` because it trusts the pointers and the batch size.
+type StepFn = unsafe extern "C" fn(*mut f32, *mut i32, i64);
 
 /// A compiled training step with its buffers.
 pub struct CompiledStep {
@@ -327,7 +327,7 @@ impl CompiledStep {
         // SAFETY: the step only touches `arena[base..base + f32_len]` and
         // `iarena[..i32_len]` (offsets planned for max_batch, and batch <= max_batch), both
         // allocated with that length and exclusively borrowed here for the call.
-        (self.step)(arena, iarena, batch as i64);
+        unsafe { (self.step)(arena, iarena, batch as i64) };
     }
 
     /// A named graph output after `run`, for `batch` rows.

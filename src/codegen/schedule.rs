@@ -151,6 +151,17 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
             Op::Broadcast => users[i]
                 .iter()
                 .any(|u| !fusing_user(u) && !local[u.index()]),
+            // One compare per element: cheaper to recompute in every consumer than to store.
+            Op::OneHot { .. }
+                if users[i].iter().all(|u| {
+                    fusing_user(u)
+                        && (graph.shape(*u) == &node.ty.shape
+                            || matches!(graph.node(*u).op, Op::Reduce { .. }))
+                }) =>
+            {
+                inlined[i] = true;
+                false
+            }
             op if is_pointwise(op) => {
                 let u = users[i].first();
                 // A reduction loops over its input's shape, so its producer always fits.

@@ -841,5 +841,8 @@ fn seed_step_timing() {
 fn print_clif() {
     let g = mlp_adam(4, &[3], 2);
     println!("{}", schedule_text(&g).unwrap());
-    println!("{}", clif_text(&g, &CodegenConfig { max_batch: 8 }).unwrap());
+    println!(
+        "{}",
+        clif_text(&g, &CodegenConfig { max_batch: 8 }).unwrap()
+    );
 }
