@@ -249,7 +249,12 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
     let mut module = new_module()?;
     let mut ctx = module.make_context();
     translate(&mut module, &mut ctx, graph, &sched, &plan)?;
-    Ok(ctx.func.display().to_string())
+    let header = format!(
+        "; step of graph `{}`: (arena: *f32, iarena: *i32, batch: i64), buffers at constant \
+         element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf\n",
+        graph.name
+    );
+    Ok(header + &ctx.func.display().to_string())
 }
 
 /// `kiln dump --stage kernels`: the kernels with the IR nodes each covers, then the update
