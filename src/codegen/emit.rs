@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
+    AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
+    types,
 };
 use cranelift_frontend::FunctionBuilder;
 
@@ -986,14 +987,12 @@ impl<'f, 'g> Emitter<'f, 'g> {
         } else {
             let j32 = self.b.ins().ireduce(types::I32, j);
             if ty.is_vector() {
+                // Class index per lane: splat(j) + [0, 1, 2, 3].
+                let bytes: Vec<u8> = (0..4i32).flat_map(|l| l.to_le_bytes()).collect();
+                let lanes = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+                let lanes = self.b.ins().vconst(types::I32X4, lanes);
                 let s = self.b.ins().splat(types::I32X4, j32);
-                let mut iota = self.b.ins().splat(types::I32X4, j32);
-                for lane in 1..4u8 {
-                    let l = self.b.ins().iadd_imm_s(j32, lane as i64);
-                    iota = self.b.ins().insertlane(iota, l, lane);
-                }
-                let _ = s;
-                iota
+                self.b.ins().iadd(s, lanes)
             } else {
                 j32
             }

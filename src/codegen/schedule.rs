@@ -232,7 +232,7 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
         }
     }
 
-    let groups = update_groups(graph, &local, &update_target, &users)?;
+    let groups = update_groups(graph, &local, &users)?;
     for g in 0..groups.len() {
         kernels.push(Kernel::Update { group: g });
     }
@@ -342,7 +342,6 @@ fn check_supported(graph: &Graph, users: &[Vec<ValueId>]) -> Result<(), CodegenE
 fn update_groups(
     graph: &Graph,
     local: &[bool],
-    update_target: &HashMap<ValueId, Vec<Slot>>,
     users: &[Vec<ValueId>],
 ) -> Result<Vec<UpdateGroup>, CodegenError> {
     let n = graph.nodes.len();
@@ -421,7 +420,6 @@ fn update_groups(
     }
     // Groups in parameter order, so that the flat layout follows the parameters.
     groups.sort_by_key(|g| g.param().unwrap_or(usize::MAX));
-    let _ = update_target;
     Ok(groups)
 }
 
