@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
+    AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
+    types,
 };
 use cranelift_frontend::FunctionBuilder;
 
@@ -299,6 +300,9 @@ pub struct Emitter<'f, 'g> {
     iarena: Value,
     batch: Value,
     batch_f: Value,
+    /// Whether the host has FMA (without it, a vector `fma` becomes four libcalls).
+    fma: bool,
+    users: Vec<usize>,
 }
 
 fn ro() -> MemFlagsData {
@@ -319,6 +323,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         sched: &'g Schedule,
         mem: &'g MemoryPlan,
         helpers: Helpers,
+        fma: bool,
     ) -> Emitter<'f, 'g> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -335,6 +340,8 @@ impl<'f, 'g> Emitter<'f, 'g> {
             iarena: params[1],
             batch: params[2],
             batch_f,
+            fma,
+            users: graph.users().iter().map(Vec::len).collect(),
         }
     }
 
@@ -411,6 +418,15 @@ impl<'f, 'g> Emitter<'f, 'g> {
             self.b.ins().splat(ty, s)
         } else {
             s
+        }
+    }
+
+    /// Inputs are never written during a step, so their loads may move freely.
+    fn load_flags(&self, v: ValueId) -> MemFlagsData {
+        if matches!(self.graph.node(v).op, Op::Input { .. }) {
+            ro()
+        } else {
+            rw()
         }
     }
 
@@ -634,6 +650,15 @@ impl<'f, 'g> Emitter<'f, 'g> {
         }
     }
 
+    /// A product computed only for this sum (so fusing it loses nothing).
+    fn fusable_mul(&self, v: ValueId, memo: &HashMap<ValueId, Value>) -> bool {
+        self.fma
+            && !memo.contains_key(&v)
+            && self.users[v.index()] == 1
+            && matches!(self.graph.node(v).op, Op::Binary(BinaryOp::Mul))
+            && !self.mem.home.contains_key(&v)
+    }
+
     /// Evaluates `v` at the current element; `memo` holds loaded leaves and computed values.
     fn eval(
         &mut self,
@@ -660,6 +685,30 @@ impl<'f, 'g> Emitter<'f, 'g> {
             Op::Unary(op) => {
                 let a = self.eval(node.inputs[0], ty, memo, labels, class);
                 self.unary(*op, a)
+            }
+            Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub))
+                if self.fusable_mul(node.inputs[0], memo)
+                    || self.fusable_mul(node.inputs[1], memo) =>
+            {
+                // a*b ± c and c - a*b as one fma.
+                let (l, r) = (node.inputs[0], node.inputs[1]);
+                let sub = *op == BinaryOp::Sub;
+                let (mul, other, negate_mul) = if self.fusable_mul(l, memo) {
+                    (l, r, false)
+                } else {
+                    (r, l, sub)
+                };
+                let m = self.graph.node(mul);
+                let x = self.eval(m.inputs[0], ty, memo, labels, class);
+                let y = self.eval(m.inputs[1], ty, memo, labels, class);
+                let c = self.eval(other, ty, memo, labels, class);
+                let x = if negate_mul { self.b.ins().fneg(x) } else { x };
+                let c = if sub && !negate_mul {
+                    self.b.ins().fneg(c)
+                } else {
+                    c
+                };
+                self.b.ins().fma(x, y, c)
             }
             Op::Binary(op) => {
                 let a = self.eval(node.inputs[0], ty, memo, labels, class);
@@ -852,7 +901,8 @@ impl<'f, 'g> Emitter<'f, 'g> {
         for (k, (v, a)) in spec.leaves.iter().enumerate() {
             if a.strides[r - 1] == Extent::ZERO {
                 let addr = self.addr(a.buf, offs[k]);
-                let x = self.b.ins().load(types::F32, rw(), addr, 0);
+                let flags = self.load_flags(*v);
+                let x = self.b.ins().load(types::F32, flags, addr, 0);
                 fixed_s.insert(*v, x);
                 let s = self.b.ins().splat(V4, x);
                 fixed_v.insert(*v, s);
@@ -919,7 +969,8 @@ impl<'f, 'g> Emitter<'f, 'g> {
         for (k, (v, a)) in spec.leaves.iter().enumerate() {
             if !memo.contains_key(v) {
                 let addr = self.addr(a.buf, offs[k]);
-                let x = self.b.ins().load(ty, rw(), addr, 0);
+                let flags = self.load_flags(*v);
+                let x = self.b.ins().load(ty, flags, addr, 0);
                 memo.insert(*v, x);
             }
         }
@@ -936,14 +987,12 @@ impl<'f, 'g> Emitter<'f, 'g> {
         } else {
             let j32 = self.b.ins().ireduce(types::I32, j);
             if ty.is_vector() {
+                // Class index per lane: splat(j) + [0, 1, 2, 3].
+                let bytes: Vec<u8> = (0..4i32).flat_map(|l| l.to_le_bytes()).collect();
+                let lanes = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+                let lanes = self.b.ins().vconst(types::I32X4, lanes);
                 let s = self.b.ins().splat(types::I32X4, j32);
-                let mut iota = self.b.ins().splat(types::I32X4, j32);
-                for lane in 1..4u8 {
-                    let l = self.b.ins().iadd_imm_s(j32, lane as i64);
-                    iota = self.b.ins().insertlane(iota, l, lane);
-                }
-                let _ = s;
-                iota
+                self.b.ins().iadd(s, lanes)
             } else {
                 j32
             }

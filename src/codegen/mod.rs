@@ -49,8 +49,8 @@ fn err(message: impl Into<String>) -> CodegenError {
     }
 }
 
-/// `step(arena, iarena, batch)`.
-type StepFn = extern "C" fn(*mut f32, *mut i32, i64);
+/// `step(arena, iarena, batch)`; `unsafe` because it trusts the pointers and the batch size.
+type StepFn = unsafe extern "C" fn(*mut f32, *mut i32, i64);
 
 /// A compiled training step with its buffers.
 pub struct CompiledStep {
@@ -185,7 +185,12 @@ fn translate(
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
     let target = module.target_config();
-    emit::Emitter::new(builder, graph, sched, plan, helpers).emit_all(target)?;
+    let fma = module
+        .isa()
+        .isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
+    emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
     Ok(id)
 }
 
@@ -244,7 +249,12 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
     let mut module = new_module()?;
     let mut ctx = module.make_context();
     translate(&mut module, &mut ctx, graph, &sched, &plan)?;
-    Ok(ctx.func.display().to_string())
+    let header = format!(
+        "; step of graph `{}`: (arena: *f32, iarena: *i32, batch: i64), buffers at constant \
+         element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf\n",
+        graph.name
+    );
+    Ok(header + &ctx.func.display().to_string())
 }
 
 /// `kiln dump --stage kernels`: the kernels with the IR nodes each covers, then the update
@@ -322,7 +332,7 @@ impl CompiledStep {
         // SAFETY: the step only touches `arena[base..base + f32_len]` and
         // `iarena[..i32_len]` (offsets planned for max_batch, and batch <= max_batch), both
         // allocated with that length and exclusively borrowed here for the call.
-        (self.step)(arena, iarena, batch as i64);
+        unsafe { (self.step)(arena, iarena, batch as i64) };
     }
 
     /// A named graph output after `run`, for `batch` rows.

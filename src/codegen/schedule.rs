@@ -151,6 +151,17 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
             Op::Broadcast => users[i]
                 .iter()
                 .any(|u| !fusing_user(u) && !local[u.index()]),
+            // One compare per element: cheaper to recompute in every consumer than to store.
+            Op::OneHot { .. }
+                if users[i].iter().all(|u| {
+                    fusing_user(u)
+                        && (graph.shape(*u) == &node.ty.shape
+                            || matches!(graph.node(*u).op, Op::Reduce { .. }))
+                }) =>
+            {
+                inlined[i] = true;
+                false
+            }
             op if is_pointwise(op) => {
                 let u = users[i].first();
                 // A reduction loops over its input's shape, so its producer always fits.
@@ -221,7 +232,7 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
         }
     }
 
-    let groups = update_groups(graph, &local, &update_target, &users)?;
+    let groups = update_groups(graph, &local, &users)?;
     for g in 0..groups.len() {
         kernels.push(Kernel::Update { group: g });
     }
@@ -331,7 +342,6 @@ fn check_supported(graph: &Graph, users: &[Vec<ValueId>]) -> Result<(), CodegenE
 fn update_groups(
     graph: &Graph,
     local: &[bool],
-    update_target: &HashMap<ValueId, Vec<Slot>>,
     users: &[Vec<ValueId>],
 ) -> Result<Vec<UpdateGroup>, CodegenError> {
     let n = graph.nodes.len();
@@ -410,7 +420,6 @@ fn update_groups(
     }
     // Groups in parameter order, so that the flat layout follows the parameters.
     groups.sort_by_key(|g| g.param().unwrap_or(usize::MAX));
-    let _ = update_target;
     Ok(groups)
 }
 

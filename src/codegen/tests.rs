@@ -835,3 +835,52 @@ fn seed_step_timing() {
     println!("compile {compile_time:?}, {per:.2} µs/step at batch 32, final loss {loss}");
     assert!(loss.is_finite());
 }
+
+#[test]
+#[ignore = "prints the CLIF of a small step"]
+fn print_clif() {
+    let g = mlp_adam(4, &[3], 2);
+    println!("{}", schedule_text(&g).unwrap());
+    println!(
+        "{}",
+        clif_text(&g, &CodegenConfig { max_batch: 8 }).unwrap()
+    );
+}
+
+/// Per-call cost of the gemm shim at the seed model's shapes.
+#[test]
+#[ignore = "timing; run in release"]
+fn gemm_shim_timing() {
+    let a = vec![0.5f32; 64 * 64];
+    let b = vec![0.25f32; 64 * 64];
+    let mut d = vec![0.0f32; 64 * 64];
+    for (m, n, k, ta) in [
+        (32, 64, 32, false),
+        (32, 64, 64, false),
+        (32, 10, 64, false),
+        (64, 10, 32, true),
+        (64, 64, 32, true),
+        (32, 64, 32, true),
+    ] {
+        let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
+        let reps = 20_000;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            kiln_sgemm(
+                m,
+                n,
+                k,
+                d.as_mut_ptr(),
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                b.as_ptr(),
+                n,
+                1,
+            );
+        }
+        let us = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+        let gflops = 2.0 * (m * n * k) as f64 / us / 1e3;
+        println!("{m}x{n}x{k} ta={ta}: {us:.2} µs ({gflops:.1} GFLOP/s)");
+    }
+}
