@@ -10,9 +10,12 @@ use super::graph::Graph;
 use super::simplify::simplify;
 use super::verify::verify;
 
+/// A pass: a whole graph in, a rewritten graph out.
+pub type Pass = fn(&Graph) -> Graph;
+
 /// The passes in the order each round runs them. Simplifying first exposes constants to fold
 /// and duplicates to merge; dead-code elimination last sweeps up what the others orphaned.
-pub const PASSES: &[(&str, fn(&Graph) -> Graph)] = &[
+pub const PASSES: &[(&str, Pass)] = &[
     ("simplify", simplify),
     ("fold", fold_constants),
     ("cse", eliminate_common_subexpressions),
