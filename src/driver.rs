@@ -9,7 +9,7 @@ use crate::check::program::{CheckedProgram, Fit};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{self, Diagnostic};
 use crate::ir::graph::Graph;
-use crate::ir::{autodiff, dce, lower, optimizer, print, verify};
+use crate::ir::{autodiff, dce, lower, optimizer, passes, print, verify};
 use crate::runtime::data::{self, DataError};
 use crate::runtime::init;
 use crate::runtime::train::{self, EpochReport};
@@ -30,6 +30,11 @@ pub const STAGES: &[(&str, &str)] = &[
     (
         "step",
         "the whole training step: forward, backward and optimizer update",
+    ),
+    ("opt", "the training step after the optimization passes"),
+    (
+        "passes",
+        "the training step after each optimization pass, under the pass's name",
     ),
     ("kernels", "the step grouped into fused kernels"),
     ("clif", "the Cranelift IR of the compiled step"),
@@ -69,10 +74,12 @@ pub enum GraphStage {
     Gradients,
     /// Plus the optimizer update: the whole training step.
     Step,
+    /// The whole step after the optimization passes: what gets compiled.
+    Optimized,
 }
 
-/// Checked fit → training-step IR: lower, differentiate, append the optimizer update, drop dead
-/// code; the verifier runs after each.
+/// Checked fit → training-step IR: lower, differentiate, append the optimizer update, then
+/// optimize (or, before `Optimized`, only drop dead code); the verifier runs after each.
 pub fn training_graph(
     program: &CheckedProgram,
     fit: &Fit,
@@ -92,6 +99,10 @@ pub fn training_graph(
         optimizer::append_update(&mut graph, &fit.optimizer, Some(fit.span));
         verified(&graph, "the optimizer update")?;
     }
+    if until >= GraphStage::Optimized {
+        return passes::optimize(&graph)
+            .map_err(|problems| verifier_error("the optimization passes", problems));
+    }
     let graph = dce::eliminate_dead_code(&graph);
     verified(&graph, "dead-code elimination")?;
     Ok(graph)
@@ -103,11 +114,15 @@ fn verified(graph: &Graph, after: &str) -> Result<(), Diagnostic> {
     if problems.is_empty() {
         return Ok(());
     }
-    Err(Diagnostic::error(
+    Err(verifier_error(after, problems))
+}
+
+fn verifier_error(after: &str, problems: Vec<String>) -> Diagnostic {
+    Diagnostic::error(
         "E0900",
         format!("internal compiler error: the IR after {after} does not verify"),
     )
-    .note(problems.join("\n")))
+    .note(problems.join("\n"))
 }
 
 /// Training-step IR → native code.
@@ -160,9 +175,15 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
     let until = match stage {
         "ir" => GraphStage::Forward,
         "grad" => GraphStage::Gradients,
-        _ => GraphStage::Step,
+        "step" | "passes" => GraphStage::Step,
+        _ => GraphStage::Optimized,
     };
     let graph = training_graph(&checked.program, fit, until).map_err(|d| render(&[d]))?;
+    if stage == "passes" {
+        let trace = passes::optimize_traced(&graph)
+            .map_err(|problems| render(&[verifier_error("the optimization passes", problems)]))?;
+        return Ok(format!("{}{warnings}", passes_text(&trace, &graph, source)));
+    }
     let config = CodegenConfig {
         max_batch: fit.batch,
     };
@@ -172,6 +193,23 @@ pub fn dump(stage: &str, file_name: &str, source: &str) -> Result<String, String
         _ => print::print(&graph, Some(source)),
     };
     Ok(format!("{text}{warnings}"))
+}
+
+/// Each pass's result under its name; a pass that changed nothing says so instead of repeating
+/// the graph.
+fn passes_text(trace: &[(String, Graph)], input: &Graph, source: &str) -> String {
+    let mut text = String::new();
+    let mut previous = input;
+    for (name, graph) in trace {
+        if graph == previous {
+            text.push_str(&format!("── after {name}: unchanged ──\n"));
+        } else {
+            text.push_str(&format!("── after {name} ──\n"));
+            text.push_str(&print::print(graph, Some(source)));
+        }
+        previous = graph;
+    }
+    text
 }
 
 /// What happens while a program runs, for the CLI (or a test) to show.
@@ -220,7 +258,7 @@ pub fn run(
         let data_set = &program.data[fit.data];
 
         let started = Instant::now();
-        let graph = training_graph(program, fit, GraphStage::Step)
+        let graph = training_graph(program, fit, GraphStage::Optimized)
             .map_err(|d| RunError::Program(vec![d]))?;
         let mut step = compile_step(&graph, fit).map_err(|d| RunError::Program(vec![d]))?;
         let compile_time = started.elapsed();

@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const KNOWN_STAGES: [&str; 7] = ["parse", "check", "ir", "grad", "step", "kernels", "clif"];
+const KNOWN_STAGES: [&str; 9] = [
+    "parse", "check", "ir", "grad", "step", "opt", "passes", "kernels", "clif",
+];
 
 #[test]
 fn golden() {

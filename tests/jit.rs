@@ -77,7 +77,7 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
         models: vec![model.clone()],
         fits: vec![fit.clone()],
     };
-    let graph: Graph = driver::training_graph(&program, fit, GraphStage::Step).unwrap();
+    let graph: Graph = driver::training_graph(&program, fit, GraphStage::Optimized).unwrap();
     let mut step = codegen::compile(
         &graph,
         &CodegenConfig {

@@ -36,7 +36,7 @@ enum Command {
     },
     /// Print one stage of the compiler's work on a program.
     Dump {
-        /// parse, check, ir, grad, step, kernels or clif.
+        /// parse, check, ir, grad, step, opt, passes, kernels or clif.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(driver::STAGES.iter().map(|(name, _)| *name)))]
         stage: String,
         /// The .model file.

@@ -234,6 +234,50 @@ impl Graph {
         self.push(Op::Broadcast, vec![x], out, span)
     }
 
+    /// Rebuilds the graph node by node, the common shape of every rewriting pass. `rewrite` gets
+    /// the graph built so far and a node whose inputs are already renamed into it, and returns the
+    /// value standing for that node (usually `push_node`, or an existing value it is replaced by).
+    /// Outputs, gradients and updates follow the renaming.
+    pub fn rebuild(&self, mut rewrite: impl FnMut(&mut Graph, Node) -> ValueId) -> Graph {
+        let mut out = Graph {
+            nodes: Vec::with_capacity(self.nodes.len()),
+            ..self.clone()
+        };
+        let mut renamed: Vec<ValueId> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let mut node = node.clone();
+            for input in &mut node.inputs {
+                *input = renamed[input.index()];
+            }
+            renamed.push(rewrite(&mut out, node));
+        }
+        let map = |v: ValueId| renamed[v.index()];
+        for (_, value) in &mut out.outputs {
+            *value = map(*value);
+        }
+        for gradient in &mut out.gradients {
+            gradient.value = map(gradient.value);
+        }
+        for update in &mut out.updates {
+            update.value = map(update.value);
+        }
+        out
+    }
+
+    /// Appends a node as it is (its type is trusted; the verifier checks it).
+    pub fn push_node(&mut self, node: Node) -> ValueId {
+        self.push(node.op, node.inputs, node.ty, node.span)
+    }
+
+    /// The scalar value of a constant, seen through broadcasts of it.
+    pub fn constant_value(&self, v: ValueId) -> Option<f32> {
+        match self.node(v).op {
+            Op::Const { value } => Some(value),
+            Op::Broadcast => self.constant_value(self.node(v).inputs[0]),
+            _ => None,
+        }
+    }
+
     /// Users of every value, in node order.
     pub fn users(&self) -> Vec<Vec<ValueId>> {
         let mut users = vec![Vec::new(); self.nodes.len()];

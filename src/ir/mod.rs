@@ -1,15 +1,19 @@
 //! The tensor IR: one op set (`op`), an SSA graph (`graph`), a verifier and a stable printer.
 //! Lowering turns a checked model into a forward graph; autodiff appends the backward pass as IR;
-//! the optimizer update is IR too.
+//! the optimizer update is IR too; `passes` optimizes the result (simplify, fold, CSE, DCE).
 
 pub mod autodiff;
+pub mod cse;
 pub mod dce;
+pub mod fold;
 pub mod graph;
 pub mod lower;
 pub mod op;
 pub mod optimizer;
+pub mod passes;
 pub mod print;
 pub mod shape;
+pub mod simplify;
 pub mod verify;
 
 pub use graph::{Graph, ValueId};

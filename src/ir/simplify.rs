@@ -1,0 +1,142 @@
+//! Algebraic simplification: identities that autodiff and lowering leave behind — `x * 1`,
+//! `1 * x`, `x + 0`, `0 + x`, `x - 0`, `x / 1` become `x`, and `neg(neg(x))` becomes `x`.
+//! A constant seen through a `broadcast` counts. `x * 0` is left alone: it is NaN, not 0, when x
+//! is NaN or infinite. `x + 0` turns a `-0.0` into `+0.0`; dropping it keeps the sign, which no
+//! op here can observe except through division by zero.
+
+use super::graph::{Graph, Node, ValueId};
+use super::op::{BinaryOp, Op, UnaryOp};
+
+/// Applies the identities once over the whole graph (chains collapse in one run because inputs
+/// are already simplified when a node is visited).
+pub fn simplify(graph: &Graph) -> Graph {
+    graph.rebuild(|out, node| match identity_operand(out, &node) {
+        Some(x) => stand_in(out, x, node),
+        None => out.push_node(node),
+    })
+}
+
+/// The operand the node is equal to, if an identity applies.
+fn identity_operand(graph: &Graph, node: &Node) -> Option<ValueId> {
+    let is = |v: ValueId, c: f32| graph.constant_value(v) == Some(c);
+    match node.op {
+        Op::Binary(op) => {
+            let (a, b) = (node.inputs[0], node.inputs[1]);
+            match op {
+                BinaryOp::Mul if is(b, 1.0) => Some(a),
+                BinaryOp::Mul if is(a, 1.0) => Some(b),
+                BinaryOp::Add if is(b, 0.0) => Some(a),
+                BinaryOp::Add if is(a, 0.0) => Some(b),
+                BinaryOp::Sub if is(b, 0.0) => Some(a),
+                BinaryOp::Div if is(b, 1.0) => Some(a),
+                _ => None,
+            }
+        }
+        Op::Unary(UnaryOp::Neg) => {
+            let inner = graph.node(node.inputs[0]);
+            (inner.op == Op::Unary(UnaryOp::Neg)).then(|| inner.inputs[0])
+        }
+        _ => None,
+    }
+}
+
+/// `x` in place of `node`: as it is when the types agree, broadcast when the node was bigger
+/// (`x + broadcast(0)`), otherwise the node stays.
+fn stand_in(out: &mut Graph, x: ValueId, node: Node) -> ValueId {
+    let ty = out.ty(x);
+    if *ty == node.ty {
+        x
+    } else if ty.dtype == node.ty.dtype && ty.shape.broadcasts_to(&node.ty.shape) {
+        out.push_node(Node {
+            op: Op::Broadcast,
+            inputs: vec![x],
+            ..node
+        })
+    } else {
+        out.push_node(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::dce::eliminate_dead_code;
+    use crate::ir::shape::{Shape, TensorType};
+    use crate::ir::verify::verify;
+
+    fn graph_with_x() -> (Graph, ValueId) {
+        let mut graph = Graph::new("g");
+        let x = graph.input("x", TensorType::f32(Shape::fixed(&[3])), None);
+        (graph, x)
+    }
+
+    #[test]
+    fn removes_identities() {
+        use BinaryOp::{Add, Div, Mul, Sub};
+        let (mut graph, x) = graph_with_x();
+        let one = graph.constant(1.0, None);
+        let zero = graph.constant(0.0, None);
+        let mut v = x;
+        for (op, c, const_first) in [
+            (Mul, one, false),
+            (Mul, one, true),
+            (Add, zero, false),
+            (Add, zero, true),
+            (Sub, zero, false),
+            (Div, one, false),
+        ] {
+            v = if const_first {
+                graph.binary(op, c, v, None)
+            } else {
+                graph.binary(op, v, c, None)
+            };
+        }
+        let n = graph.unary(UnaryOp::Neg, v, None);
+        let nn = graph.unary(UnaryOp::Neg, n, None);
+        graph.outputs.push(("y".into(), nn));
+        let simple = simplify(&graph);
+        assert!(verify(&simple).is_empty());
+        assert_eq!(simple.output("y"), Some(x));
+        assert_eq!(eliminate_dead_code(&simple).nodes.len(), 1);
+    }
+
+    #[test]
+    fn leaves_non_identities_alone() {
+        use BinaryOp::{Div, Mul, Sub};
+        let (mut graph, x) = graph_with_x();
+        let one = graph.constant(1.0, None);
+        let zero = graph.constant(0.0, None);
+        let a = graph.binary(Mul, x, zero, None);
+        let b = graph.binary(Sub, zero, x, None);
+        let c = graph.binary(Div, one, x, None);
+        let d = graph.unary(UnaryOp::Neg, x, None);
+        for v in [a, b, c, d] {
+            graph.outputs.push((format!("{}", v.0), v));
+        }
+        assert_eq!(simplify(&graph), graph);
+    }
+
+    #[test]
+    fn a_broadcasting_identity_becomes_a_broadcast() {
+        let mut graph = Graph::new("g");
+        let s = graph.input("s", TensorType::f32(Shape::fixed(&[3])), None);
+        let zero = graph.constant(0.0, None);
+        let zeros = graph.broadcast(zero, &Shape::fixed(&[2, 3]), None);
+        let y = graph.binary(BinaryOp::Add, s, zeros, None);
+        let ones = {
+            let one = graph.constant(1.0, None);
+            graph.broadcast(one, &Shape::fixed(&[2, 3]), None)
+        };
+        let z = graph.binary(BinaryOp::Mul, ones, s, None);
+        graph.outputs.push(("y".into(), y));
+        graph.outputs.push(("z".into(), z));
+        let simple = simplify(&graph);
+        assert!(verify(&simple).is_empty());
+        for name in ["y", "z"] {
+            let node = simple.node(simple.output(name).unwrap());
+            assert_eq!(node.op, Op::Broadcast);
+            assert_eq!(node.inputs, vec![s]);
+            assert_eq!(node.ty.shape, Shape::fixed(&[2, 3]));
+        }
+    }
+}
