@@ -1,7 +1,7 @@
 //! Every op's VJP rule against central finite differences in f64 on the reference interpreter,
 //! and the gradient of whole lowered training graphs the same way.
 
-use kiln::check::program::{Activation, Fit, Layer, LayerKind, Loss, Model, Optimizer};
+use kiln::check::program::{Activation, Fit, Loss, Model, Optimizer};
 use kiln::diag::Span;
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
@@ -253,34 +253,6 @@ fn a_value_used_twice_accumulates_both_gradients() {
     });
 }
 
-fn small_model(activations: &[Activation], widths: &[usize]) -> Model {
-    let layers = activations
-        .iter()
-        .enumerate()
-        .map(|(i, &activation)| Layer {
-            name: if i == 0 {
-                "dense".into()
-            } else {
-                format!("dense_{i}")
-            },
-            span: Span::default(),
-            kind: LayerKind::Dense {
-                in_features: widths[i],
-                units: widths[i + 1],
-                activation,
-            },
-        })
-        .collect();
-    Model {
-        name: "m".into(),
-        span: Span::default(),
-        input_name: "x".into(),
-        input_features: widths[0],
-        output_features: *widths.last().unwrap(),
-        layers,
-    }
-}
-
 fn fit(loss: Loss) -> Fit {
     Fit {
         span: Span::default(),
@@ -315,10 +287,8 @@ fn whole_training_graphs() {
     ];
     let widths = [5, 6, 4, 3];
     for (activations, loss) in cases {
-        let model = small_model(
-            &activations,
-            &widths[widths.len() - activations.len() - 1..],
-        );
+        let widths = &widths[widths.len() - activations.len() - 1..];
+        let model = Model::dense_stack("m", widths, &activations);
         let mut graph = lower::lower_training(&model, &fit(loss));
         let loss_value = graph.output("loss").unwrap();
         assert!(autodiff::differentiate(&mut graph, loss_value).is_empty());

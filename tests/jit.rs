@@ -3,7 +3,7 @@
 //! variants covering every activation, both losses and both optimizers, at the full batch size
 //! and at a smaller (ragged last) batch.
 
-use kiln::check::program::{Activation, Fit, Layer, LayerKind, Loss, Model, Optimizer};
+use kiln::check::program::{Activation, Fit, Loss, Model, Optimizer};
 use kiln::codegen::{self, CodegenConfig};
 use kiln::diag::Span;
 use kiln::driver::{self, GraphStage};
@@ -18,26 +18,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn model(widths: &[usize], activations: &[Activation]) -> Model {
-    Model {
-        name: "m".into(),
-        span: Span::default(),
-        input_name: "x".into(),
-        input_features: widths[0],
-        output_features: *widths.last().unwrap(),
-        layers: activations
-            .iter()
-            .enumerate()
-            .map(|(i, &activation)| Layer {
-                name: format!("dense_{i}"),
-                span: Span::default(),
-                kind: LayerKind::Dense {
-                    in_features: widths[i],
-                    units: widths[i + 1],
-                    activation,
-                },
-            })
-            .collect(),
-    }
+    Model::dense_stack("m", widths, activations)
 }
 
 fn fit(loss: Loss, optimizer: Optimizer, batch: usize) -> Fit {

@@ -63,6 +63,42 @@ pub struct Model {
 }
 
 impl Model {
+    /// A sequential stack of dense layers, named as the checker names them (`dense`, `dense_1`,
+    /// …): `widths` holds the input width and then each layer's units. For tests, benchmarks
+    /// and programs built without source text.
+    pub fn dense_stack(name: &str, widths: &[usize], activations: &[Activation]) -> Model {
+        assert_eq!(
+            widths.len(),
+            activations.len() + 1,
+            "one activation per layer"
+        );
+        let layers = activations
+            .iter()
+            .enumerate()
+            .map(|(i, &activation)| Layer {
+                name: if i == 0 {
+                    "dense".to_string()
+                } else {
+                    format!("dense_{i}")
+                },
+                span: Span::default(),
+                kind: LayerKind::Dense {
+                    in_features: widths[i],
+                    units: widths[i + 1],
+                    activation,
+                },
+            })
+            .collect();
+        Model {
+            name: name.to_string(),
+            span: Span::default(),
+            input_name: "x".to_string(),
+            input_features: widths[0],
+            output_features: widths[widths.len() - 1],
+            layers,
+        }
+    }
+
     /// The activation of the last layer: decides how losses and metrics read the output.
     pub fn output_activation(&self) -> Activation {
         self.layers

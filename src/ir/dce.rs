@@ -24,33 +24,14 @@ pub fn eliminate_dead_code(graph: &Graph) -> Graph {
         }
     }
 
-    let mut renumbered: Vec<Option<ValueId>> = vec![None; graph.nodes.len()];
-    let mut nodes = Vec::with_capacity(graph.nodes.len());
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if !live[i] {
-            continue;
-        }
-        let mut node = node.clone();
-        for input in &mut node.inputs {
-            *input = renumbered[input.index()].expect("inputs of live nodes are live");
-        }
-        renumbered[i] = Some(ValueId(nodes.len() as u32));
-        nodes.push(node);
-    }
-    let map = |v: ValueId| renumbered[v.index()].expect("roots are live");
-
-    let mut out = graph.clone();
-    out.nodes = nodes;
-    for (_, value) in &mut out.outputs {
-        *value = map(*value);
-    }
-    for gradient in &mut out.gradients {
-        gradient.value = map(gradient.value);
-    }
-    for update in &mut out.updates {
-        update.value = map(update.value);
-    }
-    out
+    // A dropped node's stand-in is never read: only dead nodes use dead values, and roots are live.
+    const DROPPED: ValueId = ValueId(u32::MAX);
+    let mut index = 0;
+    graph.rebuild(|out, node| {
+        let keep = live[index];
+        index += 1;
+        if keep { out.push_node(node) } else { DROPPED }
+    })
 }
 
 #[cfg(test)]

@@ -147,9 +147,7 @@ mod equivalence {
     use rand_chacha::ChaCha8Rng;
 
     use super::{MAX_ROUNDS, eliminate_common_subexpressions, eliminate_dead_code, simplify};
-    use crate::check::program::{
-        Activation, CheckedProgram, Fit, Layer, LayerKind, Loss, Model, Optimizer,
-    };
+    use crate::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
     use crate::diag::Span;
     use crate::driver::{GraphStage, training_graph};
     use crate::interp::{self, Bindings};
@@ -171,29 +169,9 @@ mod equivalence {
         loss: Loss,
         opt: Optimizer,
     ) -> CheckedProgram {
-        let layers = activations
-            .iter()
-            .enumerate()
-            .map(|(i, &activation)| Layer {
-                name: format!("dense_{i}"),
-                span: Span::default(),
-                kind: LayerKind::Dense {
-                    in_features: widths[i],
-                    units: widths[i + 1],
-                    activation,
-                },
-            })
-            .collect();
         CheckedProgram {
             data: vec![],
-            models: vec![Model {
-                name: "m".into(),
-                span: Span::default(),
-                input_name: "x".into(),
-                input_features: widths[0],
-                output_features: *widths.last().unwrap(),
-                layers,
-            }],
+            models: vec![Model::dense_stack("m", widths, activations)],
             fits: vec![Fit {
                 span: Span::default(),
                 model: 0,
