@@ -293,6 +293,7 @@ fn fit(loss: Loss) -> Fit {
         batch: 4,
         seed: 0,
         shuffle: true,
+        validation: None,
     }
 }
 
