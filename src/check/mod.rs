@@ -1083,7 +1083,8 @@ mod tests {
             DataSource::Csv {
                 path: "data/iris.csv".into(),
                 label: LabelColumn::Name("species".into()),
-                header: true
+                header: true,
+                scale: 1.0
             }
         );
     }

@@ -1166,8 +1166,14 @@ mod tests {
             .unwrap();
         let (train, _) = ten.split_off_validation(0.2).unwrap();
         assert_eq!(train.samples, 8);
-        let e = data.split_off_validation(0.01).unwrap_err().to_string();
+        let e = data.split_off_validation(1e-20).unwrap_err().to_string();
         assert_contains(&e, "leaves 7 for training and 0 for validation");
+        let one = load_text("a,y\n1,0\n", LabelColumn::Last, true, SCCE).unwrap();
+        let e = one.split_off_validation(0.5).unwrap_err().to_string();
+        assert_contains(
+            &e,
+            "validation_split 0.5 of 1 sample leaves 0 for training and 1 for validation",
+        );
         let targets = load_text("a,y\n1,0.5\n2,1.5\n", LabelColumn::Last, true, MSE).unwrap();
         let (train, validation) = targets.split_off_validation(0.5).unwrap();
         assert_eq!(
