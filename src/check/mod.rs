@@ -626,11 +626,10 @@ impl Checker {
             let Some(known) = SETTINGS.iter().find(|s| **s == key.name) else {
                 let d = Diagnostic::error("E0110", format!("unknown setting `{}`", key.name))
                     .primary(key.span, "not a fit setting");
-                let d = with_suggestion(d, &key.name, SETTINGS)
-                    .note(
-                        "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
+                let d = with_suggestion(d, &key.name, SETTINGS).note(
+                    "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
                          validation, validation_split",
-                    );
+                );
                 self.error(d);
                 broken = true;
                 continue;
@@ -687,7 +686,9 @@ impl Checker {
                 );
                 None
             }
-            (Some(Some((index, _, span))), Some(None)) => Some(Some((Validation::Data(index), span))),
+            (Some(Some((index, _, span))), Some(None)) => {
+                Some(Some((Validation::Data(index), span)))
+            }
             (Some(None), Some(Some((fraction, span)))) => {
                 Some(Some((Validation::Split(fraction), span)))
             }

@@ -1162,8 +1162,13 @@ mod tests {
         let (train, validation) = data.clone().split_off_validation(0.5).unwrap();
         assert_eq!((train.samples, validation.samples), (3, 4));
         // In f64 as Keras: floor(10 · (1 - 0.2)) = 8, not 7.
-        let ten = load_text(&format!("a,y\n{}", "1,0\n".repeat(10)), LabelColumn::Last, true, SCCE)
-            .unwrap();
+        let ten = load_text(
+            &format!("a,y\n{}", "1,0\n".repeat(10)),
+            LabelColumn::Last,
+            true,
+            SCCE,
+        )
+        .unwrap();
         let (train, _) = ten.split_off_validation(0.2).unwrap();
         assert_eq!(train.samples, 8);
         let e = data.split_off_validation(1e-20).unwrap_err().to_string();

@@ -55,7 +55,12 @@ impl Evaluator {
 
     /// Evaluates `params` (in the graph's parameter order) on every sample of `dataset`, which
     /// has been checked against the model.
-    pub fn evaluate(&mut self, params: &[&[f32]], dataset: &Dataset, metrics: &[Metric]) -> Evaluation {
+    pub fn evaluate(
+        &mut self,
+        params: &[&[f32]],
+        dataset: &Dataset,
+        metrics: &[Metric],
+    ) -> Evaluation {
         assert_eq!(params.len(), self.params, "one slice per parameter");
         for (index, values) in params.iter().enumerate() {
             self.forward.param_mut(index).copy_from_slice(values);
@@ -141,12 +146,16 @@ mod tests {
         for (row, &label) in dataset.x.chunks_exact(5).zip(labels) {
             let h: Vec<f64> = (0..8)
                 .map(|j| {
-                    let z = (0..5).map(|i| f64::from(row[i] * w1[i * 8 + j])).sum::<f64>();
+                    let z = (0..5)
+                        .map(|i| f64::from(row[i] * w1[i * 8 + j]))
+                        .sum::<f64>();
                     (z + f64::from(b1[j])).max(0.0)
                 })
                 .collect();
             let z: Vec<f64> = (0..3)
-                .map(|k| (0..8).map(|j| h[j] * f64::from(w2[j * 3 + k])).sum::<f64>() + f64::from(b2[k]))
+                .map(|k| {
+                    (0..8).map(|j| h[j] * f64::from(w2[j * 3 + k])).sum::<f64>() + f64::from(b2[k])
+                })
                 .collect();
             let max = z.iter().cloned().fold(f64::MIN, f64::max);
             let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
@@ -172,13 +181,20 @@ mod tests {
             let mut evaluator = Evaluator::new(&forward, batch).unwrap();
             let result = evaluator.evaluate(&slices, &dataset, &fit.metrics);
             assert_eq!(result.samples, 103);
-            assert!((result.loss - loss).abs() < 1e-4, "batch {batch}: {} vs {loss}", result.loss);
+            assert!(
+                (result.loss - loss).abs() < 1e-4,
+                "batch {batch}: {} vs {loss}",
+                result.loss
+            );
             let [(name, value)] = result.metrics[..] else {
                 panic!("{:?}", result.metrics)
             };
             assert_eq!(name, "accuracy");
             // f32 against f64: at most one near-tie may flip.
-            assert!((value - accuracy).abs() <= 1.0 / 103.0, "batch {batch}: {value} vs {accuracy}");
+            assert!(
+                (value - accuracy).abs() <= 1.0 / 103.0,
+                "batch {batch}: {value} vs {accuracy}"
+            );
         }
     }
 }

@@ -227,8 +227,7 @@ mod tests {
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(bytes).unwrap();
         encoder.finish().unwrap()
     }
@@ -291,8 +290,14 @@ mod tests {
             "wrong magic number 0x00000801 (this is an IDX labels file); expected 0x00000803",
         );
         let e = error(&images, &images);
-        assert_contains(&e, "wrong magic number 0x00000803 (this is an IDX images file)");
-        assert_contains(&e, "expected 0x00000801, the start of an IDX file of unsigned-byte labels");
+        assert_contains(
+            &e,
+            "wrong magic number 0x00000803 (this is an IDX images file)",
+        );
+        assert_contains(
+            &e,
+            "expected 0x00000801, the start of an IDX file of unsigned-byte labels",
+        );
         let mut bad = images.clone();
         bad[3] = 0x0d; // float data: not supported
         assert_contains(
@@ -300,7 +305,10 @@ mod tests {
             "wrong magic number 0x0000080d; expected 0x00000803",
         );
         // Text is not IDX either.
-        assert_contains(&error(b"hello world, not idx", &labels), "wrong magic number");
+        assert_contains(
+            &error(b"hello world, not idx", &labels),
+            "wrong magic number",
+        );
     }
 
     #[test]
@@ -314,12 +322,18 @@ mod tests {
         let e = error(&images, &labels[..9]);
         assert_contains(&e, "the header promises 3 labels, 3 bytes of data; found 1");
         let e = error(&images[..10], &labels);
-        assert_contains(&e, "an IDX header of unsigned-byte images needs 16 bytes, found 10");
+        assert_contains(
+            &e,
+            "an IDX header of unsigned-byte images needs 16 bytes, found 10",
+        );
         let e = error(&[], &labels);
         assert_contains(&e, "needs 16 bytes, found 0");
         let mut long = images.clone();
         long.push(0);
-        assert_contains(&error(&long, &labels), "the file has 1 more byte after them");
+        assert_contains(
+            &error(&long, &labels),
+            "the file has 1 more byte after them",
+        );
     }
 
     #[test]
@@ -336,7 +350,10 @@ mod tests {
         let (images, labels) = sample();
         let zipped = gzip(&images);
         let e = error(&zipped[..zipped.len() / 2], &labels);
-        assert_contains(&e, "starts like gzip data (1f 8b) but cannot be decompressed");
+        assert_contains(
+            &e,
+            "starts like gzip data (1f 8b) but cannot be decompressed",
+        );
         let mut garbled = zipped.clone();
         for b in &mut garbled[12..20] {
             *b ^= 0x5a;
