@@ -730,13 +730,23 @@ impl Checker {
     /// `validation NAME`: a data set, looked up like the one after `on`.
     fn validation_data(&mut self, expr: &ast::Expr) -> Option<usize> {
         match &expr.kind {
-            ast::ExprKind::Name(name) => self.lookup(
-                &ast::Ident {
-                    name: name.clone(),
-                    span: expr.span,
-                },
-                Kind::Data,
-            ),
+            ast::ExprKind::Name(name) => {
+                let before = self.diags.len();
+                let index = self.lookup(
+                    &ast::Ident {
+                        name: name.clone(),
+                        span: expr.span,
+                    },
+                    Kind::Data,
+                );
+                // A model named here: the help for `fit MODEL on DATA` does not fit.
+                for d in &mut self.diags[before..] {
+                    if d.code == "E0112" {
+                        d.help = Some("`validation` names the data set to evaluate on".into());
+                    }
+                }
+                index
+            }
             ast::ExprKind::Error => None,
             _ => {
                 self.error(
