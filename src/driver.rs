@@ -5,12 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::check::program::{CheckedProgram, Fit};
+use crate::check::program::{CheckedProgram, Fit, Validation};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{self, Diagnostic};
 use crate::ir::graph::Graph;
 use crate::ir::{autodiff, dce, lower, optimizer, passes, print, verify};
 use crate::runtime::data::{self, DataError};
+use crate::runtime::evaluate::Evaluator;
 use crate::runtime::init;
 use crate::runtime::train::{self, EpochReport};
 use crate::{check, syntax};
@@ -221,6 +222,8 @@ pub enum Event<'a> {
         samples: usize,
         params: usize,
         compile_time: Duration,
+        /// The validation data's name (the data set, or `validation_split`) and sample count.
+        validation: Option<(&'a str, usize)>,
     },
     Epoch(&'a EpochReport),
 }
@@ -265,6 +268,36 @@ pub fn run(
 
         let dataset = data::load(data_set, base_dir, fit.loss).map_err(RunError::Data)?;
         data::check_against_model(&dataset, model, fit.loss).map_err(RunError::Data)?;
+        // Keras's validation_data / validation_split, evaluated by a forward-only graph.
+        let (dataset, validation) = match fit.validation {
+            None => (dataset, None),
+            Some(Validation::Data(index)) => {
+                let set = &program.data[index];
+                let loaded = data::load(set, base_dir, fit.loss).map_err(RunError::Data)?;
+                data::check_against_model(&loaded, model, fit.loss).map_err(RunError::Data)?;
+                (dataset, Some((set.name.as_str(), loaded)))
+            }
+            Some(Validation::Split(fraction)) => {
+                let (train, held_out) = dataset
+                    .split_off_validation(fraction)
+                    .map_err(RunError::Data)?;
+                (train, Some(("validation_split", held_out)))
+            }
+        };
+        let mut evaluator = match &validation {
+            None => None,
+            Some(_) => {
+                let forward = training_graph(program, fit, GraphStage::Forward)
+                    .map_err(|d| RunError::Program(vec![d]))?;
+                let evaluator = Evaluator::new(&forward, fit.batch).map_err(|e| {
+                    RunError::Program(vec![
+                        Diagnostic::error("E0901", format!("code generation failed: {e}"))
+                            .primary(fit.span, "while compiling this fit's evaluation pass"),
+                    ])
+                })?;
+                Some(evaluator)
+            }
+        };
 
         for (index, values) in init::initial_params(&graph, fit.seed)
             .into_iter()
@@ -278,10 +311,22 @@ pub fn run(
             samples: dataset.samples,
             params: graph.params.iter().map(|p| p.shape.numel(0)).sum(),
             compile_time,
+            validation: validation.as_ref().map(|(name, set)| (*name, set.samples)),
         });
-        let history = train::train(&mut step, &graph, &dataset, fit, &mut |report| {
-            on_event(Event::Epoch(report))
-        });
+        let param_count = graph.params.len();
+        let mut validate = |step: &CompiledStep| {
+            let (evaluator, (_, held_out)) = (evaluator.as_mut()?, validation.as_ref()?);
+            let params: Vec<&[f32]> = (0..param_count).map(|i| step.param(i)).collect();
+            Some(evaluator.evaluate(&params, held_out, &fit.metrics))
+        };
+        let history = train::train(
+            &mut step,
+            &graph,
+            &dataset,
+            fit,
+            &mut validate,
+            &mut |report| on_event(Event::Epoch(report)),
+        );
         let final_params: Vec<Vec<f32>> = (0..graph.params.len())
             .map(|i| step.param(i).to_vec())
             .collect();

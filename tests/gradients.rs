@@ -265,6 +265,7 @@ fn fit(loss: Loss) -> Fit {
         batch: 4,
         seed: 0,
         shuffle: true,
+        validation: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn fit(loss: Loss, optimizer: Optimizer, batch: usize) -> Fit {
         batch,
         seed: 1,
         shuffle: true,
+        validation: None,
     }
 }
 

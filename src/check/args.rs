@@ -172,7 +172,8 @@ impl Checker {
         let params: &[&'static str] = match callee.name.as_str() {
             "dense" => &["units", "activation"],
             "synthetic_classification" => &["samples", "features", "classes", "seed"],
-            "csv" => &["path", "label", "header"],
+            "csv" => &["path", "label", "header", "scale"],
+            "idx" => &["images", "labels", "scale"],
             _ => &[],
         };
         params.get(slot).copied().unwrap_or("an argument")
@@ -272,6 +273,24 @@ impl Checker {
             Some(y)
         } else {
             self.bad_value(expr, what, "a number in [0, 1)", "out of range")
+        }
+    }
+
+    /// A number in (0, 1), e.g. `validation_split`.
+    pub(super) fn split_fraction(&mut self, expr: &Expr, what: &str) -> Option<f64> {
+        if let ExprKind::Unary {
+            op: UnaryOp::Neg, ..
+        } = expr.kind
+        {
+            return self.bad_value(expr, what, "a number between 0 and 1", "this is negative");
+        }
+        let Some(x) = Self::number(expr) else {
+            return self.wrong_kind(expr, what, "a number between 0 and 1");
+        };
+        if x > 0.0 && x < 1.0 {
+            Some(x)
+        } else {
+            self.bad_value(expr, what, "a number between 0 and 1", "out of range")
         }
     }
 

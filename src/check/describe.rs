@@ -51,6 +51,16 @@ pub fn describe(program: &CheckedProgram) -> String {
         let _ = writeln!(out, "  batch     {}", fit.batch);
         let _ = writeln!(out, "  seed      {}", fit.seed);
         let _ = writeln!(out, "  shuffle   {}", fit.shuffle);
+        match fit.validation {
+            None => {}
+            Some(Validation::Data(index)) => {
+                let name = program.data.get(index).map_or("?", |d| d.name.as_str());
+                let _ = writeln!(out, "  validation {name}");
+            }
+            Some(Validation::Split(fraction)) => {
+                let _ = writeln!(out, "  validation_split {fraction:?}");
+            }
+        }
     }
     out
 }
@@ -69,14 +79,35 @@ fn source(source: &DataSource) -> String {
             path,
             label,
             header,
+            scale,
         } => {
             let label = match label {
                 LabelColumn::Last => "last".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };
-            format!("csv({path:?}, label: {label}, header: {header})")
+            format!(
+                "csv({path:?}, label: {label}, header: {header}{})",
+                scale_text(*scale)
+            )
         }
+        DataSource::Idx {
+            images,
+            labels,
+            scale,
+        } => format!(
+            "idx(images: {images:?}, labels: {labels:?}{})",
+            scale_text(*scale)
+        ),
+    }
+}
+
+/// `, scale: 255.0` when features are scaled; nothing for the default 1.
+fn scale_text(scale: f32) -> String {
+    if scale == 1.0 {
+        String::new()
+    } else {
+        format!(", scale: {scale:?}")
     }
 }
 

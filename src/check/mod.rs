@@ -19,11 +19,11 @@ pub use describe::describe;
 
 pub const ACTIVATIONS: [&str; 5] = ["linear", "relu", "sigmoid", "tanh", "softmax"];
 pub const LAYERS: [&str; 1] = ["dense"];
-pub const DATA_SOURCES: [&str; 2] = ["synthetic_classification", "csv"];
+pub const DATA_SOURCES: [&str; 3] = ["synthetic_classification", "csv", "idx"];
 pub const LOSSES: [&str; 2] = ["sparse_categorical_crossentropy", "mean_squared_error"];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
 pub const METRICS: [&str; 1] = ["accuracy"];
-pub const SETTINGS: [&str; 7] = [
+pub const SETTINGS: [&str; 9] = [
     "loss",
     "optimizer",
     "metrics",
@@ -31,6 +31,8 @@ pub const SETTINGS: [&str; 7] = [
     "batch",
     "seed",
     "shuffle",
+    "validation",
+    "validation_split",
 ];
 
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
@@ -201,7 +203,7 @@ impl Checker {
                 }
             }
             "csv" => {
-                let b = self.bind(callee, call_args, &["path", "label", "header"]);
+                let b = self.bind(callee, call_args, &["path", "label", "header", "scale"]);
                 let path = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.string(e, "the csv path"));
@@ -213,6 +215,7 @@ impl Checker {
                     None => Some(LabelColumn::Last),
                     Some(e) => self.label_column(e),
                 };
+                let scale = self.scale(b.get(3));
                 if let (Some(LabelColumn::Name(_)), Some(false), Some(label_expr)) =
                     (&label, header, b.get(1))
                 {
@@ -231,21 +234,42 @@ impl Checker {
                     );
                     None
                 } else {
-                    match (b.ok, path, label, header) {
-                        (true, Some(path), Some(label), Some(header)) => Some(DataSource::Csv {
-                            path,
-                            label,
-                            header,
-                        }),
+                    match (b.ok, path, label, header, scale) {
+                        (true, Some(path), Some(label), Some(header), Some(scale)) => {
+                            Some(DataSource::Csv {
+                                path,
+                                label,
+                                header,
+                                scale,
+                            })
+                        }
                         _ => None,
                     }
+                }
+            }
+            "idx" => {
+                let b = self.bind(callee, call_args, &["images", "labels", "scale"]);
+                let images = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.string(e, "the idx images path"));
+                let labels = self
+                    .required(&b, 1, callee)
+                    .and_then(|e| self.string(e, "the idx labels path"));
+                let scale = self.scale(b.get(2));
+                match (b.ok, images, labels, scale) {
+                    (true, Some(images), Some(labels), Some(scale)) => Some(DataSource::Idx {
+                        images,
+                        labels,
+                        scale,
+                    }),
+                    _ => None,
                 }
             }
             other => {
                 let mut d = Diagnostic::error("E0106", format!("unknown data source `{other}`"))
                     .primary(callee.span, "not a data source");
                 d = with_suggestion(d, other, DATA_SOURCES);
-                self.error(d.note("data sources: synthetic_classification, csv"));
+                self.error(d.note("data sources: synthetic_classification, csv, idx"));
                 None
             }
         };
@@ -262,6 +286,14 @@ impl Checker {
                 used: false,
             });
             self.set_index(&decl.name.name, self.data.len() - 1);
+        }
+    }
+
+    /// A data source's `scale` (features are divided by it): a positive number, default 1.
+    fn scale(&mut self, expr: Option<&ast::Expr>) -> Option<f32> {
+        match expr {
+            None => Some(1.0),
+            Some(e) => self.positive_f32(e, "`scale`"),
         }
     }
 
@@ -579,6 +611,9 @@ impl Checker {
         let mut batch = Some(32);
         let mut seed = Some(0);
         let mut shuffle = Some(true);
+        // (data set index or split fraction, span of the key); `None` after an error.
+        let mut validation_data: Option<Option<(usize, Span, Span)>> = Some(None);
+        let mut validation_split: Option<Option<(f64, Span)>> = Some(None);
         let mut loss_given = false;
         for setting in &decl.settings {
             let (key, value) = match setting {
@@ -591,8 +626,10 @@ impl Checker {
             let Some(known) = SETTINGS.iter().find(|s| **s == key.name) else {
                 let d = Diagnostic::error("E0110", format!("unknown setting `{}`", key.name))
                     .primary(key.span, "not a fit setting");
-                let d = with_suggestion(d, &key.name, SETTINGS)
-                    .note("settings: loss, optimizer, metrics, epochs, batch, seed, shuffle");
+                let d = with_suggestion(d, &key.name, SETTINGS).note(
+                    "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
+                         validation, validation_split",
+                );
                 self.error(d);
                 broken = true;
                 continue;
@@ -619,7 +656,17 @@ impl Checker {
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
                 "seed" => seed = self.seed_value(value, "`seed`"),
-                _ => shuffle = self.boolean(value, "`shuffle`"),
+                "shuffle" => shuffle = self.boolean(value, "`shuffle`"),
+                "validation" => {
+                    validation_data = self
+                        .validation_data(value)
+                        .map(|i| Some((i, key.span, value.span)))
+                }
+                _ => {
+                    validation_split = self
+                        .split_fraction(value, "`validation_split`")
+                        .map(|f| Some((f, key.span)))
+                }
             }
         }
         if !loss_given && !broken {
@@ -629,7 +676,28 @@ impl Checker {
                     .help("add a line such as `loss sparse_categorical_crossentropy`"),
             );
         }
-        let (Some(model), Some(data), Some(loss)) = (model, data, loss) else {
+        let validation = match (validation_data, validation_split) {
+            (Some(Some((_, data_span, _))), Some(Some((_, split_span)))) => {
+                self.error(
+                    Diagnostic::error("E0311", "`validation` and `validation_split` are both set")
+                        .primary(split_span, "a split of the training data")
+                        .secondary(data_span, "and a separate validation data set")
+                        .help("keep one of them"),
+                );
+                None
+            }
+            (Some(Some((index, _, span))), Some(None)) => {
+                Some(Some((Validation::Data(index), span)))
+            }
+            (Some(None), Some(Some((fraction, span)))) => {
+                Some(Some((Validation::Split(fraction), span)))
+            }
+            (Some(None), Some(None)) => Some(None),
+            _ => None,
+        };
+        let (Some(model), Some(data), Some(loss), Some(validation)) =
+            (model, data, loss, validation)
+        else {
             return;
         };
         let (Some(optimizer), Some(metrics), Some(epochs), Some(batch), Some(seed), Some(shuffle)) =
@@ -637,7 +705,11 @@ impl Checker {
         else {
             return;
         };
-        if !self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans) {
+        let mut ok = self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
+        if let Some((Validation::Data(index), span)) = validation {
+            ok &= self.data_fits_model(model, index, span, loss, loss_span);
+        }
+        if !ok {
             return;
         }
         self.fits.push(Fit {
@@ -651,7 +723,40 @@ impl Checker {
             batch,
             seed,
             shuffle,
+            validation: validation.map(|(v, _)| v),
         });
+    }
+
+    /// `validation NAME`: a data set, looked up like the one after `on`.
+    fn validation_data(&mut self, expr: &ast::Expr) -> Option<usize> {
+        match &expr.kind {
+            ast::ExprKind::Name(name) => {
+                let before = self.diags.len();
+                let index = self.lookup(
+                    &ast::Ident {
+                        name: name.clone(),
+                        span: expr.span,
+                    },
+                    Kind::Data,
+                );
+                // A model named here: the help for `fit MODEL on DATA` does not fit.
+                for d in &mut self.diags[before..] {
+                    if d.code == "E0112" {
+                        d.help = Some("`validation` names the data set to evaluate on".into());
+                    }
+                }
+                index
+            }
+            ast::ExprKind::Error => None,
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`validation` must name a data set")
+                        .primary(expr.span, format!("found {}", found(expr)))
+                        .help("declare `data test = ...` and write `validation test`"),
+                );
+                None
+            }
+        }
     }
 
     /// Cross-checks the model, the data and the loss; reports every mismatch.
@@ -667,18 +772,6 @@ impl Checker {
         metric_spans: &[Span],
     ) -> bool {
         let mut ok = true;
-        let m = &self.models[model];
-        let info = &self.model_info[model];
-        let (model_name, input, output, b) = (
-            m.name.clone(),
-            m.input_features,
-            m.output_features,
-            info.batch_symbol.clone(),
-        );
-        let (input_span, output_span) = (info.input_type_span, info.output_type_span);
-        let data_name = self.data[data].name.clone();
-        let d_info = &self.data_info[data];
-        let (features_span, classes_span) = (d_info.features_span, d_info.classes_span);
         if loss == Loss::MeanSquaredError {
             for (metric, span) in metrics.iter().zip(metric_spans) {
                 if *metric == Metric::SparseCategoricalAccuracy {
@@ -692,22 +785,51 @@ impl Checker {
                 }
             }
         }
+        ok &= self.data_fits_model(model, data, decl.data.span, loss, loss_span);
+        ok
+    }
+
+    /// What the checker knows statically about a data set, against the model and the loss:
+    /// synthetic data declares its features and classes; synthetic and IDX data have class
+    /// labels. `use_span` is where the fit names the data set.
+    fn data_fits_model(
+        &mut self,
+        model: usize,
+        data: usize,
+        use_span: Span,
+        loss: Loss,
+        loss_span: Span,
+    ) -> bool {
+        let mut ok = true;
+        let m = &self.models[model];
+        let info = &self.model_info[model];
+        let (model_name, input, output, b) = (
+            m.name.clone(),
+            m.input_features,
+            m.output_features,
+            info.batch_symbol.clone(),
+        );
+        let (input_span, output_span) = (info.input_type_span, info.output_type_span);
+        let data_name = self.data[data].name.clone();
+        let d_info = &self.data_info[data];
+        let (features_span, classes_span) = (d_info.features_span, d_info.classes_span);
+        let has_classes = matches!(
+            self.data[data].source,
+            DataSource::Synthetic { .. } | DataSource::Idx { .. }
+        );
+        if has_classes && loss == Loss::MeanSquaredError {
+            ok = false;
+            self.error(
+                Diagnostic::error("E0308", "`mean_squared_error` cannot train on class labels")
+                    .primary(loss_span, "this loss needs real-valued targets")
+                    .secondary(use_span, format!("`{data_name}` has integer class labels"))
+                    .help("use `loss sparse_categorical_crossentropy` for classification data"),
+            );
+        }
         if let DataSource::Synthetic {
             features, classes, ..
         } = self.data[data].source
         {
-            if loss == Loss::MeanSquaredError {
-                ok = false;
-                self.error(
-                    Diagnostic::error("E0308", "`mean_squared_error` cannot train on class labels")
-                        .primary(loss_span, "this loss needs real-valued targets")
-                        .secondary(
-                            decl.data.span,
-                            format!("`{data_name}` has integer class labels"),
-                        )
-                        .help("use `loss sparse_categorical_crossentropy` for classification data"),
-                );
-            }
             if features != input {
                 ok = false;
                 self.error(
@@ -715,7 +837,7 @@ impl Checker {
                         "E0206",
                         format!("`{data_name}` has {features} features but `{model_name}` takes {input}"),
                     )
-                    .primary(decl.data.span, format!("this data has {features} features per sample"))
+                    .primary(use_span, format!("this data has {features} features per sample"))
                     .secondary(features_span, format!("`{data_name}` declares {features} features"))
                     .secondary(input_span, format!("`{model_name}` takes f32[{b}, {input}]"))
                     .help(format!(
@@ -730,7 +852,7 @@ impl Checker {
                         "E0207",
                         format!("`{data_name}` has {classes} classes but `{model_name}` outputs {output}"),
                     )
-                    .primary(decl.data.span, format!("this data has {classes} classes"))
+                    .primary(use_span, format!("this data has {classes} classes"))
                     .secondary(classes_span, format!("`{data_name}` declares {classes} classes"))
                     .secondary(output_span, format!("`{model_name}` outputs f32[{b}, {output}]"))
                     .help(format!(
@@ -972,7 +1094,8 @@ mod tests {
             DataSource::Csv {
                 path: "data/iris.csv".into(),
                 label: LabelColumn::Name("species".into()),
-                header: true
+                header: true,
+                scale: 1.0
             }
         );
     }

@@ -36,6 +36,17 @@ pub enum DataSource {
         label: LabelColumn,
         /// Whether the first row is a header. Default: true.
         header: bool,
+        /// Every feature is divided by this (e.g. 16 for 0–16 pixels). Default: 1.
+        scale: f32,
+    },
+    /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images,
+    /// flattened to `rows · cols` features, and unsigned-byte class labels.
+    Idx {
+        /// As written in the program, like `Csv::path`.
+        images: String,
+        labels: String,
+        /// Every feature is divided by this (255 maps pixels to [0, 1]). Default: 1.
+        scale: f32,
     },
 }
 
@@ -168,6 +179,18 @@ pub struct Fit {
     pub seed: u64,
     /// Reshuffle the training samples every epoch. Default true (Keras).
     pub shuffle: bool,
+    /// Data to evaluate loss and metrics on after every epoch. Default: none.
+    pub validation: Option<Validation>,
+}
+
+/// Keras's `validation_data` / `validation_split`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Validation {
+    /// Another data set: index into `CheckedProgram::data`.
+    Data(usize),
+    /// The last fraction of the training samples (before shuffling), held out from training;
+    /// in (0, 1).
+    Split(f64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

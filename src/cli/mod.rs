@@ -115,10 +115,17 @@ fn run(path: &Path) -> Result<(), String> {
             samples,
             params,
             compile_time,
-        } => println!(
-            "Training {model} on {data}: {samples} samples, {params} parameters (compiled in {:.1} ms)",
-            compile_time.as_secs_f64() * 1e3
-        ),
+            validation,
+        } => {
+            let validation = validation
+                .map(|(name, count)| format!(", validating on {name}: {count} samples"))
+                .unwrap_or_default();
+            println!(
+                "Training {model} on {data}: {samples} samples, {params} parameters{validation} \
+                 (compiled in {:.1} ms)",
+                compile_time.as_secs_f64() * 1e3
+            )
+        }
         Event::Epoch(report) => print_epoch(report),
     })
     .map_err(|e| match e {
@@ -155,6 +162,12 @@ fn metrics_text(report: &EpochReport) -> String {
     let mut parts = vec![format!("loss: {:.4}", report.loss)];
     for (name, value) in &report.metrics {
         parts.push(format!("{name}: {value:.4}"));
+    }
+    if let Some(validation) = &report.validation {
+        parts.push(format!("val_loss: {:.4}", validation.loss));
+        for (name, value) in &validation.metrics {
+            parts.push(format!("val_{name}: {value:.4}"));
+        }
     }
     parts.join(" - ")
 }

@@ -17,8 +17,11 @@
 //!   quotes (`""` inside stands for one quote); a UTF-8 byte-order mark is ignored; `\r\n` line
 //!   endings are accepted. Every column but the label column is a feature, in file order.
 //!
+//! * IDX files (MNIST's format, gzip-compressed or not): see [`idx`].
+//!
 //! Line and column numbers in messages are 1-based; a column number counts cells (fields), not
-//! characters.
+//! characters. CSV and IDX sources divide every feature by their `scale` (default 1) as they load;
+//! labels are never scaled.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::check::program::{DataSet, DataSource, LabelColumn, Loss, Model};
+
+pub mod idx;
 
 /// A data set loaded into memory.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,10 +139,77 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
             path,
             label,
             header,
+            scale,
         } => {
             let path = resolve(path, base_dir);
-            load_csv(&path, label, *header, loss)
+            let mut data = load_csv(&path, label, *header, loss)?;
+            if *scale != 1.0 {
+                data.x.iter_mut().for_each(|v| *v /= scale);
+            }
+            Ok(data)
         }
+        DataSource::Idx {
+            images,
+            labels,
+            scale,
+        } => {
+            let data = idx::load_idx(
+                &resolve(images, base_dir),
+                &resolve(labels, base_dir),
+                *scale,
+            )?;
+            if loss != Loss::SparseCategoricalCrossentropy {
+                return Err(DataError::new(
+                    &data.origin,
+                    format!(
+                        "IDX labels are integer classes, which {} cannot use; use \
+                         sparse_categorical_crossentropy",
+                        loss.name()
+                    ),
+                ));
+            }
+            Ok(data)
+        }
+    }
+}
+
+impl Dataset {
+    /// Keras's `validation_split`: the last `fraction` of the samples, in file order, become
+    /// the validation set: the first `floor(samples · (1 - fraction))` train, the rest validate,
+    /// computed in `f64` exactly as Keras does. Both parts must keep at least one sample.
+    pub fn split_off_validation(mut self, fraction: f64) -> Result<(Dataset, Dataset), DataError> {
+        let samples = self.samples;
+        let split_at = ((samples as f64) * (1.0 - fraction)).floor() as usize;
+        let split_at = split_at.min(samples);
+        if split_at == 0 || split_at == samples {
+            return Err(DataError::new(
+                &self.origin,
+                format!(
+                    "validation_split {fraction} of {samples} sample{} leaves {} for training \
+                     and {} for validation; each needs at least one",
+                    plural(samples),
+                    split_at,
+                    samples - split_at
+                ),
+            ));
+        }
+        let x = self.x.split_off(split_at * self.features);
+        let labels = match &mut self.labels {
+            Labels::Classes(classes) => Labels::Classes(classes.split_off(split_at)),
+            Labels::Targets { width, values } => Labels::Targets {
+                width: *width,
+                values: values.split_off(split_at * *width),
+            },
+        };
+        let validation = Dataset {
+            samples: samples - split_at,
+            features: self.features,
+            x,
+            labels,
+            origin: format!("{} (validation split)", self.origin),
+        };
+        self.samples = split_at;
+        Ok((self, validation))
     }
 }
 
@@ -677,6 +749,7 @@ mod tests {
                 path: path.into(),
                 label,
                 header,
+                scale: 1.0,
             },
         }
     }
@@ -1043,6 +1116,79 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_contains(&e, "needs integer class labels");
+    }
+
+    #[test]
+    fn csv_scale_divides_features_not_labels() {
+        let file = TempCsv::new("a,b,y\n16,8,3\n0,4,1\n");
+        let mut set = csv_set(file.path(), LabelColumn::Last, true);
+        if let DataSource::Csv { scale, .. } = &mut set.source {
+            *scale = 16.0;
+        }
+        let data = load(&set, Path::new("/"), SCCE).unwrap();
+        assert_eq!(data.x, vec![1.0, 0.5, 0.0, 0.25]);
+        assert_eq!(data.labels, Labels::Classes(vec![3, 1]));
+    }
+
+    #[test]
+    fn csv_digits() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
+        let mut set = csv_set("data/digits.csv", LabelColumn::Last, true);
+        if let DataSource::Csv { scale, .. } = &mut set.source {
+            *scale = 16.0;
+        }
+        let data = load(&set, &base, SCCE).unwrap();
+        assert_eq!((data.samples, data.features), (1797, 64));
+        assert!(data.x.iter().all(|v| (0.0..=1.0).contains(v)));
+        check_against_model(&data, &model(64, 10), SCCE).unwrap();
+    }
+
+    #[test]
+    fn validation_split_takes_the_last_samples() {
+        let data = load_text(
+            "a,y\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n7,0\n",
+            LabelColumn::Last,
+            true,
+            SCCE,
+        )
+        .unwrap();
+        // Keras: split_at = floor(7 · 0.8) = 5.
+        let (train, validation) = data.clone().split_off_validation(0.2).unwrap();
+        assert_eq!((train.samples, validation.samples), (5, 2));
+        assert_eq!(train.x, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(validation.x, vec![6.0, 7.0]);
+        assert_eq!(validation.labels, Labels::Classes(vec![1, 0]));
+        assert_eq!(train.labels.samples(), 5);
+        let (train, validation) = data.clone().split_off_validation(0.5).unwrap();
+        assert_eq!((train.samples, validation.samples), (3, 4));
+        // In f64 as Keras: floor(10 · (1 - 0.2)) = 8, not 7.
+        let ten = load_text(
+            &format!("a,y\n{}", "1,0\n".repeat(10)),
+            LabelColumn::Last,
+            true,
+            SCCE,
+        )
+        .unwrap();
+        let (train, _) = ten.split_off_validation(0.2).unwrap();
+        assert_eq!(train.samples, 8);
+        let e = data.split_off_validation(1e-20).unwrap_err().to_string();
+        assert_contains(&e, "leaves 7 for training and 0 for validation");
+        let one = load_text("a,y\n1,0\n", LabelColumn::Last, true, SCCE).unwrap();
+        let e = one.split_off_validation(0.5).unwrap_err().to_string();
+        assert_contains(
+            &e,
+            "validation_split 0.5 of 1 sample leaves 0 for training and 1 for validation",
+        );
+        let targets = load_text("a,y\n1,0.5\n2,1.5\n", LabelColumn::Last, true, MSE).unwrap();
+        let (train, validation) = targets.split_off_validation(0.5).unwrap();
+        assert_eq!(
+            validation.labels,
+            Labels::Targets {
+                width: 1,
+                values: vec![1.5]
+            }
+        );
+        assert_eq!(train.x, vec![1.0]);
     }
 
     #[test]

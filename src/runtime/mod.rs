@@ -2,5 +2,6 @@
 //! training step. `data` is, with the CLI, the only code that touches files.
 
 pub mod data;
+pub mod evaluate;
 pub mod init;
 pub mod train;

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::data::{Dataset, Labels};
+use super::evaluate::Evaluation;
 use crate::check::program::{Fit, Metric};
 use crate::codegen::CompiledStep;
 use crate::ir::graph::Graph;
@@ -25,6 +26,9 @@ pub struct EpochReport {
     pub metrics: Vec<(&'static str, f64)>,
     pub seconds: f64,
     pub steps: usize,
+    /// Loss and metrics on the validation data after the epoch (Keras's `val_loss`, `val_…`),
+    /// when the fit has validation data. Not included in `seconds`.
+    pub validation: Option<Evaluation>,
 }
 
 impl EpochReport {
@@ -54,12 +58,14 @@ impl InputSlots {
 }
 
 /// Trains for `fit.epochs` epochs on `dataset`, starting from the parameters already in `step`.
-/// The RNG for shuffling is seeded from `fit.seed`, so a run repeats exactly.
+/// The RNG for shuffling is seeded from `fit.seed`, so a run repeats exactly. After each epoch,
+/// `validate` sees the step (its current weights) and may return a validation result.
 pub fn train(
     step: &mut CompiledStep,
     graph: &Graph,
     dataset: &Dataset,
     fit: &Fit,
+    validate: &mut dyn FnMut(&CompiledStep) -> Option<Evaluation>,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Vec<EpochReport> {
     let slots = InputSlots::of(graph);
@@ -102,13 +108,15 @@ pub fn train(
                 }
             })
             .collect();
+        let seconds = started.elapsed().as_secs_f64();
         let report = EpochReport {
             epoch,
             epochs: fit.epochs,
             loss: loss_sum / samples,
             metrics,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
             steps,
+            validation: validate(step),
         };
         on_epoch(&report);
         history.push(report);

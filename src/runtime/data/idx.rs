@@ -1,0 +1,383 @@
+//! IDX files, MNIST's format: a big-endian header, then raw unsigned bytes.
+//!
+//! * images: magic `0x00000803`, then `count`, `rows`, `cols` as big-endian `u32`, then
+//!   `count · rows · cols` bytes, one image after another, row by row;
+//! * labels: magic `0x00000801`, then `count`, then `count` bytes.
+//!
+//! A file that starts with the gzip magic bytes `1f 8b` is decompressed first (`flate2`), so the
+//! `.gz` files MNIST is distributed as load directly. Each image flattens to `rows · cols`
+//! features, divided by the data set's `scale`. Every problem is a [`DataError`] naming the file.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::{DataError, Dataset, Labels, plural};
+
+/// Magic number of an IDX file of unsigned-byte images (3 dimensions).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of unsigned-byte labels (1 dimension).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Loads an images file and a labels file into one data set; features are `pixel / scale`.
+pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, DataError> {
+    let images_origin = images.display().to_string();
+    let labels_origin = labels.display().to_string();
+    let image_bytes = read_file(images, &images_origin)?;
+    let label_bytes = read_file(labels, &labels_origin)?;
+    let (count, rows, cols, pixels) = parse_images(&image_bytes, &images_origin)?;
+    let classes = parse_labels(&label_bytes, &labels_origin)?;
+    if classes.len() != count {
+        return Err(DataError::new(
+            &images_origin,
+            format!(
+                "the images file holds {count} image{} but the labels file {labels_origin} holds \
+                 {} label{}; expected one label per image",
+                plural(count),
+                classes.len(),
+                plural(classes.len())
+            ),
+        ));
+    }
+    Ok(Dataset {
+        samples: count,
+        features: rows * cols,
+        x: pixels.iter().map(|&p| f32::from(p) / scale).collect(),
+        labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
+        origin: images_origin,
+    })
+}
+
+/// Reads a file, decompressing it when it starts with the gzip magic bytes.
+fn read_file(path: &Path, origin: &str) -> Result<Vec<u8>, DataError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| DataError::new(origin, format!("cannot read the file: {e}")))?;
+    gunzip_if_compressed(bytes, origin)
+}
+
+fn gunzip_if_compressed(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>, DataError> {
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes.as_slice())
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            DataError::new(
+                origin,
+                format!("the file starts like gzip data (1f 8b) but cannot be decompressed: {e}"),
+            )
+        })?;
+    Ok(out)
+}
+
+/// The big-endian `u32` at word `index` of the header.
+fn word(bytes: &[u8], index: usize) -> u32 {
+    let at = 4 * index;
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Checks the magic number and that the header is complete; returns the header's words.
+fn header(bytes: &[u8], origin: &str, magic: u32, what: &str) -> Result<Vec<u32>, DataError> {
+    let words = 1 + (magic & 0xff) as usize;
+    if bytes.len() >= 4 {
+        let found = word(bytes, 0);
+        if found != magic {
+            let hint = match found {
+                IMAGES_MAGIC => " (this is an IDX images file)",
+                LABELS_MAGIC => " (this is an IDX labels file)",
+                _ => "",
+            };
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "wrong magic number 0x{found:08x}{hint}; expected 0x{magic:08x}, the start of \
+                     an IDX file of {what}"
+                ),
+            ));
+        }
+    }
+    if bytes.len() < 4 * words {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "truncated file: an IDX header of {what} needs {} bytes, found {}",
+                4 * words,
+                bytes.len()
+            ),
+        ));
+    }
+    Ok((0..words).map(|i| word(bytes, i)).collect())
+}
+
+/// The data after a header of `header_len` bytes, which must be exactly `expected` bytes long.
+fn body<'a>(
+    bytes: &'a [u8],
+    header_len: usize,
+    expected: u64,
+    origin: &str,
+    promise: &str,
+) -> Result<&'a [u8], DataError> {
+    let found = (bytes.len() - header_len) as u64;
+    if found < expected {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "truncated file: the header promises {promise}, {expected} bytes of data; found \
+                 {found}"
+            ),
+        ));
+    }
+    if found > expected {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the header promises {promise}, {expected} bytes of data, but the file has {} \
+                 more byte{} after them",
+                found - expected,
+                plural((found - expected) as usize)
+            ),
+        ));
+    }
+    Ok(&bytes[header_len..])
+}
+
+/// Parses an images file: (count, rows, cols, pixels).
+pub fn parse_images(
+    bytes: &[u8],
+    origin: &str,
+) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+    let words = header(bytes, origin, IMAGES_MAGIC, "unsigned-byte images")?;
+    let (count, rows, cols) = (words[1], words[2], words[3]);
+    if rows == 0 || cols == 0 {
+        return Err(DataError::new(
+            origin,
+            format!("the header gives images of {rows}×{cols} pixels; expected at least 1×1"),
+        ));
+    }
+    let expected = u64::from(count) * u64::from(rows) * u64::from(cols);
+    let promise = format!(
+        "{count} image{} of {rows}×{cols} pixels",
+        plural(count as usize)
+    );
+    let pixels = body(bytes, 16, expected, origin, &promise)?;
+    Ok((
+        count as usize,
+        rows as usize,
+        cols as usize,
+        pixels.to_vec(),
+    ))
+}
+
+/// Parses a labels file: one byte per sample.
+pub fn parse_labels(bytes: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
+    let words = header(bytes, origin, LABELS_MAGIC, "unsigned-byte labels")?;
+    let count = words[1];
+    let promise = format!("{count} label{}", plural(count as usize));
+    Ok(body(bytes, 8, u64::from(count), origin, &promise)?.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A file in the temp folder, removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(contents: &[u8]) -> TempFile {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "kiln-idx-test-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = std::env::temp_dir().join(name);
+            std::fs::write(&path, contents).expect("write temp file");
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn images_file(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for w in [IMAGES_MAGIC, count, rows, cols] {
+            bytes.extend_from_slice(&w.to_be_bytes());
+        }
+        bytes.extend_from_slice(pixels);
+        bytes
+    }
+
+    fn labels_file(labels: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for w in [LABELS_MAGIC, labels.len() as u32] {
+            bytes.extend_from_slice(&w.to_be_bytes());
+        }
+        bytes.extend_from_slice(labels);
+        bytes
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Three 2×3 images and their labels.
+    fn sample() -> (Vec<u8>, Vec<u8>) {
+        let pixels: Vec<u8> = (0..18).map(|i| (i * 15) as u8).collect();
+        (images_file(3, 2, 3, &pixels), labels_file(&[7, 0, 9]))
+    }
+
+    fn load(images: &[u8], labels: &[u8], scale: f32) -> Result<Dataset, DataError> {
+        let (images, labels) = (TempFile::new(images), TempFile::new(labels));
+        load_idx(&images.0, &labels.0, scale)
+    }
+
+    fn error(images: &[u8], labels: &[u8]) -> String {
+        match load(images, labels, 1.0) {
+            Ok(data) => panic!("expected an error, loaded {data:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_contains(text: &str, needle: &str) {
+        assert!(text.contains(needle), "expected {needle:?} in {text:?}");
+    }
+
+    #[test]
+    fn plain_and_gzipped_files_load_the_same() {
+        let (images, labels) = sample();
+        let plain = load(&images, &labels, 255.0).unwrap();
+        assert_eq!(plain.samples, 3);
+        assert_eq!(plain.features, 6);
+        assert_eq!(plain.x.len(), 18);
+        assert_eq!(plain.x[1], 15.0 / 255.0);
+        assert_eq!(plain.x[17], 1.0);
+        assert_eq!(plain.labels, Labels::Classes(vec![7, 0, 9]));
+        let zipped = load(&gzip(&images), &gzip(&labels), 255.0).unwrap();
+        assert_eq!((&zipped.x, &zipped.labels), (&plain.x, &plain.labels));
+        let mixed = load(&gzip(&images), &labels, 1.0).unwrap();
+        assert_eq!(mixed.x[17], 255.0);
+    }
+
+    #[test]
+    fn missing_file() {
+        let (_, labels) = sample();
+        let labels = TempFile::new(&labels);
+        let e = load_idx(Path::new("/nonexistent-kiln/images.gz"), &labels.0, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert_contains(&e, "/nonexistent-kiln/images.gz: cannot read the file");
+    }
+
+    #[test]
+    fn wrong_magic_numbers() {
+        let (images, labels) = sample();
+        // The files swapped: each magic number is named.
+        let e = error(&labels, &images);
+        assert_contains(
+            &e,
+            "wrong magic number 0x00000801 (this is an IDX labels file); expected 0x00000803",
+        );
+        let e = error(&images, &images);
+        assert_contains(
+            &e,
+            "wrong magic number 0x00000803 (this is an IDX images file)",
+        );
+        assert_contains(
+            &e,
+            "expected 0x00000801, the start of an IDX file of unsigned-byte labels",
+        );
+        let mut bad = images.clone();
+        bad[3] = 0x0d; // float data: not supported
+        assert_contains(
+            &error(&bad, &labels),
+            "wrong magic number 0x0000080d; expected 0x00000803",
+        );
+        // Text is not IDX either.
+        assert_contains(
+            &error(b"hello world, not idx", &labels),
+            "wrong magic number",
+        );
+    }
+
+    #[test]
+    fn truncated_files() {
+        let (images, labels) = sample();
+        let e = error(&images[..images.len() - 5], &labels);
+        assert_contains(
+            &e,
+            "truncated file: the header promises 3 images of 2×3 pixels, 18 bytes of data; found 13",
+        );
+        let e = error(&images, &labels[..9]);
+        assert_contains(&e, "the header promises 3 labels, 3 bytes of data; found 1");
+        let e = error(&images[..10], &labels);
+        assert_contains(
+            &e,
+            "an IDX header of unsigned-byte images needs 16 bytes, found 10",
+        );
+        let e = error(&[], &labels);
+        assert_contains(&e, "needs 16 bytes, found 0");
+        let mut long = images.clone();
+        long.push(0);
+        assert_contains(
+            &error(&long, &labels),
+            "the file has 1 more byte after them",
+        );
+    }
+
+    #[test]
+    fn count_mismatch() {
+        let (images, _) = sample();
+        let labels = labels_file(&[1, 2]);
+        let e = error(&images, &labels);
+        assert_contains(&e, "the images file holds 3 images but the labels file");
+        assert_contains(&e, "holds 2 labels; expected one label per image");
+    }
+
+    #[test]
+    fn corrupt_gzip() {
+        let (images, labels) = sample();
+        let zipped = gzip(&images);
+        let e = error(&zipped[..zipped.len() / 2], &labels);
+        assert_contains(
+            &e,
+            "starts like gzip data (1f 8b) but cannot be decompressed",
+        );
+        let mut garbled = zipped.clone();
+        for b in &mut garbled[12..20] {
+            *b ^= 0x5a;
+        }
+        let e = error(&garbled, &labels);
+        assert_contains(&e, "cannot be decompressed");
+    }
+
+    #[test]
+    fn mnist_files_in_programs() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/data/mnist");
+        let data = load_idx(
+            &base.join("t10k-images-idx3-ubyte.gz"),
+            &base.join("t10k-labels-idx1-ubyte.gz"),
+            255.0,
+        )
+        .unwrap();
+        assert_eq!((data.samples, data.features), (2000, 784));
+        assert!(data.x.iter().all(|v| (0.0..=1.0).contains(v)));
+        let Labels::Classes(labels) = &data.labels else {
+            panic!("class labels")
+        };
+        for class in 0..10 {
+            assert!(labels.iter().filter(|&&l| l == class).count() > 100);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Evaluation: the loss and metrics of given weights on a data set, as Keras's
+//! `model.evaluate(x, y)` computes them and as `fit` reports them for `validation_data`
+//! (`val_loss`, `val_accuracy`).
+//!
+//! It runs a forward-only graph (forward pass and loss, `driver::GraphStage::Forward`), compiled
+//! once, in batches over the samples in order. The weights are copied in before each evaluation;
+//! the graph's parameters are in the same order as the training step's, since both are lowered
+//! from the same model. Nothing here prints.
+
+use super::data::{Dataset, Labels};
+use super::train::argmax;
+use crate::check::program::Metric;
+use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
+use crate::ir::graph::Graph;
+use crate::ir::lower;
+
+/// Loss and metrics over a whole data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss over the samples (each batch weighted by its size).
+    pub loss: f64,
+    /// In the order the `fit` lists them, named as Keras shows them (`accuracy`).
+    pub metrics: Vec<(&'static str, f64)>,
+    pub samples: usize,
+}
+
+/// A compiled forward pass ready to evaluate weights on data.
+pub struct Evaluator {
+    forward: CompiledStep,
+    params: usize,
+    features: usize,
+    labels: Option<usize>,
+    targets: Option<usize>,
+    batch: usize,
+}
+
+impl Evaluator {
+    /// Compiles `forward` (a graph with inputs `x` and `labels` or `targets`, and outputs `loss`
+    /// and `scores`) for batches of up to `batch` samples.
+    pub fn new(forward: &Graph, batch: usize) -> Result<Evaluator, CodegenError> {
+        let find = |name: &str| forward.inputs.iter().position(|i| i.name == name);
+        let features = find(lower::FEATURES).ok_or_else(|| CodegenError {
+            message: "the evaluation graph has no feature input".into(),
+        })?;
+        let batch = batch.max(1);
+        Ok(Evaluator {
+            forward: codegen::compile(forward, &CodegenConfig { max_batch: batch })?,
+            params: forward.params.len(),
+            features,
+            labels: find(lower::LABELS),
+            targets: find(lower::TARGETS),
+            batch,
+        })
+    }
+
+    /// Evaluates `params` (in the graph's parameter order) on every sample of `dataset`, which
+    /// has been checked against the model.
+    pub fn evaluate(
+        &mut self,
+        params: &[&[f32]],
+        dataset: &Dataset,
+        metrics: &[Metric],
+    ) -> Evaluation {
+        assert_eq!(params.len(), self.params, "one slice per parameter");
+        for (index, values) in params.iter().enumerate() {
+            self.forward.param_mut(index).copy_from_slice(values);
+        }
+        let width = dataset.features;
+        let mut loss_sum = 0.0f64;
+        let mut correct = 0usize;
+        let mut start = 0;
+        while start < dataset.samples {
+            let rows = self.batch.min(dataset.samples - start);
+            let end = start + rows;
+            self.forward
+                .input_f32_mut(self.features, rows)
+                .copy_from_slice(&dataset.x[start * width..end * width]);
+            match &dataset.labels {
+                Labels::Classes(classes) => {
+                    if let Some(slot) = self.labels {
+                        self.forward
+                            .input_i32_mut(slot, rows)
+                            .copy_from_slice(&classes[start..end]);
+                    }
+                }
+                Labels::Targets { width, values } => {
+                    if let Some(slot) = self.targets {
+                        self.forward
+                            .input_f32_mut(slot, rows)
+                            .copy_from_slice(&values[start * width..end * width]);
+                    }
+                }
+            }
+            self.forward.run(rows);
+            let loss = self
+                .forward
+                .output(lower::LOSS, rows)
+                .map_or(f64::NAN, |v| f64::from(v[0]));
+            loss_sum += loss * rows as f64;
+            if let (Labels::Classes(classes), Some(scores)) =
+                (&dataset.labels, self.forward.output(lower::SCORES, rows))
+            {
+                let outputs = scores.len() / rows;
+                correct += scores
+                    .chunks_exact(outputs)
+                    .zip(&classes[start..end])
+                    .filter(|&(row, &label)| argmax(row) == label as usize)
+                    .count();
+            }
+            start = end;
+        }
+        let samples = dataset.samples.max(1) as f64;
+        Evaluation {
+            loss: loss_sum / samples,
+            metrics: metrics
+                .iter()
+                .map(|metric| match metric {
+                    Metric::SparseCategoricalAccuracy => {
+                        (metric.display_name(), correct as f64 / samples)
+                    }
+                })
+                .collect(),
+            samples: dataset.samples,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{self, GraphStage};
+    use crate::runtime::{data, init};
+    use std::path::Path;
+
+    const PROGRAM: &str = "data d = synthetic_classification(samples: 103, features: 5, classes: 3, seed: 2)\n\
+                           model m(x: f32[B, 5]) -> f32[B, 3] { dense(8, relu); dense(3, softmax) }\n\
+                           fit m on d { loss sparse_categorical_crossentropy; metrics [accuracy] }\n";
+
+    /// Loss and accuracy of the initial weights, by hand from the parameters.
+    fn reference(params: &[Vec<f32>], dataset: &Dataset) -> (f64, f64) {
+        let (w1, b1, w2, b2) = (&params[0], &params[1], &params[2], &params[3]);
+        let Labels::Classes(labels) = &dataset.labels else {
+            panic!()
+        };
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        for (row, &label) in dataset.x.chunks_exact(5).zip(labels) {
+            let h: Vec<f64> = (0..8)
+                .map(|j| {
+                    let z = (0..5)
+                        .map(|i| f64::from(row[i] * w1[i * 8 + j]))
+                        .sum::<f64>();
+                    (z + f64::from(b1[j])).max(0.0)
+                })
+                .collect();
+            let z: Vec<f64> = (0..3)
+                .map(|k| {
+                    (0..8).map(|j| h[j] * f64::from(w2[j * 3 + k])).sum::<f64>() + f64::from(b2[k])
+                })
+                .collect();
+            let max = z.iter().cloned().fold(f64::MIN, f64::max);
+            let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
+            loss += log_sum - z[label as usize];
+            let best = (0..3).fold(0, |b, k| if z[k] > z[b] { k } else { b });
+            correct += usize::from(best == label as usize);
+        }
+        let n = dataset.samples as f64;
+        (loss / n, correct as f64 / n)
+    }
+
+    #[test]
+    fn evaluation_matches_a_hand_computation_for_any_batch_size() {
+        let checked = driver::check_source(PROGRAM).unwrap_or_else(|d| panic!("{d:?}"));
+        let program = &checked.program;
+        let fit = &program.fits[0];
+        let dataset = data::load(&program.data[0], Path::new("."), fit.loss).unwrap();
+        let forward = driver::training_graph(program, fit, GraphStage::Forward).unwrap();
+        let params = init::initial_params(&forward, 3);
+        let slices: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();
+        let (loss, accuracy) = reference(&params, &dataset);
+        for batch in [1, 7, 32, 103, 500] {
+            let mut evaluator = Evaluator::new(&forward, batch).unwrap();
+            let result = evaluator.evaluate(&slices, &dataset, &fit.metrics);
+            assert_eq!(result.samples, 103);
+            assert!(
+                (result.loss - loss).abs() < 1e-4,
+                "batch {batch}: {} vs {loss}",
+                result.loss
+            );
+            let [(name, value)] = result.metrics[..] else {
+                panic!("{:?}", result.metrics)
+            };
+            assert_eq!(name, "accuracy");
+            // f32 against f64: at most one near-tie may flip.
+            assert!(
+                (value - accuracy).abs() <= 1.0 / 103.0,
+                "batch {batch}: {value} vs {accuracy}"
+            );
+        }
+    }
+}
