@@ -183,6 +183,7 @@ mod equivalence {
                 batch: 8,
                 seed: 1,
                 shuffle: true,
+                validation: None,
             }],
         }
     }
