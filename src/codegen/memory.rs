@@ -44,12 +44,7 @@ fn align(x: usize) -> usize {
     x.div_ceil(ALIGN) * ALIGN
 }
 
-pub fn plan(
-    graph: &Graph,
-    sched: &Schedule,
-    max_batch: usize,
-    policy: MatmulPolicy,
-) -> MemoryPlan {
+pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPolicy) -> MemoryPlan {
     let numel = |v: ValueId| graph.shape(v).numel(max_batch);
     let mut top = 0;
 

@@ -679,20 +679,24 @@ fn cranelift_matmul_odd_shapes() {
     }
 }
 
-/// Which products the memory plan sends to the emitted kernel by default.
+/// Which products the memory plan sends to the emitted kernel by default: only tiny ones.
 #[test]
-fn small_products_are_emitted_large_ones_call_gemm() {
-    let g = mlp_adam(32, &[64, 64], 10);
-    let (_, plan) = prepare(&g, &CodegenConfig { max_batch: 32 }, MatmulPolicy::Auto).unwrap();
-    let matmuls = g
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::MatMul { .. }))
-        .count();
-    assert_eq!(plan.cranelift_matmuls.len(), matmuls);
-    let g = mlp_adam(784, &[256], 10);
-    let (_, plan) = prepare(&g, &CodegenConfig { max_batch: 64 }, MatmulPolicy::Auto).unwrap();
-    assert!(plan.cranelift_matmuls.len() < matmuls);
+fn tiny_products_are_emitted_larger_ones_call_gemm() {
+    let auto = |g: &Graph, max_batch| {
+        let (_, plan) = prepare(g, &CodegenConfig { max_batch }, MatmulPolicy::Auto).unwrap();
+        plan.cranelift_matmuls.len()
+    };
+    let (g, batch) = product_graph(4, 10, 4, false, false);
+    assert_eq!(auto(&g, batch), 1);
+    let (g, batch) = product_graph(32, 64, 32, false, false);
+    assert_eq!(auto(&g, batch), 0);
+    let (_, plan) = prepare(
+        &mlp_adam(32, &[64, 64], 10),
+        &CodegenConfig { max_batch: 32 },
+        MatmulPolicy::Cranelift,
+    )
+    .unwrap();
+    assert!(plan.cranelift_matmuls.len() >= 5 && plan.pack.is_some());
 }
 
 /// A `din → hidden (relu) → classes` classifier with softmax cross-entropy, its backward pass
@@ -962,6 +966,8 @@ fn matmul_crossover() {
         (64, 256, 256, false, true), (64, 256, 10, false, true),
         (784, 256, 64, true, false), (256, 256, 64, true, false), (256, 10, 64, true, false),
         (128, 128, 128, false, false), (64, 128, 128, false, false), (64, 64, 128, false, false),
+        (7, 64, 32, false, false), (7, 10, 64, false, false), (7, 64, 64, false, true),
+        (8, 8, 8, false, false), (16, 16, 16, false, false), (4, 10, 4, false, false),
     ];
     let policies = [MatmulPolicy::Gemm, MatmulPolicy::Cranelift];
     let mut steps: Vec<Vec<(CompiledStep, usize)>> = Vec::new();
@@ -1014,12 +1020,9 @@ fn matmul_crossover() {
         );
         let checked = crate::driver::check_source(&src).unwrap();
         let fit = &checked.program.fits[0];
-        let g = crate::driver::training_graph(
-            &checked.program,
-            fit,
-            crate::driver::GraphStage::Step,
-        )
-        .unwrap();
+        let g =
+            crate::driver::training_graph(&checked.program, fit, crate::driver::GraphStage::Step)
+                .unwrap();
         let cfg = CodegenConfig { max_batch: batch };
         let pols = [
             MatmulPolicy::Gemm,
@@ -1030,7 +1033,10 @@ fn matmul_crossover() {
             .iter()
             .map(|&p| {
                 let mut s = compile_with(&g, &cfg, p).unwrap();
-                for (i, v) in crate::runtime::init::initial_params(&g, 0).iter().enumerate() {
+                for (i, v) in crate::runtime::init::initial_params(&g, 0)
+                    .iter()
+                    .enumerate()
+                {
                     s.param_mut(i).copy_from_slice(v);
                 }
                 if let Some(i) = g.inputs.iter().position(|i| i.name == "step") {
