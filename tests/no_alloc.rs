@@ -3,24 +3,36 @@
 //! size and at a ragged last batch.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use kiln::check::program::{
     Activation, CheckedProgram, Fit, Layer, LayerKind, Loss, Model, Optimizer,
 };
-use kiln::codegen::{self, CodegenConfig};
+use kiln::codegen::{self, CodegenConfig, MatmulPolicy};
 use kiln::diag::Span;
 use kiln::driver::{self, GraphStage};
 use kiln::runtime::init;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+// Per thread, so tests running in parallel do not count each other's allocations.
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn count() {
+    // `try_with`: the allocator may run while this thread's locals are being torn down.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
 
 // SAFETY: forwards every call unchanged to the system allocator; only counts them.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -31,7 +43,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -42,6 +54,16 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn a_training_step_does_not_allocate() {
+    assert_no_allocation(MatmulPolicy::Auto);
+}
+
+/// With every matrix product emitted in Cranelift (no `gemm` call), whatever the default policy.
+#[test]
+fn a_training_step_with_emitted_matmuls_does_not_allocate() {
+    assert_no_allocation(MatmulPolicy::Cranelift);
+}
+
+fn assert_no_allocation(policy: MatmulPolicy) {
     let widths = [32, 64, 64, 10];
     let activations = [Activation::Relu, Activation::Relu, Activation::Softmax];
     let model = Model {
@@ -87,7 +109,7 @@ fn a_training_step_does_not_allocate() {
         fits: vec![fit.clone()],
     };
     let graph = driver::training_graph(&program, &fit, GraphStage::Step).unwrap();
-    let mut step = codegen::compile(&graph, &CodegenConfig { max_batch: 32 }).unwrap();
+    let mut step = codegen::compile_with(&graph, &CodegenConfig { max_batch: 32 }, policy).unwrap();
     for (i, values) in init::initial_params(&graph, 1).iter().enumerate() {
         step.param_mut(i).copy_from_slice(values);
     }
@@ -96,12 +118,12 @@ fn a_training_step_does_not_allocate() {
     for batch in [32, 7] {
         step.input_f32_mut(step_input, batch)[0] = 1.0;
         step.run(batch); // warm-up: anything lazily initialised (e.g. in gemm) happens here
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = allocations();
         for t in 2..50 {
             step.input_f32_mut(step_input, batch)[0] = t as f32;
             step.run(batch);
         }
-        let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        let allocations = allocations() - before;
         assert_eq!(
             allocations, 0,
             "{allocations} allocations in 48 steps at batch {batch}"
