@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kiln::codegen::{self, CodegenConfig, CompiledStep};
+use kiln::codegen::{self, CodegenConfig, CompiledStep, MatmulPolicy};
 use kiln::driver::{self, GraphStage};
 use kiln::ir::shape::DType;
 use kiln::runtime::init;
@@ -26,14 +26,19 @@ fn program(widths: &[usize], batch: usize) -> String {
 }
 
 fn compiled(source: &str) -> (CompiledStep, usize) {
+    compiled_with(source, MatmulPolicy::Auto)
+}
+
+fn compiled_with(source: &str, policy: MatmulPolicy) -> (CompiledStep, usize) {
     let checked = driver::check_source(source).unwrap();
     let fit = &checked.program.fits[0];
     let graph = driver::training_graph(&checked.program, fit, GraphStage::Step).unwrap();
-    let mut step = codegen::compile(
+    let mut step = codegen::compile_with(
         &graph,
         &CodegenConfig {
             max_batch: fit.batch,
         },
+        policy,
     )
     .unwrap();
     for (i, values) in init::initial_params(&graph, 0).iter().enumerate() {
@@ -53,12 +58,19 @@ fn compiled(source: &str) -> (CompiledStep, usize) {
     (step, fit.batch)
 }
 
+/// The step as compiled by default, and with every matrix product as an emitted Cranelift
+/// kernel (allocation-free; see `codegen::MatmulPolicy`).
 fn bench_step(c: &mut Criterion, name: &str, widths: &[usize], batch: usize) {
-    let (mut step, batch) = compiled(&program(widths, batch));
+    let source = program(widths, batch);
+    let (mut step, batch) = compiled(&source);
+    let (mut emitted, _) = compiled_with(&source, MatmulPolicy::Cranelift);
     let macs: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements((6 * batch * macs) as u64));
     group.bench_function("train_step", |b| b.iter(|| step.run(batch)));
+    group.bench_function("train_step_cranelift_matmul", |b| {
+        b.iter(|| emitted.run(batch))
+    });
     group.finish();
 }
 

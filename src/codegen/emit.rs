@@ -1,7 +1,8 @@
 //! Cranelift emission: turns the schedule and memory plan into one function
 //! `step(arena: *mut f32, iarena: *mut i32, batch: i64)`. Buffers are addressed as constant
 //! offsets from the arena bases (so the CLIF text is stable), inner loops run on `f32x4` with a
-//! scalar tail, and matrix products call the `gemm` crate through `kiln_sgemm`.
+//! scalar tail, and matrix products either run a register-blocked kernel emitted here
+//! (`matmul`, small shapes) or call the `gemm` crate through `kiln_sgemm`.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,8 @@ use super::memory::{Buf, MemoryPlan};
 use super::schedule::{Kernel, Schedule, UpdateGroup};
 use crate::ir::graph::Slot;
 use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
+
+pub(super) mod matmul;
 
 const V4: Type = types::F32X4;
 
@@ -1054,6 +1057,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
     }
 
     fn matmul(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        if self.mem.cranelift_matmuls.contains(&node) {
+            return self.emitted_matmul(node);
+        }
         let n = self.graph.node(node);
         let Op::MatMul {
             transpose_a,

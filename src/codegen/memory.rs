@@ -8,8 +8,10 @@
 //! loop. Temporaries follow, 64-byte aligned; a temporary's space is reused once its last reader
 //! has run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use super::MatmulPolicy;
+use super::emit::matmul::{self, Geometry};
 use super::schedule::{Kernel, Schedule};
 use crate::ir::graph::Slot;
 use crate::ir::{DType, Graph, Op, ValueId};
@@ -32,13 +34,17 @@ pub struct MemoryPlan {
     pub params: Vec<usize>,
     pub states: Vec<usize>,
     pub inputs: Vec<Buf>,
+    /// Matrix products emitted as Cranelift kernels (the rest call `gemm`).
+    pub cranelift_matmuls: HashSet<ValueId>,
+    /// Scratch for those kernels' transposed right operands, shared (kernels run one at a time).
+    pub pack: Option<usize>,
 }
 
 fn align(x: usize) -> usize {
     x.div_ceil(ALIGN) * ALIGN
 }
 
-pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize) -> MemoryPlan {
+pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPolicy) -> MemoryPlan {
     let numel = |v: ValueId| graph.shape(v).numel(max_batch);
     let mut top = 0;
 
@@ -186,13 +192,28 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize) -> MemoryPlan {
             home.insert(*m, b);
         }
     }
+    // Matrix products: which run as Cranelift kernels, and their packing scratch at the end.
+    let cranelift_matmuls: HashSet<ValueId> = (0..graph.nodes.len())
+        .map(|i| ValueId(i as u32))
+        .filter(|&v| matmul::use_cranelift(graph, v, max_batch, policy))
+        .collect();
+    let pack_len = cranelift_matmuls
+        .iter()
+        .filter_map(|&v| Geometry::of(graph, v))
+        .map(|g| g.pack_len(max_batch))
+        .max()
+        .unwrap_or(0);
+    let end = align(temps_top.max(top));
+    let pack = (pack_len > 0).then_some(end);
     MemoryPlan {
-        f32_len: align(temps_top.max(top)) + ALIGN,
+        f32_len: align(end + pack_len) + ALIGN,
         i32_len: itop.max(1),
         home,
         params,
         states,
         inputs,
+        cranelift_matmuls,
+        pack,
     }
 }
 

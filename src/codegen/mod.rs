@@ -3,8 +3,9 @@
 //!
 //! `schedule` groups IR nodes into kernels, `memory` gives every stored value a fixed place in
 //! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module owns the JIT
-//! module, the arena and the one `unsafe` call into native code. Matrix products call the `gemm`
-//! crate through `kiln_sgemm`, a symbol registered with the JIT module.
+//! module, the arena and the one `unsafe` call into native code. Small matrix products are
+//! emitted as register-blocked Cranelift kernels; large ones call the `gemm` crate through
+//! `kiln_sgemm`, a symbol registered with the JIT module (see `emit/matmul.rs`).
 
 mod emit;
 mod memory;
@@ -28,6 +29,19 @@ use memory::{Buf, MemoryPlan};
 pub struct CodegenConfig {
     /// The largest batch `run` will be called with; buffers are sized for it.
     pub max_batch: usize,
+}
+
+/// How matrix products are compiled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulPolicy {
+    /// Small products as emitted Cranelift kernels, large ones through `gemm` (the crossover
+    /// was measured; see `emit/matmul.rs`).
+    #[default]
+    Auto,
+    /// Every product through `gemm`.
+    Gemm,
+    /// Every product whose row strides and width are fixed as a Cranelift kernel.
+    Cranelift,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -197,6 +211,7 @@ fn translate(
 fn prepare(
     graph: &Graph,
     config: &CodegenConfig,
+    policy: MatmulPolicy,
 ) -> Result<(schedule::Schedule, MemoryPlan), CodegenError> {
     let problems = crate::ir::verify::verify(graph);
     if let Some(p) = problems.first() {
@@ -206,13 +221,22 @@ fn prepare(
         return Err(err("max_batch must be at least 1"));
     }
     let sched = schedule::schedule(graph)?;
-    let plan = memory::plan(graph, &sched, config.max_batch);
+    let plan = memory::plan(graph, &sched, config.max_batch, policy);
     Ok((sched, plan))
 }
 
 /// Compiles the training step of `graph` for batches of up to `config.max_batch`.
 pub fn compile(graph: &Graph, config: &CodegenConfig) -> Result<CompiledStep, CodegenError> {
-    let (sched, plan) = prepare(graph, config)?;
+    compile_with(graph, config, MatmulPolicy::Auto)
+}
+
+/// `compile` with a chosen way of compiling matrix products (benchmarks compare them).
+pub fn compile_with(
+    graph: &Graph,
+    config: &CodegenConfig,
+    policy: MatmulPolicy,
+) -> Result<CompiledStep, CodegenError> {
+    let (sched, plan) = prepare(graph, config, policy)?;
     let mut module = new_module()?;
     let mut ctx = module.make_context();
     let id = translate(&mut module, &mut ctx, graph, &sched, &plan)?;
@@ -245,7 +269,7 @@ pub fn compile(graph: &Graph, config: &CodegenConfig) -> Result<CompiledStep, Co
 
 /// The Cranelift IR of the step function, before Cranelift's own optimizations.
 pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, CodegenError> {
-    let (sched, plan) = prepare(graph, config)?;
+    let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
     let mut module = new_module()?;
     let mut ctx = module.make_context();
     translate(&mut module, &mut ctx, graph, &sched, &plan)?;
@@ -260,7 +284,7 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
 /// `kiln dump --stage kernels`: the kernels with the IR nodes each covers, then the update
 /// loops as emitted (per-parameter loops of equal structure collapsed into flat loops).
 pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
-    let (sched, plan) = prepare(graph, &CodegenConfig { max_batch: 1 })?;
+    let (sched, plan) = prepare(graph, &CodegenConfig { max_batch: 1 }, MatmulPolicy::Auto)?;
     let mut out = schedule::schedule_text(&sched, graph);
     let p = emit::Plan {
         graph,

@@ -221,8 +221,19 @@ fn assert_close(what: &str, got: &[f32], want: &[f64]) {
 /// `0..classes`, scalar inputs 1..5), runs the JIT for `steps` steps and compares every output,
 /// gradient and update against the reference.
 fn check(g: &Graph, max_batch: usize, batch: usize, steps: usize, seed: u64) -> CompiledStep {
+    check_with(g, MatmulPolicy::Auto, max_batch, batch, steps, seed)
+}
+
+fn check_with(
+    g: &Graph,
+    policy: MatmulPolicy,
+    max_batch: usize,
+    batch: usize,
+    steps: usize,
+    seed: u64,
+) -> CompiledStep {
     let mut rng = Lcg(seed);
-    let mut step = compile(g, &CodegenConfig { max_batch }).expect("compiles");
+    let mut step = compile_with(g, &CodegenConfig { max_batch }, policy).expect("compiles");
     let mut params: Vec<Vec<f64>> = Vec::new();
     for (i, p) in g.params.iter().enumerate() {
         let vals: Vec<f32> = (0..p.shape.numel(1))
@@ -588,8 +599,104 @@ fn matmul_transposes_and_epilogue() {
     out(&mut g, h);
     let text = schedule_text(&g).unwrap();
     assert!(text.contains("matmul+epilogue"), "{text}");
-    check(&g, 6, 6, 1, 10);
-    check(&g, 6, 1, 1, 11);
+    for policy in [MatmulPolicy::Gemm, MatmulPolicy::Cranelift] {
+        check_with(&g, policy, 6, 6, 1, 10);
+        check_with(&g, policy, 6, 1, 1, 11);
+    }
+}
+
+/// The emitted matmul kernel at odd shapes (tile edges in every direction), every transpose
+/// combination, with fixed shapes and with the batch as `m` (or as `k` for a transposed A).
+#[test]
+fn cranelift_matmul_odd_shapes() {
+    let sizes = [1, 3, 5, 17, 33];
+    let mut rng = Lcg(3);
+    for &m in &sizes {
+        for &n in &sizes {
+            for &k in &sizes {
+                for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let mut g = Graph::new("mm");
+                    let a_dims = if ta { [k, m] } else { [m, k] };
+                    let b_dims = if tb { [n, k] } else { [k, n] };
+                    let a = param(&mut g, "a", &a_dims);
+                    let b = param(&mut g, "b", &b_dims);
+                    let c = g.add(
+                        Op::MatMul {
+                            transpose_a: ta,
+                            transpose_b: tb,
+                        },
+                        &[a, b],
+                        None,
+                    );
+                    out(&mut g, c);
+                    let cfg = CodegenConfig { max_batch: 1 };
+                    let mut step = compile_with(&g, &cfg, MatmulPolicy::Cranelift).unwrap();
+                    let av: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                    let bv: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                    step.param_mut(0).copy_from_slice(&av);
+                    step.param_mut(1).copy_from_slice(&bv);
+                    step.run(1);
+                    let at = |i: usize, p: usize| av[if ta { p * m + i } else { i * k + p }];
+                    let bt = |p: usize, j: usize| bv[if tb { j * k + p } else { p * n + j }];
+                    let want: Vec<f64> = (0..m * n)
+                        .map(|ij| {
+                            let (i, j) = (ij / n, ij % n);
+                            (0..k).map(|p| at(i, p) as f64 * bt(p, j) as f64).sum()
+                        })
+                        .collect();
+                    let what = format!("{m}x{n}x{k} ta={ta} tb={tb}");
+                    assert_close(&what, step.output("o0", 1).unwrap(), &want);
+                }
+            }
+        }
+    }
+    // Batch-sized m and k, ragged batches, all four transposes.
+    for (m, n) in [(3, 17), (33, 5)] {
+        let mut g = Graph::new("mmb");
+        let x = g.input("x", TensorType::f32(bn(m)), None);
+        let y = g.input("y", TensorType::f32(bn(n)), None);
+        let w = param(&mut g, "w", &[m, n]);
+        let wt = param(&mut g, "wt", &[n, m]);
+        for (ta, tb, lhs, rhs) in [
+            (false, false, x, w),
+            (false, true, x, wt),
+            (true, false, x, y),
+            (true, true, w, wt),
+        ] {
+            let c = g.add(
+                Op::MatMul {
+                    transpose_a: ta,
+                    transpose_b: tb,
+                },
+                &[lhs, rhs],
+                None,
+            );
+            out(&mut g, c);
+        }
+        for batch in [1, 5, 17, 33] {
+            check_with(&g, MatmulPolicy::Cranelift, 33, batch, 1, batch as u64);
+        }
+    }
+}
+
+/// Which products the memory plan sends to the emitted kernel by default: only tiny ones.
+#[test]
+fn tiny_products_are_emitted_larger_ones_call_gemm() {
+    let auto = |g: &Graph, max_batch| {
+        let (_, plan) = prepare(g, &CodegenConfig { max_batch }, MatmulPolicy::Auto).unwrap();
+        plan.cranelift_matmuls.len()
+    };
+    let (g, batch) = product_graph(4, 10, 4, false, false);
+    assert_eq!(auto(&g, batch), 1);
+    let (g, batch) = product_graph(32, 64, 32, false, false);
+    assert_eq!(auto(&g, batch), 0);
+    let (_, plan) = prepare(
+        &mlp_adam(32, &[64, 64], 10),
+        &CodegenConfig { max_batch: 32 },
+        MatmulPolicy::Cranelift,
+    )
+    .unwrap();
+    assert!(plan.cranelift_matmuls.len() >= 5 && plan.pack.is_some());
 }
 
 /// A `din → hidden (relu) → classes` classifier with softmax cross-entropy, its backward pass
@@ -802,4 +909,156 @@ fn unsupported_graphs_are_errors() {
     });
     let e = compile(&g, &CodegenConfig { max_batch: 1 }).err().unwrap();
     assert!(e.message.contains("twice"), "{e}");
+}
+
+/// One product `op(a) @ op(b)` shaped like those of a dense layer's training step at batch `m`
+/// (or `k` for a transposed A): the operand with a batch dimension is an input.
+fn product_graph(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> (Graph, usize) {
+    let mut g = Graph::new("product");
+    let (a, b, batch) = match (ta, tb) {
+        (false, false) => {
+            let a = g.input("a", TensorType::f32(bn(k)), None);
+            (a, param(&mut g, "b", &[k, n]), m)
+        }
+        (false, true) => {
+            let a = g.input("a", TensorType::f32(bn(k)), None);
+            (a, param(&mut g, "b", &[n, k]), m)
+        }
+        (true, false) => {
+            let a = g.input("a", TensorType::f32(bn(m)), None);
+            let b = g.input("b", TensorType::f32(bn(n)), None);
+            (a, b, k)
+        }
+        (true, true) => (param(&mut g, "a", &[k, m]), param(&mut g, "b", &[n, k]), 1),
+    };
+    let c = g.add(
+        Op::MatMul {
+            transpose_a: ta,
+            transpose_b: tb,
+        },
+        &[a, b],
+        None,
+    );
+    out(&mut g, c);
+    (g, batch)
+}
+
+fn seconds_per_run(step: &mut CompiledStep, batch: usize, reps: usize) -> f64 {
+    let t = std::time::Instant::now();
+    for _ in 0..reps {
+        step.run(batch);
+    }
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
+/// The measurement behind `CRANELIFT_MAX_FLOPS`: each product of the seed and mnist training
+/// steps through gemm and through the emitted kernel, interleaved, best of several rounds; then
+/// whole steps. `cargo test --release --lib matmul_crossover -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn matmul_crossover() {
+    #[rustfmt::skip]
+    let shapes = [
+        (32, 64, 32, false, false), (32, 64, 64, false, false), (32, 10, 64, false, false),
+        (32, 64, 64, false, true), (32, 64, 10, false, true),
+        (32, 64, 32, true, false), (64, 64, 32, true, false), (64, 10, 32, true, false),
+        (64, 256, 784, false, false), (64, 256, 256, false, false), (64, 10, 256, false, false),
+        (64, 256, 256, false, true), (64, 256, 10, false, true),
+        (784, 256, 64, true, false), (256, 256, 64, true, false), (256, 10, 64, true, false),
+        (128, 128, 128, false, false), (64, 128, 128, false, false), (64, 64, 128, false, false),
+        (7, 64, 32, false, false), (7, 10, 64, false, false), (7, 64, 64, false, true),
+        (8, 8, 8, false, false), (16, 16, 16, false, false), (4, 10, 4, false, false),
+    ];
+    let policies = [MatmulPolicy::Gemm, MatmulPolicy::Cranelift];
+    let mut steps: Vec<Vec<(CompiledStep, usize)>> = Vec::new();
+    for &(m, n, k, ta, tb) in &shapes {
+        let (g, batch) = product_graph(m, n, k, ta, tb);
+        let cfg = CodegenConfig { max_batch: batch };
+        steps.push(
+            policies
+                .iter()
+                .map(|&p| (compile_with(&g, &cfg, p).unwrap(), batch))
+                .collect(),
+        );
+    }
+    let mut best = vec![[f64::MAX; 2]; shapes.len()];
+    for _ in 0..15 {
+        for (s, &(m, n, k, ..)) in shapes.iter().enumerate() {
+            let reps = (2_000_000 / (m * n * k)).clamp(3, 2000);
+            for p in 0..2 {
+                let (step, batch) = &mut steps[s][p];
+                let t = seconds_per_run(step, *batch, reps);
+                best[s][p] = best[s][p].min(t);
+            }
+        }
+    }
+    println!("shape (m×n×k)      flops   gemm GFLOP/s  cranelift GFLOP/s  cranelift/gemm");
+    for (s, &(m, n, k, ta, tb)) in shapes.iter().enumerate() {
+        let f = 2.0 * (m * n * k) as f64;
+        let name = format!(
+            "{m}{}×{n}{}×{k}",
+            if ta { "ᵀ" } else { "" },
+            if tb { "ᵀ" } else { "" }
+        );
+        println!(
+            "{name:<18} {:>8} {:>10.1} {:>14.1} {:>14.2}",
+            m * n * k,
+            f / best[s][0] / 1e9,
+            f / best[s][1] / 1e9,
+            best[s][0] / best[s][1]
+        );
+    }
+
+    // Whole training steps, from source.
+    for (widths, batch) in [([32, 64, 64, 10], 32), ([784, 256, 256, 10], 64)] {
+        let src = format!(
+            "data d = synthetic_classification(samples: 100, features: {}, classes: 10)\n\
+             model m(x: f32[B, {}]) -> f32[B, 10] {{\n    dense({}, relu)\n    dense({}, relu)\n    \
+             dense(10, softmax)\n}}\nfit m on d {{\n    loss sparse_categorical_crossentropy\n    \
+             optimizer adam\n    batch {batch}\n}}\n",
+            widths[0], widths[0], widths[1], widths[2]
+        );
+        let checked = crate::driver::check_source(&src).unwrap();
+        let fit = &checked.program.fits[0];
+        let g =
+            crate::driver::training_graph(&checked.program, fit, crate::driver::GraphStage::Step)
+                .unwrap();
+        let cfg = CodegenConfig { max_batch: batch };
+        let pols = [
+            MatmulPolicy::Gemm,
+            MatmulPolicy::Auto,
+            MatmulPolicy::Cranelift,
+        ];
+        let mut compiled: Vec<CompiledStep> = pols
+            .iter()
+            .map(|&p| {
+                let mut s = compile_with(&g, &cfg, p).unwrap();
+                for (i, v) in crate::runtime::init::initial_params(&g, 0)
+                    .iter()
+                    .enumerate()
+                {
+                    s.param_mut(i).copy_from_slice(v);
+                }
+                if let Some(i) = g.inputs.iter().position(|i| i.name == "step") {
+                    s.input_f32_mut(i, batch)[0] = 1.0;
+                }
+                s
+            })
+            .collect();
+        let mut best = [f64::MAX; 3];
+        let reps = if batch == 32 { 2000 } else { 50 };
+        for _ in 0..15 {
+            for (p, s) in compiled.iter_mut().enumerate() {
+                best[p] = best[p].min(seconds_per_run(s, batch, reps));
+            }
+        }
+        println!(
+            "step {widths:?} batch {batch}: gemm {:.2} µs, auto {:.2} µs, cranelift {:.2} µs; \
+             gemm/auto {:.2}",
+            best[0] * 1e6,
+            best[1] * 1e6,
+            best[2] * 1e6,
+            best[0] / best[1]
+        );
+    }
 }
