@@ -47,12 +47,37 @@ pub struct Checked {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Wall-clock time of each compiler stage, in pipeline order (`kiln run --timings`).
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    pub stages: Vec<(&'static str, Duration)>,
+}
+
+impl Timings {
+    /// Runs one stage and records how long it took.
+    pub fn measure<T>(&mut self, stage: &'static str, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let value = work();
+        self.stages.push((stage, started.elapsed()));
+        value
+    }
+
+    pub fn total(&self) -> Duration {
+        self.stages.iter().map(|&(_, time)| time).sum()
+    }
+}
+
 /// Source → checked program: lex, parse, check. On failure, the errors; even when parsing fails
 /// the checker runs on what parsed, so one run reports syntax and name errors together.
 pub fn check_source(source: &str) -> Result<Checked, Vec<Diagnostic>> {
-    let (ast, mut diagnostics) = syntax::parse(source);
+    check_source_timed(source, &mut Timings::default())
+}
+
+/// `check_source`, recording the time of each stage.
+pub fn check_source_timed(source: &str, timings: &mut Timings) -> Result<Checked, Vec<Diagnostic>> {
+    let (ast, mut diagnostics) = timings.measure("parse", || syntax::parse(source));
     let parsed = !diag::has_errors(&diagnostics);
-    let (program, check_diagnostics) = check::check(&ast);
+    let (program, check_diagnostics) = timings.measure("check", || check::check(&ast));
     diagnostics.extend(check_diagnostics);
     match program {
         Some(program) if parsed && !diag::has_errors(&diagnostics) => Ok(Checked {
@@ -86,22 +111,35 @@ pub fn training_graph(
     fit: &Fit,
     until: GraphStage,
 ) -> Result<Graph, Diagnostic> {
+    training_graph_timed(program, fit, until, &mut Timings::default())
+}
+
+/// `training_graph`, recording the time of each stage.
+pub fn training_graph_timed(
+    program: &CheckedProgram,
+    fit: &Fit,
+    until: GraphStage,
+    timings: &mut Timings,
+) -> Result<Graph, Diagnostic> {
     let model = &program.models[fit.model];
-    let mut graph = lower::lower_training(model, fit);
+    let mut graph = timings.measure("lower", || lower::lower_training(model, fit));
     verified(&graph, "lowering")?;
     if until >= GraphStage::Gradients {
         let loss = graph
             .output(lower::LOSS)
             .expect("lowering always produces a loss");
-        autodiff::differentiate(&mut graph, loss);
+        timings.measure("autodiff", || autodiff::differentiate(&mut graph, loss));
         verified(&graph, "autodiff")?;
     }
     if until >= GraphStage::Step {
-        optimizer::append_update(&mut graph, &fit.optimizer, Some(fit.span));
+        timings.measure("optimizer", || {
+            optimizer::append_update(&mut graph, &fit.optimizer, Some(fit.span))
+        });
         verified(&graph, "the optimizer update")?;
     }
     if until >= GraphStage::Optimized {
-        return passes::optimize(&graph)
+        return timings
+            .measure("passes", || passes::optimize(&graph))
             .map_err(|problems| verifier_error("the optimization passes", problems));
     }
     let graph = dce::eliminate_dead_code(&graph);
@@ -221,7 +259,10 @@ pub enum Event<'a> {
         data: &'a str,
         samples: usize,
         params: usize,
-        compile_time: Duration,
+        /// Source to ready-to-train native code, stage by stage.
+        timings: &'a Timings,
+        /// Reading and checking the data (and the validation data).
+        load_time: Duration,
         /// The validation data's name (the data set, or `validation_split`) and sample count.
         validation: Option<(&'a str, usize)>,
     },
@@ -253,19 +294,22 @@ pub fn run(
     base_dir: &Path,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Vec<FitOutcome>, RunError> {
-    let checked = check_source(source).map_err(RunError::Program)?;
+    let mut front_end = Timings::default();
+    let checked = check_source_timed(source, &mut front_end).map_err(RunError::Program)?;
     let program = &checked.program;
     let mut outcomes = Vec::new();
     for fit in &program.fits {
         let model = &program.models[fit.model];
         let data_set = &program.data[fit.data];
 
-        let started = Instant::now();
-        let graph = training_graph(program, fit, GraphStage::Optimized)
+        let mut timings = front_end.clone();
+        let graph = training_graph_timed(program, fit, GraphStage::Optimized, &mut timings)
             .map_err(|d| RunError::Program(vec![d]))?;
-        let mut step = compile_step(&graph, fit).map_err(|d| RunError::Program(vec![d]))?;
-        let compile_time = started.elapsed();
+        let mut step = timings
+            .measure("codegen", || compile_step(&graph, fit))
+            .map_err(|d| RunError::Program(vec![d]))?;
 
+        let loading = Instant::now();
         let dataset = data::load(data_set, base_dir, fit.loss).map_err(RunError::Data)?;
         data::check_against_model(&dataset, model, fit.loss).map_err(RunError::Data)?;
         // Keras's validation_data / validation_split, evaluated by a forward-only graph.
@@ -284,6 +328,7 @@ pub fn run(
                 (train, Some(("validation_split", held_out)))
             }
         };
+        let load_time = loading.elapsed();
         let mut evaluator = match &validation {
             None => None,
             Some(_) => {
@@ -310,7 +355,8 @@ pub fn run(
             data: &data_set.name,
             samples: dataset.samples,
             params: graph.params.iter().map(|p| p.shape.numel(0)).sum(),
-            compile_time,
+            timings: &timings,
+            load_time,
             validation: validation.as_ref().map(|(name, set)| (*name, set.samples)),
         });
         let param_count = graph.params.len();

@@ -143,3 +143,54 @@ fn run_trains_and_prints_keras_style_lines() {
     assert!(stdout.contains("µs/step - loss: "), "{stdout}");
     assert!(stdout.contains("(weights "), "{stdout}");
 }
+
+#[test]
+fn timings_list_every_compiler_stage() {
+    let out = kiln(&["run", "--timings", "programs/iris.model"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for stage in [
+        "parse",
+        "check",
+        "lower",
+        "autodiff",
+        "optimizer",
+        "passes",
+        "codegen",
+    ] {
+        assert!(
+            stdout.contains(&format!("{stage} ")),
+            "no {stage} in: {stdout}"
+        );
+    }
+    assert!(stdout.contains("to native code; loading data"), "{stdout}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // 3,000 epochs print far more than a pipe buffers (64 KiB), so writes meet the closed pipe.
+    let csv = "a,b,c,d,species\n1,2,3,4,0\n4,3,2,1,1\n";
+    let program = IRIS_LIKE.replace("epochs 1", "epochs 3000");
+    let dir = scratch("pipe", &[("m.model", &program), ("flowers.csv", csv)]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", &path(&dir, "m.model")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the rest of the output meets a closed pipe, as with `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with("Training"), "{first}");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}

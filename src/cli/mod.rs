@@ -28,6 +28,9 @@ enum Command {
     Run {
         /// The .model file.
         file: PathBuf,
+        /// Print the time spent in each compiler stage and in loading data.
+        #[arg(long)]
+        timings: bool,
     },
     /// Check a program's names and shapes without loading any data; exits 1 on errors.
     Check {
@@ -47,7 +50,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { file } => run(&file),
+        Command::Run { file, timings } => run(&file, timings),
         Command::Check { file } => check(&file),
         Command::Dump { stage, file } => dump(&stage, &file),
     };
@@ -59,6 +62,29 @@ pub fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `println!` that ends the process quietly when stdout is closed (`kiln run … | head`), as a
+/// command killed by SIGPIPE would, instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to standard output: {error}");
+        }
+        std::process::exit(if error.kind() == std::io::ErrorKind::BrokenPipe {
+            0
+        } else {
+            1
+        });
     }
 }
 
@@ -91,7 +117,7 @@ fn check(path: &Path) -> Result<(), String> {
     match driver::check_source(&file.text) {
         Ok(checked) => {
             eprint!("{}", render(&checked.warnings, &file));
-            println!("{}: ok", file.name);
+            say!("{}: ok", file.name);
             Ok(())
         }
         Err(diagnostics) => Err(render(&diagnostics, &file)),
@@ -101,11 +127,11 @@ fn check(path: &Path) -> Result<(), String> {
 fn dump(stage: &str, path: &Path) -> Result<(), String> {
     let file = read(path)?;
     let text = driver::dump(stage, &file.name, &file.text).map_err(|e| e.trim_end().to_string())?;
-    print!("{text}");
+    write_stdout(format_args!("{text}"));
     Ok(())
 }
 
-fn run(path: &Path) -> Result<(), String> {
+fn run(path: &Path, show_timings: bool) -> Result<(), String> {
     let file = read(path)?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let outcomes = driver::run(&file.text, base_dir, &mut |event| match event {
@@ -114,17 +140,31 @@ fn run(path: &Path) -> Result<(), String> {
             data,
             samples,
             params,
-            compile_time,
+            timings,
+            load_time,
             validation,
         } => {
             let validation = validation
                 .map(|(name, count)| format!(", validating on {name}: {count} samples"))
                 .unwrap_or_default();
-            println!(
+            say!(
                 "Training {model} on {data}: {samples} samples, {params} parameters{validation} \
                  (compiled in {:.1} ms)",
-                compile_time.as_secs_f64() * 1e3
-            )
+                millis(timings.total())
+            );
+            if show_timings {
+                let stages: Vec<String> = timings
+                    .stages
+                    .iter()
+                    .map(|(stage, time)| format!("{stage} {:.2}", millis(*time)))
+                    .collect();
+                say!(
+                    "Timings (ms): {} = {:.2} to native code; loading data {:.2}",
+                    stages.join(", "),
+                    millis(timings.total()),
+                    millis(load_time)
+                );
+            }
         }
         Event::Epoch(report) => print_epoch(report),
     })
@@ -134,7 +174,7 @@ fn run(path: &Path) -> Result<(), String> {
     })?;
     for outcome in outcomes {
         if let Some(last) = outcome.history.last() {
-            println!(
+            say!(
                 "Trained {} for {} epochs: {} (weights {})",
                 outcome.model,
                 last.epochs,
@@ -146,10 +186,14 @@ fn run(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn millis(time: std::time::Duration) -> f64 {
+    time.as_secs_f64() * 1e3
+}
+
 /// Keras's per-epoch line: `Epoch 1/5` then `1875/1875 - 0.050s - 26.3µs/step - loss: … - accuracy: …`.
 fn print_epoch(report: &EpochReport) {
-    println!("Epoch {}/{}", report.epoch, report.epochs);
-    println!(
+    say!("Epoch {}/{}", report.epoch, report.epochs);
+    say!(
         "{steps}/{steps} - {:.3}s - {:.1}µs/step - {}",
         report.seconds,
         report.micros_per_step(),
