@@ -164,15 +164,13 @@ fn verifier_error(after: &str, problems: Vec<String>) -> Diagnostic {
     .note(problems.join("\n"))
 }
 
-/// Training-step IR → native code.
-pub fn compile_step(graph: &Graph, fit: &Fit) -> Result<CompiledStep, Diagnostic> {
-    codegen::compile(
-        graph,
-        &CodegenConfig {
-            max_batch: fit.batch,
-        },
-    )
-    .map_err(|e| {
+/// Training-step IR → native code whose buffers hold batches of up to `max_batch` samples.
+pub fn compile_step(
+    graph: &Graph,
+    fit: &Fit,
+    max_batch: usize,
+) -> Result<CompiledStep, Diagnostic> {
+    codegen::compile(graph, &CodegenConfig { max_batch }).map_err(|e| {
         Diagnostic::error("E0901", format!("code generation failed: {e}"))
             .primary(fit.span, "while compiling this training step")
     })
@@ -302,13 +300,6 @@ pub fn run(
         let model = &program.models[fit.model];
         let data_set = &program.data[fit.data];
 
-        let mut timings = front_end.clone();
-        let graph = training_graph_timed(program, fit, GraphStage::Optimized, &mut timings)
-            .map_err(|d| RunError::Program(vec![d]))?;
-        let mut step = timings
-            .measure("codegen", || compile_step(&graph, fit))
-            .map_err(|d| RunError::Program(vec![d]))?;
-
         let loading = Instant::now();
         let dataset = data::load(data_set, base_dir, fit.loss).map_err(RunError::Data)?;
         data::check_against_model(&dataset, model, fit.loss).map_err(RunError::Data)?;
@@ -329,17 +320,28 @@ pub fn run(
             }
         };
         let load_time = loading.elapsed();
+
+        // No batch is larger than the data, so buffers are never sized beyond it.
+        let max_batch = fit.batch.min(dataset.samples).max(1);
+        let mut timings = front_end.clone();
+        let graph = training_graph_timed(program, fit, GraphStage::Optimized, &mut timings)
+            .map_err(|d| RunError::Program(vec![d]))?;
+        let mut step = timings
+            .measure("codegen", || compile_step(&graph, fit, max_batch))
+            .map_err(|d| RunError::Program(vec![d]))?;
         let mut evaluator = match &validation {
             None => None,
             Some(_) => {
                 let forward = training_graph(program, fit, GraphStage::Forward)
                     .map_err(|d| RunError::Program(vec![d]))?;
-                let evaluator = Evaluator::new(&forward, fit.batch).map_err(|e| {
-                    RunError::Program(vec![
-                        Diagnostic::error("E0901", format!("code generation failed: {e}"))
-                            .primary(fit.span, "while compiling this fit's evaluation pass"),
-                    ])
-                })?;
+                let held_out = validation.as_ref().map_or(1, |(_, set)| set.samples);
+                let evaluator =
+                    Evaluator::new(&forward, fit.batch.min(held_out).max(1)).map_err(|e| {
+                        RunError::Program(vec![
+                            Diagnostic::error("E0901", format!("code generation failed: {e}"))
+                                .primary(fit.span, "while compiling this fit's evaluation pass"),
+                        ])
+                    })?;
                 Some(evaluator)
             }
         };

@@ -194,3 +194,36 @@ fn a_closed_stdout_ends_the_run_quietly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn absurd_sizes_are_messages_not_crashes() {
+    let csv = "a,b,c,d,species\n1,2,3,4,0\n4,3,2,1,1\n";
+    // A batch larger than the data trains in one batch: buffers are sized for the data.
+    let big_batch = IRIS_LIKE.replace("epochs 1", "epochs 1\n    batch 2000000000");
+    // A layer whose buffers no machine holds is a diagnostic, before any allocation.
+    let huge_layer = IRIS_LIKE.replace("dense(8, relu)", "dense(4000000000, relu)");
+    let dir = scratch(
+        "absurd",
+        &[
+            ("batch.model", &big_batch),
+            ("layer.model", &huge_layer),
+            ("flowers.csv", csv),
+        ],
+    );
+    let out = kiln(&["run", &path(&dir, "batch.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1/1 - "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = kiln(&["run", &path(&dir, "layer.model")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("E0901") && stderr.contains("GiB"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

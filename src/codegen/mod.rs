@@ -208,6 +208,10 @@ fn translate(
     Ok(id)
 }
 
+/// An upper bound on a step's buffers (64 GiB of f32), far beyond any machine this runs on, so
+/// absurd sizes fail here with a message instead of in the allocator.
+const MAX_ARENA_ELEMENTS: usize = 1 << 34;
+
 fn prepare(
     graph: &Graph,
     config: &CodegenConfig,
@@ -219,6 +223,18 @@ fn prepare(
     }
     if config.max_batch == 0 {
         return Err(err("max_batch must be at least 1"));
+    }
+    // Every planned offset is at most the sum of all values' sizes (plus alignment), so once this
+    // sum fits, the memory plan's arithmetic cannot overflow.
+    let total = graph.nodes.iter().try_fold(0usize, |total, node| {
+        total.checked_add(node.ty.shape.checked_numel(config.max_batch)?)
+    });
+    if total.is_none_or(|n| n > MAX_ARENA_ELEMENTS) {
+        return Err(err(format!(
+            "the step's buffers at batch {} would exceed {} GiB",
+            config.max_batch,
+            (MAX_ARENA_ELEMENTS * 4) >> 30
+        )));
     }
     let sched = schedule::schedule(graph)?;
     let plan = memory::plan(graph, &sched, config.max_batch, policy);
@@ -253,18 +269,31 @@ pub fn compile_with(
     // what `extern "C" fn(*mut f32, *mut i32, i64)` means on the hosts Cranelift supports; the
     // module that owns the code lives in the returned `CompiledStep` next to the pointer.
     let step = unsafe { std::mem::transmute::<*const u8, StepFn>(code) };
-    let arena = vec![0.0f32; plan.f32_len + memory::ALIGN];
+    let arena: Vec<f32> = zeroed(plan.f32_len + memory::ALIGN)?;
     let base = arena.as_ptr().align_offset(64);
     Ok(CompiledStep {
         _module: module,
         step,
         arena,
         base,
-        iarena: vec![0; plan.i32_len],
+        iarena: zeroed(plan.i32_len)?,
         plan,
         graph: graph.clone(),
         max_batch: config.max_batch,
     })
+}
+
+/// A zero-filled buffer, or an error when the machine cannot provide it.
+fn zeroed<T: Clone + Default>(len: usize) -> Result<Vec<T>, CodegenError> {
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(len).map_err(|_| {
+        err(format!(
+            "cannot allocate {} MiB for the step's buffers",
+            len.saturating_mul(std::mem::size_of::<T>()) >> 20
+        ))
+    })?;
+    buffer.resize(len, T::default());
+    Ok(buffer)
 }
 
 /// The Cranelift IR of the step function, before Cranelift's own optimizations.

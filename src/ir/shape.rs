@@ -75,6 +75,13 @@ impl Shape {
         self.0.iter().map(|d| d.resolve(batch)).product()
     }
 
+    /// `numel`, or `None` when it overflows (absurd dimensions from a user's program).
+    pub fn checked_numel(&self, batch: usize) -> Option<usize> {
+        self.0
+            .iter()
+            .try_fold(1usize, |n, d| n.checked_mul(d.resolve(batch)))
+    }
+
     pub fn has_batch(&self) -> bool {
         self.0.contains(&Dim::Batch)
     }
