@@ -227,3 +227,61 @@ fn absurd_sizes_are_messages_not_crashes() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn quiet_and_history() {
+    let csv: String = std::iter::once("a,b,c,d,species\n".to_string())
+        .chain((0..40).map(|i| format!("{},{},0.5,0.5,{}\n", i % 3, (i * 7) % 5, i % 3)))
+        .collect();
+    let program = IRIS_LIKE.replace("epochs 1", "epochs 3\n    metrics [accuracy]");
+    let dir = scratch("history", &[("m.model", &program), ("flowers.csv", &csv)]);
+
+    let history_csv = path(&dir, "h.csv");
+    let out = kiln(&[
+        "run",
+        "--quiet",
+        "--history",
+        &history_csv,
+        &path(&dir, "m.model"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "--quiet prints only the result: {stdout}"
+    );
+    assert!(stdout.starts_with("Trained m for 3 epochs"), "{stdout}");
+    let written = std::fs::read_to_string(&history_csv).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines[0], "model,epoch,loss,accuracy,seconds");
+    assert_eq!(lines.len(), 4, "{written}");
+    assert!(lines[3].starts_with("m,3,"), "{written}");
+
+    let history_json = path(&dir, "h.json");
+    let out = kiln(&[
+        "run",
+        "-q",
+        "--history",
+        &history_json,
+        &path(&dir, "m.model"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = std::fs::read_to_string(&history_json).unwrap();
+    assert!(json.contains("\"model\": \"m\""), "{json}");
+    assert!(json.contains("\"loss\": ["), "{json}");
+
+    let out = kiln(&[
+        "run",
+        "--history",
+        &path(&dir, "h.txt"),
+        &path(&dir, "m.model"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(".csv or .json"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
+}

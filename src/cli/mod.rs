@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use kiln::diag::{self, Diagnostic};
 use kiln::driver::{self, Event, RunError};
+use kiln::runtime::history;
 use kiln::runtime::train::EpochReport;
 
 #[derive(Parser)]
@@ -31,6 +32,12 @@ enum Command {
         /// Print the time spent in each compiler stage and in loading data.
         #[arg(long)]
         timings: bool,
+        /// Print only the final results, not the per-epoch lines.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Write per-epoch loss and metrics to FILE: `.csv` or `.json`.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
     /// Check a program's names and shapes without loading any data; exits 1 on errors.
     Check {
@@ -50,7 +57,19 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { file, timings } => run(&file, timings),
+        Command::Run {
+            file,
+            timings,
+            quiet,
+            history,
+        } => run(
+            &file,
+            &RunOptions {
+                timings,
+                quiet,
+                history,
+            },
+        ),
         Command::Check { file } => check(&file),
         Command::Dump { stage, file } => dump(&stage, &file),
     };
@@ -131,7 +150,33 @@ fn dump(stage: &str, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run(path: &Path, show_timings: bool) -> Result<(), String> {
+/// How `kiln run` shows and records its work.
+struct RunOptions {
+    timings: bool,
+    quiet: bool,
+    history: Option<PathBuf>,
+}
+
+/// The format `--history` writes, from the file's extension.
+enum HistoryFormat {
+    Csv,
+    Json,
+}
+
+fn history_format(path: &Path) -> Result<HistoryFormat, String> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("csv") => Ok(HistoryFormat::Csv),
+        Some(e) if e.eq_ignore_ascii_case("json") => Ok(HistoryFormat::Json),
+        _ => Err(format!(
+            "error: --history `{}`: the file name must end in .csv or .json",
+            path.display()
+        )),
+    }
+}
+
+fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
+    // Flags are checked before anything runs, so a typo does not cost a training run.
+    let history_format = options.history.as_deref().map(history_format).transpose()?;
     let file = read(path)?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let outcomes = driver::run(&file.text, base_dir, &mut |event| match event {
@@ -144,6 +189,9 @@ fn run(path: &Path, show_timings: bool) -> Result<(), String> {
             load_time,
             validation,
         } => {
+            if options.quiet {
+                return;
+            }
             let validation = validation
                 .map(|(name, count)| format!(", validating on {name}: {count} samples"))
                 .unwrap_or_default();
@@ -152,7 +200,7 @@ fn run(path: &Path, show_timings: bool) -> Result<(), String> {
                  (compiled in {:.1} ms)",
                 millis(timings.total())
             );
-            if show_timings {
+            if options.timings {
                 let stages: Vec<String> = timings
                     .stages
                     .iter()
@@ -166,13 +214,30 @@ fn run(path: &Path, show_timings: bool) -> Result<(), String> {
                 );
             }
         }
-        Event::Epoch(report) => print_epoch(report),
+        Event::Epoch(report) if !options.quiet => print_epoch(report),
+        Event::Epoch(_) => {}
     })
     .map_err(|e| match e {
         RunError::Program(diagnostics) => render(&diagnostics, &file),
         RunError::Data(error) => format!("error: {error}"),
     })?;
-    for outcome in outcomes {
+    if let (Some(history_path), Some(format)) = (&options.history, history_format) {
+        let fits: Vec<(&str, &[EpochReport])> = outcomes
+            .iter()
+            .map(|o| (o.model.as_str(), o.history.as_slice()))
+            .collect();
+        let text = match format {
+            HistoryFormat::Csv => history::to_csv(&fits),
+            HistoryFormat::Json => history::to_json(&fits),
+        };
+        std::fs::write(history_path, text).map_err(|e| {
+            format!(
+                "error: cannot write history to `{}`: {e}",
+                history_path.display()
+            )
+        })?;
+    }
+    for outcome in &outcomes {
         if let Some(last) = outcome.history.last() {
             say!(
                 "Trained {} for {} epochs: {} (weights {})",

@@ -3,5 +3,6 @@
 
 pub mod data;
 pub mod evaluate;
+pub mod history;
 pub mod init;
 pub mod train;
