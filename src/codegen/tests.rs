@@ -3,7 +3,7 @@
 //! MLP training step with Adam.
 
 use super::*;
-use crate::ir::graph::{Gradient, Init, ParamInfo, Slot, StateInfo, Update};
+use crate::ir::graph::{Init, ParamInfo, Slot, Update};
 use crate::ir::{BinaryOp, Dim, Op, ReduceKind, Shape, TensorType, UnaryOp, ValueId};
 
 // ── Reference ───────────────────────────────────────────────────────────────────────────────
@@ -335,16 +335,6 @@ fn param(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
             name: name.into(),
             shape: Shape::fixed(dims),
             init: Init::Zeros,
-        },
-        None,
-    )
-}
-
-fn state(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
-    g.state(
-        StateInfo {
-            name: name.into(),
-            shape: Shape::fixed(dims),
         },
         None,
     )
@@ -699,161 +689,41 @@ fn tiny_products_are_emitted_larger_ones_call_gemm() {
     assert!(plan.cranelift_matmuls.len() >= 5 && plan.pack.is_some());
 }
 
-/// A `din → hidden (relu) → classes` classifier with softmax cross-entropy, its backward pass
-/// written by hand, and Adam. States are interleaved (m0, v0, m1, v1, ...).
+/// The training step of a `din → hidden (relu) → classes (softmax)` classifier under sparse
+/// cross-entropy and Adam, built by the real pipeline (lower, autodiff, optimizer).
 fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
-    let mut g = Graph::new("mlp");
-    let x = g.input("x", TensorType::f32(bn(din)), None);
-    let labels = g.input(
-        "labels",
-        TensorType {
-            dtype: DType::I32,
-            shape: Shape(vec![Dim::Batch]),
+    use crate::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
+    use crate::driver::{self, GraphStage};
+    let widths: Vec<usize> = std::iter::once(din)
+        .chain(hidden.iter().copied())
+        .chain(std::iter::once(classes))
+        .collect();
+    let mut activations = vec![Activation::Relu; hidden.len()];
+    activations.push(Activation::Softmax);
+    let fit = Fit {
+        span: crate::diag::Span::default(),
+        model: 0,
+        data: 0,
+        loss: Loss::SparseCategoricalCrossentropy,
+        optimizer: Optimizer::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
         },
-        None,
-    );
-    let step = g.input("step", TensorType::f32(Shape::scalar()), None);
-    let mm = |g: &mut Graph, ta: bool, tb: bool, a: ValueId, b: ValueId| {
-        g.add(
-            Op::MatMul {
-                transpose_a: ta,
-                transpose_b: tb,
-            },
-            &[a, b],
-            None,
-        )
+        metrics: vec![],
+        epochs: 1,
+        batch: 8,
+        seed: 0,
+        shuffle: true,
+        validation: None,
     };
-    let mut widths = vec![din];
-    widths.extend_from_slice(hidden);
-    widths.push(classes);
-    let mut ws = Vec::new();
-    let mut acts = vec![x];
-    for l in 0..widths.len() - 1 {
-        let w = param(&mut g, &format!("w{l}"), &[widths[l], widths[l + 1]]);
-        let b = param(&mut g, &format!("b{l}"), &[widths[l + 1]]);
-        let z = mm(&mut g, false, false, *acts.last().unwrap(), w);
-        let bb = g.broadcast(b, &bn(widths[l + 1]), None);
-        let z = g.binary(BinaryOp::Add, z, bb, None);
-        let a = if l + 2 < widths.len() {
-            g.unary(UnaryOp::Relu, z, None)
-        } else {
-            z
-        };
-        ws.push((w, b));
-        acts.push(a);
-    }
-    let logits = *acts.last().unwrap();
-    let ls = g.add(Op::LogSoftmax, &[logits], None);
-    let oh = g.add(Op::OneHot { classes }, &[labels], None);
-    let prod = g.binary(BinaryOp::Mul, oh, ls, None);
-    let total = g.add(
-        Op::Reduce {
-            kind: ReduceKind::Sum,
-            axes: vec![0, 1],
-            keep_dims: false,
-        },
-        &[prod],
-        None,
-    );
-    let neg = g.unary(UnaryOp::Neg, total, None);
-    let bs = g.batch_size(None);
-    let loss = g.binary(BinaryOp::Div, neg, bs, None);
-    let probs = g.add(Op::Softmax, &[logits], None);
-    g.outputs.push(("loss".into(), loss));
-    g.outputs.push(("output".into(), probs));
-
-    // Backward.
-    let p = g.unary(UnaryOp::Exp, ls, None);
-    let diff = g.binary(BinaryOp::Sub, p, oh, None);
-    let mut dz = g.binary(BinaryOp::Div, diff, bs, None);
-    let mut grads = vec![(ValueId(0), ValueId(0)); ws.len()];
-    for l in (0..ws.len()).rev() {
-        let (w, _) = ws[l];
-        let dw = mm(&mut g, true, false, acts[l], dz);
-        let db = g.add(
-            Op::Reduce {
-                kind: ReduceKind::Sum,
-                axes: vec![0],
-                keep_dims: false,
-            },
-            &[dz],
-            None,
-        );
-        grads[l] = (dw, db);
-        if l > 0 {
-            let da = mm(&mut g, false, true, dz, w);
-            let zero = g.constant(0.0, None);
-            let mask = g.binary(BinaryOp::Greater, acts[l], zero, None);
-            dz = g.binary(BinaryOp::Mul, da, mask, None);
-        }
-    }
-    for (l, (dw, db)) in grads.iter().enumerate() {
-        g.gradients.push(Gradient {
-            param: 2 * l,
-            value: *dw,
-        });
-        g.gradients.push(Gradient {
-            param: 2 * l + 1,
-            value: *db,
-        });
-    }
-
-    // Adam: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t).
-    let (lr, b1, b2, eps) = (0.01f32, 0.9f32, 0.999f32, 1e-7f32);
-    let one = g.constant(1.0, None);
-    let cb1 = g.constant(b1, None);
-    let cb2 = g.constant(b2, None);
-    let p1 = g.binary(BinaryOp::Pow, cb1, step, None);
-    let p2 = g.binary(BinaryOp::Pow, cb2, step, None);
-    let d1 = g.binary(BinaryOp::Sub, one, p1, None);
-    let d2 = g.binary(BinaryOp::Sub, one, p2, None);
-    let s2 = g.unary(UnaryOp::Sqrt, d2, None);
-    let clr = g.constant(lr, None);
-    let num = g.binary(BinaryOp::Mul, clr, s2, None);
-    let lr_t = g.binary(BinaryOp::Div, num, d1, None);
-    for pi in 0..g.params.len() {
-        let shape = g.params[pi].shape.clone();
-        let dims: Vec<usize> = shape.resolve(1);
-        let pv = g.param_value(pi).unwrap();
-        let gv = g.gradients.iter().find(|gr| gr.param == pi).unwrap().value;
-        let name = g.params[pi].name.clone();
-        let m = state(&mut g, &format!("{name}.m"), &dims);
-        let v = state(&mut g, &format!("{name}.v"), &dims);
-        let (mi, vi) = (g.states.len() - 2, g.states.len() - 1);
-        let cb1 = g.constant(b1, None);
-        let c1b1 = g.constant(1.0 - b1, None);
-        let cb2 = g.constant(b2, None);
-        let c1b2 = g.constant(1.0 - b2, None);
-        let ceps = g.constant(eps, None);
-        let t0 = g.binary(BinaryOp::Mul, cb1, m, None);
-        let t1 = g.binary(BinaryOp::Mul, c1b1, gv, None);
-        let m2 = g.binary(BinaryOp::Add, t0, t1, None);
-        let t2 = g.binary(BinaryOp::Mul, cb2, v, None);
-        let gg = g.binary(BinaryOp::Mul, gv, gv, None);
-        let t3 = g.binary(BinaryOp::Mul, c1b2, gg, None);
-        let v2 = g.binary(BinaryOp::Add, t2, t3, None);
-        let sq = g.unary(UnaryOp::Sqrt, v2, None);
-        let den = g.binary(BinaryOp::Add, sq, ceps, None);
-        let lrb = g.broadcast(lr_t, &shape, None);
-        let num = g.binary(BinaryOp::Mul, lrb, m2, None);
-        let upd = g.binary(BinaryOp::Div, num, den, None);
-        let p2 = g.binary(BinaryOp::Sub, pv, upd, None);
-        g.updates.push(Update {
-            target: Slot::Param(pi),
-            value: p2,
-        });
-        g.updates.push(Update {
-            target: Slot::State(mi),
-            value: m2,
-        });
-        g.updates.push(Update {
-            target: Slot::State(vi),
-            value: v2,
-        });
-    }
-    let problems = crate::ir::verify::verify(&g);
-    assert!(problems.is_empty(), "{problems:?}");
-    g
+    let program = CheckedProgram {
+        data: vec![],
+        models: vec![Model::dense_stack("mlp", &widths, &activations)],
+        fits: vec![fit.clone()],
+    };
+    driver::training_graph(&program, &fit, GraphStage::Step).expect("a valid training graph")
 }
 
 #[test]
