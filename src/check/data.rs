@@ -1,0 +1,179 @@
+//! `data NAME = SOURCE`: data sources and their arguments.
+
+use super::args::found;
+use super::program::*;
+use super::*;
+use crate::diag::Diagnostic;
+use crate::syntax::ast;
+
+impl Checker {
+    // ----- data -----
+
+    pub(super) fn data(&mut self, decl: &ast::DataDecl) {
+        let fresh = self.declare(&decl.name, Kind::Data);
+        let Some((callee, call_args)) =
+            self.call_parts(&decl.value, "a data source such as `csv(\"file.csv\")`")
+        else {
+            return;
+        };
+        let callee = &callee;
+        let mut features_span = decl.value.span;
+        let mut classes_span = decl.value.span;
+        let source = match callee.name.as_str() {
+            "synthetic_classification" => {
+                let b = self.bind(
+                    callee,
+                    call_args,
+                    &["samples", "features", "classes", "seed"],
+                );
+                let samples = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.positive_int(e, "`samples`"));
+                let features = self
+                    .required(&b, 1, callee)
+                    .and_then(|e| self.positive_int(e, "`features`"));
+                let classes = self
+                    .required(&b, 2, callee)
+                    .and_then(|e| self.positive_int(e, "`classes`"));
+                let seed = match b.get(3) {
+                    Some(e) => self.seed_value(e, "`seed`"),
+                    None => Some(0),
+                };
+                if let Some(e) = b.get(1) {
+                    features_span = e.span;
+                }
+                if let Some(e) = b.get(2) {
+                    classes_span = e.span;
+                }
+                match (b.ok, samples, features, classes, seed) {
+                    (true, Some(samples), Some(features), Some(classes), Some(seed)) => {
+                        Some(DataSource::Synthetic {
+                            samples,
+                            features,
+                            classes,
+                            seed,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            "csv" => {
+                let b = self.bind(callee, call_args, &["path", "label", "header", "scale"]);
+                let path = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.string(e, "the csv path"));
+                let header = match b.get(2) {
+                    Some(e) => self.boolean(e, "`header`"),
+                    None => Some(true),
+                };
+                let label = match b.get(1) {
+                    None => Some(LabelColumn::Last),
+                    Some(e) => self.label_column(e),
+                };
+                let scale = self.scale(b.get(3));
+                if let (Some(LabelColumn::Name(_)), Some(false), Some(label_expr)) =
+                    (&label, header, b.get(1))
+                {
+                    let span = label_expr.span;
+                    self.error(
+                        Diagnostic::error(
+                            "E0310",
+                            "a label column given by name needs a header row",
+                        )
+                        .primary(span, "a column name")
+                        .secondary(
+                            b.get(2).map_or(span, |e| e.span),
+                            "but the file has no header",
+                        )
+                        .help("give the label as a zero-based column index, or set `header: true`"),
+                    );
+                    None
+                } else {
+                    match (b.ok, path, label, header, scale) {
+                        (true, Some(path), Some(label), Some(header), Some(scale)) => {
+                            Some(DataSource::Csv {
+                                path,
+                                label,
+                                header,
+                                scale,
+                            })
+                        }
+                        _ => None,
+                    }
+                }
+            }
+            "idx" => {
+                let b = self.bind(callee, call_args, &["images", "labels", "scale"]);
+                let images = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.string(e, "the idx images path"));
+                let labels = self
+                    .required(&b, 1, callee)
+                    .and_then(|e| self.string(e, "the idx labels path"));
+                let scale = self.scale(b.get(2));
+                match (b.ok, images, labels, scale) {
+                    (true, Some(images), Some(labels), Some(scale)) => Some(DataSource::Idx {
+                        images,
+                        labels,
+                        scale,
+                    }),
+                    _ => None,
+                }
+            }
+            other => {
+                let mut d = Diagnostic::error("E0106", format!("unknown data source `{other}`"))
+                    .primary(callee.span, "not a data source");
+                d = with_suggestion(d, other, DATA_SOURCES);
+                self.error(d.note("data sources: synthetic_classification, csv, idx"));
+                None
+            }
+        };
+        if let (true, Some(source)) = (fresh, source) {
+            self.data.push(DataSet {
+                name: decl.name.name.clone(),
+                span: decl.span,
+                source,
+            });
+            self.data_info.push(DataInfo {
+                name_span: decl.name.span,
+                features_span,
+                classes_span,
+                used: false,
+            });
+            self.set_index(&decl.name.name, self.data.len() - 1);
+        }
+    }
+
+    /// A data source's `scale` (features are divided by it): a positive number, default 1.
+    fn scale(&mut self, expr: Option<&ast::Expr>) -> Option<f32> {
+        match expr {
+            None => Some(1.0),
+            Some(e) => self.positive_f32(e, "`scale`"),
+        }
+    }
+
+    fn label_column(&mut self, expr: &ast::Expr) -> Option<LabelColumn> {
+        match &expr.kind {
+            ast::ExprKind::Str(name) => Some(LabelColumn::Name(name.clone())),
+            ast::ExprKind::Int(n) => match usize::try_from(*n) {
+                Ok(index) => Some(LabelColumn::Index(index)),
+                Err(_) => {
+                    self.error(
+                        Diagnostic::error("E0303", "`label` column index is too large")
+                            .primary(expr.span, "out of range"),
+                    );
+                    None
+                }
+            },
+            ast::ExprKind::Error => None,
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`label` must be a column name or index")
+                        .primary(expr.span, format!("found {}", found(expr)))
+                        .help("write `label: \"species\"` or `label: 4`; omit it to use the last column"),
+                );
+                None
+            }
+        }
+    }
+}
