@@ -25,6 +25,7 @@ pub fn found(expr: &Expr) -> &'static str {
         ExprKind::Bool(_) => "a boolean",
         ExprKind::Name(_) => "a name",
         ExprKind::List(_) => "a list",
+        ExprKind::Tuple(_) => "a tuple",
         ExprKind::Call { .. } => "a call",
         ExprKind::Unary { .. } => "a negated value",
         ExprKind::Binary { .. } => "an operator expression",

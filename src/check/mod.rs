@@ -50,6 +50,12 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
         match item {
             ast::Item::Data(data) => checker.data(data),
             ast::Item::Model(model) => checker.model(model),
+            ast::Item::Let(_) | ast::Item::Layer(_) | ast::Item::Fn(_) | ast::Item::Action(_) => {
+                checker.error(
+                    Diagnostic::error("E0000", "this item is parsed but not checked yet")
+                        .primary(item.span(), "not supported yet"),
+                )
+            }
             ast::Item::Fit(_) | ast::Item::Error(_) => {}
         }
     }

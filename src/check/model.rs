@@ -13,7 +13,7 @@ impl Checker {
         let fresh = self.declare(&decl.name, Kind::Model);
         let mut ok = true;
         let input = match decl.params.as_slice() {
-            [param] => self.tensor_type(&param.ty, "E0201", "input", None),
+            [ast::Param { ty: Some(ty), .. }] => self.tensor_type(ty, "E0201", "input", None),
             _ => {
                 let span = match (decl.params.first(), decl.params.last()) {
                     (Some(first), Some(last)) => first.span.join(last.span),
@@ -29,12 +29,15 @@ impl Checker {
             }
         };
         let output = self.tensor_type(
-            &decl.output,
+            &decl.outputs[0],
             "E0203",
             "output",
-            input
-                .as_ref()
-                .map(|(symbol, _)| (symbol.as_str(), decl.params[0].ty.span)),
+            input.as_ref().map(|(symbol, _)| {
+                (
+                    symbol.as_str(),
+                    decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),
+                )
+            }),
         );
         let input_features = input.as_ref().map(|(_, n)| *n);
 
@@ -44,7 +47,7 @@ impl Checker {
         for stmt in &decl.body {
             let expr = match stmt {
                 ast::Stmt::Expr(expr) => expr,
-                ast::Stmt::Error(_) => {
+                ast::Stmt::Error(_) | ast::Stmt::Let(_) => {
                     ok = false;
                     continue;
                 }
@@ -91,7 +94,7 @@ impl Checker {
                     format!("this layer produces f32[{batch_symbol}, {produced}]"),
                 )
                 .secondary(
-                    decl.output.span,
+                    decl.outputs[0].span,
                     format!("the model declares f32[{batch_symbol}, {output_features}]"),
                 )
                 .help(format!(
@@ -112,8 +115,8 @@ impl Checker {
             layers,
         });
         self.model_info.push(ModelInfo {
-            input_type_span: decl.params[0].ty.span,
-            output_type_span: decl.output.span,
+            input_type_span: decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),
+            output_type_span: decl.outputs[0].span,
             batch_symbol,
         });
         self.set_index(&decl.name.name, self.models.len() - 1);
@@ -127,7 +130,9 @@ impl Checker {
         role: &str,
         batch: Option<(&str, Span)>,
     ) -> Option<(String, usize)> {
-        if ty.dims.iter().any(|d| d.kind == ast::DimKind::Error) {
+        let no_dims = Vec::new();
+        let dims = ty.dims.as_ref().unwrap_or(&no_dims);
+        if dims.iter().any(|d| d.kind == ast::DimKind::Error) {
             return None;
         }
         let shape_help = format!(
@@ -144,13 +149,10 @@ impl Checker {
             );
             return None;
         }
-        let [first, second] = ty.dims.as_slice() else {
+        let [first, second] = dims.as_slice() else {
             self.error(
                 Diagnostic::error(code, format!("the model's {role} must have two dimensions"))
-                    .primary(
-                        ty.span,
-                        format!("this type has {} dimensions", ty.dims.len()),
-                    )
+                    .primary(ty.span, format!("this type has {} dimensions", dims.len()))
                     .help(shape_help),
             );
             return None;

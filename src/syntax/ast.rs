@@ -11,8 +11,13 @@ pub struct Program {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Data(DataDecl),
+    /// A top-level `let NAME = EXPR`: a constant usable everywhere after it.
+    Let(LetStmt),
     Model(ModelDecl),
+    Layer(LayerDecl),
+    Fn(FnDecl),
     Fit(FitDecl),
+    Action(ActionDecl),
     /// An item the parser could not read; already reported.
     Error(Span),
 }
@@ -21,8 +26,12 @@ impl Item {
     pub fn span(&self) -> Span {
         match self {
             Item::Data(data) => data.span,
+            Item::Let(binding) => binding.span,
             Item::Model(model) => model.span,
+            Item::Layer(layer) => layer.span,
+            Item::Fn(function) => function.span,
             Item::Fit(fit) => fit.span,
+            Item::Action(action) => action.span,
             Item::Error(span) => *span,
         }
     }
@@ -42,28 +51,72 @@ pub struct DataDecl {
     pub span: Span,
 }
 
-/// `model NAME(PARAM: TYPE, ...) -> TYPE { STMT* }`
+/// `model NAME(PARAM: TYPE, ...) -> TYPE { STMT* }`; several outputs are written
+/// `-> (TYPE, TYPE)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelDecl {
     pub name: Ident,
     pub params: Vec<Param>,
-    pub output: TypeExpr,
+    pub outputs: Vec<TypeExpr>,
     pub body: Vec<Stmt>,
     pub span: Span,
 }
 
+/// `layer NAME(CONFIG, ...) { param ...; forward(...) -> TYPE { ... } }`
 #[derive(Clone, Debug, PartialEq)]
-pub struct Param {
+pub struct LayerDecl {
     pub name: Ident,
-    pub ty: TypeExpr,
+    pub params: Vec<Param>,
+    pub members: Vec<LayerMember>,
     pub span: Span,
 }
 
-/// A tensor type such as `f32[B, 32]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerMember {
+    /// `param NAME: TYPE = INITIALIZER`
+    Param {
+        name: Ident,
+        ty: TypeExpr,
+        init: Option<Expr>,
+        span: Span,
+    },
+    /// `forward(PARAM, ...) -> TYPE { STMT* }`
+    Forward(FnBody),
+    /// A member the parser could not read; already reported.
+    Error(Span),
+}
+
+/// `fn NAME(PARAM, ...) -> TYPE = EXPR` or `fn NAME(PARAM, ...) -> TYPE { STMT* }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDecl {
+    pub name: Ident,
+    pub body: FnBody,
+    pub span: Span,
+}
+
+/// Parameters, optional declared result types and a body whose last statement is the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnBody {
+    pub params: Vec<Param>,
+    pub outputs: Option<Vec<TypeExpr>>,
+    pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+/// `NAME`, `NAME: TYPE` or `NAME: TYPE = DEFAULT` (a layer's configuration may have defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: Option<TypeExpr>,
+    pub default: Option<Expr>,
+    pub span: Span,
+}
+
+/// A tensor type such as `f32[B, 32]`, or a scalar kind such as `int` (no brackets).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TypeExpr {
     pub dtype: Ident,
-    pub dims: Vec<Dim>,
+    pub dims: Option<Vec<Dim>>,
     pub span: Span,
 }
 
@@ -77,15 +130,61 @@ pub struct Dim {
 pub enum DimKind {
     Literal(u64),
     Symbol(String),
+    /// Dimension arithmetic such as `7 * 7 * 64` or `units * 2`.
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Dim>,
+        rhs: Box<Dim>,
+    },
     /// A dimension literal that was out of range; already reported.
     Error,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
+    /// `let NAME = EXPR` or `let NAME: TYPE = EXPR`
+    Let(LetStmt),
     Expr(Expr),
     /// A statement the parser could not read; already reported.
     Error(Span),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LetStmt {
+    pub name: Ident,
+    pub ty: Option<TypeExpr>,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// `evaluate MODEL on DATA`, `predict MODEL on DATA to PATH`, `save MODEL to PATH`,
+/// `load MODEL from PATH`: run in program order with the `fit`s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionDecl {
+    pub kind: ActionKind,
+    pub model: Ident,
+    pub data: Option<Ident>,
+    pub path: Option<Expr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    Evaluate,
+    Predict,
+    Save,
+    Load,
+}
+
+impl ActionKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ActionKind::Evaluate => "evaluate",
+            ActionKind::Predict => "predict",
+            ActionKind::Save => "save",
+            ActionKind::Load => "load",
+        }
+    }
 }
 
 /// `fit MODEL on DATA { KEY VALUE* }`
@@ -119,6 +218,8 @@ pub enum ExprKind {
     Bool(bool),
     Name(String),
     List(Vec<Expr>),
+    /// `(a, b)`: several values, e.g. a model's several outputs.
+    Tuple(Vec<Expr>),
     Call {
         callee: Box<Expr>,
         args: Vec<Arg>,

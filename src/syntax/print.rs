@@ -42,25 +42,55 @@ impl Printer {
                     p.expr(&data.value);
                 });
             }
+            Item::Let(binding) => self.let_stmt(binding),
             Item::Model(model) => {
                 self.line(&format!("model {}", model.name.name), model.span);
                 self.nested(|p| {
                     p.ident("name", &model.name);
-                    for param in &model.params {
-                        p.line(&format!("param {}", param.name.name), param.span);
-                        p.nested(|p| {
-                            p.ident("name", &param.name);
-                            p.ty(&param.ty);
-                        });
+                    p.params(&model.params);
+                    for output in &model.outputs {
+                        p.line("output", output.span);
+                        p.nested(|p| p.ty(output));
                     }
-                    p.line("output", model.output.span);
-                    p.nested(|p| p.ty(&model.output));
-                    for stmt in &model.body {
-                        match stmt {
-                            Stmt::Expr(expr) => p.expr(expr),
-                            Stmt::Error(span) => p.line("error", *span),
+                    p.block(&model.body);
+                });
+            }
+            Item::Layer(layer) => {
+                self.line(&format!("layer {}", layer.name.name), layer.span);
+                self.nested(|p| {
+                    p.ident("name", &layer.name);
+                    p.params(&layer.params);
+                    for member in &layer.members {
+                        match member {
+                            LayerMember::Param {
+                                name,
+                                ty,
+                                init,
+                                span,
+                            } => {
+                                p.line(&format!("param {}", name.name), *span);
+                                p.nested(|p| {
+                                    p.ident("name", name);
+                                    p.ty(ty);
+                                    if let Some(init) = init {
+                                        p.expr(init);
+                                    }
+                                });
+                            }
+                            LayerMember::Forward(body) => {
+                                p.line("forward", body.span);
+                                p.nested(|p| p.fn_body(body));
+                            }
+                            LayerMember::Error(span) => p.line("error", *span),
                         }
                     }
+                });
+            }
+            Item::Fn(function) => {
+                self.line(&format!("fn {}", function.name.name), function.span);
+                self.nested(|p| {
+                    p.ident("name", &function.name);
+                    p.fn_body(&function.body);
                 });
             }
             Item::Fit(fit) => {
@@ -85,8 +115,69 @@ impl Printer {
                     }
                 });
             }
+            Item::Action(action) => {
+                self.line(
+                    &format!("{} {}", action.kind.keyword(), action.model.name),
+                    action.span,
+                );
+                self.nested(|p| {
+                    p.ident("model", &action.model);
+                    if let Some(data) = &action.data {
+                        p.ident("data", data);
+                    }
+                    if let Some(path) = &action.path {
+                        p.expr(path);
+                    }
+                });
+            }
             Item::Error(span) => self.line("error", *span),
         }
+    }
+
+    fn params(&mut self, params: &[Param]) {
+        for param in params {
+            self.line(&format!("param {}", param.name.name), param.span);
+            self.nested(|p| {
+                p.ident("name", &param.name);
+                if let Some(ty) = &param.ty {
+                    p.ty(ty);
+                }
+                if let Some(default) = &param.default {
+                    p.line("default", default.span);
+                    p.nested(|p| p.expr(default));
+                }
+            });
+        }
+    }
+
+    fn fn_body(&mut self, body: &FnBody) {
+        self.params(&body.params);
+        for output in body.outputs.iter().flatten() {
+            self.line("output", output.span);
+            self.nested(|p| p.ty(output));
+        }
+        self.block(&body.body);
+    }
+
+    fn block(&mut self, body: &[Stmt]) {
+        for stmt in body {
+            match stmt {
+                Stmt::Let(binding) => self.let_stmt(binding),
+                Stmt::Expr(expr) => self.expr(expr),
+                Stmt::Error(span) => self.line("error", *span),
+            }
+        }
+    }
+
+    fn let_stmt(&mut self, binding: &LetStmt) {
+        self.line(&format!("let {}", binding.name.name), binding.span);
+        self.nested(|p| {
+            p.ident("name", &binding.name);
+            if let Some(ty) = &binding.ty {
+                p.ty(ty);
+            }
+            p.expr(&binding.value);
+        });
     }
 
     fn ident(&mut self, role: &str, ident: &Ident) {
@@ -94,19 +185,14 @@ impl Printer {
     }
 
     fn ty(&mut self, ty: &TypeExpr) {
-        let dims: Vec<String> = ty
-            .dims
-            .iter()
-            .map(|dim| match &dim.kind {
-                DimKind::Literal(n) => n.to_string(),
-                DimKind::Symbol(s) => s.clone(),
-                DimKind::Error => "<error>".to_string(),
-            })
-            .collect();
-        self.line(
-            &format!("type {}[{}]", ty.dtype.name, dims.join(", ")),
-            ty.span,
-        );
+        let text = match &ty.dims {
+            Some(dims) => {
+                let dims: Vec<String> = dims.iter().map(dim_text).collect();
+                format!("type {}[{}]", ty.dtype.name, dims.join(", "))
+            }
+            None => format!("type {}", ty.dtype.name),
+        };
+        self.line(&text, ty.span);
     }
 
     fn expr(&mut self, expr: &Expr) {
@@ -117,6 +203,10 @@ impl Printer {
             ExprKind::Bool(b) => self.line(&format!("bool {b}"), expr.span),
             ExprKind::Name(name) => self.line(&format!("name {name}"), expr.span),
             ExprKind::Error => self.line("error", expr.span),
+            ExprKind::Tuple(items) => {
+                self.line("tuple", expr.span);
+                self.nested(|p| items.iter().for_each(|item| p.expr(item)));
+            }
             ExprKind::List(items) => {
                 self.line("list", expr.span);
                 self.nested(|p| items.iter().for_each(|item| p.expr(item)));
@@ -149,5 +239,25 @@ impl Printer {
                 });
             }
         }
+    }
+}
+
+/// A dimension as written, with the parentheses its structure needs.
+pub fn dim_text(dim: &Dim) -> String {
+    match &dim.kind {
+        DimKind::Literal(n) => n.to_string(),
+        DimKind::Symbol(s) => s.clone(),
+        DimKind::Binary { op, lhs, rhs } => {
+            let wrap = |d: &Dim| match (&d.kind, op) {
+                (DimKind::Binary { op: inner, .. }, BinaryOp::Mul | BinaryOp::Div)
+                    if matches!(inner, BinaryOp::Add | BinaryOp::Sub) =>
+                {
+                    format!("({})", dim_text(d))
+                }
+                _ => dim_text(d),
+            };
+            format!("{} {} {}", wrap(lhs), op.symbol(), wrap(rhs))
+        }
+        DimKind::Error => "<error>".to_string(),
     }
 }

@@ -17,6 +17,28 @@ enum Raw {
     Fit,
     #[token("on")]
     On,
+    #[token("layer")]
+    Layer,
+    #[token("fn")]
+    Fn,
+    #[token("let")]
+    Let,
+    #[token("param")]
+    ParamKw,
+    #[token("forward")]
+    Forward,
+    #[token("evaluate")]
+    Evaluate,
+    #[token("predict")]
+    Predict,
+    #[token("save")]
+    Save,
+    #[token("load")]
+    Load,
+    #[token("to")]
+    To,
+    #[token("from")]
+    From,
     #[token("true")]
     True,
     #[token("false")]
@@ -75,6 +97,17 @@ pub enum Token {
     Model,
     Fit,
     On,
+    Layer,
+    Fn,
+    Let,
+    ParamKw,
+    Forward,
+    Evaluate,
+    Predict,
+    Save,
+    Load,
+    To,
+    From,
     True,
     False,
     Ident(String),
@@ -104,6 +137,25 @@ pub enum Token {
     Star,
     Slash,
     At,
+}
+
+impl Token {
+    /// Keywords that only ever start a top-level item: a delimiter still open before one was
+    /// never closed, and a line break before one always ends the previous item.
+    pub fn starts_item(&self) -> bool {
+        matches!(
+            self,
+            Token::Data
+                | Token::Model
+                | Token::Layer
+                | Token::Fn
+                | Token::Fit
+                | Token::Evaluate
+                | Token::Predict
+                | Token::Save
+                | Token::Load
+        )
+    }
 }
 
 /// Never constructed: lexical problems become diagnostics and are skipped before parsing.
@@ -153,6 +205,17 @@ pub fn lex(source: &str) -> Lexed {
             Raw::Model => Token::Model,
             Raw::Fit => Token::Fit,
             Raw::On => Token::On,
+            Raw::Layer => Token::Layer,
+            Raw::Fn => Token::Fn,
+            Raw::Let => Token::Let,
+            Raw::ParamKw => Token::ParamKw,
+            Raw::Forward => Token::Forward,
+            Raw::Evaluate => Token::Evaluate,
+            Raw::Predict => Token::Predict,
+            Raw::Save => Token::Save,
+            Raw::Load => Token::Load,
+            Raw::To => Token::To,
+            Raw::From => Token::From,
             Raw::True => Token::True,
             Raw::False => Token::False,
             Raw::Ident => Token::Ident(slice.to_string()),
@@ -266,7 +329,7 @@ impl Balancer {
     fn token(&mut self, span: Span, token: Token) {
         match token {
             // Item keywords only start items: a still-open delimiter before one was never closed.
-            Token::Data | Token::Model | Token::Fit if !self.open.is_empty() => {
+            ref token if token.starts_item() && !self.open.is_empty() => {
                 self.close_all(span);
                 self.pending = Some(Span::new(span.start, span.start));
             }
@@ -329,9 +392,11 @@ impl Balancer {
                 | Token::Slash
                 | Token::At
                 | Token::On
+                | Token::To
+                | Token::From
         );
         // An item keyword always starts a new item, even after a dangling `=` or operator.
-        let starts_item = matches!(next, Token::Data | Token::Model | Token::Fit);
+        let starts_item = next.starts_item();
         if continues && !starts_item {
             return;
         }
