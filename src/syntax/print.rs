@@ -249,11 +249,13 @@ pub fn dim_text(dim: &Dim) -> String {
         DimKind::Symbol(s) => s.clone(),
         DimKind::Binary { op, lhs, rhs } => {
             let wrap = |d: &Dim| match (&d.kind, op) {
-                (DimKind::Binary { op: inner, .. }, BinaryOp::Mul | BinaryOp::Div)
-                    if matches!(inner, BinaryOp::Add | BinaryOp::Sub) =>
-                {
-                    format!("({})", dim_text(d))
-                }
+                (
+                    DimKind::Binary {
+                        op: BinaryOp::Add | BinaryOp::Sub,
+                        ..
+                    },
+                    BinaryOp::Mul | BinaryOp::Div,
+                ) => format!("({})", dim_text(d)),
                 _ => dim_text(d),
             };
             format!("{} {} {}", wrap(lhs), op.symbol(), wrap(rhs))
