@@ -30,7 +30,8 @@ pub struct InputInfo {
     pub ty: TensorType,
 }
 
-/// How a parameter's initial values are drawn.
+/// How a parameter's initial values are drawn (Keras's initializers; the `*_normal` ones draw
+/// from a normal truncated at two standard deviations, as Keras's variance scaling does).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)) (Keras's default kernel init).
@@ -38,7 +39,46 @@ pub enum Init {
         fan_in: usize,
         fan_out: usize,
     },
+    /// Truncated normal with variance 2 / (fan_in + fan_out).
+    GlorotNormal {
+        fan_in: usize,
+        fan_out: usize,
+    },
+    /// U(-limit, limit) with limit = sqrt(6 / fan_in).
+    HeUniform { fan_in: usize },
+    /// Truncated normal with variance 2 / fan_in.
+    HeNormal { fan_in: usize },
+    /// U(-limit, limit) with limit = sqrt(3 / fan_in).
+    LecunUniform { fan_in: usize },
+    /// Truncated normal with variance 1 / fan_in.
+    LecunNormal { fan_in: usize },
     Zeros,
+    Constant { value: f32 },
+    /// N(mean, std²), not truncated (Keras's `RandomNormal`).
+    Normal { mean: f32, std: f32 },
+    /// U(min, max) (Keras's `RandomUniform`).
+    Uniform { min: f32, max: f32 },
+}
+
+impl std::fmt::Display for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Init::GlorotUniform { fan_in, fan_out } => {
+                write!(f, "glorot_uniform(fan_in: {fan_in}, fan_out: {fan_out})")
+            }
+            Init::GlorotNormal { fan_in, fan_out } => {
+                write!(f, "glorot_normal(fan_in: {fan_in}, fan_out: {fan_out})")
+            }
+            Init::HeUniform { fan_in } => write!(f, "he_uniform(fan_in: {fan_in})"),
+            Init::HeNormal { fan_in } => write!(f, "he_normal(fan_in: {fan_in})"),
+            Init::LecunUniform { fan_in } => write!(f, "lecun_uniform(fan_in: {fan_in})"),
+            Init::LecunNormal { fan_in } => write!(f, "lecun_normal(fan_in: {fan_in})"),
+            Init::Zeros => write!(f, "zeros"),
+            Init::Constant { value } => write!(f, "constant({value:?})"),
+            Init::Normal { mean, std } => write!(f, "normal(mean: {mean:?}, std: {std:?})"),
+            Init::Uniform { min, max } => write!(f, "uniform({min:?}, {max:?})"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -222,12 +222,12 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
         return Err(DataError::new(
             origin,
             format!(
-                "the data has {} feature{} per sample, but model '{}' takes input {}: f32[B, {}]",
+                "the data has {} feature{} per sample, but model '{}' takes input {}: {}",
                 dataset.features,
                 plural(dataset.features),
                 model.name,
-                model.input_name,
-                model.input_features
+                model.inputs[0].0,
+                crate::check::types::type_text(&model.inputs[0].1, &model.batch_symbol)
             ),
         ));
     }
