@@ -1,8 +1,8 @@
 //! The SSA graph: nodes in topological order (a node's inputs always come before it), each with
 //! its op, inputs, type, and the source span it came from.
 
-use super::op::{BinaryOp, Op, UnaryOp, infer_type};
-use super::shape::{DType, Shape, TensorType};
+use super::op::{BinaryOp, Op, ReduceKind, UnaryOp, infer_type};
+use super::shape::{DType, Shape, TensorType, reshape_rule};
 use crate::diag::Span;
 
 /// An SSA value: the index of the node that defines it.
@@ -272,6 +272,93 @@ impl Graph {
             shape: shape.clone(),
         };
         self.push(Op::Broadcast, vec![x], out, span)
+    }
+
+    /// `x` with the same elements under `shape` (row-major order kept); a no-op when it already
+    /// has that shape. The shapes must satisfy `shape::reshape_rule`.
+    pub fn reshape(&mut self, x: ValueId, shape: &Shape, span: Option<Span>) -> ValueId {
+        let ty = self.ty(x);
+        if &ty.shape == shape {
+            return x;
+        }
+        if let Err(e) = reshape_rule(&ty.shape, shape) {
+            panic!("internal compiler error: {e}");
+        }
+        let out = TensorType {
+            dtype: ty.dtype,
+            shape: shape.clone(),
+        };
+        self.push(Op::Reshape, vec![x], out, span)
+    }
+
+    /// Permutes the axes of `x` (output axis `i` is input axis `perm[i]`).
+    pub fn transpose(&mut self, x: ValueId, perm: &[usize], span: Option<Span>) -> ValueId {
+        self.add(
+            Op::Transpose {
+                perm: perm.to_vec(),
+            },
+            &[x],
+            span,
+        )
+    }
+
+    /// Elements `start..end` of `axis`.
+    pub fn slice(
+        &mut self,
+        x: ValueId,
+        axis: usize,
+        start: usize,
+        end: usize,
+        span: Option<Span>,
+    ) -> ValueId {
+        self.add(Op::Slice { axis, start, end }, &[x], span)
+    }
+
+    /// Joins `parts` along `axis`.
+    pub fn concat(&mut self, parts: &[ValueId], axis: usize, span: Option<Span>) -> ValueId {
+        self.add(Op::Concat { axis }, parts, span)
+    }
+
+    /// `a` where `cond != 0`, else `b` (all three broadcast together).
+    pub fn select(&mut self, cond: ValueId, a: ValueId, b: ValueId, span: Option<Span>) -> ValueId {
+        self.add(Op::Select, &[cond, a, b], span)
+    }
+
+    /// Rows of `table` picked by the i32 `indices`.
+    pub fn gather(&mut self, table: ValueId, indices: ValueId, span: Option<Span>) -> ValueId {
+        self.add(Op::Gather, &[table, indices], span)
+    }
+
+    /// Inverted dropout of `x`; `step` is the f32 scalar step counter input (`optimizer::STEP`).
+    pub fn dropout(
+        &mut self,
+        x: ValueId,
+        step: ValueId,
+        rate: f32,
+        seed: u64,
+        span: Option<Span>,
+    ) -> ValueId {
+        self.add(Op::Dropout { rate, seed }, &[x, step], span)
+    }
+
+    /// Reduction of `x` over `axes` (sorted, distinct).
+    pub fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: ValueId,
+        axes: &[usize],
+        keep_dims: bool,
+        span: Option<Span>,
+    ) -> ValueId {
+        self.add(
+            Op::Reduce {
+                kind,
+                axes: axes.to_vec(),
+                keep_dims,
+            },
+            &[x],
+            span,
+        )
     }
 
     /// Rebuilds the graph node by node, the common shape of every rewriting pass. `rewrite` gets

@@ -86,6 +86,15 @@ fn node_text(graph: &Graph, op: &Op) -> String {
             format!("{}[axes={}{keep}]", op.name(), axes.join(","))
         }
         Op::OneHot { classes } => format!("one_hot[classes={classes}]"),
+        Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("{}[alpha={alpha:?}]", op.name()),
+        Op::Dropout { rate, seed } => format!("dropout[rate={rate:?}, seed={seed}]"),
+        Op::Transpose { perm } => {
+            let perm: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
+            format!("transpose[perm={}]", perm.join(","))
+        }
+        Op::Slice { axis, start, end } => format!("slice[axis={axis}, {start}..{end}]"),
+        Op::Concat { axis } => format!("concat[axis={axis}]"),
+        Op::ScatterAdd { rows } => format!("scatter_add[rows={rows}]"),
         _ => op.name().to_string(),
     }
 }
