@@ -25,6 +25,9 @@ pub fn simplify(graph: &Graph) -> Graph {
 /// `transpose(transpose(x, p), q)` → `transpose(x, p∘q)` and `reshape(reshape(x))` →
 /// `reshape(x)`: one data movement instead of two (the inner one dies if unused).
 fn collapse_chain(graph: &Graph, node: Node) -> Node {
+    if !matches!(node.op, Op::Transpose { .. } | Op::Reshape) {
+        return node;
+    }
     let inner = graph.node(node.inputs[0]);
     match (&node.op, &inner.op) {
         (Op::Transpose { perm: outer }, Op::Transpose { perm: first }) => Node {
