@@ -380,9 +380,12 @@ fn i32_input(shape: &[usize]) -> TensorType {
 #[test]
 fn parameterized_activations_on_both_sides_of_zero() {
     for alpha in [0.2f32, 1.0, 1.7] {
-        check_op(&format!("leaky_relu{alpha}"), &[&[3, 4]], (-2.0, 2.0), |g, p| {
-            g.add(Op::LeakyRelu { alpha }, &[p[0]], None)
-        });
+        check_op(
+            &format!("leaky_relu{alpha}"),
+            &[&[3, 4]],
+            (-2.0, 2.0),
+            |g, p| g.add(Op::LeakyRelu { alpha }, &[p[0]], None),
+        );
         check_op(&format!("elu{alpha}"), &[&[3, 4]], (-2.0, 2.0), |g, p| {
             g.add(Op::Elu { alpha }, &[p[0]], None)
         });
@@ -392,17 +395,39 @@ fn parameterized_activations_on_both_sides_of_zero() {
 #[test]
 fn select_routes_each_branch_and_broadcasts() {
     // Conditions of 0, 1, -2 and NaN (NaN counts as true).
-    let cond = array(&[3, 4], &[
-        0.0, 1.0, -2.0, f64::NAN, 1.0, 0.0, 0.0, 1.0, f64::NAN, 0.0, 3.0, 0.0,
-    ]);
-    let patterns: [(&[usize], &[usize]); 4] =
-        [(&[3, 4], &[3, 4]), (&[4], &[3, 1]), (&[], &[3, 4]), (&[1, 4], &[])];
+    let cond = array(
+        &[3, 4],
+        &[
+            0.0,
+            1.0,
+            -2.0,
+            f64::NAN,
+            1.0,
+            0.0,
+            0.0,
+            1.0,
+            f64::NAN,
+            0.0,
+            3.0,
+            0.0,
+        ],
+    );
+    let patterns: [(&[usize], &[usize]); 4] = [
+        (&[3, 4], &[3, 4]),
+        (&[4], &[3, 1]),
+        (&[], &[3, 4]),
+        (&[1, 4], &[]),
+    ];
     for (a, b) in patterns {
         check_op_with(
             &format!("select{a:?}{b:?}"),
             &[a, b],
             (-1.0, 1.0),
-            vec![fed("cond", TensorType::f32(Shape::fixed(&[3, 4])), cond.clone())],
+            vec![fed(
+                "cond",
+                TensorType::f32(Shape::fixed(&[3, 4])),
+                cond.clone(),
+            )],
             |g, p, x| g.select(x[0], p[0], p[1], None),
         );
     }
@@ -451,7 +476,10 @@ fn dropout_keeps_about_one_minus_rate_and_changes_with_step_and_seed() {
     for rate in [0.1f32, 0.5, 0.8] {
         let t = threshold(rate);
         let kept = (0..n).filter(|&i| Key::new(7, 1).keep(i, t)).count() as f64 / n as f64;
-        assert!((kept - (1.0 - f64::from(rate))).abs() < 0.015, "rate {rate}: kept {kept}");
+        assert!(
+            (kept - (1.0 - f64::from(rate))).abs() < 0.015,
+            "rate {rate}: kept {kept}"
+        );
     }
     let t = threshold(0.5);
     let mask = |seed: u64, step: u32| -> Vec<bool> {
@@ -467,16 +495,26 @@ fn dropout_keeps_about_one_minus_rate_and_changes_with_step_and_seed() {
 #[test]
 fn transpose_reshape_slice_concat() {
     for perm in [vec![1, 0, 2], vec![2, 0, 1], vec![0, 2, 1], vec![2, 1, 0]] {
-        check_op(&format!("transpose{perm:?}"), &[&[2, 3, 4]], (-1.0, 1.0), |g, p| {
-            let t = g.transpose(p[0], &perm, None);
-            g.unary(UnaryOp::Tanh, t, None)
-        });
+        check_op(
+            &format!("transpose{perm:?}"),
+            &[&[2, 3, 4]],
+            (-1.0, 1.0),
+            |g, p| {
+                let t = g.transpose(p[0], &perm, None);
+                g.unary(UnaryOp::Tanh, t, None)
+            },
+        );
     }
     for shape in [&[6, 4][..], &[24], &[4, 3, 2], &[1, 24, 1]] {
-        check_op(&format!("reshape{shape:?}"), &[&[2, 3, 4]], (-1.0, 1.0), |g, p| {
-            let r = g.reshape(p[0], &Shape::fixed(shape), None);
-            g.binary(BinaryOp::Mul, r, r, None)
-        });
+        check_op(
+            &format!("reshape{shape:?}"),
+            &[&[2, 3, 4]],
+            (-1.0, 1.0),
+            |g, p| {
+                let r = g.reshape(p[0], &Shape::fixed(shape), None);
+                g.binary(BinaryOp::Mul, r, r, None)
+            },
+        );
     }
     for (axis, start, end) in [(0, 1, 3), (1, 0, 2), (2, 2, 4), (2, 0, 4), (1, 1, 2)] {
         check_op(
@@ -493,10 +531,15 @@ fn transpose_reshape_slice_concat() {
         let mut b = vec![2, 3, 4];
         b[axis] = 1;
         let b: &[usize] = &b;
-        check_op(&format!("concat{axis}"), &[&[2, 3, 4], b], (-1.0, 1.0), |g, p| {
-            let c = g.concat(&[p[0], p[1], p[0]], axis, None);
-            g.binary(BinaryOp::Mul, c, c, None)
-        });
+        check_op(
+            &format!("concat{axis}"),
+            &[&[2, 3, 4], b],
+            (-1.0, 1.0),
+            |g, p| {
+                let c = g.concat(&[p[0], p[1], p[0]], axis, None);
+                g.binary(BinaryOp::Mul, c, c, None)
+            },
+        );
     }
     check_op("concat_single", &[&[2, 3]], (-1.0, 1.0), |g, p| {
         g.concat(&[p[0]], 1, None)
@@ -645,7 +688,11 @@ fn batch_dimension_reshapes_and_means() {
     let loss = graph.reduce(ReduceKind::Mean, act, &[0, 1, 2, 3], false, None);
     graph.outputs.push(("loss".into(), loss));
     assert!(autodiff::differentiate(&mut graph, loss).is_empty());
-    assert!(verify::verify(&graph).is_empty(), "{:?}", verify::verify(&graph));
+    assert!(
+        verify::verify(&graph).is_empty(),
+        "{:?}",
+        verify::verify(&graph)
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let bindings = Bindings {
         inputs: vec![random(&mut rng, &[batch, 2, 2, 3], -1.0, 1.0)],

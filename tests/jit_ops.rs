@@ -439,7 +439,10 @@ fn nan_infinity_and_large_magnitudes() {
             outs.push((op.name().to_string(), g.binary(op, x, y, None)));
         }
     }
-    outs.push(("leaky".into(), g.add(Op::LeakyRelu { alpha: 0.1 }, &[x], None)));
+    outs.push((
+        "leaky".into(),
+        g.add(Op::LeakyRelu { alpha: 0.1 }, &[x], None),
+    ));
     outs.push(("elu".into(), g.add(Op::Elu { alpha: 1.0 }, &[x], None)));
     outs.push(("select".into(), g.select(x, y, x, None)));
     outs.push(("softmax".into(), g.add(Op::Softmax, &[y], None)));
@@ -451,7 +454,9 @@ fn nan_infinity_and_large_magnitudes() {
     // Row 0: every special value against a permutation of them; row 1: logits of ±1e4.
     let xs: Vec<f32> = values.iter().chain(values.iter().rev()).copied().collect();
     let mut ys: Vec<f32> = values.iter().rev().copied().collect();
-    ys.extend([1e4, -1e4, 1e4, 9999.0, -1e4, 0.0, 1e4, -3e4, 5e3, 1e4, -1e4, 1e4]);
+    ys.extend([
+        1e4, -1e4, 1e4, 9999.0, -1e4, 0.0, 1e4, -3e4, 5e3, 1e4, -1e4, 1e4,
+    ]);
     step.input_f32_mut(0, 2).copy_from_slice(&xs);
     step.input_f32_mut(1, 2).copy_from_slice(&ys);
     step.run(2);
@@ -467,7 +472,10 @@ fn nan_infinity_and_large_magnitudes() {
         // Softmax's row 0 holds NaN and infinities: only row 1 (finite logits) must match,
         // and must be finite.
         let (jit, expected) = if name.contains("softmax") {
-            (&jit[12..], expected.slice(ndarray::s![1..2, ..]).to_owned().into_dyn())
+            (
+                &jit[12..],
+                expected.slice(ndarray::s![1..2, ..]).to_owned().into_dyn(),
+            )
         } else {
             (jit, expected.clone())
         };
