@@ -492,3 +492,61 @@ fn nan_infinity_and_large_magnitudes() {
     // exp(-100) is below f32's normal range; the JIT's exp flushes it to 0.
     assert!((0.0..1e-30).contains(&softplus[6]));
 }
+
+/// Random broadcasting patterns through the fused loops: shapes of rank 0..=3 with size-1
+/// axes, a batch dimension or not, each binary op and `select`, an operand used twice.
+mod random_broadcasts {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pattern() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, bool)> {
+        prop::collection::vec(1usize..=4, 0..=3).prop_flat_map(|full| {
+            let rank = full.len();
+            (
+                Just(full),
+                prop::collection::vec(any::<bool>(), rank),
+                0..=rank,
+                any::<bool>(),
+            )
+                .prop_map(|(full, ones, drop, batch)| {
+                    let other = full
+                        .iter()
+                        .zip(&ones)
+                        .map(|(&n, &one)| if one { 1 } else { n })
+                        .skip(drop)
+                        .collect();
+                    (full, other, batch)
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+        #[test]
+        fn binary_and_select((full, other, batch) in pattern(), k in 0usize..BinaryOp::ALL.len()) {
+            let op = BinaryOp::ALL[k];
+            let name = format!("prop_{}{full:?}{other:?}{batch}", op.name());
+            check(&name, |g| {
+                // The full-shaped operand carries the batch dimension when asked.
+                let a = if batch {
+                    batch_value(g, &full)
+                } else {
+                    param(g, "p", &full)
+                };
+                let b = param(g, "q", &other);
+                let b = if op == BinaryOp::Pow {
+                    // Positive bases for pow: exp(b).
+                    let e = g.unary(UnaryOp::Exp, a, None);
+                    return g.binary(op, e, b, None);
+                } else {
+                    b
+                };
+                let y = g.binary(op, a, b, None);
+                let cond = g.binary(BinaryOp::Greater, b, a, None);
+                let s = g.select(cond, y, a, None);
+                g.binary(BinaryOp::Mul, s, a, None)
+            });
+        }
+    }
+}

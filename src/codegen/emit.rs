@@ -700,7 +700,8 @@ impl<'f, 'g> Emitter<'f, 'g> {
     // Eigen's coefficients, kept as published.
     #[allow(clippy::excessive_precision)]
     /// erf as an odd rational function on [-4, 4] (Eigen's `generic_fast_erf_float`); outside,
-    /// erf is ±1 in f32. Absolute error ≈ 1e-7.
+    /// erf is ±1 in f32. The approximation is within 6.5e-8 of erf; evaluated in f32 the result
+    /// is within 3.2e-7 (2.4e-7 with FMA), worst near |x| ≈ 3.3 where erf is almost ±1.
     fn erf(&mut self, x: Value) -> Value {
         let ty = self.b.func.dfg.value_type(x);
         let hi = self.fconst(ty, 4.0);
@@ -712,8 +713,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
             let mut p = e.fconst(ty, coeffs[0]);
             for &c in &coeffs[1..] {
                 let cv = e.fconst(ty, c);
-                let m = e.b.ins().fmul(p, x2);
-                p = e.b.ins().fadd(m, cv);
+                // One rounding per step where the host has FMA (2.4e-7 worst case instead of
+                // 3.2e-7 over [-6, 6]).
+                p = if e.fma {
+                    e.b.ins().fma(p, x2, cv)
+                } else {
+                    let m = e.b.ins().fmul(p, x2);
+                    e.b.ins().fadd(m, cv)
+                };
             }
             p
         };
