@@ -132,7 +132,12 @@ mod tests {
             },
             None,
         );
-        let step = g.input("step", TensorType::f32(Shape::scalar()), None);
+        let step = g.step_input(None);
+        assert_eq!(
+            g.step_input(None),
+            step,
+            "one step input, however often asked for"
+        );
         let l = g.add(Op::LeakyRelu { alpha: 0.2 }, &[x], None);
         let d = g.dropout(l, step, 0.5, 7, None);
         let t = g.transpose(d, &[1, 0], None);
