@@ -38,6 +38,12 @@ macro_rules! model {
 
 pub const EXPLANATIONS: &[Explanation] = &[
     Explanation {
+        code: "E0000",
+        title: "statement not checked yet",
+        text: "`evaluate`, `predict`, `save` and `load` are parsed but not yet checked or run.",
+        example: Some("save m to \"weights.safetensors\"\n"),
+    },
+    Explanation {
         code: "E0001",
         title: "unexpected token",
         text: "The parser expected something else at this point; the label lists what it could \
@@ -108,7 +114,10 @@ pub const EXPLANATIONS: &[Explanation] = &[
         code: "E0103",
         title: "unknown data set",
         text: "A `fit` names a data set (after `on`, or in `validation`) that is not defined.",
-        example: Some(concat!(model!("    dense(2, softmax)\n"), "fit m on train { loss sparse_categorical_crossentropy }\n")),
+        example: Some(concat!(
+            model!("    dense(2, softmax)\n"),
+            "fit m on train { loss sparse_categorical_crossentropy }\n"
+        )),
     },
     Explanation {
         code: "E0105",
@@ -318,7 +327,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
         title: "concat shapes do not line up",
         text: "`concat([a, b], axis)` joins tensors along one axis; every other dimension must \
                be equal.",
-        example: Some(model!("    let h = reshape(x, [2, 2])\n    dense(2)(concat([x, h]))\n")),
+        example: Some(model!(
+            "    let h = reshape(x, [2, 2])\n    dense(2)(concat([x, h]))\n"
+        )),
     },
     Explanation {
         code: "E0214",
@@ -371,7 +382,10 @@ pub const EXPLANATIONS: &[Explanation] = &[
         title: "body without a result",
         text: "A function or `forward` body ends with its result expression; a body whose last \
                line is a `let` has none.",
-        example: Some(concat!("fn f(x) {\n    let y = x * 2\n}\n", model!("    f\n    dense(2)\n"))),
+        example: Some(concat!(
+            "fn f(x) {\n    let y = x * 2\n}\n",
+            model!("    f\n    dense(2)\n")
+        )),
     },
     Explanation {
         code: "E0222",

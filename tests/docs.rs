@@ -58,7 +58,11 @@ fn every_kiln_block_in_the_docs_checks() {
                     "{}:{}: {}",
                     block.file,
                     block.line,
-                    diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+                    diagnostics
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ));
             }
         } else if let Some(code) = block.tag.strip_prefix("kiln-error ") {
@@ -70,7 +74,11 @@ fn every_kiln_block_in_the_docs_checks() {
         }
     }
     assert!(checked >= 8, "only {checked} kiln blocks found in the docs");
-    assert!(failures.is_empty(), "doc examples that do not check:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "doc examples that do not check:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -81,7 +89,11 @@ fn every_program_in_programs_checks() {
         if path.extension().is_some_and(|e| e == "model") {
             let text = std::fs::read_to_string(&path).unwrap();
             if let Err(d) = kiln::driver::check_source(&text) {
-                panic!("{}: {:?}", path.display(), d.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+                panic!(
+                    "{}: {:?}",
+                    path.display(),
+                    d.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+                );
             }
         }
     }

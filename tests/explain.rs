@@ -12,9 +12,7 @@ fn codes_in_source() -> Vec<String> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs")
-                && !path.ends_with("explain.rs")
-            {
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("explain.rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
                 let bytes = text.as_bytes();
                 for i in 0..bytes.len().saturating_sub(6) {
@@ -43,7 +41,10 @@ fn every_code_in_the_compiler_is_explained() {
         .into_iter()
         .filter(|code| find(code).is_none())
         .collect();
-    assert!(missing.is_empty(), "codes without an explanation: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes without an explanation: {missing:?}"
+    );
 }
 
 #[test]
@@ -60,7 +61,10 @@ fn every_example_produces_its_code() {
             diagnostics.iter().any(|d| d.code == explanation.code),
             "the example for {} produced {:?}\n{example}",
             explanation.code,
-            diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+            diagnostics
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -123,21 +123,46 @@ fn binary_op(name: &str) -> Option<BinaryOp> {
 }
 
 /// Calls built-in `name`.
-pub fn call(el: &mut Elab, name: &'static str, fspan: Span, args: Vec<ArgValue>, span: Span) -> Value {
+pub fn call(
+    el: &mut Elab,
+    name: &'static str,
+    fspan: Span,
+    args: Vec<ArgValue>,
+    span: Span,
+) -> Value {
     let params = params_of(name);
     let tensor_first = params[0] == "x";
     let has_tensor = match args.first() {
-        Some(ArgValue { name: None, value, .. }) => matches!(value, Value::Tensor(_)),
-        _ => args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == "x")),
+        Some(ArgValue {
+            name: None, value, ..
+        }) => matches!(value, Value::Tensor(_)),
+        _ => args
+            .iter()
+            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "x")),
     };
     if LAYERS.contains(&name) || (tensor_first && !has_tensor) {
         // Validate the configuration now, so mistakes point at the configuring call.
-        let config: Vec<&str> = if LAYERS.contains(&name) { params.to_vec() } else { params[1..].to_vec() };
-        if el.bind_args(name, fspan, args.clone(), &config).is_none() {
+        let config: Vec<&str> = if LAYERS.contains(&name) {
+            params.to_vec()
+        } else {
+            params[1..].to_vec()
+        };
+        let positional = args.iter().filter(|a| a.name.is_none()).count();
+        if tensor_first && positional > config.len() {
+            let arg = &args[0];
+            el.error(
+                Diagnostic::error("E0303", format!("`{name}` takes a tensor first"))
+                    .primary(arg.span, format!("found {}", arg.value.kind_name()))
+                    .help(format!(
+                        "on a line of its own, `{name}` applies to the value flowing through the model; `dense(64, {name})` makes it a layer's activation"
+                    )),
+            );
             return Value::Error;
         }
-        if name == "dense" && !args.iter().any(|a| a.name.is_none() || a.name.as_ref().is_some_and(|n| n.name == "units")) {
-            el.missing(name, "units", span);
+        let Some(slots) = el.bind_args(name, fspan, args.clone(), &config) else {
+            return Value::Error;
+        };
+        if !valid_config(el, name, slots, span) {
             return Value::Error;
         }
         return Value::Func(Func::Layer(Rc::new(LayerInstance {
@@ -163,7 +188,10 @@ pub fn call(el: &mut Elab, name: &'static str, fspan: Span, args: Vec<ArgValue>,
             el.missing(name, params[1], span);
             return Value::Error;
         };
-        let (Some(a), Some(b)) = (el.operand(&first.value, first.span), el.operand(&second.value, second.span)) else {
+        let (Some(a), Some(b)) = (
+            el.operand(&first.value, first.span),
+            el.operand(&second.value, second.span),
+        ) else {
             return Value::Error;
         };
         el.elementwise(op, &[(a, first.span), (b, second.span)], span, name)
@@ -172,8 +200,13 @@ pub fn call(el: &mut Elab, name: &'static str, fspan: Span, args: Vec<ArgValue>,
         match name {
             "linear" => tensor_arg(el, &first).map(Value::Tensor),
             "square" => tensor_arg(el, &first).and_then(|x| {
-                el.elementwise(BinaryOp::Mul, &[(x, first.span), (x, first.span)], span, "square")
-                    .map(|id| el.tensor(id, span))
+                el.elementwise(
+                    BinaryOp::Mul,
+                    &[(x, first.span), (x, first.span)],
+                    span,
+                    "square",
+                )
+                .map(|id| el.tensor(id, span))
             }),
             "softmax" | "log_softmax" => {
                 let axis = take(1);
@@ -185,7 +218,11 @@ pub fn call(el: &mut Elab, name: &'static str, fspan: Span, args: Vec<ArgValue>,
                 match (tensor_arg(el, &first), alpha) {
                     (Some(x), Some(alpha)) => {
                         let alpha = alpha as f32;
-                        let op = if name == "elu" { Op::Elu { alpha } } else { Op::LeakyRelu { alpha } };
+                        let op = if name == "elu" {
+                            Op::Elu { alpha }
+                        } else {
+                            Op::LeakyRelu { alpha }
+                        };
                         el.add(op, &[x.id], span).map(|id| el.tensor(id, span))
                     }
                     _ => None,
@@ -244,6 +281,41 @@ pub fn call(el: &mut Elab, name: &'static str, fspan: Span, args: Vec<ArgValue>,
     result.unwrap_or(Value::Error)
 }
 
+/// Checks a layer's scalar configuration where it is written, so a mistake is reported even
+/// when an earlier error stops the layer from being applied.
+fn valid_config(el: &mut Elab, name: &str, slots: Vec<Option<ArgValue>>, span: Span) -> bool {
+    let mut slots = slots.into_iter();
+    match name {
+        "dense" => positive(el, slots.next().flatten(), name, "units", span).is_some(),
+        "embedding" => {
+            let a = positive(el, slots.next().flatten(), name, "input_dim", span);
+            let b = positive(el, slots.next().flatten(), name, "output_dim", span);
+            a.is_some() && b.is_some()
+        }
+        "dropout" => match slots.next().flatten() {
+            None => {
+                el.missing(name, "rate", span);
+                false
+            }
+            Some(rate) => dropout_rate(el, &rate).is_some(),
+        },
+        _ => true,
+    }
+}
+
+fn dropout_rate(el: &mut Elab, arg: &ArgValue) -> Option<f64> {
+    let rate = number_arg(el, Some(arg.clone()), 0.0)?;
+    if (0.0..1.0).contains(&rate) {
+        return Some(rate);
+    }
+    el.error(
+        Diagnostic::error("E0303", "`rate` must be in [0, 1)")
+            .primary(arg.span, format!("found {rate}"))
+            .help("the fraction of inputs to drop, e.g. `dropout(0.5)`"),
+    );
+    None
+}
+
 fn tensor_arg(el: &mut Elab, arg: &ArgValue) -> Option<Tensor> {
     match &arg.value {
         Value::Tensor(t) => el.float_tensor(*t, arg.span),
@@ -287,7 +359,13 @@ fn axis(el: &mut Elab, arg: &ArgValue, x: Tensor, rank: usize) -> Option<usize> 
     let text = el.text(x);
     el.error(
         Diagnostic::error("E0214", format!("axis {n} is out of range for {text}"))
-            .primary(arg.span, format!("a tensor of rank {rank} has axes 0..{} (or -{rank}..-1)", rank.saturating_sub(1)))
+            .primary(
+                arg.span,
+                format!(
+                    "a tensor of rank {rank} has axes 0..{} (or -{rank}..-1)",
+                    rank.saturating_sub(1)
+                ),
+            )
             .secondary(x.origin, format!("this is {text}")),
     );
     None
@@ -303,7 +381,13 @@ fn batch_axis_error(el: &mut Elab, what: &str, span: Span, x: Tensor) {
     );
 }
 
-fn softmax(el: &mut Elab, name: &str, x: &ArgValue, axis_arg: Option<ArgValue>, span: Span) -> Option<Value> {
+fn softmax(
+    el: &mut Elab,
+    name: &str,
+    x: &ArgValue,
+    axis_arg: Option<ArgValue>,
+    span: Span,
+) -> Option<Value> {
     let t = tensor_arg(el, x)?;
     let rank = el.ty(t).shape.rank();
     if rank == 0 {
@@ -321,7 +405,11 @@ fn softmax(el: &mut Elab, name: &str, x: &ArgValue, axis_arg: Option<ArgValue>, 
             return None;
         }
     }
-    let op = if name == "softmax" { Op::Softmax } else { Op::LogSoftmax };
+    let op = if name == "softmax" {
+        Op::Softmax
+    } else {
+        Op::LogSoftmax
+    };
     el.add(op, &[t.id], span).map(|id| el.tensor(id, span))
 }
 
@@ -329,8 +417,16 @@ fn select(el: &mut Elab, cond: &ArgValue, a: &ArgValue, b: &ArgValue, span: Span
     let c = el.operand(&cond.value, cond.span)?;
     let x = el.operand(&a.value, a.span)?;
     let y = el.operand(&b.value, b.span)?;
-    let shapes = [el.ty(c).shape.clone(), el.ty(x).shape.clone(), el.ty(y).shape.clone()];
-    if shapes[0].broadcast(&shapes[1]).and_then(|s| s.broadcast(&shapes[2])).is_none() {
+    let shapes = [
+        el.ty(c).shape.clone(),
+        el.ty(x).shape.clone(),
+        el.ty(y).shape.clone(),
+    ];
+    if shapes[0]
+        .broadcast(&shapes[1])
+        .and_then(|s| s.broadcast(&shapes[2]))
+        .is_none()
+    {
         let texts = [el.text(c), el.text(x), el.text(y)];
         el.error(
             Diagnostic::error("E0209", "`where` needs shapes that broadcast")
@@ -341,10 +437,18 @@ fn select(el: &mut Elab, cond: &ArgValue, a: &ArgValue, b: &ArgValue, span: Span
         );
         return None;
     }
-    el.add(Op::Select, &[c.id, x.id, y.id], span).map(|id| el.tensor(id, span))
+    el.add(Op::Select, &[c.id, x.id, y.id], span)
+        .map(|id| el.tensor(id, span))
 }
 
-fn reduce(el: &mut Elab, name: &str, x: &ArgValue, axis_arg: Option<ArgValue>, keepdims: Option<ArgValue>, span: Span) -> Option<Value> {
+fn reduce(
+    el: &mut Elab,
+    name: &str,
+    x: &ArgValue,
+    axis_arg: Option<ArgValue>,
+    keepdims: Option<ArgValue>,
+    span: Span,
+) -> Option<Value> {
     let t = tensor_arg(el, x)?;
     let rank = el.ty(t).shape.rank();
     let mut axes = match &axis_arg {
@@ -353,7 +457,11 @@ fn reduce(el: &mut Elab, name: &str, x: &ArgValue, axis_arg: Option<ArgValue>, k
             Value::List(items) => {
                 let mut out = Vec::new();
                 for item in items {
-                    let item = ArgValue { name: None, value: item.clone(), span: arg.span };
+                    let item = ArgValue {
+                        name: None,
+                        value: item.clone(),
+                        span: arg.span,
+                    };
                     out.push(axis(el, &item, t, rank)?);
                 }
                 out
@@ -386,8 +494,16 @@ fn reduce(el: &mut Elab, name: &str, x: &ArgValue, axis_arg: Option<ArgValue>, k
         "mean" => ReduceKind::Mean,
         _ => ReduceKind::Max,
     };
-    el.add(Op::Reduce { kind, axes, keep_dims }, &[t.id], span)
-        .map(|id| el.tensor(id, span))
+    el.add(
+        Op::Reduce {
+            kind,
+            axes,
+            keep_dims,
+        },
+        &[t.id],
+        span,
+    )
+    .map(|id| el.tensor(id, span))
 }
 
 /// `reshape(x, [7, 7, 64])`: the target excludes the batch dimension when `x` has one (as
@@ -396,7 +512,11 @@ fn reshape(el: &mut Elab, x: &ArgValue, shape: &ArgValue, span: Span) -> Option<
     let t = tensor_arg(el, x)?;
     let from = el.ty(t).shape.clone();
     let Value::List(items) = &shape.value else {
-        el.wrong_kind(&shape.value, shape.span, "a list of sizes such as `[7, 7, 64]`");
+        el.wrong_kind(
+            &shape.value,
+            shape.span,
+            "a list of sizes such as `[7, 7, 64]`",
+        );
         return None;
     };
     let total = super::types::per_sample(&from);
@@ -408,27 +528,43 @@ fn reshape(el: &mut Elab, x: &ArgValue, shape: &ArgValue, span: Span) -> Option<
                 infer = Some(i);
                 dims.push(1);
             }
-            Value::Int(n) if *n > 0 => dims.push(*n as usize),
+            Value::Int(n) if *n > 0 && *n as u64 <= super::types::MAX_DIM as u64 => {
+                dims.push(*n as usize)
+            }
+            Value::Int(-1) => {
+                el.error(
+                    Diagnostic::error("E0303", "only one size of a reshape can be -1")
+                        .primary(shape.span, "more than one -1")
+                        .help("give every size but one"),
+                );
+                return None;
+            }
             other => {
                 el.wrong_kind(other, shape.span, "positive sizes (and at most one -1)");
                 return None;
             }
         }
     }
-    let known: usize = dims.iter().product();
+    let known: usize = dims.iter().fold(1usize, |a, &b| a.saturating_mul(b));
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             let text = el.text(t);
             el.error(
-                Diagnostic::error("E0212", format!("cannot infer the `-1` in a reshape of {text}"))
-                    .primary(shape.span, format!("{total} elements per sample are not a multiple of {known}"))
-                    .secondary(t.origin, format!("this is {text}")),
+                Diagnostic::error(
+                    "E0212",
+                    format!("cannot infer the `-1` in a reshape of {text}"),
+                )
+                .primary(
+                    shape.span,
+                    format!("{total} elements per sample are not a multiple of {known}"),
+                )
+                .secondary(t.origin, format!("this is {text}")),
             );
             return None;
         }
         dims[i] = total / known;
     }
-    let count: usize = dims.iter().product();
+    let count: usize = dims.iter().fold(1usize, |a, &b| a.saturating_mul(b));
     if count != total {
         let text = el.text(t);
         let batch = if from.has_batch() { " per sample" } else { "" };
@@ -457,7 +593,10 @@ fn reshape(el: &mut Elab, x: &ArgValue, shape: &ArgValue, span: Span) -> Option<
 }
 
 fn reshape_to(el: &mut Elab, t: Tensor, shape: Shape, span: Span) -> Option<Value> {
-    let ty = crate::ir::shape::TensorType { dtype: el.ty(t).dtype, shape };
+    let ty = crate::ir::shape::TensorType {
+        dtype: el.ty(t).dtype,
+        shape,
+    };
     let id = el.graph.push_node(crate::ir::graph::Node {
         op: Op::Reshape,
         inputs: vec![t.id],
@@ -497,10 +636,13 @@ fn transpose(el: &mut Elab, x: &ArgValue, perm_arg: Option<ArgValue>, span: Span
             if rank < 3 {
                 let text = el.text(t);
                 el.error(
-                    Diagnostic::error("E0215", format!("transposing {text} would move the batch dimension"))
-                        .primary(span, "transposes every axis")
-                        .secondary(t.origin, format!("this is {text}"))
-                        .help("transpose the parameter instead, or give `perm`"),
+                    Diagnostic::error(
+                        "E0215",
+                        format!("transposing {text} would move the batch dimension"),
+                    )
+                    .primary(span, "transposes every axis")
+                    .secondary(t.origin, format!("this is {text}"))
+                    .help("transpose the parameter instead, or give `perm`"),
                 );
                 return None;
             }
@@ -516,15 +658,22 @@ fn transpose(el: &mut Elab, x: &ArgValue, perm_arg: Option<ArgValue>, span: Span
             };
             let mut p = Vec::new();
             for item in items {
-                let item = ArgValue { name: None, value: item.clone(), span: arg.span };
+                let item = ArgValue {
+                    name: None,
+                    value: item.clone(),
+                    span: arg.span,
+                };
                 p.push(axis(el, &item, t, rank)?);
             }
             let mut sorted = p.clone();
             sorted.sort_unstable();
             if sorted != (0..rank).collect::<Vec<_>>() {
                 el.error(
-                    Diagnostic::error("E0214", format!("`perm` must list each of the {rank} axes once"))
-                        .primary(arg.span, "not a permutation"),
+                    Diagnostic::error(
+                        "E0214",
+                        format!("`perm` must list each of the {rank} axes once"),
+                    )
+                    .primary(arg.span, "not a permutation"),
                 );
                 return None;
             }
@@ -538,10 +687,16 @@ fn transpose(el: &mut Elab, x: &ArgValue, perm_arg: Option<ArgValue>, span: Span
     if perm.iter().enumerate().all(|(i, &p)| i == p) {
         return Some(Value::Tensor(t));
     }
-    el.add(Op::Transpose { perm }, &[t.id], span).map(|id| el.tensor(id, span))
+    el.add(Op::Transpose { perm }, &[t.id], span)
+        .map(|id| el.tensor(id, span))
 }
 
-fn concat(el: &mut Elab, values: &ArgValue, axis_arg: Option<ArgValue>, span: Span) -> Option<Value> {
+fn concat(
+    el: &mut Elab,
+    values: &ArgValue,
+    axis_arg: Option<ArgValue>,
+    span: Span,
+) -> Option<Value> {
     let items = match &values.value {
         Value::List(items) | Value::Tuple(items) => items.clone(),
         other => {
@@ -551,7 +706,11 @@ fn concat(el: &mut Elab, values: &ArgValue, axis_arg: Option<ArgValue>, span: Sp
     };
     let mut tensors = Vec::new();
     for item in &items {
-        let arg = ArgValue { name: None, value: item.clone(), span: values.span };
+        let arg = ArgValue {
+            name: None,
+            value: item.clone(),
+            span: values.span,
+        };
         tensors.push(tensor_arg(el, &arg)?);
     }
     let Some(&first) = tensors.first() else {
@@ -563,7 +722,11 @@ fn concat(el: &mut Elab, values: &ArgValue, axis_arg: Option<ArgValue>, span: Sp
         Some(arg) => axis(el, arg, first, rank)?,
         None if rank > 0 => rank - 1,
         None => {
-            el.wrong_kind(&values.value, values.span, "tensors with at least one dimension");
+            el.wrong_kind(
+                &values.value,
+                values.span,
+                "tensors with at least one dimension",
+            );
             return None;
         }
     };
@@ -592,10 +755,18 @@ fn concat(el: &mut Elab, values: &ArgValue, axis_arg: Option<ArgValue>, span: Sp
         return Some(Value::Tensor(first));
     }
     let ids: Vec<ValueId> = tensors.iter().map(|t| t.id).collect();
-    el.add(Op::Concat { axis: a }, &ids, span).map(|id| el.tensor(id, span))
+    el.add(Op::Concat { axis: a }, &ids, span)
+        .map(|id| el.tensor(id, span))
 }
 
-fn slice(el: &mut Elab, x: &ArgValue, axis_arg: Option<ArgValue>, start: Option<ArgValue>, end: Option<ArgValue>, span: Span) -> Option<Value> {
+fn slice(
+    el: &mut Elab,
+    x: &ArgValue,
+    axis_arg: Option<ArgValue>,
+    start: Option<ArgValue>,
+    end: Option<ArgValue>,
+    span: Span,
+) -> Option<Value> {
     let t = tensor_arg(el, x)?;
     let shape = el.ty(t).shape.clone();
     let (Some(axis_arg), Some(start), Some(end)) = (axis_arg, start, end) else {
@@ -613,31 +784,43 @@ fn slice(el: &mut Elab, x: &ArgValue, axis_arg: Option<ArgValue>, start: Option<
     if !(0 <= s && s < e && e <= size as i64) {
         let text = el.text(t);
         el.error(
-            Diagnostic::error("E0214", format!("slice {s}..{e} is not inside axis {a} of {text}"))
-                .primary(start.span.join(end.span), format!("axis {a} has {size} entries; need 0 <= start < end <= {size}"))
-                .secondary(t.origin, format!("this is {text}")),
+            Diagnostic::error(
+                "E0214",
+                format!("slice {s}..{e} is not inside axis {a} of {text}"),
+            )
+            .primary(
+                start.span.join(end.span),
+                format!("axis {a} has {size} entries; need 0 <= start < end <= {size}"),
+            )
+            .secondary(t.origin, format!("this is {text}")),
         );
         return None;
     }
-    el.add(Op::Slice { axis: a, start: s as usize, end: e as usize }, &[t.id], span)
-        .map(|id| el.tensor(id, span))
+    el.add(
+        Op::Slice {
+            axis: a,
+            start: s as usize,
+            end: e as usize,
+        },
+        &[t.id],
+        span,
+    )
+    .map(|id| el.tensor(id, span))
 }
 
-fn dropout(el: &mut Elab, x: &ArgValue, rate: Option<ArgValue>, seed: Option<ArgValue>, span: Span) -> Option<Value> {
+fn dropout(
+    el: &mut Elab,
+    x: &ArgValue,
+    rate: Option<ArgValue>,
+    seed: Option<ArgValue>,
+    span: Span,
+) -> Option<Value> {
     let t = tensor_arg(el, x)?;
     let Some(rate_arg) = rate else {
         el.missing("dropout", "rate", span);
         return None;
     };
-    let rate = number_arg(el, Some(rate_arg.clone()), 0.0)?;
-    if !(0.0..1.0).contains(&rate) {
-        el.error(
-            Diagnostic::error("E0303", "`rate` must be in [0, 1)")
-                .primary(rate_arg.span, format!("found {rate}"))
-                .help("the fraction of inputs to drop, e.g. `dropout(0.5)`"),
-        );
-        return None;
-    }
+    let rate = dropout_rate(el, &rate_arg)?;
     let seed = match seed {
         None => 0,
         Some(arg) => match arg.value {
@@ -652,8 +835,15 @@ fn dropout(el: &mut Elab, x: &ArgValue, rate: Option<ArgValue>, seed: Option<Arg
         return Some(Value::Tensor(t));
     }
     let step = el.step_input(span);
-    el.add(Op::Dropout { rate: rate as f32, seed }, &[t.id, step], span)
-        .map(|id| el.tensor(id, span))
+    el.add(
+        Op::Dropout {
+            rate: rate as f32,
+            seed,
+        },
+        &[t.id, step],
+        span,
+    )
+    .map(|id| el.tensor(id, span))
 }
 
 // ----- layers -----
@@ -669,8 +859,11 @@ pub fn apply_layer(
 ) -> Value {
     if inputs.len() != 1 {
         el.error(
-            Diagnostic::error("E0305", format!("`{name}` takes one input, {} given", inputs.len()))
-                .primary(span, "applied here"),
+            Diagnostic::error(
+                "E0305",
+                format!("`{name}` takes one input, {} given", inputs.len()),
+            )
+            .primary(span, "applied here"),
         );
         return Value::Error;
     }
@@ -679,12 +872,19 @@ pub fn apply_layer(
         "dense" => dense(el, layer, args, x, xspan, span),
         "embedding" => embedding(el, layer, args, x, xspan, span),
         _ => {
-            let mut call_args = vec![ArgValue { name: None, value: Value::Tensor(x), span: xspan }];
+            let mut call_args = vec![ArgValue {
+                name: None,
+                value: Value::Tensor(x),
+                span: xspan,
+            }];
             call_args.extend(args.iter().cloned());
             let value = call(el, name, layer.span, call_args, span);
             if layer.built.borrow().is_none() {
                 let layer_name = el.layer_name(name);
-                *layer.built.borrow_mut() = Some(Built { name: layer_name, params: Vec::new() });
+                *layer.built.borrow_mut() = Some(Built {
+                    name: layer_name,
+                    params: Vec::new(),
+                });
             }
             Some(value)
         }
@@ -692,11 +892,22 @@ pub fn apply_layer(
     result.unwrap_or(Value::Error)
 }
 
-fn config_slots(el: &mut Elab, name: &str, args: &[ArgValue], span: Span) -> Option<Vec<Option<ArgValue>>> {
+fn config_slots(
+    el: &mut Elab,
+    name: &str,
+    args: &[ArgValue],
+    span: Span,
+) -> Option<Vec<Option<ArgValue>>> {
     el.bind_args(name, span, args.to_vec(), params_of(name))
 }
 
-fn positive(el: &mut Elab, arg: Option<ArgValue>, layer: &str, param: &str, span: Span) -> Option<usize> {
+fn positive(
+    el: &mut Elab,
+    arg: Option<ArgValue>,
+    layer: &str,
+    param: &str,
+    span: Span,
+) -> Option<usize> {
     let Some(arg) = arg else {
         el.missing(layer, param, span);
         return None;
@@ -709,8 +920,11 @@ fn positive(el: &mut Elab, arg: Option<ArgValue>, layer: &str, param: &str, span
                 other => format!("found {}", other.kind_name()),
             };
             el.error(
-                Diagnostic::error("E0303", format!("`{param}` must be a positive whole number"))
-                    .primary(arg.span, found),
+                Diagnostic::error(
+                    "E0303",
+                    format!("`{param}` must be a positive whole number"),
+                )
+                .primary(arg.span, found),
             );
             None
         }
@@ -742,13 +956,23 @@ fn params_once(
             )
         })
         .collect();
-    *layer.built.borrow_mut() = Some(Built { name: layer_name, params: params.clone() });
+    *layer.built.borrow_mut() = Some(Built {
+        name: layer_name,
+        params: params.clone(),
+    });
     params
 }
 
 /// Keras's `Dense`: `activation(x @ kernel + bias)` over the last axis, kernel glorot_uniform,
 /// bias zeros.
-fn dense(el: &mut Elab, layer: &Rc<LayerInstance>, args: &[ArgValue], x: Tensor, xspan: Span, span: Span) -> Option<Value> {
+fn dense(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    args: &[ArgValue],
+    x: Tensor,
+    xspan: Span,
+    span: Span,
+) -> Option<Value> {
     let slots = config_slots(el, "dense", args, layer.span)?;
     let mut slots = slots.into_iter();
     let units = positive(el, slots.next().flatten(), "dense", "units", layer.span)?;
@@ -768,23 +992,36 @@ fn dense(el: &mut Elab, layer: &Rc<LayerInstance>, args: &[ArgValue], x: Tensor,
     let Some(&Dim::Fixed(fan_in)) = shape.dims().last() else {
         let text = el.text(x);
         el.error(
-            Diagnostic::error("E0210", format!("`dense` needs a fixed feature dimension, found {text}"))
-                .primary(span, "applied here")
-                .secondary(x.origin, format!("this is {text}"))
-                .help("a dense layer works on the last axis; its size must be known"),
+            Diagnostic::error(
+                "E0210",
+                format!("`dense` needs a fixed feature dimension, found {text}"),
+            )
+            .primary(span, "applied here")
+            .secondary(x.origin, format!("this is {text}"))
+            .help("a dense layer works on the last axis; its size must be known"),
         );
         return None;
     };
     if shape.rank() < 2 {
         let text = el.text(x);
         el.error(
-            Diagnostic::error("E0210", format!("`dense` needs a batch of samples, found {text}"))
-                .primary(span, "applied here")
-                .secondary(x.origin, format!("this is {text}")),
+            Diagnostic::error(
+                "E0210",
+                format!("`dense` needs a batch of samples, found {text}"),
+            )
+            .primary(span, "applied here")
+            .secondary(x.origin, format!("this is {text}")),
         );
         return None;
     }
-    let mut specs = vec![("kernel", vec![fan_in, units], Init::GlorotUniform { fan_in, fan_out: units })];
+    let mut specs = vec![(
+        "kernel",
+        vec![fan_in, units],
+        Init::GlorotUniform {
+            fan_in,
+            fan_out: units,
+        },
+    )];
     if use_bias {
         specs.push(("bias", vec![units], Init::Zeros));
     }
@@ -794,21 +1031,42 @@ fn dense(el: &mut Elab, layer: &Rc<LayerInstance>, args: &[ArgValue], x: Tensor,
         && built_in != fan_in
     {
         let text = el.text(x);
-        let name = layer.built.borrow().as_ref().map(|b| b.name.clone()).unwrap_or_default();
+        let name = layer
+            .built
+            .borrow()
+            .as_ref()
+            .map(|b| b.name.clone())
+            .unwrap_or_default();
         el.error(
-            Diagnostic::error("E0210", format!("layer `{name}` was built for {built_in} features and is applied to {text}"))
-                .primary(span, format!("{fan_in} features here"))
-                .secondary(layer.span, format!("its kernel is f32[{built_in}, {units}]"))
-                .help("a layer applied twice shares its weights, so its inputs must have the same width"),
+            Diagnostic::error(
+                "E0210",
+                format!(
+                    "layer `{name}` was built for {built_in} features and is applied to {text}"
+                ),
+            )
+            .primary(span, format!("{fan_in} features here"))
+            .secondary(
+                layer.span,
+                format!("its kernel is f32[{built_in}, {units}]"),
+            )
+            .help(
+                "a layer applied twice shares its weights, so its inputs must have the same width",
+            ),
         );
         return None;
     }
-    let kernel = Tensor { id: kernel, origin: layer.span };
+    let kernel = Tensor {
+        id: kernel,
+        origin: layer.span,
+    };
     let mut z = el.matmul((x, xspan), (kernel, layer.span), span)?;
     if let Some(&bias) = params.get(1) {
         z = el.add(Op::Binary(BinaryOp::Add), &[z, bias], span)?;
     }
-    let z = Value::Tensor(Tensor { id: z, origin: span });
+    let z = Value::Tensor(Tensor {
+        id: z,
+        origin: span,
+    });
     match activation {
         None => Some(z),
         Some(arg) => {
@@ -830,9 +1088,21 @@ fn dense(el: &mut Elab, layer: &Rc<LayerInstance>, args: &[ArgValue], x: Tensor,
                     return None;
                 }
             };
-            let value = el.call(f, arg.span, vec![ArgValue { name: None, value: z, span }], span);
+            let value = el.call(
+                f,
+                arg.span,
+                vec![ArgValue {
+                    name: None,
+                    value: z,
+                    span,
+                }],
+                span,
+            );
             match value {
-                Value::Tensor(t) => Some(Value::Tensor(Tensor { id: t.id, origin: span })),
+                Value::Tensor(t) => Some(Value::Tensor(Tensor {
+                    id: t.id,
+                    origin: span,
+                })),
                 Value::Error => None,
                 other => {
                     el.wrong_kind(&other, arg.span, "an activation that returns a tensor");
@@ -845,28 +1115,63 @@ fn dense(el: &mut Elab, layer: &Rc<LayerInstance>, args: &[ArgValue], x: Tensor,
 
 /// Keras's `Embedding`: integer indices `i32[...]` pick rows of a `[input_dim, output_dim]`
 /// table (uniform in ±0.05, Keras's default).
-fn embedding(el: &mut Elab, layer: &Rc<LayerInstance>, args: &[ArgValue], x: Tensor, xspan: Span, span: Span) -> Option<Value> {
+fn embedding(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    args: &[ArgValue],
+    x: Tensor,
+    xspan: Span,
+    span: Span,
+) -> Option<Value> {
     let slots = config_slots(el, "embedding", args, layer.span)?;
     let mut slots = slots.into_iter();
-    let input_dim = positive(el, slots.next().flatten(), "embedding", "input_dim", layer.span)?;
-    let output_dim = positive(el, slots.next().flatten(), "embedding", "output_dim", layer.span)?;
+    let input_dim = positive(
+        el,
+        slots.next().flatten(),
+        "embedding",
+        "input_dim",
+        layer.span,
+    )?;
+    let output_dim = positive(
+        el,
+        slots.next().flatten(),
+        "embedding",
+        "output_dim",
+        layer.span,
+    )?;
     if el.ty(x).dtype != DType::I32 {
         let text = el.text(x);
         el.error(
-            Diagnostic::error("E0220", format!("`embedding` takes integer indices, found {text}"))
-                .primary(xspan, format!("this is {text}"))
-                .help("declare the input as `i32[...]`"),
+            Diagnostic::error(
+                "E0220",
+                format!("`embedding` takes integer indices, found {text}"),
+            )
+            .primary(xspan, format!("this is {text}"))
+            .help("declare the input as `i32[...]`"),
         );
         return None;
     }
-    let specs = vec![("embeddings", vec![input_dim, output_dim], Init::Uniform { min: -0.05, max: 0.05 })];
+    let specs = vec![(
+        "embeddings",
+        vec![input_dim, output_dim],
+        Init::Uniform {
+            min: -0.05,
+            max: 0.05,
+        },
+    )];
     let params = params_once(el, layer, "embedding", specs, layer.span);
     let table = *params.first()?;
-    el.add(Op::Gather, &[table, x.id], span).map(|id| el.tensor(id, span))
+    el.add(Op::Gather, &[table, x.id], span)
+        .map(|id| el.tensor(id, span))
 }
 
 /// `param w: f32[...] = INIT`: Keras's initializers; the default is glorot_uniform.
-pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize], span: Span) -> Option<Init> {
+pub fn initializer(
+    el: &mut Elab,
+    expr: Option<&ast::Expr>,
+    shape: &[usize],
+    span: Span,
+) -> Option<Init> {
     let (fan_in, fan_out) = fans(shape);
     let Some(expr) = expr else {
         return Some(Init::GlorotUniform { fan_in, fan_out });
@@ -897,7 +1202,11 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize], spa
     };
     let evaluated: Vec<ArgValue> = args
         .iter()
-        .map(|a| ArgValue { name: a.name.clone(), value: el.eval(&a.value), span: a.span })
+        .map(|a| ArgValue {
+            name: a.name.clone(),
+            value: el.eval(&a.value),
+            span: a.span,
+        })
         .collect();
     let slots = el.bind_args(name, expr.span, evaluated, params)?;
     let mut numbers = Vec::new();
@@ -918,10 +1227,16 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize], spa
         "zeros" => Init::Zeros,
         "ones" => Init::Constant { value: 1.0 },
         "constant" => Init::Constant { value: get(0, 0.0) },
-        "normal" => Init::Normal { mean: get(1, 0.0), std: get(0, 0.05) },
+        "normal" => Init::Normal {
+            mean: get(1, 0.0),
+            std: get(0, 0.05),
+        },
         "uniform" => {
             let limit = get(0, 0.05);
-            Init::Uniform { min: -limit, max: limit }
+            Init::Uniform {
+                min: -limit,
+                max: limit,
+            }
         }
         other => {
             let mut d = Diagnostic::error("E0116", format!("unknown initializer `{other}`"))
@@ -945,8 +1260,13 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
         [n] => (*n, *n),
         [i, o] => (*i, *o),
         _ => {
-            let receptive: usize = shape[..shape.len() - 2].iter().product();
-            (shape[shape.len() - 2] * receptive, shape[shape.len() - 1] * receptive)
+            let receptive: usize = shape[..shape.len() - 2]
+                .iter()
+                .fold(1usize, |a, &b| a.saturating_mul(b));
+            (
+                shape[shape.len() - 2].saturating_mul(receptive),
+                shape[shape.len() - 1].saturating_mul(receptive),
+            )
         }
     }
 }

@@ -18,7 +18,10 @@ impl Checker {
             matches!(
                 v,
                 Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Str(_)
-            ) || matches!(v, Value::Func(Func::Builtin(_) | Func::UserFn(_) | Func::UserLayer(_)))
+            ) || matches!(
+                v,
+                Value::Func(Func::Builtin(_) | Func::UserFn(_) | Func::UserLayer(_))
+            )
         };
         let ok = match &value {
             Value::List(items) => items.iter().all(storable),
@@ -37,7 +40,13 @@ impl Checker {
         if let Some(ty) = &binding.ty {
             let mut el = Elab::new(self, "constant");
             let mut env = types::DimEnv::default();
-            if !el.check_declared(&value, binding.value.span, ty, &mut env, &format!("`{}`", binding.name.name)) {
+            if !el.check_declared(
+                &value,
+                binding.value.span,
+                ty,
+                &mut env,
+                &format!("`{}`", binding.name.name),
+            ) {
                 return;
             }
         }
@@ -90,9 +99,15 @@ impl Checker {
             if let Some(first) = seen.insert(&name.name, name.span) {
                 ok = false;
                 self.error(
-                    Diagnostic::error("E0101", format!("`{}` is defined twice in layer `{}`", name.name, decl.name.name))
-                        .primary(name.span, "defined again here")
-                        .secondary(first, "first defined here"),
+                    Diagnostic::error(
+                        "E0101",
+                        format!(
+                            "`{}` is defined twice in layer `{}`",
+                            name.name, decl.name.name
+                        ),
+                    )
+                    .primary(name.span, "defined again here")
+                    .secondary(first, "first defined here"),
                 );
             }
             if let Some(ty) = ty
@@ -100,14 +115,18 @@ impl Checker {
             {
                 ok = false;
                 self.error(
-                    Diagnostic::error("E0222", "a layer's configuration is made of numbers, not tensors")
-                        .primary(ty.span, "a tensor type")
-                        .help("declare it `int`, `float` or `bool`; tensors come in through `forward`"),
+                    Diagnostic::error(
+                        "E0222",
+                        "a layer's configuration is made of numbers, not tensors",
+                    )
+                    .primary(ty.span, "a tensor type")
+                    .help("declare it `int`, `float` or `bool`; tensors come in through `forward`"),
                 );
             }
         }
         if fresh && ok {
-            self.user_layers.insert(decl.name.name.clone(), Rc::new(decl.clone()));
+            self.user_layers
+                .insert(decl.name.name.clone(), Rc::new(decl.clone()));
         }
     }
 
@@ -119,14 +138,21 @@ impl Checker {
             if let Some(first) = seen.insert(&param.name.name, param.name.span) {
                 ok = false;
                 self.error(
-                    Diagnostic::error("E0101", format!("`{}` is a parameter of `{}` twice", param.name.name, decl.name.name))
-                        .primary(param.name.span, "defined again here")
-                        .secondary(first, "first defined here"),
+                    Diagnostic::error(
+                        "E0101",
+                        format!(
+                            "`{}` is a parameter of `{}` twice",
+                            param.name.name, decl.name.name
+                        ),
+                    )
+                    .primary(param.name.span, "defined again here")
+                    .secondary(first, "first defined here"),
                 );
             }
         }
         if fresh && ok {
-            self.fns.insert(decl.name.name.clone(), Rc::new(decl.clone()));
+            self.fns
+                .insert(decl.name.name.clone(), Rc::new(decl.clone()));
         }
     }
 

@@ -100,7 +100,13 @@ impl<'a> Elab<'a> {
         }
     }
 
-    pub fn bind(&mut self, name: &str, value: Value, span: Span, warn: Option<(&'static str, &'static str)>) {
+    pub fn bind(
+        &mut self,
+        name: &str,
+        value: Value,
+        span: Span,
+        warn: Option<(&'static str, &'static str)>,
+    ) {
         if let Some(scope) = self.scopes.last_mut() {
             scope.vars.push((
                 name.to_string(),
@@ -113,7 +119,6 @@ impl<'a> Elab<'a> {
             ));
         }
     }
-
 
     fn lookup_local(&mut self, name: &str) -> Option<Value> {
         for scope in self.scopes.iter_mut().rev() {
@@ -130,7 +135,10 @@ impl<'a> Elab<'a> {
 
     /// A number named `name` in scope (layer configuration, top-level `let`), for dimensions.
     pub fn number_in_scope(&mut self, name: &str) -> Option<i64> {
-        match self.lookup_local(name).or_else(|| self.ck.consts.get(name).cloned()) {
+        match self
+            .lookup_local(name)
+            .or_else(|| self.ck.consts.get(name).cloned())
+        {
             Some(Value::Int(n)) => Some(n),
             _ => None,
         }
@@ -266,6 +274,16 @@ impl<'a> Elab<'a> {
         );
     }
 
+    /// Adds "where this shape came from" when an operand is a name for a value made elsewhere
+    /// (a `let`, an input, a layer parameter).
+    pub fn with_origin(&self, d: Diagnostic, t: Tensor, used_at: Span) -> Diagnostic {
+        let disjoint = t.origin.end <= used_at.start || t.origin.start >= used_at.end;
+        if !disjoint || t.origin == Span::default() {
+            return d;
+        }
+        d.secondary(t.origin, format!("{} comes from here", self.text(t)))
+    }
+
     pub fn ty(&self, t: Tensor) -> &TensorType {
         self.graph.ty(t.id)
     }
@@ -348,7 +366,8 @@ impl<'a> Elab<'a> {
         (r, rspan): (Value, Span),
         span: Span,
     ) -> Value {
-        if let (Some(a), Some(b), false) = (l.as_number(), r.as_number(), op == ast::BinaryOp::MatMul)
+        if let (Some(a), Some(b), false) =
+            (l.as_number(), r.as_number(), op == ast::BinaryOp::MatMul)
         {
             return numbers(op, &l, &r, a, b);
         }
@@ -383,29 +402,56 @@ impl<'a> Elab<'a> {
     ) -> Option<ValueId> {
         let [(a, aspan), (b, bspan)] = *operands;
         let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
-        if sa.broadcast(&sb).is_none() {
+        let joined = sa.broadcast(&sb);
+        if let Some(shape) = &joined
+            && shape.dims().iter().skip(1).any(|d| *d == Dim::Batch)
+        {
             let (ta, tb) = (self.text(a), self.text(b));
             self.error(
                 Diagnostic::error(
-                    "E0209",
-                    format!("`{symbol}` needs shapes that broadcast, found {ta} and {tb}"),
+                    "E0215",
+                    format!("`{symbol}` of {ta} and {tb} would line the batch dimension up with another axis"),
                 )
-                .primary(span, "these shapes do not broadcast")
+                .primary(span, "the batch dimension must stay first")
                 .secondary(aspan, format!("this is {ta}"))
                 .secondary(bspan, format!("this is {tb}"))
-                .note("broadcasting matches dimensions from the right; each pair must be equal or one of them 1"),
+                .help("give both operands the same rank (e.g. `keepdims: true` on a reduction) so the batch dimensions line up"),
             );
+            return None;
+        }
+        if joined.is_none() {
+            let (ta, tb) = (self.text(a), self.text(b));
+            let d = Diagnostic::error(
+                "E0209",
+                format!("`{symbol}` needs shapes that broadcast, found {ta} and {tb}"),
+            )
+            .primary(span, "these shapes do not broadcast")
+            .secondary(aspan, format!("this is {ta}"))
+            .secondary(bspan, format!("this is {tb}"))
+            .note("broadcasting matches dimensions from the right; each pair must be equal or one of them 1");
+            let d = self.with_origin(d, a, aspan);
+            let d = self.with_origin(d, b, bspan);
+            self.error(d);
             return None;
         }
         self.add(Op::Binary(op), &[a.id, b.id], span)
     }
 
     /// `a @ b`: `[..., M, K] @ [K, N]`, or batched with equal leading dimensions.
-    pub fn matmul(&mut self, (a, aspan): (Tensor, Span), (b, bspan): (Tensor, Span), span: Span) -> Option<ValueId> {
+    pub fn matmul(
+        &mut self,
+        (a, aspan): (Tensor, Span),
+        (b, bspan): (Tensor, Span),
+        span: Span,
+    ) -> Option<ValueId> {
         let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
         let (ta, tb) = (self.text(a), self.text(b));
         if sa.rank() < 2 || sb.rank() < 2 {
-            let (which, wspan) = if sa.rank() < 2 { (&ta, aspan) } else { (&tb, bspan) };
+            let (which, wspan) = if sa.rank() < 2 {
+                (&ta, aspan)
+            } else {
+                (&tb, bspan)
+            };
             self.error(
                 Diagnostic::error("E0210", "`@` needs operands with at least two dimensions")
                     .primary(wspan, format!("this is {which}"))
@@ -423,6 +469,8 @@ impl<'a> Elab<'a> {
             .primary(span, "inner dimensions differ")
             .secondary(aspan, format!("this is {ta}"))
             .secondary(bspan, format!("this is {tb}"));
+            d = self.with_origin(d, a, aspan);
+            d = self.with_origin(d, b, bspan);
             if sb.rank() == 2 && sb.dims()[1] == k_a {
                 d = d.help("the right operand looks transposed: write `transpose(...)` around it");
             } else if sa.rank() == 2 && sa.dims()[0] == k_b && !sa.has_batch() {
@@ -460,7 +508,9 @@ impl<'a> Elab<'a> {
             return Value::Error;
         }
         match f {
-            Value::Func(Func::Builtin(name)) => super::builtins::call(self, name, fspan, args, span),
+            Value::Func(Func::Builtin(name)) => {
+                super::builtins::call(self, name, fspan, args, span)
+            }
             Value::Func(Func::Layer(layer)) => {
                 let inputs = self.positional_tensors(&args, &layer, span);
                 match inputs {
@@ -469,7 +519,9 @@ impl<'a> Elab<'a> {
                 }
             }
             Value::Func(Func::UserFn(name)) => self.apply_fn(&name, fspan, args, span),
-            Value::Func(Func::UserLayer(name)) => self.configure_user_layer(&name, fspan, args, span),
+            Value::Func(Func::UserLayer(name)) => {
+                self.configure_user_layer(&name, fspan, args, span)
+            }
             Value::Error => Value::Error,
             other => {
                 self.error(
@@ -536,7 +588,12 @@ impl<'a> Elab<'a> {
         name
     }
 
-    pub fn apply_layer(&mut self, layer: &Rc<LayerInstance>, inputs: Vec<(Tensor, Span)>, span: Span) -> Value {
+    pub fn apply_layer(
+        &mut self,
+        layer: &Rc<LayerInstance>,
+        inputs: Vec<(Tensor, Span)>,
+        span: Span,
+    ) -> Value {
         let params_before = self.graph.params.len();
         let first = layer.built.borrow().is_none();
         let (result, kind) = match &layer.kind {
@@ -553,7 +610,7 @@ impl<'a> Elab<'a> {
             let params: usize = self.graph.params[params_before..]
                 .iter()
                 .map(|p| types::per_sample(&p.shape))
-                .sum();
+                .fold(0usize, usize::saturating_add);
             let outputs = match &result {
                 Value::Tensor(t) => vec![self.ty(*t).clone()],
                 Value::Tuple(items) => items
@@ -629,7 +686,8 @@ impl<'a> Elab<'a> {
                             )
                             .primary(name.span, "unknown argument")
                             .note(format!("`{callee}` takes {}", params.join(", ")));
-                            if let Some(best) = suggest::closest(&name.name, params.iter().copied()) {
+                            if let Some(best) = suggest::closest(&name.name, params.iter().copied())
+                            {
                                 d = d.help(format!("did you mean `{best}`?"));
                             }
                             self.error(d);
@@ -718,7 +776,13 @@ impl<'a> Elab<'a> {
                 },
             };
             if let Some(ty) = &param.ty
-                && !self.check_declared(&value, vspan, ty, &mut env, &format!("`{}`", param.name.name))
+                && !self.check_declared(
+                    &value,
+                    vspan,
+                    ty,
+                    &mut env,
+                    &format!("the argument `{}` of `{name}`", param.name.name),
+                )
             {
                 ok = false;
             }
@@ -736,7 +800,10 @@ impl<'a> Elab<'a> {
         }
         let result = self.block(&body.body, name);
         let result = match (&body.outputs, result) {
-            (Some(outputs), Some(value)) => self.check_outputs(value, outputs, &mut env, body.span),
+            (Some(outputs), Some(value)) => {
+                let at = body.body.last().map_or(body.span, stmt_span);
+                self.check_outputs(value, outputs, &mut env, at)
+            }
             (None, Some(value)) => value,
             (_, None) => Value::Error,
         };
@@ -765,25 +832,35 @@ impl<'a> Elab<'a> {
         result
     }
 
+    /// `let NAME = EXPR` (or `let NAME: TYPE = EXPR`, checked) in a body; returns whether the
+    /// value is usable.
+    pub fn let_stmt(&mut self, binding: &ast::LetStmt) -> bool {
+        let mut value = self.eval(&binding.value);
+        if let Some(ty) = &binding.ty {
+            let mut env = DimEnv::default();
+            env.symbols.insert(self.batch.clone(), Dim::Batch);
+            let what = format!("`{}`", binding.name.name);
+            if !self.check_declared(&value, binding.value.span, ty, &mut env, &what) {
+                value = Value::Error;
+            }
+        }
+        let ok = !matches!(value, Value::Error);
+        self.bind(
+            &binding.name.name,
+            value,
+            binding.name.span,
+            Some(("W0102", "binding")),
+        );
+        ok
+    }
+
     /// A function or layer body: `let`s, then the value of the last expression.
     fn block(&mut self, stmts: &[ast::Stmt], what: &str) -> Option<Value> {
         let mut last = None;
         for stmt in stmts {
             match stmt {
                 ast::Stmt::Let(binding) => {
-                    let value = self.eval(&binding.value);
-                    let value = match &binding.ty {
-                        Some(ty) => {
-                            let mut env = DimEnv::default();
-                            if self.check_declared(&value, binding.value.span, ty, &mut env, &format!("`{}`", binding.name.name)) {
-                                value
-                            } else {
-                                Value::Error
-                            }
-                        }
-                        None => value,
-                    };
-                    self.bind(&binding.name.name, value, binding.name.span, Some(("W0102", "binding")));
+                    self.let_stmt(binding);
                     last = None;
                 }
                 ast::Stmt::Expr(expr) => last = Some((self.eval(expr), expr.span)),
@@ -861,14 +938,20 @@ impl<'a> Elab<'a> {
         };
         let mismatch = |this: &mut Self, detail: String| {
             this.error(
-                Diagnostic::error("E0211", format!("{what} has type {text}, not the declared type"))
-                    .primary(span, format!("this is {text}"))
-                    .secondary(ty.span, detail),
+                Diagnostic::error(
+                    "E0211",
+                    format!("{what} has type {text}, not the declared type"),
+                )
+                .primary(span, format!("this is {text}"))
+                .secondary(ty.span, detail),
             );
             false
         };
         if dtype != actual.dtype {
-            return mismatch(self, format!("declared with element type {}", ty.dtype.name));
+            return mismatch(
+                self,
+                format!("declared with element type {}", ty.dtype.name),
+            );
         }
         if dims.len() != actual.shape.rank() {
             return mismatch(self, format!("declared with {} dimensions", dims.len()));
@@ -890,9 +973,12 @@ impl<'a> Elab<'a> {
                         format!("`{shown}` is {want} here")
                     };
                     self.error(
-                        Diagnostic::error("E0211", format!("{what} has type {text}, not the declared type"))
-                            .primary(span, format!("this is {text}"))
-                            .secondary(dim.span, detail),
+                        Diagnostic::error(
+                            "E0211",
+                            format!("{what} has type {text}, not the declared type"),
+                        )
+                        .primary(span, format!("this is {text}"))
+                        .secondary(dim.span, detail),
                     );
                     return false;
                 }
@@ -973,7 +1059,13 @@ impl<'a> Elab<'a> {
         self.error(d);
     }
 
-    fn check_outputs(&mut self, value: Value, outputs: &[ast::TypeExpr], env: &mut DimEnv, span: Span) -> Value {
+    fn check_outputs(
+        &mut self,
+        value: Value,
+        outputs: &[ast::TypeExpr],
+        env: &mut DimEnv,
+        span: Span,
+    ) -> Value {
         match (outputs, &value) {
             ([single], _) => {
                 if self.check_declared(&value, span, single, env, "the result") {
@@ -1006,7 +1098,13 @@ impl<'a> Elab<'a> {
         }
     }
 
-    fn configure_user_layer(&mut self, name: &str, fspan: Span, args: Vec<ArgValue>, span: Span) -> Value {
+    fn configure_user_layer(
+        &mut self,
+        name: &str,
+        fspan: Span,
+        args: Vec<ArgValue>,
+        span: Span,
+    ) -> Value {
         let Some(decl) = self.ck.user_layers.get(name).cloned() else {
             return Value::Error;
         };
@@ -1028,7 +1126,13 @@ impl<'a> Elab<'a> {
                 },
             };
             if let Some(ty) = &param.ty
-                && !self.check_declared(&value, vspan, ty, &mut env, &format!("`{}`", param.name.name))
+                && !self.check_declared(
+                    &value,
+                    vspan,
+                    ty,
+                    &mut env,
+                    &format!("`{}`", param.name.name),
+                )
             {
                 return Value::Error;
             }
@@ -1089,10 +1193,20 @@ impl<'a> Elab<'a> {
         }
         for (param, (t, tspan)) in forward.params.iter().zip(&inputs) {
             if let Some(ty) = &param.ty {
-                ok &= self.check_declared(&Value::Tensor(*t), *tspan, ty, &mut env, &format!("the input `{}` of `{name}`", param.name.name));
+                ok &= self.check_declared(
+                    &Value::Tensor(*t),
+                    *tspan,
+                    ty,
+                    &mut env,
+                    &format!("the input `{}` of `{name}`", param.name.name),
+                );
             }
         }
-        let mut extra = Vec::new();
+        // The body sees the configuration and the parameters.
+        let mut extra: Vec<(String, Value, Span, bool)> = config
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone(), decl.name.span, false))
+            .collect();
         if ok {
             let built = layer.built.borrow().clone();
             let params = match built {
@@ -1111,13 +1225,24 @@ impl<'a> Elab<'a> {
             };
             match params {
                 Some(params) => {
-                    let first_use = self.rows.iter().all(|r| Some(&r.name) != layer.built.borrow().as_ref().map(|b| &b.name));
+                    let first_use = self
+                        .rows
+                        .iter()
+                        .all(|r| Some(&r.name) != layer.built.borrow().as_ref().map(|b| &b.name));
                     let members = decl.members.iter().filter_map(|m| match m {
                         ast::LayerMember::Param { name, .. } => Some(name),
                         _ => None,
                     });
                     for (pname, id) in members.zip(params) {
-                        extra.push((pname.name.clone(), Value::Tensor(Tensor { id, origin: pname.span }), pname.span, first_use));
+                        extra.push((
+                            pname.name.clone(),
+                            Value::Tensor(Tensor {
+                                id,
+                                origin: pname.span,
+                            }),
+                            pname.span,
+                            first_use,
+                        ));
                     }
                 }
                 None => ok = false,
@@ -1153,10 +1278,21 @@ impl<'a> Elab<'a> {
     }
 
     /// Creates a user layer's parameters with their shapes and initializers.
-    fn create_params(&mut self, decl: &ast::LayerDecl, layer_name: &str, env: &mut DimEnv) -> Option<Vec<ValueId>> {
+    fn create_params(
+        &mut self,
+        decl: &ast::LayerDecl,
+        layer_name: &str,
+        env: &mut DimEnv,
+    ) -> Option<Vec<ValueId>> {
         let mut ids = Vec::new();
         for member in &decl.members {
-            let ast::LayerMember::Param { name, ty, init, span } = member else {
+            let ast::LayerMember::Param {
+                name,
+                ty,
+                init,
+                span,
+            } = member
+            else {
                 continue;
             };
             if ty.dtype.name != "f32" {
@@ -1209,7 +1345,13 @@ impl<'a> Elab<'a> {
         let step = self
             .graph
             .input_value(crate::ir::optimizer::STEP)
-            .unwrap_or_else(|| self.graph.input(crate::ir::optimizer::STEP, TensorType::f32(Shape::scalar()), Some(span)));
+            .unwrap_or_else(|| {
+                self.graph.input(
+                    crate::ir::optimizer::STEP,
+                    TensorType::f32(Shape::scalar()),
+                    Some(span),
+                )
+            });
         self.step = Some(step);
         step
     }

@@ -191,13 +191,33 @@ impl Checker {
         let info = &self.model_info[self.fits[index].model];
         let b = &model.batch_symbol;
         let problem = if model.inputs.len() != 1 {
-            Some((info.input_type_span, format!("`{}` has {} inputs", model.name, model.inputs.len())))
+            Some((
+                info.input_type_span,
+                format!("`{}` has {} inputs", model.name, model.inputs.len()),
+            ))
         } else if model.inputs[0].1.dtype != crate::ir::shape::DType::F32 {
-            Some((info.input_type_span, format!("`{}` takes {}", model.name, types::type_text(&model.inputs[0].1, b))))
+            Some((
+                info.input_type_span,
+                format!(
+                    "`{}` takes {}",
+                    model.name,
+                    types::type_text(&model.inputs[0].1, b)
+                ),
+            ))
         } else if model.outputs.len() != 1 {
-            Some((info.output_type_span, format!("`{}` has {} outputs", model.name, model.outputs.len())))
+            Some((
+                info.output_type_span,
+                format!("`{}` has {} outputs", model.name, model.outputs.len()),
+            ))
         } else if model.outputs[0].shape.rank() != 2 {
-            Some((info.output_type_span, format!("`{}` outputs {}", model.name, types::type_text(&model.outputs[0], b))))
+            Some((
+                info.output_type_span,
+                format!(
+                    "`{}` outputs {}",
+                    model.name,
+                    types::type_text(&model.outputs[0], b)
+                ),
+            ))
         } else {
             None
         };
@@ -316,7 +336,7 @@ mod tests {
         let checked = checked.expect("checks");
         let model = &checked.models[0];
         assert_eq!((model.input_features, model.output_features), (32, 10));
-        let names: Vec<&str> = model.layers.iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<&str> = model.summary.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["dense", "dense_1", "dense_2"]);
         assert_eq!(model.output_activation(), Activation::Softmax);
         let fit = &checked.fits[0];

@@ -42,23 +42,15 @@ impl Checker {
         let mut ok = true;
         for stmt in &decl.body {
             match stmt {
-                ast::Stmt::Let(binding) => {
-                    let value = el.eval(&binding.value);
-                    ok &= !matches!(value, Value::Error);
-                    el.bind(
-                        &binding.name.name,
-                        value,
-                        binding.name.span,
-                        Some(("W0102", "binding")),
-                    );
-                }
+                ast::Stmt::Let(binding) => ok &= el.let_stmt(binding),
                 ast::Stmt::Expr(expr) => {
                     let value = el.eval(expr);
                     match flow(&mut el, value, expr.span, current.as_ref()) {
                         Some(next) => current = Some((next, expr.span)),
                         None => {
                             ok = false;
-                            current = None;
+                            // Later layer lines have nothing to apply to; stay quiet about it.
+                            current = Some((Value::Error, expr.span));
                         }
                     }
                 }
@@ -121,12 +113,12 @@ impl Checker {
     }
 }
 
+/// A model input: its name, its tensor and the declaration's span.
+type Input = (String, Tensor, Span);
+
 /// Reads the inputs: each `NAME: f32[B, ...]` with the same symbolic batch dimension first and
 /// every other dimension known. Returns the batch symbol and the input tensors.
-fn signature(
-    el: &mut Elab,
-    decl: &ast::ModelDecl,
-) -> Option<(String, Vec<(String, Tensor, Span)>)> {
+fn signature(el: &mut Elab, decl: &ast::ModelDecl) -> Option<(String, Vec<Input>)> {
     if decl.params.is_empty() {
         el.error(
             Diagnostic::error("E0202", format!("model `{}` has no input", decl.name.name))
@@ -142,9 +134,12 @@ fn signature(
     for param in &decl.params {
         let Some(ty) = &param.ty else {
             el.error(
-                Diagnostic::error("E0201", format!("the input `{}` needs a type", param.name.name))
-                    .primary(param.name.span, "no type")
-                    .help(shape_help),
+                Diagnostic::error(
+                    "E0201",
+                    format!("the input `{}` needs a type", param.name.name),
+                )
+                .primary(param.name.span, "no type")
+                .help(shape_help),
             );
             ok = false;
             continue;
@@ -174,9 +169,18 @@ fn signature(
             _ => {
                 let count = ty.dims.as_ref().map_or(0, Vec::len);
                 el.error(
-                    Diagnostic::error("E0201", "a model input needs a batch dimension and at least one more")
-                        .primary(ty.span, format!("this type has {count} dimension{}", if count == 1 { "" } else { "s" }))
-                        .help(shape_help),
+                    Diagnostic::error(
+                        "E0201",
+                        "a model input needs a batch dimension and at least one more",
+                    )
+                    .primary(
+                        ty.span,
+                        format!(
+                            "this type has {count} dimension{}",
+                            if count == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .help(shape_help),
                 );
                 ok = false;
                 continue;
@@ -190,9 +194,12 @@ fn signature(
             ast::DimKind::Symbol(s) if el.number_in_scope(s).is_none() => s.clone(),
             _ => {
                 el.error(
-                    Diagnostic::error("E0201", "the first dimension of a model input must be symbolic")
-                        .primary(dims[0].span, "a fixed batch size")
-                        .help(shape_help),
+                    Diagnostic::error(
+                        "E0201",
+                        "the first dimension of a model input must be symbolic",
+                    )
+                    .primary(dims[0].span, "a fixed batch size")
+                    .help(shape_help),
                 );
                 ok = false;
                 continue;
@@ -203,7 +210,10 @@ fn signature(
                 el.error(
                     Diagnostic::error("E0208", "the inputs' batch dimensions differ")
                         .primary(dims[0].span, format!("`{symbol}` here"))
-                        .secondary(*bspan, format!("the first input's batch dimension is `{b}`"))
+                        .secondary(
+                            *bspan,
+                            format!("the first input's batch dimension is `{b}`"),
+                        )
                         .help(format!("use `{b}` for every input")),
                 );
                 ok = false;
@@ -220,9 +230,12 @@ fn signature(
                 Some(Dim::Fixed(n)) => shape.push(Dim::Fixed(n)),
                 Some(Dim::Batch) => {
                     el.error(
-                        Diagnostic::error("E0201", "the batch dimension comes first, and only once")
-                            .primary(dim.span, format!("`{symbol}` again"))
-                            .help(shape_help),
+                        Diagnostic::error(
+                            "E0201",
+                            "the batch dimension comes first, and only once",
+                        )
+                        .primary(dim.span, format!("`{symbol}` again"))
+                        .help(shape_help),
                     );
                     ok = false;
                 }
@@ -232,11 +245,19 @@ fn signature(
         if !ok {
             continue;
         }
-        let tensor_type = TensorType { dtype, shape: Shape(shape) };
-        let id = el.graph.input(&param.name.name, tensor_type, Some(param.span));
+        let tensor_type = TensorType {
+            dtype,
+            shape: Shape(shape),
+        };
+        let id = el
+            .graph
+            .input(&param.name.name, tensor_type, Some(param.span));
         inputs.push((
             param.name.name.clone(),
-            Tensor { id, origin: ty.span },
+            Tensor {
+                id,
+                origin: ty.span,
+            },
             param.span,
         ));
     }
@@ -250,7 +271,10 @@ fn signature(
 fn flow(el: &mut Elab, value: Value, span: Span, current: Option<&(Value, Span)>) -> Option<Value> {
     match value {
         Value::Tensor(_) => Some(value),
-        Value::Tuple(ref items) if items.iter().all(|v| matches!(v, Value::Tensor(_))) => Some(value),
+        Value::Tuple(ref items) if items.iter().all(|v| matches!(v, Value::Tensor(_))) => {
+            Some(value)
+        }
+        Value::Func(_) if matches!(current, Some((Value::Error, _))) => None,
         Value::Func(func) => {
             let Some((Value::Tensor(input), input_span)) = current else {
                 let detail = match current {
@@ -276,7 +300,10 @@ fn flow(el: &mut Elab, value: Value, span: Span, current: Option<&(Value, Span)>
             let layer = match func {
                 Func::Layer(layer) => layer,
                 Func::Builtin(name) => std::rc::Rc::new(LayerInstance {
-                    kind: LayerKind::Builtin { name, args: Vec::new() },
+                    kind: LayerKind::Builtin {
+                        name,
+                        args: Vec::new(),
+                    },
                     span,
                     built: Default::default(),
                 }),
@@ -284,7 +311,11 @@ fn flow(el: &mut Elab, value: Value, span: Span, current: Option<&(Value, Span)>
                     let value = el.call(
                         Value::Func(other),
                         span,
-                        vec![ArgValue { name: None, value: Value::Tensor(*input), span: *input_span }],
+                        vec![ArgValue {
+                            name: None,
+                            value: Value::Tensor(*input),
+                            span: *input_span,
+                        }],
                         span,
                     );
                     return (!matches!(value, Value::Error)).then_some(value);
@@ -330,7 +361,14 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
                     produced.len()
                 ),
             )
-            .primary(span, format!("{} value{} here", produced.len(), if produced.len() == 1 { "" } else { "s" }))
+            .primary(
+                span,
+                format!(
+                    "{} value{} here",
+                    produced.len(),
+                    if produced.len() == 1 { "" } else { "s" }
+                ),
+            )
             .secondary(decl.outputs[0].span, "declared here")
             .help("end the body with a tuple `(a, b)` for several outputs"),
         );
@@ -339,6 +377,41 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
     let mut env = DimEnv::default();
     env.symbols.insert(el.batch.clone(), Dim::Batch);
     let mut ok = true;
+    // Output types are fully known, like inputs: numbers, constants and the batch symbol.
+    for ty in &decl.outputs {
+        for (i, dim) in ty.dims.iter().flatten().enumerate() {
+            let ast::DimKind::Symbol(symbol) = &dim.kind else {
+                continue;
+            };
+            if *symbol == el.batch || el.number_in_scope(symbol).is_some() {
+                continue;
+            }
+            ok = false;
+            let b = el.batch.clone();
+            el.error(if i == 0 {
+                Diagnostic::error(
+                    "E0208",
+                    "the output's batch dimension differs from the input's",
+                )
+                .primary(dim.span, format!("`{symbol}` here"))
+                .secondary(
+                    decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),
+                    format!("the input's batch dimension is `{b}`"),
+                )
+                .help(format!("use `{b}`, the batch dimension of the input"))
+            } else {
+                Diagnostic::error(
+                    "E0216",
+                    format!("the dimension `{symbol}` is not known here"),
+                )
+                .primary(dim.span, "a model's output sizes must be known")
+                .help(format!("write a number, or declare `let {symbol} = ...`"))
+            });
+        }
+    }
+    if !ok {
+        return None;
+    }
     for (t, ty) in produced.iter().zip(&decl.outputs) {
         let before = el.ck.diags.len();
         if !el.check_declared(&Value::Tensor(*t), span, ty, &mut env, "the model's output") {
@@ -348,15 +421,25 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
             let text = type_text(&have, &el.batch);
             if let Some(d) = el.ck.diags.get_mut(before) {
                 d.code = "E0204";
-                d.message = format!("the model's last layer does not produce its declared output");
+                d.message =
+                    "the model's last layer does not produce its declared output".to_string();
                 d.labels.retain(|l| !l.primary);
-                d.labels.insert(0, crate::diag::Label { span: t.origin, message: format!("this layer produces {text}"), primary: true });
+                d.labels.insert(
+                    0,
+                    crate::diag::Label {
+                        span: t.origin,
+                        message: format!("this layer produces {text}"),
+                        primary: true,
+                    },
+                );
                 if let (Some(ast::DimKind::Literal(want)), Some(Dim::Fixed(_))) = (
                     ty.dims.as_ref().and_then(|d| d.last()).map(|d| &d.kind),
                     have.shape.dims().last(),
                 ) && have.shape.rank() == ty.dims.as_ref().map_or(0, Vec::len)
                 {
-                    d.help = Some(format!("change the units of the last dense layer to {want}"));
+                    d.help = Some(format!(
+                        "change the units of the last dense layer to {want}"
+                    ));
                 } else if have.shape.rank() > 2 && ty.dims.as_ref().map_or(0, Vec::len) == 2 {
                     d.help = Some("insert `flatten()` before the last dense layer".into());
                 }

@@ -142,7 +142,11 @@ impl Model {
 
     /// Number of trainable values.
     pub fn param_count(&self) -> usize {
-        self.forward.params.iter().map(|p| p.shape.numel(0)).sum()
+        self.forward
+            .params
+            .iter()
+            .map(|p| super::types::per_sample(&p.shape))
+            .fold(0usize, usize::saturating_add)
     }
 }
 

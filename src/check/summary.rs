@@ -33,15 +33,43 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
             thousands(row.params),
         ]);
     }
-    let header = ["layer (kind)".to_string(), "output shape".to_string(), "params".to_string()];
-    let w0 = rows.iter().chain([&header]).map(|r| r[0].len()).max().unwrap_or(0);
-    let w1 = rows.iter().chain([&header]).map(|r| r[1].len()).max().unwrap_or(0);
-    let w2 = rows.iter().chain([&header]).map(|r| r[2].len()).max().unwrap_or(0);
+    let header = [
+        "layer (kind)".to_string(),
+        "output shape".to_string(),
+        "params".to_string(),
+    ];
+    let w0 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[0].len())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[1].len())
+        .max()
+        .unwrap_or(0);
+    let w2 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[2].len())
+        .max()
+        .unwrap_or(0);
     let rule = "─".repeat(w0 + w1 + w2 + 4);
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = writeln!(out, "model {}({}) -> {outputs}", model.name, inputs.join(", "));
-    let _ = writeln!(out, "  {:w0$}  {:w1$}  {:>w2$}", header[0], header[1], header[2]);
+    let _ = writeln!(
+        out,
+        "model {}({}) -> {outputs}",
+        model.name,
+        inputs.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  {:w0$}  {:w1$}  {:>w2$}",
+        header[0], header[1], header[2]
+    );
     let _ = writeln!(out, "  {rule}");
     for [name, shape, params] in &rows {
         let _ = writeln!(out, "  {name:w0$}  {shape:w1$}  {params:>w2$}");
@@ -57,7 +85,7 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
     if let Some(optimizer) = optimizer {
         let (name, state) = match optimizer {
             Optimizer::Sgd { .. } => ("sgd", 0),
-            Optimizer::Adam { .. } => ("adam: m and v", 2 * params),
+            Optimizer::Adam { .. } => ("adam: m and v", params.saturating_mul(2)),
         };
         let _ = writeln!(
             out,
@@ -85,14 +113,14 @@ fn activation_floats(model: &Model) -> usize {
         .iter()
         .filter(|n| !n.op.is_leaf() && n.ty.shape.has_batch() && n.op != Op::Reshape)
         .map(|n| per_sample(&n.ty.shape))
-        .sum()
+        .fold(0usize, usize::saturating_add)
 }
 
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

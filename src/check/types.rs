@@ -7,6 +7,10 @@ use crate::ir::shape::{DType, Dim, Shape, TensorType};
 use crate::syntax::ast::{self, BinaryOp, DimKind};
 use std::collections::HashMap;
 
+/// The largest size of one dimension (larger ones are user mistakes, and products of them
+/// would overflow).
+pub const MAX_DIM: usize = u32::MAX as usize;
+
 /// Symbol bindings while one signature is matched.
 #[derive(Default, Debug, Clone)]
 pub struct DimEnv {
@@ -32,14 +36,18 @@ pub fn eval_dim(
     match &dim.kind {
         DimKind::Literal(n) => usize::try_from(*n)
             .ok()
-            .filter(|&n| n > 0)
+            .filter(|&n| n > 0 && n <= MAX_DIM)
             .map(Dim::Fixed)
-            .ok_or_else(|| DimError::Arithmetic(format!("`{n}` is not a usable dimension"))),
+            .ok_or_else(|| {
+                DimError::Arithmetic(format!(
+                    "`{n}` is not a usable dimension (sizes are 1 to 4294967295)"
+                ))
+            }),
         DimKind::Symbol(s) => {
             if let Some(n) = number(s) {
                 return usize::try_from(n)
                     .ok()
-                    .filter(|&n| n > 0)
+                    .filter(|&n| n > 0 && n <= MAX_DIM)
                     .map(Dim::Fixed)
                     .ok_or_else(|| {
                         DimError::Arithmetic(format!("`{s}` is {n}, not a positive size"))
@@ -72,7 +80,7 @@ pub fn eval_dim(
                 BinaryOp::MatMul => None,
             };
             value
-                .filter(|&v| v > 0)
+                .filter(|&v| v > 0 && v <= MAX_DIM)
                 .map(Dim::Fixed)
                 .ok_or_else(|| {
                     DimError::Arithmetic(format!(
@@ -119,5 +127,5 @@ pub fn per_sample(shape: &Shape) -> usize {
             Dim::Batch => 1,
             Dim::Fixed(n) => *n,
         })
-        .product()
+        .fold(1usize, usize::saturating_mul)
 }

@@ -162,7 +162,10 @@ fn check(path: &Path, summary: bool, format: Format) -> Result<(), String> {
             Err(diagnostics) => diagnostics,
         };
         let json = diag::to_json(diagnostics, &file.name, &file.text);
-        say!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
         return result.map(|_| ()).map_err(|_| String::new());
     }
     match result {

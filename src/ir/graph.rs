@@ -45,19 +45,35 @@ pub enum Init {
         fan_out: usize,
     },
     /// U(-limit, limit) with limit = sqrt(6 / fan_in).
-    HeUniform { fan_in: usize },
+    HeUniform {
+        fan_in: usize,
+    },
     /// Truncated normal with variance 2 / fan_in.
-    HeNormal { fan_in: usize },
+    HeNormal {
+        fan_in: usize,
+    },
     /// U(-limit, limit) with limit = sqrt(3 / fan_in).
-    LecunUniform { fan_in: usize },
+    LecunUniform {
+        fan_in: usize,
+    },
     /// Truncated normal with variance 1 / fan_in.
-    LecunNormal { fan_in: usize },
+    LecunNormal {
+        fan_in: usize,
+    },
     Zeros,
-    Constant { value: f32 },
+    Constant {
+        value: f32,
+    },
     /// N(mean, std²), not truncated (Keras's `RandomNormal`).
-    Normal { mean: f32, std: f32 },
+    Normal {
+        mean: f32,
+        std: f32,
+    },
     /// U(min, max) (Keras's `RandomUniform`).
-    Uniform { min: f32, max: f32 },
+    Uniform {
+        min: f32,
+        max: f32,
+    },
 }
 
 impl std::fmt::Display for Init {

@@ -1,8 +1,8 @@
 //! Initial parameter values, drawn from a seeded RNG so the same seed gives the same weights.
 
 use rand::{RngExt, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 use crate::ir::graph::{Graph, Init};
 
@@ -50,10 +50,12 @@ fn truncated(rng: &mut ChaCha8Rng, len: usize, variance: f64) -> Vec<f32> {
     const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
     let std = variance.sqrt() / TRUNCATED_STD;
     (0..len)
-        .map(|_| loop {
-            let z: f64 = rng.sample(StandardNormal);
-            if z.abs() <= 2.0 {
-                break (z * std) as f32;
+        .map(|_| {
+            loop {
+                let z: f64 = rng.sample(StandardNormal);
+                if z.abs() <= 2.0 {
+                    break (z * std) as f32;
+                }
             }
         })
         .collect()
