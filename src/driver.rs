@@ -333,6 +333,7 @@ pub fn run(
             None => None,
             Some(_) => {
                 let forward = training_graph(program, fit, GraphStage::Forward)
+                    .map(|graph| lower::without_dropout(&graph))
                     .map_err(|d| RunError::Program(vec![d]))?;
                 let held_out = validation.as_ref().map_or(1, |(_, set)| set.samples);
                 let evaluator =

@@ -423,7 +423,21 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
                 d.code = "E0204";
                 d.message =
                     "the model's last layer does not produce its declared output".to_string();
-                d.labels.retain(|l| !l.primary);
+                let written: Vec<String> = ty
+                    .dims
+                    .iter()
+                    .flatten()
+                    .map(crate::syntax::print::dim_text)
+                    .collect();
+                d.labels = vec![crate::diag::Label {
+                    span: ty.span,
+                    message: format!(
+                        "the model declares {}[{}]",
+                        ty.dtype.name,
+                        written.join(", ")
+                    ),
+                    primary: false,
+                }];
                 d.labels.insert(
                     0,
                     crate::diag::Label {

@@ -41,6 +41,15 @@ pub fn lower_training(model: &Model, fit: &Fit) -> Graph {
     graph
 }
 
+/// The graph evaluation and prediction run: dropout is the identity outside training (Keras's
+/// `training=False`), so each dropout node is replaced by its input.
+pub fn without_dropout(graph: &Graph) -> Graph {
+    graph.rebuild(|out, node| match node.op {
+        Op::Dropout { .. } => node.inputs[0],
+        _ => out.push_node(node),
+    })
+}
+
 /// What the model produces: the final value, and for a softmax output also its logits.
 struct Forward {
     output: ValueId,
