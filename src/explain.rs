@@ -514,6 +514,43 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0320",
+        title: "loss reads probabilities, model outputs raw scores",
+        text: "As in Keras, the cross-entropies read the model's output as probabilities unless \
+               `from_logits: true` is given. A model that does not end in softmax (sigmoid for \
+               binary cross-entropy) outputs raw scores, which such a loss would misread; end \
+               the model in softmax, or say the output is logits.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0321",
+        title: "softmax applied twice",
+        text: "With `from_logits: true` the loss applies softmax (or sigmoid) itself, so a model \
+               that already ends in one would have it applied twice — training still runs in \
+               Keras, but on the wrong function.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy(from_logits: true) }\n"
+        )),
+    },
+    Explanation {
+        code: "E0322",
+        title: "loss and output disagree",
+        text: "Binary cross-entropy scores one probability per sample: it needs an output of \
+               width 1 (ending in sigmoid) and data with two classes. The categorical \
+               cross-entropies need a softmax output, not a sigmoid.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, sigmoid)\n"),
+            "fit m on d { loss binary_crossentropy }\n"
+        )),
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

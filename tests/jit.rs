@@ -27,6 +27,7 @@ fn fit(loss: Loss, optimizer: Optimizer, batch: usize) -> Fit {
         model: 0,
         data: 0,
         loss,
+        loss_options: Default::default(),
         optimizer,
         metrics: vec![],
         epochs: 1,
@@ -86,9 +87,8 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
         let values: Vec<f32> = if input.name == STEP {
             vec![3.0]
         } else if input.ty.dtype == DType::I32 {
-            let labels: Vec<i32> = (0..len)
-                .map(|_| rng.random_range(0..model.output_features as i32))
-                .collect();
+            let classes = fit.loss.classes(model.output_features) as i32;
+            let labels: Vec<i32> = (0..len).map(|_| rng.random_range(0..classes)).collect();
             step.input_i32_mut(index, batch).copy_from_slice(&labels);
             labels.iter().map(|&l| l as f32).collect()
         } else {
@@ -235,4 +235,32 @@ fit net on d { loss sparse_categorical_crossentropy }
     let net = &checked.program.models[checked.program.fits[0].model];
     compare(net, &fit, 16);
     compare(net, &fit, 5);
+}
+
+#[test]
+fn every_loss_matches_the_interpreter() {
+    let probabilities = model(&[4, 6, 3], &[Activation::Tanh, Activation::Softmax]);
+    let binary = model(&[4, 6, 1], &[Activation::Relu, Activation::Sigmoid]);
+    let linear = model(&[4, 6, 3], &[Activation::Tanh, Activation::Linear]);
+    let cases = [
+        (&probabilities, Loss::CategoricalCrossentropy),
+        (&binary, Loss::BinaryCrossentropy),
+        (&linear, Loss::MeanAbsoluteError),
+        (&linear, Loss::Huber),
+    ];
+    for (m, loss) in cases {
+        let fit = fit(loss, ADAM, 16);
+        compare(m, &fit, 16);
+        compare(m, &fit, 5);
+    }
+    // Logits: the output itself is read as logits.
+    let logits_fit = Fit {
+        loss_options: kiln::check::program::LossOptions {
+            from_logits: true,
+            delta: 1.0,
+        },
+        ..fit(Loss::BinaryCrossentropy, ADAM, 8)
+    };
+    let binary_logits = model(&[4, 6, 1], &[Activation::Relu, Activation::Linear]);
+    compare(&binary_logits, &logits_fit, 8);
 }

@@ -158,7 +158,7 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
                 &resolve(labels, base_dir),
                 *scale,
             )?;
-            if loss != Loss::SparseCategoricalCrossentropy {
+            if !loss.uses_classes() {
                 return Err(DataError::new(
                     &data.origin,
                     format!(
@@ -231,9 +231,9 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
             ),
         ));
     }
-    match (&dataset.labels, loss) {
-        (Labels::Classes(classes), Loss::SparseCategoricalCrossentropy) => {
-            let outputs = model.output_features;
+    match (&dataset.labels, loss.uses_classes()) {
+        (Labels::Classes(classes), true) => {
+            let outputs = loss.classes(model.output_features);
             if let Some((sample, &class)) = classes
                 .iter()
                 .enumerate()
@@ -252,29 +252,35 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
             }
             Ok(())
         }
-        (Labels::Targets { width, .. }, Loss::MeanSquaredError) => {
+        (Labels::Targets { width, .. }, false) => {
             if *width != model.output_features {
                 return Err(DataError::new(
                     origin,
                     format!(
                         "the data has {width} target{} per sample, but model '{}' outputs \
-                         f32[B, {}]; mean_squared_error needs them to match",
+                         f32[B, {}]; {} needs them to match",
                         plural(*width),
                         model.name,
-                        model.output_features
+                        model.output_features,
+                        loss.name()
                     ),
                 ));
             }
             Ok(())
         }
-        (Labels::Targets { .. }, Loss::SparseCategoricalCrossentropy) => Err(DataError::new(
+        (Labels::Targets { .. }, true) => Err(DataError::new(
             origin,
-            "the data has float targets, but sparse_categorical_crossentropy needs integer \
-             class labels",
+            format!(
+                "the data has float targets, but {} needs integer class labels",
+                loss.name()
+            ),
         )),
-        (Labels::Classes(_), Loss::MeanSquaredError) => Err(DataError::new(
+        (Labels::Classes(_), false) => Err(DataError::new(
             origin,
-            "the data has integer class labels, but mean_squared_error needs float targets",
+            format!(
+                "the data has integer class labels, but {} needs float targets",
+                loss.name()
+            ),
         )),
     }
 }
@@ -303,7 +309,7 @@ fn synthetic(
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let origin = format!("synthetic_classification(seed {seed})");
-    if loss != Loss::SparseCategoricalCrossentropy {
+    if !loss.uses_classes() {
         return Err(DataError::new(
             &origin,
             format!(
@@ -494,13 +500,13 @@ fn parse_csv(
                 ));
             }
             if col == label_col {
-                match loss {
-                    Loss::SparseCategoricalCrossentropy => {
+                match loss.uses_classes() {
+                    true => {
                         classes.push(parse_class(cell).map_err(|message| {
                             DataError::at_cell(origin, row.line, col + 1, message)
                         })?);
                     }
-                    Loss::MeanSquaredError => {
+                    false => {
                         let value = parse_number(cell).map_err(|message| {
                             DataError::at_cell(origin, row.line, col + 1, message)
                         })?;
@@ -540,9 +546,9 @@ fn parse_csv(
         }
     }
 
-    let labels = match loss {
-        Loss::SparseCategoricalCrossentropy => Labels::Classes(classes),
-        Loss::MeanSquaredError => Labels::Targets {
+    let labels = match loss.uses_classes() {
+        true => Labels::Classes(classes),
+        false => Labels::Targets {
             width: 1,
             values: targets,
         },
