@@ -258,6 +258,24 @@ impl Checker {
         }
     }
 
+    /// A number `>= 0`, e.g. a callback's `min_delta`.
+    pub(super) fn non_negative(&mut self, expr: &Expr, what: &str) -> Option<f64> {
+        if let ExprKind::Unary {
+            op: UnaryOp::Neg, ..
+        } = expr.kind
+        {
+            return self.bad_value(expr, what, "a number >= 0", "this is negative");
+        }
+        let Some(x) = Self::number(expr) else {
+            return self.wrong_kind(expr, what, "a number >= 0");
+        };
+        if x.is_finite() {
+            Some(x)
+        } else {
+            self.bad_value(expr, what, "a number >= 0", "out of range")
+        }
+    }
+
     /// A number in [0, 1), e.g. Adam's betas.
     pub(super) fn fraction(&mut self, expr: &Expr, what: &str) -> Option<f32> {
         if let ExprKind::Unary {

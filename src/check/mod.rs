@@ -4,6 +4,7 @@
 //! as many independent errors as it can, and stays quiet about anything that depends on a part
 //! that already failed (a broken model is not also "unknown" to the `fit` that uses it).
 
+mod actions;
 mod args;
 mod data;
 mod describe;
@@ -25,7 +26,7 @@ pub const DATA_SOURCES: [&str; 3] = ["synthetic_classification", "csv", "idx"];
 pub const LOSSES: [&str; 2] = ["sparse_categorical_crossentropy", "mean_squared_error"];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
 pub const METRICS: [&str; 1] = ["accuracy"];
-pub const SETTINGS: [&str; 9] = [
+pub const SETTINGS: [&str; 11] = [
     "loss",
     "optimizer",
     "metrics",
@@ -35,6 +36,14 @@ pub const SETTINGS: [&str; 9] = [
     "shuffle",
     "validation",
     "validation_split",
+    "initial_epoch",
+    "callbacks",
+];
+pub const CALLBACKS: [&str; 3] = ["early_stopping", "checkpoint", "reduce_lr_on_plateau"];
+pub const SCHEDULES: [&str; 3] = [
+    "exponential_decay",
+    "piecewise_constant_decay",
+    "cosine_decay",
 ];
 
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
@@ -50,13 +59,11 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
         match item {
             ast::Item::Data(data) => checker.data(data),
             ast::Item::Model(model) => checker.model(model),
-            ast::Item::Let(_) | ast::Item::Layer(_) | ast::Item::Fn(_) | ast::Item::Action(_) => {
-                checker.error(
-                    Diagnostic::error("E0000", "this item is parsed but not checked yet")
-                        .primary(item.span(), "not supported yet"),
-                )
-            }
-            ast::Item::Fit(_) | ast::Item::Error(_) => {}
+            ast::Item::Let(_) | ast::Item::Layer(_) | ast::Item::Fn(_) => checker.error(
+                Diagnostic::error("E0000", "this item is parsed but not checked yet")
+                    .primary(item.span(), "not supported yet"),
+            ),
+            ast::Item::Fit(_) | ast::Item::Action(_) | ast::Item::Error(_) => {}
         }
     }
     for item in &program.items {
@@ -64,12 +71,14 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
             checker.fit(fit);
         }
     }
+    checker.actions(&program.items);
     checker.unused_data();
     let failed = checker.diags.iter().any(Diagnostic::is_error);
     let checked = CheckedProgram {
         data: checker.data,
         models: checker.models,
         fits: checker.fits,
+        actions: checker.actions,
     };
     (if failed { None } else { Some(checked) }, checker.diags)
 }
@@ -121,6 +130,7 @@ struct Checker {
     models: Vec<Model>,
     model_info: Vec<ModelInfo>,
     fits: Vec<Fit>,
+    actions: Vec<Action>,
 }
 
 impl Checker {

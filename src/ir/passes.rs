@@ -184,7 +184,9 @@ mod equivalence {
                 seed: 1,
                 shuffle: true,
                 validation: None,
+                training: Default::default(),
             }],
+            actions: vec![],
         }
     }
 

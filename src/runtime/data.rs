@@ -85,7 +85,7 @@ pub struct DataError {
 }
 
 impl DataError {
-    fn new(origin: &str, message: impl Into<String>) -> DataError {
+    pub fn new(origin: &str, message: impl Into<String>) -> DataError {
         DataError {
             origin: origin.to_string(),
             line: None,
@@ -283,7 +283,7 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn resolve(path: &str, base_dir: &Path) -> PathBuf {
+pub fn resolve(path: &str, base_dir: &Path) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
         path.to_path_buf()
