@@ -174,3 +174,60 @@ fn clamp(span: Span, source: &str) -> Span {
     let end = span.end.min(source.len());
     Span::new(span.start.min(end), end)
 }
+
+/// Diagnostics as JSON for editors and tools (`kiln check --format json`): one object per
+/// diagnostic with its code, severity, message, file, 1-based line and column (in characters)
+/// of the primary label, byte span, every label, notes and help.
+pub fn to_json(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> serde_json::Value {
+    let position = |offset: usize| {
+        let offset = offset.min(source.len());
+        let before = &source[..source.floor_char_boundary(offset)];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    };
+    let items: Vec<serde_json::Value> = diagnostics
+        .iter()
+        .map(|d| {
+            let anchor = d
+                .labels
+                .iter()
+                .find(|l| l.primary)
+                .or(d.labels.first())
+                .map(|l| clamp(l.span, source))
+                .unwrap_or_default();
+            let (line, column) = position(anchor.start);
+            let labels: Vec<serde_json::Value> = d
+                .labels
+                .iter()
+                .map(|l| {
+                    let span = clamp(l.span, source);
+                    let (line, column) = position(span.start);
+                    serde_json::json!({
+                        "message": l.message,
+                        "primary": l.primary,
+                        "line": line,
+                        "column": column,
+                        "span": { "start": span.start, "end": span.end },
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "code": d.code,
+                "severity": match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                },
+                "message": d.message,
+                "file": file_name,
+                "line": line,
+                "column": column,
+                "span": { "start": anchor.start, "end": anchor.end },
+                "labels": labels,
+                "notes": d.notes,
+                "help": d.help,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(items)
+}

@@ -385,7 +385,7 @@ pub fn run_with(
             .ok_or_else(|| {
                 RunError::Program(vec![
                     Diagnostic::error(
-                        "E0408",
+                        "E0407",
                         format!(
                             "--{} needs a model: the program has no `fit` and {} models",
                             if resume { "load" } else { "init" },

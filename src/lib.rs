@@ -15,6 +15,7 @@ pub mod check;
 pub mod codegen;
 pub mod diag;
 pub mod driver;
+pub mod explain;
 pub mod interp;
 pub mod ir;
 pub mod runtime;

@@ -447,14 +447,14 @@ fn action_and_callback_mistakes_are_diagnostics() {
         ("predict m on test to \"p.txt\"\n", "", "E0402"),
         ("save m to \"w.bin\"\n", "", "E0401"),
         ("evaluate m on nothing\n", "", "E0103"),
-        ("", "    callbacks [early_stopping()]\n", "E0312"),
-        ("", "    callbacks [early_stoping()]\n", "E0113"),
+        ("", "    callbacks [early_stopping()]\n", "E0313"),
+        ("", "    callbacks [early_stoping()]\n", "E0117"),
         (
             "",
             "    validation test\n    optimizer adam(lr: cosine_decay(0.01, decay_steps: 10))\n    callbacks [reduce_lr_on_plateau()]\n",
-            "E0313",
+            "E0314",
         ),
-        ("", "    optimizer adam(lr: cosine(0.01))\n", "E0114"),
+        ("", "    optimizer adam(lr: cosine(0.01))\n", "E0118"),
         ("", "    epochs 2\n    initial_epoch 3\n", "E0303"),
     ];
     for (index, (after, settings, code)) in cases.into_iter().enumerate() {

@@ -9,32 +9,13 @@ pub fn describe(program: &CheckedProgram) -> String {
     for data in &program.data {
         let _ = writeln!(out, "data {} = {}", data.name, source(&data.source));
     }
-    for model in &program.models {
-        let b = "B";
-        let _ = writeln!(
-            out,
-            "model {}({}: f32[{b}, {}]) -> f32[{b}, {}]",
-            model.name, model.input_name, model.input_features, model.output_features
-        );
-        let mut total: u128 = 0;
-        let name_width = model.layers.iter().map(|l| l.name.len()).max().unwrap_or(0);
-        for layer in &model.layers {
-            let LayerKind::Dense {
-                in_features,
-                units,
-                activation,
-            } = layer.kind;
-            let params = in_features as u128 * units as u128 + units as u128;
-            total += params;
-            let call = format!("dense({units}, {})", activation.name());
-            let shape = format!("f32[{b}, {units}]");
-            let _ = writeln!(
-                out,
-                "  {:name_width$}  {call:<24} -> {shape:<14} params {params}",
-                layer.name
-            );
-        }
-        let _ = writeln!(out, "  total params {total}");
+    for (index, model) in program.models.iter().enumerate() {
+        let optimizer = program
+            .fits
+            .iter()
+            .find(|f| f.model == index)
+            .map(|f| &f.optimizer);
+        out.push_str(&super::summary::summary(model, optimizer));
     }
     for fit in &program.fits {
         let model = program

@@ -169,7 +169,7 @@ impl Checker {
                 ok = false;
                 self.error(
                     Diagnostic::error(
-                        "E0313",
+                        "E0314",
                         "`reduce_lr_on_plateau` cannot change a learning-rate schedule",
                     )
                     .primary(*span, "this callback sets the learning rate")
@@ -538,7 +538,7 @@ impl Checker {
             }
             other => {
                 let d =
-                    Diagnostic::error("E0114", format!("unknown learning-rate schedule `{other}`"))
+                    Diagnostic::error("E0118", format!("unknown learning-rate schedule `{other}`"))
                         .primary(callee.span, "not a schedule");
                 let d = with_suggestion(d, other, SCHEDULES)
                     .note("schedules: exponential_decay, piecewise_constant_decay, cosine_decay");
@@ -700,7 +700,7 @@ impl Checker {
                 }
             }
             other => {
-                let d = Diagnostic::error("E0113", format!("unknown callback `{other}`"))
+                let d = Diagnostic::error("E0117", format!("unknown callback `{other}`"))
                     .primary(callee.span, "not a callback");
                 let d = with_suggestion(d, other, CALLBACKS)
                     .note("callbacks: early_stopping, checkpoint, reduce_lr_on_plateau");
@@ -741,7 +741,7 @@ impl Checker {
             return true;
         }
         let mut d = Diagnostic::error(
-            "E0312",
+            "E0313",
             format!("the fit does not report `{}`", monitor.name),
         )
         .primary(span, format!("this callback monitors `{}`", monitor.name))

@@ -6,22 +6,28 @@
 
 mod actions;
 mod args;
+mod builtins;
 mod data;
+mod definitions;
 mod describe;
+mod elab;
 mod fit;
 mod model;
 pub mod program;
 mod suggest;
+pub mod summary;
+pub mod types;
+mod value;
 
 use crate::diag::{Diagnostic, Span};
 use crate::syntax::ast;
 use program::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 pub use describe::describe;
 
-pub const ACTIVATIONS: [&str; 5] = ["linear", "relu", "sigmoid", "tanh", "softmax"];
-pub const LAYERS: [&str; 1] = ["dense"];
+pub use builtins::NAMES as BUILTINS;
 pub const DATA_SOURCES: [&str; 3] = ["synthetic_classification", "csv", "idx"];
 pub const LOSSES: [&str; 2] = ["sparse_categorical_crossentropy", "mean_squared_error"];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
@@ -55,23 +61,37 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
             .any(|item| matches!(item, ast::Item::Error(_))),
         ..Checker::default()
     };
+    // Definitions first, in order (a `let` may use the ones above it), so models can use any
+    // layer or function wherever it is written.
     for item in &program.items {
         match item {
             ast::Item::Data(data) => checker.data(data),
-            ast::Item::Model(model) => checker.model(model),
-            ast::Item::Let(_) | ast::Item::Layer(_) | ast::Item::Fn(_) => checker.error(
-                Diagnostic::error("E0000", "this item is parsed but not checked yet")
-                    .primary(item.span(), "not supported yet"),
-            ),
-            ast::Item::Fit(_) | ast::Item::Action(_) | ast::Item::Error(_) => {}
+            ast::Item::Let(binding) => checker.constant(binding),
+            ast::Item::Layer(layer) => checker.layer_definition(layer),
+            ast::Item::Fn(function) => checker.fn_definition(function),
+            // Actions are checked after the fits, in `actions`.
+            ast::Item::Model(_)
+            | ast::Item::Fit(_)
+            | ast::Item::Action(_)
+            | ast::Item::Error(_) => {}
+        }
+    }
+    for item in &program.items {
+        if let ast::Item::Model(model) = item {
+            checker.model(model);
         }
     }
     for item in &program.items {
         if let ast::Item::Fit(fit) = item {
+            let before = checker.fits.len();
             checker.fit(fit);
+            if checker.fits.len() > before && !checker.trainable(fit, before) {
+                checker.fits.pop();
+            }
         }
     }
     checker.actions(&program.items);
+    checker.unused_definitions();
     checker.unused_data();
     let failed = checker.diags.iter().any(Diagnostic::is_error);
     let checked = CheckedProgram {
@@ -87,6 +107,9 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
 enum Kind {
     Data,
     Model,
+    Layer,
+    Function,
+    Constant,
 }
 
 impl Kind {
@@ -94,6 +117,9 @@ impl Kind {
         match self {
             Kind::Data => "a data set",
             Kind::Model => "a model",
+            Kind::Layer => "a layer",
+            Kind::Function => "a function",
+            Kind::Constant => "a constant",
         }
     }
 }
@@ -131,6 +157,12 @@ struct Checker {
     model_info: Vec<ModelInfo>,
     fits: Vec<Fit>,
     actions: Vec<Action>,
+    /// Top-level `let` values (numbers, strings, lists of them).
+    consts: HashMap<String, value::Value>,
+    fns: HashMap<String, Rc<ast::FnDecl>>,
+    user_layers: HashMap<String, Rc<ast::LayerDecl>>,
+    /// Definitions some model used (the rest get an "unused" warning).
+    used_defs: HashSet<String>,
 }
 
 impl Checker {
@@ -149,7 +181,7 @@ impl Checker {
                 )
                 .primary(name.span, "defined again here")
                 .secondary(first, "first defined here")
-                .help("data sets and models share one namespace; rename one of them"),
+                .help("data sets, models, layers, functions and constants share one namespace; rename one of them"),
             );
             return false;
         }
@@ -162,6 +194,56 @@ impl Checker {
             },
         );
         true
+    }
+
+    /// What `fit` can feed today: one f32 input (the data's features, reshaped to the input's
+    /// shape) and one `[B, M]` output (compared with labels or targets).
+    fn trainable(&mut self, decl: &ast::FitDecl, index: usize) -> bool {
+        let model = &self.models[self.fits[index].model];
+        let info = &self.model_info[self.fits[index].model];
+        let b = &model.batch_symbol;
+        let problem = if model.inputs.len() != 1 {
+            Some((
+                info.input_type_span,
+                format!("`{}` has {} inputs", model.name, model.inputs.len()),
+            ))
+        } else if model.inputs[0].1.dtype != crate::ir::shape::DType::F32 {
+            Some((
+                info.input_type_span,
+                format!(
+                    "`{}` takes {}",
+                    model.name,
+                    types::type_text(&model.inputs[0].1, b)
+                ),
+            ))
+        } else if model.outputs.len() != 1 {
+            Some((
+                info.output_type_span,
+                format!("`{}` has {} outputs", model.name, model.outputs.len()),
+            ))
+        } else if model.outputs[0].shape.rank() != 2 {
+            Some((
+                info.output_type_span,
+                format!(
+                    "`{}` outputs {}",
+                    model.name,
+                    types::type_text(&model.outputs[0], b)
+                ),
+            ))
+        } else {
+            None
+        };
+        let Some((span, detail)) = problem else {
+            return true;
+        };
+        self.error(
+            Diagnostic::error("E0312", format!("`fit` cannot train `{}`", model.name))
+                .primary(decl.model.span, "this model")
+                .secondary(span, detail)
+                .note(format!("data sets supply one f32 feature tensor per sample and one label or target row, so `fit` trains models with one f32 input and one output of shape [{b}, M]"))
+                .help("check, summarize and dump other models; train a single-input, single-output model"),
+        );
+        false
     }
 
     fn set_index(&mut self, name: &str, index: usize) {
@@ -200,6 +282,7 @@ impl Checker {
                 let (code, what) = match kind {
                     Kind::Data => ("E0103", "data set"),
                     Kind::Model => ("E0102", "model"),
+                    Kind::Layer | Kind::Function | Kind::Constant => ("E0113", "name"),
                 };
                 let candidates: Vec<&str> = self
                     .names
@@ -265,7 +348,7 @@ mod tests {
         let checked = checked.expect("checks");
         let model = &checked.models[0];
         assert_eq!((model.input_features, model.output_features), (32, 10));
-        let names: Vec<&str> = model.layers.iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<&str> = model.summary.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["dense", "dense_1", "dense_2"]);
         assert_eq!(model.output_activation(), Activation::Softmax);
         let fit = &checked.fits[0];

@@ -1,277 +1,421 @@
-//! `model NAME(INPUT) -> OUTPUT { LAYERS }`: layers, widths and the declared types.
+//! `model NAME(INPUTS) -> OUTPUTS { BODY }`: the signature, then the body run symbolically.
+//!
+//! A body line that evaluates to a layer or function is applied to the value flowing through
+//! the model (the sequential style: `dense(64, relu)`); a line that evaluates to a tensor becomes
+//! that value (the functional style: `x + h`); `let` names an intermediate value. What flows out
+//! of the last line is the model's result, checked against the declared output types.
 
+use super::elab::Elab;
 use super::program::*;
+use super::types::{DimEnv, type_text};
+use super::value::*;
 use super::*;
 use crate::diag::Diagnostic;
-use crate::diag::Span;
+use crate::ir::op::Op;
+use crate::ir::shape::{Dim, Shape, TensorType};
 use crate::syntax::ast;
 
 impl Checker {
-    // ----- models -----
-
     pub(super) fn model(&mut self, decl: &ast::ModelDecl) {
         let fresh = self.declare(&decl.name, Kind::Model);
-        let mut ok = true;
-        let input = match decl.params.as_slice() {
-            [ast::Param { ty: Some(ty), .. }] => self.tensor_type(ty, "E0201", "input", None),
-            _ => {
-                let span = match (decl.params.first(), decl.params.last()) {
-                    (Some(first), Some(last)) => first.span.join(last.span),
-                    _ => decl.name.span,
-                };
-                let count = decl.params.len();
-                self.error(
-                    Diagnostic::error("E0202", "a model takes exactly one input")
-                        .primary(span, format!("{count} inputs declared"))
-                        .help("declare one input such as `(x: f32[B, 32])`"),
-                );
-                None
-            }
+        let mut el = Elab::new(self, &decl.name.name);
+        let Some((batch, inputs)) = signature(&mut el, decl) else {
+            return;
         };
-        let output = self.tensor_type(
-            &decl.outputs[0],
-            "E0203",
-            "output",
-            input.as_ref().map(|(symbol, _)| {
-                (
-                    symbol.as_str(),
-                    decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),
-                )
-            }),
-        );
-        let input_features = input.as_ref().map(|(_, n)| *n);
-
-        let mut layers = Vec::new();
-        let mut width = input_features;
-        let mut last_span = None;
-        for stmt in &decl.body {
-            let expr = match stmt {
-                ast::Stmt::Expr(expr) => expr,
-                ast::Stmt::Error(_) | ast::Stmt::Let(_) => {
-                    ok = false;
-                    continue;
-                }
-            };
-            last_span = Some(expr.span);
-            match self.layer(expr, layers.len(), width) {
-                Some(layer) => {
-                    width = match layer.kind {
-                        LayerKind::Dense { units, .. } => Some(units),
-                    };
-                    layers.push(layer);
-                }
-                None => {
-                    ok = false;
-                    width = None;
-                }
-            }
-        }
+        el.batch = batch.clone();
         if decl.body.is_empty() {
-            ok = false;
-            self.error(
+            el.error(
                 Diagnostic::error("E0205", format!("model `{}` has no layers", decl.name.name))
                     .primary(decl.name.span, "this model is empty")
                     .help("add a layer such as `dense(10, softmax)`"),
             );
-        }
-        let (Some((batch_symbol, input_features)), Some((_, output_features))) = (input, output)
-        else {
             return;
+        }
+        el.push_scope(false);
+        let mut current: Option<(Value, Span)> = match inputs.as_slice() {
+            [(_, t, span)] => Some((Value::Tensor(*t), *span)),
+            _ => None,
         };
+        for (name, t, span) in &inputs {
+            el.bind(name, Value::Tensor(*t), *span, None);
+        }
+        let mut ok = true;
+        for stmt in &decl.body {
+            match stmt {
+                ast::Stmt::Let(binding) => {
+                    let value = el.eval(&binding.value);
+                    ok &= !matches!(value, Value::Error);
+                    el.bind(
+                        &binding.name.name,
+                        value,
+                        binding.name.span,
+                        Some(("W0102", "binding")),
+                    );
+                }
+                ast::Stmt::Expr(expr) => {
+                    let value = el.eval(expr);
+                    match flow(&mut el, value, expr.span, current.as_ref()) {
+                        Some(next) => current = Some((next, expr.span)),
+                        None => {
+                            ok = false;
+                            current = None;
+                        }
+                    }
+                }
+                ast::Stmt::Error(_) => ok = false,
+            }
+        }
+        el.pop_scope();
         if !ok {
             return;
         }
-        if let (Some(produced), Some(span)) = (width, last_span)
-            && produced != output_features
-        {
-            self.error(
-                Diagnostic::error(
-                    "E0204",
-                    "the model's last layer does not produce its declared output",
-                )
-                .primary(
-                    span,
-                    format!("this layer produces f32[{batch_symbol}, {produced}]"),
-                )
-                .secondary(
-                    decl.outputs[0].span,
-                    format!("the model declares f32[{batch_symbol}, {output_features}]"),
-                )
-                .help(format!(
-                    "change the units of the last dense layer to {output_features}"
-                )),
-            );
+        let Some((result, result_span)) = current else {
             return;
-        }
+        };
+        let Some(outputs) = outputs(&mut el, decl, result, result_span) else {
+            return;
+        };
+        let Elab {
+            mut graph, rows, ..
+        } = el;
+        let declared: Vec<TensorType> = outputs.iter().map(|t| graph.ty(t.id).clone()).collect();
+        let named: Vec<(String, _)> = if outputs.len() == 1 {
+            vec![("output".to_string(), outputs[0].id)]
+        } else {
+            outputs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("output_{}", i + 1), t.id))
+                .collect()
+        };
+        graph.outputs = named;
+        let input_types: Vec<(String, TensorType)> = inputs
+            .iter()
+            .map(|(name, t, _)| (name.clone(), graph.ty(t.id).clone()))
+            .collect();
         if !fresh {
             return;
         }
+        let input_features = types::per_sample(&input_types[0].1.shape);
+        let output_features = match declared[0].shape.dims().last() {
+            Some(&Dim::Fixed(n)) => n,
+            _ => 1,
+        };
         self.models.push(Model {
             name: decl.name.name.clone(),
             span: decl.span,
-            input_name: decl.params[0].name.name.clone(),
+            batch_symbol: batch.clone(),
+            inputs: input_types,
+            outputs: declared,
             input_features,
             output_features,
-            layers,
+            forward: graph,
+            summary: rows,
         });
         self.model_info.push(ModelInfo {
             input_type_span: decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),
             output_type_span: decl.outputs[0].span,
-            batch_symbol,
+            batch_symbol: batch,
         });
         self.set_index(&decl.name.name, self.models.len() - 1);
     }
+}
 
-    /// Reads `f32[B, N]`: returns the batch symbol and N. `batch` is the symbol it must use.
-    fn tensor_type(
-        &mut self,
-        ty: &ast::TypeExpr,
-        code: &'static str,
-        role: &str,
-        batch: Option<(&str, Span)>,
-    ) -> Option<(String, usize)> {
-        let no_dims = Vec::new();
-        let dims = ty.dims.as_ref().unwrap_or(&no_dims);
-        if dims.iter().any(|d| d.kind == ast::DimKind::Error) {
-            return None;
-        }
-        let shape_help = format!(
-            "a model's {role} is written like `f32[B, 32]`: a symbolic batch dimension, then the number of features"
+/// Reads the inputs: each `NAME: f32[B, ...]` with the same symbolic batch dimension first and
+/// every other dimension known. Returns the batch symbol and the input tensors.
+fn signature(
+    el: &mut Elab,
+    decl: &ast::ModelDecl,
+) -> Option<(String, Vec<(String, Tensor, Span)>)> {
+    if decl.params.is_empty() {
+        el.error(
+            Diagnostic::error("E0202", format!("model `{}` has no input", decl.name.name))
+                .primary(decl.name.span, "no inputs declared")
+                .help("declare an input such as `(x: f32[B, 32])`"),
         );
-        if ty.dtype.name != "f32" {
-            self.error(
+        return None;
+    }
+    let shape_help = "a model input is written like `f32[B, 32]` or `f32[B, 28, 28]`: a symbolic batch dimension, then the sizes of one sample";
+    let mut batch: Option<(String, Span)> = None;
+    let mut inputs = Vec::new();
+    let mut ok = true;
+    for param in &decl.params {
+        let Some(ty) = &param.ty else {
+            el.error(
                 Diagnostic::error(
-                    code,
-                    format!("the model's {role} must have element type f32"),
+                    "E0201",
+                    format!("the input `{}` needs a type", param.name.name),
                 )
-                .primary(ty.dtype.span, format!("found `{}`", ty.dtype.name))
+                .primary(param.name.span, "no type")
                 .help(shape_help),
             );
-            return None;
+            ok = false;
+            continue;
+        };
+        if let Some(default) = &param.default {
+            el.error(
+                Diagnostic::error("E0201", "a model input cannot have a default")
+                    .primary(default.span, "remove this"),
+            );
+            ok = false;
+            continue;
         }
-        let [first, second] = dims.as_slice() else {
-            self.error(
-                Diagnostic::error(code, format!("the model's {role} must have two dimensions"))
-                    .primary(ty.span, format!("this type has {} dimensions", dims.len()))
-                    .help(shape_help),
-            );
-            return None;
-        };
-        let ast::DimKind::Symbol(symbol) = &first.kind else {
-            self.error(
-                Diagnostic::error(
-                    code,
-                    format!("the first dimension of the model's {role} must be symbolic"),
-                )
-                .primary(first.span, "a fixed batch size")
-                .help(shape_help),
-            );
-            return None;
-        };
-        let width = match &second.kind {
-            ast::DimKind::Literal(n) => match usize::try_from(*n) {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    self.error(
-                        Diagnostic::error(
-                            code,
-                            format!("the model's {role} width must be a positive number"),
-                        )
-                        .primary(second.span, "not a usable width"),
-                    );
-                    return None;
-                }
-            },
-            _ => {
-                self.error(
-                    Diagnostic::error(code, format!("the model's {role} width must be a number"))
-                        .primary(second.span, "a symbolic width")
+        let dtype = match types::dtype_of(&ty.dtype.name) {
+            Some(d) => d,
+            None => {
+                el.error(
+                    Diagnostic::error("E0201", "a model input has element type f32 or i32")
+                        .primary(ty.dtype.span, format!("found `{}`", ty.dtype.name))
                         .help(shape_help),
                 );
-                return None;
+                ok = false;
+                continue;
             }
         };
-        if let Some((batch, input_span)) = batch
-            && batch != symbol
-        {
-            self.error(
-                Diagnostic::error(
-                    "E0208",
-                    "the output's batch dimension differs from the input's",
-                )
-                .primary(first.span, format!("`{symbol}` here"))
-                .secondary(
-                    input_span,
-                    format!("the input's batch dimension is `{batch}`"),
-                )
-                .help(format!("use `{batch}`, the batch dimension of the input")),
+        let dims = match &ty.dims {
+            Some(dims) if dims.len() >= 2 => dims,
+            _ => {
+                let count = ty.dims.as_ref().map_or(0, Vec::len);
+                el.error(
+                    Diagnostic::error(
+                        "E0201",
+                        "a model input needs a batch dimension and at least one more",
+                    )
+                    .primary(
+                        ty.span,
+                        format!(
+                            "this type has {count} dimension{}",
+                            if count == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .help(shape_help),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if dims.iter().any(|d| d.kind == ast::DimKind::Error) {
+            ok = false;
+            continue;
+        }
+        let symbol = match &dims[0].kind {
+            ast::DimKind::Symbol(s) if el.number_in_scope(s).is_none() => s.clone(),
+            _ => {
+                el.error(
+                    Diagnostic::error(
+                        "E0201",
+                        "the first dimension of a model input must be symbolic",
+                    )
+                    .primary(dims[0].span, "a fixed batch size")
+                    .help(shape_help),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        match &batch {
+            Some((b, bspan)) if *b != symbol => {
+                el.error(
+                    Diagnostic::error("E0208", "the inputs' batch dimensions differ")
+                        .primary(dims[0].span, format!("`{symbol}` here"))
+                        .secondary(
+                            *bspan,
+                            format!("the first input's batch dimension is `{b}`"),
+                        )
+                        .help(format!("use `{b}` for every input")),
+                );
+                ok = false;
+                continue;
+            }
+            Some(_) => {}
+            None => batch = Some((symbol.clone(), dims[0].span)),
+        }
+        let mut env = DimEnv::default();
+        env.symbols.insert(symbol.clone(), Dim::Batch);
+        let mut shape = vec![Dim::Batch];
+        for dim in &dims[1..] {
+            match el.eval_dim(dim, &mut env) {
+                Some(Dim::Fixed(n)) => shape.push(Dim::Fixed(n)),
+                Some(Dim::Batch) => {
+                    el.error(
+                        Diagnostic::error(
+                            "E0201",
+                            "the batch dimension comes first, and only once",
+                        )
+                        .primary(dim.span, format!("`{symbol}` again"))
+                        .help(shape_help),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let tensor_type = TensorType {
+            dtype,
+            shape: Shape(shape),
+        };
+        let id = el
+            .graph
+            .input(&param.name.name, tensor_type, Some(param.span));
+        inputs.push((
+            param.name.name.clone(),
+            Tensor {
+                id,
+                origin: ty.span,
+            },
+            param.span,
+        ));
+    }
+    if !ok {
+        return None;
+    }
+    Some((batch?.0, inputs))
+}
+
+/// One body line: a layer or function is applied to the flowing value; a tensor replaces it.
+fn flow(el: &mut Elab, value: Value, span: Span, current: Option<&(Value, Span)>) -> Option<Value> {
+    match value {
+        Value::Tensor(_) => Some(value),
+        Value::Tuple(ref items) if items.iter().all(|v| matches!(v, Value::Tensor(_))) => {
+            Some(value)
+        }
+        Value::Func(func) => {
+            let Some((Value::Tensor(input), input_span)) = current else {
+                let detail = match current {
+                    None => "this model has several inputs, so no single value flows into a layer",
+                    Some(_) => "the previous line did not produce a single tensor",
+                };
+                el.error(
+                    Diagnostic::error("E0219", "a layer here needs a single value to apply to")
+                        .primary(span, detail)
+                        .help("apply it explicitly: `let h = dense(64, relu)(x)`"),
+                );
+                return None;
+            };
+            if el.graph.node(input.id).op == Op::Softmax {
+                el.ck.diags.push(
+                    Diagnostic::warning("W0104", "a layer after a softmax")
+                        .primary(span, "this layer reads probabilities")
+                        .secondary(*input_span, "this line ends in softmax")
+                        .help("softmax belongs on the last layer; use `linear` or `relu` here"),
+                );
+            }
+            // A bare function (`relu`) becomes a layer so it appears in the summary.
+            let layer = match func {
+                Func::Layer(layer) => layer,
+                Func::Builtin(name) => std::rc::Rc::new(LayerInstance {
+                    kind: LayerKind::Builtin {
+                        name,
+                        args: Vec::new(),
+                    },
+                    span,
+                    built: Default::default(),
+                }),
+                other => {
+                    let value = el.call(
+                        Value::Func(other),
+                        span,
+                        vec![ArgValue {
+                            name: None,
+                            value: Value::Tensor(*input),
+                            span: *input_span,
+                        }],
+                        span,
+                    );
+                    return (!matches!(value, Value::Error)).then_some(value);
+                }
+            };
+            let value = el.apply_layer(&layer, vec![(*input, *input_span)], span);
+            (!matches!(value, Value::Error)).then_some(value)
+        }
+        Value::Error => None,
+        other => {
+            el.error(
+                Diagnostic::error("E0309", "a model line must be a layer or a tensor")
+                    .primary(span, format!("found {}", other.kind_name()))
+                    .help("write a layer such as `dense(64, relu)` or an expression of tensors"),
             );
-            return None;
+            None
         }
-        Some((symbol.clone(), width))
     }
+}
 
-    fn layer(&mut self, expr: &ast::Expr, index: usize, width: Option<usize>) -> Option<Layer> {
-        let (callee, call_args) = self.call_parts(expr, "a layer such as `dense(64, relu)`")?;
-        let callee = &callee;
-        if callee.name != "dense" {
-            let mut d = Diagnostic::error("E0104", format!("unknown layer `{}`", callee.name))
-                .primary(callee.span, "not a layer");
-            if ACTIVATIONS.contains(&callee.name.as_str()) {
-                d = d.help(format!(
-                    "activations are arguments of a layer: `dense(64, {})`",
-                    callee.name
-                ));
-            } else {
-                d = with_suggestion(d, &callee.name, LAYERS).note("layers: dense");
+/// Checks what flows out against the declared outputs.
+fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> Option<Vec<Tensor>> {
+    let produced: Vec<Tensor> = match &result {
+        Value::Tensor(t) => vec![*t],
+        Value::Tuple(items) => items
+            .iter()
+            .filter_map(|v| match v {
+                Value::Tensor(t) => Some(*t),
+                _ => None,
+            })
+            .collect(),
+        _ => return None,
+    };
+    if produced.len() != decl.outputs.len() {
+        el.error(
+            Diagnostic::error(
+                "E0218",
+                format!(
+                    "model `{}` declares {} output{} but its body produces {}",
+                    decl.name.name,
+                    decl.outputs.len(),
+                    if decl.outputs.len() == 1 { "" } else { "s" },
+                    produced.len()
+                ),
+            )
+            .primary(
+                span,
+                format!(
+                    "{} value{} here",
+                    produced.len(),
+                    if produced.len() == 1 { "" } else { "s" }
+                ),
+            )
+            .secondary(decl.outputs[0].span, "declared here")
+            .help("end the body with a tuple `(a, b)` for several outputs"),
+        );
+        return None;
+    }
+    let mut env = DimEnv::default();
+    env.symbols.insert(el.batch.clone(), Dim::Batch);
+    let mut ok = true;
+    for (t, ty) in produced.iter().zip(&decl.outputs) {
+        let before = el.ck.diags.len();
+        if !el.check_declared(&Value::Tensor(*t), span, ty, &mut env, "the model's output") {
+            ok = false;
+            // Say which layer produced the value and suggest the fix.
+            let have = el.ty(*t).clone();
+            let text = type_text(&have, &el.batch);
+            if let Some(d) = el.ck.diags.get_mut(before) {
+                d.code = "E0204";
+                d.message = format!("the model's last layer does not produce its declared output");
+                d.labels.retain(|l| !l.primary);
+                d.labels.insert(
+                    0,
+                    crate::diag::Label {
+                        span: t.origin,
+                        message: format!("this layer produces {text}"),
+                        primary: true,
+                    },
+                );
+                if let (Some(ast::DimKind::Literal(want)), Some(Dim::Fixed(_))) = (
+                    ty.dims.as_ref().and_then(|d| d.last()).map(|d| &d.kind),
+                    have.shape.dims().last(),
+                ) && have.shape.rank() == ty.dims.as_ref().map_or(0, Vec::len)
+                {
+                    d.help = Some(format!(
+                        "change the units of the last dense layer to {want}"
+                    ));
+                } else if have.shape.rank() > 2 && ty.dims.as_ref().map_or(0, Vec::len) == 2 {
+                    d.help = Some("insert `flatten()` before the last dense layer".into());
+                }
             }
-            self.error(d);
-            return None;
-        }
-        let b = self.bind(callee, call_args, &["units", "activation"]);
-        let units = self
-            .required(&b, 0, callee)
-            .and_then(|e| self.positive_int(e, "`units`"));
-        let activation = match b.get(1) {
-            None => Some(Activation::Linear),
-            Some(e) => self.activation(e),
-        };
-        let name = if index == 0 {
-            "dense".to_string()
-        } else {
-            format!("dense_{index}")
-        };
-        match (b.ok, units, activation, width) {
-            (true, Some(units), Some(activation), Some(in_features)) => Some(Layer {
-                name,
-                span: expr.span,
-                kind: LayerKind::Dense {
-                    in_features,
-                    units,
-                    activation,
-                },
-            }),
-            _ => None,
         }
     }
-
-    fn activation(&mut self, expr: &ast::Expr) -> Option<Activation> {
-        let name = self.name_value(expr, "an activation such as `relu`")?;
-        let activation = match name.as_str() {
-            "linear" => Activation::Linear,
-            "relu" => Activation::Relu,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "softmax" => Activation::Softmax,
-            other => {
-                let d = Diagnostic::error("E0105", format!("unknown activation `{other}`"))
-                    .primary(expr.span, "not an activation");
-                let d = with_suggestion(d, other, ACTIVATIONS)
-                    .note("activations: linear, relu, sigmoid, tanh, softmax");
-                self.error(d);
-                return None;
-            }
-        };
-        Some(activation)
-    }
+    ok.then_some(produced)
 }

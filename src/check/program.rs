@@ -3,6 +3,9 @@
 //! keeps the span of the source that produced it.
 
 use crate::diag::Span;
+use crate::ir::graph::Graph;
+use crate::ir::op::{Op, UnaryOp};
+use crate::ir::shape::TensorType;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckedProgram {
@@ -109,84 +112,87 @@ pub enum LabelColumn {
     Name(String),
 }
 
+/// A checked model: its forward pass as an IR graph (inputs, parameters with their initializers,
+/// and one output per declared result), built by the checker while it proved every shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     pub name: String,
     pub span: Span,
-    /// Name of the single input, e.g. `x`.
-    pub input_name: String,
-    /// Width N of the input `f32[B, N]`.
+    /// The model's own name for its batch dimension (`B`), for messages and summaries.
+    pub batch_symbol: String,
+    /// Inputs in declaration order: name and type (the batch dimension is `Dim::Batch`).
+    pub inputs: Vec<(String, TensorType)>,
+    /// Declared results, in order.
+    pub outputs: Vec<TensorType>,
+    /// Elements per sample of the first input: the feature count data must supply.
     pub input_features: usize,
-    /// Width M of the declared output `f32[B, M]`; equals the last layer's width.
+    /// Last dimension of the first output (the classes of a classifier).
     pub output_features: usize,
-    pub layers: Vec<Layer>,
+    /// Inputs are the model's inputs (plus `step` when dropout needs it); outputs are named
+    /// `output` (or `output_1`, `output_2`, … for several).
+    pub forward: Graph,
+    /// One row per layer application (Keras's `model.summary()`).
+    pub summary: Vec<SummaryRow>,
+}
+
+/// A layer in the summary table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    /// Keras-style unique name, e.g. `dense_1`; parameters are named `dense_1.kernel`.
+    pub name: String,
+    /// What it is: `dense`, `flatten`, a user layer's name.
+    pub kind: String,
+    pub outputs: Vec<TensorType>,
+    /// Parameters created by this layer (a shared layer counts once).
+    pub params: usize,
+    pub span: Span,
 }
 
 impl Model {
-    /// A sequential stack of dense layers, named as the checker names them (`dense`, `dense_1`,
-    /// …): `widths` holds the input width and then each layer's units. For tests, benchmarks
-    /// and programs built without source text.
+    /// A sequential stack of dense layers, checked from source like any program: `widths`
+    /// holds the input width and then each layer's units. For tests and benchmarks.
     pub fn dense_stack(name: &str, widths: &[usize], activations: &[Activation]) -> Model {
         assert_eq!(
             widths.len(),
             activations.len() + 1,
             "one activation per layer"
         );
-        let layers = activations
+        let layers: Vec<String> = activations
             .iter()
-            .enumerate()
-            .map(|(i, &activation)| Layer {
-                name: if i == 0 {
-                    "dense".to_string()
-                } else {
-                    format!("dense_{i}")
-                },
-                span: Span::default(),
-                kind: LayerKind::Dense {
-                    in_features: widths[i],
-                    units: widths[i + 1],
-                    activation,
-                },
-            })
+            .zip(&widths[1..])
+            .map(|(a, units)| format!("    dense({units}, {})\n", a.name()))
             .collect();
-        Model {
-            name: name.to_string(),
-            span: Span::default(),
-            input_name: "x".to_string(),
-            input_features: widths[0],
-            output_features: widths[widths.len() - 1],
-            layers,
+        let source = format!(
+            "model {name}(x: f32[B, {}]) -> f32[B, {}] {{\n{}}}\n",
+            widths[0],
+            widths[widths.len() - 1],
+            layers.concat()
+        );
+        let (program, parse_errors) = crate::syntax::parse(&source);
+        assert!(parse_errors.is_empty(), "{parse_errors:?}");
+        let (checked, diags) = super::check(&program);
+        let checked = checked.unwrap_or_else(|| panic!("dense_stack: {diags:?}"));
+        checked.models.into_iter().next().expect("one model")
+    }
+
+    /// How losses and metrics read the first output: the op that produced it.
+    pub fn output_activation(&self) -> Activation {
+        let Some(&(_, output)) = self.forward.outputs.first() else {
+            return Activation::Linear;
+        };
+        match self.forward.node(output).op {
+            Op::Softmax => Activation::Softmax,
+            Op::Unary(UnaryOp::Sigmoid) => Activation::Sigmoid,
+            Op::Unary(UnaryOp::Relu) => Activation::Relu,
+            Op::Unary(UnaryOp::Tanh) => Activation::Tanh,
+            _ => Activation::Linear,
         }
     }
 
-    /// The activation of the last layer: decides how losses and metrics read the output.
-    pub fn output_activation(&self) -> Activation {
-        self.layers
-            .last()
-            .map(|layer| match layer.kind {
-                LayerKind::Dense { activation, .. } => activation,
-            })
-            .unwrap_or(Activation::Linear)
+    /// Number of trainable values.
+    pub fn param_count(&self) -> usize {
+        self.forward.params.iter().map(|p| p.shape.numel(0)).sum()
     }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Layer {
-    /// Keras-style unique name, e.g. `dense`, `dense_1`: used for parameter names.
-    pub name: String,
-    pub span: Span,
-    pub kind: LayerKind,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LayerKind {
-    /// `y = activation(x @ w + b)` with `w: f32[in_features, units]` (glorot_uniform) and
-    /// `b: f32[units]` (zeros).
-    Dense {
-        in_features: usize,
-        units: usize,
-        activation: Activation,
-    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -50,6 +50,17 @@ enum Command {
     Check {
         /// The .model file.
         file: PathBuf,
+        /// Also print each model's summary: layers, output shapes, parameter counts, memory.
+        #[arg(long)]
+        summary: bool,
+        /// How to report diagnostics: `text` (rendered, on stderr) or `json` (on stdout).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example.
+    Explain {
+        /// The code, e.g. E0210 (case-insensitive; `0210` also works).
+        code: String,
     },
     /// Print one stage of the compiler's work on a program.
     Dump {
@@ -59,6 +70,12 @@ enum Command {
         /// The .model file.
         file: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 pub fn main() -> ExitCode {
@@ -81,7 +98,12 @@ pub fn main() -> ExitCode {
                 init,
             },
         ),
-        Command::Check { file } => check(&file),
+        Command::Check {
+            file,
+            summary,
+            format,
+        } => check(&file, summary, format),
+        Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
     };
     match result {
@@ -142,15 +164,57 @@ fn render(diagnostics: &[Diagnostic], file: &SourceFile) -> String {
     diag::render(diagnostics, &file.name, &file.text, use_color())
 }
 
-fn check(path: &Path) -> Result<(), String> {
+fn check(path: &Path, summary: bool, format: Format) -> Result<(), String> {
     let file = read(path)?;
-    match driver::check_source(&file.text) {
+    let result = driver::check_source(&file.text);
+    if format == Format::Json {
+        let diagnostics = match &result {
+            Ok(checked) => &checked.warnings,
+            Err(diagnostics) => diagnostics,
+        };
+        let json = diag::to_json(diagnostics, &file.name, &file.text);
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+        return result.map(|_| ()).map_err(|_| String::new());
+    }
+    match result {
         Ok(checked) => {
             eprint!("{}", render(&checked.warnings, &file));
+            if summary {
+                for (index, model) in checked.program.models.iter().enumerate() {
+                    let optimizer = checked
+                        .program
+                        .fits
+                        .iter()
+                        .find(|f| f.model == index)
+                        .map(|f| &f.optimizer);
+                    say!("{}", kiln::check::summary::summary(model, optimizer));
+                }
+            }
             say!("{}: ok", file.name);
             Ok(())
         }
         Err(diagnostics) => Err(render(&diagnostics, &file)),
+    }
+}
+
+fn explain(code: &str) -> Result<(), String> {
+    let wanted = code.trim().to_ascii_uppercase();
+    let wanted = if wanted.chars().all(|c| c.is_ascii_digit()) {
+        format!("E{wanted}")
+    } else {
+        wanted
+    };
+    match kiln::explain::find(&wanted) {
+        Some(explanation) => {
+            say!("{}", explanation.render());
+            Ok(())
+        }
+        None => Err(format!(
+            "error: no diagnostic has the code `{code}`; codes look like E0210 or W0101 (see docs/diagnostics.md)"
+        )),
     }
 }
 

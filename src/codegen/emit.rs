@@ -102,6 +102,9 @@ pub struct LoopSpec {
     reduce: Option<(ReduceKind, ValueId, Access)>,
     leaves: Vec<(ValueId, Access)>,
     labels: Vec<(ValueId, Access)>,
+    /// Dropout nodes and the flat index of their element at each loop position (an access with
+    /// base 0 whose offset is that index).
+    indices: Vec<(ValueId, Access)>,
 }
 
 /// The graph, schedule and memory plan: everything needed to describe loops (not emit them).
@@ -160,8 +163,19 @@ impl Plan<'_> {
                     let access = self.access(v, &spec.dims)?;
                     spec.leaves.push((v, access));
                 }
-                Op::Broadcast | Op::Unary(_) | Op::Binary(_) => {
-                    stack.extend(node.inputs.iter().copied())
+                Op::Broadcast
+                | Op::Unary(_)
+                | Op::Binary(_)
+                | Op::LeakyRelu { .. }
+                | Op::Elu { .. }
+                | Op::Select => stack.extend(node.inputs.iter().copied()),
+                Op::Dropout { .. } => {
+                    let access = Access {
+                        buf: Buf::F32(0),
+                        strides: broadcast_strides(node.ty.shape.dims(), &spec.dims),
+                    };
+                    spec.indices.push((v, access));
+                    stack.extend(node.inputs.iter().copied());
                 }
                 Op::OneHot { .. } => {
                     let label = node.inputs[0];
@@ -385,6 +399,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 Kernel::MatMul { node } => self.matmul(node)?,
                 Kernel::Reduce { node, .. } => self.reduce(node)?,
                 Kernel::Softmax { node } => self.softmax(node)?,
+                Kernel::Copy { node } => self.copy(node)?,
+                Kernel::Concat { node } => self.concat(node)?,
+                Kernel::Rows { node } => self.rows(node)?,
                 Kernel::Update { .. } => {}
             }
         }
@@ -460,6 +477,13 @@ impl<'f, 'g> Emitter<'f, 'g> {
         }
     }
 
+    /// The i32x4 vector [0, 1, 2, 3].
+    fn iota(&mut self) -> Value {
+        let bytes: Vec<u8> = (0..4i32).flat_map(|l| l.to_le_bytes()).collect();
+        let lanes = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+        self.b.ins().vconst(types::I32X4, lanes)
+    }
+
     /// max(a, b) in the form the x64 backend lowers to one `maxps`.
     fn max(&mut self, a: Value, b: Value) -> Value {
         self.select(FloatCC::LessThan, b, a, a, b)
@@ -467,7 +491,8 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     fn combine(&mut self, kind: ReduceKind, a: Value, b: Value) -> Value {
         match kind {
-            ReduceKind::Sum => self.b.ins().fadd(a, b),
+            // A mean accumulates its sum; the reduce kernel scales it afterwards.
+            ReduceKind::Sum | ReduceKind::Mean => self.b.ins().fadd(a, b),
             ReduceKind::Max => self.max(a, b),
         }
     }
@@ -481,7 +506,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     fn identity(kind: ReduceKind) -> f32 {
         match kind {
-            ReduceKind::Sum => 0.0,
+            ReduceKind::Sum | ReduceKind::Mean => 0.0,
             ReduceKind::Max => f32::NEG_INFINITY,
         }
     }
@@ -628,7 +653,95 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 self.b.ins().fdiv(one, d)
             }
             UnaryOp::Tanh => self.tanh(x),
+            UnaryOp::Abs => self.b.ins().fabs(x),
+            // A full-precision reciprocal, not the 12-bit `rsqrtps` estimate.
+            UnaryOp::Rsqrt => {
+                let one = self.fconst(ty, 1.0);
+                let r = self.b.ins().sqrt(x);
+                self.b.ins().fdiv(one, r)
+            }
+            UnaryOp::Softplus => self.softplus(x),
+            UnaryOp::Gelu => {
+                // x/2 · (1 + erf(x/√2))
+                let c = self.fconst(ty, std::f32::consts::FRAC_1_SQRT_2);
+                let s = self.b.ins().fmul(x, c);
+                let e = self.erf(s);
+                let one = self.fconst(ty, 1.0);
+                let t = self.b.ins().fadd(one, e);
+                let half = self.fconst(ty, 0.5);
+                let h = self.b.ins().fmul(x, half);
+                self.b.ins().fmul(h, t)
+            }
+            UnaryOp::Erf => self.erf(x),
         }
+    }
+
+    /// `log1p(exp(-|x|)) + max(x, 0)`: no overflow for large |x|, and exact to f32 rounding
+    /// where `exp(-|x|)` is tiny (log1p by the `log(u) · t / (u - 1)` correction).
+    fn softplus(&mut self, x: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        let ax = self.b.ins().fabs(x);
+        let n = self.b.ins().fneg(ax);
+        let t = self.exp(n);
+        let one = self.fconst(ty, 1.0);
+        let u = self.b.ins().fadd(one, t);
+        let d = self.b.ins().fsub(u, one);
+        let log_u = self.call_lanes(self.helpers.logf, &[u]);
+        let ratio = self.b.ins().fdiv(t, d);
+        let corrected = self.b.ins().fmul(log_u, ratio);
+        // u == 1 exactly: log1p(t) = t to f32 precision (and 0/0 is avoided).
+        let log1p = self.select(FloatCC::Equal, d, t, t, corrected);
+        let zero = self.fconst(ty, 0.0);
+        let log1p = self.select(FloatCC::Equal, d, zero, t, log1p);
+        // max(x, 0) that lets NaN through the log1p term: x > 0 ? x : 0.
+        let pos = self.select(FloatCC::GreaterThan, x, zero, x, zero);
+        self.b.ins().fadd(log1p, pos)
+    }
+
+    // Eigen's coefficients, kept as published.
+    #[allow(clippy::excessive_precision)]
+    /// erf as an odd rational function on [-4, 4] (Eigen's `generic_fast_erf_float`); outside,
+    /// erf is ±1 in f32. Absolute error ≈ 1e-7.
+    fn erf(&mut self, x: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        let hi = self.fconst(ty, 4.0);
+        let lo = self.fconst(ty, -4.0);
+        let xc = self.select(FloatCC::GreaterThan, x, hi, hi, x);
+        let xc = self.select(FloatCC::LessThan, xc, lo, lo, xc);
+        let x2 = self.b.ins().fmul(xc, xc);
+        let horner = |e: &mut Self, coeffs: &[f32]| {
+            let mut p = e.fconst(ty, coeffs[0]);
+            for &c in &coeffs[1..] {
+                let cv = e.fconst(ty, c);
+                let m = e.b.ins().fmul(p, x2);
+                p = e.b.ins().fadd(m, cv);
+            }
+            p
+        };
+        let p = horner(
+            self,
+            &[
+                -2.72614225801306e-10,
+                2.77068142495902e-08,
+                -2.10102402082508e-06,
+                -5.69250639462346e-05,
+                -7.34990630326855e-04,
+                -2.95459980854025e-03,
+                -1.60960333262415e-02,
+            ],
+        );
+        let p = self.b.ins().fmul(xc, p);
+        let q = horner(
+            self,
+            &[
+                -1.45660718464996e-05,
+                -2.13374055278905e-04,
+                -1.68282697438203e-03,
+                -7.37332916720468e-03,
+                -1.42647390514189e-02,
+            ],
+        );
+        self.b.ins().fdiv(p, q)
     }
 
     fn binary(&mut self, op: BinaryOp, a: Value, b: Value, exponent: Option<f32>) -> Value {
@@ -639,10 +752,27 @@ impl<'f, 'g> Emitter<'f, 'g> {
             BinaryOp::Mul => self.b.ins().fmul(a, b),
             BinaryOp::Div => self.b.ins().fdiv(a, b),
             BinaryOp::Max => self.max(a, b),
-            BinaryOp::Greater => {
+            // b < a ? b : a, the interpreter's rule (NaN in `a` propagates, in `b` does not).
+            BinaryOp::Min => self.select(FloatCC::LessThan, b, a, b, a),
+            BinaryOp::Greater
+            | BinaryOp::Less
+            | BinaryOp::GreaterEqual
+            | BinaryOp::LessEqual
+            | BinaryOp::Equal
+            | BinaryOp::NotEqual => {
+                // Cranelift's ordered compares are false on NaN; `NotEqual` is unordered-or-
+                // not-equal, true on NaN, as IEEE has it.
+                let cc = match op {
+                    BinaryOp::Greater => FloatCC::GreaterThan,
+                    BinaryOp::Less => FloatCC::LessThan,
+                    BinaryOp::GreaterEqual => FloatCC::GreaterThanOrEqual,
+                    BinaryOp::LessEqual => FloatCC::LessThanOrEqual,
+                    BinaryOp::Equal => FloatCC::Equal,
+                    _ => FloatCC::NotEqual,
+                };
                 let one = self.fconst(ty, 1.0);
                 let zero = self.fconst(ty, 0.0);
-                self.select(FloatCC::GreaterThan, a, b, one, zero)
+                self.select(cc, a, b, one, zero)
             }
             BinaryOp::Pow => match exponent {
                 Some(1.0) => a,
@@ -650,6 +780,83 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 Some(0.5) => self.b.ins().sqrt(a),
                 _ => self.call_lanes(self.helpers.powf, &[a, b]),
             },
+        }
+    }
+
+    /// `interp::dropout::mix` on i32 or i32x4 values.
+    fn mix(&mut self, x: Value) -> Value {
+        let mut x = x;
+        for (shift, mul) in [
+            (16, Some(0x7feb_352d_u32)),
+            (15, Some(0x846c_a68b)),
+            (16, None),
+        ] {
+            let s = self.b.ins().ushr_imm_u(x, shift);
+            x = self.b.ins().bxor(x, s);
+            if let Some(m) = mul {
+                x = self.int_mul(x, m);
+            }
+        }
+        x
+    }
+
+    fn int_const(&mut self, ty: Type, c: u32) -> Value {
+        let s = self.b.ins().iconst(types::I32, i64::from(c as i32));
+        if ty.is_vector() {
+            self.b.ins().splat(ty, s)
+        } else {
+            s
+        }
+    }
+
+    fn int_mul(&mut self, x: Value, c: u32) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        let c = self.int_const(ty, c);
+        self.b.ins().imul(x, c)
+    }
+
+    /// Inverted dropout of `x` at element indices `index`, the mask computed exactly as
+    /// `interp::dropout::Key` computes it (integer arithmetic, so the two agree bit for bit).
+    fn dropout(&mut self, rate: f32, seed: u64, x: Value, step: Value, index: Value) -> Value {
+        use crate::interp::dropout;
+        let ty = self.b.func.dfg.value_type(x);
+        let ity = self.b.func.dfg.value_type(index);
+        // The per-step key, from the scalar step counter (saturating like the interpreter).
+        let step = if ty.is_vector() {
+            self.b.ins().extractlane(step, 0)
+        } else {
+            step
+        };
+        let (s0, s1) = dropout::seed_words(seed);
+        let t = self.b.ins().fcvt_to_uint_sat(types::I32, step);
+        let s0v = self.int_const(types::I32, s0);
+        let t = self.b.ins().bxor(t, s0v);
+        let key = self.mix(t);
+        let key = if ity.is_vector() {
+            self.b.ins().splat(ity, key)
+        } else {
+            key
+        };
+        let h = self.int_mul(index, dropout::SPREAD);
+        let h = self.b.ins().iadd(h, key);
+        let h = self.mix(h);
+        let s1v = self.int_const(ity, s1);
+        let h = self.b.ins().bxor(h, s1v);
+        let h = self.mix(h);
+        let h = self.b.ins().ushr_imm_u(h, 1);
+        let threshold = self.int_const(ity, dropout::threshold(rate) as u32);
+        let keep = self
+            .b
+            .ins()
+            .icmp(IntCC::SignedGreaterThanOrEqual, h, threshold);
+        let scale = self.fconst(ty, dropout::scale(rate));
+        let scaled = self.b.ins().fmul(x, scale);
+        if ty.is_vector() {
+            let m = self.b.ins().bitcast(V4, lanes(), keep);
+            self.b.ins().band(m, scaled)
+        } else {
+            let zero = self.fconst(ty, 0.0);
+            self.b.ins().select(keep, scaled, zero)
         }
     }
 
@@ -721,6 +928,40 @@ impl<'f, 'g> Emitter<'f, 'g> {
                     _ => None,
                 };
                 self.binary(*op, a, b, exponent)
+            }
+            Op::LeakyRelu { alpha } => {
+                let x = self.eval(node.inputs[0], ty, memo, labels, class);
+                let a = self.fconst(ty, *alpha);
+                let ax = self.b.ins().fmul(x, a);
+                let zero = self.fconst(ty, 0.0);
+                self.select(FloatCC::GreaterThan, x, zero, x, ax)
+            }
+            Op::Elu { alpha } => {
+                let x = self.eval(node.inputs[0], ty, memo, labels, class);
+                let e = self.exp(x);
+                let one = self.fconst(ty, 1.0);
+                let em1 = self.b.ins().fsub(e, one);
+                let a = self.fconst(ty, *alpha);
+                let neg = self.b.ins().fmul(a, em1);
+                let zero = self.fconst(ty, 0.0);
+                self.select(FloatCC::GreaterThan, x, zero, x, neg)
+            }
+            Op::Select => {
+                let c = self.eval(node.inputs[0], ty, memo, labels, class);
+                let a = self.eval(node.inputs[1], ty, memo, labels, class);
+                let b = self.eval(node.inputs[2], ty, memo, labels, class);
+                let zero = self.fconst(ty, 0.0);
+                // `NotEqual` is unordered: a NaN condition selects `a`, as in the interpreter.
+                self.select(FloatCC::NotEqual, c, zero, a, b)
+            }
+            Op::Dropout { rate, seed } => {
+                let x = self.eval(node.inputs[0], ty, memo, labels, class);
+                let step = self.eval(node.inputs[1], ty, memo, labels, class);
+                self.dropout(*rate, *seed, x, step, labels[&v])
+            }
+            // Copy kernels load the input with the strides that make the op; see `copy`.
+            Op::Transpose { .. } | Op::Slice { .. } | Op::Reshape => {
+                self.eval(node.inputs[0], ty, memo, labels, class)
             }
             Op::OneHot { .. } => {
                 let label = labels[&v];
@@ -853,6 +1094,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         // Accesses in one list: leaves, labels, stores, reduction output.
         let mut accesses: Vec<&Access> = spec.leaves.iter().map(|l| &l.1).collect();
         accesses.extend(spec.labels.iter().map(|l| &l.1));
+        accesses.extend(spec.indices.iter().map(|l| &l.1));
         accesses.extend(spec.stores.iter().map(|s| &s.1));
         accesses.extend(spec.reduce.iter().map(|r| &r.2));
         let offs: Vec<Value> = accesses.iter().map(|a| self.buf_offset(a.buf)).collect();
@@ -869,6 +1111,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 spec,
                 acc,
                 &offs,
+                &[],
                 dummy,
                 types::F32,
                 &HashMap::new(),
@@ -920,6 +1163,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
             let s = self.b.ins().splat(types::I32X4, x);
             labels_v.insert(*v, s);
         }
+        // Inner strides other than 0 and 1 (transposed and sliced reads) step by a multiple.
+        let steps: Vec<Option<Value>> = acc
+            .iter()
+            .map(|a| {
+                let s = a.strides[r - 1];
+                (s != Extent::ZERO && s != Extent::ONE).then(|| self.extent(s))
+            })
+            .collect();
         let red_inner = spec
             .reduce
             .as_ref()
@@ -934,15 +1185,19 @@ impl<'f, 'g> Emitter<'f, 'g> {
             let offs_j: Vec<Value> = offs
                 .iter()
                 .zip(acc)
-                .map(|(&o, a)| {
+                .zip(&steps)
+                .map(|((&o, a), step)| {
                     if a.strides[r - 1] == Extent::ZERO {
                         o
+                    } else if let Some(step) = step {
+                        let m = e.b.ins().imul(j, *step);
+                        e.b.ins().iadd(o, m)
                     } else {
                         e.b.ins().iadd(o, j)
                     }
                 })
                 .collect();
-            e.body(spec, acc, &offs_j, j, ty, fixed, labels)
+            e.body(spec, acc, &offs_j, &steps, j, ty, fixed, labels)
         });
         if let (Some(kind), Some(total)) = (red_inner, total) {
             let out = &spec.reduce.as_ref().expect("reduction").2;
@@ -961,6 +1216,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         spec: &LoopSpec,
         acc: &[Access],
         offs: &[Value],
+        steps: &[Option<Value>],
         j: Value,
         ty: Type,
         fixed: &HashMap<ValueId, Value>,
@@ -971,11 +1227,45 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let mut labels = labels.clone();
         for (k, (v, a)) in spec.leaves.iter().enumerate() {
             if !memo.contains_key(v) {
-                let addr = self.addr(a.buf, offs[k]);
                 let flags = self.load_flags(*v);
-                let x = self.b.ins().load(ty, flags, addr, 0);
+                let x = match steps.get(k).copied().flatten() {
+                    // A strided read: one lane at a time.
+                    Some(step) if ty.is_vector() => {
+                        let mut x = self.fconst(V4, 0.0);
+                        let mut at = offs[k];
+                        for lane in 0..4u8 {
+                            let addr = self.addr(a.buf, at);
+                            let s = self.b.ins().load(types::F32, flags, addr, 0);
+                            x = self.b.ins().insertlane(x, s, lane);
+                            at = self.b.ins().iadd(at, step);
+                        }
+                        x
+                    }
+                    _ => {
+                        let addr = self.addr(a.buf, offs[k]);
+                        self.b.ins().load(ty, flags, addr, 0)
+                    }
+                };
                 memo.insert(*v, x);
             }
+        }
+        // Flat element indices of dropout nodes, one per lane.
+        let first_index = spec.leaves.len() + spec.labels.len();
+        for (k, (v, a)) in spec.indices.iter().enumerate() {
+            let i = self.b.ins().ireduce(types::I32, offs[first_index + k]);
+            let moves = r > 0 && a.strides[r - 1] != Extent::ZERO;
+            let x = if !ty.is_vector() {
+                i
+            } else {
+                let s = self.b.ins().splat(types::I32X4, i);
+                if moves {
+                    let iota = self.iota();
+                    self.b.ins().iadd(s, iota)
+                } else {
+                    s
+                }
+            };
+            labels.insert(*v, x);
         }
         if r == 0 {
             // No loop: label loads happen here.
@@ -991,16 +1281,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
             let j32 = self.b.ins().ireduce(types::I32, j);
             if ty.is_vector() {
                 // Class index per lane: splat(j) + [0, 1, 2, 3].
-                let bytes: Vec<u8> = (0..4i32).flat_map(|l| l.to_le_bytes()).collect();
-                let lanes = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
-                let lanes = self.b.ins().vconst(types::I32X4, lanes);
+                let lanes = self.iota();
                 let s = self.b.ins().splat(types::I32X4, j32);
                 self.b.ins().iadd(s, lanes)
             } else {
                 j32
             }
         };
-        let first_store = spec.leaves.len() + spec.labels.len();
+        let first_store = first_index + spec.indices.len();
         let values: Vec<Value> = spec
             .stores
             .iter()
@@ -1050,10 +1338,252 @@ impl<'f, 'g> Emitter<'f, 'g> {
             buf: self.plan().home(node)?,
             strides,
         };
+        let kind = *kind;
+        let reduced: Vec<Dim> = axes.iter().map(|&a| dims[a]).collect();
+        let kept: Vec<Dim> = (0..dims.len())
+            .filter(|d| !axes.contains(d))
+            .map(|d| dims[d])
+            .collect();
+        let buf = out.buf;
         let spec = self
             .plan()
-            .spec(dims, Vec::new(), Some((*kind, input, out)), &[])?;
+            .spec(dims, Vec::new(), Some((kind, input, out)), &[])?;
+        self.loop_nest(&spec)?;
+        if kind == ReduceKind::Mean {
+            // The sums, divided by the number of reduced elements (known only at run time when
+            // the batch axis is reduced).
+            let count = self.extent(Extent::product(&reduced));
+            let count = self.b.ins().fcvt_from_uint(types::F32, count);
+            let one = self.b.ins().f32const(1.0);
+            let inverse = self.b.ins().fdiv(one, count);
+            let n = self.extent(Extent::product(&kept));
+            let base = self.buf_offset(buf);
+            self.vector_loop(n, None, &mut |e, j, ty| {
+                let at = e.b.ins().iadd(base, j);
+                let a = e.addr(buf, at);
+                let x = e.b.ins().load(ty, rw(), a, 0);
+                let k = if ty.is_vector() {
+                    e.b.ins().splat(ty, inverse)
+                } else {
+                    inverse
+                };
+                let y = e.b.ins().fmul(x, k);
+                e.b.ins().store(rw(), y, a, 0);
+                None
+            });
+        }
+        Ok(())
+    }
+
+    /// Contiguous (row-major) strides of `dims`.
+    fn contiguous(dims: &[Dim]) -> Vec<Extent> {
+        (0..dims.len())
+            .map(|d| Extent::product(&dims[d + 1..]))
+            .collect()
+    }
+
+    /// `transpose`, `slice` and unaliased `reshape`: a loop over the output reading the input
+    /// through strides (a permutation of its own, an offset start, or flat order).
+    fn copy(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let input = n.inputs[0];
+        let out_buf = self.plan().home(node)?;
+        let in_home = self.mem.home.get(&input).copied();
+        if in_home == Some(out_buf) {
+            return Ok(()); // a reshape sharing its input's buffer
+        }
+        let out_dims = n.ty.shape.0.clone();
+        let in_dims = self.graph.shape(input).0.clone();
+        let in_strides = Self::contiguous(&in_dims);
+        let (dims, read_strides, start) = match &n.op {
+            Op::Transpose { perm } => {
+                let strides = perm.iter().map(|&p| in_strides[p]).collect();
+                (out_dims.clone(), strides, 0)
+            }
+            Op::Slice { axis, start, .. } => {
+                let step = in_strides[*axis];
+                if step.batch_pow > 0 {
+                    return Err(err(format!(
+                        "%{}: slice of an axis before the batch axis",
+                        node.0
+                    )));
+                }
+                (out_dims.clone(), in_strides.clone(), start * step.fixed)
+            }
+            Op::Reshape => {
+                // Both sides are row-major with the batch (if any) leading: copy flat rows.
+                let rest = Dim::Fixed(n.ty.shape.numel(1));
+                let dims = if n.ty.shape.has_batch() {
+                    vec![Dim::Batch, rest]
+                } else {
+                    vec![rest]
+                };
+                let strides = Self::contiguous(&dims);
+                (dims, strides, 0)
+            }
+            _ => return Err(err("copy kernel on a non-copy node")),
+        };
+        let out_strides = if matches!(n.op, Op::Reshape) {
+            Self::contiguous(&dims)
+        } else {
+            Self::contiguous(&out_dims)
+        };
+        let mut spec = LoopSpec {
+            dims,
+            stores: vec![(
+                node,
+                Access {
+                    buf: out_buf,
+                    strides: out_strides,
+                },
+            )],
+            ..LoopSpec::default()
+        };
+        match (in_home, &self.graph.node(input).op) {
+            (Some(Buf::F32(o)), _) => spec.leaves.push((
+                input,
+                Access {
+                    buf: Buf::F32(o + start),
+                    strides: read_strides,
+                },
+            )),
+            (None, Op::Const { .. }) => {}
+            _ => {
+                return Err(err(format!(
+                    "%{}: {} of a value without an f32 buffer",
+                    node.0,
+                    n.op.name()
+                )));
+            }
+        }
         self.loop_nest(&spec)
+    }
+
+    /// `concat`: each input copied (or computed, for a broadcast) into its part of the output.
+    fn concat(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let Op::Concat { axis } = n.op else {
+            return Err(err("concat kernel on a non-concat node"));
+        };
+        let out_dims = n.ty.shape.0.clone();
+        let out_strides = Self::contiguous(&out_dims);
+        let step = out_strides[axis];
+        if step.batch_pow > 0 {
+            return Err(err(format!(
+                "%{}: concat along an axis before the batch axis",
+                node.0
+            )));
+        }
+        let Buf::F32(base) = self.plan().home(node)? else {
+            return Err(err("concat into an integer buffer"));
+        };
+        let mut offset = 0;
+        for &input in &n.inputs {
+            let dims = self.graph.shape(input).0.clone();
+            let store = Access {
+                buf: Buf::F32(base + offset * step.fixed),
+                strides: out_strides.clone(),
+            };
+            let spec = self
+                .plan()
+                .spec(dims.clone(), vec![(input, store)], None, &[])?;
+            self.loop_nest(&spec)?;
+            offset += match dims[axis] {
+                Dim::Fixed(k) => k,
+                Dim::Batch => return Err(err("concat along the batch axis")),
+            };
+        }
+        Ok(())
+    }
+
+    /// `gather` (rows of a table, zeros for an out-of-range index) and `scatter_add` (rows added
+    /// into a zeroed output, out-of-range indices dropped).
+    fn rows(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let (values, indices) = (n.inputs[0], n.inputs[1]);
+        let gather = matches!(n.op, Op::Gather);
+        let index_dims = self.graph.shape(indices).0.clone();
+        let out_dims = n.ty.shape.0.clone();
+        // Row width: the dimensions after the index (or row) dimensions.
+        let width_dims = if gather {
+            self.graph.shape(values).0[1..].to_vec()
+        } else {
+            out_dims[1..].to_vec()
+        };
+        let table_rows = match if gather {
+            self.graph.shape(values).0[0]
+        } else {
+            out_dims[0]
+        } {
+            Dim::Fixed(r) => r,
+            Dim::Batch => return Err(err("a table with a batch of rows")),
+        };
+        let (Buf::F32(vo), Buf::I32(io), Buf::F32(oo)) = (
+            self.plan().home(values)?,
+            self.plan().home(indices)?,
+            self.plan().home(node)?,
+        ) else {
+            return Err(err(format!("%{}: {} buffers", node.0, n.op.name())));
+        };
+        let count = self.extent(Extent::product(&index_dims));
+        let width = self.extent(Extent::product(&width_dims));
+        let rows = self.iconst(table_rows as i64);
+        let (vbase, ibase, obase) = (
+            self.iconst(vo as i64),
+            self.iconst(io as i64),
+            self.iconst(oo as i64),
+        );
+        if !gather {
+            let total = self.extent(Extent::product(&out_dims));
+            self.vector_loop(total, None, &mut |e, j, ty| {
+                let at = e.b.ins().iadd(obase, j);
+                let a = e.addr(Buf::F32(oo), at);
+                let zero = e.fconst(ty, 0.0);
+                e.b.ins().store(rw(), zero, a, 0);
+                None
+            });
+        }
+        self.counted_loop(count, &mut |e, i| {
+            let at = e.b.ins().iadd(ibase, i);
+            let a = e.addr(Buf::I32(io), at);
+            let index = e.b.ins().load(types::I32, ro(), a, 0);
+            let index = e.b.ins().sextend(types::I64, index);
+            // Unsigned compare: a negative index is a huge one, out of range too.
+            let in_range = e.b.ins().icmp(IntCC::UnsignedLessThan, index, rows);
+            let zero = e.iconst(0);
+            let row = e.b.ins().select(in_range, index, zero);
+            let table_row = e.b.ins().imul(row, width);
+            let item_row = e.b.ins().imul(i, width);
+            let (src, dst) = if gather {
+                (
+                    e.b.ins().iadd(vbase, table_row),
+                    e.b.ins().iadd(obase, item_row),
+                )
+            } else {
+                (
+                    e.b.ins().iadd(vbase, item_row),
+                    e.b.ins().iadd(obase, table_row),
+                )
+            };
+            e.vector_loop(width, None, &mut |e, j, ty| {
+                let s = e.b.ins().iadd(src, j);
+                let sa = e.addr(Buf::F32(vo), s);
+                let x = e.b.ins().load(ty, rw(), sa, 0);
+                let zero = e.fconst(ty, 0.0);
+                let x = e.b.ins().select(in_range, x, zero);
+                let d = e.b.ins().iadd(dst, j);
+                let da = e.addr(Buf::F32(oo), d);
+                let y = if gather {
+                    x
+                } else {
+                    let old = e.b.ins().load(ty, rw(), da, 0);
+                    e.b.ins().fadd(old, x)
+                };
+                e.b.ins().store(rw(), y, da, 0);
+                None
+            });
+        });
+        Ok(())
     }
 
     fn matmul(&mut self, node: ValueId) -> Result<(), CodegenError> {
@@ -1070,6 +1600,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
         };
         let (a, b) = (n.inputs[0], n.inputs[1]);
         let (sa, sb) = (self.graph.shape(a).0.clone(), self.graph.shape(b).0.clone());
+        if sa.len() > 2 {
+            return self.batched_matmul(node, transpose_a, transpose_b);
+        }
         let (ra, ca) = (self.dim(sa[0]), self.dim(sa[1]));
         let (rb, cb) = (self.dim(sb[0]), self.dim(sb[1]));
         let one = self.iconst(1);
@@ -1094,6 +1627,72 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let pb = ptr(self, b)?;
         let args = [m, nn, k, dst, pa, a_rs, a_cs, pb, b_rs, b_cs];
         self.b.ins().call(self.helpers.gemm, &args);
+        Ok(())
+    }
+
+    /// A batch of products: with a shared rank-2 right operand and no transposed left one, the
+    /// batch is one tall product (rows of consecutive items are consecutive); otherwise one
+    /// `gemm` call per item.
+    fn batched_matmul(
+        &mut self,
+        node: ValueId,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let (sa, sb) = (self.graph.shape(a).0.clone(), self.graph.shape(b).0.clone());
+        let (la, lb) = (sa.len(), sb.len());
+        let lead = self.extent(Extent::product(&sa[..la - 2]));
+        let (ra, ca) = (self.dim(sa[la - 2]), self.dim(sa[la - 1]));
+        let (rb, cb) = (self.dim(sb[lb - 2]), self.dim(sb[lb - 1]));
+        let one = self.iconst(1);
+        let (m, k, a_rs, a_cs) = if transpose_a {
+            (ca, ra, one, ca)
+        } else {
+            (ra, ca, ca, one)
+        };
+        let (nn, b_rs, b_cs) = if transpose_b {
+            (rb, one, cb)
+        } else {
+            (cb, cb, one)
+        };
+        let ptr = |e: &mut Self, v: ValueId| -> Result<Value, CodegenError> {
+            let buf = e.plan().home(v)?;
+            let o = e.buf_offset(buf);
+            Ok(e.addr(buf, o))
+        };
+        let dst = ptr(self, node)?;
+        let pa = ptr(self, a)?;
+        let pb = ptr(self, b)?;
+        let gemm = self.helpers.gemm;
+        if lb == 2 && !transpose_a {
+            let rows = self.b.ins().imul(lead, m);
+            let args = [rows, nn, k, dst, pa, a_rs, a_cs, pb, b_rs, b_cs];
+            self.b.ins().call(gemm, &args);
+            return Ok(());
+        }
+        // Item sizes in bytes.
+        let a_item = self.b.ins().imul(ra, ca);
+        let a_item = self.b.ins().ishl_imm_u(a_item, 2);
+        let b_item = if lb == 2 {
+            self.iconst(0)
+        } else {
+            let x = self.b.ins().imul(rb, cb);
+            self.b.ins().ishl_imm_u(x, 2)
+        };
+        let c_item = self.b.ins().imul(m, nn);
+        let c_item = self.b.ins().ishl_imm_u(c_item, 2);
+        self.counted_loop(lead, &mut |e, i| {
+            let oa = e.b.ins().imul(i, a_item);
+            let ob = e.b.ins().imul(i, b_item);
+            let oc = e.b.ins().imul(i, c_item);
+            let pa = e.b.ins().iadd(pa, oa);
+            let pb = e.b.ins().iadd(pb, ob);
+            let pc = e.b.ins().iadd(dst, oc);
+            let args = [m, nn, k, pc, pa, a_rs, a_cs, pb, b_rs, b_cs];
+            e.b.ins().call(gemm, &args);
+        });
         Ok(())
     }
 
@@ -1221,7 +1820,7 @@ fn flatten(spec: &LoopSpec, numel: usize) -> Option<LoopSpec> {
         }
         out.stores.push((*v, flat(a, true)));
     }
-    if !spec.labels.is_empty() || spec.reduce.is_some() {
+    if !spec.labels.is_empty() || !spec.indices.is_empty() || spec.reduce.is_some() {
         return None;
     }
     Some(out)

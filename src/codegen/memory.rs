@@ -142,16 +142,39 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
         }
     }
 
+    // A reshape shares its input's buffer (same elements, same order) unless it already has a
+    // home of its own (a gradient) or the input is a parameter or state, which the update
+    // overwrites behind the alias's back. The shared buffer lives as long as its last reader
+    // through any alias.
+    let (def, mut last) = lifetimes(graph, sched);
+    let mut alias: HashMap<ValueId, ValueId> = HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let v = ValueId(i as u32);
+        if node.op != Op::Reshape || !sched.stored[i] || home.contains_key(&v) {
+            continue;
+        }
+        let input = node.inputs[0];
+        let source = alias.get(&input).copied().unwrap_or(input);
+        let shareable = sched.stored[source.index()]
+            && !matches!(graph.node(source).op, Op::Param { .. } | Op::State { .. });
+        if shareable {
+            alias.insert(v, source);
+            last[source.index()] = last[source.index()].max(last[i]);
+        }
+    }
+
     // Temporaries: first-fit reuse of space whose last reader has run.
     let temps_base = align(top);
-    let (def, last) = lifetimes(graph, sched);
     let mut free: Vec<(usize, usize)> = Vec::new(); // (offset, len) free blocks
     let mut busy: Vec<(usize, usize, usize)> = Vec::new(); // (until kernel, offset, len)
     let mut temps_top = temps_base;
     let mut order: Vec<ValueId> = (0..graph.nodes.len())
         .map(|i| ValueId(i as u32))
         .filter(|v| {
-            sched.stored[v.index()] && !home.contains_key(v) && !sched.epilogue_of.contains_key(v)
+            sched.stored[v.index()]
+                && !home.contains_key(v)
+                && !sched.epilogue_of.contains_key(v)
+                && !alias.contains_key(v)
         })
         .collect();
     order.sort_by_key(|v| (def[v.index()], v.index()));
@@ -190,6 +213,11 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
     for (m, root) in &sched.epilogue_of {
         if let Some(&b) = home.get(root) {
             home.insert(*m, b);
+        }
+    }
+    for (v, source) in &alias {
+        if let Some(&b) = home.get(source) {
+            home.insert(*v, b);
         }
     }
     // Matrix products: which run as Cranelift kernels, and their packing scratch at the end.
@@ -286,7 +314,11 @@ fn lifetimes(graph: &Graph, sched: &Schedule) -> (Vec<usize>, Vec<usize>) {
                 c.extend(matmul.iter().copied());
                 (vec![*root], c)
             }
-            Kernel::MatMul { node } | Kernel::Softmax { node } => (vec![*node], vec![*node]),
+            Kernel::MatMul { node }
+            | Kernel::Softmax { node }
+            | Kernel::Copy { node }
+            | Kernel::Concat { node }
+            | Kernel::Rows { node } => (vec![*node], vec![*node]),
             Kernel::Reduce { node, nodes } => (vec![*node], nodes.clone()),
             Kernel::Update { group } => {
                 let g = &sched.groups[*group];

@@ -34,6 +34,13 @@ pub enum Kernel {
     Reduce { node: ValueId, nodes: Vec<ValueId> },
     /// Softmax or log-softmax over rows.
     Softmax { node: ValueId },
+    /// A strided copy: `transpose`, `slice`, or a `reshape` that cannot share its input's
+    /// buffer (the memory plan aliases the others, and then this kernel does nothing).
+    Copy { node: ValueId },
+    /// `concat`: one loop per input, each writing its part of the output.
+    Concat { node: ValueId },
+    /// `gather` or `scatter_add`: rows addressed by integer indices.
+    Rows { node: ValueId },
     /// One optimizer-update loop (see `UpdateGroup`).
     Update { group: usize },
 }
@@ -77,7 +84,30 @@ fn err(message: impl Into<String>) -> CodegenError {
 }
 
 fn is_pointwise(op: &Op) -> bool {
-    matches!(op, Op::Unary(_) | Op::Binary(_) | Op::OneHot { .. })
+    matches!(
+        op,
+        Op::Unary(_)
+            | Op::Binary(_)
+            | Op::OneHot { .. }
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::Select
+            | Op::Dropout { .. }
+    )
+}
+
+/// Ops computed by a loop over their own shape, into which producers can be fused.
+fn is_fusing(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Reduce { .. }
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::Select
+            | Op::Dropout { .. }
+    )
 }
 
 // Node ids index several parallel tables here, so index loops read best.
@@ -139,10 +169,11 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
     let mut inlined = vec![false; n];
     for i in 0..n {
         let node = &graph.nodes[i];
-        let fusing_user = |u: &ValueId| {
-            let op = &graph.node(*u).op;
-            matches!(op, Op::Unary(_) | Op::Binary(_) | Op::Reduce { .. }) && !local[u.index()]
-        };
+        let fusing_user = |u: &ValueId| is_fusing(&graph.node(*u).op) && !local[u.index()];
+        // `concat` copies each input in a loop over that input's shape, which can read a
+        // broadcast as an index map too.
+        let broadcast_reader =
+            |u: &ValueId| fusing_user(u) || matches!(graph.node(*u).op, Op::Concat { .. });
         stored[i] = match &node.op {
             Op::Input { .. } | Op::Param { .. } | Op::State { .. } => true,
             _ if !live[i] || local[i] => false,
@@ -150,7 +181,7 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
             Op::Const { .. } | Op::BatchSize => false,
             Op::Broadcast => users[i]
                 .iter()
-                .any(|u| !fusing_user(u) && !local[u.index()]),
+                .any(|u| !broadcast_reader(u) && !local[u.index()]),
             // One compare per element: cheaper to recompute in every consumer than to store.
             Op::OneHot { .. }
                 if users[i].iter().all(|u| {
@@ -185,7 +216,16 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
         let node = &graph.nodes[i];
         let is_ew = !matches!(
             node.op,
-            Op::MatMul { .. } | Op::Reduce { .. } | Op::Softmax | Op::LogSoftmax
+            Op::MatMul { .. }
+                | Op::Reduce { .. }
+                | Op::Softmax
+                | Op::LogSoftmax
+                | Op::Transpose { .. }
+                | Op::Slice { .. }
+                | Op::Reshape
+                | Op::Concat { .. }
+                | Op::Gather
+                | Op::ScatterAdd { .. }
         ) && !matches!(
             node.op,
             Op::Input { .. } | Op::Param { .. } | Op::State { .. }
@@ -221,6 +261,11 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
                 kernels.push(Kernel::Reduce { node: v, nodes });
             }
             Op::Softmax | Op::LogSoftmax => kernels.push(Kernel::Softmax { node: v }),
+            Op::Transpose { .. } | Op::Slice { .. } | Op::Reshape => {
+                kernels.push(Kernel::Copy { node: v })
+            }
+            Op::Concat { .. } => kernels.push(Kernel::Concat { node: v }),
+            Op::Gather | Op::ScatterAdd { .. } => kernels.push(Kernel::Rows { node: v }),
             _ => {
                 let (nodes, matmul) = ew_nodes.remove(&v).unwrap_or_default();
                 kernels.push(Kernel::Elementwise {
@@ -307,12 +352,18 @@ fn check_supported(graph: &Graph, users: &[Vec<ValueId>]) -> Result<(), CodegenE
                     "%{i}: i32 values other than inputs are not supported"
                 )));
             }
-            if let Some(u) = users[i]
-                .iter()
-                .find(|u| !matches!(graph.node(**u).op, Op::OneHot { .. }))
-            {
+            let reads_integers = |u: &ValueId| {
+                let user = graph.node(*u);
+                match user.op {
+                    Op::OneHot { .. } => true,
+                    Op::Gather | Op::ScatterAdd { .. } => user.inputs[0].index() != i,
+                    _ => false,
+                }
+            };
+            if let Some(u) = users[i].iter().find(|u| !reads_integers(u)) {
                 return Err(err(format!(
-                    "%{}: i32 input used by {} (only one_hot reads integers)",
+                    "%{}: i32 input used by {} (only one_hot, gather and scatter_add read \
+                     integers)",
                     u.0,
                     graph.node(*u).op.name()
                 )));
@@ -541,7 +592,10 @@ pub fn schedule_text(s: &Schedule, graph: &Graph) -> String {
                     ids(nodes)
                 )
             }
-            Kernel::Softmax { node } => format!(
+            Kernel::Softmax { node }
+            | Kernel::Copy { node }
+            | Kernel::Concat { node }
+            | Kernel::Rows { node } => format!(
                 "{} {} -> %{}: %{}",
                 graph.node(*node).op.name(),
                 graph.shape(*node),

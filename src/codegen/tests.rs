@@ -67,6 +67,8 @@ fn reference(g: &Graph, batch: usize, feed: &Feed) -> Vec<T> {
                     UnaryOp::Relu => x.max(0.0),
                     UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
                     UnaryOp::Tanh => x.tanh(),
+                    // The newer ops by the interpreter's definition.
+                    op => crate::interp::unary(*op, x),
                 })
                 .collect(),
             Op::Binary(op) => {
@@ -83,6 +85,7 @@ fn reference(g: &Graph, batch: usize, feed: &Feed) -> Vec<T> {
                             BinaryOp::Pow => x.powf(y),
                             BinaryOp::Max => x.max(y),
                             BinaryOp::Greater => f64::from(x > y),
+                            op => crate::interp::binary(*op, x, y),
                         }
                     })
                     .collect()
@@ -115,7 +118,7 @@ fn reference(g: &Graph, batch: usize, feed: &Feed) -> Vec<T> {
             Op::Reduce { kind, axes, .. } => {
                 let a = arg(0);
                 let init = match kind {
-                    ReduceKind::Sum => 0.0,
+                    ReduceKind::Sum | ReduceKind::Mean => 0.0,
                     ReduceKind::Max => f64::NEG_INFINITY,
                 };
                 let mut out = vec![init; numel];
@@ -129,9 +132,13 @@ fn reference(g: &Graph, batch: usize, feed: &Feed) -> Vec<T> {
                     }
                     let o = kept.iter().fold(0, |o, &d| o * a.shape[d] + idx[d]);
                     out[o] = match kind {
-                        ReduceKind::Sum => out[o] + x,
+                        ReduceKind::Sum | ReduceKind::Mean => out[o] + x,
                         ReduceKind::Max => out[o].max(x),
                     };
+                }
+                if *kind == ReduceKind::Mean {
+                    let count = (a.data.len() / numel.max(1)) as f64;
+                    out.iter_mut().for_each(|o| *o /= count);
                 }
                 out
             }
@@ -162,6 +169,8 @@ fn reference(g: &Graph, batch: usize, feed: &Feed) -> Vec<T> {
                 }
                 out
             }
+            // The full op set is checked against the interpreter in `tests/jit_ops.rs`.
+            op => panic!("this reference does not model {}", op.name()),
         };
         assert_eq!(data.len(), numel, "reference: {}", node.op.name());
         vals.push(T { shape, data });
@@ -353,7 +362,7 @@ fn unary_ops_with_ragged_batch() {
         let mut g = Graph::new("unary");
         let x = g.input("x", TensorType::f32(bn(7)), None);
         // log and sqrt get positive arguments.
-        let arg = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt) {
+        let arg = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt) {
             let sq = g.binary(BinaryOp::Mul, x, x, None);
             let c = g.constant(0.25, None);
             g.binary(BinaryOp::Add, sq, c, None)
@@ -463,7 +472,7 @@ fn reductions() {
     let mut g = Graph::new("reduce");
     let x = g.input("x", TensorType::f32(bn(9)), None);
     let e = g.unary(UnaryOp::Exp, x, None);
-    for kind in [ReduceKind::Sum, ReduceKind::Max] {
+    for kind in [ReduceKind::Sum, ReduceKind::Max, ReduceKind::Mean] {
         for (axes, keep) in [
             (vec![0], false),
             (vec![1], false),

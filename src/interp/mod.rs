@@ -2,7 +2,7 @@
 //! definition of what each op means — the JIT is tested against it and gradients are tested
 //! against finite differences on it. Training never runs here.
 
-use ndarray::{ArrayD, Axis, Dimension, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice, Zip};
 
 use crate::ir::graph::{Graph, Slot};
 use crate::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
@@ -57,16 +57,40 @@ pub fn evaluate(
                     .map_collect(|&a, &b| binary(*op, a, b))
             }
             Op::Broadcast => broadcast(arg(0), &shape, i)?,
+            Op::LeakyRelu { alpha } => arg(0).mapv(|x| leaky_relu(f64::from(*alpha), x)),
+            Op::Elu { alpha } => arg(0).mapv(|x| elu(f64::from(*alpha), x)),
+            Op::Select => {
+                let c = broadcast(arg(0), &shape, i)?;
+                let a = broadcast(arg(1), &shape, i)?;
+                let b = broadcast(arg(2), &shape, i)?;
+                Zip::from(&c)
+                    .and(&a)
+                    .and(&b)
+                    .map_collect(|&c, &a, &b| select(c, a, b))
+            }
+            Op::Dropout { rate, seed } => {
+                let step = step_counter(scalar(arg(1)));
+                let key = dropout::Key::new(*seed, step);
+                let threshold = dropout::threshold(*rate);
+                let scale = f64::from(dropout::scale(*rate));
+                let x = arg(0).as_standard_layout();
+                let data = x
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &x)| {
+                        if key.keep(k as u32, threshold) {
+                            x * scale
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?
+            }
             Op::MatMul {
                 transpose_a,
                 transpose_b,
-            } => {
-                let (a, b) = (as_matrix(arg(0), i)?, as_matrix(arg(1), i)?);
-                let a = if *transpose_a { a.reversed_axes() } else { a };
-                let b = if *transpose_b { b.reversed_axes() } else { b };
-                // Row-major like every other value, whatever layout `dot` chose for transposed views.
-                a.dot(&b).as_standard_layout().into_owned().into_dyn()
-            }
+            } => matmul(arg(0), arg(1), *transpose_a, *transpose_b, &shape, i)?,
             Op::Reduce {
                 kind,
                 axes,
@@ -86,6 +110,60 @@ pub fn evaluate(
                 }
                 out
             }
+            Op::Transpose { perm } => arg(0).view().permuted_axes(IxDyn(perm)).to_owned(),
+            Op::Reshape => arg(0)
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order(IxDyn(&shape))
+                .map_err(|e| format!("%{i}: reshape: {e}"))?,
+            Op::Slice { axis, start, end } => arg(0)
+                .slice_axis(Axis(*axis), Slice::from(*start..*end))
+                .to_owned(),
+            Op::Concat { axis } => {
+                let parts: Vec<ArrayViewD<f64>> = node
+                    .inputs
+                    .iter()
+                    .map(|v| values[v.index()].view())
+                    .collect();
+                ndarray::concatenate(Axis(*axis), &parts).map_err(|e| format!("%{i}: {e}"))?
+            }
+            Op::Gather => {
+                let (table, indices) = (arg(0), arg(1));
+                let rows = table.shape()[0];
+                let width: usize = table.shape()[1..].iter().product();
+                let table = table.as_standard_layout();
+                let table = table.as_slice().expect("standard layout");
+                let mut data = Vec::with_capacity(indices.len() * width);
+                for &index in indices.as_standard_layout().iter() {
+                    match row_index(index, rows) {
+                        Some(r) => data.extend_from_slice(&table[r * width..(r + 1) * width]),
+                        None => data.extend(std::iter::repeat_n(0.0, width)),
+                    }
+                }
+                ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?
+            }
+            Op::ScatterAdd { rows } => {
+                let (updates, indices) = (arg(0), arg(1));
+                let width: usize = shape[1..].iter().product();
+                let updates = updates.as_standard_layout();
+                let updates = updates.as_slice().expect("standard layout");
+                let mut data = vec![0.0; rows * width];
+                for (k, &index) in indices.as_standard_layout().iter().enumerate() {
+                    if let Some(r) = row_index(index, *rows) {
+                        let row = &updates[k * width..(k + 1) * width];
+                        for (out, &u) in data[r * width..(r + 1) * width].iter_mut().zip(row) {
+                            *out += u;
+                        }
+                    }
+                }
+                ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?
+            }
+        };
+        // Every value row-major, whatever layout a view-based op left it in.
+        let value = if value.is_standard_layout() {
+            value
+        } else {
+            value.as_standard_layout().into_owned()
         };
         if value.shape() != shape.as_slice() {
             return Err(format!(
@@ -145,10 +223,121 @@ fn leaf(
     Ok(value.clone())
 }
 
-fn as_matrix(v: &ArrayD<f64>, node: usize) -> Result<ndarray::ArrayView2<'_, f64>, String> {
-    v.view()
-        .into_dimensionality::<ndarray::Ix2>()
-        .map_err(|e| format!("%{node}: matmul operand is not a matrix: {e}"))
+/// `op(a) @ op(b)` for one product or a batch of them (see `Op::MatMul`).
+fn matmul(
+    a: &ArrayD<f64>,
+    b: &ArrayD<f64>,
+    transpose_a: bool,
+    transpose_b: bool,
+    shape: &[usize],
+    node: usize,
+) -> Result<ArrayD<f64>, String> {
+    let as_matrices =
+        |v: &ArrayD<f64>, transpose: bool| -> Result<Vec<ndarray::Array2<f64>>, String> {
+            let r = v.ndim();
+            let (rows, cols) = (v.shape()[r - 2], v.shape()[r - 1]);
+            let v = v.as_standard_layout();
+            let v = v
+                .view()
+                .into_shape_with_order((v.len() / (rows * cols).max(1), rows, cols))
+                .map_err(|e| format!("%{node}: matmul operand: {e}"))?;
+            Ok(v.outer_iter()
+                .map(|m| {
+                    if transpose {
+                        m.t().to_owned()
+                    } else {
+                        m.to_owned()
+                    }
+                })
+                .collect())
+        };
+    let (a, b) = (as_matrices(a, transpose_a)?, as_matrices(b, transpose_b)?);
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for (i, a) in a.iter().enumerate() {
+        // A single right matrix is shared by every left one.
+        let b = if b.len() == 1 { &b[0] } else { &b[i] };
+        data.extend(a.dot(b).iter().copied());
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| format!("%{node}: matmul: {e}"))
+}
+
+fn scalar(x: &ArrayD<f64>) -> f64 {
+    x.iter().next().copied().unwrap_or(f64::NAN)
+}
+
+/// The step counter as the integer the dropout mask is keyed on: truncated and saturated like
+/// Cranelift's `fcvt_to_uint_sat` (NaN and negatives give 0).
+pub fn step_counter(step: f64) -> u32 {
+    step as u32
+}
+
+/// A gather/scatter index as a row, or `None` when it is outside `0..rows`.
+fn row_index(index: f64, rows: usize) -> Option<usize> {
+    (index >= 0.0 && index < rows as f64).then_some(index as usize)
+}
+
+/// The dropout mask: a counter-based generator, so the mask of element `k` at a step is a pure
+/// function of `(seed, step, k)`. Integer arithmetic only, which the JIT repeats exactly, so
+/// interpreter and native code drop the same elements.
+pub mod dropout {
+    /// Chris Wellons's `lowbias32` integer hash: every output bit depends on every input bit.
+    pub fn mix(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb_352d);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846c_a68b);
+        x ^= x >> 16;
+        x
+    }
+
+    /// Multiplier spreading consecutive indices apart before hashing (2^32 / φ).
+    pub const SPREAD: u32 = 0x9e37_79b1;
+
+    /// The two words derived from the seed alone (compile-time constants in the JIT).
+    pub fn seed_words(seed: u64) -> (u32, u32) {
+        let (lo, hi) = (seed as u32, (seed >> 32) as u32);
+        let s0 = mix(lo ^ mix(hi ^ 0x85eb_ca6b));
+        (s0, mix(s0 ^ 0x9e37_79b9))
+    }
+
+    /// The per-step key, then the per-element bits.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Key {
+        pub step_key: u32,
+        pub s1: u32,
+    }
+
+    impl Key {
+        pub fn new(seed: u64, step: u32) -> Key {
+            let (s0, s1) = seed_words(seed);
+            Key {
+                step_key: mix(step ^ s0),
+                s1,
+            }
+        }
+
+        pub fn bits(self, index: u32) -> u32 {
+            mix(mix(index.wrapping_mul(SPREAD).wrapping_add(self.step_key)) ^ self.s1)
+        }
+
+        /// Whether element `index` is kept: its top 31 bits, as a non-negative i32, reach the
+        /// threshold (a signed compare, which SIMD has).
+        pub fn keep(self, index: u32, threshold: i32) -> bool {
+            (self.bits(index) >> 1) as i32 >= threshold
+        }
+    }
+
+    /// `rate · 2^31`: a 31-bit value below it is dropped, so an element survives with
+    /// probability `1 - rate` (to within 2^-31).
+    pub fn threshold(rate: f32) -> i32 {
+        (f64::from(rate) * f64::from(1u32 << 31)).round() as i32
+    }
+
+    /// The factor kept elements are scaled by, `1 / (1 - rate)` rounded to f32 (what the JIT
+    /// multiplies by).
+    pub fn scale(rate: f32) -> f32 {
+        (1.0 / (1.0 - f64::from(rate))) as f32
+    }
 }
 
 fn broadcast(x: &ArrayD<f64>, shape: &[usize], node: usize) -> Result<ArrayD<f64>, String> {
@@ -172,7 +361,26 @@ pub fn unary(op: UnaryOp, x: f64) -> f64 {
         }
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        // `x.max(0.0)` would turn NaN into 0; the log1p term carries it.
+        UnaryOp::Softplus => (-x.abs()).exp().ln_1p() + if x > 0.0 { x } else { 0.0 },
+        // x Φ(x) with Φ(x) = erfc(-x/√2)/2, accurate in the left tail too.
+        UnaryOp::Gelu => 0.5 * x * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2),
+        UnaryOp::Erf => libm::erf(x),
     }
+}
+
+pub fn leaky_relu(alpha: f64, x: f64) -> f64 {
+    if x > 0.0 { x } else { alpha * x }
+}
+
+pub fn elu(alpha: f64, x: f64) -> f64 {
+    if x > 0.0 { x } else { alpha * x.exp_m1() }
+}
+
+pub fn select(c: f64, a: f64, b: f64) -> f64 {
+    if c != 0.0 { a } else { b }
 }
 
 pub fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
@@ -189,13 +397,19 @@ pub fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
                 a
             }
         }
-        BinaryOp::Greater => {
-            if a > b {
-                1.0
+        BinaryOp::Min => {
+            if b < a {
+                b
             } else {
-                0.0
+                a
             }
         }
+        BinaryOp::Greater => f64::from(u8::from(a > b)),
+        BinaryOp::Less => f64::from(u8::from(a < b)),
+        BinaryOp::GreaterEqual => f64::from(u8::from(a >= b)),
+        BinaryOp::LessEqual => f64::from(u8::from(a <= b)),
+        BinaryOp::Equal => f64::from(u8::from(a == b)),
+        BinaryOp::NotEqual => f64::from(u8::from(a != b)),
     }
 }
 
@@ -208,6 +422,10 @@ fn reduce(x: &ArrayD<f64>, kind: ReduceKind, axes: &[usize], keep_dims: bool) ->
             ReduceKind::Max => out.fold_axis(Axis(axis), f64::NEG_INFINITY, |&m, &v| {
                 if v > m || v.is_nan() { v } else { m }
             }),
+            ReduceKind::Mean => {
+                let n = out.shape()[axis] as f64;
+                out.sum_axis(Axis(axis)) / n
+            }
         };
         if keep_dims {
             out.insert_axis_inplace(Axis(axis));

@@ -122,9 +122,160 @@ fn vjp(
                     let slope = g.binary(Sub, one, squared, span);
                     g.binary(Mul, dy, slope, span)
                 }
+                // |x|' = sign(x), 0 at 0 (PyTorch's choice).
+                UnaryOp::Abs => {
+                    let zero = g.constant(0.0, span);
+                    let pos = g.binary(Greater, x, zero, span);
+                    let neg = g.binary(BinaryOp::Less, x, zero, span);
+                    let sign = g.binary(Sub, pos, neg, span);
+                    g.binary(Mul, dy, sign, span)
+                }
+                // d x^(-1/2) = -x^(-3/2) / 2 = -y³ / 2
+                UnaryOp::Rsqrt => {
+                    let square = g.binary(Mul, y, y, span);
+                    let cube = g.binary(Mul, square, y, span);
+                    let minus_half = g.constant(-0.5, span);
+                    let slope = g.binary(Mul, minus_half, cube, span);
+                    g.binary(Mul, dy, slope, span)
+                }
+                // softplus' = σ
+                UnaryOp::Softplus => {
+                    let slope = g.unary(UnaryOp::Sigmoid, x, span);
+                    g.binary(Mul, dy, slope, span)
+                }
+                // erf' = 2/√π · exp(-x²)
+                UnaryOp::Erf => {
+                    let density = gaussian(g, x, -1.0, span);
+                    let c = g.constant(std::f32::consts::FRAC_2_SQRT_PI, span);
+                    let slope = g.binary(Mul, c, density, span);
+                    g.binary(Mul, dy, slope, span)
+                }
+                // (x Φ(x))' = Φ(x) + x φ(x), Φ(x) = (1 + erf(x/√2))/2, φ(x) = exp(-x²/2)/√(2π)
+                UnaryOp::Gelu => {
+                    let c = g.constant(std::f32::consts::FRAC_1_SQRT_2, span);
+                    let scaled = g.binary(Mul, x, c, span);
+                    let erf = g.unary(UnaryOp::Erf, scaled, span);
+                    let half = g.constant(0.5, span);
+                    let half_erf = g.binary(Mul, half, erf, span);
+                    let cdf = g.binary(BinaryOp::Add, half, half_erf, span);
+                    let density = gaussian(g, x, -0.5, span);
+                    let norm = g.constant(0.398_942_3, span); // 1/√(2π)
+                    let pdf = g.binary(Mul, norm, density, span);
+                    let x_pdf = g.binary(Mul, x, pdf, span);
+                    let slope = g.binary(BinaryOp::Add, cdf, x_pdf, span);
+                    g.binary(Mul, dy, slope, span)
+                }
             };
             vec![Some(dx)]
         }
+        // slope 1 where x > 0, else alpha
+        Op::LeakyRelu { alpha } => {
+            let zero = g.constant(0.0, span);
+            let positive = g.binary(Greater, inputs[0], zero, span);
+            let alpha = g.constant(*alpha, span);
+            let scaled = g.binary(Mul, dy, alpha, span);
+            vec![Some(g.select(positive, dy, scaled, span))]
+        }
+        // slope 1 where x > 0, else alpha·exp(x) = y + alpha
+        Op::Elu { alpha } => {
+            let zero = g.constant(0.0, span);
+            let positive = g.binary(Greater, inputs[0], zero, span);
+            let alpha = g.constant(*alpha, span);
+            let slope = g.binary(BinaryOp::Add, y, alpha, span);
+            let scaled = g.binary(Mul, dy, slope, span);
+            vec![Some(g.select(positive, dy, scaled, span))]
+        }
+        // The condition gets no gradient; each branch gets dy where it was chosen.
+        Op::Select => {
+            let cond = inputs[0];
+            let zero = g.constant(0.0, span);
+            let mut contributions = vec![None, None, None];
+            for side in [1, 2] {
+                if !wanted[side] {
+                    continue;
+                }
+                let d = if side == 1 {
+                    g.select(cond, dy, zero, span)
+                } else {
+                    g.select(cond, zero, dy, span)
+                };
+                let shape = g.shape(inputs[side]).clone();
+                contributions[side] = Some(sum_to(g, d, &shape, span));
+            }
+            contributions
+        }
+        // Dropout is linear in x with a mask fixed by (seed, step, index): its adjoint is the
+        // same dropout applied to dy, which re-derives the identical mask.
+        Op::Dropout { .. } => {
+            let dx = g.add(op.clone(), &[dy, inputs[1]], span);
+            vec![Some(dx), None]
+        }
+        Op::Transpose { perm } => {
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            vec![Some(g.transpose(dy, &inverse, span))]
+        }
+        Op::Reshape => {
+            let shape = g.shape(inputs[0]).clone();
+            vec![Some(g.reshape(dy, &shape, span))]
+        }
+        // Zeros around dy where the slice cut the input.
+        Op::Slice { axis, start, end } => {
+            let x_shape = g.shape(inputs[0]).clone();
+            let Dim::Fixed(n) = x_shape.0[*axis] else {
+                unreachable!("the shape rule forbids slicing the batch axis")
+            };
+            let zeros = |g: &mut Graph, len: usize| {
+                let mut dims = x_shape.0.clone();
+                dims[*axis] = Dim::Fixed(len);
+                let zero = g.constant(0.0, span);
+                g.broadcast(zero, &Shape(dims), span)
+            };
+            let mut parts = Vec::new();
+            if *start > 0 {
+                parts.push(zeros(g, *start));
+            }
+            parts.push(dy);
+            if *end < n {
+                parts.push(zeros(g, n - end));
+            }
+            let dx = if parts.len() == 1 {
+                dy
+            } else {
+                g.concat(&parts, *axis, span)
+            };
+            vec![Some(dx)]
+        }
+        Op::Concat { axis } => {
+            let total = inputs.len();
+            let mut offset = 0;
+            let mut contributions = Vec::with_capacity(total);
+            for (k, &input) in inputs.iter().enumerate() {
+                let Dim::Fixed(len) = g.shape(input).0[*axis] else {
+                    unreachable!("the shape rule forbids concatenating along the batch axis")
+                };
+                contributions.push(wanted[k].then(|| {
+                    if total == 1 {
+                        dy
+                    } else {
+                        g.slice(dy, *axis, offset, offset + len, span)
+                    }
+                }));
+                offset += len;
+            }
+            contributions
+        }
+        // The adjoint of picking rows is adding into them; indices get no gradient.
+        Op::Gather => {
+            let Dim::Fixed(rows) = g.shape(inputs[0]).0[0] else {
+                unreachable!("the shape rule needs a fixed table length")
+            };
+            let dx = g.add(Op::ScatterAdd { rows }, &[dy, inputs[1]], span);
+            vec![Some(dx), None]
+        }
+        Op::ScatterAdd { .. } => vec![Some(g.gather(dy, inputs[1], span)), None],
         Op::Binary(binary) => {
             let (a, b) = (inputs[0], inputs[1]);
             let mut contributions = vec![None, None];
@@ -172,11 +323,36 @@ fn vjp(
                 (true, false) => (a, dy, false, false),
                 (true, true) => (dy, a, true, true),
             };
-            [da, db]
-                .into_iter()
-                .zip(wanted)
-                .map(|((l, r, ta, tb), &want)| want.then(|| mm(g, l, r, ta, tb)))
-                .collect()
+            let (ra, rb) = (g.shape(a).rank(), g.shape(b).rank());
+            if rb == ra {
+                return [da, db]
+                    .into_iter()
+                    .zip(wanted)
+                    .map(|((l, r, ta, tb), &want)| want.then(|| mm(g, l, r, ta, tb)))
+                    .collect();
+            }
+            // A rank-2 right operand shared by a batch of products.
+            let lead = ra - 2;
+            let dx_a = wanted[0].then(|| {
+                if *transpose_a {
+                    // dA = (dC op(B)ᵀ)ᵀ per product: the batch stays on the left.
+                    let product = mm(g, dy, b, false, !transpose_b);
+                    let mut perm: Vec<usize> = (0..lead).collect();
+                    perm.extend([lead + 1, lead]);
+                    g.transpose(product, &perm, span)
+                } else {
+                    let (l, r, ta, tb) = da;
+                    mm(g, l, r, ta, tb)
+                }
+            });
+            // dB is the sum over the batch of every product's contribution.
+            let dx_b = wanted[1].then(|| {
+                let (l, r, ta, tb) = db;
+                let products = mm(g, l, r, ta, tb);
+                let axes: Vec<usize> = (0..lead).collect();
+                g.reduce(ReduceKind::Sum, products, &axes, false, span)
+            });
+            vec![dx_a, dx_b]
         }
         Op::Reduce {
             kind,
@@ -188,6 +364,23 @@ fn vjp(
             let dy_spread = expand_reduced(g, dy, &x_shape, axes, *keep_dims, span);
             let dx = match kind {
                 ReduceKind::Sum => dy_spread,
+                ReduceKind::Mean => {
+                    let dims: Vec<Dim> = axes.iter().map(|&a| x_shape.0[a]).collect();
+                    let fixed: usize = dims
+                        .iter()
+                        .map(|d| match d {
+                            Dim::Fixed(n) => *n,
+                            Dim::Batch => 1,
+                        })
+                        .product();
+                    let inverse = g.constant(1.0 / fixed as f32, span);
+                    let mut spread = g.binary(Mul, dy_spread, inverse, span);
+                    if dims.contains(&Dim::Batch) {
+                        let batch = g.batch_size(span);
+                        spread = g.binary(Div, spread, batch, span);
+                    }
+                    spread
+                }
                 // Every element equal to the maximum receives the gradient.
                 ReduceKind::Max => {
                     let y_spread = expand_reduced(g, y, &x_shape, axes, *keep_dims, span);
@@ -215,6 +408,14 @@ fn vjp(
         }
         Op::OneHot { .. } => vec![None],
     }
+}
+
+/// `exp(k·x²)`, the Gaussian shape in the gradients of `erf` and `gelu`.
+fn gaussian(g: &mut Graph, x: ValueId, k: f32, span: Option<Span>) -> ValueId {
+    let square = g.binary(BinaryOp::Mul, x, x, span);
+    let k = g.constant(k, span);
+    let exponent = g.binary(BinaryOp::Mul, k, square, span);
+    g.unary(UnaryOp::Exp, exponent, span)
 }
 
 /// The adjoint contribution of a binary op to operand `side` (0 = a, 1 = b), before
@@ -257,9 +458,14 @@ fn binary_vjp(
             let slope = g.binary(Mul, y, log_a, span);
             g.binary(Mul, dy, slope, span)
         }
-        // The gradient goes to the larger operand; ties go to `a`.
-        (BinaryOp::Max, side) => {
-            let b_wins = g.binary(Greater, b, a, span);
+        // The gradient goes to the larger (for min, the smaller) operand; ties go to `a`.
+        (BinaryOp::Max | BinaryOp::Min, side) => {
+            let beats = if op == BinaryOp::Max {
+                Greater
+            } else {
+                BinaryOp::Less
+            };
+            let b_wins = g.binary(beats, b, a, span);
             let mask = if side == 0 {
                 let one = g.constant(1.0, span);
                 g.binary(Sub, one, b_wins, span)
@@ -268,7 +474,9 @@ fn binary_vjp(
             };
             g.binary(Mul, dy, mask, span)
         }
-        (Greater, _) => return None,
+        (Greater | BinaryOp::Less, _)
+        | (BinaryOp::GreaterEqual | BinaryOp::LessEqual, _)
+        | (BinaryOp::Equal | BinaryOp::NotEqual, _) => return None,
     })
 }
 
@@ -319,12 +527,21 @@ fn expand_reduced(
     span: Option<Span>,
 ) -> ValueId {
     // Without kept dims only a reduction over leading axes lines up under NumPy broadcasting;
-    // lowering only builds such reductions (a general `reshape` op arrives with the full op set).
+    // otherwise the reduced axes come back as size-1 axes first.
     let leading = axes.iter().enumerate().all(|(i, &a)| i == a);
-    assert!(
-        keep_dims || leading,
-        "internal compiler error: gradient of a reduction over inner axes {axes:?} without keep_dims"
-    );
+    let value = if keep_dims || leading {
+        value
+    } else {
+        let kept = Shape(
+            x_shape
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| if axes.contains(&i) { Dim::Fixed(1) } else { d })
+                .collect(),
+        );
+        g.reshape(value, &kept, span)
+    };
     g.broadcast(value, x_shape, span)
 }
 

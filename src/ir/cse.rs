@@ -35,8 +35,12 @@ pub fn eliminate_common_subexpressions(graph: &Graph) -> Graph {
             ref op => format!("{op:?}"),
         };
         let mut inputs = node.inputs.clone();
-        // IEEE addition and multiplication are commutative, so `a + b` and `b + a` are one value.
-        if matches!(node.op, Op::Binary(BinaryOp::Add | BinaryOp::Mul)) {
+        // IEEE addition, multiplication and (in)equality are commutative, so `a + b` and
+        // `b + a` are one value.
+        if matches!(
+            node.op,
+            Op::Binary(BinaryOp::Add | BinaryOp::Mul | BinaryOp::Equal | BinaryOp::NotEqual)
+        ) {
             inputs.sort();
         }
         let key = Key {

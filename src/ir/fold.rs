@@ -1,5 +1,6 @@
 //! Constant folding: an elementwise op whose inputs are all scalar constants becomes a constant,
-//! e.g. the `1 / 1` of a mean over one output column.
+//! e.g. the `1 / 1` of a mean over one output column. (Dropout is never folded: its mask
+//! depends on the runtime step counter.)
 
 use super::graph::{Graph, Node};
 use super::op::{BinaryOp, Op, UnaryOp};
@@ -34,9 +35,13 @@ fn fold(graph: &Graph, node: &Node) -> Option<f32> {
         })
         .collect();
     let args = args?;
+    let arg = |i: usize| f64::from(args[i]);
     match node.op {
         Op::Unary(op) => Some(unary(op, args[0])),
         Op::Binary(op) => Some(binary(op, args[0], args[1])),
+        Op::LeakyRelu { alpha } => Some(interp::leaky_relu(f64::from(alpha), arg(0)) as f32),
+        Op::Elu { alpha } => Some(interp::elu(f64::from(alpha), arg(0)) as f32),
+        Op::Select => Some(interp::select(arg(0), arg(1), arg(2)) as f32),
         _ => None,
     }
 }

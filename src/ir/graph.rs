@@ -1,8 +1,8 @@
 //! The SSA graph: nodes in topological order (a node's inputs always come before it), each with
 //! its op, inputs, type, and the source span it came from.
 
-use super::op::{BinaryOp, Op, UnaryOp, infer_type};
-use super::shape::{DType, Shape, TensorType};
+use super::op::{BinaryOp, Op, ReduceKind, UnaryOp, infer_type};
+use super::shape::{DType, Shape, TensorType, reshape_rule};
 use crate::diag::Span;
 
 /// An SSA value: the index of the node that defines it.
@@ -30,7 +30,8 @@ pub struct InputInfo {
     pub ty: TensorType,
 }
 
-/// How a parameter's initial values are drawn.
+/// How a parameter's initial values are drawn (Keras's initializers; the `*_normal` ones draw
+/// from a normal truncated at two standard deviations, as Keras's variance scaling does).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// U(-limit, limit) with limit = sqrt(6 / (fan_in + fan_out)) (Keras's default kernel init).
@@ -38,7 +39,62 @@ pub enum Init {
         fan_in: usize,
         fan_out: usize,
     },
+    /// Truncated normal with variance 2 / (fan_in + fan_out).
+    GlorotNormal {
+        fan_in: usize,
+        fan_out: usize,
+    },
+    /// U(-limit, limit) with limit = sqrt(6 / fan_in).
+    HeUniform {
+        fan_in: usize,
+    },
+    /// Truncated normal with variance 2 / fan_in.
+    HeNormal {
+        fan_in: usize,
+    },
+    /// U(-limit, limit) with limit = sqrt(3 / fan_in).
+    LecunUniform {
+        fan_in: usize,
+    },
+    /// Truncated normal with variance 1 / fan_in.
+    LecunNormal {
+        fan_in: usize,
+    },
     Zeros,
+    Constant {
+        value: f32,
+    },
+    /// N(mean, std²), not truncated (Keras's `RandomNormal`).
+    Normal {
+        mean: f32,
+        std: f32,
+    },
+    /// U(min, max) (Keras's `RandomUniform`).
+    Uniform {
+        min: f32,
+        max: f32,
+    },
+}
+
+impl std::fmt::Display for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Init::GlorotUniform { fan_in, fan_out } => {
+                write!(f, "glorot_uniform(fan_in: {fan_in}, fan_out: {fan_out})")
+            }
+            Init::GlorotNormal { fan_in, fan_out } => {
+                write!(f, "glorot_normal(fan_in: {fan_in}, fan_out: {fan_out})")
+            }
+            Init::HeUniform { fan_in } => write!(f, "he_uniform(fan_in: {fan_in})"),
+            Init::HeNormal { fan_in } => write!(f, "he_normal(fan_in: {fan_in})"),
+            Init::LecunUniform { fan_in } => write!(f, "lecun_uniform(fan_in: {fan_in})"),
+            Init::LecunNormal { fan_in } => write!(f, "lecun_normal(fan_in: {fan_in})"),
+            Init::Zeros => write!(f, "zeros"),
+            Init::Constant { value } => write!(f, "constant({value:?})"),
+            Init::Normal { mean, std } => write!(f, "normal(mean: {mean:?}, std: {std:?})"),
+            Init::Uniform { min, max } => write!(f, "uniform({min:?}, {max:?})"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -232,6 +288,93 @@ impl Graph {
             shape: shape.clone(),
         };
         self.push(Op::Broadcast, vec![x], out, span)
+    }
+
+    /// `x` with the same elements under `shape` (row-major order kept); a no-op when it already
+    /// has that shape. The shapes must satisfy `shape::reshape_rule`.
+    pub fn reshape(&mut self, x: ValueId, shape: &Shape, span: Option<Span>) -> ValueId {
+        let ty = self.ty(x);
+        if &ty.shape == shape {
+            return x;
+        }
+        if let Err(e) = reshape_rule(&ty.shape, shape) {
+            panic!("internal compiler error: {e}");
+        }
+        let out = TensorType {
+            dtype: ty.dtype,
+            shape: shape.clone(),
+        };
+        self.push(Op::Reshape, vec![x], out, span)
+    }
+
+    /// Permutes the axes of `x` (output axis `i` is input axis `perm[i]`).
+    pub fn transpose(&mut self, x: ValueId, perm: &[usize], span: Option<Span>) -> ValueId {
+        self.add(
+            Op::Transpose {
+                perm: perm.to_vec(),
+            },
+            &[x],
+            span,
+        )
+    }
+
+    /// Elements `start..end` of `axis`.
+    pub fn slice(
+        &mut self,
+        x: ValueId,
+        axis: usize,
+        start: usize,
+        end: usize,
+        span: Option<Span>,
+    ) -> ValueId {
+        self.add(Op::Slice { axis, start, end }, &[x], span)
+    }
+
+    /// Joins `parts` along `axis`.
+    pub fn concat(&mut self, parts: &[ValueId], axis: usize, span: Option<Span>) -> ValueId {
+        self.add(Op::Concat { axis }, parts, span)
+    }
+
+    /// `a` where `cond != 0`, else `b` (all three broadcast together).
+    pub fn select(&mut self, cond: ValueId, a: ValueId, b: ValueId, span: Option<Span>) -> ValueId {
+        self.add(Op::Select, &[cond, a, b], span)
+    }
+
+    /// Rows of `table` picked by the i32 `indices`.
+    pub fn gather(&mut self, table: ValueId, indices: ValueId, span: Option<Span>) -> ValueId {
+        self.add(Op::Gather, &[table, indices], span)
+    }
+
+    /// Inverted dropout of `x`; `step` is the f32 scalar step counter input (`optimizer::STEP`).
+    pub fn dropout(
+        &mut self,
+        x: ValueId,
+        step: ValueId,
+        rate: f32,
+        seed: u64,
+        span: Option<Span>,
+    ) -> ValueId {
+        self.add(Op::Dropout { rate, seed }, &[x, step], span)
+    }
+
+    /// Reduction of `x` over `axes` (sorted, distinct).
+    pub fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: ValueId,
+        axes: &[usize],
+        keep_dims: bool,
+        span: Option<Span>,
+    ) -> ValueId {
+        self.add(
+            Op::Reduce {
+                kind,
+                axes: axes.to_vec(),
+                keep_dims,
+            },
+            &[x],
+            span,
+        )
     }
 
     /// Rebuilds the graph node by node, the common shape of every rewriting pass. `rewrite` gets

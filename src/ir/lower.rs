@@ -1,10 +1,10 @@
 //! Lowering: a checked model and its `fit` settings become the forward graph of one training
 //! step — the model's layers, then the loss — with every node remembering its source span.
 
-use super::graph::{Graph, Init, ParamInfo, ValueId};
+use super::graph::{Graph, ValueId};
 use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use super::shape::{DType, Dim, Shape, TensorType};
-use crate::check::program::{Activation, Fit, LayerKind, Loss, Model};
+use crate::check::program::{Fit, Loss, Model};
 use crate::diag::Span;
 
 /// Name of the graph input holding integer class labels.
@@ -19,79 +19,32 @@ pub const LOSS: &str = "loss";
 /// in softmax, since softmax does not change the argmax and need not be computed to train).
 pub const SCORES: &str = "scores";
 
-/// The forward pass and loss of `model` under `fit`.
+/// The forward pass and loss of `model` under `fit`: the model's forward graph (built by the
+/// checker) with its first input renamed to the runtime's feature input, then the loss.
 pub fn lower_training(model: &Model, fit: &Fit) -> Graph {
-    let mut graph = Graph::new(format!("{}_train", model.name));
-    let batch_features = Shape(vec![Dim::Batch, Dim::Fixed(model.input_features)]);
-    let x = graph.input(FEATURES, TensorType::f32(batch_features), Some(model.span));
-    let forward = lower_layers(&mut graph, model, x);
+    let mut graph = model.forward.clone();
+    graph.name = format!("{}_train", model.name);
+    graph.outputs.clear();
+    if let Some(input) = graph.inputs.first_mut() {
+        input.name = FEATURES.to_string();
+    }
+    let output = model.forward.outputs[0].1;
+    // A softmax output is read as probabilities; the loss reads its logits for stability.
+    let logits = match graph.node(output).op {
+        Op::Softmax => graph.node(output).inputs.first().copied(),
+        _ => None,
+    };
+    let forward = Forward { output, logits };
     let (loss, scores) = lower_loss(&mut graph, model, fit, forward);
     graph.outputs.push((LOSS.to_string(), loss));
     graph.outputs.push((SCORES.to_string(), scores));
     graph
 }
 
-/// What the layers produce: the final value, and for a softmax output also its logits (the loss
-/// reads them directly for numerical stability).
+/// What the model produces: the final value, and for a softmax output also its logits.
 struct Forward {
     output: ValueId,
     logits: Option<ValueId>,
-}
-
-fn lower_layers(graph: &mut Graph, model: &Model, mut h: ValueId) -> Forward {
-    let mut logits = None;
-    for layer in &model.layers {
-        let span = Some(layer.span);
-        match layer.kind {
-            LayerKind::Dense {
-                in_features,
-                units,
-                activation,
-            } => {
-                let kernel = graph.param(
-                    ParamInfo {
-                        name: format!("{}.kernel", layer.name),
-                        shape: Shape::fixed(&[in_features, units]),
-                        init: Init::GlorotUniform {
-                            fan_in: in_features,
-                            fan_out: units,
-                        },
-                    },
-                    span,
-                );
-                let bias = graph.param(
-                    ParamInfo {
-                        name: format!("{}.bias", layer.name),
-                        shape: Shape::fixed(&[units]),
-                        init: Init::Zeros,
-                    },
-                    span,
-                );
-                let product = graph.add(
-                    Op::MatMul {
-                        transpose_a: false,
-                        transpose_b: false,
-                    },
-                    &[h, kernel],
-                    span,
-                );
-                let z = graph.binary(BinaryOp::Add, product, bias, span);
-                logits = (activation == Activation::Softmax).then_some(z);
-                h = activate(graph, activation, z, span);
-            }
-        }
-    }
-    Forward { output: h, logits }
-}
-
-fn activate(graph: &mut Graph, activation: Activation, z: ValueId, span: Option<Span>) -> ValueId {
-    match activation {
-        Activation::Linear => z,
-        Activation::Relu => graph.unary(UnaryOp::Relu, z, span),
-        Activation::Sigmoid => graph.unary(UnaryOp::Sigmoid, z, span),
-        Activation::Tanh => graph.unary(UnaryOp::Tanh, z, span),
-        Activation::Softmax => graph.add(Op::Softmax, &[z], span),
-    }
 }
 
 /// Returns (mean loss, scores).

@@ -1,6 +1,7 @@
 //! The tensor IR: one op set (`op`), an SSA graph (`graph`), a verifier and a stable printer.
 //! Lowering turns a checked model into a forward graph; autodiff appends the backward pass as IR;
-//! the optimizer update is IR too; `passes` optimizes the result (simplify, fold, CSE, DCE).
+//! the optimizer update is IR too; `passes` optimizes the result (simplify, log-softmax fusion,
+//! fold, CSE, DCE).
 
 pub mod autodiff;
 pub mod cse;
@@ -14,6 +15,7 @@ pub mod passes;
 pub mod print;
 pub mod shape;
 pub mod simplify;
+pub mod softmax_ce;
 pub mod verify;
 
 pub use graph::{Graph, ValueId};

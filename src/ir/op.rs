@@ -31,9 +31,32 @@ pub enum Op {
     Binary(BinaryOp),
     /// Stretches the input to the node's shape (NumPy rules).
     Broadcast,
+    /// `x` where `x > 0`, else `alpha * x` (Keras `LeakyReLU`; NaN stays NaN).
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// `x` where `x > 0`, else `alpha * (exp(x) - 1)` (Keras `ELU`).
+    Elu {
+        alpha: f32,
+    },
+    /// `(cond, a, b)`, all three broadcast together: `a` where `cond != 0`, else `b`. A NaN
+    /// condition is not equal to zero, so it selects `a`.
+    Select,
+    /// Inverted dropout of `x` (input 0) at training step `step` (input 1, the f32 scalar step
+    /// counter): each element is kept with probability `1 - rate` and scaled by `1 / (1 - rate)`,
+    /// else zeroed. The mask is a pure function of `(seed, step, flat element index)`
+    /// (`interp::dropout_keep`), so the backward pass, the interpreter and the JIT all see the
+    /// same mask without storing it.
+    Dropout {
+        rate: f32,
+        seed: u64,
+    },
 
     // ── Structured ──────────────────────────────────────────────────────────────────────────
-    /// `op(a) @ op(b)` for rank-2 operands, where `op` transposes when the flag is set.
+    /// `op(a) @ op(b)`, where `op` transposes the last two axes when the flag is set. Rank-2
+    /// operands are one product; rank ≥ 3 operands with equal leading dimensions are a batch of
+    /// products; a rank-2 right operand is shared by every product of a rank ≥ 3 left operand
+    /// (`[B, T, K] @ [K, N] → [B, T, N]`, Keras `Dense` on a sequence).
     MatMul {
         transpose_a: bool,
         transpose_b: bool,
@@ -53,6 +76,33 @@ pub enum Op {
     OneHot {
         classes: usize,
     },
+    /// Permutes the axes: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// The same elements in the same row-major order under the node's own shape (like
+    /// `Broadcast`, the target is the node's type). Element counts must agree; the batch
+    /// dimension, if present, is the leading dimension on both sides (`shape::reshape_rule`).
+    Reshape,
+    /// Elements `start..end` (step 1) of `axis`, which may not be the batch axis.
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Joins one or more inputs along `axis`; every other dimension agrees.
+    Concat {
+        axis: usize,
+    },
+    /// `(table f32[V, D..], indices i32[I..]) → f32[I.., D..]`: row `indices[i]` of the table for
+    /// every index. An index outside `0..V` gives a row of zeros (like `one_hot`).
+    Gather,
+    /// `(updates f32[I.., D..], indices i32[I..]) → f32[rows, D..]`: zeros, with every update row
+    /// added into row `indices[i]` (repeated indices accumulate; out-of-range indices are
+    /// dropped). The adjoint of `Gather`.
+    ScatterAdd {
+        rows: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +114,16 @@ pub enum UnaryOp {
     Relu,
     Sigmoid,
     Tanh,
+    Abs,
+    /// `1 / sqrt(x)`.
+    Rsqrt,
+    /// `log(1 + exp(x))`, computed as `log1p(exp(-|x|)) + max(x, 0)` so it never overflows.
+    Softplus,
+    /// The exact GELU `x · Φ(x) = x/2 · (1 + erf(x/√2))` (Keras `approximate=False`, PyTorch's
+    /// default).
+    Gelu,
+    /// The error function (GELU's gradient is built on it).
+    Erf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,19 +134,32 @@ pub enum BinaryOp {
     Div,
     /// `a ^ b`.
     Pow,
+    /// `b` where `b > a`, else `a`.
     Max,
+    /// `b` where `b < a`, else `a`.
+    Min,
     /// 1.0 where `a > b`, else 0.0 (NaN compares false).
     Greater,
+    /// The comparisons give 1.0 or 0.0 like `Greater`; a NaN operand compares false except
+    /// under `NotEqual`, where it compares true (IEEE).
+    Less,
+    GreaterEqual,
+    LessEqual,
+    Equal,
+    NotEqual,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceKind {
     Sum,
     Max,
+    /// The sum divided by the number of reduced elements (the runtime batch size included when
+    /// the batch axis is reduced).
+    Mean,
 }
 
 impl UnaryOp {
-    pub const ALL: [UnaryOp; 7] = [
+    pub const ALL: [UnaryOp; 12] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -94,6 +167,11 @@ impl UnaryOp {
         UnaryOp::Relu,
         UnaryOp::Sigmoid,
         UnaryOp::Tanh,
+        UnaryOp::Abs,
+        UnaryOp::Rsqrt,
+        UnaryOp::Softplus,
+        UnaryOp::Gelu,
+        UnaryOp::Erf,
     ];
 
     pub fn name(self) -> &'static str {
@@ -105,20 +183,44 @@ impl UnaryOp {
             UnaryOp::Relu => "relu",
             UnaryOp::Sigmoid => "sigmoid",
             UnaryOp::Tanh => "tanh",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Rsqrt => "rsqrt",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::Erf => "erf",
         }
     }
 }
 
 impl BinaryOp {
-    pub const ALL: [BinaryOp; 7] = [
+    pub const ALL: [BinaryOp; 13] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Pow,
         BinaryOp::Max,
+        BinaryOp::Min,
         BinaryOp::Greater,
+        BinaryOp::Less,
+        BinaryOp::GreaterEqual,
+        BinaryOp::LessEqual,
+        BinaryOp::Equal,
+        BinaryOp::NotEqual,
     ];
+
+    /// Whether the op is a comparison (a 1.0/0.0 result, no gradient).
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Greater
+                | BinaryOp::Less
+                | BinaryOp::GreaterEqual
+                | BinaryOp::LessEqual
+                | BinaryOp::Equal
+                | BinaryOp::NotEqual
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -128,7 +230,13 @@ impl BinaryOp {
             BinaryOp::Div => "div",
             BinaryOp::Pow => "pow",
             BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
             BinaryOp::Greater => "greater",
+            BinaryOp::Less => "less",
+            BinaryOp::GreaterEqual => "greater_equal",
+            BinaryOp::LessEqual => "less_equal",
+            BinaryOp::Equal => "equal",
+            BinaryOp::NotEqual => "not_equal",
         }
     }
 }
@@ -138,6 +246,7 @@ impl ReduceKind {
         match self {
             ReduceKind::Sum => "sum",
             ReduceKind::Max => "max",
+            ReduceKind::Mean => "mean",
         }
     }
 }
@@ -154,14 +263,25 @@ impl Op {
             Op::Unary(op) => op.name(),
             Op::Binary(op) => op.name(),
             Op::Broadcast => "broadcast",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Elu { .. } => "elu",
+            Op::Select => "select",
+            Op::Dropout { .. } => "dropout",
             Op::MatMul { .. } => "matmul",
             Op::Reduce { kind, .. } => match kind {
                 ReduceKind::Sum => "reduce_sum",
                 ReduceKind::Max => "reduce_max",
+                ReduceKind::Mean => "reduce_mean",
             },
             Op::Softmax => "softmax",
             Op::LogSoftmax => "log_softmax",
             Op::OneHot { .. } => "one_hot",
+            Op::Transpose { .. } => "transpose",
+            Op::Reshape => "reshape",
+            Op::Slice { .. } => "slice",
+            Op::Concat { .. } => "concat",
+            Op::Gather => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
         }
     }
 
@@ -178,12 +298,21 @@ impl Op {
 
     /// Elementwise ops can be fused into the loop that consumes them.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Broadcast)
+        matches!(
+            self,
+            Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Broadcast
+                | Op::LeakyRelu { .. }
+                | Op::Elu { .. }
+                | Op::Select
+                | Op::Dropout { .. }
+        )
     }
 
-    /// How many inputs the op takes.
-    pub fn arity(&self) -> usize {
-        match self {
+    /// How many inputs the op takes; `None` for `concat`, which takes one or more.
+    pub fn arity(&self) -> Option<usize> {
+        Some(match self {
             Op::Input { .. }
             | Op::Param { .. }
             | Op::State { .. }
@@ -191,23 +320,51 @@ impl Op {
             | Op::BatchSize => 0,
             Op::Unary(_)
             | Op::Broadcast
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
             | Op::Reduce { .. }
             | Op::Softmax
             | Op::LogSoftmax
-            | Op::OneHot { .. } => 1,
-            Op::Binary(_) | Op::MatMul { .. } => 2,
+            | Op::OneHot { .. }
+            | Op::Transpose { .. }
+            | Op::Reshape
+            | Op::Slice { .. } => 1,
+            Op::Binary(_)
+            | Op::MatMul { .. }
+            | Op::Dropout { .. }
+            | Op::Gather
+            | Op::ScatterAdd { .. } => 2,
+            Op::Select => 3,
+            Op::Concat { .. } => return None,
+        })
+    }
+
+    /// Whether the op can take `n` inputs.
+    pub fn takes_inputs(&self, n: usize) -> bool {
+        match self.arity() {
+            Some(arity) => n == arity,
+            None => n >= 1,
+        }
+    }
+
+    /// The arity as text for messages (`"2"`, `"1 or more"`).
+    pub fn arity_text(&self) -> String {
+        match self.arity() {
+            Some(arity) => arity.to_string(),
+            None => "1 or more".to_string(),
         }
     }
 }
 
-/// The shape rule of every non-leaf op except `Broadcast` (whose target shape is given): the
-/// output type from the input types, or why the inputs do not fit.
+/// The shape rule of every non-leaf op except `Broadcast` and `Reshape` (whose target shapes are
+/// given; see `Shape::broadcasts_to` and `shape::reshape_rule`): the output type from the input
+/// types, or why the inputs do not fit.
 pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String> {
-    if inputs.len() != op.arity() {
+    if !op.takes_inputs(inputs.len()) {
         return Err(format!(
             "{} takes {} inputs, got {}",
             op.name(),
-            op.arity(),
+            op.arity_text(),
             inputs.len()
         ));
     }
@@ -225,8 +382,9 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
         | Op::State { .. }
         | Op::Const { .. }
         | Op::BatchSize
-        | Op::Broadcast => Err(format!("{} has no shape rule of its own", op.name())),
-        Op::Unary(_) | Op::Softmax | Op::LogSoftmax => {
+        | Op::Broadcast
+        | Op::Reshape => Err(format!("{} has no shape rule of its own", op.name())),
+        Op::Unary(_) | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Softmax | Op::LogSoftmax => {
             let t = float(0)?;
             if matches!(op, Op::Softmax | Op::LogSoftmax) && t.shape.rank() == 0 {
                 return Err(format!("{} needs at least one axis", op.name()));
@@ -240,13 +398,48 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                 .map(TensorType::f32)
                 .ok_or_else(|| format!("cannot broadcast {} with {}", a.shape, b.shape))
         }
+        Op::Select => {
+            let (c, a, b) = (float(0)?, float(1)?, float(2)?);
+            c.shape
+                .broadcast(&a.shape)
+                .and_then(|s| s.broadcast(&b.shape))
+                .map(TensorType::f32)
+                .ok_or_else(|| {
+                    format!(
+                        "cannot broadcast {}, {} and {} together",
+                        c.shape, a.shape, b.shape
+                    )
+                })
+        }
+        Op::Dropout { rate, .. } => {
+            let (x, step) = (float(0)?, float(1)?);
+            if !(0.0..1.0).contains(rate) {
+                return Err(format!("dropout rate {rate} is not in [0, 1)"));
+            }
+            if step.shape.rank() != 0 {
+                return Err(format!(
+                    "dropout's step counter must be a scalar, got {step}"
+                ));
+            }
+            Ok(x.clone())
+        }
         Op::MatMul {
             transpose_a,
             transpose_b,
         } => {
             let (a, b) = (float(0)?, float(1)?);
-            if a.shape.rank() != 2 || b.shape.rank() != 2 {
-                return Err(format!("matmul needs rank-2 operands, got {a} and {b}"));
+            let (ra, rb) = (a.shape.rank(), b.shape.rank());
+            if ra < 2 || rb < 2 {
+                return Err(format!(
+                    "matmul needs operands of rank 2 or more, got {a} and {b}"
+                ));
+            }
+            let lead = &a.shape.0[..ra - 2];
+            if rb != 2 && (rb != ra || b.shape.0[..rb - 2] != *lead) {
+                return Err(format!(
+                    "batched matmul needs equal leading dimensions (or a rank-2 right operand), \
+                     got {a} @ {b}"
+                ));
             }
             let (m, ka) = oriented(&a.shape, *transpose_a);
             let (kb, n) = oriented(&b.shape, *transpose_b);
@@ -255,7 +448,9 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                     "matmul inner dimensions differ: {ka} and {kb} ({a} @ {b})"
                 ));
             }
-            Ok(TensorType::f32(Shape(vec![m, n])))
+            let mut dims = lead.to_vec();
+            dims.extend([m, n]);
+            Ok(TensorType::f32(Shape(dims)))
         }
         Op::Reduce {
             axes, keep_dims, ..
@@ -287,11 +482,103 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
             dims.push(Dim::Fixed(*classes));
             Ok(TensorType::f32(Shape(dims)))
         }
+        Op::Transpose { perm } => {
+            let t = float(0)?;
+            let mut seen = vec![false; perm.len()];
+            let valid = perm.len() == t.shape.rank()
+                && perm
+                    .iter()
+                    .all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
+            if !valid {
+                return Err(format!("{perm:?} is not a permutation of the axes of {t}"));
+            }
+            Ok(TensorType::f32(Shape(
+                perm.iter().map(|&p| t.shape.0[p]).collect(),
+            )))
+        }
+        Op::Slice { axis, start, end } => {
+            let t = float(0)?;
+            let Some(&dim) = t.shape.0.get(*axis) else {
+                return Err(format!("slice axis {axis} is out of range for {t}"));
+            };
+            let Dim::Fixed(n) = dim else {
+                return Err(format!("slice cannot cut the batch axis of {t}"));
+            };
+            if start > end || *end > n {
+                return Err(format!(
+                    "slice {start}..{end} is out of range for axis {axis} of {t}"
+                ));
+            }
+            let mut dims = t.shape.0.clone();
+            dims[*axis] = Dim::Fixed(end - start);
+            Ok(TensorType::f32(Shape(dims)))
+        }
+        Op::Concat { axis } => {
+            let first = float(0)?;
+            let rank = first.shape.rank();
+            if *axis >= rank {
+                return Err(format!("concat axis {axis} is out of range for {first}"));
+            }
+            let mut total = 0;
+            for i in 0..inputs.len() {
+                let t = float(i)?;
+                let same_elsewhere = t.shape.rank() == rank
+                    && (0..rank).all(|d| d == *axis || t.shape.0[d] == first.shape.0[d]);
+                if !same_elsewhere {
+                    return Err(format!(
+                        "concat along axis {axis} needs equal other dimensions, got {first} and {t}"
+                    ));
+                }
+                match t.shape.0[*axis] {
+                    Dim::Fixed(n) => total += n,
+                    Dim::Batch => {
+                        return Err(format!("concat cannot join along the batch axis of {t}"));
+                    }
+                }
+            }
+            let mut dims = first.shape.0.clone();
+            dims[*axis] = Dim::Fixed(total);
+            Ok(TensorType::f32(Shape(dims)))
+        }
+        Op::Gather => {
+            let (table, indices) = (float(0)?, inputs[1]);
+            if indices.dtype != DType::I32 {
+                return Err(format!("gather expects i32 indices, got {indices}"));
+            }
+            match table.shape.0.first() {
+                Some(Dim::Fixed(_)) => {}
+                _ => {
+                    return Err(format!(
+                        "gather needs a table with a fixed first dimension, got {table}"
+                    ));
+                }
+            }
+            let mut dims = indices.shape.0.clone();
+            dims.extend_from_slice(&table.shape.0[1..]);
+            Ok(TensorType::f32(Shape(dims)))
+        }
+        Op::ScatterAdd { rows } => {
+            let (updates, indices) = (float(0)?, inputs[1]);
+            if indices.dtype != DType::I32 {
+                return Err(format!("scatter_add expects i32 indices, got {indices}"));
+            }
+            let k = indices.shape.rank();
+            if updates.shape.rank() < k || updates.shape.0[..k] != indices.shape.0[..] {
+                return Err(format!(
+                    "scatter_add updates {updates} do not start with the indices' shape {}",
+                    indices.shape
+                ));
+            }
+            let mut dims = vec![Dim::Fixed(*rows)];
+            dims.extend_from_slice(&updates.shape.0[k..]);
+            Ok(TensorType::f32(Shape(dims)))
+        }
     }
 }
 
-/// (rows, cols) of a rank-2 shape, transposed if asked.
+/// (rows, cols) of the last two axes, transposed if asked.
 fn oriented(shape: &Shape, transpose: bool) -> (Dim, Dim) {
-    let (r, c) = (shape.0[0], shape.0[1]);
+    let rank = shape.rank();
+    let (r, c) = (shape.0[rank - 2], shape.0[rank - 1]);
     if transpose { (c, r) } else { (r, c) }
 }

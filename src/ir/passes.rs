@@ -8,6 +8,7 @@ use super::dce::eliminate_dead_code;
 use super::fold::fold_constants;
 use super::graph::Graph;
 use super::simplify::simplify;
+use super::softmax_ce::fuse_log_softmax;
 use super::verify::verify;
 
 /// A pass: a whole graph in, a rewritten graph out.
@@ -17,6 +18,7 @@ pub type Pass = fn(&Graph) -> Graph;
 /// and duplicates to merge; dead-code elimination last sweeps up what the others orphaned.
 pub const PASSES: &[(&str, Pass)] = &[
     ("simplify", simplify),
+    ("softmax_ce", fuse_log_softmax),
     ("fold", fold_constants),
     ("cse", eliminate_common_subexpressions),
     ("dce", eliminate_dead_code),

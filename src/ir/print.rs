@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::graph::{Graph, Init, Slot};
+use super::graph::{Graph, Slot};
 use super::op::Op;
 
 /// Prints `graph`. With `source`, each node is followed by the `line:col` of the `.model` text it
@@ -20,13 +20,11 @@ fn write_graph(out: &mut String, graph: &Graph, source: Option<&str>) -> std::fm
         writeln!(out, "  input {}: {}", input.name, input.ty)?;
     }
     for param in &graph.params {
-        let init = match param.init {
-            Init::GlorotUniform { fan_in, fan_out } => {
-                format!("glorot_uniform(fan_in: {fan_in}, fan_out: {fan_out})")
-            }
-            Init::Zeros => "zeros".to_string(),
-        };
-        writeln!(out, "  param {}: f32{} = {init}", param.name, param.shape)?;
+        writeln!(
+            out,
+            "  param {}: f32{} = {}",
+            param.name, param.shape, param.init
+        )?;
     }
     for state in &graph.states {
         writeln!(out, "  state {}: f32{} = zeros", state.name, state.shape)?;
@@ -88,6 +86,15 @@ fn node_text(graph: &Graph, op: &Op) -> String {
             format!("{}[axes={}{keep}]", op.name(), axes.join(","))
         }
         Op::OneHot { classes } => format!("one_hot[classes={classes}]"),
+        Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("{}[alpha={alpha:?}]", op.name()),
+        Op::Dropout { rate, seed } => format!("dropout[rate={rate:?}, seed={seed}]"),
+        Op::Transpose { perm } => {
+            let perm: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
+            format!("transpose[perm={}]", perm.join(","))
+        }
+        Op::Slice { axis, start, end } => format!("slice[axis={axis}, {start}..{end}]"),
+        Op::Concat { axis } => format!("concat[axis={axis}]"),
+        Op::ScatterAdd { rows } => format!("scatter_add[rows={rows}]"),
         _ => op.name().to_string(),
     }
 }

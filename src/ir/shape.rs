@@ -109,6 +109,35 @@ impl Shape {
     }
 }
 
+/// Whether `from` can be reshaped to `to` (`Op::Reshape`): the same elements in row-major order.
+/// The batch dimension, being unknown, can only stay where it is: it appears at most once on each
+/// side, and if on one side then as the leading dimension of both, so that a batch of any size
+/// keeps its rows (`[B, 7, 7, 64] → [B, 3136]`, `[B, 784] → [B, 28, 28, 1]`).
+pub fn reshape_rule(from: &Shape, to: &Shape) -> Result<(), String> {
+    let batches = |s: &Shape| s.0.iter().filter(|&&d| d == Dim::Batch).count();
+    let leading = |s: &Shape| s.0.first() == Some(&Dim::Batch);
+    let (bf, bt) = (batches(from), batches(to));
+    if bf > 1 || bt > 1 {
+        return Err(format!(
+            "cannot reshape {from} to {to}: the batch dimension appears more than once"
+        ));
+    }
+    if bf + bt > 0 && !(leading(from) && leading(to)) {
+        return Err(format!(
+            "cannot reshape {from} to {to}: the batch dimension must lead on both sides"
+        ));
+    }
+    // With the batch dimension leading on both sides, compare the rest; `numel(1)` counts it
+    // as one.
+    let (nf, nt) = (from.checked_numel(1), to.checked_numel(1));
+    if nf.is_none() || nf != nt {
+        return Err(format!(
+            "cannot reshape {from} to {to}: the element counts differ"
+        ));
+    }
+    Ok(())
+}
+
 /// The dimension `back` places from the end, treating missing leading dims as 1.
 fn dim_from_end(shape: &Shape, back: usize) -> Dim {
     if back < shape.rank() {
@@ -169,5 +198,20 @@ mod tests {
         assert_eq!(bn.broadcast(&Shape::fixed(&[3])), None);
         assert!(Shape::fixed(&[4]).broadcasts_to(&bn));
         assert!(!bn.broadcasts_to(&Shape::fixed(&[4])));
+    }
+
+    #[test]
+    fn reshape_keeps_the_batch_leading() {
+        let s = |dims: &[Dim]| Shape(dims.to_vec());
+        use Dim::{Batch as B, Fixed as F};
+        assert!(reshape_rule(&s(&[B, F(7), F(7), F(64)]), &s(&[B, F(3136)])).is_ok());
+        assert!(reshape_rule(&s(&[B, F(784)]), &s(&[B, F(28), F(28), F(1)])).is_ok());
+        assert!(reshape_rule(&Shape::fixed(&[2, 3]), &Shape::fixed(&[6])).is_ok());
+        assert!(reshape_rule(&Shape::fixed(&[1]), &Shape::scalar()).is_ok());
+        assert!(reshape_rule(&Shape::fixed(&[2, 3]), &Shape::fixed(&[5])).is_err());
+        assert!(reshape_rule(&s(&[B, F(4)]), &Shape::fixed(&[4])).is_err());
+        assert!(reshape_rule(&s(&[F(4), B]), &s(&[F(4), B])).is_err());
+        assert!(reshape_rule(&s(&[B, F(4)]), &s(&[F(2), B, F(2)])).is_err());
+        assert!(reshape_rule(&s(&[B, F(2), F(3)]), &s(&[B, F(6)])).is_ok());
     }
 }

@@ -1,19 +1,50 @@
 //! Algebraic simplification: identities that autodiff and lowering leave behind — `x * 1`,
-//! `1 * x`, `x + 0`, `0 + x`, `x - 0`, `x / 1` become `x`, and `neg(neg(x))` becomes `x`.
+//! `1 * x`, `x + 0`, `0 + x`, `x - 0`, `x / 1` become `x`, and `neg(neg(x))` becomes `x`; an
+//! identity transpose, a reshape to the same shape, a whole-axis slice and a one-input concat
+//! become `x`; chains of transposes and of reshapes collapse into one.
 //! A constant seen through a `broadcast` counts. `x * 0` is left alone: it is NaN, not 0, when x
 //! is NaN or infinite. `x + 0` turns a `-0.0` into `+0.0`; dropping it keeps the sign, which no
 //! op here can observe except through division by zero.
 
 use super::graph::{Graph, Node, ValueId};
 use super::op::{BinaryOp, Op, UnaryOp};
+use super::shape::{Dim, reshape_rule};
 
 /// Applies the identities once over the whole graph (chains collapse in one run because inputs
 /// are already simplified when a node is visited).
 pub fn simplify(graph: &Graph) -> Graph {
     graph.rebuild(|out, node| match identity_operand(out, &node) {
         Some(x) => stand_in(out, x, node),
-        None => out.push_node(node),
+        None => {
+            let node = collapse_chain(out, node);
+            out.push_node(node)
+        }
     })
+}
+
+/// `transpose(transpose(x, p), q)` → `transpose(x, p∘q)` and `reshape(reshape(x))` →
+/// `reshape(x)`: one data movement instead of two (the inner one dies if unused).
+fn collapse_chain(graph: &Graph, node: Node) -> Node {
+    let inner = graph.node(node.inputs[0]);
+    match (&node.op, &inner.op) {
+        (Op::Transpose { perm: outer }, Op::Transpose { perm: first }) => Node {
+            // Output axis i is the inner result's axis outer[i], which is x's first[outer[i]].
+            op: Op::Transpose {
+                perm: outer.iter().map(|&i| first[i]).collect(),
+            },
+            inputs: inner.inputs.clone(),
+            ..node
+        },
+        (Op::Reshape, Op::Reshape)
+            if reshape_rule(&graph.ty(inner.inputs[0]).shape, &node.ty.shape).is_ok() =>
+        {
+            Node {
+                inputs: inner.inputs.clone(),
+                ..node
+            }
+        }
+        _ => node,
+    }
 }
 
 /// The operand the node is equal to, if an identity applies.
@@ -35,6 +66,17 @@ fn identity_operand(graph: &Graph, node: &Node) -> Option<ValueId> {
         Op::Unary(UnaryOp::Neg) => {
             let inner = graph.node(node.inputs[0]);
             (inner.op == Op::Unary(UnaryOp::Neg)).then(|| inner.inputs[0])
+        }
+        // Moves that move nothing.
+        Op::Transpose { ref perm } if perm.iter().enumerate().all(|(i, &p)| i == p) => {
+            Some(node.inputs[0])
+        }
+        Op::Reshape if graph.ty(node.inputs[0]) == &node.ty => Some(node.inputs[0]),
+        Op::Concat { .. } if node.inputs.len() == 1 => Some(node.inputs[0]),
+        Op::Slice { axis, start, end }
+            if start == 0 && graph.shape(node.inputs[0]).0[axis] == Dim::Fixed(end) =>
+        {
+            Some(node.inputs[0])
         }
         _ => None,
     }

@@ -3,17 +3,17 @@
 
 use super::graph::{Graph, Slot};
 use super::op::{Op, infer_type};
-use super::shape::{DType, TensorType};
+use super::shape::{DType, TensorType, reshape_rule};
 
 /// Returns every problem found (empty when the graph is well-formed).
 pub fn verify(graph: &Graph) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         let at = format!("%{i} ({})", node.op.name());
-        if node.inputs.len() != node.op.arity() {
+        if !node.op.takes_inputs(node.inputs.len()) {
             problems.push(format!(
                 "{at}: expects {} inputs, has {}",
-                node.op.arity(),
+                node.op.arity_text(),
                 node.inputs.len()
             ));
             continue;
@@ -45,6 +45,17 @@ pub fn verify(graph: &Graph) -> Vec<String> {
                     Ok(node.ty.clone())
                 } else {
                     Err(format!("cannot broadcast {input} to {}", node.ty))
+                }
+            }
+            Op::Reshape => {
+                let input = graph.ty(node.inputs[0]);
+                if input.dtype != node.ty.dtype {
+                    Err(format!(
+                        "reshape changes the type of {input} to {}",
+                        node.ty
+                    ))
+                } else {
+                    reshape_rule(&input.shape, &node.ty.shape).map(|()| node.ty.clone())
                 }
             }
             op => {

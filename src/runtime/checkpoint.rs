@@ -285,7 +285,7 @@ pub fn match_params(
     for tensor in &checkpoint.params {
         if !params.iter().any(|p| p.name == tensor.name) {
             problems.push(at(Diagnostic::error(
-                "E0407",
+                "E0406",
                 format!(
                     "the checkpoint has a tensor `{}` of shape {:?}, which is not a parameter of `{model}`",
                     tensor.name, tensor.shape
@@ -403,7 +403,7 @@ mod tests {
         ];
         let problems = match_params(&checkpoint, &params, "m", "w.safetensors", None).unwrap_err();
         let codes: Vec<&str> = problems.iter().map(|d| d.code).collect();
-        assert_eq!(codes, ["E0405", "E0404", "E0407"]);
+        assert_eq!(codes, ["E0405", "E0404", "E0406"]);
         assert!(problems[0].message.contains("`dense.kernel`"));
         assert!(problems[1].message.contains("`dense_1.kernel`"));
         assert!(problems[2].message.contains("`dense.bias`"));

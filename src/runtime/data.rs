@@ -222,12 +222,12 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
         return Err(DataError::new(
             origin,
             format!(
-                "the data has {} feature{} per sample, but model '{}' takes input {}: f32[B, {}]",
+                "the data has {} feature{} per sample, but model '{}' takes input {}: {}",
                 dataset.features,
                 plural(dataset.features),
                 model.name,
-                model.input_name,
-                model.input_features
+                model.inputs[0].0,
+                crate::check::types::type_text(&model.inputs[0].1, &model.batch_symbol)
             ),
         ));
     }
@@ -724,7 +724,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::program::{Activation, Layer, LayerKind};
+    use crate::check::program::Activation;
     use crate::diag::Span;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -806,22 +806,7 @@ mod tests {
     const MSE: Loss = Loss::MeanSquaredError;
 
     fn model(inputs: usize, outputs: usize) -> Model {
-        Model {
-            name: "net".into(),
-            span: Span::default(),
-            input_name: "x".into(),
-            input_features: inputs,
-            output_features: outputs,
-            layers: vec![Layer {
-                name: "dense".into(),
-                span: Span::default(),
-                kind: LayerKind::Dense {
-                    in_features: inputs,
-                    units: outputs,
-                    activation: Activation::Softmax,
-                },
-            }],
-        }
+        Model::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
     }
 
     #[test]

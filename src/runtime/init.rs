@@ -2,6 +2,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 use crate::ir::graph::{Graph, Init};
 
@@ -13,11 +14,47 @@ pub fn initial_params(graph: &Graph, seed: u64) -> Vec<Vec<f32>> {
         .iter()
         .map(|param| {
             let len = param.shape.numel(0);
+            let uniform = |rng: &mut ChaCha8Rng, limit: f64| -> Vec<f32> {
+                let limit = limit as f32;
+                (0..len).map(|_| rng.random_range(-limit..limit)).collect()
+            };
             match param.init {
                 Init::Zeros => vec![0.0; len],
+                Init::Constant { value } => vec![value; len],
                 Init::GlorotUniform { fan_in, fan_out } => {
-                    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-                    (0..len).map(|_| rng.random_range(-limit..limit)).collect()
+                    uniform(&mut rng, (6.0 / (fan_in + fan_out) as f64).sqrt())
+                }
+                Init::HeUniform { fan_in } => uniform(&mut rng, (6.0 / fan_in as f64).sqrt()),
+                Init::LecunUniform { fan_in } => uniform(&mut rng, (3.0 / fan_in as f64).sqrt()),
+                Init::GlorotNormal { fan_in, fan_out } => {
+                    truncated(&mut rng, len, 2.0 / (fan_in + fan_out) as f64)
+                }
+                Init::HeNormal { fan_in } => truncated(&mut rng, len, 2.0 / fan_in as f64),
+                Init::LecunNormal { fan_in } => truncated(&mut rng, len, 1.0 / fan_in as f64),
+                Init::Normal { mean, std } => (0..len)
+                    .map(|_| mean + std * rng.sample::<f32, _>(StandardNormal))
+                    .collect(),
+                Init::Uniform { min, max } if min < max => {
+                    (0..len).map(|_| rng.random_range(min..max)).collect()
+                }
+                Init::Uniform { min, .. } => vec![min; len],
+            }
+        })
+        .collect()
+}
+
+/// Keras's variance-scaling truncated normal: N(0, σ²) redrawn outside ±2σ, with σ chosen so
+/// the truncated distribution has the requested variance.
+fn truncated(rng: &mut ChaCha8Rng, len: usize, variance: f64) -> Vec<f32> {
+    // Standard deviation of a unit normal truncated to [-2, 2].
+    const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+    let std = variance.sqrt() / TRUNCATED_STD;
+    (0..len)
+        .map(|_| {
+            loop {
+                let z: f64 = rng.sample(StandardNormal);
+                if z.abs() <= 2.0 {
+                    break (z * std) as f32;
                 }
             }
         })

@@ -3,7 +3,7 @@
 
 pub mod ast;
 mod parser;
-mod print;
+pub mod print;
 pub mod token;
 
 use crate::diag::Diagnostic;

@@ -65,6 +65,10 @@ impl Geometry {
         };
         let sa = graph.shape(n.inputs[0]).dims();
         let sb = graph.shape(n.inputs[1]).dims();
+        // Batched products always go through `gemm` (`Emitter::batched_matmul`).
+        if sa.len() != 2 || sb.len() != 2 {
+            return None;
+        }
         let one = Dim::Fixed(1);
         let (m, k, a_rs, a_cs) = if transpose_a {
             (sa[1], sa[0], one, sa[1])

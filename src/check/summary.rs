@@ -1,0 +1,141 @@
+//! The Keras-style model summary (`kiln check --summary`, `kiln dump --stage check`): each layer
+//! with its output shape (batch symbolic) and parameter count, then the totals — parameters,
+//! optimizer state, and activation memory as a function of the batch size.
+
+use super::program::{Model, Optimizer};
+use super::types::{per_sample, type_text};
+use crate::ir::op::Op;
+use std::fmt::Write;
+
+pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
+    let b = model.batch_symbol.as_str();
+    let inputs: Vec<String> = model
+        .inputs
+        .iter()
+        .map(|(name, ty)| format!("{name}: {}", type_text(ty, b)))
+        .collect();
+    let outputs: Vec<String> = model.outputs.iter().map(|t| type_text(t, b)).collect();
+    let outputs = if outputs.len() == 1 {
+        outputs[0].clone()
+    } else {
+        format!("({})", outputs.join(", "))
+    };
+    let mut rows: Vec<[String; 3]> = model
+        .inputs
+        .iter()
+        .map(|(name, ty)| [format!("{name} (input)"), type_text(ty, b), "0".to_string()])
+        .collect();
+    for row in &model.summary {
+        let shapes: Vec<String> = row.outputs.iter().map(|t| type_text(t, b)).collect();
+        rows.push([
+            format!("{} ({})", row.name, row.kind),
+            shapes.join(", "),
+            thousands(row.params),
+        ]);
+    }
+    let header = [
+        "layer (kind)".to_string(),
+        "output shape".to_string(),
+        "params".to_string(),
+    ];
+    let w0 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[0].len())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[1].len())
+        .max()
+        .unwrap_or(0);
+    let w2 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[2].len())
+        .max()
+        .unwrap_or(0);
+    let rule = "─".repeat(w0 + w1 + w2 + 4);
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = writeln!(
+        out,
+        "model {}({}) -> {outputs}",
+        model.name,
+        inputs.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  {:w0$}  {:w1$}  {:>w2$}",
+        header[0], header[1], header[2]
+    );
+    let _ = writeln!(out, "  {rule}");
+    for [name, shape, params] in &rows {
+        let _ = writeln!(out, "  {name:w0$}  {shape:w1$}  {params:>w2$}");
+    }
+    let _ = writeln!(out, "  {rule}");
+    let params = model.param_count();
+    let _ = writeln!(
+        out,
+        "  parameters       {} ({})",
+        thousands(params),
+        bytes(params as f64 * 4.0)
+    );
+    if let Some(optimizer) = optimizer {
+        let (name, state) = match optimizer {
+            Optimizer::Sgd { .. } => ("sgd", 0),
+            Optimizer::Adam { .. } => ("adam: m and v", 2 * params),
+        };
+        let _ = writeln!(
+            out,
+            "  optimizer state  {} ({}; {name})",
+            thousands(state),
+            bytes(state as f64 * 4.0)
+        );
+    }
+    let activations = activation_floats(model);
+    let _ = writeln!(
+        out,
+        "  activations      {} per sample ({} × {b}, forward pass)",
+        thousands(activations),
+        bytes(activations as f64 * 4.0)
+    );
+    out
+}
+
+/// f32 values per sample the forward pass computes (every non-leaf node that has the batch
+/// dimension; reshapes share their input's buffer).
+fn activation_floats(model: &Model) -> usize {
+    model
+        .forward
+        .nodes
+        .iter()
+        .filter(|n| !n.op.is_leaf() && n.ty.shape.has_batch() && n.op != Op::Reshape)
+        .map(|n| per_sample(&n.ty.shape))
+        .sum()
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n: f64) -> String {
+    if n < 1024.0 {
+        format!("{n} B")
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0))
+    }
+}

@@ -1,0 +1,120 @@
+//! Declared tensor types against the shapes the checker computes: dimension symbols are bound by
+//! unification (`B` to the batch, `in` to whatever width flows in), names of numbers in scope
+//! (`units`) and arithmetic (`7 * 7 * 64`) evaluate to literals, and a conflict names both
+//! sources.
+
+use crate::ir::shape::{DType, Dim, Shape, TensorType};
+use crate::syntax::ast::{self, BinaryOp, DimKind};
+use std::collections::HashMap;
+
+/// Symbol bindings while one signature is matched.
+#[derive(Default, Debug, Clone)]
+pub struct DimEnv {
+    pub symbols: HashMap<String, Dim>,
+}
+
+/// Why a declared dimension could not be evaluated.
+pub enum DimError {
+    /// A symbol neither bound nor a number in scope, where it cannot be inferred.
+    Unknown(String),
+    /// Arithmetic involving the batch dimension, or a result that is not a positive integer.
+    Arithmetic(String),
+}
+
+/// Evaluates one declared dimension. `number` looks a name up among numbers in scope;
+/// `actual` is the dimension the value really has, which binds an unbound symbol.
+pub fn eval_dim(
+    dim: &ast::Dim,
+    env: &mut DimEnv,
+    number: &dyn Fn(&str) -> Option<i64>,
+    actual: Option<Dim>,
+) -> Result<Dim, DimError> {
+    match &dim.kind {
+        DimKind::Literal(n) => usize::try_from(*n)
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Dim::Fixed)
+            .ok_or_else(|| DimError::Arithmetic(format!("`{n}` is not a usable dimension"))),
+        DimKind::Symbol(s) => {
+            if let Some(n) = number(s) {
+                return usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Dim::Fixed)
+                    .ok_or_else(|| {
+                        DimError::Arithmetic(format!("`{s}` is {n}, not a positive size"))
+                    });
+            }
+            if let Some(bound) = env.symbols.get(s) {
+                return Ok(*bound);
+            }
+            match actual {
+                Some(actual) => {
+                    env.symbols.insert(s.clone(), actual);
+                    Ok(actual)
+                }
+                None => Err(DimError::Unknown(s.clone())),
+            }
+        }
+        DimKind::Binary { op, lhs, rhs } => {
+            let a = eval_dim(lhs, env, number, None)?;
+            let b = eval_dim(rhs, env, number, None)?;
+            let (Dim::Fixed(a), Dim::Fixed(b)) = (a, b) else {
+                return Err(DimError::Arithmetic(
+                    "arithmetic on the batch dimension is not supported".into(),
+                ));
+            };
+            let value = match op {
+                BinaryOp::Add => a.checked_add(b),
+                BinaryOp::Sub => a.checked_sub(b),
+                BinaryOp::Mul => a.checked_mul(b),
+                BinaryOp::Div => (b != 0 && a % b == 0).then(|| a / b),
+                BinaryOp::MatMul => None,
+            };
+            value.filter(|&v| v > 0).map(Dim::Fixed).ok_or_else(|| {
+                DimError::Arithmetic(format!(
+                    "{a} {} {b} is not a positive whole size",
+                    op.symbol()
+                ))
+            })
+        }
+        DimKind::Error => Err(DimError::Arithmetic("invalid dimension".into())),
+    }
+}
+
+pub fn dtype_of(name: &str) -> Option<DType> {
+    match name {
+        "f32" => Some(DType::F32),
+        "i32" => Some(DType::I32),
+        _ => None,
+    }
+}
+
+/// `f32[B, 64]`, with the model's own name for the batch dimension.
+pub fn type_text(ty: &TensorType, batch: &str) -> String {
+    format!("{}{}", ty.dtype.name(), shape_text(&ty.shape, batch))
+}
+
+pub fn shape_text(shape: &Shape, batch: &str) -> String {
+    let dims: Vec<String> = shape
+        .dims()
+        .iter()
+        .map(|d| match d {
+            Dim::Batch => batch.to_string(),
+            Dim::Fixed(n) => n.to_string(),
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Elements per sample: the product of the fixed dimensions.
+pub fn per_sample(shape: &Shape) -> usize {
+    shape
+        .dims()
+        .iter()
+        .map(|d| match d {
+            Dim::Batch => 1,
+            Dim::Fixed(n) => *n,
+        })
+        .product()
+}

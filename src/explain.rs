@@ -1,0 +1,679 @@
+//! `kiln explain CODE`: a longer explanation of each diagnostic, with a program that causes it.
+//! A test checks that every code the compiler can emit is explained here and that every example
+//! really produces its code, so the explanations cannot drift from the compiler.
+
+pub struct Explanation {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub text: &'static str,
+    /// A program that produces this diagnostic (none for run-time and internal codes).
+    pub example: Option<&'static str>,
+}
+
+impl Explanation {
+    pub fn render(&self) -> String {
+        let mut out = format!("{}: {}\n\n{}\n", self.code, self.title, self.text.trim());
+        if let Some(example) = self.example {
+            out.push_str("\nFor example:\n\n");
+            for line in example.trim_end().lines() {
+                out.push_str("    ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+pub fn find(code: &str) -> Option<&'static Explanation> {
+    EXPLANATIONS.iter().find(|e| e.code == code)
+}
+
+/// A small model around a body, for examples.
+macro_rules! model {
+    ($body:literal) => {
+        concat!("model m(x: f32[B, 4]) -> f32[B, 2] {\n", $body, "}\n")
+    };
+}
+
+pub const EXPLANATIONS: &[Explanation] = &[
+    Explanation {
+        code: "E0001",
+        title: "unexpected token",
+        text: "The parser expected something else at this point; the label lists what it could \
+               have accepted. Parsing resumes at the next line of the same block, so later \
+               mistakes are still reported.",
+        example: Some("model m(x f32[B, 4]) -> f32[B, 2] {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0002",
+        title: "unknown character",
+        text: "A character that is not part of any token, such as `$` or `%`. Runs of unknown \
+               characters are reported once.",
+        example: Some("let n = 4 $ 2\n"),
+    },
+    Explanation {
+        code: "E0003",
+        title: "unterminated string",
+        text: "A string starts with `\"` but the line ends before the closing `\"`. Strings \
+               cannot span lines.",
+        example: Some("data d = csv(\"iris.csv)\n"),
+    },
+    Explanation {
+        code: "E0004",
+        title: "number out of range",
+        text: "An integer larger than 18446744073709551615, or a decimal number that is not \
+               finite (such as `1e999`).",
+        example: Some("let n = 99999999999999999999\n"),
+    },
+    Explanation {
+        code: "E0005",
+        title: "unexpected end of file",
+        text: "The file ends in the middle of an item, e.g. after `data d =`.",
+        example: Some("data d =\n"),
+    },
+    Explanation {
+        code: "E0006",
+        title: "unclosed delimiter",
+        text: "A `(`, `[` or `{` is never closed. The compiler closes it at the next item \
+               keyword (`data`, `let`, `model`, `layer`, `fn`, `fit`, …) or at the end of the \
+               file, and does not report the errors the missing closer caused.",
+        example: Some("model m(x: f32[B, 4]) -> f32[B, 2] {\n    dense(2\n}\n"),
+    },
+    Explanation {
+        code: "E0007",
+        title: "unmatched closing delimiter",
+        text: "A `)`, `]` or `}` with nothing open to close. It is skipped.",
+        example: Some("let n = 4)\n"),
+    },
+    Explanation {
+        code: "E0101",
+        title: "name defined twice",
+        text: "Data sets, models, layers, functions and top-level constants share one \
+               namespace, and each name is defined once. Inside a layer, configuration, \
+               parameter and input names must also differ.",
+        example: Some("let n = 4\nlet n = 5\n"),
+    },
+    Explanation {
+        code: "E0102",
+        title: "unknown model",
+        text: "A `fit` (or `evaluate`, `predict`, `save`, `load`) names a model that is not \
+               defined. The help suggests the closest name.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            "fit clasifier on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0103",
+        title: "unknown data set",
+        text: "A `fit` names a data set (after `on`, or in `validation`) that is not defined.",
+        example: Some(concat!(
+            model!("    dense(2, softmax)\n"),
+            "fit m on train { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0105",
+        title: "unknown activation",
+        text: "An activation given as a string names no built-in function. Write activations \
+               as names (`relu`), not strings; any function of one tensor works, including \
+               your own `fn`s.",
+        example: Some(model!("    dense(2, \"rleu\")\n")),
+    },
+    Explanation {
+        code: "E0106",
+        title: "unknown data source",
+        text: "`data NAME = SOURCE(...)` names a source that does not exist. Sources: \
+               synthetic_classification, csv, idx.",
+        example: Some("data d = cvs(\"iris.csv\")\n"),
+    },
+    Explanation {
+        code: "E0107",
+        title: "unknown loss",
+        text: "The `loss` setting of a `fit` names no loss.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropi }\n"
+        )),
+    },
+    Explanation {
+        code: "E0108",
+        title: "unknown optimizer",
+        text: "The `optimizer` setting of a `fit` names no optimizer.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adma(lr: 0.01)\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0109",
+        title: "unknown metric",
+        text: "An entry of the `metrics` list names no metric.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    metrics [acuracy]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0110",
+        title: "unknown fit setting",
+        text: "A line of a `fit` block starts with a key that is not a setting.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    epoch 3\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0111",
+        title: "no such argument",
+        text: "A call names an argument the function, layer or data source does not take. The \
+               note lists the arguments it does take.",
+        example: Some(model!("    dense(2, activaton: relu)\n")),
+    },
+    Explanation {
+        code: "E0112",
+        title: "wrong kind of name",
+        text: "A name refers to the wrong kind of thing, e.g. a data set where a model is \
+               expected.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit d on m { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0113",
+        title: "unknown name",
+        text: "An expression uses a name that is not defined where it is used: not a local \
+               `let`, an input or parameter, a top-level constant, function or layer, or a \
+               built-in. A function or layer body sees its own parameters and the top level, \
+               not the model that uses it.",
+        example: Some(model!("    dense(2, rleu)\n")),
+    },
+    Explanation {
+        code: "E0114",
+        title: "not callable",
+        text: "Something that is not a function or layer is called with arguments, e.g. a \
+               tensor or a number.",
+        example: Some(model!("    let h = x(2)\n    dense(2)(h)\n")),
+    },
+    Explanation {
+        code: "E0115",
+        title: "endless recursion",
+        text: "Functions and layers are expanded where they are used (that is how the compiler \
+               sees through them), so a function that calls itself would expand forever.",
+        example: Some(concat!("fn f(x) = f(x)\n", model!("    f\n    dense(2)\n"))),
+    },
+    Explanation {
+        code: "E0116",
+        title: "unknown initializer",
+        text: "A layer parameter's initializer is not one of Keras's: glorot_uniform, \
+               glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, zeros, ones, \
+               normal(std, mean), uniform(limit), constant(value), or a number.",
+        example: Some(concat!(
+            "layer scale(n: int) {\n    param s: f32[n] = glorot\n    forward(x: f32[B, n]) -> f32[B, n] { x * s }\n}\n",
+            model!("    scale(4)\n    dense(2)\n")
+        )),
+    },
+    Explanation {
+        code: "E0117",
+        title: "unknown callback",
+        text: "A `fit`'s `callbacks` list names something that is not a callback. The callbacks \
+               are Keras's: early_stopping(monitor, min_delta, patience, restore_best_weights), \
+               checkpoint(path, monitor, save_best_only) and reduce_lr_on_plateau(monitor, \
+               factor, patience, min_delta, min_lr).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    callbacks [early_stoping()]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0118",
+        title: "unknown learning-rate schedule",
+        text: "An optimizer's `lr` is a call that is not a schedule. The schedules are Keras's: \
+               exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase), \
+               piecewise_constant_decay(boundaries, values) and \
+               cosine_decay(initial_learning_rate, decay_steps, alpha).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: cosine(0.01))\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0201",
+        title: "bad model input type",
+        text: "A model input is written `NAME: f32[B, ...]`: element type f32 (or i32 for \
+               indices), a symbolic batch dimension first, then the sizes of one sample, which \
+               must be known (numbers, constants or arithmetic on them).",
+        example: Some("model m(x: f32[32]) -> f32[B, 2] {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0202",
+        title: "model without input",
+        text: "A model takes at least one input.",
+        example: Some("model m() -> f32[B, 2] {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0204",
+        title: "output does not match the declared type",
+        text: "What flows out of the model's last line differs from the declared output type. \
+               The labels show what the last layer produces and what the model declares; the \
+               help suggests the change (the units of the last dense layer, or a missing \
+               `flatten()`).",
+        example: Some(model!("    dense(3, softmax)\n")),
+    },
+    Explanation {
+        code: "E0205",
+        title: "empty model",
+        text: "A model body needs at least one line.",
+        example: Some("model m(x: f32[B, 4]) -> f32[B, 4] {\n}\n"),
+    },
+    Explanation {
+        code: "E0206",
+        title: "data width differs from the model input",
+        text: "A synthetic data set declares a different number of features than the model \
+               takes per sample. Features of other sources are checked when the data loads.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 5, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0207",
+        title: "classes differ from the model output",
+        text: "With sparse categorical cross-entropy, the model outputs one score per class, so \
+               its output width must equal the data's number of classes.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 3)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0208",
+        title: "batch dimensions differ",
+        text: "All inputs of a model use the same symbol for the batch dimension.",
+        example: Some("model m(x: f32[B, 4], y: f32[N, 4]) -> f32[B, 4] {\n    x + y\n}\n"),
+    },
+    Explanation {
+        code: "E0209",
+        title: "shapes do not broadcast",
+        text: "An elementwise operator (`+ - * /`, `maximum`, `where`, …) combines shapes \
+               NumPy-style: dimensions are matched from the right and each pair must be equal \
+               or one of them 1. The labels show each operand's type and where it came from.",
+        example: Some(model!("    let h = dense(3)(x)\n    dense(2)(x + h)\n")),
+    },
+    Explanation {
+        code: "E0210",
+        title: "matrix product shapes do not agree",
+        text: "`a @ b` needs the last dimension of `a` to equal the second-to-last of `b`. The \
+               same rule applies inside `dense`, and to a layer applied twice (it shares its \
+               weights, so both inputs need the same width). When the operand looks \
+               transposed, the help says so.",
+        example: Some(concat!(
+            "layer proj(n: int) {\n    param w: f32[n, 4] = glorot_uniform\n    forward(x: f32[B, 4]) -> f32[B, n] { x @ w }\n}\n",
+            "model m(x: f32[B, 4]) -> f32[B, 2] {\n    proj(2)\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0211",
+        title: "value does not match its declared type",
+        text: "An argument of a function or layer, a result, or a `let` with a type annotation \
+               has a different type than declared. Symbols in declared types (`B`, `n`) bind to \
+               what they first meet and must agree after that.",
+        example: Some(concat!(
+            "fn double(x: f32[B, 3]) = x * 2\n",
+            model!("    double\n    dense(2)\n")
+        )),
+    },
+    Explanation {
+        code: "E0212",
+        title: "reshape changes the element count",
+        text: "`reshape(x, shape)` keeps every element: the product of the target sizes equals \
+               the elements of one sample (the batch dimension is kept and not written). One \
+               size may be -1, inferred from the rest.",
+        example: Some(model!("    reshape([3, 2])\n    flatten()\n    dense(2)\n")),
+    },
+    Explanation {
+        code: "E0213",
+        title: "concat shapes do not line up",
+        text: "`concat([a, b], axis)` joins tensors along one axis; every other dimension must \
+               be equal.",
+        example: Some(model!(
+            "    let h = reshape(x, [2, 2])\n    dense(2)(concat([x, h]))\n"
+        )),
+    },
+    Explanation {
+        code: "E0214",
+        title: "axis out of range",
+        text: "An axis argument (of `sum`, `mean`, `max`, `concat`, `slice`, `transpose`, \
+               `softmax`) is outside the tensor's rank, repeated, or a slice is outside its \
+               axis. Negative axes count from the end.",
+        example: Some(model!("    let s = sum(x, axis: 2)\n    dense(2)(x)\n")),
+    },
+    Explanation {
+        code: "E0215",
+        title: "batch dimension misused",
+        text: "Samples are independent, so the batch dimension stays first and whole: it \
+               cannot be sliced, concatenated along, transposed away, or used in a parameter's \
+               shape.",
+        example: Some(model!("    dense(2)(slice(x, 0, 0, 1))\n")),
+    },
+    Explanation {
+        code: "E0216",
+        title: "unknown dimension",
+        text: "A dimension in a declared type names a symbol nothing binds (model inputs and \
+               parameter shapes must be fully known), or its arithmetic does not give a \
+               positive whole number.",
+        example: Some("model m(x: f32[B, N]) -> f32[B, 2] {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0218",
+        title: "wrong number of outputs",
+        text: "A model or function declares a different number of results than its body \
+               produces. Several results are written as a tuple `(a, b)`.",
+        example: Some("model m(x: f32[B, 4]) -> (f32[B, 4], f32[B, 2]) {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0219",
+        title: "no single value flows into a layer",
+        text: "A body line that is a layer (`dense(64, relu)`) is applied to the value the \
+               previous line produced. With several inputs, or after a line producing a tuple, \
+               there is no single value: apply the layer explicitly, `dense(64)(x)`.",
+        example: Some("model m(x: f32[B, 4], y: f32[B, 4]) -> f32[B, 2] {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0220",
+        title: "integer tensor in arithmetic",
+        text: "`i32` tensors hold indices (for `embedding`); arithmetic and most layers need \
+               `f32`. And `embedding` needs `i32` indices.",
+        example: Some("model m(x: i32[B, 4]) -> f32[B, 2] {\n    dense(2)\n}\n"),
+    },
+    Explanation {
+        code: "E0221",
+        title: "body without a result",
+        text: "A function or `forward` body ends with its result expression; a body whose last \
+               line is a `let` has none.",
+        example: Some(concat!(
+            "fn f(x) {\n    let y = x * 2\n}\n",
+            model!("    f\n    dense(2)\n")
+        )),
+    },
+    Explanation {
+        code: "E0222",
+        title: "bad type",
+        text: "A type names no element type (`f32`, `i32`) or scalar kind (`int`, `float`, \
+               `bool`, `str`), a parameter is not an f32 tensor, or a layer's configuration is \
+               declared as a tensor.",
+        example: Some(concat!(
+            "layer l(n: f32[4]) {\n    forward(x: f32[B, 4]) -> f32[B, 4] { x }\n}\n",
+            model!("    dense(2)\n")
+        )),
+    },
+    Explanation {
+        code: "E0223",
+        title: "layer without one forward",
+        text: "A `layer` says what it computes in exactly one `forward(...) { ... }`.",
+        example: Some("layer l(n: int) {\n    param w: f32[n]\n}\n"),
+    },
+    Explanation {
+        code: "E0301",
+        title: "fit without loss",
+        text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { epochs 2 }\n"
+        )),
+    },
+    Explanation {
+        code: "E0302",
+        title: "setting given twice",
+        text: "Each `fit` setting appears at most once.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs 2\n    epochs 3\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0303",
+        title: "value of the wrong kind or out of range",
+        text: "A value has the wrong kind (a string where a number is expected, a number where \
+               a tensor is expected) or is out of range (`epochs 0`, `lr: -1`, `dropout(1.5)`).",
+        example: Some(model!("    dense(2.5)\n")),
+    },
+    Explanation {
+        code: "E0304",
+        title: "missing argument",
+        text: "A required argument is missing, e.g. `dense()` without its units.",
+        example: Some(model!("    dense()\n")),
+    },
+    Explanation {
+        code: "E0305",
+        title: "too many arguments",
+        text: "A call has more positional arguments than the callee takes, gives one argument \
+               twice, or applies a layer to the wrong number of inputs.",
+        example: Some(model!("    dense(2, relu, true, 4)\n")),
+    },
+    Explanation {
+        code: "E0306",
+        title: "positional argument after a named one",
+        text: "Once an argument is named, the ones after it must be named too (as in Python).",
+        example: Some(model!("    dense(units: 2, relu)\n")),
+    },
+    Explanation {
+        code: "E0307",
+        title: "accuracy without class labels",
+        text: "`accuracy` compares predicted and true classes, so it needs a classification \
+               loss.",
+        example: Some(concat!(
+            "data d = csv(\"houses.csv\")\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss mean_squared_error\n    metrics [accuracy]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0308",
+        title: "regression loss on class labels",
+        text: "`mean_squared_error` needs real-valued targets, but synthetic and IDX data have \
+               integer class labels.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d { loss mean_squared_error }\n"
+        )),
+    },
+    Explanation {
+        code: "E0309",
+        title: "not supported here",
+        text: "Valid syntax in a place that does not accept it: e.g. a number as a model line, \
+               a tensor in a top-level `let`, or an operator where a data source is expected.",
+        example: Some(model!("    42\n")),
+    },
+    Explanation {
+        code: "E0310",
+        title: "label column by name without a header",
+        text: "A CSV label column can be named only when the file has a header row.",
+        example: Some(concat!(
+            "data d = csv(\"iris.csv\", label: \"species\", header: false)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0311",
+        title: "validation given twice",
+        text: "A `fit` sets both `validation` (a data set) and `validation_split` (a fraction \
+               of the training data); keep one.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            "data t = synthetic_classification(samples: 10, features: 4, classes: 2, seed: 1)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    validation t\n    validation_split 0.2\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0312",
+        title: "fit cannot train this model",
+        text: "Data sets supply one f32 feature tensor and one label or target row per sample, \
+               so `fit` trains models with one f32 input and one `[B, M]` output. Models with \
+               several inputs or outputs can be checked, summarized and dumped.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            "model m(x: f32[B, 4]) -> (f32[B, 2], f32[B, 2]) {\n    let h = dense(2)(x)\n    (h, h)\n}\n",
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0313",
+        title: "a callback monitors something the fit does not report",
+        text: "A callback's `monitor` must be `loss`, one of the fit's metrics, or `val_` and one \
+               of those. The `val_` values exist only with validation data: add `validation \
+               data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n` or `validation_split 0.2`, or monitor `loss`. (Keras only warns and does \
+               nothing in this case.)",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    callbacks [early_stopping(monitor: \"val_loss\")]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0314",
+        title: "reduce_lr_on_plateau with a learning-rate schedule",
+        text: "reduce_lr_on_plateau sets the optimizer's learning rate, which a schedule also \
+               sets at every step; Keras refuses the combination too. Use a constant `lr` with \
+               the callback, or the schedule alone.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer sgd(lr: cosine_decay(0.1, decay_steps: 100))\n    callbacks [reduce_lr_on_plateau(monitor: \"loss\")]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0401",
+        title: "a checkpoint path must end in .safetensors",
+        text: "Checkpoints (`save`, `load`, the `checkpoint` callback, `--load`, `--init`) are \
+               safetensors files, the format PyTorch and Hugging Face use; the path says so.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "save m to \"weights.bin\"\n"
+        )),
+    },
+    Explanation {
+        code: "E0402",
+        title: "predict writes .csv or .npy",
+        text: "`predict MODEL on data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n to PATH` chooses the format from the extension: `.csv` \
+               (probabilities and class per row) or `.npy` (a float32 array, and the classes in \
+               STEM_classes.npy).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\npredict m on d to \"p.txt\"\n"
+        )),
+    },
+    Explanation {
+        code: "E0403",
+        title: "evaluate needs a fit",
+        text: "`evaluate` reports the loss and metrics of a model's `fit` (the nearest one before \
+               it, else the first after it). A model that no `fit` trains has no loss to \
+               evaluate; `predict`, `save` and `load` work without one.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "evaluate m on d\n"
+        )),
+    },
+    Explanation {
+        code: "E0404",
+        title: "the checkpoint lacks a parameter",
+        text: "While loading a checkpoint into a model (when the program runs), a parameter of \
+               the model, such as `dense_2.kernel`, has no tensor in the file: it was saved from \
+               a different model. Every mismatch is reported at once.",
+        example: None,
+    },
+    Explanation {
+        code: "E0405",
+        title: "a checkpoint tensor has the wrong shape",
+        text: "While loading a checkpoint, a tensor named like one of the model's parameters has \
+               a different shape (e.g. a layer's units changed since it was saved).",
+        example: None,
+    },
+    Explanation {
+        code: "E0406",
+        title: "the checkpoint has a tensor the model does not",
+        text: "While loading a checkpoint, a weight tensor in the file is not a parameter of the \
+               model (optimizer state, under `optimizer.`, is exempt): it was saved from a \
+               different model.",
+        example: None,
+    },
+    Explanation {
+        code: "E0407",
+        title: "no model for --load or --init",
+        text: "`--load` and `--init` load into the model of the program's first `fit`, or its \
+               only model; a program with neither has no model to load into.",
+        example: None,
+    },
+    Explanation {
+        code: "E0900",
+        title: "internal compiler error",
+        text: "A compiler stage produced something the next stage rejects (e.g. the IR \
+               verifier found a problem after a pass). This is a bug in Kiln: please report it \
+               with the program that caused it.",
+        example: None,
+    },
+    Explanation {
+        code: "E0901",
+        title: "cannot compile to native code",
+        text: "Code generation failed, usually because the program's sizes are too large to \
+               plan memory for (e.g. a layer with billions of units).",
+        example: None,
+    },
+    Explanation {
+        code: "W0101",
+        title: "unused data set",
+        text: "A data set is declared but no `fit` (or other statement) uses it.",
+        example: Some("data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n"),
+    },
+    Explanation {
+        code: "W0102",
+        title: "unused binding",
+        text: "A `let` inside a model or function defines a value nothing reads. Name it with a \
+               leading underscore to keep it without the warning.",
+        example: Some(model!("    let unused = dense(3)(x)\n    dense(2)\n")),
+    },
+    Explanation {
+        code: "W0103",
+        title: "unused layer parameter",
+        text: "A layer declares a parameter its `forward` never reads. It does not reach the \
+               loss, so its gradient is zero and training never changes it.",
+        example: Some(concat!(
+            "layer l(n: int) {\n    param w: f32[n, n]\n    param b: f32[n] = zeros\n    forward(x: f32[B, n]) -> f32[B, n] { x @ w }\n}\n",
+            model!("    l(4)\n    dense(2)\n")
+        )),
+    },
+    Explanation {
+        code: "W0104",
+        title: "layer after softmax",
+        text: "A layer reads the output of a softmax. Softmax turns scores into probabilities \
+               and belongs on the last layer; a layer after it usually means the softmax is on \
+               the wrong line.",
+        example: Some(model!("    dense(4, softmax)\n    dense(2, softmax)\n")),
+    },
+    Explanation {
+        code: "W0105",
+        title: "unused definition",
+        text: "A top-level layer, function or constant no model uses. Layers and functions are \
+               checked where they are used, so an unused one has not been checked.",
+        example: Some(concat!("fn twice(x) = x * 2\n", model!("    dense(2)\n"))),
+    },
+];
