@@ -6,7 +6,7 @@ use kiln::diag::Span;
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
 use kiln::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
-use kiln::ir::shape::{Shape, TensorType};
+use kiln::ir::shape::{DType, Dim, Shape, TensorType};
 use kiln::ir::{autodiff, lower, verify};
 use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
@@ -28,6 +28,29 @@ fn check_op(
     range: (f64, f64),
     build: impl Fn(&mut Graph, &[ValueId]) -> ValueId,
 ) {
+    check_op_with(name, param_shapes, range, Vec::new(), |g, p, _| build(g, p));
+}
+
+/// A graph input the op reads besides the parameters (a condition, indices, the step counter),
+/// with its value.
+struct Fed {
+    name: &'static str,
+    ty: TensorType,
+    value: ArrayD<f64>,
+}
+
+fn fed(name: &'static str, ty: TensorType, value: ArrayD<f64>) -> Fed {
+    Fed { name, ty, value }
+}
+
+/// `check_op` with extra inputs, passed to `build` after the parameters.
+fn check_op_with(
+    name: &str,
+    param_shapes: &[&[usize]],
+    range: (f64, f64),
+    extra: Vec<Fed>,
+    build: impl Fn(&mut Graph, &[ValueId], &[ValueId]) -> ValueId,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(name.len() as u64 * 7919);
     let mut graph = Graph::new(name);
     let params: Vec<ValueId> = param_shapes
@@ -44,7 +67,11 @@ fn check_op(
             )
         })
         .collect();
-    let y = build(&mut graph, &params);
+    let extra_values: Vec<ValueId> = extra
+        .iter()
+        .map(|f| graph.input(f.name, f.ty.clone(), None))
+        .collect();
+    let y = build(&mut graph, &params, &extra_values);
     let y_shape = graph.shape(y).clone();
     let w = graph.input("w", TensorType::f32(y_shape.clone()), None);
     let weighted = graph.binary(BinaryOp::Mul, y, w, None);
@@ -63,8 +90,10 @@ fn check_op(
     let problems = verify::verify(&graph);
     assert!(problems.is_empty(), "{name}: {problems:?}");
 
+    let mut inputs: Vec<ArrayD<f64>> = extra.into_iter().map(|f| f.value).collect();
+    inputs.push(random(&mut rng, &y_shape.resolve(1), -1.0, 1.0));
     let bindings = Bindings {
-        inputs: vec![random(&mut rng, &y_shape.resolve(1), -1.0, 1.0)],
+        inputs,
         params: param_shapes
             .iter()
             .map(|s| random(&mut rng, s, range.0, range.1))
@@ -104,7 +133,7 @@ fn unary_ops() {
     for op in UnaryOp::ALL {
         // Positive inputs keep log and sqrt defined; relu's kink at 0 is avoided by the range.
         let range = match op {
-            UnaryOp::Log | UnaryOp::Sqrt => (0.5, 2.0),
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt => (0.5, 2.0),
             UnaryOp::Relu => (0.1, 1.0),
             _ => (-2.0, 2.0),
         };
@@ -126,7 +155,7 @@ fn binary_ops_with_broadcasting() {
         (&[1, 4], &[3, 1]),
     ];
     for op in BinaryOp::ALL {
-        if op == BinaryOp::Greater {
+        if op.is_comparison() {
             continue; // piecewise constant: no gradient to check
         }
         for (a, b) in patterns {
@@ -140,8 +169,14 @@ fn binary_ops_with_broadcasting() {
 }
 
 #[test]
-fn greater_has_no_gradient() {
-    let mut graph = Graph::new("greater");
+fn comparisons_have_no_gradient() {
+    for op in BinaryOp::ALL.into_iter().filter(|op| op.is_comparison()) {
+        comparison_has_no_gradient(op);
+    }
+}
+
+fn comparison_has_no_gradient(op: BinaryOp) {
+    let mut graph = Graph::new(op.name());
     let p = graph.param(
         ParamInfo {
             name: "p".into(),
@@ -151,7 +186,7 @@ fn greater_has_no_gradient() {
         None,
     );
     let zero = graph.constant(0.0, None);
-    let mask = graph.binary(BinaryOp::Greater, p, zero, None);
+    let mask = graph.binary(op, p, zero, None);
     let loss = graph.add(
         Op::Reduce {
             kind: ReduceKind::Sum,
@@ -327,5 +362,425 @@ fn whole_training_graphs() {
             &bindings,
             batch,
         );
+    }
+}
+
+// ── The op set of issue 7 ───────────────────────────────────────────────────────────────────
+
+fn array(shape: &[usize], data: &[f64]) -> ArrayD<f64> {
+    ArrayD::from_shape_vec(IxDyn(shape), data.to_vec()).unwrap()
+}
+
+fn i32_input(shape: &[usize]) -> TensorType {
+    TensorType {
+        dtype: DType::I32,
+        shape: Shape::fixed(shape),
+    }
+}
+
+#[test]
+fn parameterized_activations_on_both_sides_of_zero() {
+    for alpha in [0.2f32, 1.0, 1.7] {
+        check_op(
+            &format!("leaky_relu{alpha}"),
+            &[&[3, 4]],
+            (-2.0, 2.0),
+            |g, p| g.add(Op::LeakyRelu { alpha }, &[p[0]], None),
+        );
+        check_op(&format!("elu{alpha}"), &[&[3, 4]], (-2.0, 2.0), |g, p| {
+            g.add(Op::Elu { alpha }, &[p[0]], None)
+        });
+    }
+}
+
+#[test]
+fn select_routes_each_branch_and_broadcasts() {
+    // Conditions of 0, 1, -2 and NaN (NaN counts as true).
+    let cond = array(
+        &[3, 4],
+        &[
+            0.0,
+            1.0,
+            -2.0,
+            f64::NAN,
+            1.0,
+            0.0,
+            0.0,
+            1.0,
+            f64::NAN,
+            0.0,
+            3.0,
+            0.0,
+        ],
+    );
+    let patterns: [(&[usize], &[usize]); 4] = [
+        (&[3, 4], &[3, 4]),
+        (&[4], &[3, 1]),
+        (&[], &[3, 4]),
+        (&[1, 4], &[]),
+    ];
+    for (a, b) in patterns {
+        check_op_with(
+            &format!("select{a:?}{b:?}"),
+            &[a, b],
+            (-1.0, 1.0),
+            vec![fed(
+                "cond",
+                TensorType::f32(Shape::fixed(&[3, 4])),
+                cond.clone(),
+            )],
+            |g, p, x| g.select(x[0], p[0], p[1], None),
+        );
+    }
+    // A row condition broadcast over columns, and one value in both branches.
+    check_op_with(
+        "select_row_cond_same_value",
+        &[&[3, 4]],
+        (-1.0, 1.0),
+        vec![fed(
+            "cond",
+            TensorType::f32(Shape::fixed(&[3, 1])),
+            array(&[3, 1], &[1.0, 0.0, 1.0]),
+        )],
+        |g, p, x| {
+            let t = g.unary(UnaryOp::Tanh, p[0], None);
+            g.select(x[0], p[0], t, None)
+        },
+    );
+}
+
+#[test]
+fn dropout_gradient_uses_the_forward_mask() {
+    for (rate, step) in [(0.5f32, 3.0), (0.1, 1.0), (0.9, 17.0), (0.0, 2.0)] {
+        check_op_with(
+            &format!("dropout{rate}@{step}"),
+            &[&[4, 5]],
+            (-1.0, 1.0),
+            vec![fed(
+                "step",
+                TensorType::f32(Shape::scalar()),
+                array(&[], &[step]),
+            )],
+            |g, p, x| {
+                // Through a nonlinearity, so the gradient depends on which elements were kept.
+                let d = g.dropout(p[0], x[0], rate, 42, None);
+                g.binary(BinaryOp::Mul, d, d, None)
+            },
+        );
+    }
+}
+
+#[test]
+fn dropout_keeps_about_one_minus_rate_and_changes_with_step_and_seed() {
+    use kiln::interp::dropout::{Key, threshold};
+    let n = 20_000u32;
+    for rate in [0.1f32, 0.5, 0.8] {
+        let t = threshold(rate);
+        let kept = (0..n).filter(|&i| Key::new(7, 1).keep(i, t)).count() as f64 / n as f64;
+        assert!(
+            (kept - (1.0 - f64::from(rate))).abs() < 0.015,
+            "rate {rate}: kept {kept}"
+        );
+    }
+    let t = threshold(0.5);
+    let mask = |seed: u64, step: u32| -> Vec<bool> {
+        (0..256).map(|i| Key::new(seed, step).keep(i, t)).collect()
+    };
+    assert_eq!(mask(7, 3), mask(7, 3));
+    assert_ne!(mask(7, 3), mask(7, 4));
+    assert_ne!(mask(7, 3), mask(8, 3));
+    assert_ne!(mask(7, 3), mask(7 + (1 << 32), 3));
+    assert!((0..n).all(|i| Key::new(1, 1).keep(i, threshold(0.0))));
+}
+
+#[test]
+fn transpose_reshape_slice_concat() {
+    for perm in [vec![1, 0, 2], vec![2, 0, 1], vec![0, 2, 1], vec![2, 1, 0]] {
+        check_op(
+            &format!("transpose{perm:?}"),
+            &[&[2, 3, 4]],
+            (-1.0, 1.0),
+            |g, p| {
+                let t = g.transpose(p[0], &perm, None);
+                g.unary(UnaryOp::Tanh, t, None)
+            },
+        );
+    }
+    for shape in [&[6, 4][..], &[24], &[4, 3, 2], &[1, 24, 1]] {
+        check_op(
+            &format!("reshape{shape:?}"),
+            &[&[2, 3, 4]],
+            (-1.0, 1.0),
+            |g, p| {
+                let r = g.reshape(p[0], &Shape::fixed(shape), None);
+                g.binary(BinaryOp::Mul, r, r, None)
+            },
+        );
+    }
+    for (axis, start, end) in [(0, 1, 3), (1, 0, 2), (2, 2, 4), (2, 0, 4), (1, 1, 2)] {
+        check_op(
+            &format!("slice{axis}:{start}..{end}"),
+            &[&[3, 3, 4]],
+            (-1.0, 1.0),
+            |g, p| {
+                let s = g.slice(p[0], axis, start, end, None);
+                g.unary(UnaryOp::Sigmoid, s, None)
+            },
+        );
+    }
+    for axis in 0..3 {
+        let mut b = vec![2, 3, 4];
+        b[axis] = 1;
+        let b: &[usize] = &b;
+        check_op(
+            &format!("concat{axis}"),
+            &[&[2, 3, 4], b],
+            (-1.0, 1.0),
+            |g, p| {
+                let c = g.concat(&[p[0], p[1], p[0]], axis, None);
+                g.binary(BinaryOp::Mul, c, c, None)
+            },
+        );
+    }
+    check_op("concat_single", &[&[2, 3]], (-1.0, 1.0), |g, p| {
+        g.concat(&[p[0]], 1, None)
+    });
+}
+
+#[test]
+fn gather_and_scatter_add_with_repeats_and_out_of_range_indices() {
+    // Row 1 twice, an index past the end and a negative one (zeros, no gradient).
+    let indices = array(&[2, 3], &[1.0, 4.0, 1.0, 0.0, 5.0, -1.0]);
+    check_op_with(
+        "gather",
+        &[&[5, 3]],
+        (-1.0, 1.0),
+        vec![fed("ids", i32_input(&[2, 3]), indices.clone())],
+        |g, p, x| {
+            let rows = g.gather(p[0], x[0], None);
+            g.binary(BinaryOp::Mul, rows, rows, None)
+        },
+    );
+    check_op_with(
+        "gather_rank1_table",
+        &[&[5]],
+        (-1.0, 1.0),
+        vec![fed("ids", i32_input(&[2, 3]), indices.clone())],
+        |g, p, x| g.gather(p[0], x[0], None),
+    );
+    check_op_with(
+        "scatter_add",
+        &[&[2, 3, 4]],
+        (-1.0, 1.0),
+        vec![fed("ids", i32_input(&[2, 3]), indices)],
+        |g, p, x| {
+            let sums = g.add(Op::ScatterAdd { rows: 5 }, &[p[0], x[0]], None);
+            g.binary(BinaryOp::Mul, sums, sums, None)
+        },
+    );
+}
+
+#[test]
+fn mean_reductions_over_any_axes() {
+    for (axes, keep) in [
+        (vec![0], false),
+        (vec![1], false),
+        (vec![2], false),
+        (vec![0, 2], false),
+        (vec![1, 2], true),
+        (vec![0, 1, 2], false),
+    ] {
+        check_op(
+            &format!("mean{axes:?}{keep}"),
+            &[&[2, 3, 4]],
+            (-1.0, 1.0),
+            |g, p| {
+                let sq = g.binary(BinaryOp::Mul, p[0], p[0], None);
+                g.reduce(ReduceKind::Mean, sq, &axes, keep, None)
+            },
+        );
+    }
+    // An inner-axis sum and max without kept dims (their gradient reshapes back).
+    check_op("sum_inner", &[&[2, 3, 4]], (-1.0, 1.0), |g, p| {
+        g.reduce(ReduceKind::Sum, p[0], &[1], false, None)
+    });
+    check_op("max_inner", &[&[2, 3, 4]], (-1.0, 1.0), |g, p| {
+        g.reduce(ReduceKind::Max, p[0], &[2], false, None)
+    });
+}
+
+#[test]
+fn batched_matmul_and_dense_on_a_sequence() {
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let a: &[usize] = if ta { &[2, 4, 3] } else { &[2, 3, 4] };
+        let b3: &[usize] = if tb { &[2, 5, 4] } else { &[2, 4, 5] };
+        let b2: &[usize] = if tb { &[5, 4] } else { &[4, 5] };
+        for b in [b3, b2] {
+            check_op(
+                &format!("bmm{ta}{tb}{}", b.len()),
+                &[a, b],
+                (-1.0, 1.0),
+                |g, p| {
+                    g.add(
+                        Op::MatMul {
+                            transpose_a: ta,
+                            transpose_b: tb,
+                        },
+                        &[p[0], p[1]],
+                        None,
+                    )
+                },
+            );
+        }
+    }
+    // Rank 4 with a shared right operand.
+    check_op("bmm4", &[&[2, 2, 3, 4], &[4, 2]], (-1.0, 1.0), |g, p| {
+        g.add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+            },
+            &[p[0], p[1]],
+            None,
+        )
+    });
+}
+
+/// Ops on values with a batch dimension: a mean over the batch divides by the runtime batch
+/// size, and the reshapes of a convolutional model's flatten and of an image input.
+#[test]
+fn batch_dimension_reshapes_and_means() {
+    let batch = 3;
+    let bd = |dims: &[usize]| {
+        let mut d = vec![Dim::Batch];
+        d.extend(dims.iter().map(|&n| Dim::Fixed(n)));
+        Shape(d)
+    };
+    let mut graph = Graph::new("batched");
+    let x = graph.input("x", TensorType::f32(bd(&[2, 2, 3])), None);
+    let w = graph.param(
+        ParamInfo {
+            name: "w".into(),
+            shape: Shape::fixed(&[2, 2, 3]),
+            init: Init::Zeros,
+        },
+        None,
+    );
+    let k = graph.param(
+        ParamInfo {
+            name: "k".into(),
+            shape: Shape::fixed(&[12, 2]),
+            init: Init::Zeros,
+        },
+        None,
+    );
+    let h = graph.binary(BinaryOp::Mul, x, w, None);
+    let flat = graph.reshape(h, &bd(&[12]), None); // [B,2,2,3] → [B,12]
+    let y = graph.add(
+        Op::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        },
+        &[flat, k],
+        None,
+    );
+    let image = graph.reshape(y, &bd(&[1, 2, 1]), None); // [B,2] → [B,1,2,1]
+    let act = graph.unary(UnaryOp::Gelu, image, None);
+    let loss = graph.reduce(ReduceKind::Mean, act, &[0, 1, 2, 3], false, None);
+    graph.outputs.push(("loss".into(), loss));
+    assert!(autodiff::differentiate(&mut graph, loss).is_empty());
+    assert!(
+        verify::verify(&graph).is_empty(),
+        "{:?}",
+        verify::verify(&graph)
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let bindings = Bindings {
+        inputs: vec![random(&mut rng, &[batch, 2, 2, 3], -1.0, 1.0)],
+        params: vec![
+            random(&mut rng, &[2, 2, 3], -1.0, 1.0),
+            random(&mut rng, &[12, 2], -1.0, 1.0),
+        ],
+        states: vec![],
+    };
+    check_gradients("batched", &graph, &bindings, batch);
+}
+
+/// Random shapes and broadcasting patterns: size-1 axes, scalars, a value used twice.
+mod random_shapes {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A shape of rank 0..=3 with extents 1..=3, and a shape broadcastable with it (some axes
+    /// set to 1, some leading axes dropped).
+    fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+        prop::collection::vec(1usize..=3, 0..=3).prop_flat_map(|full| {
+            let rank = full.len();
+            (
+                Just(full),
+                prop::collection::vec(any::<bool>(), rank),
+                0..=rank,
+            )
+                .prop_map(|(full, ones, drop)| {
+                    let other: Vec<usize> = full
+                        .iter()
+                        .zip(&ones)
+                        .map(|(&n, &one)| if one { 1 } else { n })
+                        .skip(drop)
+                        .collect();
+                    (full, other)
+                })
+        })
+    }
+
+    fn op_strategy() -> impl Strategy<Value = BinaryOp> {
+        prop::sample::select(
+            BinaryOp::ALL
+                .into_iter()
+                .filter(|op| !op.is_comparison())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn binary_ops_broadcast((a, b) in broadcast_pair(), op in op_strategy(), swap in any::<bool>()) {
+            let (a, b) = if swap { (b, a) } else { (a, b) };
+            check_op(&format!("prop_{}{a:?}{b:?}", op.name()), &[&a, &b], (0.5, 2.0), |g, p| {
+                // The first operand is used twice: in the op and again in the sum.
+                let y = g.binary(op, p[0], p[1], None);
+                g.binary(BinaryOp::Add, y, p[0], None)
+            });
+        }
+
+        #[test]
+        fn select_broadcasts((a, b) in broadcast_pair(), swap in any::<bool>(), bits in any::<u16>()) {
+            let (a, b) = if swap { (b, a) } else { (a, b) };
+            let full = Shape::fixed(&a).broadcast(&Shape::fixed(&b)).unwrap().resolve(1);
+            let n: usize = full.iter().product();
+            let cond: Vec<f64> = (0..n).map(|i| f64::from((bits >> (i % 16)) & 1)).collect();
+            check_op_with(
+                &format!("prop_select{a:?}{b:?}"),
+                &[&a, &b],
+                (-1.0, 1.0),
+                vec![fed("cond", TensorType::f32(Shape::fixed(&full)), array(&full, &cond))],
+                |g, p, x| g.select(x[0], p[0], p[1], None),
+            );
+        }
+
+        #[test]
+        fn transpose_of_random_rank(dims in prop::collection::vec(1usize..=3, 1..=4), seed in any::<u64>()) {
+            let mut perm: Vec<usize> = (0..dims.len()).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for i in (1..perm.len()).rev() {
+                perm.swap(i, rng.random_range(0..=i));
+            }
+            check_op(&format!("prop_transpose{dims:?}{perm:?}"), &[&dims], (-1.0, 1.0), |g, p| {
+                let t = g.transpose(p[0], &perm, None);
+                g.binary(BinaryOp::Mul, t, t, None)
+            });
+        }
     }
 }

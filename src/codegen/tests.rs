@@ -943,3 +943,60 @@ fn matmul_crossover() {
         );
     }
 }
+
+#[test]
+fn reshapes_share_their_input_buffer_except_for_parameters() {
+    let mut g = Graph::new("alias");
+    let x = g.input("x", TensorType::f32(bn(16)), None);
+    let image = g.reshape(
+        x,
+        &Shape(vec![Dim::Batch, Dim::Fixed(4), Dim::Fixed(4)]),
+        None,
+    );
+    let t = g.unary(UnaryOp::Tanh, image, None);
+    let flat = g.reshape(t, &bn(16), None);
+    let p = param(&mut g, "p", &[16]);
+    let p2 = g.reshape(p, &Shape::fixed(&[4, 4]), None);
+    let y = g.binary(BinaryOp::Mul, flat, p, None);
+    let z = g.binary(BinaryOp::Mul, t, p2, None);
+    out(&mut g, y);
+    out(&mut g, z);
+    let (_, plan) = prepare(&g, &CodegenConfig { max_batch: 4 }, MatmulPolicy::Auto).unwrap();
+    assert_eq!(plan.home[&image], plan.home[&x]);
+    assert_eq!(plan.home[&flat], plan.home[&t]);
+    assert_ne!(plan.home[&p2], plan.home[&p]);
+}
+
+/// The JIT's erf and gelu on a fine grid against the f64 definitions: the rational erf is
+/// within 4e-7 absolute (its own error is 6.5e-8; the rest is f32 evaluation).
+#[test]
+fn erf_and_gelu_precision() {
+    let n = 4001;
+    let mut g = Graph::new("erf");
+    let x = g.input("x", TensorType::f32(Shape::fixed(&[n])), None);
+    let e = g.unary(UnaryOp::Erf, x, None);
+    let ge = g.unary(UnaryOp::Gelu, x, None);
+    out(&mut g, e);
+    out(&mut g, ge);
+    let mut step = compile(&g, &CodegenConfig { max_batch: 1 }).unwrap();
+    let xs: Vec<f32> = (0..n).map(|i| (i as f32 - 2000.0) / 250.0).collect();
+    step.input_f32_mut(0, 1).copy_from_slice(&xs);
+    step.run(1);
+    let (erf, gelu) = (step.output("o0", 1).unwrap(), step.output("o1", 1).unwrap());
+    for (i, &x) in xs.iter().enumerate() {
+        let x = f64::from(x);
+        let want = crate::interp::unary(UnaryOp::Erf, x);
+        assert!(
+            (f64::from(erf[i]) - want).abs() < 4e-7,
+            "erf({x}) = {}",
+            erf[i]
+        );
+        let want = crate::interp::unary(UnaryOp::Gelu, x);
+        let tolerance = 4e-7 * x.abs().max(1.0);
+        assert!(
+            (f64::from(gelu[i]) - want).abs() < tolerance,
+            "gelu({x}) = {}",
+            gelu[i]
+        );
+    }
+}

@@ -345,7 +345,20 @@ impl Graph {
         self.add(Op::Gather, &[table, indices], span)
     }
 
-    /// Inverted dropout of `x`; `step` is the f32 scalar step counter input (`optimizer::STEP`).
+    /// The f32 scalar step-counter input (`optimizer::STEP`, 1-based, fed every step), created
+    /// on first use. Dropout and Adam share it, so whichever asks first defines it.
+    pub fn step_input(&mut self, span: Option<Span>) -> ValueId {
+        match self.input_value(super::optimizer::STEP) {
+            Some(step) => step,
+            None => self.input(
+                super::optimizer::STEP,
+                TensorType::f32(Shape::scalar()),
+                span,
+            ),
+        }
+    }
+
+    /// Inverted dropout of `x`; `step` is the step-counter input (`step_input`).
     pub fn dropout(
         &mut self,
         x: ValueId,

@@ -107,3 +107,65 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::ReduceKind;
+    use crate::ir::shape::{DType, Dim, Shape, TensorType};
+
+    #[test]
+    fn attributes_of_the_full_op_set() {
+        let mut g = Graph::new("g");
+        let x = g.input(
+            "x",
+            TensorType::f32(Shape(vec![Dim::Batch, Dim::Fixed(4)])),
+            None,
+        );
+        let ids = g.input(
+            "ids",
+            TensorType {
+                dtype: DType::I32,
+                shape: Shape::fixed(&[3]),
+            },
+            None,
+        );
+        let step = g.step_input(None);
+        assert_eq!(
+            g.step_input(None),
+            step,
+            "one step input, however often asked for"
+        );
+        let l = g.add(Op::LeakyRelu { alpha: 0.2 }, &[x], None);
+        let d = g.dropout(l, step, 0.5, 7, None);
+        let t = g.transpose(d, &[1, 0], None);
+        let s = g.slice(t, 0, 1, 3, None);
+        let c = g.concat(&[s, s], 0, None);
+        let r = g.reshape(
+            d,
+            &Shape(vec![Dim::Batch, Dim::Fixed(2), Dim::Fixed(2)]),
+            None,
+        );
+        let m = g.reduce(ReduceKind::Mean, r, &[0], false, None);
+        let table = g.reshape(m, &Shape::fixed(&[4]), None);
+        let rows = g.gather(table, ids, None);
+        let sums = g.add(Op::ScatterAdd { rows: 5 }, &[rows, ids], None);
+        for v in [c, sums] {
+            g.outputs.push((format!("o{}", v.0), v));
+        }
+        let text = print(&g, None);
+        for line in [
+            "%3 = leaky_relu[alpha=0.2] %0 : f32[B, 4]",
+            "%4 = dropout[rate=0.5, seed=7] %3, %2 : f32[B, 4]",
+            "%5 = transpose[perm=1,0] %4 : f32[4, B]",
+            "%6 = slice[axis=0, 1..3] %5 : f32[2, B]",
+            "%7 = concat[axis=0] %6, %6 : f32[4, B]",
+            "%8 = reshape %4 : f32[B, 2, 2]",
+            "%9 = reduce_mean[axes=0] %8 : f32[2, 2]",
+            "%11 = gather %10, %1 : f32[3]",
+            "%12 = scatter_add[rows=5] %11, %1 : f32[5]",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+    }
+}

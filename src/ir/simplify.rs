@@ -16,8 +16,12 @@ pub fn simplify(graph: &Graph) -> Graph {
     graph.rebuild(|out, node| match identity_operand(out, &node) {
         Some(x) => stand_in(out, x, node),
         None => {
+            // A collapsed chain may itself be an identity (a transpose and its inverse).
             let node = collapse_chain(out, node);
-            out.push_node(node)
+            match identity_operand(out, &node) {
+                Some(x) => stand_in(out, x, node),
+                None => out.push_node(node),
+            }
         }
     })
 }
@@ -25,6 +29,9 @@ pub fn simplify(graph: &Graph) -> Graph {
 /// `transpose(transpose(x, p), q)` → `transpose(x, p∘q)` and `reshape(reshape(x))` →
 /// `reshape(x)`: one data movement instead of two (the inner one dies if unused).
 fn collapse_chain(graph: &Graph, node: Node) -> Node {
+    if !matches!(node.op, Op::Transpose { .. } | Op::Reshape) {
+        return node;
+    }
     let inner = graph.node(node.inputs[0]);
     match (&node.op, &inner.op) {
         (Op::Transpose { perm: outer }, Op::Transpose { perm: first }) => Node {
@@ -180,5 +187,45 @@ mod tests {
             assert_eq!(node.inputs, vec![s]);
             assert_eq!(node.ty.shape, Shape::fixed(&[2, 3]));
         }
+    }
+
+    #[test]
+    fn collapses_transpose_and_reshape_chains() {
+        let mut graph = Graph::new("g");
+        let x = graph.input("x", TensorType::f32(Shape::fixed(&[2, 3, 4])), None);
+        let t1 = graph.transpose(x, &[1, 2, 0], None); // [3, 4, 2]
+        let t2 = graph.transpose(t1, &[2, 0, 1], None); // back to [2, 3, 4]
+        let t3 = graph.transpose(t1, &[1, 0, 2], None); // [4, 3, 2]
+        let r1 = graph.reshape(x, &Shape::fixed(&[6, 4]), None);
+        let r2 = graph.reshape(r1, &Shape::fixed(&[24]), None);
+        let r3 = graph.reshape(r2, &Shape::fixed(&[2, 3, 4]), None);
+        let whole = graph.slice(x, 1, 0, 3, None);
+        let single = graph.concat(&[x], 0, None);
+        for (name, v) in [
+            ("t2", t2),
+            ("t3", t3),
+            ("r2", r2),
+            ("r3", r3),
+            ("whole", whole),
+            ("single", single),
+        ] {
+            graph.outputs.push((name.into(), v));
+        }
+        let simple = eliminate_dead_code(&simplify(&graph));
+        assert!(verify(&simple).is_empty(), "{:?}", verify(&simple));
+        let x = simple.input_value("x").unwrap();
+        for name in ["t2", "r3", "whole", "single"] {
+            assert_eq!(simple.output(name), Some(x), "{name}");
+        }
+        let t3 = simple.node(simple.output("t3").unwrap());
+        assert_eq!(
+            t3.op,
+            Op::Transpose {
+                perm: vec![2, 1, 0]
+            }
+        );
+        assert_eq!(t3.inputs, vec![x]);
+        let r2 = simple.node(simple.output("r2").unwrap());
+        assert_eq!((&r2.op, &r2.inputs), (&Op::Reshape, &vec![x]));
     }
 }
