@@ -580,7 +580,7 @@ impl<'a> Elab<'a> {
             let params: usize = self.graph.params[params_before..]
                 .iter()
                 .map(|p| types::per_sample(&p.shape))
-                .sum();
+                .fold(0usize, usize::saturating_add);
             let outputs = match &result {
                 Value::Tensor(t) => vec![self.ty(*t).clone()],
                 Value::Tuple(items) => items

@@ -116,5 +116,6 @@ pub fn per_sample(shape: &Shape) -> usize {
             Dim::Batch => 1,
             Dim::Fixed(n) => *n,
         })
-        .product()
+        // Saturating: absurd declared sizes are reported elsewhere, never an overflow panic.
+        .fold(1usize, usize::saturating_mul)
 }
