@@ -559,6 +559,18 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0315",
+        title: "a regression metric with class labels",
+        text: "`mae` and `mse` measure how far real-valued outputs are from real-valued targets; \
+               with `sparse_categorical_crossentropy` the labels are classes. Use `accuracy`, \
+               `top_k_accuracy`, `precision` or `recall` for a classifier.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    metrics [mae]\n}\n"
+        )),
+    },
+    Explanation {
         code: "E0401",
         title: "a checkpoint path must end in .safetensors",
         text: "Checkpoints (`save`, `load`, the `checkpoint` callback, `--load`, `--init`) are \

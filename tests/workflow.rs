@@ -456,12 +456,16 @@ fn action_and_callback_mistakes_are_diagnostics() {
         ),
         ("", "    optimizer adam(lr: cosine(0.01))\n", "E0118"),
         ("", "    epochs 2\n    initial_epoch 3\n", "E0303"),
+        ("", "    metrics [mse]\n", "E0315"),
+        ("", "    metrics [top_k_accuracy(k: 0)]\n", "E0303"),
+        ("", "    metrics [recal]\n", "E0109"),
     ];
     for (index, (after, settings, code)) in cases.into_iter().enumerate() {
-        let dir = scratch(
-            &format!("mistake{index}"),
-            &[("m.model", &program(settings, after))],
-        );
+        let mut source = program(settings, after);
+        if settings.contains("metrics") {
+            source = source.replace("    metrics [accuracy]\n", "");
+        }
+        let dir = scratch(&format!("mistake{index}"), &[("m.model", &source)]);
         let out = kiln(&["check", &path(&dir, "m.model")]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{code}: {stderr}");
@@ -478,4 +482,61 @@ fn action_and_callback_mistakes_are_diagnostics() {
     let out = kiln(&["check", &path(&dir, "m.model")]);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("E0403"), "{stderr}");
+}
+
+#[test]
+fn metrics_for_classifiers_and_regression() {
+    let csv: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..60).map(|i| {
+            let (a, b) = ((i % 7) as f64 / 7.0, (i % 5) as f64 / 5.0);
+            format!("{a},{b},{}\n", 2.0 * a - b)
+        }))
+        .collect();
+    let regression = "data d = csv(\"r.csv\")\n\
+        model r(x: f32[B, 2]) -> f32[B, 1] {\n    dense(1)\n}\n\
+        fit r on d {\n    loss mean_squared_error\n    metrics [mae, mse]\n    epochs 2\n}\n";
+    let classifier = program(
+        "    epochs 2\n    metrics [top_k_accuracy(k: 3), precision, recall]\n",
+        "",
+    )
+    .replace("    metrics [accuracy]\n", "");
+    let dir = scratch(
+        "metrics",
+        &[
+            ("r.csv", &csv),
+            ("r.model", regression),
+            ("c.model", &classifier),
+        ],
+    );
+    let history = path(&dir, "r.json");
+    run_ok(&dir, "r.model", &["-q", "--history", &history]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    // mse as a metric is the loss (both the mean over samples and outputs of the squared error).
+    for (loss, mse) in json[0]["loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(json[0]["mse"].as_array().unwrap())
+    {
+        let (loss, mse) = (loss.as_f64().unwrap(), mse.as_f64().unwrap());
+        assert!((loss - mse).abs() < 1e-5 * loss.max(1.0), "{loss} vs {mse}");
+    }
+    let mae = json[0]["mae"][1].as_f64().unwrap();
+    let mse = json[0]["mse"][1].as_f64().unwrap();
+    assert!(
+        mae > 0.0 && mae * mae <= mse + 1e-9,
+        "mae² <= mse: {mae} {mse}"
+    );
+
+    let history = path(&dir, "c.json");
+    run_ok(&dir, "c.model", &["-q", "--history", &history]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    // With 3 classes, the label is always among the top 3.
+    assert_eq!(json[0]["top_k_accuracy"][1].as_f64(), Some(1.0));
+    for name in ["precision", "recall"] {
+        let value = json[0][name][1].as_f64().unwrap();
+        assert!(value > 0.0 && value <= 1.0, "{name}: {value}");
+    }
 }

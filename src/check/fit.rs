@@ -249,17 +249,28 @@ impl Checker {
         metric_spans: &[Span],
     ) -> bool {
         let mut ok = true;
-        if loss == Loss::MeanSquaredError {
-            for (metric, span) in metrics.iter().zip(metric_spans) {
-                if *metric == Metric::SparseCategoricalAccuracy {
-                    ok = false;
-                    self.error(
-                        Diagnostic::error("E0307", "`accuracy` needs class labels")
-                            .primary(*span, "accuracy compares predicted and true classes")
-                            .secondary(loss_span, "but this loss trains on real-valued targets")
-                            .help("remove `accuracy`, or use `sparse_categorical_crossentropy`"),
-                    );
-                }
+        for (metric, span) in metrics.iter().zip(metric_spans) {
+            let name = metric.display_name();
+            if loss == Loss::MeanSquaredError && metric.needs_classes() {
+                ok = false;
+                self.error(
+                    Diagnostic::error("E0307", format!("`{name}` needs class labels"))
+                        .primary(*span, format!("{name} compares predicted and true classes"))
+                        .secondary(loss_span, "but this loss trains on real-valued targets")
+                        .help(format!(
+                            "remove `{name}` (`mae` and `mse` measure regression), or use \
+                             `sparse_categorical_crossentropy`"
+                        )),
+                );
+            }
+            if loss == Loss::SparseCategoricalCrossentropy && !metric.needs_classes() {
+                ok = false;
+                self.error(
+                    Diagnostic::error("E0315", format!("`{name}` needs real-valued targets"))
+                        .primary(*span, format!("{name} measures the error of real outputs"))
+                        .secondary(loss_span, "but this loss trains on class labels")
+                        .help("use `accuracy`, `top_k_accuracy`, `precision` or `recall`"),
+                );
             }
         }
         ok &= self.data_fits_model(model, data, decl.data.span, loss, loss_span);
@@ -756,6 +767,51 @@ impl Checker {
         false
     }
 
+    /// One metric: a name, or `top_k_accuracy(k: 5)`.
+    fn metric(&mut self, item: &ast::Expr) -> Option<Metric> {
+        let (callee, args): (ast::Ident, &[ast::Arg]) = match &item.kind {
+            ast::ExprKind::Name(name) => (
+                ast::Ident {
+                    name: name.clone(),
+                    span: item.span,
+                },
+                &[],
+            ),
+            _ => self.call_parts(item, "a metric such as `accuracy`")?,
+        };
+        let plain = |metric: Metric| (args.is_empty()).then_some(metric);
+        let metric = match callee.name.as_str() {
+            "accuracy" => plain(Metric::SparseCategoricalAccuracy),
+            "precision" => plain(Metric::Precision),
+            "recall" => plain(Metric::Recall),
+            "mae" => plain(Metric::MeanAbsoluteError),
+            "mse" => plain(Metric::MeanSquaredError),
+            "top_k_accuracy" => {
+                let b = self.bind(&callee, args, &["k"]);
+                let k = b.get(0).map_or(Some(5), |e| self.positive_int(e, "`k`"));
+                return match (b.ok, k) {
+                    (true, Some(k)) => Some(Metric::TopKAccuracy { k }),
+                    _ => None,
+                };
+            }
+            other => {
+                let d = Diagnostic::error("E0109", format!("unknown metric `{other}`"))
+                    .primary(callee.span, "not a metric");
+                let d = with_suggestion(d, other, METRICS)
+                    .note("metrics: accuracy, top_k_accuracy(k), precision, recall, mae, mse");
+                self.error(d);
+                return None;
+            }
+        };
+        if metric.is_none() {
+            self.error(
+                Diagnostic::error("E0305", format!("`{}` takes no arguments", callee.name))
+                    .primary(item.span, "arguments given here"),
+            );
+        }
+        metric
+    }
+
     fn metrics(&mut self, expr: &ast::Expr, spans: &mut Vec<Span>) -> Option<Vec<Metric>> {
         let ast::ExprKind::List(items) = &expr.kind else {
             if expr.kind != ast::ExprKind::Error {
@@ -769,17 +825,7 @@ impl Checker {
         };
         let mut metrics = Some(Vec::new());
         for item in items {
-            let metric = match self.name_value(item, "a metric such as `accuracy`") {
-                Some(name) if name == "accuracy" => Some(Metric::SparseCategoricalAccuracy),
-                Some(other) => {
-                    let d = Diagnostic::error("E0109", format!("unknown metric `{other}`"))
-                        .primary(item.span, "not a metric");
-                    let d = with_suggestion(d, &other, METRICS).note("metrics: accuracy");
-                    self.error(d);
-                    None
-                }
-                None => None,
-            };
+            let metric = self.metric(item);
             match (metric, metrics.as_mut()) {
                 (Some(metric), Some(list)) => {
                     list.push(metric);

@@ -31,7 +31,14 @@ pub use builtins::NAMES as BUILTINS;
 pub const DATA_SOURCES: [&str; 3] = ["synthetic_classification", "csv", "idx"];
 pub const LOSSES: [&str; 2] = ["sparse_categorical_crossentropy", "mean_squared_error"];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
-pub const METRICS: [&str; 1] = ["accuracy"];
+pub const METRICS: [&str; 6] = [
+    "accuracy",
+    "top_k_accuracy",
+    "precision",
+    "recall",
+    "mae",
+    "mse",
+];
 pub const SETTINGS: [&str; 11] = [
     "loss",
     "optimizer",

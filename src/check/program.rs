@@ -410,6 +410,26 @@ pub enum Optimizer {
 pub enum Metric {
     /// `accuracy` with integer labels: argmax of the output equals the label.
     SparseCategoricalAccuracy,
+    /// `top_k_accuracy(k)`: the label is among the `k` highest outputs (Keras's
+    /// `SparseTopKCategoricalAccuracy`, default k 5).
+    TopKAccuracy { k: usize },
+    /// `precision`: per class, correct predictions of it over all predictions of it, averaged
+    /// over the classes that occur in the labels or the predictions (macro average).
+    Precision,
+    /// `recall`: per class, correct predictions of it over all samples of it, macro-averaged
+    /// like `precision`.
+    Recall,
+    /// `mae`: mean absolute error over samples and outputs (regression).
+    MeanAbsoluteError,
+    /// `mse`: mean squared error over samples and outputs (regression).
+    MeanSquaredError,
+}
+
+impl Metric {
+    /// Whether the metric compares predicted classes with class labels.
+    pub fn needs_classes(self) -> bool {
+        !matches!(self, Metric::MeanAbsoluteError | Metric::MeanSquaredError)
+    }
 }
 
 impl Metric {
@@ -417,6 +437,11 @@ impl Metric {
     pub fn display_name(self) -> &'static str {
         match self {
             Metric::SparseCategoricalAccuracy => "accuracy",
+            Metric::TopKAccuracy { .. } => "top_k_accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::MeanAbsoluteError => "mae",
+            Metric::MeanSquaredError => "mse",
         }
     }
 }

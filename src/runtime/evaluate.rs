@@ -8,7 +8,7 @@
 //! from the same model. Nothing here prints.
 
 use super::data::{Dataset, Labels};
-use super::train::argmax;
+use super::metrics::Metrics;
 use crate::check::program::Metric;
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
 use crate::ir::graph::Graph;
@@ -116,34 +116,27 @@ impl Evaluator {
         metrics: &[Metric],
     ) -> Evaluation {
         let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
+        let mut tally = Metrics::new(metrics);
         self.batches(params, dataset, &mut |forward, rows, start| {
             let loss = forward
                 .output(lower::LOSS, rows)
                 .map_or(f64::NAN, |v| f64::from(v[0]));
             loss_sum += loss * rows as f64;
-            if let (Labels::Classes(classes), Some(scores)) =
-                (&dataset.labels, forward.output(lower::SCORES, rows))
-            {
-                let outputs = scores.len() / rows;
-                correct += scores
-                    .chunks_exact(outputs)
-                    .zip(&classes[start..start + rows])
-                    .filter(|&(row, &label)| argmax(row) == label as usize)
-                    .count();
+            if let Some(scores) = forward.output(lower::SCORES, rows) {
+                match &dataset.labels {
+                    Labels::Classes(classes) => {
+                        tally.add_classes(scores, classes[start..start + rows].iter().copied());
+                    }
+                    Labels::Targets { width, values } => {
+                        tally.add_targets(scores, &values[start * width..(start + rows) * width]);
+                    }
+                }
             }
         });
         let samples = dataset.samples.max(1) as f64;
         Evaluation {
             loss: loss_sum / samples,
-            metrics: metrics
-                .iter()
-                .map(|metric| match metric {
-                    Metric::SparseCategoricalAccuracy => {
-                        (metric.display_name(), correct as f64 / samples)
-                    }
-                })
-                .collect(),
+            metrics: tally.finish(),
             samples: dataset.samples,
         }
     }

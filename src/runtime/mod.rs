@@ -8,5 +8,6 @@ pub mod data;
 pub mod evaluate;
 pub mod history;
 pub mod init;
+pub mod metrics;
 pub mod predict;
 pub mod train;

@@ -12,7 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use super::callbacks::Callbacks;
 use super::data::{DataError, Dataset, Labels};
 use super::evaluate::Evaluation;
-use crate::check::program::{Callback, Fit, Metric, Optimizer};
+use super::metrics::Metrics;
+use crate::check::program::{Callback, Fit, Optimizer};
 use crate::codegen::CompiledStep;
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
@@ -140,7 +141,7 @@ pub fn train(
             order.shuffle(&mut rng);
         }
         let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
+        let mut tally = Metrics::new(&fit.metrics);
         let mut steps = 0usize;
         for rows in order.chunks(fit.batch) {
             if let Some(schedule) = schedule {
@@ -154,23 +155,24 @@ pub fn train(
                 .output(lower::LOSS, rows.len())
                 .map_or(f64::NAN, |v| f64::from(v[0]));
             loss_sum += loss * rows.len() as f64;
-            if let (Labels::Classes(labels), Some(scores)) =
-                (&dataset.labels, step.output(lower::SCORES, rows.len()))
+            if !fit.metrics.is_empty()
+                && let Some(scores) = step.output(lower::SCORES, rows.len())
             {
-                correct += count_correct(scores, labels, rows);
+                match &dataset.labels {
+                    Labels::Classes(labels) => {
+                        tally.add_classes(scores, rows.iter().map(|&r| labels[r]));
+                    }
+                    Labels::Targets { width, values } => {
+                        for (output, &r) in scores.chunks_exact(*width).zip(rows) {
+                            tally.add_targets(output, &values[r * width..(r + 1) * width]);
+                        }
+                    }
+                }
             }
             steps += 1;
         }
         let samples = dataset.samples.max(1) as f64;
-        let metrics = fit
-            .metrics
-            .iter()
-            .map(|metric| match metric {
-                Metric::SparseCategoricalAccuracy => {
-                    (metric.display_name(), correct as f64 / samples)
-                }
-            })
-            .collect();
+        let metrics = tally.finish();
         let seconds = started.elapsed().as_secs_f64();
         let mut report = EpochReport {
             epoch,
@@ -255,16 +257,6 @@ fn gather(
     if let Some(slot) = slots.lr {
         step.input_f32_mut(slot, batch)[0] = lr;
     }
-}
-
-/// How many rows' highest score (first on ties) is at their label.
-fn count_correct(scores: &[f32], labels: &[i32], rows: &[usize]) -> usize {
-    let classes = scores.len() / rows.len().max(1);
-    scores
-        .chunks_exact(classes)
-        .zip(rows)
-        .filter(|&(row_scores, &row)| argmax(row_scores) == labels[row] as usize)
-        .count()
 }
 
 pub fn argmax(values: &[f32]) -> usize {
