@@ -173,8 +173,19 @@ impl Checker {
         let params: &[&'static str] = match callee.name.as_str() {
             "dense" => &["units", "activation"],
             "synthetic_classification" => &["samples", "features", "classes", "seed"],
-            "csv" => &["path", "label", "header", "scale"],
+            "csv" => &["path", "label", "header", "scale", "delimiter"],
             "idx" => &["images", "labels", "scale"],
+            "npy" => &["features", "labels", "scale"],
+            "npz" => &["path", "features", "labels", "scale"],
+            "exponential_decay" => &[
+                "initial_learning_rate",
+                "decay_steps",
+                "decay_rate",
+                "staircase",
+            ],
+            "cosine_decay" => &["initial_learning_rate", "decay_steps", "alpha"],
+            "piecewise_constant_decay" => &["boundaries", "values"],
+            "checkpoint" => &["path", "monitor", "save_best_only"],
             _ => &[],
         };
         params.get(slot).copied().unwrap_or("an argument")

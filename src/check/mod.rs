@@ -28,7 +28,7 @@ use std::rc::Rc;
 pub use describe::describe;
 
 pub use builtins::NAMES as BUILTINS;
-pub const DATA_SOURCES: [&str; 3] = ["synthetic_classification", "csv", "idx"];
+pub const DATA_SOURCES: [&str; 5] = ["synthetic_classification", "csv", "idx", "npy", "npz"];
 pub const LOSSES: [&str; 2] = ["sparse_categorical_crossentropy", "mean_squared_error"];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
 pub const METRICS: [&str; 6] = [
@@ -386,7 +386,8 @@ mod tests {
                 path: "data/iris.csv".into(),
                 label: LabelColumn::Name("species".into()),
                 header: true,
-                scale: 1.0
+                scale: 1.0,
+                delimiter: ','
             }
         );
     }

@@ -90,6 +90,8 @@ pub enum DataSource {
         header: bool,
         /// Every feature is divided by this (e.g. 16 for 0–16 pixels). Default: 1.
         scale: f32,
+        /// The character between cells. Default: `,`.
+        delimiter: char,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images,
     /// flattened to `rows · cols` features, and unsigned-byte class labels.
@@ -98,6 +100,20 @@ pub enum DataSource {
         images: String,
         labels: String,
         /// Every feature is divided by this (255 maps pixels to [0, 1]). Default: 1.
+        scale: f32,
+    },
+    /// NumPy `.npy` files: features `[samples, ...]` (flattened per sample) and labels
+    /// `[samples]` (classes) or `[samples]`/`[samples, M]` (targets).
+    Npy {
+        features: String,
+        labels: String,
+        scale: f32,
+    },
+    /// A NumPy `.npz` archive with the features and labels arrays under the given names.
+    Npz {
+        path: String,
+        features: String,
+        labels: String,
         scale: f32,
     },
 }
