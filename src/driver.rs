@@ -273,6 +273,8 @@ pub enum Event<'a> {
         /// optimizer state or an earlier fit), when training resumes.
         resumed: Option<(usize, u64)>,
     },
+    /// A training step has run (after every step: for live progress).
+    Step(&'a train::Progress),
     Epoch(&'a EpochReport),
     /// Early stopping ended a fit after this epoch (1-based).
     StoppedEarly {
@@ -796,6 +798,10 @@ impl train::Observer for FitObserver<'_> {
             .map(|i| step.param(i))
             .collect();
         Some(evaluator.evaluate(&params, held_out, self.metrics))
+    }
+
+    fn progress(&mut self, progress: &train::Progress) {
+        (self.on_event)(Event::Step(progress));
     }
 
     fn epoch(&mut self, report: &EpochReport) {

@@ -288,6 +288,8 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         load: options.load.clone(),
         init: options.init.clone(),
     };
+    // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
+    let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);
     let outcomes = driver::run_with(
         &file.text,
         base_dir,
@@ -333,7 +335,17 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
                     );
                 }
             }
-            Event::Epoch(report) if !options.quiet => print_epoch(report),
+            Event::Step(progress) => {
+                if let Some(bar) = bar.as_mut() {
+                    bar.update(progress);
+                }
+            }
+            Event::Epoch(report) if !options.quiet => {
+                if let Some(bar) = bar.as_mut() {
+                    bar.finish();
+                }
+                print_epoch(report);
+            }
             Event::Epoch(_) => {}
             Event::StoppedEarly { epoch, .. } if !options.quiet => {
                 say!("Epoch {epoch}: early stopping")
@@ -415,6 +427,46 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
 
 fn millis(time: std::time::Duration) -> f64 {
     time.as_secs_f64() * 1e3
+}
+
+/// Keras's live progress bar for the running epoch: steps done, elapsed time, µs per step and
+/// the running loss, redrawn by indicatif at most a few times a second.
+#[derive(Default)]
+struct LiveBar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl LiveBar {
+    fn update(&mut self, progress: &kiln::runtime::train::Progress) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(progress.steps as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "Epoch {prefix} {pos}/{len} [{bar:30}] {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(format!("{}/{}", progress.epoch, progress.epochs));
+            bar
+        });
+        bar.set_position(progress.step as u64);
+        // Formatting the message costs more than a small step: refresh it every 16 steps.
+        if progress.step % 16 == 1 || progress.step == progress.steps {
+            bar.set_message(format!(
+                "{:.1}s - {:.1}µs/step - loss: {}",
+                progress.seconds,
+                progress.seconds * 1e6 / progress.step.max(1) as f64,
+                number(progress.loss)
+            ));
+        }
+    }
+
+    /// The epoch has ended: the bar gives way to the epoch's final line.
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Keras's per-epoch line: `Epoch 1/5` then `1875/1875 - 0.050s - 26.3µs/step - loss: … - accuracy: …`.

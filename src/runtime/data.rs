@@ -15,9 +15,11 @@
 //!   need line and column numbers, which a hand-written reader gives directly; no extra crate).
 //!   Comma delimiter unless `delimiter` says otherwise; cells are trimmed; blank lines are
 //!   skipped; a cell may be wrapped in double quotes (`""` inside stands for one quote); a UTF-8
-//!   byte-order mark is ignored; `\r\n` line endings are accepted. Every column but the label column is a feature, in file order.
+//!   byte-order mark is ignored; `\r\n` line endings are accepted. Every column but the label
+//!   column is a feature, in file order.
 //!
 //! * IDX files (MNIST's format, gzip-compressed or not): see [`idx`].
+//! * NumPy `.npy` files and `.npz` archives: see [`npy`].
 //!
 //! Line and column numbers in messages are 1-based; a column number counts cells (fields), not
 //! characters. CSV and IDX sources divide every feature by their `scale` (default 1) as they load;

@@ -65,8 +65,24 @@ impl InputSlots {
     }
 }
 
+/// Where an epoch is, after each step (for a live progress bar).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// 1-based.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in this epoch, and how many it has.
+    pub step: usize,
+    pub steps: usize,
+    /// Mean loss over the epoch's samples so far.
+    pub loss: f64,
+    pub seconds: f64,
+}
+
 /// What the epoch loop asks of its caller.
 pub trait Observer {
+    /// A step has run. Called after every step, so it must be cheap.
+    fn progress(&mut self, _progress: &Progress) {}
     /// Loss and metrics of the step's current weights on the validation data, if any.
     fn validate(&mut self, step: &CompiledStep) -> Option<Evaluation>;
     /// An epoch has ended (after validation and callbacks).
@@ -143,6 +159,8 @@ pub fn train(
         let mut loss_sum = 0.0f64;
         let mut tally = Metrics::new(&fit.metrics);
         let mut steps = 0usize;
+        let steps_per_epoch = dataset.samples.div_ceil(fit.batch);
+        let mut seen = 0usize;
         for rows in order.chunks(fit.batch) {
             if let Some(schedule) = schedule {
                 // Keras evaluates the schedule at the number of updates already made.
@@ -170,6 +188,15 @@ pub fn train(
                 }
             }
             steps += 1;
+            seen += rows.len();
+            observer.progress(&Progress {
+                epoch,
+                epochs: fit.epochs,
+                step: steps,
+                steps: steps_per_epoch,
+                loss: loss_sum / seen as f64,
+                seconds: started.elapsed().as_secs_f64(),
+            });
         }
         let samples = dataset.samples.max(1) as f64;
         let metrics = tally.finish();
