@@ -502,11 +502,15 @@ impl Runner<'_, '_> {
             shuffle: true,
             validation: None,
             training: Training::default(),
+            loss_options: Default::default(),
         }
     }
 
+    /// The forward pass as evaluation and prediction run it: dropout is the identity there.
     fn forward(&self, fit: &Fit) -> Result<Graph, RunError> {
-        training_graph(self.program, fit, GraphStage::Forward).map_err(program_error)
+        training_graph(self.program, fit, GraphStage::Forward)
+            .map(|graph| lower::without_dropout(&graph))
+            .map_err(program_error)
     }
 
     /// The model's current weights: as trained or loaded, else freshly initialised from the seed
@@ -632,8 +636,10 @@ impl Runner<'_, '_> {
         let predictions = Predictions::from_scores(
             scores,
             m.output_features,
-            m.output_activation() == Activation::Softmax,
-            fit.loss == Loss::SparseCategoricalCrossentropy,
+            // Binary cross-entropy scores are [0, logit]: softmax of them is [1 − σ, σ].
+            (m.output_activation() == Activation::Softmax && !fit.loss_options.from_logits)
+                || fit.loss == Loss::BinaryCrossentropy,
+            fit.loss.uses_classes(),
         );
         predict::write(path, format, &predictions).map_err(RunError::Data)?;
         (self.on_event)(Event::Predicted {

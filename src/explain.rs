@@ -534,11 +534,48 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0320",
+        title: "loss reads probabilities, model outputs raw scores",
+        text: "As in Keras, the cross-entropies read the model's output as probabilities unless \
+               `from_logits: true` is given. A model that does not end in softmax (sigmoid for \
+               binary cross-entropy) outputs raw scores, which such a loss would misread; end \
+               the model in softmax, or say the output is logits.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0321",
+        title: "softmax applied twice",
+        text: "With `from_logits: true` the loss applies softmax (or sigmoid) itself, so a model \
+               that already ends in one would have it applied twice — training still runs in \
+               Keras, but on the wrong function.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy(from_logits: true) }\n"
+        )),
+    },
+    Explanation {
+        code: "E0322",
+        title: "loss and output disagree",
+        text: "Binary cross-entropy scores one probability per sample: it needs an output of \
+               width 1 (ending in sigmoid) and data with two classes. The categorical \
+               cross-entropies need a softmax output, not a sigmoid.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, sigmoid)\n"),
+            "fit m on d { loss binary_crossentropy }\n"
+        )),
+    },
+    Explanation {
         code: "E0313",
         title: "a callback monitors something the fit does not report",
         text: "A callback's `monitor` must be `loss`, one of the fit's metrics, or `val_` and one \
                of those. The `val_` values exist only with validation data: add `validation \
-               data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n` or `validation_split 0.2`, or monitor `loss`. (Keras only warns and does \
+               DATA` or `validation_split 0.2`, or monitor `loss`. (Keras only warns and does \
                nothing in this case.)",
         example: Some(concat!(
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
@@ -584,7 +621,7 @@ pub const EXPLANATIONS: &[Explanation] = &[
     Explanation {
         code: "E0402",
         title: "predict writes .csv or .npy",
-        text: "`predict MODEL on data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n to PATH` chooses the format from the extension: `.csv` \
+        text: "`predict MODEL on DATA to PATH` chooses the format from the extension: `.csv` \
                (probabilities and class per row) or `.npy` (a float32 array, and the classes in \
                STEM_classes.npy).",
         example: Some(concat!(

@@ -357,3 +357,69 @@ Trained m for 3 epochs: loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val
         "no bar redraws in a pipe"
     );
 }
+
+#[test]
+fn check_summary_prints_the_layer_table() {
+    let out = kiln(&["check", "--summary", "programs/seed.model"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for expected in [
+        "model classifier(x: f32[B, 32]) -> f32[B, 10]",
+        "dense_2 (dense)",
+        "f32[B, 64]",
+        "4,160",
+        "parameters       6,922",
+        "optimizer state  13,844",
+        "programs/seed.model: ok",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_format_json_reports_diagnostics_with_positions() {
+    let dir = scratch(
+        "json",
+        &[(
+            "bad.model",
+            "model m(x: f32[B, 4]) -> f32[B, 2] {\n    dense(8, rleu)\n    dense(2)\n}\n",
+        )],
+    );
+    let out = kiln(&["check", "--format", "json", &path(&dir, "bad.model")]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &json[0];
+    assert_eq!(first["code"], "E0113");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["line"], 2);
+    assert_eq!(first["column"], 14);
+    assert_eq!(first["span"]["start"], 50);
+    assert_eq!(first["span"]["end"], 54);
+    assert_eq!(first["help"], "did you mean `relu`?");
+    assert_eq!(first["labels"][0]["primary"], true);
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+
+    let ok = kiln(&["check", "--format", "json", "programs/seed.model"]);
+    assert!(ok.status.success());
+    assert_eq!(text(&ok.stdout).trim(), "[]");
+}
+
+#[test]
+fn explain_prints_an_explanation_and_rejects_unknown_codes() {
+    let out = kiln(&["explain", "e0210"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("E0210: matrix product shapes do not agree"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("For example:"), "{stdout}");
+    assert!(kiln(&["explain", "0209"]).status.success());
+
+    let bad = kiln(&["explain", "E9999"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("no diagnostic has the code `E9999`"));
+}

@@ -294,6 +294,7 @@ fn fit(loss: Loss) -> Fit {
         model: 0,
         data: 0,
         loss,
+        loss_options: Default::default(),
         optimizer: Optimizer::Sgd { lr: 0.01 },
         metrics: vec![],
         epochs: 1,
@@ -321,6 +322,15 @@ fn whole_training_graphs() {
             vec![Activation::Tanh, Activation::Linear],
             Loss::MeanSquaredError,
         ),
+        (
+            vec![Activation::Relu, Activation::Softmax],
+            Loss::CategoricalCrossentropy,
+        ),
+        (
+            vec![Activation::Tanh, Activation::Linear],
+            Loss::MeanAbsoluteError,
+        ),
+        (vec![Activation::Tanh, Activation::Linear], Loss::Huber),
     ];
     let widths = [5, 6, 4, 3];
     for (activations, loss) in cases {
@@ -783,4 +793,66 @@ mod random_shapes {
             });
         }
     }
+}
+
+/// Binary cross-entropy on a sigmoid output, against finite differences and against its
+/// textbook value `-[y log σ(l) + (1-y) log(1-σ(l))]`.
+#[test]
+fn binary_crossentropy_graph() {
+    let model = Model::dense_stack("m", &[3, 4, 1], &[Activation::Tanh, Activation::Sigmoid]);
+    let mut graph = lower::lower_training(&model, &fit(Loss::BinaryCrossentropy));
+    let loss_value = graph.output("loss").unwrap();
+    assert!(autodiff::differentiate(&mut graph, loss_value).is_empty());
+    assert!(verify::verify(&graph).is_empty());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let batch = 4;
+    let inputs: Vec<ArrayD<f64>> = graph
+        .inputs
+        .iter()
+        .map(|input| {
+            let shape = input.ty.shape.resolve(batch);
+            match input.name.as_str() {
+                "labels" => random(&mut rng, &shape, 0.0, 2.0).mapv(f64::floor),
+                _ => random(&mut rng, &shape, -1.0, 1.0),
+            }
+        })
+        .collect();
+    let params: Vec<ArrayD<f64>> = graph
+        .params
+        .iter()
+        .map(|p| random(&mut rng, &p.shape.resolve(0), -0.8, 0.8))
+        .collect();
+    let bindings = Bindings {
+        inputs: inputs.clone(),
+        params: params.clone(),
+        states: vec![],
+    };
+    let result = interp::step(&graph, &bindings, batch).unwrap();
+    let loss = result
+        .output("loss")
+        .unwrap()
+        .iter()
+        .next()
+        .copied()
+        .unwrap();
+    // The same value from the sigmoid probabilities, computed directly.
+    let x = &inputs[0];
+    let (w1, b1, w2, b2) = (&params[0], &params[1], &params[2], &params[3]);
+    let labels = &inputs[1];
+    let mut expected = 0.0;
+    for i in 0..batch {
+        let mut logit = b2[[0]];
+        for j in 0..4 {
+            let mut h = b1[[j]];
+            for k in 0..3 {
+                h += x[[i, k]] * w1[[k, j]];
+            }
+            logit += h.tanh() * w2[[j, 0]];
+        }
+        let p = 1.0 / (1.0 + (-logit).exp());
+        let y = labels[[i]];
+        expected -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
+    }
+    expected /= batch as f64;
+    assert!((loss - expected).abs() < 1e-9, "{loss} vs {expected}");
 }

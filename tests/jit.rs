@@ -27,6 +27,7 @@ fn fit(loss: Loss, optimizer: Optimizer, batch: usize) -> Fit {
         model: 0,
         data: 0,
         loss,
+        loss_options: Default::default(),
         optimizer,
         metrics: vec![],
         epochs: 1,
@@ -88,9 +89,8 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
         let values: Vec<f32> = if input.name == STEP {
             vec![3.0]
         } else if input.ty.dtype == DType::I32 {
-            let labels: Vec<i32> = (0..len)
-                .map(|_| rng.random_range(0..model.output_features as i32))
-                .collect();
+            let classes = fit.loss.classes(model.output_features) as i32;
+            let labels: Vec<i32> = (0..len).map(|_| rng.random_range(0..classes)).collect();
             step.input_i32_mut(index, batch).copy_from_slice(&labels);
             labels.iter().map(|&l| l as f32).collect()
         } else {
@@ -201,4 +201,68 @@ fn every_activation_loss_and_optimizer() {
 fn softmax_output_with_mean_squared_error() {
     let m = model(&[4, 6, 3], &[Activation::Tanh, Activation::Softmax]);
     compare(&m, &fit(Loss::MeanSquaredError, ADAM, 8), 8);
+}
+
+/// A program written with the whole language — a user layer and function, a residual
+/// connection, dropout, reshapes, slices and concatenation — compiles to a step that agrees with
+/// the interpreter like a plain dense stack does.
+#[test]
+fn language_features_step_matches_the_interpreter() {
+    let source = "\
+layer residual(units: int) {
+    param w: f32[units, units] = he_normal
+    param b: f32[units] = zeros
+    forward(x: f32[B, units]) -> f32[B, units] {
+        x + relu(x @ w + b)
+    }
+}
+fn swish(x) = x * sigmoid(x)
+model net(x: f32[B, 2, 6]) -> f32[B, 3] {
+    let flat = flatten(x)
+    let h = dense(8, swish)(flat)
+    let d = dropout(h, 0.25, seed: 3)
+    let r = residual(8)(d)
+    let parts = concat([slice(r, 1, 0, 4), gelu(slice(r, 1, 4, 8)), mean(x, axis: 1)], axis: -1)
+    let t = transpose(reshape(parts, [2, 7]))
+    dense(3, softmax)(elu(flatten(t)) + leaky_relu(concat([sum(t, axis: 2), max(t, axis: 2)]), alpha: 0.1))
+}
+data d = synthetic_classification(samples: 64, features: 12, classes: 3)
+fit net on d { loss sparse_categorical_crossentropy }
+";
+    let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let fit = Fit {
+        model: 0,
+        ..fit(Loss::SparseCategoricalCrossentropy, ADAM, 16)
+    };
+    let net = &checked.program.models[checked.program.fits[0].model];
+    compare(net, &fit, 16);
+    compare(net, &fit, 5);
+}
+
+#[test]
+fn every_loss_matches_the_interpreter() {
+    let probabilities = model(&[4, 6, 3], &[Activation::Tanh, Activation::Softmax]);
+    let binary = model(&[4, 6, 1], &[Activation::Relu, Activation::Sigmoid]);
+    let linear = model(&[4, 6, 3], &[Activation::Tanh, Activation::Linear]);
+    let cases = [
+        (&probabilities, Loss::CategoricalCrossentropy),
+        (&binary, Loss::BinaryCrossentropy),
+        (&linear, Loss::MeanAbsoluteError),
+        (&linear, Loss::Huber),
+    ];
+    for (m, loss) in cases {
+        let fit = fit(loss, ADAM, 16);
+        compare(m, &fit, 16);
+        compare(m, &fit, 5);
+    }
+    // Logits: the output itself is read as logits.
+    let logits_fit = Fit {
+        loss_options: kiln::check::program::LossOptions {
+            from_logits: true,
+            delta: 1.0,
+        },
+        ..fit(Loss::BinaryCrossentropy, ADAM, 8)
+    };
+    let binary_logits = model(&[4, 6, 1], &[Activation::Relu, Activation::Linear]);
+    compare(&binary_logits, &logits_fit, 8);
 }

@@ -70,6 +70,7 @@ fn assert_no_allocation(policy: MatmulPolicy) {
         model: 0,
         data: 0,
         loss: Loss::SparseCategoricalCrossentropy,
+        loss_options: Default::default(),
         optimizer: Optimizer::Adam {
             lr: 0.001,
             beta1: 0.9,

@@ -229,19 +229,6 @@ impl Checker {
         }
     }
 
-    /// A plain name used as a value, e.g. `relu` or `accuracy`.
-    pub(super) fn name_value(&mut self, expr: &Expr, expected: &str) -> Option<String> {
-        match &expr.kind {
-            ExprKind::Name(name) => Some(name.clone()),
-            ExprKind::Error => None,
-            _ => {
-                let d = self.unsupported(expr, expected);
-                self.error(d);
-                None
-            }
-        }
-    }
-
     fn number(expr: &Expr) -> Option<f64> {
         match &expr.kind {
             // Precision loss is fine: these become f32 hyper-parameters.

@@ -147,15 +147,22 @@ pub fn call(
         } else {
             params[1..].to_vec()
         };
-        if el.bind_args(name, fspan, args.clone(), &config).is_none() {
+        let positional = args.iter().filter(|a| a.name.is_none()).count();
+        if tensor_first && positional > config.len() {
+            let arg = &args[0];
+            el.error(
+                Diagnostic::error("E0303", format!("`{name}` takes a tensor first"))
+                    .primary(arg.span, format!("found {}", arg.value.kind_name()))
+                    .help(format!(
+                        "on a line of its own, `{name}` applies to the value flowing through the model; `dense(64, {name})` makes it a layer's activation"
+                    )),
+            );
             return Value::Error;
         }
-        if name == "dense"
-            && !args
-                .iter()
-                .any(|a| a.name.is_none() || a.name.as_ref().is_some_and(|n| n.name == "units"))
-        {
-            el.missing(name, "units", span);
+        let Some(slots) = el.bind_args(name, fspan, args.clone(), &config) else {
+            return Value::Error;
+        };
+        if !valid_config(el, name, slots, span) {
             return Value::Error;
         }
         return Value::Func(Func::Layer(Rc::new(LayerInstance {
@@ -272,6 +279,41 @@ pub fn call(
         }
     };
     result.unwrap_or(Value::Error)
+}
+
+/// Checks a layer's scalar configuration where it is written, so a mistake is reported even
+/// when an earlier error stops the layer from being applied.
+fn valid_config(el: &mut Elab, name: &str, slots: Vec<Option<ArgValue>>, span: Span) -> bool {
+    let mut slots = slots.into_iter();
+    match name {
+        "dense" => positive(el, slots.next().flatten(), name, "units", span).is_some(),
+        "embedding" => {
+            let a = positive(el, slots.next().flatten(), name, "input_dim", span);
+            let b = positive(el, slots.next().flatten(), name, "output_dim", span);
+            a.is_some() && b.is_some()
+        }
+        "dropout" => match slots.next().flatten() {
+            None => {
+                el.missing(name, "rate", span);
+                false
+            }
+            Some(rate) => dropout_rate(el, &rate).is_some(),
+        },
+        _ => true,
+    }
+}
+
+fn dropout_rate(el: &mut Elab, arg: &ArgValue) -> Option<f64> {
+    let rate = number_arg(el, Some(arg.clone()), 0.0)?;
+    if (0.0..1.0).contains(&rate) {
+        return Some(rate);
+    }
+    el.error(
+        Diagnostic::error("E0303", "`rate` must be in [0, 1)")
+            .primary(arg.span, format!("found {rate}"))
+            .help("the fraction of inputs to drop, e.g. `dropout(0.5)`"),
+    );
+    None
 }
 
 fn tensor_arg(el: &mut Elab, arg: &ArgValue) -> Option<Tensor> {
@@ -486,16 +528,26 @@ fn reshape(el: &mut Elab, x: &ArgValue, shape: &ArgValue, span: Span) -> Option<
                 infer = Some(i);
                 dims.push(1);
             }
-            Value::Int(n) if *n > 0 => dims.push(*n as usize),
+            Value::Int(n) if *n > 0 && *n as u64 <= super::types::MAX_DIM as u64 => {
+                dims.push(*n as usize)
+            }
+            Value::Int(-1) => {
+                el.error(
+                    Diagnostic::error("E0303", "only one size of a reshape can be -1")
+                        .primary(shape.span, "more than one -1")
+                        .help("give every size but one"),
+                );
+                return None;
+            }
             other => {
                 el.wrong_kind(other, shape.span, "positive sizes (and at most one -1)");
                 return None;
             }
         }
     }
-    let known: usize = dims.iter().product();
+    let known: usize = dims.iter().fold(1usize, |a, &b| a.saturating_mul(b));
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             let text = el.text(t);
             el.error(
                 Diagnostic::error(
@@ -512,7 +564,7 @@ fn reshape(el: &mut Elab, x: &ArgValue, shape: &ArgValue, span: Span) -> Option<
         }
         dims[i] = total / known;
     }
-    let count: usize = dims.iter().product();
+    let count: usize = dims.iter().fold(1usize, |a, &b| a.saturating_mul(b));
     if count != total {
         let text = el.text(t);
         let batch = if from.has_batch() { " per sample" } else { "" };
@@ -768,15 +820,7 @@ fn dropout(
         el.missing("dropout", "rate", span);
         return None;
     };
-    let rate = number_arg(el, Some(rate_arg.clone()), 0.0)?;
-    if !(0.0..1.0).contains(&rate) {
-        el.error(
-            Diagnostic::error("E0303", "`rate` must be in [0, 1)")
-                .primary(rate_arg.span, format!("found {rate}"))
-                .help("the fraction of inputs to drop, e.g. `dropout(0.5)`"),
-        );
-        return None;
-    }
+    let rate = dropout_rate(el, &rate_arg)?;
     let seed = match seed {
         None => 0,
         Some(arg) => match arg.value {
@@ -1216,10 +1260,12 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
         [n] => (*n, *n),
         [i, o] => (*i, *o),
         _ => {
-            let receptive: usize = shape[..shape.len() - 2].iter().product();
+            let receptive: usize = shape[..shape.len() - 2]
+                .iter()
+                .fold(1usize, |a, &b| a.saturating_mul(b));
             (
-                shape[shape.len() - 2] * receptive,
-                shape[shape.len() - 1] * receptive,
+                shape[shape.len() - 2].saturating_mul(receptive),
+                shape[shape.len() - 1].saturating_mul(receptive),
             )
         }
     }

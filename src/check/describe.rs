@@ -25,7 +25,14 @@ pub fn describe(program: &CheckedProgram) -> String {
         let data = program.data.get(fit.data).map_or("?", |d| d.name.as_str());
         let metrics: Vec<&str> = fit.metrics.iter().map(|m| m.display_name()).collect();
         let _ = writeln!(out, "fit {model} on {data}");
-        let _ = writeln!(out, "  loss      {}", fit.loss.name());
+        let options = if fit.loss_options.from_logits {
+            "(from_logits: true)".to_string()
+        } else if fit.loss == Loss::Huber {
+            format!("(delta: {:?})", fit.loss_options.delta)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  loss      {}{options}", fit.loss.name());
         let _ = writeln!(out, "  optimizer {}", optimizer(fit.optimizer));
         let _ = writeln!(out, "  metrics   [{}]", metrics.join(", "));
         let _ = writeln!(out, "  epochs    {}", fit.epochs);

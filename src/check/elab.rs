@@ -274,6 +274,16 @@ impl<'a> Elab<'a> {
         );
     }
 
+    /// Adds "where this shape came from" when an operand is a name for a value made elsewhere
+    /// (a `let`, an input, a layer parameter).
+    pub fn with_origin(&self, d: Diagnostic, t: Tensor, used_at: Span) -> Diagnostic {
+        let disjoint = t.origin.end <= used_at.start || t.origin.start >= used_at.end;
+        if !disjoint || t.origin == Span::default() {
+            return d;
+        }
+        d.secondary(t.origin, format!("{} comes from here", self.text(t)))
+    }
+
     pub fn ty(&self, t: Tensor) -> &TensorType {
         self.graph.ty(t.id)
     }
@@ -392,18 +402,36 @@ impl<'a> Elab<'a> {
     ) -> Option<ValueId> {
         let [(a, aspan), (b, bspan)] = *operands;
         let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
-        if sa.broadcast(&sb).is_none() {
+        let joined = sa.broadcast(&sb);
+        if let Some(shape) = &joined
+            && shape.dims().iter().skip(1).any(|d| *d == Dim::Batch)
+        {
             let (ta, tb) = (self.text(a), self.text(b));
             self.error(
                 Diagnostic::error(
-                    "E0209",
-                    format!("`{symbol}` needs shapes that broadcast, found {ta} and {tb}"),
+                    "E0215",
+                    format!("`{symbol}` of {ta} and {tb} would line the batch dimension up with another axis"),
                 )
-                .primary(span, "these shapes do not broadcast")
+                .primary(span, "the batch dimension must stay first")
                 .secondary(aspan, format!("this is {ta}"))
                 .secondary(bspan, format!("this is {tb}"))
-                .note("broadcasting matches dimensions from the right; each pair must be equal or one of them 1"),
+                .help("give both operands the same rank (e.g. `keepdims: true` on a reduction) so the batch dimensions line up"),
             );
+            return None;
+        }
+        if joined.is_none() {
+            let (ta, tb) = (self.text(a), self.text(b));
+            let d = Diagnostic::error(
+                "E0209",
+                format!("`{symbol}` needs shapes that broadcast, found {ta} and {tb}"),
+            )
+            .primary(span, "these shapes do not broadcast")
+            .secondary(aspan, format!("this is {ta}"))
+            .secondary(bspan, format!("this is {tb}"))
+            .note("broadcasting matches dimensions from the right; each pair must be equal or one of them 1");
+            let d = self.with_origin(d, a, aspan);
+            let d = self.with_origin(d, b, bspan);
+            self.error(d);
             return None;
         }
         self.add(Op::Binary(op), &[a.id, b.id], span)
@@ -441,6 +469,8 @@ impl<'a> Elab<'a> {
             .primary(span, "inner dimensions differ")
             .secondary(aspan, format!("this is {ta}"))
             .secondary(bspan, format!("this is {tb}"));
+            d = self.with_origin(d, a, aspan);
+            d = self.with_origin(d, b, bspan);
             if sb.rank() == 2 && sb.dims()[1] == k_a {
                 d = d.help("the right operand looks transposed: write `transpose(...)` around it");
             } else if sa.rank() == 2 && sa.dims()[0] == k_b && !sa.has_batch() {
@@ -751,7 +781,7 @@ impl<'a> Elab<'a> {
                     vspan,
                     ty,
                     &mut env,
-                    &format!("`{}`", param.name.name),
+                    &format!("the argument `{}` of `{name}`", param.name.name),
                 )
             {
                 ok = false;
@@ -770,7 +800,10 @@ impl<'a> Elab<'a> {
         }
         let result = self.block(&body.body, name);
         let result = match (&body.outputs, result) {
-            (Some(outputs), Some(value)) => self.check_outputs(value, outputs, &mut env, body.span),
+            (Some(outputs), Some(value)) => {
+                let at = body.body.last().map_or(body.span, stmt_span);
+                self.check_outputs(value, outputs, &mut env, at)
+            }
             (None, Some(value)) => value,
             (_, None) => Value::Error,
         };
@@ -799,36 +832,35 @@ impl<'a> Elab<'a> {
         result
     }
 
+    /// `let NAME = EXPR` (or `let NAME: TYPE = EXPR`, checked) in a body; returns whether the
+    /// value is usable.
+    pub fn let_stmt(&mut self, binding: &ast::LetStmt) -> bool {
+        let mut value = self.eval(&binding.value);
+        if let Some(ty) = &binding.ty {
+            let mut env = DimEnv::default();
+            env.symbols.insert(self.batch.clone(), Dim::Batch);
+            let what = format!("`{}`", binding.name.name);
+            if !self.check_declared(&value, binding.value.span, ty, &mut env, &what) {
+                value = Value::Error;
+            }
+        }
+        let ok = !matches!(value, Value::Error);
+        self.bind(
+            &binding.name.name,
+            value,
+            binding.name.span,
+            Some(("W0102", "binding")),
+        );
+        ok
+    }
+
     /// A function or layer body: `let`s, then the value of the last expression.
     fn block(&mut self, stmts: &[ast::Stmt], what: &str) -> Option<Value> {
         let mut last = None;
         for stmt in stmts {
             match stmt {
                 ast::Stmt::Let(binding) => {
-                    let value = self.eval(&binding.value);
-                    let value = match &binding.ty {
-                        Some(ty) => {
-                            let mut env = DimEnv::default();
-                            if self.check_declared(
-                                &value,
-                                binding.value.span,
-                                ty,
-                                &mut env,
-                                &format!("`{}`", binding.name.name),
-                            ) {
-                                value
-                            } else {
-                                Value::Error
-                            }
-                        }
-                        None => value,
-                    };
-                    self.bind(
-                        &binding.name.name,
-                        value,
-                        binding.name.span,
-                        Some(("W0102", "binding")),
-                    );
+                    self.let_stmt(binding);
                     last = None;
                 }
                 ast::Stmt::Expr(expr) => last = Some((self.eval(expr), expr.span)),
@@ -1170,7 +1202,11 @@ impl<'a> Elab<'a> {
                 );
             }
         }
-        let mut extra = Vec::new();
+        // The body sees the configuration and the parameters.
+        let mut extra: Vec<(String, Value, Span, bool)> = config
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone(), decl.name.span, false))
+            .collect();
         if ok {
             let built = layer.built.borrow().clone();
             let params = match built {

@@ -133,7 +133,7 @@ impl Checker {
             (Some(None), Some(None)) => Some(None),
             _ => None,
         };
-        let (Some(model), Some(data), Some(loss), Some(validation)) =
+        let (Some(model), Some(data), Some((loss, loss_options)), Some(validation)) =
             (model, data, loss, validation)
         else {
             return;
@@ -178,6 +178,7 @@ impl Checker {
             }
         }
         ok &= self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
+        ok &= self.loss_fits_output(model, loss, loss_options, loss_span);
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
         }
@@ -189,6 +190,7 @@ impl Checker {
             model,
             data,
             loss,
+            loss_options,
             optimizer,
             metrics,
             epochs,
@@ -251,7 +253,7 @@ impl Checker {
         let mut ok = true;
         for (metric, span) in metrics.iter().zip(metric_spans) {
             let name = metric.display_name();
-            if loss == Loss::MeanSquaredError && metric.needs_classes() {
+            if !loss.uses_classes() && metric.needs_classes() {
                 ok = false;
                 self.error(
                     Diagnostic::error("E0307", format!("`{name}` needs class labels"))
@@ -263,7 +265,7 @@ impl Checker {
                         )),
                 );
             }
-            if loss == Loss::SparseCategoricalCrossentropy && !metric.needs_classes() {
+            if loss.uses_classes() && !metric.needs_classes() {
                 ok = false;
                 self.error(
                     Diagnostic::error("E0315", format!("`{name}` needs real-valued targets"))
@@ -305,13 +307,16 @@ impl Checker {
             self.data[data].source,
             DataSource::Synthetic { .. } | DataSource::Idx { .. }
         );
-        if has_classes && loss == Loss::MeanSquaredError {
+        if has_classes && !loss.uses_classes() {
             ok = false;
             self.error(
-                Diagnostic::error("E0308", "`mean_squared_error` cannot train on class labels")
-                    .primary(loss_span, "this loss needs real-valued targets")
-                    .secondary(use_span, format!("`{data_name}` has integer class labels"))
-                    .help("use `loss sparse_categorical_crossentropy` for classification data"),
+                Diagnostic::error(
+                    "E0308",
+                    format!("`{}` cannot train on class labels", loss.name()),
+                )
+                .primary(loss_span, "this loss needs real-valued targets")
+                .secondary(use_span, format!("`{data_name}` has integer class labels"))
+                .help("use `loss sparse_categorical_crossentropy` for classification data"),
             );
         }
         if let DataSource::Synthetic {
@@ -333,7 +338,29 @@ impl Checker {
                     )),
                 );
             }
-            if loss == Loss::SparseCategoricalCrossentropy && classes != output {
+            if loss == Loss::BinaryCrossentropy && classes != 2 {
+                ok = false;
+                self.error(
+                    Diagnostic::error(
+                        "E0322",
+                        format!(
+                            "binary_crossentropy needs two classes, but `{data_name}` has {classes}"
+                        ),
+                    )
+                    .primary(use_span, format!("this data has {classes} classes"))
+                    .secondary(
+                        classes_span,
+                        format!("`{data_name}` declares {classes} classes"),
+                    )
+                    .secondary(loss_span, "this loss tells two classes apart")
+                    .help("use `sparse_categorical_crossentropy` with one output per class"),
+                );
+            }
+            if matches!(
+                loss,
+                Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy
+            ) && classes != output
+            {
                 ok = false;
                 self.error(
                     Diagnostic::error(
@@ -352,19 +379,162 @@ impl Checker {
         ok
     }
 
-    fn loss(&mut self, expr: &ast::Expr) -> Option<Loss> {
-        let name = self.name_value(expr, "a loss such as `sparse_categorical_crossentropy`")?;
-        match name.as_str() {
-            "sparse_categorical_crossentropy" => Some(Loss::SparseCategoricalCrossentropy),
-            "mean_squared_error" => Some(Loss::MeanSquaredError),
+    /// `loss NAME` or `loss NAME(from_logits: true)`, `loss huber(delta: 2.0)`.
+    fn loss(&mut self, expr: &ast::Expr) -> Option<(Loss, LossOptions)> {
+        let (callee, call_args): (ast::Ident, &[ast::Arg]) = match &expr.kind {
+            ast::ExprKind::Name(name) => (
+                ast::Ident {
+                    name: name.clone(),
+                    span: expr.span,
+                },
+                &[],
+            ),
+            _ => self.call_parts(expr, "a loss such as `sparse_categorical_crossentropy`")?,
+        };
+        let loss = match callee.name.as_str() {
+            "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy,
+            "categorical_crossentropy" => Loss::CategoricalCrossentropy,
+            "binary_crossentropy" => Loss::BinaryCrossentropy,
+            "mean_squared_error" | "mse" => Loss::MeanSquaredError,
+            "mean_absolute_error" | "mae" => Loss::MeanAbsoluteError,
+            "huber" => Loss::Huber,
             other => {
                 let d = Diagnostic::error("E0107", format!("unknown loss `{other}`"))
-                    .primary(expr.span, "not a loss");
+                    .primary(callee.span, "not a loss");
                 let d = with_suggestion(d, other, LOSSES)
-                    .note("losses: sparse_categorical_crossentropy, mean_squared_error");
+                    .note(format!("losses: {}", LOSSES.join(", ")));
                 self.error(d);
-                None
+                return None;
             }
+        };
+        let mut options = LossOptions::default();
+        if loss.uses_classes() {
+            let b = self.bind(&callee, call_args, &["from_logits"]);
+            if let Some(e) = b.get(0) {
+                options.from_logits = self.boolean(e, "`from_logits`")?;
+            }
+            b.ok.then_some((loss, options))
+        } else if loss == Loss::Huber {
+            let b = self.bind(&callee, call_args, &["delta"]);
+            if let Some(e) = b.get(0) {
+                options.delta = self.positive_f32(e, "`delta`")?;
+            }
+            b.ok.then_some((loss, options))
+        } else {
+            let b = self.bind(&callee, call_args, &[]);
+            b.ok.then_some((loss, options))
+        }
+    }
+
+    /// The loss against what the model's output is: probabilities (a softmax or sigmoid at the
+    /// end) or raw scores, and its width.
+    fn loss_fits_output(
+        &mut self,
+        model: usize,
+        loss: Loss,
+        options: LossOptions,
+        loss_span: Span,
+    ) -> bool {
+        let m = &self.models[model];
+        if m.inputs.len() != 1 || m.outputs.len() != 1 || m.outputs[0].shape.rank() != 2 {
+            // `fit` cannot train it at all (E0312, reported after this).
+            return true;
+        }
+        let output_span = self.model_info[model].output_type_span;
+        let ends_in = m.output_activation();
+        let (name, b, width) = (m.name.clone(), m.batch_symbol.clone(), m.output_features);
+        let wanted = match loss {
+            Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy => {
+                Activation::Softmax
+            }
+            Loss::BinaryCrossentropy => Activation::Sigmoid,
+            _ => return true,
+        };
+        if loss == Loss::BinaryCrossentropy && width != 1 {
+            self.error(
+                Diagnostic::error("E0322", format!("binary_crossentropy needs one output, but `{name}` has {width}"))
+                    .primary(loss_span, "this loss scores one probability per sample")
+                    .secondary(output_span, format!("`{name}` outputs f32[{b}, {width}]"))
+                    .help("end the model with `dense(1, sigmoid)`, or use `sparse_categorical_crossentropy` with one output per class"),
+            );
+            return false;
+        }
+        let other = if wanted == Activation::Softmax {
+            Activation::Sigmoid
+        } else {
+            Activation::Softmax
+        };
+        if ends_in == other {
+            self.error(
+                Diagnostic::error(
+                    "E0322",
+                    format!(
+                        "`{}` expects a {} output, but `{name}` ends in {}",
+                        loss.name(),
+                        wanted.name(),
+                        other.name()
+                    ),
+                )
+                .primary(
+                    loss_span,
+                    format!("this loss reads {} probabilities", wanted.name()),
+                )
+                .secondary(output_span, format!("`{name}` ends in {}", other.name()))
+                .help(format!("end the model with `{}`", wanted.name())),
+            );
+            return false;
+        }
+        match (options.from_logits, ends_in == wanted) {
+            (true, true) => {
+                self.error(
+                    Diagnostic::error(
+                        "E0321",
+                        format!(
+                            "`{name}` ends in {} but the loss applies it again",
+                            wanted.name()
+                        ),
+                    )
+                    .primary(
+                        loss_span,
+                        format!(
+                            "`from_logits: true` applies {} inside the loss",
+                            wanted.name()
+                        ),
+                    )
+                    .secondary(
+                        output_span,
+                        format!("`{name}` already ends in {}", wanted.name()),
+                    )
+                    .help(format!(
+                        "remove `from_logits: true`, or end the model without {}",
+                        wanted.name()
+                    )),
+                );
+                false
+            }
+            (false, false) => {
+                self.error(
+                    Diagnostic::error(
+                        "E0320",
+                        format!(
+                            "`{}` reads probabilities, but `{name}` outputs raw scores",
+                            loss.name()
+                        ),
+                    )
+                    .primary(loss_span, "this loss expects probabilities")
+                    .secondary(
+                        output_span,
+                        format!("`{name}` does not end in {}", wanted.name()),
+                    )
+                    .help(format!(
+                        "end the model with `{}`, or write `{}(from_logits: true)`",
+                        wanted.name(),
+                        loss.name()
+                    )),
+                );
+                false
+            }
+            _ => true,
         }
     }
 

@@ -29,7 +29,14 @@ pub use describe::describe;
 
 pub use builtins::NAMES as BUILTINS;
 pub const DATA_SOURCES: [&str; 5] = ["synthetic_classification", "csv", "idx", "npy", "npz"];
-pub const LOSSES: [&str; 2] = ["sparse_categorical_crossentropy", "mean_squared_error"];
+pub const LOSSES: [&str; 6] = [
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "huber",
+];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
 pub const METRICS: [&str; 6] = [
     "accuracy",

@@ -42,23 +42,15 @@ impl Checker {
         let mut ok = true;
         for stmt in &decl.body {
             match stmt {
-                ast::Stmt::Let(binding) => {
-                    let value = el.eval(&binding.value);
-                    ok &= !matches!(value, Value::Error);
-                    el.bind(
-                        &binding.name.name,
-                        value,
-                        binding.name.span,
-                        Some(("W0102", "binding")),
-                    );
-                }
+                ast::Stmt::Let(binding) => ok &= el.let_stmt(binding),
                 ast::Stmt::Expr(expr) => {
                     let value = el.eval(expr);
                     match flow(&mut el, value, expr.span, current.as_ref()) {
                         Some(next) => current = Some((next, expr.span)),
                         None => {
                             ok = false;
-                            current = None;
+                            // Later layer lines have nothing to apply to; stay quiet about it.
+                            current = Some((Value::Error, expr.span));
                         }
                     }
                 }
@@ -121,12 +113,12 @@ impl Checker {
     }
 }
 
+/// A model input: its name, its tensor and the declaration's span.
+type Input = (String, Tensor, Span);
+
 /// Reads the inputs: each `NAME: f32[B, ...]` with the same symbolic batch dimension first and
 /// every other dimension known. Returns the batch symbol and the input tensors.
-fn signature(
-    el: &mut Elab,
-    decl: &ast::ModelDecl,
-) -> Option<(String, Vec<(String, Tensor, Span)>)> {
+fn signature(el: &mut Elab, decl: &ast::ModelDecl) -> Option<(String, Vec<Input>)> {
     if decl.params.is_empty() {
         el.error(
             Diagnostic::error("E0202", format!("model `{}` has no input", decl.name.name))
@@ -282,6 +274,7 @@ fn flow(el: &mut Elab, value: Value, span: Span, current: Option<&(Value, Span)>
         Value::Tuple(ref items) if items.iter().all(|v| matches!(v, Value::Tensor(_))) => {
             Some(value)
         }
+        Value::Func(_) if matches!(current, Some((Value::Error, _))) => None,
         Value::Func(func) => {
             let Some((Value::Tensor(input), input_span)) = current else {
                 let detail = match current {
@@ -384,6 +377,41 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
     let mut env = DimEnv::default();
     env.symbols.insert(el.batch.clone(), Dim::Batch);
     let mut ok = true;
+    // Output types are fully known, like inputs: numbers, constants and the batch symbol.
+    for ty in &decl.outputs {
+        for (i, dim) in ty.dims.iter().flatten().enumerate() {
+            let ast::DimKind::Symbol(symbol) = &dim.kind else {
+                continue;
+            };
+            if *symbol == el.batch || el.number_in_scope(symbol).is_some() {
+                continue;
+            }
+            ok = false;
+            let b = el.batch.clone();
+            el.error(if i == 0 {
+                Diagnostic::error(
+                    "E0208",
+                    "the output's batch dimension differs from the input's",
+                )
+                .primary(dim.span, format!("`{symbol}` here"))
+                .secondary(
+                    decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),
+                    format!("the input's batch dimension is `{b}`"),
+                )
+                .help(format!("use `{b}`, the batch dimension of the input"))
+            } else {
+                Diagnostic::error(
+                    "E0216",
+                    format!("the dimension `{symbol}` is not known here"),
+                )
+                .primary(dim.span, "a model's output sizes must be known")
+                .help(format!("write a number, or declare `let {symbol} = ...`"))
+            });
+        }
+    }
+    if !ok {
+        return None;
+    }
     for (t, ty) in produced.iter().zip(&decl.outputs) {
         let before = el.ck.diags.len();
         if !el.check_declared(&Value::Tensor(*t), span, ty, &mut env, "the model's output") {
@@ -393,8 +421,23 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
             let text = type_text(&have, &el.batch);
             if let Some(d) = el.ck.diags.get_mut(before) {
                 d.code = "E0204";
-                d.message = format!("the model's last layer does not produce its declared output");
-                d.labels.retain(|l| !l.primary);
+                d.message =
+                    "the model's last layer does not produce its declared output".to_string();
+                let written: Vec<String> = ty
+                    .dims
+                    .iter()
+                    .flatten()
+                    .map(crate::syntax::print::dim_text)
+                    .collect();
+                d.labels = vec![crate::diag::Label {
+                    span: ty.span,
+                    message: format!(
+                        "the model declares {}[{}]",
+                        ty.dtype.name,
+                        written.join(", ")
+                    ),
+                    primary: false,
+                }];
                 d.labels.insert(
                     0,
                     crate::diag::Label {

@@ -207,7 +207,11 @@ impl Model {
 
     /// Number of trainable values.
     pub fn param_count(&self) -> usize {
-        self.forward.params.iter().map(|p| p.shape.numel(0)).sum()
+        self.forward
+            .params
+            .iter()
+            .map(|p| super::types::per_sample(&p.shape))
+            .fold(0usize, usize::saturating_add)
     }
 }
 
@@ -240,6 +244,7 @@ pub struct Fit {
     /// Index into `CheckedProgram::data`.
     pub data: usize,
     pub loss: Loss,
+    pub loss_options: LossOptions,
     pub optimizer: Optimizer,
     pub metrics: Vec<Metric>,
     /// Default 1 (Keras).
@@ -394,15 +399,63 @@ pub enum Validation {
 pub enum Loss {
     /// Labels are integer class indices `i32[B]`; the model outputs `f32[B, classes]`.
     SparseCategoricalCrossentropy,
+    /// The same with the labels one-hot encoded (Keras takes one-hot targets; Kiln's data sets
+    /// hold class indices, which lowering one-hot encodes).
+    CategoricalCrossentropy,
+    /// Labels 0 or 1; the model outputs `f32[B, 1]` (a sigmoid, or logits).
+    BinaryCrossentropy,
     /// Targets are `f32[B, M]`, the same shape as the model's output.
     MeanSquaredError,
+    MeanAbsoluteError,
+    /// Quadratic within `delta` of the target, linear beyond (Keras's `Huber`).
+    Huber,
 }
 
 impl Loss {
     pub fn name(self) -> &'static str {
         match self {
             Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            Loss::CategoricalCrossentropy => "categorical_crossentropy",
+            Loss::BinaryCrossentropy => "binary_crossentropy",
             Loss::MeanSquaredError => "mean_squared_error",
+            Loss::MeanAbsoluteError => "mean_absolute_error",
+            Loss::Huber => "huber",
+        }
+    }
+
+    /// Whether the loss trains on integer class labels (else on real-valued targets).
+    pub fn uses_classes(self) -> bool {
+        matches!(
+            self,
+            Loss::SparseCategoricalCrossentropy
+                | Loss::CategoricalCrossentropy
+                | Loss::BinaryCrossentropy
+        )
+    }
+
+    /// How many classes the labels may name for a model with `outputs` output units.
+    pub fn classes(self, outputs: usize) -> usize {
+        match self {
+            Loss::BinaryCrossentropy => 2,
+            _ => outputs,
+        }
+    }
+}
+
+/// A loss's arguments, Keras's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossOptions {
+    /// The model's output is logits, not probabilities. Default false (Keras).
+    pub from_logits: bool,
+    /// Huber's threshold. Default 1.0 (Keras).
+    pub delta: f32,
+}
+
+impl Default for LossOptions {
+    fn default() -> LossOptions {
+        LossOptions {
+            from_logits: false,
+            delta: 1.0,
         }
     }
 }

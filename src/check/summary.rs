@@ -85,7 +85,7 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
     if let Some(optimizer) = optimizer {
         let (name, state) = match optimizer {
             Optimizer::Sgd { .. } => ("sgd", 0),
-            Optimizer::Adam { .. } => ("adam: m and v", 2 * params),
+            Optimizer::Adam { .. } => ("adam: m and v", params.saturating_mul(2)),
         };
         let _ = writeln!(
             out,
@@ -113,14 +113,14 @@ fn activation_floats(model: &Model) -> usize {
         .iter()
         .filter(|n| !n.op.is_leaf() && n.ty.shape.has_batch() && n.op != Op::Reshape)
         .map(|n| per_sample(&n.ty.shape))
-        .sum()
+        .fold(0usize, usize::saturating_add)
 }
 
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

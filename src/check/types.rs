@@ -7,6 +7,10 @@ use crate::ir::shape::{DType, Dim, Shape, TensorType};
 use crate::syntax::ast::{self, BinaryOp, DimKind};
 use std::collections::HashMap;
 
+/// The largest size of one dimension (larger ones are user mistakes, and products of them
+/// would overflow).
+pub const MAX_DIM: usize = u32::MAX as usize;
+
 /// Symbol bindings while one signature is matched.
 #[derive(Default, Debug, Clone)]
 pub struct DimEnv {
@@ -32,14 +36,18 @@ pub fn eval_dim(
     match &dim.kind {
         DimKind::Literal(n) => usize::try_from(*n)
             .ok()
-            .filter(|&n| n > 0)
+            .filter(|&n| n > 0 && n <= MAX_DIM)
             .map(Dim::Fixed)
-            .ok_or_else(|| DimError::Arithmetic(format!("`{n}` is not a usable dimension"))),
+            .ok_or_else(|| {
+                DimError::Arithmetic(format!(
+                    "`{n}` is not a usable dimension (sizes are 1 to 4294967295)"
+                ))
+            }),
         DimKind::Symbol(s) => {
             if let Some(n) = number(s) {
                 return usize::try_from(n)
                     .ok()
-                    .filter(|&n| n > 0)
+                    .filter(|&n| n > 0 && n <= MAX_DIM)
                     .map(Dim::Fixed)
                     .ok_or_else(|| {
                         DimError::Arithmetic(format!("`{s}` is {n}, not a positive size"))
@@ -71,12 +79,15 @@ pub fn eval_dim(
                 BinaryOp::Div => (b != 0 && a % b == 0).then(|| a / b),
                 BinaryOp::MatMul => None,
             };
-            value.filter(|&v| v > 0).map(Dim::Fixed).ok_or_else(|| {
-                DimError::Arithmetic(format!(
-                    "{a} {} {b} is not a positive whole size",
-                    op.symbol()
-                ))
-            })
+            value
+                .filter(|&v| v > 0 && v <= MAX_DIM)
+                .map(Dim::Fixed)
+                .ok_or_else(|| {
+                    DimError::Arithmetic(format!(
+                        "{a} {} {b} is not a positive whole size",
+                        op.symbol()
+                    ))
+                })
         }
         DimKind::Error => Err(DimError::Arithmetic("invalid dimension".into())),
     }
@@ -116,6 +127,5 @@ pub fn per_sample(shape: &Shape) -> usize {
             Dim::Batch => 1,
             Dim::Fixed(n) => *n,
         })
-        // Saturating: absurd declared sizes are reported elsewhere, never an overflow panic.
         .fold(1usize, usize::saturating_mul)
 }

@@ -714,6 +714,7 @@ fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
         model: 0,
         data: 0,
         loss: Loss::SparseCategoricalCrossentropy,
+        loss_options: Default::default(),
         optimizer: Optimizer::Adam {
             lr: 0.01,
             beta1: 0.9,

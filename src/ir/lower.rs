@@ -29,9 +29,12 @@ pub fn lower_training(model: &Model, fit: &Fit) -> Graph {
         input.name = FEATURES.to_string();
     }
     let output = model.forward.outputs[0].1;
-    // A softmax output is read as probabilities; the loss reads its logits for stability.
+    // A softmax (sigmoid) output is read as probabilities; the loss reads the logits before it
+    // for stability — unless the fit says the output already is logits.
     let logits = match graph.node(output).op {
-        Op::Softmax => graph.node(output).inputs.first().copied(),
+        Op::Softmax | Op::Unary(UnaryOp::Sigmoid) if !fit.loss_options.from_logits => {
+            graph.node(output).inputs.first().copied()
+        }
         _ => None,
     };
     let forward = Forward { output, logits };
@@ -41,29 +44,31 @@ pub fn lower_training(model: &Model, fit: &Fit) -> Graph {
     graph
 }
 
+/// The graph evaluation and prediction run: dropout is the identity outside training (Keras's
+/// `training=False`), so each dropout node is replaced by its input.
+pub fn without_dropout(graph: &Graph) -> Graph {
+    graph.rebuild(|out, node| match node.op {
+        Op::Dropout { .. } => node.inputs[0],
+        _ => out.push_node(node),
+    })
+}
+
 /// What the model produces: the final value, and for a softmax output also its logits.
 struct Forward {
     output: ValueId,
     logits: Option<ValueId>,
 }
 
-/// Returns (mean loss, scores).
+/// Returns (mean loss, scores). A softmax or sigmoid output is read as probabilities, and the
+/// loss is computed from the logits before it in the numerically stable form (log-softmax,
+/// softplus), as Keras does; with `from_logits` the output itself is the logits.
 fn lower_loss(graph: &mut Graph, model: &Model, fit: &Fit, forward: Forward) -> (ValueId, ValueId) {
     let span = Some(fit.span);
     let batch = graph.batch_size(span);
+    let logits = forward.logits.unwrap_or(forward.output);
     match fit.loss {
-        Loss::SparseCategoricalCrossentropy => {
-            let labels = graph.input(
-                LABELS,
-                TensorType {
-                    dtype: DType::I32,
-                    shape: Shape(vec![Dim::Batch]),
-                },
-                span,
-            );
-            // A softmax output is read as probabilities, so the loss is -log softmax(logits)[label],
-            // computed as log_softmax for stability; any other output is read as logits.
-            let logits = forward.logits.unwrap_or(forward.output);
+        Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy => {
+            let labels = class_labels(graph, span);
             let log_probs = graph.add(Op::LogSoftmax, &[logits], span);
             let one_hot = graph.add(
                 Op::OneHot {
@@ -78,18 +83,63 @@ fn lower_loss(graph: &mut Graph, model: &Model, fit: &Fit, forward: Forward) -> 
             let loss = graph.binary(BinaryOp::Div, negated, batch, span);
             (loss, logits)
         }
-        Loss::MeanSquaredError => {
+        Loss::BinaryCrossentropy => {
+            // y ∈ {0, 1} as f32[B, 1]: column 1 of the label's one-hot row.
+            let labels = class_labels(graph, span);
+            let one_hot = graph.add(Op::OneHot { classes: 2 }, &[labels], span);
+            let y = graph.slice(one_hot, 1, 1, 2, span);
+            // -[y log σ(l) + (1-y) log(1-σ(l))] = softplus(l) - y·l, stable for any l.
+            let soft = graph.unary(UnaryOp::Softplus, logits, span);
+            let yl = graph.binary(BinaryOp::Mul, y, logits, span);
+            let per_sample = graph.binary(BinaryOp::Sub, soft, yl, span);
+            let total = sum_all(graph, per_sample, span);
+            let loss = graph.binary(BinaryOp::Div, total, batch, span);
+            // Scores [0, l]: the argmax is class 1 exactly when σ(l) > 0.5, so class metrics
+            // (accuracy and the rest) read a binary output like a two-class one.
+            let zero = graph.constant(0.0, span);
+            let zeros = graph.binary(BinaryOp::Mul, logits, zero, span);
+            let scores = graph.concat(&[zeros, logits], 1, span);
+            (loss, scores)
+        }
+        Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::Huber => {
             let shape = Shape(vec![Dim::Batch, Dim::Fixed(model.output_features)]);
             let targets = graph.input(TARGETS, TensorType::f32(shape), span);
             let error = graph.binary(BinaryOp::Sub, forward.output, targets, span);
-            let squared = graph.binary(BinaryOp::Mul, error, error, span);
-            let total = sum_all(graph, squared, span);
+            let per_element = match fit.loss {
+                Loss::MeanSquaredError => graph.binary(BinaryOp::Mul, error, error, span),
+                Loss::MeanAbsoluteError => graph.unary(UnaryOp::Abs, error, span),
+                _ => {
+                    // Keras's Huber: ½·min(|e|, δ)² + δ·(|e| − min(|e|, δ)).
+                    let delta = graph.constant(fit.loss_options.delta, span);
+                    let half = graph.constant(0.5, span);
+                    let abs = graph.unary(UnaryOp::Abs, error, span);
+                    let quadratic = graph.binary(BinaryOp::Min, abs, delta, span);
+                    let linear = graph.binary(BinaryOp::Sub, abs, quadratic, span);
+                    let squared = graph.binary(BinaryOp::Mul, quadratic, quadratic, span);
+                    let inner = graph.binary(BinaryOp::Mul, half, squared, span);
+                    let outer = graph.binary(BinaryOp::Mul, delta, linear, span);
+                    graph.binary(BinaryOp::Add, inner, outer, span)
+                }
+            };
+            let total = sum_all(graph, per_element, span);
             let per_sample = graph.binary(BinaryOp::Div, total, batch, span);
             let width = graph.constant(model.output_features as f32, span);
             let loss = graph.binary(BinaryOp::Div, per_sample, width, span);
             (loss, forward.output)
         }
     }
+}
+
+/// The integer class-label input `i32[B]`.
+fn class_labels(graph: &mut Graph, span: Option<Span>) -> ValueId {
+    graph.input(
+        LABELS,
+        TensorType {
+            dtype: DType::I32,
+            shape: Shape(vec![Dim::Batch]),
+        },
+        span,
+    )
 }
 
 fn sum_all(graph: &mut Graph, x: ValueId, span: Option<Span>) -> ValueId {

@@ -38,7 +38,7 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
         } => {
             use BinaryOp::{Add, Div, Mul, Pow, Sub};
             // Keras's form: alpha = lr · sqrt(1 − β2^t) / (1 − β1^t), computed once per step.
-            let t = graph.input(STEP, TensorType::f32(Shape::scalar()), span);
+            let t = graph.step_input(span);
             let one = graph.constant(1.0, span);
             let b1 = graph.constant(beta1, span);
             let b2 = graph.constant(beta2, span);

@@ -179,6 +179,7 @@ mod equivalence {
                 model: 0,
                 data: 0,
                 loss,
+                loss_options: Default::default(),
                 optimizer: opt,
                 metrics: vec![],
                 epochs: 1,

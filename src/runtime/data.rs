@@ -162,7 +162,7 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
                 &resolve(labels, base_dir),
                 *scale,
             )?;
-            if loss != Loss::SparseCategoricalCrossentropy {
+            if !loss.uses_classes() {
                 return Err(DataError::new(
                     &data.origin,
                     format!(
@@ -251,9 +251,9 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
             ),
         ));
     }
-    match (&dataset.labels, loss) {
-        (Labels::Classes(classes), Loss::SparseCategoricalCrossentropy) => {
-            let outputs = model.output_features;
+    match (&dataset.labels, loss.uses_classes()) {
+        (Labels::Classes(classes), true) => {
+            let outputs = loss.classes(model.output_features);
             if let Some((sample, &class)) = classes
                 .iter()
                 .enumerate()
@@ -272,29 +272,35 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
             }
             Ok(())
         }
-        (Labels::Targets { width, .. }, Loss::MeanSquaredError) => {
+        (Labels::Targets { width, .. }, false) => {
             if *width != model.output_features {
                 return Err(DataError::new(
                     origin,
                     format!(
                         "the data has {width} target{} per sample, but model '{}' outputs \
-                         f32[B, {}]; mean_squared_error needs them to match",
+                         f32[B, {}]; {} needs them to match",
                         plural(*width),
                         model.name,
-                        model.output_features
+                        model.output_features,
+                        loss.name()
                     ),
                 ));
             }
             Ok(())
         }
-        (Labels::Targets { .. }, Loss::SparseCategoricalCrossentropy) => Err(DataError::new(
+        (Labels::Targets { .. }, true) => Err(DataError::new(
             origin,
-            "the data has float targets, but sparse_categorical_crossentropy needs integer \
-             class labels",
+            format!(
+                "the data has float targets, but {} needs integer class labels",
+                loss.name()
+            ),
         )),
-        (Labels::Classes(_), Loss::MeanSquaredError) => Err(DataError::new(
+        (Labels::Classes(_), false) => Err(DataError::new(
             origin,
-            "the data has integer class labels, but mean_squared_error needs float targets",
+            format!(
+                "the data has integer class labels, but {} needs float targets",
+                loss.name()
+            ),
         )),
     }
 }
@@ -323,7 +329,7 @@ fn synthetic(
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let origin = format!("synthetic_classification(seed {seed})");
-    if loss != Loss::SparseCategoricalCrossentropy {
+    if !loss.uses_classes() {
         return Err(DataError::new(
             &origin,
             format!(
@@ -516,13 +522,13 @@ fn parse_csv(
                 ));
             }
             if col == label_col {
-                match loss {
-                    Loss::SparseCategoricalCrossentropy => {
+                match loss.uses_classes() {
+                    true => {
                         classes.push(parse_class(cell).map_err(|message| {
                             DataError::at_cell(origin, row.line, col + 1, message)
                         })?);
                     }
-                    Loss::MeanSquaredError => {
+                    false => {
                         let value = parse_number(cell).map_err(|message| {
                             DataError::at_cell(origin, row.line, col + 1, message)
                         })?;
@@ -562,9 +568,9 @@ fn parse_csv(
         }
     }
 
-    let labels = match loss {
-        Loss::SparseCategoricalCrossentropy => Labels::Classes(classes),
-        Loss::MeanSquaredError => Labels::Targets {
+    let labels = match loss.uses_classes() {
+        true => Labels::Classes(classes),
+        false => Labels::Targets {
             width: 1,
             values: targets,
         },

@@ -201,15 +201,16 @@ fn assemble(
         }
         values.push((v as f32) / scale);
     }
-    let labels = match loss {
-        Loss::SparseCategoricalCrossentropy => {
+    let labels = if loss.uses_classes() {
+        {
             if y.shape.len() != 1 {
                 return Err(DataError::new(
                     y_origin,
                     format!(
-                        "the labels array has shape {:?}; sparse_categorical_crossentropy needs \
-                         one class index per sample, shape [{samples}]",
-                        y.shape
+                        "the labels array has shape {:?}; {} needs one class index per sample, \
+                         shape [{samples}]",
+                        y.shape,
+                        loss.name()
                     ),
                 ));
             }
@@ -234,7 +235,8 @@ fn assemble(
             }
             Labels::Classes(classes)
         }
-        Loss::MeanSquaredError => {
+    } else {
+        {
             let width: usize = y.shape[1..].iter().product();
             Labels::Targets {
                 width: width.max(1),
