@@ -2,17 +2,23 @@
 //! `kiln dump`, `kiln run`, the golden tests — goes through these functions, so they all see the
 //! same compiler.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::check::program::{CheckedProgram, Fit, Validation};
+use crate::check::program::{
+    Action, Activation, CheckedProgram, Fit, Loss, Metric, Optimizer, PredictFormat, Training,
+    Validation,
+};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
-use crate::diag::{self, Diagnostic};
+use crate::diag::{self, Diagnostic, Span};
 use crate::ir::graph::Graph;
 use crate::ir::{autodiff, dce, lower, optimizer, passes, print, verify};
-use crate::runtime::data::{self, DataError};
-use crate::runtime::evaluate::Evaluator;
+use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
+use crate::runtime::data::{self, DataError, Dataset};
+use crate::runtime::evaluate::{Evaluation, Evaluator};
 use crate::runtime::init;
+use crate::runtime::predict::{self, Predictions};
 use crate::runtime::train::{self, EpochReport};
 use crate::{check, syntax};
 
@@ -263,8 +269,44 @@ pub enum Event<'a> {
         load_time: Duration,
         /// The validation data's name (the data set, or `validation_split`) and sample count.
         validation: Option<(&'a str, usize)>,
+        /// Epochs already trained (`initial_epoch`) and updates already made (from a loaded
+        /// optimizer state or an earlier fit), when training resumes.
+        resumed: Option<(usize, u64)>,
     },
+    /// A training step has run (after every step: for live progress).
+    Step(&'a train::Progress),
     Epoch(&'a EpochReport),
+    /// Early stopping ended a fit after this epoch (1-based).
+    StoppedEarly {
+        model: &'a str,
+        epoch: usize,
+    },
+    /// `load` (or `--load`/`--init`) read a checkpoint; `steps`: the optimizer state's update
+    /// count when it was restored too.
+    Loaded {
+        model: &'a str,
+        path: &'a Path,
+        steps: Option<u64>,
+    },
+    /// `save` or a `checkpoint` callback wrote a checkpoint (`epoch`: after that epoch).
+    Saved {
+        model: &'a str,
+        path: &'a Path,
+        epoch: Option<usize>,
+    },
+    /// `evaluate` measured loss and metrics.
+    Evaluated {
+        model: &'a str,
+        data: &'a str,
+        evaluation: &'a Evaluation,
+    },
+    /// `predict` wrote the outputs for `samples` samples.
+    Predicted {
+        model: &'a str,
+        data: &'a str,
+        path: &'a Path,
+        samples: usize,
+    },
 }
 
 /// The result of one `fit`.
@@ -275,42 +317,355 @@ pub struct FitOutcome {
     /// Short hash of the final weights (equal hashes: identical weights).
     pub weights_hash: String,
     pub final_params: Vec<Vec<f32>>,
+    /// The epoch (1-based) after which early stopping ended training.
+    pub stopped_early: Option<usize>,
 }
 
 /// Why a run stopped.
 #[derive(Debug)]
 pub enum RunError {
-    /// The program does not compile; render against the source.
+    /// The program does not compile, or a checkpoint does not fit it; render against the
+    /// source.
     Program(Vec<Diagnostic>),
+    /// A data, checkpoint or prediction file could not be read or written.
     Data(DataError),
 }
 
-/// Runs every `fit` of a program: check, build and compile the step, load and check the data,
-/// initialise, train. `base_dir` is where relative data paths start (the program's folder).
+/// How `kiln run` starts, beyond the program: checkpoints named on the command line. Both apply
+/// to the model of the program's first `fit` (or its only model) before anything runs.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--load FILE`: weights, and the optimizer state when the file has it, to resume training.
+    pub load: Option<PathBuf>,
+    /// `--init FILE`: initial weights only; the optimizer starts fresh.
+    pub init: Option<PathBuf>,
+}
+
+/// A model's weights and optimizer state between statements.
+#[derive(Clone, Debug)]
+struct ModelState {
+    /// In the graph's parameter order.
+    params: Vec<Vec<f32>>,
+    optimizer: Option<OptimizerState>,
+    /// Epochs trained, when known (recorded in checkpoints).
+    epoch: Option<usize>,
+}
+
+/// Runs a program: every `fit`, `evaluate`, `predict`, `save` and `load` in program order.
+/// `base_dir` is where relative paths start (the program's folder).
 pub fn run(
     source: &str,
     base_dir: &Path,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Vec<FitOutcome>, RunError> {
+    run_with(source, base_dir, &RunOptions::default(), on_event)
+}
+
+/// `run` with checkpoints from the command line.
+pub fn run_with(
+    source: &str,
+    base_dir: &Path,
+    options: &RunOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<FitOutcome>, RunError> {
     let mut front_end = Timings::default();
     let checked = check_source_timed(source, &mut front_end).map_err(RunError::Program)?;
     let program = &checked.program;
+    let mut runner = Runner {
+        program,
+        base_dir,
+        states: HashMap::new(),
+        on_event,
+    };
+    for (path, resume) in [(&options.init, false), (&options.load, true)] {
+        let Some(path) = path else { continue };
+        let model = program
+            .fits
+            .first()
+            .map(|fit| fit.model)
+            .or_else(|| (program.models.len() == 1).then_some(0))
+            .ok_or_else(|| {
+                RunError::Program(vec![
+                    Diagnostic::error(
+                        "E0407",
+                        format!(
+                            "--{} needs a model: the program has no `fit` and {} models",
+                            if resume { "load" } else { "init" },
+                            program.models.len()
+                        ),
+                    )
+                    .help("checkpoints from the command line go to the model of the first `fit`"),
+                ])
+            })?;
+        runner.load(model, path, None, resume)?;
+    }
     let mut outcomes = Vec::new();
-    for fit in &program.fits {
+    for action in &program.actions {
+        match action {
+            Action::Fit(index) => {
+                outcomes.push(runner.fit(&program.fits[*index], &front_end)?);
+            }
+            Action::Load { model, path, span } => {
+                let path = data::resolve(path, base_dir);
+                runner.load(*model, &path, Some(*span), true)?;
+            }
+            Action::Save { model, path, .. } => {
+                let path = data::resolve(path, base_dir);
+                runner.save(*model, &path)?;
+            }
+            Action::Evaluate {
+                model, data, fit, ..
+            } => runner.evaluate(*model, *data, &program.fits[*fit])?,
+            Action::Predict {
+                model,
+                data,
+                fit,
+                path,
+                format,
+                ..
+            } => {
+                let path = data::resolve(path, base_dir);
+                runner.predict(*model, *data, fit.map(|f| &program.fits[f]), &path, *format)?;
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The state of a running program.
+struct Runner<'p, 'e> {
+    program: &'p CheckedProgram,
+    base_dir: &'p Path,
+    states: HashMap<usize, ModelState>,
+    on_event: &'e mut dyn FnMut(Event),
+}
+
+fn program_error(d: Diagnostic) -> RunError {
+    RunError::Program(vec![d])
+}
+
+fn codegen_error(fit: &Fit, e: impl std::fmt::Display) -> RunError {
+    program_error(
+        Diagnostic::error("E0901", format!("code generation failed: {e}"))
+            .primary(fit.span, "while compiling this fit's evaluation pass"),
+    )
+}
+
+/// The optimizer's name in checkpoints.
+fn optimizer_kind(optimizer: &Optimizer) -> &'static str {
+    match optimizer {
+        Optimizer::Sgd { .. } => "sgd",
+        Optimizer::Adam { .. } => "adam",
+    }
+}
+
+/// Named tensors from a graph's parameter list and their values.
+fn named(infos: &[(String, Vec<usize>)], values: &[Vec<f32>]) -> Vec<checkpoint::Tensor> {
+    infos
+        .iter()
+        .zip(values)
+        .map(|((name, shape), values)| checkpoint::Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            values: values.clone(),
+        })
+        .collect()
+}
+
+impl Runner<'_, '_> {
+    /// The fit that stands for `model` when no statement names one: its first `fit`, or Keras's
+    /// defaults with the loss its output suggests (only the forward pass is used).
+    fn some_fit(&self, model: usize) -> Fit {
+        if let Some(fit) = self.program.fits.iter().find(|f| f.model == model) {
+            return fit.clone();
+        }
+        let m = &self.program.models[model];
+        Fit {
+            span: m.span,
+            model,
+            data: 0,
+            loss: if m.output_activation() == Activation::Softmax {
+                Loss::SparseCategoricalCrossentropy
+            } else {
+                Loss::MeanSquaredError
+            },
+            optimizer: Optimizer::Adam {
+                lr: 0.001,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-7,
+            },
+            metrics: Vec::new(),
+            epochs: 1,
+            batch: 32,
+            seed: 0,
+            shuffle: true,
+            validation: None,
+            training: Training::default(),
+            loss_options: Default::default(),
+        }
+    }
+
+    /// The forward pass as evaluation and prediction run it: dropout is the identity there.
+    fn forward(&self, fit: &Fit) -> Result<Graph, RunError> {
+        training_graph(self.program, fit, GraphStage::Forward)
+            .map(|graph| lower::without_dropout(&graph))
+            .map_err(program_error)
+    }
+
+    /// The model's current weights: as trained or loaded, else freshly initialised from the seed
+    /// of its first `fit` (Keras builds a model with its initial weights before any `fit`).
+    fn weights(&mut self, model: usize) -> Result<&mut ModelState, RunError> {
+        if !self.states.contains_key(&model) {
+            let fit = self.some_fit(model);
+            let graph = self.forward(&fit)?;
+            self.states.insert(
+                model,
+                ModelState {
+                    params: init::initial_params(&graph, fit.seed),
+                    optimizer: None,
+                    epoch: None,
+                },
+            );
+        }
+        Ok(self.states.get_mut(&model).expect("inserted above"))
+    }
+
+    fn load(
+        &mut self,
+        model: usize,
+        path: &Path,
+        span: Option<Span>,
+        with_optimizer: bool,
+    ) -> Result<(), RunError> {
+        let saved = checkpoint::read(path).map_err(RunError::Data)?;
+        let graph = self.forward(&self.some_fit(model))?;
+        let name = &self.program.models[model].name;
+        let params = checkpoint::match_params(
+            &saved,
+            &graph.params,
+            name,
+            &path.display().to_string(),
+            span,
+        )
+        .map_err(RunError::Program)?;
+        let optimizer = saved.optimizer.filter(|_| with_optimizer);
+        let steps = optimizer.as_ref().map(|o| o.step);
+        self.states.insert(
+            model,
+            ModelState {
+                params,
+                optimizer,
+                epoch: saved.epoch,
+            },
+        );
+        (self.on_event)(Event::Loaded {
+            model: name,
+            path,
+            steps,
+        });
+        Ok(())
+    }
+
+    fn save(&mut self, model: usize, path: &Path) -> Result<(), RunError> {
+        let graph = self.forward(&self.some_fit(model))?;
+        let infos: Vec<(String, Vec<usize>)> = graph
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.shape.resolve(0)))
+            .collect();
+        let name = self.program.models[model].name.clone();
+        let state = self.weights(model)?.clone();
+        let saved = Checkpoint {
+            model: name.clone(),
+            epoch: state.epoch,
+            params: named(&infos, &state.params),
+            optimizer: state.optimizer,
+        };
+        checkpoint::write(path, &saved).map_err(RunError::Data)?;
+        (self.on_event)(Event::Saved {
+            model: &name,
+            path,
+            epoch: None,
+        });
+        Ok(())
+    }
+
+    /// Loads a data set for `fit`'s loss and checks it against the model.
+    fn data(&self, index: usize, fit: &Fit) -> Result<Dataset, RunError> {
+        let model = &self.program.models[fit.model];
+        let set = data::load(&self.program.data[index], self.base_dir, fit.loss)
+            .map_err(RunError::Data)?;
+        data::check_against_model(&set, model, fit.loss).map_err(RunError::Data)?;
+        Ok(set)
+    }
+
+    fn evaluate(&mut self, model: usize, data: usize, fit: &Fit) -> Result<(), RunError> {
+        let set = self.data(data, fit)?;
+        let graph = self.forward(fit)?;
+        let mut evaluator = Evaluator::new(&graph, fit.batch.min(set.samples).max(1))
+            .map_err(|e| codegen_error(fit, e))?;
+        let state = self.weights(model)?;
+        let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
+        let evaluation = evaluator.evaluate(&params, &set, &fit.metrics);
+        (self.on_event)(Event::Evaluated {
+            model: &self.program.models[model].name,
+            data: &self.program.data[data].name,
+            evaluation: &evaluation,
+        });
+        Ok(())
+    }
+
+    fn predict(
+        &mut self,
+        model: usize,
+        data: usize,
+        fit: Option<&Fit>,
+        path: &Path,
+        format: PredictFormat,
+    ) -> Result<(), RunError> {
+        let fit = fit.cloned().unwrap_or_else(|| self.some_fit(model));
+        let set = self.data(data, &fit)?;
+        let graph = self.forward(&fit)?;
+        let mut evaluator = Evaluator::new(&graph, fit.batch.min(set.samples).max(1))
+            .map_err(|e| codegen_error(&fit, e))?;
+        let state = self.weights(model)?;
+        let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
+        let scores = evaluator.scores(&params, &set);
+        let m = &self.program.models[model];
+        let predictions = Predictions::from_scores(
+            scores,
+            m.output_features,
+            // Binary cross-entropy scores are [0, logit]: softmax of them is [1 − σ, σ].
+            (m.output_activation() == Activation::Softmax && !fit.loss_options.from_logits)
+                || fit.loss == Loss::BinaryCrossentropy,
+            fit.loss.uses_classes(),
+        );
+        predict::write(path, format, &predictions).map_err(RunError::Data)?;
+        (self.on_event)(Event::Predicted {
+            model: &m.name,
+            data: &self.program.data[data].name,
+            path,
+            samples: predictions.samples,
+        });
+        Ok(())
+    }
+
+    /// Check, build and compile the step, load and check the data, set the weights (and the
+    /// optimizer state when it is this optimizer's), train.
+    fn fit(&mut self, fit: &Fit, front_end: &Timings) -> Result<FitOutcome, RunError> {
+        let program = self.program;
         let model = &program.models[fit.model];
         let data_set = &program.data[fit.data];
 
         let loading = Instant::now();
-        let dataset = data::load(data_set, base_dir, fit.loss).map_err(RunError::Data)?;
-        data::check_against_model(&dataset, model, fit.loss).map_err(RunError::Data)?;
+        let dataset = self.data(fit.data, fit)?;
         // Keras's validation_data / validation_split, evaluated by a forward-only graph.
         let (dataset, validation) = match fit.validation {
             None => (dataset, None),
             Some(Validation::Data(index)) => {
-                let set = &program.data[index];
-                let loaded = data::load(set, base_dir, fit.loss).map_err(RunError::Data)?;
-                data::check_against_model(&loaded, model, fit.loss).map_err(RunError::Data)?;
-                (dataset, Some((set.name.as_str(), loaded)))
+                let loaded = self.data(index, fit)?;
+                (dataset, Some((program.data[index].name.as_str(), loaded)))
             }
             Some(Validation::Split(fraction)) => {
                 let (train, held_out) = dataset
@@ -325,35 +680,50 @@ pub fn run(
         let max_batch = fit.batch.min(dataset.samples).max(1);
         let mut timings = front_end.clone();
         let graph = training_graph_timed(program, fit, GraphStage::Optimized, &mut timings)
-            .map_err(|d| RunError::Program(vec![d]))?;
+            .map_err(program_error)?;
         let mut step = timings
             .measure("codegen", || compile_step(&graph, fit, max_batch))
-            .map_err(|d| RunError::Program(vec![d]))?;
-        let mut evaluator = match &validation {
+            .map_err(program_error)?;
+        let evaluator = match &validation {
             None => None,
-            Some(_) => {
-                let forward = training_graph(program, fit, GraphStage::Forward)
-                    .map(|graph| lower::without_dropout(&graph))
-                    .map_err(|d| RunError::Program(vec![d]))?;
-                let held_out = validation.as_ref().map_or(1, |(_, set)| set.samples);
-                let evaluator =
-                    Evaluator::new(&forward, fit.batch.min(held_out).max(1)).map_err(|e| {
-                        RunError::Program(vec![
-                            Diagnostic::error("E0901", format!("code generation failed: {e}"))
-                                .primary(fit.span, "while compiling this fit's evaluation pass"),
-                        ])
-                    })?;
-                Some(evaluator)
+            Some((_, held_out)) => {
+                let forward = self.forward(fit)?;
+                Some(
+                    Evaluator::new(&forward, fit.batch.min(held_out.samples).max(1))
+                        .map_err(|e| codegen_error(fit, e))?,
+                )
             }
         };
 
-        for (index, values) in init::initial_params(&graph, fit.seed)
-            .into_iter()
-            .enumerate()
-        {
-            step.param_mut(index).copy_from_slice(&values);
+        // Weights as trained or loaded, else initialised from this fit's seed.
+        let state = match self.states.get(&fit.model) {
+            Some(state) => state.clone(),
+            None => ModelState {
+                params: init::initial_params(&graph, fit.seed),
+                optimizer: None,
+                epoch: None,
+            },
+        };
+        for (index, values) in state.params.iter().enumerate() {
+            step.param_mut(index).copy_from_slice(values);
         }
-        on_event(Event::FitStarted {
+        let kind = optimizer_kind(&fit.optimizer);
+        let restored = state
+            .optimizer
+            .as_ref()
+            .and_then(|o| Some((o.step, checkpoint::match_states(o, kind, &graph.states)?)));
+        let steps_done = match restored {
+            Some((steps, slots)) => {
+                for (index, values) in slots.iter().enumerate() {
+                    step.state_mut(index).copy_from_slice(values);
+                }
+                steps
+            }
+            None => 0,
+        };
+        let resumed = (fit.training.initial_epoch > 0 || steps_done > 0)
+            .then_some((fit.training.initial_epoch, steps_done));
+        (self.on_event)(Event::FitStarted {
             model: &model.name,
             data: &data_set.name,
             samples: dataset.samples,
@@ -361,31 +731,136 @@ pub fn run(
             timings: &timings,
             load_time,
             validation: validation.as_ref().map(|(name, set)| (*name, set.samples)),
+            resumed,
         });
-        let param_count = graph.params.len();
-        let mut validate = |step: &CompiledStep| {
-            let (evaluator, (_, held_out)) = (evaluator.as_mut()?, validation.as_ref()?);
-            let params: Vec<&[f32]> = (0..param_count).map(|i| step.param(i)).collect();
-            Some(evaluator.evaluate(&params, held_out, &fit.metrics))
+        let mut observer = FitObserver {
+            graph: &graph,
+            model: &model.name,
+            kind,
+            evaluator,
+            validation: validation.as_ref().map(|(_, set)| set),
+            metrics: &fit.metrics,
+            base_dir: self.base_dir,
+            on_event: &mut *self.on_event,
         };
-        let history = train::train(
-            &mut step,
-            &graph,
-            &dataset,
-            fit,
-            &mut validate,
-            &mut |report| on_event(Event::Epoch(report)),
-        );
+        let trained = train::train(&mut step, &graph, &dataset, fit, steps_done, &mut observer)
+            .map_err(RunError::Data)?;
+        if let Some(epoch) = trained.stopped_early {
+            (self.on_event)(Event::StoppedEarly {
+                model: &model.name,
+                epoch,
+            });
+        }
         let final_params: Vec<Vec<f32>> = (0..graph.params.len())
             .map(|i| step.param(i).to_vec())
             .collect();
+        let slots: Vec<Vec<f32>> = (0..graph.states.len())
+            .map(|i| step.state(i).to_vec())
+            .collect();
+        let state_infos: Vec<(String, Vec<usize>)> = graph
+            .states
+            .iter()
+            .map(|s| (s.name.clone(), s.shape.resolve(0)))
+            .collect();
+        self.states.insert(
+            fit.model,
+            ModelState {
+                params: final_params.clone(),
+                optimizer: Some(OptimizerState {
+                    kind: kind.to_string(),
+                    step: trained.steps,
+                    slots: named(&state_infos, &slots),
+                }),
+                epoch: trained.history.last().map(|r| r.epoch).or(state.epoch),
+            },
+        );
         let slices: Vec<&[f32]> = final_params.iter().map(Vec::as_slice).collect();
-        outcomes.push(FitOutcome {
+        Ok(FitOutcome {
             model: model.name.clone(),
-            history,
+            history: trained.history,
             weights_hash: train::weights_hash(&slices),
             final_params,
-        });
+            stopped_early: trained.stopped_early,
+        })
     }
-    Ok(outcomes)
+}
+
+/// What the epoch loop sees of the driver: validation, events and checkpoint files.
+struct FitObserver<'a> {
+    graph: &'a Graph,
+    model: &'a str,
+    kind: &'static str,
+    evaluator: Option<Evaluator>,
+    validation: Option<&'a Dataset>,
+    metrics: &'a [Metric],
+    base_dir: &'a Path,
+    on_event: &'a mut dyn FnMut(Event),
+}
+
+impl train::Observer for FitObserver<'_> {
+    fn validate(&mut self, step: &CompiledStep) -> Option<Evaluation> {
+        let (evaluator, held_out) = (self.evaluator.as_mut()?, self.validation?);
+        let params: Vec<&[f32]> = (0..self.graph.params.len())
+            .map(|i| step.param(i))
+            .collect();
+        Some(evaluator.evaluate(&params, held_out, self.metrics))
+    }
+
+    fn progress(&mut self, progress: &train::Progress) {
+        (self.on_event)(Event::Step(progress));
+    }
+
+    fn epoch(&mut self, report: &EpochReport) {
+        (self.on_event)(Event::Epoch(report));
+    }
+
+    fn save(
+        &mut self,
+        path: &str,
+        step: &CompiledStep,
+        steps: u64,
+        epoch: usize,
+    ) -> Result<(), DataError> {
+        let graph = self.graph;
+        let params = graph
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| checkpoint::Tensor {
+                name: p.name.clone(),
+                shape: p.shape.resolve(0),
+                values: step.param(i).to_vec(),
+            })
+            .collect();
+        let slots = graph
+            .states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| checkpoint::Tensor {
+                name: s.name.clone(),
+                shape: s.shape.resolve(0),
+                values: step.state(i).to_vec(),
+            })
+            .collect();
+        let path = data::resolve(path, self.base_dir);
+        checkpoint::write(
+            &path,
+            &Checkpoint {
+                model: self.model.to_string(),
+                epoch: Some(epoch),
+                params,
+                optimizer: Some(OptimizerState {
+                    kind: self.kind.to_string(),
+                    step: steps,
+                    slots,
+                }),
+            },
+        )?;
+        (self.on_event)(Event::Saved {
+            model: self.model,
+            path: &path,
+            epoch: Some(epoch),
+        });
+        Ok(())
+    }
 }

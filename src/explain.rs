@@ -38,12 +38,6 @@ macro_rules! model {
 
 pub const EXPLANATIONS: &[Explanation] = &[
     Explanation {
-        code: "E0000",
-        title: "statement not checked yet",
-        text: "`evaluate`, `predict`, `save` and `load` are parsed but not yet checked or run.",
-        example: Some("save m to \"weights.safetensors\"\n"),
-    },
-    Explanation {
         code: "E0001",
         title: "unexpected token",
         text: "The parser expected something else at this point; the label lists what it could \
@@ -224,6 +218,32 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some(concat!(
             "layer scale(n: int) {\n    param s: f32[n] = glorot\n    forward(x: f32[B, n]) -> f32[B, n] { x * s }\n}\n",
             model!("    scale(4)\n    dense(2)\n")
+        )),
+    },
+    Explanation {
+        code: "E0117",
+        title: "unknown callback",
+        text: "A `fit`'s `callbacks` list names something that is not a callback. The callbacks \
+               are Keras's: early_stopping(monitor, min_delta, patience, restore_best_weights), \
+               checkpoint(path, monitor, save_best_only) and reduce_lr_on_plateau(monitor, \
+               factor, patience, min_delta, min_lr).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    callbacks [early_stoping()]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0118",
+        title: "unknown learning-rate schedule",
+        text: "An optimizer's `lr` is a call that is not a schedule. The schedules are Keras's: \
+               exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase), \
+               piecewise_constant_decay(boundaries, values) and \
+               cosine_decay(initial_learning_rate, decay_steps, alpha).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: cosine(0.01))\n}\n"
         )),
     },
     Explanation {
@@ -559,6 +579,108 @@ pub const EXPLANATIONS: &[Explanation] = &[
             model!("    dense(2, sigmoid)\n"),
             "fit m on d { loss binary_crossentropy }\n"
         )),
+    },
+    Explanation {
+        code: "E0313",
+        title: "a callback monitors something the fit does not report",
+        text: "A callback's `monitor` must be `loss`, one of the fit's metrics, or `val_` and one \
+               of those. The `val_` values exist only with validation data: add `validation \
+               DATA` or `validation_split 0.2`, or monitor `loss`. (Keras only warns and does \
+               nothing in this case.)",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    callbacks [early_stopping(monitor: \"val_loss\")]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0314",
+        title: "reduce_lr_on_plateau with a learning-rate schedule",
+        text: "reduce_lr_on_plateau sets the optimizer's learning rate, which a schedule also \
+               sets at every step; Keras refuses the combination too. Use a constant `lr` with \
+               the callback, or the schedule alone.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer sgd(lr: cosine_decay(0.1, decay_steps: 100))\n    callbacks [reduce_lr_on_plateau(monitor: \"loss\")]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0315",
+        title: "a regression metric with class labels",
+        text: "`mae` and `mse` measure how far real-valued outputs are from real-valued targets; \
+               with `sparse_categorical_crossentropy` the labels are classes. Use `accuracy`, \
+               `top_k_accuracy`, `precision` or `recall` for a classifier.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    metrics [mae]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0401",
+        title: "a checkpoint path must end in .safetensors",
+        text: "Checkpoints (`save`, `load`, the `checkpoint` callback, `--load`, `--init`) are \
+               safetensors files, the format PyTorch and Hugging Face use; the path says so.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "save m to \"weights.bin\"\n"
+        )),
+    },
+    Explanation {
+        code: "E0402",
+        title: "predict writes .csv or .npy",
+        text: "`predict MODEL on DATA to PATH` chooses the format from the extension: `.csv` \
+               (probabilities and class per row) or `.npy` (a float32 array, and the classes in \
+               STEM_classes.npy).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d { loss sparse_categorical_crossentropy }\npredict m on d to \"p.txt\"\n"
+        )),
+    },
+    Explanation {
+        code: "E0403",
+        title: "evaluate needs a fit",
+        text: "`evaluate` reports the loss and metrics of a model's `fit` (the nearest one before \
+               it, else the first after it). A model that no `fit` trains has no loss to \
+               evaluate; `predict`, `save` and `load` work without one.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2)\n"),
+            "evaluate m on d\n"
+        )),
+    },
+    Explanation {
+        code: "E0404",
+        title: "the checkpoint lacks a parameter",
+        text: "While loading a checkpoint into a model (when the program runs), a parameter of \
+               the model, such as `dense_2.kernel`, has no tensor in the file: it was saved from \
+               a different model. Every mismatch is reported at once.",
+        example: None,
+    },
+    Explanation {
+        code: "E0405",
+        title: "a checkpoint tensor has the wrong shape",
+        text: "While loading a checkpoint, a tensor named like one of the model's parameters has \
+               a different shape (e.g. a layer's units changed since it was saved).",
+        example: None,
+    },
+    Explanation {
+        code: "E0406",
+        title: "the checkpoint has a tensor the model does not",
+        text: "While loading a checkpoint, a weight tensor in the file is not a parameter of the \
+               model (optimizer state, under `optimizer.`, is exempt): it was saved from a \
+               different model.",
+        example: None,
+    },
+    Explanation {
+        code: "E0407",
+        title: "no model for --load or --init",
+        text: "`--load` and `--init` load into the model of the program's first `fit`, or its \
+               only model; a program with neither has no model to load into.",
+        example: None,
     },
     Explanation {
         code: "E0900",

@@ -286,6 +286,78 @@ fn quiet_and_history() {
     assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
 }
 
+/// Times vary from run to run; everything else of the plain (non-terminal) output is fixed.
+fn without_times(text: &str, dir: &Path) -> String {
+    let text = text.replace(&dir.display().to_string(), "DIR");
+    text.lines()
+        .map(|line| {
+            let line = match (line.find("(compiled in "), line.find(" ms)")) {
+                (Some(start), Some(end)) if start < end => {
+                    format!("{}(compiled in T ms){}", &line[..start], &line[end + 4..])
+                }
+                _ => line.to_string(),
+            };
+            line.split(" - ")
+                .map(|part| {
+                    if part.ends_with("µs/step") {
+                        "Tµs/step".to_string()
+                    } else if part.ends_with('s')
+                        && part[..part.len() - 1]
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == '.')
+                    {
+                        "Ts".to_string()
+                    } else {
+                        part.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" - ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn plain_output_is_one_line_per_epoch() {
+    let program = "data train = synthetic_classification(samples: 300, features: 4, classes: 3, seed: 1)\n\
+        data test = synthetic_classification(samples: 100, features: 4, classes: 3, seed: 2)\n\
+        model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(8, relu)\n    dense(3, softmax)\n}\n\
+        fit m on train {\n    loss sparse_categorical_crossentropy\n    optimizer sgd(lr: 0.5)\n    \
+        metrics [accuracy]\n    epochs 3\n    batch 64\n    validation test\n    \
+        callbacks [reduce_lr_on_plateau(factor: 0.5, patience: 1, min_delta: 1), checkpoint(\"best.safetensors\", save_best_only: true)]\n}\n\
+        save m to \"m.safetensors\"\nevaluate m on test\n";
+    let dir = scratch("plain", &[("m.model", program)]);
+    let out = kiln(&["run", &path(&dir, "m.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Note the validation data comes from another seed, hence another labelling rule: val_loss
+    // rises after epoch 1, so `save_best_only` saves once.
+    let expected = "\
+Training m on train: 300 samples, 67 parameters, validating on test: 100 samples (compiled in T ms)
+Epoch 1/3
+5/5 - Ts - Tµs/step - loss: 0.8778 - accuracy: 0.6033 - val_loss: 1.2773 - val_accuracy: 0.6200 - learning_rate: 0.5000
+Epoch 1: saved m to DIR/best.safetensors
+Epoch 2/3
+5/5 - Ts - Tµs/step - loss: 0.6491 - accuracy: 0.7800 - val_loss: 1.4433 - val_accuracy: 0.5500 - learning_rate: 0.2500
+Epoch 3/3
+5/5 - Ts - Tµs/step - loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250
+Saved m to DIR/m.safetensors
+Evaluated m on test: 100 samples - loss: 1.4986 - accuracy: 0.5200
+Trained m for 3 epochs: loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250 (weights HASH)
+";
+    let actual = without_times(&text(&out.stdout), &dir);
+    let actual = match actual.rfind("(weights ") {
+        Some(at) => format!("{}(weights HASH)\n", &actual[..at]),
+        None => actual,
+    };
+    assert_eq!(actual, expected, "\n{actual}");
+    assert!(
+        !text(&out.stdout).contains('\r'),
+        "no bar redraws in a pipe"
+    );
+}
+
 #[test]
 fn check_summary_prints_the_layer_table() {
     let out = kiln(&["check", "--summary", "programs/seed.model"]);

@@ -302,6 +302,7 @@ fn fit(loss: Loss) -> Fit {
         seed: 0,
         shuffle: true,
         validation: None,
+        training: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn fit(loss: Loss, optimizer: Optimizer, batch: usize) -> Fit {
         seed: 1,
         shuffle: true,
         validation: None,
+        training: Default::default(),
     }
 }
 
@@ -59,6 +60,7 @@ fn compare(model: &Model, fit: &Fit, batch: usize) {
         data: vec![],
         models: vec![model.clone()],
         fits: vec![fit.clone()],
+        actions: vec![],
     };
     let graph: Graph = driver::training_graph(&program, fit, GraphStage::Optimized).unwrap();
     let mut step = codegen::compile(

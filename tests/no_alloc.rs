@@ -83,11 +83,13 @@ fn assert_no_allocation(policy: MatmulPolicy) {
         seed: 0,
         shuffle: true,
         validation: None,
+        training: Default::default(),
     };
     let program = CheckedProgram {
         data: vec![],
         models: vec![model],
         fits: vec![fit.clone()],
+        actions: vec![],
     };
     let graph = driver::training_graph(&program, &fit, GraphStage::Step).unwrap();
     let mut step = codegen::compile_with(&graph, &CodegenConfig { max_batch: 32 }, policy).unwrap();

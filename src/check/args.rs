@@ -173,8 +173,19 @@ impl Checker {
         let params: &[&'static str] = match callee.name.as_str() {
             "dense" => &["units", "activation"],
             "synthetic_classification" => &["samples", "features", "classes", "seed"],
-            "csv" => &["path", "label", "header", "scale"],
+            "csv" => &["path", "label", "header", "scale", "delimiter"],
             "idx" => &["images", "labels", "scale"],
+            "npy" => &["features", "labels", "scale"],
+            "npz" => &["path", "features", "labels", "scale"],
+            "exponential_decay" => &[
+                "initial_learning_rate",
+                "decay_steps",
+                "decay_rate",
+                "staircase",
+            ],
+            "cosine_decay" => &["initial_learning_rate", "decay_steps", "alpha"],
+            "piecewise_constant_decay" => &["boundaries", "values"],
+            "checkpoint" => &["path", "monitor", "save_best_only"],
             _ => &[],
         };
         params.get(slot).copied().unwrap_or("an argument")
@@ -218,19 +229,6 @@ impl Checker {
         }
     }
 
-    /// A plain name used as a value, e.g. `relu` or `accuracy`.
-    pub(super) fn name_value(&mut self, expr: &Expr, expected: &str) -> Option<String> {
-        match &expr.kind {
-            ExprKind::Name(name) => Some(name.clone()),
-            ExprKind::Error => None,
-            _ => {
-                let d = self.unsupported(expr, expected);
-                self.error(d);
-                None
-            }
-        }
-    }
-
     fn number(expr: &Expr) -> Option<f64> {
         match &expr.kind {
             // Precision loss is fine: these become f32 hyper-parameters.
@@ -255,6 +253,24 @@ impl Checker {
             Some(y)
         } else {
             self.bad_value(expr, what, "a positive number", "out of range")
+        }
+    }
+
+    /// A number `>= 0`, e.g. a callback's `min_delta`.
+    pub(super) fn non_negative(&mut self, expr: &Expr, what: &str) -> Option<f64> {
+        if let ExprKind::Unary {
+            op: UnaryOp::Neg, ..
+        } = expr.kind
+        {
+            return self.bad_value(expr, what, "a number >= 0", "this is negative");
+        }
+        let Some(x) = Self::number(expr) else {
+            return self.wrong_kind(expr, what, "a number >= 0");
+        };
+        if x.is_finite() {
+            Some(x)
+        } else {
+            self.bad_value(expr, what, "a number >= 0", "out of range")
         }
     }
 

@@ -58,7 +58,11 @@ impl Checker {
                 }
             }
             "csv" => {
-                let b = self.bind(callee, call_args, &["path", "label", "header", "scale"]);
+                let b = self.bind(
+                    callee,
+                    call_args,
+                    &["path", "label", "header", "scale", "delimiter"],
+                );
                 let path = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.string(e, "the csv path"));
@@ -71,6 +75,10 @@ impl Checker {
                     Some(e) => self.label_column(e),
                 };
                 let scale = self.scale(b.get(3));
+                let delimiter = match b.get(4) {
+                    None => Some(','),
+                    Some(e) => self.delimiter(e),
+                };
                 if let (Some(LabelColumn::Name(_)), Some(false), Some(label_expr)) =
                     (&label, header, b.get(1))
                 {
@@ -89,15 +97,21 @@ impl Checker {
                     );
                     None
                 } else {
-                    match (b.ok, path, label, header, scale) {
-                        (true, Some(path), Some(label), Some(header), Some(scale)) => {
-                            Some(DataSource::Csv {
-                                path,
-                                label,
-                                header,
-                                scale,
-                            })
-                        }
+                    match (b.ok, path, label, header, scale, delimiter) {
+                        (
+                            true,
+                            Some(path),
+                            Some(label),
+                            Some(header),
+                            Some(scale),
+                            Some(delimiter),
+                        ) => Some(DataSource::Csv {
+                            path,
+                            label,
+                            header,
+                            scale,
+                            delimiter,
+                        }),
                         _ => None,
                     }
                 }
@@ -120,11 +134,53 @@ impl Checker {
                     _ => None,
                 }
             }
+            "npy" => {
+                let b = self.bind(callee, call_args, &["features", "labels", "scale"]);
+                let features = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.string(e, "the features .npy path"));
+                let labels = self
+                    .required(&b, 1, callee)
+                    .and_then(|e| self.string(e, "the labels .npy path"));
+                let scale = self.scale(b.get(2));
+                match (b.ok, features, labels, scale) {
+                    (true, Some(features), Some(labels), Some(scale)) => Some(DataSource::Npy {
+                        features,
+                        labels,
+                        scale,
+                    }),
+                    _ => None,
+                }
+            }
+            "npz" => {
+                let b = self.bind(callee, call_args, &["path", "features", "labels", "scale"]);
+                let path = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.string(e, "the .npz path"));
+                let features = b
+                    .get(1)
+                    .map_or(Some("x".to_string()), |e| self.string(e, "`features`"));
+                let labels = b
+                    .get(2)
+                    .map_or(Some("y".to_string()), |e| self.string(e, "`labels`"));
+                let scale = self.scale(b.get(3));
+                match (b.ok, path, features, labels, scale) {
+                    (true, Some(path), Some(features), Some(labels), Some(scale)) => {
+                        Some(DataSource::Npz {
+                            path,
+                            features,
+                            labels,
+                            scale,
+                        })
+                    }
+                    _ => None,
+                }
+            }
             other => {
                 let mut d = Diagnostic::error("E0106", format!("unknown data source `{other}`"))
                     .primary(callee.span, "not a data source");
                 d = with_suggestion(d, other, DATA_SOURCES);
-                self.error(d.note("data sources: synthetic_classification, csv, idx"));
+                self.error(d.note("data sources: synthetic_classification, csv, idx, npy, npz"));
                 None
             }
         };
@@ -150,6 +206,25 @@ impl Checker {
             None => Some(1.0),
             Some(e) => self.positive_f32(e, "`scale`"),
         }
+    }
+
+    /// A CSV delimiter: one character, or `"tab"` (strings have no escapes).
+    fn delimiter(&mut self, expr: &ast::Expr) -> Option<char> {
+        let text = self.string(expr, "`delimiter`")?;
+        let mut chars = text.chars();
+        let delimiter = match (chars.next(), chars.next()) {
+            _ if text == "tab" => '\t',
+            (Some(c), None) if c != '"' && c != '\n' => c,
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`delimiter` must be one character or \"tab\"")
+                        .primary(expr.span, format!("{text:?}"))
+                        .help("e.g. `delimiter: \";\"` or `delimiter: \"tab\"`"),
+                );
+                return None;
+            }
+        };
+        Some(delimiter)
     }
 
     fn label_column(&mut self, expr: &ast::Expr) -> Option<LabelColumn> {

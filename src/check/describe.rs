@@ -68,14 +68,20 @@ fn source(source: &DataSource) -> String {
             label,
             header,
             scale,
+            delimiter,
         } => {
+            let delimiter = if *delimiter == ',' {
+                String::new()
+            } else {
+                format!(", delimiter: {:?}", delimiter.to_string())
+            };
             let label = match label {
                 LabelColumn::Last => "last".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };
             format!(
-                "csv({path:?}, label: {label}, header: {header}{})",
+                "csv({path:?}, label: {label}, header: {header}{}{delimiter})",
                 scale_text(*scale)
             )
         }
@@ -85,6 +91,23 @@ fn source(source: &DataSource) -> String {
             scale,
         } => format!(
             "idx(images: {images:?}, labels: {labels:?}{})",
+            scale_text(*scale)
+        ),
+        DataSource::Npy {
+            features,
+            labels,
+            scale,
+        } => format!(
+            "npy(features: {features:?}, labels: {labels:?}{})",
+            scale_text(*scale)
+        ),
+        DataSource::Npz {
+            path,
+            features,
+            labels,
+            scale,
+        } => format!(
+            "npz({path:?}, features: {features:?}, labels: {labels:?}{})",
             scale_text(*scale)
         ),
     }

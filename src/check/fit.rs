@@ -37,6 +37,9 @@ impl Checker {
         let mut validation_data: Option<Option<(usize, Span, Span)>> = Some(None);
         let mut validation_split: Option<Option<(f64, Span)>> = Some(None);
         let mut loss_given = false;
+        let mut schedule = Some(None);
+        let mut initial_epoch = Some(None);
+        let mut callbacks = Some(Vec::new());
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -50,7 +53,7 @@ impl Checker {
                     .primary(key.span, "not a fit setting");
                 let d = with_suggestion(d, &key.name, SETTINGS).note(
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
-                         validation, validation_split",
+                         validation, validation_split, initial_epoch, callbacks",
                 );
                 self.error(d);
                 broken = true;
@@ -73,7 +76,20 @@ impl Checker {
                     loss_span = value.span;
                     loss = self.loss(value);
                 }
-                "optimizer" => optimizer = self.optimizer(value),
+                "optimizer" => match self.optimizer(value) {
+                    Some((o, s)) => {
+                        optimizer = Some(o);
+                        schedule = Some(s);
+                    }
+                    None => optimizer = None,
+                },
+                "initial_epoch" => {
+                    initial_epoch = self
+                        .seed_value(value, "`initial_epoch`")
+                        .and_then(|n| usize::try_from(n).ok())
+                        .map(|n| Some((n, value.span)))
+                }
+                "callbacks" => callbacks = self.callbacks(value),
                 "metrics" => metrics = self.metrics(value, &mut metric_spans),
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
@@ -127,7 +143,41 @@ impl Checker {
         else {
             return;
         };
-        let mut ok = self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
+        let (Some(schedule), Some(initial_epoch), Some(callbacks)) =
+            (schedule, initial_epoch, callbacks)
+        else {
+            return;
+        };
+        let mut ok = true;
+        if let Some((initial, span)) = initial_epoch
+            && initial > epochs
+        {
+            ok = false;
+            self.error(
+                Diagnostic::error("E0303", "`initial_epoch` must be at most `epochs`")
+                    .primary(span, format!("{initial} epochs already trained"))
+                    .note(format!(
+                        "`epochs` is the number of the last epoch ({epochs}), not how many more \
+                         to train, as in Keras"
+                    )),
+            );
+        }
+        let has_validation = validation.is_some();
+        for (callback, span) in &callbacks {
+            ok &= self.monitor_known(callback, *span, &metrics, has_validation);
+            if let (Callback::ReduceLrOnPlateau { .. }, Some(_)) = (callback, &schedule) {
+                ok = false;
+                self.error(
+                    Diagnostic::error(
+                        "E0314",
+                        "`reduce_lr_on_plateau` cannot change a learning-rate schedule",
+                    )
+                    .primary(*span, "this callback sets the learning rate")
+                    .help("use a constant `lr` with `reduce_lr_on_plateau`, or drop the callback"),
+                );
+            }
+        }
+        ok &= self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
         ok &= self.loss_fits_output(model, loss, loss_options, loss_span);
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
@@ -148,6 +198,11 @@ impl Checker {
             seed,
             shuffle,
             validation: validation.map(|(v, _)| v),
+            training: Training {
+                initial_epoch: initial_epoch.map_or(0, |(n, _)| n),
+                callbacks: callbacks.into_iter().map(|(c, _)| c).collect(),
+                schedule,
+            },
         });
     }
 
@@ -196,17 +251,28 @@ impl Checker {
         metric_spans: &[Span],
     ) -> bool {
         let mut ok = true;
-        if !loss.uses_classes() {
-            for (metric, span) in metrics.iter().zip(metric_spans) {
-                if *metric == Metric::SparseCategoricalAccuracy {
-                    ok = false;
-                    self.error(
-                        Diagnostic::error("E0307", "`accuracy` needs class labels")
-                            .primary(*span, "accuracy compares predicted and true classes")
-                            .secondary(loss_span, "but this loss trains on real-valued targets")
-                            .help("remove `accuracy`, or use `sparse_categorical_crossentropy`"),
-                    );
-                }
+        for (metric, span) in metrics.iter().zip(metric_spans) {
+            let name = metric.display_name();
+            if !loss.uses_classes() && metric.needs_classes() {
+                ok = false;
+                self.error(
+                    Diagnostic::error("E0307", format!("`{name}` needs class labels"))
+                        .primary(*span, format!("{name} compares predicted and true classes"))
+                        .secondary(loss_span, "but this loss trains on real-valued targets")
+                        .help(format!(
+                            "remove `{name}` (`mae` and `mse` measure regression), or use \
+                             `sparse_categorical_crossentropy`"
+                        )),
+                );
+            }
+            if loss.uses_classes() && !metric.needs_classes() {
+                ok = false;
+                self.error(
+                    Diagnostic::error("E0315", format!("`{name}` needs real-valued targets"))
+                        .primary(*span, format!("{name} measures the error of real outputs"))
+                        .secondary(loss_span, "but this loss trains on class labels")
+                        .help("use `accuracy`, `top_k_accuracy`, `precision` or `recall`"),
+                );
             }
         }
         ok &= self.data_fits_model(model, data, decl.data.span, loss, loss_span);
@@ -216,7 +282,7 @@ impl Checker {
     /// What the checker knows statically about a data set, against the model and the loss:
     /// synthetic data declares its features and classes; synthetic and IDX data have class
     /// labels. `use_span` is where the fit names the data set.
-    fn data_fits_model(
+    pub(super) fn data_fits_model(
         &mut self,
         model: usize,
         data: usize,
@@ -472,7 +538,8 @@ impl Checker {
         }
     }
 
-    fn optimizer(&mut self, expr: &ast::Expr) -> Option<Optimizer> {
+    /// The optimizer, and its learning-rate schedule when `lr` is one.
+    fn optimizer(&mut self, expr: &ast::Expr) -> Option<(Optimizer, Option<Schedule>)> {
         let (callee, call_args): (ast::Ident, &[ast::Arg]) = match &expr.kind {
             ast::ExprKind::Name(name) => (
                 ast::Ident {
@@ -486,16 +553,13 @@ impl Checker {
         match callee.name.as_str() {
             "sgd" => {
                 let b = self.bind(&callee, call_args, &["lr"]);
-                let lr = b
-                    .get(0)
-                    .map_or(Some(0.01), |e| self.positive_f32(e, "`lr`"));
-                Some(Optimizer::Sgd { lr: lr? }).filter(|_| b.ok)
+                let lr = self.learning_rate(b.get(0), 0.01);
+                let (lr, schedule) = lr?;
+                Some((Optimizer::Sgd { lr }, schedule)).filter(|_| b.ok)
             }
             "adam" => {
                 let b = self.bind(&callee, call_args, &["lr", "beta1", "beta2", "eps"]);
-                let lr = b
-                    .get(0)
-                    .map_or(Some(0.001), |e| self.positive_f32(e, "`lr`"));
+                let lr = self.learning_rate(b.get(0), 0.001);
                 let beta1 = b.get(1).map_or(Some(0.9), |e| self.fraction(e, "`beta1`"));
                 let beta2 = b
                     .get(2)
@@ -504,14 +568,15 @@ impl Checker {
                     .get(3)
                     .map_or(Some(1e-7), |e| self.positive_f32(e, "`eps`"));
                 match (b.ok, lr, beta1, beta2, eps) {
-                    (true, Some(lr), Some(beta1), Some(beta2), Some(eps)) => {
-                        Some(Optimizer::Adam {
+                    (true, Some((lr, schedule)), Some(beta1), Some(beta2), Some(eps)) => Some((
+                        Optimizer::Adam {
                             lr,
                             beta1,
                             beta2,
                             eps,
-                        })
-                    }
+                        },
+                        schedule,
+                    )),
                     _ => None,
                 }
             }
@@ -523,6 +588,398 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// An optimizer's `lr`: a positive number, or a schedule call. For a schedule, the `lr`
+    /// recorded in the optimizer is its rate at step 0.
+    fn learning_rate(
+        &mut self,
+        expr: Option<&ast::Expr>,
+        default: f32,
+    ) -> Option<(f32, Option<Schedule>)> {
+        let Some(expr) = expr else {
+            return Some((default, None));
+        };
+        if !matches!(expr.kind, ast::ExprKind::Call { .. }) {
+            return self.positive_f32(expr, "`lr`").map(|lr| (lr, None));
+        }
+        let schedule = self.schedule(expr)?;
+        Some((schedule.rate(0) as f32, Some(schedule)))
+    }
+
+    /// `exponential_decay(...)`, `piecewise_constant_decay(...)` or `cosine_decay(...)`, with
+    /// Keras's argument names and defaults.
+    fn schedule(&mut self, expr: &ast::Expr) -> Option<Schedule> {
+        let (callee, args) = self.call_parts(expr, "a learning rate or a schedule")?;
+        match callee.name.as_str() {
+            "exponential_decay" => {
+                let b = self.bind(
+                    &callee,
+                    args,
+                    &[
+                        "initial_learning_rate",
+                        "decay_steps",
+                        "decay_rate",
+                        "staircase",
+                    ],
+                );
+                let initial = self
+                    .required(&b, 0, &callee)
+                    .and_then(|e| self.positive_f32(e, "`initial_learning_rate`"));
+                let decay_steps = self
+                    .required(&b, 1, &callee)
+                    .and_then(|e| self.positive_int(e, "`decay_steps`"));
+                let decay_rate = self
+                    .required(&b, 2, &callee)
+                    .and_then(|e| self.positive_f32(e, "`decay_rate`"));
+                let staircase = b
+                    .get(3)
+                    .map_or(Some(false), |e| self.boolean(e, "`staircase`"));
+                match (b.ok, initial, decay_steps, decay_rate, staircase) {
+                    (true, Some(initial), Some(steps), Some(rate), Some(staircase)) => {
+                        Some(Schedule::ExponentialDecay {
+                            initial: f64::from(initial),
+                            decay_steps: steps as u64,
+                            decay_rate: f64::from(rate),
+                            staircase,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            "cosine_decay" => {
+                let b = self.bind(
+                    &callee,
+                    args,
+                    &["initial_learning_rate", "decay_steps", "alpha"],
+                );
+                let initial = self
+                    .required(&b, 0, &callee)
+                    .and_then(|e| self.positive_f32(e, "`initial_learning_rate`"));
+                let decay_steps = self
+                    .required(&b, 1, &callee)
+                    .and_then(|e| self.positive_int(e, "`decay_steps`"));
+                let alpha = b.get(2).map_or(Some(0.0), |e| self.fraction(e, "`alpha`"));
+                match (b.ok, initial, decay_steps, alpha) {
+                    (true, Some(initial), Some(steps), Some(alpha)) => {
+                        Some(Schedule::CosineDecay {
+                            initial: f64::from(initial),
+                            decay_steps: steps as u64,
+                            alpha: f64::from(alpha),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            "piecewise_constant_decay" => {
+                let b = self.bind(&callee, args, &["boundaries", "values"]);
+                let boundaries = self.required(&b, 0, &callee).and_then(|e| {
+                    self.number_list(e, "`boundaries`", |c, e| {
+                        c.seed_value(e, "a boundary").map(|n| n as f64)
+                    })
+                });
+                let values_expr = self.required(&b, 1, &callee);
+                let values = values_expr.and_then(|e| {
+                    self.number_list(e, "`values`", |c, e| {
+                        c.positive_f32(e, "a learning rate").map(f64::from)
+                    })
+                });
+                let (true, Some(boundaries), Some(values), Some(values_expr)) =
+                    (b.ok, boundaries, values, values_expr)
+                else {
+                    return None;
+                };
+                let boundaries: Vec<u64> = boundaries.iter().map(|&b| b as u64).collect();
+                if values.len() != boundaries.len() + 1 {
+                    self.error(
+                        Diagnostic::error(
+                            "E0303",
+                            "`values` must hold one more rate than `boundaries`",
+                        )
+                        .primary(
+                            values_expr.span,
+                            format!(
+                                "{} values for {} boundaries",
+                                values.len(),
+                                boundaries.len()
+                            ),
+                        )
+                        .note("values[0] applies up to boundaries[0], the last after the last boundary"),
+                    );
+                    return None;
+                }
+                if boundaries.windows(2).any(|w| w[0] >= w[1]) {
+                    self.error(
+                        Diagnostic::error("E0303", "`boundaries` must increase")
+                            .primary(expr.span, "steps out of order"),
+                    );
+                    return None;
+                }
+                Some(Schedule::PiecewiseConstant { boundaries, values })
+            }
+            other => {
+                let d =
+                    Diagnostic::error("E0118", format!("unknown learning-rate schedule `{other}`"))
+                        .primary(callee.span, "not a schedule");
+                let d = with_suggestion(d, other, SCHEDULES)
+                    .note("schedules: exponential_decay, piecewise_constant_decay, cosine_decay");
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    /// A list of numbers, each read by `item`.
+    fn number_list(
+        &mut self,
+        expr: &ast::Expr,
+        what: &str,
+        item: impl Fn(&mut Self, &ast::Expr) -> Option<f64>,
+    ) -> Option<Vec<f64>> {
+        let ast::ExprKind::List(items) = &expr.kind else {
+            if expr.kind != ast::ExprKind::Error {
+                self.error(
+                    Diagnostic::error("E0303", format!("{what} must be a list of numbers"))
+                        .primary(expr.span, format!("found {}", found(expr))),
+                );
+            }
+            return None;
+        };
+        let values: Vec<Option<f64>> = items.iter().map(|e| item(self, e)).collect();
+        values.into_iter().collect()
+    }
+
+    /// `callbacks [early_stopping(...), checkpoint("best.safetensors"), ...]`, each with the
+    /// span of its call.
+    fn callbacks(&mut self, expr: &ast::Expr) -> Option<Vec<(Callback, Span)>> {
+        let ast::ExprKind::List(items) = &expr.kind else {
+            if expr.kind != ast::ExprKind::Error {
+                self.error(
+                    Diagnostic::error("E0303", "`callbacks` must be a list")
+                        .primary(expr.span, format!("found {}", found(expr)))
+                        .help("write `callbacks [early_stopping(patience: 3)]`"),
+                );
+            }
+            return None;
+        };
+        let mut callbacks = Some(Vec::new());
+        for item in items {
+            let callback = self.callback(item);
+            match (callback, callbacks.as_mut()) {
+                (Some(c), Some(list)) => list.push((c, item.span)),
+                _ => callbacks = None,
+            }
+        }
+        callbacks
+    }
+
+    fn callback(&mut self, expr: &ast::Expr) -> Option<Callback> {
+        let (callee, args): (ast::Ident, &[ast::Arg]) = match &expr.kind {
+            ast::ExprKind::Name(name) => (
+                ast::Ident {
+                    name: name.clone(),
+                    span: expr.span,
+                },
+                &[],
+            ),
+            _ => self.call_parts(expr, "a callback such as `early_stopping(patience: 3)`")?,
+        };
+        let monitor = |c: &mut Self, e: Option<&ast::Expr>| match e {
+            None => Some(Monitor::named("val_loss")),
+            Some(e) => c.string(e, "`monitor`").map(|s| Monitor::named(&s)),
+        };
+        let non_negative = |c: &mut Self, e: Option<&ast::Expr>, what: &str, default: f64| match e {
+            None => Some(default),
+            Some(e) => c.non_negative(e, what),
+        };
+        let count = |c: &mut Self, e: Option<&ast::Expr>, what: &str, default: usize| match e {
+            None => Some(default),
+            Some(e) => c
+                .seed_value(e, what)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        match callee.name.as_str() {
+            "early_stopping" => {
+                let b = self.bind(
+                    &callee,
+                    args,
+                    &["monitor", "min_delta", "patience", "restore_best_weights"],
+                );
+                let m = monitor(self, b.get(0));
+                let min_delta = non_negative(self, b.get(1), "`min_delta`", 0.0);
+                let patience = count(self, b.get(2), "`patience`", 0);
+                let restore = b
+                    .get(3)
+                    .map_or(Some(false), |e| self.boolean(e, "`restore_best_weights`"));
+                match (b.ok, m, min_delta, patience, restore) {
+                    (true, Some(monitor), Some(min_delta), Some(patience), Some(restore)) => {
+                        Some(Callback::EarlyStopping {
+                            monitor,
+                            min_delta,
+                            patience,
+                            restore_best_weights: restore,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            "checkpoint" => {
+                let b = self.bind(&callee, args, &["path", "monitor", "save_best_only"]);
+                let path = self.required(&b, 0, &callee).and_then(|e| {
+                    let path = self.string(e, "the checkpoint path")?;
+                    self.checkpoint_path(e.span, &path, "`checkpoint`")?;
+                    Some(path)
+                });
+                let m = monitor(self, b.get(1));
+                let best_only = b
+                    .get(2)
+                    .map_or(Some(false), |e| self.boolean(e, "`save_best_only`"));
+                match (b.ok, path, m, best_only) {
+                    (true, Some(path), Some(monitor), Some(save_best_only)) => {
+                        Some(Callback::Checkpoint {
+                            path,
+                            monitor,
+                            save_best_only,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            "reduce_lr_on_plateau" => {
+                let b = self.bind(
+                    &callee,
+                    args,
+                    &["monitor", "factor", "patience", "min_delta", "min_lr"],
+                );
+                let m = monitor(self, b.get(0));
+                let factor = b.get(1).map_or(Some(0.1), |e| {
+                    let f = self.fraction(e, "`factor`")?;
+                    if f == 0.0 {
+                        return self.fraction_zero(e);
+                    }
+                    Some(f64::from(f))
+                });
+                let patience = count(self, b.get(2), "`patience`", 10);
+                let min_delta = non_negative(self, b.get(3), "`min_delta`", 1e-4);
+                let min_lr = non_negative(self, b.get(4), "`min_lr`", 0.0);
+                match (b.ok, m, factor, patience, min_delta, min_lr) {
+                    (
+                        true,
+                        Some(monitor),
+                        Some(factor),
+                        Some(patience),
+                        Some(min_delta),
+                        Some(min_lr),
+                    ) => Some(Callback::ReduceLrOnPlateau {
+                        monitor,
+                        factor,
+                        patience,
+                        min_delta,
+                        min_lr,
+                    }),
+                    _ => None,
+                }
+            }
+            other => {
+                let d = Diagnostic::error("E0117", format!("unknown callback `{other}`"))
+                    .primary(callee.span, "not a callback");
+                let d = with_suggestion(d, other, CALLBACKS)
+                    .note("callbacks: early_stopping, checkpoint, reduce_lr_on_plateau");
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    fn fraction_zero(&mut self, expr: &ast::Expr) -> Option<f64> {
+        self.error(
+            Diagnostic::error("E0303", "`factor` must be a number in (0, 1)")
+                .primary(expr.span, "a factor of 0 would stop training"),
+        );
+        None
+    }
+
+    /// A callback's monitor must be something the fit reports.
+    fn monitor_known(
+        &mut self,
+        callback: &Callback,
+        span: Span,
+        metrics: &[Metric],
+        has_validation: bool,
+    ) -> bool {
+        let monitor = match callback {
+            Callback::EarlyStopping { monitor, .. }
+            | Callback::Checkpoint { monitor, .. }
+            | Callback::ReduceLrOnPlateau { monitor, .. } => monitor,
+        };
+        let mut reported = vec!["loss".to_string()];
+        reported.extend(metrics.iter().map(|m| m.display_name().to_string()));
+        if has_validation {
+            let validation: Vec<String> = reported.iter().map(|n| format!("val_{n}")).collect();
+            reported.extend(validation);
+        }
+        if reported.contains(&monitor.name) {
+            return true;
+        }
+        let mut d = Diagnostic::error(
+            "E0313",
+            format!("the fit does not report `{}`", monitor.name),
+        )
+        .primary(span, format!("this callback monitors `{}`", monitor.name))
+        .note(format!("this fit reports: {}", reported.join(", ")));
+        if monitor.name.starts_with("val_") && !has_validation {
+            d = d.help(
+                "`val_` values need validation data: add `validation DATA` or \
+                 `validation_split 0.2`, or monitor `loss`",
+            );
+        }
+        self.error(d);
+        false
+    }
+
+    /// One metric: a name, or `top_k_accuracy(k: 5)`.
+    fn metric(&mut self, item: &ast::Expr) -> Option<Metric> {
+        let (callee, args): (ast::Ident, &[ast::Arg]) = match &item.kind {
+            ast::ExprKind::Name(name) => (
+                ast::Ident {
+                    name: name.clone(),
+                    span: item.span,
+                },
+                &[],
+            ),
+            _ => self.call_parts(item, "a metric such as `accuracy`")?,
+        };
+        let plain = |metric: Metric| (args.is_empty()).then_some(metric);
+        let metric = match callee.name.as_str() {
+            "accuracy" => plain(Metric::SparseCategoricalAccuracy),
+            "precision" => plain(Metric::Precision),
+            "recall" => plain(Metric::Recall),
+            "mae" => plain(Metric::MeanAbsoluteError),
+            "mse" => plain(Metric::MeanSquaredError),
+            "top_k_accuracy" => {
+                let b = self.bind(&callee, args, &["k"]);
+                let k = b.get(0).map_or(Some(5), |e| self.positive_int(e, "`k`"));
+                return match (b.ok, k) {
+                    (true, Some(k)) => Some(Metric::TopKAccuracy { k }),
+                    _ => None,
+                };
+            }
+            other => {
+                let d = Diagnostic::error("E0109", format!("unknown metric `{other}`"))
+                    .primary(callee.span, "not a metric");
+                let d = with_suggestion(d, other, METRICS)
+                    .note("metrics: accuracy, top_k_accuracy(k), precision, recall, mae, mse");
+                self.error(d);
+                return None;
+            }
+        };
+        if metric.is_none() {
+            self.error(
+                Diagnostic::error("E0305", format!("`{}` takes no arguments", callee.name))
+                    .primary(item.span, "arguments given here"),
+            );
+        }
+        metric
     }
 
     fn metrics(&mut self, expr: &ast::Expr, spans: &mut Vec<Span>) -> Option<Vec<Metric>> {
@@ -538,17 +995,7 @@ impl Checker {
         };
         let mut metrics = Some(Vec::new());
         for item in items {
-            let metric = match self.name_value(item, "a metric such as `accuracy`") {
-                Some(name) if name == "accuracy" => Some(Metric::SparseCategoricalAccuracy),
-                Some(other) => {
-                    let d = Diagnostic::error("E0109", format!("unknown metric `{other}`"))
-                        .primary(item.span, "not a metric");
-                    let d = with_suggestion(d, &other, METRICS).note("metrics: accuracy");
-                    self.error(d);
-                    None
-                }
-                None => None,
-            };
+            let metric = self.metric(item);
             match (metric, metrics.as_mut()) {
                 (Some(metric), Some(list)) => {
                     list.push(metric);

@@ -4,6 +4,7 @@
 //! as many independent errors as it can, and stays quiet about anything that depends on a part
 //! that already failed (a broken model is not also "unknown" to the `fit` that uses it).
 
+mod actions;
 mod args;
 mod builtins;
 mod data;
@@ -27,7 +28,7 @@ use std::rc::Rc;
 pub use describe::describe;
 
 pub use builtins::NAMES as BUILTINS;
-pub const DATA_SOURCES: [&str; 3] = ["synthetic_classification", "csv", "idx"];
+pub const DATA_SOURCES: [&str; 5] = ["synthetic_classification", "csv", "idx", "npy", "npz"];
 pub const LOSSES: [&str; 6] = [
     "sparse_categorical_crossentropy",
     "categorical_crossentropy",
@@ -37,8 +38,15 @@ pub const LOSSES: [&str; 6] = [
     "huber",
 ];
 pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
-pub const METRICS: [&str; 1] = ["accuracy"];
-pub const SETTINGS: [&str; 9] = [
+pub const METRICS: [&str; 6] = [
+    "accuracy",
+    "top_k_accuracy",
+    "precision",
+    "recall",
+    "mae",
+    "mse",
+];
+pub const SETTINGS: [&str; 11] = [
     "loss",
     "optimizer",
     "metrics",
@@ -48,6 +56,14 @@ pub const SETTINGS: [&str; 9] = [
     "shuffle",
     "validation",
     "validation_split",
+    "initial_epoch",
+    "callbacks",
+];
+pub const CALLBACKS: [&str; 3] = ["early_stopping", "checkpoint", "reduce_lr_on_plateau"];
+pub const SCHEDULES: [&str; 3] = [
+    "exponential_decay",
+    "piecewise_constant_decay",
+    "cosine_decay",
 ];
 
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
@@ -67,11 +83,11 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
             ast::Item::Let(binding) => checker.constant(binding),
             ast::Item::Layer(layer) => checker.layer_definition(layer),
             ast::Item::Fn(function) => checker.fn_definition(function),
-            ast::Item::Model(_) | ast::Item::Fit(_) | ast::Item::Error(_) => {}
-            ast::Item::Action(action) => checker.error(
-                Diagnostic::error("E0000", "this item is parsed but not checked yet")
-                    .primary(action.span, "not supported yet"),
-            ),
+            // Actions are checked after the fits, in `actions`.
+            ast::Item::Model(_)
+            | ast::Item::Fit(_)
+            | ast::Item::Action(_)
+            | ast::Item::Error(_) => {}
         }
     }
     for item in &program.items {
@@ -88,6 +104,7 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
             }
         }
     }
+    checker.actions(&program.items);
     checker.unused_definitions();
     checker.unused_data();
     let failed = checker.diags.iter().any(Diagnostic::is_error);
@@ -95,6 +112,7 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
         data: checker.data,
         models: checker.models,
         fits: checker.fits,
+        actions: checker.actions,
     };
     (if failed { None } else { Some(checked) }, checker.diags)
 }
@@ -152,6 +170,7 @@ struct Checker {
     models: Vec<Model>,
     model_info: Vec<ModelInfo>,
     fits: Vec<Fit>,
+    actions: Vec<Action>,
     /// Top-level `let` values (numbers, strings, lists of them).
     consts: HashMap<String, value::Value>,
     fns: HashMap<String, Rc<ast::FnDecl>>,
@@ -374,7 +393,8 @@ mod tests {
                 path: "data/iris.csv".into(),
                 label: LabelColumn::Name("species".into()),
                 header: true,
-                scale: 1.0
+                scale: 1.0,
+                delimiter: ','
             }
         );
     }

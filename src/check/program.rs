@@ -12,6 +12,55 @@ pub struct CheckedProgram {
     pub data: Vec<DataSet>,
     pub models: Vec<Model>,
     pub fits: Vec<Fit>,
+    /// What runs, in program order: every `fit` (as `Action::Fit(index into fits)`) and every
+    /// `evaluate`, `predict`, `save` and `load`.
+    pub actions: Vec<Action>,
+}
+
+/// One statement that does something when the program runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Index into `CheckedProgram::fits`.
+    Fit(usize),
+    /// `evaluate MODEL on DATA`: loss and metrics of the current weights, with the loss and
+    /// metrics of `fit` (the model's nearest `fit` before it, else its first one after).
+    Evaluate {
+        model: usize,
+        data: usize,
+        fit: usize,
+        span: Span,
+    },
+    /// `predict MODEL on DATA to PATH`: per-sample outputs written as CSV or NPY.
+    Predict {
+        model: usize,
+        data: usize,
+        /// The fit whose loss decides how the data's labels are read; `None` when no `fit`
+        /// trains the model (then labels are read as classes for a softmax output, as targets
+        /// otherwise).
+        fit: Option<usize>,
+        path: String,
+        format: PredictFormat,
+        span: Span,
+    },
+    /// `save MODEL to PATH`: weights and optimizer state as safetensors.
+    Save {
+        model: usize,
+        path: String,
+        span: Span,
+    },
+    /// `load MODEL from PATH`: weights (and optimizer state, when the file has it).
+    Load {
+        model: usize,
+        path: String,
+        span: Span,
+    },
+}
+
+/// The file format `predict` writes, from the path's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PredictFormat {
+    Csv,
+    Npy,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +90,8 @@ pub enum DataSource {
         header: bool,
         /// Every feature is divided by this (e.g. 16 for 0–16 pixels). Default: 1.
         scale: f32,
+        /// The character between cells. Default: `,`.
+        delimiter: char,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images,
     /// flattened to `rows · cols` features, and unsigned-byte class labels.
@@ -49,6 +100,20 @@ pub enum DataSource {
         images: String,
         labels: String,
         /// Every feature is divided by this (255 maps pixels to [0, 1]). Default: 1.
+        scale: f32,
+    },
+    /// NumPy `.npy` files: features `[samples, ...]` (flattened per sample) and labels
+    /// `[samples]` (classes) or `[samples]`/`[samples, M]` (targets).
+    Npy {
+        features: String,
+        labels: String,
+        scale: f32,
+    },
+    /// A NumPy `.npz` archive with the features and labels arrays under the given names.
+    Npz {
+        path: String,
+        features: String,
+        labels: String,
         scale: f32,
     },
 }
@@ -192,6 +257,132 @@ pub struct Fit {
     pub shuffle: bool,
     /// Data to evaluate loss and metrics on after every epoch. Default: none.
     pub validation: Option<Validation>,
+    /// Resumption, callbacks and the learning-rate schedule.
+    pub training: Training,
+}
+
+/// The `fit` settings beyond Keras's basic `fit()` arguments. `Default` is what a `fit` gets
+/// when it sets none of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Training {
+    /// Keras's `initial_epoch`: the number of epochs already trained; training runs epochs
+    /// `initial_epoch + 1 ..= epochs`. Default 0.
+    pub initial_epoch: usize,
+    /// In the order written; they run in that order after every epoch.
+    pub callbacks: Vec<Callback>,
+    /// The optimizer's learning rate as a function of the step; `None`: the constant `lr`.
+    pub schedule: Option<Schedule>,
+}
+
+/// The quantity a callback watches: `loss`, a metric, or their `val_` forms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Monitor {
+    /// As written, e.g. `val_loss`, `accuracy`.
+    pub name: String,
+    /// Whether larger is better (Keras's `mode: "auto"`: accuracy, precision and recall grow).
+    pub maximize: bool,
+}
+
+impl Monitor {
+    /// A monitor with Keras's `mode: "auto"`: accuracy, precision and recall are maximised,
+    /// everything else (losses, errors) minimised.
+    pub fn named(name: &str) -> Monitor {
+        let maximize = ["accuracy", "precision", "recall"]
+            .iter()
+            .any(|m| name.ends_with(m));
+        Monitor {
+            name: name.to_string(),
+            maximize,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Callback {
+    /// Keras's `EarlyStopping`. Defaults: monitor val_loss, min_delta 0, patience 0,
+    /// restore_best_weights false.
+    EarlyStopping {
+        monitor: Monitor,
+        min_delta: f64,
+        patience: usize,
+        restore_best_weights: bool,
+    },
+    /// Keras's `ModelCheckpoint` (weights and optimizer state). Defaults: monitor val_loss,
+    /// save_best_only false.
+    Checkpoint {
+        path: String,
+        monitor: Monitor,
+        save_best_only: bool,
+    },
+    /// Keras's `ReduceLROnPlateau`. Defaults: monitor val_loss, factor 0.1, patience 10,
+    /// min_delta 1e-4, min_lr 0 (cooldown 0).
+    ReduceLrOnPlateau {
+        monitor: Monitor,
+        factor: f64,
+        patience: usize,
+        min_delta: f64,
+        min_lr: f64,
+    },
+}
+
+/// Keras's learning-rate schedules, evaluated at the optimizer's 0-based step count.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    /// `initial · rate^(step / decay_steps)` (`staircase`: the exponent rounded down).
+    ExponentialDecay {
+        initial: f64,
+        decay_steps: u64,
+        decay_rate: f64,
+        staircase: bool,
+    },
+    /// `values[i]` while `step <= boundaries[i]`, `values[last]` after the last boundary.
+    PiecewiseConstant {
+        boundaries: Vec<u64>,
+        values: Vec<f64>,
+    },
+    /// `initial · ((1 − alpha) · ½(1 + cos(π · min(step, decay_steps) / decay_steps)) + alpha)`.
+    CosineDecay {
+        initial: f64,
+        decay_steps: u64,
+        alpha: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate for the update at 0-based `step` (Keras passes `optimizer.iterations`,
+    /// the number of updates already made).
+    pub fn rate(&self, step: u64) -> f64 {
+        match self {
+            Schedule::ExponentialDecay {
+                initial,
+                decay_steps,
+                decay_rate,
+                staircase,
+            } => {
+                let mut exponent = step as f64 / *decay_steps as f64;
+                if *staircase {
+                    exponent = exponent.floor();
+                }
+                initial * decay_rate.powf(exponent)
+            }
+            Schedule::PiecewiseConstant { boundaries, values } => {
+                let index = boundaries
+                    .iter()
+                    .position(|&b| step <= b)
+                    .unwrap_or(boundaries.len());
+                values[index]
+            }
+            Schedule::CosineDecay {
+                initial,
+                decay_steps,
+                alpha,
+            } => {
+                let progress = step.min(*decay_steps) as f64 / *decay_steps as f64;
+                let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+                initial * ((1.0 - alpha) * cosine + alpha)
+            }
+        }
+    }
 }
 
 /// Keras's `validation_data` / `validation_split`.
@@ -288,6 +479,26 @@ pub enum Optimizer {
 pub enum Metric {
     /// `accuracy` with integer labels: argmax of the output equals the label.
     SparseCategoricalAccuracy,
+    /// `top_k_accuracy(k)`: the label is among the `k` highest outputs (Keras's
+    /// `SparseTopKCategoricalAccuracy`, default k 5).
+    TopKAccuracy { k: usize },
+    /// `precision`: per class, correct predictions of it over all predictions of it, averaged
+    /// over the classes that occur in the labels or the predictions (macro average).
+    Precision,
+    /// `recall`: per class, correct predictions of it over all samples of it, macro-averaged
+    /// like `precision`.
+    Recall,
+    /// `mae`: mean absolute error over samples and outputs (regression).
+    MeanAbsoluteError,
+    /// `mse`: mean squared error over samples and outputs (regression).
+    MeanSquaredError,
+}
+
+impl Metric {
+    /// Whether the metric compares predicted classes with class labels.
+    pub fn needs_classes(self) -> bool {
+        !matches!(self, Metric::MeanAbsoluteError | Metric::MeanSquaredError)
+    }
 }
 
 impl Metric {
@@ -295,6 +506,11 @@ impl Metric {
     pub fn display_name(self) -> &'static str {
         match self {
             Metric::SparseCategoricalAccuracy => "accuracy",
+            Metric::TopKAccuracy { .. } => "top_k_accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::MeanAbsoluteError => "mae",
+            Metric::MeanSquaredError => "mse",
         }
     }
 }

@@ -38,6 +38,13 @@ enum Command {
         /// Write per-epoch loss and metrics to FILE: `.csv` or `.json`.
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Resume from a checkpoint (.safetensors): weights, and the optimizer state when the
+        /// file has it, for the model of the first `fit`.
+        #[arg(long, value_name = "FILE")]
+        load: Option<PathBuf>,
+        /// Start from the weights in a checkpoint (.safetensors), with a fresh optimizer.
+        #[arg(long, value_name = "FILE", conflicts_with = "load")]
+        init: Option<PathBuf>,
     },
     /// Check a program's names and shapes without loading any data; exits 1 on errors.
     Check {
@@ -79,12 +86,16 @@ pub fn main() -> ExitCode {
             timings,
             quiet,
             history,
+            load,
+            init,
         } => run(
             &file,
             &RunOptions {
                 timings,
                 quiet,
                 history,
+                load,
+                init,
             },
         ),
         Command::Check {
@@ -219,6 +230,30 @@ struct RunOptions {
     timings: bool,
     quiet: bool,
     history: Option<PathBuf>,
+    load: Option<PathBuf>,
+    init: Option<PathBuf>,
+}
+
+/// `--load`/`--init` must name a safetensors file that exists; checked before anything runs.
+fn checkpoint_flag(flag: &str, path: &Path) -> Result<(), String> {
+    let named_right = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if !named_right {
+        return Err(format!(
+            "error: --{flag} `{}`: checkpoints are safetensors files; the name must end in \
+             .safetensors",
+            path.display()
+        ));
+    }
+    if !path.is_file() {
+        return Err(format!(
+            "error: --{flag} `{}`: no such file",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The format `--history` writes, from the file's extension.
@@ -241,46 +276,121 @@ fn history_format(path: &Path) -> Result<HistoryFormat, String> {
 fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
     // Flags are checked before anything runs, so a typo does not cost a training run.
     let history_format = options.history.as_deref().map(history_format).transpose()?;
+    if let Some(load) = &options.load {
+        checkpoint_flag("load", load)?;
+    }
+    if let Some(init) = &options.init {
+        checkpoint_flag("init", init)?;
+    }
     let file = read(path)?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let outcomes = driver::run(&file.text, base_dir, &mut |event| match event {
-        Event::FitStarted {
-            model,
-            data,
-            samples,
-            params,
-            timings,
-            load_time,
-            validation,
-        } => {
-            if options.quiet {
-                return;
-            }
-            let validation = validation
-                .map(|(name, count)| format!(", validating on {name}: {count} samples"))
-                .unwrap_or_default();
-            say!(
-                "Training {model} on {data}: {samples} samples, {params} parameters{validation} \
-                 (compiled in {:.1} ms)",
-                millis(timings.total())
-            );
-            if options.timings {
-                let stages: Vec<String> = timings
-                    .stages
-                    .iter()
-                    .map(|(stage, time)| format!("{stage} {:.2}", millis(*time)))
-                    .collect();
+    let checkpoints = driver::RunOptions {
+        load: options.load.clone(),
+        init: options.init.clone(),
+    };
+    // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
+    let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);
+    let outcomes = driver::run_with(
+        &file.text,
+        base_dir,
+        &checkpoints,
+        &mut |event| match event {
+            Event::FitStarted {
+                model,
+                data,
+                samples,
+                params,
+                timings,
+                load_time,
+                validation,
+                resumed,
+            } => {
+                if options.quiet {
+                    return;
+                }
+                let validation = validation
+                    .map(|(name, count)| format!(", validating on {name}: {count} samples"))
+                    .unwrap_or_default();
+                let resumed = resumed
+                    .map(|(epoch, steps)| {
+                        format!(", resuming after epoch {epoch} and {steps} steps")
+                    })
+                    .unwrap_or_default();
                 say!(
-                    "Timings (ms): {} = {:.2} to native code; loading data {:.2}",
-                    stages.join(", "),
-                    millis(timings.total()),
-                    millis(load_time)
+                    "Training {model} on {data}: {samples} samples, {params} parameters{validation}\
+                 {resumed} (compiled in {:.1} ms)",
+                    millis(timings.total())
+                );
+                if options.timings {
+                    let stages: Vec<String> = timings
+                        .stages
+                        .iter()
+                        .map(|(stage, time)| format!("{stage} {:.2}", millis(*time)))
+                        .collect();
+                    say!(
+                        "Timings (ms): {} = {:.2} to native code; loading data {:.2}",
+                        stages.join(", "),
+                        millis(timings.total()),
+                        millis(load_time)
+                    );
+                }
+            }
+            Event::Step(progress) => {
+                if let Some(bar) = bar.as_mut() {
+                    bar.update(progress);
+                }
+            }
+            Event::Epoch(report) if !options.quiet => {
+                if let Some(bar) = bar.as_mut() {
+                    bar.finish();
+                }
+                print_epoch(report);
+            }
+            Event::Epoch(_) => {}
+            Event::StoppedEarly { epoch, .. } if !options.quiet => {
+                say!("Epoch {epoch}: early stopping")
+            }
+            Event::StoppedEarly { .. } => {}
+            Event::Loaded { model, path, steps } if !options.quiet => match steps {
+                Some(steps) => say!(
+                    "Loaded {model} from {} (weights and optimizer state after {steps} steps)",
+                    path.display()
+                ),
+                None => say!("Loaded {model} from {} (weights)", path.display()),
+            },
+            Event::Loaded { .. } => {}
+            Event::Saved { model, path, epoch } if !options.quiet => match epoch {
+                Some(epoch) => say!("Epoch {epoch}: saved {model} to {}", path.display()),
+                None => say!("Saved {model} to {}", path.display()),
+            },
+            Event::Saved { .. } => {}
+            // Results of evaluate and predict are what the user asked for: shown even with --quiet.
+            Event::Evaluated {
+                model,
+                data,
+                evaluation,
+            } => {
+                let mut parts = vec![format!("loss: {}", number(evaluation.loss))];
+                for (name, value) in &evaluation.metrics {
+                    parts.push(format!("{name}: {}", number(*value)));
+                }
+                say!(
+                    "Evaluated {model} on {data}: {} samples - {}",
+                    evaluation.samples,
+                    parts.join(" - ")
                 );
             }
-        }
-        Event::Epoch(report) if !options.quiet => print_epoch(report),
-        Event::Epoch(_) => {}
-    })
+            Event::Predicted {
+                model,
+                data,
+                path,
+                samples,
+            } => say!(
+                "Predicted {model} on {data}: {samples} samples written to {}",
+                path.display()
+            ),
+        },
+    )
     .map_err(|e| match e {
         RunError::Program(diagnostics) => render(&diagnostics, &file),
         RunError::Data(error) => format!("error: {error}"),
@@ -306,7 +416,7 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
             say!(
                 "Trained {} for {} epochs: {} (weights {})",
                 outcome.model,
-                last.epochs,
+                outcome.history.len(),
                 metrics_text(last),
                 outcome.weights_hash
             );
@@ -317,6 +427,46 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
 
 fn millis(time: std::time::Duration) -> f64 {
     time.as_secs_f64() * 1e3
+}
+
+/// Keras's live progress bar for the running epoch: steps done, elapsed time, µs per step and
+/// the running loss, redrawn by indicatif at most a few times a second.
+#[derive(Default)]
+struct LiveBar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl LiveBar {
+    fn update(&mut self, progress: &kiln::runtime::train::Progress) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(progress.steps as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "Epoch {prefix} {pos}/{len} [{bar:30}] {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(format!("{}/{}", progress.epoch, progress.epochs));
+            bar
+        });
+        bar.set_position(progress.step as u64);
+        // Formatting the message costs more than a small step: refresh it every 16 steps.
+        if progress.step % 16 == 1 || progress.step == progress.steps {
+            bar.set_message(format!(
+                "{:.1}s - {:.1}µs/step - loss: {}",
+                progress.seconds,
+                progress.seconds * 1e6 / progress.step.max(1) as f64,
+                number(progress.loss)
+            ));
+        }
+    }
+
+    /// The epoch has ended: the bar gives way to the epoch's final line.
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Keras's per-epoch line: `Epoch 1/5` then `1875/1875 - 0.050s - 26.3µs/step - loss: … - accuracy: …`.
@@ -332,15 +482,28 @@ fn print_epoch(report: &EpochReport) {
 }
 
 fn metrics_text(report: &EpochReport) -> String {
-    let mut parts = vec![format!("loss: {:.4}", report.loss)];
+    let mut parts = vec![format!("loss: {}", number(report.loss))];
     for (name, value) in &report.metrics {
-        parts.push(format!("{name}: {value:.4}"));
+        parts.push(format!("{name}: {}", number(*value)));
     }
     if let Some(validation) = &report.validation {
-        parts.push(format!("val_loss: {:.4}", validation.loss));
+        parts.push(format!("val_loss: {}", number(validation.loss)));
         for (name, value) in &validation.metrics {
-            parts.push(format!("val_{name}: {value:.4}"));
+            parts.push(format!("val_{name}: {}", number(*value)));
         }
     }
+    if let Some(rate) = report.learning_rate {
+        parts.push(format!("learning_rate: {}", number(rate)));
+    }
     parts.join(" - ")
+}
+
+/// Keras's progress-bar number format: four decimals, or four significant digits in scientific
+/// notation for magnitudes up to 1e-3 (so a small learning rate does not print as 0.0000).
+fn number(value: f64) -> String {
+    if value.abs() > 1e-3 || value == 0.0 {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.4e}")
+    }
 }

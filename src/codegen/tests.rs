@@ -727,11 +727,13 @@ fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
         seed: 0,
         shuffle: true,
         validation: None,
+        training: Default::default(),
     };
     let program = CheckedProgram {
         data: vec![],
         models: vec![Model::dense_stack("mlp", &widths, &activations)],
         fits: vec![fit.clone()],
+        actions: vec![],
     };
     driver::training_graph(&program, &fit, GraphStage::Step).expect("a valid training graph")
 }

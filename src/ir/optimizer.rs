@@ -3,18 +3,23 @@
 
 use super::graph::{Graph, Slot, StateInfo, Update, ValueId};
 use super::op::{BinaryOp, UnaryOp};
-use super::shape::Shape;
+use super::shape::{Shape, TensorType};
 use crate::check::program::Optimizer;
 use crate::diag::Span;
 
 /// Name of the scalar graph input holding Adam's 1-based step count `t`.
 pub const STEP: &str = "step";
 
+/// Name of the scalar graph input holding the learning rate of this step. It is an input, not a
+/// constant, so schedules and `reduce_lr_on_plateau` change it between steps without recompiling;
+/// the runtime sets it before every step (to the optimizer's `lr` when nothing changes it).
+pub const LR: &str = "lr";
+
 /// Appends the update for `optimizer` (gradients must already be in `graph.gradients`).
 pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span>) {
     match *optimizer {
-        Optimizer::Sgd { lr } => {
-            let lr = graph.constant(lr, span);
+        Optimizer::Sgd { lr: _ } => {
+            let lr = graph.input(LR, TensorType::f32(Shape::scalar()), span);
             for gradient in graph.gradients.clone() {
                 let p = param(graph, gradient.param);
                 let step = graph.binary(BinaryOp::Mul, lr, gradient.value, span);
@@ -26,7 +31,7 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
             }
         }
         Optimizer::Adam {
-            lr,
+            lr: _,
             beta1,
             beta2,
             eps,
@@ -42,7 +47,7 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
             let bias1 = graph.binary(Sub, one, b1_t, span);
             let bias2 = graph.binary(Sub, one, b2_t, span);
             let root = graph.unary(UnaryOp::Sqrt, bias2, span);
-            let lr = graph.constant(lr, span);
+            let lr = graph.input(LR, TensorType::f32(Shape::scalar()), span);
             let scaled = graph.binary(Mul, lr, root, span);
             let alpha = graph.binary(Div, scaled, bias1, span);
             let one_minus_b1 = graph.constant(1.0 - beta1, span);

@@ -187,7 +187,9 @@ mod equivalence {
                 seed: 1,
                 shuffle: true,
                 validation: None,
+                training: Default::default(),
             }],
+            actions: vec![],
         }
     }
 

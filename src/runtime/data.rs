@@ -4,7 +4,7 @@
 //! prints: every problem comes back as a [`DataError`] whose message names the file, and for text
 //! files the line and column, what was found and what was expected.
 //!
-//! Two sources exist:
+//! The sources:
 //!
 //! * `synthetic_classification(samples, features, classes, seed)`: a `ChaCha8Rng` seeded with
 //!   `seed` first draws `W: [features, classes]` ~ N(0, 1) row by row, then
@@ -13,11 +13,13 @@
 //!   though not the same random stream as NumPy's.
 //! * CSV files: a small hand-written reader (the format we accept is simple and the error messages
 //!   need line and column numbers, which a hand-written reader gives directly; no extra crate).
-//!   Comma delimiter; cells are trimmed; blank lines are skipped; a cell may be wrapped in double
-//!   quotes (`""` inside stands for one quote); a UTF-8 byte-order mark is ignored; `\r\n` line
-//!   endings are accepted. Every column but the label column is a feature, in file order.
+//!   Comma delimiter unless `delimiter` says otherwise; cells are trimmed; blank lines are
+//!   skipped; a cell may be wrapped in double quotes (`""` inside stands for one quote); a UTF-8
+//!   byte-order mark is ignored; `\r\n` line endings are accepted. Every column but the label
+//!   column is a feature, in file order.
 //!
 //! * IDX files (MNIST's format, gzip-compressed or not): see [`idx`].
+//! * NumPy `.npy` files and `.npz` archives: see [`npy`].
 //!
 //! Line and column numbers in messages are 1-based; a column number counts cells (fields), not
 //! characters. CSV and IDX sources divide every feature by their `scale` (default 1) as they load;
@@ -33,6 +35,7 @@ use rand_distr::StandardNormal;
 use crate::check::program::{DataSet, DataSource, LabelColumn, Loss, Model};
 
 pub mod idx;
+pub mod npy;
 
 /// A data set loaded into memory.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,7 +88,7 @@ pub struct DataError {
 }
 
 impl DataError {
-    fn new(origin: &str, message: impl Into<String>) -> DataError {
+    pub fn new(origin: &str, message: impl Into<String>) -> DataError {
         DataError {
             origin: origin.to_string(),
             line: None,
@@ -140,9 +143,10 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
             label,
             header,
             scale,
+            delimiter,
         } => {
             let path = resolve(path, base_dir);
-            let mut data = load_csv(&path, label, *header, loss)?;
+            let mut data = load_csv(&path, label, *header, *delimiter, loss)?;
             if *scale != 1.0 {
                 data.x.iter_mut().for_each(|v| *v /= scale);
             }
@@ -170,6 +174,22 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
             }
             Ok(data)
         }
+        DataSource::Npy {
+            features,
+            labels,
+            scale,
+        } => npy::load_npy(
+            &resolve(features, base_dir),
+            &resolve(labels, base_dir),
+            *scale,
+            loss,
+        ),
+        DataSource::Npz {
+            path,
+            features,
+            labels,
+            scale,
+        } => npy::load_npz(&resolve(path, base_dir), features, labels, *scale, loss),
     }
 }
 
@@ -289,7 +309,7 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn resolve(path: &str, base_dir: &Path) -> PathBuf {
+pub fn resolve(path: &str, base_dir: &Path) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
         path.to_path_buf()
@@ -393,6 +413,7 @@ fn load_csv(
     path: &Path,
     label: &LabelColumn,
     header: bool,
+    delimiter: char,
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
@@ -411,7 +432,7 @@ fn load_csv(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_csv(text, &origin, label, header, loss)
+    parse_csv(text, &origin, label, header, delimiter, loss)
 }
 
 fn parse_csv(
@@ -419,6 +440,7 @@ fn parse_csv(
     origin: &str,
     label: &LabelColumn,
     header: bool,
+    delimiter: char,
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let mut rows = Vec::new();
@@ -427,8 +449,8 @@ fn parse_csv(
             continue;
         }
         let line_no = index + 1;
-        let cells =
-            split_line(line).map_err(|message| DataError::at_line(origin, line_no, message))?;
+        let cells = split_line(line, delimiter)
+            .map_err(|message| DataError::at_line(origin, line_no, message))?;
         rows.push(Row {
             line: line_no,
             cells,
@@ -563,12 +585,15 @@ fn parse_csv(
 }
 
 /// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.
-fn split_line(line: &str) -> Result<Vec<String>, String> {
+fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
     let mut cells = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
-        // Skip leading whitespace of the cell.
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        // Skip leading whitespace of the cell (but not a tab that delimits).
+        while chars
+            .peek()
+            .is_some_and(|&c| c.is_whitespace() && c != delimiter)
+        {
             chars.next();
         }
         let mut cell = String::new();
@@ -590,18 +615,19 @@ fn split_line(line: &str) -> Result<Vec<String>, String> {
                     }
                 }
             }
-            while chars.peek().is_some_and(|&c| c != ',') {
+            while chars.peek().is_some_and(|&c| c != delimiter) {
                 let c = chars.next().unwrap_or(' ');
                 if !c.is_whitespace() {
                     return Err(format!(
-                        "cell {} has text after its closing quote; expected a comma",
-                        cells.len() + 1
+                        "cell {} has text after its closing quote; expected the delimiter {:?}",
+                        cells.len() + 1,
+                        delimiter
                     ));
                 }
             }
         } else {
             while let Some(&c) = chars.peek() {
-                if c == ',' {
+                if c == delimiter {
                     break;
                 }
                 cell.push(c);
@@ -611,7 +637,7 @@ fn split_line(line: &str) -> Result<Vec<String>, String> {
         }
         cells.push(cell.trim().to_string());
         match chars.next() {
-            Some(',') => continue,
+            Some(c) if c == delimiter => continue,
             _ => break,
         }
     }
@@ -756,6 +782,7 @@ mod tests {
                 label,
                 header,
                 scale: 1.0,
+                delimiter: ',',
             },
         }
     }
@@ -1119,6 +1146,26 @@ mod tests {
         let data = load(&set, Path::new("/"), SCCE).unwrap();
         assert_eq!(data.x, vec![1.0, 0.5, 0.0, 0.25]);
         assert_eq!(data.labels, Labels::Classes(vec![3, 1]));
+    }
+
+    #[test]
+    fn csv_delimiters() {
+        for (delimiter, text) in [
+            (';', "a;b;y\n1.5; 2;1\n3;4;0\n"),
+            ('\t', "a\tb\ty\n1.5\t2\t1\n3\t4\t0\n"),
+        ] {
+            let file = TempCsv::new(text);
+            let mut set = csv_set(file.path(), LabelColumn::Last, true);
+            if let DataSource::Csv { delimiter: d, .. } = &mut set.source {
+                *d = delimiter;
+            }
+            let data = load(&set, Path::new("/"), SCCE).unwrap();
+            assert_eq!(data.x, vec![1.5, 2.0, 3.0, 4.0], "{delimiter:?}");
+            assert_eq!(data.labels, Labels::Classes(vec![1, 0]));
+        }
+        // With the default comma, a semicolon file is one column.
+        let e = error_text("a;b;y\n1;2;1\n", LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "at least 2");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! from the same model. Nothing here prints.
 
 use super::data::{Dataset, Labels};
-use super::train::argmax;
+use super::metrics::Metrics;
 use crate::check::program::Metric;
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
 use crate::ir::graph::Graph;
@@ -53,21 +53,31 @@ impl Evaluator {
         })
     }
 
-    /// Evaluates `params` (in the graph's parameter order) on every sample of `dataset`, which
-    /// has been checked against the model.
-    pub fn evaluate(
+    /// The forward pass's `scores` output for every sample of `dataset`, row-major (logits for
+    /// a softmax model, the output otherwise), with `params` (in the graph's parameter order).
+    pub fn scores(&mut self, params: &[&[f32]], dataset: &Dataset) -> Vec<f32> {
+        let mut scores = Vec::new();
+        self.batches(params, dataset, &mut |forward, rows, _| {
+            if let Some(batch) = forward.output(lower::SCORES, rows) {
+                scores.extend_from_slice(batch);
+            }
+        });
+        scores
+    }
+
+    /// Runs the forward pass over `dataset` in batches, handing each run to `each` with its row
+    /// count and first row.
+    fn batches(
         &mut self,
         params: &[&[f32]],
         dataset: &Dataset,
-        metrics: &[Metric],
-    ) -> Evaluation {
+        each: &mut dyn FnMut(&CompiledStep, usize, usize),
+    ) {
         assert_eq!(params.len(), self.params, "one slice per parameter");
         for (index, values) in params.iter().enumerate() {
             self.forward.param_mut(index).copy_from_slice(values);
         }
         let width = dataset.features;
-        let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
         let mut start = 0;
         while start < dataset.samples {
             let rows = self.batch.min(dataset.samples - start);
@@ -92,34 +102,41 @@ impl Evaluator {
                 }
             }
             self.forward.run(rows);
-            let loss = self
-                .forward
+            each(&self.forward, rows, start);
+            start = end;
+        }
+    }
+
+    /// Evaluates `params` (in the graph's parameter order) on every sample of `dataset`, which
+    /// has been checked against the model.
+    pub fn evaluate(
+        &mut self,
+        params: &[&[f32]],
+        dataset: &Dataset,
+        metrics: &[Metric],
+    ) -> Evaluation {
+        let mut loss_sum = 0.0f64;
+        let mut tally = Metrics::new(metrics);
+        self.batches(params, dataset, &mut |forward, rows, start| {
+            let loss = forward
                 .output(lower::LOSS, rows)
                 .map_or(f64::NAN, |v| f64::from(v[0]));
             loss_sum += loss * rows as f64;
-            if let (Labels::Classes(classes), Some(scores)) =
-                (&dataset.labels, self.forward.output(lower::SCORES, rows))
-            {
-                let outputs = scores.len() / rows;
-                correct += scores
-                    .chunks_exact(outputs)
-                    .zip(&classes[start..end])
-                    .filter(|&(row, &label)| argmax(row) == label as usize)
-                    .count();
+            if let Some(scores) = forward.output(lower::SCORES, rows) {
+                match &dataset.labels {
+                    Labels::Classes(classes) => {
+                        tally.add_classes(scores, classes[start..start + rows].iter().copied());
+                    }
+                    Labels::Targets { width, values } => {
+                        tally.add_targets(scores, &values[start * width..(start + rows) * width]);
+                    }
+                }
             }
-            start = end;
-        }
+        });
         let samples = dataset.samples.max(1) as f64;
         Evaluation {
             loss: loss_sum / samples,
-            metrics: metrics
-                .iter()
-                .map(|metric| match metric {
-                    Metric::SparseCategoricalAccuracy => {
-                        (metric.display_name(), correct as f64 / samples)
-                    }
-                })
-                .collect(),
+            metrics: tally.finish(),
             samples: dataset.samples,
         }
     }

@@ -21,6 +21,9 @@ pub fn columns(report: &EpochReport) -> Vec<(String, f64)> {
             columns.push((format!("val_{name}"), *value));
         }
     }
+    if let Some(rate) = report.learning_rate {
+        columns.push(("learning_rate".to_string(), rate));
+    }
     columns.push(("seconds".to_string(), report.seconds));
     columns
 }
@@ -81,6 +84,7 @@ mod tests {
             metrics: vec![("accuracy", 0.25 * epoch as f64)],
             seconds: 0.125,
             steps: 4,
+            learning_rate: None,
             validation: validation.then(|| Evaluation {
                 loss: 0.75,
                 metrics: vec![("accuracy", 0.5)],

@@ -1,8 +1,13 @@
-//! The runtime: data loading, seeded initialisation, and the epoch loop that drives a compiled
-//! training step. `data` is, with the CLI, the only code that touches files.
+//! The runtime: data loading, seeded initialisation, the epoch loop that drives a compiled
+//! training step, callbacks, checkpoints and predictions. `data`, `checkpoint` and `predict`
+//! are, with the CLI, the only code that touches files.
 
+pub mod callbacks;
+pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
 pub mod history;
 pub mod init;
+pub mod metrics;
+pub mod predict;
 pub mod train;

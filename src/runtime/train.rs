@@ -1,6 +1,7 @@
 //! The epoch loop: shuffles with a seeded RNG, gathers each batch into the compiled step's input
-//! buffers, makes one native call per batch, and accumulates loss and metrics. It reports each
-//! epoch to an observer and never prints.
+//! buffers (with the step count and this step's learning rate), makes one native call per batch,
+//! accumulates loss and metrics, and runs the callbacks after each epoch. It reports each epoch
+//! to an observer and never prints.
 
 use std::time::Instant;
 
@@ -8,9 +9,11 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::data::{Dataset, Labels};
+use super::callbacks::Callbacks;
+use super::data::{DataError, Dataset, Labels};
 use super::evaluate::Evaluation;
-use crate::check::program::{Fit, Metric};
+use super::metrics::Metrics;
+use crate::check::program::{Callback, Fit, Optimizer};
 use crate::codegen::CompiledStep;
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
@@ -26,6 +29,9 @@ pub struct EpochReport {
     pub metrics: Vec<(&'static str, f64)>,
     pub seconds: f64,
     pub steps: usize,
+    /// The learning rate at the end of the epoch, when a schedule or `reduce_lr_on_plateau`
+    /// changes it (Keras logs `learning_rate` then).
+    pub learning_rate: Option<f64>,
     /// Loss and metrics on the validation data after the epoch (Keras's `val_loss`, `val_…`),
     /// when the fit has validation data. Not included in `seconds`.
     pub validation: Option<Evaluation>,
@@ -43,6 +49,7 @@ struct InputSlots {
     labels: Option<usize>,
     targets: Option<usize>,
     step: Option<usize>,
+    lr: Option<usize>,
 }
 
 impl InputSlots {
@@ -53,79 +60,200 @@ impl InputSlots {
             labels: find(lower::LABELS),
             targets: find(lower::TARGETS),
             step: find(optimizer::STEP),
+            lr: find(optimizer::LR),
         }
     }
 }
 
-/// Trains for `fit.epochs` epochs on `dataset`, starting from the parameters already in `step`.
-/// The RNG for shuffling is seeded from `fit.seed`, so a run repeats exactly. After each epoch,
-/// `validate` sees the step (its current weights) and may return a validation result.
+/// Where an epoch is, after each step (for a live progress bar).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// 1-based.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in this epoch, and how many it has.
+    pub step: usize,
+    pub steps: usize,
+    /// Mean loss over the epoch's samples so far.
+    pub loss: f64,
+    pub seconds: f64,
+}
+
+/// What the epoch loop asks of its caller.
+pub trait Observer {
+    /// A step has run. Called after every step, so it must be cheap.
+    fn progress(&mut self, _progress: &Progress) {}
+    /// Loss and metrics of the step's current weights on the validation data, if any.
+    fn validate(&mut self, step: &CompiledStep) -> Option<Evaluation>;
+    /// An epoch has ended (after validation and callbacks).
+    fn epoch(&mut self, report: &EpochReport);
+    /// A `checkpoint` callback asks for the current weights and optimizer state at `path`;
+    /// `steps` updates made so far, `epoch` epochs trained.
+    fn save(
+        &mut self,
+        path: &str,
+        step: &CompiledStep,
+        steps: u64,
+        epoch: usize,
+    ) -> Result<(), DataError>;
+}
+
+/// How a fit's training ended.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    pub history: Vec<EpochReport>,
+    /// Updates made, counting those before the fit (Keras's `optimizer.iterations`).
+    pub steps: u64,
+    /// The epoch (1-based) after which early stopping ended training.
+    pub stopped_early: Option<usize>,
+}
+
+/// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
+/// parameters and optimizer state already in `step`, `steps_done` updates into training. The
+/// RNG for shuffling is seeded from `fit.seed` and replays the shuffles of the epochs already
+/// trained, so a resumed run sees the same batches as an uninterrupted one.
 pub fn train(
     step: &mut CompiledStep,
     graph: &Graph,
     dataset: &Dataset,
     fit: &Fit,
-    validate: &mut dyn FnMut(&CompiledStep) -> Option<Evaluation>,
-    on_epoch: &mut dyn FnMut(&EpochReport),
-) -> Vec<EpochReport> {
+    steps_done: u64,
+    observer: &mut dyn Observer,
+) -> Result<Trained, DataError> {
     let slots = InputSlots::of(graph);
     // A separate stream from weight initialisation, which uses the same seed.
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x5348_5546_464c_4521);
     let mut order: Vec<usize> = (0..dataset.samples).collect();
+    let first = fit.training.initial_epoch + 1;
+    if fit.shuffle {
+        for _ in 1..first {
+            order.shuffle(&mut rng);
+        }
+    }
     let mut history = Vec::with_capacity(fit.epochs);
-    let mut step_count = 0u64;
+    let mut step_count = steps_done;
+    let schedule = fit.training.schedule.as_ref();
+    let mut lr = match fit.optimizer {
+        Optimizer::Sgd { lr } | Optimizer::Adam { lr, .. } => lr,
+    };
+    let reports_lr = schedule.is_some()
+        || fit
+            .training
+            .callbacks
+            .iter()
+            .any(|c| matches!(c, Callback::ReduceLrOnPlateau { .. }));
+    let mut callbacks = Callbacks::new(&fit.training.callbacks);
+    let mut best_weights: Option<Vec<Vec<f32>>> = None;
+    let snapshot = |step: &CompiledStep| -> Vec<Vec<f32>> {
+        (0..graph.params.len())
+            .map(|i| step.param(i).to_vec())
+            .collect()
+    };
+    let mut stopped_early = None;
 
-    for epoch in 1..=fit.epochs {
+    for epoch in first..=fit.epochs {
         let started = Instant::now();
         if fit.shuffle {
             order.shuffle(&mut rng);
         }
         let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
+        let mut tally = Metrics::new(&fit.metrics);
         let mut steps = 0usize;
+        let steps_per_epoch = dataset.samples.div_ceil(fit.batch);
+        let mut seen = 0usize;
         for rows in order.chunks(fit.batch) {
+            if let Some(schedule) = schedule {
+                // Keras evaluates the schedule at the number of updates already made.
+                lr = schedule.rate(step_count) as f32;
+            }
             step_count += 1;
-            gather(step, &slots, dataset, rows, step_count);
+            gather(step, &slots, dataset, rows, step_count, lr);
             step.run(rows.len());
             let loss = step
                 .output(lower::LOSS, rows.len())
                 .map_or(f64::NAN, |v| f64::from(v[0]));
             loss_sum += loss * rows.len() as f64;
-            if let (Labels::Classes(labels), Some(scores)) =
-                (&dataset.labels, step.output(lower::SCORES, rows.len()))
+            if !fit.metrics.is_empty()
+                && let Some(scores) = step.output(lower::SCORES, rows.len())
             {
-                correct += count_correct(scores, labels, rows);
+                match &dataset.labels {
+                    Labels::Classes(labels) => {
+                        tally.add_classes(scores, rows.iter().map(|&r| labels[r]));
+                    }
+                    Labels::Targets { width, values } => {
+                        for (output, &r) in scores.chunks_exact(*width).zip(rows) {
+                            tally.add_targets(output, &values[r * width..(r + 1) * width]);
+                        }
+                    }
+                }
             }
             steps += 1;
+            seen += rows.len();
+            observer.progress(&Progress {
+                epoch,
+                epochs: fit.epochs,
+                step: steps,
+                steps: steps_per_epoch,
+                loss: loss_sum / seen as f64,
+                seconds: started.elapsed().as_secs_f64(),
+            });
         }
         let samples = dataset.samples.max(1) as f64;
-        let metrics = fit
-            .metrics
-            .iter()
-            .map(|metric| match metric {
-                Metric::SparseCategoricalAccuracy => {
-                    (metric.display_name(), correct as f64 / samples)
-                }
-            })
-            .collect();
+        let metrics = tally.finish();
         let seconds = started.elapsed().as_secs_f64();
-        let report = EpochReport {
+        let mut report = EpochReport {
             epoch,
             epochs: fit.epochs,
             loss: loss_sum / samples,
             metrics,
             seconds,
             steps,
-            validation: validate(step),
+            learning_rate: None,
+            validation: observer.validate(step),
         };
-        on_epoch(&report);
+        let decision = callbacks.on_epoch_end(epoch - 1, &report, lr);
+        if decision.snapshot {
+            best_weights = Some(snapshot(step));
+        }
+        if let Some(new) = decision.lr {
+            lr = new;
+        }
+        if reports_lr {
+            report.learning_rate = Some(f64::from(lr));
+        }
+        observer.epoch(&report);
+        for path in &decision.save {
+            observer.save(path, step, step_count, epoch)?;
+        }
         history.push(report);
+        if decision.stop {
+            stopped_early = Some(epoch);
+            break;
+        }
     }
-    history
+    if callbacks.restores_best_weights()
+        && let Some(best) = best_weights
+    {
+        for (index, values) in best.iter().enumerate() {
+            step.param_mut(index).copy_from_slice(values);
+        }
+    }
+    Ok(Trained {
+        history,
+        steps: step_count,
+        stopped_early,
+    })
 }
 
 /// Copies the batch's rows into the step's input buffers.
-fn gather(step: &mut CompiledStep, slots: &InputSlots, dataset: &Dataset, rows: &[usize], t: u64) {
+fn gather(
+    step: &mut CompiledStep,
+    slots: &InputSlots,
+    dataset: &Dataset,
+    rows: &[usize],
+    t: u64,
+    lr: f32,
+) {
     let batch = rows.len();
     let width = dataset.features;
     let x = step.input_f32_mut(slots.features, batch);
@@ -153,16 +281,9 @@ fn gather(step: &mut CompiledStep, slots: &InputSlots, dataset: &Dataset, rows: 
     if let Some(slot) = slots.step {
         step.input_f32_mut(slot, batch)[0] = t as f32;
     }
-}
-
-/// How many rows' highest score (first on ties) is at their label.
-fn count_correct(scores: &[f32], labels: &[i32], rows: &[usize]) -> usize {
-    let classes = scores.len() / rows.len().max(1);
-    scores
-        .chunks_exact(classes)
-        .zip(rows)
-        .filter(|&(row_scores, &row)| argmax(row_scores) == labels[row] as usize)
-        .count()
+    if let Some(slot) = slots.lr {
+        step.input_f32_mut(slot, batch)[0] = lr;
+    }
 }
 
 pub fn argmax(values: &[f32]) -> usize {

@@ -1,0 +1,254 @@
+//! NumPy data: `npy(features: "x.npy", labels: "y.npy")` reads two `.npy` files,
+//! `npz("d.npz", features: "x", labels: "y")` two arrays of one archive (read with
+//! ndarray-npy).
+//!
+//! Features are any numeric array `[samples, ...]`: each sample's values, flattened in C order,
+//! become its features (so `[N, 28, 28]` images give 784 features), converted to f32. Labels
+//! are `[samples]` integers (or whole-valued floats) for sparse categorical cross-entropy, and
+//! `[samples]` or `[samples, M]` numbers for mean squared error. Features must be finite.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use ndarray::ArrayD;
+use ndarray_npy::{ReadNpyExt, ReadableElement};
+
+use super::{DataError, Dataset, Labels};
+use crate::check::program::Loss;
+
+/// An array read whatever its element type, as f64 values with its shape.
+struct Numbers {
+    shape: Vec<usize>,
+    values: Vec<f64>,
+    /// Whether the file held integers (or booleans).
+    integers: bool,
+}
+
+fn convert<T: Copy>(array: ArrayD<T>, to_f64: impl Fn(T) -> f64, integers: bool) -> Numbers {
+    Numbers {
+        shape: array.shape().to_vec(),
+        // Iteration is in logical (C) order whatever the file's memory order.
+        values: array.iter().map(|&v| to_f64(v)).collect(),
+        integers,
+    }
+}
+
+/// Tries each element type NumPy data commonly has.
+fn read_any(bytes: &[u8]) -> Result<Numbers, String> {
+    fn read<T: ReadableElement>(bytes: &[u8]) -> Result<ArrayD<T>, ndarray_npy::ReadNpyError> {
+        ArrayD::<T>::read_npy(bytes)
+    }
+    let mut first_error = None;
+    macro_rules! attempt {
+        ($t:ty, $integers:expr) => {
+            match read::<$t>(bytes) {
+                Ok(array) => return Ok(convert(array, |v| v as f64, $integers)),
+                Err(e) => {
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        };
+    }
+    attempt!(f32, false);
+    attempt!(f64, false);
+    attempt!(u8, true);
+    attempt!(i64, true);
+    attempt!(i32, true);
+    attempt!(u16, true);
+    attempt!(i16, true);
+    attempt!(i8, true);
+    attempt!(u32, true);
+    attempt!(u64, true);
+    if let Ok(array) = read::<bool>(bytes) {
+        return Ok(convert(array, |v| f64::from(u8::from(v)), true));
+    }
+    Err(first_error.unwrap_or_default())
+}
+
+fn read_file(path: &Path) -> Result<Numbers, DataError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    parse(&bytes, &origin)
+}
+
+fn parse(bytes: &[u8], origin: &str) -> Result<Numbers, DataError> {
+    if !bytes.starts_with(b"\x93NUMPY") {
+        return Err(DataError::new(
+            origin,
+            "not a NumPy .npy array: the file does not start with \\x93NUMPY",
+        ));
+    }
+    read_any(bytes).map_err(|e| {
+        DataError::new(
+            origin,
+            format!("cannot read the array ({e}); expected a numeric .npy array"),
+        )
+    })
+}
+
+pub fn load_npy(
+    features: &Path,
+    labels: &Path,
+    scale: f32,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let x = read_file(features)?;
+    let y = read_file(labels)?;
+    assemble(
+        x,
+        &features.display().to_string(),
+        y,
+        &labels.display().to_string(),
+        scale,
+        loss,
+    )
+}
+
+pub fn load_npz(
+    path: &Path,
+    features: &str,
+    labels: &str,
+    scale: f32,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let origin = path.display().to_string();
+    let file = File::open(path)
+        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| DataError::new(&origin, format!("not a NumPy .npz archive: {e}")))?;
+    let names: Vec<String> = archive.file_names().map(str::to_string).collect();
+    let mut array = |name: &str| -> Result<(Numbers, String), DataError> {
+        let entry_origin = format!("{origin} [{name}]");
+        // np.savez stores `x` as `x.npy`; accept either spelling.
+        let stored = [name.to_string(), format!("{name}.npy")]
+            .into_iter()
+            .find(|n| names.contains(n))
+            .ok_or_else(|| {
+                let available: Vec<&str> =
+                    names.iter().map(|n| n.trim_end_matches(".npy")).collect();
+                DataError::new(
+                    &origin,
+                    format!(
+                        "the archive has no array `{name}`; it has: {}",
+                        available.join(", ")
+                    ),
+                )
+            })?;
+        // The raw entry is parsed like a .npy file, so every element type works.
+        let mut bytes = Vec::new();
+        archive
+            .by_name(&stored)
+            .map_err(|e| e.to_string())
+            .and_then(|mut entry| entry.read_to_end(&mut bytes).map_err(|e| e.to_string()))
+            .map_err(|e| DataError::new(&entry_origin, format!("cannot read the array: {e}")))?;
+        Ok((parse(&bytes, &entry_origin)?, entry_origin))
+    };
+    let (x, x_origin) = array(features)?;
+    let (y, y_origin) = array(labels)?;
+    assemble(x, &x_origin, y, &y_origin, scale, loss)
+}
+
+/// Features and labels into a data set, checking counts, shapes and values.
+fn assemble(
+    x: Numbers,
+    x_origin: &str,
+    y: Numbers,
+    y_origin: &str,
+    scale: f32,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let Some(&samples) = x.shape.first() else {
+        return Err(DataError::new(
+            x_origin,
+            "the features array is a scalar; expected [samples, features...]",
+        ));
+    };
+    if x.shape.len() < 2 {
+        return Err(DataError::new(
+            x_origin,
+            format!(
+                "the features array has shape {:?}; expected [samples, features...] (at least \
+                 two dimensions)",
+                x.shape
+            ),
+        ));
+    }
+    let features: usize = x.shape[1..].iter().product();
+    let y_samples = y.shape.first().copied().unwrap_or(0);
+    if y_samples != samples || y.shape.is_empty() {
+        return Err(DataError::new(
+            y_origin,
+            format!(
+                "the labels array has shape {:?} but the features hold {samples} samples; \
+                 expected one label per sample",
+                y.shape
+            ),
+        ));
+    }
+    let mut values = Vec::with_capacity(x.values.len());
+    for (index, &v) in x.values.iter().enumerate() {
+        if !v.is_finite() {
+            return Err(DataError::new(
+                x_origin,
+                format!(
+                    "sample {}, feature {} is {v}; features must be finite numbers",
+                    index / features.max(1) + 1,
+                    index % features.max(1) + 1
+                ),
+            ));
+        }
+        values.push((v as f32) / scale);
+    }
+    let labels = if loss.uses_classes() {
+        {
+            if y.shape.len() != 1 {
+                return Err(DataError::new(
+                    y_origin,
+                    format!(
+                        "the labels array has shape {:?}; {} needs one class index per sample, \
+                         shape [{samples}]",
+                        y.shape,
+                        loss.name()
+                    ),
+                ));
+            }
+            let mut classes = Vec::with_capacity(samples);
+            for (index, &v) in y.values.iter().enumerate() {
+                if v.fract() != 0.0 || !(0.0..=f64::from(i32::MAX)).contains(&v) {
+                    return Err(DataError::new(
+                        y_origin,
+                        format!(
+                            "sample {} has label {v}; expected a class index (a whole number \
+                             from 0){}",
+                            index + 1,
+                            if y.integers {
+                                ""
+                            } else {
+                                " — the array holds floats"
+                            }
+                        ),
+                    ));
+                }
+                classes.push(v as i32);
+            }
+            Labels::Classes(classes)
+        }
+    } else {
+        {
+            let width: usize = y.shape[1..].iter().product();
+            Labels::Targets {
+                width: width.max(1),
+                values: y.values.iter().map(|&v| v as f32).collect(),
+            }
+        }
+    };
+    Ok(Dataset {
+        samples,
+        features,
+        x: values,
+        labels,
+        origin: x_origin.to_string(),
+    })
+}

@@ -1,0 +1,542 @@
+//! The fit / evaluate / predict / save / load workflow through the `kiln` binary: checkpoints
+//! that round-trip and resume exactly, bad checkpoints as messages, callbacks and schedules
+//! doing what Keras's do, and predictions written as CSV and NPY.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scratch folder holding `files` (name, contents), unique to the test.
+fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-workflow-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    dir
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// Runs `kiln run ARGS… FILE`, asserts success, returns stdout.
+fn run_ok(dir: &Path, file: &str, args: &[&str]) -> String {
+    let program = path(dir, file);
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.push(&program);
+    let out = kiln(&all);
+    assert!(
+        out.status.success(),
+        "{file}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Runs a program that must fail; returns stderr.
+fn run_err(dir: &Path, file: &str, args: &[&str]) -> String {
+    let program = path(dir, file);
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.push(&program);
+    let out = kiln(&all);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// The weights hash on the `Trained …` line.
+fn weights(stdout: &str) -> String {
+    let line = stdout
+        .lines()
+        .rfind(|l| l.starts_with("Trained"))
+        .unwrap_or_else(|| panic!("no Trained line: {stdout}"));
+    line.rsplit("(weights ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string()
+}
+
+const DATA_AND_MODEL: &str = "data train = synthetic_classification(samples: 600, features: 6, classes: 3, seed: 1)\n\
+    data test = synthetic_classification(samples: 200, features: 6, classes: 3, seed: 1)\n\
+    model m(x: f32[B, 6]) -> f32[B, 3] {\n    dense(12, relu)\n    dense(3, softmax)\n}\n";
+
+fn program(fit_settings: &str, after: &str) -> String {
+    format!(
+        "{DATA_AND_MODEL}fit m on train {{\n    loss sparse_categorical_crossentropy\n    \
+         metrics [accuracy]\n    seed 5\n{fit_settings}}}\n{after}"
+    )
+}
+
+#[test]
+fn resumed_training_equals_uninterrupted_training() {
+    for optimizer in ["adam", "sgd(lr: 0.1)"] {
+        let settings = |extra: &str| format!("    optimizer {optimizer}\n{extra}");
+        let dir = scratch(
+            &format!("resume-{}", &optimizer[..3]),
+            &[
+                ("straight.model", &program(&settings("    epochs 4\n"), "")),
+                (
+                    "first.model",
+                    &program(
+                        &settings("    epochs 2\n"),
+                        "save m to \"half.safetensors\"\n",
+                    ),
+                ),
+                (
+                    "second.model",
+                    &program(&settings("    epochs 4\n    initial_epoch 2\n"), ""),
+                ),
+                (
+                    "in_program.model",
+                    &program(&settings("    epochs 4\n    initial_epoch 2\n"), "").replace(
+                        "fit m on train",
+                        "load m from \"half.safetensors\"\nfit m on train",
+                    ),
+                ),
+            ],
+        );
+        let straight = weights(&run_ok(&dir, "straight.model", &["-q"]));
+        run_ok(&dir, "first.model", &["-q"]);
+        let half = path(&dir, "half.safetensors");
+        let resumed = run_ok(&dir, "second.model", &["--load", &half]);
+        assert!(
+            resumed.contains("resuming after epoch 2"),
+            "{optimizer}: {resumed}"
+        );
+        assert!(resumed.contains("Epoch 3/4"), "{resumed}");
+        assert!(!resumed.contains("Epoch 2/4"), "{resumed}");
+        assert_eq!(
+            weights(&resumed),
+            straight,
+            "{optimizer}: --load resumes exactly"
+        );
+        let in_program = run_ok(&dir, "in_program.model", &[]);
+        assert_eq!(
+            weights(&in_program),
+            straight,
+            "{optimizer}: `load` resumes exactly"
+        );
+        // --init takes the weights but not the optimizer state (nor, for Adam, its step count).
+        let init = run_ok(&dir, "second.model", &["--init", &half]);
+        if optimizer == "adam" {
+            assert_ne!(weights(&init), straight, "a fresh Adam differs");
+        }
+    }
+}
+
+#[test]
+fn save_then_load_round_trips_the_weights() {
+    let dir = scratch(
+        "roundtrip",
+        &[
+            (
+                "save.model",
+                &program(
+                    "    epochs 2\n",
+                    "save m to \"w.safetensors\"\nevaluate m on test\n",
+                ),
+            ),
+            (
+                // No fit before the evaluate: the loaded weights are evaluated as they are.
+                "load.model",
+                &format!(
+                    "{}load m from \"w.safetensors\"\nevaluate m on test\nsave m to \"again.safetensors\"\n",
+                    program("    epochs 2\n", "")
+                        .replace("fit m on train", "fit m on test")
+                        .replace("data train = synthetic_classification(samples: 600, features: 6, classes: 3, seed: 1)\n", "")
+                ),
+            ),
+        ],
+    );
+    let saved = run_ok(&dir, "save.model", &[]);
+    let loaded = run_ok(&dir, "load.model", &[]);
+    let evaluated = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("Evaluated m on test"))
+            .unwrap_or_else(|| panic!("{out}"))
+            .to_string()
+    };
+    // The program order is `fit`, `load`, `evaluate`: the loaded weights replace the trained ones.
+    assert_eq!(evaluated(&saved), evaluated(&loaded));
+    let a = std::fs::read(dir.join("w.safetensors")).unwrap();
+    let b = std::fs::read(dir.join("again.safetensors")).unwrap();
+    assert!(a == b, "saving loaded weights writes the same bytes");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn bad_checkpoints_are_reported() {
+    let dir = scratch(
+        "badckpt",
+        &[
+            (
+                "save.model",
+                &program("    epochs 1\n", "save m to \"w.safetensors\"\n"),
+            ),
+            ("run.model", &program("    epochs 1\n", "")),
+        ],
+    );
+    run_ok(&dir, "save.model", &["-q"]);
+    let good = std::fs::read(dir.join("w.safetensors")).unwrap();
+
+    // A wider model: every parameter of the second layer has the wrong shape, by name.
+    let wider = program("    epochs 1\n", "").replace("dense(12, relu)", "dense(13, relu)");
+    std::fs::write(dir.join("wider.model"), wider).unwrap();
+    let w = path(&dir, "w.safetensors");
+    let stderr = run_err(&dir, "wider.model", &["--load", &w]);
+    assert!(stderr.contains("E0405"), "{stderr}");
+    assert!(
+        stderr.contains("`dense.kernel` has shape [6, 12]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`dense_1.kernel` has shape [12, 3]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`dense.bias` has shape [12]"), "{stderr}");
+
+    // A model with a third layer: the checkpoint lacks its tensors.
+    let deeper = program("    epochs 1\n", "")
+        .replace("dense(3, softmax)", "dense(3, relu)\n    dense(3, softmax)")
+        .replace(
+            "fit m on train",
+            "load m from \"w.safetensors\"\nfit m on train",
+        );
+    std::fs::write(dir.join("deeper.model"), deeper).unwrap();
+    let stderr = run_err(&dir, "deeper.model", &[]);
+    assert!(stderr.contains("E0404"), "{stderr}");
+    assert!(stderr.contains("no tensor `dense_2.kernel`"), "{stderr}");
+    assert!(
+        stderr.contains("load m from"),
+        "points at the statement: {stderr}"
+    );
+
+    // Truncated, and not a checkpoint at all.
+    std::fs::write(dir.join("cut.safetensors"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(dir.join("junk.safetensors"), "not a checkpoint").unwrap();
+    for name in ["cut.safetensors", "junk.safetensors"] {
+        let stderr = run_err(&dir, "run.model", &["--load", &path(&dir, name)]);
+        assert!(stderr.contains(name), "{stderr}");
+        assert!(stderr.contains("truncated or corrupt"), "{stderr}");
+    }
+
+    // Flags: missing file, wrong extension, both --load and --init.
+    let stderr = run_err(
+        &dir,
+        "run.model",
+        &["--load", &path(&dir, "none.safetensors")],
+    );
+    assert!(stderr.contains("no such file"), "{stderr}");
+    let stderr = run_err(&dir, "run.model", &["--init", &path(&dir, "run.model")]);
+    assert!(stderr.contains("must end in .safetensors"), "{stderr}");
+    let out = kiln(&["run", "--load", &w, "--init", &w, &path(&dir, "run.model")]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects the pair");
+}
+
+#[test]
+fn early_stopping_stops_and_checkpoint_keeps_the_best() {
+    // A learning rate this large makes the validation loss rise after the first epochs.
+    let settings = "    optimizer sgd(lr: 4.0)\n    epochs 30\n    validation test\n    \
+                    callbacks [early_stopping(patience: 2), checkpoint(\"best.safetensors\", save_best_only: true)]\n";
+    let dir = scratch(
+        "early",
+        &[(
+            "m.model",
+            &program(
+                settings,
+                "load m from \"best.safetensors\"\nevaluate m on test\n",
+            ),
+        )],
+    );
+    let history = path(&dir, "h.csv");
+    let out = run_ok(&dir, "m.model", &["--history", &history]);
+    let csv = std::fs::read_to_string(&history).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|c| c.parse().unwrap()).collect())
+        .collect();
+    // Columns: epoch, loss, accuracy, val_loss, val_accuracy, seconds.
+    let val_loss: Vec<f64> = rows.iter().map(|r| r[3]).collect();
+    // Keras's rule with patience 2: stop at the second epoch in a row without a new best.
+    let mut best = f64::INFINITY;
+    let mut wait = 0;
+    let mut expected_stop = None;
+    for (epoch, &loss) in val_loss.iter().enumerate() {
+        wait += 1;
+        if loss < best {
+            best = loss;
+            wait = 0;
+        } else if wait >= 2 && epoch > 0 {
+            expected_stop = Some(epoch + 1);
+            break;
+        }
+    }
+    let stopped = expected_stop.unwrap_or_else(|| panic!("never stops: {val_loss:?}"));
+    assert!(stopped < 30, "{val_loss:?}");
+    assert_eq!(rows.len(), stopped, "{out}");
+    assert!(
+        out.contains(&format!("Epoch {stopped}: early stopping")),
+        "{out}"
+    );
+    // The checkpoint holds the best epoch's weights: evaluating them gives the best val_loss.
+    let evaluated = out
+        .lines()
+        .find(|l| l.starts_with("Evaluated"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let printed = format!("loss: {:.4}", best);
+    assert!(evaluated.contains(&printed), "{evaluated} vs best {best}");
+}
+
+#[test]
+fn schedules_set_the_rate_of_every_step() {
+    // 600 samples at batch 100: 6 steps per epoch. exponential_decay halves every 6 steps, so
+    // the rate after epoch e (e·6 updates made, the next at step e·6) is 0.1 · 0.5^e.
+    let dir = scratch(
+        "schedule",
+        &[
+            (
+                "exp.model",
+                &program(
+                    "    batch 100\n    epochs 3\n    optimizer sgd(lr: exponential_decay(0.1, decay_steps: 6, decay_rate: 0.5))\n",
+                    "",
+                ),
+            ),
+            (
+                "piecewise.model",
+                &program(
+                    "    batch 100\n    epochs 3\n    optimizer sgd(lr: piecewise_constant_decay([6, 12], [0.1, 0.05, 0.025]))\n",
+                    "",
+                ),
+            ),
+            (
+                "constant.model",
+                &program(
+                    "    batch 100\n    epochs 3\n    optimizer sgd(lr: 0.1)\n",
+                    "",
+                ),
+            ),
+            (
+                "plateau.model",
+                &program(
+                    "    batch 100\n    epochs 3\n    optimizer sgd(lr: 0.1)\n    callbacks [reduce_lr_on_plateau(monitor: \"loss\", factor: 0.5, patience: 0, min_delta: 100)]\n",
+                    "",
+                ),
+            ),
+        ],
+    );
+    let rates = |file: &str| -> Vec<f64> {
+        let history = path(&dir, &format!("{file}.csv"));
+        run_ok(&dir, file, &["-q", "--history", &history]);
+        let csv = std::fs::read_to_string(&history).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let column = header.iter().position(|c| *c == "learning_rate").unwrap();
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
+            .collect()
+    };
+    // The rate of the last step of each epoch: steps 5, 11, 17.
+    let exp = rates("exp.model");
+    for (e, rate) in exp.iter().enumerate() {
+        let step = 6 * e + 5;
+        let expected = 0.1 * 0.5f64.powf(step as f64 / 6.0);
+        assert!(
+            (rate - expected).abs() < 1e-7,
+            "epoch {e}: {rate} vs {expected}"
+        );
+    }
+    // piecewise: steps 0..=6 at 0.1, 7..=12 at 0.05, then 0.025 (the last step of each epoch: 5,
+    // 11, 17).
+    let piecewise = rates("piecewise.model");
+    assert_eq!(piecewise.len(), 3);
+    for (rate, expected) in piecewise.iter().zip([0.1, 0.05, 0.025]) {
+        assert!((rate - expected).abs() < 1e-7, "{piecewise:?}");
+    }
+    // reduce_lr_on_plateau with a min_delta no epoch can beat: halved after every epoch but the
+    // first (which improves on infinity).
+    let plateau = rates("plateau.model");
+    for (rate, expected) in plateau.iter().zip([0.1, 0.05, 0.025]) {
+        assert!((rate - expected).abs() < 1e-7, "{plateau:?}");
+    }
+    // A schedule changes training: its weights differ from the constant rate's.
+    let constant = weights(&run_ok(&dir, "constant.model", &["-q"]));
+    let decayed = weights(&run_ok(&dir, "exp.model", &["-q"]));
+    assert_ne!(constant, decayed);
+}
+
+#[test]
+fn predict_writes_probabilities_and_classes() {
+    let dir = scratch(
+        "predict",
+        &[(
+            "m.model",
+            &program(
+                "    epochs 5\n    optimizer adam(lr: 0.01)\n",
+                "evaluate m on test\npredict m on test to \"p.csv\"\npredict m on test to \"p.npy\"\n",
+            ),
+        )],
+    );
+    let out = run_ok(&dir, "m.model", &[]);
+    assert!(
+        out.contains("Predicted m on test: 200 samples written to"),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("prob_0,prob_1,prob_2,class"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 200);
+    for row in &rows {
+        let sum: f64 = row[..3].iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{row:?}");
+        let best = (0..3).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+        assert_eq!(row[3], best as f64, "{row:?}");
+    }
+    // NPY: probabilities [200, 3] as float32 and classes [200] as int64, readable by NumPy
+    // (checked here through the header NumPy writes and reads).
+    let npy = std::fs::read(dir.join("p.npy")).unwrap();
+    assert_eq!(&npy[..6], b"\x93NUMPY");
+    let header = text(&npy[10..128.min(npy.len())]);
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'shape': (200, 3)"), "{header}");
+    let classes = std::fs::read(dir.join("p_classes.npy")).unwrap();
+    let header = text(&classes[10..100]);
+    assert!(header.contains("'descr': '<i8'"), "{header}");
+    assert!(header.contains("'shape': (200,)"), "{header}");
+    // The accuracy `evaluate` reports is that of the predicted classes.
+    let evaluated = out.lines().find(|l| l.starts_with("Evaluated")).unwrap();
+    let accuracy: f64 = evaluated
+        .rsplit("accuracy: ")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.8, "{evaluated}");
+}
+
+#[test]
+fn action_and_callback_mistakes_are_diagnostics() {
+    let cases = [
+        ("predict m on test to \"p.txt\"\n", "", "E0402"),
+        ("save m to \"w.bin\"\n", "", "E0401"),
+        ("evaluate m on nothing\n", "", "E0103"),
+        ("", "    callbacks [early_stopping()]\n", "E0313"),
+        ("", "    callbacks [early_stoping()]\n", "E0117"),
+        (
+            "",
+            "    validation test\n    optimizer adam(lr: cosine_decay(0.01, decay_steps: 10))\n    callbacks [reduce_lr_on_plateau()]\n",
+            "E0314",
+        ),
+        ("", "    optimizer adam(lr: cosine(0.01))\n", "E0118"),
+        ("", "    epochs 2\n    initial_epoch 3\n", "E0303"),
+        ("", "    metrics [mse]\n", "E0315"),
+        ("", "    metrics [top_k_accuracy(k: 0)]\n", "E0303"),
+        ("", "    metrics [recal]\n", "E0109"),
+    ];
+    for (index, (after, settings, code)) in cases.into_iter().enumerate() {
+        let mut source = program(settings, after);
+        if settings.contains("metrics") {
+            source = source.replace("    metrics [accuracy]\n", "");
+        }
+        let dir = scratch(&format!("mistake{index}"), &[("m.model", &source)]);
+        let out = kiln(&["check", &path(&dir, "m.model")]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{code}: {stderr}");
+        assert!(stderr.contains(code), "expected {code}: {stderr}");
+    }
+    // A model no fit trains cannot be evaluated: there is no loss.
+    let dir = scratch(
+        "noloss",
+        &[(
+            "m.model",
+            &format!("{DATA_AND_MODEL}evaluate m on test\npredict m on train to \"p.csv\"\n"),
+        )],
+    );
+    let out = kiln(&["check", &path(&dir, "m.model")]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("E0403"), "{stderr}");
+}
+
+#[test]
+fn metrics_for_classifiers_and_regression() {
+    let csv: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..60).map(|i| {
+            let (a, b) = ((i % 7) as f64 / 7.0, (i % 5) as f64 / 5.0);
+            format!("{a},{b},{}\n", 2.0 * a - b)
+        }))
+        .collect();
+    let regression = "data d = csv(\"r.csv\")\n\
+        model r(x: f32[B, 2]) -> f32[B, 1] {\n    dense(1)\n}\n\
+        fit r on d {\n    loss mean_squared_error\n    metrics [mae, mse]\n    epochs 2\n}\n";
+    let classifier = program(
+        "    epochs 2\n    metrics [top_k_accuracy(k: 3), precision, recall]\n",
+        "",
+    )
+    .replace("    metrics [accuracy]\n", "");
+    let dir = scratch(
+        "metrics",
+        &[
+            ("r.csv", &csv),
+            ("r.model", regression),
+            ("c.model", &classifier),
+        ],
+    );
+    let history = path(&dir, "r.json");
+    run_ok(&dir, "r.model", &["-q", "--history", &history]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    // mse as a metric is the loss (both the mean over samples and outputs of the squared error).
+    for (loss, mse) in json[0]["loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(json[0]["mse"].as_array().unwrap())
+    {
+        let (loss, mse) = (loss.as_f64().unwrap(), mse.as_f64().unwrap());
+        assert!((loss - mse).abs() < 1e-5 * loss.max(1.0), "{loss} vs {mse}");
+    }
+    let mae = json[0]["mae"][1].as_f64().unwrap();
+    let mse = json[0]["mse"][1].as_f64().unwrap();
+    assert!(
+        mae > 0.0 && mae * mae <= mse + 1e-9,
+        "mae² <= mse: {mae} {mse}"
+    );
+
+    let history = path(&dir, "c.json");
+    run_ok(&dir, "c.model", &["-q", "--history", &history]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    // With 3 classes, the label is always among the top 3.
+    assert_eq!(json[0]["top_k_accuracy"][1].as_f64(), Some(1.0));
+    for name in ["precision", "recall"] {
+        let value = json[0][name][1].as_f64().unwrap();
+        assert!(value > 0.0 && value <= 1.0, "{name}: {value}");
+    }
+}
