@@ -368,7 +368,7 @@ pub struct Gemm {
 impl Gemm {
     /// Buffers for the products of `graph` at batches up to `max_batch`, and `threads - 1`
     /// workers (`threads` at least 1).
-    pub fn for_graph(graph: &Graph, max_batch: usize, threads: usize) -> Gemm {
+    pub(crate) fn for_graph(graph: &Graph, max_batch: usize, threads: usize) -> Gemm {
         Gemm::for_products(products(graph, max_batch), threads)
     }
 
@@ -435,7 +435,7 @@ impl Gemm {
     /// `dst` must be writable for `m×n` floats and not overlap the operands; `a` and `b` must be
     /// readable at every index their shapes and strides reach.
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn sgemm(
+    pub(crate) unsafe fn sgemm(
         &mut self,
         m: usize,
         n: usize,
@@ -701,7 +701,7 @@ fn products(graph: &Graph, batch: usize) -> impl Iterator<Item = (usize, usize, 
 /// Threads to use by default for a step of `graph` at `max_batch`: one unless some product is
 /// large enough to split ([`PARALLEL_MIN_MACS`]), then as many as the process may run on
 /// (`available_parallelism` follows the CPU affinity, so `taskset -c 0` means one), at most 2.
-pub fn default_threads(graph: &Graph, max_batch: usize) -> usize {
+pub(crate) fn default_threads(graph: &Graph, max_batch: usize) -> usize {
     let largest = products(graph, max_batch)
         .map(|(m, n, k)| m * n * k)
         .max()
@@ -723,13 +723,13 @@ thread_local! {
 }
 
 /// Makes `gemm` the state `kiln_sgemm` uses on this thread until the guard is dropped.
-pub fn install(gemm: &mut Gemm) -> Installed {
+pub(crate) fn install(gemm: &mut Gemm) -> Installed {
     Installed {
         previous: CURRENT.with(|c| c.replace(gemm)),
     }
 }
 
-pub struct Installed {
+pub(crate) struct Installed {
     previous: *mut Gemm,
 }
 
@@ -742,7 +742,7 @@ impl Drop for Installed {
 /// Matrix product for JIT code: `dst[m×n] = op(a)[m×k] @ op(b)[k×n]`, `dst` row-major, the
 /// operands described by row and column strides (in elements).
 #[allow(clippy::too_many_arguments)]
-pub extern "C" fn kiln_sgemm(
+pub(crate) extern "C" fn kiln_sgemm(
     m: i64,
     n: i64,
     k: i64,
