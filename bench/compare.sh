@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Kiln next to PyTorch eager on the `seed` and `mnist` workloads, interleaved in one run on one
-# core, so both see the same machine load. Prints each run's JSON line and a table of medians
-# with the ratio.
+# Kiln next to PyTorch eager on the `seed`, `mnist` and `wide` workloads, interleaved in one run,
+# so both see the same machine load. Prints each run's JSON line and a table of medians with the
+# ratio, GFLOP/s and each process's peak RSS.
 #
 #   PY=$HOME/.peers/bin/python bench/compare.sh [repeats] [workloads...]
+#   THREADS=2 bench/compare.sh 3 wide          # both pinned to two cores
 #
 # The peer needs a Python environment with torch (see ../shared/bench/README.md); it is for
 # benchmarking only, never a dependency of Kiln or its tests.
@@ -11,29 +12,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
 shift || true
-workloads=${*:-seed mnist}
+workloads=${*:-seed mnist wide}
+threads=${THREADS:-1}
 py=${PY:-$HOME/.peers/bin/python}
 peers=${PEERS:-../shared/bench/peers}
 out=$(mktemp -d)
 cargo build --release --quiet
 for workload in $workloads; do
   for _ in $(seq "$repeats"); do
-    bench/kiln_bench.sh "$workload" 1 | tee -a "$out/kiln-$workload.jsonl"
-    (cd "$peers" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" torch_eager_bench.py --workload "$workload" --threads 1) \
+    bench/kiln_bench.sh "$workload" 1 "$threads" | tee -a "$out/kiln-$workload.jsonl"
+    (cd "$peers" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" torch_eager_bench.py --workload "$workload" --threads "$threads") \
       | tee -a "$out/torch-$workload.jsonl"
   done
 done
-"$py" - "$out" $workloads <<'PYEOF'
+"$py" - "$out" "$threads" $workloads <<'PYEOF'
 import json, statistics, sys, os
-out, workloads = sys.argv[1], sys.argv[2:]
-batch = {"seed": 32, "mnist": 64}
-print("\n| workload | threads | Kiln samples/s (µs/step) | PyTorch eager samples/s (µs/step) | Kiln / PyTorch |")
-print("|---|---|---|---|---|")
+out, threads, workloads = sys.argv[1], sys.argv[2], sys.argv[3:]
+batch = {"seed": 32, "mnist": 64, "wide": 256}
+print("\n| workload | threads | Kiln samples/s (µs/step) | PyTorch eager samples/s (µs/step) | Kiln / PyTorch | Kiln GFLOP/s | PyTorch GFLOP/s | Kiln peak RSS | PyTorch peak RSS |")
+print("|---|---|---|---|---|---|---|---|---|")
 for w in workloads:
     med = {}
     for name in ("kiln", "torch"):
         lines = [json.loads(l) for l in open(os.path.join(out, f"{name}-{w}.jsonl")) if l.strip()]
-        med[name] = statistics.median(l["steady_samples_per_s"] for l in lines)
-    k, t, b = med["kiln"], med["torch"], batch[w]
-    print(f"| {w} | 1 | {k:,.0f} ({b * 1e6 / k:.1f}) | {t:,.0f} ({b * 1e6 / t:.1f}) | {k / t:.1f}x |")
+        med[name] = {key: statistics.median(l[key] for l in lines) for key in ("steady_samples_per_s", "gflops", "peak_rss_mb")}
+    k, t, b = med["kiln"]["steady_samples_per_s"], med["torch"]["steady_samples_per_s"], batch[w]
+    print(f"| {w} | {threads} | {k:,.0f} ({b * 1e6 / k:.1f}) | {t:,.0f} ({b * 1e6 / t:.1f}) | {k / t:.2f}x"
+          f" | {med['kiln']['gflops']:.1f} | {med['torch']['gflops']:.1f}"
+          f" | {med['kiln']['peak_rss_mb']:.0f} MB | {med['torch']['peak_rss_mb']:.0f} MB |")
 PYEOF

@@ -2,7 +2,8 @@
 //! the seed model (32 → 64 → 64 → 10, Adam, batch 32) and of the `mnist` workload's MLP
 //! (784 → 256 → 256 → 10, batch 64), reported per step and as GFLOP/s of the 6·B·Σ(in·out)
 //! multiply-adds a training step performs (the peers' definition; peak on one Zen 4 core with
-//! 256-bit FMA is ~117 GFLOP/s). Also the time to compile the seed step from source.
+//! 256-bit FMA is ~117 GFLOP/s). The `wide` workload's step (1024 → 1024 → 1024 → 10, batch 256)
+//! runs with one thread and with two. Also the time to compile the seed step from source.
 
 use std::time::Duration;
 
@@ -74,9 +75,27 @@ fn bench_step(c: &mut Criterion, name: &str, widths: &[usize], batch: usize) {
     group.finish();
 }
 
+/// The step with its matrix products on one thread and on two (bit-identical results).
+fn bench_threads(c: &mut Criterion, name: &str, widths: &[usize], batch: usize) {
+    let source = program(widths, batch);
+    let (mut step, batch) = compiled(&source);
+    let macs: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((6 * batch * macs) as u64));
+    for threads in [1, 2] {
+        step.set_threads(threads);
+        group.bench_function(format!("train_step_{threads}_threads"), |b| {
+            b.iter(|| step.run(batch))
+        });
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     bench_step(c, "seed", &[32, 64, 64, 10], 32);
     bench_step(c, "mnist", &[784, 256, 256, 10], 64);
+    bench_threads(c, "wide", &[1024, 1024, 1024, 10], 256);
     let source = program(&[32, 64, 64, 10], 32);
     c.bench_function("compile_seed_step", |b| b.iter(|| compiled(&source)));
 }

@@ -4,10 +4,12 @@
 //! `schedule` groups IR nodes into kernels, `memory` gives every stored value a fixed place in
 //! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module owns the JIT
 //! module, the arena and the one `unsafe` call into native code. Small matrix products are
-//! emitted as register-blocked Cranelift kernels; large ones call the `gemm` crate through
-//! `kiln_sgemm`, a symbol registered with the JIT module (see `emit/matmul.rs`).
+//! emitted as register-blocked Cranelift kernels; large ones call `gemm::kiln_sgemm`, a symbol
+//! registered with the JIT module, which runs the `gemm-f32` crate's micro-kernels on packing
+//! buffers planned with the step (see `emit/matmul.rs` and `gemm.rs`).
 
 mod emit;
+pub mod gemm;
 mod memory;
 mod schedule;
 #[cfg(test)]
@@ -78,52 +80,8 @@ pub struct CompiledStep {
     plan: MemoryPlan,
     graph: Graph,
     max_batch: usize,
-}
-
-/// Matrix product for JIT code: `dst[m×n] = op(a)[m×k] @ op(b)[k×n]`, `dst` row-major, the
-/// operands described by row and column strides (in elements).
-#[allow(clippy::too_many_arguments)]
-extern "C" fn kiln_sgemm(
-    m: i64,
-    n: i64,
-    k: i64,
-    dst: *mut f32,
-    a: *const f32,
-    a_rs: i64,
-    a_cs: i64,
-    b: *const f32,
-    b_rs: i64,
-    b_cs: i64,
-) {
-    if m <= 0 || n <= 0 {
-        return;
-    }
-    // SAFETY: only called from the JIT'd step, whose pointers all point into the arena at
-    // buffers planned for these shapes at `max_batch` (`run` asserts batch <= max_batch); `dst`
-    // never overlaps `a` or `b` (the memory plan keeps a kernel's inputs alive while it writes).
-    unsafe {
-        gemm::gemm(
-            m as usize,
-            n as usize,
-            k.max(0) as usize,
-            dst,
-            1,
-            n as isize,
-            false,
-            a,
-            a_cs as isize,
-            a_rs as isize,
-            b,
-            b_cs as isize,
-            b_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    /// Packing buffers and worker threads of the step's matrix products.
+    gemm: gemm::Gemm,
 }
 
 extern "C" fn kiln_logf(x: f32) -> f32 {
@@ -150,7 +108,7 @@ fn new_module() -> Result<JITModule, CodegenError> {
         .finish(settings::Flags::new(flags))
         .map_err(|e| err(format!("host ISA: {e}")))?;
     let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-    builder.symbol("kiln_sgemm", kiln_sgemm as *const u8);
+    builder.symbol("kiln_sgemm", gemm::kiln_sgemm as *const u8);
     builder.symbol("kiln_logf", kiln_logf as *const u8);
     builder.symbol("kiln_powf", kiln_powf as *const u8);
     Ok(JITModule::new(builder))
@@ -280,6 +238,11 @@ pub fn compile_with(
         plan,
         graph: graph.clone(),
         max_batch: config.max_batch,
+        gemm: gemm::Gemm::for_graph(
+            graph,
+            config.max_batch,
+            gemm::default_threads(graph, config.max_batch),
+        ),
     })
 }
 
@@ -382,10 +345,25 @@ impl CompiledStep {
         );
         let arena = self.arena[self.base..].as_mut_ptr();
         let iarena = self.iarena.as_mut_ptr();
+        let _gemm = gemm::install(&mut self.gemm);
         // SAFETY: the step only touches `arena[base..base + f32_len]` and
         // `iarena[..i32_len]` (offsets planned for max_batch, and batch <= max_batch), both
-        // allocated with that length and exclusively borrowed here for the call.
+        // allocated with that length and exclusively borrowed here for the call; its matrix
+        // products use `self.gemm`, installed above for the call and not otherwise borrowed.
         unsafe { (self.step)(arena, iarena, batch as i64) };
+    }
+
+    /// Threads a large matrix product is split over. By default one, unless some product of the
+    /// step is large enough to gain from more (`gemm::PARALLEL_MIN_MACS` multiply-adds); then
+    /// as many cores as the process may run on, at most two. Results do not depend on it.
+    pub fn threads(&self) -> usize {
+        self.gemm.threads()
+    }
+
+    /// Sets the threads large matrix products are split over (at least 1); starts or stops
+    /// worker threads now, so that `run` does not.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.gemm.set_threads(threads);
     }
 
     /// A named graph output after `run`, for `batch` rows.

@@ -1,0 +1,888 @@
+//! The matrix products JIT'd code hands to native code (`kiln_sgemm`), computed without allocating
+//! and, for large products, on several threads with bit-identical results.
+//!
+//! The `gemm` crate's entry point allocates its packing buffers on every call (a dozen small
+//! allocations per seed step) and its only threading is a rayon pool. So Kiln drives the same
+//! register kernels itself: the `gemm-f32` crate's AVX2/FMA micro-kernels (a 16×6 tile of
+//! `f32x8` accumulators), fed by a BLIS-style blocked loop written here whose packing buffers are
+//! planned once per compiled step ([`Gemm::for_graph`], sized from the graph's products at
+//! `max_batch`) and handed to the step by [`CompiledStep::run`](super::CompiledStep::run).
+//!
+//! Orientation: the micro-kernels prefer a column-major destination, and Kiln's are row-major,
+//! so `C = A·B` (`C` m×n row-major) is computed as the column-major `Cᵀ = Bᵀ·Aᵀ`: below, "rows"
+//! are the columns of `C` (the kernel's `MR` direction) and "columns" are the rows of `C`.
+//!
+//! Determinism: every element of the result is one micro-kernel's accumulation over `k` in
+//! blocks of `kc`, and `kc` depends only on `k`. Threads split the output into disjoint
+//! tile-aligned slabs, each running the same loop nest on its slab, so no element's sum depends on
+//! the thread count: one thread and two give bit-identical results (`tests/gemm_threads.rs`).
+//!
+//! Hosts without AVX2 and FMA (and non-x86 hosts) fall back to `gemm::gemm`, which allocates.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use gemm_common::microkernel::MicroKernelFn;
+
+use crate::ir::{Graph, Op};
+
+/// `f32` lanes of one vector register in the micro-kernels (AVX2: 8).
+const LANES: usize = 8;
+/// Rows of the micro-kernel's tile: two vectors.
+const MR: usize = 2 * LANES;
+/// Columns of the micro-kernel's tile.
+const NR: usize = 6;
+/// Largest depth block: a packed `MR×kc` panel of the left operand plus a `kc×NR` panel of the
+/// right one stay in L1/L2 while a tile accumulates.
+const KC: usize = 512;
+/// Largest row block of the left operand packed at once (`MC×KC` floats, 256 KiB, in L2).
+const MC: usize = 8 * MR;
+/// Largest column block of the right operand packed at once (`KC×NC` floats, 4 MiB, in L3).
+const NC: usize = 342 * NR;
+
+/// Products of fewer multiply-adds than this run on the calling thread alone: waking a parked
+/// worker costs tens of microseconds, more than splitting a smaller product saves.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+type Kernel = MicroKernelFn<f32>;
+type KernelTable = [[Kernel; NR]; MR / LANES];
+
+/// The micro-kernels this host can run, if it has AVX2 and FMA.
+fn kernels() -> Option<&'static KernelTable> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Some(&gemm_f32::microkernel::fma::f32::UKR);
+        }
+    }
+    None
+}
+
+/// One product as the micro-kernels see it: column-major `dst[rows×cols] = lhs[rows×k] ·
+/// rhs[k×cols]`, every operand described by pointer and strides (elements), with the blocking.
+#[derive(Clone, Copy)]
+struct Problem {
+    rows: usize,
+    k: usize,
+    dst: *mut f32,
+    /// Stride between the destination's columns (its rows are contiguous).
+    dst_cs: isize,
+    lhs: *const f32,
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: *const f32,
+    rhs_rs: isize,
+    rhs_cs: isize,
+    kc: usize,
+    pack_rhs: bool,
+}
+
+// SAFETY: a `Problem` is only sent to a worker for the duration of one `kiln_sgemm` call, which
+// waits for the worker to finish before returning; the pointers stay valid that long, and the
+// workers write disjoint parts of `dst`.
+unsafe impl Send for Problem {}
+
+/// A part of a problem: a slab of its rows or of its columns.
+#[derive(Clone, Copy)]
+struct Task {
+    problem: Problem,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// `kc`: `k` in equal blocks of at most `KC`. A function of `k` alone, which is what makes the
+/// result independent of how the output is split.
+fn depth_block(k: usize) -> usize {
+    if k == 0 {
+        return 0;
+    }
+    k.div_ceil(k.div_ceil(KC))
+}
+
+/// Floats of packing scratch one thread needs for a product of `rows×cols` (the column-major
+/// orientation) with depth `k`. Monotone in each argument, so the largest sizes bound every
+/// smaller (ragged-batch) product.
+fn scratch_len(rows: usize, cols: usize, k: usize) -> usize {
+    let kc = k.min(KC);
+    let lhs = round_up(rows, MR).min(MC) * kc;
+    let rhs = kc * round_up(cols, NR).min(NC);
+    lhs + rhs
+}
+
+/// Packing buffers of one thread, 64-byte aligned so that the kernels' vector loads of a packed
+/// panel never straddle cache lines.
+struct Scratch {
+    buf: Vec<f32>,
+    start: usize,
+}
+
+impl Scratch {
+    fn new(len: usize) -> Scratch {
+        let buf = vec![0.0; len + 16];
+        let start = buf.as_ptr().align_offset(64);
+        Scratch { buf, start }
+    }
+
+    fn get(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..]
+    }
+}
+
+/// Whether a packed copy of the right operand pays: it is reused by every row block, and
+/// reading it unpacked with a large stride between depths leaves each tile's loads scattered.
+/// (The `gemm` crate's rule for x86.)
+fn pack_rhs(rows: usize, rhs_rs: isize) -> bool {
+    if rhs_rs.unsigned_abs() == 1 {
+        rows > 128 * MR
+    } else {
+        rows > 2 * MR
+    }
+}
+
+/// Copies `lhs[r0.., pc..]` (`mb×kb`) into `MR`-row panels, each `kb` columns of `MR` contiguous
+/// values, rows past `mb` zeroed (the kernels always load whole vectors).
+///
+/// # Safety
+/// `lhs` must be readable at every `(r, p)` with `r < mb`, `p < kb` through the strides, and
+/// `out` must hold `round_up(mb, MR) * kb` floats.
+unsafe fn pack_lhs(mb: usize, kb: usize, lhs: *const f32, rs: isize, cs: isize, out: &mut [f32]) {
+    for (panel, out) in out[..round_up(mb, MR) * kb]
+        .chunks_exact_mut(MR * kb)
+        .enumerate()
+    {
+        let r0 = panel * MR;
+        let h = MR.min(mb - r0);
+        // SAFETY: rows r0..r0 + h < mb, columns < kb, as the caller guarantees.
+        let base = unsafe { lhs.offset(r0 as isize * rs) };
+        if rs == 1 && h == MR {
+            for (p, col) in out.chunks_exact_mut(MR).enumerate() {
+                // SAFETY: column p < kb, rows 0..MR of this panel. A fixed-size copy, which
+                // compiles to two vector moves (a slice copy would call `memcpy` per column).
+                let src = unsafe {
+                    base.offset(p as isize * cs)
+                        .cast::<[f32; MR]>()
+                        .read_unaligned()
+                };
+                col.copy_from_slice(&src);
+            }
+        } else if rs == 1 {
+            for (p, col) in out.chunks_exact_mut(MR).enumerate() {
+                // SAFETY: column p < kb, rows 0..h of this panel.
+                let src = unsafe { std::slice::from_raw_parts(base.offset(p as isize * cs), h) };
+                col[..h].copy_from_slice(src);
+                col[h..].fill(0.0);
+            }
+        } else {
+            for col in out.chunks_exact_mut(MR) {
+                col[h..].fill(0.0);
+            }
+            for r in 0..h {
+                // SAFETY: row r < h of this panel.
+                let row = unsafe { base.offset(r as isize * rs) };
+                for (p, col) in out.chunks_exact_mut(MR).enumerate() {
+                    // SAFETY: column p < kb.
+                    col[r] = unsafe { *row.offset(p as isize * cs) };
+                }
+            }
+        }
+    }
+}
+
+/// Copies `rhs[pc.., c0..]` (`kb×nb`) into `NR`-column panels, each `kb` rows of `NR` contiguous
+/// values, columns past `nb` zeroed.
+///
+/// # Safety
+/// `rhs` must be readable at every `(p, c)` with `p < kb`, `c < nb` through the strides, and
+/// `out` must hold `round_up(nb, NR) * kb` floats.
+unsafe fn pack_rhs_panels(
+    kb: usize,
+    nb: usize,
+    rhs: *const f32,
+    rs: isize,
+    cs: isize,
+    out: &mut [f32],
+) {
+    for (panel, out) in out[..round_up(nb, NR) * kb]
+        .chunks_exact_mut(NR * kb)
+        .enumerate()
+    {
+        let c0 = panel * NR;
+        let w = NR.min(nb - c0);
+        for (p, row) in out.chunks_exact_mut(NR).enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = if c < w {
+                    // SAFETY: p < kb and c0 + c < nb, as the caller guarantees.
+                    unsafe { *rhs.offset(p as isize * rs + (c0 + c) as isize * cs) }
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+/// Runs `task` (a slab of a problem) on one thread with its packing buffers.
+fn compute(task: &Task, kernels: &KernelTable, scratch: &mut Scratch) {
+    let p = &task.problem;
+    let (r0, r1) = task.rows;
+    let (c0, c1) = task.cols;
+    let (lhs_buf, rhs_buf) = scratch
+        .get()
+        .split_at_mut(round_up(p.rows, MR).min(MC) * p.kc);
+    let mut jc = c0;
+    while jc < c1 {
+        let nb = NC.min(c1 - jc);
+        let mut pc = 0;
+        while pc < p.k {
+            let kb = p.kc.min(p.k - pc);
+            // The first depth block overwrites the destination, the later ones add to it.
+            let status = u8::from(pc != 0);
+            // SAFETY: (pc, jc) is inside the right operand (pc < k, jc < cols).
+            let rhs_block = unsafe {
+                p.rhs
+                    .offset(pc as isize * p.rhs_rs + jc as isize * p.rhs_cs)
+            };
+            let (rhs, rhs_rs, rhs_cs, panel_step) = if p.pack_rhs {
+                // SAFETY: the block is kb×nb inside the operand; `rhs_buf` was sized by
+                // `scratch_len` for kc×min(cols, NC) rounded up to NR.
+                unsafe { pack_rhs_panels(kb, nb, rhs_block, p.rhs_rs, p.rhs_cs, rhs_buf) };
+                (rhs_buf.as_ptr(), NR as isize, 1, (NR * kb) as isize)
+            } else {
+                (rhs_block, p.rhs_rs, p.rhs_cs, NR as isize * p.rhs_cs)
+            };
+            let mut ic = r0;
+            while ic < r1 {
+                let mb = MC.min(r1 - ic);
+                // SAFETY: the block mb×kb at (ic, pc) is inside the left operand; `lhs_buf`
+                // holds MC×kc floats.
+                unsafe {
+                    let lhs_block = p
+                        .lhs
+                        .offset(ic as isize * p.lhs_rs + pc as isize * p.lhs_cs);
+                    pack_lhs(mb, kb, lhs_block, p.lhs_rs, p.lhs_cs, lhs_buf);
+                }
+                for j in (0..nb).step_by(NR) {
+                    let nr = NR.min(nb - j);
+                    for i in (0..mb).step_by(MR) {
+                        let mr = MR.min(mb - i);
+                        let kernel = kernels[mr.div_ceil(LANES) - 1][nr - 1];
+                        // SAFETY: the tile (ic + i .. + mr, jc + j .. + nr) lies inside the
+                        // destination, which this task alone writes; the packed panel holds
+                        // kb columns of MR floats; the right panel is kb×nr through its
+                        // strides. The kernel reads/writes nothing else.
+                        unsafe {
+                            kernel(
+                                mr,
+                                nr,
+                                kb,
+                                p.dst
+                                    .offset((ic + i) as isize + (jc + j) as isize * p.dst_cs),
+                                lhs_buf.as_ptr().add(i * kb),
+                                rhs.offset((j / NR) as isize * panel_step),
+                                p.dst_cs,
+                                1,
+                                MR as isize,
+                                rhs_rs,
+                                rhs_cs,
+                                1.0,
+                                1.0,
+                                status,
+                                false,
+                                false,
+                                false,
+                                std::ptr::null(),
+                            )
+                        };
+                    }
+                }
+                ic += mb;
+            }
+            pc += kb;
+        }
+        jc += nb;
+    }
+}
+
+/// One parked worker thread and the slot it takes tasks from.
+struct Worker {
+    slot: Arc<Slot>,
+    handle: Option<JoinHandle<()>>,
+}
+
+struct Slot {
+    task: Mutex<Option<Task>>,
+    /// Incremented for each posted task.
+    posted: AtomicUsize,
+    /// Set to `posted`'s value when that task is finished.
+    done: AtomicUsize,
+    quit: AtomicBool,
+}
+
+/// Spin iterations a worker waits for its next task before parking: a training step posts its
+/// products microseconds apart, and an unpark costs more than that.
+const WORKER_SPINS: usize = 1 << 16;
+
+fn worker_loop(slot: &Slot, kernels: &KernelTable, mut scratch: Scratch) {
+    let mut seen = 0;
+    loop {
+        let mut spins = 0;
+        loop {
+            if slot.quit.load(Ordering::Acquire) {
+                return;
+            }
+            let posted = slot.posted.load(Ordering::Acquire);
+            if posted != seen {
+                seen = posted;
+                break;
+            }
+            if spins < WORKER_SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                thread::park();
+            }
+        }
+        let task = slot.task.lock().map(|mut t| t.take()).unwrap_or(None);
+        if let Some(task) = task {
+            compute(&task, kernels, &mut scratch);
+        }
+        slot.done.store(seen, Ordering::Release);
+    }
+}
+
+/// Matrix-product state of one compiled step: its packing buffers and worker threads.
+pub struct Gemm {
+    kernels: Option<&'static KernelTable>,
+    scratch: Scratch,
+    scratch_len: usize,
+    workers: Vec<Worker>,
+}
+
+impl Gemm {
+    /// Buffers for the products of `graph` at batches up to `max_batch`, and `threads - 1`
+    /// workers (`threads` at least 1).
+    pub(crate) fn for_graph(graph: &Graph, max_batch: usize, threads: usize) -> Gemm {
+        Gemm::for_products(products(graph, max_batch), threads)
+    }
+
+    /// Buffers for products `(m, n, k)` up to the given sizes, and `threads - 1` workers.
+    pub fn for_products(
+        products: impl IntoIterator<Item = (usize, usize, usize)>,
+        threads: usize,
+    ) -> Gemm {
+        let scratch_len = products
+            .into_iter()
+            .map(|(m, n, k)| scratch_len(n, m, k))
+            .max()
+            .unwrap_or(0);
+        let mut gemm = Gemm {
+            kernels: kernels(),
+            scratch: Scratch::new(scratch_len),
+            scratch_len,
+            workers: Vec::new(),
+        };
+        gemm.set_threads(threads);
+        gemm
+    }
+
+    /// Threads a large product is split over (the caller's and the workers).
+    pub fn threads(&self) -> usize {
+        1 + self.workers.len()
+    }
+
+    /// Starts or stops workers so that large products use `threads` threads (at least 1).
+    pub fn set_threads(&mut self, threads: usize) {
+        let threads = threads.max(1);
+        let Some(kernels) = self.kernels else {
+            return;
+        };
+        while self.workers.len() > threads - 1 {
+            self.workers.pop();
+        }
+        while self.workers.len() < threads - 1 {
+            let slot = Arc::new(Slot {
+                task: Mutex::new(None),
+                posted: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+                quit: AtomicBool::new(false),
+            });
+            let scratch = Scratch::new(self.scratch_len);
+            let theirs = Arc::clone(&slot);
+            let handle = thread::Builder::new()
+                .name(format!("kiln-gemm-{}", self.workers.len() + 1))
+                .spawn(move || worker_loop(&theirs, kernels, scratch));
+            match handle {
+                Ok(handle) => self.workers.push(Worker {
+                    slot,
+                    handle: Some(handle),
+                }),
+                // No more threads to be had: run with the ones there are.
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// `dst[m×n] = op(a)[m×k] · op(b)[k×n]`, `dst` row-major, the operands by strides.
+    ///
+    /// # Safety
+    /// `dst` must be writable for `m×n` floats and not overlap the operands; `a` and `b` must be
+    /// readable at every index their shapes and strides reach.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn sgemm(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        a: *const f32,
+        a_rs: isize,
+        a_cs: isize,
+        b: *const f32,
+        b_rs: isize,
+        b_cs: isize,
+    ) {
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            // SAFETY: `dst` holds m×n floats (the caller's contract).
+            unsafe { std::slice::from_raw_parts_mut(dst, m * n) }.fill(0.0);
+            return;
+        }
+        let kernels = match self.kernels {
+            Some(kernels) if scratch_len(n, m, k) <= self.scratch_len => kernels,
+            // No kernels for this host, or a product larger than planned (not one of the
+            // graph's): the library, which allocates.
+            _ => {
+                // SAFETY: the caller's contract is the library's.
+                unsafe { library_sgemm(m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs) };
+                return;
+            }
+        };
+        // Cᵀ[n×m] = Bᵀ·Aᵀ, column-major with unit row stride.
+        let problem = Problem {
+            rows: n,
+            k,
+            dst,
+            dst_cs: n as isize,
+            lhs: b,
+            lhs_rs: b_cs,
+            lhs_cs: b_rs,
+            rhs: a,
+            rhs_rs: a_cs,
+            rhs_cs: a_rs,
+            kc: depth_block(k),
+            pack_rhs: pack_rhs(n, a_cs),
+        };
+        let whole = Task {
+            problem,
+            rows: (0, n),
+            cols: (0, m),
+        };
+        let parts = if m * n * k >= PARALLEL_MIN_MACS {
+            self.threads()
+        } else {
+            1
+        };
+        if parts == 1 {
+            compute(&whole, kernels, &mut self.scratch);
+            return;
+        }
+        // Split the larger side into tile-aligned slabs; the caller takes the first.
+        let slab = |len: usize, align: usize, t: usize| {
+            let step = round_up(len.div_ceil(parts), align);
+            ((t * step).min(len), ((t + 1) * step).min(len))
+        };
+        let part = |t: usize| {
+            let mut task = whole;
+            if n >= m {
+                task.rows = slab(n, MR, t);
+            } else {
+                task.cols = slab(m, NR, t);
+            }
+            task
+        };
+        for (t, worker) in self.workers.iter().enumerate() {
+            if let Ok(mut slot) = worker.slot.task.lock() {
+                *slot = Some(part(t + 1));
+            }
+            worker.slot.posted.fetch_add(1, Ordering::AcqRel);
+            if let Some(handle) = &worker.handle {
+                handle.thread().unpark();
+            }
+        }
+        compute(&part(0), kernels, &mut self.scratch);
+        for worker in &self.workers {
+            let posted = worker.slot.posted.load(Ordering::Acquire);
+            let mut spins = 0usize;
+            while worker.slot.done.load(Ordering::Acquire) != posted {
+                spins += 1;
+                if spins < 1 << 12 {
+                    std::hint::spin_loop();
+                } else {
+                    thread::yield_now();
+                }
+            }
+        }
+    }
+}
+
+/// `op(a)[m×k]` and `op(b)[k×n]` of row-major `a` and `b` (transposed when `ta`/`tb`) as
+/// pointer and strides, after checking the slices' lengths.
+#[allow(clippy::too_many_arguments)]
+fn operands(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    dst: &[f32],
+) -> (isize, isize, isize, isize) {
+    assert_eq!(a.len(), m * k, "a is not {m}×{k}");
+    assert_eq!(b.len(), k * n, "b is not {k}×{n}");
+    assert_eq!(dst.len(), m * n, "dst is not {m}×{n}");
+    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    (a_rs, a_cs, b_rs, b_cs)
+}
+
+impl Gemm {
+    /// `dst[m×n] = op(a)·op(b)` on slices, `op` transposing when `ta`/`tb` (for benchmarks and
+    /// tests; the step calls `sgemm`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+        dst: &mut [f32],
+    ) {
+        let (a_rs, a_cs, b_rs, b_cs) = operands(m, n, k, a, ta, b, tb, dst);
+        // SAFETY: the lengths were checked against the shapes and strides; `dst` is an
+        // exclusive borrow, so it overlaps neither operand.
+        unsafe {
+            self.sgemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                b.as_ptr(),
+                b_rs,
+                b_cs,
+            )
+        };
+    }
+}
+
+/// [`Gemm::matmul`] through the `gemm` crate's own entry point (which allocates its packing
+/// buffers on each call), for comparison.
+#[allow(clippy::too_many_arguments)]
+pub fn library_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    dst: &mut [f32],
+) {
+    let (a_rs, a_cs, b_rs, b_cs) = operands(m, n, k, a, ta, b, tb, dst);
+    // SAFETY: as in `Gemm::matmul`.
+    unsafe {
+        library_sgemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            a.as_ptr(),
+            a_rs,
+            a_cs,
+            b.as_ptr(),
+            b_rs,
+            b_cs,
+        )
+    };
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.slot.quit.store(true, Ordering::Release);
+        if let Some(handle) = self.handle.take() {
+            handle.thread().unpark();
+            // A worker only runs `compute`, which does not panic on a planned problem; if it
+            // did, there is nothing left to clean up.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The `gemm` crate's product, for hosts without the micro-kernels.
+///
+/// # Safety
+/// As [`Gemm::sgemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn library_sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            false,
+            a,
+            a_cs,
+            a_rs,
+            b,
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `(m, n, k)` of every matrix product in `graph` at `batch` rows.
+fn products(graph: &Graph, batch: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    graph.nodes.iter().filter_map(move |node| {
+        let Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } = node.op
+        else {
+            return None;
+        };
+        let a = graph.shape(node.inputs[0]).resolve(batch);
+        let b = graph.shape(node.inputs[1]).resolve(batch);
+        let (m, k) = if transpose_a {
+            (a[1], a[0])
+        } else {
+            (a[0], a[1])
+        };
+        let n = if transpose_b { b[0] } else { b[1] };
+        Some((m, n, k))
+    })
+}
+
+/// Threads to use by default for a step of `graph` at `max_batch`: one unless some product is
+/// large enough to split ([`PARALLEL_MIN_MACS`]), then as many as the process may run on
+/// (`available_parallelism` follows the CPU affinity, so `taskset -c 0` means one), at most 2.
+pub(crate) fn default_threads(graph: &Graph, max_batch: usize) -> usize {
+    let largest = products(graph, max_batch)
+        .map(|(m, n, k)| m * n * k)
+        .max()
+        .unwrap_or(0);
+    if largest < PARALLEL_MIN_MACS {
+        return 1;
+    }
+    thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DEFAULT_THREADS))
+}
+
+/// The most threads chosen by default; more can be set with `CompiledStep::set_threads`.
+const MAX_DEFAULT_THREADS: usize = 2;
+
+thread_local! {
+    /// The `Gemm` of the step running on this thread, installed by `CompiledStep::run` for the
+    /// duration of its call into native code (`kiln_sgemm`'s signature is fixed by the JIT'd
+    /// call, so the state cannot be an argument).
+    static CURRENT: Cell<*mut Gemm> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Makes `gemm` the state `kiln_sgemm` uses on this thread until the guard is dropped.
+pub(crate) fn install(gemm: &mut Gemm) -> Installed {
+    Installed {
+        previous: CURRENT.with(|c| c.replace(gemm)),
+    }
+}
+
+pub(crate) struct Installed {
+    previous: *mut Gemm,
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.previous));
+    }
+}
+
+/// Matrix product for JIT code: `dst[m×n] = op(a)[m×k] @ op(b)[k×n]`, `dst` row-major, the
+/// operands described by row and column strides (in elements).
+#[allow(clippy::too_many_arguments)]
+pub(crate) extern "C" fn kiln_sgemm(
+    m: i64,
+    n: i64,
+    k: i64,
+    dst: *mut f32,
+    a: *const f32,
+    a_rs: i64,
+    a_cs: i64,
+    b: *const f32,
+    b_rs: i64,
+    b_cs: i64,
+) {
+    let (m, n, k) = (m.max(0) as usize, n.max(0) as usize, k.max(0) as usize);
+    let (a_rs, a_cs, b_rs, b_cs) = (a_rs as isize, a_cs as isize, b_rs as isize, b_cs as isize);
+    let gemm = CURRENT.with(Cell::get);
+    // SAFETY: only called from the JIT'd step, whose pointers all point into the arena at
+    // buffers planned for these shapes at `max_batch` (`run` asserts batch <= max_batch); `dst`
+    // never overlaps `a` or `b` (the memory plan keeps a kernel's inputs alive while it writes).
+    // `gemm`, when set, is the running step's own state, installed by `run` for this call and
+    // not otherwise borrowed during it.
+    unsafe {
+        match gemm.as_mut() {
+            Some(gemm) => gemm.sgemm(m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs),
+            None => library_sgemm(m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reproducible pseudo-random matrix of `len` values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `op(a)·op(b)` in f64, row-major.
+    fn reference(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+    ) -> Vec<f64> {
+        let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] } as f64;
+        let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] } as f64;
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        out
+    }
+
+    fn product(gemm: &mut Gemm, m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f32> {
+        let a = values(m * k, (m * 31 + k) as u64);
+        let b = values(k * n, (n * 17 + k) as u64);
+        let mut dst = vec![f32::NAN; m * n];
+        gemm.matmul(m, n, k, &a, ta, &b, tb, &mut dst);
+        let want = reference(m, n, k, &a, ta, &b, tb);
+        for (i, (&got, &want)) in dst.iter().zip(&want).enumerate() {
+            assert!(
+                (got as f64 - want).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + want.abs()),
+                "{m}×{n}×{k} ta={ta} tb={tb}: element {i} is {got}, want {want}"
+            );
+        }
+        dst
+    }
+
+    fn planned(m: usize, n: usize, k: usize, threads: usize) -> Gemm {
+        Gemm::for_products([(m, n, k)], threads)
+    }
+
+    const SHAPES: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 13, 9),
+        (32, 64, 32),
+        (32, 10, 64),
+        (64, 32, 32),
+        (33, 70, 600),
+        (130, 20, 1100),
+        (7, 2100, 5),
+        (200, 150, 520),
+    ];
+
+    #[test]
+    fn products_match_a_reference_for_every_transpose() {
+        for &(m, n, k) in SHAPES {
+            let mut gemm = planned(m, n, k, 1);
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                product(&mut gemm, m, n, k, ta, tb);
+            }
+        }
+    }
+
+    #[test]
+    fn two_threads_give_bit_identical_products() {
+        for &(m, n, k) in &[
+            (256, 256, 64),
+            (96, 300, 100),
+            (300, 96, 100),
+            (64, 784, 256),
+        ] {
+            assert!(
+                m * n * k >= PARALLEL_MIN_MACS,
+                "{m}×{n}×{k} would not be split"
+            );
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                let one = product(&mut planned(m, n, k, 1), m, n, k, ta, tb);
+                let two = product(&mut planned(m, n, k, 2), m, n, k, ta, tb);
+                assert!(
+                    one.iter()
+                        .zip(&two)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}×{n}×{k} ta={ta} tb={tb}: 1 and 2 threads differ"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn depth_blocks_depend_on_k_alone_and_stay_within_kc() {
+        assert_eq!(depth_block(0), 0);
+        assert_eq!(depth_block(100), 100);
+        assert_eq!(depth_block(512), 512);
+        assert_eq!(depth_block(784), 392);
+        assert_eq!(depth_block(1100), 367);
+    }
+}
