@@ -24,6 +24,7 @@ fn graph() -> Graph {
         model: 0,
         data: 0,
         loss: Loss::SparseCategoricalCrossentropy,
+        loss_options: Default::default(),
         optimizer: Optimizer::Adam {
             lr: 0.001,
             beta1: 0.9,
@@ -36,11 +37,13 @@ fn graph() -> Graph {
         seed: 0,
         shuffle: true,
         validation: None,
+        training: Default::default(),
     };
     let program = CheckedProgram {
         data: vec![],
         models: vec![model],
         fits: vec![fit.clone()],
+        actions: vec![],
     };
     driver::training_graph(&program, &fit, GraphStage::Step).unwrap()
 }
