@@ -540,3 +540,34 @@ fn metrics_for_classifiers_and_regression() {
         assert!(value > 0.0 && value <= 1.0, "{name}: {value}");
     }
 }
+
+#[test]
+fn plot_draws_the_curves_as_svg() {
+    let dir = scratch(
+        "plot",
+        &[(
+            "m.model",
+            &program("    epochs 3\n    validation test\n", ""),
+        )],
+    );
+    let svg = path(&dir, "curves.svg");
+    run_ok(&dir, "m.model", &["-q", "--plot", &svg]);
+    let image = std::fs::read_to_string(&svg).unwrap();
+    assert!(image.starts_with("<svg"), "{}", &image[..60]);
+    for title in ["m: loss", "m: accuracy", "training", "validation"] {
+        assert!(image.contains(title), "no {title}");
+    }
+    let out = kiln(&[
+        "run",
+        "--plot",
+        &path(&dir, "curves.png"),
+        &path(&dir, "m.model"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("must end in .svg"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
+}
