@@ -571,3 +571,69 @@ fn plot_draws_the_curves_as_svg() {
     );
     assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
 }
+
+#[test]
+fn standardize_uses_training_statistics_everywhere() {
+    // Two features on very different scales; the class is which one is larger after scaling.
+    let row = |i: usize| {
+        let (a, b) = ((i * 37 % 100) as f64, (i * 53 % 100) as f64);
+        format!(
+            "{},{},{}\n",
+            1000.0 + a * 10.0,
+            b * 0.01,
+            usize::from(a > b)
+        )
+    };
+    let train: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..200).map(row))
+        .collect();
+    let test: String = std::iter::once("a,b,y\n".to_string())
+        .chain((200..260).map(row))
+        .collect();
+    let model = "data train = csv(\"train.csv\")\ndata test = csv(\"test.csv\")\n\
+        model m(x: f32[B, 2]) -> f32[B, 2] {\n    dense(16, relu)\n    dense(2, softmax)\n}\n";
+    let fit = |standardize: bool| {
+        format!(
+            "{model}fit m on train {{\n    loss sparse_categorical_crossentropy\n    \
+             optimizer adam(lr: 0.01)\n    metrics [accuracy]\n    epochs 40\n    \
+             validation test\n    standardize {standardize}\n}}\n\
+             evaluate m on test\nsave m to \"m.safetensors\"\n"
+        )
+    };
+    let reload = format!("{model}load m from \"m.safetensors\"\npredict m on test to \"p.csv\"\n");
+    let dir = scratch(
+        "standardize",
+        &[
+            ("train.csv", &train),
+            ("test.csv", &test),
+            ("plain.model", &fit(false)),
+            ("standard.model", &fit(true)),
+            ("reload.model", &reload),
+        ],
+    );
+    let accuracy = |out: &str| -> f64 {
+        let line = out.lines().find(|l| l.starts_with("Evaluated")).unwrap();
+        line.rsplit("accuracy: ").next().unwrap().parse().unwrap()
+    };
+    let plain = accuracy(&run_ok(&dir, "plain.model", &["-q"]));
+    let standard = accuracy(&run_ok(&dir, "standard.model", &["-q"]));
+    assert!(standard >= 0.9, "standardized: {standard}");
+    assert!(standard > plain, "standardize helps: {standard} vs {plain}");
+    // The checkpoint carries the statistics: a program without `standardize` that loads it
+    // predicts as well as the fit evaluated.
+    run_ok(&dir, "reload.model", &["-q"]);
+    let csv = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let labels: Vec<usize> = (200..260)
+        .map(|i| usize::from((i * 37 % 100) > (i * 53 % 100)))
+        .collect();
+    let correct = csv
+        .lines()
+        .skip(1)
+        .zip(&labels)
+        .filter(|(line, label)| line.ends_with(&format!(",{label}")))
+        .count();
+    assert!(
+        (correct as f64 / 60.0 - standard).abs() < 1e-4,
+        "{correct}/60 vs {standard}"
+    );
+}

@@ -40,6 +40,7 @@ impl Checker {
         let mut schedule = Some(None);
         let mut initial_epoch = Some(None);
         let mut callbacks = Some(Vec::new());
+        let mut standardize = Some(false);
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -53,7 +54,7 @@ impl Checker {
                     .primary(key.span, "not a fit setting");
                 let d = with_suggestion(d, &key.name, SETTINGS).note(
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
-                         validation, validation_split, initial_epoch, callbacks",
+                         validation, validation_split, initial_epoch, callbacks, standardize",
                 );
                 self.error(d);
                 broken = true;
@@ -90,6 +91,7 @@ impl Checker {
                         .map(|n| Some((n, value.span)))
                 }
                 "callbacks" => callbacks = self.callbacks(value),
+                "standardize" => standardize = self.boolean(value, "`standardize`"),
                 "metrics" => metrics = self.metrics(value, &mut metric_spans),
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
@@ -143,8 +145,8 @@ impl Checker {
         else {
             return;
         };
-        let (Some(schedule), Some(initial_epoch), Some(callbacks)) =
-            (schedule, initial_epoch, callbacks)
+        let (Some(schedule), Some(initial_epoch), Some(callbacks), Some(standardize)) =
+            (schedule, initial_epoch, callbacks, standardize)
         else {
             return;
         };
@@ -202,6 +204,7 @@ impl Checker {
                 initial_epoch: initial_epoch.map_or(0, |(n, _)| n),
                 callbacks: callbacks.into_iter().map(|(c, _)| c).collect(),
                 schedule,
+                standardize,
             },
         });
     }

@@ -272,6 +272,10 @@ pub struct Training {
     pub callbacks: Vec<Callback>,
     /// The optimizer's learning rate as a function of the step; `None`: the constant `lr`.
     pub schedule: Option<Schedule>,
+    /// Standardize every feature with the mean and standard deviation of the training data
+    /// (Keras's `Normalization` layer adapted to it), applied to validation, evaluation and
+    /// prediction data too. Default false.
+    pub standardize: bool,
 }
 
 /// The quantity a callback watches: `loss`, a metric, or their `val_` forms.

@@ -22,6 +22,9 @@ use crate::ir::graph::{ParamInfo, StateInfo};
 
 /// The prefix of optimizer-state tensors, keeping them apart from the model's parameters.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// The standardization statistics (`fit … { standardize true }`): `preprocessing.mean` and
+/// `preprocessing.std`, one value per feature.
+pub const PREPROCESSING_PREFIX: &str = "preprocessing.";
 
 /// A named `f32` tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +54,8 @@ pub struct Checkpoint {
     pub epoch: Option<usize>,
     pub params: Vec<Tensor>,
     pub optimizer: Option<OptimizerState>,
+    /// Per-feature mean and standard deviation the model's inputs are standardized with.
+    pub standardization: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
@@ -70,6 +75,15 @@ pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
     ]);
     if let Some(epoch) = checkpoint.epoch {
         metadata.insert("epoch".to_string(), epoch.to_string());
+    }
+    if let Some((mean, std)) = &checkpoint.standardization {
+        for (name, values) in [("mean", mean), ("std", std)] {
+            tensors.push((
+                format!("{PREPROCESSING_PREFIX}{name}"),
+                vec![values.len()],
+                le_bytes(values),
+            ));
+        }
     }
     if let Some(optimizer) = &checkpoint.optimizer {
         metadata.insert("optimizer".to_string(), optimizer.kind.clone());
@@ -144,6 +158,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
     let metadata = header.metadata().clone().unwrap_or_default();
     let mut params = Vec::new();
     let mut slots = Vec::new();
+    let (mut mean, mut std) = (None, None);
     let mut names: Vec<&str> = tensors.names();
     names.sort_unstable();
     for name in names {
@@ -169,6 +184,19 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
                 "tensor `{name}` holds {:?} values; Kiln checkpoints hold F32 (float32) tensors",
                 view.dtype()
             )));
+        }
+        if let Some(statistic) = name.strip_prefix(PREPROCESSING_PREFIX) {
+            match statistic {
+                "mean" => mean = Some(tensor.values),
+                "std" => std = Some(tensor.values),
+                _ => {
+                    return Err(error(format!(
+                        "unknown preprocessing tensor `{name}`; expected preprocessing.mean and \
+                         preprocessing.std"
+                    )));
+                }
+            }
+            continue;
         }
         match name.strip_prefix(OPTIMIZER_PREFIX) {
             Some(slot) => slots.push(Tensor {
@@ -206,11 +234,23 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         }
         _ => None,
     };
+    let standardization = match (mean, std) {
+        (Some(mean), Some(std)) if mean.len() == std.len() => Some((mean, std)),
+        (None, None) => None,
+        _ => {
+            return Err(error(
+                "preprocessing.mean and preprocessing.std must both be present, with one value \
+                 per feature"
+                    .to_string(),
+            ));
+        }
+    };
     Ok(Checkpoint {
         model: metadata.get("model").cloned().unwrap_or_default(),
         epoch,
         params,
         optimizer,
+        standardization,
     })
 }
 
@@ -357,6 +397,7 @@ mod tests {
                     values: vec![1e-8, 2e-8, 3e-8],
                 }],
             }),
+            standardization: Some((vec![0.5, -1.0], vec![2.0, 1e-7])),
         }
     }
 
