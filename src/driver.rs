@@ -457,7 +457,9 @@ fn codegen_error(fit: &Fit, e: impl std::fmt::Display) -> RunError {
 fn optimizer_kind(optimizer: &Optimizer) -> &'static str {
     match optimizer {
         Optimizer::Sgd { .. } => "sgd",
-        Optimizer::Adam { .. } => "adam",
+        Optimizer::SgdMomentum { .. } => "sgd_momentum",
+        // The same moments and step count: a checkpoint moves between the two profiles.
+        Optimizer::Adam { .. } | Optimizer::AdamTorch { .. } => "adam",
     }
 }
 

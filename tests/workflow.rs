@@ -88,10 +88,18 @@ fn program(fit_settings: &str, after: &str) -> String {
 
 #[test]
 fn resumed_training_equals_uninterrupted_training() {
-    for optimizer in ["adam", "sgd(lr: 0.1)"] {
+    for (index, optimizer) in [
+        "adam",
+        "sgd(lr: 0.1)",
+        "sgd(lr: 0.1, momentum: 0.9, nesterov: true)",
+        "adam(lr: 0.01, profile: torch)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let settings = |extra: &str| format!("    optimizer {optimizer}\n{extra}");
         let dir = scratch(
-            &format!("resume-{}", &optimizer[..3]),
+            &format!("resume-{index}"),
             &[
                 ("straight.model", &program(&settings("    epochs 4\n"), "")),
                 (
@@ -137,8 +145,12 @@ fn resumed_training_equals_uninterrupted_training() {
         );
         // --init takes the weights but not the optimizer state (nor, for Adam, its step count).
         let init = run_ok(&dir, "second.model", &["--init", &half]);
-        if optimizer == "adam" {
-            assert_ne!(weights(&init), straight, "a fresh Adam differs");
+        if optimizer != "sgd(lr: 0.1)" {
+            assert_ne!(
+                weights(&init),
+                straight,
+                "{optimizer}: a fresh optimizer state differs"
+            );
         }
     }
 }
@@ -459,6 +471,8 @@ fn action_and_callback_mistakes_are_diagnostics() {
         ("", "    metrics [mse]\n", "E0315"),
         ("", "    metrics [top_k_accuracy(k: 0)]\n", "E0303"),
         ("", "    metrics [recal]\n", "E0109"),
+        ("", "    optimizer adam(profile: pytorch)\n", "E0303"),
+        ("", "    optimizer sgd(momentum: 1.5)\n", "E0303"),
     ];
     for (index, (after, settings, code)) in cases.into_iter().enumerate() {
         let mut source = program(settings, after);

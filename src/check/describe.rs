@@ -200,6 +200,19 @@ fn scale_text(scale: f32) -> String {
 fn optimizer(optimizer: Optimizer) -> String {
     match optimizer {
         Optimizer::Sgd { lr } => format!("sgd(lr: {lr:?})"),
+        Optimizer::SgdMomentum {
+            lr,
+            momentum,
+            nesterov,
+        } => format!("sgd(lr: {lr:?}, momentum: {momentum:?}, nesterov: {nesterov})"),
+        Optimizer::AdamTorch {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => format!(
+            "adam(lr: {lr:?}, beta1: {beta1:?}, beta2: {beta2:?}, eps: {eps:?}, profile: torch)"
+        ),
         Optimizer::Adam {
             lr,
             beta1,
