@@ -425,6 +425,16 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some("layer l(n: int) {\n    param w: f32[n]\n}\n"),
     },
     Explanation {
+        code: "E0224",
+        title: "grad of a non-scalar function",
+        text: "`grad(f)` differentiates a function with one number as its result (as JAX's \
+               `grad` does). Reduce the result first, e.g. with `sum`.",
+        example: Some(concat!(
+            "fn square(x) = x * x\n",
+            model!("    let g = grad(square)(x)\n    dense(2)(g)\n")
+        )),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",
@@ -709,6 +719,13 @@ pub const EXPLANATIONS: &[Explanation] = &[
             "layer l(n: int) {\n    param w: f32[n, n]\n    param b: f32[n] = zeros\n    forward(x: f32[B, n]) -> f32[B, n] { x @ w }\n}\n",
             model!("    l(4)\n    dense(2)\n")
         )),
+    },
+    Explanation {
+        code: "W0106",
+        title: "parameter does not reach the output",
+        text: "A layer's parameters feed nothing the model returns (typically a layer whose \
+               result is unused). Their gradient is zero, so training never changes them.",
+        example: Some(model!("    let _unused = dense(3)(x)\n    dense(2)\n")),
     },
     Explanation {
         code: "W0104",

@@ -266,3 +266,23 @@ fn every_loss_matches_the_interpreter() {
     let binary_logits = model(&[4, 6, 1], &[Activation::Relu, Activation::Linear]);
     compare(&binary_logits, &logits_fit, 8);
 }
+
+/// A model that calls `grad` trains through a second derivative; the JIT agrees with the
+/// interpreter on it too.
+#[test]
+fn grad_in_a_model_matches_the_interpreter() {
+    let source = "\
+fn energy(h) = sum(softplus(h) * h)
+model m(x: f32[B, 4]) -> f32[B, 3] {
+    let h = dense(8, tanh)(x)
+    dense(3, softmax)(grad(energy)(h))
+}
+";
+    let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let fit = Fit {
+        model: 0,
+        ..fit(Loss::SparseCategoricalCrossentropy, ADAM, 8)
+    };
+    compare(&checked.program.models[0], &fit, 8);
+    compare(&checked.program.models[0], &fit, 3);
+}

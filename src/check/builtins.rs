@@ -50,6 +50,7 @@ pub const NAMES: &[&str] = &[
     "slice",
     "matmul",
     "dropout",
+    "grad",
     "dense",
     "embedding",
 ];
@@ -87,6 +88,7 @@ fn params_of(name: &str) -> &'static [&'static str] {
         "dropout" => &["x", "rate", "seed"],
         "dense" => &["units", "activation", "use_bias"],
         "embedding" => &["input_dim", "output_dim"],
+        "grad" => &["f", "wrt"],
         _ => &["x"],
     }
 }
@@ -274,6 +276,28 @@ pub fn call(
             "dropout" => {
                 let (rate, seed) = (take(1), take(2));
                 dropout(el, &first, rate, seed, span)
+            }
+            "grad" => {
+                let wrt = match take(1) {
+                    None => Some(0),
+                    Some(arg) => match arg.value {
+                        Value::Int(n) if n >= 0 => Some(n as usize),
+                        ref other => {
+                            el.wrong_kind(other, arg.span, "an argument position (0, 1, …)");
+                            None
+                        }
+                    },
+                };
+                match (&first.value, wrt) {
+                    (Value::Func(_), Some(wrt)) => {
+                        Some(Value::Func(Func::Grad(Box::new(first.value.clone()), wrt)))
+                    }
+                    (other, Some(_)) => {
+                        el.wrong_kind(other, first.span, "a function, e.g. `grad(loss_fn)`");
+                        None
+                    }
+                    _ => None,
+                }
             }
             _ => None,
         }

@@ -522,6 +522,7 @@ impl<'a> Elab<'a> {
             Value::Func(Func::UserLayer(name)) => {
                 self.configure_user_layer(&name, fspan, args, span)
             }
+            Value::Func(Func::Grad(f, wrt)) => self.apply_grad(*f, wrt, fspan, args, span),
             Value::Error => Value::Error,
             other => {
                 self.error(
@@ -574,6 +575,95 @@ impl<'a> Elab<'a> {
             return None;
         }
         Some(out)
+    }
+
+    /// `grad(f, wrt: i)(args…)`: runs `f`, then differentiates its scalar result with respect to
+    /// argument `i` — the backward pass is built in the IR right here, so it is checked, fused
+    /// and (inside a model) differentiated again like everything else.
+    fn apply_grad(
+        &mut self,
+        f: Value,
+        wrt: usize,
+        fspan: Span,
+        args: Vec<ArgValue>,
+        span: Span,
+    ) -> Value {
+        let positional: Vec<&ArgValue> = args.iter().filter(|a| a.name.is_none()).collect();
+        let Some(target) = positional.get(wrt).map(|a| (a.value.clone(), a.span)) else {
+            self.error(
+                Diagnostic::error(
+                    "E0304",
+                    format!(
+                        "`grad` differentiates with respect to argument {wrt}, which is not given"
+                    ),
+                )
+                .primary(
+                    span,
+                    format!(
+                        "{} positional argument{}",
+                        positional.len(),
+                        if positional.len() == 1 { "" } else { "s" }
+                    ),
+                )
+                .help("pass the argument positionally, or choose another with `wrt:`"),
+            );
+            return Value::Error;
+        };
+        let x = match target {
+            (Value::Tensor(t), tspan) => match self.float_tensor(t, tspan) {
+                Some(t) => t,
+                None => return Value::Error,
+            },
+            (other, tspan) => {
+                self.wrong_kind(&other, tspan, "a tensor to differentiate with respect to");
+                return Value::Error;
+            }
+        };
+        // A fresh node for the argument, so the derivative is partial: other arguments computed
+        // from the same value (`grad(f, wrt: 1)(x + 1, x)`) are held fixed, as in JAX.
+        let ty = self.ty(x).clone();
+        let fresh = self.graph.push_node(crate::ir::graph::Node {
+            op: Op::Reshape,
+            inputs: vec![x.id],
+            ty,
+            span: Some(span),
+        });
+        let mut args = args;
+        if let Some(arg) = args.iter_mut().filter(|a| a.name.is_none()).nth(wrt) {
+            arg.value = Value::Tensor(Tensor {
+                id: fresh,
+                origin: x.origin,
+            });
+        }
+        let x = Tensor {
+            id: fresh,
+            origin: x.origin,
+        };
+        let result = self.call(f, fspan, args, span);
+        let y = match result {
+            Value::Tensor(y) => y,
+            Value::Error => return Value::Error,
+            other => {
+                self.wrong_kind(&other, span, "a function returning a tensor");
+                return Value::Error;
+            }
+        };
+        if self.ty(y).shape.rank() != 0 {
+            let text = self.text(y);
+            self.error(
+                Diagnostic::error(
+                    "E0224",
+                    format!(
+                        "`grad` needs a function with a scalar result, this one returns {text}"
+                    ),
+                )
+                .primary(span, format!("returns {text}"))
+                .help("reduce it to one number first, e.g. `fn total(x) = sum(f(x))`"),
+            );
+            return Value::Error;
+        }
+        let gradient = crate::ir::autodiff::gradient(&mut self.graph, y.id, &[x.id]);
+        self.tensor(gradient[0], span)
     }
 
     /// A fresh Keras-style name: `dense`, `dense_1`, …

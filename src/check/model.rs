@@ -81,6 +81,7 @@ impl Checker {
                 .collect()
         };
         graph.outputs = named;
+        unreachable_params(self, &graph);
         let input_types: Vec<(String, TensorType)> = inputs
             .iter()
             .map(|(name, t, _)| (name.clone(), graph.ty(t.id).clone()))
@@ -461,4 +462,34 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
         }
     }
     ok.then_some(produced)
+}
+
+/// W0106 for parameters the outputs do not depend on: training would give them a zero
+/// gradient and never change them.
+fn unreachable_params(ck: &mut Checker, graph: &crate::ir::graph::Graph) {
+    let mut reached = vec![false; graph.nodes.len()];
+    for (_, output) in &graph.outputs {
+        reached[output.index()] = true;
+    }
+    for index in (0..graph.nodes.len()).rev() {
+        if reached[index] {
+            for input in &graph.nodes[index].inputs {
+                reached[input.index()] = true;
+            }
+        }
+    }
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if let (Op::Param { index: param }, false) = (&node.op, reached[index]) {
+            let name = &graph.params[*param].name;
+            ck.diags.push(
+                Diagnostic::warning(
+                    "W0106",
+                    format!("parameter `{name}` does not reach the model's output"),
+                )
+                .primary(node.span.unwrap_or_default(), "created here")
+                .note("its gradient is zero, so training never changes it")
+                .help("use the layer's result, or remove the layer"),
+            );
+        }
+    }
 }

@@ -41,6 +41,9 @@ pub enum Func {
     UserFn(String),
     /// A user `layer` before configuration, by name.
     UserLayer(String),
+    /// `grad(f, wrt: i)`: the gradient of the scalar-valued `f` with respect to its `i`-th
+    /// argument, a function taking the same arguments.
+    Grad(Box<Value>, usize),
 }
 
 #[derive(Debug)]

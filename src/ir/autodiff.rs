@@ -10,35 +10,8 @@ use crate::diag::Span;
 /// Appends ∂loss/∂param for every parameter to `graph` (recorded in `graph.gradients`).
 /// Returns the indices of parameters the loss does not depend on: their gradient is zero.
 pub fn differentiate(graph: &mut Graph, loss: ValueId) -> Vec<usize> {
-    let forward_len = graph.nodes.len();
-    let needs_grad = depends_on_params(graph);
-    let mut adjoint: Vec<Option<ValueId>> = vec![None; forward_len];
-    adjoint[loss.index()] = Some(graph.constant(1.0, graph.node(loss).span));
-
-    for index in (0..forward_len).rev() {
-        let Some(dy) = adjoint[index] else { continue };
-        let node = graph.nodes[index].clone();
-        if node.op.is_leaf() {
-            continue;
-        }
-        let wanted: Vec<bool> = node.inputs.iter().map(|i| needs_grad[i.index()]).collect();
-        if !wanted.contains(&true) {
-            continue;
-        }
-        let y = ValueId(index as u32);
-        let contributions = vjp(graph, &node.op, &node.inputs, &wanted, y, dy, node.span);
-        for (&input, contribution) in node.inputs.iter().zip(contributions) {
-            let Some(contribution) = contribution else {
-                continue;
-            };
-            // A value used more than once accumulates the gradient of every use.
-            adjoint[input.index()] = Some(match adjoint[input.index()] {
-                None => contribution,
-                Some(previous) => graph.binary(BinaryOp::Add, previous, contribution, node.span),
-            });
-        }
-    }
-
+    let needs_grad = depends_on(graph, |op| matches!(op, Op::Param { .. }), &[]);
+    let adjoint = backward(graph, loss, &needs_grad);
     let mut unreachable = Vec::new();
     for param in 0..graph.params.len() {
         let adjoint = graph
@@ -58,11 +31,63 @@ pub fn differentiate(graph: &mut Graph, loss: ValueId) -> Vec<usize> {
     unreachable
 }
 
-/// Which values depend on a parameter (only those need an adjoint).
-fn depends_on_params(graph: &Graph) -> Vec<bool> {
+/// ∂y/∂x for each `x` in `wrt`, appended to `graph`, for a scalar `y` (what the language's
+/// `grad` computes). A value `y` does not depend on gets a zero gradient of its shape.
+pub fn gradient(graph: &mut Graph, y: ValueId, wrt: &[ValueId]) -> Vec<ValueId> {
+    let needs_grad = depends_on(graph, |_| false, wrt);
+    let adjoint = backward(graph, y, &needs_grad);
+    wrt.iter()
+        .map(|&x| match adjoint[x.index()] {
+            Some(value) => value,
+            None => {
+                let span = graph.node(x).span;
+                let zero = graph.constant(0.0, span);
+                let shape = graph.shape(x).clone();
+                graph.broadcast(zero, &shape, span)
+            }
+        })
+        .collect()
+}
+
+/// Walks the graph backwards from `y` (seeded with 1), accumulating each value's adjoint where
+/// `needs_grad` says one is wanted.
+fn backward(graph: &mut Graph, y: ValueId, needs_grad: &[bool]) -> Vec<Option<ValueId>> {
+    let forward_len = graph.nodes.len();
+    let mut adjoint: Vec<Option<ValueId>> = vec![None; forward_len];
+    adjoint[y.index()] = Some(graph.constant(1.0, graph.node(y).span));
+    for index in (0..forward_len).rev() {
+        let Some(dy) = adjoint[index] else { continue };
+        let node = graph.nodes[index].clone();
+        if node.op.is_leaf() {
+            continue;
+        }
+        let wanted: Vec<bool> = node.inputs.iter().map(|i| needs_grad[i.index()]).collect();
+        if !wanted.contains(&true) {
+            continue;
+        }
+        let value = ValueId(index as u32);
+        let contributions = vjp(graph, &node.op, &node.inputs, &wanted, value, dy, node.span);
+        for (&input, contribution) in node.inputs.iter().zip(contributions) {
+            let Some(contribution) = contribution else {
+                continue;
+            };
+            // A value used more than once accumulates the gradient of every use.
+            adjoint[input.index()] = Some(match adjoint[input.index()] {
+                None => contribution,
+                Some(previous) => graph.binary(BinaryOp::Add, previous, contribution, node.span),
+            });
+        }
+    }
+    adjoint
+}
+
+/// Which values depend on a source — a node whose op `is_source` says so, or one of `values` —
+/// (only those need an adjoint).
+fn depends_on(graph: &Graph, is_source: impl Fn(&Op) -> bool, values: &[ValueId]) -> Vec<bool> {
     let mut needs = vec![false; graph.nodes.len()];
     for (i, node) in graph.nodes.iter().enumerate() {
-        needs[i] = matches!(node.op, Op::Param { .. })
+        needs[i] = is_source(&node.op)
+            || values.iter().any(|v| v.index() == i)
             || node.inputs.iter().any(|input| needs[input.index()]);
     }
     needs

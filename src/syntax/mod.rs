@@ -29,6 +29,16 @@ mod tests {
     use super::*;
 
     const SEED: &str = include_str!("../../programs/seed.model");
+    /// Programs using the rest of the language, mutated too.
+    const MORE: [&str; 7] = [
+        include_str!("../../tests/golden/check/ok/user_layer.model"),
+        include_str!("../../tests/golden/check/ok/builtins.model"),
+        include_str!("../../tests/golden/check/ok/functional.model"),
+        include_str!("../../tests/golden/check/ok/images.model"),
+        include_str!("../../tests/golden/check/ok/grad.model"),
+        include_str!("../../tests/golden/check/ok/losses.model"),
+        include_str!("../../tests/golden/check/ok/initializers.model"),
+    ];
 
     /// A tiny deterministic xorshift so the fuzz test needs no dependency.
     struct XorShift(u64);
@@ -47,7 +57,18 @@ mod tests {
     }
 
     fn mutate(rng: &mut XorShift, source: &str) -> String {
-        const PIECES: [&str; 22] = [
+        const PIECES: [&str; 33] = [
+            "layer",
+            "fn",
+            "let",
+            "param",
+            "forward",
+            "grad",
+            "0",
+            "-1",
+            "B",
+            "x",
+            "*",
             "(",
             ")",
             "[",
@@ -103,6 +124,14 @@ mod tests {
             let _ = crate::check::check(&program);
             // Whatever checks must also lower, differentiate and verify without panicking.
             let _ = crate::driver::dump("step", "fuzz.model", &source);
+        }
+        for seed in MORE {
+            for _ in 0..120 {
+                let source = mutate(&mut rng, seed);
+                let (program, _) = parse(&source);
+                let _ = print_ast(&program);
+                let _ = crate::driver::dump("step", "fuzz.model", &source);
+            }
         }
         for _ in 0..100 {
             let len = rng.below(200);
