@@ -590,6 +590,7 @@ impl Runner<'_, '_> {
             params: named(&infos, &state.params),
             optimizer: state.optimizer,
             standardization: state.standardization.map(|s| (s.mean, s.std)),
+            other_dtypes: Vec::new(),
         };
         checkpoint::write(path, &saved).map_err(RunError::Data)?;
         (self.on_event)(Event::Saved {
@@ -894,6 +895,7 @@ impl train::Observer for FitObserver<'_> {
                 standardization: self
                     .standardization
                     .map(|s| (s.mean.clone(), s.std.clone())),
+                other_dtypes: Vec::new(),
             },
         )?;
         (self.on_event)(Event::Saved {

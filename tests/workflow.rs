@@ -247,6 +247,41 @@ fn bad_checkpoints_are_reported() {
         "points at the statement: {stderr}"
     );
 
+    // A parameter saved as float64 (as NumPy defaults to): reported by name and type.
+    let f64_bytes: Vec<u8> = (0..36).flat_map(|i| (i as f64).to_le_bytes()).collect();
+    let f32_bytes: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let tensors = [
+        (
+            "dense.kernel",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![3, 12], &f64_bytes)
+                .unwrap(),
+        ),
+        (
+            "dense.bias",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![12], &f32_bytes)
+                .unwrap(),
+        ),
+    ];
+    std::fs::write(
+        dir.join("f64.safetensors"),
+        safetensors::serialize(tensors, None).unwrap(),
+    )
+    .unwrap();
+    let stderr = run_err(
+        &dir,
+        "run.model",
+        &["--load", &path(&dir, "f64.safetensors")],
+    );
+    assert!(stderr.contains("E0408"), "{stderr}");
+    assert!(
+        stderr.contains("`dense.kernel` holds F64 values"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no tensor `dense_1.kernel`"),
+        "every problem: {stderr}"
+    );
+
     // Truncated, and not a checkpoint at all.
     std::fs::write(dir.join("cut.safetensors"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("junk.safetensors"), "not a checkpoint").unwrap();

@@ -56,6 +56,9 @@ pub struct Checkpoint {
     pub optimizer: Option<OptimizerState>,
     /// Per-feature mean and standard deviation the model's inputs are standardized with.
     pub standardization: Option<(Vec<f32>, Vec<f32>)>,
+    /// Tensors whose element type is not F32 (name, shape, type), read but not usable:
+    /// matching them against the model reports each by name.
+    pub other_dtypes: Vec<(String, Vec<usize>, String)>,
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
@@ -159,6 +162,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
     let mut params = Vec::new();
     let mut slots = Vec::new();
     let (mut mean, mut std) = (None, None);
+    let mut other_dtypes = Vec::new();
     let mut names: Vec<&str> = tensors.names();
     names.sort_unstable();
     for name in names {
@@ -180,10 +184,12 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
             values,
         };
         if view.dtype() != Dtype::F32 {
-            return Err(error(format!(
-                "tensor `{name}` holds {:?} values; Kiln checkpoints hold F32 (float32) tensors",
-                view.dtype()
-            )));
+            other_dtypes.push((
+                name.to_string(),
+                view.shape().to_vec(),
+                format!("{:?}", view.dtype()),
+            ));
+            continue;
         }
         if let Some(statistic) = name.strip_prefix(PREPROCESSING_PREFIX) {
             match statistic {
@@ -251,6 +257,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         params,
         optimizer,
         standardization,
+        other_dtypes,
     })
 }
 
@@ -303,6 +310,23 @@ pub fn match_params(
     let mut values = Vec::new();
     for param in params {
         let expected = param.shape.resolve(0);
+        if let Some((_, _, dtype)) = checkpoint
+            .other_dtypes
+            .iter()
+            .find(|(name, _, _)| *name == param.name)
+        {
+            problems.push(at(Diagnostic::error(
+                "E0408",
+                format!(
+                    "`{}` holds {dtype} values in the checkpoint; Kiln's parameters are F32",
+                    param.name
+                ),
+            )
+            .help(
+                "convert the tensor to float32 before saving, e.g. `tensor.float()` in PyTorch",
+            )));
+            continue;
+        }
         match checkpoint.params.iter().find(|t| t.name == param.name) {
             None => problems.push(at(Diagnostic::error(
                 "E0404",
@@ -398,6 +422,7 @@ mod tests {
                 }],
             }),
             standardization: Some((vec![0.5, -1.0], vec![2.0, 1e-7])),
+            other_dtypes: Vec::new(),
         }
     }
 
