@@ -15,7 +15,7 @@ use crate::diag::{self, Diagnostic, Span};
 use crate::ir::graph::Graph;
 use crate::ir::{autodiff, dce, lower, optimizer, passes, print, verify};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
-use crate::runtime::data::{self, DataError, Dataset};
+use crate::runtime::data::{self, DataError, Dataset, Standardization};
 use crate::runtime::evaluate::{Evaluation, Evaluator};
 use crate::runtime::init;
 use crate::runtime::predict::{self, Predictions};
@@ -349,6 +349,8 @@ struct ModelState {
     optimizer: Option<OptimizerState>,
     /// Epochs trained, when known (recorded in checkpoints).
     epoch: Option<usize>,
+    /// The statistics its inputs are standardized with (`standardize true`).
+    standardization: Option<Standardization>,
 }
 
 /// Runs a program: every `fit`, `evaluate`, `predict`, `save` and `load` in program order.
@@ -455,7 +457,9 @@ fn codegen_error(fit: &Fit, e: impl std::fmt::Display) -> RunError {
 fn optimizer_kind(optimizer: &Optimizer) -> &'static str {
     match optimizer {
         Optimizer::Sgd { .. } => "sgd",
-        Optimizer::Adam { .. } => "adam",
+        Optimizer::SgdMomentum { .. } => "sgd_momentum",
+        // The same moments and step count: a checkpoint moves between the two profiles.
+        Optimizer::Adam { .. } | Optimizer::AdamTorch { .. } => "adam",
     }
 }
 
@@ -525,6 +529,7 @@ impl Runner<'_, '_> {
                     params: init::initial_params(&graph, fit.seed),
                     optimizer: None,
                     epoch: None,
+                    standardization: None,
                 },
             );
         }
@@ -557,6 +562,9 @@ impl Runner<'_, '_> {
                 params,
                 optimizer,
                 epoch: saved.epoch,
+                standardization: saved
+                    .standardization
+                    .map(|(mean, std)| Standardization { mean, std }),
             },
         );
         (self.on_event)(Event::Loaded {
@@ -581,6 +589,8 @@ impl Runner<'_, '_> {
             epoch: state.epoch,
             params: named(&infos, &state.params),
             optimizer: state.optimizer,
+            standardization: state.standardization.map(|s| (s.mean, s.std)),
+            other_dtypes: Vec::new(),
         };
         checkpoint::write(path, &saved).map_err(RunError::Data)?;
         (self.on_event)(Event::Saved {
@@ -601,7 +611,10 @@ impl Runner<'_, '_> {
     }
 
     fn evaluate(&mut self, model: usize, data: usize, fit: &Fit) -> Result<(), RunError> {
-        let set = self.data(data, fit)?;
+        let mut set = self.data(data, fit)?;
+        if let Some(statistics) = &self.weights(model)?.standardization {
+            statistics.apply(&mut set);
+        }
         let graph = self.forward(fit)?;
         let mut evaluator = Evaluator::new(&graph, fit.batch.min(set.samples).max(1))
             .map_err(|e| codegen_error(fit, e))?;
@@ -625,7 +638,10 @@ impl Runner<'_, '_> {
         format: PredictFormat,
     ) -> Result<(), RunError> {
         let fit = fit.cloned().unwrap_or_else(|| self.some_fit(model));
-        let set = self.data(data, &fit)?;
+        let mut set = self.data(data, &fit)?;
+        if let Some(statistics) = &self.weights(model)?.standardization {
+            statistics.apply(&mut set);
+        }
         let graph = self.forward(&fit)?;
         let mut evaluator = Evaluator::new(&graph, fit.batch.min(set.samples).max(1))
             .map_err(|e| codegen_error(&fit, e))?;
@@ -674,6 +690,24 @@ impl Runner<'_, '_> {
                 (train, Some(("validation_split", held_out)))
             }
         };
+        // Keras's Normalization: statistics of the training samples only (after the split),
+        // kept with the model, applied to everything it sees.
+        let standardization = self
+            .states
+            .get(&fit.model)
+            .and_then(|s| s.standardization.clone())
+            .or_else(|| {
+                fit.training
+                    .standardize
+                    .then(|| Standardization::of(&dataset))
+            });
+        let (mut dataset, mut validation) = (dataset, validation);
+        if let Some(statistics) = &standardization {
+            statistics.apply(&mut dataset);
+            if let Some((_, held_out)) = validation.as_mut() {
+                statistics.apply(held_out);
+            }
+        }
         let load_time = loading.elapsed();
 
         // No batch is larger than the data, so buffers are never sized beyond it.
@@ -702,6 +736,7 @@ impl Runner<'_, '_> {
                 params: init::initial_params(&graph, fit.seed),
                 optimizer: None,
                 epoch: None,
+                standardization: None,
             },
         };
         for (index, values) in state.params.iter().enumerate() {
@@ -741,6 +776,7 @@ impl Runner<'_, '_> {
             validation: validation.as_ref().map(|(_, set)| set),
             metrics: &fit.metrics,
             base_dir: self.base_dir,
+            standardization: standardization.as_ref(),
             on_event: &mut *self.on_event,
         };
         let trained = train::train(&mut step, &graph, &dataset, fit, steps_done, &mut observer)
@@ -772,6 +808,7 @@ impl Runner<'_, '_> {
                     slots: named(&state_infos, &slots),
                 }),
                 epoch: trained.history.last().map(|r| r.epoch).or(state.epoch),
+                standardization,
             },
         );
         let slices: Vec<&[f32]> = final_params.iter().map(Vec::as_slice).collect();
@@ -794,6 +831,7 @@ struct FitObserver<'a> {
     validation: Option<&'a Dataset>,
     metrics: &'a [Metric],
     base_dir: &'a Path,
+    standardization: Option<&'a Standardization>,
     on_event: &'a mut dyn FnMut(Event),
 }
 
@@ -854,6 +892,10 @@ impl train::Observer for FitObserver<'_> {
                     step: steps,
                     slots,
                 }),
+                standardization: self
+                    .standardization
+                    .map(|s| (s.mean.clone(), s.std.clone())),
+                other_dtypes: Vec::new(),
             },
         )?;
         (self.on_event)(Event::Saved {

@@ -676,6 +676,14 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0408",
+        title: "a checkpoint tensor is not float32",
+        text: "While loading a checkpoint, a parameter's tensor holds another element type (F16, \
+               BF16, F64, …). Kiln trains in float32; convert the tensor before saving it (in \
+               PyTorch, `tensor.float()`).",
+        example: None,
+    },
+    Explanation {
         code: "E0407",
         title: "no model for --load or --init",
         text: "`--load` and `--init` load into the model of the program's first `fit`, or its \

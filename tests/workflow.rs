@@ -88,10 +88,18 @@ fn program(fit_settings: &str, after: &str) -> String {
 
 #[test]
 fn resumed_training_equals_uninterrupted_training() {
-    for optimizer in ["adam", "sgd(lr: 0.1)"] {
+    for (index, optimizer) in [
+        "adam",
+        "sgd(lr: 0.1)",
+        "sgd(lr: 0.1, momentum: 0.9, nesterov: true)",
+        "adam(lr: 0.01, profile: torch)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let settings = |extra: &str| format!("    optimizer {optimizer}\n{extra}");
         let dir = scratch(
-            &format!("resume-{}", &optimizer[..3]),
+            &format!("resume-{index}"),
             &[
                 ("straight.model", &program(&settings("    epochs 4\n"), "")),
                 (
@@ -137,8 +145,12 @@ fn resumed_training_equals_uninterrupted_training() {
         );
         // --init takes the weights but not the optimizer state (nor, for Adam, its step count).
         let init = run_ok(&dir, "second.model", &["--init", &half]);
-        if optimizer == "adam" {
-            assert_ne!(weights(&init), straight, "a fresh Adam differs");
+        if optimizer != "sgd(lr: 0.1)" {
+            assert_ne!(
+                weights(&init),
+                straight,
+                "{optimizer}: a fresh optimizer state differs"
+            );
         }
     }
 }
@@ -233,6 +245,41 @@ fn bad_checkpoints_are_reported() {
     assert!(
         stderr.contains("load m from"),
         "points at the statement: {stderr}"
+    );
+
+    // A parameter saved as float64 (as NumPy defaults to): reported by name and type.
+    let f64_bytes: Vec<u8> = (0..36).flat_map(|i| (i as f64).to_le_bytes()).collect();
+    let f32_bytes: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let tensors = [
+        (
+            "dense.kernel",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![3, 12], &f64_bytes)
+                .unwrap(),
+        ),
+        (
+            "dense.bias",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![12], &f32_bytes)
+                .unwrap(),
+        ),
+    ];
+    std::fs::write(
+        dir.join("f64.safetensors"),
+        safetensors::serialize(tensors, None).unwrap(),
+    )
+    .unwrap();
+    let stderr = run_err(
+        &dir,
+        "run.model",
+        &["--load", &path(&dir, "f64.safetensors")],
+    );
+    assert!(stderr.contains("E0408"), "{stderr}");
+    assert!(
+        stderr.contains("`dense.kernel` holds F64 values"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no tensor `dense_1.kernel`"),
+        "every problem: {stderr}"
     );
 
     // Truncated, and not a checkpoint at all.
@@ -459,6 +506,8 @@ fn action_and_callback_mistakes_are_diagnostics() {
         ("", "    metrics [mse]\n", "E0315"),
         ("", "    metrics [top_k_accuracy(k: 0)]\n", "E0303"),
         ("", "    metrics [recal]\n", "E0109"),
+        ("", "    optimizer adam(profile: pytorch)\n", "E0303"),
+        ("", "    optimizer sgd(momentum: 1.5)\n", "E0303"),
     ];
     for (index, (after, settings, code)) in cases.into_iter().enumerate() {
         let mut source = program(settings, after);
@@ -539,4 +588,101 @@ fn metrics_for_classifiers_and_regression() {
         let value = json[0][name][1].as_f64().unwrap();
         assert!(value > 0.0 && value <= 1.0, "{name}: {value}");
     }
+}
+
+#[test]
+fn plot_draws_the_curves_as_svg() {
+    let dir = scratch(
+        "plot",
+        &[(
+            "m.model",
+            &program("    epochs 3\n    validation test\n", ""),
+        )],
+    );
+    let svg = path(&dir, "curves.svg");
+    run_ok(&dir, "m.model", &["-q", "--plot", &svg]);
+    let image = std::fs::read_to_string(&svg).unwrap();
+    assert!(image.starts_with("<svg"), "{}", &image[..60]);
+    for title in ["m: loss", "m: accuracy", "training", "validation"] {
+        assert!(image.contains(title), "no {title}");
+    }
+    let out = kiln(&[
+        "run",
+        "--plot",
+        &path(&dir, "curves.png"),
+        &path(&dir, "m.model"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("must end in .svg"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
+}
+
+#[test]
+fn standardize_uses_training_statistics_everywhere() {
+    // Two features on very different scales; the class is which one is larger after scaling.
+    let row = |i: usize| {
+        let (a, b) = ((i * 37 % 100) as f64, (i * 53 % 100) as f64);
+        format!(
+            "{},{},{}\n",
+            1000.0 + a * 10.0,
+            b * 0.01,
+            usize::from(a > b)
+        )
+    };
+    let train: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..200).map(row))
+        .collect();
+    let test: String = std::iter::once("a,b,y\n".to_string())
+        .chain((200..260).map(row))
+        .collect();
+    let model = "data train = csv(\"train.csv\")\ndata test = csv(\"test.csv\")\n\
+        model m(x: f32[B, 2]) -> f32[B, 2] {\n    dense(16, relu)\n    dense(2, softmax)\n}\n";
+    let fit = |standardize: bool| {
+        format!(
+            "{model}fit m on train {{\n    loss sparse_categorical_crossentropy\n    \
+             optimizer adam(lr: 0.01)\n    metrics [accuracy]\n    epochs 40\n    \
+             validation test\n    standardize {standardize}\n}}\n\
+             evaluate m on test\nsave m to \"m.safetensors\"\n"
+        )
+    };
+    let reload = format!("{model}load m from \"m.safetensors\"\npredict m on test to \"p.csv\"\n");
+    let dir = scratch(
+        "standardize",
+        &[
+            ("train.csv", &train),
+            ("test.csv", &test),
+            ("plain.model", &fit(false)),
+            ("standard.model", &fit(true)),
+            ("reload.model", &reload),
+        ],
+    );
+    let accuracy = |out: &str| -> f64 {
+        let line = out.lines().find(|l| l.starts_with("Evaluated")).unwrap();
+        line.rsplit("accuracy: ").next().unwrap().parse().unwrap()
+    };
+    let plain = accuracy(&run_ok(&dir, "plain.model", &["-q"]));
+    let standard = accuracy(&run_ok(&dir, "standard.model", &["-q"]));
+    assert!(standard >= 0.9, "standardized: {standard}");
+    assert!(standard > plain, "standardize helps: {standard} vs {plain}");
+    // The checkpoint carries the statistics: a program without `standardize` that loads it
+    // predicts as well as the fit evaluated.
+    run_ok(&dir, "reload.model", &["-q"]);
+    let csv = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let labels: Vec<usize> = (200..260)
+        .map(|i| usize::from((i * 37 % 100) > (i * 53 % 100)))
+        .collect();
+    let correct = csv
+        .lines()
+        .skip(1)
+        .zip(&labels)
+        .filter(|(line, label)| line.ends_with(&format!(",{label}")))
+        .count();
+    assert!(
+        (correct as f64 / 60.0 - standard).abs() < 1e-4,
+        "{correct}/60 vs {standard}"
+    );
 }

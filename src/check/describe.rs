@@ -49,8 +49,82 @@ pub fn describe(program: &CheckedProgram) -> String {
                 let _ = writeln!(out, "  validation_split {fraction:?}");
             }
         }
+        // Shown only when given, like `validation`.
+        let training = &fit.training;
+        if let Some(schedule) = &training.schedule {
+            let _ = writeln!(out, "  lr schedule {}", schedule_text(schedule));
+        }
+        if training.initial_epoch > 0 {
+            let _ = writeln!(out, "  initial_epoch {}", training.initial_epoch);
+        }
+        if training.standardize {
+            let _ = writeln!(out, "  standardize true");
+        }
+        if !training.callbacks.is_empty() {
+            let callbacks: Vec<String> = training.callbacks.iter().map(callback_text).collect();
+            let _ = writeln!(out, "  callbacks [{}]", callbacks.join(", "));
+        }
     }
     out
+}
+
+fn schedule_text(schedule: &Schedule) -> String {
+    match schedule {
+        Schedule::ExponentialDecay {
+            initial,
+            decay_steps,
+            decay_rate,
+            staircase,
+        } => format!(
+            "exponential_decay({:?}, decay_steps: {decay_steps}, decay_rate: {:?}, staircase: {staircase})",
+            *initial as f32, *decay_rate as f32
+        ),
+        Schedule::PiecewiseConstant { boundaries, values } => {
+            let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            format!("piecewise_constant_decay({boundaries:?}, {values:?})")
+        }
+        Schedule::CosineDecay {
+            initial,
+            decay_steps,
+            alpha,
+        } => format!(
+            "cosine_decay({:?}, decay_steps: {decay_steps}, alpha: {:?})",
+            *initial as f32, *alpha as f32
+        ),
+    }
+}
+
+/// Every argument, defaults included, so the resolved settings can be read off.
+fn callback_text(callback: &Callback) -> String {
+    match callback {
+        Callback::EarlyStopping {
+            monitor,
+            min_delta,
+            patience,
+            restore_best_weights,
+        } => format!(
+            "early_stopping(monitor: {:?}, min_delta: {min_delta:?}, patience: {patience}, restore_best_weights: {restore_best_weights})",
+            monitor.name
+        ),
+        Callback::Checkpoint {
+            path,
+            monitor,
+            save_best_only,
+        } => format!(
+            "checkpoint({path:?}, monitor: {:?}, save_best_only: {save_best_only})",
+            monitor.name
+        ),
+        Callback::ReduceLrOnPlateau {
+            monitor,
+            factor,
+            patience,
+            min_delta,
+            min_lr,
+        } => format!(
+            "reduce_lr_on_plateau(monitor: {:?}, factor: {factor:?}, patience: {patience}, min_delta: {min_delta:?}, min_lr: {min_lr:?})",
+            monitor.name
+        ),
+    }
 }
 
 fn source(source: &DataSource) -> String {
@@ -126,6 +200,19 @@ fn scale_text(scale: f32) -> String {
 fn optimizer(optimizer: Optimizer) -> String {
     match optimizer {
         Optimizer::Sgd { lr } => format!("sgd(lr: {lr:?})"),
+        Optimizer::SgdMomentum {
+            lr,
+            momentum,
+            nesterov,
+        } => format!("sgd(lr: {lr:?}, momentum: {momentum:?}, nesterov: {nesterov})"),
+        Optimizer::AdamTorch {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => format!(
+            "adam(lr: {lr:?}, beta1: {beta1:?}, beta2: {beta2:?}, eps: {eps:?}, profile: torch)"
+        ),
         Optimizer::Adam {
             lr,
             beta1,

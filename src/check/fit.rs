@@ -40,6 +40,7 @@ impl Checker {
         let mut schedule = Some(None);
         let mut initial_epoch = Some(None);
         let mut callbacks = Some(Vec::new());
+        let mut standardize = Some(false);
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -53,7 +54,7 @@ impl Checker {
                     .primary(key.span, "not a fit setting");
                 let d = with_suggestion(d, &key.name, SETTINGS).note(
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
-                         validation, validation_split, initial_epoch, callbacks",
+                         validation, validation_split, initial_epoch, callbacks, standardize",
                 );
                 self.error(d);
                 broken = true;
@@ -90,6 +91,7 @@ impl Checker {
                         .map(|n| Some((n, value.span)))
                 }
                 "callbacks" => callbacks = self.callbacks(value),
+                "standardize" => standardize = self.boolean(value, "`standardize`"),
                 "metrics" => metrics = self.metrics(value, &mut metric_spans),
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
@@ -143,8 +145,8 @@ impl Checker {
         else {
             return;
         };
-        let (Some(schedule), Some(initial_epoch), Some(callbacks)) =
-            (schedule, initial_epoch, callbacks)
+        let (Some(schedule), Some(initial_epoch), Some(callbacks), Some(standardize)) =
+            (schedule, initial_epoch, callbacks, standardize)
         else {
             return;
         };
@@ -202,6 +204,7 @@ impl Checker {
                 initial_epoch: initial_epoch.map_or(0, |(n, _)| n),
                 callbacks: callbacks.into_iter().map(|(c, _)| c).collect(),
                 schedule,
+                standardize,
             },
         });
     }
@@ -552,31 +555,87 @@ impl Checker {
         };
         match callee.name.as_str() {
             "sgd" => {
-                let b = self.bind(&callee, call_args, &["lr"]);
+                let b = self.bind(&callee, call_args, &["lr", "momentum", "nesterov"]);
                 let lr = self.learning_rate(b.get(0), 0.01);
-                let (lr, schedule) = lr?;
-                Some((Optimizer::Sgd { lr }, schedule)).filter(|_| b.ok)
+                let momentum = b
+                    .get(1)
+                    .map_or(Some(0.0), |e| self.fraction(e, "`momentum`"));
+                let nesterov = b
+                    .get(2)
+                    .map_or(Some(false), |e| self.boolean(e, "`nesterov`"));
+                let ((lr, schedule), momentum, nesterov) = (lr?, momentum?, nesterov?);
+                // Keras: with momentum 0 (nesterov or not) the update is plain SGD.
+                let optimizer = if momentum == 0.0 {
+                    Optimizer::Sgd { lr }
+                } else {
+                    Optimizer::SgdMomentum {
+                        lr,
+                        momentum,
+                        nesterov,
+                    }
+                };
+                Some((optimizer, schedule)).filter(|_| b.ok)
             }
             "adam" => {
-                let b = self.bind(&callee, call_args, &["lr", "beta1", "beta2", "eps"]);
+                let b = self.bind(
+                    &callee,
+                    call_args,
+                    &["lr", "beta1", "beta2", "eps", "profile"],
+                );
+                let torch = match b.get(4) {
+                    None => Some(false),
+                    Some(e) => match &e.kind {
+                        ast::ExprKind::Name(name) if name == "keras" => Some(false),
+                        ast::ExprKind::Name(name) if name == "torch" => Some(true),
+                        _ => {
+                            self.error(
+                                Diagnostic::error("E0303", "`profile` must be `keras` or `torch`")
+                                    .primary(e.span, format!("found {}", found(e)))
+                                    .help(
+                                        "`torch` adds eps after the bias correction, as PyTorch \
+                                         does; `keras` (the default) before",
+                                    ),
+                            );
+                            None
+                        }
+                    },
+                };
                 let lr = self.learning_rate(b.get(0), 0.001);
                 let beta1 = b.get(1).map_or(Some(0.9), |e| self.fraction(e, "`beta1`"));
                 let beta2 = b
                     .get(2)
                     .map_or(Some(0.999), |e| self.fraction(e, "`beta2`"));
+                // PyTorch's default eps is 1e-8, Keras's 1e-7.
+                let default_eps = if torch == Some(true) { 1e-8 } else { 1e-7 };
                 let eps = b
                     .get(3)
-                    .map_or(Some(1e-7), |e| self.positive_f32(e, "`eps`"));
-                match (b.ok, lr, beta1, beta2, eps) {
-                    (true, Some((lr, schedule)), Some(beta1), Some(beta2), Some(eps)) => Some((
-                        Optimizer::Adam {
-                            lr,
-                            beta1,
-                            beta2,
-                            eps,
-                        },
-                        schedule,
-                    )),
+                    .map_or(Some(default_eps), |e| self.positive_f32(e, "`eps`"));
+                match (b.ok, lr, beta1, beta2, eps, torch) {
+                    (
+                        true,
+                        Some((lr, schedule)),
+                        Some(beta1),
+                        Some(beta2),
+                        Some(eps),
+                        Some(torch),
+                    ) => {
+                        let optimizer = if torch {
+                            Optimizer::AdamTorch {
+                                lr,
+                                beta1,
+                                beta2,
+                                eps,
+                            }
+                        } else {
+                            Optimizer::Adam {
+                                lr,
+                                beta1,
+                                beta2,
+                                eps,
+                            }
+                        };
+                        Some((optimizer, schedule))
+                    }
                     _ => None,
                 }
             }

@@ -46,7 +46,7 @@ pub const METRICS: [&str; 6] = [
     "mae",
     "mse",
 ];
-pub const SETTINGS: [&str; 11] = [
+pub const SETTINGS: [&str; 12] = [
     "loss",
     "optimizer",
     "metrics",
@@ -58,6 +58,7 @@ pub const SETTINGS: [&str; 11] = [
     "validation_split",
     "initial_epoch",
     "callbacks",
+    "standardize",
 ];
 pub const CALLBACKS: [&str; 3] = ["early_stopping", "checkpoint", "reduce_lr_on_plateau"];
 pub const SCHEDULES: [&str; 3] = [

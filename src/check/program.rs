@@ -272,6 +272,10 @@ pub struct Training {
     pub callbacks: Vec<Callback>,
     /// The optimizer's learning rate as a function of the step; `None`: the constant `lr`.
     pub schedule: Option<Schedule>,
+    /// Standardize every feature with the mean and standard deviation of the training data
+    /// (Keras's `Normalization` layer adapted to it), applied to validation, evaluation and
+    /// prediction data too. Default false.
+    pub standardize: bool,
 }
 
 /// The quantity a callback watches: `loss`, a metric, or their `val_` forms.
@@ -464,6 +468,21 @@ impl Default for LossOptions {
 pub enum Optimizer {
     /// `p -= lr * g`. Default lr 0.01 (Keras).
     Sgd { lr: f32 },
+    /// Keras's SGD with `momentum > 0`: `v = momentum · v − lr · g`, then `p += v`, or with
+    /// `nesterov`, `p += momentum · v − lr · g`.
+    SgdMomentum {
+        lr: f32,
+        momentum: f32,
+        nesterov: bool,
+    },
+    /// `adam(profile: torch)`: PyTorch's Adam, with ε added after the bias correction:
+    /// `p −= lr / (1 − β1^t) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)`; eps default 1e-8.
+    AdamTorch {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
     /// Keras's Adam: `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
     /// p -= lr · sqrt(1-b2^t)/(1-b1^t) · m / (sqrt(v) + eps)`.
     /// Defaults: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7.

@@ -85,7 +85,10 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
     if let Some(optimizer) = optimizer {
         let (name, state) = match optimizer {
             Optimizer::Sgd { .. } => ("sgd", 0),
-            Optimizer::Adam { .. } => ("adam: m and v", params.saturating_mul(2)),
+            Optimizer::SgdMomentum { .. } => ("sgd: momentum", params),
+            Optimizer::Adam { .. } | Optimizer::AdamTorch { .. } => {
+                ("adam: m and v", params.saturating_mul(2))
+            }
         };
         let _ = writeln!(
             out,

@@ -38,6 +38,9 @@ enum Command {
         /// Write per-epoch loss and metrics to FILE: `.csv` or `.json`.
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Draw loss and metric curves (training and validation) to FILE, an .svg image.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
         /// Resume from a checkpoint (.safetensors): weights, and the optimizer state when the
         /// file has it, for the model of the first `fit`.
         #[arg(long, value_name = "FILE")]
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
             timings,
             quiet,
             history,
+            plot,
             load,
             init,
         } => run(
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
                 timings,
                 quiet,
                 history,
+                plot,
                 load,
                 init,
             },
@@ -230,6 +235,7 @@ struct RunOptions {
     timings: bool,
     quiet: bool,
     history: Option<PathBuf>,
+    plot: Option<PathBuf>,
     load: Option<PathBuf>,
     init: Option<PathBuf>,
 }
@@ -276,6 +282,17 @@ fn history_format(path: &Path) -> Result<HistoryFormat, String> {
 fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
     // Flags are checked before anything runs, so a typo does not cost a training run.
     let history_format = options.history.as_deref().map(history_format).transpose()?;
+    if let Some(plot) = &options.plot
+        && !plot
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        return Err(format!(
+            "error: --plot `{}`: the image is SVG; the file name must end in .svg",
+            plot.display()
+        ));
+    }
     if let Some(load) = &options.load {
         checkpoint_flag("load", load)?;
     }
@@ -408,6 +425,20 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
             format!(
                 "error: cannot write history to `{}`: {e}",
                 history_path.display()
+            )
+        })?;
+    }
+    if let Some(plot_path) = &options.plot {
+        let fits: Vec<(&str, &[EpochReport])> = outcomes
+            .iter()
+            .map(|o| (o.model.as_str(), o.history.as_slice()))
+            .collect();
+        let image = kiln::runtime::plot::svg(&fits)
+            .map_err(|e| format!("error: --plot `{}`: {e}", plot_path.display()))?;
+        std::fs::write(plot_path, image).map_err(|e| {
+            format!(
+                "error: cannot write the plot to `{}`: {e}",
+                plot_path.display()
             )
         })?;
     }

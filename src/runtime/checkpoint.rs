@@ -22,6 +22,9 @@ use crate::ir::graph::{ParamInfo, StateInfo};
 
 /// The prefix of optimizer-state tensors, keeping them apart from the model's parameters.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// The standardization statistics (`fit … { standardize true }`): `preprocessing.mean` and
+/// `preprocessing.std`, one value per feature.
+pub const PREPROCESSING_PREFIX: &str = "preprocessing.";
 
 /// A named `f32` tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +54,11 @@ pub struct Checkpoint {
     pub epoch: Option<usize>,
     pub params: Vec<Tensor>,
     pub optimizer: Option<OptimizerState>,
+    /// Per-feature mean and standard deviation the model's inputs are standardized with.
+    pub standardization: Option<(Vec<f32>, Vec<f32>)>,
+    /// Tensors whose element type is not F32 (name, shape, type), read but not usable:
+    /// matching them against the model reports each by name.
+    pub other_dtypes: Vec<(String, Vec<usize>, String)>,
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
@@ -70,6 +78,15 @@ pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
     ]);
     if let Some(epoch) = checkpoint.epoch {
         metadata.insert("epoch".to_string(), epoch.to_string());
+    }
+    if let Some((mean, std)) = &checkpoint.standardization {
+        for (name, values) in [("mean", mean), ("std", std)] {
+            tensors.push((
+                format!("{PREPROCESSING_PREFIX}{name}"),
+                vec![values.len()],
+                le_bytes(values),
+            ));
+        }
     }
     if let Some(optimizer) = &checkpoint.optimizer {
         metadata.insert("optimizer".to_string(), optimizer.kind.clone());
@@ -144,6 +161,8 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
     let metadata = header.metadata().clone().unwrap_or_default();
     let mut params = Vec::new();
     let mut slots = Vec::new();
+    let (mut mean, mut std) = (None, None);
+    let mut other_dtypes = Vec::new();
     let mut names: Vec<&str> = tensors.names();
     names.sort_unstable();
     for name in names {
@@ -165,10 +184,25 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
             values,
         };
         if view.dtype() != Dtype::F32 {
-            return Err(error(format!(
-                "tensor `{name}` holds {:?} values; Kiln checkpoints hold F32 (float32) tensors",
-                view.dtype()
-            )));
+            other_dtypes.push((
+                name.to_string(),
+                view.shape().to_vec(),
+                format!("{:?}", view.dtype()),
+            ));
+            continue;
+        }
+        if let Some(statistic) = name.strip_prefix(PREPROCESSING_PREFIX) {
+            match statistic {
+                "mean" => mean = Some(tensor.values),
+                "std" => std = Some(tensor.values),
+                _ => {
+                    return Err(error(format!(
+                        "unknown preprocessing tensor `{name}`; expected preprocessing.mean and \
+                         preprocessing.std"
+                    )));
+                }
+            }
+            continue;
         }
         match name.strip_prefix(OPTIMIZER_PREFIX) {
             Some(slot) => slots.push(Tensor {
@@ -206,11 +240,24 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         }
         _ => None,
     };
+    let standardization = match (mean, std) {
+        (Some(mean), Some(std)) if mean.len() == std.len() => Some((mean, std)),
+        (None, None) => None,
+        _ => {
+            return Err(error(
+                "preprocessing.mean and preprocessing.std must both be present, with one value \
+                 per feature"
+                    .to_string(),
+            ));
+        }
+    };
     Ok(Checkpoint {
         model: metadata.get("model").cloned().unwrap_or_default(),
         epoch,
         params,
         optimizer,
+        standardization,
+        other_dtypes,
     })
 }
 
@@ -263,6 +310,23 @@ pub fn match_params(
     let mut values = Vec::new();
     for param in params {
         let expected = param.shape.resolve(0);
+        if let Some((_, _, dtype)) = checkpoint
+            .other_dtypes
+            .iter()
+            .find(|(name, _, _)| *name == param.name)
+        {
+            problems.push(at(Diagnostic::error(
+                "E0408",
+                format!(
+                    "`{}` holds {dtype} values in the checkpoint; Kiln's parameters are F32",
+                    param.name
+                ),
+            )
+            .help(
+                "convert the tensor to float32 before saving, e.g. `tensor.float()` in PyTorch",
+            )));
+            continue;
+        }
         match checkpoint.params.iter().find(|t| t.name == param.name) {
             None => problems.push(at(Diagnostic::error(
                 "E0404",
@@ -357,6 +421,8 @@ mod tests {
                     values: vec![1e-8, 2e-8, 3e-8],
                 }],
             }),
+            standardization: Some((vec![0.5, -1.0], vec![2.0, 1e-7])),
+            other_dtypes: Vec::new(),
         }
     }
 

@@ -9,5 +9,6 @@ pub mod evaluate;
 pub mod history;
 pub mod init;
 pub mod metrics;
+pub mod plot;
 pub mod predict;
 pub mod train;

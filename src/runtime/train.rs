@@ -134,7 +134,10 @@ pub fn train(
     let mut step_count = steps_done;
     let schedule = fit.training.schedule.as_ref();
     let mut lr = match fit.optimizer {
-        Optimizer::Sgd { lr } | Optimizer::Adam { lr, .. } => lr,
+        Optimizer::Sgd { lr }
+        | Optimizer::SgdMomentum { lr, .. }
+        | Optimizer::Adam { lr, .. }
+        | Optimizer::AdamTorch { lr, .. } => lr,
     };
     let reports_lr = schedule.is_some()
         || fit
