@@ -21,6 +21,8 @@ const PEERS: [&str; 2] = ["torch_keras_adam", "keras_jax"];
 /// Recorded for comparison, not asserted: float64 (rounding alone) and PyTorch's own Adam form.
 const REFERENCES: [&str; 2] = ["torch_keras_adam_f64", "torch_native_adam"];
 const STEP_TOLERANCE: f64 = 1e-4;
+/// The seed program's `adam(lr: 0.001)`.
+const LEARNING_RATE: f32 = 0.001;
 const MEAN_TOLERANCE: f64 = 1e-3;
 
 fn fixture_dir() -> PathBuf {
@@ -160,6 +162,7 @@ fn kiln_losses(fixture: &Fixture) -> Vec<f64> {
             .unwrap_or_else(|| panic!("no input {name}"))
     };
     let (x_slot, label_slot, step_slot) = (slot(lower::FEATURES), slot(lower::LABELS), slot(STEP));
+    let lr_slot = slot(kiln::ir::optimizer::LR);
     let mut losses = Vec::with_capacity(steps);
     for (t, rows) in fixture.order.chunks_exact(batch).enumerate() {
         let x = step.input_f32_mut(x_slot, batch);
@@ -172,6 +175,7 @@ fn kiln_losses(fixture: &Fixture) -> Vec<f64> {
             *dst = fixture.labels[row as usize];
         }
         step.input_f32_mut(step_slot, batch)[0] = (t + 1) as f32; // Adam's t counts from 1
+        step.input_f32_mut(lr_slot, batch)[0] = LEARNING_RATE; // the runtime sets it every step
         step.run(batch);
         losses.push(f64::from(step.output(lower::LOSS, batch).unwrap()[0]));
     }
