@@ -88,6 +88,12 @@ impl Fixture {
 
 /// Trains the seed program's compiled step on the fixture's batches; returns each step's loss.
 fn kiln_losses(fixture: &Fixture) -> Vec<f64> {
+    kiln_losses_of(fixture, include_str!("../programs/seed.model"), false)
+}
+
+/// The same, for `source` (the seed program, possibly with another optimizer line); `torch`
+/// says the optimizer is `adam(profile: torch)`.
+fn kiln_losses_of(fixture: &Fixture, source: &str, torch: bool) -> Vec<f64> {
     let meta = &fixture.meta;
     let (samples, features) = (usize_of(meta, "samples"), usize_of(meta, "features"));
     let (batch, steps) = (usize_of(meta, "batch"), usize_of(meta, "steps"));
@@ -96,22 +102,31 @@ fn kiln_losses(fixture: &Fixture) -> Vec<f64> {
     assert_eq!(fixture.order.len(), steps * batch);
 
     // The real front end on the real program: its fit must be what the peers ran.
-    let source = include_str!("../programs/seed.model");
     let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
     let program = &checked.program;
     let fit = &program.fits[0];
     assert_eq!(fit.loss, Loss::SparseCategoricalCrossentropy);
     let adam = &meta["adam"];
     let want = |key: &str| adam[key].as_f64().unwrap() as f32;
-    assert_eq!(
-        fit.optimizer,
+    let (lr, beta1, beta2, eps) = (want("lr"), want("beta1"), want("beta2"), want("eps"));
+    let expected = if torch {
+        Optimizer::AdamTorch {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        }
+    } else {
         Optimizer::Adam {
-            lr: want("lr"),
-            beta1: want("beta1"),
-            beta2: want("beta2"),
-            eps: want("eps"),
-        },
-        "the seed program's optimizer is not the fixture's"
+            lr,
+            beta1,
+            beta2,
+            eps,
+        }
+    };
+    assert_eq!(
+        fit.optimizer, expected,
+        "the program's optimizer is not the fixture's"
     );
     assert_eq!(fit.batch, batch);
 
@@ -241,4 +256,25 @@ fn seed_model_losses_match_the_peers_step_by_step() {
     );
     // Training moved: the loss fell, so the comparison covered real updates.
     assert!(kiln[kiln.len() - 1] < 0.5 * kiln[0], "{kiln:?}");
+}
+
+/// `adam(profile: torch)` (ε added after bias correction) against `torch.optim.Adam` itself, run
+/// with the fixture's ε = 1e-7 — the same bar as Keras's form against Keras.
+#[test]
+fn torch_profile_adam_matches_torch_optim_adam() {
+    let fixture = Fixture::load();
+    let source = include_str!("../programs/seed.model").replace(
+        "optimizer adam(lr: 0.001)",
+        "optimizer adam(lr: 0.001, eps: 1e-7, profile: torch)",
+    );
+    let kiln = kiln_losses_of(&fixture, &source, true);
+    let torch = fixture.losses("torch_native_adam");
+    let a = agreement(&kiln, &torch);
+    assert!(
+        a.worst <= STEP_TOLERANCE && a.mean <= MEAN_TOLERANCE,
+        "max relative difference {:.2e} at step {}, means differ by {:.2e}",
+        a.worst,
+        a.worst_step,
+        a.mean
+    );
 }
