@@ -260,6 +260,8 @@ pub enum Event<'a> {
     /// A fit is about to train.
     FitStarted {
         model: &'a str,
+        /// The model's summary table (layers, output shapes, parameter counts, totals).
+        summary: String,
         data: &'a str,
         samples: usize,
         params: usize,
@@ -760,6 +762,7 @@ impl Runner<'_, '_> {
             .then_some((fit.training.initial_epoch, steps_done));
         (self.on_event)(Event::FitStarted {
             model: &model.name,
+            summary: crate::check::summary::summary(model, Some(&fit.optimizer)),
             data: &data_set.name,
             samples: dataset.samples,
             params: graph.params.iter().map(|p| p.shape.numel(0)).sum(),

@@ -186,7 +186,7 @@ fn a_closed_stdout_ends_the_run_quietly() {
         .unwrap();
     // The reader is dropped here: the rest of the output meets a closed pipe, as with `| head -1`.
     let out = child.wait_with_output().unwrap();
-    assert!(first.starts_with("Training"), "{first}");
+    assert!(first.starts_with("model m(x: f32[B, 4])"), "{first}");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         !text(&out.stderr).contains("panicked"),
@@ -334,6 +334,16 @@ fn plain_output_is_one_line_per_epoch() {
     // Note the validation data comes from another seed, hence another labelling rule: val_loss
     // rises after epoch 1, so `save_best_only` saves once.
     let expected = "\
+model m(x: f32[B, 4]) -> f32[B, 3]
+  layer (kind)     output shape  params
+  ─────────────────────────────────────
+  x (input)        f32[B, 4]          0
+  dense (dense)    f32[B, 8]         40
+  dense_1 (dense)  f32[B, 3]         27
+  ─────────────────────────────────────
+  parameters       67 (268 B)
+  optimizer state  0 (0 B; sgd)
+  activations      33 per sample (132 B × B, forward pass)
 Training m on train: 300 samples, 67 parameters, validating on test: 100 samples (compiled in T ms)
 Epoch 1/3
 5/5 - Ts - Tµs/step - loss: 0.8778 - accuracy: 0.6033 - val_loss: 1.2773 - val_accuracy: 0.6200 - learning_rate: 0.5000

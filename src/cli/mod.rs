@@ -314,6 +314,7 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         &mut |event| match event {
             Event::FitStarted {
                 model,
+                summary,
                 data,
                 samples,
                 params,
@@ -333,6 +334,7 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
                         format!(", resuming after epoch {epoch} and {steps} steps")
                     })
                     .unwrap_or_default();
+                say!("{}", summary.trim_end());
                 say!(
                     "Training {model} on {data}: {samples} samples, {params} parameters{validation}\
                  {resumed} (compiled in {:.1} ms)",
