@@ -116,8 +116,53 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
 /// Renders diagnostics against their source with ariadne. `color` is false for golden tests,
 /// pipes and `NO_COLOR`. Returns text; the caller decides where it goes.
 pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: bool) -> String {
-    use ariadne::{Color, Config, Label as AriadneLabel, Report, ReportKind, Source};
+    let whole = Piece {
+        name: file_name,
+        text: source,
+        range: 0..source.len(),
+        at: 0,
+    };
+    render_pieces(diagnostics, &[whole], color)
+}
 
+/// A piece of a text that was put together from several (the REPL checks its definitions, each
+/// from its own entry or file, as one program): `text[range]` of the file `name` sits at byte
+/// `at` of the combined text.
+#[derive(Clone, Debug)]
+pub struct Piece<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+    pub range: std::ops::Range<usize>,
+    pub at: usize,
+}
+
+/// `render` for diagnostics whose spans are in a combined text: each label is shown in the
+/// piece it falls in, under that piece's file name and line numbers.
+pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) -> String {
+    use ariadne::{Color, Config, Label as AriadneLabel, Report, ReportKind};
+
+    // A span's file and its range in that file (clamped to the piece).
+    let locate = |span: Span| -> (String, std::ops::Range<usize>) {
+        let piece = pieces
+            .iter()
+            .find(|p| p.at <= span.start && span.start <= p.at + p.range.len())
+            .or(pieces.last());
+        match piece {
+            Some(p) => {
+                let start = p.range.start + (span.start - p.at.min(span.start));
+                let end = p.range.start + (span.end.saturating_sub(p.at)).min(p.range.len());
+                let end = end.min(p.text.len());
+                (p.name.to_string(), start.min(end)..end)
+            }
+            None => (String::new(), 0..0),
+        }
+    };
+    let mut files: Vec<(String, String)> = Vec::new();
+    for piece in pieces {
+        if !files.iter().any(|(name, _)| name == piece.name) {
+            files.push((piece.name.to_string(), piece.text.to_string()));
+        }
+    }
     let mut out = Vec::new();
     for diagnostic in diagnostics {
         let kind = match diagnostic.severity {
@@ -129,9 +174,9 @@ pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: 
             .iter()
             .find(|label| label.primary)
             .or(diagnostic.labels.first())
-            .map(|label| clamp(label.span, source))
-            .unwrap_or_default();
-        let mut report = Report::build(kind, (file_name, anchor.start..anchor.end))
+            .map(|label| locate(label.span))
+            .unwrap_or_else(|| (pieces.first().map_or("", |p| p.name).to_string(), 0..0));
+        let mut report = Report::build(kind, anchor)
             .with_config(
                 Config::default()
                     .with_color(color)
@@ -143,14 +188,13 @@ pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: 
         let mut labels: Vec<&Label> = diagnostic.labels.iter().collect();
         labels.sort_by_key(|label| label.span.start);
         for label in labels {
-            let span = clamp(label.span, source);
             let color = if label.primary {
                 Color::Red
             } else {
                 Color::Blue
             };
             report = report.with_label(
-                AriadneLabel::new((file_name, span.start..span.end))
+                AriadneLabel::new(locate(label.span))
                     .with_message(&label.message)
                     .with_color(color),
             );
@@ -164,12 +208,11 @@ pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: 
         // Writing into a Vec cannot fail.
         let _ = report
             .finish()
-            .write((file_name, Source::from(source)), &mut out);
+            .write(ariadne::sources(files.clone()), &mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Keeps a span inside the source so rendering never indexes out of bounds.
 fn clamp(span: Span, source: &str) -> Span {
     let end = span.end.min(source.len());
     Span::new(span.start.min(end), end)

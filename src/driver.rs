@@ -375,10 +375,11 @@ pub fn run_with(
     let mut front_end = Timings::default();
     let checked = check_source_timed(source, &mut front_end).map_err(RunError::Program)?;
     let program = &checked.program;
+    let mut workspace = Workspace::default();
     let mut runner = Runner {
         program,
         base_dir,
-        states: HashMap::new(),
+        states: &mut workspace.states,
         on_event,
     };
     for (path, resume) in [(&options.init, false), (&options.load, true)] {
@@ -403,44 +404,93 @@ pub fn run_with(
             })?;
         runner.load(model, path, None, resume)?;
     }
-    let mut outcomes = Vec::new();
-    for action in &program.actions {
-        match action {
-            Action::Fit(index) => {
-                outcomes.push(runner.fit(&program.fits[*index], &front_end)?);
-            }
-            Action::Load { model, path, span } => {
-                let path = data::resolve(path, base_dir);
-                runner.load(*model, &path, Some(*span), true)?;
-            }
-            Action::Save { model, path, .. } => {
-                let path = data::resolve(path, base_dir);
-                runner.save(*model, &path)?;
-            }
-            Action::Evaluate {
-                model, data, fit, ..
-            } => runner.evaluate(*model, *data, &program.fits[*fit])?,
-            Action::Predict {
-                model,
-                data,
-                fit,
-                path,
-                format,
-                ..
-            } => {
-                let path = data::resolve(path, base_dir);
-                runner.predict(*model, *data, fit.map(|f| &program.fits[f]), &path, *format)?;
+    runner.actions(&program.actions, &front_end)
+}
+
+/// Model weights, optimizer states and standardization statistics that outlive one run of a
+/// program: `run` starts with an empty one; the REPL keeps one across its entries, so a model
+/// trained by one entry is evaluated, trained further or inspected by the next.
+#[derive(Default)]
+pub struct Workspace {
+    states: HashMap<String, ModelState>,
+}
+
+impl Workspace {
+    /// Forgets a model's weights (it was redefined: the old ones may not fit it).
+    pub fn forget(&mut self, model: &str) {
+        self.states.remove(model);
+    }
+
+    /// A model's weights in its graph's parameter order, once trained or loaded.
+    pub fn weights(&self, model: &str) -> Option<&[Vec<f32>]> {
+        self.states.get(model).map(|s| s.params.as_slice())
+    }
+}
+
+/// Runs `actions` of a checked program (in order) against the weights in `workspace`.
+pub fn run_actions(
+    program: &CheckedProgram,
+    actions: &[Action],
+    base_dir: &Path,
+    workspace: &mut Workspace,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<FitOutcome>, RunError> {
+    let mut runner = Runner {
+        program,
+        base_dir,
+        states: &mut workspace.states,
+        on_event,
+    };
+    runner.actions(actions, &Timings::default())
+}
+
+impl Runner<'_, '_> {
+    fn actions(
+        &mut self,
+        actions: &[Action],
+        front_end: &Timings,
+    ) -> Result<Vec<FitOutcome>, RunError> {
+        let (program, base_dir, runner) = (self.program, self.base_dir, self);
+        let mut outcomes = Vec::new();
+        for action in actions {
+            match action {
+                Action::Fit(index) => {
+                    outcomes.push(runner.fit(&program.fits[*index], front_end)?);
+                }
+                Action::Load { model, path, span } => {
+                    let path = data::resolve(path, base_dir);
+                    runner.load(*model, &path, Some(*span), true)?;
+                }
+                Action::Save { model, path, .. } => {
+                    let path = data::resolve(path, base_dir);
+                    runner.save(*model, &path)?;
+                }
+                Action::Evaluate {
+                    model, data, fit, ..
+                } => runner.evaluate(*model, *data, &program.fits[*fit])?,
+                Action::Predict {
+                    model,
+                    data,
+                    fit,
+                    path,
+                    format,
+                    ..
+                } => {
+                    let path = data::resolve(path, base_dir);
+                    runner.predict(*model, *data, fit.map(|f| &program.fits[f]), &path, *format)?;
+                }
             }
         }
+        Ok(outcomes)
     }
-    Ok(outcomes)
 }
 
 /// The state of a running program.
 struct Runner<'p, 'e> {
     program: &'p CheckedProgram,
     base_dir: &'p Path,
-    states: HashMap<usize, ModelState>,
+    /// By model name.
+    states: &'e mut HashMap<String, ModelState>,
     on_event: &'e mut dyn FnMut(Event),
 }
 
@@ -522,11 +572,12 @@ impl Runner<'_, '_> {
     /// The model's current weights: as trained or loaded, else freshly initialised from the seed
     /// of its first `fit` (Keras builds a model with its initial weights before any `fit`).
     fn weights(&mut self, model: usize) -> Result<&mut ModelState, RunError> {
-        if !self.states.contains_key(&model) {
+        let name = self.program.models[model].name.clone();
+        if !self.states.contains_key(&name) {
             let fit = self.some_fit(model);
             let graph = self.forward(&fit)?;
             self.states.insert(
-                model,
+                name.clone(),
                 ModelState {
                     params: init::initial_params(&graph, fit.seed),
                     optimizer: None,
@@ -535,7 +586,7 @@ impl Runner<'_, '_> {
                 },
             );
         }
-        Ok(self.states.get_mut(&model).expect("inserted above"))
+        Ok(self.states.get_mut(&name).expect("inserted above"))
     }
 
     fn load(
@@ -559,7 +610,7 @@ impl Runner<'_, '_> {
         let optimizer = saved.optimizer.filter(|_| with_optimizer);
         let steps = optimizer.as_ref().map(|o| o.step);
         self.states.insert(
-            model,
+            name.clone(),
             ModelState {
                 params,
                 optimizer,
@@ -696,7 +747,7 @@ impl Runner<'_, '_> {
         // kept with the model, applied to everything it sees.
         let standardization = self
             .states
-            .get(&fit.model)
+            .get(&model.name)
             .and_then(|s| s.standardization.clone())
             .or_else(|| {
                 fit.training
@@ -732,7 +783,7 @@ impl Runner<'_, '_> {
         };
 
         // Weights as trained or loaded, else initialised from this fit's seed.
-        let state = match self.states.get(&fit.model) {
+        let state = match self.states.get(&model.name) {
             Some(state) => state.clone(),
             None => ModelState {
                 params: init::initial_params(&graph, fit.seed),
@@ -802,7 +853,7 @@ impl Runner<'_, '_> {
             .map(|s| (s.name.clone(), s.shape.resolve(0)))
             .collect();
         self.states.insert(
-            fit.model,
+            model.name.clone(),
             ModelState {
                 params: final_params.clone(),
                 optimizer: Some(OptimizerState {

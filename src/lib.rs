@@ -19,4 +19,5 @@ pub mod explain;
 pub mod interp;
 pub mod ir;
 pub mod runtime;
+pub mod session;
 pub mod syntax;

@@ -132,7 +132,15 @@ pub fn call(
     args: Vec<ArgValue>,
     span: Span,
 ) -> Value {
+    if super::prompt::CONSTRUCTORS.contains(&name) {
+        return el.construct(name, args, span);
+    }
     let params = params_of(name);
+    let args = if el.prompt.is_some() {
+        literal_args(el, params, args)
+    } else {
+        args
+    };
     let tensor_first = params[0] == "x";
     let has_tensor = match args.first() {
         Some(ArgValue {
@@ -338,6 +346,27 @@ fn dropout_rate(el: &mut Elab, arg: &ArgValue) -> Option<f64> {
             .help("the fraction of inputs to drop, e.g. `dropout(0.5)`"),
     );
     None
+}
+
+/// At the prompt, lists of numbers given for a tensor parameter are tensor literals:
+/// `relu([-1, 2])`, `maximum(x, [0, 1])`.
+fn literal_args(el: &mut Elab, params: &[&str], args: Vec<ArgValue>) -> Vec<ArgValue> {
+    let mut position = 0;
+    args.into_iter()
+        .map(|mut arg| {
+            let param = match &arg.name {
+                Some(name) => Some(name.name.as_str()),
+                None => {
+                    position += 1;
+                    params.get(position - 1).copied()
+                }
+            };
+            if matches!(param, Some("x" | "a" | "b" | "condition")) {
+                arg.value = el.tensor_literal(arg.value, arg.span);
+            }
+            arg
+        })
+        .collect()
 }
 
 fn tensor_arg(el: &mut Elab, arg: &ArgValue) -> Option<Tensor> {

@@ -33,6 +33,8 @@ pub(super) struct Elab<'a> {
     step: Option<ValueId>,
     /// Layer parameters a `forward` never read, handed from `expand` to the layer.
     pending_unused: Vec<(String, Span)>,
+    /// At the REPL prompt only: its tensor variables and the tensor constants of the entry.
+    pub prompt: Option<super::prompt::Prompt>,
 }
 
 struct Scope {
@@ -64,6 +66,7 @@ impl<'a> Elab<'a> {
             depth: 0,
             step: None,
             pending_unused: Vec::new(),
+            prompt: None,
         }
     }
 
@@ -213,6 +216,9 @@ impl<'a> Elab<'a> {
         if let Some(value) = self.lookup_local(name) {
             return value;
         }
+        if let Some(value) = self.prompt_name(name, span) {
+            return value;
+        }
         if let Some(value) = self.ck.consts.get(name) {
             self.ck.used_defs.insert(name.to_string());
             return value.clone();
@@ -234,8 +240,13 @@ impl<'a> Elab<'a> {
         let mut d = Diagnostic::error("E0113", format!("unknown name `{name}`"))
             .primary(span, "not defined here");
         if let Some(entry) = self.ck.names.get(name) {
+            let place = if self.prompt.is_some() {
+                "in an expression"
+            } else {
+                "inside a model"
+            };
             d = d.note(format!(
-                "`{name}` is {}, which cannot be used inside a model",
+                "`{name}` is {}, which cannot be used {place}",
                 entry.kind.noun()
             ));
         } else {
@@ -351,6 +362,7 @@ impl<'a> Elab<'a> {
         match value {
             Value::Tensor(t) => self.float_tensor(*t, span),
             Value::Int(_) | Value::Float(_) => Some(self.constant(value.as_number()?, span)),
+            Value::List(_) if self.prompt.is_some() => self.literal(value, span),
             Value::Error => None,
             other => {
                 self.wrong_kind(other, span, "a number or a tensor");
@@ -544,7 +556,8 @@ impl<'a> Elab<'a> {
     ) -> Option<Vec<(Tensor, Span)>> {
         let mut out = Vec::new();
         for arg in args {
-            match (&arg.name, &arg.value) {
+            let value = self.tensor_literal(arg.value.clone(), arg.span);
+            match (&arg.name, &value) {
                 (None, Value::Tensor(t)) => out.push((*t, arg.span)),
                 (Some(name), _) => {
                     self.error(
@@ -589,7 +602,10 @@ impl<'a> Elab<'a> {
         span: Span,
     ) -> Value {
         let positional: Vec<&ArgValue> = args.iter().filter(|a| a.name.is_none()).collect();
-        let Some(target) = positional.get(wrt).map(|a| (a.value.clone(), a.span)) else {
+        let target = positional
+            .get(wrt)
+            .map(|a| (self.tensor_literal(a.value.clone(), a.span), a.span));
+        let Some(target) = target else {
             self.error(
                 Diagnostic::error(
                     "E0304",

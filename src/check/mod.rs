@@ -11,9 +11,11 @@ mod data;
 mod definitions;
 mod describe;
 mod elab;
+pub mod expression;
 mod fit;
 mod model;
 pub mod program;
+mod prompt;
 mod suggest;
 pub mod summary;
 pub mod types;
@@ -28,6 +30,12 @@ use std::rc::Rc;
 pub use describe::describe;
 
 pub use builtins::NAMES as BUILTINS;
+pub use prompt::CONSTRUCTORS;
+
+/// The candidate closest to a misspelled `name`, for "did you mean" (the REPL's commands too).
+pub fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    suggest::closest(name, candidates.iter().copied())
+}
 pub const DATA_SOURCES: [&str; 5] = ["synthetic_classification", "csv", "idx", "npy", "npz"];
 pub const LOSSES: [&str; 6] = [
     "sparse_categorical_crossentropy",
@@ -69,53 +77,69 @@ pub const SCHEDULES: [&str; 3] = [
 
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
 pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
-    let mut checker = Checker {
-        lenient: program
-            .items
-            .iter()
-            .any(|item| matches!(item, ast::Item::Error(_))),
-        ..Checker::default()
-    };
-    // Definitions first, in order (a `let` may use the ones above it), so models can use any
-    // layer or function wherever it is written.
-    for item in &program.items {
-        match item {
-            ast::Item::Data(data) => checker.data(data),
-            ast::Item::Let(binding) => checker.constant(binding),
-            ast::Item::Layer(layer) => checker.layer_definition(layer),
-            ast::Item::Fn(function) => checker.fn_definition(function),
-            // Actions are checked after the fits, in `actions`.
-            ast::Item::Model(_)
-            | ast::Item::Fit(_)
-            | ast::Item::Action(_)
-            | ast::Item::Error(_) => {}
-        }
-    }
-    for item in &program.items {
-        if let ast::Item::Model(model) = item {
-            checker.model(model);
-        }
-    }
-    for item in &program.items {
-        if let ast::Item::Fit(fit) = item {
-            let before = checker.fits.len();
-            checker.fit(fit);
-            if checker.fits.len() > before && !checker.trainable(fit, before) {
-                checker.fits.pop();
-            }
-        }
-    }
-    checker.actions(&program.items);
+    let mut checker = Checker::new(program);
+    checker.items(program);
     checker.unused_definitions();
     checker.unused_data();
-    let failed = checker.diags.iter().any(Diagnostic::is_error);
-    let checked = CheckedProgram {
-        data: checker.data,
-        models: checker.models,
-        fits: checker.fits,
-        actions: checker.actions,
-    };
-    (if failed { None } else { Some(checked) }, checker.diags)
+    checker.finish()
+}
+
+impl Checker {
+    fn new(program: &ast::Program) -> Checker {
+        Checker {
+            lenient: program
+                .items
+                .iter()
+                .any(|item| matches!(item, ast::Item::Error(_))),
+            ..Checker::default()
+        }
+    }
+
+    /// Every item of the program, in the order that lets each see what it uses.
+    fn items(&mut self, program: &ast::Program) {
+        // Definitions first, in order (a `let` may use the ones above it), so models can use
+        // any layer or function wherever it is written.
+        for item in &program.items {
+            match item {
+                ast::Item::Data(data) => self.data(data),
+                ast::Item::Let(binding) => self.constant(binding),
+                ast::Item::Layer(layer) => self.layer_definition(layer),
+                ast::Item::Fn(function) => self.fn_definition(function),
+                // Actions are checked after the fits, in `actions`.
+                ast::Item::Model(_)
+                | ast::Item::Fit(_)
+                | ast::Item::Action(_)
+                | ast::Item::Error(_) => {}
+            }
+        }
+        for item in &program.items {
+            if let ast::Item::Model(model) = item {
+                self.model(model);
+            }
+        }
+        for item in &program.items {
+            if let ast::Item::Fit(fit) = item {
+                let before = self.fits.len();
+                self.fit(fit);
+                if self.fits.len() > before && !self.trainable(fit, before) {
+                    self.fits.pop();
+                }
+            }
+        }
+        self.actions(&program.items);
+    }
+
+    /// The checked program, unless an error was reported; and every diagnostic.
+    fn finish(self) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
+        let failed = self.diags.iter().any(Diagnostic::is_error);
+        let checked = CheckedProgram {
+            data: self.data,
+            models: self.models,
+            fits: self.fits,
+            actions: self.actions,
+        };
+        (if failed { None } else { Some(checked) }, self.diags)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

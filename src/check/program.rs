@@ -7,7 +7,7 @@ use crate::ir::graph::Graph;
 use crate::ir::op::{Op, UnaryOp};
 use crate::ir::shape::TensorType;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CheckedProgram {
     pub data: Vec<DataSet>,
     pub models: Vec<Model>,

@@ -1,4 +1,4 @@
-//! `kiln run | check | dump`: argument parsing, reading files, and showing results. With data
+//! `kiln run | check | dump | explain | repl`: argument parsing, reading files, and showing results. With data
 //! loading, the only code that touches files or the terminal.
 
 use std::io::IsTerminal;
@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod repl;
 
 use kiln::diag::{self, Diagnostic};
 use kiln::driver::{self, Event, RunError};
@@ -65,6 +67,15 @@ enum Command {
         /// The code, e.g. E0210 (case-insensitive; `0210` also works).
         code: String,
     },
+    /// An interactive session: evaluate tensor expressions, define functions, layers and
+    /// models, ask for gradients, load and train programs. Reads entries from standard input
+    /// when it is not a terminal.
+    Repl {
+        /// Write a transcript: each entry after a `>>> ` prompt, then its result or error, all on
+        /// standard output (for scripted sessions and documentation).
+        #[arg(long)]
+        echo: bool,
+    },
     /// Print one stage of the compiler's work on a program.
     Dump {
         /// parse, check, ir, grad, step, opt, passes, kernels or clif.
@@ -110,6 +121,7 @@ pub fn main() -> ExitCode {
         } => check(&file, summary, format),
         Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
+        Command::Repl { echo } => repl::repl(echo),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -307,109 +319,9 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
     };
     // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
     let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);
-    let outcomes = driver::run_with(
-        &file.text,
-        base_dir,
-        &checkpoints,
-        &mut |event| match event {
-            Event::FitStarted {
-                model,
-                summary,
-                data,
-                samples,
-                params,
-                timings,
-                load_time,
-                validation,
-                resumed,
-            } => {
-                if options.quiet {
-                    return;
-                }
-                let validation = validation
-                    .map(|(name, count)| format!(", validating on {name}: {count} samples"))
-                    .unwrap_or_default();
-                let resumed = resumed
-                    .map(|(epoch, steps)| {
-                        format!(", resuming after epoch {epoch} and {steps} steps")
-                    })
-                    .unwrap_or_default();
-                say!("{}", summary.trim_end());
-                say!(
-                    "Training {model} on {data}: {samples} samples, {params} parameters{validation}\
-                 {resumed} (compiled in {:.1} ms)",
-                    millis(timings.total())
-                );
-                if options.timings {
-                    let stages: Vec<String> = timings
-                        .stages
-                        .iter()
-                        .map(|(stage, time)| format!("{stage} {:.2}", millis(*time)))
-                        .collect();
-                    say!(
-                        "Timings (ms): {} = {:.2} to native code; loading data {:.2}",
-                        stages.join(", "),
-                        millis(timings.total()),
-                        millis(load_time)
-                    );
-                }
-            }
-            Event::Step(progress) => {
-                if let Some(bar) = bar.as_mut() {
-                    bar.update(progress);
-                }
-            }
-            Event::Epoch(report) if !options.quiet => {
-                if let Some(bar) = bar.as_mut() {
-                    bar.finish();
-                }
-                print_epoch(report);
-            }
-            Event::Epoch(_) => {}
-            Event::StoppedEarly { epoch, .. } if !options.quiet => {
-                say!("Epoch {epoch}: early stopping")
-            }
-            Event::StoppedEarly { .. } => {}
-            Event::Loaded { model, path, steps } if !options.quiet => match steps {
-                Some(steps) => say!(
-                    "Loaded {model} from {} (weights and optimizer state after {steps} steps)",
-                    path.display()
-                ),
-                None => say!("Loaded {model} from {} (weights)", path.display()),
-            },
-            Event::Loaded { .. } => {}
-            Event::Saved { model, path, epoch } if !options.quiet => match epoch {
-                Some(epoch) => say!("Epoch {epoch}: saved {model} to {}", path.display()),
-                None => say!("Saved {model} to {}", path.display()),
-            },
-            Event::Saved { .. } => {}
-            // Results of evaluate and predict are what the user asked for: shown even with --quiet.
-            Event::Evaluated {
-                model,
-                data,
-                evaluation,
-            } => {
-                let mut parts = vec![format!("loss: {}", number(evaluation.loss))];
-                for (name, value) in &evaluation.metrics {
-                    parts.push(format!("{name}: {}", number(*value)));
-                }
-                say!(
-                    "Evaluated {model} on {data}: {} samples - {}",
-                    evaluation.samples,
-                    parts.join(" - ")
-                );
-            }
-            Event::Predicted {
-                model,
-                data,
-                path,
-                samples,
-            } => say!(
-                "Predicted {model} on {data}: {samples} samples written to {}",
-                path.display()
-            ),
-        },
-    )
+    let outcomes = driver::run_with(&file.text, base_dir, &checkpoints, &mut |event| {
+        show_event(event, options.quiet, options.timings, &mut bar)
+    })
     .map_err(|e| match e {
         RunError::Program(diagnostics) => render(&diagnostics, &file),
         RunError::Data(error) => format!("error: {error}"),
@@ -456,6 +368,106 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Shows what happens while a program runs: Keras-style lines, a live bar on a terminal.
+fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<LiveBar>) {
+    match event {
+        Event::FitStarted {
+            model,
+            summary,
+            data,
+            samples,
+            params,
+            timings,
+            load_time,
+            validation,
+            resumed,
+        } => {
+            if quiet {
+                return;
+            }
+            let validation = validation
+                .map(|(name, count)| format!(", validating on {name}: {count} samples"))
+                .unwrap_or_default();
+            let resumed = resumed
+                .map(|(epoch, steps)| format!(", resuming after epoch {epoch} and {steps} steps"))
+                .unwrap_or_default();
+            say!("{}", summary.trim_end());
+            say!(
+                "Training {model} on {data}: {samples} samples, {params} parameters{validation}\
+             {resumed} (compiled in {:.1} ms)",
+                millis(timings.total())
+            );
+            if show_timings {
+                let stages: Vec<String> = timings
+                    .stages
+                    .iter()
+                    .map(|(stage, time)| format!("{stage} {:.2}", millis(*time)))
+                    .collect();
+                say!(
+                    "Timings (ms): {} = {:.2} to native code; loading data {:.2}",
+                    stages.join(", "),
+                    millis(timings.total()),
+                    millis(load_time)
+                );
+            }
+        }
+        Event::Step(progress) => {
+            if let Some(bar) = bar.as_mut() {
+                bar.update(progress);
+            }
+        }
+        Event::Epoch(report) if !quiet => {
+            if let Some(bar) = bar.as_mut() {
+                bar.finish();
+            }
+            print_epoch(report);
+        }
+        Event::Epoch(_) => {}
+        Event::StoppedEarly { epoch, .. } if !quiet => {
+            say!("Epoch {epoch}: early stopping")
+        }
+        Event::StoppedEarly { .. } => {}
+        Event::Loaded { model, path, steps } if !quiet => match steps {
+            Some(steps) => say!(
+                "Loaded {model} from {} (weights and optimizer state after {steps} steps)",
+                path.display()
+            ),
+            None => say!("Loaded {model} from {} (weights)", path.display()),
+        },
+        Event::Loaded { .. } => {}
+        Event::Saved { model, path, epoch } if !quiet => match epoch {
+            Some(epoch) => say!("Epoch {epoch}: saved {model} to {}", path.display()),
+            None => say!("Saved {model} to {}", path.display()),
+        },
+        Event::Saved { .. } => {}
+        // Results of evaluate and predict are what the user asked for: shown even with --quiet.
+        Event::Evaluated {
+            model,
+            data,
+            evaluation,
+        } => {
+            let mut parts = vec![format!("loss: {}", number(evaluation.loss))];
+            for (name, value) in &evaluation.metrics {
+                parts.push(format!("{name}: {}", number(*value)));
+            }
+            say!(
+                "Evaluated {model} on {data}: {} samples - {}",
+                evaluation.samples,
+                parts.join(" - ")
+            );
+        }
+        Event::Predicted {
+            model,
+            data,
+            path,
+            samples,
+        } => say!(
+            "Predicted {model} on {data}: {samples} samples written to {}",
+            path.display()
+        ),
+    }
 }
 
 fn millis(time: std::time::Duration) -> f64 {

@@ -19,6 +19,11 @@ pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
     parser::parse(source)
 }
 
+/// Parses one expression (an entry at the REPL prompt).
+pub fn parse_expr(source: &str) -> (Option<ast::Expr>, Vec<Diagnostic>) {
+    parser::parse_expr(source)
+}
+
 /// The stable text form of the AST printed by `kiln dump --stage parse`.
 pub fn print_ast(program: &ast::Program) -> String {
     print::print_program(program)

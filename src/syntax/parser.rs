@@ -1,22 +1,47 @@
 //! Glue between the lexer, the generated parser and diagnostics.
 
 use super::ast::{BinaryOp, Expr, ExprKind, Program};
-use super::grammar::ProgramParser;
+use super::grammar::{ExprParser, ProgramParser};
 use super::token::{LexError, Token, lex};
 use crate::diag::{Diagnostic, Span};
 use lalrpop_util::{ErrorRecovery, ParseError};
 
 pub fn parse(source: &str) -> (Program, Vec<Diagnostic>) {
+    let (program, diagnostics) = parse_with(source, |recovered, tokens| {
+        ProgramParser::new().parse(recovered, tokens)
+    });
+    (program.unwrap_or_default(), diagnostics)
+}
+
+/// One expression (a REPL entry).
+pub fn parse_expr(source: &str) -> (Option<Expr>, Vec<Diagnostic>) {
+    parse_with(source, |recovered, tokens| {
+        ExprParser::new().parse(recovered, tokens)
+    })
+}
+
+type Recovered = Vec<ErrorRecovery<usize, Token, LexError>>;
+type Spanned = Result<(usize, Token, usize), LexError>;
+
+/// Lexes, runs a generated parser, and turns every error into a diagnostic.
+fn parse_with<T>(
+    source: &str,
+    run: impl FnOnce(
+        &mut Recovered,
+        std::vec::IntoIter<Spanned>,
+    ) -> Result<T, ParseError<usize, Token, LexError>>,
+) -> (Option<T>, Vec<Diagnostic>) {
     let lexed = lex(source);
     let mut diagnostics = lexed.diagnostics;
-    let mut recovered: Vec<ErrorRecovery<usize, Token, LexError>> = Vec::new();
-    let result = ProgramParser::new().parse(&mut recovered, lexed.tokens.into_iter().map(Ok));
+    let mut recovered: Recovered = Vec::new();
+    let tokens: Vec<Spanned> = lexed.tokens.into_iter().map(Ok).collect();
+    let result = run(&mut recovered, tokens.into_iter());
     let mut errors: Vec<_> = recovered.into_iter().map(|r| r.error).collect();
-    let program = match result {
-        Ok(program) => program,
+    let parsed = match result {
+        Ok(parsed) => Some(parsed),
         Err(error) => {
             errors.push(error);
-            Program::default()
+            None
         }
     };
     for error in errors {
@@ -29,7 +54,7 @@ pub fn parse(source: &str) -> (Program, Vec<Diagnostic>) {
         diagnostics.push(diagnostic);
     }
     diagnostics.sort_by_key(|d| d.labels.first().map(|l| l.span.start).unwrap_or(0));
-    (program, diagnostics)
+    (parsed, diagnostics)
 }
 
 /// Builds `lhs op rhs`; called from the grammar.
