@@ -66,16 +66,31 @@ pub fn check_definitions(program: &ast::Program) -> (Option<CheckedProgram>, Vec
     checker.finish()
 }
 
-/// Checks `expr` against `program`'s definitions and the session's `variables`. With `wrt`,
-/// also differentiates the (scalar) value with respect to that variable (`:grad`). `seed` is
-/// where `randn` without a seed starts.
+/// An expression to check at the prompt, and what else the entry asks of it.
+pub struct Query<'a> {
+    pub expr: &'a ast::Expr,
+    /// The session's tensor variables.
+    pub variables: &'a [Variable],
+    /// Where `randn` without a seed starts.
+    pub seed: u64,
+    /// `:grad … wrt NAME`: also differentiate the (scalar) value with respect to this variable.
+    pub wrt: Option<&'a ast::Ident>,
+    /// `let NAME: TYPE = …`: the type the value must have.
+    pub declared: Option<(&'a ast::TypeExpr, &'a str)>,
+}
+
+/// Checks an expression against `program`'s definitions and the session's variables.
 pub fn expression(
     program: &ast::Program,
-    expr: &ast::Expr,
-    variables: &[Variable],
-    seed: u64,
-    wrt: Option<&ast::Ident>,
+    query: &Query,
 ) -> (Option<Expression>, Vec<Diagnostic>) {
+    let Query {
+        expr,
+        variables,
+        seed,
+        wrt,
+        declared,
+    } = *query;
     let mut checker = Checker::new(program);
     checker.items(program);
     if checker.diags.iter().any(Diagnostic::is_error) {
@@ -89,7 +104,13 @@ pub fn expression(
     });
     el.push_scope(false);
     let value = el.eval(expr);
-    let value = el.tensor_literal(value, expr.span);
+    let mut value = el.tensor_literal(value, expr.span);
+    if let Some((ty, name)) = declared {
+        let mut env = super::types::DimEnv::default();
+        if !el.check_declared(&value, expr.span, ty, &mut env, &format!("`{name}`")) {
+            value = Value::Error;
+        }
+    }
     let gradient = wrt.and_then(|wrt| gradient(&mut el, &value, expr.span, wrt));
     el.pop_scope();
     let mut outputs = Vec::new();

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::check::expression::{self, Expression, Feed, Shown, Variable};
+use crate::check::expression::{self, Expression, Feed, Query, Shown, Variable};
 use crate::check::program::CheckedProgram;
 use crate::check::types::type_text;
 use crate::codegen::{self, CodegenConfig};
@@ -225,7 +225,6 @@ impl Session {
             return Err(Failure::Program(single(&source).report(diagnostics)));
         }
         if let [ast::Item::Let(binding)] = ast.items.as_slice()
-            && binding.ty.is_none()
             && let Some(answer) = self.tensor_let(&source, binding)?
         {
             return Ok(answer);
@@ -416,11 +415,9 @@ impl Session {
     ) -> Result<Option<Answer>, Failure> {
         let name = binding.name.name.clone();
         // Definitions that would lose their `let` if it became a variable.
-        let (evaluated, warnings) = self.evaluate(
-            source,
-            binding.value.span.start..binding.value.span.end,
-            None,
-        )?;
+        let declared = binding.ty.as_ref().map(|ty| (ty, name.as_str()));
+        let range = binding.value.span.start..binding.value.span.end;
+        let (evaluated, warnings) = self.evaluate(source, range, None, declared)?;
         let Some((expression, values)) = evaluated else {
             return Ok(None);
         };
@@ -464,7 +461,7 @@ impl Session {
 
     /// An expression entry: its value, computed.
     fn show(&mut self, source: &Rc<Text>) -> Result<Answer, Failure> {
-        let (evaluated, warnings) = self.evaluate(source, 0..source.text.len(), None)?;
+        let (evaluated, warnings) = self.evaluate(source, 0..source.text.len(), None, None)?;
         let Some((expression, values)) = evaluated else {
             return Ok(Answer::default());
         };
@@ -478,7 +475,7 @@ impl Session {
     /// `:type EXPR`: the value's type, without running it.
     pub fn type_of(&mut self, text: &str) -> Result<Answer, Failure> {
         let source = self.next_entry(text);
-        let (expression, warnings) = self.check_expression(&source, 0..text.len(), None)?;
+        let (expression, warnings) = self.check_expression(&source, 0..text.len(), None, None)?;
         Ok(Answer {
             text: type_only(&expression.value, &expression.graph),
             warnings,
@@ -488,7 +485,7 @@ impl Session {
     /// `:ir EXPR`: the expression's graph as checked, then as optimized and compiled.
     pub fn ir(&mut self, text: &str) -> Result<Answer, Failure> {
         let source = self.next_entry(text);
-        let (expression, warnings) = self.check_expression(&source, 0..text.len(), None)?;
+        let (expression, warnings) = self.check_expression(&source, 0..text.len(), None, None)?;
         let optimized = optimized(&expression.graph).map_err(|d| self.internal(&source, d))?;
         Ok(Answer {
             text: format!(
@@ -522,7 +519,7 @@ impl Session {
             name: name.to_string(),
             span: Span::new(offset, offset + name.len()),
         };
-        let (evaluated, warnings) = self.evaluate(&source, 0..at, Some(&wrt))?;
+        let (evaluated, warnings) = self.evaluate(&source, 0..at, Some(&wrt), None)?;
         let Some((expression, values)) = evaluated else {
             return Ok(Answer::default());
         };
@@ -725,6 +722,7 @@ impl Session {
         source: &Rc<Text>,
         range: Range<usize>,
         wrt: Option<&ast::Ident>,
+        declared: Option<(&ast::TypeExpr, &str)>,
     ) -> Result<(Expression, Report), Failure> {
         // The entry goes after the definitions; parsed behind as many spaces, its spans are
         // already in the combined text's terms.
@@ -746,8 +744,16 @@ impl Session {
             span: Span::new(w.span.start + entry_at, w.span.end + entry_at),
         });
         let variables: Vec<Variable> = self.variables.iter().map(|v| v.variable.clone()).collect();
-        let (expression, diagnostics) =
-            expression::expression(&ast, &expr, &variables, self.seed, wrt.as_ref());
+        // The declared type's spans move with the entry, like the expression's.
+        let declared = declared.map(|(ty, name)| (shift_type(ty, entry_at), name));
+        let query = Query {
+            expr: &expr,
+            variables: &variables,
+            seed: self.seed,
+            wrt: wrt.as_ref(),
+            declared: declared.as_ref().map(|(ty, name)| (ty, *name)),
+        };
+        let (expression, diagnostics) = expression::expression(&ast, &query);
         match expression {
             Some(expression) => Ok((expression, combined.report(diagnostics))),
             None => {
@@ -768,6 +774,7 @@ impl Session {
         source: &Rc<Text>,
         range: Range<usize>,
         wrt: Option<&ast::Ident>,
+        declared: Option<(&ast::TypeExpr, &str)>,
     ) -> Result<
         (
             Option<(Expression, HashMap<String, (TensorType, Vec<f32>)>)>,
@@ -775,7 +782,7 @@ impl Session {
         ),
         Failure,
     > {
-        let (expression, warnings) = self.check_expression(source, range, wrt)?;
+        let (expression, warnings) = self.check_expression(source, range, wrt, declared)?;
         let values = self
             .run(&expression)
             .map_err(|d| self.internal(source, d))?;
@@ -831,6 +838,28 @@ fn optimized(graph: &Graph) -> Result<Graph, Diagnostic> {
 
 fn display_key(key: &str) -> &str {
     key.strip_prefix("fit ").unwrap_or(key)
+}
+
+/// A declared type re-read behind `by` spaces, so its spans are in the combined text's terms.
+fn shift_type(ty: &ast::TypeExpr, by: usize) -> ast::TypeExpr {
+    let mut ty = ty.clone();
+    let moved = |span: Span| Span::new(span.start + by, span.end + by);
+    ty.span = moved(ty.span);
+    ty.dtype.span = moved(ty.dtype.span);
+    if let Some(dims) = &mut ty.dims {
+        for dim in dims {
+            shift_dim(dim, by);
+        }
+    }
+    ty
+}
+
+fn shift_dim(dim: &mut ast::Dim, by: usize) {
+    dim.span = Span::new(dim.span.start + by, dim.span.end + by);
+    if let ast::DimKind::Binary { lhs, rhs, .. } = &mut dim.kind {
+        shift_dim(lhs, by);
+        shift_dim(rhs, by);
+    }
 }
 
 /// A text on its own.
