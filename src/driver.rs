@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::check::program::{
@@ -278,6 +280,13 @@ pub enum Event<'a> {
     /// A training step has run (after every step: for live progress).
     Step(&'a train::Progress),
     Epoch(&'a EpochReport),
+    /// The user stopped a fit (Ctrl-C at the REPL) after `step` steps of `epoch` (1-based);
+    /// the weights keep those updates.
+    Interrupted {
+        model: &'a str,
+        epoch: usize,
+        step: usize,
+    },
     /// Early stopping ended a fit after this epoch (1-based).
     StoppedEarly {
         model: &'a str,
@@ -380,6 +389,7 @@ pub fn run_with(
         program,
         base_dir,
         states: &mut workspace.states,
+        interrupt: None,
         on_event,
     };
     for (path, resume) in [(&options.init, false), (&options.load, true)] {
@@ -413,9 +423,17 @@ pub fn run_with(
 #[derive(Default)]
 pub struct Workspace {
     states: HashMap<String, ModelState>,
+    /// Set (by a signal handler) to stop the running fit after its current step.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Workspace {
+    /// Fits stop after their current step when `flag` is set (the REPL's Ctrl-C handler sets
+    /// it); the caller clears it.
+    pub fn interrupt_with(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
     /// Forgets a model's weights (it was redefined: the old ones may not fit it).
     pub fn forget(&mut self, model: &str) {
         self.states.remove(model);
@@ -439,6 +457,7 @@ pub fn run_actions(
         program,
         base_dir,
         states: &mut workspace.states,
+        interrupt: workspace.interrupt.clone(),
         on_event,
     };
     runner.actions(actions, &Timings::default())
@@ -491,6 +510,7 @@ struct Runner<'p, 'e> {
     base_dir: &'p Path,
     /// By model name.
     states: &'e mut HashMap<String, ModelState>,
+    interrupt: Option<Arc<AtomicBool>>,
     on_event: &'e mut dyn FnMut(Event),
 }
 
@@ -831,10 +851,18 @@ impl Runner<'_, '_> {
             metrics: &fit.metrics,
             base_dir: self.base_dir,
             standardization: standardization.as_ref(),
+            interrupt: self.interrupt.as_deref(),
             on_event: &mut *self.on_event,
         };
         let trained = train::train(&mut step, &graph, &dataset, fit, steps_done, &mut observer)
             .map_err(RunError::Data)?;
+        if let Some((epoch, step)) = trained.interrupted {
+            (self.on_event)(Event::Interrupted {
+                model: &model.name,
+                epoch,
+                step,
+            });
+        }
         if let Some(epoch) = trained.stopped_early {
             (self.on_event)(Event::StoppedEarly {
                 model: &model.name,
@@ -886,6 +914,7 @@ struct FitObserver<'a> {
     metrics: &'a [Metric],
     base_dir: &'a Path,
     standardization: Option<&'a Standardization>,
+    interrupt: Option<&'a AtomicBool>,
     on_event: &'a mut dyn FnMut(Event),
 }
 
@@ -904,6 +933,11 @@ impl train::Observer for FitObserver<'_> {
 
     fn epoch(&mut self, report: &EpochReport) {
         (self.on_event)(Event::Epoch(report));
+    }
+
+    fn interrupted(&mut self) -> bool {
+        self.interrupt
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     fn save(

@@ -195,3 +195,38 @@ fn interactive_editor_on_a_terminal() {
     let _ = std::fs::remove_file(&history);
     assert!(saved.contains("40 + 2"), "history file: {saved}");
 }
+
+/// Ctrl-C at the prompt sets the session's interrupt flag: a running fit stops after its
+/// current step and keeps the updates it made.
+#[test]
+fn an_interrupted_fit_stops_after_a_step_and_keeps_its_weights() {
+    use kiln::driver::Event;
+    use kiln::session::Session;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut session = Session::new(&root());
+    let text = std::fs::read_to_string(root().join("programs/iris.model")).expect("iris");
+    session
+        .load("programs/iris.model", &text, &root().join("programs"))
+        .map_err(|f| format!("{f:?}"))
+        .expect("iris loads");
+    let before = session.weights("iris dense.bias").expect("weights").text;
+    let flag = Arc::new(AtomicBool::new(false));
+    session.interrupt_with(flag.clone());
+    flag.store(true, Ordering::Relaxed);
+    let mut events = Vec::new();
+    let mut epochs = 0;
+    session
+        .fit("iris", &mut |event| match event {
+            Event::Interrupted { epoch, step, .. } => events.push((epoch, step)),
+            Event::Epoch(_) => epochs += 1,
+            _ => {}
+        })
+        .map_err(|f| format!("{f:?}"))
+        .expect("the fit runs");
+    assert_eq!(events, vec![(1, 1)], "stopped after the first step");
+    assert_eq!(epochs, 0, "the unfinished epoch is not reported");
+    let after = session.weights("iris dense.bias").expect("weights").text;
+    assert_ne!(before, after, "the step's update is kept");
+}

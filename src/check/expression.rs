@@ -80,10 +80,7 @@ pub struct Query<'a> {
 }
 
 /// Checks an expression against `program`'s definitions and the session's variables.
-pub fn expression(
-    program: &ast::Program,
-    query: &Query,
-) -> (Option<Expression>, Vec<Diagnostic>) {
+pub fn expression(program: &ast::Program, query: &Query) -> (Option<Expression>, Vec<Diagnostic>) {
     let Query {
         expr,
         variables,

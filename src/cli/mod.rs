@@ -429,6 +429,14 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
             say!("Epoch {epoch}: early stopping")
         }
         Event::StoppedEarly { .. } => {}
+        Event::Interrupted { model, epoch, step } => {
+            if let Some(bar) = bar.as_mut() {
+                bar.finish();
+            }
+            say!(
+                "Interrupted {model} in epoch {epoch} after {step} steps: the weights keep those updates"
+            );
+        }
         Event::Loaded { model, path, steps } if !quiet => match steps {
             Some(steps) => say!(
                 "Loaded {model} from {} (weights and optimizer state after {steps} steps)",

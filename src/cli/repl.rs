@@ -5,6 +5,8 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -82,6 +84,13 @@ impl Output {
 }
 
 fn interactive(mut session: Session) -> Result<(), String> {
+    // While an entry runs, Ctrl-C stops a fit after its current step instead of ending the
+    // session (while typing, the editor reads Ctrl-C as a key and drops the entry).
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .map_err(|e| format!("error: cannot handle Ctrl-C: {e}"))?;
+    session.interrupt_with(interrupt.clone());
     let mut editor: Editor<ReplHelper, DefaultHistory> =
         Editor::new().map_err(|e| format!("error: cannot start the line editor: {e}"))?;
     editor.set_helper(Some(ReplHelper::default()));
@@ -105,6 +114,7 @@ fn interactive(mut session: Session) -> Result<(), String> {
                     continue;
                 }
                 let _ = editor.add_history_entry(entry.as_str());
+                interrupt.store(false, Ordering::Relaxed);
                 if let Outcome::Quit = handle(&mut session, &entry, &output) {
                     break;
                 }

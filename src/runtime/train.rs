@@ -87,6 +87,11 @@ pub trait Observer {
     fn validate(&mut self, step: &CompiledStep) -> Option<Evaluation>;
     /// An epoch has ended (after validation and callbacks).
     fn epoch(&mut self, report: &EpochReport);
+    /// Whether the user asked training to stop (Ctrl-C at the REPL). Asked after every step,
+    /// so it must be cheap.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
     /// A `checkpoint` callback asks for the current weights and optimizer state at `path`;
     /// `steps` updates made so far, `epoch` epochs trained.
     fn save(
@@ -106,6 +111,9 @@ pub struct Trained {
     pub steps: u64,
     /// The epoch (1-based) after which early stopping ended training.
     pub stopped_early: Option<usize>,
+    /// The epoch (1-based) and step in it after which the user stopped training; that epoch
+    /// is not in `history`, its updates are in the weights.
+    pub interrupted: Option<(usize, usize)>,
 }
 
 /// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
@@ -153,6 +161,7 @@ pub fn train(
             .collect()
     };
     let mut stopped_early = None;
+    let mut interrupted = None;
 
     for epoch in first..=fit.epochs {
         let started = Instant::now();
@@ -200,6 +209,14 @@ pub fn train(
                 loss: loss_sum / seen as f64,
                 seconds: started.elapsed().as_secs_f64(),
             });
+            if observer.interrupted() {
+                interrupted = Some((epoch, steps));
+                break;
+            }
+        }
+        if interrupted.is_some() {
+            // Keras on KeyboardInterrupt: the weights stay as the last step left them.
+            break;
         }
         let samples = dataset.samples.max(1) as f64;
         let metrics = tally.finish();
@@ -235,6 +252,7 @@ pub fn train(
         }
     }
     if callbacks.restores_best_weights()
+        && interrupted.is_none()
         && let Some(best) = best_weights
     {
         for (index, values) in best.iter().enumerate() {
@@ -245,6 +263,7 @@ pub fn train(
         history,
         steps: step_count,
         stopped_early,
+        interrupted,
     })
 }
 

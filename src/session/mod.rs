@@ -181,6 +181,11 @@ impl Session {
         }
     }
 
+    /// Fits stop after their current step when `flag` is set (Ctrl-C at the prompt).
+    pub fn interrupt_with(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.workspace.interrupt_with(flag);
+    }
+
     /// Every name the session knows (definitions and variables), for completion.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
