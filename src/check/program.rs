@@ -17,6 +17,18 @@ pub struct CheckedProgram {
     pub actions: Vec<Action>,
 }
 
+impl CheckedProgram {
+    /// Model `index`'s summary table, with the optimizer state of its first `fit`.
+    pub fn summary(&self, index: usize) -> String {
+        let optimizer = self
+            .fits
+            .iter()
+            .find(|f| f.model == index)
+            .map(|f| &f.optimizer);
+        super::summary::summary(&self.models[index], optimizer)
+    }
+}
+
 /// One statement that does something when the program runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {

@@ -200,14 +200,8 @@ fn check(path: &Path, summary: bool, format: Format) -> Result<(), String> {
         Ok(checked) => {
             eprint!("{}", render(&checked.warnings, &file));
             if summary {
-                for (index, model) in checked.program.models.iter().enumerate() {
-                    let optimizer = checked
-                        .program
-                        .fits
-                        .iter()
-                        .find(|f| f.model == index)
-                        .map(|f| &f.optimizer);
-                    say!("{}", kiln::check::summary::summary(model, optimizer));
+                for index in 0..checked.program.models.len() {
+                    say!("{}", checked.program.summary(index));
                 }
             }
             say!("{}: ok", file.name);

@@ -127,23 +127,10 @@ pub struct Session {
 /// Keywords that start a definition or statement rather than an expression.
 fn starts_an_item(text: &str) -> bool {
     use token::Token;
-    matches!(
-        token::lex(text).tokens.first(),
-        Some((
-            _,
-            Token::Data
-                | Token::Let
-                | Token::Model
-                | Token::Layer
-                | Token::Fn
-                | Token::Fit
-                | Token::Evaluate
-                | Token::Predict
-                | Token::Save
-                | Token::Load,
-            _
-        ))
-    )
+    token::lex(text)
+        .tokens
+        .first()
+        .is_some_and(|(_, token, _)| token.starts_item() || *token == Token::Let)
 }
 
 /// The name an item defines, and the noun for it; `None` for statements.
@@ -543,17 +530,9 @@ impl Session {
 
     /// `:summary MODEL`: the Keras-style table.
     pub fn summary(&self, model: &str) -> Result<Answer, Failure> {
-        let (index, m) = self.model(model)?;
-        let optimizer = self
-            .program
-            .fits
-            .iter()
-            .find(|f| f.model == index)
-            .map(|f| &f.optimizer);
+        let (index, _) = self.model(model)?;
         Ok(Answer {
-            text: crate::check::summary::summary(m, optimizer)
-                .trim_end()
-                .to_string(),
+            text: self.program.summary(index).trim_end().to_string(),
             warnings: Report::default(),
         })
     }
@@ -954,22 +933,13 @@ fn type_only(shown: &Shown, graph: &Graph) -> String {
             .output(name)
             .map(|v| type_text(graph.ty(v), "B"))
             .unwrap_or_default(),
-        Shown::List(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(|i| type_only(i, graph))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Shown::Tuple(items) => format!(
-            "({})",
-            items
-                .iter()
-                .map(|i| type_only(i, graph))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Shown::List(items) | Shown::Tuple(items) => {
+            let parts: Vec<String> = items.iter().map(|i| type_only(i, graph)).collect();
+            match shown {
+                Shown::List(_) => format!("[{}]", parts.join(", ")),
+                _ => format!("({})", parts.join(", ")),
+            }
+        }
         Shown::Int(_) => "int".into(),
         Shown::Float(_) => "float".into(),
         Shown::Bool(_) => "bool".into(),
