@@ -308,7 +308,7 @@ impl Session {
             return Err(Failure::Program(combined.report(all)));
         };
         let warnings = combined.report(within(all, &combined, source));
-        self.forget_changed(&program);
+        self.forget_changed(&definitions, &program);
         self.variables
             .retain(|v| !shadowed.contains(&v.variable.name));
         self.definitions = definitions;
@@ -384,17 +384,31 @@ impl Session {
             .collect()
     }
 
-    /// Forgets the weights of models that are gone or whose parameters changed.
-    fn forget_changed(&mut self, program: &CheckedProgram) {
-        for old in &self.program.models {
-            let same = program.models.iter().any(|new| {
-                new.name == old.name
-                    && new.span == old.span
-                    && new.forward.params == old.forward.params
-            });
-            if !same {
-                self.workspace.forget(&old.name);
-            }
+    /// Forgets the weights of models that are gone, were redefined, or whose parameters
+    /// changed (a layer they use was redefined).
+    fn forget_changed(&mut self, definitions: &[Definition], program: &CheckedProgram) {
+        let same_text = |name: &str| {
+            let find = |list: &[Definition]| {
+                list.iter()
+                    .find(|d| d.key == name)
+                    .map(|d| (Rc::as_ptr(&d.source), d.range.clone()))
+            };
+            find(&self.definitions) == find(definitions)
+        };
+        let forget: Vec<String> =
+            self.program
+                .models
+                .iter()
+                .filter(|old| {
+                    !same_text(&old.name)
+                        || !program.models.iter().any(|new| {
+                            new.name == old.name && new.forward.params == old.forward.params
+                        })
+                })
+                .map(|old| old.name.clone())
+                .collect();
+        for name in forget {
+            self.workspace.forget(&name);
         }
     }
 
@@ -437,7 +451,7 @@ impl Session {
                     .collect();
                 return Err(Failure::Program(combined.report(errors)));
             };
-            self.forget_changed(&program);
+            self.forget_changed(&remaining, &program);
             self.definitions = remaining;
             self.program = program;
         }
