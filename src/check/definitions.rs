@@ -33,7 +33,11 @@ impl Checker {
             self.error(
                 Diagnostic::error("E0309", format!("a top-level `let` cannot hold {kind}"))
                     .primary(binding.value.span, format!("this is {kind}"))
-                    .help("top-level `let`s hold numbers, strings, booleans, lists and function names; tensors and configured layers live inside a model"),
+                    .help(if self.prompt {
+                        "at the prompt, `let` keeps a tensor, or a number, string, boolean, list or function name"
+                    } else {
+                        "top-level `let`s hold numbers, strings, booleans, lists and function names; tensors and configured layers live inside a model"
+                    }),
             );
             return;
         }

@@ -62,6 +62,7 @@ pub const GRAD: &str = "grad";
 /// definitions and data: at the prompt, defining things for later is the point.
 pub fn check_definitions(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
     let mut checker = Checker::new(program);
+    checker.prompt = true;
     checker.items(program);
     checker.finish()
 }
@@ -89,6 +90,7 @@ pub fn expression(program: &ast::Program, query: &Query) -> (Option<Expression>,
         declared,
     } = *query;
     let mut checker = Checker::new(program);
+    checker.prompt = true;
     checker.items(program);
     if checker.diags.iter().any(Diagnostic::is_error) {
         return (None, checker.diags);
@@ -101,7 +103,12 @@ pub fn expression(program: &ast::Program, query: &Query) -> (Option<Expression>,
     });
     el.push_scope(false);
     let value = el.eval(expr);
-    let mut value = el.tensor_literal(value, expr.span);
+    // A list of numbers is shown as a tensor; a list holding tensors stays a list.
+    let mut value = if numbers_only(&value) {
+        el.tensor_literal(value, expr.span)
+    } else {
+        value
+    };
     if let Some((ty, name)) = declared {
         let mut env = super::types::DimEnv::default();
         if !el.check_declared(&value, expr.span, ty, &mut env, &format!("`{name}`")) {
@@ -173,6 +180,14 @@ fn gradient(el: &mut Elab, value: &Value, span: Span, wrt: &ast::Ident) -> Optio
         return None;
     }
     Some(crate::ir::autodiff::gradient(&mut el.graph, y.id, &[x.id])[0])
+}
+
+fn numbers_only(value: &Value) -> bool {
+    match value {
+        Value::List(items) => items.iter().all(numbers_only),
+        Value::Int(_) | Value::Float(_) => true,
+        _ => false,
+    }
 }
 
 fn count_tensors(value: &Value) -> usize {

@@ -189,6 +189,8 @@ struct Checker {
     diags: Vec<Diagnostic>,
     /// Some item failed to parse: a name it might have declared must not be called unknown.
     lenient: bool,
+    /// Checking a REPL session's definitions (some messages read differently there).
+    prompt: bool,
     names: HashMap<String, Entry>,
     data: Vec<DataSet>,
     data_info: Vec<DataInfo>,

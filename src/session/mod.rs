@@ -919,7 +919,13 @@ fn shown_text(shown: &Shown, values: &HashMap<String, (TensorType, Vec<f32>)>) -
             };
             let parts: Vec<String> = items.iter().map(|i| shown_text(i, values)).collect();
             if parts.iter().any(|p| p.contains('\n')) {
-                parts.join("\n\n")
+                // One part per block, numbered as indexing would count them.
+                let numbered: Vec<String> = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| format!("[{i}] {part}"))
+                    .collect();
+                numbered.join("\n")
             } else {
                 format!("{open}{}{close}", parts.join(", "))
             }
