@@ -150,6 +150,24 @@ impl Checker {
         None
     }
 
+    /// `name` or `name(args)`: a setting's value where a bare name is a call without arguments.
+    pub(super) fn name_or_call<'a>(
+        &mut self,
+        expr: &'a Expr,
+        expected: &str,
+    ) -> Option<(Ident, &'a [Arg])> {
+        match &expr.kind {
+            ExprKind::Name(name) => Some((
+                Ident {
+                    name: name.clone(),
+                    span: expr.span,
+                },
+                &[],
+            )),
+            _ => self.call_parts(expr, expected),
+        }
+    }
+
     pub(super) fn unsupported(&self, expr: &Expr, expected: &str) -> Diagnostic {
         let (code, message) = match &expr.kind {
             ExprKind::Binary { .. } | ExprKind::Unary { .. } => {
