@@ -3,10 +3,9 @@
 //! split) trained for a few steps with one thread and with two ends with identical losses,
 //! parameters and optimizer state, at the full batch and at a ragged one.
 
-use kiln::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
+mod common;
+
 use kiln::codegen::{self, CodegenConfig, CompiledStep};
-use kiln::diag::Span;
-use kiln::driver::{self, GraphStage};
 use kiln::ir::graph::Graph;
 use kiln::ir::shape::DType;
 use kiln::runtime::init;
@@ -14,38 +13,7 @@ use kiln::runtime::init;
 const BATCH: usize = 64;
 
 fn graph() -> Graph {
-    let model = Model::dense_stack(
-        "mlp",
-        &[784, 256, 256, 10],
-        &[Activation::Relu, Activation::Relu, Activation::Softmax],
-    );
-    let fit = Fit {
-        span: Span::default(),
-        model: 0,
-        data: 0,
-        loss: Loss::SparseCategoricalCrossentropy,
-        loss_options: Default::default(),
-        optimizer: Optimizer::Adam {
-            lr: 0.001,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        },
-        metrics: vec![],
-        epochs: 1,
-        batch: BATCH,
-        seed: 0,
-        shuffle: true,
-        validation: None,
-        training: Default::default(),
-    };
-    let program = CheckedProgram {
-        data: vec![],
-        models: vec![model],
-        fits: vec![fit.clone()],
-        actions: vec![],
-    };
-    driver::training_graph(&program, &fit, GraphStage::Step).unwrap()
+    common::classifier_step(&[784, 256, 256, 10], BATCH)
 }
 
 /// Trains `steps` steps at `rows` rows with `threads` threads; returns every loss and the final

@@ -11,10 +11,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kiln::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
+mod common;
+
 use kiln::codegen::{self, CodegenConfig, MatmulPolicy};
-use kiln::diag::Span;
-use kiln::driver::{self, GraphStage};
 use kiln::runtime::init;
 
 struct Counting;
@@ -78,38 +77,7 @@ fn allocations_per_steps(
     policy: MatmulPolicy,
     threads: Option<usize>,
 ) -> usize {
-    let activations: Vec<Activation> = (2..widths.len())
-        .map(|_| Activation::Relu)
-        .chain([Activation::Softmax])
-        .collect();
-    let model = Model::dense_stack("classifier", widths, &activations);
-    let fit = Fit {
-        span: Span::default(),
-        model: 0,
-        data: 0,
-        loss: Loss::SparseCategoricalCrossentropy,
-        loss_options: Default::default(),
-        optimizer: Optimizer::Adam {
-            lr: 0.001,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        },
-        metrics: vec![],
-        epochs: 1,
-        batch,
-        seed: 0,
-        shuffle: true,
-        validation: None,
-        training: Default::default(),
-    };
-    let program = CheckedProgram {
-        data: vec![],
-        models: vec![model],
-        fits: vec![fit.clone()],
-        actions: vec![],
-    };
-    let graph = driver::training_graph(&program, &fit, GraphStage::Step).unwrap();
+    let graph = common::classifier_step(widths, batch);
     let config = CodegenConfig { max_batch: batch };
     let mut step = codegen::compile_with(&graph, &config, policy).unwrap();
     if let Some(threads) = threads {

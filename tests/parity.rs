@@ -109,21 +109,7 @@ fn kiln_losses_of(fixture: &Fixture, source: &str, torch: bool) -> Vec<f64> {
     let adam = &meta["adam"];
     let want = |key: &str| adam[key].as_f64().unwrap() as f32;
     let (lr, beta1, beta2, eps) = (want("lr"), want("beta1"), want("beta2"), want("eps"));
-    let expected = if torch {
-        Optimizer::AdamTorch {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        }
-    } else {
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        }
-    };
+    let expected = Optimizer::adam(torch, lr, beta1, beta2, eps);
     assert_eq!(
         fit.optimizer, expected,
         "the program's optimizer is not the fixture's"

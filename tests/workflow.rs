@@ -2,36 +2,10 @@
 //! that round-trip and resume exactly, bad checkpoints as messages, callbacks and schedules
 //! doing what Keras's do, and predictions written as CSV and NPY.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A scratch folder holding `files` (name, contents), unique to the test.
-fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-workflow-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, contents) in files {
-        std::fs::write(dir.join(name), contents).unwrap();
-    }
-    dir
-}
-
-fn path(dir: &Path, name: &str) -> String {
-    dir.join(name).display().to_string()
-}
+use common::{kiln, path, scratch, text};
+use std::path::Path;
 
 /// Runs `kiln run ARGS… FILE`, asserts success, returns stdout.
 fn run_ok(dir: &Path, file: &str, args: &[&str]) -> String {

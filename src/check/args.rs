@@ -1,7 +1,7 @@
 //! Reading call arguments and literal values, with one diagnostic per problem.
 
 use super::{Checker, suggest};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Span};
 use crate::syntax::ast::{Arg, Expr, ExprKind, Ident, UnaryOp};
 
 /// Arguments bound to parameter slots; `ok` is false when binding reported an error.
@@ -33,6 +33,100 @@ pub fn found(expr: &Expr) -> &'static str {
     }
 }
 
+/// Where a call's arguments land: `slots[i]` is the index of the argument bound to parameter
+/// `i`; `errors` has one diagnostic per argument that could not be bound, in argument order.
+pub(super) struct Binding {
+    pub slots: Vec<Option<usize>>,
+    pub errors: Vec<Diagnostic>,
+}
+
+/// The "too many arguments" note for a callee without parameters: the checker's settings
+/// (`loss mse(1)`) have always ended it in `: `, elaborated calls (`f(1)`, `zeros(1)`) not.
+/// Kept apart so that no message changes.
+#[derive(Clone, Copy)]
+pub(super) enum ColonBeforeNone {
+    Yes,
+    No,
+}
+
+/// Binds arguments, each given as its name (if any) and span, to `params`: positional ones in
+/// order, then named ones. The one binder for both the checker (AST arguments) and elaboration
+/// (evaluated arguments), so their diagnostics cannot drift apart.
+pub(super) fn bind_slots<'n>(
+    callee: &str,
+    args: impl IntoIterator<Item = (Option<&'n Ident>, Span)>,
+    params: &[&str],
+    colon: ColonBeforeNone,
+) -> Binding {
+    let mut binding = Binding {
+        slots: vec![None; params.len()],
+        errors: Vec::new(),
+    };
+    let mut positional = 0;
+    let mut named_seen = false;
+    for (index, (name, span)) in args.into_iter().enumerate() {
+        let slot = match name {
+            None => {
+                if named_seen {
+                    binding.errors.push(
+                        Diagnostic::error("E0306", "positional argument after a named one")
+                            .primary(span, "give this argument a name")
+                            .help(format!("`{callee}` takes {}", params.join(", "))),
+                    );
+                    continue;
+                }
+                positional += 1;
+                if positional > params.len() {
+                    let n = params.len();
+                    let colon = match colon {
+                        ColonBeforeNone::No if n == 0 => "",
+                        _ => ": ",
+                    };
+                    binding.errors.push(
+                        Diagnostic::error("E0305", format!("too many arguments to `{callee}`"))
+                            .primary(span, "unexpected argument")
+                            .note(format!(
+                                "`{callee}` takes at most {n} argument{}{colon}{}",
+                                if n == 1 { "" } else { "s" },
+                                params.join(", ")
+                            )),
+                    );
+                    continue;
+                }
+                positional - 1
+            }
+            Some(name) => {
+                named_seen = true;
+                match params.iter().position(|p| *p == name.name) {
+                    Some(slot) => slot,
+                    None => {
+                        let mut d = Diagnostic::error(
+                            "E0111",
+                            format!("`{callee}` has no argument `{}`", name.name),
+                        )
+                        .primary(name.span, "unknown argument")
+                        .note(format!("`{callee}` takes {}", params.join(", ")));
+                        if let Some(best) = suggest::closest(&name.name, params.iter().copied()) {
+                            d = d.help(format!("did you mean `{best}`?"));
+                        }
+                        binding.errors.push(d);
+                        continue;
+                    }
+                }
+            }
+        };
+        if binding.slots[slot].is_some() {
+            binding.errors.push(
+                Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
+                    .primary(span, "given again here"),
+            );
+            continue;
+        }
+        binding.slots[slot] = Some(index);
+    }
+    binding
+}
+
 impl Checker {
     /// Splits `name(args)` (or reports that `expr` is not a call of a plain name).
     pub(super) fn call_parts<'a>(
@@ -56,6 +150,24 @@ impl Checker {
         None
     }
 
+    /// `name` or `name(args)`: a setting's value where a bare name is a call without arguments.
+    pub(super) fn name_or_call<'a>(
+        &mut self,
+        expr: &'a Expr,
+        expected: &str,
+    ) -> Option<(Ident, &'a [Arg])> {
+        match &expr.kind {
+            ExprKind::Name(name) => Some((
+                Ident {
+                    name: name.clone(),
+                    span: expr.span,
+                },
+                &[],
+            )),
+            _ => self.call_parts(expr, expected),
+        }
+    }
+
     pub(super) fn unsupported(&self, expr: &Expr, expected: &str) -> Diagnostic {
         let (code, message) = match &expr.kind {
             ExprKind::Binary { .. } | ExprKind::Unary { .. } => {
@@ -73,82 +185,24 @@ impl Checker {
         args: &'a [Arg],
         params: &[&str],
     ) -> Bound<'a> {
-        let mut bound = Bound {
-            slots: vec![None; params.len()],
-            ok: true,
-        };
-        let mut positional = 0;
-        let mut named_seen = false;
-        for arg in args {
-            let slot = match &arg.name {
-                None => {
-                    if named_seen {
-                        self.error(
-                            Diagnostic::error("E0306", "positional argument after a named one")
-                                .primary(arg.span, "give this argument a name")
-                                .help(format!("`{}` takes {}", callee.name, params.join(", "))),
-                        );
-                        bound.ok = false;
-                        continue;
-                    }
-                    positional += 1;
-                    if positional > params.len() {
-                        let n = params.len();
-                        self.error(
-                            Diagnostic::error(
-                                "E0305",
-                                format!("too many arguments to `{}`", callee.name),
-                            )
-                            .primary(arg.span, "unexpected argument")
-                            .note(format!(
-                                "`{}` takes at most {n} argument{}: {}",
-                                callee.name,
-                                if n == 1 { "" } else { "s" },
-                                params.join(", ")
-                            )),
-                        );
-                        bound.ok = false;
-                        continue;
-                    }
-                    positional - 1
-                }
-                Some(name) => {
-                    named_seen = true;
-                    match params.iter().position(|p| *p == name.name) {
-                        Some(slot) => slot,
-                        None => {
-                            let mut d = Diagnostic::error(
-                                "E0111",
-                                format!("`{}` has no argument `{}`", callee.name, name.name),
-                            )
-                            .primary(name.span, "unknown argument")
-                            .note(format!(
-                                "`{}` takes {}",
-                                callee.name,
-                                params.join(", ")
-                            ));
-                            if let Some(best) = suggest::closest(&name.name, params.iter().copied())
-                            {
-                                d = d.help(format!("did you mean `{best}`?"));
-                            }
-                            self.error(d);
-                            bound.ok = false;
-                            continue;
-                        }
-                    }
-                }
-            };
-            if bound.slots[slot].is_some() {
-                self.error(
-                    Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
-                        .primary(arg.span, "given again here"),
-                );
-                bound.ok = false;
-                continue;
-            }
-            bound.slots[slot] = Some(&arg.value);
+        let binding = bind_slots(
+            &callee.name,
+            args.iter().map(|a| (a.name.as_ref(), a.span)),
+            params,
+            ColonBeforeNone::Yes,
+        );
+        let ok = binding.errors.is_empty();
+        for d in binding.errors {
+            self.error(d);
         }
-        bound
+        Bound {
+            slots: binding
+                .slots
+                .into_iter()
+                .map(|i| i.map(|i| &args[i].value))
+                .collect(),
+            ok,
+        }
     }
 
     /// The argument in `slot`, or an error naming the missing parameter.

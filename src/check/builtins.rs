@@ -125,13 +125,7 @@ fn binary_op(name: &str) -> Option<BinaryOp> {
 }
 
 /// Calls built-in `name`.
-pub fn call(
-    el: &mut Elab,
-    name: &'static str,
-    fspan: Span,
-    args: Vec<ArgValue>,
-    span: Span,
-) -> Value {
+pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) -> Value {
     if super::prompt::CONSTRUCTORS.contains(&name) {
         return el.construct(name, args, span);
     }
@@ -169,7 +163,7 @@ pub fn call(
             );
             return Value::Error;
         }
-        let Some(slots) = el.bind_args(name, fspan, args.clone(), &config) else {
+        let Some(slots) = el.bind_args(name, args.clone(), &config) else {
             return Value::Error;
         };
         if !valid_config(el, name, slots, span) {
@@ -181,7 +175,7 @@ pub fn call(
             built: Default::default(),
         })));
     }
-    let Some(slots) = el.bind_args(name, fspan, args, params) else {
+    let Some(slots) = el.bind_args(name, args, params) else {
         return Value::Error;
     };
     let mut slots: Vec<Option<ArgValue>> = slots;
@@ -931,7 +925,7 @@ pub fn apply_layer(
                 span: xspan,
             }];
             call_args.extend(args.iter().cloned());
-            let value = call(el, name, layer.span, call_args, span);
+            let value = call(el, name, call_args, span);
             if layer.built.borrow().is_none() {
                 let layer_name = el.layer_name(name);
                 *layer.built.borrow_mut() = Some(Built {
@@ -945,13 +939,8 @@ pub fn apply_layer(
     result.unwrap_or(Value::Error)
 }
 
-fn config_slots(
-    el: &mut Elab,
-    name: &str,
-    args: &[ArgValue],
-    span: Span,
-) -> Option<Vec<Option<ArgValue>>> {
-    el.bind_args(name, span, args.to_vec(), params_of(name))
+fn config_slots(el: &mut Elab, name: &str, args: &[ArgValue]) -> Option<Vec<Option<ArgValue>>> {
+    el.bind_args(name, args.to_vec(), params_of(name))
 }
 
 fn positive(
@@ -1026,7 +1015,7 @@ fn dense(
     xspan: Span,
     span: Span,
 ) -> Option<Value> {
-    let slots = config_slots(el, "dense", args, layer.span)?;
+    let slots = config_slots(el, "dense", args)?;
     let mut slots = slots.into_iter();
     let units = positive(el, slots.next().flatten(), "dense", "units", layer.span)?;
     let activation = slots.next().flatten();
@@ -1176,7 +1165,7 @@ fn embedding(
     xspan: Span,
     span: Span,
 ) -> Option<Value> {
-    let slots = config_slots(el, "embedding", args, layer.span)?;
+    let slots = config_slots(el, "embedding", args)?;
     let mut slots = slots.into_iter();
     let input_dim = positive(
         el,
@@ -1219,12 +1208,7 @@ fn embedding(
 }
 
 /// `param w: f32[...] = INIT`: Keras's initializers; the default is glorot_uniform.
-pub fn initializer(
-    el: &mut Elab,
-    expr: Option<&ast::Expr>,
-    shape: &[usize],
-    span: Span,
-) -> Option<Init> {
+pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> Option<Init> {
     let (fan_in, fan_out) = fans(shape);
     let Some(expr) = expr else {
         return Some(Init::GlorotUniform { fan_in, fan_out });
@@ -1253,15 +1237,8 @@ pub fn initializer(
         "constant" => &["value"],
         _ => &[],
     };
-    let evaluated: Vec<ArgValue> = args
-        .iter()
-        .map(|a| ArgValue {
-            name: a.name.clone(),
-            value: el.eval(&a.value),
-            span: a.span,
-        })
-        .collect();
-    let slots = el.bind_args(name, expr.span, evaluated, params)?;
+    let evaluated = el.eval_args(args);
+    let slots = el.bind_args(name, evaluated, params)?;
     let mut numbers = Vec::new();
     for slot in slots {
         numbers.push(match slot {
@@ -1299,7 +1276,6 @@ pub fn initializer(
                 d = d.help(format!("did you mean `{best}`?"));
             }
             el.error(d);
-            let _ = span;
             return None;
         }
     })

@@ -4,6 +4,7 @@
 //! `fn`s and `layer`s are expanded at each use (the compiler sees through them: their bodies are
 //! checked against the shapes they are used with, then differentiated and fused like built-ins).
 
+use super::args::{ColonBeforeNone, bind_slots};
 use super::program::SummaryRow;
 use super::types::{self, DimEnv, DimError, type_text};
 use super::value::*;
@@ -199,17 +200,21 @@ impl<'a> Elab<'a> {
             }
             ExprKind::Call { callee, args } => {
                 let f = self.eval(callee);
-                let args: Vec<ArgValue> = args
-                    .iter()
-                    .map(|a| ArgValue {
-                        name: a.name.clone(),
-                        value: self.eval(&a.value),
-                        span: a.span,
-                    })
-                    .collect();
+                let args = self.eval_args(args);
                 self.call(f, callee.span, args, expr.span)
             }
         }
+    }
+
+    /// Evaluates a call's arguments, left to right, keeping their names and spans.
+    pub fn eval_args(&mut self, args: &[ast::Arg]) -> Vec<ArgValue> {
+        args.iter()
+            .map(|a| ArgValue {
+                name: a.name.clone(),
+                value: self.eval(&a.value),
+                span: a.span,
+            })
+            .collect()
     }
 
     fn name(&mut self, name: &str, span: Span) -> Value {
@@ -520,9 +525,7 @@ impl<'a> Elab<'a> {
             return Value::Error;
         }
         match f {
-            Value::Func(Func::Builtin(name)) => {
-                super::builtins::call(self, name, fspan, args, span)
-            }
+            Value::Func(Func::Builtin(name)) => super::builtins::call(self, name, args, span),
             Value::Func(Func::Layer(layer)) => {
                 let inputs = self.positional_tensors(&args, &layer, span);
                 match inputs {
@@ -530,10 +533,8 @@ impl<'a> Elab<'a> {
                     None => Value::Error,
                 }
             }
-            Value::Func(Func::UserFn(name)) => self.apply_fn(&name, fspan, args, span),
-            Value::Func(Func::UserLayer(name)) => {
-                self.configure_user_layer(&name, fspan, args, span)
-            }
+            Value::Func(Func::UserFn(name)) => self.apply_fn(&name, args, span),
+            Value::Func(Func::UserLayer(name)) => self.configure_user_layer(&name, args, span),
             Value::Func(Func::Grad(f, wrt)) => self.apply_grad(*f, wrt, fspan, args, span),
             Value::Error => Value::Error,
             other => {
@@ -743,78 +744,29 @@ impl<'a> Elab<'a> {
     pub fn bind_args(
         &mut self,
         callee: &str,
-        span: Span,
         args: Vec<ArgValue>,
         params: &[&str],
     ) -> Option<Vec<Option<ArgValue>>> {
-        let mut slots: Vec<Option<ArgValue>> = vec![None; params.len()];
-        let mut ok = true;
-        let mut positional = 0;
-        let mut named_seen = false;
-        for arg in args {
-            let slot = match &arg.name {
-                None => {
-                    if named_seen {
-                        self.error(
-                            Diagnostic::error("E0306", "positional argument after a named one")
-                                .primary(arg.span, "give this argument a name")
-                                .help(format!("`{callee}` takes {}", params.join(", "))),
-                        );
-                        ok = false;
-                        continue;
-                    }
-                    positional += 1;
-                    if positional > params.len() {
-                        let n = params.len();
-                        self.error(
-                            Diagnostic::error("E0305", format!("too many arguments to `{callee}`"))
-                                .primary(arg.span, "unexpected argument")
-                                .note(format!(
-                                    "`{callee}` takes at most {n} argument{}{}{}",
-                                    if n == 1 { "" } else { "s" },
-                                    if n == 0 { "" } else { ": " },
-                                    params.join(", ")
-                                )),
-                        );
-                        ok = false;
-                        continue;
-                    }
-                    positional - 1
-                }
-                Some(name) => {
-                    named_seen = true;
-                    match params.iter().position(|p| *p == name.name) {
-                        Some(slot) => slot,
-                        None => {
-                            let mut d = Diagnostic::error(
-                                "E0111",
-                                format!("`{callee}` has no argument `{}`", name.name),
-                            )
-                            .primary(name.span, "unknown argument")
-                            .note(format!("`{callee}` takes {}", params.join(", ")));
-                            if let Some(best) = suggest::closest(&name.name, params.iter().copied())
-                            {
-                                d = d.help(format!("did you mean `{best}`?"));
-                            }
-                            self.error(d);
-                            ok = false;
-                            continue;
-                        }
-                    }
-                }
-            };
-            if slots[slot].is_some() {
-                self.error(
-                    Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
-                        .primary(arg.span, "given again here"),
-                );
-                ok = false;
-                continue;
+        let binding = bind_slots(
+            callee,
+            args.iter().map(|a| (a.name.as_ref(), a.span)),
+            params,
+            ColonBeforeNone::No,
+        );
+        if !binding.errors.is_empty() {
+            for d in binding.errors {
+                self.error(d);
             }
-            slots[slot] = Some(arg);
+            return None;
         }
-        let _ = span;
-        ok.then_some(slots)
+        let mut args: Vec<Option<ArgValue>> = args.into_iter().map(Some).collect();
+        Some(
+            binding
+                .slots
+                .into_iter()
+                .map(|i| i.and_then(|i| args[i].take()))
+                .collect(),
+        )
     }
 
     pub fn missing(&mut self, callee: &str, param: &str, span: Span) {
@@ -839,14 +791,14 @@ impl<'a> Elab<'a> {
         true
     }
 
-    fn apply_fn(&mut self, name: &str, fspan: Span, args: Vec<ArgValue>, span: Span) -> Value {
+    fn apply_fn(&mut self, name: &str, args: Vec<ArgValue>, span: Span) -> Value {
         let Some(decl) = self.ck.fns.get(name).cloned() else {
             return Value::Error;
         };
         if !self.enter(span, &format!("`{name}`")) {
             return Value::Error;
         }
-        let result = self.expand(name, fspan, &decl.body, args, span, Vec::new());
+        let result = self.expand(name, &decl.body, args, span, Vec::new());
         self.depth -= 1;
         result
     }
@@ -856,14 +808,13 @@ impl<'a> Elab<'a> {
     fn expand(
         &mut self,
         name: &str,
-        fspan: Span,
         body: &ast::FnBody,
         args: Vec<ArgValue>,
         span: Span,
         extra: Vec<(String, Value, Span, bool)>,
     ) -> Value {
         let names: Vec<&str> = body.params.iter().map(|p| p.name.name.as_str()).collect();
-        let Some(slots) = self.bind_args(name, fspan, args, &names) else {
+        let Some(slots) = self.bind_args(name, args, &names) else {
             return Value::Error;
         };
         let mut env = DimEnv::default();
@@ -934,7 +885,6 @@ impl<'a> Elab<'a> {
             }
         }
         self.pop_scope();
-        let _ = fspan;
         result
     }
 
@@ -1204,18 +1154,12 @@ impl<'a> Elab<'a> {
         }
     }
 
-    fn configure_user_layer(
-        &mut self,
-        name: &str,
-        fspan: Span,
-        args: Vec<ArgValue>,
-        span: Span,
-    ) -> Value {
+    fn configure_user_layer(&mut self, name: &str, args: Vec<ArgValue>, span: Span) -> Value {
         let Some(decl) = self.ck.user_layers.get(name).cloned() else {
             return Value::Error;
         };
         let names: Vec<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
-        let Some(slots) = self.bind_args(name, fspan, args, &names) else {
+        let Some(slots) = self.bind_args(name, args, &names) else {
             return Value::Error;
         };
         let mut config = Vec::new();
@@ -1364,7 +1308,7 @@ impl<'a> Elab<'a> {
                 })
                 .collect();
             self.pending_unused.clear();
-            let value = self.expand(name, span, &forward, args, span, extra);
+            let value = self.expand(name, &forward, args, span, extra);
             let unused = std::mem::take(&mut self.pending_unused);
             for (pname, pspan) in unused {
                 self.ck.diags.push(
@@ -1429,7 +1373,7 @@ impl<'a> Elab<'a> {
                     }
                 }
             }
-            let init = super::builtins::initializer(self, init.as_ref(), &shape, *span)?;
+            let init = super::builtins::initializer(self, init.as_ref(), &shape)?;
             let id = self.graph.param(
                 crate::ir::graph::ParamInfo {
                     name: format!("{layer_name}.{}", name.name),

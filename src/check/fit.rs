@@ -28,7 +28,6 @@ impl Checker {
             eps: 1e-7,
         });
         let mut metrics = Some(Vec::new());
-        let mut metric_spans = Vec::new();
         let mut epochs = Some(1);
         let mut batch = Some(32);
         let mut seed = Some(0);
@@ -90,9 +89,25 @@ impl Checker {
                         .and_then(|n| usize::try_from(n).ok())
                         .map(|n| Some((n, value.span)))
                 }
-                "callbacks" => callbacks = self.callbacks(value),
+                "callbacks" => {
+                    callbacks = self.list(
+                        value,
+                        "`callbacks`",
+                        "a list",
+                        Some("write `callbacks [early_stopping(patience: 3)]`"),
+                        Self::callback,
+                    )
+                }
                 "standardize" => standardize = self.boolean(value, "`standardize`"),
-                "metrics" => metrics = self.metrics(value, &mut metric_spans),
+                "metrics" => {
+                    metrics = self.list(
+                        value,
+                        "`metrics`",
+                        "a list",
+                        Some("write `metrics [accuracy]`"),
+                        Self::metric,
+                    )
+                }
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
                 "seed" => seed = self.seed_value(value, "`seed`"),
@@ -150,6 +165,7 @@ impl Checker {
         else {
             return;
         };
+        let (metrics, metric_spans): (Vec<Metric>, Vec<Span>) = metrics.into_iter().unzip();
         let mut ok = true;
         if let Some((initial, span)) = initial_epoch
             && initial > epochs
@@ -384,16 +400,8 @@ impl Checker {
 
     /// `loss NAME` or `loss NAME(from_logits: true)`, `loss huber(delta: 2.0)`.
     fn loss(&mut self, expr: &ast::Expr) -> Option<(Loss, LossOptions)> {
-        let (callee, call_args): (ast::Ident, &[ast::Arg]) = match &expr.kind {
-            ast::ExprKind::Name(name) => (
-                ast::Ident {
-                    name: name.clone(),
-                    span: expr.span,
-                },
-                &[],
-            ),
-            _ => self.call_parts(expr, "a loss such as `sparse_categorical_crossentropy`")?,
-        };
+        let (callee, call_args) =
+            self.name_or_call(expr, "a loss such as `sparse_categorical_crossentropy`")?;
         let loss = match callee.name.as_str() {
             "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy,
             "categorical_crossentropy" => Loss::CategoricalCrossentropy,
@@ -543,16 +551,8 @@ impl Checker {
 
     /// The optimizer, and its learning-rate schedule when `lr` is one.
     fn optimizer(&mut self, expr: &ast::Expr) -> Option<(Optimizer, Option<Schedule>)> {
-        let (callee, call_args): (ast::Ident, &[ast::Arg]) = match &expr.kind {
-            ast::ExprKind::Name(name) => (
-                ast::Ident {
-                    name: name.clone(),
-                    span: expr.span,
-                },
-                &[],
-            ),
-            _ => self.call_parts(expr, "an optimizer such as `adam(lr: 0.001)`")?,
-        };
+        let (callee, call_args) =
+            self.name_or_call(expr, "an optimizer such as `adam(lr: 0.001)`")?;
         match callee.name.as_str() {
             "sgd" => {
                 let b = self.bind(&callee, call_args, &["lr", "momentum", "nesterov"]);
@@ -618,24 +618,7 @@ impl Checker {
                         Some(beta2),
                         Some(eps),
                         Some(torch),
-                    ) => {
-                        let optimizer = if torch {
-                            Optimizer::AdamTorch {
-                                lr,
-                                beta1,
-                                beta2,
-                                eps,
-                            }
-                        } else {
-                            Optimizer::Adam {
-                                lr,
-                                beta1,
-                                beta2,
-                                eps,
-                            }
-                        };
-                        Some((optimizer, schedule))
-                    }
+                    ) => Some((Optimizer::adam(torch, lr, beta1, beta2, eps), schedule)),
                     _ => None,
                 }
             }
@@ -795,54 +778,42 @@ impl Checker {
         what: &str,
         item: impl Fn(&mut Self, &ast::Expr) -> Option<f64>,
     ) -> Option<Vec<f64>> {
+        let list = self.list(expr, what, "a list of numbers", None, item)?;
+        Some(list.into_iter().map(|(x, _)| x).collect())
+    }
+
+    /// `[a, b, ...]`, each item read by `item` and kept with its span. Every item is read, so
+    /// each bad one is reported; the list is `None` if any was bad.
+    fn list<T>(
+        &mut self,
+        expr: &ast::Expr,
+        what: &str,
+        expected: &str,
+        help: Option<&str>,
+        item: impl Fn(&mut Self, &ast::Expr) -> Option<T>,
+    ) -> Option<Vec<(T, Span)>> {
         let ast::ExprKind::List(items) = &expr.kind else {
             if expr.kind != ast::ExprKind::Error {
-                self.error(
-                    Diagnostic::error("E0303", format!("{what} must be a list of numbers"))
-                        .primary(expr.span, format!("found {}", found(expr))),
-                );
+                let mut d = Diagnostic::error("E0303", format!("{what} must be {expected}"))
+                    .primary(expr.span, format!("found {}", found(expr)));
+                if let Some(help) = help {
+                    d = d.help(help);
+                }
+                self.error(d);
             }
             return None;
         };
-        let values: Vec<Option<f64>> = items.iter().map(|e| item(self, e)).collect();
-        values.into_iter().collect()
+        let items: Vec<Option<(T, Span)>> = items
+            .iter()
+            .map(|e| item(self, e).map(|x| (x, e.span)))
+            .collect();
+        items.into_iter().collect()
     }
 
-    /// `callbacks [early_stopping(...), checkpoint("best.safetensors"), ...]`, each with the
-    /// span of its call.
-    fn callbacks(&mut self, expr: &ast::Expr) -> Option<Vec<(Callback, Span)>> {
-        let ast::ExprKind::List(items) = &expr.kind else {
-            if expr.kind != ast::ExprKind::Error {
-                self.error(
-                    Diagnostic::error("E0303", "`callbacks` must be a list")
-                        .primary(expr.span, format!("found {}", found(expr)))
-                        .help("write `callbacks [early_stopping(patience: 3)]`"),
-                );
-            }
-            return None;
-        };
-        let mut callbacks = Some(Vec::new());
-        for item in items {
-            let callback = self.callback(item);
-            match (callback, callbacks.as_mut()) {
-                (Some(c), Some(list)) => list.push((c, item.span)),
-                _ => callbacks = None,
-            }
-        }
-        callbacks
-    }
-
+    /// One entry of `callbacks [early_stopping(...), checkpoint("best.safetensors"), ...]`.
     fn callback(&mut self, expr: &ast::Expr) -> Option<Callback> {
-        let (callee, args): (ast::Ident, &[ast::Arg]) = match &expr.kind {
-            ast::ExprKind::Name(name) => (
-                ast::Ident {
-                    name: name.clone(),
-                    span: expr.span,
-                },
-                &[],
-            ),
-            _ => self.call_parts(expr, "a callback such as `early_stopping(patience: 3)`")?,
-        };
+        let (callee, args) =
+            self.name_or_call(expr, "a callback such as `early_stopping(patience: 3)`")?;
         let monitor = |c: &mut Self, e: Option<&ast::Expr>| match e {
             None => Some(Monitor::named("val_loss")),
             Some(e) => c.string(e, "`monitor`").map(|s| Monitor::named(&s)),
@@ -998,16 +969,7 @@ impl Checker {
 
     /// One metric: a name, or `top_k_accuracy(k: 5)`.
     fn metric(&mut self, item: &ast::Expr) -> Option<Metric> {
-        let (callee, args): (ast::Ident, &[ast::Arg]) = match &item.kind {
-            ast::ExprKind::Name(name) => (
-                ast::Ident {
-                    name: name.clone(),
-                    span: item.span,
-                },
-                &[],
-            ),
-            _ => self.call_parts(item, "a metric such as `accuracy`")?,
-        };
+        let (callee, args) = self.name_or_call(item, "a metric such as `accuracy`")?;
         let plain = |metric: Metric| (args.is_empty()).then_some(metric);
         let metric = match callee.name.as_str() {
             "accuracy" => plain(Metric::SparseCategoricalAccuracy),
@@ -1039,30 +1001,5 @@ impl Checker {
             );
         }
         metric
-    }
-
-    fn metrics(&mut self, expr: &ast::Expr, spans: &mut Vec<Span>) -> Option<Vec<Metric>> {
-        let ast::ExprKind::List(items) = &expr.kind else {
-            if expr.kind != ast::ExprKind::Error {
-                self.error(
-                    Diagnostic::error("E0303", "`metrics` must be a list")
-                        .primary(expr.span, format!("found {}", found(expr)))
-                        .help("write `metrics [accuracy]`"),
-                );
-            }
-            return None;
-        };
-        let mut metrics = Some(Vec::new());
-        for item in items {
-            let metric = self.metric(item);
-            match (metric, metrics.as_mut()) {
-                (Some(metric), Some(list)) => {
-                    list.push(metric);
-                    spans.push(item.span);
-                }
-                _ => metrics = None,
-            }
-        }
-        metrics
     }
 }

@@ -506,6 +506,27 @@ pub enum Optimizer {
     },
 }
 
+impl Optimizer {
+    /// Adam with `adam(profile: torch)`'s ε placement (`torch`) or Keras's.
+    pub fn adam(torch: bool, lr: f32, beta1: f32, beta2: f32, eps: f32) -> Optimizer {
+        if torch {
+            Optimizer::AdamTorch {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            }
+        } else {
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
     /// `accuracy` with integer labels: argmax of the output equals the label.

@@ -322,6 +322,34 @@ pub struct Emitter<'f, 'g> {
     users: Vec<usize>,
 }
 
+/// A matrix product's sizes and operand strides (in elements), as `kiln_sgemm` takes them.
+#[derive(Clone, Copy)]
+struct GemmDims {
+    m: Value,
+    n: Value,
+    k: Value,
+    a_rs: Value,
+    a_cs: Value,
+    b_rs: Value,
+    b_cs: Value,
+}
+
+impl GemmDims {
+    /// `kiln_sgemm`'s arguments for `rows` rows of the product (`m`, or a batch stacked tall).
+    fn args(&self, rows: Value, dst: Value, a: Value, b: Value) -> [Value; 10] {
+        let GemmDims {
+            n,
+            k,
+            a_rs,
+            a_cs,
+            b_rs,
+            b_cs,
+            ..
+        } = *self;
+        [rows, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs]
+    }
+}
+
 fn ro() -> MemFlagsData {
     MemFlagsData::new().with_notrap().with_readonly()
 }
@@ -464,6 +492,13 @@ impl<'f, 'g> Emitter<'f, 'g> {
         match buf {
             Buf::F32(o) | Buf::I32(o) => self.iconst(o as i64),
         }
+    }
+
+    /// Byte address of the first element of `v`'s home buffer.
+    fn home_addr(&mut self, v: ValueId) -> Result<Value, CodegenError> {
+        let buf = self.plan().home(v)?;
+        let o = self.buf_offset(buf);
+        Ok(self.addr(buf, o))
     }
 
     /// `c ? a : b` with a float comparison mask, for scalars or vectors.
@@ -1602,6 +1637,37 @@ impl<'f, 'g> Emitter<'f, 'g> {
         Ok(())
     }
 
+    /// The sizes and operand strides of `op(a)·op(b)` for `a` `ra×ca` and `b` `rb×cb`: row and
+    /// column strides express the transposes, so nothing is copied.
+    fn gemm_dims(
+        &mut self,
+        (ra, ca): (Value, Value),
+        (rb, cb): (Value, Value),
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> GemmDims {
+        let one = self.iconst(1);
+        let (m, k, a_rs, a_cs) = if transpose_a {
+            (ca, ra, one, ca)
+        } else {
+            (ra, ca, ca, one)
+        };
+        let (n, b_rs, b_cs) = if transpose_b {
+            (rb, one, cb)
+        } else {
+            (cb, cb, one)
+        };
+        GemmDims {
+            m,
+            n,
+            k,
+            a_rs,
+            a_cs,
+            b_rs,
+            b_cs,
+        }
+    }
+
     fn matmul(&mut self, node: ValueId) -> Result<(), CodegenError> {
         if self.mem.cranelift_matmuls.contains(&node) {
             return self.emitted_matmul(node);
@@ -1621,27 +1687,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
         }
         let (ra, ca) = (self.dim(sa[0]), self.dim(sa[1]));
         let (rb, cb) = (self.dim(sb[0]), self.dim(sb[1]));
-        let one = self.iconst(1);
-        // Row/column strides express the transposes; no copies.
-        let (m, k, a_rs, a_cs) = if transpose_a {
-            (ca, ra, one, ca)
-        } else {
-            (ra, ca, ca, one)
-        };
-        let (nn, b_rs, b_cs) = if transpose_b {
-            (rb, one, cb)
-        } else {
-            (cb, cb, one)
-        };
-        let ptr = |e: &mut Self, v: ValueId| -> Result<Value, CodegenError> {
-            let buf = e.plan().home(v)?;
-            let o = e.buf_offset(buf);
-            Ok(e.addr(buf, o))
-        };
-        let dst = ptr(self, node)?;
-        let pa = ptr(self, a)?;
-        let pb = ptr(self, b)?;
-        let args = [m, nn, k, dst, pa, a_rs, a_cs, pb, b_rs, b_cs];
+        let g = self.gemm_dims((ra, ca), (rb, cb), transpose_a, transpose_b);
+        let dst = self.home_addr(node)?;
+        let pa = self.home_addr(a)?;
+        let pb = self.home_addr(b)?;
+        let args = g.args(g.m, dst, pa, pb);
         self.b.ins().call(self.helpers.gemm, &args);
         Ok(())
     }
@@ -1662,29 +1712,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let lead = self.extent(Extent::product(&sa[..la - 2]));
         let (ra, ca) = (self.dim(sa[la - 2]), self.dim(sa[la - 1]));
         let (rb, cb) = (self.dim(sb[lb - 2]), self.dim(sb[lb - 1]));
-        let one = self.iconst(1);
-        let (m, k, a_rs, a_cs) = if transpose_a {
-            (ca, ra, one, ca)
-        } else {
-            (ra, ca, ca, one)
-        };
-        let (nn, b_rs, b_cs) = if transpose_b {
-            (rb, one, cb)
-        } else {
-            (cb, cb, one)
-        };
-        let ptr = |e: &mut Self, v: ValueId| -> Result<Value, CodegenError> {
-            let buf = e.plan().home(v)?;
-            let o = e.buf_offset(buf);
-            Ok(e.addr(buf, o))
-        };
-        let dst = ptr(self, node)?;
-        let pa = ptr(self, a)?;
-        let pb = ptr(self, b)?;
+        let g = self.gemm_dims((ra, ca), (rb, cb), transpose_a, transpose_b);
+        let dst = self.home_addr(node)?;
+        let pa = self.home_addr(a)?;
+        let pb = self.home_addr(b)?;
         let gemm = self.helpers.gemm;
         if lb == 2 && !transpose_a {
-            let rows = self.b.ins().imul(lead, m);
-            let args = [rows, nn, k, dst, pa, a_rs, a_cs, pb, b_rs, b_cs];
+            let rows = self.b.ins().imul(lead, g.m);
+            let args = g.args(rows, dst, pa, pb);
             self.b.ins().call(gemm, &args);
             return Ok(());
         }
@@ -1697,7 +1732,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
             let x = self.b.ins().imul(rb, cb);
             self.b.ins().ishl_imm_u(x, 2)
         };
-        let c_item = self.b.ins().imul(m, nn);
+        let c_item = self.b.ins().imul(g.m, g.n);
         let c_item = self.b.ins().ishl_imm_u(c_item, 2);
         self.counted_loop(lead, &mut |e, i| {
             let oa = e.b.ins().imul(i, a_item);
@@ -1706,7 +1741,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
             let pa = e.b.ins().iadd(pa, oa);
             let pb = e.b.ins().iadd(pb, ob);
             let pc = e.b.ins().iadd(dst, oc);
-            let args = [m, nn, k, pc, pa, a_rs, a_cs, pb, b_rs, b_cs];
+            let args = g.args(g.m, pc, pa, pb);
             e.b.ins().call(gemm, &args);
         });
         Ok(())

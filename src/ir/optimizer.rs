@@ -253,21 +253,7 @@ mod tests {
         let keras = p - lr * c2.sqrt() / c1 * m_new / (v_new.sqrt() + eps);
         let adam = |torch| {
             let (lr, beta1, beta2, eps) = (0.0, 0.9, 0.999, 1e-3);
-            if torch {
-                Optimizer::AdamTorch {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                }
-            } else {
-                Optimizer::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                }
-            }
+            Optimizer::adam(torch, lr, beta1, beta2, eps)
         };
         close(
             &update(adam(true), p, g, &[m, v], t, lr),

@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: running the `kiln` binary in scratch folders, and
+//! the training step of a dense classifier.
+
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kiln::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
+use kiln::diag::Span;
+use kiln::driver::{self, GraphStage};
+use kiln::ir::graph::Graph;
+
+/// Runs the `kiln` binary from the crate's root, without colour.
+pub fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scratch folder holding `files` (name, contents), unique to the test binary and the test.
+pub fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+    let binary = env!("CARGO_CRATE_NAME");
+    let dir = std::env::temp_dir().join(format!("kiln-{binary}-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    dir
+}
+
+pub fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// The training step (`GraphStage::Step`) of a dense stack of `widths`, relu between layers and
+/// softmax at the end, fitted with sparse categorical cross-entropy and Keras's default Adam.
+pub fn classifier_step(widths: &[usize], batch: usize) -> Graph {
+    let activations: Vec<Activation> = (2..widths.len())
+        .map(|_| Activation::Relu)
+        .chain([Activation::Softmax])
+        .collect();
+    let model = Model::dense_stack("classifier", widths, &activations);
+    let fit = Fit {
+        span: Span::default(),
+        model: 0,
+        data: 0,
+        loss: Loss::SparseCategoricalCrossentropy,
+        loss_options: Default::default(),
+        optimizer: Optimizer::Adam {
+            lr: 0.001,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+        },
+        metrics: vec![],
+        epochs: 1,
+        batch,
+        seed: 0,
+        shuffle: true,
+        validation: None,
+        training: Default::default(),
+    };
+    let program = CheckedProgram {
+        data: vec![],
+        models: vec![model],
+        fits: vec![fit.clone()],
+        actions: vec![],
+    };
+    driver::training_graph(&program, &fit, GraphStage::Step).unwrap()
+}
