@@ -40,15 +40,6 @@ pub(super) struct Binding {
     pub errors: Vec<Diagnostic>,
 }
 
-/// The "too many arguments" note for a callee without parameters: the checker's settings
-/// (`loss mse(1)`) have always ended it in `: `, elaborated calls (`f(1)`, `zeros(1)`) not.
-/// Kept apart so that no message changes.
-#[derive(Clone, Copy)]
-pub(super) enum ColonBeforeNone {
-    Yes,
-    No,
-}
-
 /// Binds arguments, each given as its name (if any) and span, to `params`: positional ones in
 /// order, then named ones. The one binder for both the checker (AST arguments) and elaboration
 /// (evaluated arguments), so their diagnostics cannot drift apart.
@@ -56,7 +47,6 @@ pub(super) fn bind_slots<'n>(
     callee: &str,
     args: impl IntoIterator<Item = (Option<&'n Ident>, Span)>,
     params: &[&str],
-    colon: ColonBeforeNone,
 ) -> Binding {
     let mut binding = Binding {
         slots: vec![None; params.len()],
@@ -78,18 +68,18 @@ pub(super) fn bind_slots<'n>(
                 positional += 1;
                 if positional > params.len() {
                     let n = params.len();
-                    let colon = match colon {
-                        ColonBeforeNone::No if n == 0 => "",
-                        _ => ": ",
+                    let note = match n {
+                        0 => format!("`{callee}` takes no arguments"),
+                        _ => format!(
+                            "`{callee}` takes at most {n} argument{}: {}",
+                            if n == 1 { "" } else { "s" },
+                            params.join(", ")
+                        ),
                     };
                     binding.errors.push(
                         Diagnostic::error("E0305", format!("too many arguments to `{callee}`"))
                             .primary(span, "unexpected argument")
-                            .note(format!(
-                                "`{callee}` takes at most {n} argument{}{colon}{}",
-                                if n == 1 { "" } else { "s" },
-                                params.join(", ")
-                            )),
+                            .note(note),
                     );
                     continue;
                 }
@@ -189,7 +179,6 @@ impl Checker {
             &callee.name,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
-            ColonBeforeNone::Yes,
         );
         let ok = binding.errors.is_empty();
         for d in binding.errors {

@@ -4,7 +4,7 @@
 //! `fn`s and `layer`s are expanded at each use (the compiler sees through them: their bodies are
 //! checked against the shapes they are used with, then differentiated and fused like built-ins).
 
-use super::args::{ColonBeforeNone, bind_slots};
+use super::args::bind_slots;
 use super::program::SummaryRow;
 use super::types::{self, DimEnv, DimError, type_text};
 use super::value::*;
@@ -751,7 +751,6 @@ impl<'a> Elab<'a> {
             callee,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
-            ColonBeforeNone::No,
         );
         if !binding.errors.is_empty() {
             for d in binding.errors {
