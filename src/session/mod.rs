@@ -420,7 +420,6 @@ impl Session {
         binding: &ast::LetStmt,
     ) -> Result<Option<Answer>, Failure> {
         let name = binding.name.name.clone();
-        // Definitions that would lose their `let` if it became a variable.
         let declared = binding.ty.as_ref().map(|ty| (ty, name.as_str()));
         let range = binding.value.span.start..binding.value.span.end;
         let (evaluated, warnings) = self.evaluate(source, range, None, declared)?;
