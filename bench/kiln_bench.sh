@@ -2,7 +2,9 @@
 # Measures Kiln on a workload the way ../shared/bench/peers measure the peers: steady samples/s =
 # median over epochs 2..N of training samples / epoch time (reshuffling included, validation not),
 # µs/step = batch / samples/s, GFLOP/s = samples/s × 6·Σ(in·out), and the whole process's peak
-# RSS (GNU time's maximum resident set size). Prints one JSON line per run.
+# RSS (GNU time's maximum resident set size), and the compile time: source to ready-to-train
+# native code, the `(compiled in X ms)` that `kiln run` prints for the fit (`kiln run --timings`
+# splits it by stage). Prints one JSON line per run.
 #
 #   bench/kiln_bench.sh WORKLOAD [repeats] [threads]
 #
@@ -33,12 +35,13 @@ for _ in $(seq "$repeats"); do
       -v threads="$threads" -v rss_kb="$(tail -n 1 "$rss")" '
         /^[0-9]+\/[0-9]+ - / { sub("s", "", $3); t[n++] = $3 }
         /^[0-9]+\/[0-9]+ - / && / val_accuracy: / { acc = $NF }
+        compile == "" && match($0, /compiled in [0-9.]+ ms/) { compile = substr($0, RSTART + 12, RLENGTH - 15) }
         END {
           m = 0; for (i = 1; i < n; i++) s[m++] = t[i]
           for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (s[j] < s[i]) { x = s[i]; s[i] = s[j]; s[j] = x }
           med = (m % 2) ? s[int(m / 2)] : (s[m / 2 - 1] + s[m / 2]) / 2
           sps = samples / med
-          printf "{\"framework\": \"kiln\", \"workload\": \"%s\", \"threads\": %d, \"steady_samples_per_s\": %.1f, \"steady_step_us\": %.2f, \"gflops\": %.2f, \"test_acc\": %s, \"peak_rss_mb\": %s, \"epoch_times_s\": [", workload, threads, sps, batch / sps * 1e6, sps * 6 * macs / 1e9, (acc == "" ? "null" : acc), (rss_kb == "" ? "null" : sprintf("%.1f", rss_kb / 1024))
+          printf "{\"framework\": \"kiln\", \"workload\": \"%s\", \"threads\": %d, \"steady_samples_per_s\": %.1f, \"steady_step_us\": %.2f, \"gflops\": %.2f, \"test_acc\": %s, \"peak_rss_mb\": %s, \"compile_ms\": %s, \"epoch_times_s\": [", workload, threads, sps, batch / sps * 1e6, sps * 6 * macs / 1e9, (acc == "" ? "null" : acc), (rss_kb == "" ? "null" : sprintf("%.1f", rss_kb / 1024)), (compile == "" ? "null" : compile)
           for (i = 0; i < n; i++) printf "%s%s", (i ? ", " : ""), t[i]
           print "]}"
         }' "$log"

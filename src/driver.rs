@@ -330,6 +330,8 @@ pub struct FitOutcome {
     pub final_params: Vec<Vec<f32>>,
     /// The epoch (1-based) after which early stopping ended training.
     pub stopped_early: Option<usize>,
+    /// Where a training step's time went, measured after training (`RunOptions::profile`).
+    pub profile: Option<train::StepProfile>,
 }
 
 /// Why a run stopped.
@@ -342,14 +344,21 @@ pub enum RunError {
     Data(DataError),
 }
 
-/// How `kiln run` starts, beyond the program: checkpoints named on the command line. Both apply
-/// to the model of the program's first `fit` (or its only model) before anything runs.
+/// How `kiln run` starts, beyond the program: checkpoints named on the command line (both
+/// apply to the model of the program's first `fit`, or its only model, before anything runs),
+/// the thread count and profiling.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// `--load FILE`: weights, and the optimizer state when the file has it, to resume training.
     pub load: Option<PathBuf>,
     /// `--init FILE`: initial weights only; the optimizer starts fresh.
     pub init: Option<PathBuf>,
+    /// `--threads N`: threads every compiled step (training, validation, evaluate, predict)
+    /// splits its large matrix products over. `None`: each step's own default (one, unless a
+    /// product is large; see `CompiledStep::threads`). Results do not depend on it.
+    pub threads: Option<usize>,
+    /// `--profile`: after each fit, measure where a step's time goes (`FitOutcome::profile`).
+    pub profile: bool,
 }
 
 /// A model's weights and optimizer state between statements.
@@ -391,6 +400,8 @@ pub fn run_with(
         states: &mut workspace.states,
         interrupt: None,
         on_event,
+        threads: options.threads,
+        profile: options.profile,
     };
     for (path, resume) in [(&options.init, false), (&options.load, true)] {
         let Some(path) = path else { continue };
@@ -458,6 +469,8 @@ pub fn run_actions(
         base_dir,
         states: &mut workspace.states,
         interrupt: workspace.interrupt.clone(),
+        threads: None,
+        profile: false,
         on_event,
     };
     runner.actions(actions, &Timings::default())
@@ -512,6 +525,9 @@ struct Runner<'p, 'e> {
     states: &'e mut HashMap<String, ModelState>,
     interrupt: Option<Arc<AtomicBool>>,
     on_event: &'e mut dyn FnMut(Event),
+    /// `RunOptions::threads`, applied to every step compiled.
+    threads: Option<usize>,
+    profile: bool,
 }
 
 fn program_error(d: Diagnostic) -> RunError {
@@ -549,6 +565,23 @@ fn named(infos: &[(String, Vec<usize>)], values: &[Vec<f32>]) -> Vec<checkpoint:
 }
 
 impl Runner<'_, '_> {
+    /// A compiled step with the run's thread count, when one was given.
+    fn threaded(&self, mut step: CompiledStep) -> CompiledStep {
+        if let Some(threads) = self.threads {
+            step.set_threads(threads);
+        }
+        step
+    }
+
+    /// An evaluator for `forward` with the run's thread count.
+    fn evaluator(&self, forward: &Graph, batch: usize, fit: &Fit) -> Result<Evaluator, RunError> {
+        let mut evaluator = Evaluator::new(forward, batch).map_err(|e| codegen_error(fit, e))?;
+        if let Some(threads) = self.threads {
+            evaluator.set_threads(threads);
+        }
+        Ok(evaluator)
+    }
+
     /// The fit that stands for `model` when no statement names one: its first `fit`, or Keras's
     /// defaults with the loss its output suggests (only the forward pass is used).
     fn some_fit(&self, model: usize) -> Fit {
@@ -689,8 +722,7 @@ impl Runner<'_, '_> {
             statistics.apply(&mut set);
         }
         let graph = self.forward(fit)?;
-        let mut evaluator = Evaluator::new(&graph, fit.batch.min(set.samples).max(1))
-            .map_err(|e| codegen_error(fit, e))?;
+        let mut evaluator = self.evaluator(&graph, fit.batch.min(set.samples).max(1), fit)?;
         let state = self.weights(model)?;
         let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
         let evaluation = evaluator.evaluate(&params, &set, &fit.metrics);
@@ -716,8 +748,7 @@ impl Runner<'_, '_> {
             statistics.apply(&mut set);
         }
         let graph = self.forward(&fit)?;
-        let mut evaluator = Evaluator::new(&graph, fit.batch.min(set.samples).max(1))
-            .map_err(|e| codegen_error(&fit, e))?;
+        let mut evaluator = self.evaluator(&graph, fit.batch.min(set.samples).max(1), &fit)?;
         let state = self.weights(model)?;
         let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
         let scores = evaluator.scores(&params, &set);
@@ -788,17 +819,15 @@ impl Runner<'_, '_> {
         let mut timings = front_end.clone();
         let graph = training_graph_timed(program, fit, GraphStage::Optimized, &mut timings)
             .map_err(program_error)?;
-        let mut step = timings
+        let step = timings
             .measure("codegen", || compile_step(&graph, fit, max_batch))
             .map_err(program_error)?;
+        let mut step = self.threaded(step);
         let evaluator = match &validation {
             None => None,
             Some((_, held_out)) => {
                 let forward = self.forward(fit)?;
-                Some(
-                    Evaluator::new(&forward, fit.batch.min(held_out.samples).max(1))
-                        .map_err(|e| codegen_error(fit, e))?,
-                )
+                Some(self.evaluator(&forward, fit.batch.min(held_out.samples).max(1), fit)?)
             }
         };
 
@@ -893,6 +922,11 @@ impl Runner<'_, '_> {
                 standardization,
             },
         );
+        let profile = if self.profile {
+            Some(self.profile_step(&graph, fit, &step, &dataset, trained.steps)?)
+        } else {
+            None
+        };
         let slices: Vec<&[f32]> = final_params.iter().map(Vec::as_slice).collect();
         Ok(FitOutcome {
             model: model.name.clone(),
@@ -900,7 +934,47 @@ impl Runner<'_, '_> {
             weights_hash: train::weights_hash(&slices),
             final_params,
             stopped_early: trained.stopped_early,
+            profile,
         })
+    }
+
+    /// `--profile`: one epoch of the trained step, timed whole and kernel by kernel, on two
+    /// fresh compilations (ordinary and instrumented) holding copies of the trained weights and
+    /// optimizer state, so the fit's results are untouched.
+    fn profile_step(
+        &self,
+        graph: &Graph,
+        fit: &Fit,
+        trained: &CompiledStep,
+        dataset: &Dataset,
+        steps_done: u64,
+    ) -> Result<train::StepProfile, RunError> {
+        let max_batch = fit.batch.min(dataset.samples).max(1);
+        let config = CodegenConfig { max_batch };
+        let mut plain = compile_step(graph, fit, max_batch).map_err(program_error)?;
+        let mut profiled = codegen::compile_profiled(graph, &config).map_err(|e| {
+            program_error(
+                Diagnostic::error("E0901", format!("code generation failed: {e}"))
+                    .primary(fit.span, "while compiling this fit's profiled step"),
+            )
+        })?;
+        for step in [&mut plain, &mut profiled] {
+            step.set_threads(trained.threads());
+            for index in 0..graph.params.len() {
+                step.param_mut(index).copy_from_slice(trained.param(index));
+            }
+            for index in 0..graph.states.len() {
+                step.state_mut(index).copy_from_slice(trained.state(index));
+            }
+        }
+        Ok(train::profile(
+            &mut plain,
+            &mut profiled,
+            graph,
+            dataset,
+            fit,
+            steps_done,
+        ))
     }
 }
 

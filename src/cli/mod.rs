@@ -50,6 +50,22 @@ enum Command {
         /// Start from the weights in a checkpoint (.safetensors), with a fresh optimizer.
         #[arg(long, value_name = "FILE", conflicts_with = "load")]
         init: Option<PathBuf>,
+        /// Split large matrix products over N threads (1 to 256) in training, validation,
+        /// evaluate and predict. Default: one thread, unless a product is large enough to gain
+        /// from two. Results are bit-identical whatever N.
+        // Negative numbers are taken as values so that `--threads -1` says what is wrong with it.
+        #[arg(
+            long,
+            value_name = "N",
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(u16).range(1..=256)
+        )]
+        threads: Option<u16>,
+        /// After each fit, time one more epoch of the trained step (on copies of its weights)
+        /// and print where a step's time goes: the whole step, each fused kernel, and forward,
+        /// backward and optimizer update.
+        #[arg(long)]
+        profile: bool,
     },
     /// Check a program's names and shapes without loading any data; exits 1 on errors.
     Check {
@@ -103,6 +119,8 @@ pub fn main() -> ExitCode {
             plot,
             load,
             init,
+            threads,
+            profile,
         } => run(
             &file,
             &RunOptions {
@@ -112,6 +130,8 @@ pub fn main() -> ExitCode {
                 plot,
                 load,
                 init,
+                threads: threads.map(usize::from),
+                profile,
             },
         ),
         Command::Check {
@@ -244,6 +264,8 @@ struct RunOptions {
     plot: Option<PathBuf>,
     load: Option<PathBuf>,
     init: Option<PathBuf>,
+    threads: Option<usize>,
+    profile: bool,
 }
 
 /// `--load`/`--init` must name a safetensors file that exists; checked before anything runs.
@@ -307,13 +329,15 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
     }
     let file = read(path)?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let checkpoints = driver::RunOptions {
+    let run_options = driver::RunOptions {
         load: options.load.clone(),
         init: options.init.clone(),
+        threads: options.threads,
+        profile: options.profile,
     };
     // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
     let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);
-    let outcomes = driver::run_with(&file.text, base_dir, &checkpoints, &mut |event| {
+    let outcomes = driver::run_with(&file.text, base_dir, &run_options, &mut |event| {
         show_event(event, options.quiet, options.timings, &mut bar)
     })
     .map_err(|e| match e {
@@ -359,6 +383,9 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
                 metrics_text(last),
                 outcome.weights_hash
             );
+        }
+        if let Some(profile) = &outcome.profile {
+            print_profile(&outcome.model, profile, &file.text);
         }
     }
     Ok(())
@@ -469,6 +496,95 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
             "Predicted {model} on {data}: {samples} samples written to {}",
             path.display()
         ),
+    }
+}
+
+/// `--profile`: the measured times of one step, whole and kernel by kernel.
+fn print_profile(model: &str, p: &kiln::runtime::train::StepProfile, source: &str) {
+    let micros = |t: std::time::Duration| t.as_secs_f64() * 1e6;
+    let kernels_total: f64 = p.kernels.iter().map(|(_, t)| micros(*t)).sum();
+    let share = |t: f64| {
+        if kernels_total > 0.0 {
+            100.0 * t / kernels_total
+        } else {
+            0.0
+        }
+    };
+    say!(
+        "Profile of {model}: mean times per step over one more epoch ({} steps of batch {}, {} \
+         thread{}), run after training on copies of the trained weights",
+        p.steps,
+        p.batch,
+        p.threads,
+        if p.threads == 1 { "" } else { "s" }
+    );
+    say!(
+        "  {:<58} {:>10.2} µs",
+        "training step (one native call, as trained)",
+        micros(p.step)
+    );
+    say!(
+        "  {:<58} {:>10.2} µs",
+        "copying the batch into the step's inputs",
+        micros(p.gather)
+    );
+    say!(
+        "  {:<58} {:>10.2} µs",
+        format!(
+            "instrumented step (a timer after each of {} kernels)",
+            p.kernels.len()
+        ),
+        micros(p.profiled_step)
+    );
+    say!(
+        "  {:<58} {:>10.2} µs",
+        "  sum of the kernels' times",
+        kernels_total
+    );
+    say!("  {:<58} {:>10} {:>7}", "phase", "µs/step", "share");
+    for phase in [
+        kiln::codegen::Phase::Forward,
+        kiln::codegen::Phase::Backward,
+        kiln::codegen::Phase::Update,
+    ] {
+        let time: f64 = p
+            .kernels
+            .iter()
+            .filter(|(k, _)| k.phase == phase)
+            .map(|(_, t)| micros(*t))
+            .sum();
+        say!(
+            "  {:<58} {:>10.2} {:>6.1}%",
+            phase.name(),
+            time,
+            share(time)
+        );
+    }
+    say!(
+        "  {:<4} {:<53} {:<8} {:>10} {:>7}  source",
+        "#",
+        "kernel",
+        "phase",
+        "µs/step",
+        "share"
+    );
+    for (index, (kernel, time)) in p.kernels.iter().enumerate() {
+        let line = kernel
+            .span
+            .map(|span| {
+                let before = source.get(..span.start).unwrap_or(source);
+                let line = before.matches('\n').count() + 1;
+                format!("line {line}")
+            })
+            .unwrap_or_default();
+        say!(
+            "  {:<4} {:<53} {:<8} {:>10.2} {:>6.1}%  {line}",
+            index,
+            kernel.label,
+            kernel.phase.name(),
+            micros(*time),
+            share(micros(*time))
+        );
     }
 }
 

@@ -305,6 +305,9 @@ pub struct Helpers {
     pub gemm: FuncRef,
     pub logf: FuncRef,
     pub powf: FuncRef,
+    /// `kiln_profile_mark(site)`, called after each kernel of a profiled step (see
+    /// `profile.rs`); `None` for the ordinary step, which then has no calls between kernels.
+    pub mark: Option<FuncRef>,
 }
 
 pub struct Emitter<'f, 'g> {
@@ -406,11 +409,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
         ]
     }
 
+    /// Emits the whole step; returns the number of profiling marks emitted (0 unless
+    /// `helpers.mark` is set).
     pub fn emit_all(
         mut self,
         target: cranelift_codegen::isa::TargetFrontendConfig,
-    ) -> Result<(), CodegenError> {
+    ) -> Result<usize, CodegenError> {
         let groups = self.plan().update_runs();
+        let mut sites = 0i64;
         for k in 0..self.sched.kernels.len() {
             match self.sched.kernels[k].clone() {
                 Kernel::Elementwise { root, matmul, .. } => {
@@ -430,16 +436,27 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 Kernel::Copy { node } => self.copy(node)?,
                 Kernel::Concat { node } => self.concat(node)?,
                 Kernel::Rows { node } => self.rows(node)?,
-                Kernel::Update { .. } => {}
+                Kernel::Update { .. } => continue,
             }
+            self.mark(&mut sites);
         }
         for spec in groups? {
             self.loop_nest(&spec)?;
+            self.mark(&mut sites);
         }
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
         self.b.finalize(target);
-        Ok(())
+        Ok(sites as usize)
+    }
+
+    /// In a profiled step, a call that ends timing site `sites` (and counts it).
+    fn mark(&mut self, sites: &mut i64) {
+        if let Some(mark) = self.helpers.mark {
+            let site = self.iconst(*sites);
+            self.b.ins().call(mark, &[site]);
+            *sites += 1;
+        }
     }
 
     // ── Values ─────────────────────────────────────────────────────────────────────────────
@@ -1828,6 +1845,17 @@ impl<'f, 'g> Emitter<'f, 'g> {
 }
 
 impl LoopSpec {
+    /// A short description for `kiln run --profile`: the loop's extent and what it writes.
+    pub fn profile_label(&self) -> String {
+        let dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
+        format!(
+            "loop [{}] reads {} buffers, writes {}",
+            dims.join(", "),
+            self.leaves.len(),
+            self.stores.len()
+        )
+    }
+
     /// One line for `kiln dump --stage kernels`.
     pub fn describe(&self) -> String {
         let dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();

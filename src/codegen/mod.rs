@@ -11,11 +11,13 @@
 mod emit;
 pub mod gemm;
 mod memory;
+mod profile;
 mod schedule;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+use std::time::Duration;
 
 use cranelift_codegen::ir::{AbiParam, Signature, types};
 use cranelift_codegen::settings::{self, Configurable};
@@ -26,6 +28,7 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use crate::ir::{DType, Graph};
 use memory::{Buf, MemoryPlan};
+pub use profile::{KernelInfo, Phase};
 
 #[derive(Clone, Debug)]
 pub struct CodegenConfig {
@@ -82,6 +85,15 @@ pub struct CompiledStep {
     max_batch: usize,
     /// Packing buffers and worker threads of the step's matrix products.
     gemm: gemm::Gemm,
+    /// Only in a step compiled by `compile_profiled`.
+    profile: Option<Profile>,
+}
+
+/// A profiled step's timed sites and the time each has taken over the runs so far.
+struct Profile {
+    sites: Vec<KernelInfo>,
+    totals: Vec<Duration>,
+    runs: u64,
 }
 
 extern "C" fn kiln_logf(x: f32) -> f32 {
@@ -111,6 +123,7 @@ fn new_module() -> Result<JITModule, CodegenError> {
     builder.symbol("kiln_sgemm", gemm::kiln_sgemm as *const u8);
     builder.symbol("kiln_logf", kiln_logf as *const u8);
     builder.symbol("kiln_powf", kiln_powf as *const u8);
+    builder.symbol("kiln_profile_mark", profile::kiln_profile_mark as *const u8);
     Ok(JITModule::new(builder))
 }
 
@@ -121,7 +134,8 @@ fn translate(
     graph: &Graph,
     sched: &schedule::Schedule,
     plan: &MemoryPlan,
-) -> Result<FuncId, CodegenError> {
+    profiled: bool,
+) -> Result<(FuncId, usize), CodegenError> {
     let ptr = module.target_config().pointer_type();
     let call_conv = module.isa().default_call_conv();
     let mut import = |name: &str, params: &[ir::Type], ret: Option<ir::Type>| {
@@ -140,6 +154,11 @@ fn translate(
     )?;
     let logf = import("kiln_logf", &[types::F32], Some(types::F32))?;
     let powf = import("kiln_powf", &[types::F32, types::F32], Some(types::F32))?;
+    let mark = if profiled {
+        Some(import("kiln_profile_mark", &[i64t], None)?)
+    } else {
+        None
+    };
 
     ctx.func.signature = Signature::new(call_conv);
     ctx.func
@@ -153,6 +172,7 @@ fn translate(
         gemm: module.declare_func_in_func(gemm, &mut ctx.func),
         logf: module.declare_func_in_func(logf, &mut ctx.func),
         powf: module.declare_func_in_func(powf, &mut ctx.func),
+        mark: mark.map(|mark| module.declare_func_in_func(mark, &mut ctx.func)),
     };
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
@@ -162,8 +182,8 @@ fn translate(
         .isa_flags()
         .iter()
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
-    emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
-    Ok(id)
+    let marks = emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
+    Ok((id, marks))
 }
 
 /// An upper bound on a step's buffers (64 GiB of f32), far beyond any machine this runs on, so
@@ -210,10 +230,46 @@ pub fn compile_with(
     config: &CodegenConfig,
     policy: MatmulPolicy,
 ) -> Result<CompiledStep, CodegenError> {
+    build(graph, config, policy, false)
+}
+
+/// `compile`, with a timer call after every kernel and update loop: the step `kiln run
+/// --profile` measures (see `profile.rs`). It computes exactly what the ordinary step does.
+pub fn compile_profiled(
+    graph: &Graph,
+    config: &CodegenConfig,
+) -> Result<CompiledStep, CodegenError> {
+    build(graph, config, MatmulPolicy::Auto, true)
+}
+
+fn build(
+    graph: &Graph,
+    config: &CodegenConfig,
+    policy: MatmulPolicy,
+    profiled: bool,
+) -> Result<CompiledStep, CodegenError> {
     let (sched, plan) = prepare(graph, config, policy)?;
+    let profile = if profiled {
+        let sites = profile::sites(graph, &sched, &plan)?;
+        Some(Profile {
+            totals: vec![Duration::ZERO; sites.len()],
+            sites,
+            runs: 0,
+        })
+    } else {
+        None
+    };
     let mut module = new_module()?;
     let mut ctx = module.make_context();
-    let id = translate(&mut module, &mut ctx, graph, &sched, &plan)?;
+    let (id, marks) = translate(&mut module, &mut ctx, graph, &sched, &plan, profiled)?;
+    if let Some(profile) = &profile
+        && profile.sites.len() != marks
+    {
+        return Err(err(format!(
+            "the profiled step has {marks} timer calls for {} kernels",
+            profile.sites.len()
+        )));
+    }
     module
         .define_function(id, &mut ctx)
         .map_err(|e| err(format!("cranelift: {e:?}")))?;
@@ -243,6 +299,7 @@ pub fn compile_with(
             config.max_batch,
             gemm::default_threads(graph, config.max_batch),
         ),
+        profile,
     })
 }
 
@@ -264,7 +321,7 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
     let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
     let mut module = new_module()?;
     let mut ctx = module.make_context();
-    translate(&mut module, &mut ctx, graph, &sched, &plan)?;
+    translate(&mut module, &mut ctx, graph, &sched, &plan, false)?;
     let header = format!(
         "; step of graph `{}`: (arena: *f32, iarena: *i32, batch: i64), buffers at constant \
          element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf\n",
@@ -346,6 +403,10 @@ impl CompiledStep {
         let arena = self.arena[self.base..].as_mut_ptr();
         let iarena = self.iarena.as_mut_ptr();
         let _gemm = gemm::install(&mut self.gemm);
+        let _clock = self.profile.as_mut().map(|p| {
+            p.runs += 1;
+            profile::install(&mut p.totals)
+        });
         // SAFETY: the step only touches `arena[base..base + f32_len]` and
         // `iarena[..i32_len]` (offsets planned for max_batch, and batch <= max_batch), both
         // allocated with that length and exclusively borrowed here for the call; its matrix
@@ -364,6 +425,22 @@ impl CompiledStep {
     /// worker threads now, so that `run` does not.
     pub fn set_threads(&mut self, threads: usize) {
         self.gemm.set_threads(threads);
+    }
+
+    /// A profiled step's kernels (see `compile_profiled`) with the total time each has taken
+    /// over the runs since the last `reset_kernel_times`, and the number of those runs; `None`
+    /// for an ordinary step.
+    pub fn kernel_times(&self) -> Option<(&[KernelInfo], &[Duration], u64)> {
+        let p = self.profile.as_ref()?;
+        Some((&p.sites, &p.totals, p.runs))
+    }
+
+    /// Zeroes a profiled step's kernel times (e.g. after warm-up runs).
+    pub fn reset_kernel_times(&mut self) {
+        if let Some(p) = &mut self.profile {
+            p.totals.fill(Duration::ZERO);
+            p.runs = 0;
+        }
     }
 
     /// A named graph output after `run`, for `batch` rows.

@@ -760,6 +760,72 @@ fn adam_update_collapses_into_one_loop() {
     check(&g, 32, 32, 2, 15);
 }
 
+/// The profiled step computes exactly what the ordinary one does (the timer calls touch no
+/// buffer), times one site per kernel and update loop, and only it has timers.
+#[test]
+fn profiled_step_is_bit_identical_and_times_every_kernel() {
+    let g = mlp_adam(32, &[64, 64], 10);
+    let config = CodegenConfig { max_batch: 16 };
+    let mut plain = compile(&g, &config).unwrap();
+    let mut profiled = compile_profiled(&g, &config).unwrap();
+    assert!(plain.kernel_times().is_none());
+    for step in [&mut plain, &mut profiled] {
+        for i in 0..g.params.len() {
+            let len = step.param(i).len();
+            let values: Vec<f32> = (0..len)
+                .map(|j| ((j * 31 + i) % 17) as f32 / 17.0 - 0.5)
+                .collect();
+            step.param_mut(i).copy_from_slice(&values);
+        }
+        for (index, input) in g.inputs.iter().enumerate() {
+            if input.ty.dtype == DType::I32 {
+                for (j, label) in step.input_i32_mut(index, 16).iter_mut().enumerate() {
+                    *label = (j % 10) as i32;
+                }
+            } else {
+                for (j, x) in step.input_f32_mut(index, 16).iter_mut().enumerate() {
+                    *x = ((j * 13) % 7) as f32 / 7.0 + 0.25;
+                }
+            }
+        }
+        for _ in 0..3 {
+            step.run(16);
+        }
+    }
+    for i in 0..g.params.len() {
+        assert_eq!(plain.param(i), profiled.param(i), "parameter {i}");
+    }
+    for i in 0..g.states.len() {
+        assert_eq!(plain.state(i), profiled.state(i), "state {i}");
+    }
+    let (sites, totals, runs) = profiled.kernel_times().unwrap();
+    assert_eq!(runs, 3);
+    assert_eq!(sites.len(), totals.len());
+    let text = schedule_text(&g).unwrap();
+    // Kernels that emit code (not the per-parameter update groups), then the update loops.
+    let kernels = text
+        .lines()
+        .filter(|l| !(l.starts_with('k') && l.contains(": update ")))
+        .count();
+    assert_eq!(
+        sites.len(),
+        kernels,
+        "one site per kernel and loop:\n{text}"
+    );
+    assert!(totals.iter().any(|t| !t.is_zero()));
+    for phase in [Phase::Forward, Phase::Backward, Phase::Update] {
+        assert!(
+            sites.iter().any(|s| s.phase == phase),
+            "{phase:?}: {sites:?}"
+        );
+    }
+    assert_eq!(sites.last().unwrap().phase, Phase::Update);
+    profiled.reset_kernel_times();
+    let (_, totals, runs) = profiled.kernel_times().unwrap();
+    assert_eq!(runs, 0);
+    assert!(totals.iter().all(|t| t.is_zero()));
+}
+
 #[test]
 fn clif_text_is_stable() {
     let g = mlp_adam(4, &[3], 2);

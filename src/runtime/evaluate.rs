@@ -53,6 +53,12 @@ impl Evaluator {
         })
     }
 
+    /// Threads the forward pass's large matrix products are split over (results do not
+    /// depend on it; see `CompiledStep::set_threads`).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.forward.set_threads(threads);
+    }
+
     /// The forward pass's `scores` output for every sample of `dataset`, row-major (logits for
     /// a softmax model, the output otherwise), with `params` (in the graph's parameter order).
     pub fn scores(&mut self, params: &[&[f32]], dataset: &Dataset) -> Vec<f32> {

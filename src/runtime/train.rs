@@ -3,7 +3,7 @@
 //! accumulates loss and metrics, and runs the callbacks after each epoch. It reports each epoch
 //! to an observer and never prints.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -14,7 +14,7 @@ use super::data::{DataError, Dataset, Labels};
 use super::evaluate::Evaluation;
 use super::metrics::Metrics;
 use crate::check::program::{Callback, Fit, Optimizer};
-use crate::codegen::CompiledStep;
+use crate::codegen::{CompiledStep, KernelInfo};
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
 
@@ -266,6 +266,97 @@ pub fn train(
         interrupted,
     })
 }
+
+/// Where one training step's time goes (`kiln run --profile`), as mean times per step over one
+/// epoch of batches.
+#[derive(Clone, Debug)]
+pub struct StepProfile {
+    /// Steps measured (one epoch: every sample once, in order) and their batch size.
+    pub steps: usize,
+    pub batch: usize,
+    /// Threads the step's large matrix products were split over.
+    pub threads: usize,
+    /// The step as it trains: one native call, no timers inside.
+    pub step: Duration,
+    /// Copying a batch's rows into the step's inputs (part of every training step's time,
+    /// outside the native call).
+    pub gather: Duration,
+    /// The same step compiled with a timer call after every kernel.
+    pub profiled_step: Duration,
+    /// Each kernel of the profiled step (in execution order) and its time.
+    pub kernels: Vec<(KernelInfo, Duration)>,
+}
+
+/// Measures `plain` (a step compiled as for training) and `profiled` (the same graph from
+/// `codegen::compile_profiled`), both holding the same weights and optimizer state, over one
+/// epoch of `dataset` in order, interleaved batch by batch so both see the same machine. Both
+/// steps train on as they run (the caller passes copies); a few warm-up steps are not counted.
+pub fn profile(
+    plain: &mut CompiledStep,
+    profiled: &mut CompiledStep,
+    graph: &Graph,
+    dataset: &Dataset,
+    fit: &Fit,
+    steps_done: u64,
+) -> StepProfile {
+    let slots = InputSlots::of(graph);
+    let lr = match fit.optimizer {
+        Optimizer::Sgd { lr }
+        | Optimizer::SgdMomentum { lr, .. }
+        | Optimizer::Adam { lr, .. }
+        | Optimizer::AdamTorch { lr, .. } => lr,
+    };
+    let order: Vec<usize> = (0..dataset.samples).collect();
+    let batches: Vec<&[usize]> = order.chunks(fit.batch.max(1)).collect();
+    // Warm-up: caches, branch predictors and the gemm workers settle before timing starts.
+    let mut t = steps_done;
+    for rows in batches.iter().take(WARM_UP_STEPS) {
+        t += 1;
+        for step in [&mut *plain, &mut *profiled] {
+            gather(step, &slots, dataset, rows, t, lr);
+            step.run(rows.len());
+        }
+    }
+    profiled.reset_kernel_times();
+    let (mut step_time, mut gather_time, mut profiled_time) = Default::default();
+    for rows in &batches {
+        t += 1;
+        let started = Instant::now();
+        gather(plain, &slots, dataset, rows, t, lr);
+        let gathered = Instant::now();
+        plain.run(rows.len());
+        let ran = Instant::now();
+        gather(profiled, &slots, dataset, rows, t, lr);
+        let profiled_started = Instant::now();
+        profiled.run(rows.len());
+        let profiled_ran = Instant::now();
+        gather_time += gathered - started;
+        step_time += ran - gathered;
+        profiled_time += profiled_ran - profiled_started;
+    }
+    let steps = batches.len().max(1);
+    let per_step = |total: Duration| total / steps as u32;
+    let kernels = match profiled.kernel_times() {
+        Some((sites, totals, _)) => sites
+            .iter()
+            .cloned()
+            .zip(totals.iter().map(|&t| per_step(t)))
+            .collect(),
+        None => Vec::new(),
+    };
+    StepProfile {
+        steps: batches.len(),
+        batch: fit.batch,
+        threads: plain.threads(),
+        step: per_step(step_time),
+        gather: per_step(gather_time),
+        profiled_step: per_step(profiled_time),
+        kernels,
+    }
+}
+
+/// Steps run before a profile starts timing.
+const WARM_UP_STEPS: usize = 5;
 
 /// Copies the batch's rows into the step's input buffers.
 fn gather(
