@@ -10,6 +10,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln::codegen::{self, CodegenConfig, CompiledStep, MatmulPolicy};
 use kiln::driver::{self, GraphStage};
+use kiln::ir::optimizer;
 use kiln::ir::shape::DType;
 use kiln::runtime::init;
 
@@ -46,7 +47,14 @@ fn compiled_with(source: &str, policy: MatmulPolicy) -> (CompiledStep, usize) {
         step.param_mut(i).copy_from_slice(values);
     }
     for (index, input) in graph.inputs.iter().enumerate() {
-        if input.ty.dtype == DType::I32 {
+        // The optimizer's step counter and learning rate are scalar inputs the runtime sets
+        // every step; filled like the features they made Adam's update NaN from the first step
+        // on, and every later step ran on NaNs.
+        if input.name == optimizer::STEP {
+            step.input_f32_mut(index, fit.batch)[0] = 1.0;
+        } else if input.name == optimizer::LR {
+            step.input_f32_mut(index, fit.batch)[0] = 0.001;
+        } else if input.ty.dtype == DType::I32 {
             for (i, label) in step.input_i32_mut(index, fit.batch).iter_mut().enumerate() {
                 *label = (i % 10) as i32;
             }
