@@ -2,21 +2,11 @@
 //! count does not change a bit of training, and the profile reports measured, positive times for
 //! the whole step, each phase and each kernel.
 
+mod common;
+
+use common::{kiln, text};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Output;
 
 /// A scratch folder holding `m.model`, unique to the test; returns the program's path.
 fn program(test: &str, source: &str) -> String {
