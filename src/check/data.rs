@@ -176,11 +176,15 @@ impl Checker {
                     _ => None,
                 }
             }
-            other => {
-                let mut d = Diagnostic::error("E0106", format!("unknown data source `{other}`"))
-                    .primary(callee.span, "not a data source");
-                d = with_suggestion(d, other, DATA_SOURCES);
-                self.error(d.note("data sources: synthetic_classification, csv, idx, npy, npz"));
+            _ => {
+                self.error(unknown(
+                    "E0106",
+                    "data source",
+                    callee,
+                    "not a data source",
+                    &DATA_SOURCES,
+                    "data sources: synthetic_classification, csv, idx, npy, npz",
+                ));
                 None
             }
         };

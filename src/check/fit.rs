@@ -49,9 +49,12 @@ impl Checker {
                 }
             };
             let Some(known) = SETTINGS.iter().find(|s| **s == key.name) else {
-                let d = Diagnostic::error("E0110", format!("unknown setting `{}`", key.name))
-                    .primary(key.span, "not a fit setting");
-                let d = with_suggestion(d, &key.name, SETTINGS).note(
+                let d = unknown(
+                    "E0110",
+                    "setting",
+                    key,
+                    "not a fit setting",
+                    &SETTINGS,
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
                          validation, validation_split, initial_epoch, callbacks, standardize",
                 );
@@ -409,12 +412,16 @@ impl Checker {
             "mean_squared_error" | "mse" => Loss::MeanSquaredError,
             "mean_absolute_error" | "mae" => Loss::MeanAbsoluteError,
             "huber" => Loss::Huber,
-            other => {
-                let d = Diagnostic::error("E0107", format!("unknown loss `{other}`"))
-                    .primary(callee.span, "not a loss");
-                let d = with_suggestion(d, other, LOSSES)
-                    .note(format!("losses: {}", LOSSES.join(", ")));
-                self.error(d);
+            _ => {
+                let listing = format!("losses: {}", LOSSES.join(", "));
+                self.error(unknown(
+                    "E0107",
+                    "loss",
+                    &callee,
+                    "not a loss",
+                    &LOSSES,
+                    listing,
+                ));
                 return None;
             }
         };
@@ -622,11 +629,15 @@ impl Checker {
                     _ => None,
                 }
             }
-            other => {
-                let d = Diagnostic::error("E0108", format!("unknown optimizer `{other}`"))
-                    .primary(callee.span, "not an optimizer");
-                let d = with_suggestion(d, other, OPTIMIZERS).note("optimizers: sgd, adam");
-                self.error(d);
+            _ => {
+                self.error(unknown(
+                    "E0108",
+                    "optimizer",
+                    &callee,
+                    "not an optimizer",
+                    &OPTIMIZERS,
+                    "optimizers: sgd, adam",
+                ));
                 None
             }
         }
@@ -759,13 +770,15 @@ impl Checker {
                 }
                 Some(Schedule::PiecewiseConstant { boundaries, values })
             }
-            other => {
-                let d =
-                    Diagnostic::error("E0118", format!("unknown learning-rate schedule `{other}`"))
-                        .primary(callee.span, "not a schedule");
-                let d = with_suggestion(d, other, SCHEDULES)
-                    .note("schedules: exponential_decay, piecewise_constant_decay, cosine_decay");
-                self.error(d);
+            _ => {
+                self.error(unknown(
+                    "E0118",
+                    "learning-rate schedule",
+                    &callee,
+                    "not a schedule",
+                    &SCHEDULES,
+                    "schedules: exponential_decay, piecewise_constant_decay, cosine_decay",
+                ));
                 None
             }
         }
@@ -910,12 +923,15 @@ impl Checker {
                     _ => None,
                 }
             }
-            other => {
-                let d = Diagnostic::error("E0117", format!("unknown callback `{other}`"))
-                    .primary(callee.span, "not a callback");
-                let d = with_suggestion(d, other, CALLBACKS)
-                    .note("callbacks: early_stopping, checkpoint, reduce_lr_on_plateau");
-                self.error(d);
+            _ => {
+                self.error(unknown(
+                    "E0117",
+                    "callback",
+                    &callee,
+                    "not a callback",
+                    &CALLBACKS,
+                    "callbacks: early_stopping, checkpoint, reduce_lr_on_plateau",
+                ));
                 None
             }
         }
@@ -985,12 +1001,15 @@ impl Checker {
                     _ => None,
                 };
             }
-            other => {
-                let d = Diagnostic::error("E0109", format!("unknown metric `{other}`"))
-                    .primary(callee.span, "not a metric");
-                let d = with_suggestion(d, other, METRICS)
-                    .note("metrics: accuracy, top_k_accuracy(k), precision, recall, mae, mse");
-                self.error(d);
+            _ => {
+                self.error(unknown(
+                    "E0109",
+                    "metric",
+                    &callee,
+                    "not a metric",
+                    &METRICS,
+                    "metrics: accuracy, top_k_accuracy(k), precision, recall, mae, mse",
+                ));
                 return None;
             }
         };

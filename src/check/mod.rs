@@ -360,6 +360,20 @@ impl Checker {
     }
 }
 
+/// "unknown loss `x`": the name, a "did you mean" when one is close, and what there is.
+fn unknown(
+    code: &'static str,
+    what: &str,
+    name: &ast::Ident,
+    label: &str,
+    known: &[&str],
+    listing: impl Into<String>,
+) -> Diagnostic {
+    let d = Diagnostic::error(code, format!("unknown {what} `{}`", name.name))
+        .primary(name.span, label);
+    with_suggestion(d, &name.name, known.iter().copied()).note(listing)
+}
+
 fn with_suggestion<'a>(
     d: Diagnostic,
     name: &str,
