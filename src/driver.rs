@@ -15,6 +15,7 @@ use crate::check::program::{
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{self, Diagnostic, Span};
 use crate::ir::graph::Graph;
+use crate::ir::shape::Shape;
 use crate::ir::{autodiff, dce, lower, optimizer, passes, print, verify};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
 use crate::runtime::data::{self, DataError, Dataset, Standardization};
@@ -1022,25 +1023,16 @@ impl train::Observer for FitObserver<'_> {
         epoch: usize,
     ) -> Result<(), DataError> {
         let graph = self.graph;
-        let params = graph
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| checkpoint::Tensor {
-                name: p.name.clone(),
-                shape: p.shape.resolve(0),
-                values: step.param(i).to_vec(),
-            })
+        let tensor = |name: &str, shape: &Shape, values: &[f32]| checkpoint::Tensor {
+            name: name.to_string(),
+            shape: shape.resolve(0),
+            values: values.to_vec(),
+        };
+        let params = (graph.params.iter().enumerate())
+            .map(|(i, p)| tensor(&p.name, &p.shape, step.param(i)))
             .collect();
-        let slots = graph
-            .states
-            .iter()
-            .enumerate()
-            .map(|(i, s)| checkpoint::Tensor {
-                name: s.name.clone(),
-                shape: s.shape.resolve(0),
-                values: step.state(i).to_vec(),
-            })
+        let slots = (graph.states.iter().enumerate())
+            .map(|(i, s)| tensor(&s.name, &s.shape, step.state(i)))
             .collect();
         let path = data::resolve(path, self.base_dir);
         checkpoint::write(

@@ -24,10 +24,7 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
                 let p = param(graph, gradient.param);
                 let step = graph.binary(BinaryOp::Mul, lr, gradient.value, span);
                 let value = graph.binary(BinaryOp::Sub, p, step, span);
-                graph.updates.push(Update {
-                    target: Slot::Param(gradient.param),
-                    value,
-                });
+                write(graph, Slot::Param(gradient.param), value);
             }
         }
         Optimizer::SgdMomentum {
@@ -55,14 +52,8 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
                     v_new
                 };
                 let p_new = graph.binary(Add, p, delta, span);
-                graph.updates.push(Update {
-                    target: Slot::State(v_index),
-                    value: v_new,
-                });
-                graph.updates.push(Update {
-                    target: Slot::Param(gradient.param),
-                    value: p_new,
-                });
+                write(graph, Slot::State(v_index), v_new);
+                write(graph, Slot::Param(gradient.param), p_new);
             }
         }
         Optimizer::Adam {
@@ -135,21 +126,17 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
                 let step = graph.binary(Div, numerator, denominator, span);
                 let p = param(graph, gradient.param);
                 let p_new = graph.binary(Sub, p, step, span);
-                graph.updates.push(Update {
-                    target: Slot::State(m_index),
-                    value: m_new,
-                });
-                graph.updates.push(Update {
-                    target: Slot::State(v_index),
-                    value: v_new,
-                });
-                graph.updates.push(Update {
-                    target: Slot::Param(gradient.param),
-                    value: p_new,
-                });
+                write(graph, Slot::State(m_index), m_new);
+                write(graph, Slot::State(v_index), v_new);
+                write(graph, Slot::Param(gradient.param), p_new);
             }
         }
     }
+}
+
+/// The step stores `value` into `target` once it has run.
+fn write(graph: &mut Graph, target: Slot, value: ValueId) {
+    graph.updates.push(Update { target, value });
 }
 
 fn param(graph: &Graph, index: usize) -> ValueId {
