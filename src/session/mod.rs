@@ -601,16 +601,9 @@ impl Session {
         if diag::has_errors(&diagnostics) {
             return Err(Failure::Program(single(&source).report(diagnostics)));
         }
-        let stored = self.definitions.clone();
+        let stored = (self.definitions.clone(), self.program.clone());
         let answer = self.items(&source, &ast, true, on_event);
-        let (program, _) = {
-            let combined = assemble(&stored, &[]);
-            crate::check::expression::check_definitions(&syntax::parse(&combined.text).0)
-        };
-        self.definitions = stored;
-        if let Some(program) = program {
-            self.program = program;
-        }
+        (self.definitions, self.program) = stored;
         answer
     }
 
