@@ -507,6 +507,16 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// The initial learning rate (a schedule, if any, takes over from it).
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Sgd { lr }
+            | Optimizer::SgdMomentum { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::AdamTorch { lr, .. } => lr,
+        }
+    }
+
     /// Adam with `adam(profile: torch)`'s ε placement (`torch`) or Keras's.
     pub fn adam(torch: bool, lr: f32, beta1: f32, beta2: f32, eps: f32) -> Optimizer {
         if torch {

@@ -13,7 +13,7 @@ use super::callbacks::Callbacks;
 use super::data::{DataError, Dataset, Labels};
 use super::evaluate::Evaluation;
 use super::metrics::Metrics;
-use crate::check::program::{Callback, Fit, Optimizer};
+use crate::check::program::{Callback, Fit};
 use crate::codegen::{CompiledStep, KernelInfo};
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
@@ -141,12 +141,7 @@ pub fn train(
     let mut history = Vec::with_capacity(fit.epochs);
     let mut step_count = steps_done;
     let schedule = fit.training.schedule.as_ref();
-    let mut lr = match fit.optimizer {
-        Optimizer::Sgd { lr }
-        | Optimizer::SgdMomentum { lr, .. }
-        | Optimizer::Adam { lr, .. }
-        | Optimizer::AdamTorch { lr, .. } => lr,
-    };
+    let mut lr = fit.optimizer.lr();
     let reports_lr = schedule.is_some()
         || fit
             .training
@@ -300,12 +295,7 @@ pub fn profile(
     steps_done: u64,
 ) -> StepProfile {
     let slots = InputSlots::of(graph);
-    let lr = match fit.optimizer {
-        Optimizer::Sgd { lr }
-        | Optimizer::SgdMomentum { lr, .. }
-        | Optimizer::Adam { lr, .. }
-        | Optimizer::AdamTorch { lr, .. } => lr,
-    };
+    let lr = fit.optimizer.lr();
     let order: Vec<usize> = (0..dataset.samples).collect();
     let batches: Vec<&[usize]> = order.chunks(fit.batch.max(1)).collect();
     // Warm-up: caches, branch predictors and the gemm workers settle before timing starts.
