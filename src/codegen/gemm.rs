@@ -154,12 +154,20 @@ fn pack_rhs(rows: usize, rhs_rs: isize) -> bool {
 /// every panel column on a 32-byte boundary is already in their layout. For the small products
 /// of a training step (a weight matrix or a gradient, read once per product) this skips a copy
 /// as large as the operand (the seed step's packing time fell by about a seventh).
-fn direct_lhs(rows: usize, lhs: *const f32, lhs_rs: isize, lhs_cs: isize) -> bool {
+///
+/// Only while one depth block's panel spans at most `L1_BYTES` of memory: within an L1-sized
+/// window no cache set holds more lines than it has ways. A wider stride puts a panel's lines
+/// into a few sets (a 4 KiB stride, `wide`'s 1024 floats, puts all of them into one) and a page
+/// apart, and the kernels then wait on L2 and the TLB: reading `wide`'s weights in place made
+/// its 256×1024×1024 products ~1.5x slower than packing them.
+fn direct_lhs(rows: usize, kc: usize, lhs: *const f32, lhs_rs: isize, lhs_cs: isize) -> bool {
     const VECTOR_BYTES: usize = LANES * std::mem::size_of::<f32>();
+    const L1_BYTES: usize = 32 * 1024;
     lhs_rs == 1
         && rows.is_multiple_of(MR)
         && lhs.addr().is_multiple_of(VECTOR_BYTES)
         && lhs_cs.unsigned_abs().is_multiple_of(LANES)
+        && kc * lhs_cs.unsigned_abs() * std::mem::size_of::<f32>() <= L1_BYTES
 }
 
 /// Copies `lhs[r0.., pc..]` (`mb×kb`) into `MR`-row panels, each `kb` columns of `MR` contiguous
@@ -504,7 +512,7 @@ impl Gemm {
             rhs_cs: a_rs,
             kc: depth_block(k),
             pack_rhs: pack_rhs(n, a_cs),
-            direct_lhs: direct_lhs(n, b, b_cs, b_rs),
+            direct_lhs: direct_lhs(n, depth_block(k), b, b_cs, b_rs),
         };
         let whole = Task {
             problem,
@@ -911,12 +919,22 @@ mod tests {
     }
 
     #[test]
+    fn a_left_operand_with_a_wide_stride_is_packed() {
+        let aligned = std::ptr::without_provenance(64);
+        // 64 depths 256 floats apart span 64 KiB: packed. Half the depths fit in L1: in place.
+        assert!(!direct_lhs(256, 64, aligned, 1, 256));
+        assert!(direct_lhs(256, 32, aligned, 1, 256));
+        // `wide`'s weights: 1024 floats (4 KiB) between depths.
+        assert!(!direct_lhs(1024, depth_block(1024), aligned, 1, 1024));
+    }
+
+    #[test]
     fn a_left_operand_read_in_place_gives_the_packed_result() {
         // C = A·B with B's rows contiguous: B is the kernels' left operand. Aligned, it is read
         // in place; one float off, it is packed. Same kernels, same order: identical bits.
-        for &(m, n, k) in &[(32, 64, 32), (33, 16, 7), (5, 48, 600), (300, 96, 100)] {
+        for &(m, n, k) in &[(32, 64, 32), (33, 16, 7), (5, 48, 160), (300, 96, 80)] {
             assert_eq!(
-                direct_lhs(n, std::ptr::without_provenance(64), 1, n as isize),
+                direct_lhs(n, k, std::ptr::without_provenance(64), 1, n as isize),
                 n.is_multiple_of(MR)
             );
             let a = values(m * k, 5);
@@ -927,7 +945,7 @@ mod tests {
                 let (buf, start) = placed(&b, shift);
                 let b = &buf[start..start + k * n];
                 assert_eq!(
-                    direct_lhs(n, b.as_ptr(), 1, n as isize),
+                    direct_lhs(n, k, b.as_ptr(), 1, n as isize),
                     shift == 0 && n.is_multiple_of(MR)
                 );
                 let mut dst = vec![f32::NAN; m * n];
