@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Kiln next to PyTorch eager on the `seed`, `mnist` and `wide` workloads, interleaved in one run,
-# so both see the same machine load. Prints each run's JSON line and a table of medians with the
-# ratio, GFLOP/s, each process's peak RSS and Kiln's compile time (source to ready-to-train
-# native code, as `kiln run` reports it).
+# Kiln next to the peer frameworks on the `seed`, `mnist` and `wide` workloads, interleaved in
+# one run so that all see the same machine load. Prints each run's JSON line, then a table of
+# medians: samples/s, µs per step, Kiln's ratio to each peer, GFLOP/s and its share of the
+# cores' 256-bit FMA peak, peak RSS, final training loss, test accuracy, and Kiln's compile time
+# (source to ready-to-train native code, as `kiln run` reports it).
 #
 #   PY=$HOME/.peers/bin/python bench/compare.sh [repeats] [workloads...]
-#   THREADS=2 bench/compare.sh 3 wide          # both pinned to two cores
+#   THREADS=2 bench/compare.sh 3 wide              # every framework pinned to two cores
+#   PEERS="torch_eager jax_scan keras_jax" bench/compare.sh 3 seed
 #
-# The peer needs a Python environment with torch (see ../shared/bench/README.md); it is for
-# benchmarking only, never a dependency of Kiln or its tests.
+# PEERS names scripts of ../shared/bench/peers as its run_all.sh does (`NAME_bench.py`;
+# `jax_scan` is `jax_bench.py --scan`, which trains `wide` step by step, as the reference
+# figures do). The default pits Kiln against PyTorch eager (how most people run these models)
+# and JAX with the epoch in one `lax.scan` (the fastest peer on this machine class). The peers
+# need a Python environment (see ../shared/bench/README.md); it is for benchmarking only, never
+# a dependency of Kiln or its tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
@@ -16,32 +22,67 @@ shift || true
 workloads=${*:-seed mnist wide}
 threads=${THREADS:-1}
 py=${PY:-$HOME/.peers/bin/python}
-peers=${PEERS:-../shared/bench/peers}
+peers_dir=${PEERS_DIR:-../shared/bench/peers}
+peers=${PEERS:-torch_eager jax_scan}
 out=$(mktemp -d)
 cargo build --release --quiet
 for workload in $workloads; do
   for _ in $(seq "$repeats"); do
     bench/kiln_bench.sh "$workload" 1 "$threads" | tee -a "$out/kiln-$workload.jsonl"
-    (cd "$peers" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" torch_eager_bench.py --workload "$workload" --threads "$threads") \
-      | tee -a "$out/torch-$workload.jsonl"
+    for peer in $peers; do
+      script=${peer}_bench.py
+      extra=()
+      if [ "$peer" = jax_scan ]; then
+        script=jax_bench.py
+        extra=(--scan)
+      fi
+      (cd "$peers_dir" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" "$script" \
+          --workload "$workload" --threads "$threads" "${extra[@]}" 2>/dev/null) \
+        | tail -n 1 | tee -a "$out/$peer-$workload.jsonl"
+    done
   done
 done
-"$py" - "$out" "$threads" $workloads <<'PYEOF'
+"$py" - "$out" "$threads" "$peers" $workloads <<'PYEOF'
 import json, statistics, sys, os
-out, threads, workloads = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, threads, peers, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 batch = {"seed": 32, "mnist": 64, "wide": 256}
-print("\n| workload | threads | Kiln samples/s (µs/step) | PyTorch eager samples/s (µs/step) | Kiln / PyTorch | Kiln GFLOP/s | PyTorch GFLOP/s | Kiln peak RSS | PyTorch peak RSS | Kiln compile |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+peak = 117.4 * threads  # GFLOP/s, one Zen 4 core's 256-bit FMA peak (../shared/bench/README.md)
+
+def runs(name, w):
+    path = os.path.join(out, f"{name}-{w}.jsonl")
+    lines = []
+    for line in open(path):
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass
+    return lines
+
+def median(lines, key):
+    values = [l[key] for l in lines if l.get(key) is not None]
+    return statistics.median(values) if values else None
+
+def text(x, fmt):
+    return "n/a" if x is None else format(x, fmt)
+
+print(f"\n| workload | threads | framework | samples/s | µs/step | Kiln / it | GFLOP/s (% of peak) | peak RSS | final loss | test acc | compile |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for w in workloads:
-    med = {}
-    for name in ("kiln", "torch"):
-        lines = [json.loads(l) for l in open(os.path.join(out, f"{name}-{w}.jsonl")) if l.strip()]
-        med[name] = {key: statistics.median(l[key] for l in lines) for key in ("steady_samples_per_s", "gflops", "peak_rss_mb")}
-    kiln_lines = [json.loads(l) for l in open(os.path.join(out, f"kiln-{w}.jsonl")) if l.strip()]
-    compile_ms = [l["compile_ms"] for l in kiln_lines if l.get("compile_ms") is not None]
-    compile_text = f"{statistics.median(compile_ms):.1f} ms" if compile_ms else "n/a"
-    k, t, b = med["kiln"]["steady_samples_per_s"], med["torch"]["steady_samples_per_s"], batch[w]
-    print(f"| {w} | {threads} | {k:,.0f} ({b * 1e6 / k:.1f}) | {t:,.0f} ({b * 1e6 / t:.1f}) | {k / t:.2f}x"
-          f" | {med['kiln']['gflops']:.1f} | {med['torch']['gflops']:.1f}"
-          f" | {med['kiln']['peak_rss_mb']:.0f} MB | {med['torch']['peak_rss_mb']:.0f} MB | {compile_text} |")
+    kiln = runs("kiln", w)
+    k = median(kiln, "steady_samples_per_s")
+    for name in ["kiln"] + peers:
+        lines = kiln if name == "kiln" else runs(name, w)
+        if not lines:
+            print(f"| {w} | {threads} | {name} | failed | | | | | | | |")
+            continue
+        s = median(lines, "steady_samples_per_s")
+        g = median(lines, "gflops")
+        label = name if name == "kiln" else lines[0].get("framework", name)
+        ratio = "" if name == "kiln" else f"**{k / s:.2f}x**"
+        compile_ms = median(lines, "compile_ms") if name == "kiln" else None
+        print(f"| {w} | {threads} | {label} | {s:,.0f} | {batch[w] * 1e6 / s:,.1f} | {ratio}"
+              f" | {text(g, '.1f')} ({text(g and 100 * g / peak, '.0f')}%)"
+              f" | {text(median(lines, 'peak_rss_mb'), '.0f')} MB"
+              f" | {text(median(lines, 'final_train_loss'), '.4f')} | {text(median(lines, 'test_acc'), '.4f')}"
+              f" | {'' if compile_ms is None else f'{compile_ms:.1f} ms'} |")
 PYEOF

@@ -35,13 +35,14 @@ for _ in $(seq "$repeats"); do
       -v threads="$threads" -v rss_kb="$(tail -n 1 "$rss")" '
         /^[0-9]+\/[0-9]+ - / { sub("s", "", $3); t[n++] = $3 }
         /^[0-9]+\/[0-9]+ - / && / val_accuracy: / { acc = $NF }
+        /^[0-9]+\/[0-9]+ - / { for (i = 1; i < NF; i++) if ($i == "loss:") loss = $(i + 1) }
         compile == "" && match($0, /compiled in [0-9.]+ ms/) { compile = substr($0, RSTART + 12, RLENGTH - 15) }
         END {
           m = 0; for (i = 1; i < n; i++) s[m++] = t[i]
           for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (s[j] < s[i]) { x = s[i]; s[i] = s[j]; s[j] = x }
           med = (m % 2) ? s[int(m / 2)] : (s[m / 2 - 1] + s[m / 2]) / 2
           sps = samples / med
-          printf "{\"framework\": \"kiln\", \"workload\": \"%s\", \"threads\": %d, \"steady_samples_per_s\": %.1f, \"steady_step_us\": %.2f, \"gflops\": %.2f, \"test_acc\": %s, \"peak_rss_mb\": %s, \"compile_ms\": %s, \"epoch_times_s\": [", workload, threads, sps, batch / sps * 1e6, sps * 6 * macs / 1e9, (acc == "" ? "null" : acc), (rss_kb == "" ? "null" : sprintf("%.1f", rss_kb / 1024)), (compile == "" ? "null" : compile)
+          printf "{\"framework\": \"kiln\", \"workload\": \"%s\", \"threads\": %d, \"steady_samples_per_s\": %.1f, \"steady_step_us\": %.2f, \"gflops\": %.2f, \"final_train_loss\": %s, \"test_acc\": %s, \"peak_rss_mb\": %s, \"compile_ms\": %s, \"epoch_times_s\": [", workload, threads, sps, batch / sps * 1e6, sps * 6 * macs / 1e9, (loss == "" ? "null" : loss), (acc == "" ? "null" : acc), (rss_kb == "" ? "null" : sprintf("%.1f", rss_kb / 1024)), (compile == "" ? "null" : compile)
           for (i = 0; i < n; i++) printf "%s%s", (i ? ", " : ""), t[i]
           print "]}"
         }' "$log"

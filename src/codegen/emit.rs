@@ -19,6 +19,7 @@ use super::schedule::{Kernel, Schedule, UpdateGroup};
 use crate::ir::graph::Slot;
 use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
 
+mod adam;
 pub(super) mod matmul;
 
 const V4: Type = types::F32X4;
@@ -305,6 +306,8 @@ pub struct Helpers {
     pub gemm: FuncRef,
     pub logf: FuncRef,
     pub powf: FuncRef,
+    /// `kiln_adam`, when the host runs the native update (see `codegen/adam.rs`).
+    pub adam: Option<FuncRef>,
     /// `kiln_profile_mark(site)`, called after each kernel of a profiled step (see
     /// `profile.rs`); `None` for the ordinary step, which then has no calls between kernels.
     pub mark: Option<FuncRef>,
@@ -441,7 +444,10 @@ impl<'f, 'g> Emitter<'f, 'g> {
             self.mark(&mut sites);
         }
         for spec in groups? {
-            self.loop_nest(&spec)?;
+            match self.helpers.adam.zip(self.adam_loop(&spec)) {
+                Some((f, adam)) => self.call_adam(f, &adam),
+                None => self.loop_nest(&spec)?,
+            }
             self.mark(&mut sites);
         }
         self.b.ins().return_(&[]);

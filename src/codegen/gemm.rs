@@ -26,6 +26,7 @@ use std::thread::{self, JoinHandle};
 
 use gemm_common::microkernel::MicroKernelFn;
 
+use super::adam;
 use crate::ir::{Graph, Op};
 
 /// `f32` lanes of one vector register in the micro-kernels (AVX2: 8).
@@ -342,6 +343,22 @@ fn compute(task: &Task, kernels: &KernelTable, scratch: &mut Scratch) {
     }
 }
 
+/// What a worker is handed: a slab of a product, or a range of Adam's update.
+#[derive(Clone, Copy)]
+enum Work {
+    Product(Task),
+    Update(adam::Chunk),
+}
+
+impl Work {
+    fn run(&self, kernels: &KernelTable, scratch: &mut Scratch) {
+        match self {
+            Work::Product(task) => compute(task, kernels, scratch),
+            Work::Update(chunk) => chunk.run(),
+        }
+    }
+}
+
 /// One parked worker thread and the slot it takes tasks from.
 struct Worker {
     slot: Arc<Slot>,
@@ -349,12 +366,14 @@ struct Worker {
 }
 
 struct Slot {
-    task: Mutex<Option<Task>>,
+    task: Mutex<Option<Work>>,
     /// Incremented for each posted task.
     posted: AtomicUsize,
     /// Set to `posted`'s value when that task is finished.
     done: AtomicUsize,
     quit: AtomicBool,
+    /// Park at once instead of spinning until the next task (see `Gemm::rest`).
+    rest: AtomicBool,
 }
 
 /// Spin iterations a worker waits for its next task before parking: a training step posts its
@@ -374,16 +393,16 @@ fn worker_loop(slot: &Slot, kernels: &KernelTable, mut scratch: Scratch) {
                 seen = posted;
                 break;
             }
-            if spins < WORKER_SPINS {
+            if spins < WORKER_SPINS && !slot.rest.load(Ordering::Acquire) {
                 spins += 1;
                 std::hint::spin_loop();
             } else {
                 thread::park();
             }
         }
-        let task = slot.task.lock().map(|mut t| t.take()).unwrap_or(None);
-        if let Some(task) = task {
-            compute(&task, kernels, &mut scratch);
+        let work = slot.task.lock().map(|mut t| t.take()).unwrap_or(None);
+        if let Some(work) = work {
+            work.run(kernels, &mut scratch);
         }
         slot.done.store(seen, Ordering::Release);
     }
@@ -424,6 +443,14 @@ impl Gemm {
         gemm
     }
 
+    /// Lets the workers park now rather than spin for the next product: for when another
+    /// step will run meanwhile (two steps' spinning workers would take each other's cores).
+    pub fn rest(&self) {
+        for worker in &self.workers {
+            worker.slot.rest.store(true, Ordering::Release);
+        }
+    }
+
     /// Threads a large product is split over (the caller's and the workers).
     pub fn threads(&self) -> usize {
         1 + self.workers.len()
@@ -444,6 +471,7 @@ impl Gemm {
                 posted: AtomicUsize::new(0),
                 done: AtomicUsize::new(0),
                 quit: AtomicBool::new(false),
+                rest: AtomicBool::new(false),
             });
             let scratch = Scratch::new(self.scratch_len);
             let theirs = Arc::clone(&slot);
@@ -542,16 +570,22 @@ impl Gemm {
             }
             task
         };
+        self.spread(kernels, &|t| Work::Product(part(t)));
+    }
+
+    /// Runs `work(0)` on this thread and `work(t)` on worker `t` (1-based), and waits for all.
+    fn spread(&mut self, kernels: &KernelTable, work: &dyn Fn(usize) -> Work) {
         for (t, worker) in self.workers.iter().enumerate() {
             if let Ok(mut slot) = worker.slot.task.lock() {
-                *slot = Some(part(t + 1));
+                *slot = Some(work(t + 1));
             }
+            worker.slot.rest.store(false, Ordering::Release);
             worker.slot.posted.fetch_add(1, Ordering::AcqRel);
             if let Some(handle) = &worker.handle {
                 handle.thread().unpark();
             }
         }
-        compute(&part(0), kernels, &mut self.scratch);
+        work(0).run(kernels, &mut self.scratch);
         for worker in &self.workers {
             let posted = worker.slot.posted.load(Ordering::Acquire);
             let mut spins = 0usize;
@@ -769,6 +803,29 @@ pub(crate) struct Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.previous));
+    }
+}
+
+/// Threads the running step splits large work over (1 outside a step).
+pub(crate) fn current_threads() -> usize {
+    let gemm = CURRENT.with(Cell::get);
+    // SAFETY: when set, `gemm` is the running step's own state, installed by `run` for its call
+    // into native code, which is where this is called from.
+    unsafe { gemm.as_ref() }.map_or(1, Gemm::threads)
+}
+
+/// Updates `part(t)` for every `t < threads` on the running step's threads (`threads` at most
+/// `current_threads()`), and waits for all.
+pub(crate) fn spread_update(threads: usize, part: &dyn Fn(usize) -> adam::Chunk) {
+    let gemm = CURRENT.with(Cell::get);
+    // SAFETY: as in `current_threads`; the state is not otherwise borrowed during the call.
+    if let Some(gemm) = unsafe { gemm.as_mut() }
+        && let Some(kernels) = gemm.kernels
+        && gemm.threads() == threads
+    {
+        gemm.spread(kernels, &|t| Work::Update(part(t)));
+    } else {
+        (0..threads).for_each(|t| part(t).run());
     }
 }
 

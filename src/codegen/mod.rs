@@ -8,6 +8,7 @@
 //! registered with the JIT module, which runs the `gemm-f32` crate's micro-kernels on packing
 //! buffers planned with the step (see `emit/matmul.rs` and `gemm.rs`).
 
+mod adam;
 mod emit;
 pub mod gemm;
 mod memory;
@@ -121,6 +122,7 @@ fn new_module() -> Result<JITModule, CodegenError> {
         .map_err(|e| err(format!("host ISA: {e}")))?;
     let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
     builder.symbol("kiln_sgemm", gemm::kiln_sgemm as *const u8);
+    builder.symbol("kiln_adam", adam::kiln_adam as *const u8);
     builder.symbol("kiln_logf", kiln_logf as *const u8);
     builder.symbol("kiln_powf", kiln_powf as *const u8);
     builder.symbol("kiln_profile_mark", profile::kiln_profile_mark as *const u8);
@@ -135,6 +137,7 @@ fn translate(
     sched: &schedule::Schedule,
     plan: &MemoryPlan,
     profiled: bool,
+    native_update: bool,
 ) -> Result<(FuncId, usize), CodegenError> {
     let ptr = module.target_config().pointer_type();
     let call_conv = module.isa().default_call_conv();
@@ -152,6 +155,17 @@ fn translate(
         &[i64t, i64t, i64t, ptr, ptr, i64t, i64t, ptr, i64t, i64t],
         None,
     )?;
+    let f32t = types::F32;
+    let adam = if native_update && adam::available() {
+        let offsets = [i64t; 7];
+        let params: Vec<ir::Type> = std::iter::once(ptr)
+            .chain(offsets)
+            .chain([f32t; 4])
+            .collect();
+        Some(import("kiln_adam", &params, None)?)
+    } else {
+        None
+    };
     let logf = import("kiln_logf", &[types::F32], Some(types::F32))?;
     let powf = import("kiln_powf", &[types::F32, types::F32], Some(types::F32))?;
     let mark = if profiled {
@@ -172,6 +186,7 @@ fn translate(
         gemm: module.declare_func_in_func(gemm, &mut ctx.func),
         logf: module.declare_func_in_func(logf, &mut ctx.func),
         powf: module.declare_func_in_func(powf, &mut ctx.func),
+        adam: adam.map(|adam| module.declare_func_in_func(adam, &mut ctx.func)),
         mark: mark.map(|mark| module.declare_func_in_func(mark, &mut ctx.func)),
     };
     let mut fctx = FunctionBuilderContext::new();
@@ -230,7 +245,7 @@ pub fn compile_with(
     config: &CodegenConfig,
     policy: MatmulPolicy,
 ) -> Result<CompiledStep, CodegenError> {
-    build(graph, config, policy, false)
+    build(graph, config, policy, false, true)
 }
 
 /// `compile`, with a timer call after every kernel and update loop: the step `kiln run
@@ -239,7 +254,17 @@ pub fn compile_profiled(
     graph: &Graph,
     config: &CodegenConfig,
 ) -> Result<CompiledStep, CodegenError> {
-    build(graph, config, MatmulPolicy::Auto, true)
+    build(graph, config, MatmulPolicy::Auto, true, true)
+}
+
+/// `compile_with`, with Adam's update as an emitted Cranelift loop even where the native one
+/// would run (tests compare the two).
+#[cfg(test)]
+pub(crate) fn compile_emitted_update(
+    graph: &Graph,
+    config: &CodegenConfig,
+) -> Result<CompiledStep, CodegenError> {
+    build(graph, config, MatmulPolicy::Auto, false, false)
 }
 
 fn build(
@@ -247,6 +272,7 @@ fn build(
     config: &CodegenConfig,
     policy: MatmulPolicy,
     profiled: bool,
+    native_update: bool,
 ) -> Result<CompiledStep, CodegenError> {
     let (sched, plan) = prepare(graph, config, policy)?;
     let profile = if profiled {
@@ -261,7 +287,15 @@ fn build(
     };
     let mut module = new_module()?;
     let mut ctx = module.make_context();
-    let (id, marks) = translate(&mut module, &mut ctx, graph, &sched, &plan, profiled)?;
+    let (id, marks) = translate(
+        &mut module,
+        &mut ctx,
+        graph,
+        &sched,
+        &plan,
+        profiled,
+        native_update,
+    )?;
     if let Some(profile) = &profile
         && profile.sites.len() != marks
     {
@@ -321,10 +355,11 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
     let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
     let mut module = new_module()?;
     let mut ctx = module.make_context();
-    translate(&mut module, &mut ctx, graph, &sched, &plan, false)?;
+    translate(&mut module, &mut ctx, graph, &sched, &plan, false, true)?;
     let header = format!(
         "; step of graph `{}`: (arena: *f32, iarena: *i32, batch: i64), buffers at constant \
-         element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf\n",
+         element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf, fn3 = kiln_adam (the \
+         native Adam update, on hosts with AVX2 and FMA)\n",
         graph.name
     );
     Ok(header + &ctx.func.display().to_string())
@@ -425,6 +460,13 @@ impl CompiledStep {
     /// worker threads now, so that `run` does not.
     pub fn set_threads(&mut self, threads: usize) {
         self.gemm.set_threads(threads);
+    }
+
+    /// Parks this step's worker threads until its next `run` instead of letting them spin for
+    /// the next product: call it when another step runs in between, whose workers need the
+    /// cores. Results do not change; the next `run` pays for waking them.
+    pub fn rest_threads(&self) {
+        self.gemm.rest();
     }
 
     /// A profiled step's kernels (see `compile_profiled`) with the total time each has taken

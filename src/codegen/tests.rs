@@ -701,7 +701,27 @@ fn tiny_products_are_emitted_larger_ones_call_gemm() {
 /// The training step of a `din → hidden (relu) → classes (softmax)` classifier under sparse
 /// cross-entropy and Adam, built by the real pipeline (lower, autodiff, optimizer).
 fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
-    use crate::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
+    mlp(
+        din,
+        hidden,
+        classes,
+        crate::check::program::Optimizer::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+        },
+    )
+}
+
+/// `mlp_adam` with another optimizer.
+fn mlp(
+    din: usize,
+    hidden: &[usize],
+    classes: usize,
+    optimizer: crate::check::program::Optimizer,
+) -> Graph {
+    use crate::check::program::{Activation, CheckedProgram, Fit, Loss, Model};
     use crate::driver::{self, GraphStage};
     let widths: Vec<usize> = std::iter::once(din)
         .chain(hidden.iter().copied())
@@ -715,12 +735,7 @@ fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
         data: 0,
         loss: Loss::SparseCategoricalCrossentropy,
         loss_options: Default::default(),
-        optimizer: Optimizer::Adam {
-            lr: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        },
+        optimizer,
         metrics: vec![],
         epochs: 1,
         batch: 8,
@@ -758,6 +773,83 @@ fn adam_update_collapses_into_one_loop() {
     let total: usize = g.params.iter().map(|p| p.shape.numel(1)).sum();
     assert!(text.contains(&format!("loop [{total}]")), "{text}");
     check(&g, 32, 32, 2, 15);
+}
+
+/// Deterministic parameters, optimizer state and inputs, then `steps` steps of `batch`.
+fn run_filled(step: &mut CompiledStep, g: &Graph, batch: usize, steps: usize) {
+    for i in 0..g.params.len() {
+        let len = step.param(i).len();
+        let values: Vec<f32> = (0..len)
+            .map(|j| ((j * 31 + i) % 17) as f32 / 17.0 - 0.5)
+            .collect();
+        step.param_mut(i).copy_from_slice(&values);
+    }
+    for i in 0..g.states.len() {
+        for (j, x) in step.state_mut(i).iter_mut().enumerate() {
+            *x = ((j * 7 + i) % 11) as f32 / 110.0;
+        }
+    }
+    for (index, input) in g.inputs.iter().enumerate() {
+        if input.ty.dtype == DType::I32 {
+            for (j, label) in step.input_i32_mut(index, batch).iter_mut().enumerate() {
+                *label = (j % 3) as i32;
+            }
+        } else if input.ty.shape.rank() == 0 {
+            step.input_f32_mut(index, batch)[0] = if input.name == "lr" { 0.01 } else { 1.0 };
+        } else {
+            for (j, x) in step.input_f32_mut(index, batch).iter_mut().enumerate() {
+                *x = ((j * 13) % 7) as f32 / 7.0 - 0.25;
+            }
+        }
+    }
+    for _ in 0..steps {
+        step.run(batch);
+    }
+}
+
+/// The native Adam update (256-bit, split over threads for large models) gives the bits of the
+/// emitted Cranelift loop, in Keras's and PyTorch's forms, with ragged tails, on 1 and 2 threads.
+#[test]
+fn native_adam_update_matches_the_emitted_loop_bit_for_bit() {
+    use crate::check::program::Optimizer;
+    let keras = Optimizer::Adam {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-7,
+    };
+    let torch = Optimizer::AdamTorch {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let config = CodegenConfig { max_batch: 8 };
+    // 95 parameters (an odd tail), and 39,818 (above `adam::PARALLEL_MIN_PARAMS`).
+    for (din, hidden) in [(6, 8), (300, 128)] {
+        for optimizer in [keras, torch] {
+            let g = mlp(din, &[hidden], 10, optimizer);
+            let clif = clif_text(&g, &config).unwrap();
+            assert_eq!(
+                clif.contains("call fn3("),
+                super::adam::available(),
+                "the native update is called where the host runs it"
+            );
+            let mut emitted = compile_emitted_update(&g, &config).unwrap();
+            run_filled(&mut emitted, &g, 8, 3);
+            for threads in [1, 2] {
+                let mut native = compile(&g, &config).unwrap();
+                native.set_threads(threads);
+                run_filled(&mut native, &g, 8, 3);
+                for i in 0..g.params.len() {
+                    assert_eq!(native.param(i), emitted.param(i), "parameter {i}");
+                }
+                for i in 0..g.states.len() {
+                    assert_eq!(native.state(i), emitted.state(i), "state {i}");
+                }
+            }
+        }
+    }
 }
 
 /// The profiled step computes exactly what the ordinary one does (the timer calls touch no

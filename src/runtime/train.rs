@@ -305,6 +305,7 @@ pub fn profile(
         for step in [&mut *plain, &mut *profiled] {
             gather(step, &slots, dataset, rows, t, lr);
             step.run(rows.len());
+            step.rest_threads();
         }
     }
     profiled.reset_kernel_times();
@@ -316,10 +317,13 @@ pub fn profile(
         let gathered = Instant::now();
         plain.run(rows.len());
         let ran = Instant::now();
+        // Each step's workers park while the other step runs (see `rest_threads`).
+        plain.rest_threads();
         gather(profiled, &slots, dataset, rows, t, lr);
         let profiled_started = Instant::now();
         profiled.run(rows.len());
         let profiled_ran = Instant::now();
+        profiled.rest_threads();
         gather_time += gathered - started;
         step_time += ran - gathered;
         profiled_time += profiled_ran - profiled_started;
