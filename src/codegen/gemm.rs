@@ -976,6 +976,23 @@ mod tests {
     }
 
     #[test]
+    fn workers_sent_to_rest_wake_for_the_next_product() {
+        let (m, n, k) = (64, 256, 300);
+        assert!(m * n * k >= PARALLEL_MIN_MACS);
+        let a = values(m * k, 3);
+        let b = values(k * n, 4);
+        let mut gemm = planned(m, n, k, 2);
+        let mut first = vec![0.0; m * n];
+        gemm.matmul(m, n, k, &a, false, &b, false, &mut first);
+        gemm.rest();
+        // Long enough for a worker to see the flag and park.
+        thread::sleep(std::time::Duration::from_millis(20));
+        let mut again = vec![f32::NAN; m * n];
+        gemm.matmul(m, n, k, &a, false, &b, false, &mut again);
+        assert_eq!(first, again);
+    }
+
+    #[test]
     fn a_left_operand_with_a_wide_stride_is_packed() {
         let aligned = std::ptr::without_provenance(64);
         // 64 depths 256 floats apart span 64 KiB: packed. Half the depths fit in L1: in place.
