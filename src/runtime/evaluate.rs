@@ -131,7 +131,11 @@ impl Evaluator {
             if let Some(scores) = forward.output(lower::SCORES, rows) {
                 match &dataset.labels {
                     Labels::Classes(classes) => {
-                        tally.add_classes(scores, classes[start..start + rows].iter().copied());
+                        tally.add_classes(
+                            scores,
+                            rows,
+                            classes[start..start + rows].iter().copied(),
+                        );
                     }
                     Labels::Targets { width, values } => {
                         tally.add_targets(scores, &values[start * width..(start + rows) * width]);

@@ -35,16 +35,15 @@ impl Metrics {
     }
 
     /// A batch of classifier scores (`[rows, classes]`, row-major) and each row's label.
-    pub fn add_classes(&mut self, scores: &[f32], labels: impl Iterator<Item = i32>) {
-        let rows_labels: Vec<i32> = labels.collect();
-        let classes = scores.len() / rows_labels.len().max(1);
+    pub fn add_classes(&mut self, scores: &[f32], rows: usize, labels: impl Iterator<Item = i32>) {
+        let classes = scores.len() / rows.max(1);
         if classes == 0 {
             return;
         }
         if self.per_class.len() < classes {
             self.per_class.resize(classes, [0; 3]);
         }
-        for (row, &label) in scores.chunks_exact(classes).zip(&rows_labels) {
+        for (row, label) in scores.chunks_exact(classes).zip(labels) {
             let predicted = argmax(row);
             let label = label as usize;
             self.samples += 1;
@@ -141,8 +140,8 @@ mod tests {
             0.2, 0.5, 0.3, //
             0.3, 0.1, 0.6,
         ];
-        m.add_classes(&scores[..6], [0, 1].into_iter());
-        m.add_classes(&scores[6..], [2, 0].into_iter());
+        m.add_classes(&scores[..6], 2, [0, 1].into_iter());
+        m.add_classes(&scores[6..], 2, [2, 0].into_iter());
         let values: Vec<f64> = m.finish().iter().map(|&(_, v)| v).collect();
         assert_eq!(values[0], 0.5);
         // Top 2: rows 1, 2 and 3 have the label among their two best; row 4's label 0 (0.3) is

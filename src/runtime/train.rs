@@ -185,7 +185,7 @@ pub fn train(
             {
                 match &dataset.labels {
                     Labels::Classes(labels) => {
-                        tally.add_classes(scores, rows.iter().map(|&r| labels[r]));
+                        tally.add_classes(scores, rows.len(), rows.iter().map(|&r| labels[r]));
                     }
                     Labels::Targets { width, values } => {
                         for (output, &r) in scores.chunks_exact(*width).zip(rows) {
