@@ -204,6 +204,14 @@ unsafe fn pack_lhs(mb: usize, kb: usize, lhs: *const f32, rs: isize, cs: isize, 
                 col[..h].copy_from_slice(src);
                 col[h..].fill(0.0);
             }
+        } else if cfg!(target_arch = "x86_64") && cs == 1 && h == MR {
+            // SAFETY: the panel's MR rows hold kb contiguous depths each (the caller's
+            // guarantee with cs == 1), and `pack_lhs` only runs inside `compute`, which runs
+            // only on hosts with AVX2 (see `kernels`).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                pack_transposed_panel(kb, base, rs, out)
+            };
         } else {
             for col in out.chunks_exact_mut(MR) {
                 col[h..].fill(0.0);
@@ -216,6 +224,74 @@ unsafe fn pack_lhs(mb: usize, kb: usize, lhs: *const f32, rs: isize, cs: isize, 
                     col[r] = unsafe { *row.offset(p as isize * cs) };
                 }
             }
+        }
+    }
+}
+
+/// Packs one whole panel whose rows are contiguous over the depths (a transposed operand, e.g.
+/// the weight in `dz·Wᵀ`) as 8×8 blocks transposed in registers: eight row loads, 24 shuffles
+/// and eight column stores per 64 values, where a scalar copy does 64 loads and 64 stores.
+///
+/// # Safety
+/// The host must have AVX2; rows `base + r * rs` (`r < MR`) must be readable for `kb` floats;
+/// `out` must hold `MR * kb` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_transposed_panel(kb: usize, base: *const f32, rs: isize, out: &mut [f32]) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    };
+    let blocked = kb / 8 * 8;
+    let out = &mut out[..MR * kb];
+    for p0 in (0..blocked).step_by(8) {
+        for r0 in [0, 8] {
+            // SAFETY: rows r0..r0 + 8 < MR, depths p0..p0 + 8 <= kb (the contract).
+            let a: [_; 8] = std::array::from_fn(|r| unsafe {
+                _mm256_loadu_ps(base.offset((r0 + r) as isize * rs + p0 as isize))
+            });
+            let t = [
+                _mm256_unpacklo_ps(a[0], a[1]),
+                _mm256_unpackhi_ps(a[0], a[1]),
+                _mm256_unpacklo_ps(a[2], a[3]),
+                _mm256_unpackhi_ps(a[2], a[3]),
+                _mm256_unpacklo_ps(a[4], a[5]),
+                _mm256_unpackhi_ps(a[4], a[5]),
+                _mm256_unpacklo_ps(a[6], a[7]),
+                _mm256_unpackhi_ps(a[6], a[7]),
+            ];
+            let u = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            // Column j of the block: depth p0 + j of rows r0..r0 + 8.
+            let columns = [
+                _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+                _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+                _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+                _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+                _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+                _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+                _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+                _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+            ];
+            for (j, column) in columns.into_iter().enumerate() {
+                let at = &mut out[(p0 + j) * MR + r0..][..8];
+                // SAFETY: `at` holds 8 floats.
+                unsafe { _mm256_storeu_ps(at.as_mut_ptr(), column) };
+            }
+        }
+    }
+    for p in blocked..kb {
+        for r in 0..MR {
+            // SAFETY: row r < MR, depth p < kb (the contract).
+            out[p * MR + r] = unsafe { *base.offset(r as isize * rs + p as isize) };
         }
     }
 }
@@ -240,6 +316,21 @@ unsafe fn pack_rhs_panels(
     {
         let c0 = panel * NR;
         let w = NR.min(nb - c0);
+        if cs == 1 && w == NR {
+            // Each depth's six values are contiguous: one fixed-size copy (the general loop
+            // below tests and addresses every value, and it was most of the seed step's
+            // weight-gradient packing).
+            for (p, row) in out.chunks_exact_mut(NR).enumerate() {
+                // SAFETY: p < kb and columns c0..c0 + NR < nb, as the caller guarantees.
+                let src = unsafe {
+                    rhs.offset(p as isize * rs + c0 as isize)
+                        .cast::<[f32; NR]>()
+                        .read_unaligned()
+                };
+                row.copy_from_slice(&src);
+            }
+            continue;
+        }
         for (p, row) in out.chunks_exact_mut(NR).enumerate() {
             for (c, v) in row.iter_mut().enumerate() {
                 *v = if c < w {
