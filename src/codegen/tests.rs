@@ -862,27 +862,7 @@ fn profiled_step_is_bit_identical_and_times_every_kernel() {
     let mut profiled = compile_profiled(&g, &config).unwrap();
     assert!(plain.kernel_times().is_none());
     for step in [&mut plain, &mut profiled] {
-        for i in 0..g.params.len() {
-            let len = step.param(i).len();
-            let values: Vec<f32> = (0..len)
-                .map(|j| ((j * 31 + i) % 17) as f32 / 17.0 - 0.5)
-                .collect();
-            step.param_mut(i).copy_from_slice(&values);
-        }
-        for (index, input) in g.inputs.iter().enumerate() {
-            if input.ty.dtype == DType::I32 {
-                for (j, label) in step.input_i32_mut(index, 16).iter_mut().enumerate() {
-                    *label = (j % 10) as i32;
-                }
-            } else {
-                for (j, x) in step.input_f32_mut(index, 16).iter_mut().enumerate() {
-                    *x = ((j * 13) % 7) as f32 / 7.0 + 0.25;
-                }
-            }
-        }
-        for _ in 0..3 {
-            step.run(16);
-        }
+        run_filled(step, &g, 16, 3);
     }
     for i in 0..g.params.len() {
         assert_eq!(plain.param(i), profiled.param(i), "parameter {i}");
