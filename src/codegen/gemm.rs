@@ -246,7 +246,7 @@ unsafe fn pack_transposed_panel(kb: usize, base: *const f32, rs: isize, out: &mu
     let out = &mut out[..MR * kb];
     for p0 in (0..blocked).step_by(8) {
         for r0 in [0, 8] {
-            // SAFETY: rows r0..r0 + 8 < MR, depths p0..p0 + 8 <= kb (the contract).
+            // SAFETY: rows r0..r0 + 8 <= MR and depths p0..p0 + 8 <= kb (the contract).
             let a: [_; 8] = std::array::from_fn(|r| unsafe {
                 _mm256_loadu_ps(base.offset((r0 + r) as isize * rs + p0 as isize))
             });
@@ -321,7 +321,7 @@ unsafe fn pack_rhs_panels(
             // below tests and addresses every value, and it was most of the seed step's
             // weight-gradient packing).
             for (p, row) in out.chunks_exact_mut(NR).enumerate() {
-                // SAFETY: p < kb and columns c0..c0 + NR < nb, as the caller guarantees.
+                // SAFETY: p < kb and columns c0..c0 + NR lie within nb, as the caller guarantees.
                 let src = unsafe {
                     rhs.offset(p as isize * rs + c0 as isize)
                         .cast::<[f32; NR]>()
