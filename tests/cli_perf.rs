@@ -152,7 +152,18 @@ fn profile_reports_measured_times_per_step_phase_and_kernel() {
         .collect();
     assert_eq!(rows.len(), kernels, "{stdout}");
     assert!(rows.iter().any(|r| r.contains("matmul")), "{stdout}");
-    assert!(rows.iter().any(|r| r.contains("update loop")), "{stdout}");
+    // Adam's update: the native 256-bit code where the host has AVX2 and FMA, else the loop.
+    #[cfg(target_arch = "x86_64")]
+    let native =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let native = false;
+    let update = if native {
+        "update adam [" // e.g. `update adam [2570] (Keras form, native 256-bit code)`
+    } else {
+        "update loop ["
+    };
+    assert!(rows.iter().any(|r| r.contains(update)), "{stdout}");
     assert!(rows.iter().any(|r| r.contains("line 3")), "{stdout}");
     let total: f64 = rows
         .iter()

@@ -302,6 +302,9 @@ impl Plan<'_> {
     }
 }
 
+/// Profile labels that replace the default ones, by timing-site index.
+pub type SiteLabels = Vec<(usize, String)>;
+
 pub struct Helpers {
     pub gemm: FuncRef,
     pub logf: FuncRef,
@@ -413,11 +416,12 @@ impl<'f, 'g> Emitter<'f, 'g> {
     }
 
     /// Emits the whole step; returns the number of profiling marks emitted (0 unless
-    /// `helpers.mark` is set).
+    /// `helpers.mark` is set) and, for the update loops that call the native Adam update, their
+    /// site index with a profile label saying so.
     pub fn emit_all(
         mut self,
         target: cranelift_codegen::isa::TargetFrontendConfig,
-    ) -> Result<usize, CodegenError> {
+    ) -> Result<(usize, SiteLabels), CodegenError> {
         let groups = self.plan().update_runs();
         let mut sites = 0i64;
         for k in 0..self.sched.kernels.len() {
@@ -443,9 +447,13 @@ impl<'f, 'g> Emitter<'f, 'g> {
             }
             self.mark(&mut sites);
         }
+        let mut native = Vec::new();
         for spec in groups? {
             match self.helpers.adam.zip(self.adam_loop(&spec)) {
-                Some((f, adam)) => self.call_adam(f, &adam),
+                Some((f, adam)) => {
+                    self.call_adam(f, &adam);
+                    native.push((sites as usize, adam.profile_label()));
+                }
                 None => self.loop_nest(&spec)?,
             }
             self.mark(&mut sites);
@@ -453,7 +461,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
         self.b.finalize(target);
-        Ok(sites as usize)
+        Ok((sites as usize, native))
     }
 
     /// In a profiled step, a call that ends timing site `sites` (and counts it).

@@ -138,7 +138,7 @@ fn translate(
     plan: &MemoryPlan,
     profiled: bool,
     native_update: bool,
-) -> Result<(FuncId, usize), CodegenError> {
+) -> Result<(FuncId, usize, emit::SiteLabels), CodegenError> {
     let ptr = module.target_config().pointer_type();
     let call_conv = module.isa().default_call_conv();
     let mut import = |name: &str, params: &[ir::Type], ret: Option<ir::Type>| {
@@ -197,8 +197,9 @@ fn translate(
         .isa_flags()
         .iter()
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
-    let marks = emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
-    Ok((id, marks))
+    let (marks, native) =
+        emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
+    Ok((id, marks, native))
 }
 
 /// An upper bound on a step's buffers (64 GiB of f32), far beyond any machine this runs on, so
@@ -275,7 +276,7 @@ fn build(
     native_update: bool,
 ) -> Result<CompiledStep, CodegenError> {
     let (sched, plan) = prepare(graph, config, policy)?;
-    let profile = if profiled {
+    let mut profile = if profiled {
         let sites = profile::sites(graph, &sched, &plan)?;
         Some(Profile {
             totals: vec![Duration::ZERO; sites.len()],
@@ -287,7 +288,7 @@ fn build(
     };
     let mut module = new_module()?;
     let mut ctx = module.make_context();
-    let (id, marks) = translate(
+    let (id, marks, native_updates) = translate(
         &mut module,
         &mut ctx,
         graph,
@@ -303,6 +304,14 @@ fn build(
             "the profiled step has {marks} timer calls for {} kernels",
             profile.sites.len()
         )));
+    }
+    if let Some(profile) = &mut profile {
+        // The update loops the emitter replaced by the native update say so.
+        for (site, label) in native_updates {
+            if let Some(info) = profile.sites.get_mut(site) {
+                info.label = label;
+            }
+        }
     }
     module
         .define_function(id, &mut ctx)

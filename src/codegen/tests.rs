@@ -892,6 +892,12 @@ fn profiled_step_is_bit_identical_and_times_every_kernel() {
         );
     }
     assert_eq!(sites.last().unwrap().phase, Phase::Update);
+    // The update loop the native Adam update replaces is labelled as such.
+    assert_eq!(
+        sites.last().unwrap().label.contains("native 256-bit code"),
+        super::adam::available(),
+        "{sites:?}"
+    );
     profiled.reset_kernel_times();
     let (_, totals, runs) = profiled.kernel_times().unwrap();
     assert_eq!(runs, 0);

@@ -30,6 +30,21 @@ pub(super) struct AdamLoop {
     eps: f32,
 }
 
+impl AdamLoop {
+    /// What `kiln run --profile` calls this loop.
+    pub(super) fn profile_label(&self) -> String {
+        let form = if self.root.is_some() {
+            "PyTorch"
+        } else {
+            "Keras"
+        };
+        format!(
+            "update adam [{}] ({form} form, native 256-bit code)",
+            self.n
+        )
+    }
+}
+
 impl Emitter<'_, '_> {
     /// The loop's offsets and constants if `spec` is Adam's update.
     pub(super) fn adam_loop(&self, spec: &LoopSpec) -> Option<AdamLoop> {
