@@ -36,9 +36,10 @@ for workload in $workloads; do
         script=jax_bench.py
         extra=(--scan)
       fi
+      # A peer that fails (not installed, crashed) leaves no line: its rows say "failed".
       (cd "$peers_dir" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" "$script" \
           --workload "$workload" --threads "$threads" "${extra[@]}" 2>/dev/null) \
-        | tail -n 1 | tee -a "$out/$peer-$workload.jsonl"
+        | tail -n 1 | tee -a "$out/$peer-$workload.jsonl" || true
     done
   done
 done
