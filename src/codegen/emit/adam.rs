@@ -7,7 +7,7 @@
 //! `fma` must be one it can fuse (so the native arithmetic, written with those fusions, is the
 //! loop's), and the buffers must be disjoint. Anything else keeps the emitted loop.
 
-use cranelift_codegen::ir::{FuncRef, InstBuilder};
+use cranelift_codegen::ir::{FuncRef, InstBuilder, types};
 
 use super::{Emitter, Extent, LoopSpec};
 use crate::codegen::memory::Buf;
@@ -65,7 +65,7 @@ impl Emitter<'_, '_> {
                 .and_then(|(_, a)| full(&a.buf, &a.strides))
         };
         let (p_new, parts, m_new, v_new) = spec.stores.iter().find_map(|&(p_new, _)| {
-            let (parts, m_new, v_new) = self.adam_parts(spec, p_new)?;
+            let (parts, m_new, v_new) = self.adam_parts(spec, n, p_new)?;
             Some((p_new, parts, m_new, v_new))
         })?;
         // Updated in place: each store goes where its old value is read from.
@@ -82,12 +82,17 @@ impl Emitter<'_, '_> {
                 return None;
             }
         }
-        Some(AdamLoop { n, ..parts })
+        Some(parts)
     }
 
     /// Matches `p_new = p − (m_new · alpha) / (√v_new + ε)` (or PyTorch's `√v_new / root + ε`)
     /// with its moments; returns the parts and the moments' values.
-    fn adam_parts(&self, spec: &LoopSpec, p_new: ValueId) -> Option<(AdamLoop, ValueId, ValueId)> {
+    fn adam_parts(
+        &self,
+        spec: &LoopSpec,
+        n: usize,
+        p_new: ValueId,
+    ) -> Option<(AdamLoop, ValueId, ValueId)> {
         let m = Match { e: self, spec };
         let (p, step) = m.binary(p_new, BinaryOp::Sub)?;
         let (num, den) = m.binary(step, BinaryOp::Div)?;
@@ -126,7 +131,7 @@ impl Emitter<'_, '_> {
             (v_old, m.constant(c2)?, m.constant(b2)?)
         };
         let parts = AdamLoop {
-            n: 0,
+            n,
             p: m.full(p)?,
             g: m.full(g)?,
             m: m.full(m_old)?,
@@ -153,10 +158,10 @@ impl Emitter<'_, '_> {
             offset(self, a.v),
             offset(self, a.alpha),
             self.iconst(a.root.map_or(-1, |r| r as i64)),
-            self.fconst(cranelift_codegen::ir::types::F32, a.c1),
-            self.fconst(cranelift_codegen::ir::types::F32, a.c2),
-            self.fconst(cranelift_codegen::ir::types::F32, a.b2),
-            self.fconst(cranelift_codegen::ir::types::F32, a.eps),
+            self.fconst(types::F32, a.c1),
+            self.fconst(types::F32, a.c2),
+            self.fconst(types::F32, a.b2),
+            self.fconst(types::F32, a.eps),
         ];
         self.b.ins().call(f, &args);
     }
