@@ -9,8 +9,10 @@
 //! `max_batch`) and handed to the step by [`CompiledStep::run`](super::CompiledStep::run).
 //!
 //! Orientation: the micro-kernels prefer a column-major destination, and Kiln's are row-major,
-//! so `C = A·B` (`C` m×n row-major) is computed as the column-major `Cᵀ = Bᵀ·Aᵀ`: below, "rows"
-//! are the columns of `C` (the kernel's `MR` direction) and "columns" are the rows of `C`.
+//! so `C = A·B` (`C` m×n row-major) is normally computed as the column-major `Cᵀ = Bᵀ·Aᵀ`:
+//! below, "rows" are then the columns of `C` (the kernel's `MR` direction) and "columns" are the
+//! rows of `C`. A product with few output columns (a 10-class layer) wastes most of each
+//! `MR`-row tile that way, so it is computed the other way round (see [`transposes_output`]).
 //!
 //! Determinism: every element of the result is one micro-kernel's accumulation over `k` in
 //! blocks of `kc`, and `kc` depends only on `k`. Threads split the output into disjoint
@@ -69,7 +71,9 @@ struct Problem {
     rows: usize,
     k: usize,
     dst: *mut f32,
-    /// Stride between the destination's columns (its rows are contiguous).
+    /// Strides between the destination's rows (1 unless the product is computed the other way
+    /// round) and columns.
+    dst_rs: isize,
     dst_cs: isize,
     lhs: *const f32,
     lhs_rs: isize,
@@ -107,6 +111,28 @@ fn depth_block(k: usize) -> usize {
         return 0;
     }
     k.div_ceil(k.div_ceil(KC))
+}
+
+/// Whether `C[m×n]` is computed as `Cᵀ = Bᵀ·Aᵀ` (rows of the kernels' tiles along `C`'s
+/// contiguous rows, stored by whole vectors) rather than as `C = A·B` (tiles along `C`'s
+/// columns, stored value by value, and `A` usually packed). The first, unless padding `n` to
+/// whole vectors wastes at least a fifth more multiply-adds than padding `m` would and `A` is
+/// small enough to pack cheaply: a `[32, 10]` output as `Cᵀ` fills 10 of each 16-row tile, as
+/// `C` all 32 (the seed step's 10-class products ran 1.4–1.6x faster that way). With `A` past
+/// `MAX_PACKED_LHS` floats, packing it costs more than the padding (`wide`'s 256×10×1024 ran
+/// 0.7x). A function of the shape alone, so the thread count never changes the order of a sum.
+fn transposes_output(m: usize, n: usize, k: usize) -> bool {
+    const MAX_PACKED_LHS: usize = 1 << 16;
+    m * k > MAX_PACKED_LHS || 4 * round_up(n, LANES) * m < 5 * round_up(m, LANES) * n
+}
+
+/// `(rows, cols)` of the product as the kernels see it (see [`transposes_output`]).
+fn oriented(m: usize, n: usize, k: usize) -> (usize, usize) {
+    if transposes_output(m, n, k) {
+        (n, m)
+    } else {
+        (m, n)
+    }
 }
 
 /// Floats of packing scratch one thread needs for a product of `rows×cols` (the column-major
@@ -406,12 +432,13 @@ fn compute(task: &Task, kernels: &KernelTable, scratch: &mut Scratch) {
                                 mr,
                                 nr,
                                 kb,
-                                p.dst
-                                    .offset((ic + i) as isize + (jc + j) as isize * p.dst_cs),
+                                p.dst.offset(
+                                    (ic + i) as isize * p.dst_rs + (jc + j) as isize * p.dst_cs,
+                                ),
                                 lhs.add(i / MR * lhs_panel),
                                 rhs.offset((j / NR) as isize * panel_step),
                                 p.dst_cs,
-                                1,
+                                p.dst_rs,
                                 lhs_cs,
                                 rhs_rs,
                                 rhs_cs,
@@ -521,7 +548,10 @@ impl Gemm {
     ) -> Gemm {
         let scratch_len = products
             .into_iter()
-            .map(|(m, n, k)| scratch_len(n, m, k))
+            .map(|(m, n, k)| {
+                let (rows, cols) = oriented(m, n, k);
+                scratch_len(rows, cols, k)
+            })
             .max()
             .unwrap_or(0);
         let mut gemm = Gemm {
@@ -607,8 +637,9 @@ impl Gemm {
             unsafe { std::slice::from_raw_parts_mut(dst, m * n) }.fill(0.0);
             return;
         }
+        let (rows, cols) = oriented(m, n, k);
         let kernels = match self.kernels {
-            Some(kernels) if scratch_len(n, m, k) <= self.scratch_len => kernels,
+            Some(kernels) if scratch_len(rows, cols, k) <= self.scratch_len => kernels,
             // No kernels for this host, or a product larger than planned (not one of the
             // graph's): the library, which allocates.
             _ => {
@@ -617,26 +648,47 @@ impl Gemm {
                 return;
             }
         };
-        // Cᵀ[n×m] = Bᵀ·Aᵀ, column-major with unit row stride.
-        let problem = Problem {
-            rows: n,
-            k,
-            dst,
-            dst_cs: n as isize,
-            lhs: b,
-            lhs_rs: b_cs,
-            lhs_cs: b_rs,
-            rhs: a,
-            rhs_rs: a_cs,
-            rhs_cs: a_rs,
-            kc: depth_block(k),
-            pack_rhs: pack_rhs(n, a_cs),
-            direct_lhs: direct_lhs(n, depth_block(k), b, b_cs, b_rs),
+        let problem = if transposes_output(m, n, k) {
+            // Cᵀ[n×m] = Bᵀ·Aᵀ, column-major with unit row stride.
+            Problem {
+                rows: n,
+                k,
+                dst,
+                dst_rs: 1,
+                dst_cs: n as isize,
+                lhs: b,
+                lhs_rs: b_cs,
+                lhs_cs: b_rs,
+                rhs: a,
+                rhs_rs: a_cs,
+                rhs_cs: a_rs,
+                kc: depth_block(k),
+                pack_rhs: pack_rhs(n, a_cs),
+                direct_lhs: direct_lhs(n, depth_block(k), b, b_cs, b_rs),
+            }
+        } else {
+            // C[m×n] = A·B, the destination's rows `n` apart.
+            Problem {
+                rows: m,
+                k,
+                dst,
+                dst_rs: n as isize,
+                dst_cs: 1,
+                lhs: a,
+                lhs_rs: a_rs,
+                lhs_cs: a_cs,
+                rhs: b,
+                rhs_rs: b_rs,
+                rhs_cs: b_cs,
+                kc: depth_block(k),
+                pack_rhs: pack_rhs(m, b_rs),
+                direct_lhs: direct_lhs(m, depth_block(k), a, a_rs, a_cs),
+            }
         };
         let whole = Task {
             problem,
-            rows: (0, n),
-            cols: (0, m),
+            rows: (0, rows),
+            cols: (0, cols),
         };
         let parts = if m * n * k >= PARALLEL_MIN_MACS {
             self.threads()
@@ -654,10 +706,10 @@ impl Gemm {
         };
         let part = |t: usize| {
             let mut task = whole;
-            if n >= m {
-                task.rows = slab(n, MR, t);
+            if rows >= cols {
+                task.rows = slab(rows, MR, t);
             } else {
-                task.cols = slab(m, NR, t);
+                task.cols = slab(cols, NR, t);
             }
             task
         };
@@ -1016,6 +1068,7 @@ mod tests {
         (17, 13, 9),
         (32, 64, 32),
         (32, 10, 64),
+        (64, 10, 32),
         (64, 32, 32),
         (33, 70, 600),
         (130, 20, 1100),
@@ -1131,6 +1184,26 @@ mod tests {
                 "{m}×{n}×{k}: in place and packed differ"
             );
         }
+    }
+
+    #[test]
+    fn narrow_outputs_are_computed_untransposed() {
+        // The 10-class layers of the seed and mnist workloads.
+        assert!(!transposes_output(32, 10, 64));
+        assert!(!transposes_output(64, 10, 32));
+        assert!(!transposes_output(64, 10, 256));
+        assert!(!transposes_output(256, 10, 64));
+        // `wide`'s: its 256×1024 activations cost more to pack than the padding.
+        assert!(transposes_output(256, 10, 1024));
+        assert!(transposes_output(1024, 10, 256));
+        // Square-ish and wide outputs, and small ones where neither saves work.
+        assert!(transposes_output(32, 64, 32));
+        assert!(transposes_output(64, 64, 32));
+        assert!(transposes_output(17, 13, 9));
+        assert!(transposes_output(1, 1, 1));
+        assert!(transposes_output(7, 2100, 5));
+        assert_eq!(oriented(32, 10, 64), (32, 10));
+        assert_eq!(oriented(32, 64, 64), (64, 32));
     }
 
     #[test]
