@@ -108,6 +108,15 @@ pub struct LoopSpec {
     indices: Vec<(ValueId, Access)>,
 }
 
+/// How a vector loop finishes the elements a whole vector does not cover.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// One element at a time.
+    Scalar,
+    /// One more vector over the last four (see [`Emitter::vector_loop_with`]).
+    Overlap,
+}
+
 /// The graph, schedule and memory plan: everything needed to describe loops (not emit them).
 #[derive(Clone, Copy)]
 pub struct Plan<'g> {
@@ -1093,17 +1102,37 @@ impl<'f, 'g> Emitter<'f, 'g> {
         acc: Option<ReduceKind>,
         body: &mut dyn FnMut(&mut Self, Value, Type) -> Option<Value>,
     ) -> Option<Value> {
+        self.vector_loop_with(n, acc, Tail::Scalar, body)
+    }
+
+    /// [`Self::vector_loop`] with a choice of tail. `Tail::Overlap` (for `n >= 4`) runs the
+    /// body once more for the last four elements, `n - 4 .. n`, instead of one at a time, and
+    /// folds only the lanes not covered yet, in order (the same result as the scalar tail). The
+    /// elements both passes cover are computed and stored again, which is harmless when the
+    /// body only stores what it computes from buffers it does not write. A 10-wide row (a
+    /// 10-class output) then takes three vector passes instead of two vector and two scalar
+    /// ones, each scalar pass as long as a vector one (an `exp` is 30 instructions).
+    fn vector_loop_with(
+        &mut self,
+        n: Value,
+        acc: Option<ReduceKind>,
+        tail: Tail,
+        body: &mut dyn FnMut(&mut Self, Value, Type) -> Option<Value>,
+    ) -> Option<Value> {
+        let overlap = tail == Tail::Overlap;
         let vh = self.b.create_block();
         let vb = self.b.create_block();
         let vx = self.b.create_block();
         let th = self.b.create_block();
         let tb = self.b.create_block();
         let tx = self.b.create_block();
+        let fin = self.b.create_block();
         self.b.append_block_param(vh, types::I64);
         self.b.append_block_param(th, types::I64);
         if acc.is_some() {
             self.b.append_block_param(vh, V4);
             self.b.append_block_param(th, types::F32);
+            self.b.append_block_param(fin, types::F32);
         }
         let n4 = self.b.ins().band_imm_s(n, !3);
         let zero = self.iconst(0);
@@ -1128,11 +1157,46 @@ impl<'f, 'g> Emitter<'f, 'g> {
         self.b.ins().jump(vh, &args);
 
         self.b.switch_to_block(vx);
+        let folded = acc.map(|kind| self.horizontal(kind, p[1]));
         let mut args = vec![BlockArg::from(p[0])];
-        if let Some(kind) = acc {
-            args.push(BlockArg::from(self.horizontal(kind, p[1])));
+        args.extend(folded.map(BlockArg::from));
+        if overlap {
+            // n - 4 .. n once more when some are left and there are four to take.
+            let ob = self.b.create_block();
+            let check = self.b.create_block();
+            let left = self.b.ins().icmp(IntCC::UnsignedLessThan, p[0], n);
+            let done: Vec<BlockArg> = folded.into_iter().map(BlockArg::from).collect();
+            self.b.ins().brif(left, check, &[], fin, &done);
+            self.b.switch_to_block(check);
+            let wide = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, n, 4);
+            self.b.ins().brif(wide, ob, &[], th, &args);
+            self.b.switch_to_block(ob);
+            let j = self.b.ins().iadd_imm_s(n, -4);
+            let r = body(self, j, V4);
+            let mut out = Vec::new();
+            if let (Some(kind), Some(mut total)) = (acc, folded) {
+                // Fold the lanes not covered yet (elements p[0]..n) one by one, in order: the
+                // same sum, to the bit, as the scalar tail.
+                let r = r.expect("reducing body returns a value");
+                for lane in 1..4u8 {
+                    let x = self.b.ins().extractlane(r, lane);
+                    let with = self.combine(kind, total, x);
+                    let at = self.b.ins().iadd_imm_s(j, i64::from(lane));
+                    let new = self
+                        .b
+                        .ins()
+                        .icmp(IntCC::UnsignedGreaterThanOrEqual, at, p[0]);
+                    total = self.b.ins().select(new, with, total);
+                }
+                out.push(BlockArg::from(total));
+            }
+            self.b.ins().jump(fin, &out);
+        } else {
+            self.b.ins().jump(th, &args);
         }
-        self.b.ins().jump(th, &args);
 
         self.b.switch_to_block(th);
         let q = self.b.block_params(th).to_vec();
@@ -1148,7 +1212,10 @@ impl<'f, 'g> Emitter<'f, 'g> {
         }
         self.b.ins().jump(th, &args);
         self.b.switch_to_block(tx);
-        acc.map(|_| q[1])
+        let out: Vec<BlockArg> = q.get(1).map(|&a| BlockArg::from(a)).into_iter().collect();
+        self.b.ins().jump(fin, &out);
+        self.b.switch_to_block(fin);
+        acc.map(|_| self.b.block_params(fin)[0])
     }
 
     fn loop_nest(&mut self, spec: &LoopSpec) -> Result<(), CodegenError> {
@@ -1258,7 +1325,21 @@ impl<'f, 'g> Emitter<'f, 'g> {
             .as_ref()
             .filter(|(_, _, out)| out.strides[r - 1] == Extent::ZERO)
             .map(|(kind, _, _)| *kind);
-        let total = self.vector_loop(n, red_inner, &mut |e, j, ty| {
+        // The last four again instead of a scalar tail, when recomputing an element cannot
+        // change what was stored (see `vector_loop_with`): nothing is accumulated into memory,
+        // and no store lands in a buffer the loop reads (the memory plan never gives a kernel's
+        // output the space of its inputs; only an in-place epilogue or update shares one).
+        let stores_apart = spec
+            .stores
+            .iter()
+            .all(|(_, s)| spec.leaves.iter().all(|(_, l)| l.buf != s.buf));
+        let idempotent = spec.reduce.is_none() || red_inner.is_some();
+        let tail = if stores_apart && idempotent {
+            Tail::Overlap
+        } else {
+            Tail::Scalar
+        };
+        let total = self.vector_loop_with(n, red_inner, tail, &mut |e, j, ty| {
             let (fixed, labels) = if ty.is_vector() {
                 (&fixed_v, &labels_v)
             } else {
@@ -1430,7 +1511,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let spec = self
             .plan()
             .spec(dims, Vec::new(), Some((kind, input, out)), &[])?;
-        self.loop_nest(&spec)?;
+        if !self.column_reduce(&spec) {
+            self.loop_nest(&spec)?;
+        }
         if kind == ReduceKind::Mean {
             // The sums, divided by the number of reduced elements (known only at run time when
             // the batch axis is reduced).
@@ -1455,6 +1538,130 @@ impl<'f, 'g> Emitter<'f, 'g> {
             });
         }
         Ok(())
+    }
+
+    /// A reduction over the rows of a `[R, C]` loop with `C` known (a bias gradient: the column
+    /// sums of `[B, units]`) as blocks of 16 columns whose four vector accumulators stay in
+    /// registers while every row is added, then 4-column blocks and single columns. The generic
+    /// nest instead loads, combines and stores each output vector once per row. Each output
+    /// still folds the rows in order from the identity: the same sums, bit for bit.
+    /// Returns false (emitting nothing) for any other reduction.
+    fn column_reduce(&mut self, spec: &LoopSpec) -> bool {
+        let Some((kind, value, out)) = &spec.reduce else {
+            return false;
+        };
+        let (kind, value) = (*kind, *value);
+        let Some(&Dim::Fixed(cols)) = spec.dims.get(1) else {
+            return false;
+        };
+        let unit_or_zero = |e: Extent| e == Extent::ONE || e == Extent::ZERO;
+        if spec.dims.len() != 2
+            || !spec.stores.is_empty()
+            || !spec.labels.is_empty()
+            || !spec.indices.is_empty()
+            || out.strides[0] != Extent::ZERO
+            || out.strides[1] != Extent::ONE
+            || !spec.leaves.iter().all(|(_, a)| unit_or_zero(a.strides[1]))
+        {
+            return false;
+        }
+        let rows = self.dim(spec.dims[0]);
+        let leaves: Vec<(ValueId, Buf, Value, bool)> = spec
+            .leaves
+            .iter()
+            .map(|(v, a)| {
+                let base = self.buf_offset(a.buf);
+                (*v, a.buf, base, a.strides[1] == Extent::ONE)
+            })
+            .collect();
+        let row_steps: Vec<Value> = spec
+            .leaves
+            .iter()
+            .map(|(_, a)| self.extent(a.strides[0]))
+            .collect();
+        let out_buf = out.buf;
+        let out_base = self.buf_offset(out_buf);
+        // One block: `count` accumulators of type `ty` for the columns from `first`.
+        let block = |e: &mut Self, first: Value, ty: Type, count: usize| {
+            let width = if ty.is_vector() { 4 } else { 1 };
+            let header = e.b.create_block();
+            let body = e.b.create_block();
+            let exit = e.b.create_block();
+            e.b.append_block_param(header, types::I64);
+            for _ in 0..count {
+                e.b.append_block_param(header, ty);
+            }
+            let zero = e.iconst(0);
+            let identity = e.fconst(ty, Self::identity(kind));
+            let mut args = vec![BlockArg::from(zero)];
+            args.extend((0..count).map(|_| BlockArg::from(identity)));
+            e.b.ins().jump(header, &args);
+            e.b.switch_to_block(header);
+            let params = e.b.block_params(header).to_vec();
+            let more = e.b.ins().icmp(IntCC::UnsignedLessThan, params[0], rows);
+            e.b.ins().brif(more, body, &[], exit, &[]);
+            e.b.switch_to_block(body);
+            let r = params[0];
+            let starts: Vec<Value> = leaves
+                .iter()
+                .zip(&row_steps)
+                .map(|(&(_, _, base, _), &step)| {
+                    let m = e.b.ins().imul(r, step);
+                    e.b.ins().iadd(base, m)
+                })
+                .collect();
+            let mut next = vec![BlockArg::from(e.b.ins().iadd_imm_s(r, 1))];
+            for q in 0..count {
+                let column = e.b.ins().iadd_imm_s(first, (q * width) as i64);
+                let mut memo = HashMap::new();
+                for (&(v, buf, _, moves), &start) in leaves.iter().zip(&starts) {
+                    let x = if moves {
+                        let at = e.b.ins().iadd(start, column);
+                        let a = e.addr(buf, at);
+                        let flags = e.load_flags(v);
+                        e.b.ins().load(ty, flags, a, 0)
+                    } else {
+                        let a = e.addr(buf, start);
+                        let flags = e.load_flags(v);
+                        let x = e.b.ins().load(types::F32, flags, a, 0);
+                        if ty.is_vector() {
+                            e.b.ins().splat(ty, x)
+                        } else {
+                            x
+                        }
+                    };
+                    memo.insert(v, x);
+                }
+                let x = e.eval(value, ty, &mut memo, &HashMap::new(), column);
+                let acc = e.combine(kind, params[1 + q], x);
+                next.push(BlockArg::from(acc));
+            }
+            e.b.ins().jump(header, &next);
+            e.b.switch_to_block(exit);
+            for q in 0..count {
+                let at = e.b.ins().iadd_imm_s(first, (q * width) as i64);
+                let at = e.b.ins().iadd(out_base, at);
+                let a = e.addr(out_buf, at);
+                e.b.ins().store(rw(), params[1 + q], a, 0);
+            }
+        };
+        const BLOCK: usize = 16;
+        let blocks = self.iconst((cols / BLOCK) as i64);
+        self.counted_loop(blocks, &mut |e, i| {
+            let first = e.b.ins().imul_imm_s(i, BLOCK as i64);
+            block(e, first, V4, BLOCK / 4);
+        });
+        let mut first = cols / BLOCK * BLOCK;
+        if cols % BLOCK >= 4 {
+            let start = self.iconst(first as i64);
+            block(self, start, V4, cols % BLOCK / 4);
+            first += cols % BLOCK / 4 * 4;
+        }
+        for column in first..cols {
+            let start = self.iconst(column as i64);
+            block(self, start, types::F32, 1);
+        }
+        true
     }
 
     /// Contiguous (row-major) strides of `dims`.
@@ -1798,12 +2005,18 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 e.b.ins().load(ty, rw(), a, 0)
             };
             let mx = e
-                .vector_loop(w, Some(ReduceKind::Max), &mut |e, j, ty| {
+                .vector_loop_with(w, Some(ReduceKind::Max), Tail::Overlap, &mut |e, j, ty| {
                     Some(load(e, j, ty))
                 })
                 .expect("max");
+            // The sum's loop stores softmax's exponentials, from the input.
+            let sum_tail = if log || ib != ob {
+                Tail::Overlap
+            } else {
+                Tail::Scalar
+            };
             let sum = e
-                .vector_loop(w, Some(ReduceKind::Sum), &mut |e, j, ty| {
+                .vector_loop_with(w, Some(ReduceKind::Sum), sum_tail, &mut |e, j, ty| {
                     let x = load(e, j, ty);
                     let m = if ty.is_vector() {
                         e.b.ins().splat(ty, mx)
@@ -1828,7 +2041,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 let one = e.b.ins().f32const(1.0);
                 e.b.ins().fdiv(one, sum)
             };
-            e.vector_loop(w, None, &mut |e, j, ty| {
+            // Log-softmax recomputes from the input, so its last four may be written twice
+            // (not in place); softmax scales its own output in place, so once only.
+            let tail = if log && ib != ob {
+                Tail::Overlap
+            } else {
+                Tail::Scalar
+            };
+            e.vector_loop_with(w, None, tail, &mut |e, j, ty| {
                 let kv = if ty.is_vector() {
                     e.b.ins().splat(ty, k)
                 } else {

@@ -535,6 +535,88 @@ fn reductions() {
     check(&g, 3, 1, 1, 8);
 }
 
+/// Row widths around the vector width and the 16-column blocks of column reductions.
+const WIDTHS: &[usize] = &[1, 3, 4, 5, 7, 9, 10, 16, 20, 37, 64];
+
+#[test]
+fn column_and_row_reductions_at_every_width() {
+    for &w in WIDTHS {
+        let mut g = Graph::new("widths");
+        let x = g.input("x", TensorType::f32(bn(w)), None);
+        let y = g.input("y", TensorType::f32(bn(1)), None);
+        let b = param(&mut g, "b", &[w]);
+        // A producer with a leaf broadcast along the columns and one along the rows.
+        let xy = g.binary(BinaryOp::Mul, x, y, None);
+        let xyb = g.binary(BinaryOp::Add, xy, b, None);
+        for kind in [ReduceKind::Sum, ReduceKind::Max, ReduceKind::Mean] {
+            for axis in [0, 1] {
+                let v = g.reduce(kind, xyb, &[axis], false, None);
+                out(&mut g, v);
+            }
+        }
+        // Elementwise rows (the last four again as a tail) and softmaxes.
+        let e = g.unary(UnaryOp::Exp, xyb, None);
+        out(&mut g, e);
+        let s = g.add(Op::Softmax, &[x], None);
+        out(&mut g, s);
+        let l = g.add(Op::LogSoftmax, &[x], None);
+        out(&mut g, l);
+        check(&g, 6, 6, 1, 40 + w as u64);
+        check(&g, 6, 3, 1, 80 + w as u64);
+    }
+}
+
+#[test]
+fn reductions_add_in_the_order_of_a_scalar_loop() {
+    // Column sums fold rows 0, 1, 2, ... from zero; row sums fold lane-wise vectors, then the
+    // lanes, then the remaining columns one by one. Either way the same bits as a loop written
+    // that way, whatever the tail.
+    let (rows, mut lcg) = (7, Lcg(99));
+    for &w in WIDTHS {
+        let mut g = Graph::new("order");
+        let x = g.input("x", TensorType::f32(bn(w)), None);
+        let columns = g.reduce(ReduceKind::Sum, x, &[0], false, None);
+        out(&mut g, columns);
+        let row_sums = g.reduce(ReduceKind::Sum, x, &[1], false, None);
+        out(&mut g, row_sums);
+        let mut step = compile(&g, &CodegenConfig { max_batch: rows }).unwrap();
+        // Values of mixed magnitude, so that a different order would round differently.
+        let xs: Vec<f32> = (0..rows * w)
+            .map(|i| lcg.uniform(-1.0, 1.0) * [1.0, 1e-3, 1e3][i % 3])
+            .collect();
+        step.input_f32_mut(0, rows).copy_from_slice(&xs);
+        step.run(rows);
+        let want_columns: Vec<f32> = (0..w)
+            .map(|c| (0..rows).fold(0.0f32, |a, r| a + xs[r * w + c]))
+            .collect();
+        let want_rows: Vec<f32> = xs
+            .chunks_exact(w)
+            .map(|row| {
+                let whole = w / 4 * 4;
+                let mut lanes = [0.0f32; 4];
+                for chunk in row[..whole].chunks_exact(4) {
+                    for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                        *lane += v;
+                    }
+                }
+                let folded = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+                row[whole..].iter().fold(folded, |a, &v| a + v)
+            })
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(step.output("o0", rows).unwrap()),
+            bits(&want_columns),
+            "column sums, width {w}"
+        );
+        assert_eq!(
+            bits(step.output("o1", rows).unwrap()),
+            bits(&want_rows),
+            "row sums, width {w}"
+        );
+    }
+}
+
 #[test]
 fn softmax_rows_are_stable() {
     let mut g = Graph::new("softmax");
