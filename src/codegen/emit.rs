@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
-    types,
+    AbiParam, BlockArg, ConstantData, Endianness, FuncRef, InstBuilder, InstructionData,
+    MemFlagsData, Opcode, Type, Value, types,
 };
 use cranelift_frontend::FunctionBuilder;
 
@@ -1119,19 +1119,20 @@ impl<'f, 'g> Emitter<'f, 'g> {
         tail: Tail,
         body: &mut dyn FnMut(&mut Self, Value, Type) -> Option<Value>,
     ) -> Option<Value> {
-        let overlap = tail == Tail::Overlap;
+        // With `n` known, only the tail that runs is emitted: none for a multiple of four, the
+        // overlapping vector alone when there are four to take. Otherwise the overlapping vector
+        // when `n >= 4` at run time, else the scalar loop.
+        let known = self.constant(n);
+        let overlaps = tail == Tail::Overlap;
+        let overlap = overlaps && known.is_none_or(|c| c >= 4 && c % 4 != 0);
+        let scalar = known.is_none_or(|c| c % 4 != 0 && !(overlaps && c >= 4));
         let vh = self.b.create_block();
         let vb = self.b.create_block();
         let vx = self.b.create_block();
-        let th = self.b.create_block();
-        let tb = self.b.create_block();
-        let tx = self.b.create_block();
         let fin = self.b.create_block();
         self.b.append_block_param(vh, types::I64);
-        self.b.append_block_param(th, types::I64);
         if acc.is_some() {
             self.b.append_block_param(vh, V4);
-            self.b.append_block_param(th, types::F32);
             self.b.append_block_param(fin, types::F32);
         }
         let n4 = self.b.ins().band_imm_s(n, !3);
@@ -1158,21 +1159,37 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
         self.b.switch_to_block(vx);
         let folded = acc.map(|kind| self.horizontal(kind, p[1]));
-        let mut args = vec![BlockArg::from(p[0])];
-        args.extend(folded.map(BlockArg::from));
+        let done: Vec<BlockArg> = folded.into_iter().map(BlockArg::from).collect();
+        let th = scalar.then(|| {
+            let th = self.b.create_block();
+            self.b.append_block_param(th, types::I64);
+            if acc.is_some() {
+                self.b.append_block_param(th, types::F32);
+            }
+            th
+        });
+        let mut to_scalar = vec![BlockArg::from(p[0])];
+        to_scalar.extend(folded.map(BlockArg::from));
         if overlap {
-            // n - 4 .. n once more when some are left and there are four to take.
+            // n - 4 .. n once more, when some are left and there are four to take.
             let ob = self.b.create_block();
-            let check = self.b.create_block();
-            let left = self.b.ins().icmp(IntCC::UnsignedLessThan, p[0], n);
-            let done: Vec<BlockArg> = folded.into_iter().map(BlockArg::from).collect();
-            self.b.ins().brif(left, check, &[], fin, &done);
-            self.b.switch_to_block(check);
-            let wide = self
-                .b
-                .ins()
-                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, n, 4);
-            self.b.ins().brif(wide, ob, &[], th, &args);
+            match (known, th) {
+                (Some(_), _) => {
+                    self.b.ins().jump(ob, &[]);
+                }
+                (None, Some(th)) => {
+                    let check = self.b.create_block();
+                    let left = self.b.ins().icmp(IntCC::UnsignedLessThan, p[0], n);
+                    self.b.ins().brif(left, check, &[], fin, &done);
+                    self.b.switch_to_block(check);
+                    let wide = self
+                        .b
+                        .ins()
+                        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, n, 4);
+                    self.b.ins().brif(wide, ob, &[], th, &to_scalar);
+                }
+                (None, None) => unreachable!("an unknown length keeps the scalar tail"),
+            }
             self.b.switch_to_block(ob);
             let j = self.b.ins().iadd_imm_s(n, -4);
             let r = body(self, j, V4);
@@ -1181,41 +1198,67 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 // Fold the lanes not covered yet (elements p[0]..n) one by one, in order: the
                 // same sum, to the bit, as the scalar tail.
                 let r = r.expect("reducing body returns a value");
+                let first_new = known.map(|c| 4 - c % 4);
                 for lane in 1..4u8 {
+                    if first_new.is_some_and(|f| u64::from(lane) < f) {
+                        continue;
+                    }
                     let x = self.b.ins().extractlane(r, lane);
                     let with = self.combine(kind, total, x);
-                    let at = self.b.ins().iadd_imm_s(j, i64::from(lane));
-                    let new = self
-                        .b
-                        .ins()
-                        .icmp(IntCC::UnsignedGreaterThanOrEqual, at, p[0]);
-                    total = self.b.ins().select(new, with, total);
+                    total = if first_new.is_some() {
+                        with
+                    } else {
+                        let at = self.b.ins().iadd_imm_s(j, i64::from(lane));
+                        let new = self
+                            .b
+                            .ins()
+                            .icmp(IntCC::UnsignedGreaterThanOrEqual, at, p[0]);
+                        self.b.ins().select(new, with, total)
+                    };
                 }
                 out.push(BlockArg::from(total));
             }
             self.b.ins().jump(fin, &out);
+        } else if let Some(th) = th {
+            self.b.ins().jump(th, &to_scalar);
         } else {
-            self.b.ins().jump(th, &args);
+            self.b.ins().jump(fin, &done);
         }
 
-        self.b.switch_to_block(th);
-        let q = self.b.block_params(th).to_vec();
-        let c = self.b.ins().icmp(IntCC::UnsignedLessThan, q[0], n);
-        self.b.ins().brif(c, tb, &[], tx, &[]);
-        self.b.switch_to_block(tb);
-        let r = body(self, q[0], types::F32);
-        let next = self.b.ins().iadd_imm_s(q[0], 1);
-        let mut args = vec![BlockArg::from(next)];
-        if let Some(kind) = acc {
-            let a = self.combine(kind, q[1], r.expect("reducing body returns a value"));
-            args.push(BlockArg::from(a));
+        if let Some(th) = th {
+            let tb = self.b.create_block();
+            let tx = self.b.create_block();
+            self.b.switch_to_block(th);
+            let q = self.b.block_params(th).to_vec();
+            let c = self.b.ins().icmp(IntCC::UnsignedLessThan, q[0], n);
+            self.b.ins().brif(c, tb, &[], tx, &[]);
+            self.b.switch_to_block(tb);
+            let r = body(self, q[0], types::F32);
+            let next = self.b.ins().iadd_imm_s(q[0], 1);
+            let mut args = vec![BlockArg::from(next)];
+            if let Some(kind) = acc {
+                let a = self.combine(kind, q[1], r.expect("reducing body returns a value"));
+                args.push(BlockArg::from(a));
+            }
+            self.b.ins().jump(th, &args);
+            self.b.switch_to_block(tx);
+            let out: Vec<BlockArg> = q.get(1).map(|&a| BlockArg::from(a)).into_iter().collect();
+            self.b.ins().jump(fin, &out);
         }
-        self.b.ins().jump(th, &args);
-        self.b.switch_to_block(tx);
-        let out: Vec<BlockArg> = q.get(1).map(|&a| BlockArg::from(a)).into_iter().collect();
-        self.b.ins().jump(fin, &out);
         self.b.switch_to_block(fin);
         acc.map(|_| self.b.block_params(fin)[0])
+    }
+
+    /// The value of `v` when it is an integer constant.
+    fn constant(&self, v: Value) -> Option<u64> {
+        let inst = self.b.func.dfg.value_def(v).inst()?;
+        match self.b.func.dfg.insts[inst] {
+            InstructionData::UnaryImm {
+                opcode: Opcode::Iconst,
+                imm,
+            } => u64::try_from(imm.bits()).ok(),
+            _ => None,
+        }
     }
 
     fn loop_nest(&mut self, spec: &LoopSpec) -> Result<(), CodegenError> {

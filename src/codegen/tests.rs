@@ -615,6 +615,34 @@ fn reductions_add_in_the_order_of_a_scalar_loop() {
             "row sums, width {w}"
         );
     }
+    // A length known only at run time (the batch): the overlapping tail folds its lanes by
+    // comparing indices, and fewer than four elements take the scalar loop.
+    let mut g = Graph::new("order_batch");
+    let x = g.input("x", TensorType::f32(Shape(vec![Dim::Batch])), None);
+    let total = g.reduce(ReduceKind::Sum, x, &[0], false, None);
+    out(&mut g, total);
+    let mut step = compile(&g, &CodegenConfig { max_batch: 11 }).unwrap();
+    for batch in 1..=11 {
+        let xs: Vec<f32> = (0..batch)
+            .map(|i| lcg.uniform(-1.0, 1.0) * [1.0, 1e-3, 1e3][i % 3])
+            .collect();
+        step.input_f32_mut(0, batch).copy_from_slice(&xs);
+        step.run(batch);
+        let whole = batch / 4 * 4;
+        let mut lanes = [0.0f32; 4];
+        for chunk in xs[..whole].chunks_exact(4) {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                *lane += v;
+            }
+        }
+        let folded = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        let want = xs[whole..].iter().fold(folded, |a, &v| a + v);
+        assert_eq!(
+            step.output("o0", batch).unwrap()[0].to_bits(),
+            want.to_bits(),
+            "sum of {batch}"
+        );
+    }
 }
 
 #[test]
