@@ -113,6 +113,15 @@ fn new_module() -> Result<JITModule, CodegenError> {
             .map_err(|e| err(format!("cranelift flag {k}: {e}")))
     };
     set(&mut flags, "opt_level", "speed")?;
+    // Cranelift checks its input function before compiling it; the emitter's output is
+    // checked so in debug builds (every test), and release builds skip the pass (about a
+    // tenth of `seed`'s compile time).
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    set(&mut flags, "enable_verifier", verify)?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", "false")?;
     // cranelift_native turns on the host's ISA features (SSE4.1, AVX, FMA, ...).
