@@ -1,9 +1,11 @@
 //! A training step allocates nothing: Kiln's buffers, and the matrix products' packing buffers
 //! and worker threads, are planned once when the step is compiled. A counting global allocator
-//! (this test binary's own) proves it around `CompiledStep::run` for the seed model's step and
-//! the `mnist` workload's MLP, at the full batch size and at a ragged last batch: with the
-//! default policy (small products emitted by Cranelift, the others through Kiln's GEMM driver),
-//! with every product emitted by Cranelift, and with the products split over two threads.
+//! (this test binary's own) proves it around `CompiledStep::run` for the seed model's step, the
+//! `mnist` workload's MLP and a narrow layer whose ragged batch would prefer its product the
+//! other way round (see `gemm::transposes_output`), at the full batch size and at a ragged last
+//! batch: with the default policy (small products emitted by Cranelift, the others through
+//! Kiln's GEMM driver), with every product emitted by Cranelift, and with the products split
+//! over two threads.
 //!
 //! The count is global, not per thread, so that the GEMM workers' allocations would count too;
 //! hence the one `#[test]`: nothing else in this binary runs while it measures.
@@ -49,6 +51,7 @@ static GLOBAL: Counting = Counting;
 
 const SEED: &[usize] = &[32, 64, 64, 10];
 const MNIST: &[usize] = &[784, 256, 256, 10];
+const NARROW: &[usize] = &[32, 6];
 
 #[test]
 fn a_training_step_does_not_allocate() {
@@ -60,6 +63,9 @@ fn a_training_step_does_not_allocate() {
         (MNIST, 64, MatmulPolicy::Auto, None),
         (MNIST, 64, MatmulPolicy::Auto, Some(1)),
         (MNIST, 64, MatmulPolicy::Auto, Some(2)),
+        // Planned at 16 rows, the forward 16×6×32 product is computed untransposed; at the
+        // ragged 7 it would be transposed, which needs more packing scratch than was planned.
+        (NARROW, 16, MatmulPolicy::Gemm, None),
     ];
     for &(widths, batch, policy, threads) in cases {
         let allocations = allocations_per_steps(widths, batch, policy, threads);

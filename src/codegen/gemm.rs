@@ -637,9 +637,17 @@ impl Gemm {
             unsafe { std::slice::from_raw_parts_mut(dst, m * n) }.fill(0.0);
             return;
         }
-        let (rows, cols) = oriented(m, n, k);
-        let kernels = match self.kernels {
-            Some(kernels) if scratch_len(rows, cols, k) <= self.scratch_len => kernels,
+        // The preferred orientation, or else the other: a ragged batch can prefer the other
+        // one than the planned size did, and then only the planned one is sure to fit (each
+        // orientation's scratch grows with every size). Both give the same bits.
+        let preferred = transposes_output(m, n, k);
+        let fits = |transposed: bool| {
+            let (rows, cols) = if transposed { (n, m) } else { (m, n) };
+            scratch_len(rows, cols, k) <= self.scratch_len
+        };
+        let transposed = [preferred, !preferred].into_iter().find(|&t| fits(t));
+        let (kernels, transposed) = match (self.kernels, transposed) {
+            (Some(kernels), Some(transposed)) => (kernels, transposed),
             // No kernels for this host, or a product larger than planned (not one of the
             // graph's): the library, which allocates.
             _ => {
@@ -648,7 +656,8 @@ impl Gemm {
                 return;
             }
         };
-        let problem = if transposes_output(m, n, k) {
+        let (rows, cols) = if transposed { (n, m) } else { (m, n) };
+        let problem = if transposed {
             // Cᵀ[n×m] = Bᵀ·Aᵀ, column-major with unit row stride.
             Problem {
                 rows: n,
@@ -1204,6 +1213,40 @@ mod tests {
         assert!(transposes_output(7, 2100, 5));
         assert_eq!(oriented(32, 10, 64), (32, 10));
         assert_eq!(oriented(32, 64, 64), (64, 32));
+    }
+
+    #[test]
+    fn a_ragged_batch_that_prefers_the_other_orientation_fits_the_planned_one() {
+        // Planned at `plan` rows, each product is computed untransposed; a ragged batch of
+        // `rows` would prefer it transposed, which needs more scratch than was planned, so it
+        // stays untransposed (no library call, no allocation) and gives the same bits as the
+        // transposed computation in a roomier `Gemm`.
+        for &(plan, rows, n, k) in &[
+            (10, 9, 4, 1),
+            (10, 9, 4, 32),
+            (16, 9, 5, 32),
+            (23, 19, 6, 32),
+        ] {
+            assert!(!transposes_output(plan, n, k) && transposes_output(rows, n, k));
+            let planned_len = scratch_len(plan, n, k);
+            assert!(
+                scratch_len(n, rows, k) > planned_len && scratch_len(rows, n, k) <= planned_len
+            );
+            let a = values(rows * k, 7);
+            let b = values(k * n, 8);
+            let mut tight = vec![f32::NAN; rows * n];
+            let mut roomy = vec![f32::NAN; rows * n];
+            planned(plan, n, k, 1).matmul(rows, n, k, &a, false, &b, false, &mut tight);
+            Gemm::for_products([(rows, n, k), (64, 64, 64)], 1)
+                .matmul(rows, n, k, &a, false, &b, false, &mut roomy);
+            assert!(
+                tight
+                    .iter()
+                    .zip(&roomy)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{rows}×{n}×{k}: the two orientations differ"
+            );
+        }
     }
 
     #[test]
