@@ -953,8 +953,14 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     /// A product computed only for this sum (so fusing it loses nothing).
     fn fusable_mul(&self, v: ValueId, memo: &HashMap<ValueId, Value>) -> bool {
+        !memo.contains_key(&v) && self.fuses_into_fma(v)
+    }
+
+    /// Whether the product `v` is fused into the `fma` of the one sum that uses it: the host
+    /// has FMA, nothing else reads `v`, and it is not stored. (The native Adam update relies on
+    /// this rule to reproduce the loop's arithmetic, `emit/adam.rs`.)
+    fn fuses_into_fma(&self, v: ValueId) -> bool {
         self.fma
-            && !memo.contains_key(&v)
             && self.users[v.index()] == 1
             && matches!(self.graph.node(v).op, Op::Binary(BinaryOp::Mul))
             && !self.mem.home.contains_key(&v)

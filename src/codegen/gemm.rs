@@ -126,13 +126,10 @@ fn transposes_output(m: usize, n: usize, k: usize) -> bool {
     m * k > MAX_PACKED_LHS || 4 * round_up(n, LANES) * m < 5 * round_up(m, LANES) * n
 }
 
-/// `(rows, cols)` of the product as the kernels see it (see [`transposes_output`]).
-fn oriented(m: usize, n: usize, k: usize) -> (usize, usize) {
-    if transposes_output(m, n, k) {
-        (n, m)
-    } else {
-        (m, n)
-    }
+/// `(rows, cols)` of an `m×n` product as the kernels see it, transposed or not (see
+/// [`transposes_output`]).
+fn sides(m: usize, n: usize, transposed: bool) -> (usize, usize) {
+    if transposed { (n, m) } else { (m, n) }
 }
 
 /// Floats of packing scratch one thread needs for a product of `rows×cols` (the column-major
@@ -549,7 +546,7 @@ impl Gemm {
         let scratch_len = products
             .into_iter()
             .map(|(m, n, k)| {
-                let (rows, cols) = oriented(m, n, k);
+                let (rows, cols) = sides(m, n, transposes_output(m, n, k));
                 scratch_len(rows, cols, k)
             })
             .max()
@@ -642,7 +639,7 @@ impl Gemm {
         // orientation's scratch grows with every size). Both give the same bits.
         let preferred = transposes_output(m, n, k);
         let fits = |transposed: bool| {
-            let (rows, cols) = if transposed { (n, m) } else { (m, n) };
+            let (rows, cols) = sides(m, n, transposed);
             scratch_len(rows, cols, k) <= self.scratch_len
         };
         let transposed = [preferred, !preferred].into_iter().find(|&t| fits(t));
@@ -656,43 +653,32 @@ impl Gemm {
                 return;
             }
         };
-        let (rows, cols) = if transposed { (n, m) } else { (m, n) };
-        let problem = if transposed {
+        let (rows, cols) = sides(m, n, transposed);
+        // The operands as the kernels see them: `lhs` along the tiles' rows, `rhs` along their
+        // columns, and the destination's strides.
+        let ((lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs), (dst_rs, dst_cs)) = if transposed {
             // Cᵀ[n×m] = Bᵀ·Aᵀ, column-major with unit row stride.
-            Problem {
-                rows: n,
-                k,
-                dst,
-                dst_rs: 1,
-                dst_cs: n as isize,
-                lhs: b,
-                lhs_rs: b_cs,
-                lhs_cs: b_rs,
-                rhs: a,
-                rhs_rs: a_cs,
-                rhs_cs: a_rs,
-                kc: depth_block(k),
-                pack_rhs: pack_rhs(n, a_cs),
-                direct_lhs: direct_lhs(n, depth_block(k), b, b_cs, b_rs),
-            }
+            ((b, b_cs, b_rs), (a, a_cs, a_rs), (1, n as isize))
         } else {
             // C[m×n] = A·B, the destination's rows `n` apart.
-            Problem {
-                rows: m,
-                k,
-                dst,
-                dst_rs: n as isize,
-                dst_cs: 1,
-                lhs: a,
-                lhs_rs: a_rs,
-                lhs_cs: a_cs,
-                rhs: b,
-                rhs_rs: b_rs,
-                rhs_cs: b_cs,
-                kc: depth_block(k),
-                pack_rhs: pack_rhs(m, b_rs),
-                direct_lhs: direct_lhs(m, depth_block(k), a, a_rs, a_cs),
-            }
+            ((a, a_rs, a_cs), (b, b_rs, b_cs), (n as isize, 1))
+        };
+        let kc = depth_block(k);
+        let problem = Problem {
+            rows,
+            k,
+            dst,
+            dst_rs,
+            dst_cs,
+            lhs,
+            lhs_rs,
+            lhs_cs,
+            rhs,
+            rhs_rs,
+            rhs_cs,
+            kc,
+            pack_rhs: pack_rhs(rows, rhs_rs),
+            direct_lhs: direct_lhs(rows, kc, lhs, lhs_rs, lhs_cs),
         };
         let whole = Task {
             problem,
@@ -1211,8 +1197,8 @@ mod tests {
         assert!(transposes_output(17, 13, 9));
         assert!(transposes_output(1, 1, 1));
         assert!(transposes_output(7, 2100, 5));
-        assert_eq!(oriented(32, 10, 64), (32, 10));
-        assert_eq!(oriented(32, 64, 64), (64, 32));
+        assert_eq!(sides(32, 10, transposes_output(32, 10, 64)), (32, 10));
+        assert_eq!(sides(32, 64, transposes_output(32, 64, 64)), (64, 32));
     }
 
     #[test]

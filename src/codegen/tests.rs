@@ -566,6 +566,20 @@ fn column_and_row_reductions_at_every_width() {
     }
 }
 
+/// A sum in the emitted loop's order: four lanes over whole vectors, the lanes folded pairwise,
+/// then the remaining elements one by one.
+fn vector_then_scalar_sum(xs: &[f32]) -> f32 {
+    let whole = xs.len() / 4 * 4;
+    let mut lanes = [0.0f32; 4];
+    for chunk in xs[..whole].chunks_exact(4) {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    let folded = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    xs[whole..].iter().fold(folded, |a, &v| a + v)
+}
+
 #[test]
 fn reductions_add_in_the_order_of_a_scalar_loop() {
     // Column sums fold rows 0, 1, 2, ... from zero; row sums fold lane-wise vectors, then the
@@ -589,20 +603,7 @@ fn reductions_add_in_the_order_of_a_scalar_loop() {
         let want_columns: Vec<f32> = (0..w)
             .map(|c| (0..rows).fold(0.0f32, |a, r| a + xs[r * w + c]))
             .collect();
-        let want_rows: Vec<f32> = xs
-            .chunks_exact(w)
-            .map(|row| {
-                let whole = w / 4 * 4;
-                let mut lanes = [0.0f32; 4];
-                for chunk in row[..whole].chunks_exact(4) {
-                    for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                        *lane += v;
-                    }
-                }
-                let folded = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-                row[whole..].iter().fold(folded, |a, &v| a + v)
-            })
-            .collect();
+        let want_rows: Vec<f32> = xs.chunks_exact(w).map(vector_then_scalar_sum).collect();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(step.output("o0", rows).unwrap()),
@@ -628,15 +629,7 @@ fn reductions_add_in_the_order_of_a_scalar_loop() {
             .collect();
         step.input_f32_mut(0, batch).copy_from_slice(&xs);
         step.run(batch);
-        let whole = batch / 4 * 4;
-        let mut lanes = [0.0f32; 4];
-        for chunk in xs[..whole].chunks_exact(4) {
-            for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                *lane += v;
-            }
-        }
-        let folded = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        let want = xs[whole..].iter().fold(folded, |a, &v| a + v);
+        let want = vector_then_scalar_sum(&xs);
         assert_eq!(
             step.output("o0", batch).unwrap()[0].to_bits(),
             want.to_bits(),

@@ -206,9 +206,7 @@ impl Match<'_, '_, '_> {
     /// A product the emitted loop fuses into the `fma` of the sum that uses it.
     fn fused(&self, v: ValueId) -> Option<(ValueId, ValueId)> {
         let operands = self.binary(v, BinaryOp::Mul)?;
-        let fusable =
-            self.e.fma && self.e.users[v.index()] == 1 && !self.e.mem.home.contains_key(&v);
-        fusable.then_some(operands)
+        self.e.fuses_into_fma(v).then_some(operands)
     }
 
     /// A constant, through broadcasts.
