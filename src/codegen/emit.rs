@@ -1000,11 +1000,17 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 // a*b ± c and c - a*b as one fma.
                 let (l, r) = (node.inputs[0], node.inputs[1]);
                 let sub = *op == BinaryOp::Sub;
-                let (mul, other, negate_mul) = if self.fusable_mul(l, memo) {
-                    (l, r, false)
-                } else {
-                    (r, l, sub)
+                // A product by a one-hot is exact (`c·1`, `c·0`), so when both sides are
+                // products the other one is fused, where the single rounding counts.
+                let by_one_hot = |v: ValueId| {
+                    let inputs = &self.graph.node(v).inputs;
+                    inputs
+                        .iter()
+                        .any(|&i| matches!(self.graph.node(i).op, Op::OneHot { .. }))
                 };
+                let left = self.fusable_mul(l, memo)
+                    && !(by_one_hot(l) && self.fusable_mul(r, memo) && !by_one_hot(r));
+                let (mul, other, negate_mul) = if left { (l, r, false) } else { (r, l, sub) };
                 let m = self.graph.node(mul);
                 let x = self.eval(m.inputs[0], ty, memo, labels, class);
                 let y = self.eval(m.inputs[1], ty, memo, labels, class);

@@ -638,6 +638,63 @@ fn reductions_add_in_the_order_of_a_scalar_loop() {
     }
 }
 
+/// The loss gradient `c·one_hot − e·c` has two products an `fma` could absorb; the one by the
+/// one-hot is exact, so `e·c` is the one fused, rounded once with the difference (`c = −1/6`, a
+/// ragged batch's `−1/B`, is not a power of two, so rounding `e·c` on its own would show).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_fused_product_is_the_one_that_rounds() {
+    let mut g = Graph::new("fma_choice");
+    let labels = TensorType {
+        dtype: DType::I32,
+        shape: Shape(vec![Dim::Batch]),
+    };
+    let labels = g.input("labels", labels, None);
+    let c = g.input("c", TensorType::f32(Shape::scalar()), None);
+    let e = g.input("e", TensorType::f32(bn(3)), None);
+    let one_hot = g.add(Op::OneHot { classes: 3 }, &[labels], None);
+    let spread = g.broadcast(c, &bn(3), None);
+    let target = g.binary(BinaryOp::Mul, spread, one_hot, None);
+    let scaled = g.binary(BinaryOp::Mul, e, spread, None);
+    let gradient = g.binary(BinaryOp::Sub, target, scaled, None);
+    out(&mut g, gradient);
+    let rows = 6;
+    let mut step = compile(&g, &CodegenConfig { max_batch: rows }).unwrap();
+    let mut lcg = Lcg(5);
+    let label_values: Vec<i32> = (0..rows as i32).map(|r| r % 3).collect();
+    let c_value = -1.0f32 / 6.0;
+    let e_values: Vec<f32> = (0..rows * 3).map(|_| lcg.uniform(0.0, 1.0)).collect();
+    step.input_i32_mut(0, rows).copy_from_slice(&label_values);
+    step.input_f32_mut(1, rows).copy_from_slice(&[c_value]);
+    step.input_f32_mut(2, rows).copy_from_slice(&e_values);
+    step.run(rows);
+    let fma = std::arch::is_x86_feature_detected!("fma");
+    let want: Vec<u32> = e_values
+        .iter()
+        .enumerate()
+        .map(|(i, &e)| {
+            let target = if label_values[i / 3] as usize == i % 3 {
+                c_value
+            } else {
+                0.0
+            };
+            let gradient = if fma {
+                (-e).mul_add(c_value, target)
+            } else {
+                target - e * c_value
+            };
+            gradient.to_bits()
+        })
+        .collect();
+    let got: Vec<u32> = step
+        .output("o0", rows)
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn softmax_rows_are_stable() {
     let mut g = Graph::new("softmax");

@@ -2,12 +2,17 @@
 //! `1 * x`, `x + 0`, `0 + x`, `x - 0`, `x / 1` become `x`, and `neg(neg(x))` becomes `x`; an
 //! identity transpose, a reshape to the same shape, a whole-axis slice and a one-input concat
 //! become `x`; chains of transposes and of reshapes collapse into one.
+//! A sum over the classes of `c · one_hot(labels)`, with `c` the same in every class, is `c`:
+//! the class-label gradient of cross-entropy (`−1/B` per sample), whose row sum the log-softmax
+//! gradient needs, costs no kernel. It is exact — one addend is `c` and the others are zeros —
+//! because every label lies in `0..classes` (the runtime rejects a data set with any other), and
+//! differs only where `c` is infinite (`∞ · 0` made the sum NaN).
 //! A constant seen through a `broadcast` counts. `x * 0` is left alone: it is NaN, not 0, when x
 //! is NaN or infinite. `x + 0` turns a `-0.0` into `+0.0`; dropping it keeps the sign, which no
 //! op here can observe except through division by zero.
 
 use super::graph::{Graph, Node, ValueId};
-use super::op::{BinaryOp, Op, UnaryOp};
+use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use super::shape::{Dim, reshape_rule};
 
 /// Applies the identities once over the whole graph (chains collapse in one run because inputs
@@ -85,8 +90,35 @@ fn identity_operand(graph: &Graph, node: &Node) -> Option<ValueId> {
         {
             Some(node.inputs[0])
         }
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            ref axes,
+            ..
+        } => one_hot_row_sum(graph, node.inputs[0], axes),
         _ => None,
     }
+}
+
+/// `c` when `summed`, reduced over `axes`, is `broadcast(c) · one_hot(labels)` (either order)
+/// summed over its class axis and `c` does not vary along that axis.
+fn one_hot_row_sum(graph: &Graph, summed: ValueId, axes: &[usize]) -> Option<ValueId> {
+    let product = graph.node(summed);
+    let class_axis = product.ty.shape.rank().checked_sub(1)?;
+    if product.op != Op::Binary(BinaryOp::Mul) || axes != [class_axis] {
+        return None;
+    }
+    let (a, b) = (product.inputs[0], product.inputs[1]);
+    let spread = match (&graph.node(a).op, &graph.node(b).op) {
+        (Op::OneHot { .. }, Op::Broadcast) => graph.node(b),
+        (Op::Broadcast, Op::OneHot { .. }) => graph.node(a),
+        _ => return None,
+    };
+    let c = spread.inputs[0];
+    let same_in_every_class = match graph.shape(c).0.as_slice() {
+        [] => true,
+        dims => dims.len() == product.ty.shape.rank() && dims[class_axis] == Dim::Fixed(1),
+    };
+    same_in_every_class.then_some(c)
 }
 
 /// `x` in place of `node`: as it is when the types agree, broadcast when the node was bigger
@@ -227,5 +259,68 @@ mod tests {
         assert_eq!(t3.inputs, vec![x]);
         let r2 = simple.node(simple.output("r2").unwrap());
         assert_eq!((&r2.op, &r2.inputs), (&Op::Reshape, &vec![x]));
+    }
+
+    /// `Σ_class broadcast(c) · one_hot(labels)` over `classes` 3, `c` of shape `c_dims`, summed
+    /// over `axes`.
+    fn one_hot_sum(c_dims: &[usize], axes: &[usize], keep_dims: bool) -> Graph {
+        use crate::ir::shape::DType;
+        let mut graph = Graph::new("g");
+        let labels = TensorType {
+            dtype: DType::I32,
+            shape: Shape::fixed(&[4]),
+        };
+        let labels = graph.input("labels", labels, None);
+        let c = graph.input("c", TensorType::f32(Shape::fixed(c_dims)), None);
+        let one_hot = graph.add(Op::OneHot { classes: 3 }, &[labels], None);
+        let spread = graph.broadcast(c, &Shape::fixed(&[4, 3]), None);
+        let picked = graph.binary(BinaryOp::Mul, spread, one_hot, None);
+        let total = graph.reduce(ReduceKind::Sum, picked, axes, keep_dims, None);
+        graph.outputs.push(("total".into(), total));
+        graph
+    }
+
+    #[test]
+    fn a_class_sum_of_a_scaled_one_hot_is_the_scale() {
+        use crate::interp::{self, Bindings};
+        use ndarray::{ArrayD, IxDyn};
+        for (c_dims, keep_dims) in [(vec![], true), (vec![], false), (vec![4, 1], true)] {
+            let graph = one_hot_sum(&c_dims, &[1], keep_dims);
+            let simple = eliminate_dead_code(&simplify(&graph));
+            assert!(verify(&simple).is_empty(), "{:?}", verify(&simple));
+            assert!(
+                !simple
+                    .nodes
+                    .iter()
+                    .any(|n| matches!(n.op, Op::OneHot { .. } | Op::Reduce { .. })),
+                "{c_dims:?}"
+            );
+            let count: usize = c_dims.iter().product();
+            let c: Vec<f64> = (0..count).map(|i| -0.25 - 0.5 * i as f64).collect();
+            let bindings = Bindings {
+                inputs: vec![
+                    ArrayD::from_shape_vec(IxDyn(&[4]), vec![0.0, 2.0, 1.0, 2.0]).unwrap(),
+                    ArrayD::from_shape_vec(IxDyn(&c_dims), c).unwrap(),
+                ],
+                params: vec![],
+                states: vec![],
+            };
+            let total = |g: &Graph| {
+                interp::step(g, &bindings, 4)
+                    .unwrap()
+                    .output("total")
+                    .cloned()
+            };
+            assert_eq!(total(&simple), total(&graph), "{c_dims:?}");
+        }
+    }
+
+    #[test]
+    fn a_one_hot_sum_that_is_not_the_scale_stays() {
+        // `c` varies along the classes, or the sum runs over the samples.
+        for (c_dims, axes) in [(vec![3], vec![1]), (vec![], vec![0]), (vec![], vec![0, 1])] {
+            let graph = one_hot_sum(&c_dims, &axes, true);
+            assert_eq!(simplify(&graph), graph, "{c_dims:?} {axes:?}");
+        }
     }
 }
