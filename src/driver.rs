@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::check::program::{
-    Action, Activation, CheckedProgram, Fit, Loss, Metric, Optimizer, PredictFormat, Training,
-    Validation,
+    Action, Activation, CheckedProgram, DataSource, Fit, Loss, Metric, Optimizer, PredictFormat,
+    Training, Validation,
 };
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{self, Diagnostic, Span};
@@ -661,6 +661,11 @@ impl Runner<'_, '_> {
             span,
         )
         .map_err(RunError::Program)?;
+        if let Some((mean, std)) = &saved.standardization {
+            let features = self.program.models[model].input_features;
+            checkpoint::check_standardization(mean, std, features, &path.display().to_string())
+                .map_err(RunError::Data)?;
+        }
         let optimizer = saved.optimizer.filter(|_| with_optimizer);
         let steps = optimizer.as_ref().map(|o| o.step);
         self.states.insert(
@@ -744,7 +749,18 @@ impl Runner<'_, '_> {
         format: PredictFormat,
     ) -> Result<(), RunError> {
         let fit = fit.cloned().unwrap_or_else(|| self.some_fit(model));
-        let mut set = self.data(data, &fit)?;
+        // Without a `fit`, the loss assumed from the output only decides how the data's labels
+        // are read, which prediction ignores: sources holding class labels and nothing else are
+        // read as such.
+        let mut reading = fit.clone();
+        if matches!(
+            self.program.data[data].source,
+            DataSource::Synthetic { .. } | DataSource::Idx { .. }
+        ) && !fit.loss.uses_classes()
+        {
+            reading.loss = Loss::SparseCategoricalCrossentropy;
+        }
+        let mut set = self.data(data, &reading)?;
         if let Some(statistics) = &self.weights(model)?.standardization {
             statistics.apply(&mut set);
         }

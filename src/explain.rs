@@ -87,6 +87,19 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some("let n = 4)\n"),
     },
     Explanation {
+        code: "E0008",
+        title: "expression nested too deeply",
+        text: "An expression nested more than 200 deep: brackets within brackets, minus signs \
+               on minus signs, or a chain of operators so long that its innermost term is 200 \
+               operations down. Split it with `let` bindings or write a `fn`.",
+        example: Some(concat!(
+            "let n = ",
+            "----------------------------------------------------------------------------------------------------",
+            "-----------------------------------------------------------------------------------------------------",
+            "1\n"
+        )),
+    },
+    Explanation {
         code: "E0101",
         title: "name defined twice",
         text: "Data sets, models, layers, functions and top-level constants share one \
@@ -682,6 +695,18 @@ pub const EXPLANATIONS: &[Explanation] = &[
                BF16, F64, …). Kiln trains in float32; convert the tensor before saving it (in \
                PyTorch, `tensor.float()`).",
         example: None,
+    },
+    Explanation {
+        code: "E0409",
+        title: "predict cannot run this model",
+        text: "A data set supplies one f32 feature tensor per sample and `predict` writes one \
+               row of outputs per sample, so it runs models with one f32 input and one `[B, M]` \
+               output, the models `fit` can train.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            "model m(a: f32[B, 4], b: f32[B, 4]) -> f32[B, 2] {\n    dense(2)(a + b)\n}\n",
+            "predict m on d to \"p.csv\"\n"
+        )),
     },
     Explanation {
         code: "E0407",

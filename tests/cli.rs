@@ -49,6 +49,23 @@ fn a_missing_file_is_a_message_not_a_panic() {
     }
 }
 
+/// A program that is not UTF-8 says where; one behind a byte-order mark reads as without it.
+#[test]
+fn program_encodings() {
+    let dir = scratch("encodings", &[]);
+    std::fs::write(dir.join("latin1.model"), b"let n = 4\nlet m = \xe9 n\n").unwrap();
+    std::fs::write(dir.join("bom.model"), "\u{feff}let n = 4\nlet _m = n\n").unwrap();
+    let out = kiln(&["check", &path(&dir, "latin1.model")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 2, column 9 (byte 19) is not UTF-8 text"),
+        "{stderr}"
+    );
+    let out = kiln(&["check", &path(&dir, "bom.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 #[test]
 fn an_unknown_stage_or_flag_is_a_usage_error() {
     let out = kiln(&["dump", "--stage", "nope", "programs/seed.model"]);
@@ -201,6 +218,82 @@ fn absurd_sizes_are_messages_not_crashes() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Counts a user may write that no run reaches: epochs for early stopping to cut short, an
+/// `initial_epoch` past them, samples no memory holds. Messages or runs, never crashes or hangs.
+#[test]
+fn huge_counts_are_runs_or_messages() {
+    let data = "data d = synthetic_classification(samples: 50, features: 4, classes: 3)\n\
+                model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n";
+    let fit = |settings: &str| {
+        format!("{data}fit m on d {{\n    loss sparse_categorical_crossentropy\n{settings}}}\n")
+    };
+    let dir = scratch(
+        "huge_counts",
+        &[
+            (
+                "early.model",
+                &fit(
+                    "    epochs 18446744073709551615\n    callbacks [early_stopping(monitor: \"loss\", patience: 2)]\n",
+                ),
+            ),
+            (
+                "resumed.model",
+                &fit("    epochs 1000000000000\n    initial_epoch 1000000000000\n"),
+            ),
+            (
+                "samples.model",
+                &data
+                    .replace("samples: 50", "samples: 1000000000000000")
+                    .replace("data d", "data big")
+                    .replace(
+                        "}\n",
+                        "}\nfit m on big { loss sparse_categorical_crossentropy }\n",
+                    ),
+            ),
+        ],
+    );
+    let out = kiln(&["run", "-q", &path(&dir, "early.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Trained m for"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Nothing left to train: done at once (it used to replay a shuffle per epoch already done).
+    let out = kiln(&["run", "-q", &path(&dir, "resumed.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = kiln(&["run", "-q", &path(&dir, "samples.model")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("more memory than can be allocated"),
+        "{stderr}"
+    );
+}
+
+/// `predict` on a model no `fit` trains reads class-labelled data whatever the model's output
+/// (the loss assumed for a linear output would read targets) and writes its raw outputs.
+#[test]
+fn predict_without_a_fit_reads_any_data() {
+    let dir = scratch(
+        "predict_no_fit",
+        &[(
+            "p.model",
+            "data d = synthetic_classification(samples: 5, features: 4, classes: 3)\n\
+             model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(3)\n}\n\
+             predict m on d to \"p.csv\"\n",
+        )],
+    );
+    let out = kiln(&["run", &path(&dir, "p.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    assert!(
+        written.starts_with("output_0,output_1,output_2\n"),
+        "{written}"
+    );
+    assert_eq!(written.lines().count(), 6, "{written}");
 }
 
 #[test]

@@ -88,6 +88,11 @@ fn npy_and_npz_train() {
     assert!(accuracy >= 0.9, "{stdout}");
 
     // The same data as uint8 features and int32 labels in an archive, as np.savez writes it.
+    let mut huge = y.mapv(|v| v as f64);
+    huge[0] = 1e300;
+    write_npy(&dir.join("huge.npy"), &huge);
+    write_npy(&dir.join("empty_x.npy"), &Array3::<f64>::zeros((0, 2, 2)));
+    write_npy(&dir.join("empty_y.npy"), &Array1::<i64>::zeros(0));
     let mut npz = NpzWriter::new(std::fs::File::create(dir.join("d.npz")).unwrap());
     npz.add_array("pixels", &x.mapv(|v| v as u8)).unwrap();
     npz.add_array("digits", &y.mapv(|v| v as i32)).unwrap();
@@ -125,6 +130,11 @@ fn bad_numpy_files_are_messages() {
         &y.mapv(|v| if v == 3 { 7 } else { v }),
     );
     write_npy(&dir.join("half.npy"), &y.mapv(|v| v as f64 + 0.5));
+    let mut huge = y.mapv(|v| v as f64);
+    huge[0] = 1e300;
+    write_npy(&dir.join("huge.npy"), &huge);
+    write_npy(&dir.join("empty_x.npy"), &Array3::<f64>::zeros((0, 2, 2)));
+    write_npy(&dir.join("empty_y.npy"), &Array1::<i64>::zeros(0));
     let mut npz = NpzWriter::new(std::fs::File::create(dir.join("d.npz")).unwrap());
     npz.add_array("x", &x).unwrap();
     npz.finish().unwrap();
@@ -152,7 +162,12 @@ fn bad_numpy_files_are_messages() {
         ),
         (
             "npy(\"x.npy\", \"seven.npy\")",
-            "class label 7, but model 'm' outputs 4",
+            "seven.npy: sample 4 has class label 7, but model 'm' outputs 4",
+        ),
+        ("npy(\"x.npy\", \"huge.npy\")", "sample 1 has label 1e300;"),
+        (
+            "npy(\"empty_x.npy\", \"empty_y.npy\")",
+            "empty_x.npy: the data set has no samples",
         ),
         ("npy(\"x.npy\", \"half.npy\")", "sample 1 has label 0.5"),
         (
@@ -170,5 +185,38 @@ fn bad_numpy_files_are_messages() {
             "{source}: expected `{expected}` in {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// Regression targets are checked like features: a NaN (or a value past f32's range) is an
+/// error naming the targets file, not a NaN loss.
+#[test]
+fn targets_that_are_not_finite_are_messages() {
+    let dir = scratch("targets");
+    let (x, _) = images();
+    let mut targets = ndarray::Array2::<f64>::zeros((40, 4));
+    targets[[2, 1]] = f64::NAN;
+    write_npy(&dir.join("x.npy"), &x);
+    write_npy(&dir.join("t.npy"), &targets);
+    targets[[2, 1]] = 1e39;
+    write_npy(&dir.join("big.npy"), &targets);
+    for (labels, expected) in [
+        ("t.npy", "t.npy: sample 3, target 2 is NaN"),
+        ("big.npy", "big.npy: sample 3, target 2 is 1e39"),
+    ] {
+        let file = dir.join("r.model");
+        let source = format!(
+            "data d = npy(\"x.npy\", \"{labels}\")\n\
+             model m(x: f32[B, 4]) -> f32[B, 4] {{\n    dense(4)\n}}\n\
+             fit m on d {{\n    loss mean_squared_error\n    epochs 1\n}}\n"
+        );
+        std::fs::write(&file, source).unwrap();
+        let out = kiln(&["run", "-q", &file.display().to_string()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{labels}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in {stderr}"
+        );
     }
 }

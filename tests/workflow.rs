@@ -593,6 +593,17 @@ fn plot_draws_the_curves_as_svg() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
+    for (flag, extension) in [("--plot", "svg"), ("--history", "csv")] {
+        let file = path(&dir, &format!("no_such_folder/out.{extension}"));
+        let out = kiln(&["run", flag, &file, &path(&dir, "m.model")]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("no_such_folder` does not exist"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).is_empty(), "nothing trains on a bad flag");
+    }
 }
 
 #[test]

@@ -112,6 +112,21 @@ impl Checker {
             ast::ActionKind::Predict => {
                 let data = data.flatten()?;
                 let path = path?;
+                if let Some((span, detail)) = self.unfeedable(model) {
+                    let name = &self.models[model].name;
+                    self.error(
+                        Diagnostic::error("E0409", format!("`predict` cannot run `{name}`"))
+                            .primary(decl.model.span, "this model")
+                            .secondary(span, detail)
+                            .note(format!(
+                                "a data set supplies one f32 feature tensor per sample, and \
+                                 predictions are one row per sample, so `predict` runs models \
+                                 with one f32 input and one output of shape [{}, M]",
+                                self.models[model].batch_symbol
+                            )),
+                    );
+                    return None;
+                }
                 let format = if path.to_ascii_lowercase().ends_with(".npy") {
                     PredictFormat::Npy
                 } else {

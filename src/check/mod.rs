@@ -241,9 +241,28 @@ impl Checker {
     /// shape) and one `[B, M]` output (compared with labels or targets).
     fn trainable(&mut self, decl: &ast::FitDecl, index: usize) -> bool {
         let model = &self.models[self.fits[index].model];
-        let info = &self.model_info[self.fits[index].model];
         let b = &model.batch_symbol;
-        let problem = if model.inputs.len() != 1 {
+        let Some((span, detail)) = self.unfeedable(self.fits[index].model) else {
+            return true;
+        };
+        self.error(
+            Diagnostic::error("E0312", format!("`fit` cannot train `{}`", model.name))
+                .primary(decl.model.span, "this model")
+                .secondary(span, detail)
+                .note(format!("data sets supply one f32 feature tensor per sample and one label or target row, so `fit` trains models with one f32 input and one output of shape [{b}, M]"))
+                .help("check, summarize and dump other models; train a single-input, single-output model"),
+        );
+        false
+    }
+
+    /// Why a data set cannot feed model `index` (`fit`, `evaluate` and `predict` pass it one
+    /// f32 feature tensor and read one `[B, M]` output): the declaration's span and what is
+    /// wrong with it, or `None` when it can.
+    fn unfeedable(&self, index: usize) -> Option<(Span, String)> {
+        let model = &self.models[index];
+        let info = &self.model_info[index];
+        let b = &model.batch_symbol;
+        if model.inputs.len() != 1 {
             Some((
                 info.input_type_span,
                 format!("`{}` has {} inputs", model.name, model.inputs.len()),
@@ -273,18 +292,7 @@ impl Checker {
             ))
         } else {
             None
-        };
-        let Some((span, detail)) = problem else {
-            return true;
-        };
-        self.error(
-            Diagnostic::error("E0312", format!("`fit` cannot train `{}`", model.name))
-                .primary(decl.model.span, "this model")
-                .secondary(span, detail)
-                .note(format!("data sets supply one f32 feature tensor per sample and one label or target row, so `fit` trains models with one f32 input and one output of shape [{b}, M]"))
-                .help("check, summarize and dump other models; train a single-input, single-output model"),
-        );
-        false
+        }
     }
 
     fn set_index(&mut self, name: &str, index: usize) {

@@ -184,11 +184,31 @@ struct SourceFile {
 }
 
 fn read(path: &Path) -> Result<SourceFile, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("error: cannot read `{}`: {e}", path.display()))?;
+    let text = read_source(path).map_err(|e| format!("error: {e}"))?;
     Ok(SourceFile {
         name: path.display().to_string(),
         text,
+    })
+}
+
+/// A program file's text; a file that is not UTF-8 is an error saying where it stops being so.
+pub(crate) fn read_source(path: &Path) -> Result<String, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        format!(
+            "cannot read `{}`: line {line}, column {column} (byte {}) is not UTF-8 text; \
+             programs are UTF-8",
+            path.display(),
+            valid.len() + 1
+        )
     })
 }
 
@@ -290,6 +310,20 @@ fn checkpoint_flag(flag: &str, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A file written after training goes into a folder that exists now, so that a mistyped path
+/// fails before the run rather than after it.
+fn output_folder_exists(flag: &str, file: &Path) -> Result<(), String> {
+    let folder = file.parent().filter(|p| !p.as_os_str().is_empty());
+    match folder {
+        Some(folder) if !folder.is_dir() => Err(format!(
+            "error: --{flag} `{}`: the folder `{}` does not exist",
+            file.display(),
+            folder.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The format `--history` writes, from the file's extension.
 enum HistoryFormat {
     Csv,
@@ -320,6 +354,11 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
             "error: --plot `{}`: the image is SVG; the file name must end in .svg",
             plot.display()
         ));
+    }
+    for (flag, file) in [("history", &options.history), ("plot", &options.plot)] {
+        if let Some(file) = file {
+            output_folder_exists(flag, file)?;
+        }
     }
     if let Some(load) = &options.load {
         checkpoint_flag("load", load)?;

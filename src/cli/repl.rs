@@ -251,8 +251,7 @@ fn load(session: &mut Session, path: &str) -> Result<Answer, Failure> {
         return Err(Failure::Usage("usage: :load FILE.model".into()));
     }
     let path = Path::new(path);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Usage(format!("cannot read `{}`: {e}", path.display())))?;
+    let text = super::read_source(path).map_err(Failure::Usage)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     session.load(&path.display().to_string(), &text, dir)
 }

@@ -184,6 +184,12 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
             values,
         };
         if view.dtype() != Dtype::F32 {
+            if name.starts_with(PREPROCESSING_PREFIX) {
+                return Err(error(format!(
+                    "tensor `{name}` holds {:?} values; standardization statistics are F32",
+                    view.dtype()
+                )));
+            }
             other_dtypes.push((
                 name.to_string(),
                 view.shape().to_vec(),
@@ -225,6 +231,12 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
             .transpose()
     };
     let step = number("step")?;
+    // Training adds one per update; a count this high is not one a run wrote.
+    if let Some(step) = step.filter(|&s| s > MAX_STEP) {
+        return Err(error(format!(
+            "the metadata's `step` is {step}; expected at most {MAX_STEP} updates"
+        )));
+    }
     let epoch = number("epoch")?.map(|e| e as usize);
     let optimizer = match (metadata.get("optimizer"), step) {
         (Some(kind), Some(step)) => Some(OptimizerState {
@@ -259,6 +271,51 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         standardization,
         other_dtypes,
     })
+}
+
+/// The largest update count a checkpoint may hold: 2^53, the last whole number an `f64` (which
+/// learning-rate schedules are evaluated in) counts exactly, and far from wrapping a `u64`.
+pub const MAX_STEP: u64 = 1 << 53;
+
+/// Checks standardization statistics read from `origin` against a model taking `features`
+/// values per sample: one mean and one standard deviation per feature, every mean finite and
+/// every deviation finite and positive (computed statistics are floored at 1e-7).
+pub fn check_standardization(
+    mean: &[f32],
+    std: &[f32],
+    features: usize,
+    origin: &str,
+) -> Result<(), DataError> {
+    if mean.len() != features || std.len() != features {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "preprocessing.mean and preprocessing.std hold {} and {} values, but the model \
+                 takes {features} feature{} per sample; they need one value per feature",
+                mean.len(),
+                std.len(),
+                if features == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    if let Some(i) = mean.iter().position(|m| !m.is_finite()) {
+        return Err(DataError::new(
+            origin,
+            format!("preprocessing.mean of feature {} is {}", i + 1, mean[i]),
+        ));
+    }
+    if let Some(i) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "preprocessing.std of feature {} is {}; a standard deviation must be a positive \
+                 finite number",
+                i + 1,
+                std[i]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads and decodes a checkpoint file.
@@ -473,5 +530,63 @@ mod tests {
         assert!(problems[0].message.contains("`dense.kernel`"));
         assert!(problems[1].message.contains("`dense_1.kernel`"));
         assert!(problems[2].message.contains("`dense.bias`"));
+    }
+
+    #[test]
+    fn an_update_count_past_the_limit_is_an_error() {
+        let mut checkpoint = sample();
+        checkpoint.optimizer.as_mut().unwrap().step = MAX_STEP;
+        assert!(decode(&encode(&checkpoint).unwrap(), "w").is_ok());
+        checkpoint.optimizer.as_mut().unwrap().step = u64::MAX;
+        let e = decode(&encode(&checkpoint).unwrap(), "w").unwrap_err();
+        assert!(e.message.contains("`step` is 18446744073709551615"), "{e}");
+    }
+
+    #[test]
+    fn standardization_must_fit_the_model() {
+        let check = |mean: &[f32], std: &[f32]| {
+            check_standardization(mean, std, 2, "w.safetensors").map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&[0.5, -1.0], &[2.0, 1e-7]), Ok(()));
+        for (mean, std, expected) in [
+            (
+                &[0.5][..],
+                &[2.0][..],
+                "hold 1 and 1 values, but the model takes 2 features",
+            ),
+            (&[], &[], "hold 0 and 0 values"),
+            (
+                &[0.5, f32::NAN],
+                &[2.0, 1.0],
+                "preprocessing.mean of feature 2 is NaN",
+            ),
+            (
+                &[0.5, 1.0],
+                &[0.0, 1.0],
+                "preprocessing.std of feature 1 is 0;",
+            ),
+            (
+                &[0.5, 1.0],
+                &[1.0, -2.0],
+                "preprocessing.std of feature 2 is -2;",
+            ),
+            (&[0.5, 1.0], &[1.0, f32::INFINITY], "feature 2 is inf;"),
+        ] {
+            let e = check(mean, std).unwrap_err();
+            assert!(
+                e.starts_with("w.safetensors: ") && e.contains(expected),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn statistics_that_are_not_f32_are_an_error() {
+        use safetensors::tensor::{Dtype, TensorView};
+        let bytes = [0u8; 8];
+        let view = TensorView::new(Dtype::I32, vec![2], &bytes).unwrap();
+        let file = safetensors::serialize([("preprocessing.mean", view)], None).unwrap();
+        let e = decode(&file, "w").unwrap_err();
+        assert!(e.message.contains("holds I32 values"), "{e}");
     }
 }

@@ -47,6 +47,8 @@ pub struct Dataset {
     pub labels: Labels,
     /// Where it came from, for messages: the file path, or e.g. "synthetic_classification(seed 7)".
     pub origin: String,
+    /// Where its labels came from: `origin`, unless they are a file of their own (npy, IDX).
+    pub labels_origin: String,
 }
 
 /// The labels of a data set, one entry (or row) per sample.
@@ -131,6 +133,19 @@ impl std::error::Error for DataError {}
 /// `loss` decides how labels are read: class indices for sparse categorical cross-entropy,
 /// float targets for mean squared error.
 pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, DataError> {
+    let dataset = load_source(data, base_dir, loss)?;
+    // A file can declare zero rows (npy, IDX); training or scoring nothing would report a
+    // loss of 0.
+    if dataset.samples == 0 {
+        return Err(DataError::new(
+            &dataset.origin,
+            "the data set has no samples; it needs at least one",
+        ));
+    }
+    Ok(dataset)
+}
+
+fn load_source(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, DataError> {
     match &data.source {
         DataSource::Synthetic {
             samples,
@@ -274,6 +289,7 @@ impl Dataset {
             x,
             labels,
             origin: format!("{} (validation split)", self.origin),
+            labels_origin: format!("{} (validation split)", self.labels_origin),
         };
         self.samples = split_at;
         Ok((self, validation))
@@ -298,6 +314,7 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
             ),
         ));
     }
+    let labels_origin = &dataset.labels_origin;
     match (&dataset.labels, loss.uses_classes()) {
         (Labels::Classes(classes), true) => {
             let outputs = loss.classes(model.output_features);
@@ -307,7 +324,7 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
                 .find(|&(_, &class)| class < 0 || class as usize >= outputs)
             {
                 return Err(DataError::new(
-                    origin,
+                    labels_origin,
                     format!(
                         "sample {} has class label {class}, but model '{}' outputs {outputs} \
                          {} (labels must lie in 0..{outputs})",
@@ -322,7 +339,7 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
         (Labels::Targets { width, .. }, false) => {
             if *width != model.output_features {
                 return Err(DataError::new(
-                    origin,
+                    labels_origin,
                     format!(
                         "the data has {width} target{} per sample, but model '{}' outputs \
                          f32[B, {}]; {} needs them to match",
@@ -336,14 +353,14 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
             Ok(())
         }
         (Labels::Targets { .. }, true) => Err(DataError::new(
-            origin,
+            labels_origin,
             format!(
                 "the data has float targets, but {} needs integer class labels",
                 loss.name()
             ),
         )),
         (Labels::Classes(_), false) => Err(DataError::new(
-            origin,
+            labels_origin,
             format!(
                 "the data has integer class labels, but {} needs float targets",
                 loss.name()
@@ -367,6 +384,20 @@ pub fn resolve(path: &str, base_dir: &Path) -> PathBuf {
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic classification data
+
+/// An empty vector with room for `len` values, or an error naming `what` when the memory is not
+/// there (a data set declared far larger than the machine is a user's mistake, not a crash).
+fn reserve<T>(len: usize, origin: &str, what: &str) -> Result<Vec<T>, DataError> {
+    let mut values = Vec::new();
+    values.try_reserve_exact(len).map_err(|_| {
+        let bytes = len as u128 * std::mem::size_of::<T>() as u128;
+        DataError::new(
+            origin,
+            format!("{what} need {bytes} bytes, more memory than can be allocated"),
+        )
+    })?;
+    Ok(values)
+}
 
 fn synthetic(
     samples: usize,
@@ -411,15 +442,19 @@ fn synthetic(
         ));
     };
 
+    let Some(weights) = features.checked_mul(classes) else {
+        return Err(DataError::new(
+            &origin,
+            format!("{features} features × {classes} classes is too large"),
+        ));
+    };
+    let mut w: Vec<f32> = reserve(weights, &origin, "its labelling weights")?;
+    let mut x: Vec<f32> = reserve(len, &origin, "its samples")?;
+    let mut labels: Vec<i32> = reserve(samples, &origin, "its labels")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let w: Vec<f32> = (0..features * classes)
-        .map(|_| rng.sample::<f32, _>(StandardNormal))
-        .collect();
-    let x: Vec<f32> = (0..len)
-        .map(|_| rng.sample::<f32, _>(StandardNormal))
-        .collect();
+    w.extend((0..weights).map(|_| rng.sample::<f32, _>(StandardNormal)));
+    x.extend((0..len).map(|_| rng.sample::<f32, _>(StandardNormal)));
 
-    let mut labels = Vec::with_capacity(samples);
     let mut scores = vec![0.0f32; classes];
     for row in x.chunks_exact(features) {
         scores.iter_mut().for_each(|s| *s = 0.0);
@@ -442,6 +477,7 @@ fn synthetic(
         features,
         x,
         labels: Labels::Classes(labels),
+        labels_origin: origin.clone(),
         origin,
     })
 }
@@ -628,6 +664,7 @@ fn parse_csv(
         x,
         labels,
         origin: origin.to_string(),
+        labels_origin: origin.to_string(),
     })
 }
 
@@ -962,6 +999,11 @@ mod tests {
         assert_contains(&e.to_string(), "mean_squared_error");
         let e = load(&synthetic_set(10, 4, 0, 1), Path::new("."), SCCE).unwrap_err();
         assert_contains(&e.to_string(), "classes must be at least 1");
+        // More than an address space holds: an error, not an abort.
+        let e = load(&synthetic_set(usize::MAX, 1, 3, 1), Path::new("."), SCCE).unwrap_err();
+        assert_contains(&e.to_string(), "more memory than can be allocated");
+        let e = load(&synthetic_set(10, usize::MAX, 3, 1), Path::new("."), SCCE).unwrap_err();
+        assert_contains(&e.to_string(), "is too large");
     }
 
     #[test]

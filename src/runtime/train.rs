@@ -133,12 +133,14 @@ pub fn train(
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x5348_5546_464c_4521);
     let mut order: Vec<usize> = (0..dataset.samples).collect();
     let first = fit.training.initial_epoch + 1;
-    if fit.shuffle {
+    // (Nothing to replay when nothing is left to train: `initial_epoch` may be any number.)
+    if fit.shuffle && first <= fit.epochs {
         for _ in 1..first {
             order.shuffle(&mut rng);
         }
     }
-    let mut history = Vec::with_capacity(fit.epochs);
+    // Grown epoch by epoch: `epochs` may be far more than early stopping lets run.
+    let mut history = Vec::new();
     let mut step_count = steps_done;
     let schedule = fit.training.schedule.as_ref();
     let mut lr = fit.optimizer.lr();

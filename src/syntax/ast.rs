@@ -208,6 +208,35 @@ pub enum Setting {
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
+    /// How many expressions deep this one is, itself included (a number is 1, `-x` is 2): the
+    /// parser refuses nesting past `parser::MAX_NESTING`, which every later stage relies on, as
+    /// they walk expressions recursively.
+    pub depth: u32,
+}
+
+impl Expr {
+    /// An expression of `kind` one level above the deepest of its sub-expressions.
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        let below = match &kind {
+            ExprKind::List(items) | ExprKind::Tuple(items) => {
+                items.iter().map(|e| e.depth).max().unwrap_or(0)
+            }
+            ExprKind::Call { callee, args } => args
+                .iter()
+                .map(|a| a.value.depth)
+                .chain([callee.depth])
+                .max()
+                .unwrap_or(0),
+            ExprKind::Unary { operand, .. } => operand.depth,
+            ExprKind::Binary { lhs, rhs, .. } => lhs.depth.max(rhs.depth),
+            _ => 0,
+        };
+        Expr {
+            kind,
+            span,
+            depth: below + 1,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

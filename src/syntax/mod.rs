@@ -166,6 +166,10 @@ mod tests {
         let (program, diagnostics) = parse(SEED);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         assert_eq!(program.items.len(), 3);
+        // Also behind the byte-order mark some editors write.
+        let (with_bom, diagnostics) = parse(&format!("\u{feff}{SEED}"));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(with_bom.items.len(), 3);
     }
 
     #[test]
@@ -178,5 +182,70 @@ mod tests {
                 assert!(label.span.start <= label.span.end && label.span.end <= source.len());
             }
         }
+    }
+
+    /// Every way of nesting an expression `depth` deep, as a whole `let`.
+    fn nested_sources(depth: usize) -> Vec<(&'static str, String)> {
+        let list = format!("{}1{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+        let calls = format!("{}1{}", "f(".repeat(depth - 1), ")".repeat(depth - 1));
+        let tuples = format!("{}1{}", "(1, ".repeat(depth - 1), ")".repeat(depth - 1));
+        vec![
+            (
+                "minus signs",
+                format!("let n = {}1\n", "-".repeat(depth - 1)),
+            ),
+            (
+                "a sum",
+                format!("let n = {}\n", vec!["1"; depth].join(" + ")),
+            ),
+            (
+                "a product",
+                format!("let n = {}\n", vec!["2"; depth].join(" * ")),
+            ),
+            ("lists", format!("let n = {list}\n")),
+            ("calls", format!("let n = {calls}\n")),
+            ("tuples", format!("let n = {tuples}\n")),
+        ]
+    }
+
+    #[test]
+    fn nesting_stops_at_the_limit_with_an_error() {
+        let limit = parser::MAX_NESTING as usize;
+        for (what, source) in nested_sources(limit) {
+            let (_, diagnostics) = parse(&source);
+            assert!(
+                diagnostics.iter().all(|d| d.code != "E0008"),
+                "{what} {limit} deep: {diagnostics:?}"
+            );
+        }
+        for (what, source) in nested_sources(limit + 1) {
+            let (_, diagnostics) = parse(&source);
+            let codes: Vec<_> = diagnostics.iter().map(|d| d.code).collect();
+            assert_eq!(codes, ["E0008"], "{what} {} deep", limit + 1);
+        }
+        // Far past the limit: an error, not a stack overflow on this test thread's small stack
+        // (building, checking or dropping a tree this deep would overflow it).
+        for (what, source) in nested_sources(100_000) {
+            let (program, diagnostics) = parse(&source);
+            assert!(diagnostics.iter().any(|d| d.code == "E0008"), "{what}");
+            let _ = crate::check::check(&program);
+        }
+        let (_, diagnostics) = parse_expr(&format!("{}1", "-".repeat(100_000)));
+        assert!(diagnostics.iter().any(|d| d.code == "E0008"));
+    }
+
+    #[test]
+    fn a_run_of_unclosed_delimiters_is_three_errors_and_a_count() {
+        let (_, diagnostics) = parse(&format!("let a = {}\n", "([".repeat(500)));
+        let unclosed: Vec<_> = diagnostics.iter().filter(|d| d.code == "E0006").collect();
+        assert_eq!(unclosed.len(), 3, "{unclosed:?}");
+        let notes: Vec<&String> = unclosed.iter().flat_map(|d| &d.notes).collect();
+        assert_eq!(
+            notes,
+            ["997 more delimiters opened before them are unclosed too"]
+        );
+        let (_, diagnostics) = parse("let a = ((\n");
+        assert_eq!(diagnostics.iter().filter(|d| d.code == "E0006").count(), 2);
+        assert!(diagnostics.iter().all(|d| d.notes.is_empty()));
     }
 }

@@ -2,7 +2,7 @@
 
 use super::ast::{BinaryOp, Expr, ExprKind, Program};
 use super::grammar::{ExprParser, ProgramParser};
-use super::token::{LexError, Token, lex};
+use super::token::{Token, lex};
 use crate::diag::{Diagnostic, Span};
 use lalrpop_util::{ErrorRecovery, ParseError};
 
@@ -20,8 +20,8 @@ pub fn parse_expr(source: &str) -> (Option<Expr>, Vec<Diagnostic>) {
     })
 }
 
-type Recovered = Vec<ErrorRecovery<usize, Token, LexError>>;
-type Spanned = Result<(usize, Token, usize), LexError>;
+type Recovered = Vec<ErrorRecovery<usize, Token, Limit>>;
+type Spanned = Result<(usize, Token, usize), Limit>;
 
 /// Lexes, runs a generated parser, and turns every error into a diagnostic.
 fn parse_with<T>(
@@ -29,7 +29,7 @@ fn parse_with<T>(
     run: impl FnOnce(
         &mut Recovered,
         std::vec::IntoIter<Spanned>,
-    ) -> Result<T, ParseError<usize, Token, LexError>>,
+    ) -> Result<T, ParseError<usize, Token, Limit>>,
 ) -> (Option<T>, Vec<Diagnostic>) {
     let lexed = lex(source);
     let mut diagnostics = lexed.diagnostics;
@@ -57,19 +57,44 @@ fn parse_with<T>(
     (parsed, diagnostics)
 }
 
+/// The deepest expression the parser accepts. The stages after it walk expressions
+/// recursively; this bound (Python's parser stops at 200 nested brackets) keeps them within a
+/// thread's stack, however the nesting is written (`-----x`, `1 + 1 + … + 1`, `[[[…]]]`).
+pub const MAX_NESTING: u32 = 200;
+
+/// A limit of the parser's, the one error that stops it (lexical problems are diagnostics
+/// already, and syntax errors are recovered from).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Limit {
+    /// An expression more than `MAX_NESTING` deep: its span.
+    Nesting(Span),
+}
+
+/// `expr`, unless it is nested past `MAX_NESTING`; called from the grammar for every
+/// expression with sub-expressions.
+pub(crate) fn nested(expr: Expr) -> Result<Expr, ParseError<usize, Token, Limit>> {
+    if expr.depth > MAX_NESTING {
+        Err(ParseError::User {
+            error: Limit::Nesting(expr.span),
+        })
+    } else {
+        Ok(expr)
+    }
+}
+
 /// Builds `lhs op rhs`; called from the grammar.
 pub(crate) fn binary(l: usize, r: usize, op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
-    Expr {
-        kind: ExprKind::Binary {
+    Expr::new(
+        ExprKind::Binary {
             op,
             lhs: Box::new(lhs),
             rhs: Box::new(rhs),
         },
-        span: Span::new(l, r),
-    }
+        Span::new(l, r),
+    )
 }
 
-fn convert(error: ParseError<usize, Token, LexError>, end: usize) -> Diagnostic {
+fn convert(error: ParseError<usize, Token, Limit>, end: usize) -> Diagnostic {
     match error {
         ParseError::InvalidToken { location } => Diagnostic::error("E0001", "invalid token")
             .primary(Span::new(location, location), "here"),
@@ -89,7 +114,14 @@ fn convert(error: ParseError<usize, Token, LexError>, end: usize) -> Diagnostic 
             token: (l, token, r),
         } => Diagnostic::error("E0001", format!("unexpected {}", describe_token(&token)))
             .primary(Span::new(l, r), "expected the end of the file"),
-        ParseError::User { error } => match error {},
+        ParseError::User {
+            error: Limit::Nesting(span),
+        } => Diagnostic::error(
+            "E0008",
+            format!("expression nested more than {MAX_NESTING} deep"),
+        )
+        .primary(span, "this is too deeply nested")
+        .note("split it with `let` bindings or a `fn`"),
     }
 }
 

@@ -158,10 +158,6 @@ impl Token {
     }
 }
 
-/// Never constructed: lexical problems become diagnostics and are skipped before parsing.
-#[derive(Clone, Debug, PartialEq)]
-pub enum LexError {}
-
 pub type Spanned = (usize, Token, usize);
 
 /// The lexer's output.
@@ -177,6 +173,10 @@ pub struct Lexed {
 pub fn lex(source: &str) -> Lexed {
     let mut state = Balancer::default();
     let mut lexer = Raw::lexer(source);
+    // A byte-order mark some editors write first is not part of the program.
+    if source.starts_with('\u{feff}') {
+        lexer.bump('\u{feff}'.len_utf8());
+    }
     let mut bad_char: Option<Span> = None;
     while let Some(result) = lexer.next() {
         let range = lexer.span();
@@ -409,13 +409,18 @@ impl Balancer {
     }
 
     fn close_innermost(&mut self, at: Span) {
+        self.close_innermost_reporting(at, true);
+    }
+
+    /// Closes the innermost open delimiter at `at`; `report` says whether it gets an E0006.
+    fn close_innermost_reporting(&mut self, at: Span, report: bool) {
         if let Some((opener, open_span)) = self.open.pop() {
             let closer = closer_of(&opener);
             self.unclosed.push(Span::new(open_span.start, at.start));
             let swallowed = self
                 .unterminated_string
                 .is_some_and(|start| start > open_span.start);
-            if !swallowed {
+            if report && !swallowed {
                 self.diagnostics.push(
                     Diagnostic::error("E0006", format!("unclosed `{}`", delimiter_text(&opener)))
                         .primary(open_span, "opened here")
@@ -430,9 +435,25 @@ impl Balancer {
         }
     }
 
+    /// Closes everything still open at `at`. The innermost `MAX_UNCLOSED_REPORTED` each get an
+    /// E0006 and the last of those a count of the rest: a line of a thousand `[` is one
+    /// mistake, not a thousand diagnostics.
     fn close_all(&mut self, at: Span) {
+        const MAX_UNCLOSED_REPORTED: usize = 3;
+        let before = self.diagnostics.len();
+        let mut closed = 0;
         while !self.open.is_empty() {
-            self.close_innermost(at);
+            self.close_innermost_reporting(at, closed < MAX_UNCLOSED_REPORTED);
+            closed += 1;
+        }
+        let unreported = closed.saturating_sub(MAX_UNCLOSED_REPORTED);
+        if unreported > 0 && self.diagnostics.len() > before {
+            let last = self.diagnostics.pop().expect("just checked");
+            self.diagnostics.push(last.note(format!(
+                "{unreported} more delimiter{} opened before {} unclosed too",
+                if unreported == 1 { "" } else { "s" },
+                if unreported == 1 { "it is" } else { "them are" },
+            )));
         }
     }
 

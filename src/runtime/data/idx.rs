@@ -46,6 +46,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         x: pixels.iter().map(|&p| f32::from(p) / scale).collect(),
         labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
         origin: images_origin,
+        labels_origin,
     })
 }
 
@@ -115,11 +116,11 @@ fn header(bytes: &[u8], origin: &str, magic: u32, what: &str) -> Result<Vec<u32>
 fn body<'a>(
     bytes: &'a [u8],
     header_len: usize,
-    expected: u64,
+    expected: u128,
     origin: &str,
     promise: &str,
 ) -> Result<&'a [u8], DataError> {
-    let found = (bytes.len() - header_len) as u64;
+    let found = (bytes.len() - header_len) as u128;
     if found < expected {
         return Err(DataError::new(
             origin,
@@ -156,7 +157,8 @@ pub fn parse_images(
             format!("the header gives images of {rows}×{cols} pixels; expected at least 1×1"),
         ));
     }
-    let expected = u64::from(count) * u64::from(rows) * u64::from(cols);
+    // In u128: three u32 factors can pass u64's range.
+    let expected = u128::from(count) * u128::from(rows) * u128::from(cols);
     let promise = format!(
         "{count} image{} of {rows}×{cols} pixels",
         plural(count as usize)
@@ -175,7 +177,7 @@ pub fn parse_labels(bytes: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
     let words = header(bytes, origin, LABELS_MAGIC, "unsigned-byte labels")?;
     let count = words[1];
     let promise = format!("{count} label{}", plural(count as usize));
-    Ok(body(bytes, 8, u64::from(count), origin, &promise)?.to_vec())
+    Ok(body(bytes, 8, u128::from(count), origin, &promise)?.to_vec())
 }
 
 #[cfg(test)]
@@ -333,6 +335,12 @@ mod tests {
         assert_contains(
             &error(&long, &labels),
             "the file has 1 more byte after them",
+        );
+        // A header whose size passes u64's range (it used to wrap to a small number).
+        let huge = images_file(u32::MAX, u32::MAX, u32::MAX, &[0; 4]);
+        assert_contains(
+            &error(&huge, &labels),
+            "79228162458924105385300197375 bytes of data; found 4",
         );
     }
 

@@ -150,6 +150,16 @@ pub fn load_npz(
     assemble(x, &x_origin, y, &y_origin, scale, loss)
 }
 
+/// A value as a message shows it: whole numbers as such, others in Rust's shortest form, which
+/// turns to exponent notation for huge ones (`1e300`, not three hundred digits).
+fn number_text(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e16 {
+        format!("{v}")
+    } else {
+        format!("{v:?}")
+    }
+}
+
 /// Features and labels into a data set, checking counts, shapes and values.
 fn assemble(
     x: Numbers,
@@ -189,13 +199,15 @@ fn assemble(
     }
     let mut values = Vec::with_capacity(x.values.len());
     for (index, &v) in x.values.iter().enumerate() {
-        if !v.is_finite() {
+        if !(v as f32).is_finite() {
             return Err(DataError::new(
                 x_origin,
                 format!(
-                    "sample {}, feature {} is {v}; features must be finite numbers",
+                    "sample {}, feature {} is {}; features must be finite numbers within \
+                     f32's range",
                     index / features.max(1) + 1,
-                    index % features.max(1) + 1
+                    index % features.max(1) + 1,
+                    number_text(v)
                 ),
             ));
         }
@@ -220,9 +232,10 @@ fn assemble(
                     return Err(DataError::new(
                         y_origin,
                         format!(
-                            "sample {} has label {v}; expected a class index (a whole number \
+                            "sample {} has label {}; expected a class index (a whole number \
                              from 0){}",
                             index + 1,
+                            number_text(v),
                             if y.integers {
                                 ""
                             } else {
@@ -237,9 +250,21 @@ fn assemble(
         }
     } else {
         {
-            let width: usize = y.shape[1..].iter().product();
+            let width = y.shape[1..].iter().product::<usize>().max(1);
+            if let Some(index) = y.values.iter().position(|v| !(*v as f32).is_finite()) {
+                return Err(DataError::new(
+                    y_origin,
+                    format!(
+                        "sample {}, target {} is {}; targets must be finite numbers within \
+                         f32's range",
+                        index / width + 1,
+                        index % width + 1,
+                        number_text(y.values[index])
+                    ),
+                ));
+            }
             Labels::Targets {
-                width: width.max(1),
+                width,
                 values: y.values.iter().map(|&v| v as f32).collect(),
             }
         }
@@ -250,5 +275,6 @@ fn assemble(
         x: values,
         labels,
         origin: x_origin.to_string(),
+        labels_origin: y_origin.to_string(),
     })
 }
