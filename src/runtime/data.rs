@@ -267,7 +267,7 @@ impl Dataset {
             return Err(DataError::new(
                 &self.origin,
                 format!(
-                    "validation_split {fraction} of {samples} sample{} leaves {} for training \
+                    "validation_split {fraction:?} of {samples} sample{} leaves {} for training \
                      and {} for validation; each needs at least one",
                     plural(samples),
                     split_at,
@@ -1299,7 +1299,10 @@ mod tests {
         let (train, _) = ten.split_off_validation(0.2).unwrap();
         assert_eq!(train.samples, 8);
         let e = data.split_off_validation(1e-20).unwrap_err().to_string();
-        assert_contains(&e, "leaves 7 for training and 0 for validation");
+        assert_contains(
+            &e,
+            "validation_split 1e-20 of 7 samples leaves 7 for training and 0",
+        );
         let one = load_text("a,y\n1,0\n", LabelColumn::Last, true, SCCE).unwrap();
         let e = one.split_off_validation(0.5).unwrap_err().to_string();
         assert_contains(
