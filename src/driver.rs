@@ -748,15 +748,18 @@ impl Runner<'_, '_> {
         path: &Path,
         format: PredictFormat,
     ) -> Result<(), RunError> {
+        let assumed = fit.is_none();
         let fit = fit.cloned().unwrap_or_else(|| self.some_fit(model));
         // Without a `fit`, the loss assumed from the output only decides how the data's labels
         // are read, which prediction ignores: sources holding class labels and nothing else are
         // read as such.
         let mut reading = fit.clone();
-        if matches!(
-            self.program.data[data].source,
-            DataSource::Synthetic { .. } | DataSource::Idx { .. }
-        ) && !fit.loss.uses_classes()
+        if assumed
+            && !fit.loss.uses_classes()
+            && matches!(
+                self.program.data[data].source,
+                DataSource::Synthetic { .. } | DataSource::Idx { .. }
+            )
         {
             reading.loss = Loss::SparseCategoricalCrossentropy;
         }
