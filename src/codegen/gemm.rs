@@ -489,6 +489,10 @@ struct Slot {
     quit: AtomicBool,
     /// Park at once instead of spinning until the next task (see `Gemm::rest`).
     rest: AtomicBool,
+    /// Spin for the next task at all: not when there are more threads than cores, where a
+    /// spinning worker takes the core a working thread needs (`--threads 256` on two cores
+    /// ran a thousand times slower).
+    spin: AtomicBool,
 }
 
 /// Spin iterations a worker waits for its next task before parking: a training step posts its
@@ -508,7 +512,10 @@ fn worker_loop(slot: &Slot, kernels: &KernelTable, mut scratch: Scratch) {
                 seen = posted;
                 break;
             }
-            if spins < WORKER_SPINS && !slot.rest.load(Ordering::Acquire) {
+            if spins < WORKER_SPINS
+                && slot.spin.load(Ordering::Acquire)
+                && !slot.rest.load(Ordering::Acquire)
+            {
                 spins += 1;
                 std::hint::spin_loop();
             } else {
@@ -529,6 +536,8 @@ pub struct Gemm {
     scratch: Scratch,
     scratch_len: usize,
     workers: Vec<Worker>,
+    /// Whether waiting threads spin: only while there are no more threads than cores.
+    spin: bool,
 }
 
 impl Gemm {
@@ -556,6 +565,7 @@ impl Gemm {
             scratch: Scratch::new(scratch_len),
             scratch_len,
             workers: Vec::new(),
+            spin: true,
         };
         gemm.set_threads(threads);
         gemm
@@ -590,6 +600,7 @@ impl Gemm {
                 done: AtomicUsize::new(0),
                 quit: AtomicBool::new(false),
                 rest: AtomicBool::new(false),
+                spin: AtomicBool::new(false),
             });
             let scratch = Scratch::new(self.scratch_len);
             let theirs = Arc::clone(&slot);
@@ -604,6 +615,12 @@ impl Gemm {
                 // No more threads to be had: run with the ones there are.
                 Err(_) => break,
             }
+        }
+        // (Asked here, not per product: the answer reads the affinity mask and cgroup files.)
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        self.spin = self.threads() <= cores;
+        for worker in &self.workers {
+            worker.slot.spin.store(self.spin, Ordering::Release);
         }
     }
 
@@ -724,12 +741,14 @@ impl Gemm {
             }
         }
         work(0).run(kernels, &mut self.scratch);
+        // More threads than cores: give the core to a worker at once rather than spin.
+        let max_spins = if self.spin { 1 << 12 } else { 0 };
         for worker in &self.workers {
             let posted = worker.slot.posted.load(Ordering::Acquire);
             let mut spins = 0usize;
             while worker.slot.done.load(Ordering::Acquire) != posted {
                 spins += 1;
-                if spins < 1 << 12 {
+                if spins < max_spins {
                     std::hint::spin_loop();
                 } else {
                     thread::yield_now();
@@ -1079,6 +1098,26 @@ mod tests {
                 product(&mut gemm, m, n, k, ta, tb);
             }
         }
+    }
+
+    /// More threads than cores: nobody spins for the next product (a spinning thread would
+    /// hold the core a working one needs), and the products keep their bits.
+    #[test]
+    fn more_threads_than_cores_wait_without_spinning() {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let (m, n, k) = (256, 256, 64);
+        let one = product(&mut planned(m, n, k, 1), m, n, k, false, false);
+        let mut many = planned(m, n, k, cores + 3);
+        assert!(!many.spin);
+        assert!(
+            many.workers
+                .iter()
+                .all(|w| !w.slot.spin.load(Ordering::Acquire))
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&product(&mut many, m, n, k, false, false)), bits(&one));
+        many.set_threads(1);
+        assert!(many.spin);
     }
 
     #[test]
