@@ -1243,7 +1243,21 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
     for slot in slots {
         numbers.push(match slot {
             None => None,
-            Some(arg) => Some(number_arg(el, Some(arg), 0.0)? as f32),
+            Some(arg) => {
+                let span = arg.span;
+                let x = number_arg(el, Some(arg), 0.0)? as f32;
+                if !x.is_finite() {
+                    el.error(
+                        Diagnostic::error(
+                            "E0303",
+                            format!("`{name}`'s arguments must lie within f32's range (±3.4e38)"),
+                        )
+                        .primary(span, "too large for f32"),
+                    );
+                    return None;
+                }
+                Some(x)
+            }
         });
     }
     let get = |i: usize, default: f32| numbers.get(i).copied().flatten().unwrap_or(default);

@@ -34,9 +34,16 @@ pub fn initial_params(graph: &Graph, seed: u64) -> Vec<Vec<f32>> {
                 Init::Normal { mean, std } => (0..len)
                     .map(|_| mean + std * rng.sample::<f32, _>(StandardNormal))
                     .collect(),
-                Init::Uniform { min, max } if min < max => {
+                Init::Uniform { min, max } if min < max && (max - min).is_finite() => {
                     (0..len).map(|_| rng.random_range(min..max)).collect()
                 }
+                // A range wider than f32 holds (`uniform(limit: 2e38)`), drawn in f64.
+                Init::Uniform { min, max } if min < max => (0..len)
+                    .map(|_| {
+                        let (min, max) = (f64::from(min), f64::from(max));
+                        (min + (max - min) * rng.random::<f64>()) as f32
+                    })
+                    .collect(),
                 Init::Uniform { min, .. } => vec![min; len],
             }
         })
@@ -97,5 +104,27 @@ mod tests {
         assert!(values[1].iter().all(|&v| v == 0.0));
         assert_eq!(values, initial_params(&graph, 7));
         assert_ne!(values, initial_params(&graph, 8));
+    }
+
+    /// A uniform range wider than f32 can subtract (`uniform(limit: 2e38)`) draws within it.
+    #[test]
+    fn a_uniform_range_past_f32s_width_draws_within_it() {
+        let mut graph = Graph::new("g");
+        let (min, max) = (-2e38f32, 3e38f32);
+        graph.param(
+            ParamInfo {
+                name: "w".into(),
+                shape: Shape::fixed(&[1000]),
+                init: Init::Uniform { min, max },
+            },
+            None,
+        );
+        let values = &initial_params(&graph, 3)[0];
+        assert!(
+            values
+                .iter()
+                .all(|v| v.is_finite() && (min..=max).contains(v))
+        );
+        assert!(values.iter().any(|&v| v < min / 2.0) && values.iter().any(|&v| v > max / 2.0));
     }
 }
