@@ -773,12 +773,14 @@ impl Runner<'_, '_> {
         let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
         let scores = evaluator.scores(&params, &set);
         let m = &self.program.models[model];
+        // Binary cross-entropy scores are [0, logit], two per sample: softmax of them is
+        // [1 − σ, σ], the two classes' probabilities.
+        let binary = fit.loss == Loss::BinaryCrossentropy;
         let predictions = Predictions::from_scores(
             scores,
-            m.output_features,
-            // Binary cross-entropy scores are [0, logit]: softmax of them is [1 − σ, σ].
+            if binary { 2 } else { m.output_features },
             (m.output_activation() == Activation::Softmax && !fit.loss_options.from_logits)
-                || fit.loss == Loss::BinaryCrossentropy,
+                || binary,
             fit.loss.uses_classes(),
         );
         predict::write(path, format, &predictions).map_err(RunError::Data)?;

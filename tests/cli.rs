@@ -243,6 +243,10 @@ fn huge_counts_are_runs_or_messages() {
                 &fit("    epochs 1000000000000\n    initial_epoch 1000000000000\n"),
             ),
             (
+                "at_the_end.model",
+                &fit("    epochs 18446744073709551615\n    initial_epoch 18446744073709551615\n"),
+            ),
+            (
                 "samples.model",
                 &data
                     .replace("samples: 50", "samples: 1000000000000000")
@@ -262,8 +266,16 @@ fn huge_counts_are_runs_or_messages() {
         text(&out.stdout)
     );
     // Nothing left to train: done at once (it used to replay a shuffle per epoch already done).
-    let out = kiln(&["run", "-q", &path(&dir, "resumed.model")]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    for done in ["resumed.model", "at_the_end.model"] {
+        // (`initial_epoch + 1` wrapped to 0 at u64::MAX, and training never ended.)
+        let out = kiln(&["run", "-q", &path(&dir, done)]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("Trained m for 0 epochs"),
+            "{done}: {}",
+            text(&out.stdout)
+        );
+    }
     let out = kiln(&["run", "-q", &path(&dir, "samples.model")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

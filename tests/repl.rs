@@ -117,6 +117,13 @@ fn scripted_sessions_print_results_without_prompts() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "x: f32[2]\nf32[]\n5.\n");
     assert!(stderr.is_empty());
+    // Comment lines, as a script has them, are nothing to do (they were E0005).
+    let (stdout, stderr, ok) = repl(
+        "# squares\nlet x = [3]  # one\n  # done\nsum(x * x)\n",
+        false,
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "x: f32[1]\nf32[]\n9.\n");
 }
 
 #[test]

@@ -462,6 +462,38 @@ fn predict_writes_probabilities_and_classes() {
     assert!(accuracy > 0.8, "{evaluated}");
 }
 
+/// A binary classifier's predictions: both classes' probabilities (`[1 − σ, σ]`) and the class,
+/// one row per sample (its scores are two per sample, `[0, logit]`; it wrote two rows each).
+#[test]
+fn predict_after_binary_cross_entropy_writes_one_row_per_sample() {
+    let dir = scratch(
+        "predict_binary",
+        &[
+            ("bin.csv", "a,b,y\n0.1,0.9,0\n0.8,0.3,1\n0.7,0.1,1\n"),
+            (
+                "m.model",
+                "data t = csv(\"bin.csv\")\n\
+                 model m(x: f32[B, 2]) -> f32[B, 1] {\n    dense(1, sigmoid)\n}\n\
+                 fit m on t {\n    loss binary_crossentropy\n}\n\
+                 predict m on t to \"p.csv\"\n",
+            ),
+        ],
+    );
+    let out = run_ok(&dir, "m.model", &[]);
+    assert!(out.contains("Predicted m on t: 3 samples written"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("prob_0,prob_1,class"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    for row in &rows {
+        assert!((row[0] + row[1] - 1.0).abs() < 1e-6, "{row:?}");
+        assert_eq!(row[2], if row[1] > 0.5 { 1.0 } else { 0.0 }, "{row:?}");
+    }
+}
+
 #[test]
 fn action_and_callback_mistakes_are_diagnostics() {
     let cases = [

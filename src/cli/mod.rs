@@ -414,14 +414,21 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         })?;
     }
     for outcome in &outcomes {
-        if let Some(last) = outcome.history.last() {
-            say!(
+        match outcome.history.last() {
+            Some(last) => say!(
                 "Trained {} for {} epochs: {} (weights {})",
                 outcome.model,
                 outcome.history.len(),
                 metrics_text(last),
                 outcome.weights_hash
-            );
+            ),
+            // `initial_epoch` at or past `epochs` (nothing to train, as in Keras), or
+            // interrupted within the first epoch.
+            None => say!(
+                "Trained {} for 0 epochs (weights {})",
+                outcome.model,
+                outcome.weights_hash
+            ),
         }
         if let Some(profile) = &outcome.profile {
             print_profile(&outcome.model, profile, &file.text);

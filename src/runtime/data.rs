@@ -607,7 +607,7 @@ fn parse_csv(
             if col == label_col {
                 match loss.uses_classes() {
                     true => {
-                        classes.push(parse_class(cell).map_err(|message| {
+                        classes.push(parse_class(cell, loss).map_err(|message| {
                             DataError::at_cell(origin, row.line, col + 1, message)
                         })?);
                     }
@@ -733,11 +733,16 @@ fn parse_number(cell: &str) -> Result<f32, String> {
         .map_err(|_| format!("cannot read '{cell}' as a number"))
 }
 
-fn parse_class(cell: &str) -> Result<i32, String> {
+fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
     let not_class = || {
         format!(
-            "class label '{cell}' is not a non-negative integer; sparse_categorical_crossentropy \
-             needs class indices 0, 1, 2, …"
+            "class label '{cell}' is not a non-negative integer; {} needs class indices {}",
+            loss.name(),
+            if loss == Loss::BinaryCrossentropy {
+                "0 and 1"
+            } else {
+                "0, 1, 2, …"
+            }
         )
     };
     let value: f64 = cell
@@ -1158,7 +1163,15 @@ mod tests {
         let e = error_text("a,y\n1,-1\n", LabelColumn::Last, true, SCCE);
         assert_contains(
             &e,
-            "line 2, column 2: class label '-1' is not a non-negative integer",
+            "line 2, column 2: class label '-1' is not a non-negative integer; \
+             sparse_categorical_crossentropy needs class indices 0, 1, 2, …",
+        );
+        // The message names the loss the fit uses.
+        let bce = Loss::BinaryCrossentropy;
+        let e = error_text("a,y\n1,0.5\n", LabelColumn::Last, true, bce);
+        assert_contains(
+            &e,
+            "'0.5' is not a non-negative integer; binary_crossentropy needs class indices 0 and 1",
         );
         let e = error_text("a,y\n1,cat\n", LabelColumn::Last, true, SCCE);
         assert_contains(

@@ -132,9 +132,14 @@ pub fn train(
     // A separate stream from weight initialisation, which uses the same seed.
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x5348_5546_464c_4521);
     let mut order: Vec<usize> = (0..dataset.samples).collect();
-    let first = fit.training.initial_epoch + 1;
-    // (Nothing to replay when nothing is left to train: `initial_epoch` may be any number.)
-    if fit.shuffle && first <= fit.epochs {
+    // Epochs `first..=last`: none when `initial_epoch` is already `epochs` or past it (either
+    // may be any number up to u64::MAX, so no `+ 1` before that is known).
+    let (first, last) = if fit.training.initial_epoch < fit.epochs {
+        (fit.training.initial_epoch + 1, fit.epochs)
+    } else {
+        (1, 0)
+    };
+    if fit.shuffle && first <= last {
         for _ in 1..first {
             order.shuffle(&mut rng);
         }
@@ -160,7 +165,7 @@ pub fn train(
     let mut stopped_early = None;
     let mut interrupted = None;
 
-    for epoch in first..=fit.epochs {
+    for epoch in first..=last {
         let started = Instant::now();
         if fit.shuffle {
             order.shuffle(&mut rng);

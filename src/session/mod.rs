@@ -205,7 +205,11 @@ impl Session {
         text: &str,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Answer, Failure> {
-        if text.trim().is_empty() {
+        // Blank, or only comments (a pasted or scripted session has them): nothing to do.
+        if text.lines().all(|line| {
+            let line = line.trim();
+            line.is_empty() || line.starts_with('#')
+        }) {
             return Ok(Answer::default());
         }
         let source = self.next_entry(text);
