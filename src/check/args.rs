@@ -1,5 +1,6 @@
 //! Reading call arguments and literal values, with one diagnostic per problem.
 
+use super::value::Value;
 use super::{Checker, suggest};
 use crate::diag::{Diagnostic, Span};
 use crate::syntax::ast::{Arg, Expr, ExprKind, Ident, UnaryOp};
@@ -13,6 +14,62 @@ pub struct Bound<'a> {
 impl Bound<'_> {
     pub fn get(&self, slot: usize) -> Option<&Expr> {
         self.slots.get(slot).copied().flatten()
+    }
+}
+
+impl Checker {
+    /// `expr` with every name of a number, string or boolean constant (a top-level `let`) replaced
+    /// by its value, at the name's span: the settings of `fit` and the arguments of data sources
+    /// are read as literals, and a constant stands for one there as it does in a model.
+    pub(super) fn with_constants(&mut self, expr: &Expr) -> Expr {
+        let literal = |kind: ExprKind| Expr::new(kind, expr.span);
+        let negated = |kind: ExprKind| {
+            let operand = Box::new(literal(kind));
+            literal(ExprKind::Unary {
+                op: UnaryOp::Neg,
+                operand,
+            })
+        };
+        match &expr.kind {
+            ExprKind::Name(name) => {
+                let value = match self.consts.get(name) {
+                    Some(Value::Int(n)) if *n < 0 => negated(ExprKind::Int(n.unsigned_abs())),
+                    Some(Value::Int(n)) => literal(ExprKind::Int(n.unsigned_abs())),
+                    Some(Value::Float(x)) if *x < 0.0 => negated(ExprKind::Float(-x)),
+                    Some(Value::Float(x)) => literal(ExprKind::Float(*x)),
+                    Some(Value::Bool(b)) => literal(ExprKind::Bool(*b)),
+                    Some(Value::Str(text)) => literal(ExprKind::Str(text.clone())),
+                    _ => return expr.clone(),
+                };
+                self.used_defs.insert(name.clone());
+                value
+            }
+            ExprKind::List(items) => {
+                let items = items.iter().map(|e| self.with_constants(e)).collect();
+                literal(ExprKind::List(items))
+            }
+            ExprKind::Tuple(items) => {
+                let items = items.iter().map(|e| self.with_constants(e)).collect();
+                literal(ExprKind::Tuple(items))
+            }
+            ExprKind::Call { callee, args } => {
+                let args = (args.iter())
+                    .map(|arg| Arg {
+                        value: self.with_constants(&arg.value),
+                        ..arg.clone()
+                    })
+                    .collect();
+                literal(ExprKind::Call {
+                    callee: callee.clone(),
+                    args,
+                })
+            }
+            ExprKind::Unary { op, operand } => literal(ExprKind::Unary {
+                op: *op,
+                operand: Box::new(self.with_constants(operand)),
+            }),
+            _ => expr.clone(),
+        }
     }
 }
 

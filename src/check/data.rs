@@ -10,6 +10,10 @@ impl Checker {
     // ----- data -----
 
     pub(super) fn data(&mut self, decl: &ast::DataDecl) {
+        let decl = &ast::DataDecl {
+            value: self.with_constants(&decl.value),
+            ..decl.clone()
+        };
         let fresh = self.declare(&decl.name, Kind::Data);
         let Some((callee, call_args)) =
             self.call_parts(&decl.value, "a data source such as `csv(\"file.csv\")`")

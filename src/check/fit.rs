@@ -13,6 +13,20 @@ impl Checker {
     // ----- fit -----
 
     pub(super) fn fit(&mut self, decl: &ast::FitDecl) {
+        let settings = (decl.settings.iter())
+            .map(|setting| match setting {
+                ast::Setting::Pair { key, value, span } => ast::Setting::Pair {
+                    key: key.clone(),
+                    value: self.with_constants(value),
+                    span: *span,
+                },
+                other => other.clone(),
+            })
+            .collect();
+        let decl = &ast::FitDecl {
+            settings,
+            ..decl.clone()
+        };
         let model = self.lookup(&decl.model, Kind::Model);
         let data = self.lookup(&decl.data, Kind::Data);
         let head = Span::new(decl.span.start, decl.data.span.end);
