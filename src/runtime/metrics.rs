@@ -40,20 +40,30 @@ impl Metrics {
         if classes == 0 {
             return;
         }
-        if self.per_class.len() < classes {
+        // Per-class counts and top-k only for the metrics that read them: a step of a small
+        // model takes microseconds, and this tally runs after every one.
+        let per_class =
+            (self.metrics.iter()).any(|m| matches!(m, Metric::Precision | Metric::Recall));
+        let top_k = (self.metrics.iter()).any(|m| matches!(m, Metric::TopKAccuracy { .. }));
+        if per_class && self.per_class.len() < classes {
             self.per_class.resize(classes, [0; 3]);
         }
         for (row, label) in scores.chunks_exact(classes).zip(labels) {
             let predicted = argmax(row);
             let label = label as usize;
             self.samples += 1;
-            if predicted == label {
-                self.correct += 1;
-                self.per_class[label][0] += 1;
+            self.correct += usize::from(predicted == label);
+            if per_class {
+                if predicted == label {
+                    self.per_class[label][0] += 1;
+                }
+                self.per_class[predicted][1] += 1;
+                if let Some(counts) = self.per_class.get_mut(label) {
+                    counts[2] += 1;
+                }
             }
-            self.per_class[predicted][1] += 1;
-            if let Some(counts) = self.per_class.get_mut(label) {
-                counts[2] += 1;
+            if !top_k {
+                continue;
             }
             for (slot, metric) in self.metrics.iter().enumerate() {
                 if let Metric::TopKAccuracy { k } = metric {
