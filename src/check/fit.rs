@@ -287,8 +287,21 @@ impl Checker {
         metric_spans: &[Span],
     ) -> bool {
         let mut ok = true;
+        let mut listed: HashMap<&str, Span> = HashMap::new();
         for (metric, span) in metrics.iter().zip(metric_spans) {
             let name = metric.display_name();
+            // Reports and the history name a metric's values by its name.
+            if let Some(&first) = listed.get(name) {
+                ok = false;
+                self.error(
+                    Diagnostic::error("E0303", format!("`{name}` is listed twice in `metrics`"))
+                        .primary(*span, "listed again here")
+                        .secondary(first, "first listed here")
+                        .help("each metric is reported once, under its name; list it once"),
+                );
+            } else {
+                listed.insert(name, *span);
+            }
             if !loss.uses_classes() && metric.needs_classes() {
                 ok = false;
                 self.error(
