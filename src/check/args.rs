@@ -64,10 +64,22 @@ impl Checker {
                     args,
                 })
             }
-            ExprKind::Unary { op, operand } => literal(ExprKind::Unary {
-                op: *op,
-                operand: Box::new(self.with_constants(operand)),
-            }),
+            // A double negation (`-n` of a negative `n`, or `--3`) is the positive literal: the
+            // readers below call any negation negative.
+            ExprKind::Unary { op, operand } => match self.with_constants(operand) {
+                Expr {
+                    kind:
+                        ExprKind::Unary {
+                            op: UnaryOp::Neg,
+                            operand: inner,
+                        },
+                    ..
+                } if *op == UnaryOp::Neg => literal(inner.kind),
+                operand => literal(ExprKind::Unary {
+                    op: *op,
+                    operand: Box::new(operand),
+                }),
+            },
             _ => expr.clone(),
         }
     }

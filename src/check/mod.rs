@@ -404,6 +404,24 @@ mod tests {
         check(&ast)
     }
 
+    /// Constants stand for their values in fit settings, signs included.
+    #[test]
+    fn fit_settings_read_constants_and_their_signs() {
+        let source = "let n = -3\nlet rate = -0.5\n\
+             data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n\
+             model m(x: f32[B, 4]) -> f32[B, 2] {\n    dense(2, softmax)\n}\n\
+             fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs -n\n    \
+             batch --4\n    optimizer sgd(lr: -rate)\n}\n";
+        let (checked, diagnostics) = check_source(source);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let fit = &checked.expect("checks").fits[0];
+        assert_eq!((fit.epochs, fit.batch), (3, 4));
+        assert_eq!(fit.optimizer.lr(), 0.5);
+        let (_, diagnostics) = check_source(&source.replace("epochs -n", "epochs n"));
+        let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, ["`epochs` must be a positive integer"]);
+    }
+
     #[test]
     fn seed_program_checks_with_keras_defaults() {
         let (checked, diagnostics) = check_source(include_str!("../../programs/seed.model"));
