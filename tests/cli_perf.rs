@@ -4,18 +4,14 @@
 
 mod common;
 
-use common::{kiln, text};
-use std::path::PathBuf;
+use common::{Scratch, kiln, path, scratch, text};
 use std::process::Output;
 
-/// A scratch folder holding `m.model`, unique to the test; returns the program's path.
-fn program(test: &str, source: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("kiln-cli-perf-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join("m.model");
-    std::fs::write(&path, source).unwrap();
-    path.display().to_string()
+/// A scratch folder holding `m.model`, and the program's path.
+fn program(test: &str, source: &str) -> (Scratch, String) {
+    let dir = scratch(test, &[("m.model", source)]);
+    let program = path(&dir, "m.model");
+    (dir, program)
 }
 
 /// Big enough that its matrix products are split over threads (64×256×256 multiply-adds is
@@ -54,7 +50,7 @@ fn results(out: &Output) -> (String, Vec<String>) {
 
 #[test]
 fn one_and_two_threads_train_to_the_same_bits() {
-    let path = program("threads", WIDE);
+    let (_dir, path) = program("threads", WIDE);
     let one = kiln(&["run", "--threads", "1", &path]);
     assert!(one.status.success(), "{}", text(&one.stderr));
     let two = kiln(&["run", "--threads", "2", "--profile", &path]);
@@ -102,7 +98,7 @@ fn number_after(stdout: &str, label: &str) -> f64 {
 
 #[test]
 fn profile_reports_measured_times_per_step_phase_and_kernel() {
-    let path = program(
+    let (_dir, path) = program(
         "profile",
         "data d = synthetic_classification(samples: 640, features: 32, classes: 10, seed: 7)\n\
          model m(x: f32[B, 32]) -> f32[B, 10] {\n    dense(64, relu)\n    dense(64, relu)\n    \

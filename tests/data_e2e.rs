@@ -114,12 +114,11 @@ fn cli_prints_keras_validation_columns() {
 /// A program training on copies of the held-out MNIST files in a temporary folder, after
 /// `corrupt` has changed them.
 fn run_on_corrupted_copy(corrupt: impl FnOnce(&Path, &Path)) -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "kiln-data-e2e-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new()
+        .prefix("kiln-data-e2e-")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path();
     let mnist = programs().join("data/mnist");
     let images = dir.join("images.gz");
     let labels = dir.join("labels.gz");
@@ -129,8 +128,7 @@ fn run_on_corrupted_copy(corrupt: impl FnOnce(&Path, &Path)) -> String {
     let source = "data d = idx(images: \"images.gz\", labels: \"labels.gz\", scale: 255)\n\
                   model m(x: f32[B, 784]) -> f32[B, 10] { dense(10, softmax) }\n\
                   fit m on d { loss sparse_categorical_crossentropy }\n";
-    let result = driver::run(source, &dir, &mut |_| {});
-    let _ = std::fs::remove_dir_all(&dir);
+    let result = driver::run(source, dir, &mut |_| {});
     match result {
         Err(RunError::Data(e)) => e.to_string(),
         Err(RunError::Program(d)) => panic!("{d:?}"),

@@ -2,7 +2,7 @@
 //! reads and writes), training through `kiln run`, and corrupted copies failing with a message
 //! naming the file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use ndarray::{Array1, Array3};
@@ -16,11 +16,11 @@ fn kiln(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-npy-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("kiln-npy-{test}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// 40 samples of 2×2 "images" whose class is the brightest quadrant.
@@ -64,12 +64,13 @@ fn run(dir: &Path, source: &str) -> Output {
 
 #[test]
 fn npy_and_npz_train() {
-    let dir = scratch("ok");
+    let scratch_dir = scratch("ok");
+    let dir = scratch_dir.path();
     let (x, y) = images();
     write_npy(&dir.join("x.npy"), &x);
     write_npy(&dir.join("y.npy"), &y);
     let out = run(
-        &dir,
+        dir,
         "npy(features: \"x.npy\", labels: \"y.npy\", scale: 255)",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -98,7 +99,7 @@ fn npy_and_npz_train() {
     npz.add_array("digits", &y.mapv(|v| v as i32)).unwrap();
     npz.finish().unwrap();
     let out = run(
-        &dir,
+        dir,
         "npz(\"d.npz\", features: \"pixels\", labels: \"digits\", scale: 255)",
     );
     assert!(
@@ -111,7 +112,8 @@ fn npy_and_npz_train() {
 
 #[test]
 fn bad_numpy_files_are_messages() {
-    let dir = scratch("bad");
+    let scratch_dir = scratch("bad");
+    let dir = scratch_dir.path();
     let (x, y) = images();
     write_npy(&dir.join("x.npy"), &x);
     write_npy(&dir.join("y.npy"), &y);
@@ -177,7 +179,7 @@ fn bad_numpy_files_are_messages() {
         ("npz(\"x.npy\")", "x.npy: not a NumPy .npz archive"),
     ];
     for (source, expected) in cases {
-        let out = run(&dir, source);
+        let out = run(dir, source);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{source}: {stderr}");
         assert!(
@@ -192,7 +194,8 @@ fn bad_numpy_files_are_messages() {
 /// error naming the targets file, not a NaN loss.
 #[test]
 fn targets_that_are_not_finite_are_messages() {
-    let dir = scratch("targets");
+    let scratch_dir = scratch("targets");
+    let dir = scratch_dir.path();
     let (x, _) = images();
     let mut targets = ndarray::Array2::<f64>::zeros((40, 4));
     targets[[2, 1]] = f64::NAN;

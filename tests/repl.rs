@@ -150,7 +150,11 @@ fn interactive_editor_on_a_terminal() {
     use expectrl::{ControlCode, Expect, Regex};
     use std::time::Duration;
 
-    let history = std::env::temp_dir().join(format!("kiln-repl-history-{}", std::process::id()));
+    let scratch = tempfile::Builder::new()
+        .prefix("kiln-repl-history-")
+        .tempdir()
+        .unwrap();
+    let history = scratch.path().join("history");
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
     command
         .arg("repl")
@@ -199,7 +203,6 @@ fn interactive_editor_on_a_terminal() {
     session.send(ControlCode::EndOfTransmission).unwrap();
     session.expect(expectrl::Eof).unwrap();
     let saved = std::fs::read_to_string(&history).unwrap_or_default();
-    let _ = std::fs::remove_file(&history);
     assert!(saved.contains("40 + 2"), "history file: {saved}");
 }
 

@@ -4,7 +4,7 @@
 // Each test binary compiles this module and uses only some of it.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use kiln::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
@@ -26,16 +26,36 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A scratch folder holding `files` (name, contents), unique to the test binary and the test.
-pub fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+/// A scratch folder holding `files` (name, contents), unique to the test binary and the test,
+/// removed with everything in it when the test drops it (a failing test's folder goes too; the
+/// assertion messages carry what a failure needs).
+pub fn scratch(test: &str, files: &[(&str, &str)]) -> Scratch {
     let binary = env!("CARGO_CRATE_NAME");
-    let dir = std::env::temp_dir().join(format!("kiln-{binary}-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kiln-{binary}-{test}-"))
+        .tempdir()
+        .unwrap();
     for (name, contents) in files {
-        std::fs::write(dir.join(name), contents).unwrap();
+        std::fs::write(dir.path().join(name), contents).unwrap();
     }
-    dir
+    Scratch(dir)
+}
+
+/// A temporary folder, deleted on drop; reads as its path.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 pub fn path(dir: &Path, name: &str) -> String {
