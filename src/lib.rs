@@ -11,6 +11,7 @@
 //! The library never prints and never touches the terminal; only the CLI (`src/main.rs`,
 //! `src/cli/`) and data loading (`runtime::data`) touch files.
 
+pub mod buffer;
 pub mod check;
 pub mod codegen;
 pub mod diag;

@@ -29,6 +29,7 @@ use std::thread::{self, JoinHandle};
 use gemm_common::microkernel::MicroKernelFn;
 
 use super::adam;
+use crate::buffer::Buffer;
 use crate::ir::{Graph, Op};
 
 /// `f32` lanes of one vector register in the micro-kernels (AVX2: 8).
@@ -143,15 +144,17 @@ fn scratch_len(rows: usize, cols: usize, k: usize) -> usize {
 }
 
 /// Packing buffers of one thread, 64-byte aligned so that the kernels' vector loads of a packed
-/// panel never straddle cache lines.
+/// panel never straddle cache lines; large ones on huge pages (`crate::buffer`).
 struct Scratch {
-    buf: Vec<f32>,
+    buf: Buffer<f32>,
     start: usize,
 }
 
 impl Scratch {
     fn new(len: usize) -> Scratch {
-        let buf = vec![0.0; len + 16];
+        // At most a few MiB (`MC`, `KC`, `NC` bound it); like the `vec!` it replaces, it stops
+        // the process only when the machine is out of memory.
+        let buf: Buffer<f32> = Buffer::zeroed(len + 16).expect("memory for the packing buffers");
         let start = buf.as_ptr().align_offset(64);
         Scratch { buf, start }
     }

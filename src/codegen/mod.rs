@@ -27,6 +27,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
+use crate::buffer::Buffer;
 use crate::ir::{DType, Graph};
 use memory::{Buf, MemoryPlan};
 pub use profile::{KernelInfo, Phase};
@@ -77,10 +78,11 @@ pub struct CompiledStep {
     // Owns the executable memory `step` points into.
     _module: JITModule,
     step: StepFn,
-    arena: Vec<f32>,
+    /// Every buffer of the step; a large one on huge pages (`crate::buffer`).
+    arena: Buffer<f32>,
     /// Index of the first (64-byte aligned) element in `arena`.
     base: usize,
-    iarena: Vec<i32>,
+    iarena: Buffer<i32>,
     plan: MemoryPlan,
     graph: Graph,
     max_batch: usize,
@@ -334,7 +336,7 @@ fn build(
     // what `extern "C" fn(*mut f32, *mut i32, i64)` means on the hosts Cranelift supports; the
     // module that owns the code lives in the returned `CompiledStep` next to the pointer.
     let step = unsafe { std::mem::transmute::<*const u8, StepFn>(code) };
-    let arena: Vec<f32> = zeroed(plan.f32_len + memory::ALIGN)?;
+    let arena: Buffer<f32> = zeroed(plan.f32_len + memory::ALIGN)?;
     let base = arena.as_ptr().align_offset(64);
     Ok(CompiledStep {
         _module: module,
@@ -355,16 +357,13 @@ fn build(
 }
 
 /// A zero-filled buffer, or an error when the machine cannot provide it.
-fn zeroed<T: Clone + Default>(len: usize) -> Result<Vec<T>, CodegenError> {
-    let mut buffer = Vec::new();
-    buffer.try_reserve_exact(len).map_err(|_| {
+fn zeroed<T: bytemuck::Pod>(len: usize) -> Result<Buffer<T>, CodegenError> {
+    Buffer::zeroed(len).map_err(|e| {
         err(format!(
             "cannot allocate {} MiB for the step's buffers",
-            len.saturating_mul(std::mem::size_of::<T>()) >> 20
+            e.bytes >> 20
         ))
-    })?;
-    buffer.resize(len, T::default());
-    Ok(buffer)
+    })
 }
 
 /// The Cranelift IR of the step function, before Cranelift's own optimizations.

@@ -32,6 +32,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use crate::buffer::{AllocError, Buffer};
+
 use crate::check::program::{DataSet, DataSource, LabelColumn, Loss, Model};
 
 pub mod idx;
@@ -42,8 +44,9 @@ pub mod npy;
 pub struct Dataset {
     pub samples: usize,
     pub features: usize,
-    /// Row-major [samples, features].
-    pub x: Vec<f32>,
+    /// Row-major [samples, features]; a large one on huge pages (see `crate::buffer`), since
+    /// training reads its rows in shuffled order.
+    pub x: Buffer<f32>,
     pub labels: Labels,
     /// Where it came from, for messages: the file path, or e.g. "synthetic_classification(seed 7)".
     pub origin: String,
@@ -275,7 +278,9 @@ impl Dataset {
                 ),
             ));
         }
-        let x = self.x.split_off(split_at * self.features);
+        let x = Buffer::from_slice(&self.x[split_at * self.features..])
+            .map_err(|e| too_large(&self.origin, "its validation samples", e))?;
+        self.x.truncate(split_at * self.features);
         let labels = match &mut self.labels {
             Labels::Classes(classes) => Labels::Classes(classes.split_off(split_at)),
             Labels::Targets { width, values } => Labels::Targets {
@@ -391,12 +396,24 @@ fn reserve<T>(len: usize, origin: &str, what: &str) -> Result<Vec<T>, DataError>
     let mut values = Vec::new();
     values.try_reserve_exact(len).map_err(|_| {
         let bytes = len as u128 * std::mem::size_of::<T>() as u128;
-        DataError::new(
-            origin,
-            format!("{what} need {bytes} bytes, more memory than can be allocated"),
-        )
+        too_large(origin, what, AllocError { bytes })
     })?;
     Ok(values)
+}
+
+/// `len` zeroed features, or the error naming what needed them.
+pub(crate) fn zeroed_features(len: usize, origin: &str) -> Result<Buffer<f32>, DataError> {
+    Buffer::zeroed(len).map_err(|e| too_large(origin, "its samples", e))
+}
+
+fn too_large(origin: &str, what: &str, error: AllocError) -> DataError {
+    DataError::new(
+        origin,
+        format!(
+            "{what} need {} bytes, more memory than can be allocated",
+            error.bytes
+        ),
+    )
 }
 
 fn synthetic(
@@ -449,11 +466,12 @@ fn synthetic(
         ));
     };
     let mut w: Vec<f32> = reserve(weights, &origin, "its labelling weights")?;
-    let mut x: Vec<f32> = reserve(len, &origin, "its samples")?;
+    let mut x = zeroed_features(len, &origin)?;
     let mut labels: Vec<i32> = reserve(samples, &origin, "its labels")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     w.extend((0..weights).map(|_| rng.sample::<f32, _>(StandardNormal)));
-    x.extend((0..len).map(|_| rng.sample::<f32, _>(StandardNormal)));
+    x.iter_mut()
+        .for_each(|v| *v = rng.sample::<f32, _>(StandardNormal));
 
     let mut scores = vec![0.0f32; classes];
     for row in x.chunks_exact(features) {
@@ -570,7 +588,9 @@ fn parse_csv(
     let label_col = label_column(label, names.as_deref(), header_line, columns, origin)?;
 
     let features = columns - 1;
-    let mut x = Vec::with_capacity(rows.len() * features);
+    // Every row is checked to hold `columns` cells before its features are stored.
+    let mut x = zeroed_features(rows.len() * features, origin)?;
+    let mut stored = 0;
     let mut classes = Vec::new();
     let mut targets = Vec::new();
     for row in &rows {
@@ -647,7 +667,8 @@ fn parse_csv(
                     ),
                 ));
             }
-            x.push(value);
+            x[stored] = value;
+            stored += 1;
         }
     }
 
@@ -981,7 +1002,7 @@ mod tests {
         let x: Vec<f32> = (0..samples * features)
             .map(|_| rng.sample::<f32, _>(StandardNormal))
             .collect();
-        assert_eq!(x, data.x);
+        assert_eq!(data.x, x);
         let Labels::Classes(labels) = &data.labels else {
             panic!()
         };

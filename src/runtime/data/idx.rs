@@ -40,10 +40,14 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
             ),
         ));
     }
+    let mut x = super::zeroed_features(pixels.len(), &images_origin)?;
+    for (x, p) in x.iter_mut().zip(pixels) {
+        *x = f32::from(p) / scale;
+    }
     Ok(Dataset {
         samples: count,
         features: rows * cols,
-        x: pixels.iter().map(|&p| f32::from(p) / scale).collect(),
+        x,
         labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
         origin: images_origin,
         labels_origin,

@@ -197,8 +197,8 @@ fn assemble(
             ),
         ));
     }
-    let mut values = Vec::with_capacity(x.values.len());
-    for (index, &v) in x.values.iter().enumerate() {
+    let mut values = super::zeroed_features(x.values.len(), x_origin)?;
+    for ((index, &v), value) in x.values.iter().enumerate().zip(values.iter_mut()) {
         if !(v as f32).is_finite() {
             return Err(DataError::new(
                 x_origin,
@@ -211,7 +211,7 @@ fn assemble(
                 ),
             ));
         }
-        values.push((v as f32) / scale);
+        *value = (v as f32) / scale;
     }
     let labels = if loss.uses_classes() {
         {
