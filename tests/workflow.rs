@@ -256,6 +256,33 @@ fn bad_checkpoints_are_reported() {
         "every problem: {stderr}"
     );
 
+    // An Adam second moment edited to a negative value: its square root would make the loss NaN.
+    let mut edited = kiln::runtime::checkpoint::decode(&good, "w").unwrap();
+    let optimizer = edited
+        .optimizer
+        .as_mut()
+        .expect("saved after fit: Adam's state");
+    let v = optimizer
+        .slots
+        .iter_mut()
+        .find(|t| t.name == "dense.bias.v")
+        .unwrap();
+    v.values[2] = -0.5;
+    std::fs::write(
+        dir.join("negative_v.safetensors"),
+        kiln::runtime::checkpoint::encode(&edited).unwrap(),
+    )
+    .unwrap();
+    let stderr = run_err(
+        &dir,
+        "run.model",
+        &["--load", &path(&dir, "negative_v.safetensors")],
+    );
+    assert!(
+        stderr.contains("tensor `optimizer.dense.bias.v` holds -0.5 at index 2"),
+        "{stderr}"
+    );
+
     // Truncated, and not a checkpoint at all.
     std::fs::write(dir.join("cut.safetensors"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("junk.safetensors"), "not a checkpoint").unwrap();

@@ -238,6 +238,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         )));
     }
     let epoch = number("epoch")?.map(|e| e as usize);
+    check_slots(&slots, origin)?;
     let optimizer = match (metadata.get("optimizer"), step) {
         (Some(kind), Some(step)) => Some(OptimizerState {
             kind: kind.clone(),
@@ -271,6 +272,35 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         standardization,
         other_dtypes,
     })
+}
+
+/// Checks the optimizer's state as training would use it: every value finite, and Adam's second
+/// moments (`….v`, running averages of squared gradients) not negative, since their square roots
+/// divide each update (a negative one made the first step's loss NaN).
+fn check_slots(slots: &[Tensor], origin: &str) -> Result<(), DataError> {
+    for slot in slots {
+        let second_moment = slot.name.ends_with(".v");
+        let bad = slot
+            .values
+            .iter()
+            .position(|v| !v.is_finite() || (second_moment && *v < 0.0));
+        if let Some(index) = bad {
+            let value = slot.values[index];
+            let expected = if second_moment {
+                "Adam's second moments are averages of squares: finite and not negative"
+            } else {
+                "optimizer state must be finite numbers"
+            };
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "tensor `{OPTIMIZER_PREFIX}{}` holds {value:?} at index {index}; {expected}",
+                    slot.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The largest update count a checkpoint may hold: 2^53, the last whole number an `f64` (which
@@ -540,6 +570,43 @@ mod tests {
         checkpoint.optimizer.as_mut().unwrap().step = u64::MAX;
         let e = decode(&encode(&checkpoint).unwrap(), "w").unwrap_err();
         assert!(e.message.contains("`step` is 18446744073709551615"), "{e}");
+    }
+
+    #[test]
+    fn optimizer_state_must_be_finite_and_second_moments_not_negative() {
+        let with_slot = |name: &str, values: Vec<f32>| {
+            let mut checkpoint = sample();
+            checkpoint.optimizer.as_mut().unwrap().slots = vec![Tensor {
+                name: name.into(),
+                shape: vec![values.len()],
+                values,
+            }];
+            decode(&encode(&checkpoint).unwrap(), "w").map_err(|e| e.message)
+        };
+        assert!(with_slot("dense.bias.m", vec![-1.0, 0.0, 2.0]).is_ok());
+        assert!(with_slot("dense.bias.v", vec![0.0, 1e-30, 2.0]).is_ok());
+        for (name, values, expected) in [
+            (
+                "dense.bias.v",
+                vec![0.0, -1e-9, 2.0],
+                "tensor `optimizer.dense.bias.v` holds -1e-9 at index 1; Adam's second \
+                 moments are averages of squares: finite and not negative",
+            ),
+            (
+                "dense.bias.v",
+                vec![f32::INFINITY],
+                "tensor `optimizer.dense.bias.v` holds inf at index 0",
+            ),
+            (
+                "dense.bias.m",
+                vec![1.0, 2.0, f32::NAN],
+                "tensor `optimizer.dense.bias.m` holds NaN at index 2; optimizer state must be \
+                 finite numbers",
+            ),
+        ] {
+            let message = with_slot(name, values).unwrap_err();
+            assert!(message.starts_with(expected), "{message}");
+        }
     }
 
     #[test]
