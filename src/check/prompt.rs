@@ -274,6 +274,12 @@ impl Elab<'_> {
         };
         let count = ((stop - start) / step).ceil().max(0.0);
         if count < 1.0 || count > MAX_ELEMENTS as f64 {
+            // `1e300` rather than its 301 digits.
+            let count = if count < 1e16 {
+                format!("{count}")
+            } else {
+                format!("{count:e}")
+            };
             self.error(
                 Diagnostic::error("E0303", format!("`arange` here gives {count} elements"))
                     .primary(span, "no elements, or too many")

@@ -190,6 +190,7 @@ fn handle(session: &mut Session, entry: &str, output: &Output) -> Outcome {
     let result = match trimmed.strip_prefix(':') {
         None => session.entry(entry, &mut on_event),
         Some(command) => {
+            let command = without_comment(command);
             let (name, rest) = command
                 .split_once(char::is_whitespace)
                 .unwrap_or((command, ""));
@@ -246,6 +247,20 @@ fn unknown_command(name: &str) -> String {
 }
 
 /// `:load FILE`: the REPL reads the file; the session takes its definitions.
+/// A command line without its comment: from a `#` at the start or after a space, as in
+/// programs (`:fit mlp epochs 1  # a quick look`). A `#` inside a word (`:load run#2.model`)
+/// stays.
+fn without_comment(command: &str) -> &str {
+    let mut previous = ' ';
+    for (i, c) in command.char_indices() {
+        if c == '#' && previous.is_whitespace() {
+            return &command[..i];
+        }
+        previous = c;
+    }
+    command
+}
+
 fn load(session: &mut Session, path: &str) -> Result<Answer, Failure> {
     if path.is_empty() {
         return Err(Failure::Usage("usage: :load FILE.model".into()));

@@ -557,7 +557,7 @@ impl Session {
     /// `:fit MODEL [SETTING VALUE]…`: runs the model's `fit` with some settings replaced
     /// (`:fit mlp epochs 1`); training continues from the weights the model has.
     pub fn fit(&mut self, args: &str, on_event: &mut dyn FnMut(Event)) -> Result<Answer, Failure> {
-        let mut words = args.split_whitespace();
+        let mut words = top_level_words(args).into_iter();
         let Some(model) = words.next() else {
             return Err(Failure::Usage(
                 "usage: :fit MODEL [SETTING VALUE]…, e.g. `:fit mlp epochs 1`".into(),
@@ -982,4 +982,55 @@ pub fn is_complete(text: &str) -> bool {
         }
     }
     depth <= 0
+}
+
+/// `text` split at whitespace outside brackets, so that a setting's value may hold spaces
+/// (`optimizer sgd(lr: 0.1)`, `metrics [accuracy, top_k_accuracy]`).
+fn top_level_words(text: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut depth = 0usize;
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c.is_whitespace() && depth == 0 {
+            if let Some(from) = start.take() {
+                words.push(&text[from..i]);
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(from) = start {
+        words.push(&text[from..]);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_level_words;
+
+    #[test]
+    fn settings_split_at_spaces_outside_brackets() {
+        assert_eq!(
+            top_level_words(
+                "  mlp optimizer sgd(lr: 0.1, momentum: 0.9)\tmetrics [a, b] epochs 2 "
+            ),
+            [
+                "mlp",
+                "optimizer",
+                "sgd(lr: 0.1, momentum: 0.9)",
+                "metrics",
+                "[a, b]",
+                "epochs",
+                "2"
+            ]
+        );
+        assert_eq!(top_level_words("m x)) y ("), ["m", "x))", "y", "("]);
+        assert!(top_level_words(" ").is_empty());
+    }
 }
