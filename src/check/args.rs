@@ -1,9 +1,10 @@
 //! Reading call arguments and literal values, with one diagnostic per problem.
 
+use super::elab::Elab;
 use super::value::Value;
 use super::{Checker, suggest};
 use crate::diag::{Diagnostic, Span};
-use crate::syntax::ast::{Arg, Expr, ExprKind, Ident, UnaryOp};
+use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, UnaryOp};
 
 /// Arguments bound to parameter slots; `ok` is false when binding reported an error.
 pub struct Bound<'a> {
@@ -64,6 +65,18 @@ impl Checker {
                     args,
                 })
             }
+            // Arithmetic on numbers (`2 * 16`, `epochs_per_stage * 3`) is evaluated as a `let`
+            // would evaluate it, and stands for its value.
+            ExprKind::Binary { .. } if self.is_numeric_arithmetic(expr) => {
+                let value = Elab::new(self, "setting").eval(expr);
+                match value {
+                    Value::Int(n) if n < 0 => negated(ExprKind::Int(n.unsigned_abs())),
+                    Value::Int(n) => literal(ExprKind::Int(n.unsigned_abs())),
+                    Value::Float(x) if x < 0.0 => negated(ExprKind::Float(-x)),
+                    Value::Float(x) => literal(ExprKind::Float(x)),
+                    _ => expr.clone(),
+                }
+            }
             // A double negation (`-n` of a negative `n`, or `--3`) is the positive literal: the
             // readers below call any negation negative.
             ExprKind::Unary { op, operand } => match self.with_constants(operand) {
@@ -81,6 +94,26 @@ impl Checker {
                 }),
             },
             _ => expr.clone(),
+        }
+    }
+}
+
+impl Checker {
+    /// Whether `expr` is `+ - * /` and negation over number literals and number constants only:
+    /// evaluating it can report nothing but the arithmetic's own errors.
+    fn is_numeric_arithmetic(&self, expr: &Expr) -> bool {
+        match &expr.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) => true,
+            ExprKind::Name(name) => {
+                matches!(self.consts.get(name), Some(Value::Int(_) | Value::Float(_)))
+            }
+            ExprKind::Unary { operand, .. } => self.is_numeric_arithmetic(operand),
+            ExprKind::Binary { op, lhs, rhs } => {
+                *op != BinaryOp::MatMul
+                    && self.is_numeric_arithmetic(lhs)
+                    && self.is_numeric_arithmetic(rhs)
+            }
+            _ => false,
         }
     }
 }
