@@ -61,7 +61,7 @@ fn bench_workload(c: &mut Criterion, name: &str, widths: &[usize], batch: usize)
             });
         }
         group.bench_function(BenchmarkId::new("gemm_crate", &shape), |bench| {
-            bench.iter(|| gemm::library_matmul(m, n, k, &a, ta, &b, tb, &mut dst))
+            bench.iter(|| gemm::library_matmul(m, n, k, &paged_a, ta, &paged_b, tb, &mut dst))
         });
         if m * n * k >= gemm::PARALLEL_MIN_MACS {
             let mut kiln2 = Gemm::for_products([(m, n, k)], 2);

@@ -246,7 +246,6 @@ fn unknown_command(name: &str) -> String {
     }
 }
 
-/// `:load FILE`: the REPL reads the file; the session takes its definitions.
 /// A command line without its comment: from a `#` at the start or after a space, as in
 /// programs (`:fit mlp epochs 1  # a quick look`). A `#` inside a word (`:load run#2.model`)
 /// stays.
@@ -261,6 +260,7 @@ fn without_comment(command: &str) -> &str {
     command
 }
 
+/// `:load FILE`: the REPL reads the file; the session takes its definitions.
 fn load(session: &mut Session, path: &str) -> Result<Answer, Failure> {
     if path.is_empty() {
         return Err(Failure::Usage("usage: :load FILE.model".into()));

@@ -33,7 +33,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::buffer::{AllocError, Buffer};
-
 use crate::check::program::{DataSet, DataSource, LabelColumn, Loss, Model};
 
 pub mod idx;
