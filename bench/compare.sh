@@ -25,6 +25,7 @@ py=${PY:-$HOME/.peers/bin/python}
 peers_dir=${PEERS_DIR:-../shared/bench/peers}
 peers=${PEERS:-torch_eager jax_scan}
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet
 for workload in $workloads; do
   for _ in $(seq "$repeats"); do
