@@ -24,23 +24,30 @@ impl Checker {
     /// are read as literals, and a constant stands for one there as it does in a model.
     pub(super) fn with_constants(&mut self, expr: &Expr) -> Expr {
         let literal = |kind: ExprKind| Expr::new(kind, expr.span);
-        let negated = |kind: ExprKind| {
-            let operand = Box::new(literal(kind));
-            literal(ExprKind::Unary {
-                op: UnaryOp::Neg,
-                operand,
+        // A value as the literal that reads as it; a negative number as the parser writes one,
+        // a negation of its magnitude.
+        let as_literal = |value: &Value| {
+            let negated = |kind: ExprKind| {
+                let operand = Box::new(literal(kind));
+                literal(ExprKind::Unary {
+                    op: UnaryOp::Neg,
+                    operand,
+                })
+            };
+            Some(match value {
+                Value::Int(n) if *n < 0 => negated(ExprKind::Int(n.unsigned_abs())),
+                Value::Int(n) => literal(ExprKind::Int(n.unsigned_abs())),
+                Value::Float(x) if *x < 0.0 => negated(ExprKind::Float(-x)),
+                Value::Float(x) => literal(ExprKind::Float(*x)),
+                Value::Bool(b) => literal(ExprKind::Bool(*b)),
+                Value::Str(text) => literal(ExprKind::Str(text.clone())),
+                _ => return None,
             })
         };
         match &expr.kind {
             ExprKind::Name(name) => {
-                let value = match self.consts.get(name) {
-                    Some(Value::Int(n)) if *n < 0 => negated(ExprKind::Int(n.unsigned_abs())),
-                    Some(Value::Int(n)) => literal(ExprKind::Int(n.unsigned_abs())),
-                    Some(Value::Float(x)) if *x < 0.0 => negated(ExprKind::Float(-x)),
-                    Some(Value::Float(x)) => literal(ExprKind::Float(*x)),
-                    Some(Value::Bool(b)) => literal(ExprKind::Bool(*b)),
-                    Some(Value::Str(text)) => literal(ExprKind::Str(text.clone())),
-                    _ => return expr.clone(),
+                let Some(value) = self.consts.get(name).and_then(as_literal) else {
+                    return expr.clone();
                 };
                 self.used_defs.insert(name.clone());
                 value
@@ -69,13 +76,7 @@ impl Checker {
             // would evaluate it, and stands for its value.
             ExprKind::Binary { .. } if self.is_numeric_arithmetic(expr) => {
                 let value = Elab::new(self, "setting").eval(expr);
-                match value {
-                    Value::Int(n) if n < 0 => negated(ExprKind::Int(n.unsigned_abs())),
-                    Value::Int(n) => literal(ExprKind::Int(n.unsigned_abs())),
-                    Value::Float(x) if x < 0.0 => negated(ExprKind::Float(-x)),
-                    Value::Float(x) => literal(ExprKind::Float(x)),
-                    _ => expr.clone(),
-                }
+                as_literal(&value).unwrap_or_else(|| expr.clone())
             }
             // A double negation (`-n` of a negative `n`, or `--3`) is the positive literal: the
             // readers below call any negation negative.
@@ -96,9 +97,7 @@ impl Checker {
             _ => expr.clone(),
         }
     }
-}
 
-impl Checker {
     /// Whether `expr` is `+ - * /` and negation over number literals and number constants only:
     /// evaluating it can report nothing but the arithmetic's own errors.
     fn is_numeric_arithmetic(&self, expr: &Expr) -> bool {
