@@ -16,12 +16,13 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kiln::check::program::Optimizer;
 use kiln::codegen::{self, CodegenConfig, CompiledStep};
 use kiln::ir::graph::{Gradient, Graph, Init, ParamInfo, ValueId};
 use kiln::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use kiln::ir::shape::{DType, Dim, Shape, TensorType};
 use kiln::ir::{autodiff, optimizer, passes};
+use kiln::settings::Optimizer;
+use kiln::settings::optimizer::ArgValue;
 
 fn values(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
@@ -237,12 +238,15 @@ fn adam(c: &mut Criterion) {
         }
         optimizer::append_update(
             &mut g,
-            &Optimizer::Adam {
-                lr: LR,
-                beta1: BETA1,
-                beta2: BETA2,
-                eps: EPS,
-            },
+            &Optimizer::new(
+                &kiln::settings::optimizer::ADAM,
+                &[
+                    ("lr", ArgValue::Number(LR)),
+                    ("beta1", ArgValue::Number(BETA1)),
+                    ("beta2", ArgValue::Number(BETA2)),
+                    ("eps", ArgValue::Number(EPS)),
+                ],
+            ),
             None,
         );
         let (graph, mut step) = compile(&g, 1);

@@ -8,21 +8,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::check::program::{
-    Action, Activation, CheckedProgram, DataSource, Fit, Loss, Metric, Optimizer, PredictFormat,
-    Training, Validation,
-};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{self, Diagnostic, Span};
 use crate::ir::graph::Graph;
 use crate::ir::shape::Shape;
 use crate::ir::{autodiff, dce, lower, optimizer, passes, print, verify};
+use crate::program::{Action, CheckedProgram, Fit};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
 use crate::runtime::data::{self, DataError, Dataset, Standardization};
 use crate::runtime::evaluate::{Evaluation, Evaluator};
 use crate::runtime::init;
 use crate::runtime::predict::{self, Predictions};
 use crate::runtime::train::{self, EpochReport};
+use crate::settings::{
+    Activation, DataSource, Loss, Metric, Optimizer, PredictFormat, Training, Validation,
+};
 use crate::{check, syntax};
 
 /// The stages `kiln dump` can show, in pipeline order.
@@ -131,7 +131,9 @@ pub fn training_graph_timed(
     timings: &mut Timings,
 ) -> Result<Graph, Diagnostic> {
     let model = &program.models[fit.model];
-    let mut graph = timings.measure("lower", || lower::lower_training(model, fit));
+    let mut graph = timings.measure("lower", || {
+        lower::lower_training(&model.forward, &fit.objective())
+    });
     verified(&graph, "lowering")?;
     if until >= GraphStage::Gradients {
         let loss = graph
@@ -542,16 +544,6 @@ fn codegen_error(fit: &Fit, e: impl std::fmt::Display) -> RunError {
     )
 }
 
-/// The optimizer's name in checkpoints.
-fn optimizer_kind(optimizer: &Optimizer) -> &'static str {
-    match optimizer {
-        Optimizer::Sgd { .. } => "sgd",
-        Optimizer::SgdMomentum { .. } => "sgd_momentum",
-        // The same moments and step count: a checkpoint moves between the two profiles.
-        Optimizer::Adam { .. } | Optimizer::AdamTorch { .. } => "adam",
-    }
-}
-
 /// Named tensors from a graph's parameter list and their values.
 fn named(infos: &[(String, Vec<usize>)], values: &[Vec<f32>]) -> Vec<checkpoint::Tensor> {
     infos
@@ -599,12 +591,7 @@ impl Runner<'_, '_> {
             } else {
                 Loss::MeanSquaredError
             },
-            optimizer: Optimizer::Adam {
-                lr: 0.001,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-7,
-            },
+            optimizer: Optimizer::new(&crate::settings::optimizer::ADAM, &[]),
             metrics: Vec::new(),
             epochs: 1,
             batch: 32,
@@ -866,7 +853,7 @@ impl Runner<'_, '_> {
         for (index, values) in state.params.iter().enumerate() {
             step.param_mut(index).copy_from_slice(values);
         }
-        let kind = optimizer_kind(&fit.optimizer);
+        let kind = fit.optimizer.def.name;
         let restored = state
             .optimizer
             .as_ref()
@@ -878,13 +865,18 @@ impl Runner<'_, '_> {
                 }
                 steps
             }
-            None => 0,
+            None => {
+                for (index, info) in graph.states.iter().enumerate() {
+                    step.state_mut(index).fill(info.init);
+                }
+                0
+            }
         };
         let resumed = (fit.training.initial_epoch > 0 || steps_done > 0)
             .then_some((fit.training.initial_epoch, steps_done));
         (self.on_event)(Event::FitStarted {
             model: &model.name,
-            summary: crate::check::summary::summary(model, Some(&fit.optimizer)),
+            summary: crate::program::summary::summary(model, Some(&fit.optimizer)),
             data: &data_set.name,
             samples: dataset.samples,
             params: graph.params.iter().map(|p| p.shape.numel(0)).sum(),

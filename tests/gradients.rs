@@ -1,13 +1,14 @@
 //! Every op's VJP rule against central finite differences in f64 on the reference interpreter,
 //! and the gradient of whole lowered training graphs the same way.
 
-use kiln::check::program::{Activation, Fit, Loss, Model, Optimizer};
 use kiln::diag::Span;
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
 use kiln::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use kiln::ir::shape::{DType, Dim, Shape, TensorType};
 use kiln::ir::{autodiff, lower, verify};
+use kiln::program::Fit;
+use kiln::settings::{Activation, Loss};
 use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -295,7 +296,7 @@ fn fit(loss: Loss) -> Fit {
         data: 0,
         loss,
         loss_options: Default::default(),
-        optimizer: Optimizer::Sgd { lr: 0.01 },
+        optimizer: kiln::settings::optimizer::with_lr(&kiln::settings::optimizer::SGD, 0.01),
         metrics: vec![],
         epochs: 1,
         batch: 4,
@@ -335,8 +336,8 @@ fn whole_training_graphs() {
     let widths = [5, 6, 4, 3];
     for (activations, loss) in cases {
         let widths = &widths[widths.len() - activations.len() - 1..];
-        let model = Model::dense_stack("m", widths, &activations);
-        let mut graph = lower::lower_training(&model, &fit(loss));
+        let model = kiln::check::dense_stack("m", widths, &activations);
+        let mut graph = lower::lower_training(&model.forward, &fit(loss).objective());
         let loss_value = graph.output("loss").unwrap();
         assert!(autodiff::differentiate(&mut graph, loss_value).is_empty());
         assert!(verify::verify(&graph).is_empty());
@@ -482,7 +483,7 @@ fn dropout_gradient_uses_the_forward_mask() {
 
 #[test]
 fn dropout_keeps_about_one_minus_rate_and_changes_with_step_and_seed() {
-    use kiln::interp::dropout::{Key, threshold};
+    use kiln::ir::dropout::{Key, threshold};
     let n = 20_000u32;
     for rate in [0.1f32, 0.5, 0.8] {
         let t = threshold(rate);
@@ -799,8 +800,9 @@ mod random_shapes {
 /// textbook value `-[y log σ(l) + (1-y) log(1-σ(l))]`.
 #[test]
 fn binary_crossentropy_graph() {
-    let model = Model::dense_stack("m", &[3, 4, 1], &[Activation::Tanh, Activation::Sigmoid]);
-    let mut graph = lower::lower_training(&model, &fit(Loss::BinaryCrossentropy));
+    let model = kiln::check::dense_stack("m", &[3, 4, 1], &[Activation::Tanh, Activation::Sigmoid]);
+    let mut graph =
+        lower::lower_training(&model.forward, &fit(Loss::BinaryCrossentropy).objective());
     let loss_value = graph.output("loss").unwrap();
     assert!(autodiff::differentiate(&mut graph, loss_value).is_empty());
     assert!(verify::verify(&graph).is_empty());

@@ -3,7 +3,6 @@
 //! variants covering every activation, both losses and both optimizers, at the full batch size
 //! and at a smaller (ragged last) batch.
 
-use kiln::check::program::{Activation, Fit, Loss, Model, Optimizer};
 use kiln::codegen::{self, CodegenConfig};
 use kiln::diag::Span;
 use kiln::driver::{self, GraphStage};
@@ -12,13 +11,16 @@ use kiln::ir::graph::Graph;
 use kiln::ir::lower;
 use kiln::ir::optimizer::STEP;
 use kiln::ir::shape::DType;
+use kiln::program::{Fit, Model};
 use kiln::runtime::init;
+use kiln::settings::optimizer;
+use kiln::settings::{Activation, Loss, Optimizer};
 use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn model(widths: &[usize], activations: &[Activation]) -> Model {
-    Model::dense_stack("m", widths, activations)
+    kiln::check::dense_stack("m", widths, activations)
 }
 
 fn fit(loss: Loss, optimizer: Optimizer, batch: usize) -> Fit {
@@ -56,7 +58,7 @@ fn close(what: &str, jit: &[f32], reference: &ArrayD<f64>) {
 /// Compiles the whole step, runs it once at `batch`, runs the interpreter on the same values,
 /// and compares everything the step produces.
 fn compare(model: &Model, fit: &Fit, batch: usize) {
-    let program = kiln::check::program::CheckedProgram {
+    let program = kiln::program::CheckedProgram {
         data: vec![],
         models: vec![model.clone()],
         fits: vec![fit.clone()],
@@ -158,12 +160,9 @@ fn array(values: &[f32], shape: &[usize]) -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(shape), values.iter().map(|&v| f64::from(v)).collect()).unwrap()
 }
 
-const ADAM: Optimizer = Optimizer::Adam {
-    lr: 0.001,
-    beta1: 0.9,
-    beta2: 0.999,
-    eps: 1e-7,
-};
+fn adam() -> Optimizer {
+    Optimizer::new(&optimizer::ADAM, &[])
+}
 
 #[test]
 fn seed_model_step_matches_the_interpreter_at_full_and_ragged_batch() {
@@ -171,7 +170,7 @@ fn seed_model_step_matches_the_interpreter_at_full_and_ragged_batch() {
         &[32, 64, 64, 10],
         &[Activation::Relu, Activation::Relu, Activation::Softmax],
     );
-    let fit = fit(Loss::SparseCategoricalCrossentropy, ADAM, 32);
+    let fit = fit(Loss::SparseCategoricalCrossentropy, adam(), 32);
     compare(&seed, &fit, 32);
     compare(&seed, &fit, 7);
     compare(&seed, &fit, 1);
@@ -189,7 +188,7 @@ fn every_activation_loss_and_optimizer() {
         ],
     );
     for loss in [Loss::SparseCategoricalCrossentropy, Loss::MeanSquaredError] {
-        for optimizer in [Optimizer::Sgd { lr: 0.1 }, ADAM] {
+        for optimizer in [optimizer::with_lr(&optimizer::SGD, 0.1), adam()] {
             let fit = fit(loss, optimizer, 16);
             compare(&m, &fit, 16);
             compare(&m, &fit, 5);
@@ -200,7 +199,7 @@ fn every_activation_loss_and_optimizer() {
 #[test]
 fn softmax_output_with_mean_squared_error() {
     let m = model(&[4, 6, 3], &[Activation::Tanh, Activation::Softmax]);
-    compare(&m, &fit(Loss::MeanSquaredError, ADAM, 8), 8);
+    compare(&m, &fit(Loss::MeanSquaredError, adam(), 8), 8);
 }
 
 /// A program written with the whole language — a user layer and function, a residual
@@ -232,7 +231,7 @@ fit net on d { loss sparse_categorical_crossentropy }
     let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
     let fit = Fit {
         model: 0,
-        ..fit(Loss::SparseCategoricalCrossentropy, ADAM, 16)
+        ..fit(Loss::SparseCategoricalCrossentropy, adam(), 16)
     };
     let net = &checked.program.models[checked.program.fits[0].model];
     compare(net, &fit, 16);
@@ -251,17 +250,17 @@ fn every_loss_matches_the_interpreter() {
         (&linear, Loss::Huber),
     ];
     for (m, loss) in cases {
-        let fit = fit(loss, ADAM, 16);
+        let fit = fit(loss, adam(), 16);
         compare(m, &fit, 16);
         compare(m, &fit, 5);
     }
     // Logits: the output itself is read as logits.
     let logits_fit = Fit {
-        loss_options: kiln::check::program::LossOptions {
+        loss_options: kiln::settings::LossOptions {
             from_logits: true,
             delta: 1.0,
         },
-        ..fit(Loss::BinaryCrossentropy, ADAM, 8)
+        ..fit(Loss::BinaryCrossentropy, adam(), 8)
     };
     let binary_logits = model(&[4, 6, 1], &[Activation::Relu, Activation::Linear]);
     compare(&binary_logits, &logits_fit, 8);
@@ -281,7 +280,7 @@ model m(x: f32[B, 4]) -> f32[B, 3] {
     let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
     let fit = Fit {
         model: 0,
-        ..fit(Loss::SparseCategoricalCrossentropy, ADAM, 8)
+        ..fit(Loss::SparseCategoricalCrossentropy, adam(), 8)
     };
     compare(&checked.program.models[0], &fit, 8);
     compare(&checked.program.models[0], &fit, 3);

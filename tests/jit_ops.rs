@@ -269,7 +269,7 @@ fn dropout_masks_are_bit_identical() {
     let (step_fn, reference) = run_both(&g, 5, 7);
     let jit = step_fn.output("mask", 5).unwrap();
     let expected = reference.output("mask").unwrap();
-    let scale = kiln::interp::dropout::scale(0.3);
+    let scale = kiln::ir::dropout::scale(0.3);
     let kept = jit.iter().filter(|&&m| m != 0.0).count();
     assert!(kept > 0 && kept < jit.len());
     for (i, (&m, &e)) in jit.iter().zip(expected.iter()).enumerate() {

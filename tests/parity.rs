@@ -9,11 +9,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln::check::program::{Loss, Optimizer};
 use kiln::codegen::{self, CodegenConfig};
 use kiln::driver::{self, GraphStage};
 use kiln::ir::lower;
 use kiln::ir::optimizer::STEP;
+use kiln::settings::optimizer::{self, ArgValue};
+use kiln::settings::{Loss, Optimizer};
 use serde_json::Value;
 
 /// Peers whose losses Kiln must match: both run Keras's Adam, as Kiln's `adam` does.
@@ -109,7 +110,18 @@ fn kiln_losses_of(fixture: &Fixture, source: &str, torch: bool) -> Vec<f64> {
     let adam = &meta["adam"];
     let want = |key: &str| adam[key].as_f64().unwrap() as f32;
     let (lr, beta1, beta2, eps) = (want("lr"), want("beta1"), want("beta2"), want("eps"));
-    let expected = Optimizer::adam(torch, lr, beta1, beta2, eps);
+    let number = ArgValue::Number;
+    let profile = ArgValue::Choice(if torch { "torch" } else { "keras" });
+    let expected = Optimizer::new(
+        &optimizer::ADAM,
+        &[
+            ("lr", number(lr)),
+            ("beta1", number(beta1)),
+            ("beta2", number(beta2)),
+            ("eps", number(eps)),
+            ("profile", profile),
+        ],
+    );
     assert_eq!(
         fit.optimizer, expected,
         "the program's optimizer is not the fixture's"

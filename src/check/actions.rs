@@ -3,9 +3,10 @@
 //! in program order with the `fit`s (`CheckedProgram::actions`).
 
 use super::args::found;
-use super::program::*;
 use super::*;
 use crate::diag::Diagnostic;
+use crate::program::*;
+use crate::settings::*;
 use crate::syntax::ast;
 
 impl Checker {

@@ -1,9 +1,10 @@
 //! Reading call arguments and literal values, with one diagnostic per problem.
 
+use super::Checker;
 use super::elab::Elab;
 use super::value::Value;
-use super::{Checker, suggest};
 use crate::diag::{Diagnostic, Span};
+use crate::suggest;
 use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, UnaryOp};
 
 /// Arguments bound to parameter slots; `ok` is false when binding reported an error.

@@ -1286,7 +1286,7 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
             let mut d = Diagnostic::error("E0116", format!("unknown initializer `{other}`"))
                 .primary(expr.span, "not an initializer")
                 .note(format!("initializers: {}", INITIALIZERS.join(", ")));
-            if let Some(best) = super::suggest::closest(other, INITIALIZERS.iter().copied()) {
+            if let Some(best) = crate::suggest::closest(other, INITIALIZERS.iter().copied()) {
                 d = d.help(format!("did you mean `{best}`?"));
             }
             el.error(d);

@@ -1,9 +1,10 @@
 //! `data NAME = SOURCE`: data sources and their arguments.
 
 use super::args::found;
-use super::program::*;
 use super::*;
 use crate::diag::Diagnostic;
+use crate::program::*;
+use crate::settings::*;
 use crate::syntax::ast;
 
 impl Checker {

@@ -1,6 +1,7 @@
 //! A short, stable text summary of a checked program (`kiln dump --stage check`).
 
-use super::program::*;
+use crate::program::*;
+use crate::settings::*;
 use std::fmt::Write;
 
 pub fn describe(program: &CheckedProgram) -> String {
@@ -15,7 +16,7 @@ pub fn describe(program: &CheckedProgram) -> String {
             .iter()
             .find(|f| f.model == index)
             .map(|f| &f.optimizer);
-        out.push_str(&super::summary::summary(model, optimizer));
+        out.push_str(&crate::program::summary::summary(model, optimizer));
     }
     for fit in &program.fits {
         let model = program
@@ -33,7 +34,7 @@ pub fn describe(program: &CheckedProgram) -> String {
             String::new()
         };
         let _ = writeln!(out, "  loss      {}{options}", fit.loss.name());
-        let _ = writeln!(out, "  optimizer {}", optimizer(fit.optimizer));
+        let _ = writeln!(out, "  optimizer {}", fit.optimizer);
         let _ = writeln!(out, "  metrics   [{}]", metrics.join(", "));
         let _ = writeln!(out, "  epochs    {}", fit.epochs);
         let _ = writeln!(out, "  batch     {}", fit.batch);
@@ -193,31 +194,5 @@ fn scale_text(scale: f32) -> String {
         String::new()
     } else {
         format!(", scale: {scale:?}")
-    }
-}
-
-/// Debug formatting of f32 is the shortest round-trip form (`0.001`, `1e-7`): stable and exact.
-fn optimizer(optimizer: Optimizer) -> String {
-    match optimizer {
-        Optimizer::Sgd { lr } => format!("sgd(lr: {lr:?})"),
-        Optimizer::SgdMomentum {
-            lr,
-            momentum,
-            nesterov,
-        } => format!("sgd(lr: {lr:?}, momentum: {momentum:?}, nesterov: {nesterov})"),
-        Optimizer::AdamTorch {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => format!(
-            "adam(lr: {lr:?}, beta1: {beta1:?}, beta2: {beta2:?}, eps: {eps:?}, profile: torch)"
-        ),
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => format!("adam(lr: {lr:?}, beta1: {beta1:?}, beta2: {beta2:?}, eps: {eps:?})"),
     }
 }

@@ -4,15 +4,16 @@
 //! `fn`s and `layer`s are expanded at each use (the compiler sees through them: their bodies are
 //! checked against the shapes they are used with, then differentiated and fused like built-ins).
 
+use super::Checker;
 use super::args::bind_slots;
-use super::program::SummaryRow;
 use super::types::{self, DimEnv, DimError, type_text};
 use super::value::*;
-use super::{Checker, suggest};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::{Graph, ValueId};
 use crate::ir::op::{BinaryOp, Op, UnaryOp, infer_type};
 use crate::ir::shape::{DType, Dim, Shape, TensorType};
+use crate::program::SummaryRow;
+use crate::suggest;
 use crate::syntax::ast::{self, ExprKind};
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -5,11 +5,11 @@
 
 use super::Checker;
 use super::elab::Elab;
-use super::program::CheckedProgram;
 use super::prompt::Prompt;
 use super::value::{Func, LayerKind, Value};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::{Graph, ValueId};
+use crate::program::CheckedProgram;
 use crate::syntax::ast;
 
 /// A tensor the session holds from an earlier entry (`let x = randn(3, 4)`).
@@ -159,7 +159,7 @@ fn gradient(el: &mut Elab, value: &Value, span: Span, wrt: &ast::Ident) -> Optio
                 format!("`{}` is not a tensor variable of the session", wrt.name),
             )
             .primary(wrt.span, "differentiate with respect to this");
-            d = match super::suggest::closest(&wrt.name, names.iter().map(String::as_str)) {
+            d = match crate::suggest::closest(&wrt.name, names.iter().map(String::as_str)) {
                 Some(best) => d.help(format!("did you mean `{best}`?")),
                 None => d.help(format!("define it first: `let {} = randn(3)`", wrt.name)),
             };

@@ -2,10 +2,12 @@
 //! whether the model, the data and the loss agree.
 
 use super::args::found;
-use super::program::*;
 use super::*;
 use crate::diag::Diagnostic;
 use crate::diag::Span;
+use crate::program::*;
+use crate::settings::optimizer::{self, ArgDef, ArgKind, ArgValue};
+use crate::settings::*;
 use crate::syntax::ast;
 use std::collections::HashMap;
 
@@ -35,12 +37,8 @@ impl Checker {
         let mut broken = false;
         let mut loss = None;
         let mut loss_span = head;
-        let mut optimizer = Some(Optimizer::Adam {
-            lr: 0.001,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        });
+        // Keras's `compile()` default.
+        let mut optimizer = Some(Optimizer::new(&optimizer::ADAM, &[]));
         let mut metrics = Some(Vec::new());
         let mut epochs = Some(1);
         let mut batch = Some(32);
@@ -583,91 +581,89 @@ impl Checker {
         }
     }
 
-    /// The optimizer, and its learning-rate schedule when `lr` is one.
+    /// The optimizer, and its learning-rate schedule when `lr` is one: the call bound against
+    /// the optimizer's definition (`settings::optimizer`), each argument checked as it says.
     fn optimizer(&mut self, expr: &ast::Expr) -> Option<(Optimizer, Option<Schedule>)> {
         let (callee, call_args) =
             self.name_or_call(expr, "an optimizer such as `adam(lr: 0.001)`")?;
-        match callee.name.as_str() {
-            "sgd" => {
-                let b = self.bind(&callee, call_args, &["lr", "momentum", "nesterov"]);
-                let lr = self.learning_rate(b.get(0), 0.01);
-                let momentum = b
-                    .get(1)
-                    .map_or(Some(0.0), |e| self.fraction(e, "`momentum`"));
-                let nesterov = b
-                    .get(2)
-                    .map_or(Some(false), |e| self.boolean(e, "`nesterov`"));
-                let ((lr, schedule), momentum, nesterov) = (lr?, momentum?, nesterov?);
-                // Keras: with momentum 0 (nesterov or not) the update is plain SGD.
-                let optimizer = if momentum == 0.0 {
-                    Optimizer::Sgd { lr }
-                } else {
-                    Optimizer::SgdMomentum {
-                        lr,
-                        momentum,
-                        nesterov,
-                    }
-                };
-                Some((optimizer, schedule)).filter(|_| b.ok)
-            }
-            "adam" => {
-                let b = self.bind(
-                    &callee,
-                    call_args,
-                    &["lr", "beta1", "beta2", "eps", "profile"],
-                );
-                let torch = match b.get(4) {
-                    None => Some(false),
-                    Some(e) => match &e.kind {
-                        ast::ExprKind::Name(name) if name == "keras" => Some(false),
-                        ast::ExprKind::Name(name) if name == "torch" => Some(true),
-                        _ => {
-                            self.error(
-                                Diagnostic::error("E0303", "`profile` must be `keras` or `torch`")
-                                    .primary(e.span, format!("found {}", found(e)))
-                                    .help(
-                                        "`torch` adds eps after the bias correction, as PyTorch \
-                                         does; `keras` (the default) before",
-                                    ),
-                            );
-                            None
-                        }
-                    },
-                };
-                let lr = self.learning_rate(b.get(0), 0.001);
-                let beta1 = b.get(1).map_or(Some(0.9), |e| self.fraction(e, "`beta1`"));
-                let beta2 = b
-                    .get(2)
-                    .map_or(Some(0.999), |e| self.fraction(e, "`beta2`"));
-                // PyTorch's default eps is 1e-8, Keras's 1e-7.
-                let default_eps = if torch == Some(true) { 1e-8 } else { 1e-7 };
-                let eps = b
-                    .get(3)
-                    .map_or(Some(default_eps), |e| self.positive_f32(e, "`eps`"));
-                match (b.ok, lr, beta1, beta2, eps, torch) {
-                    (
-                        true,
-                        Some((lr, schedule)),
-                        Some(beta1),
-                        Some(beta2),
-                        Some(eps),
-                        Some(torch),
-                    ) => Some((Optimizer::adam(torch, lr, beta1, beta2, eps), schedule)),
-                    _ => None,
-                }
-            }
-            _ => {
-                self.error(unknown(
-                    "E0108",
-                    "optimizer",
-                    &callee,
-                    "not an optimizer",
-                    &OPTIMIZERS,
-                    "optimizers: sgd, adam",
-                ));
-                None
+        let Some(def) = optimizer::find(&callee.name) else {
+            let names = optimizer::names();
+            self.error(unknown(
+                "E0108",
+                "optimizer",
+                &callee,
+                "not an optimizer",
+                &names,
+                format!("optimizers: {}", names.join(", ")),
+            ));
+            return None;
+        };
+        let params: Vec<&str> = def.args.iter().map(|a| a.name).collect();
+        let bound = self.bind(&callee, call_args, &params);
+        let mut args = def.default_args();
+        let mut ok = bound.ok;
+        let mut schedule = None;
+        // Choices first: they may change other arguments' defaults, and are reported first.
+        let is_choice = |i: &usize| matches!(def.args[*i].kind, ArgKind::Choice(_));
+        let order = (0..def.args.len())
+            .filter(is_choice)
+            .chain((0..def.args.len()).filter(|i| !is_choice(i)));
+        for i in order {
+            let Some(e) = bound.get(i) else { continue };
+            let arg = &def.args[i];
+            let what = format!("`{}`", arg.name);
+            let value = match arg.kind {
+                ArgKind::LearningRate => self.learning_rate(Some(e), 0.0).map(|(lr, s)| {
+                    schedule = s;
+                    ArgValue::Number(lr)
+                }),
+                ArgKind::Fraction => self.fraction(e, &what).map(ArgValue::Number),
+                ArgKind::Positive => self.positive_f32(e, &what).map(ArgValue::Number),
+                ArgKind::NonNegative => self
+                    .non_negative(e, &what)
+                    .map(|x| ArgValue::Number(x as f32)),
+                ArgKind::Bool => self.boolean(e, &what).map(ArgValue::Bool),
+                ArgKind::Choice(options) => self.choice(e, arg, options).map(ArgValue::Choice),
+            };
+            match value {
+                Some(value) => args.set(arg.name, value),
+                None => ok = false,
             }
         }
+        if !ok {
+            return None;
+        }
+        let given: Vec<bool> = (0..def.args.len())
+            .map(|i| bound.get(i).is_some())
+            .collect();
+        (def.resolve)(&mut args, &given);
+        Some((Optimizer { def, args }, schedule))
+    }
+
+    /// A name among `options` (`profile: torch`).
+    fn choice(
+        &mut self,
+        expr: &ast::Expr,
+        arg: &ArgDef,
+        options: &'static [&'static str],
+    ) -> Option<&'static str> {
+        if let ast::ExprKind::Name(name) = &expr.kind
+            && let Some(option) = options.iter().find(|o| *o == name)
+        {
+            return Some(option);
+        }
+        let listed: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+        let expected = match listed.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.error(
+            Diagnostic::error("E0303", format!("`{}` must be {expected}", arg.name))
+                .primary(expr.span, format!("found {}", found(expr)))
+                .help(arg.doc),
+        );
+        None
     }
 
     /// An optimizer's `lr`: a positive number, or a schedule call. For a schedule, the `lr`

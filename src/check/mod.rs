@@ -14,16 +14,16 @@ mod elab;
 pub mod expression;
 mod fit;
 mod model;
-pub mod program;
 mod prompt;
-mod suggest;
-pub mod summary;
 pub mod types;
 mod value;
 
 use crate::diag::{Diagnostic, Span};
+use crate::program::*;
+use crate::settings::Activation;
 use crate::syntax::ast;
-use program::*;
+
+use crate::suggest;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -45,7 +45,6 @@ pub const LOSSES: [&str; 6] = [
     "mean_absolute_error",
     "huber",
 ];
-pub const OPTIMIZERS: [&str; 2] = ["sgd", "adam"];
 pub const METRICS: [&str; 6] = [
     "accuracy",
     "top_k_accuracy",
@@ -82,6 +81,32 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
     checker.unused_definitions();
     checker.unused_data();
     checker.finish()
+}
+
+/// A sequential stack of dense layers, checked from source like any program: `widths`
+/// holds the input width and then each layer's units. For tests and benchmarks.
+pub fn dense_stack(name: &str, widths: &[usize], activations: &[Activation]) -> Model {
+    assert_eq!(
+        widths.len(),
+        activations.len() + 1,
+        "one activation per layer"
+    );
+    let layers: Vec<String> = activations
+        .iter()
+        .zip(&widths[1..])
+        .map(|(a, units)| format!("    dense({units}, {})\n", a.name()))
+        .collect();
+    let source = format!(
+        "model {name}(x: f32[B, {}]) -> f32[B, {}] {{\n{}}}\n",
+        widths[0],
+        widths[widths.len() - 1],
+        layers.concat()
+    );
+    let (program, parse_errors) = crate::syntax::parse(&source);
+    assert!(parse_errors.is_empty(), "{parse_errors:?}");
+    let (checked, diags) = check(&program);
+    let checked = checked.unwrap_or_else(|| panic!("dense_stack: {diags:?}"));
+    checked.models.into_iter().next().expect("one model")
 }
 
 impl Checker {
@@ -396,6 +421,7 @@ fn with_suggestion<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::*;
     use crate::syntax::parse;
 
     fn check_source(source: &str) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
@@ -435,12 +461,7 @@ mod tests {
         let fit = &checked.fits[0];
         assert_eq!(
             fit.optimizer,
-            Optimizer::Adam {
-                lr: 0.001,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-7
-            }
+            Optimizer::new(&crate::settings::optimizer::ADAM, &[])
         );
         assert_eq!(
             (fit.epochs, fit.batch, fit.seed, fit.shuffle),

@@ -6,7 +6,8 @@
 //! of the last line is the model's result, checked against the declared output types.
 
 use super::elab::Elab;
-use super::program::*;
+use crate::program::*;
+
 use super::types::{DimEnv, type_text};
 use super::value::*;
 use super::*;

@@ -3,7 +3,8 @@
 //! (`units`) and arithmetic (`7 * 7 * 64`) evaluate to literals, and a conflict names both
 //! sources.
 
-use crate::ir::shape::{DType, Dim, Shape, TensorType};
+use crate::ir::shape::{DType, Dim};
+pub use crate::ir::shape::{per_sample, shape_text, type_text};
 use crate::syntax::ast::{self, BinaryOp, DimKind};
 use std::collections::HashMap;
 
@@ -99,33 +100,4 @@ pub fn dtype_of(name: &str) -> Option<DType> {
         "i32" => Some(DType::I32),
         _ => None,
     }
-}
-
-/// `f32[B, 64]`, with the model's own name for the batch dimension.
-pub fn type_text(ty: &TensorType, batch: &str) -> String {
-    format!("{}{}", ty.dtype.name(), shape_text(&ty.shape, batch))
-}
-
-pub fn shape_text(shape: &Shape, batch: &str) -> String {
-    let dims: Vec<String> = shape
-        .dims()
-        .iter()
-        .map(|d| match d {
-            Dim::Batch => batch.to_string(),
-            Dim::Fixed(n) => n.to_string(),
-        })
-        .collect();
-    format!("[{}]", dims.join(", "))
-}
-
-/// Elements per sample: the product of the fixed dimensions.
-pub fn per_sample(shape: &Shape) -> usize {
-    shape
-        .dims()
-        .iter()
-        .map(|d| match d {
-            Dim::Batch => 1,
-            Dim::Fixed(n) => *n,
-        })
-        .fold(1usize, usize::saturating_mul)
 }

@@ -874,7 +874,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
         }
     }
 
-    /// `interp::dropout::mix` on i32 or i32x4 values.
+    /// `ir::dropout::mix` on i32 or i32x4 values.
     fn mix(&mut self, x: Value) -> Value {
         let mut x = x;
         for (shift, mul) in [
@@ -907,9 +907,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
     }
 
     /// Inverted dropout of `x` at element indices `index`, the mask computed exactly as
-    /// `interp::dropout::Key` computes it (integer arithmetic, so the two agree bit for bit).
+    /// `ir::dropout::Key` computes it (integer arithmetic, so the two agree bit for bit).
     fn dropout(&mut self, rate: f32, seed: u64, x: Value, step: Value, index: Value) -> Value {
-        use crate::interp::dropout;
+        use crate::ir::dropout;
         let ty = self.b.func.dfg.value_type(x);
         let ity = self.b.func.dfg.value_type(index);
         // The per-step key, from the scalar step counter (saturating like the interpreter).

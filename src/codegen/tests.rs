@@ -865,12 +865,7 @@ fn mlp_adam(din: usize, hidden: &[usize], classes: usize) -> Graph {
         din,
         hidden,
         classes,
-        crate::check::program::Optimizer::Adam {
-            lr: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        },
+        crate::settings::optimizer::with_lr(&crate::settings::optimizer::ADAM, 0.01),
     )
 }
 
@@ -879,10 +874,11 @@ fn mlp(
     din: usize,
     hidden: &[usize],
     classes: usize,
-    optimizer: crate::check::program::Optimizer,
+    optimizer: crate::settings::Optimizer,
 ) -> Graph {
-    use crate::check::program::{Activation, CheckedProgram, Fit, Loss, Model};
     use crate::driver::{self, GraphStage};
+    use crate::program::{CheckedProgram, Fit};
+    use crate::settings::{Activation, Loss};
     let widths: Vec<usize> = std::iter::once(din)
         .chain(hidden.iter().copied())
         .chain(std::iter::once(classes))
@@ -906,7 +902,7 @@ fn mlp(
     };
     let program = CheckedProgram {
         data: vec![],
-        models: vec![Model::dense_stack("mlp", &widths, &activations)],
+        models: vec![crate::check::dense_stack("mlp", &widths, &activations)],
         fits: vec![fit.clone()],
         actions: vec![],
     };
@@ -971,24 +967,16 @@ fn run_filled(step: &mut CompiledStep, g: &Graph, batch: usize, steps: usize) {
 /// emitted Cranelift loop, in Keras's and PyTorch's forms, with ragged tails, on 1 and 2 threads.
 #[test]
 fn native_adam_update_matches_the_emitted_loop_bit_for_bit() {
-    use crate::check::program::Optimizer;
-    let keras = Optimizer::Adam {
-        lr: 0.01,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-7,
-    };
-    let torch = Optimizer::AdamTorch {
-        lr: 0.01,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-    };
+    use crate::settings::Optimizer;
+    use crate::settings::optimizer::{ADAM, ArgValue};
+    let lr = ("lr", ArgValue::Number(0.01));
+    let keras = Optimizer::new(&ADAM, &[lr]);
+    let torch = Optimizer::new(&ADAM, &[lr, ("profile", ArgValue::Choice("torch"))]);
     let config = CodegenConfig { max_batch: 8 };
     // 95 parameters (an odd tail), and 39,818 (above `adam::PARALLEL_MIN_PARAMS`).
     for (din, hidden) in [(6, 8), (300, 128)] {
-        for optimizer in [keras, torch] {
-            let g = mlp(din, &[hidden], 10, optimizer);
+        for optimizer in [&keras, &torch] {
+            let g = mlp(din, &[hidden], 10, optimizer.clone());
             let clif = clif_text(&g, &config).unwrap();
             assert_eq!(
                 clif.contains("call fn3("),

@@ -111,6 +111,8 @@ pub struct StateInfo {
     /// e.g. `dense_1.kernel.m`.
     pub name: String,
     pub shape: Shape,
+    /// Every element's value before the first update (Adagrad's accumulator starts at 0.1).
+    pub init: f32,
 }
 
 /// Where an update writes: the new value replaces the old one after the step.

@@ -4,8 +4,8 @@
 use super::graph::{Graph, ValueId};
 use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use super::shape::{DType, Dim, Shape, TensorType};
-use crate::check::program::{Fit, Loss, Model};
 use crate::diag::Span;
+use crate::settings::{Loss, LossOptions};
 
 /// Name of the graph input holding integer class labels.
 pub const LABELS: &str = "labels";
@@ -19,26 +19,34 @@ pub const LOSS: &str = "loss";
 /// in softmax, since softmax does not change the argmax and need not be computed to train).
 pub const SCORES: &str = "scores";
 
-/// The forward pass and loss of `model` under `fit`: the model's forward graph (built by the
-/// checker) with its first input renamed to the runtime's feature input, then the loss.
-pub fn lower_training(model: &Model, fit: &Fit) -> Graph {
-    let mut graph = model.forward.clone();
-    graph.name = format!("{}_train", model.name);
+/// What a `fit` trains a model for: its loss, with the loss's options and the span of the `fit`.
+#[derive(Clone, Copy, Debug)]
+pub struct Objective {
+    pub loss: Loss,
+    pub options: LossOptions,
+    pub span: Span,
+}
+
+/// The forward pass and loss: a model's forward graph (built by the checker) with its first
+/// input renamed to the runtime's feature input, then the loss.
+pub fn lower_training(forward: &Graph, objective: &Objective) -> Graph {
+    let mut graph = forward.clone();
+    graph.name = format!("{}_train", forward.name);
     graph.outputs.clear();
     if let Some(input) = graph.inputs.first_mut() {
         input.name = FEATURES.to_string();
     }
-    let output = model.forward.outputs[0].1;
+    let output = forward.outputs[0].1;
     // A softmax (sigmoid) output is read as probabilities; the loss reads the logits before it
     // for stability — unless the fit says the output already is logits.
     let logits = match graph.node(output).op {
-        Op::Softmax | Op::Unary(UnaryOp::Sigmoid) if !fit.loss_options.from_logits => {
+        Op::Softmax | Op::Unary(UnaryOp::Sigmoid) if !objective.options.from_logits => {
             graph.node(output).inputs.first().copied()
         }
         _ => None,
     };
     let forward = Forward { output, logits };
-    let (loss, scores) = lower_loss(&mut graph, model, fit, forward);
+    let (loss, scores) = lower_loss(&mut graph, objective, forward);
     graph.outputs.push((LOSS.to_string(), loss));
     graph.outputs.push((SCORES.to_string(), scores));
     graph
@@ -62,17 +70,23 @@ struct Forward {
 /// Returns (mean loss, scores). A softmax or sigmoid output is read as probabilities, and the
 /// loss is computed from the logits before it in the numerically stable form (log-softmax,
 /// softplus), as Keras does; with `from_logits` the output itself is the logits.
-fn lower_loss(graph: &mut Graph, model: &Model, fit: &Fit, forward: Forward) -> (ValueId, ValueId) {
-    let span = Some(fit.span);
+fn lower_loss(graph: &mut Graph, objective: &Objective, forward: Forward) -> (ValueId, ValueId) {
+    let span = Some(objective.span);
+    // The classes of a classifier, the width of a regression target (Keras: a rank-1 output is
+    // one value per sample).
+    let output_features = match graph.ty(forward.output).shape.dims().last() {
+        Some(&Dim::Fixed(n)) => n,
+        _ => 1,
+    };
     let batch = graph.batch_size(span);
     let logits = forward.logits.unwrap_or(forward.output);
-    match fit.loss {
+    match objective.loss {
         Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy => {
             let labels = class_labels(graph, span);
             let log_probs = graph.add(Op::LogSoftmax, &[logits], span);
             let one_hot = graph.add(
                 Op::OneHot {
-                    classes: model.output_features,
+                    classes: output_features,
                 },
                 &[labels],
                 span,
@@ -102,15 +116,15 @@ fn lower_loss(graph: &mut Graph, model: &Model, fit: &Fit, forward: Forward) -> 
             (loss, scores)
         }
         Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::Huber => {
-            let shape = Shape(vec![Dim::Batch, Dim::Fixed(model.output_features)]);
+            let shape = Shape(vec![Dim::Batch, Dim::Fixed(output_features)]);
             let targets = graph.input(TARGETS, TensorType::f32(shape), span);
             let error = graph.binary(BinaryOp::Sub, forward.output, targets, span);
-            let per_element = match fit.loss {
+            let per_element = match objective.loss {
                 Loss::MeanSquaredError => graph.binary(BinaryOp::Mul, error, error, span),
                 Loss::MeanAbsoluteError => graph.unary(UnaryOp::Abs, error, span),
                 _ => {
                     // Keras's Huber: ½·min(|e|, δ)² + δ·(|e| − min(|e|, δ)).
-                    let delta = graph.constant(fit.loss_options.delta, span);
+                    let delta = graph.constant(objective.options.delta, span);
                     let half = graph.constant(0.5, span);
                     let abs = graph.unary(UnaryOp::Abs, error, span);
                     let quadratic = graph.binary(BinaryOp::Min, abs, delta, span);
@@ -123,7 +137,7 @@ fn lower_loss(graph: &mut Graph, model: &Model, fit: &Fit, forward: Forward) -> 
             };
             let total = sum_all(graph, per_element, span);
             let per_sample = graph.binary(BinaryOp::Div, total, batch, span);
-            let width = graph.constant(model.output_features as f32, span);
+            let width = graph.constant(output_features as f32, span);
             let loss = graph.binary(BinaryOp::Div, per_sample, width, span);
             (loss, forward.output)
         }

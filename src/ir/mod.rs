@@ -6,6 +6,7 @@
 pub mod autodiff;
 pub mod cse;
 pub mod dce;
+pub mod dropout;
 pub mod fold;
 pub mod graph;
 pub mod lower;

@@ -45,7 +45,7 @@ pub enum Op {
     /// Inverted dropout of `x` (input 0) at training step `step` (input 1, the f32 scalar step
     /// counter): each element is kept with probability `1 - rate` and scaled by `1 / (1 - rate)`,
     /// else zeroed. The mask is a pure function of `(seed, step, flat element index)`
-    /// (`interp::dropout_keep`), so the backward pass, the interpreter and the JIT all see the
+    /// (`ir::dropout`), so the backward pass, the interpreter and the JIT all see the
     /// same mask without storing it.
     Dropout {
         rate: f32,

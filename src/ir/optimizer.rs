@@ -1,11 +1,13 @@
 //! The optimizer update as IR: new values for every parameter and optimizer state, appended to
-//! the graph after the gradients, so it is fused and compiled with the rest of the step.
+//! the graph after the gradients, so it is fused and compiled with the rest of the step. The
+//! rules themselves are the optimizers' definitions in `settings::optimizer`; this module gives
+//! them the graph to write into.
 
 use super::graph::{Graph, Slot, StateInfo, Update, ValueId};
 use super::op::{BinaryOp, UnaryOp};
 use super::shape::{Shape, TensorType};
-use crate::check::program::Optimizer;
 use crate::diag::Span;
+use crate::settings::optimizer::{Optimizer, State, UpdateBuilder, Var};
 
 /// Name of the scalar graph input holding Adam's 1-based step count `t`.
 pub const STEP: &str = "step";
@@ -15,146 +17,119 @@ pub const STEP: &str = "step";
 /// the runtime sets it before every step (to the optimizer's `lr` when nothing changes it).
 pub const LR: &str = "lr";
 
-/// Appends the update for `optimizer` (gradients must already be in `graph.gradients`).
+/// Appends the update for `optimizer` (gradients must already be in `graph.gradients`): the
+/// optimizer's own rule (`settings::optimizer`), run against the graph.
 pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span>) {
-    match *optimizer {
-        Optimizer::Sgd { lr: _ } => {
-            let lr = graph.input(LR, TensorType::f32(Shape::scalar()), span);
-            for gradient in graph.gradients.clone() {
-                let p = param(graph, gradient.param);
-                let step = graph.binary(BinaryOp::Mul, lr, gradient.value, span);
-                let value = graph.binary(BinaryOp::Sub, p, step, span);
-                write(graph, Slot::Param(gradient.param), value);
-            }
-        }
-        Optimizer::SgdMomentum {
-            lr: _,
-            momentum,
-            nesterov,
-        } => {
-            use BinaryOp::{Add, Mul, Sub};
-            let lr = graph.input(LR, TensorType::f32(Shape::scalar()), span);
-            let mu = graph.constant(momentum, span);
-            for gradient in graph.gradients.clone() {
-                let g = gradient.value;
-                let shape = graph.params[gradient.param].shape.clone();
-                let name = graph.params[gradient.param].name.clone();
-                let (v_index, v) = state(graph, format!("{name}.momentum"), &shape, span);
-                // Keras: v = momentum · v − lr · g; p += v, or (nesterov) p += momentum · v − lr · g.
-                let decayed = graph.binary(Mul, mu, v, span);
-                let scaled = graph.binary(Mul, lr, g, span);
-                let v_new = graph.binary(Sub, decayed, scaled, span);
-                let p = param(graph, gradient.param);
-                let delta = if nesterov {
-                    let ahead = graph.binary(Mul, mu, v_new, span);
-                    graph.binary(Sub, ahead, scaled, span)
-                } else {
-                    v_new
-                };
-                let p_new = graph.binary(Add, p, delta, span);
-                write(graph, Slot::State(v_index), v_new);
-                write(graph, Slot::Param(gradient.param), p_new);
-            }
-        }
-        Optimizer::Adam {
-            lr: _,
-            beta1,
-            beta2,
-            eps,
-        }
-        | Optimizer::AdamTorch {
-            lr: _,
-            beta1,
-            beta2,
-            eps,
-        } => {
-            let torch = matches!(optimizer, Optimizer::AdamTorch { .. });
-            use BinaryOp::{Add, Div, Mul, Pow, Sub};
-            // Keras's form: alpha = lr · sqrt(1 − β2^t) / (1 − β1^t), computed once per step.
-            let t = graph.step_input(span);
-            let one = graph.constant(1.0, span);
-            let b1 = graph.constant(beta1, span);
-            let b2 = graph.constant(beta2, span);
-            let b1_t = graph.binary(Pow, b1, t, span);
-            let b2_t = graph.binary(Pow, b2, t, span);
-            let bias1 = graph.binary(Sub, one, b1_t, span);
-            let bias2 = graph.binary(Sub, one, b2_t, span);
-            let root = graph.unary(UnaryOp::Sqrt, bias2, span);
-            let lr = graph.input(LR, TensorType::f32(Shape::scalar()), span);
-            // PyTorch divides m by (1 − β1^t) and sqrt(v) by sqrt(1 − β2^t) before adding ε:
-            // alpha = lr / (1 − β1^t), and the root is kept for the denominator.
-            let (alpha, root_bias2) = if torch {
-                (graph.binary(Div, lr, bias1, span), Some(root))
-            } else {
-                let scaled = graph.binary(Mul, lr, root, span);
-                (graph.binary(Div, scaled, bias1, span), None)
-            };
-            let b2_value = b2;
-            let one_minus_b1 = graph.constant(1.0 - beta1, span);
-            let one_minus_b2 = graph.constant(1.0 - beta2, span);
-            let eps = graph.constant(eps, span);
+    let mut builder = GraphUpdate { graph, span };
+    (optimizer.def.update)(&optimizer.args, &mut builder);
+}
 
-            for gradient in graph.gradients.clone() {
-                let g = gradient.value;
-                let shape = graph.params[gradient.param].shape.clone();
-                let name = graph.params[gradient.param].name.clone();
-                let (m_index, m) = state(graph, format!("{name}.m"), &shape, span);
-                let (v_index, v) = state(graph, format!("{name}.v"), &shape, span);
-                // m += (g − m)(1 − β1); v += (g² − v)(1 − β2): Keras's exact arithmetic.
-                let dm = graph.binary(Sub, g, m, span);
-                let dm = graph.binary(Mul, dm, one_minus_b1, span);
-                let m_new = graph.binary(Add, m, dm, span);
-                let g2 = graph.binary(Mul, g, g, span);
-                let v_new = if torch {
-                    // PyTorch: v · β2 + (1 − β2) · g² (addcmul).
-                    let kept = graph.binary(Mul, v, b2_value, span);
-                    let added = graph.binary(Mul, g2, one_minus_b2, span);
-                    graph.binary(Add, kept, added, span)
-                } else {
-                    let dv = graph.binary(Sub, g2, v, span);
-                    let dv = graph.binary(Mul, dv, one_minus_b2, span);
-                    graph.binary(Add, v, dv, span)
-                };
-                // p −= (m · alpha) / (sqrt(v) + ε); torch: sqrt(v) / sqrt(1 − β2^t) + ε.
-                let numerator = graph.binary(Mul, m_new, alpha, span);
-                let root_v = graph.unary(UnaryOp::Sqrt, v_new, span);
-                let root_v = match root_bias2 {
-                    Some(root) => graph.binary(Div, root_v, root, span),
-                    None => root_v,
-                };
-                let denominator = graph.binary(Add, root_v, eps, span);
-                let step = graph.binary(Div, numerator, denominator, span);
-                let p = param(graph, gradient.param);
-                let p_new = graph.binary(Sub, p, step, span);
-                write(graph, Slot::State(m_index), m_new);
-                write(graph, Slot::State(v_index), v_new);
-                write(graph, Slot::Param(gradient.param), p_new);
-            }
+/// The update rule's arithmetic as IR nodes.
+struct GraphUpdate<'g> {
+    graph: &'g mut Graph,
+    span: Option<Span>,
+}
+
+fn id(var: Var) -> ValueId {
+    ValueId(var.0 as u32)
+}
+
+fn var(value: ValueId) -> Var {
+    Var(value.0 as usize)
+}
+
+impl GraphUpdate<'_> {
+    fn binary(&mut self, op: BinaryOp, a: Var, b: Var) -> Var {
+        var(self.graph.binary(op, id(a), id(b), self.span))
+    }
+
+    fn new_state(&mut self, name: String, shape: Shape, init: f32) -> State {
+        let index = self.graph.states.len();
+        let value = self.graph.state(StateInfo { name, shape, init }, self.span);
+        State {
+            index,
+            value: var(value),
         }
     }
 }
 
-/// The step stores `value` into `target` once it has run.
-fn write(graph: &mut Graph, target: Slot, value: ValueId) {
-    graph.updates.push(Update { target, value });
-}
+impl UpdateBuilder for GraphUpdate<'_> {
+    fn constant(&mut self, value: f32) -> Var {
+        var(self.graph.constant(value, self.span))
+    }
 
-fn param(graph: &Graph, index: usize) -> ValueId {
-    graph
-        .param_value(index)
-        .expect("internal compiler error: every parameter has a node")
-}
+    fn lr(&mut self) -> Var {
+        var(self
+            .graph
+            .input(LR, TensorType::f32(Shape::scalar()), self.span))
+    }
 
-fn state(graph: &mut Graph, name: String, shape: &Shape, span: Option<Span>) -> (usize, ValueId) {
-    let index = graph.states.len();
-    let value = graph.state(
-        StateInfo {
-            name,
-            shape: shape.clone(),
-        },
-        span,
-    );
-    (index, value)
+    fn step(&mut self) -> Var {
+        var(self.graph.step_input(self.span))
+    }
+
+    fn add(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Add, a, b)
+    }
+
+    fn sub(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+
+    fn mul(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+
+    fn div(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Div, a, b)
+    }
+
+    fn pow(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Pow, a, b)
+    }
+
+    fn sqrt(&mut self, x: Var) -> Var {
+        var(self.graph.unary(UnaryOp::Sqrt, id(x), self.span))
+    }
+
+    fn gradients(&mut self) -> Vec<(usize, Var)> {
+        self.graph
+            .gradients
+            .iter()
+            .map(|g| (g.param, var(g.value)))
+            .collect()
+    }
+
+    fn param(&mut self, index: usize) -> Var {
+        var(self
+            .graph
+            .param_value(index)
+            .expect("internal compiler error: every parameter has a node"))
+    }
+
+    fn param_state(&mut self, index: usize, role: &str, init: f32) -> State {
+        let param = &self.graph.params[index];
+        let (name, shape) = (format!("{}.{role}", param.name), param.shape.clone());
+        self.new_state(name, shape, init)
+    }
+
+    fn scalar_state(&mut self, name: &str, init: f32) -> State {
+        self.new_state(name.to_string(), Shape::scalar(), init)
+    }
+
+    fn set_param(&mut self, index: usize, value: Var) {
+        self.graph.updates.push(Update {
+            target: Slot::Param(index),
+            value: id(value),
+        });
+    }
+
+    fn set_state(&mut self, state: State, value: Var) {
+        self.graph.updates.push(Update {
+            target: Slot::State(state.index),
+            value: id(value),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +137,7 @@ mod tests {
     use super::*;
     use crate::interp::{self, Bindings};
     use crate::ir::graph::{Gradient, Init, ParamInfo};
+    use crate::settings::optimizer::{ADAM, ArgValue, SGD};
     use ndarray::{ArrayD, IxDyn};
 
     /// One update of a parameter `p` with gradient `g` (an input), run on the interpreter:
@@ -214,10 +190,9 @@ mod tests {
     fn momentum_and_nesterov_follow_keras() {
         let (lr, mu, p, g, v) = (0.1f64, 0.9f64, 1.0f64, 0.5f64, 0.2f64);
         let v_new = mu * v - lr * g;
-        let sgd = |nesterov| Optimizer::SgdMomentum {
-            lr: 0.0,
-            momentum: 0.9,
-            nesterov,
+        let sgd = |nesterov| {
+            let momentum = ("momentum", ArgValue::Number(0.9));
+            Optimizer::new(&SGD, &[momentum, ("nesterov", ArgValue::Bool(nesterov))])
         };
         close(
             &update(sgd(false), p, g, &[v], 1.0, lr),
@@ -239,8 +214,9 @@ mod tests {
         let torch = p - lr / c1 * m_new / (v_new.sqrt() / c2.sqrt() + eps);
         let keras = p - lr * c2.sqrt() / c1 * m_new / (v_new.sqrt() + eps);
         let adam = |torch| {
-            let (lr, beta1, beta2, eps) = (0.0, 0.9, 0.999, 1e-3);
-            Optimizer::adam(torch, lr, beta1, beta2, eps)
+            let profile = if torch { "torch" } else { "keras" };
+            let eps = ("eps", ArgValue::Number(1e-3));
+            Optimizer::new(&ADAM, &[eps, ("profile", ArgValue::Choice(profile))])
         };
         close(
             &update(adam(true), p, g, &[m, v], t, lr),

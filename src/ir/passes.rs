@@ -155,7 +155,6 @@ mod equivalence {
     use rand_chacha::ChaCha8Rng;
 
     use super::{MAX_ROUNDS, eliminate_common_subexpressions, eliminate_dead_code, simplify};
-    use crate::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
     use crate::diag::Span;
     use crate::driver::{GraphStage, training_graph};
     use crate::interp::{self, Bindings};
@@ -163,13 +162,12 @@ mod equivalence {
     use crate::ir::op::Op;
     use crate::ir::optimizer::STEP;
     use crate::ir::shape::DType;
+    use crate::program::{CheckedProgram, Fit};
+    use crate::settings::{Activation, Loss, Optimizer};
 
-    const ADAM: Optimizer = Optimizer::Adam {
-        lr: 0.001,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-7,
-    };
+    fn adam() -> Optimizer {
+        Optimizer::new(&crate::settings::optimizer::ADAM, &[])
+    }
 
     fn program(
         widths: &[usize],
@@ -179,7 +177,7 @@ mod equivalence {
     ) -> CheckedProgram {
         CheckedProgram {
             data: vec![],
-            models: vec![Model::dense_stack("m", widths, activations)],
+            models: vec![crate::check::dense_stack("m", widths, activations)],
             fits: vec![Fit {
                 span: Span::default(),
                 model: 0,
@@ -291,10 +289,10 @@ mod equivalence {
     }
 
     fn check(widths: &[usize], activations: &[Activation], loss: Loss, opt: Optimizer) {
+        let label = format!("{widths:?} {loss:?}/{opt:?}");
         let program = program(widths, activations, loss, opt);
         let fit = &program.fits[0];
         let classes = *widths.last().unwrap();
-        let label = format!("{widths:?} {loss:?}/{opt:?}");
         let before = training_graph(&program, fit, GraphStage::Step).unwrap();
         let after = training_graph(&program, fit, GraphStage::Optimized).unwrap();
         assert!(after.nodes.len() <= before.nodes.len());
@@ -329,7 +327,7 @@ mod equivalence {
             &[32, 64, 64, 10],
             &[Relu, Relu, Softmax],
             Loss::SparseCategoricalCrossentropy,
-            ADAM,
+            adam(),
         );
     }
 
@@ -337,9 +335,15 @@ mod equivalence {
     fn every_activation_loss_and_optimizer() {
         use Activation::{Linear, Relu, Sigmoid, Softmax, Tanh};
         for loss in [Loss::SparseCategoricalCrossentropy, Loss::MeanSquaredError] {
-            for opt in [Optimizer::Sgd { lr: 0.05 }, ADAM] {
-                check(&[5, 7, 6, 4, 3], &[Sigmoid, Tanh, Relu, Linear], loss, opt);
-                check(&[4, 6, 3], &[Tanh, Softmax], loss, opt);
+            let sgd = crate::settings::optimizer::with_lr(&crate::settings::optimizer::SGD, 0.05);
+            for opt in [sgd, adam()] {
+                check(
+                    &[5, 7, 6, 4, 3],
+                    &[Sigmoid, Tanh, Relu, Linear],
+                    loss,
+                    opt.clone(),
+                );
+                check(&[4, 6, 3], &[Tanh, Softmax], loss, opt.clone());
                 check(&[3, 4, 1], &[Sigmoid, Linear], loss, opt);
             }
         }

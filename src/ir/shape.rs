@@ -182,6 +182,35 @@ impl fmt::Display for TensorType {
     }
 }
 
+/// `f32[B, 64]`, with the model's own name for the batch dimension.
+pub fn type_text(ty: &TensorType, batch: &str) -> String {
+    format!("{}{}", ty.dtype.name(), shape_text(&ty.shape, batch))
+}
+
+pub fn shape_text(shape: &Shape, batch: &str) -> String {
+    let dims: Vec<String> = shape
+        .dims()
+        .iter()
+        .map(|d| match d {
+            Dim::Batch => batch.to_string(),
+            Dim::Fixed(n) => n.to_string(),
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Elements per sample: the product of the fixed dimensions.
+pub fn per_sample(shape: &Shape) -> usize {
+    shape
+        .dims()
+        .iter()
+        .map(|d| match d {
+            Dim::Batch => 1,
+            Dim::Fixed(n) => *n,
+        })
+        .fold(1usize, usize::saturating_mul)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! The callbacks decide; the epoch loop acts (stops, saves, restores, sets the rate).
 
 use super::train::EpochReport;
-use crate::check::program::{Callback, Monitor};
+use crate::settings::{Callback, Monitor};
 
 /// What the callbacks want done after an epoch.
 #[derive(Debug, Default, PartialEq)]

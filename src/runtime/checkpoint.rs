@@ -462,7 +462,13 @@ pub fn match_states(
     kind: &str,
     states: &[StateInfo],
 ) -> Option<Vec<Vec<f32>>> {
-    if state.kind != kind || state.slots.len() != states.len() {
+    // Before optimizers were defined in one table, SGD with momentum was saved as `sgd_momentum`;
+    // its velocity tensors still tell it apart from plain SGD.
+    let saved = match state.kind.as_str() {
+        "sgd_momentum" => "sgd",
+        saved => saved,
+    };
+    if saved != kind || state.slots.len() != states.len() {
         return None;
     }
     states

@@ -33,7 +33,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::buffer::{AllocError, Buffer};
-use crate::check::program::{DataSet, DataSource, LabelColumn, Loss, Model};
+use crate::program::{DataSet, Model};
+use crate::settings::{DataSource, LabelColumn, Loss};
 
 pub mod idx;
 pub mod npy;
@@ -314,7 +315,7 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
                 plural(dataset.features),
                 model.name,
                 model.inputs[0].0,
-                crate::check::types::type_text(&model.inputs[0].1, &model.batch_symbol)
+                crate::ir::shape::type_text(&model.inputs[0].1, &model.batch_symbol)
             ),
         ));
     }
@@ -830,43 +831,16 @@ fn label_column(
 
 /// The header name closest to `name`, if it is close enough to be a likely typo.
 fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
-    let lower = name.to_lowercase();
-    names
-        .iter()
-        .map(|n| {
-            let distance = if n.to_lowercase() == lower {
-                0
-            } else {
-                edit_distance(&lower, &n.to_lowercase())
-            };
-            (distance, n)
-        })
-        .filter(|&(distance, n)| distance <= 2.max(n.chars().count() / 3))
-        .min_by_key(|&(distance, _)| distance)
-        .map(|(_, n)| n.as_str())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
+    crate::suggest::closest_within(name, names.iter().map(String::as_str), |n| {
+        2.max(n.chars().count() / 3)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::program::Activation;
     use crate::diag::Span;
+    use crate::settings::Activation;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn synthetic_set(samples: usize, features: usize, classes: usize, seed: u64) -> DataSet {
@@ -948,7 +922,7 @@ mod tests {
     const MSE: Loss = Loss::MeanSquaredError;
 
     fn model(inputs: usize, outputs: usize) -> Model {
-        Model::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
+        crate::check::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
     }
 
     #[test]

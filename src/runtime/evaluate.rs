@@ -9,10 +9,10 @@
 
 use super::data::{Dataset, Labels};
 use super::metrics::Metrics;
-use crate::check::program::Metric;
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
 use crate::ir::graph::Graph;
 use crate::ir::lower;
+use crate::settings::Metric;
 
 /// Loss and metrics over a whole data set.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,7 +4,7 @@
 //! the order the `fit` lists the metrics.
 
 use super::train::argmax;
-use crate::check::program::Metric;
+use crate::settings::Metric;
 
 /// Running counts for a list of metrics.
 pub struct Metrics {

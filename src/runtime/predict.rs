@@ -19,7 +19,7 @@ use ndarray_npy::WriteNpyExt;
 
 use super::data::DataError;
 use super::train::argmax;
-use crate::check::program::PredictFormat;
+use crate::settings::PredictFormat;
 
 /// Predictions for a data set, row-major.
 #[derive(Clone, Debug, PartialEq)]

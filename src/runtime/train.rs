@@ -13,10 +13,11 @@ use super::callbacks::Callbacks;
 use super::data::{DataError, Dataset, Labels};
 use super::evaluate::Evaluation;
 use super::metrics::Metrics;
-use crate::check::program::{Callback, Fit};
 use crate::codegen::{CompiledStep, KernelInfo};
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
+use crate::program::Fit;
+use crate::settings::Callback;
 
 /// One epoch's results, as Keras shows them.
 #[derive(Clone, Debug, PartialEq)]

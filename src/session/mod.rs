@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::check::expression::{self, Expression, Feed, Query, Shown, Variable};
-use crate::check::program::CheckedProgram;
 use crate::check::types::type_text;
 use crate::codegen::{self, CodegenConfig};
 use crate::diag::{self, Diagnostic, Piece, Span};
@@ -23,6 +22,7 @@ use crate::driver::{self, Event, RunError, Workspace};
 use crate::ir::graph::Graph;
 use crate::ir::shape::TensorType;
 use crate::ir::{lower, passes, print};
+use crate::program::CheckedProgram;
 use crate::runtime::data::DataError;
 use crate::runtime::init;
 use crate::syntax::{self, ast, token};
@@ -361,8 +361,8 @@ impl Session {
         combined: &Combined,
         source: &Rc<Text>,
         ranges: &[Range<usize>],
-    ) -> Vec<crate::check::program::Action> {
-        use crate::check::program::Action;
+    ) -> Vec<crate::program::Action> {
+        use crate::program::Action;
         let inside = |span: Span| {
             combined.pieces.iter().any(|(text, range, at)| {
                 Rc::ptr_eq(text, source)
@@ -683,7 +683,7 @@ impl Session {
             .map_err(|e| Failure::Usage(e.trim_end().to_string()))
     }
 
-    fn model(&self, name: &str) -> Result<(usize, &crate::check::program::Model), Failure> {
+    fn model(&self, name: &str) -> Result<(usize, &crate::program::Model), Failure> {
         if name.is_empty() {
             return Err(Failure::Usage(format!(
                 "name a model; the models are: {}",

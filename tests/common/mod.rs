@@ -7,10 +7,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kiln::check::program::{Activation, CheckedProgram, Fit, Loss, Model, Optimizer};
 use kiln::diag::Span;
 use kiln::driver::{self, GraphStage};
 use kiln::ir::graph::Graph;
+use kiln::program::{CheckedProgram, Fit};
+use kiln::settings::{Activation, Loss, Optimizer};
 
 /// Runs the `kiln` binary from the crate's root, without colour.
 pub fn kiln(args: &[&str]) -> Output {
@@ -69,19 +70,14 @@ pub fn classifier_step(widths: &[usize], batch: usize) -> Graph {
         .map(|_| Activation::Relu)
         .chain([Activation::Softmax])
         .collect();
-    let model = Model::dense_stack("classifier", widths, &activations);
+    let model = kiln::check::dense_stack("classifier", widths, &activations);
     let fit = Fit {
         span: Span::default(),
         model: 0,
         data: 0,
         loss: Loss::SparseCategoricalCrossentropy,
         loss_options: Default::default(),
-        optimizer: Optimizer::Adam {
-            lr: 0.001,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        },
+        optimizer: Optimizer::new(&kiln::settings::optimizer::ADAM, &[]),
         metrics: vec![],
         epochs: 1,
         batch,

@@ -15,7 +15,7 @@ use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement};
 
 use super::{DataError, Dataset, Labels};
-use crate::check::program::Loss;
+use crate::settings::Loss;
 
 /// An array read whatever its element type, as f64 values with its shape.
 struct Numbers {

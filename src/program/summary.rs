@@ -2,9 +2,10 @@
 //! with its output shape (batch symbolic) and parameter count, then the totals — parameters,
 //! optimizer state, and activation memory as a function of the batch size.
 
-use super::program::{Model, Optimizer};
-use super::types::{per_sample, type_text};
+use super::Model;
 use crate::ir::op::Op;
+use crate::ir::shape::{per_sample, type_text};
+use crate::settings::Optimizer;
 use std::fmt::Write;
 
 pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
@@ -83,13 +84,8 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
         bytes(params as f64 * 4.0)
     );
     if let Some(optimizer) = optimizer {
-        let (name, state) = match optimizer {
-            Optimizer::Sgd { .. } => ("sgd", 0),
-            Optimizer::SgdMomentum { .. } => ("sgd: momentum", params),
-            Optimizer::Adam { .. } | Optimizer::AdamTorch { .. } => {
-                ("adam: m and v", params.saturating_mul(2))
-            }
-        };
+        let name = optimizer.state_text();
+        let state = params.saturating_mul(optimizer.slots().len());
         let _ = writeln!(
             out,
             "  optimizer state  {} ({}; {name})",

@@ -1,85 +1,17 @@
-//! The checked program: what the shape checker hands to lowering. Every name is resolved, every
-//! default is filled in, every shape is known (the batch dimension stays symbolic), and every item
-//! keeps the span of the source that produced it.
+//! The settings vocabulary: what a program's data sources, losses, metrics, optimizers,
+//! schedules and callbacks mean once checked. The checker produces these values; lowering, the
+//! optimizer update and the runtime consume them. It sits below all three and imports none of
+//! them.
 
-use crate::diag::Span;
-use crate::ir::graph::Graph;
-use crate::ir::op::{Op, UnaryOp};
-use crate::ir::shape::TensorType;
+pub mod optimizer;
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CheckedProgram {
-    pub data: Vec<DataSet>,
-    pub models: Vec<Model>,
-    pub fits: Vec<Fit>,
-    /// What runs, in program order: every `fit` (as `Action::Fit(index into fits)`) and every
-    /// `evaluate`, `predict`, `save` and `load`.
-    pub actions: Vec<Action>,
-}
-
-impl CheckedProgram {
-    /// Model `index`'s summary table, with the optimizer state of its first `fit`.
-    pub fn summary(&self, index: usize) -> String {
-        let optimizer = self
-            .fits
-            .iter()
-            .find(|f| f.model == index)
-            .map(|f| &f.optimizer);
-        super::summary::summary(&self.models[index], optimizer)
-    }
-}
-
-/// One statement that does something when the program runs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Index into `CheckedProgram::fits`.
-    Fit(usize),
-    /// `evaluate MODEL on DATA`: loss and metrics of the current weights, with the loss and
-    /// metrics of `fit` (the model's nearest `fit` before it, else its first one after).
-    Evaluate {
-        model: usize,
-        data: usize,
-        fit: usize,
-        span: Span,
-    },
-    /// `predict MODEL on DATA to PATH`: per-sample outputs written as CSV or NPY.
-    Predict {
-        model: usize,
-        data: usize,
-        /// The fit whose loss decides how the data's labels are read; `None` when no `fit`
-        /// trains the model (then labels are read as classes for a softmax output, as targets
-        /// otherwise).
-        fit: Option<usize>,
-        path: String,
-        format: PredictFormat,
-        span: Span,
-    },
-    /// `save MODEL to PATH`: weights and optimizer state as safetensors.
-    Save {
-        model: usize,
-        path: String,
-        span: Span,
-    },
-    /// `load MODEL from PATH`: weights (and optimizer state, when the file has it).
-    Load {
-        model: usize,
-        path: String,
-        span: Span,
-    },
-}
+pub use optimizer::Optimizer;
 
 /// The file format `predict` writes, from the path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PredictFormat {
     Csv,
     Npy,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct DataSet {
-    pub name: String,
-    pub span: Span,
-    pub source: DataSource,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -140,93 +72,6 @@ pub enum LabelColumn {
     Name(String),
 }
 
-/// A checked model: its forward pass as an IR graph (inputs, parameters with their initializers,
-/// and one output per declared result), built by the checker while it proved every shape.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Model {
-    pub name: String,
-    pub span: Span,
-    /// The model's own name for its batch dimension (`B`), for messages and summaries.
-    pub batch_symbol: String,
-    /// Inputs in declaration order: name and type (the batch dimension is `Dim::Batch`).
-    pub inputs: Vec<(String, TensorType)>,
-    /// Declared results, in order.
-    pub outputs: Vec<TensorType>,
-    /// Elements per sample of the first input: the feature count data must supply.
-    pub input_features: usize,
-    /// Last dimension of the first output (the classes of a classifier).
-    pub output_features: usize,
-    /// Inputs are the model's inputs (plus `step` when dropout needs it); outputs are named
-    /// `output` (or `output_1`, `output_2`, … for several).
-    pub forward: Graph,
-    /// One row per layer application (Keras's `model.summary()`).
-    pub summary: Vec<SummaryRow>,
-}
-
-/// A layer in the summary table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SummaryRow {
-    /// Keras-style unique name, e.g. `dense_1`; parameters are named `dense_1.kernel`.
-    pub name: String,
-    /// What it is: `dense`, `flatten`, a user layer's name.
-    pub kind: String,
-    pub outputs: Vec<TensorType>,
-    /// Parameters created by this layer (a shared layer counts once).
-    pub params: usize,
-    pub span: Span,
-}
-
-impl Model {
-    /// A sequential stack of dense layers, checked from source like any program: `widths`
-    /// holds the input width and then each layer's units. For tests and benchmarks.
-    pub fn dense_stack(name: &str, widths: &[usize], activations: &[Activation]) -> Model {
-        assert_eq!(
-            widths.len(),
-            activations.len() + 1,
-            "one activation per layer"
-        );
-        let layers: Vec<String> = activations
-            .iter()
-            .zip(&widths[1..])
-            .map(|(a, units)| format!("    dense({units}, {})\n", a.name()))
-            .collect();
-        let source = format!(
-            "model {name}(x: f32[B, {}]) -> f32[B, {}] {{\n{}}}\n",
-            widths[0],
-            widths[widths.len() - 1],
-            layers.concat()
-        );
-        let (program, parse_errors) = crate::syntax::parse(&source);
-        assert!(parse_errors.is_empty(), "{parse_errors:?}");
-        let (checked, diags) = super::check(&program);
-        let checked = checked.unwrap_or_else(|| panic!("dense_stack: {diags:?}"));
-        checked.models.into_iter().next().expect("one model")
-    }
-
-    /// How losses and metrics read the first output: the op that produced it.
-    pub fn output_activation(&self) -> Activation {
-        let Some(&(_, output)) = self.forward.outputs.first() else {
-            return Activation::Linear;
-        };
-        match self.forward.node(output).op {
-            Op::Softmax => Activation::Softmax,
-            Op::Unary(UnaryOp::Sigmoid) => Activation::Sigmoid,
-            Op::Unary(UnaryOp::Relu) => Activation::Relu,
-            Op::Unary(UnaryOp::Tanh) => Activation::Tanh,
-            _ => Activation::Linear,
-        }
-    }
-
-    /// Number of trainable values.
-    pub fn param_count(&self) -> usize {
-        self.forward
-            .params
-            .iter()
-            .map(|p| super::types::per_sample(&p.shape))
-            .fold(0usize, usize::saturating_add)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Linear,
@@ -246,31 +91,6 @@ impl Activation {
             Activation::Softmax => "softmax",
         }
     }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Fit {
-    pub span: Span,
-    /// Index into `CheckedProgram::models`.
-    pub model: usize,
-    /// Index into `CheckedProgram::data`.
-    pub data: usize,
-    pub loss: Loss,
-    pub loss_options: LossOptions,
-    pub optimizer: Optimizer,
-    pub metrics: Vec<Metric>,
-    /// Default 1 (Keras).
-    pub epochs: usize,
-    /// Default 32 (Keras).
-    pub batch: usize,
-    /// Seed for weight initialisation and shuffling. Default 0.
-    pub seed: u64,
-    /// Reshuffle the training samples every epoch. Default true (Keras).
-    pub shuffle: bool,
-    /// Data to evaluate loss and metrics on after every epoch. Default: none.
-    pub validation: Option<Validation>,
-    /// Resumption, callbacks and the learning-rate schedule.
-    pub training: Training,
 }
 
 /// The `fit` settings beyond Keras's basic `fit()` arguments. `Default` is what a `fit` gets
@@ -472,67 +292,6 @@ impl Default for LossOptions {
         LossOptions {
             from_logits: false,
             delta: 1.0,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Optimizer {
-    /// `p -= lr * g`. Default lr 0.01 (Keras).
-    Sgd { lr: f32 },
-    /// Keras's SGD with `momentum > 0`: `v = momentum · v − lr · g`, then `p += v`, or with
-    /// `nesterov`, `p += momentum · v − lr · g`.
-    SgdMomentum {
-        lr: f32,
-        momentum: f32,
-        nesterov: bool,
-    },
-    /// `adam(profile: torch)`: PyTorch's Adam, with ε added after the bias correction:
-    /// `p −= lr / (1 − β1^t) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)`; eps default 1e-8.
-    AdamTorch {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-    },
-    /// Keras's Adam: `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
-    /// p -= lr · sqrt(1-b2^t)/(1-b1^t) · m / (sqrt(v) + eps)`.
-    /// Defaults: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7.
-    Adam {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-    },
-}
-
-impl Optimizer {
-    /// The initial learning rate (a schedule, if any, takes over from it).
-    pub fn lr(&self) -> f32 {
-        match *self {
-            Optimizer::Sgd { lr }
-            | Optimizer::SgdMomentum { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::AdamTorch { lr, .. } => lr,
-        }
-    }
-
-    /// Adam with `adam(profile: torch)`'s ε placement (`torch`) or Keras's.
-    pub fn adam(torch: bool, lr: f32, beta1: f32, beta2: f32, eps: f32) -> Optimizer {
-        if torch {
-            Optimizer::AdamTorch {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            }
-        } else {
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            }
         }
     }
 }

@@ -1,0 +1,475 @@
+//! Optimizers, each defined once: its name, its arguments with Keras's defaults and the checks on
+//! them, a documentation line, the state it keeps, and its update rule. The checker binds a call
+//! against `args`, `kiln dump --stage check` prints the canonical form, the summary counts the
+//! state, checkpoints name it, and `ir::optimizer` builds the update as IR by running `update`
+//! against the graph — all from the entry in `OPTIMIZERS`. Adding an optimizer is one entry.
+
+use std::fmt;
+
+/// Every built-in optimizer, in the order the docs list them.
+pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM];
+
+/// The optimizer called `name`.
+pub fn find(name: &str) -> Option<&'static OptimizerDef> {
+    OPTIMIZERS.iter().copied().find(|d| d.name == name)
+}
+
+/// `def` with learning rate `lr` and its other defaults.
+pub fn with_lr(def: &'static OptimizerDef, lr: f32) -> Optimizer {
+    Optimizer::new(def, &[("lr", ArgValue::Number(lr))])
+}
+
+/// The names of every optimizer, for "did you mean" and completion.
+pub fn names() -> Vec<&'static str> {
+    OPTIMIZERS.iter().map(|d| d.name).collect()
+}
+
+pub struct OptimizerDef {
+    pub name: &'static str,
+    /// One line for the docs' table and `explain`.
+    pub doc: &'static str,
+    /// In positional order.
+    pub args: &'static [ArgDef],
+    /// Defaults that depend on other arguments (adam's `eps` under `profile: torch`), applied
+    /// to the arguments the program did not give (`given[i]`).
+    pub resolve: fn(&mut Args, given: &[bool]),
+    /// The per-parameter state tensors the update keeps, by role (`m`, `v`): named
+    /// `PARAM.ROLE` in checkpoints as `optimizer.PARAM.ROLE`.
+    pub slots: fn(&Args) -> &'static [&'static str],
+    /// Builds the update of every parameter from its gradient.
+    pub update: fn(&Args, &mut dyn UpdateBuilder),
+}
+
+pub struct ArgDef {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub default: ArgValue,
+    /// For the docs' table, and the help of a wrong `Choice`.
+    pub doc: &'static str,
+    /// Whether the canonical form (`kiln dump --stage check`) writes the argument.
+    pub shown: fn(&Args) -> bool,
+}
+
+/// How an argument is checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ArgKind {
+    /// A positive number, or a learning-rate schedule (then the value is its rate at step 0).
+    LearningRate,
+    /// A number in [0, 1).
+    Fraction,
+    /// A number greater than zero.
+    Positive,
+    /// A number zero or greater.
+    NonNegative,
+    Bool,
+    /// One of these names.
+    Choice(&'static [&'static str]),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ArgValue {
+    Number(f32),
+    Bool(bool),
+    Choice(&'static str),
+}
+
+impl fmt::Display for ArgValue {
+    /// Debug formatting of f32 is the shortest round-trip form (`0.001`, `1e-7`): stable, exact.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgValue::Number(x) => write!(f, "{x:?}"),
+            ArgValue::Bool(b) => write!(f, "{b}"),
+            ArgValue::Choice(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+/// An optimizer's argument values, in the order of its `args`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Args {
+    names: Vec<&'static str>,
+    values: Vec<ArgValue>,
+}
+
+impl Args {
+    fn position(&self, name: &str) -> usize {
+        self.names
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("internal error: no optimizer argument `{name}`"))
+    }
+
+    pub fn get(&self, name: &str) -> ArgValue {
+        self.values[self.position(name)]
+    }
+
+    pub fn set(&mut self, name: &str, value: ArgValue) {
+        let i = self.position(name);
+        self.values[i] = value;
+    }
+
+    pub fn number(&self, name: &str) -> f32 {
+        match self.get(name) {
+            ArgValue::Number(x) => x,
+            other => panic!("internal error: `{name}` is {other:?}, not a number"),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), ArgValue::Bool(true))
+    }
+
+    pub fn choice(&self, name: &str) -> &'static str {
+        match self.get(name) {
+            ArgValue::Choice(c) => c,
+            other => panic!("internal error: `{name}` is {other:?}, not a choice"),
+        }
+    }
+}
+
+/// A checked optimizer: which one, and its arguments.
+#[derive(Clone)]
+pub struct Optimizer {
+    pub def: &'static OptimizerDef,
+    pub args: Args,
+}
+
+impl PartialEq for Optimizer {
+    fn eq(&self, other: &Optimizer) -> bool {
+        self.def.name == other.def.name && self.args == other.args
+    }
+}
+
+impl fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Optimizer {
+    /// The canonical form: `adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-7)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self
+            .def
+            .args
+            .iter()
+            .zip(&self.args.values)
+            .filter(|(arg, _)| (arg.shown)(&self.args))
+            .map(|(arg, value)| format!("{}: {value}", arg.name))
+            .collect();
+        write!(f, "{}({})", self.def.name, shown.join(", "))
+    }
+}
+
+impl Optimizer {
+    /// `def` with `values` for the named arguments and defaults for the rest (resolved as when
+    /// a program leaves them out).
+    pub fn new(def: &'static OptimizerDef, values: &[(&str, ArgValue)]) -> Optimizer {
+        let mut args = def.default_args();
+        let given: Vec<bool> = def
+            .args
+            .iter()
+            .map(|a| values.iter().any(|(n, _)| *n == a.name))
+            .collect();
+        for &(name, value) in values {
+            args.set(name, value);
+        }
+        (def.resolve)(&mut args, &given);
+        Optimizer { def, args }
+    }
+
+    /// The initial learning rate (a schedule, if any, takes over from it).
+    pub fn lr(&self) -> f32 {
+        self.args.number("lr")
+    }
+
+    /// The per-parameter state roles.
+    pub fn slots(&self) -> &'static [&'static str] {
+        (self.def.slots)(&self.args)
+    }
+
+    /// What the summary says of the state: `adam: m and v`, `sgd`.
+    pub fn state_text(&self) -> String {
+        match self.slots() {
+            [] => self.def.name.to_string(),
+            slots => format!("{}: {}", self.def.name, slots.join(" and ")),
+        }
+    }
+}
+
+impl OptimizerDef {
+    pub fn default_args(&self) -> Args {
+        Args {
+            names: self.args.iter().map(|a| a.name).collect(),
+            values: self.args.iter().map(|a| a.default).collect(),
+        }
+    }
+}
+
+/// A value in the update being built (an IR node, to `ir::optimizer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Var(pub usize);
+
+/// The arithmetic an update rule is written in. `ir::optimizer` implements it over the graph, so
+/// the rule is compiled and fused with the rest of the step; values are created in the order the
+/// rule asks for them.
+pub trait UpdateBuilder {
+    fn constant(&mut self, value: f32) -> Var;
+    /// This step's learning rate (a runtime input: schedules change it without recompiling).
+    fn lr(&mut self) -> Var;
+    /// The 1-based number of this update (Adam's `t`).
+    fn step(&mut self) -> Var;
+    fn add(&mut self, a: Var, b: Var) -> Var;
+    fn sub(&mut self, a: Var, b: Var) -> Var;
+    fn mul(&mut self, a: Var, b: Var) -> Var;
+    fn div(&mut self, a: Var, b: Var) -> Var;
+    fn pow(&mut self, a: Var, b: Var) -> Var;
+    fn sqrt(&mut self, x: Var) -> Var;
+    /// The trainable parameters that have a gradient: `(parameter index, gradient)`.
+    fn gradients(&mut self) -> Vec<(usize, Var)>;
+    fn param(&mut self, index: usize) -> Var;
+    /// A new state tensor shaped like parameter `index`, named `PARAM.role`, starting at `init`.
+    fn param_state(&mut self, index: usize, role: &str, init: f32) -> State;
+    /// A new scalar state shared by every parameter, named `name`, starting at `init`.
+    fn scalar_state(&mut self, name: &str, init: f32) -> State;
+    /// After the step, parameter `index` holds `value`.
+    fn set_param(&mut self, index: usize, value: Var);
+    /// After the step, `state` holds `value`.
+    fn set_state(&mut self, state: State, value: Var);
+}
+
+/// A state tensor of the update: its index among the graph's states and its current value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    pub index: usize,
+    pub value: Var,
+}
+
+fn always(_: &Args) -> bool {
+    true
+}
+
+fn no_resolve(_: &mut Args, _: &[bool]) {}
+
+const fn lr(default: f32) -> ArgDef {
+    ArgDef {
+        name: "lr",
+        kind: ArgKind::LearningRate,
+        default: ArgValue::Number(default),
+        doc: "positive, or a schedule",
+        shown: always,
+    }
+}
+
+const fn number(name: &'static str, kind: ArgKind, default: f32, doc: &'static str) -> ArgDef {
+    ArgDef {
+        name,
+        kind,
+        default: ArgValue::Number(default),
+        doc,
+        shown: always,
+    }
+}
+
+// ── sgd ─────────────────────────────────────────────────────────────────────────────────────
+
+/// Keras's SGD: `p -= lr · g`; with `momentum > 0`, `v = momentum · v − lr · g`, then `p += v`,
+/// or with `nesterov`, `p += momentum · v − lr · g`.
+pub static SGD: OptimizerDef = OptimizerDef {
+    name: "sgd",
+    doc: "stochastic gradient descent, with optional (Nesterov) momentum",
+    args: &[
+        lr(0.01),
+        ArgDef {
+            shown: has_momentum,
+            ..number("momentum", ArgKind::Fraction, 0.0, "in [0, 1)")
+        },
+        ArgDef {
+            name: "nesterov",
+            kind: ArgKind::Bool,
+            default: ArgValue::Bool(false),
+            doc: "",
+            shown: has_momentum,
+        },
+    ],
+    resolve: no_resolve,
+    slots: |args| {
+        if has_momentum(args) {
+            &["momentum"]
+        } else {
+            &[]
+        }
+    },
+    update: sgd_update,
+};
+
+// Keras: with momentum 0 (nesterov or not) the update is plain SGD.
+fn has_momentum(args: &Args) -> bool {
+    args.number("momentum") != 0.0
+}
+
+fn sgd_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let lr = b.lr();
+    if !has_momentum(args) {
+        for (index, g) in b.gradients() {
+            let p = b.param(index);
+            let step = b.mul(lr, g);
+            let p_new = b.sub(p, step);
+            b.set_param(index, p_new);
+        }
+        return;
+    }
+    let mu = b.constant(args.number("momentum"));
+    for (index, g) in b.gradients() {
+        let v = b.param_state(index, "momentum", 0.0);
+        let decayed = b.mul(mu, v.value);
+        let scaled = b.mul(lr, g);
+        let v_new = b.sub(decayed, scaled);
+        let p = b.param(index);
+        let delta = if args.flag("nesterov") {
+            let ahead = b.mul(mu, v_new);
+            b.sub(ahead, scaled)
+        } else {
+            v_new
+        };
+        let p_new = b.add(p, delta);
+        b.set_state(v, v_new);
+        b.set_param(index, p_new);
+    }
+}
+
+// ── adam ────────────────────────────────────────────────────────────────────────────────────
+
+/// Keras's Adam: `m += (g − m)(1 − β1)`, `v += (g² − v)(1 − β2)`,
+/// `p −= lr · sqrt(1 − β2^t)/(1 − β1^t) · m / (sqrt(v) + eps)`. With `profile: torch`,
+/// PyTorch's form: ε is added after the bias correction,
+/// `p −= lr / (1 − β1^t) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)`, `v = β2 · v + (1 − β2) · g²`.
+pub static ADAM: OptimizerDef = OptimizerDef {
+    name: "adam",
+    doc: "Adam, in Keras's form (or PyTorch's with `profile: torch`)",
+    args: &[
+        lr(0.001),
+        number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)"),
+        number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)"),
+        number(
+            "eps",
+            ArgKind::Positive,
+            1e-7,
+            "positive; `1e-8` with `profile: torch`",
+        ),
+        ArgDef {
+            name: "profile",
+            kind: ArgKind::Choice(&["keras", "torch"]),
+            default: ArgValue::Choice("keras"),
+            doc: "`torch` adds eps after the bias correction, as PyTorch does; `keras` (the \
+                  default) before",
+            shown: |args| args.choice("profile") != "keras",
+        },
+    ],
+    // PyTorch's default eps is 1e-8, Keras's 1e-7.
+    resolve: |args, given| {
+        if !given[3] && args.choice("profile") == "torch" {
+            args.set("eps", ArgValue::Number(1e-8));
+        }
+    },
+    slots: |_| &["m", "v"],
+    update: adam_update,
+};
+
+fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let torch = args.choice("profile") == "torch";
+    // Keras's form: alpha = lr · sqrt(1 − β2^t) / (1 − β1^t), computed once per step.
+    let t = b.step();
+    let one = b.constant(1.0);
+    let b1 = b.constant(args.number("beta1"));
+    let b2 = b.constant(args.number("beta2"));
+    let b1_t = b.pow(b1, t);
+    let b2_t = b.pow(b2, t);
+    let bias1 = b.sub(one, b1_t);
+    let bias2 = b.sub(one, b2_t);
+    let root = b.sqrt(bias2);
+    let lr = b.lr();
+    // PyTorch divides m by (1 − β1^t) and sqrt(v) by sqrt(1 − β2^t) before adding ε:
+    // alpha = lr / (1 − β1^t), and the root is kept for the denominator.
+    let (alpha, root_bias2) = if torch {
+        (b.div(lr, bias1), Some(root))
+    } else {
+        let scaled = b.mul(lr, root);
+        (b.div(scaled, bias1), None)
+    };
+    let one_minus_b1 = b.constant(1.0 - args.number("beta1"));
+    let one_minus_b2 = b.constant(1.0 - args.number("beta2"));
+    let eps = b.constant(args.number("eps"));
+    for (index, g) in b.gradients() {
+        let m = b.param_state(index, "m", 0.0);
+        let v = b.param_state(index, "v", 0.0);
+        // m += (g − m)(1 − β1); v += (g² − v)(1 − β2): Keras's exact arithmetic.
+        let dm = b.sub(g, m.value);
+        let dm = b.mul(dm, one_minus_b1);
+        let m_new = b.add(m.value, dm);
+        let g2 = b.mul(g, g);
+        let v_new = if torch {
+            // PyTorch: v · β2 + (1 − β2) · g² (addcmul).
+            let kept = b.mul(v.value, b2);
+            let added = b.mul(g2, one_minus_b2);
+            b.add(kept, added)
+        } else {
+            let dv = b.sub(g2, v.value);
+            let dv = b.mul(dv, one_minus_b2);
+            b.add(v.value, dv)
+        };
+        // p −= (m · alpha) / (sqrt(v) + ε); torch: sqrt(v) / sqrt(1 − β2^t) + ε.
+        let numerator = b.mul(m_new, alpha);
+        let root_v = b.sqrt(v_new);
+        let root_v = match root_bias2 {
+            Some(root) => b.div(root_v, root),
+            None => root_v,
+        };
+        let denominator = b.add(root_v, eps);
+        let step = b.div(numerator, denominator);
+        let p = b.param(index);
+        let p_new = b.sub(p, step);
+        b.set_state(m, m_new);
+        b.set_state(v, v_new);
+        b.set_param(index, p_new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_canonical_forms() {
+        let adam = Optimizer::new(&ADAM, &[]);
+        assert_eq!(
+            adam.to_string(),
+            "adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-7)"
+        );
+        let torch = Optimizer::new(&ADAM, &[("profile", ArgValue::Choice("torch"))]);
+        assert_eq!(
+            torch.to_string(),
+            "adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, profile: torch)"
+        );
+        assert_eq!(Optimizer::new(&SGD, &[]).to_string(), "sgd(lr: 0.01)");
+        let momentum = Optimizer::new(&SGD, &[("momentum", ArgValue::Number(0.9))]);
+        assert_eq!(
+            momentum.to_string(),
+            "sgd(lr: 0.01, momentum: 0.9, nesterov: false)"
+        );
+        assert_eq!(momentum.state_text(), "sgd: momentum");
+        assert_eq!(adam.state_text(), "adam: m and v");
+    }
+
+    #[test]
+    fn names_are_unique_and_every_optimizer_has_a_learning_rate() {
+        let mut names = names();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), OPTIMIZERS.len());
+        for def in OPTIMIZERS {
+            assert_eq!(def.args[0].name, "lr", "{}", def.name);
+            assert!(!def.doc.is_empty());
+        }
+    }
+}
