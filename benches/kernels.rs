@@ -241,10 +241,10 @@ fn adam(c: &mut Criterion) {
             &Optimizer::new(
                 &kiln::settings::optimizer::ADAM,
                 &[
-                    ("lr", ArgValue::Number(LR)),
-                    ("beta1", ArgValue::Number(BETA1)),
-                    ("beta2", ArgValue::Number(BETA2)),
-                    ("eps", ArgValue::Number(EPS)),
+                    ("lr", ArgValue::Number(f64::from(LR))),
+                    ("beta1", ArgValue::Number(f64::from(BETA1))),
+                    ("beta2", ArgValue::Number(f64::from(BETA2))),
+                    ("eps", ArgValue::Number(f64::from(EPS))),
                 ],
             ),
             None,

@@ -98,3 +98,15 @@ fn every_program_in_programs_checks() {
         }
     }
 }
+
+/// The optimizers' table is the definitions', not a copy that can fall behind them.
+#[test]
+fn the_optimizer_table_is_written_from_the_definitions() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let table = kiln::settings::optimizer::docs_table();
+    assert!(
+        page.contains(&table),
+        "docs/language.md should hold the optimizers' table as their definitions write it:\n{table}"
+    );
+}

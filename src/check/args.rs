@@ -374,7 +374,7 @@ impl Checker {
         }
     }
 
-    fn number(expr: &Expr) -> Option<f64> {
+    pub(super) fn number(expr: &Expr) -> Option<f64> {
         match &expr.kind {
             // Precision loss is fine: these become f32 hyper-parameters.
             ExprKind::Int(n) => Some(*n as f64),

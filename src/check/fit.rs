@@ -612,16 +612,21 @@ impl Checker {
             let Some(e) = bound.get(i) else { continue };
             let arg = &def.args[i];
             let what = format!("`{}`", arg.name);
+            // Numbers are kept as written; the checks are on their f32 values.
+            let exact = |x: f32| ArgValue::Number(Self::number(e).unwrap_or(f64::from(x)));
             let value = match arg.kind {
                 ArgKind::LearningRate => self.learning_rate(Some(e), 0.0).map(|(lr, s)| {
+                    let value = if s.is_some() {
+                        f64::from(lr)
+                    } else {
+                        Self::number(e).unwrap_or(f64::from(lr))
+                    };
                     schedule = s;
-                    ArgValue::Number(lr)
+                    ArgValue::Number(value)
                 }),
-                ArgKind::Fraction => self.fraction(e, &what).map(ArgValue::Number),
-                ArgKind::Positive => self.positive_f32(e, &what).map(ArgValue::Number),
-                ArgKind::NonNegative => self
-                    .non_negative(e, &what)
-                    .map(|x| ArgValue::Number(x as f32)),
+                ArgKind::Fraction => self.fraction(e, &what).map(exact),
+                ArgKind::Positive => self.positive_f32(e, &what).map(exact),
+                ArgKind::NonNegative => self.non_negative(e, &what).map(ArgValue::Number),
                 ArgKind::Bool => self.boolean(e, &what).map(ArgValue::Bool),
                 ArgKind::Choice(options) => self.choice(e, arg, options).map(ArgValue::Choice),
             };

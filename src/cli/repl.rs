@@ -308,6 +308,7 @@ impl Completer for ReplHelper {
                 .chain(KEYWORDS.iter().copied())
                 .chain(kiln::check::BUILTINS.iter().copied())
                 .chain(kiln::check::CONSTRUCTORS.iter().copied())
+                .chain(kiln::settings::optimizer::names())
                 .collect()
         };
         let mut matches: Vec<Pair> = pool

@@ -15,7 +15,7 @@ pub fn find(name: &str) -> Option<&'static OptimizerDef> {
 }
 
 /// `def` with learning rate `lr` and its other defaults.
-pub fn with_lr(def: &'static OptimizerDef, lr: f32) -> Optimizer {
+pub fn with_lr(def: &'static OptimizerDef, lr: f64) -> Optimizer {
     Optimizer::new(def, &[("lr", ArgValue::Number(lr))])
 }
 
@@ -68,7 +68,9 @@ pub enum ArgKind {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ArgValue {
-    Number(f32),
+    /// As written (the update casts it to f32 where Keras casts it to the variable's dtype:
+    /// Keras computes `1 - beta_2` in double precision first).
+    Number(f64),
     Bool(bool),
     Choice(&'static str),
 }
@@ -77,7 +79,7 @@ impl fmt::Display for ArgValue {
     /// Debug formatting of f32 is the shortest round-trip form (`0.001`, `1e-7`): stable, exact.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArgValue::Number(x) => write!(f, "{x:?}"),
+            ArgValue::Number(x) => write!(f, "{:?}", *x as f32),
             ArgValue::Bool(b) => write!(f, "{b}"),
             ArgValue::Choice(c) => write!(f, "{c}"),
         }
@@ -108,7 +110,13 @@ impl Args {
         self.values[i] = value;
     }
 
+    /// The value as an f32 constant of the step.
     pub fn number(&self, name: &str) -> f32 {
+        self.exact(name) as f32
+    }
+
+    /// The value as written, for arithmetic Keras does in double precision before casting.
+    pub fn exact(&self, name: &str) -> f64 {
         match self.get(name) {
             ArgValue::Number(x) => x,
             other => panic!("internal error: `{name}` is {other:?}, not a number"),
@@ -197,6 +205,32 @@ impl Optimizer {
     }
 }
 
+/// The optimizers' table in docs/language.md, written from the definitions (`tests/docs.rs`
+/// checks that the page holds exactly this).
+pub fn docs_table() -> String {
+    let mut out = String::from(
+        "| Optimizer | What it is | Arguments in positional order, with Keras's defaults |\n\
+         |---|---|---|\n",
+    );
+    for def in OPTIMIZERS {
+        let args: Vec<String> = def
+            .args
+            .iter()
+            .map(|a| match a.doc {
+                "" => format!("`{}: {}`", a.name, a.default),
+                doc => format!("`{}: {}` ({doc})", a.name, a.default),
+            })
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            def.name,
+            def.doc,
+            args.join(", ")
+        ));
+    }
+    out
+}
+
 impl OptimizerDef {
     pub fn default_args(&self) -> Args {
         Args {
@@ -251,7 +285,7 @@ fn always(_: &Args) -> bool {
 
 fn no_resolve(_: &mut Args, _: &[bool]) {}
 
-const fn lr(default: f32) -> ArgDef {
+const fn lr(default: f64) -> ArgDef {
     ArgDef {
         name: "lr",
         kind: ArgKind::LearningRate,
@@ -261,7 +295,7 @@ const fn lr(default: f32) -> ArgDef {
     }
 }
 
-const fn number(name: &'static str, kind: ArgKind, default: f32, doc: &'static str) -> ArgDef {
+const fn number(name: &'static str, kind: ArgKind, default: f64, doc: &'static str) -> ArgDef {
     ArgDef {
         name,
         kind,
@@ -397,6 +431,9 @@ fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
         let scaled = b.mul(lr, root);
         (b.div(scaled, bias1), None)
     };
+    // In f32, where Keras subtracts in double precision and casts: `1 - 0.999` is 0.00099998713
+    // here, 0.001 in Keras, which is most of `adam`'s 7e-6 distance from Keras after 200 steps
+    // (docs/parity.md). Kept: changing it changes every trained Adam model's bits.
     let one_minus_b1 = b.constant(1.0 - args.number("beta1"));
     let one_minus_b2 = b.constant(1.0 - args.number("beta2"));
     let eps = b.constant(args.number("eps"));
