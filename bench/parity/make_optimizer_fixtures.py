@@ -96,7 +96,39 @@ def adam():
     return "adam", init, update
 
 
-OPTIMIZERS = [sgd_momentum, adam]
+def rmsprop(momentum=0.0, centered=False, line="rmsprop"):
+    lr, rho, eps = 0.001, 0.9, 1e-7
+
+    def init(params):
+        zeros = lambda: [np.zeros_like(p) for p in params]  # noqa: E731
+        return {"velocity": zeros(), "momentum": zeros(), "average": zeros()}
+
+    def update(params, grads, s, t, c):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            velocity = s["velocity"][i]
+            velocity[...] = c(rho) * velocity + c(1 - rho) * (g * g)
+            if centered:
+                average = s["average"][i]
+                average[...] = c(rho) * average + c(1 - rho) * g
+                denominator = velocity - average * average + c(eps)
+            else:
+                denominator = velocity + c(eps)
+            increment = c(lr) * g / np.sqrt(denominator)
+            if momentum > 0:
+                buffer = s["momentum"][i]
+                buffer[...] = c(momentum) * buffer + increment
+                p -= buffer
+            else:
+                p -= increment
+
+    return line, init, update
+
+
+def rmsprop_centered_momentum():
+    return rmsprop(0.9, True, "rmsprop(momentum: 0.9, centered: true)")
+
+
+OPTIMIZERS = [sgd_momentum, adam, rmsprop, rmsprop_centered_momentum]
 
 
 def train(x, y, order, weights, make, dtype):

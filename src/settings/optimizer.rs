@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Every built-in optimizer, in the order the docs list them.
-pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM];
+pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP];
 
 /// The optimizer called `name`.
 pub fn find(name: &str) -> Option<&'static OptimizerDef> {
@@ -468,6 +468,86 @@ fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
         let p_new = b.sub(p, step);
         b.set_state(m, m_new);
         b.set_state(v, v_new);
+        b.set_param(index, p_new);
+    }
+}
+
+// ── rmsprop ─────────────────────────────────────────────────────────────────────────────────
+
+/// Keras's RMSprop: `velocity = ρ · velocity + (1 − ρ) · g²`; centered, also
+/// `average = ρ · average + (1 − ρ) · g` and the denominator `velocity − average² + ε`, else
+/// `velocity + ε`; `increment = lr · g / sqrt(denominator)`; with momentum,
+/// `buffer = momentum · buffer + increment` and `p −= buffer`, else `p −= increment`.
+pub static RMSPROP: OptimizerDef = OptimizerDef {
+    name: "rmsprop",
+    doc: "RMSprop: steps scaled by a moving average of squared gradients",
+    args: &[
+        lr(0.001),
+        number("rho", ArgKind::Fraction, 0.9, "in [0, 1)"),
+        number("momentum", ArgKind::Fraction, 0.0, "in [0, 1)"),
+        number("eps", ArgKind::Positive, 1e-7, "positive"),
+        ArgDef {
+            name: "centered",
+            kind: ArgKind::Bool,
+            default: ArgValue::Bool(false),
+            doc: "normalize by the gradients' variance instead of their second moment",
+            shown: always,
+        },
+    ],
+    resolve: no_resolve,
+    // Keras's variable names, in the order it creates them.
+    slots: |args| match (args.number("momentum") > 0.0, args.flag("centered")) {
+        (false, false) => &["velocity"],
+        (true, false) => &["velocity", "momentum"],
+        (false, true) => &["velocity", "average_gradient"],
+        (true, true) => &["velocity", "momentum", "average_gradient"],
+    },
+    update: rmsprop_update,
+};
+
+fn rmsprop_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let lr = b.lr();
+    // Keras multiplies by `rho` cast to f32 and by `1 - rho` computed in double, then cast.
+    let rho = b.constant(args.number("rho"));
+    let one_minus_rho = b.constant((1.0 - args.exact("rho")) as f32);
+    let eps = b.constant(args.number("eps"));
+    let momentum = (args.number("momentum") > 0.0).then(|| b.constant(args.number("momentum")));
+    let centered = args.flag("centered");
+    for (index, g) in b.gradients() {
+        let velocity = b.param_state(index, "velocity", 0.0);
+        let buffer = momentum.map(|_| b.param_state(index, "momentum", 0.0));
+        let average = centered.then(|| b.param_state(index, "average_gradient", 0.0));
+        let kept = b.mul(rho, velocity.value);
+        let g2 = b.mul(g, g);
+        let added = b.mul(one_minus_rho, g2);
+        let velocity_new = b.add(kept, added);
+        b.set_state(velocity, velocity_new);
+        let denominator = match average {
+            Some(average) => {
+                let kept = b.mul(rho, average.value);
+                let added = b.mul(one_minus_rho, g);
+                let average_new = b.add(kept, added);
+                b.set_state(average, average_new);
+                let square = b.mul(average_new, average_new);
+                let variance = b.sub(velocity_new, square);
+                b.add(variance, eps)
+            }
+            None => b.add(velocity_new, eps),
+        };
+        let scaled = b.mul(lr, g);
+        let root = b.sqrt(denominator);
+        let increment = b.div(scaled, root);
+        let p = b.param(index);
+        let delta = match (momentum, buffer) {
+            (Some(momentum), Some(buffer)) => {
+                let kept = b.mul(momentum, buffer.value);
+                let buffer_new = b.add(kept, increment);
+                b.set_state(buffer, buffer_new);
+                buffer_new
+            }
+            _ => increment,
+        };
+        let p_new = b.sub(p, delta);
         b.set_param(index, p_new);
     }
 }
