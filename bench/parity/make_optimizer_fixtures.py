@@ -128,7 +128,31 @@ def rmsprop_centered_momentum():
     return rmsprop(0.9, True, "rmsprop(momentum: 0.9, centered: true)")
 
 
-OPTIMIZERS = [sgd_momentum, adam, rmsprop, rmsprop_centered_momentum]
+def adamw(wd=0.004, line="adamw"):
+    lr, b1, b2, eps = 0.001, 0.9, 0.999, 1e-7
+
+    def init(params):
+        return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params]}
+
+    def update(params, grads, s, t, c):
+        # Keras's `_apply_weight_decay` on every variable, then Adam's `update_step`.
+        for p in params:
+            p -= p * c(wd) * c(lr)
+        alpha = c(lr) * np.sqrt(c(1) - c(b2) ** c(t)) / (c(1) - c(b1) ** c(t))
+        for p, g, m, v in zip(params, grads, s["m"], s["v"]):
+            m += (g - m) * c(1 - b1)
+            v += (g * g - v) * c(1 - b2)
+            p -= (m * alpha) / (np.sqrt(v) + c(eps))
+
+    return line, init, update
+
+
+def adamw_strong_decay():
+    # A decay large enough to move the losses, so the test sees it.
+    return adamw(2.0, "adamw(weight_decay: 2.0)")
+
+
+OPTIMIZERS = [sgd_momentum, adam, rmsprop, rmsprop_centered_momentum, adamw, adamw_strong_decay]
 
 
 def train(x, y, order, weights, make, dtype):

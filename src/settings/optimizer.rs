@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Every built-in optimizer, in the order the docs list them.
-pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP];
+pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW];
 
 /// The optimizer called `name`.
 pub fn find(name: &str) -> Option<&'static OptimizerDef> {
@@ -548,6 +548,70 @@ fn rmsprop_update(args: &Args, b: &mut dyn UpdateBuilder) {
             _ => increment,
         };
         let p_new = b.sub(p, delta);
+        b.set_param(index, p_new);
+    }
+}
+
+// ── adamw ───────────────────────────────────────────────────────────────────────────────────
+
+/// Keras's AdamW: decoupled weight decay, `p −= p · weight_decay · lr` on every parameter
+/// (kernels and biases, as Keras applies it by default), then Adam's update of the decayed
+/// parameter in Keras's form, with `1 − β` computed as Keras does.
+pub static ADAMW: OptimizerDef = OptimizerDef {
+    name: "adamw",
+    doc: "Adam with decoupled weight decay (Loshchilov and Hutter), in Keras's form",
+    args: &[
+        lr(0.001),
+        number("weight_decay", ArgKind::NonNegative, 0.004, ">= 0"),
+        number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)"),
+        number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)"),
+        number("eps", ArgKind::Positive, 1e-7, "positive"),
+    ],
+    resolve: no_resolve,
+    slots: |_| &["m", "v"],
+    update: adamw_update,
+};
+
+fn adamw_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let t = b.step();
+    let one = b.constant(1.0);
+    let b1 = b.constant(args.number("beta1"));
+    let b2 = b.constant(args.number("beta2"));
+    let b1_t = b.pow(b1, t);
+    let b2_t = b.pow(b2, t);
+    let bias1 = b.sub(one, b1_t);
+    let bias2 = b.sub(one, b2_t);
+    let root = b.sqrt(bias2);
+    let lr = b.lr();
+    let scaled = b.mul(lr, root);
+    let alpha = b.div(scaled, bias1);
+    // Keras: `(g - m) * (1 - beta_1)` with `1 - beta_1` subtracted in double and cast.
+    let one_minus_b1 = b.constant((1.0 - args.exact("beta1")) as f32);
+    let one_minus_b2 = b.constant((1.0 - args.exact("beta2")) as f32);
+    let eps = b.constant(args.number("eps"));
+    let decay = b.constant(args.number("weight_decay"));
+    for (index, g) in b.gradients() {
+        let m = b.param_state(index, "m", 0.0);
+        let v = b.param_state(index, "v", 0.0);
+        // Keras's `_apply_weight_decay`, before the update: p − p · wd · lr.
+        let p = b.param(index);
+        let p_decay = b.mul(p, decay);
+        let p_decay = b.mul(p_decay, lr);
+        let p = b.sub(p, p_decay);
+        let dm = b.sub(g, m.value);
+        let dm = b.mul(dm, one_minus_b1);
+        let m_new = b.add(m.value, dm);
+        let g2 = b.mul(g, g);
+        let dv = b.sub(g2, v.value);
+        let dv = b.mul(dv, one_minus_b2);
+        let v_new = b.add(v.value, dv);
+        let numerator = b.mul(m_new, alpha);
+        let root_v = b.sqrt(v_new);
+        let denominator = b.add(root_v, eps);
+        let step = b.div(numerator, denominator);
+        let p_new = b.sub(p, step);
+        b.set_state(m, m_new);
+        b.set_state(v, v_new);
         b.set_param(index, p_new);
     }
 }
