@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Every built-in optimizer, in the order the docs list them.
-pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW];
+pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW, &ADAGRAD];
 
 /// The optimizer called `name`.
 pub fn find(name: &str) -> Option<&'static OptimizerDef> {
@@ -612,6 +612,47 @@ fn adamw_update(args: &Args, b: &mut dyn UpdateBuilder) {
         let p_new = b.sub(p, step);
         b.set_state(m, m_new);
         b.set_state(v, v_new);
+        b.set_param(index, p_new);
+    }
+}
+
+// ── adagrad ─────────────────────────────────────────────────────────────────────────────────
+
+/// Keras's Adagrad: `accumulator += g²` (starting at `initial_accumulator_value`), then
+/// `p −= lr · g / sqrt(accumulator + eps)`.
+pub static ADAGRAD: OptimizerDef = OptimizerDef {
+    name: "adagrad",
+    doc: "Adagrad: steps scaled by the sum of all squared gradients so far",
+    args: &[
+        lr(0.001),
+        number(
+            "initial_accumulator_value",
+            ArgKind::NonNegative,
+            0.1,
+            ">= 0: where every accumulator starts",
+        ),
+        number("eps", ArgKind::Positive, 1e-7, "positive"),
+    ],
+    resolve: no_resolve,
+    slots: |_| &["accumulator"],
+    update: adagrad_update,
+};
+
+fn adagrad_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let lr = b.lr();
+    let eps = b.constant(args.number("eps"));
+    let start = args.number("initial_accumulator_value");
+    for (index, g) in b.gradients() {
+        let accumulator = b.param_state(index, "accumulator", start);
+        let g2 = b.mul(g, g);
+        let sum = b.add(accumulator.value, g2);
+        let scaled = b.mul(lr, g);
+        let shifted = b.add(sum, eps);
+        let root = b.sqrt(shifted);
+        let step = b.div(scaled, root);
+        let p = b.param(index);
+        let p_new = b.sub(p, step);
+        b.set_state(accumulator, sum);
         b.set_param(index, p_new);
     }
 }
