@@ -171,8 +171,37 @@ def adagrad_faster():
     return adagrad(0.05, 0.5, "adagrad(lr: 0.05, initial_accumulator_value: 0.5)")
 
 
+def nadam():
+    lr, b1, b2, eps = 0.001, 0.9, 0.999, 1e-7
+
+    def init(params):
+        return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params],
+                "u_product": None}
+
+    def update(params, grads, s, t, c):
+        # Keras's `_backend_update_step`: u_product *= beta_1 * (1 - 0.5 * 0.96^(iterations+1)),
+        # once per step, before `update_step` for each variable.
+        if s["u_product"] is None:
+            s["u_product"] = c(1.0)
+        s["u_product"] = s["u_product"] * c(b1) * (c(1.0) - c(0.5) * c(0.96) ** c(t))
+        decay = c(0.96)
+        u_t = c(b1) * (c(1.0) - c(0.5) * decay ** c(t))
+        u_t_1 = c(b1) * (c(1.0) - c(0.5) * decay ** c(t + 1))
+        u_product_t = s["u_product"]
+        u_product_t_1 = u_product_t * u_t_1
+        beta_2_power = c(b2) ** c(t)
+        for p, g, m, v in zip(params, grads, s["m"], s["v"]):
+            m += (g - m) * c(1 - b1)
+            v += (g * g - v) * c(1 - b2)
+            m_hat = (u_t_1 * m) / (c(1) - u_product_t_1) + ((c(1) - u_t) * g) / (c(1) - u_product_t)
+            v_hat = v / (c(1) - beta_2_power)
+            p -= (m_hat * c(lr)) / (np.sqrt(v_hat) + c(eps))
+
+    return "nadam", init, update
+
+
 OPTIMIZERS = [sgd_momentum, adam, rmsprop, rmsprop_centered_momentum, adamw, adamw_strong_decay,
-              adagrad, adagrad_faster]
+              adagrad, adagrad_faster, nadam]
 
 
 def train(x, y, order, weights, make, dtype):

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Every built-in optimizer, in the order the docs list them.
-pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW, &ADAGRAD];
+pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW, &ADAGRAD, &NADAM];
 
 /// The optimizer called `name`.
 pub fn find(name: &str) -> Option<&'static OptimizerDef> {
@@ -653,6 +653,90 @@ fn adagrad_update(args: &Args, b: &mut dyn UpdateBuilder) {
         let p = b.param(index);
         let p_new = b.sub(p, step);
         b.set_state(accumulator, sum);
+        b.set_param(index, p_new);
+    }
+}
+
+// ── nadam ───────────────────────────────────────────────────────────────────────────────────
+
+/// Keras's Nadam (Adam with Nesterov momentum, Dozat's momentum schedule): with
+/// `u_t = β1 · (1 − ½ · 0.96^t)` and `Π_t` the product of `u_1 … u_t` (a scalar state, kept as
+/// Keras keeps `u_product`), `m` and `v` as Adam's,
+/// `m̂ = u_{t+1} · m / (1 − Π_t · u_{t+1}) + (1 − u_t) · g / (1 − Π_t)`, `v̂ = v / (1 − β2^t)`,
+/// `p −= lr · m̂ / (sqrt(v̂) + eps)`.
+pub static NADAM: OptimizerDef = OptimizerDef {
+    name: "nadam",
+    doc: "Adam with Nesterov momentum, in Keras's form",
+    args: &[
+        lr(0.001),
+        number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)"),
+        number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)"),
+        number("eps", ArgKind::Positive, 1e-7, "positive"),
+    ],
+    resolve: no_resolve,
+    slots: |_| &["m", "v"],
+    update: nadam_update,
+};
+
+fn nadam_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let t = b.step();
+    let one = b.constant(1.0);
+    let half = b.constant(0.5);
+    let decay = b.constant(0.96);
+    let b1 = b.constant(args.number("beta1"));
+    let b2 = b.constant(args.number("beta2"));
+    // u_t = β1 · (1 − 0.5 · 0.96^t), and u_{t+1}.
+    let momentum_at = |b: &mut dyn UpdateBuilder, step: Var| {
+        let power = b.pow(decay, step);
+        let halved = b.mul(half, power);
+        let kept = b.sub(one, halved);
+        b.mul(b1, kept)
+    };
+    let u_t = momentum_at(b, t);
+    let next = b.add(t, one);
+    let u_next = momentum_at(b, next);
+    // Keras updates `u_product` once per step, before the variables: (Π · β1) · (1 − ½ 0.96^t).
+    let product = b.scalar_state("u_product", 1.0);
+    let power = b.pow(decay, t);
+    let halved = b.mul(half, power);
+    let kept = b.sub(one, halved);
+    let scaled = b.mul(product.value, b1);
+    let product_t = b.mul(scaled, kept);
+    b.set_state(product, product_t);
+    let product_next = b.mul(product_t, u_next);
+    let b2_t = b.pow(b2, t);
+    let bias2 = b.sub(one, b2_t);
+    let m_bias = b.sub(one, product_next);
+    let g_bias = b.sub(one, product_t);
+    let g_weight = b.sub(one, u_t);
+    let lr = b.lr();
+    let one_minus_b1 = b.constant((1.0 - args.exact("beta1")) as f32);
+    let one_minus_b2 = b.constant((1.0 - args.exact("beta2")) as f32);
+    let eps = b.constant(args.number("eps"));
+    for (index, g) in b.gradients() {
+        let m = b.param_state(index, "m", 0.0);
+        let v = b.param_state(index, "v", 0.0);
+        let dm = b.sub(g, m.value);
+        let dm = b.mul(dm, one_minus_b1);
+        let m_new = b.add(m.value, dm);
+        let g2 = b.mul(g, g);
+        let dv = b.sub(g2, v.value);
+        let dv = b.mul(dv, one_minus_b2);
+        let v_new = b.add(v.value, dv);
+        let m_term = b.mul(u_next, m_new);
+        let m_term = b.div(m_term, m_bias);
+        let g_term = b.mul(g_weight, g);
+        let g_term = b.div(g_term, g_bias);
+        let m_hat = b.add(m_term, g_term);
+        let v_hat = b.div(v_new, bias2);
+        let numerator = b.mul(m_hat, lr);
+        let root = b.sqrt(v_hat);
+        let denominator = b.add(root, eps);
+        let step = b.div(numerator, denominator);
+        let p = b.param(index);
+        let p_new = b.sub(p, step);
+        b.set_state(m, m_new);
+        b.set_state(v, v_new);
         b.set_param(index, p_new);
     }
 }
