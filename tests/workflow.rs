@@ -62,15 +62,27 @@ fn program(fit_settings: &str, after: &str) -> String {
 
 #[test]
 fn resumed_training_equals_uninterrupted_training() {
-    for (index, optimizer) in [
+    let optimizers = [
         "adam",
         "sgd(lr: 0.1)",
         "sgd(lr: 0.1, momentum: 0.9, nesterov: true)",
         "adam(lr: 0.01, profile: torch)",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+        "rmsprop(momentum: 0.5, centered: true)",
+        "adamw(weight_decay: 0.01)",
+        "adagrad(lr: 0.05)",
+        // Its momentum product is a scalar state that must resume too.
+        "nadam",
+    ];
+    for def in kiln::settings::optimizer::OPTIMIZERS {
+        assert!(
+            optimizers
+                .iter()
+                .any(|o| o.split('(').next() == Some(def.name)),
+            "`{}` is not resumed here",
+            def.name
+        );
+    }
+    for (index, optimizer) in optimizers.into_iter().enumerate() {
         let settings = |extra: &str| format!("    optimizer {optimizer}\n{extra}");
         let dir = scratch(
             &format!("resume-{index}"),
