@@ -1,0 +1,340 @@
+//! CSV files: a small hand-written reader whose messages name line and column (see the parent
+//! module for what it accepts).
+
+use std::path::Path;
+
+use super::*;
+use crate::settings::{LabelColumn, Loss};
+
+/// One non-blank line of the file, split into trimmed cells.
+struct Row {
+    /// 1-based line number in the file.
+    line: usize,
+    cells: Vec<String>,
+}
+
+pub(super) fn load_csv(
+    path: &Path,
+    label: &LabelColumn,
+    header: bool,
+    delimiter: char,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+            return Err(DataError::at_line(
+                &origin,
+                line,
+                "the file is not valid UTF-8 text; expected a CSV file of numbers",
+            ));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_csv(text, &origin, label, header, delimiter, loss)
+}
+
+fn parse_csv(
+    text: &str,
+    origin: &str,
+    label: &LabelColumn,
+    header: bool,
+    delimiter: char,
+    loss: Loss,
+) -> Result<Dataset, DataError> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let line_no = index + 1;
+        let cells = split_line(line, delimiter)
+            .map_err(|message| DataError::at_line(origin, line_no, message))?;
+        rows.push(Row {
+            line: line_no,
+            cells,
+        });
+    }
+    if rows.is_empty() {
+        return Err(DataError::new(
+            origin,
+            "the file is empty; expected rows of comma-separated numbers",
+        ));
+    }
+
+    let mut rows = rows.into_iter();
+    let header_row = if header { rows.next() } else { None };
+    let header_line = header_row.as_ref().map(|row| row.line);
+    let names: Option<Vec<String>> = header_row.map(|row| row.cells);
+    let rows: Vec<Row> = rows.collect();
+    let Some(first) = rows.first() else {
+        return Err(DataError::new(
+            origin,
+            "the file has a header row but no data rows",
+        ));
+    };
+    let columns = names.as_ref().map_or(first.cells.len(), Vec::len);
+    if columns < 2 {
+        return Err(DataError::at_line(
+            origin,
+            header_line.unwrap_or(first.line),
+            format!(
+                "found {columns} column; expected at least 2 (one or more features and a label)"
+            ),
+        ));
+    }
+    let label_col = label_column(label, names.as_deref(), header_line, columns, origin)?;
+
+    let features = columns - 1;
+    // Every row is checked to hold `columns` cells before its features are stored.
+    let mut x = zeroed_features(rows.len() * features, origin)?;
+    let mut stored = 0;
+    let mut classes = Vec::new();
+    let mut targets = Vec::new();
+    for row in &rows {
+        if row.cells.len() != columns {
+            return Err(DataError::at_line(
+                origin,
+                row.line,
+                format!(
+                    "expected {columns} columns, found {}{}",
+                    row.cells.len(),
+                    if header {
+                        " (the header has that many)"
+                    } else {
+                        " (the first row has that many)"
+                    }
+                ),
+            ));
+        }
+        for (col, cell) in row.cells.iter().enumerate() {
+            let column_name = || {
+                names
+                    .as_ref()
+                    .map(|n| format!(" (column '{}')", n[col]))
+                    .unwrap_or_default()
+            };
+            if cell.is_empty() {
+                return Err(DataError::at_cell(
+                    origin,
+                    row.line,
+                    col + 1,
+                    format!("empty cell{}; expected a number", column_name()),
+                ));
+            }
+            if col == label_col {
+                match loss.uses_classes() {
+                    true => {
+                        classes.push(parse_class(cell, loss).map_err(|message| {
+                            DataError::at_cell(origin, row.line, col + 1, message)
+                        })?);
+                    }
+                    false => {
+                        let value = parse_number(cell).map_err(|message| {
+                            DataError::at_cell(origin, row.line, col + 1, message)
+                        })?;
+                        if !value.is_finite() {
+                            return Err(DataError::at_cell(
+                                origin,
+                                row.line,
+                                col + 1,
+                                format!("target '{cell}' is not a finite number"),
+                            ));
+                        }
+                        targets.push(value);
+                    }
+                }
+                continue;
+            }
+            let value = parse_number(cell).map_err(|message| {
+                DataError::at_cell(
+                    origin,
+                    row.line,
+                    col + 1,
+                    format!("{message}{}", column_name()),
+                )
+            })?;
+            if !value.is_finite() {
+                return Err(DataError::at_cell(
+                    origin,
+                    row.line,
+                    col + 1,
+                    format!(
+                        "feature value '{cell}'{} is not finite; expected a finite number",
+                        column_name()
+                    ),
+                ));
+            }
+            x[stored] = value;
+            stored += 1;
+        }
+    }
+
+    let labels = match loss.uses_classes() {
+        true => Labels::Classes(classes),
+        false => Labels::Targets {
+            width: 1,
+            values: targets,
+        },
+    };
+    Ok(Dataset {
+        samples: rows.len(),
+        features,
+        x,
+        labels,
+        origin: origin.to_string(),
+        labels_origin: origin.to_string(),
+    })
+}
+
+/// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.
+fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        // Skip leading whitespace of the cell (but not a tab that delimits).
+        while chars
+            .peek()
+            .is_some_and(|&c| c.is_whitespace() && c != delimiter)
+        {
+            chars.next();
+        }
+        let mut cell = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        cell.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => cell.push(c),
+                    None => {
+                        return Err(format!(
+                            "cell {} opens a quote that the line never closes",
+                            cells.len() + 1
+                        ));
+                    }
+                }
+            }
+            while chars.peek().is_some_and(|&c| c != delimiter) {
+                let c = chars.next().unwrap_or(' ');
+                if !c.is_whitespace() {
+                    return Err(format!(
+                        "cell {} has text after its closing quote; expected the delimiter {:?}",
+                        cells.len() + 1,
+                        delimiter
+                    ));
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == delimiter {
+                    break;
+                }
+                cell.push(c);
+                chars.next();
+            }
+            cell.truncate(cell.trim_end().len());
+        }
+        cells.push(cell.trim().to_string());
+        match chars.next() {
+            Some(c) if c == delimiter => continue,
+            _ => break,
+        }
+    }
+    Ok(cells)
+}
+
+fn parse_number(cell: &str) -> Result<f32, String> {
+    cell.parse::<f32>()
+        .map_err(|_| format!("cannot read '{cell}' as a number"))
+}
+
+fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
+    let not_class = || {
+        format!(
+            "class label '{cell}' is not a non-negative integer; {} needs class indices {}",
+            loss.name(),
+            if loss == Loss::BinaryCrossentropy {
+                "0 and 1"
+            } else {
+                "0, 1, 2, …"
+            }
+        )
+    };
+    let value: f64 = cell
+        .parse()
+        .map_err(|_| format!("cannot read class label '{cell}' as a number"))?;
+    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > i32::MAX as f64 {
+        return Err(not_class());
+    }
+    Ok(value as i32)
+}
+
+fn label_column(
+    label: &LabelColumn,
+    names: Option<&[String]>,
+    header_line: Option<usize>,
+    columns: usize,
+    origin: &str,
+) -> Result<usize, DataError> {
+    match label {
+        LabelColumn::Last => Ok(columns - 1),
+        LabelColumn::Index(index) => {
+            if *index < columns {
+                Ok(*index)
+            } else {
+                Err(DataError::new(
+                    origin,
+                    format!(
+                        "label column index {index} is out of range: the file has {columns} \
+                         columns, numbered 0..{}",
+                        columns - 1
+                    ),
+                ))
+            }
+        }
+        LabelColumn::Name(name) => {
+            let Some(names) = names else {
+                return Err(DataError::new(
+                    origin,
+                    format!(
+                        "the label column is named '{name}', but the file is read without a \
+                         header row (header: false); name it by index instead, or set header: true"
+                    ),
+                ));
+            };
+            if let Some(index) = names.iter().position(|n| n == name) {
+                return Ok(index);
+            }
+            let listed = names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut message =
+                format!("no column named '{name}' in the header; the columns are {listed}");
+            if let Some(close) = closest(name, names) {
+                message.push_str(&format!("; did you mean '{close}'?"));
+            }
+            Err(DataError {
+                line: header_line,
+                ..DataError::new(origin, message)
+            })
+        }
+    }
+}
+
+/// The header name closest to `name`, if it is close enough to be a likely typo.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    crate::suggest::closest_within(name, names.iter().map(String::as_str), |n| {
+        2.max(n.chars().count() / 3)
+    })
+}

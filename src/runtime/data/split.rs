@@ -1,0 +1,47 @@
+//! Keras's `validation_split`: the last part of a data set held out for validation.
+
+use super::*;
+use crate::buffer::Buffer;
+
+impl Dataset {
+    /// Keras's `validation_split`: the last `fraction` of the samples, in file order, become
+    /// the validation set: the first `floor(samples · (1 - fraction))` train, the rest validate,
+    /// computed in `f64` exactly as Keras does. Both parts must keep at least one sample.
+    pub fn split_off_validation(mut self, fraction: f64) -> Result<(Dataset, Dataset), DataError> {
+        let samples = self.samples;
+        let split_at = ((samples as f64) * (1.0 - fraction)).floor() as usize;
+        let split_at = split_at.min(samples);
+        if split_at == 0 || split_at == samples {
+            return Err(DataError::new(
+                &self.origin,
+                format!(
+                    "validation_split {fraction:?} of {samples} sample{} leaves {} for training \
+                     and {} for validation; each needs at least one",
+                    plural(samples),
+                    split_at,
+                    samples - split_at
+                ),
+            ));
+        }
+        let x = Buffer::from_slice(&self.x[split_at * self.features..])
+            .map_err(|e| too_large(&self.origin, "its validation samples", e))?;
+        self.x.truncate(split_at * self.features);
+        let labels = match &mut self.labels {
+            Labels::Classes(classes) => Labels::Classes(classes.split_off(split_at)),
+            Labels::Targets { width, values } => Labels::Targets {
+                width: *width,
+                values: values.split_off(split_at * *width),
+            },
+        };
+        let validation = Dataset {
+            samples: samples - split_at,
+            features: self.features,
+            x,
+            labels,
+            origin: format!("{} (validation split)", self.origin),
+            labels_origin: format!("{} (validation split)", self.labels_origin),
+        };
+        self.samples = split_at;
+        Ok((self, validation))
+    }
+}
