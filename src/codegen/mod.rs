@@ -4,7 +4,7 @@
 //! `schedule` groups IR nodes into kernels, `memory` gives every stored value a fixed place in
 //! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module drives it
 //! into any `cranelift_module::Module` (`translate`): the JIT (`compile`, which owns the module,
-//! the arena and the one `unsafe` call into native code) or, later, an object file.
+//! the arena and the one `unsafe` call into native code) or an object file (`compile_object`).
 //! Small matrix products are emitted as register-blocked Cranelift kernels; large ones call
 //! `gemm::kiln_sgemm`, one of the runtime support functions listed in `support.rs`, which runs
 //! the `gemm-f32` crate's micro-kernels on packing buffers planned with the step (see
@@ -31,6 +31,7 @@ use cranelift_codegen::{Context, ir};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::buffer::Buffer;
 use crate::ir::{DType, Graph};
@@ -389,6 +390,33 @@ fn build(
         ),
         profile,
     })
+}
+
+/// The training step of `graph` as a relocatable object file for this host: the seam the
+/// ahead-of-time backend (`kiln build`) builds on; nothing in Kiln links it yet. It defines
+/// `STEP_SYMBOL`, `step(arena: *mut f32, iarena: *mut i32, batch: i64)` with buffers at the
+/// offsets of the memory plan for `config.max_batch`, and leaves the runtime support it calls
+/// (`kiln_sgemm`, …: the table in `support.rs`) as undefined symbols for the link to resolve.
+/// The code is the JIT's (same emitter, same host features, so `kiln_adam` where this host
+/// runs it), compiled position-independent.
+pub fn compile_object(graph: &Graph, config: &CodegenConfig) -> Result<Vec<u8>, CodegenError> {
+    let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
+    let builder = ObjectBuilder::new(
+        host_isa(true)?,
+        graph.name.as_bytes(),
+        default_libcall_names(),
+    )
+    .map_err(|e| err(format!("object file: {e}")))?;
+    let mut module = ObjectModule::new(builder);
+    let mut ctx = module.make_context();
+    let (id, _, _) = translate(&mut module, &mut ctx, graph, &sched, &plan, false, true)?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| err(format!("cranelift: {e:?}")))?;
+    module
+        .finish()
+        .emit()
+        .map_err(|e| err(format!("object file: {e}")))
 }
 
 /// A zero-filled buffer, or an error when the machine cannot provide it.
