@@ -2,11 +2,13 @@
 //! into one native function with Cranelift.
 //!
 //! `schedule` groups IR nodes into kernels, `memory` gives every stored value a fixed place in
-//! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module owns the JIT
-//! module, the arena and the one `unsafe` call into native code. Small matrix products are
-//! emitted as register-blocked Cranelift kernels; large ones call `gemm::kiln_sgemm`, a symbol
-//! registered with the JIT module, which runs the `gemm-f32` crate's micro-kernels on packing
-//! buffers planned with the step (see `emit/matmul.rs` and `gemm.rs`).
+//! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module drives it
+//! into any `cranelift_module::Module` (`translate`): the JIT (`compile`, which owns the module,
+//! the arena and the one `unsafe` call into native code) or an object file (`compile_object`).
+//! Small matrix products are emitted as register-blocked Cranelift kernels; large ones call
+//! `gemm::kiln_sgemm`, one of the runtime support functions listed in `support.rs`, which runs
+//! the `gemm-f32` crate's micro-kernels on packing buffers planned with the step (see
+//! `emit/matmul.rs` and `gemm.rs`).
 
 mod adam;
 mod emit;
@@ -14,18 +16,22 @@ pub mod gemm;
 mod memory;
 mod profile;
 mod schedule;
+mod support;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use cranelift_codegen::ir::{AbiParam, Signature, types};
+use cranelift_codegen::ir::Signature;
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, ir};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::buffer::Buffer;
 use crate::ir::{DType, Graph};
@@ -99,15 +105,13 @@ struct Profile {
     runs: u64,
 }
 
-extern "C" fn kiln_logf(x: f32) -> f32 {
-    x.ln()
-}
+/// The name the step function is declared under: looked up in the JIT, exported by an object
+/// file (a C-linkable name, so not the bare `step`).
+pub const STEP_SYMBOL: &str = "kiln_step";
 
-extern "C" fn kiln_powf(x: f32, y: f32) -> f32 {
-    x.powf(y)
-}
-
-fn new_module() -> Result<JITModule, CodegenError> {
+/// The host's ISA with Kiln's flags, shared by the JIT and object files; `pic` for code linked
+/// into another program (an object file), not for the JIT, which places it in this process.
+fn host_isa(pic: bool) -> Result<OwnedTargetIsa, CodegenError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -124,24 +128,26 @@ fn new_module() -> Result<JITModule, CodegenError> {
     };
     set(&mut flags, "enable_verifier", verify)?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
-    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
     // cranelift_native turns on the host's ISA features (SSE4.1, AVX, FMA, ...).
-    let isa = cranelift_native::builder()
+    cranelift_native::builder()
         .map_err(|e| err(format!("host ISA: {e}")))?
         .finish(settings::Flags::new(flags))
-        .map_err(|e| err(format!("host ISA: {e}")))?;
-    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-    builder.symbol("kiln_sgemm", gemm::kiln_sgemm as *const u8);
-    builder.symbol("kiln_adam", adam::kiln_adam as *const u8);
-    builder.symbol("kiln_logf", kiln_logf as *const u8);
-    builder.symbol("kiln_powf", kiln_powf as *const u8);
-    builder.symbol("kiln_profile_mark", profile::kiln_profile_mark as *const u8);
+        .map_err(|e| err(format!("host ISA: {e}")))
+}
+
+fn new_jit_module() -> Result<JITModule, CodegenError> {
+    let mut builder = JITBuilder::with_isa(host_isa(false)?, default_libcall_names());
+    for symbol in support::SYMBOLS {
+        builder.symbol(symbol.name, symbol.address);
+    }
     Ok(JITModule::new(builder))
 }
 
-/// Builds the step function into `ctx.func`; returns its declared id.
-fn translate(
-    module: &mut JITModule,
+/// Builds the step function into `ctx.func` and declares it in `module` (JIT or object file
+/// alike); returns its id.
+fn translate<M: Module>(
+    module: &mut M,
     ctx: &mut Context,
     graph: &Graph,
     sched: &schedule::Schedule,
@@ -151,56 +157,44 @@ fn translate(
 ) -> Result<(FuncId, usize, emit::SiteLabels), CodegenError> {
     let ptr = module.target_config().pointer_type();
     let call_conv = module.isa().default_call_conv();
-    let mut import = |name: &str, params: &[ir::Type], ret: Option<ir::Type>| {
-        let mut sig = Signature::new(call_conv);
-        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-        sig.returns.extend(ret.map(AbiParam::new));
-        module
-            .declare_function(name, Linkage::Import, &sig)
-            .map_err(|e| err(format!("declare {name}: {e}")))
+    // The emitter takes a reference to every helper it may call, but a helper is declared in the
+    // module (in an object file: an undefined symbol) only once the step is known to call it.
+    // Until then its reference carries a placeholder name in a namespace nothing resolves.
+    let mut imports: Vec<Import> = Vec::new();
+    let mut import = |func: &mut ir::Function, symbol: &'static support::Symbol| {
+        let signature = func.import_signature(symbol.signature(call_conv, ptr));
+        let index = imports.len() as u32;
+        let name = func.declare_imported_user_function(ir::UserExternalName::new(
+            PLACEHOLDER_NAMESPACE,
+            index,
+        ));
+        let func_ref = func.import_function(ir::ExtFuncData {
+            name: ir::ExternalName::user(name),
+            signature,
+            colocated: false,
+            patchable: false,
+        });
+        imports.push(Import {
+            symbol,
+            name,
+            func_ref,
+        });
+        func_ref
     };
-    let i64t = types::I64;
-    let gemm = import(
-        "kiln_sgemm",
-        &[i64t, i64t, i64t, ptr, ptr, i64t, i64t, ptr, i64t, i64t],
-        None,
-    )?;
-    let f32t = types::F32;
-    let adam = if native_update && adam::available() {
-        let offsets = [i64t; 7];
-        let params: Vec<ir::Type> = std::iter::once(ptr)
-            .chain(offsets)
-            .chain([f32t; 4])
-            .collect();
-        Some(import("kiln_adam", &params, None)?)
-    } else {
-        None
-    };
-    let logf = import("kiln_logf", &[types::F32], Some(types::F32))?;
-    let powf = import("kiln_powf", &[types::F32, types::F32], Some(types::F32))?;
-    let mark = if profiled {
-        Some(import("kiln_profile_mark", &[i64t], None)?)
-    } else {
-        None
-    };
-
-    ctx.func.signature = Signature::new(call_conv);
-    ctx.func
-        .signature
+    let func = &mut ctx.func;
+    func.signature = Signature::new(call_conv);
+    func.signature
         .params
         .extend(emit::Emitter::signature_params(ptr));
-    let id = module
-        .declare_function("step", Linkage::Export, &ctx.func.signature)
-        .map_err(|e| err(format!("declare step: {e}")))?;
     let helpers = emit::Helpers {
-        gemm: module.declare_func_in_func(gemm, &mut ctx.func),
-        logf: module.declare_func_in_func(logf, &mut ctx.func),
-        powf: module.declare_func_in_func(powf, &mut ctx.func),
-        adam: adam.map(|adam| module.declare_func_in_func(adam, &mut ctx.func)),
-        mark: mark.map(|mark| module.declare_func_in_func(mark, &mut ctx.func)),
+        gemm: import(func, &support::SGEMM),
+        logf: import(func, &support::LOGF),
+        powf: import(func, &support::POWF),
+        adam: (native_update && adam::available()).then(|| import(func, &support::ADAM)),
+        mark: profiled.then(|| import(func, &support::PROFILE_MARK)),
     };
     let mut fctx = FunctionBuilderContext::new();
-    let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let builder = FunctionBuilder::new(func, &mut fctx);
     let target = module.target_config();
     let fma = module
         .isa()
@@ -209,8 +203,50 @@ fn translate(
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let (marks, native) =
         emit::Emitter::new(builder, graph, sched, plan, helpers, fma).emit_all(target)?;
+
+    let called: HashSet<ir::FuncRef> = ctx
+        .func
+        .layout
+        .blocks()
+        .flat_map(|block| ctx.func.layout.block_insts(block))
+        .filter_map(|inst| match ctx.func.dfg.insts[inst] {
+            ir::InstructionData::Call { func_ref, .. } => Some(func_ref),
+            _ => None,
+        })
+        .collect();
+    // Declared in the table's order, then the step, so that ids (and the dumped names) do not
+    // depend on the order the emitter asked for them.
+    for symbol in support::SYMBOLS {
+        let Some(import) = imports
+            .iter()
+            .find(|i| std::ptr::eq(i.symbol, symbol) && called.contains(&i.func_ref))
+        else {
+            continue;
+        };
+        let sig = symbol.signature(call_conv, ptr);
+        let id = module
+            .declare_function(symbol.name, Linkage::Import, &sig)
+            .map_err(|e| err(format!("declare {}: {e}", symbol.name)))?;
+        ctx.func
+            .params
+            .reset_user_func_name(import.name, ir::UserExternalName::new(0, id.as_u32()));
+    }
+    let id = module
+        .declare_function(STEP_SYMBOL, Linkage::Export, &ctx.func.signature)
+        .map_err(|e| err(format!("declare {STEP_SYMBOL}: {e}")))?;
     Ok((id, marks, native))
 }
+
+/// A helper imported into the step function, under a placeholder name until declared.
+struct Import {
+    symbol: &'static support::Symbol,
+    name: ir::UserExternalNameRef,
+    func_ref: ir::FuncRef,
+}
+
+/// Where `translate` names helpers before it knows the step calls them; `cranelift_module` uses
+/// namespaces 0 (functions) and 1 (data).
+const PLACEHOLDER_NAMESPACE: u32 = 2;
 
 /// An upper bound on a step's buffers (64 GiB of f32), far beyond any machine this runs on, so
 /// absurd sizes fail here with a message instead of in the allocator.
@@ -296,7 +332,7 @@ fn build(
     } else {
         None
     };
-    let mut module = new_module()?;
+    let mut module = new_jit_module()?;
     let mut ctx = module.make_context();
     let (id, marks, native_updates) = translate(
         &mut module,
@@ -356,6 +392,33 @@ fn build(
     })
 }
 
+/// The training step of `graph` as a relocatable object file for this host: the seam the
+/// ahead-of-time backend (`kiln build`) builds on; nothing in Kiln links it yet. It defines
+/// `STEP_SYMBOL`, `step(arena: *mut f32, iarena: *mut i32, batch: i64)` with buffers at the
+/// offsets of the memory plan for `config.max_batch`, and leaves the runtime support it calls
+/// (`kiln_sgemm`, …: the table in `support.rs`) as undefined symbols for the link to resolve.
+/// The code is the JIT's (same emitter, same host features, so `kiln_adam` where this host
+/// runs it), compiled position-independent.
+pub fn compile_object(graph: &Graph, config: &CodegenConfig) -> Result<Vec<u8>, CodegenError> {
+    let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
+    let builder = ObjectBuilder::new(
+        host_isa(true)?,
+        graph.name.as_bytes(),
+        default_libcall_names(),
+    )
+    .map_err(|e| err(format!("object file: {e}")))?;
+    let mut module = ObjectModule::new(builder);
+    let mut ctx = module.make_context();
+    let (id, _, _) = translate(&mut module, &mut ctx, graph, &sched, &plan, false, true)?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| err(format!("cranelift: {e:?}")))?;
+    module
+        .finish()
+        .emit()
+        .map_err(|e| err(format!("object file: {e}")))
+}
+
 /// A zero-filled buffer, or an error when the machine cannot provide it.
 fn zeroed<T: bytemuck::Pod>(len: usize) -> Result<Buffer<T>, CodegenError> {
     Buffer::zeroed(len).map_err(|e| {
@@ -369,13 +432,14 @@ fn zeroed<T: bytemuck::Pod>(len: usize) -> Result<Buffer<T>, CodegenError> {
 /// The Cranelift IR of the step function, before Cranelift's own optimizations.
 pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, CodegenError> {
     let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
-    let mut module = new_module()?;
+    let mut module = new_jit_module()?;
     let mut ctx = module.make_context();
     translate(&mut module, &mut ctx, graph, &sched, &plan, false, true)?;
     let header = format!(
         "; step of graph `{}`: (arena: *f32, iarena: *i32, batch: i64), buffers at constant \
          element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf, fn3 = kiln_adam (the \
-         native Adam update, on hosts with AVX2 and FMA)\n",
+         native Adam update, on hosts with AVX2 and FMA); u2:N names a helper this step never \
+         calls\n",
         graph.name
     );
     Ok(header + &ctx.func.display().to_string())
