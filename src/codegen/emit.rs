@@ -17,7 +17,9 @@ use super::CodegenError;
 use super::memory::{Buf, MemoryPlan};
 use super::schedule::{Kernel, Schedule, UpdateGroup};
 use crate::ir::graph::Slot;
-use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
+use crate::ir::{
+    BinaryOp, Dim, ElementwiseKind, Graph, LeafKind, Op, OpKind, ReduceKind, UnaryOp, ValueId,
+};
 
 mod adam;
 pub(super) mod matmul;
@@ -167,19 +169,17 @@ impl Plan<'_> {
             seen.push(v);
             let node = self.graph.node(v);
             let loaded = self.mem.home.contains_key(&v) && !computed.contains(&v);
-            match &node.op {
-                Op::Const { .. } | Op::BatchSize => {}
+            match node.op.kind() {
+                OpKind::Leaf(LeafKind::Scalar) => {}
                 _ if loaded => {
                     let access = self.access(v, &spec.dims)?;
                     spec.leaves.push((v, access));
                 }
-                Op::Broadcast
-                | Op::Unary(_)
-                | Op::Binary(_)
-                | Op::LeakyRelu { .. }
-                | Op::Elu { .. }
-                | Op::Select => stack.extend(node.inputs.iter().copied()),
-                Op::Dropout { .. } => {
+                OpKind::Elementwise(ElementwiseKind::Map | ElementwiseKind::Broadcast) => {
+                    stack.extend(node.inputs.iter().copied())
+                }
+                // The loop passes the element's index in the op's own shape.
+                OpKind::Elementwise(ElementwiseKind::Indexed) => {
                     let access = Access {
                         buf: Buf::F32(0),
                         strides: broadcast_strides(node.ty.shape.dims(), &spec.dims),
@@ -187,7 +187,7 @@ impl Plan<'_> {
                     spec.indices.push((v, access));
                     stack.extend(node.inputs.iter().copied());
                 }
-                Op::OneHot { .. } => {
+                OpKind::Elementwise(ElementwiseKind::Labels) => {
                     let label = node.inputs[0];
                     let mut shape = self.graph.shape(label).0.clone();
                     shape.push(Dim::Fixed(1));
@@ -199,11 +199,11 @@ impl Plan<'_> {
                         },
                     ));
                 }
-                op => {
+                OpKind::Leaf(LeafKind::Buffer) | OpKind::Reduction | OpKind::Structured(_) => {
                     return Err(err(format!(
                         "%{}: {} is not computed by any kernel",
                         v.0,
-                        op.name()
+                        node.op.name()
                     )));
                 }
             }
@@ -293,7 +293,8 @@ impl Plan<'_> {
                             .iter()
                             .map(|&x| walk(e, x, spec, ids, out).to_string())
                             .collect();
-                        format!("{}({})", op.name(), args.join(","))
+                        // Attributes too: loops merge only if they compute the same thing.
+                        format!("{}{}({})", op.name(), op.attributes(), args.join(","))
                     }
                 }
             };
