@@ -1079,8 +1079,18 @@ impl<'f, 'g> Emitter<'f, 'g> {
                     self.b.ins().select(c, one, zero)
                 }
             }
-            // `spec` only admits the ops above as computed values.
-            _ => self.fconst(ty, f32::NAN),
+            // Loaded from memory or computed by kernels of their own: `spec` never asks for
+            // them. Listed rather than `_` so that a new op cannot miss its scalar code.
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::State { .. }
+            | Op::MatMul { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::Concat { .. }
+            | Op::Gather
+            | Op::ScatterAdd { .. } => self.fconst(ty, f32::NAN),
         };
         memo.insert(v, x);
         x
@@ -1846,7 +1856,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
     fn rows(&mut self, node: ValueId) -> Result<(), CodegenError> {
         let n = self.graph.node(node);
         let (values, indices) = (n.inputs[0], n.inputs[1]);
-        let gather = matches!(n.op, Op::Gather);
+        let gather = match n.op {
+            Op::Gather => true,
+            Op::ScatterAdd { .. } => false,
+            ref op => return Err(err(format!("%{}: rows kernel on {}", node.0, op.name()))),
+        };
         let index_dims = self.graph.shape(indices).0.clone();
         let out_dims = n.ty.shape.0.clone();
         // Row width: the dimensions after the index (or row) dimensions.
@@ -2043,7 +2057,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     fn softmax(&mut self, node: ValueId) -> Result<(), CodegenError> {
         let n = self.graph.node(node);
-        let log = matches!(n.op, Op::LogSoftmax);
+        let log = match n.op {
+            Op::Softmax => false,
+            Op::LogSoftmax => true,
+            ref op => return Err(err(format!("%{}: softmax kernel on {}", node.0, op.name()))),
+        };
         let input = n.inputs[0];
         let dims = self.graph.shape(node).0.clone();
         let (rows_dims, last) = dims.split_at(dims.len() - 1);
