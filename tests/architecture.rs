@@ -29,16 +29,9 @@ const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[];
 
 /// Where `Op::` may appear: the IR, its interpreter, the code generator, and the checker, which
 /// builds each model's forward graph (and `program`, which reads a model's output op to know
-/// whether it ends in softmax or sigmoid, and skips reshapes when it counts activations). The
-/// runtime, the driver, the REPL and the CLI never name an op.
-const OP_USERS: &[&str] = &[
-    "ir",
-    "interp",
-    "codegen",
-    "check",
-    "program/mod.rs",
-    "program/summary.rs",
-];
+/// whether it ends in softmax or sigmoid). The runtime, the driver, the REPL and the CLI never
+/// name an op; they ask the op's kind.
+const OP_USERS: &[&str] = &["ir", "interp", "codegen", "check", "program/mod.rs"];
 
 /// Only these touch the terminal.
 const PRINTERS: &[&str] = &["cli", "main.rs"];

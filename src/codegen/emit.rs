@@ -17,7 +17,9 @@ use super::CodegenError;
 use super::memory::{Buf, MemoryPlan};
 use super::schedule::{Kernel, Schedule, UpdateGroup};
 use crate::ir::graph::Slot;
-use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
+use crate::ir::{
+    BinaryOp, Dim, ElementwiseKind, Graph, LeafKind, Op, OpKind, ReduceKind, UnaryOp, ValueId,
+};
 
 mod adam;
 pub(super) mod matmul;
@@ -167,19 +169,17 @@ impl Plan<'_> {
             seen.push(v);
             let node = self.graph.node(v);
             let loaded = self.mem.home.contains_key(&v) && !computed.contains(&v);
-            match &node.op {
-                Op::Const { .. } | Op::BatchSize => {}
+            match node.op.kind() {
+                OpKind::Leaf(LeafKind::Scalar) => {}
                 _ if loaded => {
                     let access = self.access(v, &spec.dims)?;
                     spec.leaves.push((v, access));
                 }
-                Op::Broadcast
-                | Op::Unary(_)
-                | Op::Binary(_)
-                | Op::LeakyRelu { .. }
-                | Op::Elu { .. }
-                | Op::Select => stack.extend(node.inputs.iter().copied()),
-                Op::Dropout { .. } => {
+                OpKind::Elementwise(ElementwiseKind::Map | ElementwiseKind::Broadcast) => {
+                    stack.extend(node.inputs.iter().copied())
+                }
+                // The loop passes the element's index in the op's own shape.
+                OpKind::Elementwise(ElementwiseKind::Indexed) => {
                     let access = Access {
                         buf: Buf::F32(0),
                         strides: broadcast_strides(node.ty.shape.dims(), &spec.dims),
@@ -187,7 +187,7 @@ impl Plan<'_> {
                     spec.indices.push((v, access));
                     stack.extend(node.inputs.iter().copied());
                 }
-                Op::OneHot { .. } => {
+                OpKind::Elementwise(ElementwiseKind::Labels) => {
                     let label = node.inputs[0];
                     let mut shape = self.graph.shape(label).0.clone();
                     shape.push(Dim::Fixed(1));
@@ -199,11 +199,11 @@ impl Plan<'_> {
                         },
                     ));
                 }
-                op => {
+                OpKind::Leaf(LeafKind::Buffer) | OpKind::Reduction | OpKind::Structured(_) => {
                     return Err(err(format!(
                         "%{}: {} is not computed by any kernel",
                         v.0,
-                        op.name()
+                        node.op.name()
                     )));
                 }
             }
@@ -293,7 +293,8 @@ impl Plan<'_> {
                             .iter()
                             .map(|&x| walk(e, x, spec, ids, out).to_string())
                             .collect();
-                        format!("{}({})", op.name(), args.join(","))
+                        // Attributes too: loops merge only if they compute the same thing.
+                        format!("{}{}({})", op.name(), op.attributes(), args.join(","))
                     }
                 }
             };
@@ -1078,8 +1079,18 @@ impl<'f, 'g> Emitter<'f, 'g> {
                     self.b.ins().select(c, one, zero)
                 }
             }
-            // `spec` only admits the ops above as computed values.
-            _ => self.fconst(ty, f32::NAN),
+            // Loaded from memory or computed by kernels of their own: `spec` never asks for
+            // them. Listed rather than `_` so that a new op cannot miss its scalar code.
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::State { .. }
+            | Op::MatMul { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::Concat { .. }
+            | Op::Gather
+            | Op::ScatterAdd { .. } => self.fconst(ty, f32::NAN),
         };
         memo.insert(v, x);
         x
@@ -1845,7 +1856,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
     fn rows(&mut self, node: ValueId) -> Result<(), CodegenError> {
         let n = self.graph.node(node);
         let (values, indices) = (n.inputs[0], n.inputs[1]);
-        let gather = matches!(n.op, Op::Gather);
+        let gather = match n.op {
+            Op::Gather => true,
+            Op::ScatterAdd { .. } => false,
+            ref op => return Err(err(format!("%{}: rows kernel on {}", node.0, op.name()))),
+        };
         let index_dims = self.graph.shape(indices).0.clone();
         let out_dims = n.ty.shape.0.clone();
         // Row width: the dimensions after the index (or row) dimensions.
@@ -2042,7 +2057,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     fn softmax(&mut self, node: ValueId) -> Result<(), CodegenError> {
         let n = self.graph.node(node);
-        let log = matches!(n.op, Op::LogSoftmax);
+        let log = match n.op {
+            Op::Softmax => false,
+            Op::LogSoftmax => true,
+            ref op => return Err(err(format!("%{}: softmax kernel on {}", node.0, op.name()))),
+        };
         let input = n.inputs[0];
         let dims = self.graph.shape(node).0.clone();
         let (rows_dims, last) = dims.split_at(dims.len() - 1);

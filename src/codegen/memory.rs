@@ -14,7 +14,7 @@ use super::MatmulPolicy;
 use super::emit::matmul::{self, Geometry};
 use super::schedule::{Kernel, Schedule};
 use crate::ir::graph::Slot;
-use crate::ir::{DType, Graph, Op, ValueId};
+use crate::ir::{DType, ElementwiseKind, Graph, Op, OpKind, StructuredKind, ValueId};
 
 /// Floats per alignment unit (64 bytes).
 pub const ALIGN: usize = 16;
@@ -38,6 +38,10 @@ pub struct MemoryPlan {
     pub cranelift_matmuls: HashSet<ValueId>,
     /// Scratch for those kernels' transposed right operands, shared (kernels run one at a time).
     pub pack: Option<usize>,
+}
+
+fn is_broadcast(op: &Op) -> bool {
+    op.kind() == OpKind::Elementwise(ElementwiseKind::Broadcast)
 }
 
 fn align(x: usize) -> usize {
@@ -142,7 +146,7 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
         }
     }
 
-    // A reshape shares its input's buffer (same elements, same order) unless it already has a
+    // A reshape (a copy that keeps the element order) shares its input's buffer (same elements, same order) unless it already has a
     // home of its own (a gradient) or the input is a parameter or state, which the update
     // overwrites behind the alias's back. The shared buffer lives as long as its last reader
     // through any alias.
@@ -150,7 +154,9 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
     let mut alias: HashMap<ValueId, ValueId> = HashMap::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         let v = ValueId(i as u32);
-        if node.op != Op::Reshape || !sched.stored[i] || home.contains_key(&v) {
+        let same_order =
+            node.op.kind() == OpKind::Structured(StructuredKind::Copy { same_order: true });
+        if !same_order || !sched.stored[i] || home.contains_key(&v) {
             continue;
         }
         let input = node.inputs[0];
@@ -279,7 +285,7 @@ pub fn state_roles(
         if let Op::State { index } = node.op {
             push(index, roles);
         }
-        if local.contains(&v) || matches!(node.op, Op::Broadcast) {
+        if local.contains(&v) || is_broadcast(&node.op) {
             for &inp in &node.inputs {
                 walk(graph, inp, local, seen, roles, push);
             }
@@ -339,7 +345,7 @@ fn lifetimes(graph: &Graph, sched: &Schedule) -> (Vec<usize>, Vec<usize>) {
         let mut i = 0;
         while i < reads.len() {
             let r = reads[i];
-            if matches!(graph.node(r).op, Op::Broadcast) && !sched.stored[r.index()] {
+            if is_broadcast(&graph.node(r).op) && !sched.stored[r.index()] {
                 reads.extend(graph.node(r).inputs.iter().copied());
             }
             i += 1;

@@ -17,7 +17,9 @@ use std::fmt::Write;
 
 use super::CodegenError;
 use crate::ir::graph::Slot;
-use crate::ir::{DType, Graph, Op, Shape, ValueId};
+use crate::ir::{
+    DType, ElementwiseKind, Graph, LeafKind, Op, OpKind, Shape, StructuredKind, ValueId,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
@@ -83,31 +85,17 @@ fn err(message: impl Into<String>) -> CodegenError {
     }
 }
 
-fn is_pointwise(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Unary(_)
-            | Op::Binary(_)
-            | Op::OneHot { .. }
-            | Op::LeakyRelu { .. }
-            | Op::Elu { .. }
-            | Op::Select
-            | Op::Dropout { .. }
-    )
-}
-
-/// Ops computed by a loop over their own shape, into which producers can be fused.
-fn is_fusing(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Reduce { .. }
-            | Op::LeakyRelu { .. }
-            | Op::Elu { .. }
-            | Op::Select
-            | Op::Dropout { .. }
-    )
+/// Whether the op is computed by a loop over its own shape (a reduction: its input's) into
+/// which single-use elementwise producers can be fused.
+fn takes_producers(kind: OpKind) -> bool {
+    match kind {
+        OpKind::Elementwise(ElementwiseKind::Map | ElementwiseKind::Indexed)
+        | OpKind::Reduction => true,
+        // A broadcast reads its input at other indices; one_hot reads labels, not producers.
+        OpKind::Elementwise(ElementwiseKind::Broadcast | ElementwiseKind::Labels)
+        | OpKind::Leaf(_)
+        | OpKind::Structured(_) => false,
+    }
 }
 
 // Node ids index several parallel tables here, so index loops read best.
@@ -137,7 +125,9 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
     for i in (0..n).rev() {
         let v = ValueId(i as u32);
         let node = &graph.nodes[i];
-        if !matches!(node.op, Op::Unary(_) | Op::Binary(_)) || out_root[i] {
+        // Only arithmetic: an update loop may be merged with others over one flat range,
+        // where an element's index in its own shape is lost.
+        if node.op.kind() != OpKind::Elementwise(ElementwiseKind::Map) || out_root[i] {
             continue;
         }
         let as_update = match update_target.get(&v).map(Vec::as_slice) {
@@ -169,42 +159,41 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
     let mut inlined = vec![false; n];
     for i in 0..n {
         let node = &graph.nodes[i];
-        let fusing_user = |u: &ValueId| is_fusing(&graph.node(*u).op) && !local[u.index()];
+        let fusing_user =
+            |u: &ValueId| takes_producers(graph.node(*u).op.kind()) && !local[u.index()];
+        let reduction = |u: &ValueId| graph.node(*u).op.kind() == OpKind::Reduction;
         // `concat` copies each input in a loop over that input's shape, which can read a
         // broadcast as an index map too.
-        let broadcast_reader =
-            |u: &ValueId| fusing_user(u) || matches!(graph.node(*u).op, Op::Concat { .. });
-        stored[i] = match &node.op {
-            Op::Input { .. } | Op::Param { .. } | Op::State { .. } => true,
+        let broadcast_reader = |u: &ValueId| {
+            fusing_user(u) || graph.node(*u).op.kind() == OpKind::Structured(StructuredKind::Concat)
+        };
+        stored[i] = match node.op.kind() {
+            OpKind::Leaf(LeafKind::Buffer) => true,
             _ if !live[i] || local[i] => false,
             _ if root[i] => true,
-            Op::Const { .. } | Op::BatchSize => false,
-            Op::Broadcast => users[i]
+            OpKind::Leaf(LeafKind::Scalar) => false,
+            OpKind::Elementwise(ElementwiseKind::Broadcast) => users[i]
                 .iter()
                 .any(|u| !broadcast_reader(u) && !local[u.index()]),
             // One compare per element: cheaper to recompute in every consumer than to store.
-            Op::OneHot { .. }
+            OpKind::Elementwise(ElementwiseKind::Labels)
                 if users[i].iter().all(|u| {
-                    fusing_user(u)
-                        && (graph.shape(*u) == &node.ty.shape
-                            || matches!(graph.node(*u).op, Op::Reduce { .. }))
+                    fusing_user(u) && (graph.shape(*u) == &node.ty.shape || reduction(u))
                 }) =>
             {
                 inlined[i] = true;
                 false
             }
-            op if is_pointwise(op) => {
+            OpKind::Elementwise(_) => {
                 let u = users[i].first();
                 // A reduction loops over its input's shape, so its producer always fits.
-                let same_loop = u.is_some_and(|u| {
-                    graph.shape(*u) == &node.ty.shape
-                        || matches!(graph.node(*u).op, Op::Reduce { .. })
-                });
+                let same_loop =
+                    u.is_some_and(|u| graph.shape(*u) == &node.ty.shape || reduction(u));
                 let single = users[i].len() == 1 && fusing_user(&users[i][0]) && same_loop;
                 inlined[i] = single;
                 !single
             }
-            _ => true,
+            OpKind::Reduction | OpKind::Structured(_) => true,
         };
     }
 
@@ -214,21 +203,9 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
     let mut ew_nodes: HashMap<ValueId, (Vec<ValueId>, Option<ValueId>)> = HashMap::new();
     for i in 0..n {
         let node = &graph.nodes[i];
-        let is_ew = !matches!(
-            node.op,
-            Op::MatMul { .. }
-                | Op::Reduce { .. }
-                | Op::Softmax
-                | Op::LogSoftmax
-                | Op::Transpose { .. }
-                | Op::Slice { .. }
-                | Op::Reshape
-                | Op::Concat { .. }
-                | Op::Gather
-                | Op::ScatterAdd { .. }
-        ) && !matches!(
-            node.op,
-            Op::Input { .. } | Op::Param { .. } | Op::State { .. }
+        let is_ew = matches!(
+            node.op.kind(),
+            OpKind::Elementwise(_) | OpKind::Leaf(LeafKind::Scalar)
         );
         if !stored[i] || !is_ew {
             continue;
@@ -251,22 +228,25 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
         if !stored[i] {
             continue;
         }
-        match &node.op {
-            Op::Input { .. } | Op::Param { .. } | Op::State { .. } => {}
-            Op::MatMul { .. } if epilogue_of.contains_key(&v) => {}
-            Op::MatMul { .. } => kernels.push(Kernel::MatMul { node: v }),
-            Op::Reduce { .. } => {
+        // One kernel per kind: a new structured kind must be given its kernel here.
+        match node.op.kind() {
+            OpKind::Leaf(LeafKind::Buffer) => {}
+            OpKind::Structured(StructuredKind::MatMul) if epilogue_of.contains_key(&v) => {}
+            OpKind::Structured(StructuredKind::MatMul) => kernels.push(Kernel::MatMul { node: v }),
+            OpKind::Reduction => {
                 let mut nodes = vec![v];
                 collect_inlined(graph, &inlined, node.inputs[0], &mut nodes);
                 kernels.push(Kernel::Reduce { node: v, nodes });
             }
-            Op::Softmax | Op::LogSoftmax => kernels.push(Kernel::Softmax { node: v }),
-            Op::Transpose { .. } | Op::Slice { .. } | Op::Reshape => {
+            OpKind::Structured(StructuredKind::RowSoftmax) => {
+                kernels.push(Kernel::Softmax { node: v })
+            }
+            OpKind::Structured(StructuredKind::Copy { .. }) => {
                 kernels.push(Kernel::Copy { node: v })
             }
-            Op::Concat { .. } => kernels.push(Kernel::Concat { node: v }),
-            Op::Gather | Op::ScatterAdd { .. } => kernels.push(Kernel::Rows { node: v }),
-            _ => {
+            OpKind::Structured(StructuredKind::Concat) => kernels.push(Kernel::Concat { node: v }),
+            OpKind::Structured(StructuredKind::Rows) => kernels.push(Kernel::Rows { node: v }),
+            OpKind::Elementwise(_) | OpKind::Leaf(LeafKind::Scalar) => {
                 let (nodes, matmul) = ew_nodes.remove(&v).unwrap_or_default();
                 kernels.push(Kernel::Elementwise {
                     root: v,
@@ -302,7 +282,7 @@ fn epilogue_candidate(
     let mut found = None;
     for &node in nodes {
         for &inp in &graph.node(node).inputs {
-            let is_mm = matches!(graph.node(inp).op, Op::MatMul { .. });
+            let is_mm = graph.node(inp).op.kind() == OpKind::Structured(StructuredKind::MatMul);
             if is_mm
                 && !root[inp.index()]
                 && users[inp.index()].len() == 1
@@ -352,13 +332,11 @@ fn check_supported(graph: &Graph, users: &[Vec<ValueId>]) -> Result<(), CodegenE
                     "%{i}: i32 values other than inputs are not supported"
                 )));
             }
+            // Read only where the user takes indices.
             let reads_integers = |u: &ValueId| {
                 let user = graph.node(*u);
-                match user.op {
-                    Op::OneHot { .. } => true,
-                    Op::Gather | Op::ScatterAdd { .. } => user.inputs[0].index() != i,
-                    _ => false,
-                }
+                let at = user.op.integer_input();
+                (user.inputs.iter().enumerate()).all(|(k, x)| x.index() != i || Some(k) == at)
             };
             if let Some(u) = users[i].iter().find(|u| !reads_integers(u)) {
                 return Err(err(format!(
@@ -369,12 +347,15 @@ fn check_supported(graph: &Graph, users: &[Vec<ValueId>]) -> Result<(), CodegenE
                 )));
             }
         }
-        if let Op::OneHot { .. } = node.op
-            && !matches!(graph.node(node.inputs[0]).op, Op::Input { .. })
+        if let Some(k) = node.op.integer_input()
+            && !matches!(graph.node(node.inputs[k]).op, Op::Input { .. })
         {
-            return Err(err(format!("%{i}: one_hot of a non-input value")));
+            return Err(err(format!(
+                "%{i}: {} of a non-input value",
+                node.op.name()
+            )));
         }
-        if let Op::Softmax | Op::LogSoftmax = node.op
+        if node.op.kind() == OpKind::Structured(StructuredKind::RowSoftmax)
             && node.ty.shape.rank() == 0
         {
             return Err(err(format!("%{i}: softmax of a scalar")));
@@ -481,7 +462,8 @@ pub fn discovery_order(graph: &Graph, outputs: &[(ValueId, Slot)], local: &[bool
             return;
         }
         out.push(v);
-        if local[v.index()] || matches!(graph.node(v).op, Op::Broadcast) {
+        let broadcast = graph.node(v).op.kind() == OpKind::Elementwise(ElementwiseKind::Broadcast);
+        if local[v.index()] || broadcast {
             for &inp in &graph.node(v).inputs {
                 walk(graph, inp, local, out);
             }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::graph::{Graph, ValueId};
-use super::op::{BinaryOp, Op};
+use super::op::{BinaryOp, LeafKind, Op, OpKind};
 use super::shape::TensorType;
 
 /// What makes two nodes the same computation.
@@ -24,10 +24,7 @@ pub fn eliminate_common_subexpressions(graph: &Graph) -> Graph {
     let mut seen: HashMap<Key, ValueId> = HashMap::new();
     graph.rebuild(|out, node| {
         // Inputs, parameters and states name distinct slots: never merged.
-        if matches!(
-            node.op,
-            Op::Input { .. } | Op::Param { .. } | Op::State { .. }
-        ) {
+        if node.op.kind() == OpKind::Leaf(LeafKind::Buffer) {
             return out.push_node(node);
         }
         let op = match node.op {

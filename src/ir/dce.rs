@@ -3,7 +3,7 @@
 //! Leaves that name inputs, parameters and state stay, so their slots keep a node.
 
 use super::graph::{Graph, ValueId};
-use super::op::Op;
+use super::op::{LeafKind, OpKind};
 
 pub fn eliminate_dead_code(graph: &Graph) -> Graph {
     let mut live = vec![false; graph.nodes.len()];
@@ -11,10 +11,8 @@ pub fn eliminate_dead_code(graph: &Graph) -> Graph {
         live[root.index()] = true;
     }
     for (i, node) in graph.nodes.iter().enumerate().rev() {
-        if matches!(
-            node.op,
-            Op::Input { .. } | Op::Param { .. } | Op::State { .. }
-        ) {
+        // Slots stay: their indices name the graph's inputs, parameters and states.
+        if node.op.kind() == OpKind::Leaf(LeafKind::Buffer) {
             live[i] = true;
         }
         if live[i] {

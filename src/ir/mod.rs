@@ -20,5 +20,7 @@ pub mod softmax_ce;
 pub mod verify;
 
 pub use graph::{Graph, ValueId};
-pub use op::{BinaryOp, Op, ReduceKind, UnaryOp};
+pub use op::{
+    BinaryOp, ElementwiseKind, LeafKind, Op, OpKind, ReduceKind, StructuredKind, UnaryOp,
+};
 pub use shape::{DType, Dim, Shape, TensorType};

@@ -1,4 +1,5 @@
-//! Every IR op, defined in one place: its name in printed IR and its shape rule. The interpreter
+//! Every IR op, defined in one place: its name and attributes in printed IR, its shape rule and
+//! its kind (`OpKind`: what code generation needs to know to schedule it). The interpreter
 //! (`interp`) gives each op its meaning, `ir::autodiff` its vector-Jacobian product, and `codegen`
 //! its native code.
 
@@ -158,6 +159,58 @@ pub enum ReduceKind {
     Mean,
 }
 
+/// What kind of computation an op is (`Op::kind`). Code generation is organised by kind:
+/// elementwise ops fuse into loops, reductions take their producers, and each structured kind
+/// has a kernel of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// No computation of its own.
+    Leaf(LeafKind),
+    /// Element `i` is computed from element `i` of its (broadcast) inputs alone, so the op can
+    /// be computed inside any loop over its shape, such as its consumer's.
+    Elementwise(ElementwiseKind),
+    /// A loop over its input's shape folding the reduced axes (`reduce_*`); its elementwise
+    /// producers are computed inside that loop.
+    Reduction,
+    /// A kernel of its own that reads whole rows or reorders elements.
+    Structured(StructuredKind),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafKind {
+    /// A tensor in memory (`input`, `param`, `state`).
+    Buffer,
+    /// A scalar known to every loop (`const`, `batch_size`), materialized where it is read.
+    Scalar,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementwiseKind {
+    /// Arithmetic on the input elements only.
+    Map,
+    /// Reads its input at a stretched index: an index map, stored only if a reader needs memory.
+    Broadcast,
+    /// Also depends on the element's flat index in the op's own shape (`dropout`'s mask).
+    Indexed,
+    /// Computed from `i32` class labels, not from f32 producers (`one_hot`).
+    Labels,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StructuredKind {
+    /// A matrix product; an elementwise consumer of its shape can run as its epilogue.
+    MatMul,
+    /// Softmax-like over whole rows of the last axis (max, sum of exp, scale).
+    RowSoftmax,
+    /// Moves elements without computing: a strided copy. With `same_order` (reshape) the output
+    /// is the input's elements in the same order, so it may share the input's buffer.
+    Copy { same_order: bool },
+    /// Joins its inputs along an axis, one loop per input.
+    Concat,
+    /// Rows addressed by integer indices (`gather`, `scatter_add`).
+    Rows,
+}
+
 impl UnaryOp {
     pub const ALL: [UnaryOp; 12] = [
         UnaryOp::Neg,
@@ -285,29 +338,127 @@ impl Op {
         }
     }
 
-    pub fn is_leaf(&self) -> bool {
-        matches!(
-            self,
-            Op::Input { .. }
-                | Op::Param { .. }
-                | Op::State { .. }
-                | Op::Const { .. }
-                | Op::BatchSize
-        )
+    /// What kind of computation the op is: the one list that the scheduler, the memory plan and
+    /// the emitter consult, so that a new op declares its kind here (the match has no catch-all)
+    /// instead of being guessed at elsewhere.
+    pub fn kind(&self) -> OpKind {
+        use ElementwiseKind::{Broadcast, Indexed, Labels, Map};
+        use StructuredKind::{Concat, Copy, MatMul, RowSoftmax, Rows};
+        match self {
+            Op::Input { .. } | Op::Param { .. } | Op::State { .. } => {
+                OpKind::Leaf(LeafKind::Buffer)
+            }
+            Op::Const { .. } | Op::BatchSize => OpKind::Leaf(LeafKind::Scalar),
+            Op::Unary(_) | Op::Binary(_) | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Select => {
+                OpKind::Elementwise(Map)
+            }
+            Op::Broadcast => OpKind::Elementwise(Broadcast),
+            Op::Dropout { .. } => OpKind::Elementwise(Indexed),
+            Op::OneHot { .. } => OpKind::Elementwise(Labels),
+            Op::Reduce { .. } => OpKind::Reduction,
+            Op::MatMul { .. } => OpKind::Structured(MatMul),
+            Op::Softmax | Op::LogSoftmax => OpKind::Structured(RowSoftmax),
+            Op::Reshape => OpKind::Structured(Copy { same_order: true }),
+            Op::Transpose { .. } | Op::Slice { .. } => {
+                OpKind::Structured(Copy { same_order: false })
+            }
+            Op::Concat { .. } => OpKind::Structured(Concat),
+            Op::Gather | Op::ScatterAdd { .. } => OpKind::Structured(Rows),
+        }
     }
 
-    /// Elementwise ops can be fused into the loop that consumes them.
+    /// Whether the op only renames its input's elements (a reshape): nothing is computed, and
+    /// the output may share the input's memory.
+    pub fn is_view(&self) -> bool {
+        self.kind() == OpKind::Structured(StructuredKind::Copy { same_order: true })
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        matches!(self.kind(), OpKind::Leaf(_))
+    }
+
+    /// Elementwise ops are computed per element inside a loop over their shape.
     pub fn is_elementwise(&self) -> bool {
-        matches!(
-            self,
-            Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Broadcast
-                | Op::LeakyRelu { .. }
-                | Op::Elu { .. }
-                | Op::Select
-                | Op::Dropout { .. }
-        )
+        matches!(self.kind(), OpKind::Elementwise(_))
+    }
+
+    /// Which input holds `i32` indices, for the ops that read integers.
+    pub fn integer_input(&self) -> Option<usize> {
+        match self {
+            Op::OneHot { .. } => Some(0),
+            Op::Gather | Op::ScatterAdd { .. } => Some(1),
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::State { .. }
+            | Op::Const { .. }
+            | Op::BatchSize
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Broadcast
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::Select
+            | Op::Dropout { .. }
+            | Op::MatMul { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::Transpose { .. }
+            | Op::Reshape
+            | Op::Slice { .. }
+            | Op::Concat { .. } => None,
+        }
+    }
+
+    /// The attributes printed after the op's name (`.tn`, `[axes=0]`, ` 1.0`), empty when it has
+    /// none. Slot leaves (`input`, `param`, `state`) print their slot's name instead, which only
+    /// the graph knows (`ir::print`).
+    pub fn attributes(&self) -> String {
+        let list = |xs: &[usize]| {
+            xs.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            Op::Const { value } => format!(" {value:?}"),
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => match (transpose_a, transpose_b) {
+                (false, false) => String::new(),
+                (a, b) => format!(
+                    ".{}{}",
+                    if *a { 't' } else { 'n' },
+                    if *b { 't' } else { 'n' }
+                ),
+            },
+            Op::Reduce {
+                axes, keep_dims, ..
+            } => {
+                let keep = if *keep_dims { ", keep_dims" } else { "" };
+                format!("[axes={}{keep}]", list(axes))
+            }
+            Op::OneHot { classes } => format!("[classes={classes}]"),
+            Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("[alpha={alpha:?}]"),
+            Op::Dropout { rate, seed } => format!("[rate={rate:?}, seed={seed}]"),
+            Op::Transpose { perm } => format!("[perm={}]", list(perm)),
+            Op::Slice { axis, start, end } => format!("[axis={axis}, {start}..{end}]"),
+            Op::Concat { axis } => format!("[axis={axis}]"),
+            Op::ScatterAdd { rows } => format!("[rows={rows}]"),
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::State { .. }
+            | Op::BatchSize
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Broadcast
+            | Op::Select
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::Reshape
+            | Op::Gather => String::new(),
+        }
     }
 
     /// How many inputs the op takes; `None` for `concat`, which takes one or more.

@@ -66,36 +66,7 @@ fn node_text(graph: &Graph, op: &Op) -> String {
         Op::Input { index } => format!("input {}", graph.inputs[*index].name),
         Op::Param { index } => format!("param {}", graph.params[*index].name),
         Op::State { index } => format!("state {}", graph.states[*index].name),
-        Op::Const { value } => format!("const {value:?}"),
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => match (transpose_a, transpose_b) {
-            (false, false) => "matmul".to_string(),
-            (a, b) => format!(
-                "matmul.{}{}",
-                if *a { 't' } else { 'n' },
-                if *b { 't' } else { 'n' }
-            ),
-        },
-        Op::Reduce {
-            axes, keep_dims, ..
-        } => {
-            let axes: Vec<String> = axes.iter().map(|a| a.to_string()).collect();
-            let keep = if *keep_dims { ", keep_dims" } else { "" };
-            format!("{}[axes={}{keep}]", op.name(), axes.join(","))
-        }
-        Op::OneHot { classes } => format!("one_hot[classes={classes}]"),
-        Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("{}[alpha={alpha:?}]", op.name()),
-        Op::Dropout { rate, seed } => format!("dropout[rate={rate:?}, seed={seed}]"),
-        Op::Transpose { perm } => {
-            let perm: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
-            format!("transpose[perm={}]", perm.join(","))
-        }
-        Op::Slice { axis, start, end } => format!("slice[axis={axis}, {start}..{end}]"),
-        Op::Concat { axis } => format!("concat[axis={axis}]"),
-        Op::ScatterAdd { rows } => format!("scatter_add[rows={rows}]"),
-        _ => op.name().to_string(),
+        _ => format!("{}{}", op.name(), op.attributes()),
     }
 }
 

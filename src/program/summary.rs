@@ -3,7 +3,6 @@
 //! optimizer state, and activation memory as a function of the batch size.
 
 use super::Model;
-use crate::ir::op::Op;
 use crate::ir::shape::{per_sample, type_text};
 use crate::settings::Optimizer;
 use std::fmt::Write;
@@ -110,7 +109,7 @@ fn activation_floats(model: &Model) -> usize {
         .forward
         .nodes
         .iter()
-        .filter(|n| !n.op.is_leaf() && n.ty.shape.has_batch() && n.op != Op::Reshape)
+        .filter(|n| !n.op.is_leaf() && n.ty.shape.has_batch() && !n.op.is_view())
         .map(|n| per_sample(&n.ty.shape))
         .fold(0usize, usize::saturating_add)
 }
