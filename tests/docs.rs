@@ -110,3 +110,20 @@ fn the_optimizer_table_is_written_from_the_definitions() {
         "docs/language.md should hold the optimizers' table as their definitions write it:\n{table}"
     );
 }
+
+/// The built-in layers' and functions' tables, and the initializers', are the definitions'.
+#[test]
+fn the_builtin_tables_are_written_from_the_definitions() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    for (what, table) in [
+        ("built-in layers'", kiln::check::layers_table()),
+        ("built-in functions'", kiln::check::functions_table()),
+        ("initializers'", kiln::check::initializers_table()),
+    ] {
+        assert!(
+            page.contains(&table),
+            "docs/language.md should hold the {what} table as their definitions write it:\n{table}"
+        );
+    }
+}

@@ -316,7 +316,6 @@ impl Checker {
 
     fn param_name(&self, callee: &Ident, slot: usize) -> &'static str {
         let params: &[&'static str] = match callee.name.as_str() {
-            "dense" => &["units", "activation"],
             "synthetic_classification" => &["samples", "features", "classes", "seed"],
             "csv" => &["path", "label", "header", "scale", "delimiter"],
             "idx" => &["images", "labels", "scale"],

@@ -160,7 +160,7 @@ impl<'a> Elab<'a> {
         names.extend(self.ck.consts.keys().cloned());
         names.extend(self.ck.fns.keys().cloned());
         names.extend(self.ck.user_layers.keys().cloned());
-        names.extend(super::builtins::NAMES.iter().map(|s| s.to_string()));
+        names.extend(super::builtins::names().into_iter().map(str::to_string));
         names.sort();
         names.dedup();
         names
@@ -237,8 +237,8 @@ impl<'a> Elab<'a> {
             self.ck.used_defs.insert(name.to_string());
             return Value::Func(Func::UserLayer(name.to_string()));
         }
-        if let Some(builtin) = super::builtins::NAMES.iter().find(|b| **b == name) {
-            return Value::Func(Func::Builtin(builtin));
+        if let Some(builtin) = super::builtins::find(name) {
+            return Value::Func(Func::Builtin(builtin.name));
         }
         if self.ck.lenient {
             return Value::Error;

@@ -29,7 +29,11 @@ use std::rc::Rc;
 
 pub use describe::describe;
 
-pub use builtins::NAMES as BUILTINS;
+/// The built-in layers, functions and initializers, each defined once (`builtins/`): their
+/// names for the REPL's completion, and docs/language.md's tables.
+pub use builtins::initializers::docs_table as initializers_table;
+pub use builtins::{functions_table, layers_table, names as builtin_names};
+
 pub use prompt::CONSTRUCTORS;
 
 /// The candidate closest to a misspelled `name`, for "did you mean" (the REPL's commands too).

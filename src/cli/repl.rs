@@ -306,7 +306,7 @@ impl Completer for ReplHelper {
                 .iter()
                 .map(String::as_str)
                 .chain(KEYWORDS.iter().copied())
-                .chain(kiln::check::BUILTINS.iter().copied())
+                .chain(kiln::check::builtin_names())
                 .chain(kiln::check::CONSTRUCTORS.iter().copied())
                 .chain(kiln::settings::optimizer::names())
                 .collect()

@@ -1,0 +1,246 @@
+//! The built-in layers with parameters: each definition, then how it is applied.
+
+use super::initializers::{GLOROT_UNIFORM, UNIFORM, ZEROS};
+use super::{
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, create_params, find, size,
+};
+use crate::check::elab::Elab;
+use crate::check::value::*;
+use crate::diag::{Diagnostic, Span};
+use crate::ir::op::{BinaryOp, Op};
+use crate::ir::shape::{DType, Dim};
+use std::rc::Rc;
+
+/// Keras's `Dense`.
+pub static DENSE: BuiltinDef = BuiltinDef {
+    name: "dense",
+    doc: "Keras's `Dense`: `activation(x @ kernel + bias)` over the last axis (`f32[B, T, K]` → `f32[B, T, units]`)",
+    args: &[
+        ArgDef {
+            name: "units",
+            kind: ArgKind::Size,
+            default: ArgDefault::Required,
+            doc: "",
+        },
+        ArgDef {
+            name: "activation",
+            kind: ArgKind::Function,
+            default: ArgDefault::Computed("linear"),
+            doc: "any function of one tensor, or a built-in's name as a string",
+        },
+        ArgDef {
+            name: "use_bias",
+            kind: ArgKind::Bool,
+            default: ArgDefault::Bool(true),
+            doc: "",
+        },
+    ],
+    params: &[
+        ParamDef {
+            name: "kernel",
+            shape: "f32[in, units]",
+            init: &GLOROT_UNIFORM,
+            when: "",
+        },
+        ParamDef {
+            name: "bias",
+            shape: "f32[units]",
+            init: &ZEROS,
+            when: "with `use_bias`",
+        },
+    ],
+    apply: Apply::Layer(dense),
+};
+
+/// Keras's `Embedding`.
+pub static EMBEDDING: BuiltinDef = BuiltinDef {
+    name: "embedding",
+    doc: "Keras's `Embedding`: integer indices `i32[...]` pick rows of a table",
+    args: &[
+        ArgDef {
+            name: "input_dim",
+            kind: ArgKind::Size,
+            default: ArgDefault::Required,
+            doc: "",
+        },
+        ArgDef {
+            name: "output_dim",
+            kind: ArgKind::Size,
+            default: ArgDefault::Required,
+            doc: "",
+        },
+    ],
+    params: &[ParamDef {
+        name: "embeddings",
+        shape: "f32[input_dim, output_dim]",
+        init: &UNIFORM,
+        when: "",
+    }],
+    apply: Apply::Layer(embedding),
+};
+
+fn dense(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    mut args: Args,
+    (x, xspan): (Tensor, Span),
+    span: Span,
+) -> Option<Value> {
+    let units = size(el, args.take("units"), "dense", "units", layer.span)?;
+    let activation = args.take("activation");
+    let use_bias = args.flag(el, "use_bias")?;
+    let x = el.float_tensor(x, xspan)?;
+    let shape = el.ty(x).shape.clone();
+    let Some(&Dim::Fixed(fan_in)) = shape.dims().last() else {
+        let text = el.text(x);
+        el.error(
+            Diagnostic::error(
+                "E0210",
+                format!("`dense` needs a fixed feature dimension, found {text}"),
+            )
+            .primary(span, "applied here")
+            .secondary(x.origin, format!("this is {text}"))
+            .help("a dense layer works on the last axis; its size must be known"),
+        );
+        return None;
+    };
+    if shape.rank() < 2 {
+        let text = el.text(x);
+        el.error(
+            Diagnostic::error(
+                "E0210",
+                format!("`dense` needs a batch of samples, found {text}"),
+            )
+            .primary(span, "applied here")
+            .secondary(x.origin, format!("this is {text}")),
+        );
+        return None;
+    }
+    let shapes = [Some(vec![fan_in, units]), use_bias.then(|| vec![units])];
+    let params = create_params(el, layer, &DENSE, &shapes, layer.span);
+    let kernel = *params.first()?;
+    if let Some(&Dim::Fixed(built_in)) = el.graph.shape(kernel).dims().first()
+        && built_in != fan_in
+    {
+        let text = el.text(x);
+        let name = layer
+            .built
+            .borrow()
+            .as_ref()
+            .map(|b| b.name.clone())
+            .unwrap_or_default();
+        el.error(
+            Diagnostic::error(
+                "E0210",
+                format!(
+                    "layer `{name}` was built for {built_in} features and is applied to {text}"
+                ),
+            )
+            .primary(span, format!("{fan_in} features here"))
+            .secondary(
+                layer.span,
+                format!("its kernel is f32[{built_in}, {units}]"),
+            )
+            .help(
+                "a layer applied twice shares its weights, so its inputs must have the same width",
+            ),
+        );
+        return None;
+    }
+    let kernel = Tensor {
+        id: kernel,
+        origin: layer.span,
+    };
+    let mut z = el.matmul((x, xspan), (kernel, layer.span), span)?;
+    if let Some(&bias) = params.get(1) {
+        z = el.add(Op::Binary(BinaryOp::Add), &[z, bias], span)?;
+    }
+    let z = Value::Tensor(Tensor {
+        id: z,
+        origin: span,
+    });
+    match activation {
+        None => Some(z),
+        Some(arg) => {
+            let f = match &arg.value {
+                Value::Str(name) => match find(name) {
+                    Some(builtin) => Value::Func(Func::Builtin(builtin.name)),
+                    None => {
+                        el.error(
+                            Diagnostic::error("E0105", format!("unknown activation \"{name}\""))
+                                .primary(arg.span, "not a built-in function")
+                                .help("write the activation's name without quotes, e.g. `relu`"),
+                        );
+                        return None;
+                    }
+                },
+                Value::Func(_) => arg.value.clone(),
+                other => {
+                    el.wrong_kind(other, arg.span, "an activation function such as `relu`");
+                    return None;
+                }
+            };
+            let value = el.call(
+                f,
+                arg.span,
+                vec![ArgValue {
+                    name: None,
+                    value: z,
+                    span,
+                }],
+                span,
+            );
+            match value {
+                Value::Tensor(t) => Some(Value::Tensor(Tensor {
+                    id: t.id,
+                    origin: span,
+                })),
+                Value::Error => None,
+                other => {
+                    el.wrong_kind(&other, arg.span, "an activation that returns a tensor");
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn embedding(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    mut args: Args,
+    (x, xspan): (Tensor, Span),
+    span: Span,
+) -> Option<Value> {
+    let input_dim = size(
+        el,
+        args.take("input_dim"),
+        "embedding",
+        "input_dim",
+        layer.span,
+    )?;
+    let output_dim = size(
+        el,
+        args.take("output_dim"),
+        "embedding",
+        "output_dim",
+        layer.span,
+    )?;
+    if el.ty(x).dtype != DType::I32 {
+        let text = el.text(x);
+        el.error(
+            Diagnostic::error(
+                "E0220",
+                format!("`embedding` takes integer indices, found {text}"),
+            )
+            .primary(xspan, format!("this is {text}"))
+            .help("declare the input as `i32[...]`"),
+        );
+        return None;
+    }
+    let shapes = [Some(vec![input_dim, output_dim])];
+    let params = create_params(el, layer, &EMBEDDING, &shapes, layer.span);
+    let table = *params.first()?;
+    el.add(Op::Gather, &[table, x.id], span)
+        .map(|id| el.tensor(id, span))
+}

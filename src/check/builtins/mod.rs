@@ -1,0 +1,640 @@
+//! The built-in layers and functions of the language, each defined once as a `BuiltinDef`: its
+//! name, its arguments in positional order with Keras's defaults, a documentation line, the
+//! parameters a layer creates, and how it is applied (building IR through the elaborator as it
+//! proves shapes). Lookup, "did you mean", the REPL's completion, the summary's layer names and
+//! docs/language.md's tables (`layers_table`, `functions_table`, checked by `tests/docs.rs`)
+//! all read `BUILTINS`; binding, configuration checks and partial application below are
+//! generic over it.
+//!
+//! The definitions live under `check/` because applying one builds the forward graph through
+//! `Elab`. One file per family — `layers.rs` (layers with parameters), `functions.rs`
+//! (activations and tensor functions), `initializers.rs` (`param … = INIT`) — keeps each
+//! definition next to the code it names, and the registry is the one list: adding a layer is a
+//! `BuiltinDef` in its family's file and its entry in `BUILTINS`.
+//!
+//! A function whose first argument is its tensor `x`, called without one (`flatten()`,
+//! `dropout(0.5)`, `leaky_relu(alpha: 0.1)`), is a layer waiting for its input — which is how
+//! sequential model bodies use them.
+
+mod functions;
+pub mod initializers;
+mod layers;
+
+use super::elab::Elab;
+use super::value::*;
+use crate::diag::{Diagnostic, Span};
+use crate::ir::graph::{ParamInfo, ValueId};
+use crate::ir::op::{BinaryOp, UnaryOp};
+use crate::ir::shape::Shape;
+use std::rc::Rc;
+
+pub use initializers::initializer;
+
+/// Every built-in layer and function, in the order the docs list them.
+pub static BUILTINS: &[&BuiltinDef] = &[
+    &functions::LINEAR,
+    &functions::RELU,
+    &functions::SIGMOID,
+    &functions::TANH,
+    &functions::EXP,
+    &functions::LOG,
+    &functions::SQRT,
+    &functions::RSQRT,
+    &functions::ABS,
+    &functions::SOFTPLUS,
+    &functions::GELU,
+    &functions::SQUARE,
+    &functions::SOFTMAX,
+    &functions::LOG_SOFTMAX,
+    &functions::LEAKY_RELU,
+    &functions::ELU,
+    &functions::MAXIMUM,
+    &functions::MINIMUM,
+    &functions::POW,
+    &functions::GREATER,
+    &functions::LESS,
+    &functions::GREATER_EQUAL,
+    &functions::LESS_EQUAL,
+    &functions::EQUAL,
+    &functions::NOT_EQUAL,
+    &functions::WHERE,
+    &functions::SUM,
+    &functions::MEAN,
+    &functions::MAX,
+    &functions::RESHAPE,
+    &functions::FLATTEN,
+    &functions::TRANSPOSE,
+    &functions::CONCAT,
+    &functions::SLICE,
+    &functions::MATMUL,
+    &functions::DROPOUT,
+    &functions::GRAD,
+    &layers::DENSE,
+    &layers::EMBEDDING,
+];
+
+/// The built-in called `name`.
+pub fn find(name: &str) -> Option<&'static BuiltinDef> {
+    BUILTINS.iter().copied().find(|d| d.name == name)
+}
+
+/// Every built-in's name, for "did you mean" and completion.
+pub fn names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|d| d.name).collect()
+}
+
+pub struct BuiltinDef {
+    pub name: &'static str,
+    /// One line for the docs' table.
+    pub doc: &'static str,
+    /// In positional order.
+    pub args: &'static [ArgDef],
+    /// The parameters a layer creates on its first application, in order (`Apply::Layer` only).
+    pub params: &'static [ParamDef],
+    pub apply: Apply,
+}
+
+/// How a built-in is applied, which also says how it is called.
+pub enum Apply {
+    /// A layer with parameters: a call configures it, and applying the configured layer to its
+    /// input creates the parameters once (`create_params`) and reuses them after.
+    Layer(BuildLayer),
+    /// An elementwise op on its tensor `x`.
+    Unary(UnaryOp),
+    /// An elementwise op on two broadcast operands `a` and `b`.
+    Binary(BinaryOp),
+    /// A function of its tensor `x` first (and configuration after).
+    OnTensor(fn(&mut Elab, Args, Span) -> Option<Value>),
+    /// A function of all its arguments, never partially applied.
+    Function(fn(&mut Elab, Args, Span) -> Option<Value>),
+}
+
+/// Applies a configured layer to its input (`(tensor, span)`) at `span`.
+pub type BuildLayer =
+    fn(&mut Elab, &Rc<LayerInstance>, Args, (Tensor, Span), Span) -> Option<Value>;
+
+pub struct ArgDef {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub default: ArgDefault,
+    /// For the docs' table (and the help of a misconfigured argument).
+    pub doc: &'static str,
+}
+
+/// What an argument takes. `Tensor` arguments are tensor literals at the prompt, and `Size` and
+/// `Rate` need no tensor to check, so they are checked where a layer is configured (a mistake is
+/// reported even when an earlier error stops the layer from being applied); the rest are
+/// checked when the function is applied, with the tensor's shape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    Tensor,
+    /// A list of tensors.
+    Tensors,
+    /// A positive whole number.
+    Size,
+    /// A number in [0, 1).
+    Rate,
+    Number,
+    Bool,
+    /// A whole number, zero or more.
+    Count,
+    /// An axis; negative ones count from the end.
+    Axis,
+    /// An axis or a list of axes.
+    Axes,
+    /// A whole number; negative ones count from the end.
+    Index,
+    /// A list of sizes.
+    Sizes,
+    /// A function (or a built-in's name as a string).
+    Function,
+}
+
+#[derive(Clone, Copy)]
+pub enum ArgDefault {
+    Required,
+    Number(f64),
+    Int(i64),
+    Bool(bool),
+    /// Worked out by the function when left out, as the text says (`all axes`).
+    Computed(&'static str),
+}
+
+/// A parameter a layer creates: named `LAYER.NAME`, initialized by a built-in initializer with
+/// its defaults over the shape the layer works out.
+pub struct ParamDef {
+    pub name: &'static str,
+    /// For the docs: `f32[in, units]`.
+    pub shape: &'static str,
+    pub init: &'static initializers::InitializerDef,
+    /// For the docs: when the layer creates it, if not always.
+    pub when: &'static str,
+}
+
+/// A call's arguments bound to the definition's, in its order.
+pub struct Args {
+    def: &'static BuiltinDef,
+    slots: Vec<Option<ArgValue>>,
+}
+
+impl Args {
+    fn position(&self, name: &str) -> usize {
+        self.def
+            .args
+            .iter()
+            .position(|a| a.name == name)
+            .unwrap_or_else(|| panic!("internal error: `{}` has no `{name}`", self.def.name))
+    }
+
+    /// The argument given for `name`, if any.
+    pub fn take(&mut self, name: &str) -> Option<ArgValue> {
+        let i = self.position(name);
+        self.slots[i].take()
+    }
+
+    fn default(&self, name: &str) -> ArgDefault {
+        self.def.args[self.position(name)].default
+    }
+
+    /// A number argument, or its default.
+    pub fn number(&mut self, el: &mut Elab, name: &str) -> Option<f64> {
+        match (self.take(name), self.default(name)) {
+            (None, ArgDefault::Number(x)) => Some(x),
+            (arg, _) => number_arg(el, arg, 0.0),
+        }
+    }
+
+    /// A `true`/`false` argument, or its default.
+    pub fn flag(&mut self, el: &mut Elab, name: &str) -> Option<bool> {
+        match (self.take(name), self.default(name)) {
+            (None, ArgDefault::Bool(b)) => Some(b),
+            (None, _) => Some(false),
+            (Some(arg), _) => match arg.value {
+                Value::Bool(b) => Some(b),
+                ref other => {
+                    el.wrong_kind(other, arg.span, "`true` or `false`");
+                    None
+                }
+            },
+        }
+    }
+
+    /// A whole number zero or more (`expected` says what it is when it is not), or its default.
+    pub fn count(&mut self, el: &mut Elab, name: &str, expected: &str) -> Option<u64> {
+        match (self.take(name), self.default(name)) {
+            (None, ArgDefault::Int(n)) => Some(n as u64),
+            (None, _) => Some(0),
+            (Some(arg), _) => match arg.value {
+                Value::Int(n) if n >= 0 => Some(n as u64),
+                ref other => {
+                    el.wrong_kind(other, arg.span, expected);
+                    None
+                }
+            },
+        }
+    }
+}
+
+impl BuiltinDef {
+    fn arg_names(&self) -> Vec<&'static str> {
+        self.args.iter().map(|a| a.name).collect()
+    }
+
+    /// Takes its tensor first, so that calling it without one configures a layer.
+    fn tensor_first(&self) -> bool {
+        matches!(self.apply, Apply::Unary(_) | Apply::OnTensor(_))
+    }
+
+    pub fn is_layer(&self) -> bool {
+        matches!(self.apply, Apply::Layer(_))
+    }
+}
+
+/// Calls built-in `name`.
+pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) -> Value {
+    if super::prompt::CONSTRUCTORS.contains(&name) {
+        return el.construct(name, args, span);
+    }
+    let def = find(name).unwrap_or_else(|| panic!("internal error: no built-in `{name}`"));
+    let params = def.arg_names();
+    let args = if el.prompt.is_some() {
+        literal_args(el, def, args)
+    } else {
+        args
+    };
+    let has_tensor = match args.first() {
+        Some(ArgValue {
+            name: None, value, ..
+        }) => matches!(value, Value::Tensor(_)),
+        _ => args
+            .iter()
+            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "x")),
+    };
+    if def.is_layer() || (def.tensor_first() && !has_tensor) {
+        return configure(el, def, args, span);
+    }
+    let Some(slots) = el.bind_args(name, args, &params) else {
+        return Value::Error;
+    };
+    if slots[0].is_none() {
+        el.missing(name, params[0], span);
+        return Value::Error;
+    }
+    let mut args = Args { def, slots };
+    let result = match def.apply {
+        Apply::Unary(op) => args
+            .take(params[0])
+            .and_then(|first| tensor_arg(el, &first))
+            .map(|x| el.unary(op, x, span)),
+        Apply::Binary(op) => binary(el, op, args, span),
+        Apply::OnTensor(f) | Apply::Function(f) => f(el, args, span),
+        Apply::Layer(_) => None,
+    };
+    result.unwrap_or(Value::Error)
+}
+
+/// A layer, or a function without its tensor: binds and checks the configuration now, so
+/// mistakes point at the configuring call.
+fn configure(el: &mut Elab, def: &'static BuiltinDef, args: Vec<ArgValue>, span: Span) -> Value {
+    let name = def.name;
+    let config = if def.is_layer() {
+        def.args
+    } else {
+        &def.args[1..]
+    };
+    let positional = args.iter().filter(|a| a.name.is_none()).count();
+    if def.tensor_first() && positional > config.len() {
+        let arg = &args[0];
+        el.error(
+            Diagnostic::error("E0303", format!("`{name}` takes a tensor first"))
+                .primary(arg.span, format!("found {}", arg.value.kind_name()))
+                .help(format!(
+                    "on a line of its own, `{name}` applies to the value flowing through the model; `dense(64, {name})` makes it a layer's activation"
+                )),
+        );
+        return Value::Error;
+    }
+    let names: Vec<&str> = config.iter().map(|a| a.name).collect();
+    let Some(slots) = el.bind_args(name, args.clone(), &names) else {
+        return Value::Error;
+    };
+    let mut ok = true;
+    for (arg, slot) in config.iter().zip(slots) {
+        ok &= match arg.kind {
+            ArgKind::Size => size(el, slot, name, arg.name, span).is_some(),
+            ArgKind::Rate => rate(el, def, arg, slot, span).is_some(),
+            _ => true,
+        };
+    }
+    if !ok {
+        return Value::Error;
+    }
+    Value::Func(Func::Layer(Rc::new(LayerInstance {
+        kind: LayerKind::Builtin { name, args },
+        span,
+        built: Default::default(),
+    })))
+}
+
+fn binary(el: &mut Elab, op: BinaryOp, mut args: Args, span: Span) -> Option<Value> {
+    let [a, b] = [args.def.args[0].name, args.def.args[1].name];
+    let name = args.def.name;
+    let first = args.take(a)?;
+    let Some(second) = args.take(b) else {
+        el.missing(name, b, span);
+        return None;
+    };
+    let (Some(x), Some(y)) = (
+        el.operand(&first.value, first.span),
+        el.operand(&second.value, second.span),
+    ) else {
+        return None;
+    };
+    el.elementwise(op, &[(x, first.span), (y, second.span)], span, name)
+        .map(|id| el.tensor(id, span))
+}
+
+/// Applies a configured built-in layer to its inputs.
+pub fn apply_layer(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    name: &'static str,
+    args: &[ArgValue],
+    inputs: Vec<(Tensor, Span)>,
+    span: Span,
+) -> Value {
+    if inputs.len() != 1 {
+        el.error(
+            Diagnostic::error(
+                "E0305",
+                format!("`{name}` takes one input, {} given", inputs.len()),
+            )
+            .primary(span, "applied here"),
+        );
+        return Value::Error;
+    }
+    let (x, xspan) = inputs[0];
+    let def = find(name).unwrap_or_else(|| panic!("internal error: no built-in `{name}`"));
+    if let Apply::Layer(build) = def.apply {
+        let Some(slots) = el.bind_args(name, args.to_vec(), &def.arg_names()) else {
+            return Value::Error;
+        };
+        return build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error);
+    }
+    let mut call_args = vec![ArgValue {
+        name: None,
+        value: Value::Tensor(x),
+        span: xspan,
+    }];
+    call_args.extend(args.iter().cloned());
+    let value = call(el, name, call_args, span);
+    if layer.built.borrow().is_none() {
+        let layer_name = el.layer_name(name);
+        *layer.built.borrow_mut() = Some(Built {
+            name: layer_name,
+            params: Vec::new(),
+        });
+    }
+    value
+}
+
+/// Creates a layer's parameters on its first application (those of `def.params` given a
+/// shape, each initialized by its initializer's defaults); later applications share them.
+fn create_params(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    def: &BuiltinDef,
+    shapes: &[Option<Vec<usize>>],
+    span: Span,
+) -> Vec<ValueId> {
+    if let Some(built) = layer.built.borrow().as_ref() {
+        return built.params.clone();
+    }
+    let layer_name = el.layer_name(def.name);
+    let params: Vec<ValueId> = def
+        .params
+        .iter()
+        .zip(shapes)
+        .filter_map(|(param, shape)| Some((param, shape.as_ref()?)))
+        .map(|(param, shape)| {
+            el.graph.param(
+                ParamInfo {
+                    name: format!("{layer_name}.{}", param.name),
+                    shape: Shape::fixed(shape),
+                    init: param.init.with_defaults(shape),
+                },
+                Some(span),
+            )
+        })
+        .collect();
+    *layer.built.borrow_mut() = Some(Built {
+        name: layer_name,
+        params: params.clone(),
+    });
+    params
+}
+
+/// At the prompt, lists of numbers given for a tensor argument are tensor literals:
+/// `relu([-1, 2])`, `maximum(x, [0, 1])`.
+fn literal_args(el: &mut Elab, def: &BuiltinDef, args: Vec<ArgValue>) -> Vec<ArgValue> {
+    let mut position = 0;
+    args.into_iter()
+        .map(|mut arg| {
+            let param = match &arg.name {
+                Some(name) => def.args.iter().find(|a| a.name == name.name),
+                None => {
+                    position += 1;
+                    def.args.get(position - 1)
+                }
+            };
+            if param.is_some_and(|p| p.kind == ArgKind::Tensor) {
+                arg.value = el.tensor_literal(arg.value, arg.span);
+            }
+            arg
+        })
+        .collect()
+}
+
+fn tensor_arg(el: &mut Elab, arg: &ArgValue) -> Option<Tensor> {
+    match &arg.value {
+        Value::Tensor(t) => el.float_tensor(*t, arg.span),
+        other => {
+            el.wrong_kind(other, arg.span, "a tensor");
+            None
+        }
+    }
+}
+
+fn number_arg(el: &mut Elab, arg: Option<ArgValue>, default: f64) -> Option<f64> {
+    match arg {
+        None => Some(default),
+        Some(arg) => match arg.value.as_number() {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                el.wrong_kind(&arg.value, arg.span, "a number");
+                None
+            }
+        },
+    }
+}
+
+/// A `Size` argument: a positive whole number (`missing` when left out).
+fn size(
+    el: &mut Elab,
+    arg: Option<ArgValue>,
+    callee: &str,
+    param: &str,
+    span: Span,
+) -> Option<usize> {
+    let Some(arg) = arg else {
+        el.missing(callee, param, span);
+        return None;
+    };
+    match arg.value {
+        Value::Int(n) if n > 0 && n <= u32::MAX as i64 => Some(n as usize),
+        ref other => {
+            let found = match other {
+                Value::Int(n) => format!("found {n}"),
+                other => format!("found {}", other.kind_name()),
+            };
+            el.error(
+                Diagnostic::error(
+                    "E0303",
+                    format!("`{param}` must be a positive whole number"),
+                )
+                .primary(arg.span, found),
+            );
+            None
+        }
+    }
+}
+
+/// A `Rate` argument: a number in [0, 1) (`missing` when left out).
+fn rate(
+    el: &mut Elab,
+    def: &BuiltinDef,
+    param: &ArgDef,
+    arg: Option<ArgValue>,
+    span: Span,
+) -> Option<f64> {
+    let Some(arg) = arg else {
+        el.missing(def.name, param.name, span);
+        return None;
+    };
+    let rate = number_arg(el, Some(arg.clone()), 0.0)?;
+    if (0.0..1.0).contains(&rate) {
+        return Some(rate);
+    }
+    el.error(
+        Diagnostic::error("E0303", format!("`{}` must be in [0, 1)", param.name))
+            .primary(arg.span, format!("found {rate}"))
+            .help(format!("{}, e.g. `{}(0.5)`", param.doc, def.name)),
+    );
+    None
+}
+
+impl ArgKind {
+    /// For the docs: what the argument takes, when the name alone does not say.
+    fn describe(self) -> &'static str {
+        match self {
+            ArgKind::Tensor => "",
+            ArgKind::Tensors => "a list of tensors",
+            ArgKind::Size => "a positive whole number",
+            ArgKind::Rate => "in [0, 1)",
+            ArgKind::Number => "",
+            ArgKind::Bool => "",
+            ArgKind::Count => "a whole number >= 0",
+            ArgKind::Axis => "an axis, negative from the end",
+            ArgKind::Axes => "an axis or a list of axes",
+            ArgKind::Index => "a whole number, negative from the end",
+            ArgKind::Sizes => "a list of sizes",
+            ArgKind::Function => "",
+        }
+    }
+}
+
+impl std::fmt::Display for ArgDefault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgDefault::Required => write!(f, "required"),
+            ArgDefault::Number(x) => write!(f, "{x:?}"),
+            ArgDefault::Int(n) => write!(f, "{n}"),
+            ArgDefault::Bool(b) => write!(f, "{b}"),
+            ArgDefault::Computed(text) => write!(f, "{text}"),
+        }
+    }
+}
+
+/// `name: default` (or `name` when required), with what it takes and its doc in parentheses.
+fn arg_docs(args: &[ArgDef]) -> String {
+    let docs: Vec<String> = args
+        .iter()
+        .map(|a| {
+            let head = match a.default {
+                ArgDefault::Required => format!("`{}`", a.name),
+                default => format!("`{}: {default}`", a.name),
+            };
+            let notes: Vec<&str> = [a.kind.describe(), a.doc]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            match notes.as_slice() {
+                [] => head,
+                notes => format!("{head} ({})", notes.join("; ")),
+            }
+        })
+        .collect();
+    docs.join(", ")
+}
+
+/// The built-in layers' table in docs/language.md, written from the definitions (`tests/docs.rs`
+/// checks that the page holds exactly this).
+pub fn layers_table() -> String {
+    let mut out = String::from(
+        "| Layer | What it is | Arguments in positional order (required unless a default is given) | Parameters it creates |\n\
+         |---|---|---|---|\n",
+    );
+    for def in BUILTINS.iter().filter(|d| d.is_layer()) {
+        let params: Vec<String> = def
+            .params
+            .iter()
+            .map(|p| {
+                let when = match p.when {
+                    "" => String::new(),
+                    when => format!(" ({when})"),
+                };
+                format!(
+                    "`{}: {}` {}{when}",
+                    p.name,
+                    p.shape,
+                    p.init.doc_with_defaults()
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            def.name,
+            def.doc,
+            arg_docs(def.args),
+            params.join(", ")
+        ));
+    }
+    out
+}
+
+/// The built-in functions' table in docs/language.md, likewise.
+pub fn functions_table() -> String {
+    let mut out = String::from(
+        "| Function | What it does | Arguments in positional order (required unless a default is given) |\n\
+         |---|---|---|\n",
+    );
+    for def in BUILTINS.iter().filter(|d| !d.is_layer()) {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            def.name,
+            def.doc,
+            arg_docs(def.args)
+        ));
+    }
+    out
+}
