@@ -251,3 +251,15 @@ fn the_rules_see_a_violation() {
     assert!(names_an_op("n.op != Op::Reshape") && !names_an_op("BinaryOp::Add => \"+\""));
     assert!(in_any("codegen/emit/matmul.rs", OP_USERS));
 }
+
+#[test]
+fn the_kernel_layer_knows_no_backend() {
+    // Scheduling, the memory plan and the loop specs are shared by every backend (the JIT and
+    // object files today); only `codegen::emit` and the module drivers speak Cranelift.
+    let failures = lines()
+        .into_iter()
+        .filter(|l| l.file.starts_with("codegen/kernel/") && l.text.contains("cranelift_"))
+        .map(|l| format!("src/{}:{}: {}", l.file, l.number, l.text.trim()))
+        .collect();
+    report("Cranelift in the kernel layer", failures);
+}

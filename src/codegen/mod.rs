@@ -13,9 +13,8 @@
 mod adam;
 mod emit;
 pub mod gemm;
-mod memory;
+mod kernel;
 mod profile;
-mod schedule;
 mod support;
 #[cfg(test)]
 mod tests;
@@ -35,7 +34,8 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::buffer::Buffer;
 use crate::ir::{DType, Graph};
-use memory::{Buf, MemoryPlan};
+use kernel::memory::{self, Buf, MemoryPlan};
+use kernel::schedule;
 pub use profile::{KernelInfo, Phase};
 
 #[derive(Clone, Debug)]
@@ -44,18 +44,7 @@ pub struct CodegenConfig {
     pub max_batch: usize,
 }
 
-/// How matrix products are compiled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MatmulPolicy {
-    /// Small products as emitted Cranelift kernels, large ones through `gemm` (the crossover
-    /// was measured; see `emit/matmul.rs`).
-    #[default]
-    Auto,
-    /// Every product through `gemm`.
-    Gemm,
-    /// Every product whose row strides and width are fixed as a Cranelift kernel.
-    Cranelift,
-}
+pub use kernel::products::MatmulPolicy;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CodegenError {
@@ -450,7 +439,7 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
 pub fn schedule_text(graph: &Graph) -> Result<String, CodegenError> {
     let (sched, plan) = prepare(graph, &CodegenConfig { max_batch: 1 }, MatmulPolicy::Auto)?;
     let mut out = schedule::schedule_text(&sched, graph);
-    let p = emit::Plan {
+    let p = kernel::loops::Plan {
         graph,
         sched: &sched,
         mem: &plan,

@@ -13,8 +13,8 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use super::emit::Plan;
-use super::schedule::{Kernel, Schedule};
+use super::kernel::loops::Plan;
+use super::kernel::schedule::{Kernel, Schedule};
 use super::{CodegenError, MemoryPlan};
 use crate::diag::Span;
 use crate::ir::{Graph, Op, ValueId};

@@ -10,7 +10,7 @@
 use cranelift_codegen::ir::{FuncRef, InstBuilder, types};
 
 use super::{Emitter, Extent, LoopSpec};
-use crate::codegen::memory::Buf;
+use crate::codegen::kernel::memory::Buf;
 use crate::ir::{BinaryOp, Dim, Op, UnaryOp, ValueId};
 
 /// Element offsets and constants of one recognized update loop.

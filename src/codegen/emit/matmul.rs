@@ -23,9 +23,9 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{BlockArg, InstBuilder, Type, Value, types};
 
 use super::{Emitter, V4, rw};
-use crate::codegen::MatmulPolicy;
-use crate::codegen::memory::Buf;
-use crate::ir::{Dim, Graph, Op, ValueId};
+use crate::codegen::kernel::memory::Buf;
+use crate::codegen::kernel::products::Geometry;
+use crate::ir::{Dim, ValueId};
 
 /// Rows of the register tile.
 const MR: usize = 4;
@@ -36,100 +36,6 @@ const FUSED: bool = false;
 /// Steps of `k` per loop iteration (a power of two). 1: unrolling by 2 measured no faster, and
 /// Cranelift's scheduler then hoists all the iteration's loads to the top and spills.
 const K_UNROLL: usize = 1;
-
-/// Products of at most this many multiply-adds (`m·n·k` at `max_batch`) use the Cranelift
-/// kernel under `MatmulPolicy::Auto`.
-pub const CRANELIFT_MAX_FLOPS: usize = 2048;
-
-/// `dst[m×n] = op(a)[m×k] @ op(b)[k×n]` with the operands' row and column strides (elements).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Geometry {
-    pub m: Dim,
-    pub n: Dim,
-    pub k: Dim,
-    pub a_rs: Dim,
-    pub a_cs: Dim,
-    pub b_rs: Dim,
-    pub b_cs: Dim,
-}
-
-impl Geometry {
-    pub fn of(graph: &Graph, node: ValueId) -> Option<Geometry> {
-        let n = graph.node(node);
-        let Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } = n.op
-        else {
-            return None;
-        };
-        let sa = graph.shape(n.inputs[0]).dims();
-        let sb = graph.shape(n.inputs[1]).dims();
-        // Batched products always go through `gemm` (`Emitter::batched_matmul`).
-        if sa.len() != 2 || sb.len() != 2 {
-            return None;
-        }
-        let one = Dim::Fixed(1);
-        let (m, k, a_rs, a_cs) = if transpose_a {
-            (sa[1], sa[0], one, sa[1])
-        } else {
-            (sa[0], sa[1], sa[1], one)
-        };
-        let (n, b_rs, b_cs) = if transpose_b {
-            (sb[0], one, sb[1])
-        } else {
-            (sb[1], sb[1], one)
-        };
-        Some(Geometry {
-            m,
-            n,
-            k,
-            a_rs,
-            a_cs,
-            b_rs,
-            b_cs,
-        })
-    }
-
-    /// The kernel needs a compile-time `n` and compile-time strides; `m` and `k` may be the batch.
-    fn emittable(&self) -> bool {
-        [self.n, self.a_rs, self.a_cs, self.b_rs, self.b_cs]
-            .iter()
-            .all(|d| matches!(d, Dim::Fixed(_)))
-    }
-
-    fn flops(&self, max_batch: usize) -> usize {
-        let d = |d: Dim| match d {
-            Dim::Batch => max_batch,
-            Dim::Fixed(n) => n,
-        };
-        d(self.m) * d(self.n) * d(self.k)
-    }
-
-    /// Floats of packing scratch the Cranelift kernel needs (a transposed B, as `k×n`).
-    pub fn pack_len(&self, max_batch: usize) -> usize {
-        if self.b_cs == Dim::Fixed(1) {
-            return 0;
-        }
-        let d = |d: Dim| match d {
-            Dim::Batch => max_batch,
-            Dim::Fixed(n) => n,
-        };
-        d(self.k) * d(self.n)
-    }
-}
-
-/// Whether the product `node` runs as an emitted Cranelift kernel.
-pub fn use_cranelift(graph: &Graph, node: ValueId, max_batch: usize, policy: MatmulPolicy) -> bool {
-    let Some(g) = Geometry::of(graph, node) else {
-        return false;
-    };
-    match policy {
-        MatmulPolicy::Gemm => false,
-        MatmulPolicy::Cranelift => g.emittable(),
-        MatmulPolicy::Auto => g.emittable() && g.flops(max_batch) <= CRANELIFT_MAX_FLOPS,
-    }
-}
 
 fn fixed(d: Dim) -> usize {
     match d {

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::CodegenError;
+use crate::codegen::CodegenError;
 use crate::ir::graph::Slot;
 use crate::ir::{
     DType, ElementwiseKind, Graph, LeafKind, Op, OpKind, Shape, StructuredKind, ValueId,

@@ -10,8 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::MatmulPolicy;
-use super::emit::matmul::{self, Geometry};
+use super::products::{self, Geometry, MatmulPolicy};
 use super::schedule::{Kernel, Schedule};
 use crate::ir::graph::Slot;
 use crate::ir::{DType, ElementwiseKind, Graph, Op, OpKind, StructuredKind, ValueId};
@@ -35,7 +34,7 @@ pub struct MemoryPlan {
     pub states: Vec<usize>,
     pub inputs: Vec<Buf>,
     /// Matrix products emitted as Cranelift kernels (the rest call `gemm`).
-    pub cranelift_matmuls: HashSet<ValueId>,
+    pub emitted_matmuls: HashSet<ValueId>,
     /// Scratch for those kernels' transposed right operands, shared (kernels run one at a time).
     pub pack: Option<usize>,
 }
@@ -227,11 +226,11 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
         }
     }
     // Matrix products: which run as Cranelift kernels, and their packing scratch at the end.
-    let cranelift_matmuls: HashSet<ValueId> = (0..graph.nodes.len())
+    let emitted_matmuls: HashSet<ValueId> = (0..graph.nodes.len())
         .map(|i| ValueId(i as u32))
-        .filter(|&v| matmul::use_cranelift(graph, v, max_batch, policy))
+        .filter(|&v| products::emitted(graph, v, max_batch, policy))
         .collect();
-    let pack_len = cranelift_matmuls
+    let pack_len = emitted_matmuls
         .iter()
         .filter_map(|&v| Geometry::of(graph, v))
         .map(|g| g.pack_len(max_batch))
@@ -246,7 +245,7 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
         params,
         states,
         inputs,
-        cranelift_matmuls,
+        emitted_matmuls,
         pack,
     }
 }
