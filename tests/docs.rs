@@ -127,3 +127,15 @@ fn the_builtin_tables_are_written_from_the_definitions() {
         );
     }
 }
+
+/// The data sources' table too.
+#[test]
+fn the_data_source_table_is_written_from_the_definitions() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let table = kiln::settings::data_source::docs_table();
+    assert!(
+        page.contains(&table),
+        "docs/language.md should hold the data sources' table as their definitions write it:\n{table}"
+    );
+}

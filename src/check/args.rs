@@ -10,6 +10,8 @@ use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, UnaryOp};
 /// Arguments bound to parameter slots; `ok` is false when binding reported an error.
 pub struct Bound<'a> {
     pub slots: Vec<Option<&'a Expr>>,
+    /// The parameters the arguments were bound to, for "needs `path`".
+    pub params: Vec<String>,
     pub ok: bool,
 }
 
@@ -292,6 +294,7 @@ impl Checker {
                 .into_iter()
                 .map(|i| i.map(|i| &args[i].value))
                 .collect(),
+            params: params.iter().map(|p| p.to_string()).collect(),
             ok,
         }
     }
@@ -305,34 +308,13 @@ impl Checker {
     ) -> Option<&'a Expr> {
         let value = bound.slots.get(slot).copied().flatten();
         if value.is_none() && bound.ok {
-            let param = self.param_name(callee, slot);
+            let param = bound.params.get(slot).map_or("an argument", String::as_str);
             self.error(
                 Diagnostic::error("E0304", format!("`{}` needs `{param}`", callee.name))
                     .primary(callee.span, format!("missing `{param}`")),
             );
         }
         value
-    }
-
-    fn param_name(&self, callee: &Ident, slot: usize) -> &'static str {
-        let params: &[&'static str] = match callee.name.as_str() {
-            "synthetic_classification" => &["samples", "features", "classes", "seed"],
-            "csv" => &["path", "label", "header", "scale", "delimiter"],
-            "idx" => &["images", "labels", "scale"],
-            "npy" => &["features", "labels", "scale"],
-            "npz" => &["path", "features", "labels", "scale"],
-            "exponential_decay" => &[
-                "initial_learning_rate",
-                "decay_steps",
-                "decay_rate",
-                "staircase",
-            ],
-            "cosine_decay" => &["initial_learning_rate", "decay_steps", "alpha"],
-            "piecewise_constant_decay" => &["boundaries", "values"],
-            "checkpoint" => &["path", "monitor", "save_best_only"],
-            _ => &[],
-        };
-        params.get(slot).copied().unwrap_or("an argument")
     }
 
     pub(super) fn positive_int(&mut self, expr: &Expr, what: &str) -> Option<usize> {

@@ -4,6 +4,7 @@ use super::args::found;
 use super::*;
 use crate::diag::Diagnostic;
 use crate::program::*;
+use crate::settings::data_source;
 use crate::settings::*;
 use crate::syntax::ast;
 
@@ -24,13 +25,21 @@ impl Checker {
         let callee = &callee;
         let mut features_span = decl.value.span;
         let mut classes_span = decl.value.span;
-        let source = match callee.name.as_str() {
+        let Some(def) = data_source::find(&callee.name) else {
+            let names = data_source::names();
+            self.error(unknown(
+                "E0106",
+                "data source",
+                callee,
+                "not a data source",
+                &names,
+                format!("data sources: {}", names.join(", ")),
+            ));
+            return;
+        };
+        let b = self.bind(callee, call_args, &def.param_names());
+        let source = match def.name {
             "synthetic_classification" => {
-                let b = self.bind(
-                    callee,
-                    call_args,
-                    &["samples", "features", "classes", "seed"],
-                );
                 let samples = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.positive_int(e, "`samples`"));
@@ -63,11 +72,6 @@ impl Checker {
                 }
             }
             "csv" => {
-                let b = self.bind(
-                    callee,
-                    call_args,
-                    &["path", "label", "header", "scale", "delimiter"],
-                );
                 let path = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.string(e, "the csv path"));
@@ -122,7 +126,6 @@ impl Checker {
                 }
             }
             "idx" => {
-                let b = self.bind(callee, call_args, &["images", "labels", "scale"]);
                 let images = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.string(e, "the idx images path"));
@@ -140,7 +143,6 @@ impl Checker {
                 }
             }
             "npy" => {
-                let b = self.bind(callee, call_args, &["features", "labels", "scale"]);
                 let features = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.string(e, "the features .npy path"));
@@ -158,7 +160,6 @@ impl Checker {
                 }
             }
             "npz" => {
-                let b = self.bind(callee, call_args, &["path", "features", "labels", "scale"]);
                 let path = self
                     .required(&b, 0, callee)
                     .and_then(|e| self.string(e, "the .npz path"));
@@ -181,15 +182,14 @@ impl Checker {
                     _ => None,
                 }
             }
-            _ => {
-                self.error(unknown(
-                    "E0106",
-                    "data source",
-                    callee,
-                    "not a data source",
-                    &DATA_SOURCES,
-                    "data sources: synthetic_classification, csv, idx, npy, npz",
-                ));
+            other => {
+                self.error(
+                    Diagnostic::error(
+                        "E0900",
+                        format!("internal compiler error: data source `{other}` is not checked"),
+                    )
+                    .primary(callee.span, "defined in settings::data_source but not here"),
+                );
                 None
             }
         };

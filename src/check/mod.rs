@@ -40,7 +40,6 @@ pub use prompt::CONSTRUCTORS;
 pub fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(name, candidates.iter().copied())
 }
-pub const DATA_SOURCES: [&str; 5] = ["synthetic_classification", "csv", "idx", "npy", "npz"];
 pub const LOSSES: [&str; 6] = [
     "sparse_categorical_crossentropy",
     "categorical_crossentropy",
@@ -450,6 +449,18 @@ mod tests {
         let (_, diagnostics) = check_source(&source.replace("epochs -n", "epochs n"));
         let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(messages, ["`epochs` must be a positive integer"]);
+    }
+
+    #[test]
+    fn every_defined_data_source_is_checked() {
+        for def in crate::settings::data_source::DATA_SOURCES {
+            let (_, diagnostics) = check_source(&format!("data d = {}()\n", def.name));
+            assert!(
+                diagnostics.iter().all(|d| d.code != "E0900"),
+                "{}: {diagnostics:?}",
+                def.name
+            );
+        }
     }
 
     #[test]

@@ -309,6 +309,7 @@ impl Completer for ReplHelper {
                 .chain(kiln::check::builtin_names())
                 .chain(kiln::check::CONSTRUCTORS.iter().copied())
                 .chain(kiln::settings::optimizer::names())
+                .chain(kiln::settings::data_source::names())
                 .collect()
         };
         let mut matches: Vec<Pair> = pool
