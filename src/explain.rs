@@ -29,6 +29,51 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
     EXPLANATIONS.iter().find(|e| e.code == code)
 }
 
+/// Every kind of built-in with the table its definitions write (the docs show the same tables).
+fn builtin_tables() -> [(&'static str, String); 5] {
+    [
+        ("layer", crate::check::layers_table()),
+        ("function", crate::check::functions_table()),
+        ("initializer", crate::check::initializers_table()),
+        ("optimizer", crate::settings::optimizer::docs_table()),
+        ("data source", crate::settings::data_source::docs_table()),
+    ]
+}
+
+/// `kiln explain NAME` for a built-in: its row of its kind's table, as text.
+pub fn builtin(name: &str) -> Option<String> {
+    let start = format!("| `{name}` |");
+    builtin_tables().into_iter().find_map(|(kind, table)| {
+        let mut lines = table.lines();
+        let header: Vec<&str> = cells(lines.next()?);
+        let row = lines.find(|l| l.starts_with(&start))?;
+        let mut out = format!("`{name}`: a built-in {kind}\n");
+        for (heading, cell) in header.iter().zip(cells(row)).skip(1) {
+            out.push_str(&format!("\n{heading}: {cell}\n"));
+        }
+        Some(out)
+    })
+}
+
+/// The names `builtin` explains, for "did you mean".
+pub fn builtin_names() -> Vec<String> {
+    builtin_tables()
+        .iter()
+        .flat_map(|(_, table)| {
+            table
+                .lines()
+                .skip(2)
+                .filter_map(|l| cells(l).first().copied())
+        })
+        .map(|name| name.trim_matches('`').to_string())
+        .collect()
+}
+
+fn cells(row: &str) -> Vec<&str> {
+    let inner = row.trim().trim_start_matches('|').trim_end_matches('|');
+    inner.split(" | ").map(str::trim).collect()
+}
+
 /// A small model around a body, for examples.
 macro_rules! model {
     ($body:literal) => {

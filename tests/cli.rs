@@ -511,5 +511,28 @@ fn explain_prints_an_explanation_and_rejects_unknown_codes() {
 
     let bad = kiln(&["explain", "E9999"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad.stderr).contains("no diagnostic has the code `E9999`"));
+    assert!(text(&bad.stderr).contains("no diagnostic code or built-in is called `E9999`"));
+}
+
+/// `kiln explain NAME` reads a built-in's definition (the row its kind's table writes).
+#[test]
+fn explain_describes_built_ins_from_their_definitions() {
+    for (name, kind, says) in [
+        ("rmsprop", "optimizer", "`rho: 0.9`"),
+        ("dense", "layer", "`units`"),
+        ("csv", "data source", "`delimiter`"),
+        ("glorot_uniform", "initializer", ""),
+    ] {
+        let out = kiln(&["explain", name]);
+        assert!(out.status.success(), "{name}");
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("`{name}`: a built-in {kind}")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(says), "{stdout}");
+    }
+    let typo = kiln(&["explain", "rmsporp"]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(text(&typo.stderr).contains("did you mean `rmsprop`?"));
 }

@@ -78,9 +78,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example.
+    /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example, or a built-in
+    /// layer, function, initializer, optimizer or data source (e.g. `kiln explain rmsprop`).
     Explain {
-        /// The code, e.g. E0210 (case-insensitive; `0210` also works).
+        /// The code, e.g. E0210 (case-insensitive; `0210` also works), or a built-in's name.
         code: String,
     },
     /// An interactive session: evaluate tensor expressions, define functions, layers and
@@ -263,9 +264,22 @@ fn explain(code: &str) -> Result<(), String> {
             say!("{}", explanation.render());
             Ok(())
         }
-        None => Err(format!(
-            "error: no diagnostic has the code `{code}`; codes look like E0210 or W0101 (see docs/diagnostics.md)"
-        )),
+        None => match kiln::explain::builtin(code.trim()) {
+            Some(text) => {
+                say!("{text}");
+                Ok(())
+            }
+            None => {
+                let names = kiln::explain::builtin_names();
+                let close = kiln::suggest::closest(code.trim(), names.iter().map(String::as_str))
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "error: no diagnostic code or built-in is called `{code}`{close} (codes look \
+                     like E0210 or W0101, see docs/diagnostics.md; built-ins like `dense` or `adam`)"
+                ))
+            }
+        },
     }
 }
 
