@@ -29,8 +29,9 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
     EXPLANATIONS.iter().find(|e| e.code == code)
 }
 
-/// Every kind of built-in with the table its definitions write (the docs show the same tables).
-fn builtin_tables() -> [(&'static str, String); 5] {
+/// Every kind of built-in with the table its definitions write (docs/language.md holds the same
+/// tables: `tests/docs.rs`).
+pub fn builtin_tables() -> [(&'static str, String); 5] {
     [
         ("layer", crate::check::layers_table()),
         ("function", crate::check::functions_table()),

@@ -410,9 +410,16 @@ pub static ADAM: OptimizerDef = OptimizerDef {
     update: adam_update,
 };
 
-fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
-    let torch = args.choice("profile") == "torch";
-    // Keras's form: alpha = lr · sqrt(1 − β2^t) / (1 − β1^t), computed once per step.
+/// The per-step scalars of Adam's bias correction: `1 − β1^t`, `sqrt(1 − β2^t)`, and the
+/// learning rate.
+struct BiasCorrection {
+    b2: Var,
+    bias1: Var,
+    root: Var,
+    lr: Var,
+}
+
+fn bias_correction(args: &Args, b: &mut dyn UpdateBuilder) -> BiasCorrection {
     let t = b.step();
     let one = b.constant(1.0);
     let b1 = b.constant(args.number("beta1"));
@@ -423,6 +430,30 @@ fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
     let bias2 = b.sub(one, b2_t);
     let root = b.sqrt(bias2);
     let lr = b.lr();
+    BiasCorrection {
+        b2,
+        bias1,
+        root,
+        lr,
+    }
+}
+
+/// Keras's moving average `x += (value − x) · (1 − β)`.
+fn moving_average(b: &mut dyn UpdateBuilder, x: Var, value: Var, one_minus_beta: Var) -> Var {
+    let dx = b.sub(value, x);
+    let dx = b.mul(dx, one_minus_beta);
+    b.add(x, dx)
+}
+
+fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
+    let torch = args.choice("profile") == "torch";
+    // Keras's form: alpha = lr · sqrt(1 − β2^t) / (1 − β1^t), computed once per step.
+    let BiasCorrection {
+        b2,
+        bias1,
+        root,
+        lr,
+    } = bias_correction(args, b);
     // PyTorch divides m by (1 − β1^t) and sqrt(v) by sqrt(1 − β2^t) before adding ε:
     // alpha = lr / (1 − β1^t), and the root is kept for the denominator.
     let (alpha, root_bias2) = if torch {
@@ -441,9 +472,7 @@ fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
         let m = b.param_state(index, "m", 0.0);
         let v = b.param_state(index, "v", 0.0);
         // m += (g − m)(1 − β1); v += (g² − v)(1 − β2): Keras's exact arithmetic.
-        let dm = b.sub(g, m.value);
-        let dm = b.mul(dm, one_minus_b1);
-        let m_new = b.add(m.value, dm);
+        let m_new = moving_average(b, m.value, g, one_minus_b1);
         let g2 = b.mul(g, g);
         let v_new = if torch {
             // PyTorch: v · β2 + (1 − β2) · g² (addcmul).
@@ -451,9 +480,7 @@ fn adam_update(args: &Args, b: &mut dyn UpdateBuilder) {
             let added = b.mul(g2, one_minus_b2);
             b.add(kept, added)
         } else {
-            let dv = b.sub(g2, v.value);
-            let dv = b.mul(dv, one_minus_b2);
-            b.add(v.value, dv)
+            moving_average(b, v.value, g2, one_minus_b2)
         };
         // p −= (m · alpha) / (sqrt(v) + ε); torch: sqrt(v) / sqrt(1 − β2^t) + ε.
         let numerator = b.mul(m_new, alpha);
@@ -573,16 +600,9 @@ pub static ADAMW: OptimizerDef = OptimizerDef {
 };
 
 fn adamw_update(args: &Args, b: &mut dyn UpdateBuilder) {
-    let t = b.step();
-    let one = b.constant(1.0);
-    let b1 = b.constant(args.number("beta1"));
-    let b2 = b.constant(args.number("beta2"));
-    let b1_t = b.pow(b1, t);
-    let b2_t = b.pow(b2, t);
-    let bias1 = b.sub(one, b1_t);
-    let bias2 = b.sub(one, b2_t);
-    let root = b.sqrt(bias2);
-    let lr = b.lr();
+    let BiasCorrection {
+        bias1, root, lr, ..
+    } = bias_correction(args, b);
     let scaled = b.mul(lr, root);
     let alpha = b.div(scaled, bias1);
     // Keras: `(g - m) * (1 - beta_1)` with `1 - beta_1` subtracted in double and cast.
@@ -598,13 +618,9 @@ fn adamw_update(args: &Args, b: &mut dyn UpdateBuilder) {
         let p_decay = b.mul(p, decay);
         let p_decay = b.mul(p_decay, lr);
         let p = b.sub(p, p_decay);
-        let dm = b.sub(g, m.value);
-        let dm = b.mul(dm, one_minus_b1);
-        let m_new = b.add(m.value, dm);
+        let m_new = moving_average(b, m.value, g, one_minus_b1);
         let g2 = b.mul(g, g);
-        let dv = b.sub(g2, v.value);
-        let dv = b.mul(dv, one_minus_b2);
-        let v_new = b.add(v.value, dv);
+        let v_new = moving_average(b, v.value, g2, one_minus_b2);
         let numerator = b.mul(m_new, alpha);
         let root_v = b.sqrt(v_new);
         let denominator = b.add(root_v, eps);
@@ -716,13 +732,9 @@ fn nadam_update(args: &Args, b: &mut dyn UpdateBuilder) {
     for (index, g) in b.gradients() {
         let m = b.param_state(index, "m", 0.0);
         let v = b.param_state(index, "v", 0.0);
-        let dm = b.sub(g, m.value);
-        let dm = b.mul(dm, one_minus_b1);
-        let m_new = b.add(m.value, dm);
+        let m_new = moving_average(b, m.value, g, one_minus_b1);
         let g2 = b.mul(g, g);
-        let dv = b.sub(g2, v.value);
-        let dv = b.mul(dv, one_minus_b2);
-        let v_new = b.add(v.value, dv);
+        let v_new = moving_average(b, v.value, g2, one_minus_b2);
         let m_term = b.mul(u_next, m_new);
         let m_term = b.div(m_term, m_bias);
         let g_term = b.mul(g_weight, g);
