@@ -306,14 +306,20 @@ impl Checker {
         let value = bound.slots.get(slot).copied().flatten();
         if value.is_none() && bound.ok {
             let param = self.param_name(callee, slot);
-            self.error(
-                Diagnostic::error("E0304", format!("`{}` needs `{param}`", callee.name))
-                    .primary(callee.span, format!("missing `{param}`")),
-            );
+            self.missing(callee, param);
         }
         value
     }
 
+    /// A required argument `param` not given to `callee`.
+    pub(super) fn missing(&mut self, callee: &Ident, param: &str) {
+        self.error(
+            Diagnostic::error("E0304", format!("`{}` needs `{param}`", callee.name))
+                .primary(callee.span, format!("missing `{param}`")),
+        );
+    }
+
+    /// The data sources' parameter names (the fit's built-ins bind against their definitions).
     fn param_name(&self, callee: &Ident, slot: usize) -> &'static str {
         let params: &[&'static str] = match callee.name.as_str() {
             "synthetic_classification" => &["samples", "features", "classes", "seed"],
@@ -321,15 +327,6 @@ impl Checker {
             "idx" => &["images", "labels", "scale"],
             "npy" => &["features", "labels", "scale"],
             "npz" => &["path", "features", "labels", "scale"],
-            "exponential_decay" => &[
-                "initial_learning_rate",
-                "decay_steps",
-                "decay_rate",
-                "staircase",
-            ],
-            "cosine_decay" => &["initial_learning_rate", "decay_steps", "alpha"],
-            "piecewise_constant_decay" => &["boundaries", "values"],
-            "checkpoint" => &["path", "monitor", "save_best_only"],
             _ => &[],
         };
         params.get(slot).copied().unwrap_or("an argument")
