@@ -127,3 +127,21 @@ fn the_builtin_tables_are_written_from_the_definitions() {
         );
     }
 }
+
+/// The losses', metrics', schedules' and callbacks' tables are the definitions'.
+#[test]
+fn the_fit_tables_are_written_from_the_definitions() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    for (what, table) in [
+        ("losses'", kiln::settings::loss::docs_table()),
+        ("metrics'", kiln::settings::metric::docs_table()),
+        ("schedules'", kiln::settings::schedule::docs_table()),
+        ("callbacks'", kiln::settings::callback::docs_table()),
+    ] {
+        assert!(
+            page.contains(&table),
+            "docs/language.md should hold the {what} table as their definitions write it:\n{table}"
+        );
+    }
+}

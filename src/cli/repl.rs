@@ -309,6 +309,10 @@ impl Completer for ReplHelper {
                 .chain(kiln::check::builtin_names())
                 .chain(kiln::check::CONSTRUCTORS.iter().copied())
                 .chain(kiln::settings::optimizer::names())
+                .chain(kiln::settings::loss::names())
+                .chain(kiln::settings::metric::names())
+                .chain(kiln::settings::schedule::names())
+                .chain(kiln::settings::callback::names())
                 .collect()
         };
         let mut matches: Vec<Pair> = pool
