@@ -5,8 +5,8 @@
 //! docs' tables, "did you mean" and the REPL's completion read the same entries.
 //!
 //! (Optimizers have their own, older shape in `optimizer.rs`: their value *is* the definition
-//! and its arguments. These kinds keep an enum as the checked value, because the IR and the
-//! runtime match on it to do their part.)
+//! and its arguments. These kinds keep an enum as the checked value, because the runtime
+//! matches on metrics and callbacks for the part that needs its state, and tests name them.)
 
 use std::borrow::Cow;
 use std::fmt;
