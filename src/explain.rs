@@ -31,12 +31,19 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
 
 /// Every kind of built-in with the table its definitions write (docs/language.md holds the same
 /// tables: `tests/docs.rs`).
-pub fn builtin_tables() -> [(&'static str, String); 5] {
+pub fn builtin_tables() -> [(&'static str, String); 9] {
     [
         ("layer", crate::check::layers_table()),
         ("function", crate::check::functions_table()),
         ("initializer", crate::check::initializers_table()),
+        ("loss", crate::settings::loss::docs_table()),
+        ("metric", crate::settings::metric::docs_table()),
         ("optimizer", crate::settings::optimizer::docs_table()),
+        (
+            "learning-rate schedule",
+            crate::settings::schedule::docs_table(),
+        ),
+        ("callback", crate::settings::callback::docs_table()),
         ("data source", crate::settings::data_source::docs_table()),
     ]
 }

@@ -309,12 +309,17 @@ impl Checker {
         let value = bound.slots.get(slot).copied().flatten();
         if value.is_none() && bound.ok {
             let param = bound.params.get(slot).map_or("an argument", String::as_str);
-            self.error(
-                Diagnostic::error("E0304", format!("`{}` needs `{param}`", callee.name))
-                    .primary(callee.span, format!("missing `{param}`")),
-            );
+            self.missing(callee, param);
         }
         value
+    }
+
+    /// A required argument `param` not given to `callee`.
+    pub(super) fn missing(&mut self, callee: &Ident, param: &str) {
+        self.error(
+            Diagnostic::error("E0304", format!("`{}` needs `{param}`", callee.name))
+                .primary(callee.span, format!("missing `{param}`")),
+        );
     }
 
     pub(super) fn positive_int(&mut self, expr: &Expr, what: &str) -> Option<usize> {

@@ -26,14 +26,7 @@ pub fn describe(program: &CheckedProgram) -> String {
         let data = program.data.get(fit.data).map_or("?", |d| d.name.as_str());
         let metrics: Vec<&str> = fit.metrics.iter().map(|m| m.display_name()).collect();
         let _ = writeln!(out, "fit {model} on {data}");
-        let options = if fit.loss_options.from_logits {
-            "(from_logits: true)".to_string()
-        } else if fit.loss == Loss::Huber {
-            format!("(delta: {:?})", fit.loss_options.delta)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(out, "  loss      {}{options}", fit.loss.name());
+        let _ = writeln!(out, "  loss      {}", fit.loss.text(fit.loss_options));
         let _ = writeln!(out, "  optimizer {}", fit.optimizer);
         let _ = writeln!(out, "  metrics   [{}]", metrics.join(", "));
         let _ = writeln!(out, "  epochs    {}", fit.epochs);
@@ -53,7 +46,7 @@ pub fn describe(program: &CheckedProgram) -> String {
         // Shown only when given, like `validation`.
         let training = &fit.training;
         if let Some(schedule) = &training.schedule {
-            let _ = writeln!(out, "  lr schedule {}", schedule_text(schedule));
+            let _ = writeln!(out, "  lr schedule {}", schedule.text());
         }
         if training.initial_epoch > 0 {
             let _ = writeln!(out, "  initial_epoch {}", training.initial_epoch);
@@ -62,70 +55,11 @@ pub fn describe(program: &CheckedProgram) -> String {
             let _ = writeln!(out, "  standardize true");
         }
         if !training.callbacks.is_empty() {
-            let callbacks: Vec<String> = training.callbacks.iter().map(callback_text).collect();
+            let callbacks: Vec<String> = training.callbacks.iter().map(Callback::text).collect();
             let _ = writeln!(out, "  callbacks [{}]", callbacks.join(", "));
         }
     }
     out
-}
-
-fn schedule_text(schedule: &Schedule) -> String {
-    match schedule {
-        Schedule::ExponentialDecay {
-            initial,
-            decay_steps,
-            decay_rate,
-            staircase,
-        } => format!(
-            "exponential_decay({:?}, decay_steps: {decay_steps}, decay_rate: {:?}, staircase: {staircase})",
-            *initial as f32, *decay_rate as f32
-        ),
-        Schedule::PiecewiseConstant { boundaries, values } => {
-            let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-            format!("piecewise_constant_decay({boundaries:?}, {values:?})")
-        }
-        Schedule::CosineDecay {
-            initial,
-            decay_steps,
-            alpha,
-        } => format!(
-            "cosine_decay({:?}, decay_steps: {decay_steps}, alpha: {:?})",
-            *initial as f32, *alpha as f32
-        ),
-    }
-}
-
-/// Every argument, defaults included, so the resolved settings can be read off.
-fn callback_text(callback: &Callback) -> String {
-    match callback {
-        Callback::EarlyStopping {
-            monitor,
-            min_delta,
-            patience,
-            restore_best_weights,
-        } => format!(
-            "early_stopping(monitor: {:?}, min_delta: {min_delta:?}, patience: {patience}, restore_best_weights: {restore_best_weights})",
-            monitor.name
-        ),
-        Callback::Checkpoint {
-            path,
-            monitor,
-            save_best_only,
-        } => format!(
-            "checkpoint({path:?}, monitor: {:?}, save_best_only: {save_best_only})",
-            monitor.name
-        ),
-        Callback::ReduceLrOnPlateau {
-            monitor,
-            factor,
-            patience,
-            min_delta,
-            min_lr,
-        } => format!(
-            "reduce_lr_on_plateau(monitor: {:?}, factor: {factor:?}, patience: {patience}, min_delta: {min_delta:?}, min_lr: {min_lr:?})",
-            monitor.name
-        ),
-    }
 }
 
 fn source(source: &DataSource) -> String {

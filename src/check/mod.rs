@@ -40,22 +40,6 @@ pub use prompt::CONSTRUCTORS;
 pub fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(name, candidates.iter().copied())
 }
-pub const LOSSES: [&str; 6] = [
-    "sparse_categorical_crossentropy",
-    "categorical_crossentropy",
-    "binary_crossentropy",
-    "mean_squared_error",
-    "mean_absolute_error",
-    "huber",
-];
-pub const METRICS: [&str; 6] = [
-    "accuracy",
-    "top_k_accuracy",
-    "precision",
-    "recall",
-    "mae",
-    "mse",
-];
 pub const SETTINGS: [&str; 12] = [
     "loss",
     "optimizer",
@@ -70,13 +54,6 @@ pub const SETTINGS: [&str; 12] = [
     "callbacks",
     "standardize",
 ];
-pub const CALLBACKS: [&str; 3] = ["early_stopping", "checkpoint", "reduce_lr_on_plateau"];
-pub const SCHEDULES: [&str; 3] = [
-    "exponential_decay",
-    "piecewise_constant_decay",
-    "cosine_decay",
-];
-
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
 pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
     let mut checker = Checker::new(program);

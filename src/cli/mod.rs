@@ -79,7 +79,8 @@ enum Command {
         format: Format,
     },
     /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example, or a built-in
-    /// layer, function, initializer, optimizer or data source (e.g. `kiln explain rmsprop`).
+    /// layer, function, initializer, loss, metric, optimizer, schedule, callback or data source
+    /// (e.g. `kiln explain rmsprop`).
     Explain {
         /// The code, e.g. E0210 (case-insensitive; `0210` also works), or a built-in's name.
         code: String,

@@ -310,6 +310,10 @@ impl Completer for ReplHelper {
                 .chain(kiln::check::CONSTRUCTORS.iter().copied())
                 .chain(kiln::settings::optimizer::names())
                 .chain(kiln::settings::data_source::names())
+                .chain(kiln::settings::loss::names())
+                .chain(kiln::settings::metric::names())
+                .chain(kiln::settings::schedule::names())
+                .chain(kiln::settings::callback::names())
                 .collect()
         };
         let mut matches: Vec<Pair> = pool

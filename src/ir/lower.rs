@@ -5,6 +5,8 @@ use super::graph::{Graph, ValueId};
 use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use super::shape::{DType, Dim, Shape, TensorType};
 use crate::diag::Span;
+use crate::settings::loss::LossBuilder;
+use crate::settings::optimizer::Var;
 use crate::settings::{Loss, LossOptions};
 
 /// Name of the graph input holding integer class labels.
@@ -69,78 +71,139 @@ struct Forward {
 
 /// Returns (mean loss, scores). A softmax or sigmoid output is read as probabilities, and the
 /// loss is computed from the logits before it in the numerically stable form (log-softmax,
-/// softplus), as Keras does; with `from_logits` the output itself is the logits.
+/// softplus), as Keras does; with `from_logits` the output itself is the logits. The loss's
+/// arithmetic is its definition's (`settings::loss`), run against the graph.
 fn lower_loss(graph: &mut Graph, objective: &Objective, forward: Forward) -> (ValueId, ValueId) {
     let span = Some(objective.span);
     // The classes of a classifier, the width of a regression target (Keras: a rank-1 output is
     // one value per sample).
-    let output_features = match graph.ty(forward.output).shape.dims().last() {
+    let width = match graph.ty(forward.output).shape.dims().last() {
         Some(&Dim::Fixed(n)) => n,
         _ => 1,
     };
     let batch = graph.batch_size(span);
-    let logits = forward.logits.unwrap_or(forward.output);
-    match objective.loss {
-        Loss::SparseCategoricalCrossentropy | Loss::CategoricalCrossentropy => {
-            let labels = class_labels(graph, span);
-            let log_probs = graph.add(Op::LogSoftmax, &[logits], span);
-            let one_hot = graph.add(
-                Op::OneHot {
-                    classes: output_features,
-                },
-                &[labels],
-                span,
-            );
-            let picked = graph.binary(BinaryOp::Mul, one_hot, log_probs, span);
-            let total = sum_all(graph, picked, span);
-            let negated = graph.unary(UnaryOp::Neg, total, span);
-            let loss = graph.binary(BinaryOp::Div, negated, batch, span);
-            (loss, logits)
-        }
-        Loss::BinaryCrossentropy => {
-            // y ∈ {0, 1} as f32[B, 1]: column 1 of the label's one-hot row.
-            let labels = class_labels(graph, span);
-            let one_hot = graph.add(Op::OneHot { classes: 2 }, &[labels], span);
-            let y = graph.slice(one_hot, 1, 1, 2, span);
-            // -[y log σ(l) + (1-y) log(1-σ(l))] = softplus(l) - y·l, stable for any l.
-            let soft = graph.unary(UnaryOp::Softplus, logits, span);
-            let yl = graph.binary(BinaryOp::Mul, y, logits, span);
-            let per_sample = graph.binary(BinaryOp::Sub, soft, yl, span);
-            let total = sum_all(graph, per_sample, span);
-            let loss = graph.binary(BinaryOp::Div, total, batch, span);
-            // Scores [0, l]: the argmax is class 1 exactly when σ(l) > 0.5, so class metrics
-            // (accuracy and the rest) read a binary output like a two-class one.
-            let zero = graph.constant(0.0, span);
-            let zeros = graph.binary(BinaryOp::Mul, logits, zero, span);
-            let scores = graph.concat(&[zeros, logits], 1, span);
-            (loss, scores)
-        }
-        Loss::MeanSquaredError | Loss::MeanAbsoluteError | Loss::Huber => {
-            let shape = Shape(vec![Dim::Batch, Dim::Fixed(output_features)]);
-            let targets = graph.input(TARGETS, TensorType::f32(shape), span);
-            let error = graph.binary(BinaryOp::Sub, forward.output, targets, span);
-            let per_element = match objective.loss {
-                Loss::MeanSquaredError => graph.binary(BinaryOp::Mul, error, error, span),
-                Loss::MeanAbsoluteError => graph.unary(UnaryOp::Abs, error, span),
-                _ => {
-                    // Keras's Huber: ½·min(|e|, δ)² + δ·(|e| − min(|e|, δ)).
-                    let delta = graph.constant(objective.options.delta, span);
-                    let half = graph.constant(0.5, span);
-                    let abs = graph.unary(UnaryOp::Abs, error, span);
-                    let quadratic = graph.binary(BinaryOp::Min, abs, delta, span);
-                    let linear = graph.binary(BinaryOp::Sub, abs, quadratic, span);
-                    let squared = graph.binary(BinaryOp::Mul, quadratic, quadratic, span);
-                    let inner = graph.binary(BinaryOp::Mul, half, squared, span);
-                    let outer = graph.binary(BinaryOp::Mul, delta, linear, span);
-                    graph.binary(BinaryOp::Add, inner, outer, span)
-                }
-            };
-            let total = sum_all(graph, per_element, span);
-            let per_sample = graph.binary(BinaryOp::Div, total, batch, span);
-            let width = graph.constant(output_features as f32, span);
-            let loss = graph.binary(BinaryOp::Div, per_sample, width, span);
-            (loss, forward.output)
-        }
+    let mut builder = LossGraph {
+        graph,
+        span,
+        forward,
+        width,
+        batch,
+    };
+    let lower = objective.loss.def().facts.lower;
+    let lowered = lower(objective.options, &mut builder);
+    (id(lowered.loss), id(lowered.scores))
+}
+
+/// The graph as a `LossBuilder`: each value is a node, added with the `fit`'s span.
+struct LossGraph<'g> {
+    graph: &'g mut Graph,
+    span: Option<Span>,
+    forward: Forward,
+    width: usize,
+    batch: ValueId,
+}
+
+fn var(value: ValueId) -> Var {
+    Var(value.0 as usize)
+}
+
+fn id(v: Var) -> ValueId {
+    ValueId(v.0 as u32)
+}
+
+impl LossGraph<'_> {
+    fn binary(&mut self, op: BinaryOp, a: Var, b: Var) -> Var {
+        var(self.graph.binary(op, id(a), id(b), self.span))
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: Var) -> Var {
+        var(self.graph.unary(op, id(x), self.span))
+    }
+}
+
+impl LossBuilder for LossGraph<'_> {
+    fn logits(&mut self) -> Var {
+        var(self.forward.logits.unwrap_or(self.forward.output))
+    }
+
+    fn output(&mut self) -> Var {
+        var(self.forward.output)
+    }
+
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn batch(&mut self) -> Var {
+        var(self.batch)
+    }
+
+    fn class_labels(&mut self) -> Var {
+        var(class_labels(self.graph, self.span))
+    }
+
+    fn targets(&mut self) -> Var {
+        let shape = Shape(vec![Dim::Batch, Dim::Fixed(self.width)]);
+        var(self.graph.input(TARGETS, TensorType::f32(shape), self.span))
+    }
+
+    fn constant(&mut self, value: f32) -> Var {
+        var(self.graph.constant(value, self.span))
+    }
+
+    fn one_hot(&mut self, labels: Var, classes: usize) -> Var {
+        var(self
+            .graph
+            .add(Op::OneHot { classes }, &[id(labels)], self.span))
+    }
+
+    fn log_softmax(&mut self, x: Var) -> Var {
+        var(self.graph.add(Op::LogSoftmax, &[id(x)], self.span))
+    }
+
+    fn softplus(&mut self, x: Var) -> Var {
+        self.unary(UnaryOp::Softplus, x)
+    }
+
+    fn abs(&mut self, x: Var) -> Var {
+        self.unary(UnaryOp::Abs, x)
+    }
+
+    fn neg(&mut self, x: Var) -> Var {
+        self.unary(UnaryOp::Neg, x)
+    }
+
+    fn add(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Add, a, b)
+    }
+
+    fn sub(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+
+    fn mul(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+
+    fn div(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Div, a, b)
+    }
+
+    fn min(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryOp::Min, a, b)
+    }
+
+    fn sum_all(&mut self, x: Var) -> Var {
+        var(sum_all(self.graph, id(x), self.span))
+    }
+
+    fn slice(&mut self, x: Var, axis: usize, start: usize, end: usize) -> Var {
+        var(self.graph.slice(id(x), axis, start, end, self.span))
+    }
+
+    fn concat(&mut self, parts: &[Var], axis: usize) -> Var {
+        let parts: Vec<ValueId> = parts.iter().map(|&p| id(p)).collect();
+        var(self.graph.concat(&parts, axis, self.span))
     }
 }
 

@@ -78,11 +78,7 @@ impl Callbacks {
             states: callbacks
                 .iter()
                 .map(|callback| {
-                    let monitor = match callback {
-                        Callback::EarlyStopping { monitor, .. }
-                        | Callback::Checkpoint { monitor, .. }
-                        | Callback::ReduceLrOnPlateau { monitor, .. } => monitor,
-                    };
+                    let monitor = callback.monitor();
                     State {
                         best: worst(monitor),
                         callback: callback.clone(),

@@ -17,7 +17,6 @@ use crate::codegen::{CompiledStep, KernelInfo};
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
 use crate::program::Fit;
-use crate::settings::Callback;
 
 /// One epoch's results, as Keras shows them.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,12 +149,8 @@ pub fn train(
     let mut step_count = steps_done;
     let schedule = fit.training.schedule.as_ref();
     let mut lr = fit.optimizer.lr();
-    let reports_lr = schedule.is_some()
-        || fit
-            .training
-            .callbacks
-            .iter()
-            .any(|c| matches!(c, Callback::ReduceLrOnPlateau { .. }));
+    let reports_lr =
+        schedule.is_some() || fit.training.callbacks.iter().any(|c| c.def().facts.sets_lr);
     let mut callbacks = Callbacks::new(&fit.training.callbacks);
     let mut best_weights: Option<Vec<Vec<f32>>> = None;
     let snapshot = |step: &CompiledStep| -> Vec<Vec<f32>> {

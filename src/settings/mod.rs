@@ -3,10 +3,19 @@
 //! optimizer update and the runtime consume them. It sits below all three and imports none of
 //! them.
 
+pub mod callback;
 pub mod data_source;
+pub mod def;
+pub mod loss;
+pub mod metric;
 pub mod optimizer;
+pub mod schedule;
 
+pub use callback::{Callback, Monitor};
+pub use loss::{Loss, LossOptions};
+pub use metric::Metric;
 pub use optimizer::Optimizer;
+pub use schedule::Schedule;
 
 /// The file format `predict` writes, from the path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,117 +120,6 @@ pub struct Training {
     pub standardize: bool,
 }
 
-/// The quantity a callback watches: `loss`, a metric, or their `val_` forms.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Monitor {
-    /// As written, e.g. `val_loss`, `accuracy`.
-    pub name: String,
-    /// Whether larger is better (Keras's `mode: "auto"`: accuracy, precision and recall grow).
-    pub maximize: bool,
-}
-
-impl Monitor {
-    /// A monitor with Keras's `mode: "auto"`: accuracy, precision and recall are maximised,
-    /// everything else (losses, errors) minimised.
-    pub fn named(name: &str) -> Monitor {
-        let maximize = ["accuracy", "precision", "recall"]
-            .iter()
-            .any(|m| name.ends_with(m));
-        Monitor {
-            name: name.to_string(),
-            maximize,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Callback {
-    /// Keras's `EarlyStopping`. Defaults: monitor val_loss, min_delta 0, patience 0,
-    /// restore_best_weights false.
-    EarlyStopping {
-        monitor: Monitor,
-        min_delta: f64,
-        patience: usize,
-        restore_best_weights: bool,
-    },
-    /// Keras's `ModelCheckpoint` (weights and optimizer state). Defaults: monitor val_loss,
-    /// save_best_only false.
-    Checkpoint {
-        path: String,
-        monitor: Monitor,
-        save_best_only: bool,
-    },
-    /// Keras's `ReduceLROnPlateau`. Defaults: monitor val_loss, factor 0.1, patience 10,
-    /// min_delta 1e-4, min_lr 0 (cooldown 0).
-    ReduceLrOnPlateau {
-        monitor: Monitor,
-        factor: f64,
-        patience: usize,
-        min_delta: f64,
-        min_lr: f64,
-    },
-}
-
-/// Keras's learning-rate schedules, evaluated at the optimizer's 0-based step count.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Schedule {
-    /// `initial · rate^(step / decay_steps)` (`staircase`: the exponent rounded down).
-    ExponentialDecay {
-        initial: f64,
-        decay_steps: u64,
-        decay_rate: f64,
-        staircase: bool,
-    },
-    /// `values[i]` while `step <= boundaries[i]`, `values[last]` after the last boundary.
-    PiecewiseConstant {
-        boundaries: Vec<u64>,
-        values: Vec<f64>,
-    },
-    /// `initial · ((1 − alpha) · ½(1 + cos(π · min(step, decay_steps) / decay_steps)) + alpha)`.
-    CosineDecay {
-        initial: f64,
-        decay_steps: u64,
-        alpha: f64,
-    },
-}
-
-impl Schedule {
-    /// The learning rate for the update at 0-based `step` (Keras passes `optimizer.iterations`,
-    /// the number of updates already made).
-    pub fn rate(&self, step: u64) -> f64 {
-        match self {
-            Schedule::ExponentialDecay {
-                initial,
-                decay_steps,
-                decay_rate,
-                staircase,
-            } => {
-                let mut exponent = step as f64 / *decay_steps as f64;
-                if *staircase {
-                    exponent = exponent.floor();
-                }
-                initial * decay_rate.powf(exponent)
-            }
-            Schedule::PiecewiseConstant { boundaries, values } => {
-                let index = boundaries
-                    .iter()
-                    .position(|&b| step <= b)
-                    .unwrap_or(boundaries.len());
-                values[index]
-            }
-            Schedule::CosineDecay {
-                initial,
-                decay_steps,
-                alpha,
-            } => {
-                let progress = step.min(*decay_steps) as f64 / *decay_steps as f64;
-                let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-                initial * ((1.0 - alpha) * cosine + alpha)
-            }
-        }
-    }
-}
-
 /// Keras's `validation_data` / `validation_split`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Validation {
@@ -230,109 +128,4 @@ pub enum Validation {
     /// The last fraction of the training samples (before shuffling), held out from training;
     /// in (0, 1).
     Split(f64),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loss {
-    /// Labels are integer class indices `i32[B]`; the model outputs `f32[B, classes]`.
-    SparseCategoricalCrossentropy,
-    /// The same with the labels one-hot encoded (Keras takes one-hot targets; Kiln's data sets
-    /// hold class indices, which lowering one-hot encodes).
-    CategoricalCrossentropy,
-    /// Labels 0 or 1; the model outputs `f32[B, 1]` (a sigmoid, or logits).
-    BinaryCrossentropy,
-    /// Targets are `f32[B, M]`, the same shape as the model's output.
-    MeanSquaredError,
-    MeanAbsoluteError,
-    /// Quadratic within `delta` of the target, linear beyond (Keras's `Huber`).
-    Huber,
-}
-
-impl Loss {
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
-            Loss::CategoricalCrossentropy => "categorical_crossentropy",
-            Loss::BinaryCrossentropy => "binary_crossentropy",
-            Loss::MeanSquaredError => "mean_squared_error",
-            Loss::MeanAbsoluteError => "mean_absolute_error",
-            Loss::Huber => "huber",
-        }
-    }
-
-    /// Whether the loss trains on integer class labels (else on real-valued targets).
-    pub fn uses_classes(self) -> bool {
-        matches!(
-            self,
-            Loss::SparseCategoricalCrossentropy
-                | Loss::CategoricalCrossentropy
-                | Loss::BinaryCrossentropy
-        )
-    }
-
-    /// How many classes the labels may name for a model with `outputs` output units.
-    pub fn classes(self, outputs: usize) -> usize {
-        match self {
-            Loss::BinaryCrossentropy => 2,
-            _ => outputs,
-        }
-    }
-}
-
-/// A loss's arguments, Keras's defaults.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LossOptions {
-    /// The model's output is logits, not probabilities. Default false (Keras).
-    pub from_logits: bool,
-    /// Huber's threshold. Default 1.0 (Keras).
-    pub delta: f32,
-}
-
-impl Default for LossOptions {
-    fn default() -> LossOptions {
-        LossOptions {
-            from_logits: false,
-            delta: 1.0,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
-    /// `accuracy` with integer labels: argmax of the output equals the label.
-    SparseCategoricalAccuracy,
-    /// `top_k_accuracy(k)`: the label is among the `k` highest outputs (Keras's
-    /// `SparseTopKCategoricalAccuracy`, default k 5).
-    TopKAccuracy { k: usize },
-    /// `precision`: per class, correct predictions of it over all predictions of it, averaged
-    /// over the classes that occur in the labels or the predictions (macro average).
-    Precision,
-    /// `recall`: per class, correct predictions of it over all samples of it, macro-averaged
-    /// like `precision`.
-    Recall,
-    /// `mae`: mean absolute error over samples and outputs (regression).
-    MeanAbsoluteError,
-    /// `mse`: mean squared error over samples and outputs (regression).
-    MeanSquaredError,
-}
-
-impl Metric {
-    /// Whether the metric compares predicted classes with class labels.
-    pub fn needs_classes(self) -> bool {
-        !matches!(self, Metric::MeanAbsoluteError | Metric::MeanSquaredError)
-    }
-}
-
-impl Metric {
-    /// The name shown in training output (Keras shows `accuracy`).
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Metric::SparseCategoricalAccuracy => "accuracy",
-            Metric::TopKAccuracy { .. } => "top_k_accuracy",
-            Metric::Precision => "precision",
-            Metric::Recall => "recall",
-            Metric::MeanAbsoluteError => "mae",
-            Metric::MeanSquaredError => "mse",
-        }
-    }
 }

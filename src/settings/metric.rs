@@ -1,0 +1,180 @@
+//! Metrics, each defined once: name, arguments with Keras's defaults, what labels it needs,
+//! which way it improves, and its documentation line. Accumulating one over a data set is the
+//! runtime's (`runtime/metrics.rs`, one arm per metric): it shares counts between metrics
+//! (accuracy and precision read the same argmax), which a per-metric function would not.
+
+use super::def::{self, Def, ParamKind, Text, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// `accuracy` with integer labels: argmax of the output equals the label.
+    SparseCategoricalAccuracy,
+    /// `top_k_accuracy(k)`: the label is among the `k` highest outputs (Keras's
+    /// `SparseTopKCategoricalAccuracy`, default k 5).
+    TopKAccuracy { k: usize },
+    /// `precision`: per class, correct predictions of it over all predictions of it, averaged
+    /// over the classes that occur in the labels or the predictions (macro average).
+    Precision,
+    /// `recall`: per class, correct predictions of it over all samples of it, macro-averaged
+    /// like `precision`.
+    Recall,
+    /// `mae`: mean absolute error over samples and outputs (regression).
+    MeanAbsoluteError,
+    /// `mse`: mean squared error over samples and outputs (regression).
+    MeanSquaredError,
+}
+
+pub type MetricDef = Def<Metric, MetricFacts>;
+
+pub struct MetricFacts {
+    /// It compares predicted classes with class labels (else real outputs with targets).
+    pub needs_classes: bool,
+    /// Larger is better (Keras's `mode: "auto"` for a callback monitoring it).
+    pub maximize: bool,
+}
+
+/// Every metric, in the order the docs list them.
+pub static METRICS: &[&MetricDef] = &[&ACCURACY, &TOP_K_ACCURACY, &PRECISION, &RECALL, &MAE, &MSE];
+
+pub fn find(name: &str) -> Option<&'static MetricDef> {
+    def::find(METRICS, name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    def::names(METRICS)
+}
+
+impl Metric {
+    pub fn def(self) -> &'static MetricDef {
+        match self {
+            Metric::SparseCategoricalAccuracy => &ACCURACY,
+            Metric::TopKAccuracy { .. } => &TOP_K_ACCURACY,
+            Metric::Precision => &PRECISION,
+            Metric::Recall => &RECALL,
+            Metric::MeanAbsoluteError => &MAE,
+            Metric::MeanSquaredError => &MSE,
+        }
+    }
+
+    /// Whether the metric compares predicted classes with class labels.
+    pub fn needs_classes(self) -> bool {
+        self.def().facts.needs_classes
+    }
+
+    /// The name shown in training output (Keras shows `accuracy`).
+    pub fn display_name(self) -> &'static str {
+        self.def().name
+    }
+}
+
+/// The metrics' table in docs/language.md (`tests/docs.rs`).
+pub fn docs_table() -> String {
+    def::table(
+        &[
+            "Metric",
+            "Losses",
+            "Value",
+            "Arguments, with Keras's defaults",
+        ],
+        METRICS,
+        |d| {
+            let losses = if d.facts.needs_classes {
+                "class losses"
+            } else {
+                "regression losses"
+            };
+            vec![
+                d.name_doc(),
+                losses.to_string(),
+                d.doc.to_string(),
+                d.params_doc(),
+            ]
+        },
+    )
+}
+
+const CLASSES: MetricFacts = MetricFacts {
+    needs_classes: true,
+    maximize: true,
+};
+
+const REGRESSION: MetricFacts = MetricFacts {
+    needs_classes: false,
+    maximize: false,
+};
+
+pub static ACCURACY: MetricDef = Def {
+    name: "accuracy",
+    aliases: &[],
+    doc: "the fraction of samples whose highest output (the first, on ties) is the label, or for \
+          binary cross-entropy whose probability is on the label's side of 0.5: Keras resolves \
+          `accuracy` to the sparse categorical or binary variant by the loss, and so does Kiln",
+    params: &[],
+    build: |_| Ok(Metric::SparseCategoricalAccuracy),
+    values: |_| vec![],
+    facts: CLASSES,
+};
+
+pub static TOP_K_ACCURACY: MetricDef = Def {
+    name: "top_k_accuracy",
+    aliases: &[],
+    doc: "the fraction whose label is among the `k` highest outputs (fewer than `k` outputs \
+          above the label's, so ties count for the label, as Keras's `in_top_k`; Keras's \
+          `SparseTopKCategoricalAccuracy`)",
+    // Reports and the history name the metric without its `k`.
+    params: &[def::Param {
+        name: "k",
+        kind: ParamKind::PositiveInt,
+        default: Some(Value::Int(5)),
+        doc: "a positive whole number",
+        text: Text::Hidden,
+    }],
+    build: |v| Ok(Metric::TopKAccuracy { k: v[0].count() }),
+    values: |m| match m {
+        Metric::TopKAccuracy { k } => vec![Value::Int(*k as u64)],
+        _ => unreachable!("top_k_accuracy's values of another metric"),
+    },
+    facts: CLASSES,
+};
+
+pub static PRECISION: MetricDef = Def {
+    name: "precision",
+    aliases: &[],
+    doc: "macro average over classes of (correct predictions of the class) / (predictions of \
+          the class)",
+    params: &[],
+    build: |_| Ok(Metric::Precision),
+    values: |_| vec![],
+    facts: CLASSES,
+};
+
+pub static RECALL: MetricDef = Def {
+    name: "recall",
+    aliases: &[],
+    doc: "macro average over classes of (correct predictions of the class) / (samples of the \
+          class)",
+    params: &[],
+    build: |_| Ok(Metric::Recall),
+    values: |_| vec![],
+    facts: CLASSES,
+};
+
+pub static MAE: MetricDef = Def {
+    name: "mae",
+    aliases: &[],
+    doc: "mean absolute error over samples and outputs",
+    params: &[],
+    build: |_| Ok(Metric::MeanAbsoluteError),
+    values: |_| vec![],
+    facts: REGRESSION,
+};
+
+pub static MSE: MetricDef = Def {
+    name: "mse",
+    aliases: &[],
+    doc: "mean squared error over samples and outputs (equal to the loss)",
+    params: &[],
+    build: |_| Ok(Metric::MeanSquaredError),
+    values: |_| vec![],
+    facts: REGRESSION,
+};
