@@ -263,3 +263,28 @@ fn the_kernel_layer_knows_no_backend() {
         .collect();
     report("Cranelift in the kernel layer", failures);
 }
+
+#[test]
+fn only_the_cli_and_the_runtime_loaders_touch_files() {
+    const FILE_USERS: &[&str] = &[
+        "cli",
+        "main.rs",
+        "runtime/checkpoint.rs",
+        "runtime/predict.rs",
+    ];
+    let failures = lines()
+        .into_iter()
+        .filter(|l| {
+            ["std::fs", "fs::", "File::"]
+                .iter()
+                .any(|m| l.text.contains(m))
+                && !in_any(&l.file, FILE_USERS)
+                && !l.file.starts_with("runtime/data")
+        })
+        .map(|l| format!("src/{}:{}: {}", l.file, l.number, l.text.trim()))
+        .collect();
+    report(
+        "files touched outside the CLI and the runtime's loaders and writers",
+        failures,
+    );
+}
