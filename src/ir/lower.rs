@@ -1,8 +1,9 @@
 //! Lowering: a checked model and its `fit` settings become the forward graph of one training
 //! step — the model's layers, then the loss — with every node remembering its source span.
 
+use super::builder::{OnGraph, id, var};
 use super::graph::{Graph, ValueId};
-use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
+use super::op::{Op, ReduceKind, UnaryOp};
 use super::shape::{DType, Dim, Shape, TensorType};
 use crate::diag::Span;
 use crate::settings::loss::LossBuilder;
@@ -103,21 +104,13 @@ struct LossGraph<'g> {
     batch: ValueId,
 }
 
-fn var(value: ValueId) -> Var {
-    Var(value.0 as usize)
-}
-
-fn id(v: Var) -> ValueId {
-    ValueId(v.0 as u32)
-}
-
-impl LossGraph<'_> {
-    fn binary(&mut self, op: BinaryOp, a: Var, b: Var) -> Var {
-        var(self.graph.binary(op, id(a), id(b), self.span))
+impl OnGraph for LossGraph<'_> {
+    fn graph(&mut self) -> &mut Graph {
+        self.graph
     }
 
-    fn unary(&mut self, op: UnaryOp, x: Var) -> Var {
-        var(self.graph.unary(op, id(x), self.span))
+    fn span(&self) -> Option<Span> {
+        self.span
     }
 }
 
@@ -147,10 +140,6 @@ impl LossBuilder for LossGraph<'_> {
         var(self.graph.input(TARGETS, TensorType::f32(shape), self.span))
     }
 
-    fn constant(&mut self, value: f32) -> Var {
-        var(self.graph.constant(value, self.span))
-    }
-
     fn one_hot(&mut self, labels: Var, classes: usize) -> Var {
         var(self
             .graph
@@ -162,35 +151,7 @@ impl LossBuilder for LossGraph<'_> {
     }
 
     fn softplus(&mut self, x: Var) -> Var {
-        self.unary(UnaryOp::Softplus, x)
-    }
-
-    fn abs(&mut self, x: Var) -> Var {
-        self.unary(UnaryOp::Abs, x)
-    }
-
-    fn neg(&mut self, x: Var) -> Var {
-        self.unary(UnaryOp::Neg, x)
-    }
-
-    fn add(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Add, a, b)
-    }
-
-    fn sub(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Sub, a, b)
-    }
-
-    fn mul(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Mul, a, b)
-    }
-
-    fn div(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Div, a, b)
-    }
-
-    fn min(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Min, a, b)
+        var(self.graph.unary(UnaryOp::Softplus, id(x), self.span))
     }
 
     fn sum_all(&mut self, x: Var) -> Var {

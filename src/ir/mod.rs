@@ -4,6 +4,7 @@
 //! fold, CSE, DCE).
 
 pub mod autodiff;
+pub mod builder;
 pub mod cse;
 pub mod dce;
 pub mod dropout;

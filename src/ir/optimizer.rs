@@ -3,8 +3,8 @@
 //! rules themselves are the optimizers' definitions in `settings::optimizer`; this module gives
 //! them the graph to write into.
 
-use super::graph::{Graph, Slot, StateInfo, Update, ValueId};
-use super::op::{BinaryOp, UnaryOp};
+use super::builder::{OnGraph, id, var};
+use super::graph::{Graph, Slot, StateInfo, Update};
 use super::shape::{Shape, TensorType};
 use crate::diag::Span;
 use crate::settings::optimizer::{Optimizer, State, UpdateBuilder, Var};
@@ -30,19 +30,17 @@ struct GraphUpdate<'g> {
     span: Option<Span>,
 }
 
-fn id(var: Var) -> ValueId {
-    ValueId(var.0 as u32)
-}
+impl OnGraph for GraphUpdate<'_> {
+    fn graph(&mut self) -> &mut Graph {
+        self.graph
+    }
 
-fn var(value: ValueId) -> Var {
-    Var(value.0 as usize)
+    fn span(&self) -> Option<Span> {
+        self.span
+    }
 }
 
 impl GraphUpdate<'_> {
-    fn binary(&mut self, op: BinaryOp, a: Var, b: Var) -> Var {
-        var(self.graph.binary(op, id(a), id(b), self.span))
-    }
-
     fn new_state(&mut self, name: String, shape: Shape, init: f32) -> State {
         let index = self.graph.states.len();
         let value = self.graph.state(StateInfo { name, shape, init }, self.span);
@@ -54,10 +52,6 @@ impl GraphUpdate<'_> {
 }
 
 impl UpdateBuilder for GraphUpdate<'_> {
-    fn constant(&mut self, value: f32) -> Var {
-        var(self.graph.constant(value, self.span))
-    }
-
     fn lr(&mut self) -> Var {
         var(self
             .graph
@@ -66,30 +60,6 @@ impl UpdateBuilder for GraphUpdate<'_> {
 
     fn step(&mut self) -> Var {
         var(self.graph.step_input(self.span))
-    }
-
-    fn add(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Add, a, b)
-    }
-
-    fn sub(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Sub, a, b)
-    }
-
-    fn mul(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Mul, a, b)
-    }
-
-    fn div(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Div, a, b)
-    }
-
-    fn pow(&mut self, a: Var, b: Var) -> Var {
-        self.binary(BinaryOp::Pow, a, b)
-    }
-
-    fn sqrt(&mut self, x: Var) -> Var {
-        var(self.graph.unary(UnaryOp::Sqrt, id(x), self.span))
     }
 
     fn gradients(&mut self) -> Vec<(usize, Var)> {

@@ -4,8 +4,8 @@
 //! `UpdateBuilder`), so this module imports nothing from `ir`.
 
 use super::Activation;
+use super::arithmetic::{Arithmetic, Var};
 use super::def::{self, Def, ParamKind, Text, Value, optional};
-use super::optimizer::Var;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
@@ -66,7 +66,8 @@ pub struct Lowered {
 
 /// The arithmetic a loss is written in. Values are created in the order the rule asks for them
 /// (the order is part of the IR text, `kiln dump --stage ir`).
-pub trait LossBuilder {
+/// A loss's inputs and the structured ops it needs, beside the shared arithmetic.
+pub trait LossBuilder: Arithmetic {
     /// The logits: the input of the model's final softmax or sigmoid, or its output when it has
     /// none or the fit says `from_logits`.
     fn logits(&mut self) -> Var;
@@ -80,18 +81,10 @@ pub trait LossBuilder {
     fn class_labels(&mut self) -> Var;
     /// The real-valued targets `f32[B, width]`.
     fn targets(&mut self) -> Var;
-    fn constant(&mut self, value: f32) -> Var;
     /// `f32[B, classes]`: 1 at each label's class.
     fn one_hot(&mut self, labels: Var, classes: usize) -> Var;
     fn log_softmax(&mut self, x: Var) -> Var;
     fn softplus(&mut self, x: Var) -> Var;
-    fn abs(&mut self, x: Var) -> Var;
-    fn neg(&mut self, x: Var) -> Var;
-    fn add(&mut self, a: Var, b: Var) -> Var;
-    fn sub(&mut self, a: Var, b: Var) -> Var;
-    fn mul(&mut self, a: Var, b: Var) -> Var;
-    fn div(&mut self, a: Var, b: Var) -> Var;
-    fn min(&mut self, a: Var, b: Var) -> Var;
     /// The sum of every element, a scalar.
     fn sum_all(&mut self, x: Var) -> Var;
     /// Entries `start..end` of `axis`.

@@ -3,6 +3,7 @@
 //! optimizer update and the runtime consume them. It sits below all three and imports none of
 //! them.
 
+pub mod arithmetic;
 pub mod callback;
 pub mod data_source;
 pub mod def;

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+pub use super::arithmetic::{Arithmetic, Var};
+
 /// Every built-in optimizer, in the order the docs list them.
 pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW, &ADAGRAD, &NADAM];
 
@@ -240,25 +242,14 @@ impl OptimizerDef {
     }
 }
 
-/// A value in the update being built (an IR node, to `ir::optimizer`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Var(pub usize);
-
-/// The arithmetic an update rule is written in. `ir::optimizer` implements it over the graph, so
-/// the rule is compiled and fused with the rest of the step; values are created in the order the
-/// rule asks for them.
-pub trait UpdateBuilder {
-    fn constant(&mut self, value: f32) -> Var;
+/// What an update rule reads and writes beside the shared arithmetic (`settings::arithmetic`).
+/// `ir::optimizer` implements it over the graph, so the rule is compiled and fused with the rest
+/// of the step; values are created in the order the rule asks for them.
+pub trait UpdateBuilder: Arithmetic {
     /// This step's learning rate (a runtime input: schedules change it without recompiling).
     fn lr(&mut self) -> Var;
     /// The 1-based number of this update (Adam's `t`).
     fn step(&mut self) -> Var;
-    fn add(&mut self, a: Var, b: Var) -> Var;
-    fn sub(&mut self, a: Var, b: Var) -> Var;
-    fn mul(&mut self, a: Var, b: Var) -> Var;
-    fn div(&mut self, a: Var, b: Var) -> Var;
-    fn pow(&mut self, a: Var, b: Var) -> Var;
-    fn sqrt(&mut self, x: Var) -> Var;
     /// The trainable parameters that have a gradient: `(parameter index, gradient)`.
     fn gradients(&mut self) -> Vec<(usize, Var)>;
     fn param(&mut self, index: usize) -> Var;
@@ -304,6 +295,11 @@ const fn number(name: &'static str, kind: ArgKind, default: f64, doc: &'static s
         shown: always,
     }
 }
+
+/// Adam's family shares these, with Keras's defaults.
+const BETA1: ArgDef = number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)");
+const BETA2: ArgDef = number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)");
+const EPS: ArgDef = number("eps", ArgKind::Positive, 1e-7, "positive");
 
 // ── sgd ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -383,8 +379,8 @@ pub static ADAM: OptimizerDef = OptimizerDef {
     doc: "Adam, in Keras's form (or PyTorch's with `profile: torch`)",
     args: &[
         lr(0.001),
-        number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)"),
-        number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)"),
+        BETA1,
+        BETA2,
         number(
             "eps",
             ArgKind::Positive,
@@ -512,7 +508,7 @@ pub static RMSPROP: OptimizerDef = OptimizerDef {
         lr(0.001),
         number("rho", ArgKind::Fraction, 0.9, "in [0, 1)"),
         number("momentum", ArgKind::Fraction, 0.0, "in [0, 1)"),
-        number("eps", ArgKind::Positive, 1e-7, "positive"),
+        EPS,
         ArgDef {
             name: "centered",
             kind: ArgKind::Bool,
@@ -590,9 +586,9 @@ pub static ADAMW: OptimizerDef = OptimizerDef {
     args: &[
         lr(0.001),
         number("weight_decay", ArgKind::NonNegative, 0.004, ">= 0"),
-        number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)"),
-        number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)"),
-        number("eps", ArgKind::Positive, 1e-7, "positive"),
+        BETA1,
+        BETA2,
+        EPS,
     ],
     resolve: no_resolve,
     slots: |_| &["m", "v"],
@@ -647,7 +643,7 @@ pub static ADAGRAD: OptimizerDef = OptimizerDef {
             0.1,
             ">= 0: where every accumulator starts",
         ),
-        number("eps", ArgKind::Positive, 1e-7, "positive"),
+        EPS,
     ],
     resolve: no_resolve,
     slots: |_| &["accumulator"],
@@ -683,12 +679,7 @@ fn adagrad_update(args: &Args, b: &mut dyn UpdateBuilder) {
 pub static NADAM: OptimizerDef = OptimizerDef {
     name: "nadam",
     doc: "Adam with Nesterov momentum, in Keras's form",
-    args: &[
-        lr(0.001),
-        number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)"),
-        number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)"),
-        number("eps", ArgKind::Positive, 1e-7, "positive"),
-    ],
+    args: &[lr(0.001), BETA1, BETA2, EPS],
     resolve: no_resolve,
     slots: |_| &["m", "v"],
     update: nadam_update,
