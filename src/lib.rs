@@ -4,12 +4,18 @@
 //!
 //! ```text
 //! source ─syntax─▶ AST ─check─▶ checked program ─ir::lower─▶ forward IR ─ir::autodiff─▶ IR with
-//! backward ─ir::optimizer─▶ training-step IR ─codegen─▶ native code ─runtime─▶ training
+//! backward ─ir::optimizer─▶ training-step IR ─ir::passes─▶ optimized IR ─codegen::kernel─▶
+//! kernels, memory plan, loop specs ─codegen::emit─▶ native code ─runtime─▶ training
 //!                                   └── interp: the ndarray reference interpreter (the oracle)
 //! ```
 //!
+//! Below the stages: `settings` (what a program's built-ins mean: one definition each) and
+//! `program` (the checked program the later stages read). The modules import downwards only
+//! (`docs/ARCHITECTURE.md`, checked by `tests/architecture.rs`).
+//!
 //! The library never prints and never touches the terminal; only the CLI (`src/main.rs`,
-//! `src/cli/`) and data loading (`runtime::data`) touch files.
+//! `src/cli/`) and the runtime's loaders and writers (`runtime::{data, checkpoint, predict}`)
+//! touch files.
 
 pub mod buffer;
 pub mod check;

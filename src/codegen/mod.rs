@@ -1,8 +1,9 @@
 //! Code generation: compiles a whole training step (forward, loss, backward, optimizer update)
 //! into one native function with Cranelift.
 //!
-//! `schedule` groups IR nodes into kernels, `memory` gives every stored value a fixed place in
-//! one arena sized for `max_batch`, `emit` writes the Cranelift IR, and this module drives it
+//! The backend-neutral `kernel` layer groups IR nodes into kernels (`kernel::schedule`), gives
+//! every stored value a fixed place in one arena sized for `max_batch` (`kernel::memory`) and
+//! describes each kernel's loops (`kernel::loops`); `emit` writes the Cranelift IR, and this module drives it
 //! into any `cranelift_module::Module` (`translate`): the JIT (`compile`, which owns the module,
 //! the arena and the one `unsafe` call into native code) or an object file (`compile_object`).
 //! Small matrix products are emitted as register-blocked Cranelift kernels; large ones call
