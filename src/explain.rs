@@ -48,33 +48,40 @@ pub fn builtin_tables() -> [(&'static str, String); 9] {
     ]
 }
 
-/// `kiln explain NAME` for a built-in: its row of its kind's table, as text.
+/// `kiln explain NAME` for a built-in: its row of its kind's table, as text. A row's first cell
+/// names the built-in and its aliases, each in backticks (`` `mean_squared_error` (`mse`) ``).
+/// A name that is several things (`mse`: a loss's alias and a metric) gets each.
 pub fn builtin(name: &str) -> Option<String> {
-    let start = format!("| `{name}` |");
-    builtin_tables().into_iter().find_map(|(kind, table)| {
-        let mut lines = table.lines();
-        let header: Vec<&str> = cells(lines.next()?);
-        let row = lines.find(|l| l.starts_with(&start))?;
-        let mut out = format!("`{name}`: a built-in {kind}\n");
-        for (heading, cell) in header.iter().zip(cells(row)).skip(1) {
-            out.push_str(&format!("\n{heading}: {cell}\n"));
-        }
-        Some(out)
-    })
+    let found: Vec<String> = builtin_tables()
+        .into_iter()
+        .filter_map(|(kind, table)| {
+            let mut lines = table.lines();
+            let header: Vec<&str> = cells(lines.next()?);
+            let row = lines.skip(1).find(|l| row_names(l).contains(&name))?;
+            let mut out = format!("`{name}`: a built-in {kind}\n");
+            for (heading, cell) in header.iter().zip(cells(row)).skip(1) {
+                out.push_str(&format!("\n{heading}: {cell}\n"));
+            }
+            Some(out)
+        })
+        .collect();
+    (!found.is_empty()).then(|| found.join("\n"))
 }
 
-/// The names `builtin` explains, for "did you mean".
+/// The names `builtin` explains, for "did you mean" (aliases included).
 pub fn builtin_names() -> Vec<String> {
     builtin_tables()
         .iter()
-        .flat_map(|(_, table)| {
-            table
-                .lines()
-                .skip(2)
-                .filter_map(|l| cells(l).first().copied())
-        })
-        .map(|name| name.trim_matches('`').to_string())
+        .flat_map(|(_, table)| table.lines().skip(2).map(row_names).collect::<Vec<_>>())
+        .flatten()
+        .map(str::to_string)
         .collect()
+}
+
+/// The backticked names in a row's first cell.
+fn row_names(row: &str) -> Vec<&str> {
+    let first = cells(row).first().copied().unwrap_or("");
+    first.split('`').skip(1).step_by(2).collect()
 }
 
 fn cells(row: &str) -> Vec<&str> {

@@ -61,7 +61,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every non-test line of every file under `src/`, comments dropped.
+/// Every non-test line of every file under `src/`, comments dropped; a `use` written over
+/// several lines comes as one, at its first line. The item after a `#[cfg(test)]` (a test
+/// module, a test-only helper) is skipped, up to its closing brace or semicolon.
 fn lines() -> Vec<Line> {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
@@ -77,19 +79,58 @@ fn lines() -> Vec<Line> {
             continue;
         }
         let text = fs::read_to_string(&path).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim_start().starts_with("#[cfg(test)]") {
-                break;
+        let code: Vec<&str> = text
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect();
+        let mut i = 0;
+        while i < code.len() {
+            if code[i].trim_start().starts_with("#[cfg(test)]") {
+                i = end_of_item(&code, i + 1);
+                continue;
             }
-            let code = line.split("//").next().unwrap_or("");
+            let trimmed = code[i].trim_start();
+            let mut joined = code[i].to_string();
+            let start = i;
+            if (trimmed.starts_with("use ") || trimmed.starts_with("pub use "))
+                && !trimmed.contains(';')
+            {
+                while i + 1 < code.len() && !joined.contains(';') {
+                    i += 1;
+                    joined.push_str(code[i].trim());
+                }
+            }
             out.push(Line {
                 file: file.clone(),
-                number: i + 1,
-                text: code.to_string(),
+                number: start + 1,
+                text: joined,
             });
+            i += 1;
         }
     }
     out
+}
+
+/// The line after the item that starts at or after `from`: its braces balanced, or its `;`.
+fn end_of_item(code: &[&str], from: usize) -> usize {
+    let mut depth = 0i64;
+    let mut opened = false;
+    for (i, line) in code.iter().enumerate().skip(from) {
+        for c in line.chars() {
+            match c {
+                '{' => {
+                    depth += 1;
+                    opened = true;
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        if (opened && depth <= 0) || (!opened && line.trim_end().ends_with(';')) {
+            return i + 1;
+        }
+    }
+    code.len()
 }
 
 /// The top-level module a file belongs to (`ir/op.rs` → `ir`, `lib.rs` → `lib`).
@@ -102,21 +143,42 @@ fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
 
-/// The top-level modules a line names through `crate::`.
+/// The top-level modules a line names through `crate::`, groups (`crate::{check, ir::op}`)
+/// included.
 fn crate_paths(text: &str) -> Vec<&str> {
-    text.match_indices("crate::")
-        .filter(|(at, _)| {
-            // `kiln::crate::` cannot occur; skip identifiers that merely end in `crate`.
-            !text[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
-        })
-        .map(|(at, m)| {
-            let rest = &text[at + m.len()..];
-            let end = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        })
-        .collect()
+    let ident_end = |rest: &str| {
+        rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())
+    };
+    let mut out = Vec::new();
+    for (at, m) in text.match_indices("crate::") {
+        if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[at + m.len()..];
+        let Some(group) = rest.strip_prefix('{') else {
+            out.push(&rest[..ident_end(rest)]);
+            continue;
+        };
+        // Top-level items of the group: the first name of each.
+        let mut depth = 0;
+        let mut item_start = true;
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => item_start = true,
+                c if item_start && (c.is_alphanumeric() || c == '_') => {
+                    out.push(&group[i..i + ident_end(&group[i..])]);
+                    item_start = false;
+                }
+                _ => {}
+            }
+        }
+    }
+    out.retain(|m| !m.is_empty() && *m != "self");
+    out
 }
 
 /// Whether the line names the IR's `Op` (not the syntax tree's `BinaryOp` or `UnaryOp`).
@@ -246,6 +308,20 @@ fn the_rules_see_a_violation() {
         crate_paths("use crate::check::program::Fit; x(crate::ir::op)"),
         ["check", "ir"]
     );
+    assert_eq!(
+        crate_paths("use crate::{check, ir::{op, graph}, runtime};"),
+        ["check", "ir", "runtime"]
+    );
+    let code = ["#[cfg(test)]", "mod tests;", "use crate::check;"];
+    assert_eq!(end_of_item(&code, 1), 2);
+    let code = [
+        "#[cfg(test)]",
+        "fn helper() {",
+        "    x { }",
+        "}",
+        "use crate::check;",
+    ];
+    assert_eq!(end_of_item(&code, 1), 4);
     assert!(layer_of("runtime") > layer_of("check"));
     assert!(!in_any("runtime/train.rs", OP_USERS));
     assert!(names_an_op("n.op != Op::Reshape") && !names_an_op("BinaryOp::Add => \"+\""));

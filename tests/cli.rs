@@ -522,6 +522,9 @@ fn explain_describes_built_ins_from_their_definitions() {
         ("dense", "layer", "`units`"),
         ("csv", "data source", "`delimiter`"),
         ("glorot_uniform", "initializer", ""),
+        ("mean_squared_error", "loss", "targets"),
+        // An alias finds its built-in's row.
+        ("mse", "loss", "targets"),
     ] {
         let out = kiln(&["explain", name]);
         assert!(out.status.success(), "{name}");

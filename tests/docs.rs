@@ -107,7 +107,8 @@ fn the_builtin_tables_are_written_from_the_definitions() {
     let page = std::fs::read_to_string(path).unwrap();
     let missing: Vec<String> = kiln::explain::builtin_tables()
         .into_iter()
-        .filter(|(_, table)| !page.contains(table))
+        // Followed by a blank line, so a row the definitions no longer write cannot linger.
+        .filter(|(_, table)| !page.contains(&format!("{table}\n")))
         .map(|(kind, table)| format!("the {kind} table, as the definitions write it:\n{table}"))
         .collect();
     assert!(

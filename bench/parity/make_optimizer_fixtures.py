@@ -191,8 +191,9 @@ def nadam():
         u_product_t_1 = u_product_t * u_t_1
         beta_2_power = c(b2) ** c(t)
         for p, g, m, v in zip(params, grads, s["m"], s["v"]):
-            m += (g - m) * c(1 - b1)
-            v += (g * g - v) * c(1 - b2)
+            # Nadam casts the betas to the variable's dtype first: 1 - beta in that dtype.
+            m += (g - m) * (c(1) - c(b1))
+            v += (g * g - v) * (c(1) - c(b2))
             m_hat = (u_t_1 * m) / (c(1) - u_product_t_1) + ((c(1) - u_t) * g) / (c(1) - u_product_t)
             v_hat = v / (c(1) - beta_2_power)
             p -= (m_hat * c(lr)) / (np.sqrt(v_hat) + c(eps))

@@ -405,6 +405,16 @@ impl Checker {
         }
     }
 
+    /// A number `>= 0` that a step uses as an f32 constant (a weight decay): it must fit one.
+    pub(super) fn non_negative_f32(&mut self, expr: &Expr, what: &str) -> Option<f64> {
+        let x = self.non_negative(expr, what)?;
+        if (x as f32).is_finite() {
+            Some(x)
+        } else {
+            self.bad_value(expr, what, "a number >= 0", "out of range")
+        }
+    }
+
     /// A number in [0, 1), e.g. Adam's betas.
     pub(super) fn fraction(&mut self, expr: &Expr, what: &str) -> Option<f32> {
         if let ExprKind::Unary {

@@ -84,7 +84,7 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
     );
     if let Some(optimizer) = optimizer {
         let name = optimizer.state_text();
-        let state = params.saturating_mul(optimizer.slots().len());
+        let state = optimizer.state_count(params);
         let _ = writeln!(
             out,
             "  optimizer state  {} ({}; {name})",

@@ -238,7 +238,11 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         )));
     }
     let epoch = number("epoch")?.map(|e| e as usize);
-    check_slots(&slots, origin)?;
+    check_slots(
+        &slots,
+        metadata.get("optimizer").map(String::as_str),
+        origin,
+    )?;
     let optimizer = match (metadata.get("optimizer"), step) {
         (Some(kind), Some(step)) => Some(OptimizerState {
             kind: kind.clone(),
@@ -274,12 +278,20 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
     })
 }
 
-/// Checks the optimizer's state as training would use it: every value finite, and Adam's second
-/// moments (`….v`, running averages of squared gradients) not negative, since their square roots
-/// divide each update (a negative one made the first step's loss NaN).
-fn check_slots(slots: &[Tensor], origin: &str) -> Result<(), DataError> {
+/// Checks the optimizer's state as training would use it: every value finite, and the roles its
+/// optimizer says are non-negative (Adam's second moments `….v`, RMSprop's `….velocity`,
+/// Adagrad's `….accumulator`: averages or sums of squares) not negative, since their square
+/// roots divide each update (a negative one made the first step's loss NaN).
+fn check_slots(slots: &[Tensor], kind: Option<&str>, origin: &str) -> Result<(), DataError> {
+    let roles = kind
+        .and_then(|k| crate::settings::optimizer::find(k))
+        .map_or(&[][..], |def| def.non_negative);
     for slot in slots {
-        let second_moment = slot.name.ends_with(".v");
+        let second_moment = roles.iter().any(|role| {
+            slot.name
+                .strip_suffix(role)
+                .is_some_and(|p| p.ends_with('.'))
+        });
         let bad = slot
             .values
             .iter()
@@ -287,9 +299,12 @@ fn check_slots(slots: &[Tensor], origin: &str) -> Result<(), DataError> {
         if let Some(index) = bad {
             let value = slot.values[index];
             let expected = if second_moment {
-                "Adam's second moments are averages of squares: finite and not negative"
+                format!(
+                    "{} keeps averages or sums of squares there: finite and not negative",
+                    kind.unwrap_or("the optimizer")
+                )
             } else {
-                "optimizer state must be finite numbers"
+                "optimizer state must be finite numbers".to_string()
             };
             return Err(DataError::new(
                 origin,
@@ -595,8 +610,8 @@ mod tests {
             (
                 "dense.bias.v",
                 vec![0.0, -1e-9, 2.0],
-                "tensor `optimizer.dense.bias.v` holds -1e-9 at index 1; Adam's second \
-                 moments are averages of squares: finite and not negative",
+                "tensor `optimizer.dense.bias.v` holds -1e-9 at index 1; adam keeps averages or \
+                 sums of squares there: finite and not negative",
             ),
             (
                 "dense.bias.v",
@@ -613,6 +628,24 @@ mod tests {
             let message = with_slot(name, values).unwrap_err();
             assert!(message.starts_with(expected), "{message}");
         }
+        // Each optimizer says which of its roles are squares: RMSprop's velocity, Adagrad's
+        // accumulator (the role must be the name's last part).
+        let with_kind = |kind: &str, name: &str| {
+            let mut checkpoint = sample();
+            let state = checkpoint.optimizer.as_mut().unwrap();
+            state.kind = kind.into();
+            state.slots = vec![Tensor {
+                name: name.into(),
+                shape: vec![1],
+                values: vec![-1.0],
+            }];
+            decode(&encode(&checkpoint).unwrap(), "w").map_err(|e| e.message)
+        };
+        assert!(with_kind("rmsprop", "dense.bias.velocity").is_err());
+        assert!(with_kind("adagrad", "dense.bias.accumulator").is_err());
+        assert!(with_kind("adagrad", "dense.bias.v").is_ok());
+        assert!(with_kind("rmsprop", "dense.bias.momentum").is_ok());
+        assert!(with_kind("adam", "dense.bias.mv").is_ok());
     }
 
     #[test]

@@ -33,11 +33,12 @@ pub struct OptimizerDef {
     /// In positional order.
     pub args: &'static [ArgDef],
     /// Defaults that depend on other arguments (adam's `eps` under `profile: torch`), applied
-    /// to the arguments the program did not give (`given[i]`).
-    pub resolve: fn(&mut Args, given: &[bool]),
-    /// The per-parameter state tensors the update keeps, by role (`m`, `v`): named
-    /// `PARAM.ROLE` in checkpoints as `optimizer.PARAM.ROLE`.
-    pub slots: fn(&Args) -> &'static [&'static str],
+    /// to the arguments the program did not give (`given` names those it did).
+    pub resolve: fn(&mut Args, given: &[&str]),
+    /// The state roles whose values are non-negative by construction (averages or sums of
+    /// squares, whose square roots divide each update): a checkpoint holding a negative one is
+    /// rejected.
+    pub non_negative: &'static [&'static str],
     /// Builds the update of every parameter from its gradient.
     pub update: fn(&Args, &mut dyn UpdateBuilder),
 }
@@ -176,11 +177,7 @@ impl Optimizer {
     /// a program leaves them out).
     pub fn new(def: &'static OptimizerDef, values: &[(&str, ArgValue)]) -> Optimizer {
         let mut args = def.default_args();
-        let given: Vec<bool> = def
-            .args
-            .iter()
-            .map(|a| values.iter().any(|(n, _)| *n == a.name))
-            .collect();
+        let given: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
         for &(name, value) in values {
             args.set(name, value);
         }
@@ -193,17 +190,35 @@ impl Optimizer {
         self.args.number("lr")
     }
 
-    /// The per-parameter state roles.
-    pub fn slots(&self) -> &'static [&'static str] {
-        (self.def.slots)(&self.args)
+    /// The state the update keeps, found by running the rule once (so nothing restates it).
+    pub fn state(&self) -> StateCensus {
+        let mut census = StateCensus::default();
+        (self.def.update)(&self.args, &mut census);
+        census
     }
 
-    /// What the summary says of the state: `adam: m and v`, `sgd`.
+    /// What the summary says of the state: `adam: m and v`, `nadam: m, v and u_product`, `sgd`.
     pub fn state_text(&self) -> String {
-        match self.slots() {
-            [] => self.def.name.to_string(),
-            slots => format!("{}: {}", self.def.name, slots.join(" and ")),
+        let state = self.state();
+        let names: Vec<&str> = state
+            .roles
+            .iter()
+            .chain(&state.scalars)
+            .map(String::as_str)
+            .collect();
+        match names.split_last() {
+            None => self.def.name.to_string(),
+            Some((last, [])) => format!("{}: {last}", self.def.name),
+            Some((last, rest)) => format!("{}: {} and {last}", self.def.name, rest.join(", ")),
         }
+    }
+
+    /// State values for parameters of `params` values in all.
+    pub fn state_count(&self, params: usize) -> usize {
+        let state = self.state();
+        params
+            .saturating_mul(state.roles.len())
+            .saturating_add(state.scalars.len())
     }
 }
 
@@ -263,6 +278,79 @@ pub trait UpdateBuilder: Arithmetic {
     fn set_state(&mut self, state: State, value: Var);
 }
 
+/// What an update rule keeps: per-parameter roles (`m`, `v`) and shared scalars (`u_product`),
+/// in the order the rule creates them. Collected by running the rule on one parameter with no
+/// arithmetic behind it.
+#[derive(Debug, Default, PartialEq)]
+pub struct StateCensus {
+    pub roles: Vec<String>,
+    pub scalars: Vec<String>,
+}
+
+impl Arithmetic for StateCensus {
+    fn constant(&mut self, _: f32) -> Var {
+        Var(0)
+    }
+    fn neg(&mut self, x: Var) -> Var {
+        x
+    }
+    fn abs(&mut self, x: Var) -> Var {
+        x
+    }
+    fn sqrt(&mut self, x: Var) -> Var {
+        x
+    }
+    fn add(&mut self, a: Var, _: Var) -> Var {
+        a
+    }
+    fn sub(&mut self, a: Var, _: Var) -> Var {
+        a
+    }
+    fn mul(&mut self, a: Var, _: Var) -> Var {
+        a
+    }
+    fn div(&mut self, a: Var, _: Var) -> Var {
+        a
+    }
+    fn pow(&mut self, a: Var, _: Var) -> Var {
+        a
+    }
+    fn min(&mut self, a: Var, _: Var) -> Var {
+        a
+    }
+}
+
+impl UpdateBuilder for StateCensus {
+    fn lr(&mut self) -> Var {
+        Var(0)
+    }
+    fn step(&mut self) -> Var {
+        Var(0)
+    }
+    fn gradients(&mut self) -> Vec<(usize, Var)> {
+        vec![(0, Var(0))]
+    }
+    fn param(&mut self, _: usize) -> Var {
+        Var(0)
+    }
+    fn param_state(&mut self, _: usize, role: &str, _: f32) -> State {
+        self.roles.push(role.to_string());
+        State {
+            index: 0,
+            value: Var(0),
+        }
+    }
+    fn scalar_state(&mut self, name: &str, _: f32) -> State {
+        self.scalars.push(name.to_string());
+        State {
+            index: 0,
+            value: Var(0),
+        }
+    }
+    fn set_param(&mut self, _: usize, _: Var) {}
+    fn set_state(&mut self, _: State, _: Var) {}
+}
+
 /// A state tensor of the update: its index among the graph's states and its current value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct State {
@@ -274,7 +362,7 @@ fn always(_: &Args) -> bool {
     true
 }
 
-fn no_resolve(_: &mut Args, _: &[bool]) {}
+fn no_resolve(_: &mut Args, _: &[&str]) {}
 
 const fn lr(default: f64) -> ArgDef {
     ArgDef {
@@ -323,13 +411,7 @@ pub static SGD: OptimizerDef = OptimizerDef {
         },
     ],
     resolve: no_resolve,
-    slots: |args| {
-        if has_momentum(args) {
-            &["momentum"]
-        } else {
-            &[]
-        }
-    },
+    non_negative: &[],
     update: sgd_update,
 };
 
@@ -398,11 +480,11 @@ pub static ADAM: OptimizerDef = OptimizerDef {
     ],
     // PyTorch's default eps is 1e-8, Keras's 1e-7.
     resolve: |args, given| {
-        if !given[3] && args.choice("profile") == "torch" {
+        if !given.contains(&"eps") && args.choice("profile") == "torch" {
             args.set("eps", ArgValue::Number(1e-8));
         }
     },
-    slots: |_| &["m", "v"],
+    non_negative: &["v"],
     update: adam_update,
 };
 
@@ -518,13 +600,7 @@ pub static RMSPROP: OptimizerDef = OptimizerDef {
         },
     ],
     resolve: no_resolve,
-    // Keras's variable names, in the order it creates them.
-    slots: |args| match (args.number("momentum") > 0.0, args.flag("centered")) {
-        (false, false) => &["velocity"],
-        (true, false) => &["velocity", "momentum"],
-        (false, true) => &["velocity", "average_gradient"],
-        (true, true) => &["velocity", "momentum", "average_gradient"],
-    },
+    non_negative: &["velocity"],
     update: rmsprop_update,
 };
 
@@ -591,7 +667,7 @@ pub static ADAMW: OptimizerDef = OptimizerDef {
         EPS,
     ],
     resolve: no_resolve,
-    slots: |_| &["m", "v"],
+    non_negative: &["v"],
     update: adamw_update,
 };
 
@@ -646,7 +722,7 @@ pub static ADAGRAD: OptimizerDef = OptimizerDef {
         EPS,
     ],
     resolve: no_resolve,
-    slots: |_| &["accumulator"],
+    non_negative: &["accumulator"],
     update: adagrad_update,
 };
 
@@ -681,7 +757,7 @@ pub static NADAM: OptimizerDef = OptimizerDef {
     doc: "Adam with Nesterov momentum, in Keras's form",
     args: &[lr(0.001), BETA1, BETA2, EPS],
     resolve: no_resolve,
-    slots: |_| &["m", "v"],
+    non_negative: &["v"],
     update: nadam_update,
 };
 
@@ -717,8 +793,10 @@ fn nadam_update(args: &Args, b: &mut dyn UpdateBuilder) {
     let g_bias = b.sub(one, product_t);
     let g_weight = b.sub(one, u_t);
     let lr = b.lr();
-    let one_minus_b1 = b.constant((1.0 - args.exact("beta1")) as f32);
-    let one_minus_b2 = b.constant((1.0 - args.exact("beta2")) as f32);
+    // Keras's Nadam casts β to f32 before `1 - beta_1` (unlike Adam and AdamW, which subtract
+    // the Python floats).
+    let one_minus_b1 = b.constant(1.0 - args.number("beta1"));
+    let one_minus_b2 = b.constant(1.0 - args.number("beta2"));
     let eps = b.constant(args.number("eps"));
     for (index, g) in b.gradients() {
         let m = b.param_state(index, "m", 0.0);
@@ -768,6 +846,26 @@ mod tests {
         );
         assert_eq!(momentum.state_text(), "sgd: momentum");
         assert_eq!(adam.state_text(), "adam: m and v");
+        assert_eq!(adam.state_count(10), 20);
+        // The state is found by running the rule, whatever it depends on.
+        let centered = Optimizer::new(
+            &RMSPROP,
+            &[
+                ("momentum", ArgValue::Number(0.5)),
+                ("centered", ArgValue::Bool(true)),
+            ],
+        );
+        assert_eq!(
+            centered.state_text(),
+            "rmsprop: velocity, momentum and average_gradient"
+        );
+        assert_eq!(
+            Optimizer::new(&RMSPROP, &[]).state_text(),
+            "rmsprop: velocity"
+        );
+        let nadam = Optimizer::new(&NADAM, &[]);
+        assert_eq!(nadam.state_text(), "nadam: m, v and u_product");
+        assert_eq!(nadam.state_count(10), 21);
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Checker {
         let mut broken = false;
         let mut loss = None;
         let mut loss_span = head;
-        // Keras's `compile()` default.
+        // Kiln's default optimizer (Keras's `compile()` defaults to rmsprop).
         let mut optimizer = Some(Optimizer::new(&optimizers::ADAM, &[]));
         let mut metrics = Some(Vec::new());
         let mut epochs = Some(1);

@@ -55,7 +55,7 @@ impl Checker {
                 }),
                 ArgKind::Fraction => self.fraction(e, &what).map(exact),
                 ArgKind::Positive => self.positive_f32(e, &what).map(exact),
-                ArgKind::NonNegative => self.non_negative(e, &what).map(ArgValue::Number),
+                ArgKind::NonNegative => self.non_negative_f32(e, &what).map(ArgValue::Number),
                 ArgKind::Bool => self.boolean(e, &what).map(ArgValue::Bool),
                 ArgKind::Choice(options) => self.choice(e, arg, options).map(ArgValue::Choice),
             };
@@ -67,8 +67,9 @@ impl Checker {
         if !ok {
             return None;
         }
-        let given: Vec<bool> = (0..def.args.len())
-            .map(|i| bound.get(i).is_some())
+        let given: Vec<&str> = (def.args.iter().enumerate())
+            .filter(|(i, _)| bound.get(*i).is_some())
+            .map(|(_, arg)| arg.name)
             .collect();
         (def.resolve)(&mut args, &given);
         Some((Optimizer { def, args }, schedule))
