@@ -284,7 +284,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
 /// roots divide each update (a negative one made the first step's loss NaN).
 fn check_slots(slots: &[Tensor], kind: Option<&str>, origin: &str) -> Result<(), DataError> {
     let roles = kind
-        .and_then(|k| crate::settings::optimizer::find(k))
+        .and_then(crate::settings::optimizer::find)
         .map_or(&[][..], |def| def.non_negative);
     for slot in slots {
         let second_moment = roles.iter().any(|role| {
