@@ -94,6 +94,14 @@ fn npy_and_npz_train() {
     write_npy(&dir.join("huge.npy"), &huge);
     write_npy(&dir.join("empty_x.npy"), &Array3::<f64>::zeros((0, 2, 2)));
     write_npy(&dir.join("empty_y.npy"), &Array1::<i64>::zeros(0));
+    // A small file whose header claims a huge array.
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 4), }";
+    let mut claim = b"\x93NUMPY\x01\x00".to_vec();
+    let padded = format!("{header:<117}\n");
+    claim.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    claim.extend_from_slice(padded.as_bytes());
+    claim.extend_from_slice(&[0u8; 64]);
+    std::fs::write(dir.join("claim.npy"), &claim).unwrap();
     let mut npz = NpzWriter::new(std::fs::File::create(dir.join("d.npz")).unwrap());
     npz.add_array("pixels", &x.mapv(|v| v as u8)).unwrap();
     npz.add_array("digits", &y.mapv(|v| v as i32)).unwrap();
@@ -137,6 +145,14 @@ fn bad_numpy_files_are_messages() {
     write_npy(&dir.join("huge.npy"), &huge);
     write_npy(&dir.join("empty_x.npy"), &Array3::<f64>::zeros((0, 2, 2)));
     write_npy(&dir.join("empty_y.npy"), &Array1::<i64>::zeros(0));
+    // A small file whose header claims a huge array.
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 4), }";
+    let mut claim = b"\x93NUMPY\x01\x00".to_vec();
+    let padded = format!("{header:<117}\n");
+    claim.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    claim.extend_from_slice(padded.as_bytes());
+    claim.extend_from_slice(&[0u8; 64]);
+    std::fs::write(dir.join("claim.npy"), &claim).unwrap();
     let mut npz = NpzWriter::new(std::fs::File::create(dir.join("d.npz")).unwrap());
     npz.add_array("x", &x).unwrap();
     npz.finish().unwrap();
@@ -144,7 +160,8 @@ fn bad_numpy_files_are_messages() {
     let cases = [
         (
             "npy(\"cut.npy\", \"y.npy\")",
-            "cut.npy: cannot read the array",
+            "cut.npy: the header says shape (40, 2, 2) of `<f8`, 1280 bytes, but the file holds \
+             1271 bytes of data",
         ),
         (
             "npy(\"junk.npy\", \"y.npy\")",
@@ -177,6 +194,11 @@ fn bad_numpy_files_are_messages() {
             "d.npz: the archive has no array `y`; it has: x",
         ),
         ("npz(\"x.npy\")", "x.npy: not a NumPy .npz archive"),
+        (
+            "npy(\"claim.npy\", \"y.npy\")",
+            "claim.npy: the header says shape (1000000000000, 4) of `<f4`, 16000000000000 bytes, \
+             but the file holds 64 bytes of data",
+        ),
     ];
     for (source, expected) in cases {
         let out = run(dir, source);

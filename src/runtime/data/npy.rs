@@ -80,12 +80,99 @@ fn parse(bytes: &[u8], origin: &str) -> Result<Numbers, DataError> {
             "not a NumPy .npy array: the file does not start with \\x93NUMPY",
         ));
     }
+    // The header's shape is compared with the bytes there are before anything is allocated for
+    // it: a small file claiming a huge array is an error, not an allocation that aborts.
+    if let Some(header) = Header::parse(bytes)
+        && header
+            .data_bytes()
+            .is_none_or(|n| n > header.available as u128)
+    {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the header says shape ({}) of `{}`, {}, but the file holds {} bytes of data",
+                header
+                    .shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                header.descr,
+                header
+                    .data_bytes()
+                    .map_or("more bytes than can be counted".to_string(), |n| format!(
+                        "{n} bytes"
+                    )),
+                header.available
+            ),
+        ));
+    }
     read_any(bytes).map_err(|e| {
         DataError::new(
             origin,
             format!("cannot read the array ({e}); expected a numeric .npy array"),
         )
     })
+}
+
+/// What a `.npy` header claims: the array's shape and element type, and the bytes after it.
+struct Header {
+    shape: Vec<u64>,
+    descr: String,
+    /// Bytes of the file after the header.
+    available: usize,
+}
+
+impl Header {
+    /// The header of a `.npy` file (versions 1 to 3), or `None` when it cannot be read; the
+    /// array reader then reports what is wrong.
+    fn parse(bytes: &[u8]) -> Option<Header> {
+        let major = *bytes.get(6)?;
+        let (len, start): (usize, usize) = match major {
+            1 => (
+                u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?) as usize,
+                10,
+            ),
+            2 | 3 => (
+                u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize,
+                12,
+            ),
+            _ => return None,
+        };
+        let end = start.checked_add(len)?;
+        let text = std::str::from_utf8(bytes.get(start..end)?).ok()?;
+        let field = |key: &str| {
+            let at = text.find(&format!("'{key}'"))? + key.len() + 2;
+            Some(text[at..].trim_start().strip_prefix(':')?.trim_start())
+        };
+        let shape_text = field("shape")?.strip_prefix('(')?;
+        let shape = shape_text[..shape_text.find(')')?]
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| d.parse().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        let descr_text = field("descr")?.strip_prefix('\'')?;
+        let descr = descr_text[..descr_text.find('\'')?].to_string();
+        Some(Header {
+            shape,
+            descr,
+            available: bytes.len() - end,
+        })
+    }
+
+    /// The bytes the array needs (`None` past u128, or for an element type without a size).
+    fn data_bytes(&self) -> Option<u128> {
+        let digits: String = self.descr.chars().filter(char::is_ascii_digit).collect();
+        let item: u128 = if self.descr.ends_with("b1") || self.descr == "|b1" {
+            1
+        } else {
+            digits.parse().ok()?
+        };
+        self.shape
+            .iter()
+            .try_fold(item, |n, &d| n.checked_mul(u128::from(d)))
+    }
 }
 
 pub fn load_npy(
