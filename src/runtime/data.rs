@@ -15,7 +15,7 @@
 //!   need line and column numbers, which a hand-written reader gives directly; no extra crate).
 //!   Comma delimiter unless `delimiter` says otherwise; cells are trimmed; blank lines are
 //!   skipped; a cell may be wrapped in double quotes (`""` inside stands for one quote); a UTF-8
-//!   byte-order mark is ignored; `\r\n` line endings are accepted. Every column but the label
+//!   byte-order mark is ignored; lines end in `\n`, `\r\n` or a lone `\r`. Every column but the label
 //!   column is a feature, in file order.
 //!
 //! * IDX files (MNIST's format, gzip-compressed or not): see [`idx`].
@@ -420,6 +420,21 @@ mod tests {
 
     fn model(inputs: usize, outputs: usize) -> Model {
         crate::check::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
+    }
+
+    #[test]
+    fn csv_lines_end_in_newlines_crlf_or_lone_carriage_returns() {
+        for text in [
+            "a,label\n1,0\n2,1\n",
+            "a,label\r\n1,0\r\n2,1\r\n",
+            "a,label\r1,0\r2,1\r",
+        ] {
+            let data = load_text(text, LabelColumn::Last, true, SCCE).unwrap();
+            assert_eq!((data.samples, data.features), (2, 1), "{text:?}");
+        }
+        // Line numbers count lone carriage returns as line ends too.
+        let e = error_text("a,label\r1,0\rx,1\r", LabelColumn::Last, true, SCCE);
+        assert_contains(&e, "line 3");
     }
 
     #[test]

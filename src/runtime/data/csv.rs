@@ -39,6 +39,26 @@ pub(super) fn load_csv(
     parse_csv(text, &origin, label, header, delimiter, loss)
 }
 
+/// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
+/// `str::lines` reads as one line).
+fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+        let line = &rest[..end];
+        let skip = match rest.as_bytes().get(end) {
+            Some(b'\r') if rest.as_bytes().get(end + 1) == Some(&b'\n') => 2,
+            Some(_) => 1,
+            None => 0,
+        };
+        rest = &rest[end + skip..];
+        Some(line)
+    })
+}
+
 fn parse_csv(
     text: &str,
     origin: &str,
@@ -48,7 +68,7 @@ fn parse_csv(
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in csv_lines(text).enumerate() {
         if line.trim().is_empty() {
             continue;
         }
