@@ -349,14 +349,22 @@ pub fn check_standardization(
             format!("preprocessing.mean of feature {} is {}", i + 1, mean[i]),
         ));
     }
-    if let Some(i) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+    // A subnormal deviation (1e-45) divides features into infinities; `standardize` itself
+    // never writes one below 1e-7.
+    if let Some(i) = std.iter().position(|s| !(s.is_normal() && *s > 0.0)) {
         return Err(DataError::new(
             origin,
             format!(
                 "preprocessing.std of feature {} is {}; a standard deviation must be a positive \
-                 finite number",
+                 finite number of at least {:e}",
                 i + 1,
-                std[i]
+                // Tiny values in exponent form (Display writes 1e-45 with 45 digits).
+                if std[i] != 0.0 && std[i].abs() < 1e-6 {
+                    format!("{:e}", std[i])
+                } else {
+                    std[i].to_string()
+                },
+                f32::MIN_POSITIVE
             ),
         ));
     }
@@ -675,6 +683,12 @@ mod tests {
                 &[0.5, 1.0],
                 &[1.0, -2.0],
                 "preprocessing.std of feature 2 is -2;",
+            ),
+            (
+                &[0.5, -1.0],
+                &[2.0, 1e-45],
+                "preprocessing.std of feature 2 is 1e-45; a standard deviation must be a positive \
+                 finite number of at least 1.1754944e-38",
             ),
             (&[0.5, 1.0], &[1.0, f32::INFINITY], "feature 2 is inf;"),
         ] {

@@ -141,6 +141,28 @@ impl std::error::Error for DataError {}
 /// float targets for mean squared error.
 pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, DataError> {
     let dataset = load_source(data, base_dir, loss)?;
+    // Sources check their values as they read them; dividing by a tiny `scale` can still
+    // overflow (`scale: 1e-38` turns 10 into inf), which would train to NaN.
+    if let Some(at) = dataset.x.iter().position(|v| !v.is_finite()) {
+        let features = dataset.features.max(1);
+        let scale = match &data.source {
+            DataSource::Csv { scale, .. }
+            | DataSource::Idx { scale, .. }
+            | DataSource::Npy { scale, .. }
+            | DataSource::Npz { scale, .. } => format!(" after dividing by `scale` ({scale:e})"),
+            DataSource::Synthetic { .. } => String::new(),
+        };
+        return Err(DataError::new(
+            &dataset.origin,
+            format!(
+                "sample {}, feature {} is {}{scale}; features must stay finite (choose a larger \
+                 `scale`)",
+                at / features + 1,
+                at % features + 1,
+                dataset.x[at]
+            ),
+        ));
+    }
     // A file can declare zero rows (npy, IDX); training or scoring nothing would report a
     // loss of 0.
     if dataset.samples == 0 {
@@ -420,6 +442,20 @@ mod tests {
 
     fn model(inputs: usize, outputs: usize) -> Model {
         crate::check::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
+    }
+
+    #[test]
+    fn a_scale_that_overflows_the_features_is_an_error() {
+        let file = TempCsv::new("a,b,label\n1,2,0\n10,3,1\n");
+        let mut set = csv_set(file.path(), LabelColumn::Last, true);
+        if let DataSource::Csv { scale, .. } = &mut set.source {
+            *scale = 1e-38;
+        }
+        let e = load(&set, Path::new("/"), SCCE).unwrap_err().to_string();
+        assert_contains(
+            &e,
+            "sample 2, feature 1 is inf after dividing by `scale` (1e-38)",
+        );
     }
 
     #[test]
