@@ -379,8 +379,10 @@ pub fn read(path: &Path) -> Result<Checkpoint, DataError> {
     decode(&bytes, &origin)
 }
 
-/// Writes a checkpoint atomically: a temporary file beside `path`, flushed to disk, then renamed
-/// over it.
+/// Writes a checkpoint atomically: a temporary file beside `path` with an unpredictable name,
+/// created exclusively (so a planted link is never followed), flushed to disk, then renamed over
+/// it, and the folder flushed so the rename survives a crash. Temporary files that a killed run
+/// left beside `path` are removed first.
 pub fn write(path: &Path, checkpoint: &Checkpoint) -> Result<(), DataError> {
     let origin = path.display().to_string();
     let error = |message: String| DataError::new(&origin, message);
@@ -389,17 +391,44 @@ pub fn write(path: &Path, checkpoint: &Checkpoint) -> Result<(), DataError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".to_string());
-    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{file_name}.");
+    remove_leftovers(dir, &prefix);
     let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
         file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
+        // The rename is durable once the folder is; not every file system can sync a folder.
+        if let Ok(folder) = std::fs::File::open(dir) {
+            let _ = folder.sync_all();
+        }
+        Ok::<(), std::io::Error>(())
     })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        error(format!("cannot write the checkpoint: {e}"))
-    })
+    written.map_err(|e| error(format!("cannot write the checkpoint: {e}")))
+}
+
+/// Removes `PREFIX*.tmp` files in `dir`: the temporary files of saves to the same path that were
+/// killed before their rename. Best effort: one that cannot be removed is left.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_leftover = name.starts_with(prefix) && name.ends_with(".tmp");
+        // Only plain files: never follow or remove a link someone planted.
+        if is_leftover && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The checkpoint's parameters in the order of `params`, after checking every name, shape and
@@ -654,6 +683,38 @@ mod tests {
         assert!(with_kind("adagrad", "dense.bias.v").is_ok());
         assert!(with_kind("rmsprop", "dense.bias.momentum").is_ok());
         assert!(with_kind("adam", "dense.bias.mv").is_ok());
+    }
+
+    /// Saves never follow a planted link and never leave a temporary file; a killed save's
+    /// leftovers go at the next save to the same path.
+    #[cfg(unix)]
+    #[test]
+    fn writes_are_safe_and_clean_up_after_killed_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("m.safetensors");
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "keep me").unwrap();
+        // A link where the old scheme's temporary file was (predictable: pid-named).
+        let planted = dir
+            .path()
+            .join(format!(".m.safetensors.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let leftover = dir.path().join(".m.safetensors.4242.tmp");
+        std::fs::write(&leftover, "half a checkpoint").unwrap();
+
+        write(&target, &sample()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert!(decode(&std::fs::read(&target).unwrap(), "m").is_ok());
+        assert!(
+            !leftover.exists(),
+            "a killed save's temporary file is removed"
+        );
+        assert!(planted.is_symlink(), "a link is never followed nor removed");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
     }
 
     #[test]
