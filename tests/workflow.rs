@@ -294,6 +294,28 @@ fn bad_checkpoints_are_reported() {
         stderr.contains("tensor `optimizer.dense.bias.v` holds -0.5 at index 2"),
         "{stderr}"
     );
+    // `--init` takes only the weights, so it does not judge the optimizer state it ignores.
+    run_ok(
+        &dir,
+        "run.model",
+        &["--init", &path(&dir, "negative_v.safetensors")],
+    );
+
+    // A NaN weight is refused whichever way it is loaded.
+    let mut nan = kiln::runtime::checkpoint::decode(&good, "w").unwrap();
+    nan.params[0].values[1] = f32::NAN;
+    std::fs::write(
+        dir.join("nan.safetensors"),
+        kiln::runtime::checkpoint::encode(&nan).unwrap(),
+    )
+    .unwrap();
+    for flag in ["--init", "--load"] {
+        let stderr = run_err(&dir, "run.model", &[flag, &path(&dir, "nan.safetensors")]);
+        assert!(
+            stderr.contains("holds NaN at index 1; weights must be finite numbers"),
+            "{flag}: {stderr}"
+        );
+    }
 
     // Truncated, and not a checkpoint at all.
     std::fs::write(dir.join("cut.safetensors"), &good[..good.len() / 2]).unwrap();

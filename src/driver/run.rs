@@ -417,12 +417,21 @@ impl Runner<'_, '_> {
             span,
         )
         .map_err(RunError::Program)?;
+        let origin = path.display().to_string();
+        let named = (graph.params.iter())
+            .map(|p| p.name.as_str())
+            .zip(params.iter().map(Vec::as_slice));
+        checkpoint::check_weights(named, &origin).map_err(RunError::Data)?;
         if let Some((mean, std)) = &saved.standardization {
             let features = self.program.models[model].input_features;
             checkpoint::check_standardization(mean, std, features, &path.display().to_string())
                 .map_err(RunError::Data)?;
         }
+        // Only state that will be used is checked: `--init` starts a fresh optimizer.
         let optimizer = saved.optimizer.filter(|_| with_optimizer);
+        if let Some(state) = &optimizer {
+            checkpoint::check_optimizer_state(state, &origin).map_err(RunError::Data)?;
+        }
         let steps = optimizer.as_ref().map(|o| o.step);
         self.states.insert(
             name.clone(),

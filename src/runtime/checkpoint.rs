@@ -238,11 +238,6 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         )));
     }
     let epoch = number("epoch")?.map(|e| e as usize);
-    check_slots(
-        &slots,
-        metadata.get("optimizer").map(String::as_str),
-        origin,
-    )?;
     let optimizer = match (metadata.get("optimizer"), step) {
         (Some(kind), Some(step)) => Some(OptimizerState {
             kind: kind.clone(),
@@ -278,11 +273,14 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
     })
 }
 
-/// Checks the optimizer's state as training would use it: every value finite, and the roles its
-/// optimizer says are non-negative (Adam's second moments `….v`, RMSprop's `….velocity`,
-/// Adagrad's `….accumulator`: averages or sums of squares) not negative, since their square
-/// roots divide each update (a negative one made the first step's loss NaN).
-fn check_slots(slots: &[Tensor], kind: Option<&str>, origin: &str) -> Result<(), DataError> {
+/// Checks optimizer state about to be used (`--load`, `load`; not `--init`, which starts a fresh
+/// optimizer) as training would use it: every value finite, and the roles its optimizer says are
+/// non-negative (Adam's second moments `….v`, RMSprop's `….velocity`, Adagrad's
+/// `….accumulator`: averages or sums of squares) not negative, since their square roots divide
+/// each update (a negative one made the first step's loss NaN).
+pub fn check_optimizer_state(state: &OptimizerState, origin: &str) -> Result<(), DataError> {
+    let slots = &state.slots;
+    let kind = Some(state.kind.as_str());
     let roles = kind
         .and_then(crate::settings::optimizer::find)
         .map_or(&[][..], |def| def.non_negative);
@@ -324,6 +322,26 @@ pub const MAX_STEP: u64 = 1 << 53;
 
 /// Checks standardization statistics read from `origin` against a model taking `features`
 /// values per sample: one mean and one standard deviation per feature, every mean finite and
+/// Checks loaded weights: every value finite (a NaN weight trains to a NaN loss, or with `relu`
+/// to a silently dead unit).
+pub fn check_weights<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a [f32])>,
+    origin: &str,
+) -> Result<(), DataError> {
+    for (name, values) in params {
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "tensor `{name}` holds {:?} at index {index}; weights must be finite numbers",
+                    values[index]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// every deviation finite and positive (computed statistics are floored at 1e-7).
 pub fn check_standardization(
     mean: &[f32],
@@ -639,7 +657,8 @@ mod tests {
                 shape: vec![values.len()],
                 values,
             }];
-            decode(&encode(&checkpoint).unwrap(), "w").map_err(|e| e.message)
+            let decoded = decode(&encode(&checkpoint).unwrap(), "w").map_err(|e| e.message)?;
+            check_optimizer_state(decoded.optimizer.as_ref().unwrap(), "w").map_err(|e| e.message)
         };
         assert!(with_slot("dense.bias.m", vec![-1.0, 0.0, 2.0]).is_ok());
         assert!(with_slot("dense.bias.v", vec![0.0, 1e-30, 2.0]).is_ok());
@@ -676,7 +695,8 @@ mod tests {
                 shape: vec![1],
                 values: vec![-1.0],
             }];
-            decode(&encode(&checkpoint).unwrap(), "w").map_err(|e| e.message)
+            let decoded = decode(&encode(&checkpoint).unwrap(), "w").map_err(|e| e.message)?;
+            check_optimizer_state(decoded.optimizer.as_ref().unwrap(), "w").map_err(|e| e.message)
         };
         assert!(with_kind("rmsprop", "dense.bias.velocity").is_err());
         assert!(with_kind("adagrad", "dense.bias.accumulator").is_err());
