@@ -280,10 +280,8 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
 /// each update (a negative one made the first step's loss NaN).
 pub fn check_optimizer_state(state: &OptimizerState, origin: &str) -> Result<(), DataError> {
     let slots = &state.slots;
-    let kind = Some(state.kind.as_str());
-    let roles = kind
-        .and_then(crate::settings::optimizer::find)
-        .map_or(&[][..], |def| def.non_negative);
+    let kind = state.kind.as_str();
+    let roles = crate::settings::optimizer::find(kind).map_or(&[][..], |def| def.non_negative);
     for slot in slots {
         let second_moment = roles.iter().any(|role| {
             slot.name
@@ -299,7 +297,7 @@ pub fn check_optimizer_state(state: &OptimizerState, origin: &str) -> Result<(),
             let expected = if second_moment {
                 format!(
                     "{} keeps averages or sums of squares there: finite and not negative",
-                    kind.unwrap_or("the optimizer")
+                    kind
                 )
             } else {
                 "optimizer state must be finite numbers".to_string()
