@@ -260,6 +260,28 @@ mod tests {
         assert_eq!(saved, [0, 1, 3]);
     }
 
+    /// A NaN never improves (Keras's comparisons are false for it too): a first epoch that is
+    /// NaN writes no "best" checkpoint, and the first number after it does.
+    #[test]
+    fn a_nan_epoch_is_never_the_best() {
+        let mut callbacks = Callbacks::new(&[Callback::Checkpoint {
+            path: "best.safetensors".into(),
+            monitor: Monitor::named("val_loss"),
+            save_best_only: true,
+        }]);
+        let saved: Vec<usize> = [f64::NAN, 2.0, f64::NAN, 1.0]
+            .into_iter()
+            .enumerate()
+            .filter(|&(epoch, loss)| {
+                let mut r = report(1.0);
+                r.validation.as_mut().unwrap().loss = loss;
+                !callbacks.on_epoch_end(epoch, &r, 0.1).save.is_empty()
+            })
+            .map(|(epoch, _)| epoch)
+            .collect();
+        assert_eq!(saved, [1, 3]);
+    }
+
     #[test]
     fn reduce_lr_multiplies_by_factor_after_patience_epochs() {
         let mut callbacks = Callbacks::new(&[Callback::ReduceLrOnPlateau {
