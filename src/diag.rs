@@ -113,6 +113,9 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
     diagnostics.iter().any(Diagnostic::is_error)
 }
 
+/// How many diagnostics `render` shows; the rest are counted in one closing line.
+pub const MAX_RENDERED: usize = 50;
+
 /// Renders diagnostics against their source with ariadne. `color` is false for golden tests,
 /// pipes and `NO_COLOR`. Returns text; the caller decides where it goes.
 pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: bool) -> String {
@@ -164,7 +167,10 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
         }
     }
     let mut out = Vec::new();
-    for diagnostic in diagnostics {
+    // As compilers do, only the first ones: past them a file is usually broken throughout, and
+    // each report repeats its source line (16,000 errors on one long line took 37 s).
+    let (shown, rest) = diagnostics.split_at(diagnostics.len().min(MAX_RENDERED));
+    for diagnostic in shown {
         let kind = match diagnostic.severity {
             Severity::Error => ReportKind::Error,
             Severity::Warning => ReportKind::Warning,
@@ -210,7 +216,27 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
             .finish()
             .write(ariadne::sources(files.clone()), &mut out);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    if !rest.is_empty() {
+        let errors = rest.iter().filter(|d| d.is_error()).count();
+        let count = |n: usize, what: &str| match n {
+            0 => None,
+            1 => Some(format!("1 more {what}")),
+            n => Some(format!("{n} more {what}s")),
+        };
+        let more: Vec<String> = [
+            count(errors, "error"),
+            count(rest.len() - errors, "warning"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        text.push_str(&format!(
+            "… and {} not shown (the first {MAX_RENDERED} are); fix these and check again\n",
+            more.join(" and ")
+        ));
+    }
+    text
 }
 
 fn clamp(span: Span, source: &str) -> Span {
@@ -273,4 +299,33 @@ pub fn to_json(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> ser
         })
         .collect();
     serde_json::Value::Array(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_diagnostics_are_rendered_and_the_rest_counted() {
+        let source = "$ ".repeat(60);
+        let many: Vec<Diagnostic> = (0..60)
+            .map(|i| {
+                let d = if i < 58 {
+                    Diagnostic::error("E0001", "not part of the language")
+                } else {
+                    Diagnostic::warning("W0101", "unused")
+                };
+                d.primary(Span::new(2 * i, 2 * i + 1), "here")
+            })
+            .collect();
+        let text = render(&many, "f.model", &source, false);
+        assert_eq!(text.matches("[E0001] Error").count(), MAX_RENDERED);
+        assert!(
+            text.ends_with(
+                "… and 8 more errors and 2 more warnings not shown (the first 50 are); fix \
+                 these and check again\n"
+            ),
+            "{text}"
+        );
+    }
 }
