@@ -390,8 +390,7 @@ pub fn check_standardization(
 /// Reads and decodes a checkpoint file.
 pub fn read(path: &Path) -> Result<Checkpoint, DataError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| DataError::new(&origin, format!("cannot read the checkpoint: {e}")))?;
+    let bytes = super::data::read_regular(path, &origin, "the checkpoint")?;
     decode(&bytes, &origin)
 }
 

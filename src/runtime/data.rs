@@ -314,6 +314,35 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// Opens a file to read, if it is a regular file: a FIFO would block forever and a device might
+/// never end. `what` names the file in messages (`the file`, `the checkpoint`).
+pub fn open_regular(path: &Path, origin: &str, what: &str) -> Result<std::fs::File, DataError> {
+    let cannot = |e: std::io::Error| DataError::new(origin, format!("cannot read {what}: {e}"));
+    let kind = std::fs::metadata(path).map_err(cannot)?.file_type();
+    if !kind.is_file() {
+        let found = if kind.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a pipe or a device)"
+        };
+        return Err(DataError::new(
+            origin,
+            format!("cannot read {what}: it is {found}"),
+        ));
+    }
+    std::fs::File::open(path).map_err(cannot)
+}
+
+/// `open_regular`, then the whole file.
+pub fn read_regular(path: &Path, origin: &str, what: &str) -> Result<Vec<u8>, DataError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_regular(path, origin, what)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::new(origin, format!("cannot read {what}: {e}")))?;
+    Ok(bytes)
+}
+
 pub fn resolve(path: &str, base_dir: &Path) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
@@ -442,6 +471,23 @@ mod tests {
 
     fn model(inputs: usize, outputs: usize) -> Model {
         crate::check::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
+    }
+
+    /// A pipe as a data path would block forever on its read; a folder is no file either.
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_or_a_folder_is_not_a_data_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("data.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let set = csv_set(fifo.to_str().unwrap(), LabelColumn::Last, true);
+            let e = load(&set, Path::new("/"), SCCE).unwrap_err().to_string();
+            assert_contains(&e, "it is not a regular file (a pipe or a device)");
+        }
+        let set = csv_set(dir.path().to_str().unwrap(), LabelColumn::Last, true);
+        let e = load(&set, Path::new("/"), SCCE).unwrap_err().to_string();
+        assert_contains(&e, "cannot read the file: it is a folder");
     }
 
     #[test]

@@ -21,8 +21,7 @@ pub(super) fn load_csv(
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    let bytes = super::read_regular(path, &origin, "the file")?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {

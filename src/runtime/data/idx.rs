@@ -56,8 +56,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
 
 /// Reads a file, decompressing it when it starts with the gzip magic bytes.
 fn read_file(path: &Path, origin: &str) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| DataError::new(origin, format!("cannot read the file: {e}")))?;
+    let bytes = super::read_regular(path, origin, "the file")?;
     gunzip_if_compressed(bytes, origin)
 }
 

@@ -7,7 +7,6 @@
 //! are `[samples]` integers (or whole-valued floats) for sparse categorical cross-entropy, and
 //! `[samples]` or `[samples, M]` numbers for mean squared error. Features must be finite.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -68,8 +67,7 @@ fn read_any(bytes: &[u8]) -> Result<Numbers, String> {
 
 fn read_file(path: &Path) -> Result<Numbers, DataError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    let bytes = super::read_regular(path, &origin, "the file")?;
     parse(&bytes, &origin)
 }
 
@@ -201,8 +199,7 @@ pub fn load_npz(
     loss: Loss,
 ) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
-    let file = File::open(path)
-        .map_err(|e| DataError::new(&origin, format!("cannot read the file: {e}")))?;
+    let file = super::open_regular(path, &origin, "the file")?;
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|e| DataError::new(&origin, format!("not a NumPy .npz archive: {e}")))?;
     let names: Vec<String> = archive.file_names().map(str::to_string).collect();
