@@ -385,7 +385,7 @@ fn too_large(origin: &str, what: &str, error: AllocError) -> DataError {
 mod tests {
     use super::*;
     use crate::diag::Span;
-    use crate::settings::{Activation, LabelColumn};
+    use crate::settings::LabelColumn;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use rand_distr::StandardNormal;
@@ -469,8 +469,40 @@ mod tests {
     const SCCE: Loss = Loss::SparseCategoricalCrossentropy;
     const MSE: Loss = Loss::MeanSquaredError;
 
+    /// `net(x: f32[B, inputs]) -> f32[B, outputs]`, a softmax over `x @ kernel`, built with the
+    /// IR's builders (the checker, which would build it from source, sits above the runtime).
     fn model(inputs: usize, outputs: usize) -> Model {
-        crate::check::dense_stack("net", &[inputs, outputs], &[Activation::Softmax])
+        use crate::ir::graph::{Graph, Init, ParamInfo};
+        use crate::ir::op::Op;
+        use crate::ir::shape::{Dim, Shape, TensorType};
+        let input = TensorType::f32(Shape(vec![Dim::Batch, Dim::Fixed(inputs)]));
+        let output = TensorType::f32(Shape(vec![Dim::Batch, Dim::Fixed(outputs)]));
+        let mut forward = Graph::new("net");
+        let x = forward.input("x", input.clone(), None);
+        let kernel = ParamInfo {
+            name: "dense.kernel".into(),
+            shape: Shape::fixed(&[inputs, outputs]),
+            init: Init::Zeros,
+        };
+        let w = forward.param(kernel, None);
+        let matmul = Op::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        };
+        let logits = forward.add(matmul, &[x, w], None);
+        let probabilities = forward.add(Op::Softmax, &[logits], None);
+        forward.outputs.push(("output".into(), probabilities));
+        Model {
+            name: "net".into(),
+            span: Span::default(),
+            batch_symbol: "B".into(),
+            inputs: vec![("x".into(), input)],
+            outputs: vec![output],
+            input_features: inputs,
+            output_features: outputs,
+            forward,
+            summary: vec![],
+        }
     }
 
     /// A pipe as a data path would block forever on its read; a folder is no file either.
