@@ -114,6 +114,7 @@ fn softmax_ce(c: &mut Criterion) {
         );
         let b = g.param(
             ParamInfo {
+                trainable: true,
                 name: "b".into(),
                 shape: Shape::fixed(&[classes]),
                 init: Init::Zeros,
@@ -225,6 +226,7 @@ fn adam(c: &mut Criterion) {
         for (i, dims) in shapes.iter().enumerate() {
             g.param(
                 ParamInfo {
+                    trainable: true,
                     name: format!("p{i}"),
                     shape: Shape::fixed(dims),
                     init: Init::Zeros,

@@ -37,7 +37,12 @@ const OP_USERS: &[&str] = &["ir", "interp", "codegen", "check", "program/mod.rs"
 const PRINTERS: &[&str] = &["cli", "main.rs"];
 
 /// `unsafe` only where JIT code is called or buffers are handed to it.
-const UNSAFE_FILES: &[&str] = &["codegen/mod.rs", "codegen/gemm.rs", "codegen/adam.rs"];
+const UNSAFE_FILES: &[&str] = &[
+    "codegen/mod.rs",
+    "codegen/gemm.rs",
+    "codegen/adam.rs",
+    "codegen/window.rs",
+];
 
 struct Line {
     /// Relative to `src/`, with `/` separators.

@@ -4,8 +4,9 @@
 use kiln::diag::Span;
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
-use kiln::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
+use kiln::ir::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp, infer_type};
 use kiln::ir::shape::{DType, Dim, Shape, TensorType};
+use kiln::ir::window::{Padding, Window};
 use kiln::ir::{autodiff, lower, verify};
 use kiln::program::Fit;
 use kiln::settings::{Activation, Loss};
@@ -60,6 +61,7 @@ fn check_op_with(
         .map(|(i, shape)| {
             graph.param(
                 ParamInfo {
+                    trainable: true,
                     name: format!("p{i}"),
                     shape: Shape::fixed(shape),
                     init: Init::Zeros,
@@ -180,6 +182,7 @@ fn comparison_has_no_gradient(op: BinaryOp) {
     let mut graph = Graph::new(op.name());
     let p = graph.param(
         ParamInfo {
+            trainable: true,
             name: "p".into(),
             shape: Shape::fixed(&[2]),
             init: Init::Zeros,
@@ -671,6 +674,7 @@ fn batch_dimension_reshapes_and_means() {
     let x = graph.input("x", TensorType::f32(bd(&[2, 2, 3])), None);
     let w = graph.param(
         ParamInfo {
+            trainable: true,
             name: "w".into(),
             shape: Shape::fixed(&[2, 2, 3]),
             init: Init::Zeros,
@@ -679,6 +683,7 @@ fn batch_dimension_reshapes_and_means() {
     );
     let k = graph.param(
         ParamInfo {
+            trainable: true,
             name: "k".into(),
             shape: Shape::fixed(&[12, 2]),
             init: Init::Zeros,
@@ -857,4 +862,136 @@ fn binary_crossentropy_graph() {
     }
     expected /= batch as f64;
     assert!((loss - expected).abs() < 1e-9, "{loss} vs {expected}");
+}
+
+/// Windows that exercise every part of the geometry: non-overlapping, overlapping with `same`
+/// padding, strided and dilated with uneven padding, and one spatial axis.
+fn windows() -> Vec<(Window, Vec<usize>)> {
+    vec![
+        (
+            Window::new(&[4, 6], &[2, 2], &[2, 2], &[1, 1], Padding::Valid),
+            vec![2, 4, 6, 3],
+        ),
+        (
+            Window::new(&[5, 4], &[3, 3], &[1, 1], &[1, 1], Padding::Same),
+            vec![2, 5, 4, 2],
+        ),
+        (
+            Window::new(&[7, 6], &[2, 3], &[2, 1], &[2, 2], Padding::Same),
+            vec![1, 7, 6, 2],
+        ),
+        (
+            Window::new(&[9], &[3], &[2], &[1], Padding::Same),
+            vec![2, 9, 3],
+        ),
+    ]
+}
+
+#[test]
+fn unfold_fold_and_pooling_in_every_geometry() {
+    for (k, (window, x_shape)) in windows().into_iter().enumerate() {
+        let unfold = Op::Unfold {
+            window: window.clone(),
+        };
+        check_op(&format!("unfold{k}"), &[&x_shape], (-1.0, 1.0), |g, p| {
+            let u = g.add(unfold.clone(), &[p[0]], None);
+            g.binary(BinaryOp::Mul, u, u, None)
+        });
+        let x_type = TensorType::f32(Shape::fixed(&x_shape));
+        let cols = infer_type(&unfold, &[&x_type]).unwrap().shape.resolve(1);
+        let spatial = x_shape[1..x_shape.len() - 1].to_vec();
+        let fold = Op::Fold {
+            window: window.clone(),
+            input: spatial,
+        };
+        check_op(&format!("fold{k}"), &[&cols], (-1.0, 1.0), |g, p| {
+            let f = g.add(fold.clone(), &[p[0]], None);
+            g.binary(BinaryOp::Mul, f, f, None)
+        });
+        for kind in [PoolKind::Max, PoolKind::Mean] {
+            let pool = Op::Pool {
+                kind,
+                window: window.clone(),
+            };
+            check_op(
+                &format!("{}_pool{k}", kind.name()),
+                &[&x_shape],
+                (-1.0, 1.0),
+                |g, p| {
+                    let y = g.add(pool.clone(), &[p[0]], None);
+                    g.binary(BinaryOp::Mul, y, y, None)
+                },
+            );
+        }
+        // Mean pooling's gradient is linear in dy and differentiable in it.
+        let pooled = infer_type(
+            &Op::Pool {
+                kind: PoolKind::Mean,
+                window: window.clone(),
+            },
+            &[&x_type],
+        )
+        .unwrap()
+        .shape
+        .resolve(1);
+        let x_value = random(
+            &mut ChaCha8Rng::seed_from_u64(k as u64),
+            &x_shape,
+            -1.0,
+            1.0,
+        );
+        check_op_with(
+            &format!("mean_pool_grad{k}"),
+            &[&pooled],
+            (-1.0, 1.0),
+            vec![fed("x", x_type.clone(), x_value)],
+            |g, p, x| {
+                let grad = Op::PoolGrad {
+                    kind: PoolKind::Mean,
+                    window: window.clone(),
+                };
+                let dx = g.add(grad, &[x[0], p[0]], None);
+                g.binary(BinaryOp::Mul, dx, dx, None)
+            },
+        );
+    }
+}
+
+#[test]
+fn max_pooling_routes_to_the_first_maximum_of_a_tie() {
+    // Two windows of 2x2 over one channel: the first all equal, the second with its maximum
+    // last. The first window's gradient goes to its first tap only.
+    let window = Window::new(&[2, 4], &[2, 2], &[2, 2], &[1, 1], Padding::Valid);
+    let x = array(&[1, 2, 4, 1], &[1.0, 1.0, 0.0, 2.0, 1.0, 1.0, 1.0, 3.0]);
+    let dy = array(&[1, 1, 2, 1], &[10.0, 20.0]);
+    let mut graph = Graph::new("tie");
+    let xv = graph.input("x", TensorType::f32(Shape::fixed(&[1, 2, 4, 1])), None);
+    let dyv = graph.input("dy", TensorType::f32(Shape::fixed(&[1, 1, 2, 1])), None);
+    let grad = graph.add(
+        Op::PoolGrad {
+            kind: PoolKind::Max,
+            window,
+        },
+        &[xv, dyv],
+        None,
+    );
+    graph.outputs.push(("dx".into(), grad));
+    let bindings = Bindings {
+        inputs: vec![x, dy],
+        params: vec![],
+        states: vec![],
+    };
+    let result = interp::step(&graph, &bindings, 1).unwrap();
+    let dx: Vec<f64> = result.output("dx").unwrap().iter().copied().collect();
+    assert_eq!(dx, [10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 20.0]);
+}
+
+#[test]
+fn in_training_differentiates_its_training_value() {
+    check_op("in_training", &[&[2, 3], &[3]], (-1.0, 1.0), |g, p| {
+        // The inference value gets no gradient; p1 reaches the loss another way too.
+        let t = g.binary(BinaryOp::Mul, p[0], p[0], None);
+        let y = g.add(Op::InTraining, &[t, p[1]], None);
+        g.binary(BinaryOp::Mul, y, p[1], None)
+    });
 }

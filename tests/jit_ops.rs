@@ -7,8 +7,9 @@
 use kiln::codegen::{self, CodegenConfig};
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
-use kiln::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
+use kiln::ir::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp};
 use kiln::ir::shape::{DType, Dim, Shape, TensorType};
+use kiln::ir::window::{Padding, Window};
 use kiln::ir::{autodiff, passes};
 use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
@@ -26,6 +27,7 @@ fn bd(dims: &[usize]) -> Shape {
 fn param(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
     g.param(
         ParamInfo {
+            trainable: true,
             name: name.into(),
             shape: Shape::fixed(dims),
             init: Init::Zeros,
@@ -549,4 +551,79 @@ mod random_broadcasts {
             });
         }
     }
+}
+
+#[test]
+fn windowed_ops_forward_and_backward() {
+    let cases = [
+        (
+            vec![4, 6, 3],
+            vec![2, 2],
+            vec![2, 2],
+            vec![1, 1],
+            Padding::Valid,
+        ),
+        (
+            vec![5, 4, 2],
+            vec![3, 3],
+            vec![1, 1],
+            vec![1, 1],
+            Padding::Same,
+        ),
+        (
+            vec![7, 6, 2],
+            vec![2, 3],
+            vec![2, 1],
+            vec![2, 2],
+            Padding::Same,
+        ),
+        (vec![9, 3], vec![3], vec![2], vec![1], Padding::Same),
+        (
+            vec![6, 5, 1],
+            vec![3, 3],
+            vec![1, 1],
+            vec![1, 1],
+            Padding::Valid,
+        ),
+    ];
+    for (k, (dims, size, strides, dilation, padding)) in cases.into_iter().enumerate() {
+        let spatial = &dims[..dims.len() - 1];
+        let window = Window::new(spatial, &size, &strides, &dilation, padding);
+        check(&format!("unfold{k}"), |g| {
+            let h = batch_value(g, &dims);
+            let u = g.add(
+                Op::Unfold {
+                    window: window.clone(),
+                },
+                &[h],
+                None,
+            );
+            g.unary(UnaryOp::Tanh, u, None)
+        });
+        for kind in [PoolKind::Max, PoolKind::Mean] {
+            check(&format!("{}_pool{k}", kind.name()), |g| {
+                let h = batch_value(g, &dims);
+                let y = g.add(
+                    Op::Pool {
+                        kind,
+                        window: window.clone(),
+                    },
+                    &[h],
+                    None,
+                );
+                g.binary(BinaryOp::Mul, y, y, None)
+            });
+        }
+    }
+}
+
+#[test]
+fn in_training_is_its_training_value_in_a_step() {
+    check("in_training", |g| {
+        let h = batch_value(g, &[4]);
+        let r = param(g, "r", &[4]);
+        let t = g.unary(UnaryOp::Tanh, h, None);
+        let y = g.add(Op::InTraining, &[t, r], None);
+        g.binary(BinaryOp::Mul, y, r, None)
+    });
 }

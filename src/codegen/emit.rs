@@ -17,7 +17,8 @@ use super::CodegenError;
 use super::kernel::loops::{Access, Extent, LoopSpec, Plan};
 use super::kernel::memory::{Buf, MemoryPlan};
 use super::kernel::schedule::{Kernel, Schedule};
-use crate::ir::{BinaryOp, Dim, Graph, Op, ReduceKind, UnaryOp, ValueId};
+use super::window::{WindowOp, plane_args};
+use crate::ir::{BinaryOp, Dim, Graph, Op, PoolKind, ReduceKind, UnaryOp, ValueId};
 
 mod adam;
 pub(super) mod matmul;
@@ -44,6 +45,8 @@ pub type SiteLabels = Vec<(usize, String)>;
 
 pub struct Helpers {
     pub gemm: FuncRef,
+    /// `kiln_window`, the windowed ops (`codegen/window.rs`).
+    pub window: FuncRef,
     pub logf: FuncRef,
     pub powf: FuncRef,
     /// `kiln_adam`, when the host runs the native update (see `codegen/adam.rs`).
@@ -180,6 +183,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 Kernel::Copy { node } => self.copy(node)?,
                 Kernel::Concat { node } => self.concat(node)?,
                 Kernel::Rows { node } => self.rows(node)?,
+                Kernel::Window { node } => self.window(node)?,
                 Kernel::Update { .. } => continue,
             }
             self.mark(&mut sites);
@@ -785,6 +789,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 // `NotEqual` is unordered: a NaN condition selects `a`, as in the interpreter.
                 self.select(FloatCC::NotEqual, c, zero, a, b)
             }
+            Op::InTraining => self.eval(node.inputs[0], ty, memo, labels, class),
             Op::Dropout { rate, seed } => {
                 let x = self.eval(node.inputs[0], ty, memo, labels, class);
                 let step = self.eval(node.inputs[1], ty, memo, labels, class);
@@ -817,7 +822,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
             | Op::LogSoftmax
             | Op::Concat { .. }
             | Op::Gather
-            | Op::ScatterAdd { .. } => self.fconst(ty, f32::NAN),
+            | Op::ScatterAdd { .. }
+            | Op::Unfold { .. }
+            | Op::Fold { .. }
+            | Op::Pool { .. }
+            | Op::PoolGrad { .. } => self.fconst(ty, f32::NAN),
         };
         memo.insert(v, x);
         x
@@ -1669,6 +1678,57 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 None
             });
         });
+        Ok(())
+    }
+
+    /// A windowed op: one call to `kiln_window` with the op's geometry.
+    fn window(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let (code, window, geometry_of) = match &n.op {
+            Op::Unfold { window } => (WindowOp::Unfold, window, n.inputs[0]),
+            Op::Fold { window, .. } => (WindowOp::Fold, window, node),
+            Op::Pool { kind, window } => (
+                match kind {
+                    PoolKind::Max => WindowOp::MaxPool,
+                    PoolKind::Mean => WindowOp::MeanPool,
+                },
+                window,
+                n.inputs[0],
+            ),
+            Op::PoolGrad { kind, window } => (
+                match kind {
+                    PoolKind::Max => WindowOp::MaxPoolGrad,
+                    PoolKind::Mean => WindowOp::MeanPoolGrad,
+                },
+                window,
+                n.inputs[0],
+            ),
+            op => return Err(err(format!("%{}: window kernel on {}", node.0, op.name()))),
+        };
+        // The geometry over the channels-last tensor on the op's spatial side.
+        let dims = self.graph.shape(geometry_of).0.clone();
+        let fixed: Vec<usize> = dims[1..]
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => Ok(*n),
+                Dim::Batch => Err(err("a window over a batch-sized axis")),
+            })
+            .collect::<Result<_, _>>()?;
+        let (channels, spatial) = fixed
+            .split_last()
+            .ok_or_else(|| err("a window over a scalar"))?;
+        let plane = window.plane(0, spatial, *channels);
+        let x = self.home_addr(n.inputs[0])?;
+        let dy = match n.inputs.get(1) {
+            Some(&dy) => self.home_addr(dy)?,
+            None => x,
+        };
+        let dst = self.home_addr(node)?;
+        let mut args = vec![self.iconst(code as i64), x, dy, dst, self.batch];
+        for size in plane_args(&plane) {
+            args.push(self.iconst(size));
+        }
+        self.b.ins().call(self.helpers.window, &args);
         Ok(())
     }
 

@@ -19,6 +19,7 @@ mod profile;
 mod support;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -178,6 +179,7 @@ fn translate<M: Module>(
         .extend(emit::Emitter::signature_params(ptr));
     let helpers = emit::Helpers {
         gemm: import(func, &support::SGEMM),
+        window: import(func, &support::WINDOW),
         logf: import(func, &support::LOGF),
         powf: import(func, &support::POWF),
         adam: (native_update && adam::available()).then(|| import(func, &support::ADAM)),

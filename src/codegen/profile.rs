@@ -174,7 +174,10 @@ pub(crate) fn sites(
                 format!("{} {}", graph.node(*node).op.name(), shape(*node)),
                 *node,
             ),
-            Kernel::Copy { node } | Kernel::Concat { node } | Kernel::Rows { node } => (
+            Kernel::Copy { node }
+            | Kernel::Concat { node }
+            | Kernel::Rows { node }
+            | Kernel::Window { node } => (
                 format!("{} {}", graph.node(*node).op.name(), shape(*node)),
                 *node,
             ),

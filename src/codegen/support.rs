@@ -10,7 +10,7 @@
 use cranelift_codegen::ir::{AbiParam, Signature, Type, types};
 use cranelift_codegen::isa::CallConv;
 
-use super::{adam, gemm, profile};
+use super::{adam, gemm, profile, window};
 
 /// A parameter or result type, spelled independently of the target's pointer width.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +63,16 @@ pub(crate) const ADAM: Symbol = Symbol {
     address: adam::kiln_adam as *const u8,
 };
 
+/// `window::kiln_window(op, x, dy, dst, batch, ih, iw, c, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw)`.
+pub(crate) const WINDOW: Symbol = Symbol {
+    name: "kiln_window",
+    params: &[
+        I64, Ptr, Ptr, Ptr, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64,
+    ],
+    returns: &[],
+    address: window::kiln_window as *const u8,
+};
+
 pub(crate) const LOGF: Symbol = Symbol {
     name: "kiln_logf",
     params: &[F32],
@@ -87,7 +97,7 @@ pub(crate) const PROFILE_MARK: Symbol = Symbol {
 
 /// Every symbol, in the order `translate` declares the ones it uses (which fixes their ids in
 /// the module, and so the names `kiln dump --stage clif` shows).
-pub(crate) const SYMBOLS: [&Symbol; 5] = [&SGEMM, &ADAM, &LOGF, &POWF, &PROFILE_MARK];
+pub(crate) const SYMBOLS: [&Symbol; 6] = [&SGEMM, &ADAM, &WINDOW, &LOGF, &POWF, &PROFILE_MARK];
 
 // `ln` and `powf` as Rust computes them; the emitter calls them once per lane.
 extern "C" fn kiln_logf(x: f32) -> f32 {

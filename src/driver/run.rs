@@ -375,7 +375,7 @@ impl Runner<'_, '_> {
     /// The forward pass as evaluation and prediction run it: dropout is the identity there.
     fn forward(&self, fit: &Fit) -> Result<Graph, RunError> {
         training_graph(self.program, fit, GraphStage::Forward)
-            .map(|graph| lower::without_dropout(&graph))
+            .map(|graph| lower::for_inference(&graph))
             .map_err(program_error)
     }
 

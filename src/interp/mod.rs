@@ -2,6 +2,8 @@
 //! definition of what each op means — the JIT is tested against it and gradients are tested
 //! against finite differences on it. Training never runs here.
 
+mod window;
+
 use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice, Zip};
 
 use crate::ir::dropout;
@@ -111,6 +113,11 @@ pub fn evaluate(
                 }
                 out
             }
+            Op::InTraining => broadcast(arg(0), &shape, i)?,
+            Op::Unfold { window } => window::unfold(window, arg(0), &shape)?,
+            Op::Fold { window, .. } => window::fold(window, arg(0), &shape)?,
+            Op::Pool { kind, window } => window::pool(*kind, window, arg(0), &shape)?,
+            Op::PoolGrad { kind, window } => window::pool_grad(*kind, window, arg(0), arg(1))?,
             Op::Transpose { perm } => arg(0).view().permuted_axes(IxDyn(perm)).to_owned(),
             Op::Reshape => arg(0)
                 .as_standard_layout()

@@ -3,17 +3,23 @@
 //! backward pass is optimized and compiled exactly like the forward pass.
 
 use super::graph::{Gradient, Graph, ValueId};
-use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
+use super::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp};
 use super::shape::{Dim, Shape};
 use crate::diag::Span;
 
-/// Appends ∂loss/∂param for every parameter to `graph` (recorded in `graph.gradients`).
-/// Returns the indices of parameters the loss does not depend on: their gradient is zero.
+/// Appends ∂loss/∂param for every trainable parameter to `graph` (recorded in
+/// `graph.gradients`). Returns the indices of those the loss does not depend on: their gradient
+/// is zero.
 pub fn differentiate(graph: &mut Graph, loss: ValueId) -> Vec<usize> {
-    let needs_grad = depends_on(graph, |op| matches!(op, Op::Param { .. }), &[]);
+    let trainable: Vec<bool> = graph.params.iter().map(|p| p.trainable).collect();
+    let needs_grad = depends_on(
+        graph,
+        |op| matches!(op, Op::Param { index } if trainable[*index]),
+        &[],
+    );
     let adjoint = backward(graph, loss, &needs_grad);
     let mut unreachable = Vec::new();
-    for param in 0..graph.params.len() {
+    for param in (0..graph.params.len()).filter(|&p| trainable[p]) {
         let adjoint = graph
             .param_value(param)
             .and_then(|value| adjoint[value.index()]);
@@ -301,6 +307,45 @@ fn vjp(
             vec![Some(dx), None]
         }
         Op::ScatterAdd { .. } => vec![Some(g.gather(dy, inputs[1], span)), None],
+        // Training follows its first input; the inference value plays no part in a step.
+        Op::InTraining => vec![Some(dy), None],
+        // `unfold` and `fold` are each other's adjoints (both linear).
+        Op::Unfold { window } => {
+            let dims = g.shape(inputs[0]).dims().to_vec();
+            let input = fixed_spatial(&dims);
+            let fold = Op::Fold {
+                window: window.clone(),
+                input,
+            };
+            vec![Some(g.add(fold, &[dy], span))]
+        }
+        Op::Fold { window, .. } => {
+            let unfold = Op::Unfold {
+                window: window.clone(),
+            };
+            vec![Some(g.add(unfold, &[dy], span))]
+        }
+        Op::Pool { kind, window } => {
+            let grad = Op::PoolGrad {
+                kind: *kind,
+                window: window.clone(),
+            };
+            vec![Some(g.add(grad, &[inputs[0], dy], span))]
+        }
+        // Routing depends on x only piecewise-constantly, so x gets no gradient. Mean pooling's
+        // gradient is linear in dy, with mean pooling as its adjoint; max pooling's second
+        // derivative (a gather at each window's maximum) is not implemented, and `grad` through
+        // it treats dy as a constant.
+        Op::PoolGrad { kind, window } => match kind {
+            PoolKind::Mean => {
+                let pool = Op::Pool {
+                    kind: PoolKind::Mean,
+                    window: window.clone(),
+                };
+                vec![None, Some(g.add(pool, &[dy], span))]
+            }
+            PoolKind::Max => vec![None, None],
+        },
         Op::Binary(binary) => {
             let (a, b) = (inputs[0], inputs[1]);
             let mut contributions = vec![None, None];
@@ -581,4 +626,16 @@ fn sum_last_axis(g: &mut Graph, x: ValueId, span: Option<Span>) -> ValueId {
         &[x],
         span,
     )
+}
+
+/// The spatial sizes of a `[batch, spatial.., channels]` shape (fixed by the windowed ops' shape
+/// rule).
+fn fixed_spatial(dims: &[Dim]) -> Vec<usize> {
+    dims[1..dims.len() - 1]
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Batch => unreachable!("the windowed ops' shape rule needs fixed spatial sizes"),
+        })
+        .collect()
 }

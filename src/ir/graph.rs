@@ -104,6 +104,10 @@ pub struct ParamInfo {
     /// Always fully known (parameters never depend on the batch size).
     pub shape: Shape,
     pub init: Init,
+    /// Whether training differentiates it and the optimizer updates it. Keras's non-trainable
+    /// weights (batch normalization's moving statistics) are updated by the graph's own
+    /// `updates` instead, and are saved and loaded like any parameter.
+    pub trainable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

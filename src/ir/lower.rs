@@ -55,13 +55,25 @@ pub fn lower_training(forward: &Graph, objective: &Objective) -> Graph {
     graph
 }
 
-/// The graph evaluation and prediction run: dropout is the identity outside training (Keras's
-/// `training=False`), so each dropout node is replaced by its input.
-pub fn without_dropout(graph: &Graph) -> Graph {
-    graph.rebuild(|out, node| match node.op {
+/// The graph evaluation and prediction run (Keras's `training=False`): dropout is the identity,
+/// each `in_training` node takes its inference value, and the updates a training step makes to
+/// non-trainable weights (batch normalization's moving statistics) are dropped.
+pub fn for_inference(graph: &Graph) -> Graph {
+    let mut inference = graph.rebuild(|out, node| match node.op {
         Op::Dropout { .. } => node.inputs[0],
+        Op::InTraining => {
+            let (train, infer) = (node.inputs[0], node.inputs[1]);
+            if out.ty(infer) == out.ty(train) {
+                infer
+            } else {
+                let shape = out.shape(train).clone();
+                out.broadcast(infer, &shape, node.span)
+            }
+        }
         _ => out.push_node(node),
-    })
+    });
+    inference.updates.clear();
+    inference
 }
 
 /// What the model produces: the final value, and for a softmax output also its logits.

@@ -19,9 +19,10 @@ pub mod shape;
 pub mod simplify;
 pub mod softmax_ce;
 pub mod verify;
+pub mod window;
 
 pub use graph::{Graph, ValueId};
 pub use op::{
-    BinaryOp, ElementwiseKind, LeafKind, Op, OpKind, ReduceKind, StructuredKind, UnaryOp,
+    BinaryOp, ElementwiseKind, LeafKind, Op, OpKind, PoolKind, ReduceKind, StructuredKind, UnaryOp,
 };
 pub use shape::{DType, Dim, Shape, TensorType};

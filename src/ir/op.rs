@@ -4,6 +4,7 @@
 //! its native code.
 
 use super::shape::{DType, Dim, Shape, TensorType};
+use super::window::Window;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -52,6 +53,10 @@ pub enum Op {
         rate: f32,
         seed: u64,
     },
+    /// `(in_training, in_inference)`: the first in a training step, the second in evaluation
+    /// and prediction, where `lower::for_inference` puts it in this node's place (batch
+    /// normalization's batch statistics and moving statistics). As an op it is the first input.
+    InTraining,
 
     // ── Structured ──────────────────────────────────────────────────────────────────────────
     /// `op(a) @ op(b)`, where `op` transposes the last two axes when the flag is set. Rank-2
@@ -104,6 +109,49 @@ pub enum Op {
     ScatterAdd {
         rows: usize,
     },
+    /// Sliding-window patches (im2col; PyTorch's `unfold`): `f32[B, S.., C]` → `f32[B, O..,
+    /// K·C]`, where `O` are the window's output positions and each row holds the `K` taps of its
+    /// window in row-major order, each tap's `C` channels together, zeros where a tap falls in
+    /// the padding. A convolution is these rows times its kernel `[K·C, filters]` (`ir::window`).
+    Unfold {
+        window: Window,
+    },
+    /// The adjoint of `Unfold` (col2im; PyTorch's `fold`): `f32[B, O.., K·C]` → `f32[B, S..,
+    /// C]` for spatial sizes `input`, every element added into the position it was read from
+    /// (overlapping windows accumulate; padding taps are dropped).
+    Fold {
+        window: Window,
+        input: Vec<usize>,
+    },
+    /// Pooling over each window per channel: `f32[B, S.., C]` → `f32[B, O.., C]`. Padded
+    /// positions take no part: never the maximum, not counted in the mean (as Keras).
+    Pool {
+        kind: PoolKind,
+        window: Window,
+    },
+    /// The gradient of `Pool`: `(x f32[B, S.., C], dy f32[B, O.., C])` → `f32[B, S.., C]`. Max
+    /// pooling routes each window's `dy` to the window's first maximum in row-major tap order
+    /// (PyTorch's rule; ties are rare after a ReLU since tied zeros get no gradient through it);
+    /// mean pooling spreads it evenly over the window's positions inside the input.
+    PoolGrad {
+        kind: PoolKind,
+        window: Window,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    Max,
+    Mean,
+}
+
+impl PoolKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max",
+            PoolKind::Mean => "mean",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -209,6 +257,8 @@ pub enum StructuredKind {
     Concat,
     /// Rows addressed by integer indices (`gather`, `scatter_add`).
     Rows,
+    /// Sliding windows over spatial axes (`unfold`, `fold`, `pool`, `pool_grad`).
+    Window,
 }
 
 impl UnaryOp {
@@ -320,6 +370,7 @@ impl Op {
             Op::Elu { .. } => "elu",
             Op::Select => "select",
             Op::Dropout { .. } => "dropout",
+            Op::InTraining => "in_training",
             Op::MatMul { .. } => "matmul",
             Op::Reduce { kind, .. } => match kind {
                 ReduceKind::Sum => "reduce_sum",
@@ -335,6 +386,16 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::Gather => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::Unfold { .. } => "unfold",
+            Op::Fold { .. } => "fold",
+            Op::Pool { kind, .. } => match kind {
+                PoolKind::Max => "max_pool",
+                PoolKind::Mean => "mean_pool",
+            },
+            Op::PoolGrad { kind, .. } => match kind {
+                PoolKind::Max => "max_pool_grad",
+                PoolKind::Mean => "mean_pool_grad",
+            },
         }
     }
 
@@ -343,15 +404,18 @@ impl Op {
     /// instead of being guessed at elsewhere.
     pub fn kind(&self) -> OpKind {
         use ElementwiseKind::{Broadcast, Indexed, Labels, Map};
-        use StructuredKind::{Concat, Copy, MatMul, RowSoftmax, Rows};
+        use StructuredKind::{Concat, Copy, MatMul, RowSoftmax, Rows, Window};
         match self {
             Op::Input { .. } | Op::Param { .. } | Op::State { .. } => {
                 OpKind::Leaf(LeafKind::Buffer)
             }
             Op::Const { .. } | Op::BatchSize => OpKind::Leaf(LeafKind::Scalar),
-            Op::Unary(_) | Op::Binary(_) | Op::LeakyRelu { .. } | Op::Elu { .. } | Op::Select => {
-                OpKind::Elementwise(Map)
-            }
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::Select
+            | Op::InTraining => OpKind::Elementwise(Map),
             Op::Broadcast => OpKind::Elementwise(Broadcast),
             Op::Dropout { .. } => OpKind::Elementwise(Indexed),
             Op::OneHot { .. } => OpKind::Elementwise(Labels),
@@ -364,6 +428,9 @@ impl Op {
             }
             Op::Concat { .. } => OpKind::Structured(Concat),
             Op::Gather | Op::ScatterAdd { .. } => OpKind::Structured(Rows),
+            Op::Unfold { .. } | Op::Fold { .. } | Op::Pool { .. } | Op::PoolGrad { .. } => {
+                OpKind::Structured(Window)
+            }
         }
     }
 
@@ -399,6 +466,7 @@ impl Op {
             | Op::Elu { .. }
             | Op::Select
             | Op::Dropout { .. }
+            | Op::InTraining
             | Op::MatMul { .. }
             | Op::Reduce { .. }
             | Op::Softmax
@@ -406,7 +474,11 @@ impl Op {
             | Op::Transpose { .. }
             | Op::Reshape
             | Op::Slice { .. }
-            | Op::Concat { .. } => None,
+            | Op::Concat { .. }
+            | Op::Unfold { .. }
+            | Op::Fold { .. }
+            | Op::Pool { .. }
+            | Op::PoolGrad { .. } => None,
         }
     }
 
@@ -446,6 +518,13 @@ impl Op {
             Op::Slice { axis, start, end } => format!("[axis={axis}, {start}..{end}]"),
             Op::Concat { axis } => format!("[axis={axis}]"),
             Op::ScatterAdd { rows } => format!("[rows={rows}]"),
+            Op::Unfold { window } | Op::Pool { window, .. } | Op::PoolGrad { window, .. } => {
+                format!("[{window}]")
+            }
+            Op::Fold { window, input } => {
+                let input: Vec<String> = input.iter().map(usize::to_string).collect();
+                format!("[{window}, into {}]", input.join("x"))
+            }
             Op::Input { .. }
             | Op::Param { .. }
             | Op::State { .. }
@@ -454,6 +533,7 @@ impl Op {
             | Op::Binary(_)
             | Op::Broadcast
             | Op::Select
+            | Op::InTraining
             | Op::Softmax
             | Op::LogSoftmax
             | Op::Reshape
@@ -479,12 +559,17 @@ impl Op {
             | Op::OneHot { .. }
             | Op::Transpose { .. }
             | Op::Reshape
-            | Op::Slice { .. } => 1,
+            | Op::Slice { .. }
+            | Op::Unfold { .. }
+            | Op::Fold { .. }
+            | Op::Pool { .. } => 1,
             Op::Binary(_)
             | Op::MatMul { .. }
             | Op::Dropout { .. }
+            | Op::InTraining
             | Op::Gather
-            | Op::ScatterAdd { .. } => 2,
+            | Op::ScatterAdd { .. }
+            | Op::PoolGrad { .. } => 2,
             Op::Select => 3,
             Op::Concat { .. } => return None,
         })
@@ -561,6 +646,57 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                         c.shape, a.shape, b.shape
                     )
                 })
+        }
+        Op::InTraining => {
+            let (train, infer) = (float(0)?, float(1)?);
+            if !infer.shape.broadcasts_to(&train.shape) {
+                return Err(format!(
+                    "in_training's inference value {infer} does not broadcast to {train}"
+                ));
+            }
+            Ok(train.clone())
+        }
+        Op::Unfold { window } => {
+            let (spatial, channels) = windowed(op, window, float(0)?)?;
+            let dims = window_output(window, inputs[0], &spatial)?;
+            Ok(with_channels(inputs[0], dims, window.taps() * channels))
+        }
+        Op::Fold { window, input } => {
+            let t = float(0)?;
+            let (given, width) = windowed(op, window, t)?;
+            if input.len() != window.rank() || width % window.taps() != 0 {
+                return Err(format!("fold into {input:?} does not fit {t}"));
+            }
+            let expected = window_output(window, t, input)?;
+            if expected != given {
+                return Err(format!(
+                    "fold of {t} into {input:?} expects {expected:?} window positions"
+                ));
+            }
+            Ok(with_channels(t, input.clone(), width / window.taps()))
+        }
+        Op::Pool { window, .. } => {
+            let t = float(0)?;
+            let (spatial, channels) = windowed(op, window, t)?;
+            let dims = window_output(window, t, &spatial)?;
+            Ok(with_channels(t, dims, channels))
+        }
+        Op::PoolGrad { kind, window } => {
+            let (x, dy) = (float(0)?, float(1)?);
+            let pooled = infer_type(
+                &Op::Pool {
+                    kind: *kind,
+                    window: window.clone(),
+                },
+                &[x],
+            )?;
+            if pooled.shape != dy.shape {
+                return Err(format!(
+                    "{}'s output gradient is {dy}, expected {pooled}",
+                    op.name()
+                ));
+            }
+            Ok(x.clone())
         }
         Op::Dropout { rate, .. } => {
             let (x, step) = (float(0)?, float(1)?);
@@ -725,6 +861,62 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
             Ok(TensorType::f32(Shape(dims)))
         }
     }
+}
+
+/// The fixed spatial sizes and channel count of a windowed op's channels-last input.
+fn windowed(op: &Op, window: &Window, t: &TensorType) -> Result<(Vec<usize>, usize), String> {
+    if !window.is_well_formed() {
+        return Err(format!("{} has a malformed window {window:?}", op.name()));
+    }
+    let dims = t.shape.dims();
+    if dims.len() != window.rank() + 2 {
+        return Err(format!(
+            "{} over {} spatial axes needs a rank-{} [batch, spatial.., channels] input, got {t}",
+            op.name(),
+            window.rank(),
+            window.rank() + 2
+        ));
+    }
+    let fixed: Option<Vec<usize>> = dims[1..]
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Batch => None,
+        })
+        .collect();
+    let Some(mut fixed) = fixed else {
+        return Err(format!(
+            "{} needs fixed spatial and channel sizes, got {t}",
+            op.name()
+        ));
+    };
+    let channels = fixed.pop().unwrap_or(0);
+    Ok((fixed, channels))
+}
+
+/// The window's output positions over spatial sizes `input`.
+fn window_output(window: &Window, t: &TensorType, input: &[usize]) -> Result<Vec<usize>, String> {
+    (0..window.rank())
+        .map(|axis| {
+            window.output_len(axis, input[axis]).ok_or_else(|| {
+                format!(
+                    "a window spanning {} does not fit axis {} of {t} (size {}, padded {:?})",
+                    window.span(axis),
+                    axis + 1,
+                    input[axis],
+                    window.padding[axis]
+                )
+            })
+        })
+        .collect()
+}
+
+/// `[t's batch dimension, spatial.., channels]`.
+fn with_channels(t: &TensorType, spatial: Vec<usize>, channels: usize) -> TensorType {
+    let mut dims = vec![t.shape.0[0]];
+    dims.extend(spatial.into_iter().map(Dim::Fixed));
+    dims.push(Dim::Fixed(channels));
+    TensorType::f32(Shape(dims))
 }
 
 /// (rows, cols) of the last two axes, transposed if asked.

@@ -116,6 +116,7 @@ mod tests {
         let mut graph = Graph::new("u");
         graph.param(
             ParamInfo {
+                trainable: true,
                 name: "w".into(),
                 shape: Shape::fixed(&[1]),
                 init: Init::Zeros,

@@ -85,6 +85,8 @@ fn identity_operand(graph: &Graph, node: &Node) -> Option<ValueId> {
         }
         Op::Reshape if graph.ty(node.inputs[0]) == &node.ty => Some(node.inputs[0]),
         Op::Concat { .. } if node.inputs.len() == 1 => Some(node.inputs[0]),
+        // A training step takes the training value (`Op::InTraining`'s meaning).
+        Op::InTraining => Some(node.inputs[0]),
         Op::Slice { axis, start, end }
             if start == 0 && graph.shape(node.inputs[0]).0[axis] == Dim::Fixed(end) =>
         {

@@ -44,6 +44,7 @@ mod tests {
         let mut g = Graph::new("ce");
         let z = g.param(
             ParamInfo {
+                trainable: true,
                 name: "z".into(),
                 shape: Shape::fixed(&[2, 3]),
                 init: Init::Zeros,

@@ -588,6 +588,7 @@ mod tests {
 
     fn info(name: &str, shape: &[usize]) -> ParamInfo {
         ParamInfo {
+            trainable: true,
             name: name.into(),
             shape: Shape::fixed(shape),
             init: Init::Zeros,

@@ -79,6 +79,7 @@ mod tests {
         let mut graph = Graph::new("g");
         graph.param(
             ParamInfo {
+                trainable: true,
                 name: "w".into(),
                 shape: Shape::fixed(&[32, 64]),
                 init: Init::GlorotUniform {
@@ -90,6 +91,7 @@ mod tests {
         );
         graph.param(
             ParamInfo {
+                trainable: true,
                 name: "b".into(),
                 shape: Shape::fixed(&[64]),
                 init: Init::Zeros,
@@ -113,6 +115,7 @@ mod tests {
         let (min, max) = (-2e38f32, 3e38f32);
         graph.param(
             ParamInfo {
+                trainable: true,
                 name: "w".into(),
                 shape: Shape::fixed(&[1000]),
                 init: Init::Uniform { min, max },

@@ -821,7 +821,7 @@ impl Session {
 
 /// Dropout is the identity outside training; then the optimization passes.
 fn optimized(graph: &Graph) -> Result<Graph, Diagnostic> {
-    passes::optimize(&lower::without_dropout(graph)).map_err(|problems| {
+    passes::optimize(&lower::for_inference(graph)).map_err(|problems| {
         Diagnostic::error(
             "E0900",
             "internal compiler error: the expression's IR does not verify",

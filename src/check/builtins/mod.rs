@@ -419,6 +419,7 @@ fn create_params(
         .map(|(param, shape)| {
             el.graph.param(
                 ParamInfo {
+                    trainable: true,
                     name: format!("{layer_name}.{}", param.name),
                     shape: Shape::fixed(shape),
                     init: param.init.with_defaults(shape),

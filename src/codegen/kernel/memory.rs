@@ -323,7 +323,8 @@ fn lifetimes(graph: &Graph, sched: &Schedule) -> (Vec<usize>, Vec<usize>) {
             | Kernel::Softmax { node }
             | Kernel::Copy { node }
             | Kernel::Concat { node }
-            | Kernel::Rows { node } => (vec![*node], vec![*node]),
+            | Kernel::Rows { node }
+            | Kernel::Window { node } => (vec![*node], vec![*node]),
             Kernel::Reduce { node, nodes } => (vec![*node], nodes.clone()),
             Kernel::Update { group } => {
                 let g = &sched.groups[*group];

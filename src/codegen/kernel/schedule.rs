@@ -43,6 +43,8 @@ pub enum Kernel {
     Concat { node: ValueId },
     /// `gather` or `scatter_add`: rows addressed by integer indices.
     Rows { node: ValueId },
+    /// `unfold`, `fold`, pooling or its gradient: a call into native code.
+    Window { node: ValueId },
     /// One optimizer-update loop (see `UpdateGroup`).
     Update { group: usize },
 }
@@ -246,6 +248,7 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
             }
             OpKind::Structured(StructuredKind::Concat) => kernels.push(Kernel::Concat { node: v }),
             OpKind::Structured(StructuredKind::Rows) => kernels.push(Kernel::Rows { node: v }),
+            OpKind::Structured(StructuredKind::Window) => kernels.push(Kernel::Window { node: v }),
             OpKind::Elementwise(_) | OpKind::Leaf(LeafKind::Scalar) => {
                 let (nodes, matmul) = ew_nodes.remove(&v).unwrap_or_default();
                 kernels.push(Kernel::Elementwise {
@@ -577,7 +580,8 @@ pub fn schedule_text(s: &Schedule, graph: &Graph) -> String {
             Kernel::Softmax { node }
             | Kernel::Copy { node }
             | Kernel::Concat { node }
-            | Kernel::Rows { node } => format!(
+            | Kernel::Rows { node }
+            | Kernel::Window { node } => format!(
                 "{} {} -> %{}: %{}",
                 graph.node(*node).op.name(),
                 graph.shape(*node),

@@ -1,0 +1,320 @@
+//! The windowed ops (`unfold`, `fold`, `max_pool`/`mean_pool` and their gradients) as native
+//! code the JIT'd step calls (`kiln_window`). They move data rather than compute — a
+//! convolution's arithmetic is the matrix product over `unfold`'s patches — so each is a copy
+//! or accumulation loop over contiguous runs of channels, which the compiler vectorizes.
+//!
+//! Every loop computes what `interp/window.rs` defines, with the same order of accumulation per
+//! element (taps in row-major order), so results agree to f32 rounding of the same sums.
+
+use crate::ir::window::Plane;
+
+/// Which op `kiln_window` runs (its first argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub(crate) enum WindowOp {
+    Unfold = 0,
+    Fold = 1,
+    MaxPool = 2,
+    MeanPool = 3,
+    MaxPoolGrad = 4,
+    MeanPoolGrad = 5,
+}
+
+impl WindowOp {
+    fn from_code(code: i64) -> Option<WindowOp> {
+        [
+            WindowOp::Unfold,
+            WindowOp::Fold,
+            WindowOp::MaxPool,
+            WindowOp::MeanPool,
+            WindowOp::MaxPoolGrad,
+            WindowOp::MeanPoolGrad,
+        ]
+        .into_iter()
+        .find(|op| *op as i64 == code)
+    }
+
+    /// Elements of (input, second input, output) per sample.
+    fn lengths(self, p: &Plane) -> (usize, usize, usize) {
+        match self {
+            WindowOp::Unfold => (p.input_len(), 0, p.unfolded_len()),
+            WindowOp::Fold => (p.unfolded_len(), 0, p.input_len()),
+            WindowOp::MaxPool | WindowOp::MeanPool => (p.input_len(), 0, p.pooled_len()),
+            WindowOp::MaxPoolGrad | WindowOp::MeanPoolGrad => {
+                (p.input_len(), p.pooled_len(), p.input_len())
+            }
+        }
+    }
+}
+
+/// The geometry as `kiln_window` receives it: thirteen sizes after the batch.
+pub(crate) fn plane_args(p: &Plane) -> [i64; 13] {
+    [
+        p.input[0],
+        p.input[1],
+        p.channels,
+        p.output[0],
+        p.output[1],
+        p.size[0],
+        p.size[1],
+        p.strides[0],
+        p.strides[1],
+        p.dilation[0],
+        p.dilation[1],
+        p.pad_before[0],
+        p.pad_before[1],
+    ]
+    .map(|x| x as i64)
+}
+
+/// Runs `op` over `batch` samples: `x` is the first input, `dy` the second (pooling gradients
+/// only; otherwise ignored), `dst` the output. Called only by JIT'd steps, with buffers the
+/// memory plan sized for this geometry.
+#[allow(clippy::too_many_arguments)]
+pub(crate) extern "C" fn kiln_window(
+    op: i64,
+    x: *const f32,
+    dy: *const f32,
+    dst: *mut f32,
+    batch: i64,
+    ih: i64,
+    iw: i64,
+    channels: i64,
+    oh: i64,
+    ow: i64,
+    kh: i64,
+    kw: i64,
+    sh: i64,
+    sw: i64,
+    dh: i64,
+    dw: i64,
+    ph: i64,
+    pw: i64,
+) {
+    let u = |v: i64| v.max(0) as usize;
+    let p = Plane {
+        batch: u(batch),
+        input: [u(ih), u(iw)],
+        channels: u(channels),
+        output: [u(oh), u(ow)],
+        size: [u(kh), u(kw)],
+        strides: [u(sh), u(sw)],
+        dilation: [u(dh), u(dw)],
+        pad_before: [u(ph), u(pw)],
+    };
+    let Some(op) = WindowOp::from_code(op) else {
+        return;
+    };
+    let (x_len, dy_len, out_len) = op.lengths(&p);
+    // SAFETY: the step passes pointers into its arena at buffers planned for this op's shapes
+    // at `max_batch` (`run` asserts batch <= max_batch), so each holds `batch` samples of the
+    // lengths above; the output never overlaps an input (the memory plan keeps a kernel's
+    // inputs alive while it writes), and `dy` is only read for the pooling gradients, which
+    // pass a real buffer.
+    let (x, dy, out) = unsafe {
+        (
+            std::slice::from_raw_parts(x, p.batch * x_len),
+            if dy_len == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(dy, p.batch * dy_len)
+            },
+            std::slice::from_raw_parts_mut(dst, p.batch * out_len),
+        )
+    };
+    run(op, &p, x, dy, out);
+}
+
+/// `op` on slices holding whole batches.
+pub(crate) fn run(op: WindowOp, p: &Plane, x: &[f32], dy: &[f32], out: &mut [f32]) {
+    let (x_len, dy_len, out_len) = op.lengths(p);
+    for b in 0..p.batch {
+        let x = &x[b * x_len..(b + 1) * x_len];
+        let dy = &dy[b * dy_len..(b + 1) * dy_len];
+        let out = &mut out[b * out_len..(b + 1) * out_len];
+        match op {
+            WindowOp::Unfold => unfold(p, x, out),
+            WindowOp::Fold => fold(p, x, out),
+            WindowOp::MaxPool => max_pool(p, x, out),
+            WindowOp::MeanPool => mean_pool(p, x, out),
+            WindowOp::MaxPoolGrad => max_pool_grad(p, x, dy, out),
+            WindowOp::MeanPoolGrad => mean_pool_grad(p, dy, out),
+        }
+    }
+}
+
+/// Calls `visit(output position, tap, input position or None)` for every output position of one
+/// sample and every tap of its window, taps in row-major order.
+#[inline(always)]
+fn each_tap(p: &Plane, mut visit: impl FnMut(usize, usize, Option<usize>)) {
+    let [oh, ow] = p.output;
+    let [kh, kw] = p.size;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let position = oy * ow + ox;
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let source = p
+                        .source((oy, ox), (ky, kx))
+                        .map(|(y, x)| y * p.input[1] + x);
+                    visit(position, ky * kw + kx, source);
+                }
+            }
+        }
+    }
+}
+
+fn unfold(p: &Plane, x: &[f32], out: &mut [f32]) {
+    let (c, taps) = (p.channels, p.taps());
+    let kw = p.size[1];
+    let contiguous_row = p.dilation[1] == 1;
+    let [oh, ow] = p.output;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let position = oy * ow + ox;
+            for ky in 0..p.size[0] {
+                let row = (position * taps + ky * kw) * c;
+                let row = &mut out[row..row + kw * c];
+                // A whole row of taps inside the input is one contiguous run of the input.
+                let first = p.source((oy, ox), (ky, 0));
+                let last = p.source((oy, ox), (ky, kw - 1));
+                if contiguous_row && let (Some((y, x0)), Some(_)) = (first, last) {
+                    let start = (y * p.input[1] + x0) * c;
+                    row.copy_from_slice(&x[start..start + kw * c]);
+                    continue;
+                }
+                for kx in 0..kw {
+                    let dst = &mut row[kx * c..(kx + 1) * c];
+                    match p.source((oy, ox), (ky, kx)) {
+                        Some((y, xx)) => {
+                            let s = (y * p.input[1] + xx) * c;
+                            dst.copy_from_slice(&x[s..s + c]);
+                        }
+                        None => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+fn fold(p: &Plane, cols: &[f32], out: &mut [f32]) {
+    let (c, taps) = (p.channels, p.taps());
+    out.fill(0.0);
+    each_tap(p, |position, tap, source| {
+        if let Some(s) = source {
+            let at = (position * taps + tap) * c;
+            add_into(&mut out[s * c..(s + 1) * c], &cols[at..at + c]);
+        }
+    });
+}
+
+/// Whether `v` replaces the running maximum `best`: when greater, or when it is the first NaN
+/// (so a NaN propagates, as in the interpreter).
+#[inline(always)]
+fn beats(v: f32, best: f32) -> bool {
+    (v > best || v.is_nan()) && !best.is_nan()
+}
+
+fn max_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
+    let c = p.channels;
+    let mut seen = usize::MAX;
+    each_tap(p, |position, _, source| {
+        let Some(s) = source else { return };
+        let dst = &mut out[position * c..(position + 1) * c];
+        let src = &x[s * c..(s + 1) * c];
+        if seen != position {
+            seen = position;
+            dst.copy_from_slice(src);
+            return;
+        }
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = if beats(v, *d) { v } else { *d };
+        }
+    });
+}
+
+/// The number of taps of `position`'s window inside the input.
+fn inside(p: &Plane, position: usize) -> usize {
+    let (oy, ox) = (position / p.output[1], position % p.output[1]);
+    let mut n = 0;
+    for ky in 0..p.size[0] {
+        for kx in 0..p.size[1] {
+            n += usize::from(p.source((oy, ox), (ky, kx)).is_some());
+        }
+    }
+    n
+}
+
+fn mean_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
+    let c = p.channels;
+    out.fill(0.0);
+    each_tap(p, |position, _, source| {
+        if let Some(s) = source {
+            add_into(
+                &mut out[position * c..(position + 1) * c],
+                &x[s * c..(s + 1) * c],
+            );
+        }
+    });
+    for position in 0..p.output[0] * p.output[1] {
+        let n = inside(p, position).max(1) as f32;
+        for v in &mut out[position * c..(position + 1) * c] {
+            *v /= n;
+        }
+    }
+}
+
+fn max_pool_grad(p: &Plane, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let c = p.channels;
+    dx.fill(0.0);
+    let [oh, ow] = p.output;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let position = oy * ow + ox;
+            for k in 0..c {
+                let mut best: Option<(f32, usize)> = None;
+                for ky in 0..p.size[0] {
+                    for kx in 0..p.size[1] {
+                        let Some((y, xx)) = p.source((oy, ox), (ky, kx)) else {
+                            continue;
+                        };
+                        let at = (y * p.input[1] + xx) * c + k;
+                        let v = x[at];
+                        if best.is_none_or(|(b, _)| beats(v, b)) {
+                            best = Some((v, at));
+                        }
+                    }
+                }
+                if let Some((_, at)) = best {
+                    dx[at] += dy[position * c + k];
+                }
+            }
+        }
+    }
+}
+
+fn mean_pool_grad(p: &Plane, dy: &[f32], dx: &mut [f32]) {
+    let c = p.channels;
+    dx.fill(0.0);
+    let mut seen = (usize::MAX, 1.0);
+    each_tap(p, |position, _, source| {
+        let Some(s) = source else { return };
+        if seen.0 != position {
+            seen = (position, inside(p, position).max(1) as f32);
+        }
+        let n = seen.1;
+        for (d, &g) in dx[s * c..(s + 1) * c]
+            .iter_mut()
+            .zip(&dy[position * c..(position + 1) * c])
+        {
+            *d += g / n;
+        }
+    });
+}
