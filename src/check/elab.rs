@@ -349,6 +349,20 @@ impl<'a> Elab<'a> {
         }
     }
 
+    /// `reshape` of a value to `shape` (same element count, checked by the caller).
+    pub fn add_reshape(&mut self, v: ValueId, shape: Shape, span: Span) -> Option<ValueId> {
+        let ty = TensorType {
+            dtype: self.graph.ty(v).dtype,
+            shape,
+        };
+        Some(self.graph.push_node(crate::ir::graph::Node {
+            op: Op::Reshape,
+            inputs: vec![v],
+            ty,
+            span: Some(span),
+        }))
+    }
+
     pub fn unary(&mut self, op: UnaryOp, t: Tensor, span: Span) -> Value {
         match self.add(Op::Unary(op), &[t.id], span) {
             Some(id) => self.tensor(id, span),

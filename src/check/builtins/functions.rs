@@ -8,7 +8,7 @@ use crate::ir::graph::ValueId;
 use crate::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use crate::ir::shape::{Dim, Shape};
 
-const X: ArgDef = ArgDef {
+pub(super) const X: ArgDef = ArgDef {
     name: "x",
     kind: ArgKind::Tensor,
     default: ArgDefault::Required,
@@ -679,16 +679,7 @@ fn reshape(el: &mut Elab, mut args: Args, span: Span) -> Option<Value> {
 }
 
 fn reshape_to(el: &mut Elab, t: Tensor, shape: Shape, span: Span) -> Option<Value> {
-    let ty = crate::ir::shape::TensorType {
-        dtype: el.ty(t).dtype,
-        shape,
-    };
-    let id = el.graph.push_node(crate::ir::graph::Node {
-        op: Op::Reshape,
-        inputs: vec![t.id],
-        ty,
-        span: Some(span),
-    });
+    let id = el.add_reshape(t.id, shape, span)?;
     Some(el.tensor(id, span))
 }
 

@@ -7,6 +7,7 @@ use super::{
 use crate::check::elab::Elab;
 use crate::check::value::*;
 use crate::diag::{Diagnostic, Span};
+use crate::ir::graph::ValueId;
 use crate::ir::op::{BinaryOp, Op};
 use crate::ir::shape::{DType, Dim};
 use std::rc::Rc;
@@ -41,12 +42,14 @@ pub static DENSE: BuiltinDef = BuiltinDef {
             shape: "f32[in, units]",
             init: &GLOROT_UNIFORM,
             when: "",
+            trainable: true,
         },
         ParamDef {
             name: "bias",
             shape: "f32[units]",
             init: &ZEROS,
             when: "with `use_bias`",
+            trainable: true,
         },
     ],
     apply: Apply::Layer(dense),
@@ -75,6 +78,7 @@ pub static EMBEDDING: BuiltinDef = BuiltinDef {
         shape: "f32[input_dim, output_dim]",
         init: &UNIFORM,
         when: "",
+        trainable: true,
     }],
     apply: Apply::Layer(embedding),
 };
@@ -155,6 +159,17 @@ fn dense(
     if let Some(&bias) = params.get(1) {
         z = el.add(Op::Binary(BinaryOp::Add), &[z, bias], span)?;
     }
+    activate(el, activation, z, span)
+}
+
+/// `activation(z)` for a layer's `activation` argument (a function, or a built-in's name as a
+/// string); `z` itself when there is none.
+pub(super) fn activate(
+    el: &mut Elab,
+    activation: Option<ArgValue>,
+    z: ValueId,
+    span: Span,
+) -> Option<Value> {
     let z = Value::Tensor(Tensor {
         id: z,
         origin: span,

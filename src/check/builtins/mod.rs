@@ -16,9 +16,12 @@
 //! `dropout(0.5)`, `leaky_relu(alpha: 0.1)`), is a layer waiting for its input — which is how
 //! sequential model bodies use them.
 
+mod convolution;
 mod functions;
 pub mod initializers;
 mod layers;
+mod pooling;
+mod spatial;
 
 use super::elab::Elab;
 use super::value::*;
@@ -71,6 +74,16 @@ pub static BUILTINS: &[&BuiltinDef] = &[
     &functions::GRAD,
     &layers::DENSE,
     &layers::EMBEDDING,
+    &convolution::CONV1D,
+    &convolution::CONV2D,
+    &pooling::MAX_POOLING1D,
+    &pooling::MAX_POOLING2D,
+    &pooling::AVERAGE_POOLING1D,
+    &pooling::AVERAGE_POOLING2D,
+    &pooling::GLOBAL_MAX_POOLING1D,
+    &pooling::GLOBAL_MAX_POOLING2D,
+    &pooling::GLOBAL_AVERAGE_POOLING1D,
+    &pooling::GLOBAL_AVERAGE_POOLING2D,
 ];
 
 /// The built-in called `name`.
@@ -148,6 +161,10 @@ pub enum ArgKind {
     Sizes,
     /// A function (or a built-in's name as a string).
     Function,
+    /// A positive whole number for every spatial axis, or a list (or tuple) of one per axis.
+    PerAxis,
+    /// One of these strings.
+    Choice(&'static [&'static str]),
 }
 
 #[derive(Clone, Copy)]
@@ -169,6 +186,9 @@ pub struct ParamDef {
     pub init: &'static initializers::InitializerDef,
     /// For the docs: when the layer creates it, if not always.
     pub when: &'static str,
+    /// Whether training updates it through the gradient (Keras's trainable weights); the
+    /// others, such as batch normalization's moving statistics, are updated by the layer.
+    pub trainable: bool,
 }
 
 /// A call's arguments bound to the definition's, in its order.
@@ -419,10 +439,10 @@ fn create_params(
         .map(|(param, shape)| {
             el.graph.param(
                 ParamInfo {
-                    trainable: true,
                     name: format!("{layer_name}.{}", param.name),
                     shape: Shape::fixed(shape),
                     init: param.init.with_defaults(shape),
+                    trainable: param.trainable,
                 },
                 Some(span),
             )
@@ -536,8 +556,8 @@ fn rate(
 
 impl ArgKind {
     /// For the docs: what the argument takes, when the name alone does not say.
-    fn describe(self) -> &'static str {
-        match self {
+    fn describe(self) -> String {
+        let text = match self {
             ArgKind::Tensor => "",
             ArgKind::Tensors => "a list of tensors",
             ArgKind::Size => "a positive whole number",
@@ -550,7 +570,17 @@ impl ArgKind {
             ArgKind::Index => "a whole number, negative from the end",
             ArgKind::Sizes => "a list of sizes",
             ArgKind::Function => "",
-        }
+            ArgKind::PerAxis => "a positive whole number, or one per spatial axis",
+            ArgKind::Choice(choices) => {
+                let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+                return format!(
+                    "{} or {}",
+                    quoted[..quoted.len() - 1].join(", "),
+                    quoted[quoted.len() - 1]
+                );
+            }
+        };
+        text.to_string()
     }
 }
 
@@ -575,7 +605,8 @@ fn arg_docs(args: &[ArgDef]) -> String {
                 ArgDefault::Required => format!("`{}`", a.name),
                 default => format!("`{}: {default}`", a.name),
             };
-            let notes: Vec<&str> = [a.kind.describe(), a.doc]
+            let kind = a.kind.describe();
+            let notes: Vec<&str> = [kind.as_str(), a.doc]
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect();

@@ -1,0 +1,180 @@
+//! Keras's pooling layers: over windows (`max_pooling2d`, `average_pooling1d`, …) and over all
+//! positions (`global_average_pooling2d`, …). They have no parameters: each is a function of
+//! its tensor, and a call without one is a layer waiting for it (`max_pooling2d(2)`).
+
+use super::functions::X;
+use super::spatial::{PADDINGS, check_fits, padding, per_axis, spatial_input};
+use super::{Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, tensor_arg};
+use crate::check::elab::Elab;
+use crate::check::value::*;
+use crate::diag::Span;
+use crate::ir::op::{Op, PoolKind, ReduceKind};
+use crate::ir::window::Window;
+
+static WINDOW_ARGS: [ArgDef; 4] = [
+    X,
+    ArgDef {
+        name: "pool_size",
+        kind: ArgKind::PerAxis,
+        default: ArgDefault::Int(2),
+        doc: "",
+    },
+    ArgDef {
+        name: "strides",
+        kind: ArgKind::PerAxis,
+        default: ArgDefault::Computed("pool_size"),
+        doc: "",
+    },
+    ArgDef {
+        name: "padding",
+        kind: ArgKind::Choice(PADDINGS),
+        default: ArgDefault::Computed("\"valid\""),
+        doc: "",
+    },
+];
+
+static GLOBAL_ARGS: [ArgDef; 2] = [
+    X,
+    ArgDef {
+        name: "keepdims",
+        kind: ArgKind::Bool,
+        default: ArgDefault::Bool(false),
+        doc: "keep the pooled axes with size 1",
+    },
+];
+
+macro_rules! pooling {
+    ($static:ident, $name:literal, $doc:literal, $args:ident, $apply:ident) => {
+        pub static $static: BuiltinDef = BuiltinDef {
+            name: $name,
+            doc: $doc,
+            args: &$args,
+            params: &[],
+            apply: Apply::OnTensor($apply),
+        };
+    };
+}
+
+pooling!(
+    MAX_POOLING1D,
+    "max_pooling1d",
+    "Keras's `MaxPooling1D`: the maximum of each window of steps, per channel",
+    WINDOW_ARGS,
+    max_pooling1d
+);
+pooling!(
+    MAX_POOLING2D,
+    "max_pooling2d",
+    "Keras's `MaxPooling2D`: the maximum of each window, per channel (the gradient goes to the window's first maximum)",
+    WINDOW_ARGS,
+    max_pooling2d
+);
+pooling!(
+    AVERAGE_POOLING1D,
+    "average_pooling1d",
+    "Keras's `AveragePooling1D`: the mean of each window of steps, per channel",
+    WINDOW_ARGS,
+    average_pooling1d
+);
+pooling!(
+    AVERAGE_POOLING2D,
+    "average_pooling2d",
+    "Keras's `AveragePooling2D`: the mean of each window, per channel (padding not counted)",
+    WINDOW_ARGS,
+    average_pooling2d
+);
+pooling!(
+    GLOBAL_MAX_POOLING1D,
+    "global_max_pooling1d",
+    "Keras's `GlobalMaxPooling1D`: `f32[B, steps, C]` → `f32[B, C]`, the maximum over all steps",
+    GLOBAL_ARGS,
+    global_max_pooling1d
+);
+pooling!(
+    GLOBAL_MAX_POOLING2D,
+    "global_max_pooling2d",
+    "Keras's `GlobalMaxPooling2D`: `f32[B, H, W, C]` → `f32[B, C]`, the maximum over all positions",
+    GLOBAL_ARGS,
+    global_max_pooling2d
+);
+pooling!(
+    GLOBAL_AVERAGE_POOLING1D,
+    "global_average_pooling1d",
+    "Keras's `GlobalAveragePooling1D`: `f32[B, steps, C]` → `f32[B, C]`, the mean over all steps",
+    GLOBAL_ARGS,
+    global_average_pooling1d
+);
+pooling!(
+    GLOBAL_AVERAGE_POOLING2D,
+    "global_average_pooling2d",
+    "Keras's `GlobalAveragePooling2D`: `f32[B, H, W, C]` → `f32[B, C]`, the mean over all positions",
+    GLOBAL_ARGS,
+    global_average_pooling2d
+);
+
+fn max_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    pool(el, args, span, PoolKind::Max, 1)
+}
+
+fn max_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    pool(el, args, span, PoolKind::Max, 2)
+}
+
+fn average_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    pool(el, args, span, PoolKind::Mean, 1)
+}
+
+fn average_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    pool(el, args, span, PoolKind::Mean, 2)
+}
+
+fn global_max_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    global(el, args, span, ReduceKind::Max, 1)
+}
+
+fn global_max_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    global(el, args, span, ReduceKind::Max, 2)
+}
+
+fn global_average_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    global(el, args, span, ReduceKind::Mean, 1)
+}
+
+fn global_average_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
+    global(el, args, span, ReduceKind::Mean, 2)
+}
+
+fn pool(el: &mut Elab, mut args: Args, span: Span, kind: PoolKind, rank: usize) -> Option<Value> {
+    let name = args.def.name;
+    let x = args.take("x")?;
+    let size = per_axis(el, &mut args, "pool_size", Some(&vec![2; rank]), rank, span)?;
+    let strides = per_axis(el, &mut args, "strides", Some(&size), rank, span)?;
+    let padding = padding(el, &mut args)?;
+    let t = tensor_arg(el, &x)?;
+    let (spatial, _) = spatial_input(el, name, rank, (t, x.span), span)?;
+    let window = Window::new(&spatial, &size, &strides, &vec![1; rank], padding);
+    check_fits(el, name, &window, &spatial, (t, x.span), span)?;
+    let id = el.add(Op::Pool { kind, window }, &[t.id], span)?;
+    Some(el.tensor(id, span))
+}
+
+fn global(
+    el: &mut Elab,
+    mut args: Args,
+    span: Span,
+    kind: ReduceKind,
+    rank: usize,
+) -> Option<Value> {
+    let name = args.def.name;
+    let x = args.take("x")?;
+    let keep_dims = args.flag(el, "keepdims")?;
+    let t = tensor_arg(el, &x)?;
+    spatial_input(el, name, rank, (t, x.span), span)?;
+    let op = Op::Reduce {
+        kind,
+        axes: (1..=rank).collect(),
+        keep_dims,
+    };
+    let id = el.add(op, &[t.id], span)?;
+    Some(el.tensor(id, span))
+}
