@@ -995,3 +995,22 @@ fn in_training_differentiates_its_training_value() {
         g.binary(BinaryOp::Mul, y, p[1], None)
     });
 }
+
+#[test]
+fn contract_sums_products_over_every_row() {
+    check_op(
+        "contract_rank2",
+        &[&[5, 3], &[5, 4]],
+        (-1.0, 1.0),
+        |g, p| g.add(Op::Contract, &[p[0], p[1]], None),
+    );
+    check_op(
+        "contract_rank4",
+        &[&[2, 3, 2, 3], &[2, 3, 2, 4]],
+        (-1.0, 1.0),
+        |g, p| {
+            let c = g.add(Op::Contract, &[p[0], p[1]], None);
+            g.binary(BinaryOp::Mul, c, c, None)
+        },
+    );
+}

@@ -627,3 +627,14 @@ fn in_training_is_its_training_value_in_a_step() {
         g.binary(BinaryOp::Mul, y, r, None)
     });
 }
+
+#[test]
+fn contract_over_batch_and_positions() {
+    check("contract", |g| {
+        let a = batch_value(g, &[3, 4, 5]);
+        let b = input(g, "b", bd(&[3, 4, 2]));
+        let q = param(g, "q", &[3, 4, 2]);
+        let b = g.binary(BinaryOp::Mul, b, q, None);
+        g.add(Op::Contract, &[a, b], None)
+    });
+}

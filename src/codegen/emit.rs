@@ -817,6 +817,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
             | Op::Param { .. }
             | Op::State { .. }
             | Op::MatMul { .. }
+            | Op::Contract
             | Op::Reduce { .. }
             | Op::Softmax
             | Op::LogSoftmax
@@ -1768,12 +1769,13 @@ impl<'f, 'g> Emitter<'f, 'g> {
             return self.emitted_matmul(node);
         }
         let n = self.graph.node(node);
-        let Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } = n.op
-        else {
-            return Err(err("matmul kernel on a non-matmul node"));
+        let (transpose_a, transpose_b) = match n.op {
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => (transpose_a, transpose_b),
+            Op::Contract => return self.contract(node),
+            _ => return Err(err("matmul kernel on a non-matmul node")),
         };
         let (a, b) = (n.inputs[0], n.inputs[1]);
         let (sa, sb) = (self.graph.shape(a).0.clone(), self.graph.shape(b).0.clone());
@@ -1783,6 +1785,36 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let (ra, ca) = (self.dim(sa[0]), self.dim(sa[1]));
         let (rb, cb) = (self.dim(sb[0]), self.dim(sb[1]));
         let g = self.gemm_dims((ra, ca), (rb, cb), transpose_a, transpose_b);
+        let dst = self.home_addr(node)?;
+        let pa = self.home_addr(a)?;
+        let pb = self.home_addr(b)?;
+        let args = g.args(g.m, dst, pa, pb);
+        self.b.ins().call(self.helpers.gemm, &args);
+        Ok(())
+    }
+
+    /// `aᵀ·b` over all rows: one product whose depth is every row of both operands.
+    fn contract(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let sa = self.graph.shape(a).0.clone();
+        let sb = self.graph.shape(b).0.clone();
+        let (Some(&Dim::Fixed(m)), Some(&Dim::Fixed(width))) = (sa.last(), sb.last()) else {
+            return Err(err("contract over unsized rows"));
+        };
+        let rows = self.extent(Extent::product(&sa[..sa.len() - 1]));
+        let (m, width) = (self.iconst(m as i64), self.iconst(width as i64));
+        let one = self.iconst(1);
+        // A row-major [rows, m] read transposed, times a row-major [rows, width].
+        let g = GemmDims {
+            m,
+            n: width,
+            k: rows,
+            a_rs: one,
+            a_cs: m,
+            b_rs: width,
+            b_cs: one,
+        };
         let dst = self.home_addr(node)?;
         let pa = self.home_addr(a)?;
         let pb = self.home_addr(b)?;

@@ -909,25 +909,42 @@ unsafe fn library_sgemm(
     }
 }
 
-/// `(m, n, k)` of every matrix product in `graph` at `batch` rows.
+/// `(m, n, k)` of every matrix product in `graph` at `batch` rows (a batch of products as its
+/// largest call: one tall product when the right operand is shared, else one item).
 fn products(graph: &Graph, batch: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
     graph.nodes.iter().filter_map(move |node| {
-        let Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } = node.op
-        else {
+        if !matches!(node.op, Op::Contract | Op::MatMul { .. }) {
             return None;
-        };
+        }
         let a = graph.shape(node.inputs[0]).resolve(batch);
         let b = graph.shape(node.inputs[1]).resolve(batch);
-        let (m, k) = if transpose_a {
-            (a[1], a[0])
-        } else {
-            (a[0], a[1])
-        };
-        let n = if transpose_b { b[0] } else { b[1] };
-        Some((m, n, k))
+        let last = |dims: &[usize], from_end: usize| dims[dims.len() - from_end];
+        match node.op {
+            Op::Contract => {
+                let m = last(&a, 1);
+                Some((m, last(&b, 1), a.iter().product::<usize>() / m.max(1)))
+            }
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let (rows, cols) = (last(&a, 2), last(&a, 1));
+                let (m, k) = if transpose_a {
+                    (cols, rows)
+                } else {
+                    (rows, cols)
+                };
+                let n = if transpose_b {
+                    last(&b, 2)
+                } else {
+                    last(&b, 1)
+                };
+                let lead: usize = a[..a.len() - 2].iter().product();
+                let tall = b.len() == 2 && !transpose_a;
+                Some((if tall { lead * m } else { m }, n, k))
+            }
+            _ => None,
+        }
     })
 }
 

@@ -128,6 +128,7 @@ pub(crate) fn sites(
                 transpose_a,
                 transpose_b,
             } => (transpose_a, transpose_b),
+            Op::Contract => (true, false),
             _ => (false, false),
         };
         let t = |transposed: bool| if transposed { "ᵀ" } else { "" };

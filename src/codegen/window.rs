@@ -180,7 +180,7 @@ fn unfold(p: &Plane, x: &[f32], out: &mut [f32]) {
                 let last = p.source((oy, ox), (ky, kw - 1));
                 if contiguous_row && let (Some((y, x0)), Some(_)) = (first, last) {
                     let start = (y * p.input[1] + x0) * c;
-                    row.copy_from_slice(&x[start..start + kw * c]);
+                    copy(row, &x[start..start + kw * c]);
                     continue;
                 }
                 for kx in 0..kw {
@@ -188,13 +188,22 @@ fn unfold(p: &Plane, x: &[f32], out: &mut [f32]) {
                     match p.source((oy, ox), (ky, kx)) {
                         Some((y, xx)) => {
                             let s = (y * p.input[1] + xx) * c;
-                            dst.copy_from_slice(&x[s..s + c]);
+                            copy(dst, &x[s..s + c]);
                         }
                         None => dst.fill(0.0),
                     }
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)`, inlined: the runs are short (a few channels), where a call to
+/// `memcpy` costs more than the copy.
+#[inline(always)]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
     }
 }
 
@@ -222,6 +231,56 @@ fn beats(v: f32, best: f32) -> bool {
     (v > best || v.is_nan()) && !best.is_nan()
 }
 
+/// Channels handled together by max pooling: the running maxima (and, for the gradient, where
+/// they came from) of one chunk stay in registers while the window's taps stream past.
+const CHUNK: usize = 16;
+
+/// For each output position and chunk of channels, where the window's maximum (the first in tap
+/// order among equals) came from, passed to `route(position, channel, input offset)`.
+#[inline(always)]
+fn window_argmax(p: &Plane, x: &[f32], mut route: impl FnMut(usize, usize, usize)) {
+    let c = p.channels;
+    let [oh, ow] = p.output;
+    let [kh, kw] = p.size;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let position = oy * ow + ox;
+            for start in (0..c).step_by(CHUNK) {
+                let width = CHUNK.min(c - start);
+                let mut best = [0.0f32; CHUNK];
+                let mut from = [usize::MAX; CHUNK];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let Some((y, xx)) = p.source((oy, ox), (ky, kx)) else {
+                            continue;
+                        };
+                        let base = (y * p.input[1] + xx) * c + start;
+                        let src = &x[base..base + width];
+                        if from[0] == usize::MAX {
+                            best[..width].copy_from_slice(src);
+                            for (k, f) in from[..width].iter_mut().enumerate() {
+                                *f = base + k;
+                            }
+                            continue;
+                        }
+                        for k in 0..width {
+                            let (v, b) = (src[k], best[k]);
+                            let take = beats(v, b);
+                            best[k] = if take { v } else { b };
+                            from[k] = if take { base + k } else { from[k] };
+                        }
+                    }
+                }
+                if from[0] != usize::MAX {
+                    for (k, &from) in from[..width].iter().enumerate() {
+                        route(position, start + k, from);
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn max_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
     let c = p.channels;
     let mut seen = usize::MAX;
@@ -231,7 +290,7 @@ fn max_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
         let src = &x[s * c..(s + 1) * c];
         if seen != position {
             seen = position;
-            dst.copy_from_slice(src);
+            copy(dst, src);
             return;
         }
         for (d, &v) in dst.iter_mut().zip(src) {
@@ -274,30 +333,7 @@ fn mean_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
 fn max_pool_grad(p: &Plane, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let c = p.channels;
     dx.fill(0.0);
-    let [oh, ow] = p.output;
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let position = oy * ow + ox;
-            for k in 0..c {
-                let mut best: Option<(f32, usize)> = None;
-                for ky in 0..p.size[0] {
-                    for kx in 0..p.size[1] {
-                        let Some((y, xx)) = p.source((oy, ox), (ky, kx)) else {
-                            continue;
-                        };
-                        let at = (y * p.input[1] + xx) * c + k;
-                        let v = x[at];
-                        if best.is_none_or(|(b, _)| beats(v, b)) {
-                            best = Some((v, at));
-                        }
-                    }
-                }
-                if let Some((_, at)) = best {
-                    dx[at] += dy[position * c + k];
-                }
-            }
-        }
-    }
+    window_argmax(p, x, |position, k, from| dx[from] += dy[position * c + k]);
 }
 
 fn mean_pool_grad(p: &Plane, dy: &[f32], dx: &mut [f32]) {

@@ -114,6 +114,7 @@ pub fn evaluate(
                 out
             }
             Op::InTraining => broadcast(arg(0), &shape, i)?,
+            Op::Contract => contract(arg(0), arg(1), &shape)?,
             Op::Unfold { window } => window::unfold(window, arg(0), &shape)?,
             Op::Fold { window, .. } => window::fold(window, arg(0), &shape)?,
             Op::Pool { kind, window } => window::pool(*kind, window, arg(0), &shape)?,
@@ -395,4 +396,17 @@ fn softmax(x: &ArrayD<f64>, log: bool) -> ArrayD<f64> {
         });
     }
     out
+}
+
+/// `aᵀ·b` with both flattened to rows of their last axis.
+fn contract(a: &ArrayD<f64>, b: &ArrayD<f64>, shape: &[usize]) -> Result<ArrayD<f64>, String> {
+    let (m, n) = (shape[0], shape[1]);
+    let rows = if m == 0 { 0 } else { a.len() / m };
+    let a = a.as_standard_layout();
+    let b = b.as_standard_layout();
+    let a = ndarray::ArrayView2::from_shape((rows, m), a.as_slice().expect("standard layout"))
+        .map_err(|e| e.to_string())?;
+    let b = ndarray::ArrayView2::from_shape((rows, n), b.as_slice().expect("standard layout"))
+        .map_err(|e| e.to_string())?;
+    Ok(a.t().dot(&b).into_dyn())
 }

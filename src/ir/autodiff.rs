@@ -415,14 +415,44 @@ fn vjp(
                     mm(g, l, r, ta, tb)
                 }
             });
-            // dB is the sum over the batch of every product's contribution.
-            let dx_b = wanted[1].then(|| {
-                let (l, r, ta, tb) = db;
-                let products = mm(g, l, r, ta, tb);
-                let axes: Vec<usize> = (0..lead).collect();
-                g.reduce(ReduceKind::Sum, products, &axes, false, span)
+            // dB sums every product's contribution: one product over all rows (`contract`)
+            // when A is not transposed, else a batch of products summed after.
+            let dx_b = wanted[1].then(|| match (transpose_a, transpose_b) {
+                (false, false) => g.add(Op::Contract, &[a, dy], span),
+                (false, true) => g.add(Op::Contract, &[dy, a], span),
+                (true, _) => {
+                    let (l, r, ta, tb) = db;
+                    let products = mm(g, l, r, ta, tb);
+                    let axes: Vec<usize> = (0..lead).collect();
+                    g.reduce(ReduceKind::Sum, products, &axes, false, span)
+                }
             });
             vec![dx_a, dx_b]
+        }
+        // C = aᵀ·b over rows: dA = b·dCᵀ and dB = a·dC, row by row.
+        Op::Contract => {
+            let (a, b) = (inputs[0], inputs[1]);
+            let da = wanted[0].then(|| {
+                g.add(
+                    Op::MatMul {
+                        transpose_a: false,
+                        transpose_b: true,
+                    },
+                    &[b, dy],
+                    span,
+                )
+            });
+            let db = wanted[1].then(|| {
+                g.add(
+                    Op::MatMul {
+                        transpose_a: false,
+                        transpose_b: false,
+                    },
+                    &[a, dy],
+                    span,
+                )
+            });
+            vec![da, db]
         }
         Op::Reduce {
             kind,

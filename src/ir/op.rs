@@ -67,6 +67,11 @@ pub enum Op {
         transpose_a: bool,
         transpose_b: bool,
     },
+    /// `(a f32[R.., M], b f32[R.., N])` → `f32[M, N]`: `Σ_r a[r]ᵀ b[r]` over every leading
+    /// position `r` (the batch included), i.e. `aᵀ·b` with both flattened to rows. The kernel
+    /// gradient of a layer applied at many positions (`dense` on a sequence, a convolution's
+    /// patches), as one product whose depth is every row, not a batch of products summed after.
+    Contract,
     /// Reduction over `axes` (sorted, distinct); reduced axes are dropped unless `keep_dims`.
     Reduce {
         kind: ReduceKind,
@@ -372,6 +377,7 @@ impl Op {
             Op::Dropout { .. } => "dropout",
             Op::InTraining => "in_training",
             Op::MatMul { .. } => "matmul",
+            Op::Contract => "contract",
             Op::Reduce { kind, .. } => match kind {
                 ReduceKind::Sum => "reduce_sum",
                 ReduceKind::Max => "reduce_max",
@@ -420,7 +426,7 @@ impl Op {
             Op::Dropout { .. } => OpKind::Elementwise(Indexed),
             Op::OneHot { .. } => OpKind::Elementwise(Labels),
             Op::Reduce { .. } => OpKind::Reduction,
-            Op::MatMul { .. } => OpKind::Structured(MatMul),
+            Op::MatMul { .. } | Op::Contract => OpKind::Structured(MatMul),
             Op::Softmax | Op::LogSoftmax => OpKind::Structured(RowSoftmax),
             Op::Reshape => OpKind::Structured(Copy { same_order: true }),
             Op::Transpose { .. } | Op::Slice { .. } => {
@@ -468,6 +474,7 @@ impl Op {
             | Op::Dropout { .. }
             | Op::InTraining
             | Op::MatMul { .. }
+            | Op::Contract
             | Op::Reduce { .. }
             | Op::Softmax
             | Op::LogSoftmax
@@ -534,6 +541,7 @@ impl Op {
             | Op::Broadcast
             | Op::Select
             | Op::InTraining
+            | Op::Contract
             | Op::Softmax
             | Op::LogSoftmax
             | Op::Reshape
@@ -565,6 +573,7 @@ impl Op {
             | Op::Pool { .. } => 1,
             Op::Binary(_)
             | Op::MatMul { .. }
+            | Op::Contract
             | Op::Dropout { .. }
             | Op::InTraining
             | Op::Gather
@@ -738,6 +747,22 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
             let mut dims = lead.to_vec();
             dims.extend([m, n]);
             Ok(TensorType::f32(Shape(dims)))
+        }
+        Op::Contract => {
+            let (a, b) = (float(0)?, float(1)?);
+            let (da, db) = (a.shape.dims(), b.shape.dims());
+            let rank = da.len();
+            if rank < 2 || db.len() != rank || da[..rank - 1] != db[..rank - 1] {
+                return Err(format!(
+                    "contract needs operands of equal rank >= 2 with equal leading dimensions, got {a} and {b}"
+                ));
+            }
+            match (da[rank - 1], db[rank - 1]) {
+                (Dim::Fixed(m), Dim::Fixed(n)) => Ok(TensorType::f32(Shape::fixed(&[m, n]))),
+                _ => Err(format!(
+                    "contract needs fixed last dimensions, got {a} and {b}"
+                )),
+            }
         }
         Op::Reduce {
             axes, keep_dims, ..
