@@ -401,7 +401,7 @@ fn softmax(x: &ArrayD<f64>, log: bool) -> ArrayD<f64> {
 /// `aᵀ·b` with both flattened to rows of their last axis.
 fn contract(a: &ArrayD<f64>, b: &ArrayD<f64>, shape: &[usize]) -> Result<ArrayD<f64>, String> {
     let (m, n) = (shape[0], shape[1]);
-    let rows = if m == 0 { 0 } else { a.len() / m };
+    let rows = a.len().checked_div(m).unwrap_or(0);
     let a = a.as_standard_layout();
     let b = b.as_standard_layout();
     let a = ndarray::ArrayView2::from_shape((rows, m), a.as_slice().expect("standard layout"))
