@@ -508,6 +508,22 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0225",
+        title: "image data cannot feed the model input's shape",
+        text: "Data whose samples have a shape of their own (IDX images, NumPy arrays) feeds a \
+               model input of the flat vector of their values, their own shape, or that shape \
+               with a trailing channel axis of 1, as Keras lays images out (channels last): \
+               28×28 images feed `f32[B, 784]`, `f32[B, 28, 28]` or `f32[B, 28, 28, 1]`. Other \
+               layouts of the same values, such as channels first (`f32[B, 1, 28, 28]`), are \
+               refused. The checker knows that IDX images have two dimensions; their sizes, and \
+               NumPy arrays' shapes, are checked when the data loads.",
+        example: Some(concat!(
+            "data d = idx(images: \"images.gz\", labels: \"labels.gz\")\n",
+            "model m(x: f32[B, 1, 28, 28]) -> f32[B, 10] {\n    flatten()\n    dense(10, softmax)\n}\n",
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",

@@ -1,7 +1,8 @@
 //! Real data end to end: `programs/mnist.model` (IDX files, validation on the 2,000 held-out
 //! digits) and `programs/digits.model` (CSV, `validation_split`) train through the whole pipeline
-//! to the accuracy Keras, PyTorch and JAX reach on the same data; corrupted copies of the real
-//! files fail with a message naming the file.
+//! to the accuracy Keras, PyTorch and JAX reach on the same data; the same IDX digits feed a model
+//! taking images (`f32[B, 28, 28, 1]`, Keras's channels-last layout) as they feed the flat one;
+//! corrupted copies of the real files fail with a message naming the file.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,91 @@ fn cli_prints_keras_validation_columns() {
         .map(|part| part.split(':').next().unwrap())
         .collect();
     assert_eq!(keys, ["accuracy", "val_loss", "val_accuracy"]);
+}
+
+/// The MNIST digits feed `f32[B, 784]`, `f32[B, 28, 28]` and `f32[B, 28, 28, 1]` from the
+/// same bytes: with `flatten()` first, the three models train (standardized per pixel),
+/// evaluate and predict identically.
+#[test]
+fn mnist_images_feed_flat_own_and_channel_last_inputs_alike() {
+    let scratch = tempfile::Builder::new()
+        .prefix("kiln-data-e2e-images-")
+        .tempdir()
+        .unwrap();
+    let out = scratch.path();
+    let mut source = String::from(
+        "data train = idx(images: \"data/mnist/train-images-idx3-ubyte.gz\",\n\
+         \x20                labels: \"data/mnist/train-labels-idx1-ubyte.gz\", scale: 255)\n\
+         data test  = idx(images: \"data/mnist/t10k-images-idx3-ubyte.gz\",\n\
+         \x20                labels: \"data/mnist/t10k-labels-idx1-ubyte.gz\", scale: 255)\n",
+    );
+    let models = [
+        ("flat", "f32[B, 784]", ""),
+        ("own", "f32[B, 28, 28]", "flatten()"),
+        ("channel", "f32[B, 28, 28, 1]", "flatten()"),
+    ];
+    for (name, input, first) in models {
+        let path = out.join(format!("{name}.csv"));
+        source.push_str(&format!(
+            "model {name}(x: {input}) -> f32[B, 10] {{\n    {first}\n    dense(10, softmax)\n}}\n\
+             fit {name} on train {{\n    loss sparse_categorical_crossentropy\n    \
+             metrics [accuracy]\n    epochs 2\n    batch 64\n    seed 5\n    standardize true\n}}\n\
+             evaluate {name} on train\n\
+             predict {name} on test to \"{}\"\n",
+            path.display()
+        ));
+    }
+    let mut evaluations = Vec::new();
+    let outcomes = driver::run(&source, &programs(), &mut |event| {
+        if let Event::Evaluated { evaluation, .. } = event {
+            evaluations.push(evaluation.clone());
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(evaluations.len(), 3);
+    let accuracy = evaluations[0].metrics[0].1;
+    assert!(accuracy >= 0.9, "training accuracy {accuracy}");
+    let predictions =
+        |name: &str| std::fs::read_to_string(out.join(format!("{name}.csv"))).unwrap();
+    assert_eq!(predictions("flat").lines().count(), 2001);
+    for (i, (name, _, _)) in models.iter().enumerate().skip(1) {
+        assert_eq!(outcomes[i].final_params, outcomes[0].final_params, "{name}");
+        assert_eq!(evaluations[i], evaluations[0], "{name}");
+        assert_eq!(predictions(name), predictions("flat"), "{name}");
+    }
+}
+
+/// Other layouts of the same pixels, and other sizes, stop before training with a message naming
+/// both shapes and the inputs the images feed.
+#[test]
+fn mnist_images_refuse_other_layouts_when_they_load() {
+    let run = |input: &str| {
+        let source = format!(
+            "data d = idx(images: \"data/mnist/t10k-images-idx3-ubyte.gz\",\n\
+             \x20            labels: \"data/mnist/t10k-labels-idx1-ubyte.gz\", scale: 255)\n\
+             model m(x: {input}) -> f32[B, 10] {{\n    flatten()\n    dense(10, softmax)\n}}\n\
+             fit m on d {{ loss sparse_categorical_crossentropy }}\n"
+        );
+        match driver::run(&source, &programs(), &mut |_| {}) {
+            Err(RunError::Data(e)) => e.to_string(),
+            Err(RunError::Program(d)) => panic!("{d:?}"),
+            Ok(_) => panic!("{input}: expected a data error"),
+        }
+    };
+    let e = run("f32[B, 14, 56]");
+    assert_contains(
+        &e,
+        "t10k-images-idx3-ubyte.gz: the data's samples have shape [28, 28], but model 'm' takes \
+         input x: f32[B, 14, 56]: as many values, laid out differently; samples of shape \
+         [28, 28] feed f32[B, 784], f32[B, 28, 28] or f32[B, 28, 28, 1]",
+    );
+    let e = run("f32[B, 27, 27, 1]");
+    assert_contains(
+        &e,
+        "the data has 784 features per sample (shape [28, 28]), but model 'm' takes input x: \
+         f32[B, 27, 27, 1]; samples of shape [28, 28] feed f32[B, 784]",
+    );
 }
 
 /// A program training on copies of the held-out MNIST files in a temporary folder, after

@@ -1,11 +1,11 @@
 //! NumPy data end to end: `npy` and `npz` sources written by ndarray-npy (the format NumPy
-//! reads and writes), training through `kiln run`, and corrupted copies failing with a message
-//! naming the file.
+//! reads and writes), training through `kiln run`, arrays feeding models that take their
+//! samples' shape, and corrupted copies failing with a message naming the file.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ndarray::{Array1, Array3};
+use ndarray::{Array1, Array3, Axis};
 use ndarray_npy::{NpzWriter, WriteNpyExt};
 
 fn kiln(args: &[&str]) -> Output {
@@ -116,6 +116,76 @@ fn npy_and_npz_train() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Trained m"));
+}
+
+/// The 2×2 images feed a model taking `f32[B, 2, 2]` or `f32[B, 2, 2, 1]`, and an array with
+/// its channel axis already (`[40, 2, 2, 1]`) that shape; other layouts of the four values are
+/// messages naming both shapes.
+#[test]
+fn arrays_feed_their_own_shape_and_a_channel_axis() {
+    let scratch_dir = scratch("shapes");
+    let dir = scratch_dir.path();
+    let (x, y) = images();
+    write_npy(&dir.join("x.npy"), &x);
+    write_npy(&dir.join("x4.npy"), &x.clone().insert_axis(Axis(3)));
+    write_npy(&dir.join("y.npy"), &y);
+    let run = |features: &str, input: &str| {
+        let file = dir.join("image.model");
+        let source = format!(
+            "data d = npy(\"{features}\", \"y.npy\", scale: 255)\n\
+             model m(x: {input}) -> f32[B, 4] {{\n    flatten()\n    dense(8, relu)\n    \
+             dense(4, softmax)\n}}\n\
+             fit m on d {{\n    loss sparse_categorical_crossentropy\n    \
+             optimizer adam(lr: 0.05)\n    metrics [accuracy]\n    epochs 30\n    batch 8\n}}\n\
+             evaluate m on d\n"
+        );
+        std::fs::write(&file, source).unwrap();
+        kiln(&["run", "-q", &file.display().to_string()])
+    };
+    for (features, input) in [
+        ("x.npy", "f32[B, 2, 2]"),
+        ("x.npy", "f32[B, 2, 2, 1]"),
+        ("x4.npy", "f32[B, 2, 2, 1]"),
+        ("x4.npy", "f32[B, 4]"),
+    ] {
+        let out = run(features, input);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{features} {input}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("Evaluated m on d: 40 samples"), "{stdout}");
+    }
+    for (features, input, expected) in [
+        (
+            "x.npy",
+            "f32[B, 4, 1]",
+            "x.npy: the data's samples have shape [2, 2], but model 'm' takes input x: \
+             f32[B, 4, 1]: as many values, laid out differently; samples of shape [2, 2] feed \
+             f32[B, 4], f32[B, 2, 2] or f32[B, 2, 2, 1]",
+        ),
+        (
+            "x4.npy",
+            "f32[B, 1, 2, 2]",
+            "x4.npy: the data's samples have shape [2, 2, 1], but model 'm' takes input x: \
+             f32[B, 1, 2, 2]",
+        ),
+        (
+            "x.npy",
+            "f32[B, 3, 3, 1]",
+            "x.npy: the data has 4 features per sample (shape [2, 2]), but model 'm' takes \
+             input x: f32[B, 3, 3, 1]; samples of shape [2, 2] feed f32[B, 4]",
+        ),
+    ] {
+        let out = run(features, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{features} {input}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{features} {input}: expected `{expected}` in {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ pub mod summary;
 use crate::diag::Span;
 use crate::ir::graph::Graph;
 use crate::ir::op::{Op, UnaryOp};
-use crate::ir::shape::TensorType;
+use crate::ir::shape::{Dim, TensorType};
 use crate::settings::*;
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,6 +128,19 @@ impl Model {
             Op::Unary(UnaryOp::Tanh) => Activation::Tanh,
             _ => Activation::Linear,
         }
+    }
+
+    /// The first input's dimensions after the batch: the shape of one sample it takes.
+    pub fn input_sample_shape(&self) -> Vec<usize> {
+        let Some((_, ty)) = self.inputs.first() else {
+            return Vec::new();
+        };
+        (ty.shape.dims().iter())
+            .filter_map(|d| match d {
+                Dim::Fixed(n) => Some(*n),
+                Dim::Batch => None,
+            })
+            .collect()
     }
 
     /// Number of trainable values.

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use crate::buffer::{AllocError, Buffer};
 use crate::program::{DataSet, Model};
-use crate::settings::{DataSource, Loss};
+use crate::settings::{DataSource, Loss, data_source};
 
 mod csv;
 pub mod idx;
@@ -48,6 +48,11 @@ use synthetic::synthetic;
 pub struct Dataset {
     pub samples: usize,
     pub features: usize,
+    /// Each sample's shape when the source gives it one (IDX images' `[rows, cols]`, a NumPy
+    /// array's dimensions after the first), which decides the model inputs it feeds
+    /// (`settings::data_source::image_inputs`); `None` for CSV rows and synthetic vectors, which
+    /// feed any input of `features` elements.
+    pub shape: Option<Vec<usize>>,
     /// Row-major [samples, features]; a large one on huge pages (see `crate::buffer`), since
     /// training reads its rows in shuffled order.
     pub x: Buffer<f32>,
@@ -238,20 +243,53 @@ fn load_source(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, D
 }
 
 /// Checks the loaded data against the model before training: feature width equals the model's
-/// input width; class labels lie in `0..model.output_features` (sparse categorical
-/// cross-entropy); target width equals the output width (mean squared error).
+/// input width, and samples with a shape of their own feed the input's shape
+/// (`data_source::image_inputs`); class labels lie in `0..model.output_features` (sparse
+/// categorical cross-entropy); target width equals the output width (mean squared error).
 pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Result<(), DataError> {
     let origin = &dataset.origin;
+    let input = || {
+        format!(
+            "{}: {}",
+            model.inputs[0].0,
+            crate::ir::shape::type_text(&model.inputs[0].1, &model.batch_symbol)
+        )
+    };
+    // What shaped samples feed, for the messages below.
+    let feeds = |shape: &[usize]| {
+        format!(
+            "; samples of shape {shape:?} feed {}",
+            data_source::image_inputs_text(shape, &model.batch_symbol)
+        )
+    };
     if dataset.features != model.input_features {
+        let (each, suggestion) = match &dataset.shape {
+            Some(shape) => (format!(" (shape {shape:?})"), feeds(shape)),
+            None => (String::new(), String::new()),
+        };
         return Err(DataError::new(
             origin,
             format!(
-                "the data has {} feature{} per sample, but model '{}' takes input {}: {}",
+                "the data has {} feature{} per sample{each}, but model '{}' takes input \
+                 {}{suggestion}",
                 dataset.features,
                 plural(dataset.features),
                 model.name,
-                model.inputs[0].0,
-                crate::ir::shape::type_text(&model.inputs[0].1, &model.batch_symbol)
+                input()
+            ),
+        ));
+    }
+    if let Some(shape) = &dataset.shape
+        && !data_source::image_inputs(shape).contains(&model.input_sample_shape())
+    {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the data's samples have shape {shape:?}, but model '{}' takes input {}: as \
+                 many values, laid out differently{}",
+                model.name,
+                input(),
+                feeds(shape)
             ),
         ));
     }
@@ -857,6 +895,70 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_contains(&e, "needs integer class labels");
+    }
+
+    /// `model(features, outputs)` with its input declared as `f32[B, sample...]` (only the
+    /// declaration: `check_against_model` reads no further).
+    fn model_taking(sample: &[usize], outputs: usize) -> Model {
+        use crate::ir::shape::{Dim, Shape, TensorType};
+        let mut model = model(sample.iter().product(), outputs);
+        let dims = std::iter::once(Dim::Batch).chain(sample.iter().map(|&n| Dim::Fixed(n)));
+        model.inputs[0].1 = TensorType::f32(Shape(dims.collect()));
+        model
+    }
+
+    #[test]
+    fn shaped_samples_feed_the_flat_own_and_channel_last_inputs_only() {
+        // Two 2×3 "images", as IDX or npy data loads them.
+        let images = Dataset {
+            samples: 2,
+            features: 6,
+            shape: Some(vec![2, 3]),
+            x: Buffer::from_slice(&[0.0; 12]).unwrap(),
+            labels: Labels::Classes(vec![0, 1]),
+            origin: "images.idx".into(),
+            labels_origin: "labels.idx".into(),
+        };
+        for sample in [&[6][..], &[2, 3], &[2, 3, 1]] {
+            check_against_model(&images, &model_taking(sample, 2), SCCE).unwrap();
+        }
+        for sample in [&[3, 2][..], &[1, 2, 3], &[6, 1], &[2, 3, 1, 1]] {
+            let e = check_against_model(&images, &model_taking(sample, 2), SCCE)
+                .unwrap_err()
+                .to_string();
+            assert_contains(
+                &e,
+                "images.idx: the data's samples have shape [2, 3], but model",
+            );
+            assert_contains(
+                &e,
+                "as many values, laid out differently; samples of shape [2, 3] feed f32[B, 6], \
+                 f32[B, 2, 3] or f32[B, 2, 3, 1]",
+            );
+        }
+        let e = check_against_model(&images, &model_taking(&[2, 2], 2), SCCE)
+            .unwrap_err()
+            .to_string();
+        assert_contains(
+            &e,
+            "the data has 6 features per sample (shape [2, 3]), but model 'net' takes input x: \
+             f32[B, 2, 2]; samples of shape [2, 3] feed f32[B, 6]",
+        );
+        // An array with its channel axis already feeds that shape.
+        let channels = Dataset {
+            shape: Some(vec![2, 3, 1]),
+            ..images.clone()
+        };
+        check_against_model(&channels, &model_taking(&[2, 3, 1], 2), SCCE).unwrap();
+        assert!(check_against_model(&channels, &model_taking(&[2, 3], 2), SCCE).is_err());
+        // CSV rows have no shape of their own: any input with as many values, as before.
+        let rows = Dataset {
+            shape: None,
+            ..images
+        };
+        for sample in [&[6][..], &[3, 2], &[1, 2, 3]] {
+            check_against_model(&rows, &model_taking(sample, 2), SCCE).unwrap();
+        }
     }
 
     #[test]

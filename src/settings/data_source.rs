@@ -139,3 +139,89 @@ pub fn docs_table() -> String {
     }
     out
 }
+
+/// The per-sample shapes of a model input that samples of shape `sample` feed, in the order
+/// messages suggest them. A sample's values are row-major, so any layout of them would read the
+/// same bytes, but only these mean the same pixels, Keras's channels-last way: the flat vector
+/// (how every source fed a model before images), the samples' own shape (`[28, 28]` for IDX
+/// images, an npy array's dimensions after the first), and that shape with a trailing channel
+/// axis of 1 (`[28, 28, 1]`, what `np.expand_dims(x, -1)` gives a Keras user). `[1, 28, 28]` or
+/// `[14, 56]` would silently scramble rows and columns for a convolution, so they are refused.
+pub fn image_inputs(sample: &[usize]) -> Vec<Vec<usize>> {
+    let mut shapes = vec![vec![sample.iter().product()]];
+    for shape in [sample.to_vec(), [sample, &[1]].concat()] {
+        if !shapes.contains(&shape) {
+            shapes.push(shape);
+        }
+    }
+    shapes
+}
+
+/// Whether samples whose shape has `rank` dimensions, sizes not yet known, could feed an input
+/// of per-sample shape `input` under `image_inputs`: what the checker knows of IDX images,
+/// always `[rows, cols]`, before they load.
+pub fn rank_could_feed(rank: usize, input: &[usize]) -> bool {
+    input.len() == 1 || input.len() == rank || (input.len() == rank + 1 && input.last() == Some(&1))
+}
+
+/// `f32[B, 784], f32[B, 28, 28] or f32[B, 28, 28, 1]`: the inputs `image_inputs` accepts, as
+/// messages write them with the model's batch symbol.
+pub fn image_inputs_text(sample: &[usize], batch: &str) -> String {
+    let shapes: Vec<String> = image_inputs(sample)
+        .iter()
+        .map(|s| input_text(s, batch))
+        .collect();
+    match shapes.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => shapes.join(""),
+    }
+}
+
+/// `f32[B, 28, 28, 1]` for per-sample dimensions `[28, 28, 1]`.
+pub fn input_text(sample: &[usize], batch: &str) -> String {
+    let dims: Vec<String> = std::iter::once(batch.to_string())
+        .chain(sample.iter().map(usize::to_string))
+        .collect();
+    format!("f32[{}]", dims.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_feed_flat_own_and_channel_last_shapes() {
+        assert_eq!(
+            image_inputs(&[28, 28]),
+            vec![vec![784], vec![28, 28], vec![28, 28, 1]]
+        );
+        // An array with its channel axis already: its own shape, and one more axis of 1 (Keras
+        // expands a missing trailing axis of 1 too).
+        assert_eq!(
+            image_inputs(&[28, 28, 1]),
+            vec![vec![784], vec![28, 28, 1], vec![28, 28, 1, 1]]
+        );
+        // Flat samples: the flat vector is their own shape.
+        assert_eq!(image_inputs(&[5]), vec![vec![5], vec![5, 1]]);
+        assert_eq!(
+            image_inputs_text(&[28, 28], "B"),
+            "f32[B, 784], f32[B, 28, 28] or f32[B, 28, 28, 1]"
+        );
+        assert_eq!(image_inputs_text(&[1], "N"), "f32[N, 1] or f32[N, 1, 1]");
+    }
+
+    #[test]
+    fn rank_could_feed_agrees_with_image_inputs() {
+        for input in [&[784][..], &[28, 28], &[28, 28, 1], &[4, 196]] {
+            assert!(rank_could_feed(2, input), "{input:?}");
+        }
+        for input in [&[1, 28, 28][..], &[28, 28, 3], &[28, 28, 1, 1], &[]] {
+            assert!(!rank_could_feed(2, input), "{input:?}");
+        }
+        for sample in [[28, 28], [4, 7], [1, 1]] {
+            for input in image_inputs(&sample) {
+                assert!(rank_could_feed(2, &input), "{sample:?} {input:?}");
+            }
+        }
+    }
+}

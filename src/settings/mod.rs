@@ -48,8 +48,8 @@ pub enum DataSource {
         /// The character between cells. Default: `,`.
         delimiter: char,
     },
-    /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images,
-    /// flattened to `rows · cols` features, and unsigned-byte class labels.
+    /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images of
+    /// shape `[rows, cols]` (`rows · cols` features, row by row), and unsigned-byte class labels.
     Idx {
         /// As written in the program, like `Csv::path`.
         images: String,
@@ -57,7 +57,8 @@ pub enum DataSource {
         /// Every feature is divided by this (255 maps pixels to [0, 1]). Default: 1.
         scale: f32,
     },
-    /// NumPy `.npy` files: features `[samples, ...]` (flattened per sample) and labels
+    /// NumPy `.npy` files: features `[samples, ...]` (each sample's values row-major, its shape
+    /// the array's dimensions after the first) and labels
     /// `[samples]` (classes) or `[samples]`/`[samples, M]` (targets).
     Npy {
         features: String,
@@ -71,6 +72,21 @@ pub enum DataSource {
         labels: String,
         scale: f32,
     },
+}
+
+impl DataSource {
+    /// The rank of each sample's shape when it is known before the data loads: IDX images are
+    /// `[rows, cols]`. A NumPy array's shape is known once it loads; CSV rows and synthetic
+    /// vectors have no shape of their own (they feed any input with as many elements).
+    pub fn sample_rank(&self) -> Option<usize> {
+        match self {
+            DataSource::Idx { .. } => Some(2),
+            DataSource::Synthetic { .. }
+            | DataSource::Csv { .. }
+            | DataSource::Npy { .. }
+            | DataSource::Npz { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

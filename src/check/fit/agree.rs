@@ -5,7 +5,7 @@
 use super::super::Checker;
 use crate::diag::{Diagnostic, Span};
 use crate::settings::loss::{Labels, Loss};
-use crate::settings::{DataSource, Metric};
+use crate::settings::{DataSource, Metric, data_source};
 use crate::syntax::ast;
 
 impl Checker {
@@ -27,8 +27,8 @@ impl Checker {
     }
 
     /// What the checker knows statically about a data set, against the model and the loss:
-    /// synthetic data declares its features and classes; synthetic and IDX data have class
-    /// labels. `use_span` is where the fit names the data set.
+    /// synthetic data declares its features and classes; IDX images have two dimensions;
+    /// synthetic and IDX data have class labels. `use_span` is where the fit names the data set.
     pub(in crate::check) fn data_fits_model(
         &mut self,
         model: usize,
@@ -37,7 +37,7 @@ impl Checker {
         loss: Loss,
         loss_span: Span,
     ) -> bool {
-        let mut ok = true;
+        let mut ok = self.sample_shape_fits(model, data, use_span);
         let m = &self.models[model];
         let info = &self.model_info[model];
         let (model_name, input, output, b) = (
@@ -125,5 +125,53 @@ impl Checker {
             }
         }
         ok
+    }
+
+    /// Whether samples whose shape has a rank known before loading (IDX images: `[rows, cols]`)
+    /// could feed the model's input under `data_source::image_inputs`; their sizes, and NumPy
+    /// arrays' shapes, are checked when the data loads.
+    pub(in crate::check) fn sample_shape_fits(
+        &mut self,
+        model: usize,
+        data: usize,
+        use_span: Span,
+    ) -> bool {
+        let Some(rank) = self.data[data].source.sample_rank() else {
+            return true;
+        };
+        let input = self.models[model].input_sample_shape();
+        if data_source::rank_could_feed(rank, &input) {
+            return true;
+        }
+        let m = &self.models[model];
+        let b = &self.model_info[model].batch_symbol;
+        let input_span = self.model_info[model].input_type_span;
+        let (model_name, data_name) = (&m.name, &self.data[data].name);
+        let declared = data_source::input_text(&input, b);
+        // Without its axes of 1, `[1, 28, 28]` is the image the user meant.
+        let image: Vec<usize> = input.iter().copied().filter(|&n| n != 1).collect();
+        let help = match image[..] {
+            [rows, cols] => format!(
+                "write {}: one channel axis, last, as Keras lays images out",
+                data_source::input_text(&[rows, cols, 1], b)
+            ),
+            _ => format!(
+                "an IDX image has one value per pixel: write f32[{b}, rows, cols, 1] \
+                 (f32[{b}, 28, 28, 1] for MNIST)"
+            ),
+        };
+        let d = Diagnostic::error(
+            "E0225",
+            format!("`{data_name}` holds IDX images, which cannot feed `{model_name}`'s input {declared}"),
+        )
+        .primary(use_span, "IDX images are [rows, cols] per sample")
+        .secondary(input_span, format!("`{model_name}` takes {declared}"))
+        .help(help)
+        .note(format!(
+            "images of rows × cols pixels feed f32[{b}, rows · cols], f32[{b}, rows, cols] or \
+             f32[{b}, rows, cols, 1]; their sizes are checked when the data loads"
+        ));
+        self.error(d);
+        false
     }
 }

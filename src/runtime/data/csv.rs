@@ -204,6 +204,7 @@ fn parse_csv(
     Ok(Dataset {
         samples: rows.len(),
         features,
+        shape: None,
         x,
         labels,
         origin: origin.to_string(),

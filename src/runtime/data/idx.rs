@@ -5,8 +5,9 @@
 //! * labels: magic `0x00000801`, then `count`, then `count` bytes.
 //!
 //! A file that starts with the gzip magic bytes `1f 8b` is decompressed first (`flate2`), so the
-//! `.gz` files MNIST is distributed as load directly. Each image flattens to `rows · cols`
-//! features, divided by the data set's `scale`. Every problem is a [`DataError`] naming the file.
+//! `.gz` files MNIST is distributed as load directly. Each image is `rows · cols` features, row
+//! by row, divided by the data set's `scale`; its shape `[rows, cols]` decides the model inputs
+//! it feeds. Every problem is a [`DataError`] naming the file.
 
 use std::io::Read;
 use std::path::Path;
@@ -47,6 +48,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
     Ok(Dataset {
         samples: count,
         features: rows * cols,
+        shape: Some(vec![rows, cols]),
         x,
         labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
         origin: images_origin,
@@ -265,6 +267,7 @@ mod tests {
         let plain = load(&images, &labels, 255.0).unwrap();
         assert_eq!(plain.samples, 3);
         assert_eq!(plain.features, 6);
+        assert_eq!(plain.shape, Some(vec![2, 3]));
         assert_eq!(plain.x.len(), 18);
         assert_eq!(plain.x[1], 15.0 / 255.0);
         assert_eq!(plain.x[17], 1.0);
@@ -383,6 +386,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((data.samples, data.features), (2000, 784));
+        assert_eq!(data.shape, Some(vec![28, 28]));
         assert!(data.x.iter().all(|v| (0.0..=1.0).contains(v)));
         let Labels::Classes(labels) = &data.labels else {
             panic!("class labels")

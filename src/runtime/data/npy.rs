@@ -3,7 +3,8 @@
 //! ndarray-npy).
 //!
 //! Features are any numeric array `[samples, ...]`: each sample's values, flattened in C order,
-//! become its features (so `[N, 28, 28]` images give 784 features), converted to f32. Labels
+//! become its features (so `[N, 28, 28]` images give 784 features), converted to f32; the
+//! dimensions after the first are the samples' shape, which decides the model inputs they feed. Labels
 //! are `[samples]` integers (or whole-valued floats) for sparse categorical cross-entropy, and
 //! `[samples]` or `[samples, M]` numbers for mean squared error. Features must be finite.
 
@@ -356,6 +357,7 @@ fn assemble(
     Ok(Dataset {
         samples,
         features,
+        shape: Some(x.shape[1..].to_vec()),
         x: values,
         labels,
         origin: x_origin.to_string(),

@@ -36,6 +36,7 @@ impl Dataset {
         let validation = Dataset {
             samples: samples - split_at,
             features: self.features,
+            shape: self.shape.clone(),
             x,
             labels,
             origin: format!("{} (validation split)", self.origin),

@@ -85,6 +85,7 @@ pub(super) fn synthetic(
     Ok(Dataset {
         samples,
         features,
+        shape: None,
         x,
         labels: Labels::Classes(labels),
         labels_origin: origin.clone(),
