@@ -524,6 +524,29 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0226",
+        title: "window larger than its input",
+        text: "A convolution or pooling window must fit the input at least once: with \
+               `padding: \"valid\"` (the default) a window spanning `k` positions (its size, \
+               stretched by `dilation_rate`) needs at least `k` positions along every spatial \
+               axis. Use a smaller window, `padding: \"same\"`, or fewer pooling layers before \
+               it.",
+        example: Some(
+            "model m(x: f32[B, 4, 4, 1]) -> f32[B, 2] {\n    conv2d(8, 5)\n    flatten()\n    dense(2)\n}\n",
+        ),
+    },
+    Explanation {
+        code: "E0227",
+        title: "convolution or pooling on a tensor that is not channels-last",
+        text: "`conv2d`, the 2-D pooling layers and their kin take a batch of images laid out \
+               as Keras lays them out, channels last: `f32[B, height, width, channels]`; the \
+               1-D layers take `f32[B, steps, channels]`. A grayscale image needs its channel \
+               axis of 1: declare the input `f32[B, 28, 28, 1]`, or reshape to it first.",
+        example: Some(
+            "model m(x: f32[B, 28, 28]) -> f32[B, 2] {\n    conv2d(8, 3)\n    flatten()\n    dense(2)\n}\n",
+        ),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",

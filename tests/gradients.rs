@@ -950,7 +950,12 @@ fn unfold_fold_and_pooling_in_every_geometry() {
                     kind: PoolKind::Mean,
                     window: window.clone(),
                 };
-                let dx = g.add(grad, &[x[0], p[0]], None);
+                let mean = Op::Pool {
+                    kind: PoolKind::Mean,
+                    window: window.clone(),
+                };
+                let y = g.add(mean, &[x[0]], None);
+                let dx = g.add(grad, &[x[0], y, p[0]], None);
                 g.binary(BinaryOp::Mul, dx, dx, None)
             },
         );
@@ -967,12 +972,20 @@ fn max_pooling_routes_to_the_first_maximum_of_a_tie() {
     let mut graph = Graph::new("tie");
     let xv = graph.input("x", TensorType::f32(Shape::fixed(&[1, 2, 4, 1])), None);
     let dyv = graph.input("dy", TensorType::f32(Shape::fixed(&[1, 1, 2, 1])), None);
+    let pooled = graph.add(
+        Op::Pool {
+            kind: PoolKind::Max,
+            window: window.clone(),
+        },
+        &[xv],
+        None,
+    );
     let grad = graph.add(
         Op::PoolGrad {
             kind: PoolKind::Max,
             window,
         },
-        &[xv, dyv],
+        &[xv, pooled, dyv],
         None,
     );
     graph.outputs.push(("dx".into(), grad));

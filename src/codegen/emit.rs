@@ -1720,12 +1720,13 @@ impl<'f, 'g> Emitter<'f, 'g> {
             .ok_or_else(|| err("a window over a scalar"))?;
         let plane = window.plane(0, spatial, *channels);
         let x = self.home_addr(n.inputs[0])?;
-        let dy = match n.inputs.get(1) {
-            Some(&dy) => self.home_addr(dy)?,
-            None => x,
+        // The pooled value and its gradient, for the pooling gradients (else unused).
+        let (y, dy) = match n.inputs[..] {
+            [_, y, dy] => (self.home_addr(y)?, self.home_addr(dy)?),
+            _ => (x, x),
         };
         let dst = self.home_addr(node)?;
-        let mut args = vec![self.iconst(code as i64), x, dy, dst, self.batch];
+        let mut args = vec![self.iconst(code as i64), x, y, dy, dst, self.batch];
         for size in plane_args(&plane) {
             args.push(self.iconst(size));
         }

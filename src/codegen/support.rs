@@ -63,11 +63,13 @@ pub(crate) const ADAM: Symbol = Symbol {
     address: adam::kiln_adam as *const u8,
 };
 
-/// `window::kiln_window(op, x, dy, dst, batch, ih, iw, c, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw)`.
+/// `window::kiln_window(op, x, y, dy, dst, batch, ih, iw, c, oh, ow, kh, kw, sh, sw, dh, dw, ph,
+/// pw)`.
 pub(crate) const WINDOW: Symbol = Symbol {
     name: "kiln_window",
     params: &[
-        I64, Ptr, Ptr, Ptr, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64,
+        I64, Ptr, Ptr, Ptr, Ptr, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64,
+        I64,
     ],
     returns: &[],
     address: window::kiln_window as *const u8,

@@ -34,7 +34,7 @@ impl WindowOp {
         .find(|op| *op as i64 == code)
     }
 
-    /// Elements of (input, second input, output) per sample.
+    /// Elements of (input, pooled value and its gradient, output) per sample.
     fn lengths(self, p: &Plane) -> (usize, usize, usize) {
         match self {
             WindowOp::Unfold => (p.input_len(), 0, p.unfolded_len()),
@@ -67,13 +67,14 @@ pub(crate) fn plane_args(p: &Plane) -> [i64; 13] {
     .map(|x| x as i64)
 }
 
-/// Runs `op` over `batch` samples: `x` is the first input, `dy` the second (pooling gradients
-/// only; otherwise ignored), `dst` the output. Called only by JIT'd steps, with buffers the
+/// Runs `op` over `batch` samples: `x` is the first input, `y` and `dy` the pooled value and its
+/// gradient (pooling gradients only; otherwise ignored), `dst` the output. Called only by JIT'd steps, with buffers the
 /// memory plan sized for this geometry.
 #[allow(clippy::too_many_arguments)]
 pub(crate) extern "C" fn kiln_window(
     op: i64,
     x: *const f32,
+    y: *const f32,
     dy: *const f32,
     dst: *mut f32,
     batch: i64,
@@ -109,27 +110,50 @@ pub(crate) extern "C" fn kiln_window(
     // SAFETY: the step passes pointers into its arena at buffers planned for this op's shapes
     // at `max_batch` (`run` asserts batch <= max_batch), so each holds `batch` samples of the
     // lengths above; the output never overlaps an input (the memory plan keeps a kernel's
-    // inputs alive while it writes), and `dy` is only read for the pooling gradients, which
-    // pass a real buffer.
-    let (x, dy, out) = unsafe {
-        (
-            std::slice::from_raw_parts(x, p.batch * x_len),
+    // inputs alive while it writes), and `y` and `dy` are only read for the pooling gradients,
+    // which pass real buffers.
+    let (x, y, dy, out) = unsafe {
+        let pooled = |ptr: *const f32| {
             if dy_len == 0 {
                 &[][..]
             } else {
-                std::slice::from_raw_parts(dy, p.batch * dy_len)
-            },
+                std::slice::from_raw_parts(ptr, p.batch * dy_len)
+            }
+        };
+        (
+            std::slice::from_raw_parts(x, p.batch * x_len),
+            pooled(y),
+            pooled(dy),
             std::slice::from_raw_parts_mut(dst, p.batch * out_len),
         )
     };
-    run(op, &p, x, dy, out);
+    run(op, &p, x, y, dy, out);
 }
 
-/// `op` on slices holding whole batches.
-pub(crate) fn run(op: WindowOp, p: &Plane, x: &[f32], dy: &[f32], out: &mut [f32]) {
+/// `op` on slices holding whole batches, with 256-bit vectors where the host has them.
+pub(crate) fn run(op: WindowOp, p: &Plane, x: &[f32], y: &[f32], dy: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::adam::available() {
+        // SAFETY: the host has AVX2 and FMA (checked above), all `run_avx2` is compiled for.
+        unsafe { run_avx2(op, p, x, y, dy, out) };
+        return;
+    }
+    run_portable(op, p, x, y, dy, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn run_avx2(op: WindowOp, p: &Plane, x: &[f32], y: &[f32], dy: &[f32], out: &mut [f32]) {
+    run_portable(op, p, x, y, dy, out)
+}
+
+/// The loops, written so that LLVM vectorizes them to the widest vectors the caller enables.
+#[inline(always)]
+fn run_portable(op: WindowOp, p: &Plane, x: &[f32], y: &[f32], dy: &[f32], out: &mut [f32]) {
     let (x_len, dy_len, out_len) = op.lengths(p);
     for b in 0..p.batch {
         let x = &x[b * x_len..(b + 1) * x_len];
+        let y = &y[b * dy_len..(b + 1) * dy_len];
         let dy = &dy[b * dy_len..(b + 1) * dy_len];
         let out = &mut out[b * out_len..(b + 1) * out_len];
         match op {
@@ -137,7 +161,7 @@ pub(crate) fn run(op: WindowOp, p: &Plane, x: &[f32], dy: &[f32], out: &mut [f32
             WindowOp::Fold => fold(p, x, out),
             WindowOp::MaxPool => max_pool(p, x, out),
             WindowOp::MeanPool => mean_pool(p, x, out),
-            WindowOp::MaxPoolGrad => max_pool_grad(p, x, dy, out),
+            WindowOp::MaxPoolGrad => max_pool_grad(p, x, y, dy, out),
             WindowOp::MeanPoolGrad => mean_pool_grad(p, dy, out),
         }
     }
@@ -164,6 +188,7 @@ fn each_tap(p: &Plane, mut visit: impl FnMut(usize, usize, Option<usize>)) {
     }
 }
 
+#[inline(always)]
 fn unfold(p: &Plane, x: &[f32], out: &mut [f32]) {
     let (c, taps) = (p.channels, p.taps());
     let kw = p.size[1];
@@ -207,12 +232,14 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+#[inline(always)]
 fn add_into(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += s;
     }
 }
 
+#[inline(always)]
 fn fold(p: &Plane, cols: &[f32], out: &mut [f32]) {
     let (c, taps) = (p.channels, p.taps());
     out.fill(0.0);
@@ -231,56 +258,7 @@ fn beats(v: f32, best: f32) -> bool {
     (v > best || v.is_nan()) && !best.is_nan()
 }
 
-/// Channels handled together by max pooling: the running maxima (and, for the gradient, where
-/// they came from) of one chunk stay in registers while the window's taps stream past.
-const CHUNK: usize = 16;
-
-/// For each output position and chunk of channels, where the window's maximum (the first in tap
-/// order among equals) came from, passed to `route(position, channel, input offset)`.
 #[inline(always)]
-fn window_argmax(p: &Plane, x: &[f32], mut route: impl FnMut(usize, usize, usize)) {
-    let c = p.channels;
-    let [oh, ow] = p.output;
-    let [kh, kw] = p.size;
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let position = oy * ow + ox;
-            for start in (0..c).step_by(CHUNK) {
-                let width = CHUNK.min(c - start);
-                let mut best = [0.0f32; CHUNK];
-                let mut from = [usize::MAX; CHUNK];
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let Some((y, xx)) = p.source((oy, ox), (ky, kx)) else {
-                            continue;
-                        };
-                        let base = (y * p.input[1] + xx) * c + start;
-                        let src = &x[base..base + width];
-                        if from[0] == usize::MAX {
-                            best[..width].copy_from_slice(src);
-                            for (k, f) in from[..width].iter_mut().enumerate() {
-                                *f = base + k;
-                            }
-                            continue;
-                        }
-                        for k in 0..width {
-                            let (v, b) = (src[k], best[k]);
-                            let take = beats(v, b);
-                            best[k] = if take { v } else { b };
-                            from[k] = if take { base + k } else { from[k] };
-                        }
-                    }
-                }
-                if from[0] != usize::MAX {
-                    for (k, &from) in from[..width].iter().enumerate() {
-                        route(position, start + k, from);
-                    }
-                }
-            }
-        }
-    }
-}
-
 fn max_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
     let c = p.channels;
     let mut seen = usize::MAX;
@@ -300,6 +278,7 @@ fn max_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
 }
 
 /// The number of taps of `position`'s window inside the input.
+#[inline(always)]
 fn inside(p: &Plane, position: usize) -> usize {
     let (oy, ox) = (position / p.output[1], position % p.output[1]);
     let mut n = 0;
@@ -311,6 +290,7 @@ fn inside(p: &Plane, position: usize) -> usize {
     n
 }
 
+#[inline(always)]
 fn mean_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
     let c = p.channels;
     out.fill(0.0);
@@ -330,12 +310,74 @@ fn mean_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
     }
 }
 
-fn max_pool_grad(p: &Plane, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// Channels handled together by max pooling's gradient: one chunk of a window's maxima and of
+/// the flags saying which have been routed stay in registers while its taps stream past.
+const CHUNK: usize = 16;
+
+#[inline(always)]
+fn max_pool_grad(p: &Plane, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     let c = p.channels;
-    dx.fill(0.0);
-    window_argmax(p, x, |position, k, from| dx[from] += dy[position * c + k]);
+    let [oh, ow] = p.output;
+    let [kh, kw] = p.size;
+    // Windows that do not overlap write each input element at most once: every tap is assigned
+    // (the gradient at the maximum, zero elsewhere), and only what no window covers needs
+    // clearing first. Overlapping windows accumulate into a cleared gradient.
+    let disjoint = (0..2).all(|axis| p.strides[axis] >= p.size[axis]);
+    let covered = disjoint
+        && p.pad_before == [0, 0]
+        && (0..2).all(|axis| p.output[axis] * p.strides[axis] == p.input[axis]);
+    if !covered {
+        dx.fill(0.0);
+    }
+    let offset = |(oy, ox), (ky, kx)| {
+        p.source((oy, ox), (ky, kx))
+            .map(|(y, x)| (y * p.input[1] + x) * c)
+    };
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for start in (0..c).step_by(CHUNK) {
+                let width = CHUNK.min(c - start);
+                // A whole chunk is a fixed-size copy (a register load); only a last, narrower
+                // chunk pays for a copy of run-time length.
+                let chunk = |buffer: &[f32], at: usize| match buffer[at + start..].first_chunk() {
+                    Some(whole) if width == CHUNK => *whole,
+                    _ => {
+                        let mut v = [0.0f32; CHUNK];
+                        copy(&mut v[..width], &buffer[at + start..at + start + width]);
+                        v
+                    }
+                };
+                let best = chunk(y, (oy * ow + ox) * c);
+                // Routed to the first tap holding it (a NaN maximum: the first NaN).
+                let mut g = chunk(dy, (oy * ow + ox) * c);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let Some(at) = offset((oy, ox), (ky, kx)) else {
+                            continue;
+                        };
+                        let v = chunk(x, at);
+                        let mut routed = [0.0f32; CHUNK];
+                        for k in 0..CHUNK {
+                            let hit = v[k] == best[k] || (v[k].is_nan() && best[k].is_nan());
+                            routed[k] = if hit { g[k] } else { 0.0 };
+                            g[k] = if hit { 0.0 } else { g[k] };
+                        }
+                        let dst = &mut dx[at + start..at + start + width];
+                        if disjoint && width == CHUNK {
+                            dst.copy_from_slice(&routed);
+                        } else if disjoint {
+                            copy(dst, &routed[..width]);
+                        } else {
+                            add_into(dst, &routed[..width]);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
+#[inline(always)]
 fn mean_pool_grad(p: &Plane, dy: &[f32], dx: &mut [f32]) {
     let c = p.channels;
     dx.fill(0.0);
@@ -353,4 +395,52 @@ fn mean_pool_grad(p: &Plane, dy: &[f32], dx: &mut [f32]) {
             *d += g / n;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::window::{Padding, Window};
+
+    /// Times each op on the `mnist_cnn` shapes (`cargo test --release --lib window_speed --
+    /// --ignored --nocapture`); a measurement, not a check.
+    #[test]
+    #[ignore]
+    fn window_speed() {
+        let cases = [
+            ("pool 26x26x32", vec![26, 26], 32, vec![2, 2], vec![2, 2]),
+            ("pool 11x11x64", vec![11, 11], 64, vec![2, 2], vec![2, 2]),
+            ("conv 28x28x1", vec![28, 28], 1, vec![3, 3], vec![1, 1]),
+            ("conv 13x13x32", vec![13, 13], 32, vec![3, 3], vec![1, 1]),
+        ];
+        for (name, spatial, c, size, strides) in cases {
+            let window = Window::new(&spatial, &size, &strides, &[1, 1], Padding::Valid);
+            let p = window.plane(128, &spatial, c);
+            let x: Vec<f32> = (0..p.batch * p.input_len())
+                .map(|i| (i % 97) as f32)
+                .collect();
+            let ops: &[WindowOp] = if size == [2, 2] {
+                &[WindowOp::MaxPool, WindowOp::MaxPoolGrad]
+            } else {
+                &[WindowOp::Unfold, WindowOp::Fold]
+            };
+            for &op in ops {
+                let (xl, dl, ol) = op.lengths(&p);
+                let input: Vec<f32> = x.iter().cycle().take(p.batch * xl).copied().collect();
+                let dy = vec![1.0f32; p.batch * dl];
+                let mut pooled = vec![0.0f32; p.batch * dl];
+                if op == WindowOp::MaxPoolGrad {
+                    run(WindowOp::MaxPool, &p, &input, &[], &[], &mut pooled);
+                }
+                let mut out = vec![0.0f32; p.batch * ol];
+                let mut best = f64::MAX;
+                for _ in 0..20 {
+                    let t = std::time::Instant::now();
+                    run(op, &p, &input, &pooled, &dy, &mut out);
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+                eprintln!("{name} {op:?}: {:.0} µs", best * 1e6);
+            }
+        }
+    }
 }

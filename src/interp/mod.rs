@@ -118,7 +118,9 @@ pub fn evaluate(
             Op::Unfold { window } => window::unfold(window, arg(0), &shape)?,
             Op::Fold { window, .. } => window::fold(window, arg(0), &shape)?,
             Op::Pool { kind, window } => window::pool(*kind, window, arg(0), &shape)?,
-            Op::PoolGrad { kind, window } => window::pool_grad(*kind, window, arg(0), arg(1))?,
+            Op::PoolGrad { kind, window } => {
+                window::pool_grad(*kind, window, arg(0), arg(1), arg(2))?
+            }
             Op::Transpose { perm } => arg(0).view().permuted_axes(IxDyn(perm)).to_owned(),
             Op::Reshape => arg(0)
                 .as_standard_layout()

@@ -130,29 +130,31 @@ pub fn pool_grad(
     kind: PoolKind,
     window: &Window,
     x: &ArrayD<f64>,
+    y: &ArrayD<f64>,
     dy: &ArrayD<f64>,
 ) -> Result<ArrayD<f64>, String> {
     let p = plane(window, x.shape());
     let c = p.channels;
-    let (_, argmax, count) = pooled(kind, &p, &flat(x));
-    let dy = flat(dy);
+    let (_, _, count) = pooled(kind, &p, &flat(x));
+    let (x_flat, y, dy) = (flat(x), flat(y), flat(dy));
     let mut dx = vec![0.0; x.len()];
-    match kind {
-        PoolKind::Max => {
-            for (at, &source) in argmax.iter().enumerate() {
-                if source != usize::MAX {
-                    dx[source] += dy[at];
+    // Max: whether each window's channel has had its gradient routed (to its first maximum).
+    let mut routed = vec![false; dy.len()];
+    each_tap(&p, |_, position, _, source| {
+        let Some(s) = source else { return };
+        for k in 0..c {
+            let (at, from) = (position * c + k, s * c + k);
+            match kind {
+                PoolKind::Max => {
+                    let (v, max) = (x_flat[from], y[at]);
+                    if !routed[at] && (v == max || v.is_nan() && max.is_nan()) {
+                        routed[at] = true;
+                        dx[from] += dy[at];
+                    }
                 }
+                PoolKind::Mean => dx[from] += dy[at] / count[position] as f64,
             }
         }
-        PoolKind::Mean => each_tap(&p, |_, position, _, source| {
-            if let Some(s) = source {
-                let n = count[position] as f64;
-                for k in 0..c {
-                    dx[s * c + k] += dy[position * c + k] / n;
-                }
-            }
-        }),
-    }
+    });
     array(x.shape(), dx)
 }

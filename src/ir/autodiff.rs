@@ -330,7 +330,7 @@ fn vjp(
                 kind: *kind,
                 window: window.clone(),
             };
-            vec![Some(g.add(grad, &[inputs[0], dy], span))]
+            vec![Some(g.add(grad, &[inputs[0], y, dy], span))]
         }
         // Routing depends on x only piecewise-constantly, so x gets no gradient. Mean pooling's
         // gradient is linear in dy, with mean pooling as its adjoint; max pooling's second
@@ -342,9 +342,9 @@ fn vjp(
                     kind: PoolKind::Mean,
                     window: window.clone(),
                 };
-                vec![None, Some(g.add(pool, &[dy], span))]
+                vec![None, None, Some(g.add(pool, &[dy], span))]
             }
-            PoolKind::Max => vec![None, None],
+            PoolKind::Max => vec![None, None, None],
         },
         Op::Binary(binary) => {
             let (a, b) = (inputs[0], inputs[1]);

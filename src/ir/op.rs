@@ -134,10 +134,12 @@ pub enum Op {
         kind: PoolKind,
         window: Window,
     },
-    /// The gradient of `Pool`: `(x f32[B, S.., C], dy f32[B, O.., C])` → `f32[B, S.., C]`. Max
-    /// pooling routes each window's `dy` to the window's first maximum in row-major tap order
-    /// (PyTorch's rule; ties are rare after a ReLU since tied zeros get no gradient through it);
-    /// mean pooling spreads it evenly over the window's positions inside the input.
+    /// The gradient of `Pool`: `(x f32[B, S.., C], y f32[B, O.., C], dy f32[B, O.., C])` →
+    /// `f32[B, S.., C]`, where `y` is the pooling of `x`. Max pooling routes each window's `dy` to
+    /// the first tap in row-major order whose `x` equals the window's maximum `y` (PyTorch's
+    /// rule; ties are rare after a ReLU, and tied zeros get no gradient through it anyway); mean
+    /// pooling spreads it evenly over the window's positions inside the input (`x` and `y` only
+    /// give the shapes).
     PoolGrad {
         kind: PoolKind,
         window: Window,
@@ -577,9 +579,8 @@ impl Op {
             | Op::Dropout { .. }
             | Op::InTraining
             | Op::Gather
-            | Op::ScatterAdd { .. }
-            | Op::PoolGrad { .. } => 2,
-            Op::Select => 3,
+            | Op::ScatterAdd { .. } => 2,
+            Op::Select | Op::PoolGrad { .. } => 3,
             Op::Concat { .. } => return None,
         })
     }
@@ -691,7 +692,7 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
             Ok(with_channels(t, dims, channels))
         }
         Op::PoolGrad { kind, window } => {
-            let (x, dy) = (float(0)?, float(1)?);
+            let (x, y, dy) = (float(0)?, float(1)?, float(2)?);
             let pooled = infer_type(
                 &Op::Pool {
                     kind: *kind,
@@ -699,9 +700,9 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                 },
                 &[x],
             )?;
-            if pooled.shape != dy.shape {
+            if pooled.shape != dy.shape || pooled.shape != y.shape {
                 return Err(format!(
-                    "{}'s output gradient is {dy}, expected {pooled}",
+                    "{}'s pooled value {y} and its gradient {dy} should both be {pooled}",
                     op.name()
                 ));
             }

@@ -124,7 +124,7 @@ pub fn spatial_input(
                 _ => "f32[B, height, width, channels]",
             };
             let d = Diagnostic::error(
-                "E0225",
+                "E0227",
                 format!("`{layer}` takes a batch of shape {expected}, found {text}"),
             )
             .primary(span, "applied here")
