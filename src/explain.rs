@@ -508,6 +508,25 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0225",
+        title: "not a channels-last batch",
+        text: "Convolution, pooling, padding and upsampling layers take a batch of \
+               `f32[B, steps, channels]` (the `1d` layers) or `f32[B, height, width, channels]` \
+               (the `2d` layers), channels last as in Keras. A grayscale image needs its channel \
+               axis of size 1.",
+        example: Some(model!("    max_pooling1d()\n    dense(2)\n")),
+    },
+    Explanation {
+        code: "E0226",
+        title: "window larger than its input",
+        text: "A convolution's or pooling's window (its size, dilated) must fit the input along \
+               every spatial axis with `padding: \"valid\"`. Use a smaller window, \
+               `padding: \"same\"`, or a larger input.",
+        example: Some(model!(
+            "    reshape([4, 1])\n    conv1d(2, 5)\n    flatten()\n    dense(2)\n"
+        )),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",
