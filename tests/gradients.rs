@@ -113,7 +113,9 @@ fn loss_at(graph: &Graph, bindings: &Bindings, batch: usize) -> f64 {
 
 fn check_gradients(name: &str, graph: &Graph, bindings: &Bindings, batch: usize) {
     let result = interp::step(graph, bindings, batch).unwrap();
-    for (p, analytic) in result.gradients.iter().enumerate() {
+    // Non-trainable parameters have no gradient: each gradient names its parameter.
+    for (gradient, analytic) in graph.gradients.iter().zip(&result.gradients) {
+        let p = gradient.param;
         for index in 0..analytic.len() {
             let mut plus = bindings.clone();
             plus.params[p].as_slice_mut().unwrap()[index] += H;
@@ -1026,4 +1028,152 @@ fn contract_sums_products_over_every_row() {
             g.binary(BinaryOp::Mul, c, c, None)
         },
     );
+}
+
+// ── Normalization and padding layers, through the checker ──────────────────────────────────
+
+/// The first fit of `source`, lowered to `until`.
+fn fit_graph(source: &str, until: kiln::driver::GraphStage) -> Graph {
+    let checked = kiln::driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let program = &checked.program;
+    kiln::driver::training_graph(program, &program.fits[0], until).unwrap()
+}
+
+fn random_bindings(graph: &Graph, batch: usize, seed: u64) -> Bindings {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let inputs = graph
+        .inputs
+        .iter()
+        .map(|input| {
+            let shape = input.ty.shape.resolve(batch);
+            match input.name.as_str() {
+                "labels" => random(&mut rng, &shape, 0.0, 3.0).mapv(f64::floor),
+                _ => random(&mut rng, &shape, -1.0, 1.0),
+            }
+        })
+        .collect();
+    // Variances must stay positive: the moving ones start in [0.5, 1.5].
+    let params = graph
+        .params
+        .iter()
+        .map(|p| match p.name.ends_with("moving_variance") {
+            true => random(&mut rng, &p.shape.resolve(1), 0.5, 1.5),
+            false => random(&mut rng, &p.shape.resolve(1), -0.5, 0.5),
+        })
+        .collect();
+    Bindings {
+        inputs,
+        params,
+        states: vec![],
+    }
+}
+
+const NORMALIZED_CONVNET: &str = "
+data d = synthetic_classification(samples: 16, features: 48, classes: 3)
+
+model m(x: f32[B, 48]) -> f32[B, 3] {
+    reshape([4, 4, 3])
+    zero_padding2d(((1, 0), (0, 1)))
+    conv2d(4, 2)
+    batch_normalization()
+    relu
+    up_sampling2d((1, 2))
+    batch_normalization(axis: 1, momentum: 0.5, scale: false)
+    layer_normalization()
+    reshape([4, 32])
+    zero_padding1d((0, 1))
+    up_sampling1d(2)
+    layer_normalization(axis: 1, center: false)
+    flatten()
+    dense(3, softmax)
+}
+
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer sgd(lr: 0.1)
+}
+";
+
+/// A whole training step through batch normalization (batch statistics, differentiated through
+/// the mean and variance), layer normalization, padding and upsampling, against finite
+/// differences; the moving statistics get no gradient.
+#[test]
+fn normalization_layers_in_a_whole_training_graph() {
+    let graph = fit_graph(NORMALIZED_CONVNET, kiln::driver::GraphStage::Gradients);
+    let batch = 3;
+    let bindings = random_bindings(&graph, batch, 5);
+    let trainable = graph.params.iter().filter(|p| p.trainable).count();
+    assert_eq!(graph.gradients.len(), trainable);
+    assert_eq!(
+        graph.params.len() - trainable,
+        4,
+        "two layers' moving statistics"
+    );
+    check_gradients("normalized convnet", &graph, &bindings, batch);
+}
+
+/// In a step the moving statistics move toward the batch's (Keras's formula, biased variance);
+/// in inference the layer normalizes by them instead.
+#[test]
+fn batch_normalization_moves_its_statistics_and_uses_them_in_inference() {
+    let source = "
+data d = synthetic_classification(samples: 16, features: 3, classes: 3)
+
+model m(x: f32[B, 3]) -> f32[B, 3] {
+    batch_normalization(momentum: 0.9, epsilon: 0.01)
+}
+
+fit m on d {
+    loss      sparse_categorical_crossentropy(from_logits: true)
+    optimizer sgd
+}
+";
+    let graph = fit_graph(source, kiln::driver::GraphStage::Forward);
+    let names: Vec<&str> = graph.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "batch_normalization.gamma",
+            "batch_normalization.beta",
+            "batch_normalization.moving_mean",
+            "batch_normalization.moving_variance"
+        ]
+    );
+    let batch = 4;
+    let bindings = random_bindings(&graph, batch, 9);
+    let x = &bindings.inputs[0];
+    let [gamma, beta, moving_mean, moving_variance] = &bindings.params[..] else {
+        unreachable!()
+    };
+    let result = interp::step(&graph, &bindings, batch).unwrap();
+    for c in 0..3 {
+        let column: Vec<f64> = (0..batch).map(|i| x[[i, c]]).collect();
+        let mean = column.iter().sum::<f64>() / batch as f64;
+        let variance = column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / batch as f64;
+        let moved_mean = moving_mean[[c]] * 0.9 + mean * (1.0 - 0.9f32 as f64);
+        let moved_variance = moving_variance[[c]] * 0.9 + variance * (1.0 - 0.9f32 as f64);
+        assert!((result.params[2][[c]] - moved_mean).abs() < 1e-6);
+        assert!((result.params[3][[c]] - moved_variance).abs() < 1e-6);
+        // The gradient-trained parameters are the optimizer's to change, not the layer's.
+        assert_eq!(result.params[0][[c]], gamma[[c]]);
+        for i in 0..batch {
+            let train =
+                (x[[i, c]] - mean) / (variance + 0.01f32 as f64).sqrt() * gamma[[c]] + beta[[c]];
+            assert!((result.output("scores").unwrap()[[i, c]] - train).abs() < 1e-5);
+        }
+    }
+
+    let forward = lower::for_inference(&graph);
+    assert!(forward.updates.is_empty());
+    let values = interp::evaluate(&forward, &bindings, batch).unwrap();
+    let scores = &values[forward.output("scores").unwrap().index()];
+    for c in 0..3 {
+        for i in 0..batch {
+            let inferred = (x[[i, c]] - moving_mean[[c]])
+                / (moving_variance[[c]] + 0.01f32 as f64).sqrt()
+                * gamma[[c]]
+                + beta[[c]];
+            assert!((scores[[i, c]] - inferred).abs() < 1e-5);
+        }
+    }
 }

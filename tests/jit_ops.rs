@@ -638,3 +638,77 @@ fn contract_over_batch_and_positions() {
         g.add(Op::Contract, &[a, b], None)
     });
 }
+
+/// A whole optimized training step through batch and layer normalization, padding and
+/// upsampling, from source: the loss, every parameter after the step (the moving statistics
+/// written by the step's own updates, the rest by SGD) and every gradient agree with the
+/// interpreter, at a full and a ragged batch.
+#[test]
+fn normalization_layers_in_a_compiled_training_step() {
+    let source = "
+data d = synthetic_classification(samples: 16, features: 48, classes: 3)
+
+model m(x: f32[B, 48]) -> f32[B, 3] {
+    reshape([4, 4, 3])
+    zero_padding2d(((1, 0), (0, 1)))
+    conv2d(8, 2)
+    batch_normalization()
+    relu
+    up_sampling2d((1, 2))
+    let norm = batch_normalization(axis: 1, momentum: 0.5, scale: false)
+    norm
+    norm
+    layer_normalization()
+    reshape([4, 64])
+    zero_padding1d((0, 1))
+    up_sampling1d(2)
+    layer_normalization(axis: 1, center: false)
+    flatten()
+    dense(3, softmax)
+}
+
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer sgd(lr: 0.1)
+}
+";
+    let checked = kiln::driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let program = &checked.program;
+    let graph = kiln::driver::training_graph(
+        program,
+        &program.fits[0],
+        kiln::driver::GraphStage::Optimized,
+    )
+    .unwrap();
+    let moving = graph.params.iter().filter(|p| !p.trainable).count();
+    assert_eq!(moving, 4);
+    // The shared layer moves its statistics once per application, in one update each.
+    assert_eq!(graph.updates.len(), graph.params.len());
+    for (batch, seed) in [(MAX_BATCH, 1), (3, 2)] {
+        let (step, reference) = run_both(&graph, batch, seed);
+        let label = format!("batch {batch}");
+        close(
+            &format!("{label} loss"),
+            step.output("loss", batch).unwrap(),
+            reference.output("loss").unwrap(),
+            1e-5,
+        );
+        for (gradient, value) in graph.gradients.iter().zip(&reference.gradients) {
+            let name = &graph.params[gradient.param].name;
+            close(
+                &format!("{label} grad {name}"),
+                step.gradient(gradient.param),
+                value,
+                1e-4,
+            );
+        }
+        for (index, info) in graph.params.iter().enumerate() {
+            close(
+                &format!("{label} {} after the step", info.name),
+                step.param(index),
+                &reference.params[index],
+                1e-4,
+            );
+        }
+    }
+}

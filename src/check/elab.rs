@@ -363,6 +363,24 @@ impl<'a> Elab<'a> {
         }))
     }
 
+    /// `v` stretched to `shape` (NumPy rules); like `add`, a shape that does not broadcast is a
+    /// checker bug, reported as E0900.
+    pub fn add_broadcast(&mut self, v: ValueId, shape: Shape, span: Span) -> Option<ValueId> {
+        let from = self.graph.shape(v).clone();
+        if !from.broadcasts_to(&shape) {
+            self.error(
+                Diagnostic::error(
+                    "E0900",
+                    format!("internal compiler error: cannot broadcast {from} to {shape}"),
+                )
+                .primary(span, "while checking this")
+                .note("please report this: the checker accepted a shape the IR rejects"),
+            );
+            return None;
+        }
+        Some(self.graph.broadcast(v, &shape, Some(span)))
+    }
+
     pub fn unary(&mut self, op: UnaryOp, t: Tensor, span: Span) -> Value {
         match self.add(Op::Unary(op), &[t.id], span) {
             Some(id) => self.tensor(id, span),

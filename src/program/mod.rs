@@ -143,11 +143,22 @@ impl Model {
             .collect()
     }
 
-    /// Number of trainable values.
+    /// Number of parameter values, trainable or not (Keras's "Total params").
     pub fn param_count(&self) -> usize {
+        self.count_params(|_| true)
+    }
+
+    /// Number of values the gradient trains (the rest, such as batch normalization's moving
+    /// statistics, are updated by their layer).
+    pub fn trainable_param_count(&self) -> usize {
+        self.count_params(|p| p.trainable)
+    }
+
+    fn count_params(&self, counted: impl Fn(&crate::ir::graph::ParamInfo) -> bool) -> usize {
         self.forward
             .params
             .iter()
+            .filter(|p| counted(p))
             .map(|p| crate::ir::shape::per_sample(&p.shape))
             .fold(0usize, usize::saturating_add)
     }

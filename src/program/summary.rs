@@ -1,6 +1,7 @@
 //! The Keras-style model summary (`kiln check --summary`, `kiln dump --stage check`): each layer
-//! with its output shape (batch symbolic) and parameter count, then the totals — parameters,
-//! optimizer state, and activation memory as a function of the batch size.
+//! with its output shape (batch symbolic) and parameter count, then the totals — parameters
+//! (and how many of them are non-trainable), optimizer state (for the trainable ones), and
+//! activation memory as a function of the batch size.
 
 use super::Model;
 use crate::ir::shape::{per_sample, type_text};
@@ -76,15 +77,21 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
     }
     let _ = writeln!(out, "  {rule}");
     let params = model.param_count();
+    let trainable = model.trainable_param_count();
+    // Keras's summary counts non-trainable weights in the total and names them apart.
+    let fixed = match params - trainable {
+        0 => String::new(),
+        n => format!(", of which {} non-trainable", thousands(n)),
+    };
     let _ = writeln!(
         out,
-        "  parameters       {} ({})",
+        "  parameters       {} ({}){fixed}",
         thousands(params),
         bytes(params as f64 * 4.0)
     );
     if let Some(optimizer) = optimizer {
         let name = optimizer.state_text();
-        let state = optimizer.state_count(params);
+        let state = optimizer.state_count(trainable);
         let _ = writeln!(
             out,
             "  optimizer state  {} ({}; {name})",

@@ -451,7 +451,7 @@ fn int_arg(el: &mut Elab, arg: &ArgValue) -> Option<i64> {
 }
 
 /// A possibly negative axis (`-1` is the last) checked against `rank`.
-fn axis(el: &mut Elab, arg: &ArgValue, x: Tensor, rank: usize) -> Option<usize> {
+pub(super) fn axis(el: &mut Elab, arg: &ArgValue, x: Tensor, rank: usize) -> Option<usize> {
     let n = int_arg(el, arg)?;
     let resolved = if n < 0 { rank as i64 + n } else { n };
     if (0..rank as i64).contains(&resolved) {
@@ -472,7 +472,7 @@ fn axis(el: &mut Elab, arg: &ArgValue, x: Tensor, rank: usize) -> Option<usize> 
     None
 }
 
-fn batch_axis_error(el: &mut Elab, what: &str, span: Span, x: Tensor) {
+pub(super) fn batch_axis_error(el: &mut Elab, what: &str, span: Span, x: Tensor) {
     let text = el.text(x);
     el.error(
         Diagnostic::error("E0215", format!("{what} cannot use the batch dimension"))

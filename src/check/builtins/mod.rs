@@ -20,7 +20,9 @@ mod convolution;
 mod functions;
 pub mod initializers;
 mod layers;
+mod normalization;
 mod pooling;
+mod reshaping;
 mod spatial;
 
 use super::elab::Elab;
@@ -84,6 +86,12 @@ pub static BUILTINS: &[&BuiltinDef] = &[
     &pooling::GLOBAL_MAX_POOLING2D,
     &pooling::GLOBAL_AVERAGE_POOLING1D,
     &pooling::GLOBAL_AVERAGE_POOLING2D,
+    &reshaping::ZERO_PADDING1D,
+    &reshaping::ZERO_PADDING2D,
+    &reshaping::UP_SAMPLING1D,
+    &reshaping::UP_SAMPLING2D,
+    &normalization::BATCH_NORMALIZATION,
+    &normalization::LAYER_NORMALIZATION,
 ];
 
 /// The built-in called `name`.
@@ -165,6 +173,8 @@ pub enum ArgKind {
     PerAxis,
     /// One of these strings.
     Choice(&'static [&'static str]),
+    /// Zeros to add: a whole number for every side, or per spatial axis (the layer says how).
+    Pads,
 }
 
 #[derive(Clone, Copy)]
@@ -571,6 +581,8 @@ impl ArgKind {
             ArgKind::Sizes => "a list of sizes",
             ArgKind::Function => "",
             ArgKind::PerAxis => "a positive whole number, or one per spatial axis",
+            ArgKind::Pads => "a whole number >= 0",
+            ArgKind::Choice([only]) => return format!("\"{only}\" only"),
             ArgKind::Choice(choices) => {
                 let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
                 return format!(
