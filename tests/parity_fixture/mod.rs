@@ -1,12 +1,15 @@
-//! The parity fixture (`tests/fixtures/parity/`, see `docs/parity.md`): data, batch order and
-//! initial weights shared by the peers' runs, and a loop that trains a program's compiled step on
-//! them. Used by `tests/parity.rs` and `tests/optimizers.rs`.
+//! The parity fixtures (`tests/fixtures/parity/` and `tests/fixtures/parity_cnn/`, see
+//! `docs/parity.md`): data, batch order and initial weights shared by the peers' runs, and a
+//! [`Trainer`] that runs a program's compiled step on them. Used by `tests/parity.rs`,
+//! `tests/optimizers.rs` and `tests/parity_cnn.rs` (each uses part of it).
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln::codegen::{self, CodegenConfig};
+use kiln::codegen::{self, CodegenConfig, CompiledStep};
 use kiln::driver::{self, GraphStage};
+use kiln::ir::graph::{Graph, Slot};
 use kiln::ir::lower;
 use kiln::ir::optimizer::STEP;
 use kiln::program::Fit;
@@ -18,7 +21,11 @@ pub fn fixture_dir() -> PathBuf {
 }
 
 fn words(name: &str) -> Vec<[u8; 4]> {
-    let bytes = fs::read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    words_in(&fixture_dir(), name)
+}
+
+fn words_in(dir: &Path, name: &str) -> Vec<[u8; 4]> {
+    let bytes = fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(
         bytes.len() % 4,
         0,
@@ -36,6 +43,22 @@ fn f32s(name: &str) -> Vec<f32> {
 
 fn i32s(name: &str) -> Vec<i32> {
     words(name).into_iter().map(i32::from_le_bytes).collect()
+}
+
+/// A raw little-endian f32 file of the fixture in `dir`.
+pub fn f32s_in(dir: &Path, name: &str) -> Vec<f32> {
+    words_in(dir, name)
+        .into_iter()
+        .map(f32::from_le_bytes)
+        .collect()
+}
+
+/// A raw little-endian i32 file of the fixture in `dir`.
+pub fn i32s_in(dir: &Path, name: &str) -> Vec<i32> {
+    words_in(dir, name)
+        .into_iter()
+        .map(i32::from_le_bytes)
+        .collect()
 }
 
 pub fn usize_of(meta: &Value, key: &str) -> usize {
@@ -64,7 +87,6 @@ impl Fixture {
         }
     }
 
-    #[allow(dead_code)] // `tests/parity.rs` reads the peers' losses; `tests/optimizers.rs` not
     pub fn losses(&self, peer: &str) -> Vec<f64> {
         self.meta["losses"][peer]
             .as_array()
@@ -72,6 +94,123 @@ impl Fixture {
             .iter()
             .map(|v| v.as_f64().unwrap())
             .collect()
+    }
+}
+
+/// A program's compiled training step, built through the real front end (`driver::check_source`
+/// → `driver::training_graph` → `codegen::compile`) as the runtime builds it, with its optimizer
+/// state at its initial values; weights are set and read by parameter name.
+pub struct Trainer {
+    pub fit: Fit,
+    pub graph: Graph,
+    pub step: CompiledStep,
+    batch: usize,
+    x_slot: usize,
+    label_slot: usize,
+    /// Plain SGD does not count steps.
+    step_slot: Option<usize>,
+    lr_slot: usize,
+}
+
+impl Trainer {
+    /// Checks `source` (panicking with its diagnostics if it does not check) and compiles the
+    /// training step of its first `fit`, which must train with sparse categorical cross-entropy
+    /// in batches of `batch`.
+    pub fn new(source: &str, batch: usize) -> Trainer {
+        let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+        let program = &checked.program;
+        let fit = &program.fits[0];
+        assert_eq!(fit.loss, Loss::SparseCategoricalCrossentropy);
+        assert_eq!(fit.batch, batch);
+        let graph = driver::training_graph(program, fit, GraphStage::Optimized).unwrap();
+        let mut step = codegen::compile(&graph, &CodegenConfig { max_batch: batch }).unwrap();
+        for (index, state) in graph.states.iter().enumerate() {
+            step.state_mut(index).fill(state.init); // as the runtime starts a fresh optimizer
+        }
+        let find = |name: &str| graph.inputs.iter().position(|input| input.name == name);
+        let slot = |name: &str| find(name).unwrap_or_else(|| panic!("no input {name}"));
+        Trainer {
+            fit: fit.clone(),
+            batch,
+            x_slot: slot(lower::FEATURES),
+            label_slot: slot(lower::LABELS),
+            step_slot: find(STEP),
+            lr_slot: slot(kiln::ir::optimizer::LR),
+            graph,
+            step,
+        }
+    }
+
+    /// Values per sample of the model's input (784 for `f32[B, 28, 28, 1]`).
+    pub fn input_width(&self) -> usize {
+        self.graph.inputs[self.x_slot].ty.shape.numel(1)
+    }
+
+    /// The parameter (or, failing that, the state) called `name`: its slot and element count.
+    pub fn find(&self, name: &str) -> Option<(Slot, usize)> {
+        let graph = &self.graph;
+        if let Some(i) = graph.params.iter().position(|p| p.name == name) {
+            return Some((Slot::Param(i), graph.params[i].shape.numel(1)));
+        }
+        let i = graph.states.iter().position(|s| s.name == name)?;
+        Some((Slot::State(i), graph.states[i].shape.numel(1)))
+    }
+
+    fn slot(&self, name: &str) -> Slot {
+        let Some((slot, _)) = self.find(name) else {
+            let params: Vec<_> = self.graph.params.iter().map(|p| &p.name).collect();
+            panic!("the step has no parameter {name}; its parameters: {params:?}")
+        };
+        slot
+    }
+
+    /// The current values of the parameter (or state) `name`.
+    pub fn values(&self, name: &str) -> &[f32] {
+        match self.slot(name) {
+            Slot::Param(i) => self.step.param(i),
+            Slot::State(i) => self.step.state(i),
+        }
+    }
+
+    /// Sets the parameter (or state) `name`; `values` must have its element count.
+    pub fn set(&mut self, name: &str, values: &[f32]) {
+        let target = match self.slot(name) {
+            Slot::Param(i) => self.step.param_mut(i),
+            Slot::State(i) => self.step.state_mut(i),
+        };
+        assert_eq!(
+            target.len(),
+            values.len(),
+            "{name}: the step holds {} values, the fixture {}",
+            target.len(),
+            values.len()
+        );
+        target.copy_from_slice(values);
+    }
+
+    /// Runs training step `t` (counting from 1, as Adam's `step` input does) on the samples
+    /// `rows` of `features` (`input_width()` values per sample, row-major) and `labels`: the
+    /// batch's loss from this step's forward pass, before its update.
+    pub fn run_step(&mut self, t: usize, features: &[f32], labels: &[i32], rows: &[i32]) -> f64 {
+        let (batch, width) = (self.batch, self.input_width());
+        assert_eq!(rows.len(), batch);
+        assert_eq!(features.len(), labels.len() * width, "features per sample");
+        let x = self.step.input_f32_mut(self.x_slot, batch);
+        for (dst, &row) in x.chunks_exact_mut(width).zip(rows) {
+            let row = row as usize;
+            dst.copy_from_slice(&features[row * width..(row + 1) * width]);
+        }
+        let y = self.step.input_i32_mut(self.label_slot, batch);
+        for (dst, &row) in y.iter_mut().zip(rows) {
+            *dst = labels[row as usize];
+        }
+        if let Some(step_slot) = self.step_slot {
+            self.step.input_f32_mut(step_slot, batch)[0] = t as f32;
+        }
+        // The runtime sets the learning rate every step.
+        self.step.input_f32_mut(self.lr_slot, batch)[0] = self.fit.optimizer.lr();
+        self.step.run(batch);
+        f64::from(self.step.output(lower::LOSS, batch).unwrap()[0])
     }
 }
 
@@ -87,13 +226,9 @@ pub fn train(fixture: &Fixture, source: &str) -> (Fit, Vec<f64>) {
     assert_eq!(fixture.order.len(), steps * batch);
 
     // The real front end on the real program.
-    let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
-    let program = &checked.program;
-    let fit = &program.fits[0];
-    assert_eq!(fit.loss, Loss::SparseCategoricalCrossentropy);
-    assert_eq!(fit.batch, batch);
-    let graph = driver::training_graph(program, fit, GraphStage::Optimized).unwrap();
-    let mut step = codegen::compile(&graph, &CodegenConfig { max_batch: batch }).unwrap();
+    let mut trainer = Trainer::new(source, batch);
+    assert_eq!(trainer.input_width(), features);
+    let graph = &trainer.graph;
 
     // Weights: kernel [in, out] then bias [out] per dense layer, in layer order — the order and
     // layouts of the graph's parameters (checked by name and shape).
@@ -110,14 +245,16 @@ pub fn train(fixture: &Fixture, source: &str) -> (Fit, Vec<f64>) {
             (2 * layer, "kernel", pair[0] * pair[1]),
             (2 * layer + 1, "bias", pair[1]),
         ] {
-            let param = &graph.params[index];
+            let param = &trainer.graph.params[index];
             assert!(
                 param.name.ends_with(which) && param.shape.numel(0) == len,
                 "parameter {index} is {} {:?}, expected the {which} of layer {layer} ({len} values)",
                 param.name,
                 param.shape
             );
-            step.param_mut(index)
+            trainer
+                .step
+                .param_mut(index)
                 .copy_from_slice(&fixture.weights[offset..offset + len]);
             offset += len;
         }
@@ -127,35 +264,14 @@ pub fn train(fixture: &Fixture, source: &str) -> (Fit, Vec<f64>) {
         fixture.weights.len(),
         "weights.f32 has extra values"
     );
-    for (index, state) in graph.states.iter().enumerate() {
-        step.state_mut(index).fill(state.init); // as the runtime starts a fresh optimizer
-    }
 
-    let find = |name: &str| graph.inputs.iter().position(|input| input.name == name);
-    let slot = |name: &str| find(name).unwrap_or_else(|| panic!("no input {name}"));
-    let (x_slot, label_slot) = (slot(lower::FEATURES), slot(lower::LABELS));
-    // Plain SGD does not count steps.
-    let step_slot = find(STEP);
-    let lr_slot = slot(kiln::ir::optimizer::LR);
-    let mut losses = Vec::with_capacity(steps);
-    for (t, rows) in fixture.order.chunks_exact(batch).enumerate() {
-        let x = step.input_f32_mut(x_slot, batch);
-        for (dst, &row) in x.chunks_exact_mut(features).zip(rows) {
-            let row = row as usize;
-            dst.copy_from_slice(&fixture.features[row * features..(row + 1) * features]);
-        }
-        let labels = step.input_i32_mut(label_slot, batch);
-        for (dst, &row) in labels.iter_mut().zip(rows) {
-            *dst = fixture.labels[row as usize];
-        }
-        if let Some(step_slot) = step_slot {
-            step.input_f32_mut(step_slot, batch)[0] = (t + 1) as f32; // Adam's t counts from 1
-        }
-        step.input_f32_mut(lr_slot, batch)[0] = fit.optimizer.lr(); // the runtime sets it every step
-        step.run(batch);
-        losses.push(f64::from(step.output(lower::LOSS, batch).unwrap()[0]));
-    }
-    (fit.clone(), losses)
+    let losses = fixture
+        .order
+        .chunks_exact(batch)
+        .enumerate()
+        .map(|(t, rows)| trainer.run_step(t + 1, &fixture.features, &fixture.labels, rows))
+        .collect();
+    (trainer.fit, losses)
 }
 
 /// Largest per-step relative difference (with its step, 1-based) and the relative difference
