@@ -1,8 +1,12 @@
 //! Convnet parity with PyTorch (issue 16): from the same initial weights, on the same batches in
 //! the same order, each fixture network's compiled training step reports the same per-step loss
-//! as PyTorch running Adam in Keras's form, within 1e-4 relative at every one of 100 steps; the
-//! batch-normalization network's moving statistics follow Keras's update (after the first step
-//! and after the last).
+//! as PyTorch running Adam in Keras's form. Within 1e-4 relative of PyTorch's float64 run at
+//! every one of 100 steps, and of PyTorch's float32 run at every step until that run itself
+//! leaves 1e-4 of its float64 twin (float32 rounding compounds through Adam, and for `cnn` the
+//! float32 run drifts 8.8e-4 from the float64 one by step 98, for `cnn_bn` 2.1e-4: past that
+//! point no float32 implementation can be held to 1e-4 of another). The batch-normalization
+//! network's moving statistics follow Keras's update (after the first step, and after the last
+//! against the float64 run).
 //!
 //! The fixture in `tests/fixtures/parity_cnn/` (512 MNIST digits, the batch order, each network's
 //! Kiln program, initial and final weights, and each peer's per-step losses) is written once by
@@ -20,13 +24,19 @@ use serde_json::Value;
 
 /// The peer Kiln must match: PyTorch, float32, Adam in Keras's form (Kiln's `adam`).
 const PEER: &str = "torch_keras_adam";
-/// Recorded for comparison, not asserted: the peer in float64 (rounding alone), and the peer
-/// with its convolutions as unfold + matmul (how far two float32 implementations drift apart).
-const REFERENCES: [&str; 2] = ["torch_keras_adam_f64", "torch_keras_adam_unfold"];
+/// The same in float64: the arithmetic without float32 rounding, matched at every step.
+const EXACT: &str = "torch_keras_adam_f64";
+/// Recorded for comparison: the float64 run, and the peer with its convolutions as unfold +
+/// matmul (how far two float32 implementations drift apart).
+const REFERENCES: [&str; 2] = [EXACT, "torch_keras_adam_unfold"];
 const STEP_TOLERANCE: f64 = 1e-4;
-/// Moving statistics match when `|kiln - keras| <= ABSOLUTE + RELATIVE * |keras|`.
+/// Moving statistics match when `|kiln - keras| <= ABSOLUTE + RELATIVE * |keras|`: after the
+/// first step with `MOVING_ABSOLUTE`; after the last with `FINAL_MOVING_ABSOLUTE`, since they
+/// average 100 steps of float32 training whose weights drift from the float64 run's (the
+/// float32 peers' own moving means end 6.2e-5 and 5.7e-5 from it).
 const MOVING_RELATIVE: f64 = 1e-4;
 const MOVING_ABSOLUTE: f64 = 1e-5;
+const FINAL_MOVING_ABSOLUTE: f64 = 1e-4;
 const MOVING: [&str; 2] = ["moving_mean", "moving_variance"];
 
 fn fixture_dir() -> PathBuf {
@@ -214,18 +224,30 @@ fn moving_name(stat: &str) -> String {
 /// final weights are from each run's, and checks that training moved.
 fn compare_losses(fixture: &Fixture, net: &str, run: &Run) {
     let kiln = &run.losses;
+    // How long the float32 peer stays within the tolerance of its own float64 run.
+    let (peer, exact) = (fixture.losses(net, PEER), fixture.losses(net, EXACT));
+    let horizon = peer
+        .iter()
+        .zip(&exact)
+        .position(|(p, e)| (p - e).abs() / e.abs() > STEP_TOLERANCE)
+        .unwrap_or(peer.len());
+    println!(
+        "{net}: {PEER} stays within {STEP_TOLERANCE:e} of {EXACT} for {horizon} of {} steps",
+        peer.len()
+    );
     let mut failure = None;
-    for peer in std::iter::once(&PEER).chain(&REFERENCES) {
-        let theirs = fixture.losses(net, peer);
-        let a = agreement(kiln, &theirs);
+    for name in std::iter::once(&PEER).chain(&REFERENCES) {
+        let theirs = fixture.losses(net, name);
+        let steps = if *name == PEER { horizon } else { kiln.len() };
+        let a = agreement(&kiln[..steps], &theirs[..steps]);
         let s = a.worst_step - 1;
         let line = format!(
-            "{net} vs {peer}: max relative difference {:.2e} at step {} (Kiln {:.7}, peer {:.7}); \
-             means differ by {:.2e} relative",
+            "{net} vs {name} over {steps} steps: max relative difference {:.2e} at step {} \
+             (Kiln {:.7}, peer {:.7}); means differ by {:.2e} relative",
             a.worst, a.worst_step, kiln[s], theirs[s], a.mean
         );
         println!("{line}");
-        if *peer == PEER && a.worst > STEP_TOLERANCE {
+        if [PEER, EXACT].contains(name) && a.worst > STEP_TOLERANCE {
             failure = Some(line);
         }
     }
@@ -262,14 +284,14 @@ fn compare_losses(fixture: &Fixture, net: &str, run: &Run) {
     );
 }
 
-/// `|kiln - keras| <= MOVING_ABSOLUTE + MOVING_RELATIVE * |keras|` for every channel, else a
+/// `|kiln - keras| <= absolute + MOVING_RELATIVE * |keras|` for every channel, else a
 /// line naming the worst.
-fn moving_mismatch(what: &str, kiln: &[f32], keras: &[f64]) -> Option<String> {
+fn moving_mismatch(what: &str, kiln: &[f32], keras: &[f64], absolute: f64) -> Option<String> {
     assert_eq!(kiln.len(), keras.len(), "{what}: channel counts differ");
     let (i, excess) = kiln
         .iter()
         .zip(keras)
-        .map(|(&a, &b)| (f64::from(a) - b).abs() - (MOVING_ABSOLUTE + MOVING_RELATIVE * b.abs()))
+        .map(|(&a, &b)| (f64::from(a) - b).abs() - (absolute + MOVING_RELATIVE * b.abs()))
         .enumerate()
         .fold(
             (0, f64::NEG_INFINITY),
@@ -311,16 +333,28 @@ fn cnn_bn_losses_and_moving_statistics_match_pytorch() {
             &format!("{stat} after step 1"),
             kiln,
             &keras,
+            MOVING_ABSOLUTE,
         ));
     }
+    // After 100 steps, against the float64 run: the float32 runs' own moving means differ by
+    // up to 9.3e-5 absolute, beyond the tolerance.
+    let exact = &fixture.peer("cnn_bn", EXACT)["moving_statistics"];
     for stat in MOVING {
         let kiln = run.trainer.values(&moving_name(stat));
-        let keras = numbers(&stats["keras"][stat]);
+        let keras = numbers(&exact["keras"][stat]);
         failures.extend(moving_mismatch(
-            &format!("{stat} after the last step"),
+            &format!("{stat} after the last step (float64 run)"),
             kiln,
             &keras,
+            FINAL_MOVING_ABSOLUTE,
         ));
+        let keras32 = numbers(&stats["keras"][stat]);
+        let worst = kiln
+            .iter()
+            .zip(&keras32)
+            .map(|(&a, b)| (f64::from(a) - b).abs())
+            .fold(0.0, f64::max);
+        println!("{stat}: max absolute difference from the float32 run's {worst:.2e}");
         // PyTorch's own running statistics (unbiased variance), for comparison only.
         let torch = numbers(&stats["torch"][stat]);
         let worst = kiln
@@ -333,7 +367,8 @@ fn cnn_bn_losses_and_moving_statistics_match_pytorch() {
     compare_losses(&fixture, "cnn_bn", &run);
     assert!(
         failures.is_empty(),
-        "moving statistics (tolerance {MOVING_ABSOLUTE:e} + {MOVING_RELATIVE:e}·|Keras|):\n{}",
+        "moving statistics (tolerance {MOVING_ABSOLUTE:e} after step 1, {FINAL_MOVING_ABSOLUTE:e} \
+         after the last, + {MOVING_RELATIVE:e}·|Keras|):\n{}",
         failures.join("\n")
     );
 }
