@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kiln next to the peer frameworks on the `seed`, `mnist` and `wide` workloads, interleaved in
+# Kiln next to the peer frameworks on the `seed`, `mnist`, `wide` and `mnist_cnn` workloads, interleaved in
 # one run so that all see the same machine load. Prints each run's JSON line, then a table of
 # medians: samples/s, µs per step, Kiln's ratio to each peer, GFLOP/s and its share of the
 # cores' 256-bit FMA peak, peak RSS, final training loss, test accuracy, and Kiln's compile time
@@ -8,7 +8,11 @@
 #   PY=$HOME/.peers/bin/python bench/compare.sh [repeats] [workloads...]
 #   THREADS=2 bench/compare.sh 3 wide              # every framework pinned to two cores
 #   PEERS="torch_eager jax_scan keras_jax" bench/compare.sh 3 seed
+#   PEERS=torch_eager bench/compare.sh 3 mnist_cnn   # the Keras MNIST convnet (cnn_bench.py)
 #
+# `mnist_cnn` runs `cnn_bench.py --framework torch|jax|jax_scan` for the peers `torch_eager`,
+# `jax` and `jax_scan`, for the program's 15 epochs (XLA's CPU convolutions train it at ~55
+# samples/s, so a JAX run takes over half an hour: name it in PEERS to include it).
 # PEERS names scripts of ../shared/bench/peers as its run_all.sh does (`NAME_bench.py`;
 # `jax_scan` is `jax_bench.py --scan`, which trains `wide` step by step, as the reference
 # figures do). The default pits Kiln against PyTorch eager (how most people run these models)
@@ -32,14 +36,23 @@ for workload in $workloads; do
     bench/kiln_bench.sh "$workload" 1 "$threads" | tee -a "$out/kiln-$workload.jsonl"
     for peer in $peers; do
       script=${peer}_bench.py
-      extra=()
+      extra=(--workload "$workload")
       if [ "$peer" = jax_scan ]; then
         script=jax_bench.py
-        extra=(--scan)
+        extra+=(--scan)
+      fi
+      if [ "$workload" = mnist_cnn ]; then
+        [ "$peer" = jax_scan ] && [ -z "${PEERS:-}" ] && continue
+        script=cnn_bench.py
+        case "$peer" in
+          torch_eager) extra=(--framework torch) ;;
+          *) extra=(--framework "$peer") ;;
+        esac
+        extra+=(--epochs 15)
       fi
       # A peer that fails (not installed, crashed) leaves no line: its rows say "failed".
       (cd "$peers_dir" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" "$script" \
-          --workload "$workload" --threads "$threads" "${extra[@]}" 2>/dev/null) \
+          --threads "$threads" "${extra[@]}" 2>/dev/null) \
         | tail -n 1 | tee -a "$out/$peer-$workload.jsonl" || true
     done
   done
@@ -47,7 +60,7 @@ done
 "$py" - "$out" "$threads" "$peers" $workloads <<'PYEOF'
 import json, statistics, sys, os
 out, threads, peers, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
-batch = {"seed": 32, "mnist": 64, "wide": 256}
+batch = {"seed": 32, "mnist": 64, "wide": 256, "mnist_cnn": 128}
 peak = 117.4 * threads  # GFLOP/s, one Zen 4 core's 256-bit FMA peak (../shared/bench/README.md)
 
 def runs(name, w):

@@ -8,21 +8,24 @@
 #
 #   bench/kiln_bench.sh WORKLOAD [repeats] [threads]
 #
-# WORKLOAD: seed (programs/seed.model), mnist (programs/mnist.model) or wide (bench/wide.model,
+# WORKLOAD: seed (programs/seed.model), mnist (programs/mnist.model), mnist_cnn
+# (programs/mnist_cnn.model, 15 epochs, steady over epochs 2–15) or wide (bench/wide.model,
 # which trains 3 epochs so that epochs 2–3 give the steady state; the peers take the median step
 # after the first 4 of their one epoch). threads: the process is pinned to that many cores
 # (`taskset -c 0` or `0-1`), like the peers' `--threads N`; Kiln's default thread count follows
 # the cores it may run on and the size of its matrix products.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workload=${1:?usage: bench/kiln_bench.sh seed|mnist|wide [repeats] [threads]}
+workload=${1:?usage: bench/kiln_bench.sh seed|mnist|wide|mnist_cnn [repeats] [threads]}
 repeats=${2:-3}
 threads=${3:-1}
 case "$workload" in
   seed) program=programs/seed.model; samples=60000; batch=32; macs=6784 ;;
   mnist) program=programs/mnist.model; samples=8000; batch=64; macs=268800 ;;
   wide) program=bench/wide.model; samples=8192; batch=256; macs=2107392 ;;
-  *) echo "unknown workload: $workload (seed, mnist or wide)" >&2; exit 2 ;;
+  # Forward multiply-adds per sample: 26·26·32·9 + 11·11·64·32·9 + 1600·10 (the peers' count).
+  mnist_cnn) program=programs/mnist_cnn.model; samples=8000; batch=128; macs=2440960 ;;
+  *) echo "unknown workload: $workload (seed, mnist, wide or mnist_cnn)" >&2; exit 2 ;;
 esac
 cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/kiln
