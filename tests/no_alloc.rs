@@ -2,8 +2,9 @@
 //! and worker threads, are planned once when the step is compiled. A counting global allocator
 //! (this test binary's own) proves it around `CompiledStep::run` for the seed model's step, the
 //! `mnist` workload's MLP and a narrow layer whose ragged batch would prefer its product the
-//! other way round (see `gemm::transposes_output`), at the full batch size and at a ragged last
-//! batch: with the default policy (small products emitted by Cranelift, the others through
+//! other way round (see `gemm::transposes_output`), and a convnet with batch normalization (its
+//! patches, pooling and their gradients run in `kiln_window`), at the full batch size and at a
+//! ragged last batch: with the default policy (small products emitted by Cranelift, the others through
 //! Kiln's GEMM driver), with every product emitted by Cranelift, and with the products split
 //! over two threads.
 //!
@@ -68,28 +69,67 @@ fn a_training_step_does_not_allocate() {
         (NARROW, 16, MatmulPolicy::Gemm, None),
     ];
     for &(widths, batch, policy, threads) in cases {
-        let allocations = allocations_per_steps(widths, batch, policy, threads);
+        let graph = common::classifier_step(widths, batch);
+        let allocations = allocations_per_steps(&graph, batch, policy, threads);
         assert_eq!(
             allocations, 0,
             "{widths:?} batch {batch}, {policy:?}, threads {threads:?}: {allocations} allocations"
         );
     }
+    let convnet = convnet_step();
+    for threads in [Some(1), Some(2)] {
+        let allocations = allocations_per_steps(&convnet, 32, MatmulPolicy::Auto, threads);
+        assert_eq!(
+            allocations, 0,
+            "convnet, threads {threads:?}: {allocations} allocations"
+        );
+    }
+}
+
+/// The optimized training step of a small convnet with batch normalization, at batch 32.
+fn convnet_step() -> kiln::ir::Graph {
+    let source = "
+data d = synthetic_classification(samples: 64, features: 196, classes: 10)
+model m(x: f32[B, 196]) -> f32[B, 10] {
+    reshape([14, 14, 1])
+    conv2d(8, 3, relu, padding: \"same\")
+    max_pooling2d(2)
+    conv2d(16, 3, use_bias: false)
+    batch_normalization()
+    relu
+    average_pooling2d(2)
+    flatten()
+    dense(10, softmax)
+}
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer adam
+    batch     32
+}
+";
+    let checked = kiln::driver::check_source(source).unwrap();
+    let program = &checked.program;
+    kiln::driver::training_graph(
+        program,
+        &program.fits[0],
+        kiln::driver::GraphStage::Optimized,
+    )
+    .unwrap()
 }
 
 /// Allocations during 48 steps at the full batch and 48 at a ragged one, after one warm-up each.
 fn allocations_per_steps(
-    widths: &[usize],
+    graph: &kiln::ir::Graph,
     batch: usize,
     policy: MatmulPolicy,
     threads: Option<usize>,
 ) -> usize {
-    let graph = common::classifier_step(widths, batch);
     let config = CodegenConfig { max_batch: batch };
-    let mut step = codegen::compile_with(&graph, &config, policy).unwrap();
+    let mut step = codegen::compile_with(graph, &config, policy).unwrap();
     if let Some(threads) = threads {
         step.set_threads(threads);
     }
-    for (i, values) in init::initial_params(&graph, 1).iter().enumerate() {
+    for (i, values) in init::initial_params(graph, 1).iter().enumerate() {
         step.param_mut(i).copy_from_slice(values);
     }
     let step_input = graph.inputs.iter().position(|i| i.name == "step").unwrap();
