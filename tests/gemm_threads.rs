@@ -1,6 +1,7 @@
-//! Splitting the matrix products over threads does not change a single bit of training: the
-//! `mnist`-shaped MLP (784 → 256 → 256 → 10, batch 64, whose products are large enough to be
-//! split) trained for a few steps with one thread and with two ends with identical losses,
+//! Splitting the matrix products and the windowed ops over threads does not change a single bit
+//! of training: the `mnist`-shaped MLP (784 → 256 → 256 → 10, batch 64, whose products are
+//! large enough to be split) and a convnet (whose patches, pooling and their gradients are split
+//! by samples) trained for a few steps with one thread and with two end with identical losses,
 //! parameters and optimizer state, at the full batch and at a ragged one.
 
 mod common;
@@ -53,18 +54,53 @@ fn fill_inputs(graph: &Graph, step: &mut CompiledStep, rows: usize, t: usize) {
     }
 }
 
+/// A convnet's optimized step at `BATCH`: every windowed op large enough to split.
+fn convnet() -> Graph {
+    let source = "
+data d = synthetic_classification(samples: 64, features: 784, classes: 10)
+model m(x: f32[B, 784]) -> f32[B, 10] {
+    reshape([28, 28, 1])
+    conv2d(8, 3, relu)
+    max_pooling2d(2)
+    conv2d(16, 3, relu, padding: \"same\")
+    average_pooling2d(2)
+    flatten()
+    dense(10, softmax)
+}
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer adam
+    batch     64
+}
+";
+    let checked = kiln::driver::check_source(source).expect("checks");
+    let program = &checked.program;
+    kiln::driver::training_graph(
+        program,
+        &program.fits[0],
+        kiln::driver::GraphStage::Optimized,
+    )
+    .expect("lowers")
+}
+
 #[test]
 fn one_and_two_threads_train_bit_identically() {
-    let graph = graph();
-    for rows in [BATCH, 37] {
-        let one = train(&graph, 1, rows, 4);
-        let two = train(&graph, 2, rows, 4);
-        assert_eq!(one.len(), two.len());
-        for (i, (a, b)) in one.iter().zip(&two).enumerate() {
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "rows {rows}: value {i} differs between 1 and 2 threads"
-            );
+    for graph in [graph(), convnet()] {
+        for rows in [BATCH, 37] {
+            same_with_one_and_two_threads(&graph, rows);
         }
+    }
+}
+
+fn same_with_one_and_two_threads(graph: &Graph, rows: usize) {
+    let one = train(graph, 1, rows, 4);
+    let two = train(graph, 2, rows, 4);
+    assert_eq!(one.len(), two.len());
+    for (i, (a, b)) in one.iter().zip(&two).enumerate() {
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}, rows {rows}: value {i} differs between 1 and 2 threads",
+            graph.name
+        );
     }
 }

@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 
 use gemm_common::microkernel::MicroKernelFn;
 
-use super::adam;
+use super::{adam, window};
 use crate::buffer::Buffer;
 use crate::ir::{Graph, Op};
 
@@ -472,6 +472,7 @@ fn compute(task: &Task, kernels: &KernelTable, scratch: &mut Scratch) {
 enum Work {
     Product(Task),
     Update(adam::Chunk),
+    Window(window::Part),
 }
 
 impl Work {
@@ -479,6 +480,7 @@ impl Work {
         match self {
             Work::Product(task) => compute(task, kernels, scratch),
             Work::Update(chunk) => chunk.run(),
+            Work::Window(part) => part.run(),
         }
     }
 }
@@ -1000,15 +1002,27 @@ pub(crate) fn current_threads() -> usize {
 /// Updates `part(t)` for every `t < threads` on the running step's threads (`threads` at most
 /// `current_threads()`), and waits for all.
 pub(crate) fn spread_update(threads: usize, part: &dyn Fn(usize) -> adam::Chunk) {
+    spread_work(threads, &|t| Work::Update(part(t)), &|t| part(t).run());
+}
+
+/// Runs the windowed op's `part(t)` for every `t < threads` on the running step's threads, as
+/// `spread_update` does.
+pub(crate) fn spread_window(threads: usize, part: &dyn Fn(usize) -> window::Part) {
+    spread_work(threads, &|t| Work::Window(part(t)), &|t| part(t).run());
+}
+
+/// `work(t)` on the running step's threads when it has that many, else `alone(t)` for each `t`
+/// on this one.
+fn spread_work(threads: usize, work: &dyn Fn(usize) -> Work, alone: &dyn Fn(usize)) {
     let gemm = CURRENT.with(Cell::get);
     // SAFETY: as in `current_threads`; the state is not otherwise borrowed during the call.
     if let Some(gemm) = unsafe { gemm.as_mut() }
         && let Some(kernels) = gemm.kernels
         && gemm.threads() == threads
     {
-        gemm.spread(kernels, &|t| Work::Update(part(t)));
+        gemm.spread(kernels, work);
     } else {
-        (0..threads).for_each(|t| part(t).run());
+        (0..threads).for_each(alone);
     }
 }
 

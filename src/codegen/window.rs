@@ -6,6 +6,7 @@
 //! Every loop computes what `interp/window.rs` defines, with the same order of accumulation per
 //! element (taps in row-major order), so results agree to f32 rounding of the same sums.
 
+use super::gemm;
 use crate::ir::window::Plane;
 
 /// Which op `kiln_window` runs (its first argument).
@@ -106,28 +107,93 @@ pub(crate) extern "C" fn kiln_window(
     let Some(op) = WindowOp::from_code(op) else {
         return;
     };
-    let (x_len, dy_len, out_len) = op.lengths(&p);
-    // SAFETY: the step passes pointers into its arena at buffers planned for this op's shapes
-    // at `max_batch` (`run` asserts batch <= max_batch), so each holds `batch` samples of the
-    // lengths above; the output never overlaps an input (the memory plan keeps a kernel's
-    // inputs alive while it writes), and `y` and `dy` are only read for the pooling gradients,
-    // which pass real buffers.
-    let (x, y, dy, out) = unsafe {
-        let pooled = |ptr: *const f32| {
-            if dy_len == 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(ptr, p.batch * dy_len)
-            }
-        };
-        (
-            std::slice::from_raw_parts(x, p.batch * x_len),
-            pooled(y),
-            pooled(dy),
-            std::slice::from_raw_parts_mut(dst, p.batch * out_len),
-        )
+    let whole = Part {
+        op,
+        plane: p,
+        x,
+        y,
+        dy,
+        dst,
     };
-    run(op, &p, x, y, dy, out);
+    let (x_len, _, out_len) = op.lengths(&p);
+    let threads = gemm::current_threads().min(p.batch);
+    if threads <= 1 || p.batch * (x_len + out_len) < PARALLEL_MIN_ELEMENTS {
+        whole.run();
+        return;
+    }
+    // Whole samples per thread: each writes its own samples' outputs.
+    let per_thread = p.batch.div_ceil(threads);
+    gemm::spread_window(threads, &|t| {
+        let start = (t * per_thread).min(p.batch);
+        whole.samples(start, per_thread.min(p.batch - start))
+    });
+}
+
+/// Windowed ops over fewer elements (inputs and outputs) than this run on the calling thread:
+/// waking a worker costs more than the split saves.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// Some samples of one windowed op, by pointers into the step's arena: what a thread runs.
+#[derive(Clone, Copy)]
+pub(crate) struct Part {
+    op: WindowOp,
+    /// The geometry, `batch` being this part's samples.
+    plane: Plane,
+    x: *const f32,
+    y: *const f32,
+    dy: *const f32,
+    dst: *mut f32,
+}
+
+// SAFETY: a `Part` is only sent to a worker for the duration of one `kiln_window` call, which
+// waits for the worker before returning; the parts of one call write disjoint samples.
+unsafe impl Send for Part {}
+
+impl Part {
+    /// `count` samples from sample `start`.
+    fn samples(&self, start: usize, count: usize) -> Part {
+        let (x_len, dy_len, out_len) = self.op.lengths(&self.plane);
+        let pooled = |ptr: *const f32| ptr.wrapping_add(start * dy_len);
+        Part {
+            plane: Plane {
+                batch: count,
+                ..self.plane
+            },
+            x: self.x.wrapping_add(start * x_len),
+            y: pooled(self.y),
+            dy: pooled(self.dy),
+            dst: self.dst.wrapping_add(start * out_len),
+            ..*self
+        }
+    }
+
+    pub(crate) fn run(&self) {
+        let p = &self.plane;
+        let (x_len, dy_len, out_len) = self.op.lengths(p);
+        // SAFETY: the pointers come from `kiln_window`'s arguments, offset to whole samples
+        // inside the batch (`samples`): the step passes pointers into its arena at buffers
+        // planned for this op's shapes at `max_batch` (`run` asserts batch <= max_batch), so
+        // each holds this part's `batch` samples of the lengths above. Outputs never overlap
+        // inputs (the memory plan keeps a kernel's inputs alive while it writes), and parts
+        // write disjoint samples. `y` and `dy` are only read for the pooling gradients, which
+        // pass real buffers.
+        let (x, y, dy, out) = unsafe {
+            let pooled = |ptr: *const f32| {
+                if dy_len == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(ptr, p.batch * dy_len)
+                }
+            };
+            (
+                std::slice::from_raw_parts(self.x, p.batch * x_len),
+                pooled(self.y),
+                pooled(self.dy),
+                std::slice::from_raw_parts_mut(self.dst, p.batch * out_len),
+            )
+        };
+        run(self.op, p, x, y, dy, out);
+    }
 }
 
 /// `op` on slices holding whole batches, with 256-bit vectors where the host has them.
