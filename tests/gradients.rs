@@ -1177,3 +1177,23 @@ fit m on d {
         }
     }
 }
+
+#[test]
+fn relu_then_max_pooling_masks_the_pooled_gradient() {
+    for (k, (window, x_shape)) in windows().into_iter().enumerate() {
+        check_op(
+            &format!("relu_max_pool{k}"),
+            &[&x_shape],
+            (-1.0, 1.0),
+            |g, p| {
+                let r = g.unary(UnaryOp::Relu, p[0], None);
+                let pool = Op::Pool {
+                    kind: PoolKind::Max,
+                    window: window.clone(),
+                };
+                let y = g.add(pool, &[r], None);
+                g.binary(BinaryOp::Mul, y, y, None)
+            },
+        );
+    }
+}

@@ -600,6 +600,19 @@ fn windowed_ops_forward_and_backward() {
             );
             g.unary(UnaryOp::Tanh, u, None)
         });
+        check(&format!("relu_max_pool{k}"), |g| {
+            let h = batch_value(g, &dims);
+            let r = g.unary(UnaryOp::Relu, h, None);
+            let y = g.add(
+                Op::Pool {
+                    kind: PoolKind::Max,
+                    window: window.clone(),
+                },
+                &[r],
+                None,
+            );
+            g.binary(BinaryOp::Mul, y, y, None)
+        });
         for kind in [PoolKind::Max, PoolKind::Mean] {
             check(&format!("{}_pool{k}", kind.name()), |g| {
                 let h = batch_value(g, &dims);

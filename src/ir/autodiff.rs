@@ -134,11 +134,24 @@ fn vjp(
                     g.binary(Div, scaled, y, span)
                 }
                 // The mask reads the output, which stays materialized for the next layer anyway.
-                UnaryOp::Relu => {
-                    let zero = g.constant(0.0, span);
-                    let mask = g.binary(Greater, y, zero, span);
-                    g.binary(Mul, dy, mask, span)
-                }
+                UnaryOp::Relu => match routed_from_max_pool(g, y, dy) {
+                    // Max pooling's gradient lands only where x equals its window's maximum,
+                    // so masking the pooled gradient by `max > 0` is the same as masking the
+                    // routed one by `x > 0` (NaN and infinities included): the mask works on
+                    // the pooled tensor, a quarter of the size for 2×2 windows, and the full
+                    // tensor is written once instead of three times.
+                    Some((op, pooled, dy_pooled)) => {
+                        let zero = g.constant(0.0, span);
+                        let mask = g.binary(Greater, pooled, zero, span);
+                        let masked = g.binary(Mul, dy_pooled, mask, span);
+                        g.add(op, &[y, pooled, masked], span)
+                    }
+                    None => {
+                        let zero = g.constant(0.0, span);
+                        let mask = g.binary(Greater, y, zero, span);
+                        g.binary(Mul, dy, mask, span)
+                    }
+                },
                 // σ' = σ (1 - σ)
                 UnaryOp::Sigmoid => {
                     let one = g.constant(1.0, span);
@@ -656,6 +669,22 @@ fn sum_last_axis(g: &mut Graph, x: ValueId, span: Option<Span>) -> ValueId {
         &[x],
         span,
     )
+}
+
+/// When `dy` (the adjoint of `y`) is max pooling's gradient over `y` alone, that op with the
+/// pooled value and the pooled gradient.
+fn routed_from_max_pool(g: &Graph, y: ValueId, dy: ValueId) -> Option<(Op, ValueId, ValueId)> {
+    let node = g.node(dy);
+    match (&node.op, node.inputs.as_slice()) {
+        (
+            Op::PoolGrad {
+                kind: PoolKind::Max,
+                ..
+            },
+            &[x, pooled, dy_pooled],
+        ) if x == y => Some((node.op.clone(), pooled, dy_pooled)),
+        _ => None,
+    }
 }
 
 /// The spatial sizes of a `[batch, spatial.., channels]` shape (fixed by the windowed ops' shape
