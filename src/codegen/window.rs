@@ -170,13 +170,11 @@ impl Part {
     pub(crate) fn run(&self) {
         let p = &self.plane;
         let (x_len, dy_len, out_len) = self.op.lengths(p);
-        // SAFETY: the pointers come from `kiln_window`'s arguments, offset to whole samples
-        // inside the batch (`samples`): the step passes pointers into its arena at buffers
-        // planned for this op's shapes at `max_batch` (`run` asserts batch <= max_batch), so
-        // each holds this part's `batch` samples of the lengths above. Outputs never overlap
-        // inputs (the memory plan keeps a kernel's inputs alive while it writes), and parts
-        // write disjoint samples. `y` and `dy` are only read for the pooling gradients, which
-        // pass real buffers.
+        // SAFETY: `kiln_window`'s arena pointers (buffers planned for these shapes at
+        // `max_batch` >= batch), offset to whole samples, hold this part's samples of the
+        // lengths above; outputs never overlap inputs (the memory plan keeps a kernel's inputs
+        // alive while it writes), parts write disjoint samples, and `y`, `dy` are only read
+        // by the pooling gradients, which pass real buffers.
         let (x, y, dy, out) = unsafe {
             let pooled = |ptr: *const f32| {
                 if dy_len == 0 {

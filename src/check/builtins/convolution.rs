@@ -5,7 +5,10 @@
 use super::initializers::{GLOROT_UNIFORM, ZEROS};
 use super::layers::activate;
 use super::spatial::{PADDINGS, check_fits, padding, per_axis, spatial_input};
-use super::{Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, create_params, size};
+use super::{
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, SharedMismatch, create_params,
+    shared_mismatch, size,
+};
 use crate::check::elab::Elab;
 use crate::check::value::*;
 use crate::diag::{Diagnostic, Span};
@@ -178,22 +181,14 @@ fn convolution(
     let kernel = *params.first()?;
     let built = el.graph.shape(kernel).clone();
     if built != Shape::fixed(&kernel_shape) {
-        let text = el.text(x);
-        let layer_name = layer
-            .built
-            .borrow()
-            .as_ref()
-            .map(|b| b.name.clone())
-            .unwrap_or_default();
-        el.error(
-            Diagnostic::error(
-                "E0210",
-                format!("layer `{layer_name}` was built with kernel {built} and is applied to {text}"),
-            )
-            .primary(span, format!("{channels} channels here"))
-            .secondary(layer.span, format!("its kernel is f32{built}"))
-            .help("a layer applied twice shares its weights, so its inputs must have the same channels"),
-        );
+        let built_channels = built.numel(1) / (taps * filters).max(1);
+        let mismatch = SharedMismatch {
+            built: format!("{built_channels} channels"),
+            here: format!("{channels} channels here"),
+            parameter: format!("its kernel is f32{built}"),
+            agree_in: "channels",
+        };
+        shared_mismatch(el, layer, x, span, mismatch);
         return None;
     }
 

@@ -2,7 +2,8 @@
 
 use super::initializers::{GLOROT_UNIFORM, UNIFORM, ZEROS};
 use super::{
-    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, create_params, find, size,
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, SharedMismatch, create_params,
+    find, shared_mismatch, size,
 };
 use crate::check::elab::Elab;
 use crate::check::value::*;
@@ -126,29 +127,13 @@ fn dense(
     if let Some(&Dim::Fixed(built_in)) = el.graph.shape(kernel).dims().first()
         && built_in != fan_in
     {
-        let text = el.text(x);
-        let name = layer
-            .built
-            .borrow()
-            .as_ref()
-            .map(|b| b.name.clone())
-            .unwrap_or_default();
-        el.error(
-            Diagnostic::error(
-                "E0210",
-                format!(
-                    "layer `{name}` was built for {built_in} features and is applied to {text}"
-                ),
-            )
-            .primary(span, format!("{fan_in} features here"))
-            .secondary(
-                layer.span,
-                format!("its kernel is f32[{built_in}, {units}]"),
-            )
-            .help(
-                "a layer applied twice shares its weights, so its inputs must have the same width",
-            ),
-        );
+        let mismatch = SharedMismatch {
+            built: format!("{built_in} features"),
+            here: format!("{fan_in} features here"),
+            parameter: format!("its kernel is f32[{built_in}, {units}]"),
+            agree_in: "width",
+        };
+        shared_mismatch(el, layer, x, span, mismatch);
         return None;
     }
     let kernel = Tensor {

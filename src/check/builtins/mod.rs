@@ -465,6 +465,47 @@ fn create_params(
     params
 }
 
+/// What a shared layer was built for (`"64 features"`), what it meets now, and its parameter.
+pub(super) struct SharedMismatch {
+    pub built: String,
+    pub here: String,
+    pub parameter: String,
+    /// What the inputs must agree in: `width`, `channels`.
+    pub agree_in: &'static str,
+}
+
+/// E0210: a layer applied a second time to an input its parameters were not built for.
+pub(super) fn shared_mismatch(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    x: Tensor,
+    span: Span,
+    m: SharedMismatch,
+) {
+    let text = el.text(x);
+    let name = layer
+        .built
+        .borrow()
+        .as_ref()
+        .map(|b| b.name.clone())
+        .unwrap_or_default();
+    el.error(
+        Diagnostic::error(
+            "E0210",
+            format!(
+                "layer `{name}` was built for {} and is applied to {text}",
+                m.built
+            ),
+        )
+        .primary(span, m.here)
+        .secondary(layer.span, m.parameter)
+        .help(format!(
+            "a layer applied twice shares its weights, so its inputs must have the same {}",
+            m.agree_in
+        )),
+    );
+}
+
 /// At the prompt, lists of numbers given for a tensor argument are tensor literals:
 /// `relu([-1, 2])`, `maximum(x, [0, 1])`.
 fn literal_args(el: &mut Elab, def: &BuiltinDef, args: Vec<ArgValue>) -> Vec<ArgValue> {

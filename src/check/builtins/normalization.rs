@@ -8,7 +8,10 @@
 
 use super::functions::{axis, batch_axis_error};
 use super::initializers::{ONES, ZEROS};
-use super::{Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, create_params};
+use super::{
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, SharedMismatch, create_params,
+    shared_mismatch,
+};
 use crate::check::elab::Elab;
 use crate::check::value::*;
 use crate::diag::{Diagnostic, Span};
@@ -202,25 +205,13 @@ fn parameters(
     if let Some(built) = built
         && built != Shape::fixed(&[n.features])
     {
-        let features = built.numel(1);
-        let text = el.text(x);
-        let layer_name = layer
-            .built
-            .borrow()
-            .as_ref()
-            .map(|b| b.name.clone())
-            .unwrap_or_default();
-        el.error(
-            Diagnostic::error(
-                "E0210",
-                format!(
-                    "layer `{layer_name}` was built for {features} features and is applied to {text}"
-                ),
-            )
-            .primary(span, format!("{} features here", n.features))
-            .secondary(layer.span, format!("its parameters are f32{built}"))
-            .help("a layer applied twice shares its weights, so its inputs must have the same features"),
-        );
+        let mismatch = SharedMismatch {
+            built: format!("{} features", built.numel(1)),
+            here: format!("{} features here", n.features),
+            parameter: format!("its parameters are f32{built}"),
+            agree_in: "features",
+        };
+        shared_mismatch(el, layer, x, span, mismatch);
         return None;
     }
     Some(params)

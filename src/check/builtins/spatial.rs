@@ -129,9 +129,13 @@ pub fn spatial_input(
             )
             .primary(span, "applied here")
             .secondary(xspan, format!("this is {text}"))
-            .help(match (rank, dims.len()) {
-                (2, 3) => "a grayscale image needs its channel axis: declare the input `f32[B, 28, 28, 1]`, or `reshape(x, [28, 28, 1])` first".to_string(),
-                (1, 2) => "a sequence of single values needs its channel axis: `reshape(x, [-1, 1])` first".to_string(),
+            .help(match (rank, &dims[..]) {
+                (2, [Dim::Batch, Dim::Fixed(h), Dim::Fixed(w)]) => format!(
+                    "a grayscale image needs its channel axis: declare the input `f32[B, {h}, {w}, 1]`, or `reshape(x, [{h}, {w}, 1])` first"
+                ),
+                (1, [Dim::Batch, Dim::Fixed(n)]) => format!(
+                    "a sequence of single values needs its channel axis: `reshape(x, [{n}, 1])` first"
+                ),
                 _ => format!("channels come last, as in Keras: {expected}"),
             });
             let d = el.with_origin(d, x, xspan);
