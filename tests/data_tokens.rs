@@ -173,7 +173,7 @@ fn token_ids_from_csv_train_as_from_npz() {
 fn one_token_per_sample_feeds_an_input_of_one_id() {
     let scratch_dir = scratch("vector");
     let dir = scratch_dir.path();
-    let ids = Array1::from_iter((0..60).map(|i| (i * 5 % 8) as i32));
+    let ids = Array1::from_iter((0..60i32).map(|i| i * 5 % 8));
     write_npy(&dir.join("x.npy"), &ids);
     write_npy(&dir.join("y.npy"), &ids.mapv(|t| i32::from(t == 3)));
     let source = "data d = npy(\"x.npy\", \"y.npy\")\n\
