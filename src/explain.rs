@@ -646,9 +646,10 @@ pub const EXPLANATIONS: &[Explanation] = &[
     Explanation {
         code: "E0312",
         title: "fit cannot train this model",
-        text: "Data sets supply one f32 feature tensor and one label or target row per sample, \
-               so `fit` trains models with one f32 input and one `[B, M]` output. Models with \
-               several inputs or outputs can be checked, summarized and dumped.",
+        text: "Data sets supply one feature tensor (f32, or i32 token ids) and one label or \
+               target row per sample, so `fit` trains models with one input and one `[B, M]` \
+               output. Models with several inputs or outputs can be checked, summarized and \
+               dumped.",
         example: Some(concat!(
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
             "model m(x: f32[B, 4]) -> (f32[B, 2], f32[B, 2]) {\n    let h = dense(2)(x)\n    (h, h)\n}\n",
@@ -690,6 +691,31 @@ pub const EXPLANATIONS: &[Explanation] = &[
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
             model!("    dense(2, sigmoid)\n"),
             "fit m on d { loss binary_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0323",
+        title: "data that cannot feed an integer input",
+        text: "A model whose input is `i32` (token ids for `embedding`) reads whole numbers as \
+               they are: from a CSV file of whole numbers, or an integer NumPy array (`npy`, \
+               `npz`). `synthetic_classification` and `idx` supply f32 features, and `scale` \
+               would divide the ids, so neither can feed such an input.",
+        example: Some(concat!(
+            "data d = npz(\"tokens.npz\", scale: 255)\n",
+            "model m(x: i32[B, 6]) -> f32[B, 2] {\n    embedding(100, 4)\n    flatten()\n    dense(2, softmax)\n}\n",
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0324",
+        title: "standardize on an integer input",
+        text: "`standardize true` shifts and scales every feature by the training data's mean \
+               and standard deviation; token ids are row numbers of an embedding's table, not \
+               quantities, so a model with an `i32` input cannot standardize them.",
+        example: Some(concat!(
+            "data d = npz(\"tokens.npz\")\n",
+            "model m(x: i32[B, 6]) -> f32[B, 2] {\n    embedding(100, 4)\n    flatten()\n    dense(2, softmax)\n}\n",
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    standardize true\n}\n"
         )),
     },
     Explanation {
@@ -798,9 +824,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
     Explanation {
         code: "E0409",
         title: "predict cannot run this model",
-        text: "A data set supplies one f32 feature tensor per sample and `predict` writes one \
-               row of outputs per sample, so it runs models with one f32 input and one `[B, M]` \
-               output, the models `fit` can train.",
+        text: "A data set supplies one feature tensor per sample (f32, or i32 token ids) and \
+               `predict` writes one row of outputs per sample, so it runs models with one input \
+               and one `[B, M]` output, the models `fit` can train.",
         example: Some(concat!(
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
             "model m(a: f32[B, 4], b: f32[B, 4]) -> f32[B, 2] {\n    dense(2)(a + b)\n}\n",

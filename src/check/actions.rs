@@ -129,7 +129,9 @@ impl Checker {
                     return None;
                 }
                 let use_span = decl.data.as_ref().map_or(decl.span, |d| d.span);
-                if !self.sample_shape_fits(model, data, use_span) {
+                if !self.sample_shape_fits(model, data, use_span)
+                    || !self.integer_input_fits(model, data, use_span)
+                {
                     return None;
                 }
                 let format = if path.to_ascii_lowercase().ends_with(".npy") {

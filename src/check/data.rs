@@ -25,6 +25,7 @@ impl Checker {
         let callee = &callee;
         let mut features_span = decl.value.span;
         let mut classes_span = decl.value.span;
+        let mut scale_span = None;
         let Some(def) = data_source::find(&callee.name) else {
             let names = data_source::names();
             self.error(unknown(
@@ -38,6 +39,9 @@ impl Checker {
             return;
         };
         let b = self.bind(callee, call_args, &def.param_names());
+        if let Some(at) = def.param_names().iter().position(|&p| p == "scale") {
+            scale_span = b.get(at).map(|e| e.span);
+        }
         let source = match def.name {
             "synthetic_classification" => {
                 let samples = self
@@ -203,6 +207,7 @@ impl Checker {
                 name_span: decl.name.span,
                 features_span,
                 classes_span,
+                scale_span,
                 used: false,
             });
             self.set_index(&decl.name.name, self.data.len() - 1);

@@ -180,6 +180,8 @@ struct DataInfo {
     name_span: Span,
     features_span: Span,
     classes_span: Span,
+    /// Where the source's `scale` is given, when it is.
+    scale_span: Option<Span>,
     used: bool,
 }
 
@@ -242,8 +244,9 @@ impl Checker {
         true
     }
 
-    /// What `fit` can feed today: one f32 input (the data's features, reshaped to the input's
-    /// shape) and one `[B, M]` output (compared with labels or targets).
+    /// What `fit` can feed today: one input (the data's features, reshaped to the input's
+    /// shape: floats, or whole numbers for an `i32` input) and one `[B, M]` output (compared
+    /// with labels or targets).
     fn trainable(&mut self, decl: &ast::FitDecl, index: usize) -> bool {
         let model = &self.models[self.fits[index].model];
         let b = &model.batch_symbol;
@@ -254,15 +257,15 @@ impl Checker {
             Diagnostic::error("E0312", format!("`fit` cannot train `{}`", model.name))
                 .primary(decl.model.span, "this model")
                 .secondary(span, detail)
-                .note(format!("data sets supply one f32 feature tensor per sample and one label or target row, so `fit` trains models with one f32 input and one output of shape [{b}, M]"))
+                .note(format!("data sets supply one feature tensor per sample and one label or target row, so `fit` trains models with one input (f32, or i32 token ids) and one output of shape [{b}, M]"))
                 .help("check, summarize and dump other models; train a single-input, single-output model"),
         );
         false
     }
 
     /// Why a data set cannot feed model `index` (`fit`, `evaluate` and `predict` pass it one
-    /// f32 feature tensor and read one `[B, M]` output): the declaration's span and what is
-    /// wrong with it, or `None` when it can.
+    /// feature tensor, f32 or i32, and read one `[B, M]` output): the declaration's span and
+    /// what is wrong with it, or `None` when it can.
     fn unfeedable(&self, index: usize) -> Option<(Span, String)> {
         let model = &self.models[index];
         let info = &self.model_info[index];
@@ -271,15 +274,6 @@ impl Checker {
             Some((
                 info.input_type_span,
                 format!("`{}` has {} inputs", model.name, model.inputs.len()),
-            ))
-        } else if model.inputs[0].1.dtype != crate::ir::shape::DType::F32 {
-            Some((
-                info.input_type_span,
-                format!(
-                    "`{}` takes {}",
-                    model.name,
-                    types::type_text(&model.inputs[0].1, b)
-                ),
             ))
         } else if model.outputs.len() != 1 {
             Some((

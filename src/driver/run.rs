@@ -13,7 +13,7 @@ use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::Graph;
 use crate::ir::lower;
-use crate::ir::shape::Shape;
+use crate::ir::shape::{DType, Shape};
 use crate::program::{Action, CheckedProgram, Fit};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
 use crate::runtime::data::{self, DataError, Dataset, Standardization};
@@ -423,7 +423,19 @@ impl Runner<'_, '_> {
             .zip(params.iter().map(Vec::as_slice));
         checkpoint::check_weights(named, &origin).map_err(RunError::Data)?;
         if let Some((mean, std)) = &saved.standardization {
-            let features = self.program.models[model].input_features;
+            let m = &self.program.models[model];
+            // As `standardize true` is for a fit (E0324): ids are not standardized.
+            if m.inputs[0].1.dtype != DType::F32 {
+                return Err(RunError::Data(DataError::new(
+                    &path.display().to_string(),
+                    format!(
+                        "the checkpoint standardizes its inputs, but model '{}' takes integer \
+                         token ids, which are not standardized",
+                        m.name
+                    ),
+                )));
+            }
+            let features = m.input_features;
             checkpoint::check_standardization(mean, std, features, &path.display().to_string())
                 .map_err(RunError::Data)?;
         }
@@ -481,7 +493,8 @@ impl Runner<'_, '_> {
     /// Loads a data set for `fit`'s loss and checks it against the model.
     fn data(&self, index: usize, fit: &Fit) -> Result<Dataset, RunError> {
         let model = &self.program.models[fit.model];
-        let set = data::load(&self.program.data[index], self.base_dir, fit.loss)
+        let input = model.inputs[0].1.dtype;
+        let set = data::load(&self.program.data[index], self.base_dir, fit.loss, input)
             .map_err(RunError::Data)?;
         data::check_against_model(&set, model, fit.loss).map_err(RunError::Data)?;
         Ok(set)

@@ -143,6 +143,24 @@ impl Model {
             .collect()
     }
 
+    /// The rows of the smallest table the first input indexes directly (an `embedding`'s
+    /// `input_dim`), when it is an integer input some gather reads: ids outside `0..rows` would
+    /// read a row of zeros, so the runtime refuses them when the data loads.
+    pub fn token_rows(&self) -> Option<usize> {
+        let graph = &self.forward;
+        let input = graph
+            .nodes
+            .iter()
+            .position(|n| n.op == Op::Input { index: 0 })?;
+        (graph.nodes.iter())
+            .filter(|n| n.op == Op::Gather && n.inputs.get(1).map(|v| v.index()) == Some(input))
+            .filter_map(|n| match graph.ty(n.inputs[0]).shape.dims().first() {
+                Some(Dim::Fixed(rows)) => Some(*rows),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Number of parameter values, trainable or not (Keras's "Total params").
     pub fn param_count(&self) -> usize {
         self.count_params(|_| true)

@@ -24,11 +24,17 @@
 //! Line and column numbers in messages are 1-based; a column number counts cells (fields), not
 //! characters. CSV and IDX sources divide every feature by their `scale` (default 1) as they load;
 //! labels are never scaled.
+//!
+//! A model whose input is `i32` (token ids for `embedding`) gets integer features: CSV cells
+//! must be whole numbers and NumPy arrays of an integer type, every value within i32, and
+//! nothing is scaled (the checker refuses `scale` and `standardize` for such inputs). Ids an
+//! embedding's table has no row for are refused by [`check_against_model`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::buffer::{AllocError, Buffer};
+use crate::ir::shape::DType;
 use crate::program::{DataSet, Model};
 use crate::settings::{DataSource, Loss, data_source};
 
@@ -55,12 +61,70 @@ pub struct Dataset {
     pub shape: Option<Vec<usize>>,
     /// Row-major [samples, features]; a large one on huge pages (see `crate::buffer`), since
     /// training reads its rows in shuffled order.
-    pub x: Buffer<f32>,
+    pub x: Features,
     pub labels: Labels,
     /// Where it came from, for messages: the file path, or e.g. "synthetic_classification(seed 7)".
     pub origin: String,
     /// Where its labels came from: `origin`, unless they are a file of their own (npy, IDX).
     pub labels_origin: String,
+}
+
+/// A data set's features, in the element type of the model input they feed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Features {
+    /// For an `f32` input.
+    F32(Buffer<f32>),
+    /// Whole numbers for an `i32` input (token ids).
+    I32(Buffer<i32>),
+}
+
+impl Features {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Features::F32(_) => DType::F32,
+            Features::I32(_) => DType::I32,
+        }
+    }
+
+    /// The values of every sample.
+    pub fn len(&self) -> usize {
+        match self {
+            Features::F32(x) => x.len(),
+            Features::I32(x) => x.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The float features, or `None` for integer ones.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            Features::F32(x) => Some(x),
+            Features::I32(_) => None,
+        }
+    }
+
+    /// Values `at..` as features of their own; these keep `..at`.
+    fn split_off(&mut self, at: usize) -> Result<Features, AllocError> {
+        fn split<T: bytemuck::Pod>(x: &mut Buffer<T>, at: usize) -> Result<Buffer<T>, AllocError> {
+            let tail = Buffer::from_slice(&x[at..])?;
+            x.truncate(at);
+            Ok(tail)
+        }
+        Ok(match self {
+            Features::F32(x) => Features::F32(split(x, at)?),
+            Features::I32(x) => Features::I32(split(x, at)?),
+        })
+    }
+}
+
+#[cfg(test)]
+impl PartialEq<Vec<f32>> for Features {
+    fn eq(&self, other: &Vec<f32>) -> bool {
+        self.as_f32() == Some(other.as_slice())
+    }
 }
 
 /// The labels of a data set, one entry (or row) per sample.
@@ -143,12 +207,20 @@ impl std::error::Error for DataError {}
 
 /// Loads a data set. Relative CSV paths are resolved against `base_dir` (the program's folder).
 /// `loss` decides how labels are read: class indices for sparse categorical cross-entropy,
-/// float targets for mean squared error.
-pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, DataError> {
-    let dataset = load_source(data, base_dir, loss)?;
+/// float targets for mean squared error; `input` (the model input's element type) how features
+/// are: floats, or whole numbers for an `i32` input.
+pub fn load(
+    data: &DataSet,
+    base_dir: &Path,
+    loss: Loss,
+    input: DType,
+) -> Result<Dataset, DataError> {
+    let dataset = load_source(data, base_dir, loss, input)?;
     // Sources check their values as they read them; dividing by a tiny `scale` can still
     // overflow (`scale: 1e-38` turns 10 into inf), which would train to NaN.
-    if let Some(at) = dataset.x.iter().position(|v| !v.is_finite()) {
+    if let Features::F32(x) = &dataset.x
+        && let Some(at) = x.iter().position(|v| !v.is_finite())
+    {
         let features = dataset.features.max(1);
         let scale = match &data.source {
             DataSource::Csv { scale, .. }
@@ -164,7 +236,7 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
                  `scale`)",
                 at / features + 1,
                 at % features + 1,
-                dataset.x[at]
+                x[at]
             ),
         ));
     }
@@ -179,14 +251,23 @@ pub fn load(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, Data
     Ok(dataset)
 }
 
-fn load_source(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, DataError> {
+fn load_source(
+    data: &DataSet,
+    base_dir: &Path,
+    loss: Loss,
+    input: DType,
+) -> Result<Dataset, DataError> {
+    let integers = input == DType::I32;
     match &data.source {
         DataSource::Synthetic {
             samples,
             features,
             classes,
             seed,
-        } => synthetic(*samples, *features, *classes, *seed, loss),
+        } => {
+            let data = synthetic(*samples, *features, *classes, *seed, loss)?;
+            floats_only(data, integers)
+        }
         DataSource::Csv {
             path,
             label,
@@ -195,9 +276,12 @@ fn load_source(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, D
             delimiter,
         } => {
             let path = resolve(path, base_dir);
-            let mut data = load_csv(&path, label, *header, *delimiter, loss)?;
-            if *scale != 1.0 {
-                data.x.iter_mut().for_each(|v| *v /= scale);
+            let mut data = load_csv(&path, label, *header, *delimiter, loss, integers)?;
+            // The checker refuses `scale` for an integer input (E0323).
+            if let Features::F32(x) = &mut data.x
+                && *scale != 1.0
+            {
+                x.iter_mut().for_each(|v| *v /= scale);
             }
             Ok(data)
         }
@@ -221,7 +305,7 @@ fn load_source(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, D
                     ),
                 ));
             }
-            Ok(data)
+            floats_only(data, integers)
         }
         DataSource::Npy {
             features,
@@ -232,13 +316,45 @@ fn load_source(data: &DataSet, base_dir: &Path, loss: Loss) -> Result<Dataset, D
             &resolve(labels, base_dir),
             *scale,
             loss,
+            integers,
         ),
         DataSource::Npz {
             path,
             features,
             labels,
             scale,
-        } => npy::load_npz(&resolve(path, base_dir), features, labels, *scale, loss),
+        } => npy::load_npz(
+            &resolve(path, base_dir),
+            features,
+            labels,
+            *scale,
+            loss,
+            integers,
+        ),
+    }
+}
+
+/// Synthetic and IDX features are floats (scaled pixels); the checker refuses them for an
+/// integer input (E0323), and this keeps that true for callers that skip it.
+fn floats_only(data: Dataset, integers: bool) -> Result<Dataset, DataError> {
+    if integers {
+        return Err(DataError::new(
+            &data.origin,
+            "this source supplies f32 features, which cannot feed an i32 input; use a CSV or \
+             NumPy file of whole numbers",
+        ));
+    }
+    Ok(data)
+}
+
+/// The `i32` a token id read as `value` is, or why it is none: a whole number within i32.
+pub(crate) fn token_id(value: f64) -> Result<i32, &'static str> {
+    if value.fract() != 0.0 || !value.is_finite() {
+        Err("not a whole number; an i32 input takes integer ids")
+    } else if !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&value) {
+        Err("outside i32's range (-2147483648 to 2147483647)")
+    } else {
+        Ok(value as i32)
     }
 }
 
@@ -290,6 +406,35 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
                 model.name,
                 input(),
                 feeds(shape)
+            ),
+        ));
+    }
+    let dtype = model.inputs[0].1.dtype;
+    if dataset.x.dtype() != dtype {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the data was read as {} features, but model '{}' takes input {}",
+                dataset.x.dtype().name(),
+                model.name,
+                input()
+            ),
+        ));
+    }
+    // Keras raises for an id its table has no row for; the gather would read zeros.
+    if let (Features::I32(ids), Some(rows)) = (&dataset.x, model.token_rows())
+        && let Some(at) = ids.iter().position(|&id| id < 0 || id as usize >= rows)
+    {
+        let features = dataset.features.max(1);
+        return Err(DataError::new(
+            origin,
+            format!(
+                "sample {}, position {} is token id {}, but model '{}' embeds its input in a \
+                 table of {rows} rows (input_dim {rows}); token ids must lie in 0..{rows}",
+                at / features + 1,
+                at % features + 1,
+                ids[at],
+                model.name,
             ),
         ));
     }
@@ -405,7 +550,10 @@ fn reserve<T>(len: usize, origin: &str, what: &str) -> Result<Vec<T>, DataError>
 }
 
 /// `len` zeroed features, or the error naming what needed them.
-pub(crate) fn zeroed_features(len: usize, origin: &str) -> Result<Buffer<f32>, DataError> {
+pub(crate) fn zeroed_features<T: bytemuck::Pod>(
+    len: usize,
+    origin: &str,
+) -> Result<Buffer<T>, DataError> {
     Buffer::zeroed(len).map_err(|e| too_large(origin, "its samples", e))
 }
 
@@ -490,7 +638,12 @@ mod tests {
         loss: Loss,
     ) -> Result<Dataset, DataError> {
         let file = TempCsv::new(contents);
-        load(&csv_set(file.path(), label, header), Path::new("/"), loss)
+        load(
+            &csv_set(file.path(), label, header),
+            Path::new("/"),
+            loss,
+            DType::F32,
+        )
     }
 
     fn error_text(contents: &str, label: LabelColumn, header: bool, loss: Loss) -> String {
@@ -553,11 +706,15 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         if made.is_ok_and(|s| s.success()) {
             let set = csv_set(fifo.to_str().unwrap(), LabelColumn::Last, true);
-            let e = load(&set, Path::new("/"), SCCE).unwrap_err().to_string();
+            let e = load(&set, Path::new("/"), SCCE, DType::F32)
+                .unwrap_err()
+                .to_string();
             assert_contains(&e, "it is not a regular file (a pipe or a device)");
         }
         let set = csv_set(dir.path().to_str().unwrap(), LabelColumn::Last, true);
-        let e = load(&set, Path::new("/"), SCCE).unwrap_err().to_string();
+        let e = load(&set, Path::new("/"), SCCE, DType::F32)
+            .unwrap_err()
+            .to_string();
         assert_contains(&e, "cannot read the file: it is a folder");
     }
 
@@ -568,7 +725,9 @@ mod tests {
         if let DataSource::Csv { scale, .. } = &mut set.source {
             *scale = 1e-38;
         }
-        let e = load(&set, Path::new("/"), SCCE).unwrap_err().to_string();
+        let e = load(&set, Path::new("/"), SCCE, DType::F32)
+            .unwrap_err()
+            .to_string();
         assert_contains(
             &e,
             "sample 2, feature 1 is inf after dividing by `scale` (1e-38)",
@@ -592,9 +751,27 @@ mod tests {
 
     #[test]
     fn synthetic_is_deterministic_per_seed() {
-        let a = load(&synthetic_set(500, 8, 4, 7), Path::new("."), SCCE).unwrap();
-        let b = load(&synthetic_set(500, 8, 4, 7), Path::new("."), SCCE).unwrap();
-        let c = load(&synthetic_set(500, 8, 4, 8), Path::new("."), SCCE).unwrap();
+        let a = load(
+            &synthetic_set(500, 8, 4, 7),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap();
+        let b = load(
+            &synthetic_set(500, 8, 4, 7),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap();
+        let c = load(
+            &synthetic_set(500, 8, 4, 8),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_ne!(a.x, c.x);
         assert_eq!(a.samples, 500);
@@ -605,7 +782,13 @@ mod tests {
 
     #[test]
     fn synthetic_labels_in_range_and_varied() {
-        let data = load(&synthetic_set(2000, 32, 10, 7), Path::new("."), SCCE).unwrap();
+        let data = load(
+            &synthetic_set(2000, 32, 10, 7),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap();
         let Labels::Classes(labels) = &data.labels else {
             panic!("expected class labels");
         };
@@ -616,8 +799,9 @@ mod tests {
         assert!(counts.iter().filter(|&&n| n > 0).count() >= 5, "{counts:?}");
         assert!(counts.iter().all(|&n| n < 2000));
         // Roughly standard normal features.
-        let mean = data.x.iter().sum::<f32>() / data.x.len() as f32;
-        let var = data.x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / data.x.len() as f32;
+        let x = data.x.as_f32().unwrap();
+        let mean = x.iter().sum::<f32>() / x.len() as f32;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / x.len() as f32;
         assert!(mean.abs() < 0.05, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
         check_against_model(&data, &model(32, 10), SCCE).unwrap();
@@ -631,6 +815,7 @@ mod tests {
             &synthetic_set(samples, features, classes, seed),
             Path::new("."),
             SCCE,
+            DType::F32,
         )
         .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -659,14 +844,32 @@ mod tests {
 
     #[test]
     fn synthetic_rejects_mse_and_zero_sizes() {
-        let e = load(&synthetic_set(10, 4, 3, 1), Path::new("."), MSE).unwrap_err();
+        let e = load(&synthetic_set(10, 4, 3, 1), Path::new("."), MSE, DType::F32).unwrap_err();
         assert_contains(&e.to_string(), "mean_squared_error");
-        let e = load(&synthetic_set(10, 4, 0, 1), Path::new("."), SCCE).unwrap_err();
+        let e = load(
+            &synthetic_set(10, 4, 0, 1),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap_err();
         assert_contains(&e.to_string(), "classes must be at least 1");
         // More than an address space holds: an error, not an abort.
-        let e = load(&synthetic_set(usize::MAX, 1, 3, 1), Path::new("."), SCCE).unwrap_err();
+        let e = load(
+            &synthetic_set(usize::MAX, 1, 3, 1),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap_err();
         assert_contains(&e.to_string(), "more memory than can be allocated");
-        let e = load(&synthetic_set(10, usize::MAX, 3, 1), Path::new("."), SCCE).unwrap_err();
+        let e = load(
+            &synthetic_set(10, usize::MAX, 3, 1),
+            Path::new("."),
+            SCCE,
+            DType::F32,
+        )
+        .unwrap_err();
         assert_contains(&e.to_string(), "is too large");
     }
 
@@ -716,6 +919,7 @@ mod tests {
             &csv_set(name, LabelColumn::Last, true),
             &std::env::temp_dir(),
             SCCE,
+            DType::F32,
         )
         .unwrap();
         assert_eq!(data.samples, 1);
@@ -729,12 +933,13 @@ mod tests {
             &csv_set("data/iris.csv", LabelColumn::Name("species".into()), true),
             &base,
             SCCE,
+            DType::F32,
         )
         .unwrap();
         assert_eq!(data.samples, 150);
         assert_eq!(data.features, 4);
         assert_eq!(data.x.len(), 600);
-        assert_eq!(&data.x[..4], &[5.1, 3.5, 1.4, 0.2]);
+        assert_eq!(&data.x.as_f32().unwrap()[..4], &[5.1, 3.5, 1.4, 0.2]);
         let Labels::Classes(labels) = &data.labels else {
             panic!()
         };
@@ -756,6 +961,7 @@ mod tests {
             &csv_set("no/such/file.csv", LabelColumn::Last, true),
             Path::new("/nonexistent-kiln"),
             SCCE,
+            DType::F32,
         )
         .unwrap_err()
         .to_string();
@@ -914,7 +1120,7 @@ mod tests {
             samples: 2,
             features: 6,
             shape: Some(vec![2, 3]),
-            x: Buffer::from_slice(&[0.0; 12]).unwrap(),
+            x: Features::F32(Buffer::from_slice(&[0.0; 12]).unwrap()),
             labels: Labels::Classes(vec![0, 1]),
             origin: "images.idx".into(),
             labels_origin: "labels.idx".into(),
@@ -968,7 +1174,7 @@ mod tests {
         if let DataSource::Csv { scale, .. } = &mut set.source {
             *scale = 16.0;
         }
-        let data = load(&set, Path::new("/"), SCCE).unwrap();
+        let data = load(&set, Path::new("/"), SCCE, DType::F32).unwrap();
         assert_eq!(data.x, vec![1.0, 0.5, 0.0, 0.25]);
         assert_eq!(data.labels, Labels::Classes(vec![3, 1]));
     }
@@ -984,7 +1190,7 @@ mod tests {
             if let DataSource::Csv { delimiter: d, .. } = &mut set.source {
                 *d = delimiter;
             }
-            let data = load(&set, Path::new("/"), SCCE).unwrap();
+            let data = load(&set, Path::new("/"), SCCE, DType::F32).unwrap();
             assert_eq!(data.x, vec![1.5, 2.0, 3.0, 4.0], "{delimiter:?}");
             assert_eq!(data.labels, Labels::Classes(vec![1, 0]));
         }
@@ -1000,9 +1206,15 @@ mod tests {
         if let DataSource::Csv { scale, .. } = &mut set.source {
             *scale = 16.0;
         }
-        let data = load(&set, &base, SCCE).unwrap();
+        let data = load(&set, &base, SCCE, DType::F32).unwrap();
         assert_eq!((data.samples, data.features), (1797, 64));
-        assert!(data.x.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(
+            data.x
+                .as_f32()
+                .unwrap()
+                .iter()
+                .all(|v| (0.0..=1.0).contains(v))
+        );
         check_against_model(&data, &model(64, 10), SCCE).unwrap();
     }
 

@@ -9,6 +9,7 @@
 
 use super::data::{Dataset, Labels};
 use super::metrics::Metrics;
+use super::train::feed_features;
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
 use crate::ir::graph::Graph;
 use crate::ir::lower;
@@ -83,14 +84,11 @@ impl Evaluator {
         for (index, values) in params.iter().enumerate() {
             self.forward.param_mut(index).copy_from_slice(values);
         }
-        let width = dataset.features;
         let mut start = 0;
         while start < dataset.samples {
             let rows = self.batch.min(dataset.samples - start);
             let end = start + rows;
-            self.forward
-                .input_f32_mut(self.features, rows)
-                .copy_from_slice(&dataset.x[start * width..end * width]);
+            feed_features(&mut self.forward, self.features, dataset, start..end);
             match &dataset.labels {
                 Labels::Classes(classes) => {
                     if let Some(slot) = self.labels {
@@ -156,6 +154,7 @@ impl Evaluator {
 mod tests {
     use super::*;
     use crate::driver::{self, GraphStage};
+    use crate::ir::shape::DType;
     use crate::runtime::{data, init};
     use std::path::Path;
 
@@ -170,7 +169,8 @@ mod tests {
             panic!()
         };
         let (mut loss, mut correct) = (0.0f64, 0usize);
-        for (row, &label) in dataset.x.chunks_exact(5).zip(labels) {
+        let x = dataset.x.as_f32().unwrap();
+        for (row, &label) in x.chunks_exact(5).zip(labels) {
             let h: Vec<f64> = (0..8)
                 .map(|j| {
                     let z = (0..5)
@@ -199,7 +199,7 @@ mod tests {
         let checked = driver::check_source(PROGRAM).unwrap_or_else(|d| panic!("{d:?}"));
         let program = &checked.program;
         let fit = &program.fits[0];
-        let dataset = data::load(&program.data[0], Path::new("."), fit.loss).unwrap();
+        let dataset = data::load(&program.data[0], Path::new("."), fit.loss, DType::F32).unwrap();
         let forward = driver::training_graph(program, fit, GraphStage::Forward).unwrap();
         let params = init::initial_params(&forward, 3);
         let slices: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::callbacks::Callbacks;
-use super::data::{DataError, Dataset, Labels};
+use super::data::{DataError, Dataset, Features, Labels};
 use super::evaluate::Evaluation;
 use super::metrics::Metrics;
 use crate::codegen::{CompiledStep, KernelInfo};
@@ -365,11 +365,7 @@ fn gather(
     lr: f32,
 ) {
     let batch = rows.len();
-    let width = dataset.features;
-    let x = step.input_f32_mut(slots.features, batch);
-    for (dst, &row) in x.chunks_exact_mut(width).zip(rows) {
-        dst.copy_from_slice(&dataset.x[row * width..(row + 1) * width]);
-    }
+    feed_features(step, slots.features, dataset, rows.iter().copied());
     match &dataset.labels {
         Labels::Classes(labels) => {
             if let Some(slot) = slots.labels {
@@ -393,6 +389,26 @@ fn gather(
     }
     if let Some(slot) = slots.lr {
         step.input_f32_mut(slot, batch)[0] = lr;
+    }
+}
+
+/// Copies the features of `rows`, in that order, into the step's feature input (f32, or i32
+/// token ids).
+pub(super) fn feed_features(
+    step: &mut CompiledStep,
+    slot: usize,
+    dataset: &Dataset,
+    rows: impl ExactSizeIterator<Item = usize>,
+) {
+    fn copy<T: Copy>(dst: &mut [T], src: &[T], width: usize, rows: impl Iterator<Item = usize>) {
+        for (dst, row) in dst.chunks_exact_mut(width).zip(rows) {
+            dst.copy_from_slice(&src[row * width..(row + 1) * width]);
+        }
+    }
+    let (batch, width) = (rows.len(), dataset.features);
+    match &dataset.x {
+        Features::F32(x) => copy(step.input_f32_mut(slot, batch), x, width, rows),
+        Features::I32(x) => copy(step.input_i32_mut(slot, batch), x, width, rows),
     }
 }
 

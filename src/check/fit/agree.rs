@@ -3,7 +3,9 @@
 //! loss's labels.
 
 use super::super::Checker;
+use crate::check::types;
 use crate::diag::{Diagnostic, Span};
+use crate::ir::shape::DType;
 use crate::settings::loss::{Labels, Loss};
 use crate::settings::{DataSource, Metric, data_source};
 use crate::syntax::ast;
@@ -38,6 +40,7 @@ impl Checker {
         loss_span: Span,
     ) -> bool {
         let mut ok = self.sample_shape_fits(model, data, use_span);
+        ok &= self.integer_input_fits(model, data, use_span);
         let m = &self.models[model];
         let info = &self.model_info[model];
         let (model_name, input, output, b) = (
@@ -125,6 +128,81 @@ impl Checker {
             }
         }
         ok
+    }
+
+    /// `standardize true` for model `model`: its input must be f32, since token ids are labels of
+    /// rows, not quantities to center and scale. `span`: the setting.
+    pub(in crate::check) fn standardizable(&mut self, model: usize, span: Span) -> bool {
+        let m = &self.models[model];
+        let Some((_, input)) = m.inputs.first() else {
+            return true;
+        };
+        if input.dtype != DType::I32 {
+            return true;
+        }
+        let info = &self.model_info[model];
+        let declared = types::type_text(input, &info.batch_symbol);
+        let d = Diagnostic::error(
+            "E0324",
+            format!("`standardize` cannot apply to `{}`'s integer input", m.name),
+        )
+        .primary(span, "standardizing shifts and scales every feature")
+        .secondary(
+            info.input_type_span,
+            format!("`{}` takes {declared}", m.name),
+        )
+        .help("remove `standardize true`: token ids index an embedding's rows as they are");
+        self.error(d);
+        false
+    }
+
+    /// Whether the data set can feed the model's input when it is `i32` (token ids): only from
+    /// a CSV or NumPy file of whole numbers (synthetic and IDX features are floats), taken as
+    /// they are, so without a `scale`.
+    pub(in crate::check) fn integer_input_fits(
+        &mut self,
+        model: usize,
+        data: usize,
+        use_span: Span,
+    ) -> bool {
+        let m = &self.models[model];
+        let Some((_, input)) = m.inputs.first() else {
+            return true;
+        };
+        if input.dtype != DType::I32 {
+            return true;
+        }
+        let b = &self.model_info[model].batch_symbol;
+        let declared = types::type_text(input, b);
+        let input_span = self.model_info[model].input_type_span;
+        let (model_name, data_name) = (&m.name, &self.data[data].name);
+        let floats = match &self.data[data].source {
+            DataSource::Synthetic { .. } => Some("synthetic_classification"),
+            DataSource::Idx { .. } => Some("idx"),
+            DataSource::Csv { .. } | DataSource::Npy { .. } | DataSource::Npz { .. } => None,
+        };
+        let d = if let Some(source) = floats {
+            Diagnostic::error(
+                "E0323",
+                format!("`{data_name}` holds f32 features, which cannot feed `{model_name}`'s integer input"),
+            )
+            .primary(use_span, format!("`{source}` supplies f32 features"))
+            .secondary(input_span, format!("`{model_name}` takes {declared}"))
+            .help("read token ids from a CSV file of whole numbers or an integer NumPy array (`npy`, `npz`)")
+        } else if let Some(scale_span) = self.data_info[data].scale_span {
+            Diagnostic::error(
+                "E0323",
+                format!("`{data_name}` scales its features, but `{model_name}` takes integer ids"),
+            )
+            .primary(scale_span, "`scale` divides every feature")
+            .secondary(use_span, format!("`{data_name}` feeds `{model_name}` here"))
+            .secondary(input_span, format!("`{model_name}` takes {declared}"))
+            .help("remove `scale`: token ids are read as they are")
+        } else {
+            return true;
+        };
+        self.error(d);
+        false
     }
 
     /// Whether samples whose shape has a rank known before loading (IDX images: `[rows, cols]`)

@@ -61,6 +61,7 @@ impl Checker {
         let mut initial_epoch = Some(None);
         let mut callbacks = Some(Vec::new());
         let mut standardize = Some(false);
+        let mut standardize_span = head;
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -122,7 +123,10 @@ impl Checker {
                         Self::callback,
                     )
                 }
-                "standardize" => standardize = self.boolean(value, "`standardize`"),
+                "standardize" => {
+                    standardize = self.boolean(value, "`standardize`");
+                    standardize_span = Span::new(key.span.start, value.span.end);
+                }
                 "metrics" => {
                     metrics = self.list(
                         value,
@@ -224,6 +228,7 @@ impl Checker {
         }
         ok &= self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
         ok &= self.loss_fits_output(model, loss, loss_options, loss_span);
+        ok &= !standardize || self.standardizable(model, standardize_span);
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
         }

@@ -19,6 +19,7 @@ pub(super) fn load_csv(
     header: bool,
     delimiter: char,
     loss: Loss,
+    integers: bool,
 ) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
     let bytes = super::read_regular(path, &origin, "the file")?;
@@ -35,7 +36,7 @@ pub(super) fn load_csv(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_csv(text, &origin, label, header, delimiter, loss)
+    parse_csv(text, &origin, label, header, delimiter, loss, integers)
 }
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
@@ -65,6 +66,7 @@ fn parse_csv(
     header: bool,
     delimiter: char,
     loss: Loss,
+    integers: bool,
 ) -> Result<Dataset, DataError> {
     let mut rows = Vec::new();
     for (index, line) in csv_lines(text).enumerate() {
@@ -111,7 +113,12 @@ fn parse_csv(
 
     let features = columns - 1;
     // Every row is checked to hold `columns` cells before its features are stored.
-    let mut x = zeroed_features(rows.len() * features, origin)?;
+    let len = rows.len() * features;
+    let mut x = if integers {
+        Features::I32(zeroed_features(len, origin)?)
+    } else {
+        Features::F32(zeroed_features(len, origin)?)
+    };
     let mut stored = 0;
     let mut classes = Vec::new();
     let mut targets = Vec::new();
@@ -170,14 +177,22 @@ fn parse_csv(
                 }
                 continue;
             }
-            let value = parse_number(cell).map_err(|message| {
-                DataError::at_cell(
-                    origin,
-                    row.line,
-                    col + 1,
-                    format!("{message}{}", column_name()),
-                )
-            })?;
+            let at_cell = |message| DataError::at_cell(origin, row.line, col + 1, message);
+            let x = match &mut x {
+                Features::I32(ids) => {
+                    let value: f64 = cell.parse().map_err(|_| {
+                        at_cell(format!("cannot read '{cell}' as a number{}", column_name()))
+                    })?;
+                    ids[stored] = token_id(value).map_err(|why| {
+                        at_cell(format!("feature value '{cell}'{} is {why}", column_name()))
+                    })?;
+                    stored += 1;
+                    continue;
+                }
+                Features::F32(x) => x,
+            };
+            let value = parse_number(cell)
+                .map_err(|message| at_cell(format!("{message}{}", column_name())))?;
             if !value.is_finite() {
                 return Err(DataError::at_cell(
                     origin,

@@ -12,7 +12,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{DataError, Dataset, Labels, plural};
+use super::{DataError, Dataset, Features, Labels, plural};
 
 /// Magic number of an IDX file of unsigned-byte images (3 dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -49,7 +49,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         samples: count,
         features: rows * cols,
         shape: Some(vec![rows, cols]),
-        x,
+        x: Features::F32(x),
         labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
         origin: images_origin,
         labels_origin,
@@ -269,13 +269,14 @@ mod tests {
         assert_eq!(plain.features, 6);
         assert_eq!(plain.shape, Some(vec![2, 3]));
         assert_eq!(plain.x.len(), 18);
-        assert_eq!(plain.x[1], 15.0 / 255.0);
-        assert_eq!(plain.x[17], 1.0);
+        let x = plain.x.as_f32().unwrap();
+        assert_eq!(x[1], 15.0 / 255.0);
+        assert_eq!(x[17], 1.0);
         assert_eq!(plain.labels, Labels::Classes(vec![7, 0, 9]));
         let zipped = load(&gzip(&images), &gzip(&labels), 255.0).unwrap();
         assert_eq!((&zipped.x, &zipped.labels), (&plain.x, &plain.labels));
         let mixed = load(&gzip(&images), &labels, 1.0).unwrap();
-        assert_eq!(mixed.x[17], 255.0);
+        assert_eq!(mixed.x.as_f32().unwrap()[17], 255.0);
     }
 
     #[test]
@@ -387,7 +388,13 @@ mod tests {
         .unwrap();
         assert_eq!((data.samples, data.features), (2000, 784));
         assert_eq!(data.shape, Some(vec![28, 28]));
-        assert!(data.x.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(
+            data.x
+                .as_f32()
+                .unwrap()
+                .iter()
+                .all(|v| (0.0..=1.0).contains(v))
+        );
         let Labels::Classes(labels) = &data.labels else {
             panic!("class labels")
         };

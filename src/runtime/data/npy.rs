@@ -7,6 +7,10 @@
 //! dimensions after the first are the samples' shape, which decides the model inputs they feed. Labels
 //! are `[samples]` integers (or whole-valued floats) for sparse categorical cross-entropy, and
 //! `[samples]` or `[samples, M]` numbers for mean squared error. Features must be finite.
+//!
+//! For an `i32` input (token ids) the features array must have an integer type (int8 to int64,
+//! uint8 to uint64, or bool) with every value within i32, and may be `[samples]` (one id per
+//! sample, for `i32[B, 1]`); it is never scaled.
 
 use std::io::Read;
 use std::path::Path;
@@ -14,7 +18,7 @@ use std::path::Path;
 use ndarray::ArrayD;
 use ndarray_npy::{ReadNpyExt, ReadableElement};
 
-use super::{DataError, Dataset, Labels};
+use super::{DataError, Dataset, Features, Labels};
 use crate::settings::Loss;
 
 /// An array read whatever its element type, as f64 values with its shape.
@@ -179,6 +183,7 @@ pub fn load_npy(
     labels: &Path,
     scale: f32,
     loss: Loss,
+    integers: bool,
 ) -> Result<Dataset, DataError> {
     let x = read_file(features)?;
     let y = read_file(labels)?;
@@ -189,6 +194,7 @@ pub fn load_npy(
         &labels.display().to_string(),
         scale,
         loss,
+        integers,
     )
 }
 
@@ -198,6 +204,7 @@ pub fn load_npz(
     labels: &str,
     scale: f32,
     loss: Loss,
+    integers: bool,
 ) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
     let file = super::open_regular(path, &origin, "the file")?;
@@ -232,7 +239,37 @@ pub fn load_npz(
     };
     let (x, x_origin) = array(features)?;
     let (y, y_origin) = array(labels)?;
-    assemble(x, &x_origin, y, &y_origin, scale, loss)
+    assemble(x, &x_origin, y, &y_origin, scale, loss, integers)
+}
+
+/// The features of an `i32` input: an integer array whose values all fit in i32.
+fn token_ids(
+    x: &Numbers,
+    origin: &str,
+    features: usize,
+) -> Result<crate::buffer::Buffer<i32>, DataError> {
+    if !x.integers {
+        return Err(DataError::new(
+            origin,
+            "the features array holds floats, but an i32 input takes an integer array (int32, \
+             int64, uint8, uint16, …); convert it with `x.astype(np.int32)`",
+        ));
+    }
+    let mut ids = super::zeroed_features(x.values.len(), origin)?;
+    for ((index, &v), id) in x.values.iter().enumerate().zip(ids.iter_mut()) {
+        *id = super::token_id(v).map_err(|why| {
+            DataError::new(
+                origin,
+                format!(
+                    "sample {}, position {} is {}, {why}",
+                    index / features.max(1) + 1,
+                    index % features.max(1) + 1,
+                    number_text(v)
+                ),
+            )
+        })?;
+    }
+    Ok(ids)
 }
 
 /// A value as a message shows it: whole numbers as such, others in Rust's shortest form, which
@@ -245,7 +282,8 @@ fn number_text(v: f64) -> String {
     }
 }
 
-/// Features and labels into a data set, checking counts, shapes and values.
+/// Features and labels into a data set, checking counts, shapes and values; `integers`: the
+/// features feed an `i32` input.
 fn assemble(
     x: Numbers,
     x_origin: &str,
@@ -253,6 +291,7 @@ fn assemble(
     y_origin: &str,
     scale: f32,
     loss: Loss,
+    integers: bool,
 ) -> Result<Dataset, DataError> {
     let Some(&samples) = x.shape.first() else {
         return Err(DataError::new(
@@ -260,7 +299,8 @@ fn assemble(
             "the features array is a scalar; expected [samples, features...]",
         ));
     };
-    if x.shape.len() < 2 {
+    // One token id per sample is a sample of its own: `[samples]` feeds `i32[B, 1]`.
+    if x.shape.len() < 2 && !integers {
         return Err(DataError::new(
             x_origin,
             format!(
@@ -282,22 +322,27 @@ fn assemble(
             ),
         ));
     }
-    let mut values = super::zeroed_features(x.values.len(), x_origin)?;
-    for ((index, &v), value) in x.values.iter().enumerate().zip(values.iter_mut()) {
-        if !(v as f32).is_finite() {
-            return Err(DataError::new(
-                x_origin,
-                format!(
-                    "sample {}, feature {} is {}; features must be finite numbers within \
-                     f32's range",
-                    index / features.max(1) + 1,
-                    index % features.max(1) + 1,
-                    number_text(v)
-                ),
-            ));
+    let values = if integers {
+        Features::I32(token_ids(&x, x_origin, features)?)
+    } else {
+        let mut values = super::zeroed_features(x.values.len(), x_origin)?;
+        for ((index, &v), value) in x.values.iter().enumerate().zip(values.iter_mut()) {
+            if !(v as f32).is_finite() {
+                return Err(DataError::new(
+                    x_origin,
+                    format!(
+                        "sample {}, feature {} is {}; features must be finite numbers within \
+                         f32's range",
+                        index / features.max(1) + 1,
+                        index % features.max(1) + 1,
+                        number_text(v)
+                    ),
+                ));
+            }
+            *value = (v as f32) / scale;
         }
-        *value = (v as f32) / scale;
-    }
+        Features::F32(values)
+    };
     let labels = if loss.uses_classes() {
         {
             if y.shape.len() != 1 {

@@ -1,7 +1,6 @@
 //! Keras's `validation_split`: the last part of a data set held out for validation.
 
 use super::*;
-use crate::buffer::Buffer;
 
 impl Dataset {
     /// Keras's `validation_split`: the last `fraction` of the samples, in file order, become
@@ -23,9 +22,9 @@ impl Dataset {
                 ),
             ));
         }
-        let x = Buffer::from_slice(&self.x[split_at * self.features..])
+        let x = (self.x)
+            .split_off(split_at * self.features)
             .map_err(|e| too_large(&self.origin, "its validation samples", e))?;
-        self.x.truncate(split_at * self.features);
         let labels = match &mut self.labels {
             Labels::Classes(classes) => Labels::Classes(classes.split_off(split_at)),
             Labels::Targets { width, values } => Labels::Targets {

@@ -12,19 +12,21 @@ pub struct Standardization {
 }
 
 impl Standardization {
-    /// The statistics of `dataset`'s features.
+    /// The statistics of `dataset`'s features (float ones: the checker refuses `standardize`
+    /// for an integer input, E0324, whose ids are not quantities).
     pub fn of(dataset: &Dataset) -> Standardization {
         let width = dataset.features;
         let n = dataset.samples.max(1) as f64;
+        let x = dataset.x.as_f32().unwrap_or_default();
         let mut sum = vec![0.0f64; width];
-        for row in dataset.x.chunks_exact(width.max(1)) {
+        for row in x.chunks_exact(width.max(1)) {
             for (s, &v) in sum.iter_mut().zip(row) {
                 *s += f64::from(v);
             }
         }
         let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
         let mut squares = vec![0.0f64; width];
-        for row in dataset.x.chunks_exact(width.max(1)) {
+        for row in x.chunks_exact(width.max(1)) {
             for ((s, &v), m) in squares.iter_mut().zip(row).zip(&mean) {
                 *s += (f64::from(v) - m).powi(2);
             }
@@ -38,10 +40,14 @@ impl Standardization {
         }
     }
 
-    /// `(x − mean) / std` for every feature of `dataset`, which must have as many features.
+    /// `(x − mean) / std` for every feature of `dataset`, which must have as many float
+    /// features.
     pub fn apply(&self, dataset: &mut Dataset) {
         let width = self.mean.len().max(1);
-        for row in dataset.x.chunks_exact_mut(width) {
+        let Features::F32(x) = &mut dataset.x else {
+            return;
+        };
+        for row in x.chunks_exact_mut(width) {
             for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
                 *v = (*v - m) / s;
             }

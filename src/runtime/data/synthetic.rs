@@ -86,7 +86,7 @@ pub(super) fn synthetic(
         samples,
         features,
         shape: None,
-        x,
+        x: Features::F32(x),
         labels: Labels::Classes(labels),
         labels_origin: origin.clone(),
         origin,
