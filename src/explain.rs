@@ -841,6 +841,17 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0410",
+        title: "training stopped on a NaN or infinite loss",
+        text: "Training stops at the first batch whose loss is not a finite number, as Keras's \
+               `TerminateOnNaN` does, and the run exits with an error naming the epoch and step. \
+               No callback runs for that epoch, so no checkpoint of the diverged weights is \
+               written (earlier ones are kept), and the model keeps the weights it had before \
+               the `fit`. The usual causes are too high a learning rate, inputs far from unit \
+               scale (use `scale` or `standardize`), or a loss that does not fit the outputs.",
+        example: None,
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

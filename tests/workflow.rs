@@ -764,3 +764,60 @@ fn standardize_uses_training_statistics_everywhere() {
         "{correct}/60 vs {standard}"
     );
 }
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
+    // Gradient descent on y = 3x with too large a step: the loss grows about a hundredfold per
+    // step (one step per epoch) until it overflows.
+    let rows: String = (0..8)
+        .map(|i| format!("{},{}\n", 2.0 + i as f64 * 0.1, 6.0 + i as f64 * 0.3))
+        .collect();
+    let source = "\
+data d = csv(\"d.csv\", label: \"y\")
+model m(x: f32[B, 1]) -> f32[B, 1] {
+    dense(1)
+}
+fit m on d {
+    loss      mean_squared_error
+    optimizer sgd(lr: 1.0)
+    epochs    100
+    batch     8
+    shuffle   false
+    callbacks [checkpoint(\"last.safetensors\", monitor: \"loss\")]
+}
+save m to \"after.safetensors\"
+";
+    let data = format!("x,y\n{rows}");
+    let dir = scratch("nan", &[("m.model", source), ("d.csv", &data)]);
+    let program = path(&dir, "m.model");
+    let out = kiln(&["run", &program]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let finite_epochs = stdout.lines().filter(|l| l.starts_with("1/1 - ")).count();
+    assert!(finite_epochs >= 3, "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "[E0410] Error: training `m` stopped: the loss was inf at epoch {}, step 1 of 1",
+            finite_epochs + 1
+        )) || stderr.contains(&format!(
+            "[E0410] Error: training `m` stopped: the loss was NaN at epoch {}, step 1 of 1",
+            finite_epochs + 1
+        )),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        !stdout.contains("loss: NaN") && !stdout.contains("loss: inf"),
+        "{stdout}"
+    );
+    // The statement after the fit never ran; the checkpoint holds the last finite epoch.
+    assert!(!dir.join("after.safetensors").exists());
+    let saved = kiln::runtime::checkpoint::read(&dir.join("last.safetensors")).unwrap();
+    assert!(
+        saved
+            .params
+            .iter()
+            .all(|t| t.values.iter().all(|v| v.is_finite())),
+        "the checkpoint holds non-finite weights"
+    );
+}

@@ -302,6 +302,26 @@ struct Runner<'p, 'e> {
     profile: bool,
 }
 
+/// E0410: training met a NaN or infinite loss and stopped.
+fn non_finite_loss(nan: &train::NonFiniteLoss, fit: &Fit, model: &str) -> Diagnostic {
+    Diagnostic::error(
+        "E0410",
+        format!(
+            "training `{model}` stopped: the loss was {} at epoch {}, step {} of {}",
+            nan.loss, nan.epoch, nan.step, nan.steps
+        ),
+    )
+    .primary(fit.span, "while training this fit")
+    .note(
+        "nothing was saved after the last finite epoch: checkpoints already written are kept, \
+         and the model's weights are left as they were before this fit",
+    )
+    .help(
+        "a loss that overflows usually means too high a learning rate, unscaled inputs \
+         (`scale`, `standardize`), or a loss that does not fit the outputs",
+    )
+}
+
 fn program_error(d: Diagnostic) -> RunError {
     RunError::Program(vec![d])
 }
@@ -690,6 +710,11 @@ impl Runner<'_, '_> {
         };
         let trained = train::train(&mut step, &graph, &dataset, fit, steps_done, &mut observer)
             .map_err(RunError::Data)?;
+        if let Some(nan) = trained.non_finite {
+            // The model keeps the weights it had before this fit: the last step's update came
+            // from a non-finite loss, and nothing after this may save or use it.
+            return Err(program_error(non_finite_loss(&nan, fit, &model.name)));
+        }
         if let Some((epoch, step)) = trained.interrupted {
             (self.on_event)(Event::Interrupted {
                 model: &model.name,

@@ -114,6 +114,21 @@ pub struct Trained {
     /// The epoch (1-based) and step in it after which the user stopped training; that epoch
     /// is not in `history`, its updates are in the weights.
     pub interrupted: Option<(usize, usize)>,
+    /// Where the loss stopped being a finite number, which ended training (Keras's
+    /// `TerminateOnNaN`, always on): that epoch is not in `history`, no callback saw it, and the
+    /// weights hold that step's update (made from a non-finite loss), so they are not to be used.
+    pub non_finite: Option<NonFiniteLoss>,
+}
+
+/// The first step whose batch loss was NaN or infinite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NonFiniteLoss {
+    /// 1-based.
+    pub epoch: usize,
+    /// 1-based, within the epoch.
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
 }
 
 /// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
@@ -160,6 +175,7 @@ pub fn train(
     };
     let mut stopped_early = None;
     let mut interrupted = None;
+    let mut non_finite = None;
 
     for epoch in first..=last {
         let started = Instant::now();
@@ -182,6 +198,15 @@ pub fn train(
             let loss = step
                 .output(lower::LOSS, rows.len())
                 .map_or(f64::NAN, |v| f64::from(v[0]));
+            if !loss.is_finite() {
+                non_finite = Some(NonFiniteLoss {
+                    epoch,
+                    step: steps + 1,
+                    steps: steps_per_epoch,
+                    loss,
+                });
+                break;
+            }
             loss_sum += loss * rows.len() as f64;
             if !fit.metrics.is_empty()
                 && let Some(scores) = step.output(lower::SCORES, rows.len())
@@ -212,8 +237,9 @@ pub fn train(
                 break;
             }
         }
-        if interrupted.is_some() {
-            // Keras on KeyboardInterrupt: the weights stay as the last step left them.
+        if interrupted.is_some() || non_finite.is_some() {
+            // Keras on KeyboardInterrupt: the weights stay as the last step left them. After a
+            // non-finite loss no callback runs, so no checkpoint of those weights is written.
             break;
         }
         let samples = dataset.samples.max(1) as f64;
@@ -251,6 +277,7 @@ pub fn train(
     }
     if callbacks.restores_best_weights()
         && interrupted.is_none()
+        && non_finite.is_none()
         && let Some(best) = best_weights
     {
         for (index, values) in best.iter().enumerate() {
@@ -262,6 +289,7 @@ pub fn train(
         steps: step_count,
         stopped_early,
         interrupted,
+        non_finite,
     })
 }
 
