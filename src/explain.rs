@@ -31,7 +31,7 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
 
 /// Every kind of built-in with the table its definitions write (docs/language.md holds the same
 /// tables: `tests/docs.rs`).
-pub fn builtin_tables() -> [(&'static str, String); 9] {
+pub fn builtin_tables() -> [(&'static str, String); 10] {
     [
         ("layer", crate::check::layers_table()),
         ("function", crate::check::functions_table()),
@@ -45,6 +45,7 @@ pub fn builtin_tables() -> [(&'static str, String); 9] {
         ),
         ("callback", crate::settings::callback::docs_table()),
         ("data source", crate::settings::data_source::docs_table()),
+        ("alias", crate::settings::def::aliases_table()),
     ]
 }
 

@@ -4,6 +4,7 @@ use super::Checker;
 use super::elab::Elab;
 use super::value::Value;
 use crate::diag::{Diagnostic, Span};
+use crate::settings::def::{self, AliasOf};
 use crate::suggest;
 use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, UnaryOp};
 
@@ -137,6 +138,15 @@ pub fn found(expr: &Expr) -> &'static str {
     }
 }
 
+/// Whether a call's arguments may be written with their aliases.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Aliases {
+    /// Settings' calls and initializers: Keras's argument names too.
+    Keras,
+    /// Layers and functions: one spelling each.
+    None,
+}
+
 /// Where a call's arguments land: `slots[i]` is the index of the argument bound to parameter
 /// `i`; `errors` has one diagnostic per argument that could not be bound, in argument order.
 pub(super) struct Binding {
@@ -146,11 +156,13 @@ pub(super) struct Binding {
 
 /// Binds arguments, each given as its name (if any) and span, to `params`: positional ones in
 /// order, then named ones. The one binder for both the checker (AST arguments) and elaboration
-/// (evaluated arguments), so their diagnostics cannot drift apart.
+/// (evaluated arguments), so their diagnostics cannot drift apart. With `aliases`, a name may
+/// be an argument's alias (`learning_rate` for `lr`, `settings::def::ALIASES`).
 pub(super) fn bind_slots<'n>(
     callee: &str,
     args: impl IntoIterator<Item = (Option<&'n Ident>, Span)>,
     params: &[&str],
+    aliases: Aliases,
 ) -> Binding {
     let mut binding = Binding {
         slots: vec![None; params.len()],
@@ -191,7 +203,11 @@ pub(super) fn bind_slots<'n>(
             }
             Some(name) => {
                 named_seen = true;
-                match params.iter().position(|p| *p == name.name) {
+                let wanted = match aliases {
+                    Aliases::Keras => def::canonical(AliasOf::Argument, &name.name),
+                    Aliases::None => &name.name,
+                };
+                match params.iter().position(|p| *p == wanted) {
                     Some(slot) => slot,
                     None => {
                         let mut d = Diagnostic::error(
@@ -200,7 +216,11 @@ pub(super) fn bind_slots<'n>(
                         )
                         .primary(name.span, "unknown argument")
                         .note(format!("`{callee}` takes {}", params.join(", ")));
-                        if let Some(best) = suggest::closest(&name.name, params.iter().copied()) {
+                        let candidates = match aliases {
+                            Aliases::Keras => def::with_aliases(AliasOf::Argument, params),
+                            Aliases::None => params.to_vec(),
+                        };
+                        if let Some(best) = suggest::closest(&name.name, candidates) {
                             d = d.help(format!("did you mean `{best}`?"));
                         }
                         binding.errors.push(d);
@@ -210,10 +230,15 @@ pub(super) fn bind_slots<'n>(
             }
         };
         if binding.slots[slot].is_some() {
-            binding.errors.push(
-                Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
-                    .primary(span, "given again here"),
-            );
+            let mut d = Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
+                .primary(span, "given again here");
+            if let Some(name) = name.filter(|n| n.name != params[slot]) {
+                d = d.note(format!(
+                    "`{}` is another name for `{}`",
+                    name.name, params[slot]
+                ));
+            }
+            binding.errors.push(d);
             continue;
         }
         binding.slots[slot] = Some(index);
@@ -245,13 +270,14 @@ impl Checker {
     }
 
     /// `name` or `name(args)`: a setting's value where a bare name is a call without arguments.
+    /// A string names it too (`loss "binary_crossentropy"`), as Keras's `compile` takes one.
     pub(super) fn name_or_call<'a>(
         &mut self,
         expr: &'a Expr,
         expected: &str,
     ) -> Option<(Ident, &'a [Arg])> {
         match &expr.kind {
-            ExprKind::Name(name) => Some((
+            ExprKind::Name(name) | ExprKind::Str(name) => Some((
                 Ident {
                     name: name.clone(),
                     span: expr.span,
@@ -278,11 +304,13 @@ impl Checker {
         callee: &Ident,
         args: &'a [Arg],
         params: &[&str],
+        aliases: Aliases,
     ) -> Bound<'a> {
         let binding = bind_slots(
             &callee.name,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
+            aliases,
         );
         let ok = binding.errors.is_empty();
         for d in binding.errors {

@@ -5,7 +5,7 @@
 //! checked against the shapes they are used with, then differentiated and fused like built-ins).
 
 use super::Checker;
-use super::args::bind_slots;
+use super::args::{Aliases, bind_slots};
 use super::types::{self, DimEnv, DimError, type_text};
 use super::value::*;
 use crate::diag::{Diagnostic, Span};
@@ -779,11 +779,13 @@ impl<'a> Elab<'a> {
         callee: &str,
         args: Vec<ArgValue>,
         params: &[&str],
+        aliases: Aliases,
     ) -> Option<Vec<Option<ArgValue>>> {
         let binding = bind_slots(
             callee,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
+            aliases,
         );
         if !binding.errors.is_empty() {
             for d in binding.errors {
@@ -846,7 +848,7 @@ impl<'a> Elab<'a> {
         extra: Vec<(String, Value, Span, bool)>,
     ) -> Value {
         let names: Vec<&str> = body.params.iter().map(|p| p.name.name.as_str()).collect();
-        let Some(slots) = self.bind_args(name, args, &names) else {
+        let Some(slots) = self.bind_args(name, args, &names, Aliases::None) else {
             return Value::Error;
         };
         let mut env = DimEnv::default();
@@ -1191,7 +1193,7 @@ impl<'a> Elab<'a> {
             return Value::Error;
         };
         let names: Vec<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
-        let Some(slots) = self.bind_args(name, args, &names) else {
+        let Some(slots) = self.bind_args(name, args, &names, Aliases::None) else {
             return Value::Error;
         };
         let mut config = Vec::new();

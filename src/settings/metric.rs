@@ -37,7 +37,7 @@ pub struct MetricFacts {
 pub static METRICS: &[&MetricDef] = &[&ACCURACY, &TOP_K_ACCURACY, &PRECISION, &RECALL, &MAE, &MSE];
 
 pub fn find(name: &str) -> Option<&'static MetricDef> {
-    def::find(METRICS, name)
+    def::find(METRICS, def::AliasOf::Metric, name)
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -84,7 +84,7 @@ pub fn docs_table() -> String {
                 "regression losses"
             };
             vec![
-                d.name_doc(),
+                d.name_doc(def::AliasOf::Metric),
                 losses.to_string(),
                 d.doc.to_string(),
                 d.params_doc(),
@@ -105,7 +105,6 @@ const REGRESSION: MetricFacts = MetricFacts {
 
 pub static ACCURACY: MetricDef = Def {
     name: "accuracy",
-    aliases: &[],
     doc: "the fraction of samples whose highest output (the first, on ties) is the label, or for \
           binary cross-entropy whose probability is on the label's side of 0.5: Keras resolves \
           `accuracy` to the sparse categorical or binary variant by the loss, and so does Kiln",
@@ -117,7 +116,6 @@ pub static ACCURACY: MetricDef = Def {
 
 pub static TOP_K_ACCURACY: MetricDef = Def {
     name: "top_k_accuracy",
-    aliases: &[],
     doc: "the fraction whose label is among the `k` highest outputs (fewer than `k` outputs \
           above the label's, so ties count for the label, as Keras's `in_top_k`; Keras's \
           `SparseTopKCategoricalAccuracy`)",
@@ -139,7 +137,6 @@ pub static TOP_K_ACCURACY: MetricDef = Def {
 
 pub static PRECISION: MetricDef = Def {
     name: "precision",
-    aliases: &[],
     doc: "macro average over classes of (correct predictions of the class) / (predictions of \
           the class)",
     params: &[],
@@ -150,7 +147,6 @@ pub static PRECISION: MetricDef = Def {
 
 pub static RECALL: MetricDef = Def {
     name: "recall",
-    aliases: &[],
     doc: "macro average over classes of (correct predictions of the class) / (samples of the \
           class)",
     params: &[],
@@ -161,7 +157,6 @@ pub static RECALL: MetricDef = Def {
 
 pub static MAE: MetricDef = Def {
     name: "mae",
-    aliases: &[],
     doc: "mean absolute error over samples and outputs",
     params: &[],
     build: |_| Ok(Metric::MeanAbsoluteError),
@@ -171,7 +166,6 @@ pub static MAE: MetricDef = Def {
 
 pub static MSE: MetricDef = Def {
     name: "mse",
-    aliases: &[],
     doc: "mean squared error over samples and outputs (equal to the loss)",
     params: &[],
     build: |_| Ok(Metric::MeanSquaredError),

@@ -3,9 +3,11 @@
 //! distribution it picks for a parameter of a given shape.
 
 use super::{ArgDef, ArgDefault, ArgKind, number_arg};
+use crate::check::args::Aliases;
 use crate::check::elab::Elab;
 use crate::diag::Diagnostic;
 use crate::ir::graph::Init;
+use crate::settings::def::{self, AliasOf};
 use crate::syntax::ast;
 
 /// Every initializer, in the order the docs (and E0116's note) list them.
@@ -23,8 +25,9 @@ pub static INITIALIZERS: &[&InitializerDef] = &[
     &CONSTANT,
 ];
 
-/// The initializer called `name`.
+/// The initializer called `name` (a name or an alias, `settings::def::ALIASES`).
 pub fn find(name: &str) -> Option<&'static InitializerDef> {
+    let name = def::canonical(AliasOf::Initializer, name);
     INITIALIZERS.iter().copied().find(|d| d.name == name)
 }
 
@@ -161,8 +164,8 @@ pub fn docs_table() -> String {
     );
     for def in INITIALIZERS {
         out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            def.name,
+            "| {} | {} | {} |\n",
+            def::name_doc(AliasOf::Initializer, def.name),
             def.doc,
             match def.args {
                 [] => "none".to_string(),
@@ -212,7 +215,7 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
     };
     let params: Vec<&str> = def.args.iter().map(|a| a.name).collect();
     let evaluated = el.eval_args(args);
-    let slots = el.bind_args(name, evaluated, &params)?;
+    let slots = el.bind_args(name, evaluated, &params, Aliases::Keras)?;
     let mut numbers = Vec::new();
     for slot in slots {
         numbers.push(match slot {

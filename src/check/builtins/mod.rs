@@ -25,6 +25,7 @@ mod pooling;
 mod reshaping;
 mod spatial;
 
+use super::args::Aliases;
 use super::elab::Elab;
 use super::value::*;
 use crate::diag::{Diagnostic, Span};
@@ -303,7 +304,7 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
     if def.is_layer() || (def.tensor_first() && !has_tensor) {
         return configure(el, def, args, span);
     }
-    let Some(slots) = el.bind_args(name, args, &params) else {
+    let Some(slots) = el.bind_args(name, args, &params, Aliases::None) else {
         return Value::Error;
     };
     if slots[0].is_none() {
@@ -345,7 +346,7 @@ fn configure(el: &mut Elab, def: &'static BuiltinDef, args: Vec<ArgValue>, span:
         return Value::Error;
     }
     let names: Vec<&str> = config.iter().map(|a| a.name).collect();
-    let Some(slots) = el.bind_args(name, args.clone(), &names) else {
+    let Some(slots) = el.bind_args(name, args.clone(), &names, Aliases::None) else {
         return Value::Error;
     };
     let mut ok = true;
@@ -406,7 +407,7 @@ pub fn apply_layer(
     let (x, xspan) = inputs[0];
     let def = find(name).unwrap_or_else(|| panic!("internal error: no built-in `{name}`"));
     if let Apply::Layer(build) = def.apply {
-        let Some(slots) = el.bind_args(name, args.to_vec(), &def.arg_names()) else {
+        let Some(slots) = el.bind_args(name, args.to_vec(), &def.arg_names(), Aliases::None) else {
             return Value::Error;
         };
         return build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error);
