@@ -157,17 +157,20 @@ pub(super) struct Binding {
 /// Binds arguments, each given as its name (if any) and span, to `params`: positional ones in
 /// order, then named ones. The one binder for both the checker (AST arguments) and elaboration
 /// (evaluated arguments), so their diagnostics cannot drift apart. With `aliases`, a name may
-/// be an argument's alias (`learning_rate` for `lr`, `settings::def::ALIASES`).
+/// be an argument's alias (`learning_rate` for `lr`, `settings::def::ALIASES`). The last
+/// `named_only` parameters take named arguments only (a layer's initializers).
 pub(super) fn bind_slots<'n>(
     callee: &str,
     args: impl IntoIterator<Item = (Option<&'n Ident>, Span)>,
     params: &[&str],
+    named_only: usize,
     aliases: Aliases,
 ) -> Binding {
     let mut binding = Binding {
         slots: vec![None; params.len()],
         errors: Vec::new(),
     };
+    let (by_position, by_name) = params.split_at(params.len() - named_only);
     let mut positional = 0;
     let mut named_seen = false;
     for (index, (name, span)) in args.into_iter().enumerate() {
@@ -182,16 +185,19 @@ pub(super) fn bind_slots<'n>(
                     continue;
                 }
                 positional += 1;
-                if positional > params.len() {
-                    let n = params.len();
-                    let note = match n {
+                if positional > by_position.len() {
+                    let n = by_position.len();
+                    let mut note = match n {
                         0 => format!("`{callee}` takes no arguments"),
                         _ => format!(
                             "`{callee}` takes at most {n} argument{}: {}",
                             if n == 1 { "" } else { "s" },
-                            params.join(", ")
+                            by_position.join(", ")
                         ),
                     };
+                    if !by_name.is_empty() {
+                        note.push_str(&format!(" (and by name: {})", by_name.join(", ")));
+                    }
                     binding.errors.push(
                         Diagnostic::error("E0305", format!("too many arguments to `{callee}`"))
                             .primary(span, "unexpected argument")
@@ -310,6 +316,7 @@ impl Checker {
             &callee.name,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
+            0,
             aliases,
         );
         let ok = binding.errors.is_empty();

@@ -201,10 +201,39 @@ impl<'a> Elab<'a> {
             }
             ExprKind::Call { callee, args } => {
                 let f = self.eval(callee);
-                let args = self.eval_args(args);
+                let args = match &f {
+                    Value::Func(Func::Builtin(name)) => self.eval_builtin_args(name, args),
+                    _ => self.eval_args(args),
+                };
                 self.call(f, callee.span, args, expr.span)
             }
         }
+    }
+
+    /// A built-in's arguments: as `eval_args`, but a layer's named `*_initializer` argument is
+    /// kept as written, since an initializer's name is no value (`he_normal`) and its
+    /// distribution needs the parameter's shape, known only when the layer is applied. So is
+    /// a named argument the layer does not have, so that a misspelled `kernel_initialiser:
+    /// zeros` is reported as the argument it is, not as an unknown name `zeros`.
+    fn eval_builtin_args(&mut self, name: &str, args: &[ast::Arg]) -> Vec<ArgValue> {
+        let Some(def) = super::builtins::find(name).filter(|d| !d.params.is_empty()) else {
+            return self.eval_args(args);
+        };
+        let evaluated = |n: &str| def.args.iter().any(|a| a.name == n);
+        args.iter()
+            .map(|a| match &a.name {
+                Some(n) if !evaluated(&n.name) => ArgValue {
+                    name: a.name.clone(),
+                    value: Value::Initializer(Rc::new(a.value.clone())),
+                    span: a.span,
+                },
+                _ => ArgValue {
+                    name: a.name.clone(),
+                    value: self.eval(&a.value),
+                    span: a.span,
+                },
+            })
+            .collect()
     }
 
     /// Evaluates a call's arguments, left to right, keeping their names and spans.
@@ -781,10 +810,23 @@ impl<'a> Elab<'a> {
         params: &[&str],
         aliases: Aliases,
     ) -> Option<Vec<Option<ArgValue>>> {
+        self.bind_args_named(callee, args, params, 0, aliases)
+    }
+
+    /// `bind_args` where the last `named_only` parameters take named arguments only.
+    pub fn bind_args_named(
+        &mut self,
+        callee: &str,
+        args: Vec<ArgValue>,
+        params: &[&str],
+        named_only: usize,
+        aliases: Aliases,
+    ) -> Option<Vec<Option<ArgValue>>> {
         let binding = bind_slots(
             callee,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
+            named_only,
             aliases,
         );
         if !binding.errors.is_empty() {

@@ -182,7 +182,8 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
         return Some(GLOROT_UNIFORM.with_defaults(shape));
     };
     let (name, args): (&str, &[ast::Arg]) = match &expr.kind {
-        ast::ExprKind::Name(name) => (name, &[]),
+        // A string names one too, as in Keras (`kernel_initializer: "he_normal"`).
+        ast::ExprKind::Name(name) | ast::ExprKind::Str(name) => (name, &[]),
         ast::ExprKind::Call { callee, args } => match &callee.kind {
             ast::ExprKind::Name(name) => (name, args.as_slice()),
             _ => ("", &[]),
@@ -199,15 +200,22 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
         }
         _ => ("", &[]),
     };
+    if name.is_empty() {
+        el.error(
+            Diagnostic::error("E0116", "expected an initializer")
+                .primary(expr.span, format!("found {}", crate::check::args::found(expr)))
+                .help("write an initializer's name, such as `he_normal`, or call one, such as `normal(std: 0.01)`"),
+        );
+        return None;
+    }
     let Some(def) = find(name) else {
-        let names = INITIALIZERS.iter().map(|d| d.name);
+        let names: Vec<&str> = INITIALIZERS.iter().map(|d| d.name).collect();
         let mut d = Diagnostic::error("E0116", format!("unknown initializer `{name}`"))
             .primary(expr.span, "not an initializer")
-            .note(format!(
-                "initializers: {}",
-                names.clone().collect::<Vec<_>>().join(", ")
-            ));
-        if let Some(best) = crate::suggest::closest(name, names) {
+            .note(format!("initializers: {}", names.join(", ")));
+        if let Some(best) =
+            crate::suggest::closest(name, def::with_aliases(AliasOf::Initializer, &names))
+        {
             d = d.help(format!("did you mean `{best}`?"));
         }
         el.error(d);
