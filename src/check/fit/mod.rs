@@ -239,7 +239,7 @@ impl Checker {
             loss,
             loss_options,
             optimizer,
-            metrics,
+            metrics: metrics.into_iter().map(|m| m.for_loss(loss)).collect(),
             epochs,
             batch,
             seed,
