@@ -861,6 +861,16 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some(model!("    let _unused = dense(3)(x)\n    dense(2)\n")),
     },
     Explanation {
+        code: "W0107",
+        title: "softmax over one unit",
+        text: "The model's output is a softmax over a last axis of one unit. Softmax divides \
+               each score's exponential by the sum over the axis, so over one unit it is 1.0 \
+               for every input: the model cannot learn anything. Two classes take \
+               `dense(1, sigmoid)` with `binary_crossentropy` (or `dense(2, softmax)`), a \
+               real-valued target `dense(1)` with `mean_squared_error`.",
+        example: Some("model m(x: f32[B, 4]) -> f32[B, 1] {\n    dense(1, softmax)\n}\n"),
+    },
+    Explanation {
         code: "W0104",
         title: "layer after softmax",
         text: "A layer reads the output of a softmax. Softmax turns scores into probabilities \
