@@ -31,7 +31,7 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
 
 /// Every kind of built-in with the table its definitions write (docs/language.md holds the same
 /// tables: `tests/docs.rs`).
-pub fn builtin_tables() -> [(&'static str, String); 9] {
+pub fn builtin_tables() -> [(&'static str, String); 10] {
     [
         ("layer", crate::check::layers_table()),
         ("function", crate::check::functions_table()),
@@ -45,6 +45,7 @@ pub fn builtin_tables() -> [(&'static str, String); 9] {
         ),
         ("callback", crate::settings::callback::docs_table()),
         ("data source", crate::settings::data_source::docs_table()),
+        ("alias", crate::settings::def::aliases_table()),
     ]
 }
 
@@ -895,6 +896,16 @@ pub const EXPLANATIONS: &[Explanation] = &[
         text: "A layer's parameters feed nothing the model returns (typically a layer whose \
                result is unused). Their gradient is zero, so training never changes them.",
         example: Some(model!("    let _unused = dense(3)(x)\n    dense(2)\n")),
+    },
+    Explanation {
+        code: "W0107",
+        title: "softmax over one unit",
+        text: "The model's output is a softmax over a last axis of one unit. Softmax divides \
+               each score's exponential by the sum over the axis, so over one unit it is 1.0 \
+               for every input: the model cannot learn anything. Two classes take \
+               `dense(1, sigmoid)` with `binary_crossentropy` (or `dense(2, softmax)`), a \
+               real-valued target `dense(1)` with `mean_squared_error`.",
+        example: Some("model m(x: f32[B, 4]) -> f32[B, 1] {\n    dense(1, softmax)\n}\n"),
     },
     Explanation {
         code: "W0104",

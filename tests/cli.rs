@@ -539,3 +539,35 @@ fn explain_describes_built_ins_from_their_definitions() {
     assert_eq!(typo.status.code(), Some(1));
     assert!(text(&typo.stderr).contains("did you mean `rmsprop`?"));
 }
+
+/// Whole-number regression targets with a classification loss are called real-valued targets,
+/// with the loss that trains on them, not "class label 151 … labels must lie in 0..2".
+#[test]
+fn regression_targets_with_a_class_loss_point_at_mean_squared_error() {
+    let rows: String = (0..40)
+        .map(|i| format!("{}.5,{}\n", i % 7, 25 + 8 * i))
+        .collect();
+    let dir = scratch(
+        "regression_targets",
+        &[
+            ("scores.csv", &format!("a,y\n{rows}")),
+            (
+                "p.model",
+                "data d = csv(\"scores.csv\", label: \"y\")\n\
+                 model m(x: f32[B, 1]) -> f32[B, 1] {\n    dense(1, sigmoid)\n}\n\
+                 fit m on d { loss binary_crossentropy }\n",
+            ),
+        ],
+    );
+    let out = kiln(&["run", &path(&dir, "p.model")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the labels look like real-valued targets (40 different values from 25 to 337; \
+             sample 1 has 25), but binary_crossentropy is a classification loss, whose labels \
+             must be 0 or 1; for real-valued targets use `loss mean_squared_error`"
+        ),
+        "{stderr}"
+    );
+}

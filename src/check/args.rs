@@ -4,6 +4,7 @@ use super::Checker;
 use super::elab::Elab;
 use super::value::Value;
 use crate::diag::{Diagnostic, Span};
+use crate::settings::def::{self, AliasOf};
 use crate::suggest;
 use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Ident, UnaryOp};
 
@@ -137,6 +138,15 @@ pub fn found(expr: &Expr) -> &'static str {
     }
 }
 
+/// Whether a call's arguments may be written with their aliases.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Aliases {
+    /// Settings' calls and initializers: Keras's argument names too.
+    Keras,
+    /// Layers and functions: one spelling each.
+    None,
+}
+
 /// Where a call's arguments land: `slots[i]` is the index of the argument bound to parameter
 /// `i`; `errors` has one diagnostic per argument that could not be bound, in argument order.
 pub(super) struct Binding {
@@ -146,16 +156,21 @@ pub(super) struct Binding {
 
 /// Binds arguments, each given as its name (if any) and span, to `params`: positional ones in
 /// order, then named ones. The one binder for both the checker (AST arguments) and elaboration
-/// (evaluated arguments), so their diagnostics cannot drift apart.
+/// (evaluated arguments), so their diagnostics cannot drift apart. With `aliases`, a name may
+/// be an argument's alias (`learning_rate` for `lr`, `settings::def::ALIASES`). The last
+/// `named_only` parameters take named arguments only (a layer's initializers).
 pub(super) fn bind_slots<'n>(
     callee: &str,
     args: impl IntoIterator<Item = (Option<&'n Ident>, Span)>,
     params: &[&str],
+    named_only: usize,
+    aliases: Aliases,
 ) -> Binding {
     let mut binding = Binding {
         slots: vec![None; params.len()],
         errors: Vec::new(),
     };
+    let (by_position, by_name) = params.split_at(params.len() - named_only);
     let mut positional = 0;
     let mut named_seen = false;
     for (index, (name, span)) in args.into_iter().enumerate() {
@@ -170,16 +185,19 @@ pub(super) fn bind_slots<'n>(
                     continue;
                 }
                 positional += 1;
-                if positional > params.len() {
-                    let n = params.len();
-                    let note = match n {
+                if positional > by_position.len() {
+                    let n = by_position.len();
+                    let mut note = match n {
                         0 => format!("`{callee}` takes no arguments"),
                         _ => format!(
                             "`{callee}` takes at most {n} argument{}: {}",
                             if n == 1 { "" } else { "s" },
-                            params.join(", ")
+                            by_position.join(", ")
                         ),
                     };
+                    if !by_name.is_empty() {
+                        note.push_str(&format!(" (and by name: {})", by_name.join(", ")));
+                    }
                     binding.errors.push(
                         Diagnostic::error("E0305", format!("too many arguments to `{callee}`"))
                             .primary(span, "unexpected argument")
@@ -191,7 +209,11 @@ pub(super) fn bind_slots<'n>(
             }
             Some(name) => {
                 named_seen = true;
-                match params.iter().position(|p| *p == name.name) {
+                let wanted = match aliases {
+                    Aliases::Keras => def::canonical(AliasOf::Argument, &name.name),
+                    Aliases::None => &name.name,
+                };
+                match params.iter().position(|p| *p == wanted) {
                     Some(slot) => slot,
                     None => {
                         let mut d = Diagnostic::error(
@@ -200,7 +222,11 @@ pub(super) fn bind_slots<'n>(
                         )
                         .primary(name.span, "unknown argument")
                         .note(format!("`{callee}` takes {}", params.join(", ")));
-                        if let Some(best) = suggest::closest(&name.name, params.iter().copied()) {
+                        let candidates = match aliases {
+                            Aliases::Keras => def::with_aliases(AliasOf::Argument, params),
+                            Aliases::None => params.to_vec(),
+                        };
+                        if let Some(best) = suggest::closest(&name.name, candidates) {
                             d = d.help(format!("did you mean `{best}`?"));
                         }
                         binding.errors.push(d);
@@ -210,10 +236,15 @@ pub(super) fn bind_slots<'n>(
             }
         };
         if binding.slots[slot].is_some() {
-            binding.errors.push(
-                Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
-                    .primary(span, "given again here"),
-            );
+            let mut d = Diagnostic::error("E0305", format!("`{}` is given twice", params[slot]))
+                .primary(span, "given again here");
+            if let Some(name) = name.filter(|n| n.name != params[slot]) {
+                d = d.note(format!(
+                    "`{}` is another name for `{}`",
+                    name.name, params[slot]
+                ));
+            }
+            binding.errors.push(d);
             continue;
         }
         binding.slots[slot] = Some(index);
@@ -245,13 +276,14 @@ impl Checker {
     }
 
     /// `name` or `name(args)`: a setting's value where a bare name is a call without arguments.
+    /// A string names it too (`loss "binary_crossentropy"`), as Keras's `compile` takes one.
     pub(super) fn name_or_call<'a>(
         &mut self,
         expr: &'a Expr,
         expected: &str,
     ) -> Option<(Ident, &'a [Arg])> {
         match &expr.kind {
-            ExprKind::Name(name) => Some((
+            ExprKind::Name(name) | ExprKind::Str(name) => Some((
                 Ident {
                     name: name.clone(),
                     span: expr.span,
@@ -278,11 +310,14 @@ impl Checker {
         callee: &Ident,
         args: &'a [Arg],
         params: &[&str],
+        aliases: Aliases,
     ) -> Bound<'a> {
         let binding = bind_slots(
             &callee.name,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
+            0,
+            aliases,
         );
         let ok = binding.errors.is_empty();
         for d in binding.errors {

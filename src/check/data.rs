@@ -1,6 +1,6 @@
 //! `data NAME = SOURCE`: data sources and their arguments.
 
-use super::args::found;
+use super::args::{Aliases, found};
 use super::*;
 use crate::diag::Diagnostic;
 use crate::program::*;
@@ -38,7 +38,7 @@ impl Checker {
             ));
             return;
         };
-        let b = self.bind(callee, call_args, &def.param_names());
+        let b = self.bind(callee, call_args, &def.param_names(), Aliases::None);
         if let Some(at) = def.param_names().iter().position(|&p| p == "scale") {
             scale_span = b.get(at).map(|e| e.span);
         }

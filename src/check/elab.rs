@@ -5,7 +5,7 @@
 //! checked against the shapes they are used with, then differentiated and fused like built-ins).
 
 use super::Checker;
-use super::args::bind_slots;
+use super::args::{Aliases, bind_slots};
 use super::types::{self, DimEnv, DimError, type_text};
 use super::value::*;
 use crate::diag::{Diagnostic, Span};
@@ -201,10 +201,39 @@ impl<'a> Elab<'a> {
             }
             ExprKind::Call { callee, args } => {
                 let f = self.eval(callee);
-                let args = self.eval_args(args);
+                let args = match &f {
+                    Value::Func(Func::Builtin(name)) => self.eval_builtin_args(name, args),
+                    _ => self.eval_args(args),
+                };
                 self.call(f, callee.span, args, expr.span)
             }
         }
+    }
+
+    /// A built-in's arguments: as `eval_args`, but a layer's named `*_initializer` argument is
+    /// kept as written, since an initializer's name is no value (`he_normal`) and its
+    /// distribution needs the parameter's shape, known only when the layer is applied. So is
+    /// a named argument the layer does not have, so that a misspelled `kernel_initialiser:
+    /// zeros` is reported as the argument it is, not as an unknown name `zeros`.
+    fn eval_builtin_args(&mut self, name: &str, args: &[ast::Arg]) -> Vec<ArgValue> {
+        let Some(def) = super::builtins::find(name).filter(|d| !d.params.is_empty()) else {
+            return self.eval_args(args);
+        };
+        let evaluated = |n: &str| def.args.iter().any(|a| a.name == n);
+        args.iter()
+            .map(|a| match &a.name {
+                Some(n) if !evaluated(&n.name) => ArgValue {
+                    name: a.name.clone(),
+                    value: Value::Initializer(Rc::new(a.value.clone())),
+                    span: a.span,
+                },
+                _ => ArgValue {
+                    name: a.name.clone(),
+                    value: self.eval(&a.value),
+                    span: a.span,
+                },
+            })
+            .collect()
     }
 
     /// Evaluates a call's arguments, left to right, keeping their names and spans.
@@ -779,11 +808,26 @@ impl<'a> Elab<'a> {
         callee: &str,
         args: Vec<ArgValue>,
         params: &[&str],
+        aliases: Aliases,
+    ) -> Option<Vec<Option<ArgValue>>> {
+        self.bind_args_named(callee, args, params, 0, aliases)
+    }
+
+    /// `bind_args` where the last `named_only` parameters take named arguments only.
+    pub fn bind_args_named(
+        &mut self,
+        callee: &str,
+        args: Vec<ArgValue>,
+        params: &[&str],
+        named_only: usize,
+        aliases: Aliases,
     ) -> Option<Vec<Option<ArgValue>>> {
         let binding = bind_slots(
             callee,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
+            named_only,
+            aliases,
         );
         if !binding.errors.is_empty() {
             for d in binding.errors {
@@ -846,7 +890,7 @@ impl<'a> Elab<'a> {
         extra: Vec<(String, Value, Span, bool)>,
     ) -> Value {
         let names: Vec<&str> = body.params.iter().map(|p| p.name.name.as_str()).collect();
-        let Some(slots) = self.bind_args(name, args, &names) else {
+        let Some(slots) = self.bind_args(name, args, &names, Aliases::None) else {
             return Value::Error;
         };
         let mut env = DimEnv::default();
@@ -1191,7 +1235,7 @@ impl<'a> Elab<'a> {
             return Value::Error;
         };
         let names: Vec<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
-        let Some(slots) = self.bind_args(name, args, &names) else {
+        let Some(slots) = self.bind_args(name, args, &names, Aliases::None) else {
             return Value::Error;
         };
         let mut config = Vec::new();

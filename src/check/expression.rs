@@ -233,6 +233,7 @@ fn show(value: &Value, tensors: usize, outputs: &mut Vec<(String, ValueId)>) -> 
             LayerKind::Builtin { name, .. } => name.to_string(),
             LayerKind::User { name, .. } => name.clone(),
         }),
-        Value::Error => Shown::Str(String::new()),
+        // Only a layer's argument holds an initializer, never a value shown.
+        Value::Initializer(_) | Value::Error => Shown::Str(String::new()),
     }
 }

@@ -404,6 +404,44 @@ mod tests {
         check(&ast)
     }
 
+    /// A binary classifier's precision and recall are Keras's, of class 1; a multi-class
+    /// one's the macro average.
+    #[test]
+    fn precision_and_recall_resolve_by_the_loss() {
+        let program = |loss: &str, classes: usize| {
+            let width = if loss == "binary_crossentropy" {
+                1
+            } else {
+                classes
+            };
+            let end = if width == 1 { "sigmoid" } else { "softmax" };
+            format!(
+                "data d = synthetic_classification(samples: 10, features: 4, classes: {classes})\n\
+                 model m(x: f32[B, 4]) -> f32[B, {width}] {{ dense({width}, {end}) }}\n\
+                 fit m on d {{ loss {loss}\n metrics [precision, Recall()] }}\n"
+            )
+        };
+        let metrics = |source: String| {
+            let (checked, diagnostics) = check_source(&source);
+            let checked = checked.unwrap_or_else(|| panic!("{diagnostics:?}"));
+            checked.fits[0].metrics.clone()
+        };
+        assert_eq!(
+            metrics(program("binary_crossentropy", 2)),
+            [
+                Metric::Precision { binary: true },
+                Metric::Recall { binary: true }
+            ]
+        );
+        assert_eq!(
+            metrics(program("sparse_categorical_crossentropy", 3)),
+            [
+                Metric::Precision { binary: false },
+                Metric::Recall { binary: false }
+            ]
+        );
+    }
+
     /// Constants stand for their values in fit settings, signs included.
     #[test]
     fn fit_settings_read_constants_and_their_signs() {

@@ -83,6 +83,7 @@ impl Checker {
         };
         graph.outputs = named;
         unreachable_params(self, &graph);
+        one_unit_softmax(self, &graph, &decl.name.name);
         let input_types: Vec<(String, TensorType)> = inputs
             .iter()
             .map(|(name, t, _)| (name.clone(), graph.ty(t.id).clone()))
@@ -492,5 +493,31 @@ fn unreachable_params(ck: &mut Checker, graph: &crate::ir::graph::Graph) {
                 .help("use the layer's result, or remove the layer"),
             );
         }
+    }
+}
+
+/// An output that is a softmax over one unit is 1 whatever the input (W0107): a classifier
+/// with a unit too few, or a regression model with a classifier's last layer.
+fn one_unit_softmax(ck: &mut Checker, graph: &crate::ir::Graph, model: &str) {
+    for &(_, output) in &graph.outputs {
+        let node = graph.node(output);
+        let one_unit = node.ty.shape.dims().last() == Some(&Dim::Fixed(1));
+        if node.op != Op::Softmax || !one_unit {
+            continue;
+        }
+        let Some(span) = node.span else { continue };
+        ck.diags.push(
+            Diagnostic::warning(
+                "W0107",
+                format!("`{model}` ends in a softmax over one unit"),
+            )
+            .primary(span, "a softmax of one value is always 1.0")
+            .note("softmax makes several scores into probabilities that sum to 1")
+            .help(
+                "for two classes end in `dense(1, sigmoid)` with `binary_crossentropy`; for \
+                     N classes, `dense(N, softmax)`; for a real-valued target, `dense(1)` with \
+                     `mean_squared_error`",
+            ),
+        );
     }
 }

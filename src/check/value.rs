@@ -4,7 +4,7 @@
 
 use crate::diag::Span;
 use crate::ir::graph::ValueId;
-use crate::syntax::ast::Ident;
+use crate::syntax::ast::{self, Ident};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -18,6 +18,10 @@ pub enum Value {
     List(Vec<Value>),
     Tuple(Vec<Value>),
     Func(Func),
+    /// A built-in layer's `*_initializer` argument as written (`he_normal`,
+    /// `random_normal(stddev: 0.01)`), read as an initializer when the layer knows the
+    /// parameter's shape (`builtins::initializers::initializer`).
+    Initializer(Rc<ast::Expr>),
     /// An expression that already failed and was reported: it absorbs follow-on errors.
     Error,
 }
@@ -98,6 +102,7 @@ impl Value {
             Value::Func(Func::Layer(_)) => "a layer",
             Value::Func(Func::UserLayer(_)) => "a layer definition",
             Value::Func(_) => "a function",
+            Value::Initializer(_) => "an initializer",
             Value::Error => "an invalid value",
         }
     }

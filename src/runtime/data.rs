@@ -447,14 +447,41 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
                 .enumerate()
                 .find(|&(_, &class)| class < 0 || class as usize >= outputs)
             {
+                let distinct: std::collections::BTreeSet<i32> = classes.iter().copied().collect();
+                let (low, high) = (distinct.first(), distinct.last());
+                let (low, high) = (low.copied().unwrap_or(0), high.copied().unwrap_or(0));
+                // A regression target, not class labels: many more values than classes, or
+                // several values that all lie beyond the classes (classes count from 0).
+                let (n, k) = (distinct.len(), outputs.max(2));
+                if (n > 20 && n > 2 * k) || (low as usize >= k && n > k) {
+                    return Err(DataError::new(
+                        labels_origin,
+                        format!(
+                            "the labels look like real-valued targets ({} different values from \
+                             {low} to {high}; sample {} has {class}), but {} is a classification \
+                             loss, whose labels must be {}; for real-valued targets use \
+                             `loss mean_squared_error` and end the model in a linear \
+                             `dense({})`",
+                            distinct.len(),
+                            sample + 1,
+                            loss.name(),
+                            class_range(outputs),
+                            model.output_features
+                        ),
+                    ));
+                }
                 return Err(DataError::new(
                     labels_origin,
                     format!(
-                        "sample {} has class label {class}, but model '{}' outputs {outputs} \
-                         {} (labels must lie in 0..{outputs})",
+                        "sample {} has class label {class}, but model '{}' {} (labels must be {})",
                         sample + 1,
                         model.name,
-                        if outputs == 1 { "class" } else { "classes" }
+                        match (outputs, model.output_features) {
+                            (2, 1) => "outputs one probability, for classes 0 and 1".to_string(),
+                            (1, _) => "outputs 1 class".to_string(),
+                            (n, _) => format!("outputs {n} classes"),
+                        },
+                        class_range(outputs)
                     ),
                 ));
             }
@@ -490,6 +517,15 @@ pub fn check_against_model(dataset: &Dataset, model: &Model, loss: Loss) -> Resu
                 loss.name()
             ),
         )),
+    }
+}
+
+/// The labels `classes` classes take, in words: `0`, `0 or 1`, `0 to 9`.
+pub fn class_range(classes: usize) -> String {
+    match classes {
+        0 | 1 => "0".to_string(),
+        2 => "0 or 1".to_string(),
+        n => format!("0 to {}", n - 1),
     }
 }
 
@@ -1020,23 +1056,27 @@ mod tests {
 
     #[test]
     fn csv_bad_class_labels() {
+        // A fraction is a real-valued target: said so, with the loss that trains on one.
         let e = error_text("a,y\n1,0\n2,1.5\n", LabelColumn::Last, true, SCCE);
         assert_contains(
             &e,
-            "line 3, column 2: class label '1.5' is not a non-negative integer",
+            "line 3, column 2: label '1.5' is a real number, but sparse_categorical_crossentropy \
+             is a classification loss, whose labels must be 0, 1, 2, …; for real-valued targets \
+             use `loss mean_squared_error`",
         );
         let e = error_text("a,y\n1,-1\n", LabelColumn::Last, true, SCCE);
         assert_contains(
             &e,
             "line 2, column 2: class label '-1' is not a non-negative integer; \
-             sparse_categorical_crossentropy needs class indices 0, 1, 2, …",
+             sparse_categorical_crossentropy needs class labels 0, 1, 2, …",
         );
         // The message names the loss the fit uses.
         let bce = Loss::BinaryCrossentropy;
         let e = error_text("a,y\n1,0.5\n", LabelColumn::Last, true, bce);
         assert_contains(
             &e,
-            "'0.5' is not a non-negative integer; binary_crossentropy needs class indices 0 and 1",
+            "label '0.5' is a real number, but binary_crossentropy is a classification loss, \
+             whose labels must be 0 or 1",
         );
         let e = error_text("a,y\n1,cat\n", LabelColumn::Last, true, SCCE);
         assert_contains(
@@ -1101,6 +1141,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_contains(&e, "needs integer class labels");
+    }
+
+    /// Class ranges are written in words, and whole-number targets that are no classes (a
+    /// regression target such as a disease-progression score) are called what they are.
+    #[test]
+    fn out_of_range_labels_say_what_they_look_like() {
+        let bce = Loss::BinaryCrossentropy;
+        let error = |text: &str, outputs: usize, loss: Loss| {
+            let data = load_text(text, LabelColumn::Last, true, loss).unwrap();
+            check_against_model(&data, &model(1, outputs), loss)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            error("a,y\n1,0\n2,2\n", 1, bce),
+            "sample 2 has class label 2, but model 'net' outputs one probability, for classes 0 \
+             and 1 (labels must be 0 or 1)"
+        );
+        assert_eq!(
+            error("a,y\n1,0\n2,10\n", 10, SCCE),
+            "sample 2 has class label 10, but model 'net' outputs 10 classes (labels must be 0 \
+             to 9)"
+        );
+        assert_eq!(
+            error("a,y\n1,0\n2,1\n", 1, SCCE),
+            "sample 2 has class label 1, but model 'net' outputs 1 class (labels must be 0)"
+        );
+        let scores: String = (0..30).map(|i| format!("{i},{}\n", 25 + 11 * i)).collect();
+        assert_eq!(
+            error(&format!("a,y\n{scores}"), 1, bce),
+            "the labels look like real-valued targets (30 different values from 25 to 344; \
+             sample 1 has 25), but binary_crossentropy is a classification loss, whose labels \
+             must be 0 or 1; for real-valued targets use `loss mean_squared_error` and end the \
+             model in a linear `dense(1)`"
+        );
+        // A few values all beyond the classes: targets too (wine-quality scores 3 to 8).
+        let e = error("a,y\n1,3\n2,5\n3,8\n", 1, bce);
+        assert!(e.starts_with("the labels look like real-valued targets (3 different values"));
     }
 
     /// `model(features, outputs)` with its input declared as `f32[B, sample...]` (only the

@@ -42,8 +42,8 @@ impl Metrics {
         }
         // Per-class counts and top-k only for the metrics that read them: a step of a small
         // model takes microseconds, and this tally runs after every one.
-        let per_class =
-            (self.metrics.iter()).any(|m| matches!(m, Metric::Precision | Metric::Recall));
+        let per_class = (self.metrics.iter())
+            .any(|m| matches!(m, Metric::Precision { .. } | Metric::Recall { .. }));
         let top_k = (self.metrics.iter()).any(|m| matches!(m, Metric::TopKAccuracy { .. }));
         if per_class && self.per_class.len() < classes {
             self.per_class.resize(classes, [0; 3]);
@@ -106,6 +106,7 @@ impl Metrics {
             }
             present.iter().map(|c| ratio(c)).sum::<f64>() / present.len() as f64
         };
+        let class_1 = self.per_class.get(1).copied().unwrap_or([0; 3]);
         let fraction = |num: usize, den: usize| {
             if den == 0 {
                 0.0
@@ -120,8 +121,12 @@ impl Metrics {
                 let value = match metric {
                     Metric::SparseCategoricalAccuracy => self.correct as f64 / samples,
                     Metric::TopKAccuracy { .. } => self.top_k[slot] as f64 / samples,
-                    Metric::Precision => macro_average(&|c| fraction(c[0], c[1])),
-                    Metric::Recall => macro_average(&|c| fraction(c[0], c[2])),
+                    // Keras's binary Precision()/Recall(): class 1 alone, 0 when nothing
+                    // counts (its divide_no_nan).
+                    Metric::Precision { binary: true } => fraction(class_1[0], class_1[1]),
+                    Metric::Recall { binary: true } => fraction(class_1[0], class_1[2]),
+                    Metric::Precision { binary: false } => macro_average(&|c| fraction(c[0], c[1])),
+                    Metric::Recall { binary: false } => macro_average(&|c| fraction(c[0], c[2])),
                     Metric::MeanAbsoluteError => self.abs_error / values,
                     Metric::MeanSquaredError => self.sq_error / values,
                 };
@@ -140,8 +145,8 @@ mod tests {
         let mut m = Metrics::new(&[
             Metric::SparseCategoricalAccuracy,
             Metric::TopKAccuracy { k: 2 },
-            Metric::Precision,
-            Metric::Recall,
+            Metric::Precision { binary: false },
+            Metric::Recall { binary: false },
         ]);
         // Predictions: 0, 1, 1, 2; labels: 0, 1, 2, 0.
         let scores = [
@@ -160,6 +165,40 @@ mod tests {
         // Precision per class: 0: 1/1, 1: 1/2, 2: 0/1 → 0.5. Recall: 0: 1/2, 1: 1/1, 2: 0/1.
         assert!((values[2] - 0.5).abs() < 1e-12);
         assert!((values[3] - 0.5).abs() < 1e-12);
+    }
+
+    /// Binary cross-entropy's scores are `[0, logit]` per sample: class 1 when the logit is
+    /// above 0 (a probability above 0.5). Keras's `Precision()`/`Recall()` count class 1 only.
+    #[test]
+    fn binary_precision_and_recall_count_class_1_as_keras_does() {
+        let binary = [
+            Metric::Precision { binary: true },
+            Metric::Recall { binary: true },
+        ];
+        let macro_ = [
+            Metric::Precision { binary: false },
+            Metric::Recall { binary: false },
+        ];
+        // Logits → predictions 1, 1, 1, 0, 0, 0 (σ(0) = 0.5 is not above 0.5: class 0);
+        // labels 1, 1, 0, 1, 0, 0. Class 1: TP 2, predicted 3, actual 3.
+        let logits = [2.0, 0.5, 1.0, -1.0, 0.0, -3.0];
+        let scores: Vec<f32> = logits.iter().flat_map(|&l| [0.0, l]).collect();
+        let labels = [1, 1, 0, 1, 0, 0];
+        let values = |metrics: &[Metric]| -> Vec<f64> {
+            let mut m = Metrics::new(metrics);
+            m.add_classes(&scores, 6, labels.into_iter());
+            m.finish().iter().map(|&(_, v)| v).collect()
+        };
+        assert_eq!(values(&binary), [2.0 / 3.0, 2.0 / 3.0]);
+        // The macro average also counts class 0: TP 2, predicted 3, actual 3 → the same 2/3
+        // here, so a lopsided case tells them apart: every prediction 0.
+        assert_eq!(values(&macro_), [2.0 / 3.0, 2.0 / 3.0]);
+        let mut m = Metrics::new(&[binary[0], binary[1], macro_[0], macro_[1]]);
+        m.add_classes(&[0.0, -1.0, 0.0, -1.0, 0.0, -1.0], 3, [1, 0, 0].into_iter());
+        // Class 1: TP 0, predicted 0, actual 1 → 0 and 0. Macro: class 0 precision 2/3, recall
+        // 1; class 1 precision 0, recall 0 → 1/3 and 1/2.
+        let got: Vec<f64> = m.finish().iter().map(|&(_, v)| v).collect();
+        assert_eq!(got, [0.0, 0.0, 1.0 / 3.0, 0.5]);
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub struct CallbackFacts {
 pub static CALLBACKS: &[&CallbackDef] = &[&EARLY_STOPPING, &CHECKPOINT, &REDUCE_LR_ON_PLATEAU];
 
 pub fn find(name: &str) -> Option<&'static CallbackDef> {
-    def::find(CALLBACKS, name)
+    def::find(CALLBACKS, def::AliasOf::Callback, name)
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -108,7 +108,13 @@ pub fn docs_table() -> String {
             "Arguments in positional order, with Keras's defaults",
         ],
         CALLBACKS,
-        |d| vec![d.name_doc(), d.doc.to_string(), d.params_doc()],
+        |d| {
+            vec![
+                d.name_doc(def::AliasOf::Callback),
+                d.doc.to_string(),
+                d.params_doc(),
+            ]
+        },
     )
 }
 
@@ -147,7 +153,6 @@ fn monitor_value(monitor: &Monitor) -> Value {
 
 pub static EARLY_STOPPING: CallbackDef = Def {
     name: "early_stopping",
-    aliases: &[],
     doc: "Stops training after the epoch at which `monitor` has not improved by more than \
           `min_delta` for `patience` epochs in a row (never after the first epoch). With \
           `restore_best_weights: true` the weights of the best epoch are restored when training \
@@ -190,7 +195,6 @@ pub static EARLY_STOPPING: CallbackDef = Def {
 
 pub static CHECKPOINT: CallbackDef = Def {
     name: "checkpoint",
-    aliases: &[],
     doc: "Writes a checkpoint (weights and optimizer state, below) after every epoch, or with \
           `save_best_only: true` only when `monitor` improves on its best so far. Relative paths \
           start at the program's folder.",
@@ -223,7 +227,6 @@ pub static CHECKPOINT: CallbackDef = Def {
 
 pub static REDUCE_LR_ON_PLATEAU: CallbackDef = Def {
     name: "reduce_lr_on_plateau",
-    aliases: &[],
     doc: "When `monitor` has not improved by more than `min_delta` for `patience` epochs, \
           multiplies the learning rate by `factor`, not below `min_lr` (Keras's `cooldown` is \
           0). Cannot be combined with a schedule (E0314).",

@@ -15,8 +15,6 @@ use std::fmt;
 /// only that kind has (a loss's labels, whether a metric grows when it improves).
 pub struct Def<T: 'static, F: 'static = ()> {
     pub name: &'static str,
-    /// Other names accepted for it (`mse` for `mean_squared_error`); not suggested.
-    pub aliases: &'static [&'static str],
     /// One line for the docs' table.
     pub doc: &'static str,
     /// In positional order.
@@ -181,9 +179,9 @@ impl<T, F> Def<T, F> {
         self.params.iter().map(|p| p.name).collect()
     }
 
-    /// Whether `name` calls this definition (its name or an alias).
-    pub fn is_called(&self, name: &str) -> bool {
-        self.name == name || self.aliases.contains(&name)
+    /// Whether `name` calls this definition of kind `of` (its name or an alias).
+    pub fn is_called(&self, of: AliasOf, name: &str) -> bool {
+        self.name == canonical(of, name)
     }
 
     /// The canonical form: `cosine_decay(0.01, decay_steps: 100, alpha: 0.0)`, or the bare name
@@ -232,23 +230,23 @@ impl<T, F> Def<T, F> {
     }
 
     /// The docs' cell for the name: `` `mean_squared_error` (`mse`) ``.
-    pub fn name_doc(&self) -> String {
-        let mut out = format!("`{}`", self.name);
-        for alias in self.aliases {
-            out.push_str(&format!(" (`{alias}`)"));
-        }
-        out
+    pub fn name_doc(&self, of: AliasOf) -> String {
+        name_doc(of, self.name)
     }
 }
 
-/// The names of `defs` (not their aliases), for "did you mean", listings and completion.
+/// The names of `defs` (not their aliases), for listings and completion.
 pub fn names<T, F>(defs: &[&Def<T, F>]) -> Vec<&'static str> {
     defs.iter().map(|d| d.name).collect()
 }
 
-/// The definition `name` calls.
-pub fn find<T, F>(defs: &[&'static Def<T, F>], name: &str) -> Option<&'static Def<T, F>> {
-    defs.iter().copied().find(|d| d.is_called(name))
+/// The definition of kind `of` that `name` calls.
+pub fn find<T, F>(
+    defs: &[&'static Def<T, F>],
+    of: AliasOf,
+    name: &str,
+) -> Option<&'static Def<T, F>> {
+    defs.iter().copied().find(|d| d.is_called(of, name))
 }
 
 /// A table's header and its rows, one per definition.
@@ -304,4 +302,171 @@ pub const fn optional(
         doc,
         text: Text::Named,
     }
+}
+
+/// What an alias names: a built-in of a kind, an argument of a call of one, or a `fit` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AliasOf {
+    Optimizer,
+    Loss,
+    Metric,
+    Schedule,
+    Callback,
+    Initializer,
+    /// An argument of an optimizer, loss, metric, schedule, callback or initializer (not of a
+    /// layer or a user's function: their arguments keep one spelling).
+    Argument,
+    /// A `fit` setting.
+    Setting,
+}
+
+impl AliasOf {
+    fn text(self) -> &'static str {
+        match self {
+            AliasOf::Optimizer => "optimizer",
+            AliasOf::Loss => "loss",
+            AliasOf::Metric => "metric",
+            AliasOf::Schedule => "schedule",
+            AliasOf::Callback => "callback",
+            AliasOf::Initializer => "initializer",
+            AliasOf::Argument => "argument",
+            AliasOf::Setting => "`fit` setting",
+        }
+    }
+}
+
+/// Another spelling accepted for a name: `alias` means `name` wherever a name of kind `of` is
+/// read. `dump --stage check` and the summary print `name`.
+pub struct Alias {
+    pub of: AliasOf,
+    pub alias: &'static str,
+    pub name: &'static str,
+}
+
+const fn alias(of: AliasOf, alias: &'static str, name: &'static str) -> Alias {
+    Alias { of, alias, name }
+}
+
+/// Every alias, in the order the docs list them: Keras's spellings (its class names, its
+/// argument and `fit` names, the strings its `compile` takes) and Kiln's short names.
+pub static ALIASES: &[Alias] = &[
+    alias(AliasOf::Optimizer, "SGD", "sgd"),
+    alias(AliasOf::Optimizer, "Adam", "adam"),
+    alias(AliasOf::Optimizer, "RMSprop", "rmsprop"),
+    alias(AliasOf::Optimizer, "AdamW", "adamw"),
+    alias(AliasOf::Optimizer, "Adagrad", "adagrad"),
+    alias(AliasOf::Optimizer, "Nadam", "nadam"),
+    alias(AliasOf::Argument, "learning_rate", "lr"),
+    alias(AliasOf::Argument, "beta_1", "beta1"),
+    alias(AliasOf::Argument, "beta_2", "beta2"),
+    alias(AliasOf::Argument, "epsilon", "eps"),
+    alias(AliasOf::Argument, "filepath", "path"),
+    alias(AliasOf::Argument, "stddev", "std"),
+    alias(
+        AliasOf::Loss,
+        "SparseCategoricalCrossentropy",
+        "sparse_categorical_crossentropy",
+    ),
+    alias(
+        AliasOf::Loss,
+        "CategoricalCrossentropy",
+        "categorical_crossentropy",
+    ),
+    alias(AliasOf::Loss, "BinaryCrossentropy", "binary_crossentropy"),
+    alias(AliasOf::Loss, "MeanSquaredError", "mean_squared_error"),
+    alias(AliasOf::Loss, "mse", "mean_squared_error"),
+    alias(AliasOf::Loss, "MeanAbsoluteError", "mean_absolute_error"),
+    alias(AliasOf::Loss, "mae", "mean_absolute_error"),
+    alias(AliasOf::Loss, "Huber", "huber"),
+    alias(
+        AliasOf::Metric,
+        "SparseTopKCategoricalAccuracy",
+        "top_k_accuracy",
+    ),
+    alias(AliasOf::Metric, "Precision", "precision"),
+    alias(AliasOf::Metric, "Recall", "recall"),
+    alias(AliasOf::Metric, "MeanAbsoluteError", "mae"),
+    alias(AliasOf::Metric, "mean_absolute_error", "mae"),
+    alias(AliasOf::Metric, "MeanSquaredError", "mse"),
+    alias(AliasOf::Metric, "mean_squared_error", "mse"),
+    alias(AliasOf::Schedule, "ExponentialDecay", "exponential_decay"),
+    alias(
+        AliasOf::Schedule,
+        "PiecewiseConstantDecay",
+        "piecewise_constant_decay",
+    ),
+    alias(AliasOf::Schedule, "CosineDecay", "cosine_decay"),
+    alias(AliasOf::Callback, "EarlyStopping", "early_stopping"),
+    alias(AliasOf::Callback, "ModelCheckpoint", "checkpoint"),
+    alias(
+        AliasOf::Callback,
+        "ReduceLROnPlateau",
+        "reduce_lr_on_plateau",
+    ),
+    alias(AliasOf::Initializer, "GlorotUniform", "glorot_uniform"),
+    alias(AliasOf::Initializer, "GlorotNormal", "glorot_normal"),
+    alias(AliasOf::Initializer, "HeUniform", "he_uniform"),
+    alias(AliasOf::Initializer, "HeNormal", "he_normal"),
+    alias(AliasOf::Initializer, "LecunUniform", "lecun_uniform"),
+    alias(AliasOf::Initializer, "LecunNormal", "lecun_normal"),
+    alias(AliasOf::Initializer, "Zeros", "zeros"),
+    alias(AliasOf::Initializer, "Ones", "ones"),
+    alias(AliasOf::Initializer, "RandomNormal", "normal"),
+    alias(AliasOf::Initializer, "random_normal", "normal"),
+    alias(AliasOf::Initializer, "RandomUniform", "uniform"),
+    alias(AliasOf::Initializer, "random_uniform", "uniform"),
+    alias(AliasOf::Initializer, "Constant", "constant"),
+    alias(AliasOf::Setting, "batch_size", "batch"),
+];
+
+/// The name `name` stands for among names of kind `of`: the canonical name of an alias, else
+/// `name` itself.
+pub fn canonical(of: AliasOf, name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|a| a.of == of && a.alias == name)
+        .map_or(name, |a| a.name)
+}
+
+/// The aliases of kind `of` for `name`.
+pub fn aliases_of(of: AliasOf, name: &str) -> impl Iterator<Item = &'static str> {
+    ALIASES
+        .iter()
+        .filter(move |a| a.of == of && a.name == name)
+        .map(|a| a.alias)
+}
+
+/// `names` with the aliases of kind `of` that stand for one of them: the candidates for "did
+/// you mean" (names first, so a tie suggests Kiln's spelling).
+pub fn with_aliases<'a>(of: AliasOf, names: &[&'a str]) -> Vec<&'a str> {
+    let aliases = ALIASES
+        .iter()
+        .filter(|a| a.of == of && names.contains(&a.name))
+        .map(|a| a.alias);
+    names.iter().copied().chain(aliases).collect()
+}
+
+/// A table's cell for a name: `` `mean_squared_error` (`MeanSquaredError`, `mse`) ``.
+pub fn name_doc(of: AliasOf, name: &str) -> String {
+    let aliases: Vec<String> = aliases_of(of, name).map(|a| format!("`{a}`")).collect();
+    match aliases.as_slice() {
+        [] => format!("`{name}`"),
+        _ => format!("`{name}` ({})", aliases.join(", ")),
+    }
+}
+
+/// The table in docs/language.md of the argument and setting aliases (`tests/docs.rs`); the
+/// other kinds' tables list a built-in's aliases beside its name.
+pub fn aliases_table() -> String {
+    let mut out = String::from("| Also accepted | Kiln's name | For |\n|---|---|---|\n");
+    let named = |a: &&Alias| matches!(a.of, AliasOf::Argument | AliasOf::Setting);
+    for a in ALIASES.iter().filter(named) {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} |\n",
+            a.alias,
+            a.name,
+            a.of.text()
+        ));
+    }
+    out
 }

@@ -116,7 +116,7 @@ pub static LOSSES: &[&LossDef] = &[
 
 /// The loss `name` calls (a name or an alias).
 pub fn find(name: &str) -> Option<&'static LossDef> {
-    def::find(LOSSES, name)
+    def::find(LOSSES, def::AliasOf::Loss, name)
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -173,7 +173,7 @@ pub fn docs_table() -> String {
         LOSSES,
         |d| {
             vec![
-                d.name_doc(),
+                d.name_doc(def::AliasOf::Loss),
                 d.doc.to_string(),
                 d.facts.labels_doc.to_string(),
                 d.facts.output_doc.to_string(),
@@ -295,7 +295,6 @@ fn regression(
 
 pub static SPARSE_CATEGORICAL_CROSSENTROPY: LossDef = Def {
     name: "sparse_categorical_crossentropy",
-    aliases: &[],
     doc: "cross-entropy of the label's probability (Keras's `SparseCategoricalCrossentropy`)",
     params: &[FROM_LOGITS],
     build: |v| class_loss(Loss::SparseCategoricalCrossentropy, v),
@@ -305,7 +304,6 @@ pub static SPARSE_CATEGORICAL_CROSSENTROPY: LossDef = Def {
 
 pub static CATEGORICAL_CROSSENTROPY: LossDef = Def {
     name: "categorical_crossentropy",
-    aliases: &[],
     doc: "the same, with the labels one-hot encoded for the loss",
     params: &[FROM_LOGITS],
     build: |v| class_loss(Loss::CategoricalCrossentropy, v),
@@ -318,7 +316,6 @@ pub static CATEGORICAL_CROSSENTROPY: LossDef = Def {
 
 pub static BINARY_CROSSENTROPY: LossDef = Def {
     name: "binary_crossentropy",
-    aliases: &[],
     doc: "cross-entropy of one probability per sample",
     params: &[FROM_LOGITS],
     build: |v| class_loss(Loss::BinaryCrossentropy, v),
@@ -333,7 +330,6 @@ pub static BINARY_CROSSENTROPY: LossDef = Def {
 
 pub static MEAN_SQUARED_ERROR: LossDef = Def {
     name: "mean_squared_error",
-    aliases: &["mse"],
     doc: "the mean of the squared errors over samples and outputs",
     params: &[],
     build: |_| Ok((Loss::MeanSquaredError, LossOptions::default())),
@@ -343,7 +339,6 @@ pub static MEAN_SQUARED_ERROR: LossDef = Def {
 
 pub static MEAN_ABSOLUTE_ERROR: LossDef = Def {
     name: "mean_absolute_error",
-    aliases: &["mae"],
     doc: "the mean of the absolute errors over samples and outputs",
     params: &[],
     build: |_| Ok((Loss::MeanAbsoluteError, LossOptions::default())),
@@ -353,7 +348,6 @@ pub static MEAN_ABSOLUTE_ERROR: LossDef = Def {
 
 pub static HUBER: LossDef = Def {
     name: "huber",
-    aliases: &[],
     doc: "quadratic within `delta` of the target, linear beyond (Keras's `Huber`)",
     params: &[optional(
         "delta",

@@ -4,6 +4,7 @@
 //! (accuracy and precision read the same argmax), which a per-metric function would not.
 
 use super::def::{self, Def, ParamKind, Text, Value};
+use super::loss::{Labels, Loss};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -12,12 +13,13 @@ pub enum Metric {
     /// `top_k_accuracy(k)`: the label is among the `k` highest outputs (Keras's
     /// `SparseTopKCategoricalAccuracy`, default k 5).
     TopKAccuracy { k: usize },
-    /// `precision`: per class, correct predictions of it over all predictions of it, averaged
+    /// `precision`: with `binary` (binary cross-entropy), correct predictions of class 1 over
+    /// all predictions of it (Keras's `Precision()`, threshold 0.5); else per class, averaged
     /// over the classes that occur in the labels or the predictions (macro average).
-    Precision,
-    /// `recall`: per class, correct predictions of it over all samples of it, macro-averaged
-    /// like `precision`.
-    Recall,
+    Precision { binary: bool },
+    /// `recall`: with `binary`, correct predictions of class 1 over all samples of it (Keras's
+    /// `Recall()`); else per class, macro-averaged like `precision`.
+    Recall { binary: bool },
     /// `mae`: mean absolute error over samples and outputs (regression).
     MeanAbsoluteError,
     /// `mse`: mean squared error over samples and outputs (regression).
@@ -37,7 +39,7 @@ pub struct MetricFacts {
 pub static METRICS: &[&MetricDef] = &[&ACCURACY, &TOP_K_ACCURACY, &PRECISION, &RECALL, &MAE, &MSE];
 
 pub fn find(name: &str) -> Option<&'static MetricDef> {
-    def::find(METRICS, name)
+    def::find(METRICS, def::AliasOf::Metric, name)
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -49,10 +51,27 @@ impl Metric {
         match self {
             Metric::SparseCategoricalAccuracy => &ACCURACY,
             Metric::TopKAccuracy { .. } => &TOP_K_ACCURACY,
-            Metric::Precision => &PRECISION,
-            Metric::Recall => &RECALL,
+            Metric::Precision { .. } => &PRECISION,
+            Metric::Recall { .. } => &RECALL,
             Metric::MeanAbsoluteError => &MAE,
             Metric::MeanSquaredError => &MSE,
+        }
+    }
+
+    /// The metric as it reads the labels `loss` trains on: Keras resolves a binary classifier's
+    /// `precision` and `recall` to class 1, as it resolves `accuracy` by the loss.
+    pub fn for_loss(self, loss: Loss) -> Metric {
+        let binary = matches!(
+            loss.def().facts.labels,
+            Labels::Classes {
+                per_class: false,
+                ..
+            }
+        );
+        match self {
+            Metric::Precision { .. } => Metric::Precision { binary },
+            Metric::Recall { .. } => Metric::Recall { binary },
+            other => other,
         }
     }
 
@@ -84,7 +103,7 @@ pub fn docs_table() -> String {
                 "regression losses"
             };
             vec![
-                d.name_doc(),
+                d.name_doc(def::AliasOf::Metric),
                 losses.to_string(),
                 d.doc.to_string(),
                 d.params_doc(),
@@ -105,7 +124,6 @@ const REGRESSION: MetricFacts = MetricFacts {
 
 pub static ACCURACY: MetricDef = Def {
     name: "accuracy",
-    aliases: &[],
     doc: "the fraction of samples whose highest output (the first, on ties) is the label, or for \
           binary cross-entropy whose probability is on the label's side of 0.5: Keras resolves \
           `accuracy` to the sparse categorical or binary variant by the loss, and so does Kiln",
@@ -117,7 +135,6 @@ pub static ACCURACY: MetricDef = Def {
 
 pub static TOP_K_ACCURACY: MetricDef = Def {
     name: "top_k_accuracy",
-    aliases: &[],
     doc: "the fraction whose label is among the `k` highest outputs (fewer than `k` outputs \
           above the label's, so ties count for the label, as Keras's `in_top_k`; Keras's \
           `SparseTopKCategoricalAccuracy`)",
@@ -139,29 +156,29 @@ pub static TOP_K_ACCURACY: MetricDef = Def {
 
 pub static PRECISION: MetricDef = Def {
     name: "precision",
-    aliases: &[],
-    doc: "macro average over classes of (correct predictions of the class) / (predictions of \
-          the class)",
+    doc: "for `binary_crossentropy`, (correct predictions of class 1) / (predictions of class \
+          1), a probability above 0.5 predicting class 1 (Keras's `Precision()`); for the other \
+          class losses, the macro average over classes of (correct predictions of the class) / \
+          (predictions of the class)",
     params: &[],
-    build: |_| Ok(Metric::Precision),
+    build: |_| Ok(Metric::Precision { binary: false }),
     values: |_| vec![],
     facts: CLASSES,
 };
 
 pub static RECALL: MetricDef = Def {
     name: "recall",
-    aliases: &[],
-    doc: "macro average over classes of (correct predictions of the class) / (samples of the \
-          class)",
+    doc: "for `binary_crossentropy`, (correct predictions of class 1) / (samples of class 1) \
+          (Keras's `Recall()`); for the other class losses, the macro average over classes of \
+          (correct predictions of the class) / (samples of the class)",
     params: &[],
-    build: |_| Ok(Metric::Recall),
+    build: |_| Ok(Metric::Recall { binary: false }),
     values: |_| vec![],
     facts: CLASSES,
 };
 
 pub static MAE: MetricDef = Def {
     name: "mae",
-    aliases: &[],
     doc: "mean absolute error over samples and outputs",
     params: &[],
     build: |_| Ok(Metric::MeanAbsoluteError),
@@ -171,7 +188,6 @@ pub static MAE: MetricDef = Def {
 
 pub static MSE: MetricDef = Def {
     name: "mse",
-    aliases: &[],
     doc: "mean squared error over samples and outputs (equal to the loss)",
     params: &[],
     build: |_| Ok(Metric::MeanSquaredError),

@@ -7,12 +7,14 @@
 use std::fmt;
 
 pub use super::arithmetic::{Arithmetic, Var};
+use super::def::{self, AliasOf};
 
 /// Every built-in optimizer, in the order the docs list them.
 pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD, &ADAM, &RMSPROP, &ADAMW, &ADAGRAD, &NADAM];
 
-/// The optimizer called `name`.
+/// The optimizer called `name` (a name or an alias, `settings::def::ALIASES`).
 pub fn find(name: &str) -> Option<&'static OptimizerDef> {
+    let name = def::canonical(AliasOf::Optimizer, name);
     OPTIMIZERS.iter().copied().find(|d| d.name == name)
 }
 
@@ -239,8 +241,8 @@ pub fn docs_table() -> String {
             })
             .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            def.name,
+            "| {} | {} | {} |\n",
+            def::name_doc(AliasOf::Optimizer, def.name),
             def.doc,
             args.join(", ")
         ));

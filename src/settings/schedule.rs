@@ -34,7 +34,7 @@ pub static SCHEDULES: &[&ScheduleDef] =
     &[&EXPONENTIAL_DECAY, &PIECEWISE_CONSTANT_DECAY, &COSINE_DECAY];
 
 pub fn find(name: &str) -> Option<&'static ScheduleDef> {
-    def::find(SCHEDULES, name)
+    def::find(SCHEDULES, def::AliasOf::Schedule, name)
 }
 
 pub fn names() -> Vec<&'static str> {
@@ -100,7 +100,13 @@ pub fn docs_table() -> String {
             "Arguments in positional order (Keras's names), with Keras's defaults",
         ],
         SCHEDULES,
-        |d| vec![d.name_doc(), d.doc.to_string(), d.params_doc()],
+        |d| {
+            vec![
+                d.name_doc(def::AliasOf::Schedule),
+                d.doc.to_string(),
+                d.params_doc(),
+            ]
+        },
     )
 }
 
@@ -115,7 +121,6 @@ const DECAY_STEPS: def::Param = required(
 
 pub static EXPONENTIAL_DECAY: ScheduleDef = Def {
     name: "exponential_decay",
-    aliases: &[],
     doc: "`initial · decay_rate^(s / decay_steps)`; with `staircase: true` the exponent is \
           rounded down",
     params: &[
@@ -151,7 +156,6 @@ pub static EXPONENTIAL_DECAY: ScheduleDef = Def {
 
 pub static PIECEWISE_CONSTANT_DECAY: ScheduleDef = Def {
     name: "piecewise_constant_decay",
-    aliases: &[],
     doc: "`values[0]` while `s <= boundaries[0]`, `values[i]` while `s <= boundaries[i]`, the \
           last value after the last boundary (a step schedule)",
     params: &[
@@ -202,7 +206,6 @@ pub static PIECEWISE_CONSTANT_DECAY: ScheduleDef = Def {
 
 pub static COSINE_DECAY: ScheduleDef = Def {
     name: "cosine_decay",
-    aliases: &[],
     doc: "`initial · ((1 − alpha) · ½(1 + cos(π · min(s, decay_steps) / decay_steps)) + alpha)`",
     params: &[
         INITIAL,

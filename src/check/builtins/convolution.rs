@@ -71,6 +71,7 @@ const fn params(kernel: &'static str) -> [ParamDef; 2] {
     [
         ParamDef {
             name: "kernel",
+            init_arg: "kernel_initializer",
             shape: kernel,
             init: &GLOROT_UNIFORM,
             when: "",
@@ -78,6 +79,7 @@ const fn params(kernel: &'static str) -> [ParamDef; 2] {
         },
         ParamDef {
             name: "bias",
+            init_arg: "bias_initializer",
             shape: "f32[filters]",
             init: &ZEROS,
             when: "with `use_bias`",
@@ -177,7 +179,7 @@ fn convolution(
     let mut kernel_shape = kernel_size.clone();
     kernel_shape.extend([channels, filters]);
     let shapes = [Some(kernel_shape.clone()), use_bias.then(|| vec![filters])];
-    let params = create_params(el, layer, def, &shapes, layer.span);
+    let params = create_params(el, layer, def, &mut args, &shapes, layer.span)?;
     let kernel = *params.first()?;
     let built = el.graph.shape(kernel).clone();
     if built != Shape::fixed(&kernel_shape) {

@@ -3,9 +3,11 @@
 //! distribution it picks for a parameter of a given shape.
 
 use super::{ArgDef, ArgDefault, ArgKind, number_arg};
+use crate::check::args::Aliases;
 use crate::check::elab::Elab;
 use crate::diag::Diagnostic;
 use crate::ir::graph::Init;
+use crate::settings::def::{self, AliasOf};
 use crate::syntax::ast;
 
 /// Every initializer, in the order the docs (and E0116's note) list them.
@@ -23,8 +25,9 @@ pub static INITIALIZERS: &[&InitializerDef] = &[
     &CONSTANT,
 ];
 
-/// The initializer called `name`.
+/// The initializer called `name` (a name or an alias, `settings::def::ALIASES`).
 pub fn find(name: &str) -> Option<&'static InitializerDef> {
+    let name = def::canonical(AliasOf::Initializer, name);
     INITIALIZERS.iter().copied().find(|d| d.name == name)
 }
 
@@ -161,8 +164,8 @@ pub fn docs_table() -> String {
     );
     for def in INITIALIZERS {
         out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            def.name,
+            "| {} | {} | {} |\n",
+            def::name_doc(AliasOf::Initializer, def.name),
             def.doc,
             match def.args {
                 [] => "none".to_string(),
@@ -179,7 +182,8 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
         return Some(GLOROT_UNIFORM.with_defaults(shape));
     };
     let (name, args): (&str, &[ast::Arg]) = match &expr.kind {
-        ast::ExprKind::Name(name) => (name, &[]),
+        // A string names one too, as in Keras (`kernel_initializer: "he_normal"`).
+        ast::ExprKind::Name(name) | ast::ExprKind::Str(name) => (name, &[]),
         ast::ExprKind::Call { callee, args } => match &callee.kind {
             ast::ExprKind::Name(name) => (name, args.as_slice()),
             _ => ("", &[]),
@@ -196,15 +200,22 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
         }
         _ => ("", &[]),
     };
+    if name.is_empty() {
+        el.error(
+            Diagnostic::error("E0116", "expected an initializer")
+                .primary(expr.span, format!("found {}", crate::check::args::found(expr)))
+                .help("write an initializer's name, such as `he_normal`, or call one, such as `normal(std: 0.01)`"),
+        );
+        return None;
+    }
     let Some(def) = find(name) else {
-        let names = INITIALIZERS.iter().map(|d| d.name);
+        let names: Vec<&str> = INITIALIZERS.iter().map(|d| d.name).collect();
         let mut d = Diagnostic::error("E0116", format!("unknown initializer `{name}`"))
             .primary(expr.span, "not an initializer")
-            .note(format!(
-                "initializers: {}",
-                names.clone().collect::<Vec<_>>().join(", ")
-            ));
-        if let Some(best) = crate::suggest::closest(name, names) {
+            .note(format!("initializers: {}", names.join(", ")));
+        if let Some(best) =
+            crate::suggest::closest(name, def::with_aliases(AliasOf::Initializer, &names))
+        {
             d = d.help(format!("did you mean `{best}`?"));
         }
         el.error(d);
@@ -212,7 +223,7 @@ pub fn initializer(el: &mut Elab, expr: Option<&ast::Expr>, shape: &[usize]) -> 
     };
     let params: Vec<&str> = def.args.iter().map(|a| a.name).collect();
     let evaluated = el.eval_args(args);
-    let slots = el.bind_args(name, evaluated, &params)?;
+    let slots = el.bind_args(name, evaluated, &params, Aliases::Keras)?;
     let mut numbers = Vec::new();
     for slot in slots {
         numbers.push(match slot {

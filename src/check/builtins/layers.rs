@@ -40,6 +40,7 @@ pub static DENSE: BuiltinDef = BuiltinDef {
     params: &[
         ParamDef {
             name: "kernel",
+            init_arg: "kernel_initializer",
             shape: "f32[in, units]",
             init: &GLOROT_UNIFORM,
             when: "",
@@ -47,6 +48,7 @@ pub static DENSE: BuiltinDef = BuiltinDef {
         },
         ParamDef {
             name: "bias",
+            init_arg: "bias_initializer",
             shape: "f32[units]",
             init: &ZEROS,
             when: "with `use_bias`",
@@ -76,6 +78,7 @@ pub static EMBEDDING: BuiltinDef = BuiltinDef {
     ],
     params: &[ParamDef {
         name: "embeddings",
+        init_arg: "embeddings_initializer",
         shape: "f32[input_dim, output_dim]",
         init: &UNIFORM,
         when: "",
@@ -122,7 +125,7 @@ fn dense(
         return None;
     }
     let shapes = [Some(vec![fan_in, units]), use_bias.then(|| vec![units])];
-    let params = create_params(el, layer, &DENSE, &shapes, layer.span);
+    let params = create_params(el, layer, &DENSE, &mut args, &shapes, layer.span)?;
     let kernel = *params.first()?;
     if let Some(&Dim::Fixed(built_in)) = el.graph.shape(kernel).dims().first()
         && built_in != fan_in
@@ -239,7 +242,7 @@ fn embedding(
         return None;
     }
     let shapes = [Some(vec![input_dim, output_dim])];
-    let params = create_params(el, layer, &EMBEDDING, &shapes, layer.span);
+    let params = create_params(el, layer, &EMBEDDING, &mut args, &shapes, layer.span)?;
     let table = *params.first()?;
     el.add(Op::Gather, &[table, x.id], span)
         .map(|id| el.tensor(id, span))

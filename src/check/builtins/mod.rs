@@ -25,6 +25,7 @@ mod pooling;
 mod reshaping;
 mod spatial;
 
+use super::args::Aliases;
 use super::elab::Elab;
 use super::value::*;
 use crate::diag::{Diagnostic, Span};
@@ -191,6 +192,9 @@ pub enum ArgDefault {
 /// its defaults over the shape the layer works out.
 pub struct ParamDef {
     pub name: &'static str,
+    /// The layer's argument that picks another initializer (Keras's `kernel_initializer`),
+    /// given by name only.
+    pub init_arg: &'static str,
     /// For the docs: `f32[in, units]`.
     pub shape: &'static str,
     pub init: &'static initializers::InitializerDef,
@@ -210,9 +214,9 @@ pub struct Args {
 impl Args {
     fn position(&self, name: &str) -> usize {
         self.def
-            .args
+            .arg_names()
             .iter()
-            .position(|a| a.name == name)
+            .position(|a| *a == name)
             .unwrap_or_else(|| panic!("internal error: `{}` has no `{name}`", self.def.name))
     }
 
@@ -266,8 +270,16 @@ impl Args {
 }
 
 impl BuiltinDef {
+    /// Its arguments, then a layer's initializer arguments.
     fn arg_names(&self) -> Vec<&'static str> {
-        self.args.iter().map(|a| a.name).collect()
+        let mut names: Vec<&'static str> = self.args.iter().map(|a| a.name).collect();
+        names.extend(self.init_args());
+        names
+    }
+
+    /// The arguments that pick its parameters' initializers (`kernel_initializer`).
+    pub fn init_args(&self) -> Vec<&'static str> {
+        self.params.iter().map(|p| p.init_arg).collect()
     }
 
     /// Takes its tensor first, so that calling it without one configures a layer.
@@ -303,7 +315,7 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
     if def.is_layer() || (def.tensor_first() && !has_tensor) {
         return configure(el, def, args, span);
     }
-    let Some(slots) = el.bind_args(name, args, &params) else {
+    let Some(slots) = el.bind_args(name, args, &params, Aliases::None) else {
         return Value::Error;
     };
     if slots[0].is_none() {
@@ -344,8 +356,11 @@ fn configure(el: &mut Elab, def: &'static BuiltinDef, args: Vec<ArgValue>, span:
         );
         return Value::Error;
     }
-    let names: Vec<&str> = config.iter().map(|a| a.name).collect();
-    let Some(slots) = el.bind_args(name, args.clone(), &names) else {
+    let mut names: Vec<&str> = config.iter().map(|a| a.name).collect();
+    names.extend(def.init_args());
+    let named_only = def.init_args().len();
+    let Some(slots) = el.bind_args_named(name, args.clone(), &names, named_only, Aliases::None)
+    else {
         return Value::Error;
     };
     let mut ok = true;
@@ -406,7 +421,13 @@ pub fn apply_layer(
     let (x, xspan) = inputs[0];
     let def = find(name).unwrap_or_else(|| panic!("internal error: no built-in `{name}`"));
     if let Apply::Layer(build) = def.apply {
-        let Some(slots) = el.bind_args(name, args.to_vec(), &def.arg_names()) else {
+        let Some(slots) = el.bind_args_named(
+            name,
+            args.to_vec(),
+            &def.arg_names(),
+            def.init_args().len(),
+            Aliases::None,
+        ) else {
             return Value::Error;
         };
         return build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error);
@@ -429,29 +450,38 @@ pub fn apply_layer(
 }
 
 /// Creates a layer's parameters on its first application (those of `def.params` given a
-/// shape, each initialized by its initializer's defaults); later applications share them.
+/// shape, each initialized by its initializer argument, else its default initializer); later
+/// applications share them. `None` when an initializer argument was reported.
 fn create_params(
     el: &mut Elab,
     layer: &Rc<LayerInstance>,
     def: &BuiltinDef,
+    args: &mut Args,
     shapes: &[Option<Vec<usize>>],
     span: Span,
-) -> Vec<ValueId> {
+) -> Option<Vec<ValueId>> {
     if let Some(built) = layer.built.borrow().as_ref() {
-        return built.params.clone();
+        return Some(built.params.clone());
+    }
+    let mut inits = Vec::new();
+    for (param, shape) in def.params.iter().zip(shapes) {
+        let given = args.take(param.init_arg);
+        let Some(shape) = shape else { continue };
+        let init = match given {
+            None => param.init.with_defaults(shape),
+            Some(arg) => init_arg(el, arg, shape)?,
+        };
+        inits.push((param, shape, init));
     }
     let layer_name = el.layer_name(def.name);
-    let params: Vec<ValueId> = def
-        .params
-        .iter()
-        .zip(shapes)
-        .filter_map(|(param, shape)| Some((param, shape.as_ref()?)))
-        .map(|(param, shape)| {
+    let params: Vec<ValueId> = inits
+        .into_iter()
+        .map(|(param, shape, init)| {
             el.graph.param(
                 ParamInfo {
                     name: format!("{layer_name}.{}", param.name),
                     shape: Shape::fixed(shape),
-                    init: param.init.with_defaults(shape),
+                    init,
                     trainable: param.trainable,
                 },
                 Some(span),
@@ -462,7 +492,18 @@ fn create_params(
         name: layer_name,
         params: params.clone(),
     });
-    params
+    Some(params)
+}
+
+/// A `*_initializer` argument, kept as written (`Elab::eval_builtin_args`).
+fn init_arg(el: &mut Elab, arg: ArgValue, shape: &[usize]) -> Option<crate::ir::graph::Init> {
+    match arg.value {
+        Value::Initializer(expr) => initializer(el, Some(&expr), shape),
+        other => {
+            el.wrong_kind(&other, arg.span, "an initializer such as `he_normal`");
+            None
+        }
+    }
 }
 
 /// What a shared layer was built for (`"64 features"`), what it meets now, and its parameter.
@@ -696,11 +737,20 @@ pub fn layers_table() -> String {
                 )
             })
             .collect();
+        let inits: Vec<String> = def
+            .params
+            .iter()
+            .map(|p| {
+                let init = p.init.doc_with_defaults();
+                format!("`{}: {init}` (an initializer, by name)", p.init_arg)
+            })
+            .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {}, {} | {} |\n",
             def.name,
             def.doc,
             arg_docs(def.args),
+            inits.join(", "),
             params.join(", ")
         ));
     }

@@ -46,6 +46,7 @@ const SCALE: ArgDef = ArgDef {
 };
 const GAMMA: ParamDef = ParamDef {
     name: "gamma",
+    init_arg: "gamma_initializer",
     shape: "f32[features]",
     init: &ONES,
     when: "with `scale`",
@@ -53,6 +54,7 @@ const GAMMA: ParamDef = ParamDef {
 };
 const BETA: ParamDef = ParamDef {
     name: "beta",
+    init_arg: "beta_initializer",
     shape: "f32[features]",
     init: &ZEROS,
     when: "with `center`",
@@ -80,6 +82,7 @@ pub static BATCH_NORMALIZATION: BuiltinDef = BuiltinDef {
         BETA,
         ParamDef {
             name: "moving_mean",
+            init_arg: "moving_mean_initializer",
             shape: "f32[features]",
             init: &ZEROS,
             when: "non-trainable",
@@ -87,6 +90,7 @@ pub static BATCH_NORMALIZATION: BuiltinDef = BuiltinDef {
         },
         ParamDef {
             name: "moving_variance",
+            init_arg: "moving_variance_initializer",
             shape: "f32[features]",
             init: &ONES,
             when: "non-trainable",
@@ -177,6 +181,7 @@ fn parameters(
     el: &mut Elab,
     layer: &Rc<LayerInstance>,
     def: &'static BuiltinDef,
+    args: &mut Args,
     n: &Normalized,
     x: Tensor,
     span: Span,
@@ -192,7 +197,7 @@ fn parameters(
         .collect();
     let shapes: Vec<Option<Vec<usize>>> =
         has.iter().map(|&h| h.then(|| vec![n.features])).collect();
-    let mut created = create_params(el, layer, def, &shapes, layer.span).into_iter();
+    let mut created = create_params(el, layer, def, args, &shapes, layer.span)?.into_iter();
     let params: Vec<Option<ValueId>> = has
         .iter()
         .map(|&h| if h { created.next() } else { None })
@@ -278,7 +283,7 @@ fn batch_normalization(
         return None;
     }
     let n = configure(el, layer, &mut args, (x, xspan), span)?;
-    let params = parameters(el, layer, &BATCH_NORMALIZATION, &n, x, span)?;
+    let params = parameters(el, layer, &BATCH_NORMALIZATION, &mut args, &n, x, span)?;
     let [gamma, beta, Some(moving_mean), Some(moving_variance)] = params[..] else {
         return None;
     };
@@ -344,7 +349,7 @@ fn layer_normalization(
     span: Span,
 ) -> Option<Value> {
     let n = configure(el, layer, &mut args, (x, xspan), span)?;
-    let params = parameters(el, layer, &LAYER_NORMALIZATION, &n, x, span)?;
+    let params = parameters(el, layer, &LAYER_NORMALIZATION, &mut args, &n, x, span)?;
     let [gamma, beta] = params[..] else {
         return None;
     };

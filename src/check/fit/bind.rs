@@ -3,6 +3,7 @@
 //! then the definition builds the checked value. Nothing here names a particular built-in.
 
 use super::super::Checker;
+use super::super::args::Aliases;
 use crate::diag::Diagnostic;
 use crate::settings::def::{Def, Param, ParamKind, Value};
 use crate::syntax::ast;
@@ -18,7 +19,7 @@ impl Checker {
         expr: &ast::Expr,
     ) -> Option<T> {
         let names = def.param_names();
-        let bound = self.bind(callee, args, &names);
+        let bound = self.bind(callee, args, &names, Aliases::Keras);
         let mut ok = bound.ok;
         let mut values = Vec::with_capacity(def.params.len());
         for (slot, param) in def.params.iter().enumerate() {

@@ -5,6 +5,7 @@ use super::super::{Checker, unknown};
 use crate::diag::{Diagnostic, Span};
 use crate::settings::Metric;
 use crate::settings::callback::{self, Callback};
+use crate::settings::def::{AliasOf, with_aliases};
 use crate::syntax::ast;
 
 impl Checker {
@@ -19,7 +20,7 @@ impl Checker {
                 "callback",
                 &callee,
                 "not a callback",
-                &names,
+                &with_aliases(AliasOf::Callback, &names),
                 format!("callbacks: {}", names.join(", ")),
             ));
             return None;

@@ -4,6 +4,7 @@
 use super::super::{Checker, unknown};
 use crate::diag::{Diagnostic, Span};
 use crate::settings::Activation;
+use crate::settings::def::{AliasOf, with_aliases};
 use crate::settings::loss::{self, Labels, Loss, LossCall, LossOptions};
 use crate::syntax::ast;
 
@@ -19,7 +20,7 @@ impl Checker {
                 "loss",
                 &callee,
                 "not a loss",
-                &names,
+                &with_aliases(AliasOf::Loss, &names),
                 format!("losses: {}", names.join(", ")),
             ));
             return None;

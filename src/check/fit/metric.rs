@@ -4,6 +4,7 @@
 use super::super::{Checker, unknown};
 use crate::diag::{Diagnostic, Span};
 use crate::settings::Loss;
+use crate::settings::def::{AliasOf, with_aliases};
 use crate::settings::metric::{self, METRICS, Metric};
 use crate::syntax::ast;
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ impl Checker {
                 "metric",
                 &callee,
                 "not a metric",
-                &metric::names(),
+                &with_aliases(AliasOf::Metric, &metric::names()),
                 format!("metrics: {}", listing.join(", ")),
             ));
             return None;

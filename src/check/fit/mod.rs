@@ -17,6 +17,7 @@ use super::*;
 use crate::diag::Diagnostic;
 use crate::diag::Span;
 use crate::program::*;
+use crate::settings::def::{self, AliasOf};
 use crate::settings::optimizer as optimizers;
 use crate::settings::*;
 use crate::syntax::ast;
@@ -70,13 +71,14 @@ impl Checker {
                     continue;
                 }
             };
-            let Some(known) = SETTINGS.iter().find(|s| **s == key.name) else {
+            let name = def::canonical(AliasOf::Setting, &key.name);
+            let Some(known) = SETTINGS.iter().find(|s| **s == name) else {
                 let d = unknown(
                     "E0110",
                     "setting",
                     key,
                     "not a fit setting",
-                    &SETTINGS,
+                    &def::with_aliases(AliasOf::Setting, &SETTINGS),
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
                          validation, validation_split, initial_epoch, callbacks, standardize",
                 );
@@ -242,7 +244,7 @@ impl Checker {
             loss,
             loss_options,
             optimizer,
-            metrics,
+            metrics: metrics.into_iter().map(|m| m.for_loss(loss)).collect(),
             epochs,
             batch,
             seed,

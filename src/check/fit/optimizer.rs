@@ -2,9 +2,10 @@
 //! (`settings::optimizer`).
 
 use super::super::Checker;
-use super::super::args::found;
+use super::super::args::{Aliases, found};
 use super::super::unknown;
 use crate::diag::Diagnostic;
+use crate::settings::def::{AliasOf, with_aliases};
 use crate::settings::optimizer::{self, ArgDef, ArgKind, ArgValue};
 use crate::settings::*;
 use crate::syntax::ast;
@@ -22,13 +23,13 @@ impl Checker {
                 "optimizer",
                 &callee,
                 "not an optimizer",
-                &names,
+                &with_aliases(AliasOf::Optimizer, &names),
                 format!("optimizers: {}", names.join(", ")),
             ));
             return None;
         };
         let params: Vec<&str> = def.args.iter().map(|a| a.name).collect();
-        let bound = self.bind(&callee, call_args, &params);
+        let bound = self.bind(&callee, call_args, &params, Aliases::Keras);
         let mut args = def.default_args();
         let mut ok = bound.ok;
         let mut schedule = None;

@@ -2,6 +2,7 @@
 //! the schedule's definition (`settings::schedule`).
 
 use super::super::{Checker, unknown};
+use crate::settings::def::{AliasOf, with_aliases};
 use crate::settings::schedule::{self, Schedule};
 use crate::syntax::ast;
 
@@ -16,7 +17,7 @@ impl Checker {
                 "learning-rate schedule",
                 &callee,
                 "not a schedule",
-                &names,
+                &with_aliases(AliasOf::Schedule, &names),
                 format!("schedules: {}", names.join(", ")),
             ));
             return None;

@@ -293,20 +293,28 @@ fn parse_number(cell: &str) -> Result<f32, String> {
 }
 
 fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
+    let classes = if loss == Loss::BinaryCrossentropy {
+        "0 or 1"
+    } else {
+        "0, 1, 2, …"
+    };
     let not_class = || {
         format!(
-            "class label '{cell}' is not a non-negative integer; {} needs class indices {}",
+            "class label '{cell}' is not a non-negative integer; {} needs class labels {classes}",
             loss.name(),
-            if loss == Loss::BinaryCrossentropy {
-                "0 and 1"
-            } else {
-                "0, 1, 2, …"
-            }
         )
     };
     let value: f64 = cell
         .parse()
         .map_err(|_| format!("cannot read class label '{cell}' as a number"))?;
+    // A fraction is a measurement, not a class: say so, and what trains on one.
+    if value.is_finite() && value.fract() != 0.0 {
+        return Err(format!(
+            "label '{cell}' is a real number, but {} is a classification loss, whose labels \
+             must be {classes}; for real-valued targets use `loss mean_squared_error`",
+            loss.name()
+        ));
+    }
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > i32::MAX as f64 {
         return Err(not_class());
     }
