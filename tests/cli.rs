@@ -432,13 +432,16 @@ Epoch 2/3
 5/5 - Ts - Tµs/step - loss: 0.6491 - accuracy: 0.7800 - val_loss: 1.4433 - val_accuracy: 0.5500 - learning_rate: 0.2500
 Epoch 3/3
 5/5 - Ts - Tµs/step - loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250
+Trained m for 3 epochs: loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250 (weights HASH)
 Saved m to DIR/m.safetensors
 Evaluated m on test: 100 samples - loss: 1.4986 - accuracy: 0.5200
-Trained m for 3 epochs: loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250 (weights HASH)
 ";
     let actual = without_times(&text(&out.stdout), &dir);
-    let actual = match actual.rfind("(weights ") {
-        Some(at) => format!("{}(weights HASH)\n", &actual[..at]),
+    let actual = match actual.split_once("(weights ") {
+        Some((before, after)) => {
+            let rest = after.split_once(')').map_or("", |(_, rest)| rest);
+            format!("{before}(weights HASH){rest}")
+        }
         None => actual,
     };
     assert_eq!(actual, expected, "\n{actual}");
@@ -569,5 +572,40 @@ fn regression_targets_with_a_class_loss_point_at_mean_squared_error() {
              must be 0 or 1; for real-valued targets use `loss mean_squared_error`"
         ),
         "{stderr}"
+    );
+}
+
+#[test]
+fn output_follows_the_program_order() {
+    // Each fit's result line comes before the output of the statements after it.
+    let source = "\
+data d = synthetic_classification(samples: 64, features: 4, classes: 2)
+model m(x: f32[B, 4]) -> f32[B, 2] {
+    dense(2, softmax)
+}
+fit m on d {
+    loss sparse_categorical_crossentropy
+    epochs 2
+}
+save m to \"m.safetensors\"
+evaluate m on d
+fit m on d {
+    loss sparse_categorical_crossentropy
+    epochs 1
+}
+predict m on d to \"p.csv\"
+";
+    let dir = scratch("order", &[("m.model", source)]);
+    let out = kiln(&["run", "--quiet", &path(&dir, "m.model")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let kinds: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Trained", "Evaluated", "Trained", "Predicted"],
+        "{stdout}"
     );
 }

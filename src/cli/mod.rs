@@ -391,9 +391,16 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
     };
     // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
     let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);
-    let outcomes = driver::run_with(&file.text, base_dir, &run_options, &mut |event| {
-        show_event(event, options.quiet, options.timings, &mut bar)
-    })
+    // Each fit's result line prints when the fit ends, before the statements after it.
+    let outcomes = driver::run_with(
+        &file.text,
+        base_dir,
+        &run_options,
+        &mut |event| match event {
+            Event::Trained(outcome) => say_trained(outcome),
+            event => show_event(event, options.quiet, options.timings, &mut bar),
+        },
+    )
     .map_err(|e| match e {
         RunError::Program(diagnostics) => render(&diagnostics, &file),
         RunError::Data(error) => format!("error: {error}"),
@@ -429,27 +436,31 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         })?;
     }
     for outcome in &outcomes {
-        match outcome.history.last() {
-            Some(last) => say!(
-                "Trained {} for {} epochs: {} (weights {})",
-                outcome.model,
-                outcome.history.len(),
-                metrics_text(last),
-                outcome.weights_hash
-            ),
-            // `initial_epoch` at or past `epochs` (nothing to train, as in Keras), or
-            // interrupted within the first epoch.
-            None => say!(
-                "Trained {} for 0 epochs (weights {})",
-                outcome.model,
-                outcome.weights_hash
-            ),
-        }
         if let Some(profile) = &outcome.profile {
             print_profile(&outcome.model, profile, &file.text);
         }
     }
     Ok(())
+}
+
+/// `Trained m for 3 epochs: loss: … (weights HASH)`: a fit's result, even with `--quiet`.
+fn say_trained(outcome: &driver::FitOutcome) {
+    match outcome.history.last() {
+        Some(last) => say!(
+            "Trained {} for {} epochs: {} (weights {})",
+            outcome.model,
+            outcome.history.len(),
+            metrics_text(last),
+            outcome.weights_hash
+        ),
+        // `initial_epoch` at or past `epochs` (nothing to train, as in Keras), or
+        // interrupted within the first epoch.
+        None => say!(
+            "Trained {} for 0 epochs (weights {})",
+            outcome.model,
+            outcome.weights_hash
+        ),
+    }
 }
 
 /// Shows what happens while a program runs: Keras-style lines, a live bar on a terminal.
@@ -511,6 +522,8 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
             say!("Epoch {epoch}: early stopping")
         }
         Event::StoppedEarly { .. } => {}
+        // `kiln run` prints each fit's result line (`say_trained`); the REPL shows its epochs.
+        Event::Trained(_) => {}
         Event::Interrupted { model, epoch, step } => {
             if let Some(bar) = bar.as_mut() {
                 bar.finish();

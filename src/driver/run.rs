@@ -59,6 +59,8 @@ pub enum Event<'a> {
         epoch: usize,
         step: usize,
     },
+    /// A fit has finished, before the statements after it run.
+    Trained(&'a FitOutcome),
     /// Early stopping ended a fit after this epoch (1-based).
     StoppedEarly {
         model: &'a str,
@@ -259,7 +261,9 @@ impl Runner<'_, '_> {
         for action in actions {
             match action {
                 Action::Fit(index) => {
-                    outcomes.push(runner.fit(&program.fits[*index], front_end)?);
+                    let outcome = runner.fit(&program.fits[*index], front_end)?;
+                    (runner.on_event)(Event::Trained(&outcome));
+                    outcomes.push(outcome);
                 }
                 Action::Load { model, path, span } => {
                     let path = data::resolve(path, base_dir);
