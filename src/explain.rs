@@ -848,8 +848,11 @@ pub const EXPLANATIONS: &[Explanation] = &[
                `TerminateOnNaN` does, and the run exits with an error naming the epoch and step. \
                No callback runs for that epoch, so no checkpoint of the diverged weights is \
                written (earlier ones are kept), and the model keeps the weights it had before \
-               the `fit`. The usual causes are too high a learning rate, inputs far from unit \
-               scale (use `scale` or `standardize`), or a loss that does not fit the outputs.",
+               the `fit`. The error also points at the line where the first non-finite value \
+               arose (found by replaying the epoch to that step and running it in the \
+               interpreter with float32 rounding), with the range of that op's inputs. The usual \
+               causes are too high a learning rate, inputs far from unit scale (use `scale` or \
+               `standardize`), or a loss that does not fit the outputs.",
         example: None,
     },
     Explanation {

@@ -821,3 +821,45 @@ save m to \"after.safetensors\"
         "the checkpoint holds non-finite weights"
     );
 }
+
+#[test]
+fn a_non_finite_loss_is_traced_to_the_layer_where_it_began() {
+    // exp of a dense layer's output: with inputs near 100 it overflows float32 at once.
+    let rows: String = (0..8).map(|i| format!("{},{}\n", 90 + i, i % 2)).collect();
+    let source = "\
+data d = csv(\"d.csv\", label: \"y\")
+model m(x: f32[B, 1]) -> f32[B, 2] {
+    dense(4, exp)
+    dense(2, softmax)
+}
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    epochs    3
+    batch     4
+    seed      1
+}
+";
+    let data = format!("x,y\n{rows}");
+    let dir = scratch("nan-source", &[("m.model", source), ("d.csv", &data)]);
+    let out = kiln(&["run", &path(&dir, "m.model")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("at epoch 1, step 1 of 2"),
+        "the first step overflows: {stderr}"
+    );
+    assert!(
+        stderr.contains("the first non-finite value (inf) arises here: `exp` of inputs in"),
+        "{stderr}"
+    );
+    // The label sits on the layer's line.
+    let label = stderr
+        .lines()
+        .position(|l| l.contains("arises here"))
+        .unwrap();
+    let layer = stderr
+        .lines()
+        .position(|l| l.contains("dense(4, exp)"))
+        .unwrap();
+    assert!(layer < label, "{stderr}");
+}

@@ -308,15 +308,41 @@ struct Runner<'p, 'e> {
 
 /// E0410: training met a NaN or infinite loss and stopped.
 fn non_finite_loss(nan: &train::NonFiniteLoss, fit: &Fit, model: &str) -> Diagnostic {
-    Diagnostic::error(
+    let d = Diagnostic::error(
         "E0410",
         format!(
             "training `{model}` stopped: the loss was {} at epoch {}, step {} of {}",
             nan.loss, nan.epoch, nan.step, nan.steps
         ),
     )
-    .primary(fit.span, "while training this fit")
-    .note(
+    .primary(fit.span, "while training this fit");
+    // Where it began, when replaying the step in the interpreter found it.
+    let d = match &nan.source {
+        Some(source) => {
+            let ranges: Vec<String> = source
+                .inputs
+                .iter()
+                .map(|(lo, hi)| format!("[{lo:.4e}, {hi:.4e}]"))
+                .collect();
+            let what = |place: &str| {
+                format!(
+                    "the first non-finite value ({}) arises {place}: `{}` of inputs in {}",
+                    source.value,
+                    source.op,
+                    ranges.join(" and ")
+                )
+            };
+            match source.span {
+                Some(span) if span != fit.span => d.secondary(span, what("here")),
+                _ => d.note(what("in the loss")),
+            }
+        }
+        None => d.note(
+            "replaying the step in the interpreter (float32 rounding) stayed finite, so the \
+             source could not be named",
+        ),
+    };
+    d.note(
         "nothing was saved after the last finite epoch: checkpoints already written are kept, \
          and the model's weights are left as they were before this fit",
     )

@@ -41,6 +41,31 @@ pub fn evaluate(
     bindings: &Bindings,
     batch: usize,
 ) -> Result<Vec<ArrayD<f64>>, String> {
+    evaluate_rounded(graph, bindings, batch, false)
+}
+
+/// `evaluate` with every node's values rounded to f32 as they are computed, so that what
+/// overflows (or underflows) in the compiled step's float32 arithmetic does here too: what
+/// `first_non_finite` searches when training meets a non-finite loss.
+pub fn evaluate_f32(
+    graph: &Graph,
+    bindings: &Bindings,
+    batch: usize,
+) -> Result<Vec<ArrayD<f64>>, String> {
+    evaluate_rounded(graph, bindings, batch, true)
+}
+
+/// The first node (in the graph's order) holding a NaN or infinite value.
+pub fn first_non_finite(values: &[ArrayD<f64>]) -> Option<usize> {
+    values.iter().position(|v| v.iter().any(|x| !x.is_finite()))
+}
+
+fn evaluate_rounded(
+    graph: &Graph,
+    bindings: &Bindings,
+    batch: usize,
+    to_f32: bool,
+) -> Result<Vec<ArrayD<f64>>, String> {
     let mut values: Vec<ArrayD<f64>> = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
         let shape = node.ty.shape.resolve(batch);
@@ -183,6 +208,11 @@ pub fn evaluate(
                 value.shape()
             ));
         }
+        let value = if to_f32 {
+            value.mapv(|x| f64::from(x as f32))
+        } else {
+            value
+        };
         values.push(value);
     }
     Ok(values)

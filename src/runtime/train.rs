@@ -121,7 +121,7 @@ pub struct Trained {
 }
 
 /// The first step whose batch loss was NaN or infinite.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NonFiniteLoss {
     /// 1-based.
     pub epoch: usize,
@@ -129,6 +129,22 @@ pub struct NonFiniteLoss {
     pub step: usize,
     pub steps: usize,
     pub loss: f64,
+    /// Where the first non-finite value arose, found by replaying the epoch up to that step and
+    /// running it in the interpreter with float32 rounding; `None` when the interpreter's
+    /// float32 emulation stays finite (the compiled step's own rounding differs in the last bits).
+    pub source: Option<NonFiniteSource>,
+}
+
+/// The first IR node whose value is NaN or infinite in the failing step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFiniteSource {
+    /// The op as printed IR names it, with its attributes.
+    pub op: String,
+    pub span: Option<crate::diag::Span>,
+    /// The first non-finite value it produced.
+    pub value: f64,
+    /// The smallest and largest value of each input.
+    pub inputs: Vec<(f64, f64)>,
 }
 
 /// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
@@ -182,6 +198,11 @@ pub fn train(
         if fit.shuffle {
             order.shuffle(&mut rng);
         }
+        // What the epoch starts from and the rate of each of its steps, to replay it up to a
+        // step whose loss is not finite (one copy of the weights per epoch).
+        let epoch_start = Snapshot::of(step, graph);
+        let first_count = step_count;
+        let mut rates = Vec::new();
         let mut loss_sum = 0.0f64;
         let mut tally = Metrics::new(&fit.metrics);
         let mut steps = 0usize;
@@ -193,17 +214,28 @@ pub fn train(
                 lr = schedule.rate(step_count) as f32;
             }
             step_count += 1;
+            rates.push(lr);
             gather(step, &slots, dataset, rows, step_count, lr);
             step.run(rows.len());
             let loss = step
                 .output(lower::LOSS, rows.len())
                 .map_or(f64::NAN, |v| f64::from(v[0]));
             if !loss.is_finite() {
+                let replay = Replay {
+                    graph,
+                    slots: &slots,
+                    dataset,
+                    batches: order.chunks(fit.batch).take(steps + 1).collect(),
+                    first_count,
+                    rates: &rates,
+                };
+                let source = replay.source(step, &epoch_start);
                 non_finite = Some(NonFiniteLoss {
                     epoch,
                     step: steps + 1,
                     steps: steps_per_epoch,
                     loss,
+                    source,
                 });
                 break;
             }
@@ -291,6 +323,137 @@ pub fn train(
         interrupted,
         non_finite,
     })
+}
+
+/// A compiled step's parameters and optimizer state.
+struct Snapshot {
+    params: Vec<Vec<f32>>,
+    states: Vec<Vec<f32>>,
+}
+
+impl Snapshot {
+    fn of(step: &CompiledStep, graph: &Graph) -> Snapshot {
+        Snapshot {
+            params: (0..graph.params.len())
+                .map(|i| step.param(i).to_vec())
+                .collect(),
+            states: (0..graph.states.len())
+                .map(|i| step.state(i).to_vec())
+                .collect(),
+        }
+    }
+
+    fn restore(&self, step: &mut CompiledStep) {
+        for (i, values) in self.params.iter().enumerate() {
+            step.param_mut(i).copy_from_slice(values);
+        }
+        for (i, values) in self.states.iter().enumerate() {
+            step.state_mut(i).copy_from_slice(values);
+        }
+    }
+}
+
+/// An epoch's steps up to one whose loss was not finite, to find where that began.
+struct Replay<'a> {
+    graph: &'a Graph,
+    slots: &'a InputSlots,
+    dataset: &'a Dataset,
+    /// Each step's rows, the failing one last.
+    batches: Vec<&'a [usize]>,
+    /// Updates made before the epoch.
+    first_count: u64,
+    rates: &'a [f32],
+}
+
+impl Replay<'_> {
+    /// Reruns the steps before the failing one from the epoch's start (the compiled step is
+    /// deterministic, so this reaches the same weights), then runs the failing step in the
+    /// interpreter with float32 rounding and names its first non-finite node. Leaves `step`
+    /// holding the weights before the failing step.
+    fn source(&self, step: &mut CompiledStep, start: &Snapshot) -> Option<NonFiniteSource> {
+        start.restore(step);
+        let (last, before) = self.batches.split_last()?;
+        for (k, rows) in before.iter().enumerate() {
+            let t = self.first_count + k as u64 + 1;
+            gather(step, self.slots, self.dataset, rows, t, self.rates[k]);
+            step.run(rows.len());
+        }
+        let k = before.len();
+        let t = self.first_count + k as u64 + 1;
+        gather(step, self.slots, self.dataset, last, t, self.rates[k]);
+        let batch = last.len();
+        let graph = self.graph;
+        let array = |dims: Vec<usize>, values: Vec<f64>| {
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&dims), values).ok()
+        };
+        let mut inputs = Vec::new();
+        for (index, info) in graph.inputs.iter().enumerate() {
+            let dims = info.ty.shape.resolve(batch);
+            let values: Vec<f64> = match info.ty.dtype {
+                crate::ir::DType::F32 => step
+                    .input_f32_mut(index, batch)
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+                crate::ir::DType::I32 => step
+                    .input_i32_mut(index, batch)
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+            };
+            inputs.push(array(dims, values)?);
+        }
+        let leaves = |values: &[Vec<f32>], shapes: Vec<Vec<usize>>| -> Option<Vec<_>> {
+            values
+                .iter()
+                .zip(shapes)
+                .map(|(v, dims)| array(dims, v.iter().map(|&x| f64::from(x)).collect()))
+                .collect()
+        };
+        let now = Snapshot::of(step, graph);
+        let bindings = crate::interp::Bindings {
+            inputs,
+            params: leaves(
+                &now.params,
+                graph
+                    .params
+                    .iter()
+                    .map(|p| p.shape.resolve(batch))
+                    .collect(),
+            )?,
+            states: leaves(
+                &now.states,
+                graph
+                    .states
+                    .iter()
+                    .map(|s| s.shape.resolve(batch))
+                    .collect(),
+            )?,
+        };
+        let values = crate::interp::evaluate_f32(graph, &bindings, batch).ok()?;
+        let at = crate::interp::first_non_finite(&values)?;
+        let node = &graph.nodes[at];
+        let range = |v: &ndarray::ArrayD<f64>| {
+            v.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                })
+        };
+        Some(NonFiniteSource {
+            op: format!("{}{}", node.op.name(), node.op.attributes()),
+            span: node.span,
+            value: values[at]
+                .iter()
+                .copied()
+                .find(|x| !x.is_finite())
+                .unwrap_or(f64::NAN),
+            inputs: node
+                .inputs
+                .iter()
+                .map(|i| range(&values[i.index()]))
+                .collect(),
+        })
+    }
 }
 
 /// Where one training step's time goes (`kiln run --profile`), as mean times per step over one
