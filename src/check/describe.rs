@@ -119,6 +119,33 @@ fn source(source: &DataSource) -> String {
             "npz({path:?}, features: {features:?}, labels: {labels:?}{})",
             scale_text(*scale)
         ),
+        DataSource::Timeseries {
+            path,
+            column,
+            sequence_length,
+            target_offset,
+            sequence_stride,
+            sampling_rate,
+            missing,
+            delimiter,
+        } => {
+            let column = match column {
+                LabelColumn::Last => "last".to_string(),
+                LabelColumn::Index(i) => i.to_string(),
+                LabelColumn::Name(name) => format!("{name:?}"),
+            };
+            let delimiter = if *delimiter == ',' {
+                String::new()
+            } else {
+                format!(", delimiter: {:?}", delimiter.to_string())
+            };
+            format!(
+                "timeseries_csv({path:?}, column: {column}, sequence_length: {sequence_length}, \
+                 target_offset: {target_offset}, sequence_stride: {sequence_stride}, \
+                 sampling_rate: {sampling_rate}, missing: {:?}{delimiter})",
+                missing.name()
+            )
+        }
     }
 }
 

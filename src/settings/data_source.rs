@@ -97,6 +97,41 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             SCALE,
         ],
     },
+    DataSourceDef {
+        name: "timeseries_csv",
+        doc: "windows over a CSV column, as Keras's `timeseries_dataset_from_array`: each sample \
+              is `sequence_length` values, its target the value `target_offset` steps after the \
+              window's last",
+        params: &[
+            required("path", "string"),
+            required(
+                "column",
+                "column name (string) or zero-based index (integer); the file has a header row",
+            ),
+            required("sequence_length", "positive integer: values per window"),
+            optional(
+                "target_offset",
+                "positive integer: steps from a window's last value to its target",
+                "`1`",
+            ),
+            optional(
+                "sequence_stride",
+                "positive integer: steps between the starts of successive windows",
+                "`1`",
+            ),
+            optional(
+                "sampling_rate",
+                "positive integer: steps between the values within a window",
+                "`1`",
+            ),
+            optional(
+                "missing",
+                "`\"reject\"`, `\"previous\"` or `\"interpolate\"`: what an empty, `NA` or `NaN` cell means",
+                "`\"reject\"`",
+            ),
+            optional("delimiter", "one character, or `\"tab\"`", "`\",\"`"),
+        ],
+    },
 ];
 
 /// The data source called `name`.

@@ -69,6 +69,57 @@ impl Checker {
                 .help("use `loss sparse_categorical_crossentropy` for classification data"),
             );
         }
+        if let DataSource::Timeseries {
+            sequence_length, ..
+        } = self.data[data].source
+        {
+            if loss.uses_classes() {
+                ok = false;
+                self.error(
+                    Diagnostic::error(
+                        "E0325",
+                        format!(
+                            "`{}` cannot train on `{data_name}`'s real-valued targets",
+                            loss.name()
+                        ),
+                    )
+                    .primary(loss_span, "this loss needs class labels")
+                    .secondary(
+                        use_span,
+                        format!("`{data_name}` is a time series: each target is a value of it"),
+                    )
+                    .help("forecasting is regression: use `loss mean_squared_error` (or `mae`)"),
+                );
+            }
+            let shape = self.models[model].input_sample_shape();
+            if shape != [sequence_length] && shape != [sequence_length, 1] {
+                ok = false;
+                let windows = [
+                    data_source::input_text(&[sequence_length], &b),
+                    data_source::input_text(&[sequence_length, 1], &b),
+                ];
+                let declared = data_source::input_text(&shape, &b);
+                self.error(
+                    Diagnostic::error(
+                        "E0326",
+                        format!(
+                            "`{data_name}`'s windows of {sequence_length} values cannot feed \
+                             `{model_name}`'s input {declared}"
+                        ),
+                    )
+                    .primary(use_span, format!("each sample is {sequence_length} values"))
+                    .secondary(
+                        features_span,
+                        format!("`{data_name}` sets sequence_length {sequence_length}"),
+                    )
+                    .secondary(input_span, format!("`{model_name}` takes {declared}"))
+                    .help(format!(
+                        "declare the input {} or {}, or change `sequence_length`",
+                        windows[0], windows[1]
+                    )),
+                );
+            }
+        }
         if let DataSource::Synthetic {
             features, classes, ..
         } = self.data[data].source
@@ -179,6 +230,7 @@ impl Checker {
         let floats = match &self.data[data].source {
             DataSource::Synthetic { .. } => Some("synthetic_classification"),
             DataSource::Idx { .. } => Some("idx"),
+            DataSource::Timeseries { .. } => Some("timeseries_csv"),
             DataSource::Csv { .. } | DataSource::Npy { .. } | DataSource::Npz { .. } => None,
         };
         let d = if let Some(source) = floats {
