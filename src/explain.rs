@@ -737,8 +737,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
         title: "time-series windows that do not fit the model's input",
         text: "Each `timeseries_csv` sample is a window of `sequence_length` values, which feeds \
                an input `f32[B, sequence_length]` or, for a `conv1d` over time, \
-               `f32[B, sequence_length, 1]` (Keras's `[batch, timesteps, features]`). Declare \
-               one of them, or change `sequence_length`.",
+               `f32[B, sequence_length, 1]` (Keras's `[batch, timesteps, features]`); with \
+               `features` listing F columns, `f32[B, sequence_length · F]` or \
+               `f32[B, sequence_length, F]`. Declare one of them, or change `sequence_length`.",
         example: Some(concat!(
             "data d = timeseries_csv(\"co2.csv\", column: \"co2\", sequence_length: 52)\n",
             "model m(x: f32[B, 12]) -> f32[B, 1] {\n    dense(1)\n}\n",

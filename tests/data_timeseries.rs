@@ -69,6 +69,28 @@ fn a_forecaster_trains_and_prints_the_naive_baseline() {
     );
 }
 
+/// Several columns per step: `[sequence_length, features]` samples, and the naive forecast
+/// still reads the target column.
+#[test]
+fn feature_columns_feed_timesteps_by_features() {
+    let program = FORECAST
+        .replace("missing:", "features: [\"level\", 0], missing:")
+        .replace("f32[B, 8, 1]", "f32[B, 8, 2]");
+    let csv = series(100);
+    let dir = scratch("ts-features", &[("m.model", &program), ("level.csv", &csv)]);
+    let out = kiln(&["run", &path(&dir, "m.model")]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Training m on d: 69 samples, 17 parameters"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" - naive forecast mae: 0.5000\n"),
+        "{stdout}"
+    );
+}
+
 /// `(what, program change, csv, message)`: each run fails with exit 1 and the message.
 #[test]
 fn bad_series_are_messages_naming_the_line() {
@@ -159,6 +181,21 @@ fn misfits_are_refused_when_checking() {
             "f32[B, 8]",
             "mean_squared_error",
             "[E0326] Error: `d`'s windows of 52 values cannot feed `m`'s input f32[B, 8]",
+        ),
+        (
+            "steps",
+            "sequence_length: 8, features: [\"level\", \"day\"]",
+            "f32[B, 8]",
+            "mean_squared_error",
+            "[E0326] Error: `d`'s windows of 8 steps of 2 features cannot feed `m`'s input \
+             f32[B, 8]",
+        ),
+        (
+            "list",
+            "sequence_length: 8, features: \"day\"",
+            "f32[B, 8]",
+            "mean_squared_error",
+            "[E0303] Error: `features` must be a list of columns",
         ),
         (
             "stride",

@@ -214,6 +214,10 @@ impl Checker {
                     None => Some(','),
                     Some(e) => self.delimiter(e),
                 };
+                let features = match b.get(8) {
+                    None => column.clone().map(|c| vec![c]),
+                    Some(e) => self.feature_columns(e),
+                };
                 match (
                     b.ok,
                     path,
@@ -224,6 +228,7 @@ impl Checker {
                     sampling_rate,
                     missing,
                     delimiter,
+                    features,
                 ) {
                     (
                         true,
@@ -235,6 +240,7 @@ impl Checker {
                         Some(sampling_rate),
                         Some(missing),
                         Some(delimiter),
+                        Some(features),
                     ) => Some(DataSource::Timeseries {
                         path,
                         column,
@@ -244,6 +250,7 @@ impl Checker {
                         sampling_rate,
                         missing,
                         delimiter,
+                        features,
                     }),
                     _ => None,
                 }
@@ -321,6 +328,28 @@ impl Checker {
             );
         }
         rule
+    }
+
+    /// A time series' `features`: a non-empty list of columns.
+    fn feature_columns(&mut self, expr: &ast::Expr) -> Option<Vec<LabelColumn>> {
+        match &expr.kind {
+            ast::ExprKind::List(items) if !items.is_empty() => {
+                let columns: Vec<Option<LabelColumn>> = items
+                    .iter()
+                    .map(|e| self.label_column(e, "features"))
+                    .collect();
+                columns.into_iter().collect()
+            }
+            ast::ExprKind::Error => None,
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`features` must be a list of columns")
+                        .primary(expr.span, format!("found {}", found(expr)))
+                        .help("write e.g. `features: [\"co2\", \"temperature\"]` or `features: [1, 2]`"),
+                );
+                None
+            }
+        }
     }
 
     /// A column given by name or zero-based index: a csv's `label`, a time series' `column`.

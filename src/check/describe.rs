@@ -128,12 +128,20 @@ fn source(source: &DataSource) -> String {
             sampling_rate,
             missing,
             delimiter,
+            features,
         } => {
-            let column = match column {
+            let text = |column: &LabelColumn| match column {
                 LabelColumn::Last => "last".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };
+            let features = if features == std::slice::from_ref(column) {
+                String::new()
+            } else {
+                let listed: Vec<String> = features.iter().map(text).collect();
+                format!(", features: [{}]", listed.join(", "))
+            };
+            let column = text(column);
             let delimiter = if *delimiter == ',' {
                 String::new()
             } else {
@@ -142,7 +150,7 @@ fn source(source: &DataSource) -> String {
             format!(
                 "timeseries_csv({path:?}, column: {column}, sequence_length: {sequence_length}, \
                  target_offset: {target_offset}, sequence_stride: {sequence_stride}, \
-                 sampling_rate: {sampling_rate}, missing: {:?}{delimiter})",
+                 sampling_rate: {sampling_rate}, missing: {:?}{delimiter}{features})",
                 missing.name()
             )
         }

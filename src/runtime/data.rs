@@ -362,6 +362,7 @@ fn load_source(
             sampling_rate,
             missing,
             delimiter,
+            features,
         } => {
             let windows = timeseries::Windows {
                 sequence_length: *sequence_length,
@@ -370,7 +371,9 @@ fn load_source(
                 sampling_rate: *sampling_rate,
             };
             let path = resolve(path, base_dir);
-            let data = timeseries::load_timeseries(&path, column, windows, *missing, *delimiter)?;
+            let data = timeseries::load_timeseries(
+                &path, column, features, windows, *missing, *delimiter,
+            )?;
             // The checker refuses class losses for a time series (E0325); this keeps that true
             // for callers that skip it.
             if loss.uses_classes() {

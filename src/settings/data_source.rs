@@ -99,16 +99,17 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
     },
     DataSourceDef {
         name: "timeseries_csv",
-        doc: "windows over a CSV column, as Keras's `timeseries_dataset_from_array`: each sample \
-              is `sequence_length` values, its target the value `target_offset` steps after the \
-              window's last",
+        doc: "windows over CSV columns, as Keras's `timeseries_dataset_from_array`: each sample \
+              is `sequence_length` steps, its target `column`'s value `target_offset` steps after \
+              the window's last",
         params: &[
             required("path", "string"),
             required(
                 "column",
-                "column name (string) or zero-based index (integer); the file has a header row",
+                "the target's column: name (string) or zero-based index (integer); the file has \
+                 a header row",
             ),
-            required("sequence_length", "positive integer: values per window"),
+            required("sequence_length", "positive integer: steps per window"),
             optional(
                 "target_offset",
                 "positive integer: steps from a window's last value to its target",
@@ -130,6 +131,11 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
                 "`\"reject\"`",
             ),
             optional("delimiter", "one character, or `\"tab\"`", "`\",\"`"),
+            optional(
+                "features",
+                "list of column names or indices: the values of each step of a window",
+                "`[column]`",
+            ),
         ],
     },
 ];

@@ -72,10 +72,11 @@ pub enum DataSource {
         labels: String,
         scale: f32,
     },
-    /// Windows over one CSV column, as Keras's `timeseries_dataset_from_array`: window `i`
-    /// holds the values at rows `s, s + r, …, s + (sequence_length − 1)·r` with
+    /// Windows over CSV columns, as Keras's `timeseries_dataset_from_array`: window `i`
+    /// holds the `features` columns' values at rows `s, s + r, …, s + (sequence_length − 1)·r` with
     /// `s = i · sequence_stride` and `r = sampling_rate`, and its target is the value
-    /// `target_offset` rows after the window's last. Rows are time steps, in file order.
+    /// `target_offset` rows after the window's last, in `column`. Rows are time steps, in file
+    /// order.
     Timeseries {
         path: String,
         /// A header name or zero-based index (`LabelColumn::Last` is never produced).
@@ -86,6 +87,9 @@ pub enum DataSource {
         sampling_rate: usize,
         missing: Missing,
         delimiter: char,
+        /// The columns whose values make each step of a window, in order (`[column]` unless
+        /// the program lists others); never empty.
+        features: Vec<LabelColumn>,
     },
 }
 

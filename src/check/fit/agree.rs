@@ -70,9 +70,12 @@ impl Checker {
             );
         }
         if let DataSource::Timeseries {
-            sequence_length, ..
+            sequence_length,
+            ref features,
+            ..
         } = self.data[data].source
         {
+            let width = features.len();
             if loss.uses_classes() {
                 ok = false;
                 self.error(
@@ -92,22 +95,31 @@ impl Checker {
                 );
             }
             let shape = self.models[model].input_sample_shape();
-            if shape != [sequence_length] && shape != [sequence_length, 1] {
+            // One value a step: the flat window, or Keras's [timesteps, features] with 1 feature.
+            // Several: the flat window, or [timesteps, features].
+            let fits = if width == 1 {
+                [vec![sequence_length], vec![sequence_length, 1]]
+            } else {
+                [vec![sequence_length * width], vec![sequence_length, width]]
+            };
+            if !fits.contains(&shape) {
                 ok = false;
-                let windows = [
-                    data_source::input_text(&[sequence_length], &b),
-                    data_source::input_text(&[sequence_length, 1], &b),
-                ];
+                let windows = fits.map(|s| data_source::input_text(&s, &b));
                 let declared = data_source::input_text(&shape, &b);
+                let what = if width == 1 {
+                    format!("{sequence_length} values")
+                } else {
+                    format!("{sequence_length} steps of {width} features")
+                };
                 self.error(
                     Diagnostic::error(
                         "E0326",
                         format!(
-                            "`{data_name}`'s windows of {sequence_length} values cannot feed \
-                             `{model_name}`'s input {declared}"
+                            "`{data_name}`'s windows of {what} cannot feed `{model_name}`'s input \
+                             {declared}"
                         ),
                     )
-                    .primary(use_span, format!("each sample is {sequence_length} values"))
+                    .primary(use_span, format!("each sample is {what}"))
                     .secondary(
                         features_span,
                         format!("`{data_name}` sets sequence_length {sequence_length}"),

@@ -1,12 +1,13 @@
-//! `timeseries_csv`: windows over one CSV column, as Keras's `timeseries_dataset_from_array`.
+//! `timeseries_csv`: windows over CSV columns, as Keras's `timeseries_dataset_from_array`.
 //!
 //! The file has a header row; every other non-blank row is one time step, in file order (dates
 //! are not read, so a skipped date is not noticed). A cell that is empty, `NA`, `N/A` or `NaN`
-//! (any case) is missing, and the `missing` rule decides what it becomes. Window `i` starts at
-//! row `s = i · sequence_stride` and holds rows `s, s + r, …, s + (sequence_length − 1)·r`
-//! (`r = sampling_rate`); its target is the row `target_offset` after the window's last. There
-//! is a window for every start whose target lies in the series, so the last window is the one
-//! whose target is at or before the last row.
+//! (any case) is missing, and the `missing` rule decides what it becomes, column by column.
+//! Window `i` starts at row `s = i · sequence_stride` and holds rows
+//! `s, s + r, …, s + (sequence_length − 1)·r` (`r = sampling_rate`), each row's `features`
+//! values in order (row-major `[sequence_length, features]`); its target is `column`'s value
+//! `target_offset` rows after the window's last. There is a window for every start whose target
+//! lies in the series, so the last window is the one whose target is at or before the last row.
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ pub(super) struct Windows {
 pub(super) fn load_timeseries(
     path: &Path,
     column: &LabelColumn,
+    features: &[LabelColumn],
     windows: Windows,
     missing: Missing,
     delimiter: char,
@@ -39,18 +41,26 @@ pub(super) fn load_timeseries(
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let (values, lines) = read_column(text, &origin, column, delimiter)?;
-    let series = fill(&values, &lines, missing, &origin)?;
-    cut(&series, windows, &origin)
+    let columns: Vec<&LabelColumn> = std::iter::once(column).chain(features).collect();
+    let (values, lines) = read_columns(text, &origin, &columns, delimiter)?;
+    let mut filled = values
+        .iter()
+        .map(|v| fill(v, &lines, missing, &origin))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = filled.remove(0);
+    cut(&target, &filled, windows, &origin)
 }
 
-/// The column's cells as numbers (`None` where missing) and the line each came from.
-fn read_column(
+/// One column's cells, `None` where a value is missing.
+type Column = Vec<Option<f32>>;
+
+/// Each column's cells as numbers (`None` where missing) and the line each row came from.
+fn read_columns(
     text: &str,
     origin: &str,
-    column: &LabelColumn,
+    columns: &[&LabelColumn],
     delimiter: char,
-) -> Result<(Vec<Option<f32>>, Vec<usize>), DataError> {
+) -> Result<(Vec<Column>, Vec<usize>), DataError> {
     let mut rows = csv_lines(text)
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -66,50 +76,60 @@ fn read_column(
         ));
     };
     let (header_line, names) = header?;
-    let at = label_column(
-        "column",
-        column,
-        Some(&names),
-        Some(header_line),
-        names.len(),
-        origin,
-    )?;
-    let name = &names[at];
-    let (mut values, mut lines) = (Vec::new(), Vec::new());
+    // The first column is the target (`column`), the rest the features.
+    let at = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let what = if i == 0 { "column" } else { "features" };
+            label_column(
+                what,
+                column,
+                Some(&names),
+                Some(header_line),
+                names.len(),
+                origin,
+            )
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let (mut values, mut lines) = (vec![Vec::new(); at.len()], Vec::new());
     for row in rows {
         let (line, cells) = row?;
-        let Some(cell) = cells.get(at) else {
-            return Err(DataError::at_line(
-                origin,
-                line,
-                format!(
-                    "found {} cell{}, so no column '{name}' (column {})",
-                    cells.len(),
-                    plural(cells.len()),
-                    at + 1
-                ),
-            ));
-        };
-        let value = if is_missing(cell) {
-            None
-        } else {
-            let value = parse_number(cell).map_err(|message| {
-                DataError::at_cell(origin, line, at + 1, format!("{message} (column '{name}')"))
-            })?;
-            if !value.is_finite() {
-                return Err(DataError::at_cell(
+        for (&at, values) in at.iter().zip(&mut values) {
+            let name = &names[at];
+            let Some(cell) = cells.get(at) else {
+                return Err(DataError::at_line(
                     origin,
                     line,
-                    at + 1,
-                    format!("'{cell}' (column '{name}') is not a finite number"),
+                    format!(
+                        "found {} cell{}, so no column '{name}' (column {})",
+                        cells.len(),
+                        plural(cells.len()),
+                        at + 1
+                    ),
                 ));
-            }
-            Some(value)
-        };
-        values.push(value);
+            };
+            let value = if is_missing(cell) {
+                None
+            } else {
+                let value = parse_number(cell).map_err(|message| {
+                    DataError::at_cell(origin, line, at + 1, format!("{message} (column '{name}')"))
+                })?;
+                if !value.is_finite() {
+                    return Err(DataError::at_cell(
+                        origin,
+                        line,
+                        at + 1,
+                        format!("'{cell}' (column '{name}') is not a finite number"),
+                    ));
+                }
+                Some(value)
+            };
+            values.push(value);
+        }
         lines.push(line);
     }
-    if values.is_empty() {
+    if lines.is_empty() {
         return Err(DataError::new(
             origin,
             "the file has a header row but no data rows",
@@ -172,8 +192,14 @@ fn fill(
     Ok(series)
 }
 
-/// The windows over `series` and their targets (see the module's documentation).
-fn cut(series: &[f32], w: Windows, origin: &str) -> Result<Dataset, DataError> {
+/// The windows over the `features` series and their targets from `series` (see the module's
+/// documentation); every series is as long as `series`.
+fn cut(
+    series: &[f32],
+    features: &[Vec<f32>],
+    w: Windows,
+    origin: &str,
+) -> Result<Dataset, DataError> {
     // Rows from a window's start to its target.
     let span = (w.sequence_length - 1) * w.sampling_rate + w.target_offset;
     if span >= series.len() {
@@ -192,21 +218,31 @@ fn cut(series: &[f32], w: Windows, origin: &str) -> Result<Dataset, DataError> {
         ));
     }
     let samples = (series.len() - 1 - span) / w.sequence_stride + 1;
-    let mut x = zeroed_features(samples * w.sequence_length, origin)?;
+    let width = features.len();
+    let mut x = zeroed_features(samples * w.sequence_length * width, origin)?;
     let mut targets = Vec::with_capacity(samples);
     let mut last_values = Vec::with_capacity(samples);
-    for (i, window) in x.chunks_exact_mut(w.sequence_length).enumerate() {
+    for (i, window) in x.chunks_exact_mut(w.sequence_length * width).enumerate() {
         let start = i * w.sequence_stride;
-        for (k, v) in window.iter_mut().enumerate() {
-            *v = series[start + k * w.sampling_rate];
+        for (k, step) in window.chunks_exact_mut(width).enumerate() {
+            for (v, feature) in step.iter_mut().zip(features) {
+                *v = feature[start + k * w.sampling_rate];
+            }
         }
-        last_values.push(window[w.sequence_length - 1]);
+        // The target column's value at the window's last step, whether or not it is a feature.
+        last_values.push(series[start + span - w.target_offset]);
         targets.push(series[start + span]);
     }
+    // One value a step: the flat window, as the checker's inputs [L] and [L, 1] read it.
+    let shape = if width == 1 {
+        vec![w.sequence_length]
+    } else {
+        vec![w.sequence_length, width]
+    };
     Ok(Dataset {
         samples,
-        features: w.sequence_length,
-        shape: Some(vec![w.sequence_length]),
+        features: w.sequence_length * width,
+        shape: Some(shape),
         x: Features::F32(x),
         labels: Labels::Targets {
             width: 1,
@@ -238,6 +274,11 @@ mod tests {
 
     fn series(n: usize) -> Vec<f32> {
         (0..n).map(|v| v as f32).collect()
+    }
+
+    /// Windows of `series` itself, the default `features: [column]`.
+    fn cut(series: &[f32], w: Windows, origin: &str) -> Result<Dataset, DataError> {
+        super::cut(series, &[series.to_vec()], w, origin)
     }
 
     fn targets(d: &Dataset) -> Vec<f32> {
@@ -294,8 +335,9 @@ mod tests {
     }
 
     fn read(text: &str, missing: Missing) -> Result<Vec<f32>, DataError> {
-        let (values, lines) = read_column(text, "t.csv", &LabelColumn::Name("v".into()), ',')?;
-        fill(&values, &lines, missing, "t.csv")
+        let column = LabelColumn::Name("v".into());
+        let (values, lines) = read_columns(text, "t.csv", &[&column], ',')?;
+        fill(&values[0], &lines, missing, "t.csv")
     }
 
     #[test]
@@ -373,5 +415,30 @@ mod tests {
         let d = cut(&[1., 4., 2., 2., 7.], windows(2, 1, 1, 1), "s").unwrap();
         // Targets 2, 2, 7 against last values 4, 2, 2.
         assert_eq!(d.naive_mae(), Some(7.0 / 3.0));
+    }
+
+    #[test]
+    fn several_feature_columns_make_each_step() {
+        let text = "day,a,b\n0,1,10\n1,2,\n2,3,30\n3,4,40\n4,5,50\n";
+        let (a, b) = (LabelColumn::Name("a".into()), LabelColumn::Index(2));
+        let (values, lines) = read_columns(text, "t.csv", &[&a, &a, &b], ',').unwrap();
+        let filled: Vec<Vec<f32>> = values
+            .iter()
+            .map(|v| fill(v, &lines, Missing::Interpolate, "t.csv").unwrap())
+            .collect();
+        assert_eq!(filled[2], vec![10., 20., 30., 40., 50.]);
+        // Target `a`, features `a` and `b`: windows of 2 steps × 2 values.
+        let d = super::cut(&filled[0], &filled[1..], windows(2, 2, 1, 1), "t.csv").unwrap();
+        assert_eq!(d.shape, Some(vec![2, 2]));
+        assert_eq!((d.samples, d.features), (2, 4));
+        assert_eq!(d.x.as_f32().unwrap(), &[1., 10., 2., 20., 2., 20., 3., 30.]);
+        assert_eq!(targets(&d), vec![4., 5.]);
+        // The naive forecast is the target column's last value, here `a` at the window's end.
+        assert_eq!(d.last_values, Some(vec![2., 3.]));
+        // A target that is not a feature still gives the naive forecast its own last value.
+        let d = super::cut(&filled[2], &filled[..1], windows(2, 1, 1, 1), "t.csv").unwrap();
+        assert_eq!(d.shape, Some(vec![2]));
+        assert_eq!(targets(&d), vec![30., 40., 50.]);
+        assert_eq!(d.last_values, Some(vec![20., 30., 40.]));
     }
 }
