@@ -699,7 +699,8 @@ pub const EXPLANATIONS: &[Explanation] = &[
         title: "data that cannot feed an integer input",
         text: "A model whose input is `i32` (token ids for `embedding`) reads whole numbers as \
                they are: from a CSV file of whole numbers, or an integer NumPy array (`npy`, \
-               `npz`). `synthetic_classification` and `idx` supply f32 features, and `scale` \
+               `npz`). `synthetic_classification`, `idx` and `timeseries_csv` supply f32 \
+               features, and `scale` \
                would divide the ids, so neither can feed such an input.",
         example: Some(concat!(
             "data d = npz(\"tokens.npz\", scale: 255)\n",
@@ -717,6 +718,32 @@ pub const EXPLANATIONS: &[Explanation] = &[
             "data d = npz(\"tokens.npz\")\n",
             "model m(x: i32[B, 6]) -> f32[B, 2] {\n    embedding(100, 4)\n    flatten()\n    dense(2, softmax)\n}\n",
             "fit m on d {\n    loss sparse_categorical_crossentropy\n    standardize true\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0325",
+        title: "a class loss on a time series",
+        text: "A `timeseries_csv` sample's target is a value of the series (the one \
+               `target_offset` steps after the window), a real number: forecasting it is \
+               regression. Train with `mean_squared_error` (or `mae`), not a classification loss.",
+        example: Some(concat!(
+            "data d = timeseries_csv(\"co2.csv\", column: \"co2\", sequence_length: 8)\n",
+            "model m(x: f32[B, 8]) -> f32[B, 2] {\n    dense(2, softmax)\n}\n",
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
+        code: "E0326",
+        title: "time-series windows that do not fit the model's input",
+        text: "Each `timeseries_csv` sample is a window of `sequence_length` values, which feeds \
+               an input `f32[B, sequence_length]` or, for a `conv1d` over time, \
+               `f32[B, sequence_length, 1]` (Keras's `[batch, timesteps, features]`); with \
+               `features` listing F columns, `f32[B, sequence_length · F]` or \
+               `f32[B, sequence_length, F]`. Declare one of them, or change `sequence_length`.",
+        example: Some(concat!(
+            "data d = timeseries_csv(\"co2.csv\", column: \"co2\", sequence_length: 52)\n",
+            "model m(x: f32[B, 12]) -> f32[B, 1] {\n    dense(1)\n}\n",
+            "fit m on d { loss mean_squared_error }\n"
         )),
     },
     Explanation {

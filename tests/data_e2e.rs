@@ -275,3 +275,41 @@ fn corrupted_copies_of_the_real_files() {
     let e = run_on_corrupted_copy(|_, labels| std::fs::remove_file(labels).unwrap());
     assert_contains(&e, "labels.gz: cannot read the file");
 }
+
+/// programs/co2.model: next week's CO2 from the previous 52, validated on the latest fifth of
+/// the windows, beats the naive "same as last week" forecast the run prints beside it.
+#[test]
+fn co2_forecast_beats_the_naive_baseline() {
+    let path = programs().join("co2.model");
+    let source = std::fs::read_to_string(&path).unwrap();
+    let mut started = None;
+    let outcomes = driver::run(&source, path.parent().unwrap(), &mut |event| {
+        if let Event::FitStarted {
+            samples,
+            validation,
+            baseline,
+            ..
+        } = event
+        {
+            started = Some((samples, validation.map(|(_, n)| n), baseline));
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    // 2,284 weeks give 2,232 windows of 52 with a next week; floor(2232 · 0.8) = 1785 train.
+    let (samples, validation, baseline) = started.unwrap();
+    assert_eq!((samples, validation), (1785, Some(447)));
+    let baseline = baseline.expect("a naive baseline for a time series");
+    assert!((baseline - 0.4040).abs() < 5e-5, "naive mae {baseline}");
+    let last = outcomes[0].history.last().unwrap();
+    let validation = last.validation.as_ref().expect("validation results");
+    let mae = validation
+        .metrics
+        .iter()
+        .find(|(name, _)| *name == "mae")
+        .map(|&(_, value)| value)
+        .unwrap();
+    assert!(
+        mae < 0.36,
+        "co2.model: val_mae {mae} against the naive {baseline}"
+    );
+}

@@ -85,7 +85,7 @@ impl Checker {
                 };
                 let label = match b.get(1) {
                     None => Some(LabelColumn::Last),
-                    Some(e) => self.label_column(e),
+                    Some(e) => self.label_column(e, "label"),
                 };
                 let scale = self.scale(b.get(3));
                 let delimiter = match b.get(4) {
@@ -186,6 +186,75 @@ impl Checker {
                     _ => None,
                 }
             }
+            "timeseries_csv" => {
+                let path = self
+                    .required(&b, 0, callee)
+                    .and_then(|e| self.string(e, "the csv path"));
+                let column = self
+                    .required(&b, 1, callee)
+                    .and_then(|e| self.label_column(e, "column"));
+                let sequence_length = self
+                    .required(&b, 2, callee)
+                    .and_then(|e| self.positive_int(e, "`sequence_length`"));
+                if let Some(e) = b.get(2) {
+                    features_span = e.span;
+                }
+                let mut step = |at: usize, what: &str| match b.get(at) {
+                    Some(e) => self.positive_int(e, what),
+                    None => Some(1),
+                };
+                let target_offset = step(3, "`target_offset`");
+                let sequence_stride = step(4, "`sequence_stride`");
+                let sampling_rate = step(5, "`sampling_rate`");
+                let missing = match b.get(6) {
+                    None => Some(Missing::Reject),
+                    Some(e) => self.missing_rule(e),
+                };
+                let delimiter = match b.get(7) {
+                    None => Some(','),
+                    Some(e) => self.delimiter(e),
+                };
+                let features = match b.get(8) {
+                    None => column.clone().map(|c| vec![c]),
+                    Some(e) => self.feature_columns(e),
+                };
+                match (
+                    b.ok,
+                    path,
+                    column,
+                    sequence_length,
+                    target_offset,
+                    sequence_stride,
+                    sampling_rate,
+                    missing,
+                    delimiter,
+                    features,
+                ) {
+                    (
+                        true,
+                        Some(path),
+                        Some(column),
+                        Some(sequence_length),
+                        Some(target_offset),
+                        Some(sequence_stride),
+                        Some(sampling_rate),
+                        Some(missing),
+                        Some(delimiter),
+                        Some(features),
+                    ) => Some(DataSource::Timeseries {
+                        path,
+                        column,
+                        sequence_length,
+                        target_offset,
+                        sequence_stride,
+                        sampling_rate,
+                        missing,
+                        delimiter,
+                        features,
+                    }),
+                    _ => None,
+                }
+            }
             other => {
                 self.error(
                     Diagnostic::error(
@@ -241,14 +310,57 @@ impl Checker {
         Some(delimiter)
     }
 
-    fn label_column(&mut self, expr: &ast::Expr) -> Option<LabelColumn> {
+    /// A time series' `missing` rule: one of `Missing::NAMES`.
+    fn missing_rule(&mut self, expr: &ast::Expr) -> Option<Missing> {
+        let text = self.string(expr, "`missing`")?;
+        let rule = Missing::from_name(&text);
+        if rule.is_none() {
+            self.error(
+                Diagnostic::error(
+                    "E0303",
+                    "`missing` must be \"reject\", \"previous\" or \"interpolate\"",
+                )
+                .primary(expr.span, format!("{text:?}"))
+                .help(
+                    "\"reject\" stops at a missing value, \"previous\" repeats the value before \
+                     it, \"interpolate\" draws a straight line across the gap",
+                ),
+            );
+        }
+        rule
+    }
+
+    /// A time series' `features`: a non-empty list of columns.
+    fn feature_columns(&mut self, expr: &ast::Expr) -> Option<Vec<LabelColumn>> {
+        match &expr.kind {
+            ast::ExprKind::List(items) if !items.is_empty() => {
+                let columns: Vec<Option<LabelColumn>> = items
+                    .iter()
+                    .map(|e| self.label_column(e, "features"))
+                    .collect();
+                columns.into_iter().collect()
+            }
+            ast::ExprKind::Error => None,
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`features` must be a list of columns")
+                        .primary(expr.span, format!("found {}", found(expr)))
+                        .help("write e.g. `features: [\"co2\", \"temperature\"]` or `features: [1, 2]`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A column given by name or zero-based index: a csv's `label`, a time series' `column`.
+    fn label_column(&mut self, expr: &ast::Expr, what: &str) -> Option<LabelColumn> {
         match &expr.kind {
             ast::ExprKind::Str(name) => Some(LabelColumn::Name(name.clone())),
             ast::ExprKind::Int(n) => match usize::try_from(*n) {
                 Ok(index) => Some(LabelColumn::Index(index)),
                 Err(_) => {
                     self.error(
-                        Diagnostic::error("E0303", "`label` column index is too large")
+                        Diagnostic::error("E0303", format!("`{what}` column index is too large"))
                             .primary(expr.span, "out of range"),
                     );
                     None
@@ -257,9 +369,13 @@ impl Checker {
             ast::ExprKind::Error => None,
             _ => {
                 self.error(
-                    Diagnostic::error("E0303", "`label` must be a column name or index")
+                    Diagnostic::error("E0303", format!("`{what}` must be a column name or index"))
                         .primary(expr.span, format!("found {}", found(expr)))
-                        .help("write `label: \"species\"` or `label: 4`; omit it to use the last column"),
+                        .help(if what == "label" {
+                            "write `label: \"species\"` or `label: 4`; omit it to use the last column"
+                        } else {
+                            "write e.g. `column: \"co2\"` or `column: 1`"
+                        }),
                 );
                 None
             }

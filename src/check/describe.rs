@@ -119,6 +119,41 @@ fn source(source: &DataSource) -> String {
             "npz({path:?}, features: {features:?}, labels: {labels:?}{})",
             scale_text(*scale)
         ),
+        DataSource::Timeseries {
+            path,
+            column,
+            sequence_length,
+            target_offset,
+            sequence_stride,
+            sampling_rate,
+            missing,
+            delimiter,
+            features,
+        } => {
+            let text = |column: &LabelColumn| match column {
+                LabelColumn::Last => "last".to_string(),
+                LabelColumn::Index(i) => i.to_string(),
+                LabelColumn::Name(name) => format!("{name:?}"),
+            };
+            let features = if features == std::slice::from_ref(column) {
+                String::new()
+            } else {
+                let listed: Vec<String> = features.iter().map(text).collect();
+                format!(", features: [{}]", listed.join(", "))
+            };
+            let column = text(column);
+            let delimiter = if *delimiter == ',' {
+                String::new()
+            } else {
+                format!(", delimiter: {:?}", delimiter.to_string())
+            };
+            format!(
+                "timeseries_csv({path:?}, column: {column}, sequence_length: {sequence_length}, \
+                 target_offset: {target_offset}, sequence_stride: {sequence_stride}, \
+                 sampling_rate: {sampling_rate}, missing: {:?}{delimiter}{features})",
+                missing.name()
+            )
+        }
     }
 }
 

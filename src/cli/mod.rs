@@ -475,6 +475,7 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
             timings,
             load_time,
             validation,
+            baseline,
             resumed,
         } => {
             if quiet {
@@ -492,6 +493,13 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
              {resumed} (compiled in {:.1} ms)",
                 millis(timings.total())
             );
+            // The number a forecast's val_mae has to beat.
+            if let Some(mae) = baseline {
+                say!(
+                    "Naive forecast (each window's last value) on the validation windows: mae {}",
+                    number(mae)
+                );
+            }
             if show_timings {
                 let stages: Vec<String> = timings
                     .stages
@@ -550,10 +558,14 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
             model,
             data,
             evaluation,
+            baseline,
         } => {
             let mut parts = vec![format!("loss: {}", number(evaluation.loss))];
             for (name, value) in &evaluation.metrics {
                 parts.push(format!("{name}: {}", number(*value)));
+            }
+            if let Some(mae) = baseline {
+                parts.push(format!("naive forecast mae: {}", number(mae)));
             }
             say!(
                 "Evaluated {model} on {data}: {} samples - {}",

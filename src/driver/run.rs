@@ -45,6 +45,9 @@ pub enum Event<'a> {
         load_time: Duration,
         /// The validation data's name (the data set, or `validation_split`) and sample count.
         validation: Option<(&'a str, usize)>,
+        /// For time-series validation data: the mean absolute error of the naive forecast
+        /// (each window's last value) on it, the baseline its `val_mae` is read against.
+        baseline: Option<f64>,
         /// Epochs already trained (`initial_epoch`) and updates already made (from a loaded
         /// optimizer state or an earlier fit), when training resumes.
         resumed: Option<(usize, u64)>,
@@ -84,6 +87,8 @@ pub enum Event<'a> {
         model: &'a str,
         data: &'a str,
         evaluation: &'a Evaluation,
+        /// For a time series: the naive forecast's mean absolute error on the same windows.
+        baseline: Option<f64>,
     },
     /// `predict` wrote the outputs for `samples` samples.
     Predicted {
@@ -564,6 +569,7 @@ impl Runner<'_, '_> {
             model: &self.program.models[model].name,
             data: &self.program.data[data].name,
             evaluation: &evaluation,
+            baseline: set.naive_mae(),
         });
         Ok(())
     }
@@ -724,6 +730,7 @@ impl Runner<'_, '_> {
             timings: &timings,
             load_time,
             validation: validation.as_ref().map(|(name, set)| (*name, set.samples)),
+            baseline: validation.as_ref().and_then(|(_, set)| set.naive_mae()),
             resumed,
         });
         let mut observer = FitObserver {

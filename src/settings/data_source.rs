@@ -97,6 +97,47 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             SCALE,
         ],
     },
+    DataSourceDef {
+        name: "timeseries_csv",
+        doc: "windows over CSV columns, as Keras's `timeseries_dataset_from_array`: each sample \
+              is `sequence_length` steps, its target `column`'s value `target_offset` steps after \
+              the window's last",
+        params: &[
+            required("path", "string"),
+            required(
+                "column",
+                "the target's column: name (string) or zero-based index (integer); the file has \
+                 a header row",
+            ),
+            required("sequence_length", "positive integer: steps per window"),
+            optional(
+                "target_offset",
+                "positive integer: steps from a window's last value to its target",
+                "`1`",
+            ),
+            optional(
+                "sequence_stride",
+                "positive integer: steps between the starts of successive windows",
+                "`1`",
+            ),
+            optional(
+                "sampling_rate",
+                "positive integer: steps between the values within a window",
+                "`1`",
+            ),
+            optional(
+                "missing",
+                "`\"reject\"`, `\"previous\"` or `\"interpolate\"`: what an empty, `NA` or `NaN` cell means",
+                "`\"reject\"`",
+            ),
+            optional("delimiter", "one character, or `\"tab\"`", "`\",\"`"),
+            optional(
+                "features",
+                "list of column names or indices: the values of each step of a window",
+                "`[column]`",
+            ),
+        ],
+    },
 ];
 
 /// The data source called `name`.

@@ -72,6 +72,53 @@ pub enum DataSource {
         labels: String,
         scale: f32,
     },
+    /// Windows over CSV columns, as Keras's `timeseries_dataset_from_array`: window `i`
+    /// holds the `features` columns' values at rows `s, s + r, …, s + (sequence_length − 1)·r` with
+    /// `s = i · sequence_stride` and `r = sampling_rate`, and its target is the value
+    /// `target_offset` rows after the window's last, in `column`. Rows are time steps, in file
+    /// order.
+    Timeseries {
+        path: String,
+        /// A header name or zero-based index (`LabelColumn::Last` is never produced).
+        column: LabelColumn,
+        sequence_length: usize,
+        target_offset: usize,
+        sequence_stride: usize,
+        sampling_rate: usize,
+        missing: Missing,
+        delimiter: char,
+        /// The columns whose values make each step of a window, in order (`[column]` unless
+        /// the program lists others); never empty.
+        features: Vec<LabelColumn>,
+    },
+}
+
+/// What a time series' missing cell (empty, `NA`, `NaN`) becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// Loading stops at the first one, naming its line (the default).
+    Reject,
+    /// The last value before it (pandas's `ffill`); a series cannot start with a gap.
+    Previous,
+    /// The straight line between the values on either side, by row; a series cannot start or
+    /// end with a gap.
+    Interpolate,
+}
+
+impl Missing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Missing::Reject => "reject",
+            Missing::Previous => "previous",
+            Missing::Interpolate => "interpolate",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Missing> {
+        [Missing::Reject, Missing::Previous, Missing::Interpolate]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
 }
 
 impl DataSource {
@@ -84,7 +131,8 @@ impl DataSource {
             DataSource::Synthetic { .. }
             | DataSource::Csv { .. }
             | DataSource::Npy { .. }
-            | DataSource::Npz { .. } => None,
+            | DataSource::Npz { .. }
+            | DataSource::Timeseries { .. } => None,
         }
     }
 }

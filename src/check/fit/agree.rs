@@ -69,6 +69,69 @@ impl Checker {
                 .help("use `loss sparse_categorical_crossentropy` for classification data"),
             );
         }
+        if let DataSource::Timeseries {
+            sequence_length,
+            ref features,
+            ..
+        } = self.data[data].source
+        {
+            let width = features.len();
+            if loss.uses_classes() {
+                ok = false;
+                self.error(
+                    Diagnostic::error(
+                        "E0325",
+                        format!(
+                            "`{}` cannot train on `{data_name}`'s real-valued targets",
+                            loss.name()
+                        ),
+                    )
+                    .primary(loss_span, "this loss needs class labels")
+                    .secondary(
+                        use_span,
+                        format!("`{data_name}` is a time series: each target is a value of it"),
+                    )
+                    .help("forecasting is regression: use `loss mean_squared_error` (or `mae`)"),
+                );
+            }
+            let shape = self.models[model].input_sample_shape();
+            // One value a step: the flat window, or Keras's [timesteps, features] with 1 feature.
+            // Several: the flat window, or [timesteps, features].
+            let fits = if width == 1 {
+                [vec![sequence_length], vec![sequence_length, 1]]
+            } else {
+                [vec![sequence_length * width], vec![sequence_length, width]]
+            };
+            if !fits.contains(&shape) {
+                ok = false;
+                let windows = fits.map(|s| data_source::input_text(&s, &b));
+                let declared = data_source::input_text(&shape, &b);
+                let what = if width == 1 {
+                    format!("{sequence_length} values")
+                } else {
+                    format!("{sequence_length} steps of {width} features")
+                };
+                self.error(
+                    Diagnostic::error(
+                        "E0326",
+                        format!(
+                            "`{data_name}`'s windows of {what} cannot feed `{model_name}`'s input \
+                             {declared}"
+                        ),
+                    )
+                    .primary(use_span, format!("each sample is {what}"))
+                    .secondary(
+                        features_span,
+                        format!("`{data_name}` sets sequence_length {sequence_length}"),
+                    )
+                    .secondary(input_span, format!("`{model_name}` takes {declared}"))
+                    .help(format!(
+                        "declare the input {} or {}, or change `sequence_length`",
+                        windows[0], windows[1]
+                    )),
+                );
+            }
+        }
         if let DataSource::Synthetic {
             features, classes, ..
         } = self.data[data].source
@@ -179,6 +242,7 @@ impl Checker {
         let floats = match &self.data[data].source {
             DataSource::Synthetic { .. } => Some("synthetic_classification"),
             DataSource::Idx { .. } => Some("idx"),
+            DataSource::Timeseries { .. } => Some("timeseries_csv"),
             DataSource::Csv { .. } | DataSource::Npy { .. } | DataSource::Npz { .. } => None,
         };
         let d = if let Some(source) = floats {

@@ -41,7 +41,7 @@ pub(super) fn load_csv(
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
 /// `str::lines` reads as one line).
-fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -109,7 +109,14 @@ fn parse_csv(
             ),
         ));
     }
-    let label_col = label_column(label, names.as_deref(), header_line, columns, origin)?;
+    let label_col = label_column(
+        "label",
+        label,
+        names.as_deref(),
+        header_line,
+        columns,
+        origin,
+    )?;
 
     let features = columns - 1;
     // Every row is checked to hold `columns` cells before its features are stored.
@@ -224,11 +231,12 @@ fn parse_csv(
         labels,
         origin: origin.to_string(),
         labels_origin: origin.to_string(),
+        last_values: None,
     })
 }
 
 /// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.
-fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
+pub(super) fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
     let mut cells = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -287,7 +295,7 @@ fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
     Ok(cells)
 }
 
-fn parse_number(cell: &str) -> Result<f32, String> {
+pub(super) fn parse_number(cell: &str) -> Result<f32, String> {
     cell.parse::<f32>()
         .map_err(|_| format!("cannot read '{cell}' as a number"))
 }
@@ -321,7 +329,10 @@ fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
     Ok(value as i32)
 }
 
-fn label_column(
+/// The zero-based index of the column `label` names; `what` names the argument in messages
+/// (`label` for `csv`, `column` for `timeseries_csv`).
+pub(super) fn label_column(
+    what: &str,
     label: &LabelColumn,
     names: Option<&[String]>,
     header_line: Option<usize>,
@@ -337,7 +348,7 @@ fn label_column(
                 Err(DataError::new(
                     origin,
                     format!(
-                        "label column index {index} is out of range: the file has {columns} \
+                        "{what} column index {index} is out of range: the file has {columns} \
                          columns, numbered 0..{}",
                         columns - 1
                     ),

@@ -53,6 +53,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
         origin: images_origin,
         labels_origin,
+        last_values: None,
     })
 }
 

@@ -407,5 +407,6 @@ fn assemble(
         labels,
         origin: x_origin.to_string(),
         labels_origin: y_origin.to_string(),
+        last_values: None,
     })
 }

@@ -5,7 +5,9 @@ use super::*;
 impl Dataset {
     /// Keras's `validation_split`: the last `fraction` of the samples, in file order, become
     /// the validation set: the first `floor(samples · (1 - fraction))` train, the rest validate,
-    /// computed in `f64` exactly as Keras does. Both parts must keep at least one sample.
+    /// computed in `f64` exactly as Keras does. Both parts must keep at least one sample. For a
+    /// time series, whose windows are in time order, this holds out the latest windows: a
+    /// chronological split, as forecasting needs.
     pub fn split_off_validation(mut self, fraction: f64) -> Result<(Dataset, Dataset), DataError> {
         let samples = self.samples;
         let split_at = ((samples as f64) * (1.0 - fraction)).floor() as usize;
@@ -32,6 +34,7 @@ impl Dataset {
                 values: values.split_off(split_at * *width),
             },
         };
+        let last_values = self.last_values.as_mut().map(|v| v.split_off(split_at));
         let validation = Dataset {
             samples: samples - split_at,
             features: self.features,
@@ -40,6 +43,7 @@ impl Dataset {
             labels,
             origin: format!("{} (validation split)", self.origin),
             labels_origin: format!("{} (validation split)", self.labels_origin),
+            last_values,
         };
         self.samples = split_at;
         Ok((self, validation))

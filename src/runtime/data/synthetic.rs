@@ -89,6 +89,7 @@ pub(super) fn synthetic(
         x: Features::F32(x),
         labels: Labels::Classes(labels),
         labels_origin: origin.clone(),
+        last_values: None,
         origin,
     })
 }
