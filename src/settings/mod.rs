@@ -72,6 +72,83 @@ pub enum DataSource {
         labels: String,
         scale: f32,
     },
+    /// Keras's `TextVectorization` over a CSV column of raw text, with class names in another
+    /// column (see `runtime::data::text`).
+    Text(TextSource),
+}
+
+/// A `text_csv` source: which columns, and how text becomes token ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextSource {
+    /// As written in the program, like `Csv::path`.
+    pub path: String,
+    /// The header name of the text column. Default: `text`.
+    pub text: String,
+    /// The header name of the class-name column. Default: `label`. Prediction reads files
+    /// without it.
+    pub label: String,
+    /// The vocabulary's size including padding (id 0) and `[UNK]` (id 1), as Keras counts it;
+    /// `None`: every token of the training text. At least 2.
+    pub max_tokens: Option<usize>,
+    /// Every sample is padded with 0 or truncated to this many ids.
+    pub output_sequence_length: usize,
+    pub split: TextSplit,
+    pub standardize: TextStandardize,
+}
+
+/// Keras's `split`: what a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextSplit {
+    /// Runs of non-whitespace (Keras's `"whitespace"`, the default).
+    Whitespace,
+    /// Every character, spaces included (Keras's `"character"`).
+    Character,
+}
+
+/// Keras's `standardize`: what is done to the text before it is split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextStandardize {
+    LowerAndStripPunctuation,
+    Lower,
+    StripPunctuation,
+    None,
+}
+
+impl TextSplit {
+    pub const ALL: [TextSplit; 2] = [TextSplit::Whitespace, TextSplit::Character];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextSplit::Whitespace => "whitespace",
+            TextSplit::Character => "character",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TextSplit> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl TextStandardize {
+    pub const ALL: [TextStandardize; 4] = [
+        TextStandardize::LowerAndStripPunctuation,
+        TextStandardize::Lower,
+        TextStandardize::StripPunctuation,
+        TextStandardize::None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextStandardize::LowerAndStripPunctuation => "lower_and_strip_punctuation",
+            TextStandardize::Lower => "lower",
+            TextStandardize::StripPunctuation => "strip_punctuation",
+            TextStandardize::None => "none",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TextStandardize> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 impl DataSource {
@@ -84,7 +161,8 @@ impl DataSource {
             DataSource::Synthetic { .. }
             | DataSource::Csv { .. }
             | DataSource::Npy { .. }
-            | DataSource::Npz { .. } => None,
+            | DataSource::Npz { .. }
+            | DataSource::Text(_) => None,
         }
     }
 }

@@ -41,7 +41,7 @@ pub(super) fn load_csv(
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
 /// `str::lines` reads as one line).
-fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -228,7 +228,7 @@ fn parse_csv(
 }
 
 /// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.
-fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
+pub(super) fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, String> {
     let mut cells = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -376,7 +376,7 @@ fn label_column(
 }
 
 /// The header name closest to `name`, if it is close enough to be a likely typo.
-fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+pub(super) fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
     crate::suggest::closest_within(name, names.iter().map(String::as_str), |n| {
         2.max(n.chars().count() / 3)
     })

@@ -8,8 +8,7 @@ impl Dataset {
     /// computed in `f64` exactly as Keras does. Both parts must keep at least one sample.
     pub fn split_off_validation(mut self, fraction: f64) -> Result<(Dataset, Dataset), DataError> {
         let samples = self.samples;
-        let split_at = ((samples as f64) * (1.0 - fraction)).floor() as usize;
-        let split_at = split_at.min(samples);
+        let split_at = training_samples(samples, fraction);
         if split_at == 0 || split_at == samples {
             return Err(DataError::new(
                 &self.origin,
@@ -44,4 +43,10 @@ impl Dataset {
         self.samples = split_at;
         Ok((self, validation))
     }
+}
+
+/// How many of `samples` train under `validation_split` `fraction`: the first
+/// `floor(samples · (1 - fraction))`, computed in `f64` exactly as Keras does.
+pub fn training_samples(samples: usize, fraction: f64) -> usize {
+    (((samples as f64) * (1.0 - fraction)).floor() as usize).min(samples)
 }
