@@ -338,3 +338,31 @@ model m(x: i32[B, 5]) -> f32[B, 3] {{
         "{e}"
     );
 }
+
+#[test]
+fn programs_topics_model_trains_and_names_the_topics_of_new_sentences() {
+    let out = kiln(&["run", "programs/topics.model"]);
+    let stdout = succeeded(&out);
+    let at = stdout.rfind("val_accuracy: ").unwrap() + 14;
+    let accuracy: f64 = stdout[at..at + 6].parse().unwrap();
+    // The README reports 60.14%; the majority topic of the held-out rows is 28.4%.
+    assert!(accuracy > 0.55, "{stdout}");
+    let predicted = std::fs::read_to_string("programs/topics_predictions.csv").unwrap();
+    let topics = [
+        "computers",
+        "education",
+        "food",
+        "law",
+        "love",
+        "politics",
+        "science",
+        "sports",
+        "work",
+    ];
+    let names = names(&predicted);
+    assert_eq!(names.len(), 8, "{predicted}");
+    assert!(
+        names.iter().all(|n| topics.contains(&n.as_str())),
+        "{predicted}"
+    );
+}
