@@ -733,6 +733,19 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0327",
+        title: "text data that does not fit the model's input",
+        text: "`text_csv` turns each text into `output_sequence_length` token ids, so it feeds \
+               an `i32[B, T]` input whose `T` is that length, as Keras's `TextVectorization` \
+               feeds an `Embedding`. Declare the input `i32` with that length, or change \
+               `output_sequence_length` to the input's length.",
+        example: Some(concat!(
+            "data d = text_csv(\"texts.csv\", output_sequence_length: 20)\n",
+            "model m(x: f32[B, 20]) -> f32[B, 2] {\n    dense(2, softmax)\n}\n",
+            "fit m on d { loss sparse_categorical_crossentropy }\n"
+        )),
+    },
+    Explanation {
         code: "E0326",
         title: "time-series windows that do not fit the model's input",
         text: "Each `timeseries_csv` sample is a window of `sequence_length` values, which feeds \

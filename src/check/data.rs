@@ -255,6 +255,7 @@ impl Checker {
                     _ => None,
                 }
             }
+            "text_csv" => self.text_source(&b, callee),
             other => {
                 self.error(
                     Diagnostic::error(
@@ -281,6 +282,111 @@ impl Checker {
             });
             self.set_index(&decl.name.name, self.data.len() - 1);
         }
+    }
+
+    /// `text_csv(...)`'s arguments, in `settings::data_source`'s order, with Keras's defaults.
+    fn text_source(&mut self, b: &super::args::Bound, callee: &ast::Ident) -> Option<DataSource> {
+        let path = self
+            .required(b, 0, callee)
+            .and_then(|e| self.string(e, "the text_csv path"));
+        let text = b
+            .get(1)
+            .map_or(Some("text".to_string()), |e| self.string(e, "`text`"));
+        let label = b
+            .get(2)
+            .map_or(Some("label".to_string()), |e| self.string(e, "`label`"));
+        let max_tokens = match b.get(3) {
+            None => Some(None),
+            Some(e) => match self.positive_int(e, "`max_tokens`") {
+                // Ids 0 and 1 are padding and `[UNK]`, so fewer than 2 leaves no valid vocabulary.
+                Some(n) if n < 2 => {
+                    self.error(
+                        Diagnostic::error("E0303", "`max_tokens` must be at least 2")
+                            .primary(
+                                e.span,
+                                format!("{n} leaves no room for padding and `[UNK]`"),
+                            )
+                            .help(
+                                "max_tokens counts padding (id 0) and `[UNK]` (id 1) as Keras \
+                                 does: `max_tokens: 5000` keeps the 4998 most frequent tokens",
+                            ),
+                    );
+                    None
+                }
+                n => n.map(Some),
+            },
+        };
+        let length = self
+            .required(b, 4, callee)
+            .and_then(|e| self.positive_int(e, "`output_sequence_length`"));
+        let split = match b.get(5) {
+            None => Some(TextSplit::Whitespace),
+            Some(e) => self.one_of(
+                e,
+                "`split`",
+                TextSplit::from_name,
+                &TextSplit::ALL.map(TextSplit::name),
+            ),
+        };
+        let standardize = match b.get(6) {
+            None => Some(TextStandardize::LowerAndStripPunctuation),
+            Some(e) => self.one_of(
+                e,
+                "`standardize`",
+                TextStandardize::from_name,
+                &TextStandardize::ALL.map(TextStandardize::name),
+            ),
+        };
+        match (
+            b.ok,
+            path,
+            text,
+            label,
+            max_tokens,
+            length,
+            split,
+            standardize,
+        ) {
+            (
+                true,
+                Some(path),
+                Some(text),
+                Some(label),
+                Some(max_tokens),
+                Some(output_sequence_length),
+                Some(split),
+                Some(standardize),
+            ) => Some(DataSource::Text(TextSource {
+                path,
+                text,
+                label,
+                max_tokens,
+                output_sequence_length,
+                split,
+                standardize,
+            })),
+            _ => None,
+        }
+    }
+
+    /// A string argument that must be one of `names`.
+    fn one_of<T>(
+        &mut self,
+        expr: &ast::Expr,
+        what: &str,
+        from_name: fn(&str) -> Option<T>,
+        names: &[&str],
+    ) -> Option<T> {
+        let text = self.string(expr, what)?;
+        let found = from_name(&text);
+        if found.is_none() {
+            let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            self.error(
+                Diagnostic::error("E0303", format!("{what} must be {}", quoted.join(" or ")))
+                    .primary(expr.span, format!("{text:?}")),
+            );
+        }
+        found
     }
 
     /// A data source's `scale` (features are divided by it): a positive number, default 1.

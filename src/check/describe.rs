@@ -94,6 +94,21 @@ fn source(source: &DataSource) -> String {
                 scale_text(*scale)
             )
         }
+        DataSource::Text(t) => {
+            let max_tokens = t
+                .max_tokens
+                .map_or(String::new(), |n| format!(", max_tokens: {n}"));
+            format!(
+                "text_csv({:?}, text: {:?}, label: {:?}{max_tokens}, output_sequence_length: {}, \
+                 split: {:?}, standardize: {:?})",
+                t.path,
+                t.text,
+                t.label,
+                t.output_sequence_length,
+                t.split.name(),
+                t.standardize.name()
+            )
+        }
         DataSource::Idx {
             images,
             labels,

@@ -16,7 +16,7 @@ use crate::ir::lower;
 use crate::ir::shape::{DType, Shape};
 use crate::program::{Action, CheckedProgram, Fit};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
-use crate::runtime::data::{self, DataError, Dataset, Standardization};
+use crate::runtime::data::{self, DataError, Dataset, Standardization, TextVocabulary, Vocabulary};
 use crate::runtime::evaluate::{Evaluation, Evaluator};
 use crate::runtime::init;
 use crate::runtime::predict::{self, Predictions};
@@ -150,6 +150,9 @@ struct ModelState {
     epoch: Option<usize>,
     /// The statistics its inputs are standardized with (`standardize true`).
     standardization: Option<Standardization>,
+    /// The vocabulary and class names of the text it was trained on (`text_csv`), which every
+    /// later text it sees is vectorized with.
+    text: Option<TextVocabulary>,
 }
 
 /// Runs a program: every `fit`, `evaluate`, `predict`, `save` and `load` in program order.
@@ -448,6 +451,7 @@ impl Runner<'_, '_> {
                     optimizer: None,
                     epoch: None,
                     standardization: None,
+                    text: None,
                 },
             );
         }
@@ -494,6 +498,12 @@ impl Runner<'_, '_> {
             checkpoint::check_standardization(mean, std, features, &path.display().to_string())
                 .map_err(RunError::Data)?;
         }
+        if let Some(text) = &saved.text {
+            let m = &self.program.models[model];
+            let integer = m.inputs[0].1.dtype == DType::I32;
+            checkpoint::check_text(text, integer, m.output_features, &m.name, &origin)
+                .map_err(RunError::Data)?;
+        }
         // Only state that will be used is checked: `--init` starts a fresh optimizer.
         let optimizer = saved.optimizer.filter(|_| with_optimizer);
         if let Some(state) = &optimizer {
@@ -509,6 +519,7 @@ impl Runner<'_, '_> {
                 standardization: saved
                     .standardization
                     .map(|(mean, std)| Standardization { mean, std }),
+                text: saved.text,
             },
         );
         (self.on_event)(Event::Loaded {
@@ -534,6 +545,7 @@ impl Runner<'_, '_> {
             params: named(&infos, &state.params),
             optimizer: state.optimizer,
             standardization: state.standardization.map(|s| (s.mean, s.std)),
+            text: state.text,
             other_dtypes: Vec::new(),
         };
         checkpoint::write(path, &saved).map_err(RunError::Data)?;
@@ -555,8 +567,58 @@ impl Runner<'_, '_> {
         Ok(set)
     }
 
+    /// Loads a data set for `fit`'s loss and checks it against the model, vectorizing text with
+    /// `vocabulary`, or (when `adapt` says so and there is none) a vocabulary adapted to its
+    /// training samples, returned with it. Other sources ignore both.
+    fn text_or_data(
+        &self,
+        index: usize,
+        fit: &Fit,
+        vocabulary: Option<&TextVocabulary>,
+        adapt: Option<Vocabulary>,
+        labels_required: bool,
+    ) -> Result<(Dataset, Option<TextVocabulary>), RunError> {
+        let set = &self.program.data[index];
+        if !matches!(set.source, DataSource::Text(_)) {
+            return Ok((self.data(index, fit)?, None));
+        }
+        let model = &self.program.models[fit.model];
+        let vocabulary = match (vocabulary, adapt) {
+            (Some(kept), _) => Vocabulary::Keep(kept),
+            (None, Some(adapt)) => adapt,
+            (None, None) => {
+                return Err(RunError::Data(DataError::new(
+                    &set.name,
+                    format!(
+                        "model '{}' has no text vocabulary yet: fit it on text data, or load a \
+                         checkpoint saved after such a fit, before using it on `{}`",
+                        model.name, set.name
+                    ),
+                )));
+            }
+        };
+        let (loaded, vocabulary) =
+            data::load_text(set, self.base_dir, fit.loss, vocabulary, labels_required)
+                .map_err(RunError::Data)?;
+        data::check_against_model(&loaded, model, fit.loss).map_err(RunError::Data)?;
+        Ok((loaded, Some(vocabulary)))
+    }
+
+    /// `data` for evaluation or prediction: text with the model's vocabulary.
+    fn data_for_model(
+        &mut self,
+        model: usize,
+        index: usize,
+        fit: &Fit,
+        labels_required: bool,
+    ) -> Result<(Dataset, Option<TextVocabulary>), RunError> {
+        let name = &self.program.models[model].name;
+        let kept = self.states.get(name).and_then(|s| s.text.clone());
+        self.text_or_data(index, fit, kept.as_ref(), None, labels_required)
+    }
+
     fn evaluate(&mut self, model: usize, data: usize, fit: &Fit) -> Result<(), RunError> {
-        let mut set = self.data(data, fit)?;
+        let (mut set, _) = self.data_for_model(model, data, fit, true)?;
         if let Some(statistics) = &self.weights(model)?.standardization {
             statistics.apply(&mut set);
         }
@@ -597,7 +659,7 @@ impl Runner<'_, '_> {
         {
             reading.loss = Loss::SparseCategoricalCrossentropy;
         }
-        let mut set = self.data(data, &reading)?;
+        let (mut set, text) = self.data_for_model(model, data, &reading, false)?;
         if let Some(statistics) = &self.weights(model)?.standardization {
             statistics.apply(&mut set);
         }
@@ -610,13 +672,16 @@ impl Runner<'_, '_> {
         // Binary cross-entropy scores are [0, logit], two per sample: softmax of them is
         // [1 − σ, σ], the two classes' probabilities.
         let binary = fit.loss == Loss::BinaryCrossentropy;
-        let predictions = Predictions::from_scores(
+        let mut predictions = Predictions::from_scores(
             scores,
             if binary { 2 } else { m.output_features },
             (m.output_activation() == Activation::Softmax && !fit.loss_options.from_logits)
                 || binary,
             fit.loss.uses_classes(),
         );
+        if let (Some(text), DataSource::Text(source)) = (text, &self.program.data[data].source) {
+            predictions.class_names = Some((source.label.clone(), text.classes));
+        }
         predict::write(path, format, &predictions).map_err(RunError::Data)?;
         (self.on_event)(Event::Predicted {
             model: &m.name,
@@ -635,12 +700,22 @@ impl Runner<'_, '_> {
         let data_set = &program.data[fit.data];
 
         let loading = Instant::now();
-        let dataset = self.data(fit.data, fit)?;
+        // Text keeps the model's vocabulary, else adapts one to the samples it trains on.
+        let kept = self.states.get(&model.name).and_then(|s| s.text.clone());
+        let adapt = Vocabulary::Adapt {
+            validation_split: match fit.validation {
+                Some(Validation::Split(fraction)) => Some(fraction),
+                _ => None,
+            },
+        };
+        let (dataset, adapted) =
+            self.text_or_data(fit.data, fit, kept.as_ref(), Some(adapt), true)?;
+        let text = adapted.or(kept);
         // Keras's validation_data / validation_split, evaluated by a forward-only graph.
         let (dataset, validation) = match fit.validation {
             None => (dataset, None),
             Some(Validation::Data(index)) => {
-                let loaded = self.data(index, fit)?;
+                let (loaded, _) = self.text_or_data(index, fit, text.as_ref(), None, true)?;
                 (dataset, Some((program.data[index].name.as_str(), loaded)))
             }
             Some(Validation::Split(fraction)) => {
@@ -695,6 +770,7 @@ impl Runner<'_, '_> {
                 optimizer: None,
                 epoch: None,
                 standardization: None,
+                text: None,
             },
         };
         for (index, values) in state.params.iter().enumerate() {
@@ -742,6 +818,7 @@ impl Runner<'_, '_> {
             metrics: &fit.metrics,
             base_dir: self.base_dir,
             standardization: standardization.as_ref(),
+            text: text.as_ref(),
             interrupt: self.interrupt.as_deref(),
             on_event: &mut *self.on_event,
         };
@@ -787,6 +864,7 @@ impl Runner<'_, '_> {
                 }),
                 epoch: trained.history.last().map(|r| r.epoch).or(state.epoch),
                 standardization,
+                text,
             },
         );
         let profile = if self.profile {
@@ -855,6 +933,7 @@ struct FitObserver<'a> {
     metrics: &'a [Metric],
     base_dir: &'a Path,
     standardization: Option<&'a Standardization>,
+    text: Option<&'a TextVocabulary>,
     interrupt: Option<&'a AtomicBool>,
     on_event: &'a mut dyn FnMut(Event),
 }
@@ -915,6 +994,7 @@ impl train::Observer for FitObserver<'_> {
                 standardization: self
                     .standardization
                     .map(|s| (s.mean.clone(), s.std.clone())),
+                text: self.text.cloned(),
                 other_dtypes: Vec::new(),
             },
         )?;

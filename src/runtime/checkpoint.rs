@@ -16,9 +16,10 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::data::DataError;
+use super::data::{DataError, TextVocabulary};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::{ParamInfo, StateInfo};
+use crate::settings::{TextSplit, TextStandardize};
 
 /// The prefix of optimizer-state tensors, keeping them apart from the model's parameters.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
@@ -56,6 +57,10 @@ pub struct Checkpoint {
     pub optimizer: Option<OptimizerState>,
     /// Per-feature mean and standard deviation the model's inputs are standardized with.
     pub standardization: Option<(Vec<f32>, Vec<f32>)>,
+    /// The vocabulary and class names of the text it was trained on (`text_csv`), in the
+    /// metadata: `text.tokens` and `text.classes` as JSON arrays of strings, `text.split` and
+    /// `text.standardize` as Keras names them.
+    pub text: Option<TextVocabulary>,
     /// Tensors whose element type is not F32 (name, shape, type), read but not usable:
     /// matching them against the model reports each by name.
     pub other_dtypes: Vec<(String, Vec<usize>, String)>,
@@ -87,6 +92,16 @@ pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
                 le_bytes(values),
             ));
         }
+    }
+    if let Some(text) = &checkpoint.text {
+        let json = |items: &[String]| serde_json::Value::from(items.to_vec()).to_string();
+        metadata.insert("text.tokens".to_string(), json(&text.tokens));
+        metadata.insert("text.classes".to_string(), json(&text.classes));
+        metadata.insert("text.split".to_string(), text.split.name().to_string());
+        metadata.insert(
+            "text.standardize".to_string(),
+            text.standardize.name().to_string(),
+        );
     }
     if let Some(optimizer) = &checkpoint.optimizer {
         metadata.insert("optimizer".to_string(), optimizer.kind.clone());
@@ -263,14 +278,109 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
             ));
         }
     };
+    let text = text_vocabulary(&metadata, origin)?;
     Ok(Checkpoint {
         model: metadata.get("model").cloned().unwrap_or_default(),
         epoch,
         params,
         optimizer,
         standardization,
+        text,
         other_dtypes,
     })
+}
+
+/// The text vocabulary in a checkpoint's metadata, if it has one, checked as `adapt` builds
+/// one: distinct non-empty tokens, class names distinct and in byte order.
+fn text_vocabulary(
+    metadata: &HashMap<String, String>,
+    origin: &str,
+) -> Result<Option<TextVocabulary>, DataError> {
+    let keys = [
+        "text.tokens",
+        "text.classes",
+        "text.split",
+        "text.standardize",
+    ];
+    let values: Vec<Option<&String>> = keys.iter().map(|k| metadata.get(*k)).collect();
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let error = |message: String| DataError::new(origin, message);
+    let [Some(tokens), Some(classes), Some(split), Some(standardize)] = values[..] else {
+        return Err(error(format!(
+            "the metadata holds part of a text vocabulary; it needs all of {}",
+            keys.join(", ")
+        )));
+    };
+    let strings = |key: &str, text: &str| -> Result<Vec<String>, DataError> {
+        serde_json::from_str(text).map_err(|_| {
+            error(format!(
+                "the metadata's `{key}` is not a JSON array of strings"
+            ))
+        })
+    };
+    let tokens = strings("text.tokens", tokens)?;
+    let classes = strings("text.classes", classes)?;
+    let split = TextSplit::from_name(split).ok_or_else(|| {
+        error(format!(
+            "the metadata's `text.split` \"{split}\" is unknown"
+        ))
+    })?;
+    let standardize = TextStandardize::from_name(standardize).ok_or_else(|| {
+        error(format!(
+            "the metadata's `text.standardize` \"{standardize}\" is unknown"
+        ))
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(bad) = tokens.iter().find(|t| t.is_empty() || !seen.insert(*t)) {
+        return Err(error(format!(
+            "the vocabulary's token {bad:?} is empty or repeated; each id needs its own token"
+        )));
+    }
+    if classes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(error(
+            "the class names in `text.classes` must be distinct and in sorted order".to_string(),
+        ));
+    }
+    Ok(Some(TextVocabulary {
+        tokens,
+        classes,
+        split,
+        standardize,
+    }))
+}
+
+/// Checks a checkpoint's text vocabulary against the model it loads into: token ids feed an
+/// integer input, and each class needs an output.
+pub fn check_text(
+    text: &TextVocabulary,
+    integer_input: bool,
+    outputs: usize,
+    model: &str,
+    origin: &str,
+) -> Result<(), DataError> {
+    if !integer_input {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the checkpoint holds a text vocabulary, but model '{model}' takes f32 \
+                 features, not token ids"
+            ),
+        ));
+    }
+    if text.classes.len() > outputs {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the checkpoint's text has {} classes, but model '{model}' has {outputs} \
+                 output{}",
+                text.classes.len(),
+                if outputs == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks optimizer state about to be used (`--load`, `load`; not `--init`, which starts a fresh
@@ -582,6 +692,7 @@ mod tests {
                 }],
             }),
             standardization: Some((vec![0.5, -1.0], vec![2.0, 1e-7])),
+            text: None,
             other_dtypes: Vec::new(),
         }
     }
@@ -608,6 +719,62 @@ mod tests {
         let mut back = decode(&bytes, "x").unwrap();
         back.params.sort_by(|a, b| b.name.cmp(&a.name));
         assert_eq!(back, checkpoint);
+    }
+
+    #[test]
+    fn round_trip_keeps_the_text_vocabulary() {
+        let mut checkpoint = sample();
+        checkpoint.standardization = None;
+        checkpoint.text = Some(TextVocabulary {
+            tokens: vec!["the".into(), "\"quoted\", comma".into(), "zoë".into()],
+            classes: vec!["art".into(), "computers".into()],
+            split: TextSplit::Character,
+            standardize: TextStandardize::Lower,
+        });
+        let mut back = decode(&encode(&checkpoint).unwrap(), "x").unwrap();
+        back.params.sort_by(|a, b| b.name.cmp(&a.name));
+        assert_eq!(back, checkpoint);
+        let vocabulary = checkpoint.text.as_ref().unwrap();
+        assert_eq!(
+            check_text(vocabulary, true, 1, "m", "w.safetensors")
+                .unwrap_err()
+                .to_string(),
+            "w.safetensors: the checkpoint's text has 2 classes, but model 'm' has 1 output"
+        );
+        assert_eq!(
+            check_text(vocabulary, false, 2, "m", "w.safetensors")
+                .unwrap_err()
+                .to_string(),
+            "w.safetensors: the checkpoint holds a text vocabulary, but model 'm' takes f32 \
+             features, not token ids"
+        );
+        // Metadata a run did not write.
+        let mut metadata: HashMap<String, String> = [
+            ("text.tokens", "[\"a\", \"a\"]"),
+            ("text.classes", "[]"),
+            ("text.split", "whitespace"),
+            ("text.standardize", "none"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let err = |m: &HashMap<String, String>| text_vocabulary(m, "w").unwrap_err().to_string();
+        assert_eq!(
+            err(&metadata),
+            "w: the vocabulary's token \"a\" is empty or repeated; each id needs its own token"
+        );
+        metadata.insert("text.classes".into(), "[\"b\", \"a\"]".into());
+        metadata.insert("text.tokens".into(), "[\"a\"]".into());
+        assert_eq!(
+            err(&metadata),
+            "w: the class names in `text.classes` must be distinct and in sorted order"
+        );
+        metadata.remove("text.split");
+        assert_eq!(
+            err(&metadata),
+            "w: the metadata holds part of a text vocabulary; it needs all of text.tokens, \
+             text.classes, text.split, text.standardize"
+        );
     }
 
     #[test]

@@ -44,11 +44,13 @@ pub mod npy;
 mod split;
 mod standardize;
 mod synthetic;
+pub mod text;
 mod timeseries;
 
 use csv::load_csv;
 pub use standardize::Standardization;
 use synthetic::synthetic;
+pub use text::TextVocabulary;
 
 /// A data set loaded into memory.
 #[derive(Clone, Debug, PartialEq)]
@@ -249,7 +251,9 @@ pub fn load(
             | DataSource::Idx { scale, .. }
             | DataSource::Npy { scale, .. }
             | DataSource::Npz { scale, .. } => format!(" after dividing by `scale` ({scale:e})"),
-            DataSource::Synthetic { .. } | DataSource::Timeseries { .. } => String::new(),
+            DataSource::Synthetic { .. } | DataSource::Timeseries { .. } | DataSource::Text(_) => {
+                String::new()
+            }
         };
         return Err(DataError::new(
             &dataset.origin,
@@ -340,6 +344,19 @@ fn load_source(
             loss,
             integers,
         ),
+        DataSource::Text(_) => {
+            if !integers {
+                // The checker refuses text for an f32 input (E0325).
+                return Err(DataError::new(
+                    &data.name,
+                    "text supplies i32 token ids, which cannot feed an f32 input",
+                ));
+            }
+            let adapt = Vocabulary::Adapt {
+                validation_split: None,
+            };
+            load_text(data, base_dir, loss, adapt, true).map(|(set, _)| set)
+        }
         DataSource::Npz {
             path,
             features,
@@ -389,6 +406,63 @@ fn load_source(
             floats_only(data, integers)
         }
     }
+}
+
+/// Where a text source's vocabulary comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Vocabulary<'a> {
+    /// Built from the training samples: every row, or those before a `validation_split` of
+    /// this fraction (the rows `Dataset::split_off_validation` keeps for training).
+    Adapt { validation_split: Option<f64> },
+    /// The model's, from an earlier fit or a checkpoint.
+    Keep(&'a TextVocabulary),
+}
+
+/// Loads a `text_csv` data set as token ids (see [`text`]), with the vocabulary it was
+/// vectorized with. `labels_required`: false for prediction, which reads files without a label
+/// column.
+pub fn load_text(
+    data: &DataSet,
+    base_dir: &Path,
+    loss: Loss,
+    vocabulary: Vocabulary,
+    labels_required: bool,
+) -> Result<(Dataset, TextVocabulary), DataError> {
+    let DataSource::Text(source) = &data.source else {
+        return Err(DataError::new(&data.name, "not a text data source"));
+    };
+    let path = resolve(&source.path, base_dir);
+    let origin = path.display().to_string();
+    if labels_required && !loss.uses_classes() {
+        return Err(DataError::new(
+            &origin,
+            format!(
+                "text labels are class names, which {} cannot use; use                  sparse_categorical_crossentropy",
+                loss.name()
+            ),
+        ));
+    }
+    let rows = text::read_rows(&path, source, labels_required)?;
+    let vocabulary = match vocabulary {
+        Vocabulary::Keep(kept) => {
+            kept.check_source(source, &origin)?;
+            kept.clone()
+        }
+        Vocabulary::Adapt { validation_split } => {
+            let training = validation_split.map_or(rows.texts.len(), |f| {
+                split::training_samples(rows.texts.len(), f)
+            });
+            TextVocabulary::adapt(
+                &rows.texts[..training],
+                rows.labels.as_deref().unwrap_or_default(),
+                source.max_tokens,
+                source.split,
+                source.standardize,
+            )
+        }
+    };
+    let set = text::vectorize(&rows, &vocabulary, source.output_sequence_length)?;
+    Ok((set, vocabulary))
 }
 
 /// Synthetic and IDX features are floats (scaled pixels); the checker refuses them for an

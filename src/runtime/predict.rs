@@ -5,7 +5,9 @@
 //! `sparse_categorical_crossentropy`) the output is the class probabilities — Keras's
 //! `model.predict` — and the predicted class is their argmax (the first on ties):
 //!
-//! * CSV: a header `prob_0,…,prob_{K-1},class`, then one row per sample in data order.
+//! * CSV: a header `prob_0,…,prob_{K-1},class`, then one row per sample in data order. For
+//!   text data (`text_csv`), whose classes have names, one more column named as the data's
+//!   label column (e.g. `topic`; `class_name` if that is `class`) holds the class's name.
 //! * NPY: `PATH` holds the probabilities as `float32 [samples, K]`, and `STEM_classes.npy`
 //!   beside it the predicted classes as `int64 [samples]`.
 //!
@@ -31,6 +33,9 @@ pub struct Predictions {
     pub values: Vec<f32>,
     /// The argmax of each row, for classifiers.
     pub classes: Option<Vec<i64>>,
+    /// For classes with names (text labels): the CSV column they go in (the data's label
+    /// column), and each class's name.
+    pub class_names: Option<(String, Vec<String>)>,
 }
 
 impl Predictions {
@@ -56,6 +61,7 @@ impl Predictions {
             width,
             values,
             classes,
+            class_names: None,
         }
     }
 
@@ -70,16 +76,42 @@ impl Predictions {
         if self.classes.is_some() {
             header.push("class".to_string());
         }
+        let names = self.class_names.as_ref().filter(|_| self.classes.is_some());
+        if let Some((column, _)) = names {
+            // A label column called `class` would repeat the index column's name.
+            header.push(
+                if column == "class" {
+                    "class_name"
+                } else {
+                    column
+                }
+                .to_string(),
+            );
+        }
         let mut out = header.join(",") + "\n";
         for (index, row) in self.values.chunks_exact(self.width).enumerate() {
             let mut cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
             if let Some(classes) = &self.classes {
                 cells.push(classes[index].to_string());
+                if let Some((_, names)) = names {
+                    // An output beyond the named classes has only its index.
+                    let class = classes[index] as usize;
+                    cells.push(names.get(class).map_or(class.to_string(), |n| csv_cell(n)));
+                }
             }
             out.push_str(&cells.join(","));
             out.push('\n');
         }
         out
+    }
+}
+
+/// A CSV cell holding `text`: quoted when it holds a comma, quote or line break.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
     }
 }
 
@@ -156,6 +188,16 @@ mod tests {
         let csv = p.to_csv();
         assert!(csv.starts_with("prob_0,prob_1,prob_2,class\n"), "{csv}");
         assert!(csv.lines().nth(1).unwrap().ends_with(",2"), "{csv}");
+    }
+
+    #[test]
+    fn named_classes_get_a_column_of_names() {
+        let mut p = Predictions::from_scores(vec![0.0, 5.0, 5.0, 0.0], 2, true, true);
+        p.class_names = Some(("topic".into(), vec!["art".into(), "a, b".into()]));
+        let csv = p.to_csv();
+        assert!(csv.starts_with("prob_0,prob_1,class,topic\n"), "{csv}");
+        assert!(csv.contains(",1,\"a, b\"\n"), "{csv}");
+        assert!(csv.ends_with(",0,art\n"), "{csv}");
     }
 
     #[test]

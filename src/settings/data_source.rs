@@ -138,6 +138,40 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             ),
         ],
     },
+    DataSourceDef {
+        name: "text_csv",
+        doc: "a CSV column of raw text turned into token ids as Keras's `TextVectorization` does \
+              (vocabulary from the training samples), and a column of class names",
+        params: &[
+            required("path", "string"),
+            optional("text", "the text column's name", "`\"text\"`"),
+            optional(
+                "label",
+                "the class-name column's name (prediction reads files without it)",
+                "`\"label\"`",
+            ),
+            optional(
+                "max_tokens",
+                "integer ≥ 2: the vocabulary's size, padding and `[UNK]` included",
+                "every token of the training text",
+            ),
+            required(
+                "output_sequence_length",
+                "positive integer: ids per sample, the model input's length",
+            ),
+            optional(
+                "split",
+                "`\"whitespace\"` or `\"character\"`",
+                "`\"whitespace\"`",
+            ),
+            optional(
+                "standardize",
+                "`\"lower_and_strip_punctuation\"`, `\"lower\"`, `\"strip_punctuation\"` or \
+                 `\"none\"`",
+                "`\"lower_and_strip_punctuation\"`",
+            ),
+        ],
+    },
 ];
 
 /// The data source called `name`.

@@ -91,6 +91,9 @@ pub enum DataSource {
         /// the program lists others); never empty.
         features: Vec<LabelColumn>,
     },
+    /// Keras's `TextVectorization` over a CSV column of raw text, with class names in another
+    /// column (see `runtime::data::text`).
+    Text(TextSource),
 }
 
 /// What a time series' missing cell (empty, `NA`, `NaN`) becomes.
@@ -121,6 +124,80 @@ impl Missing {
     }
 }
 
+/// A `text_csv` source: which columns, and how text becomes token ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextSource {
+    /// As written in the program, like `Csv::path`.
+    pub path: String,
+    /// The header name of the text column. Default: `text`.
+    pub text: String,
+    /// The header name of the class-name column. Default: `label`. Prediction reads files
+    /// without it.
+    pub label: String,
+    /// The vocabulary's size including padding (id 0) and `[UNK]` (id 1), as Keras counts it;
+    /// `None`: every token of the training text. At least 2.
+    pub max_tokens: Option<usize>,
+    /// Every sample is padded with 0 or truncated to this many ids.
+    pub output_sequence_length: usize,
+    pub split: TextSplit,
+    pub standardize: TextStandardize,
+}
+
+/// Keras's `split`: what a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextSplit {
+    /// Runs of non-whitespace (Keras's `"whitespace"`, the default).
+    Whitespace,
+    /// Every character, spaces included (Keras's `"character"`).
+    Character,
+}
+
+/// Keras's `standardize`: what is done to the text before it is split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextStandardize {
+    LowerAndStripPunctuation,
+    Lower,
+    StripPunctuation,
+    None,
+}
+
+impl TextSplit {
+    pub const ALL: [TextSplit; 2] = [TextSplit::Whitespace, TextSplit::Character];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextSplit::Whitespace => "whitespace",
+            TextSplit::Character => "character",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TextSplit> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl TextStandardize {
+    pub const ALL: [TextStandardize; 4] = [
+        TextStandardize::LowerAndStripPunctuation,
+        TextStandardize::Lower,
+        TextStandardize::StripPunctuation,
+        TextStandardize::None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextStandardize::LowerAndStripPunctuation => "lower_and_strip_punctuation",
+            TextStandardize::Lower => "lower",
+            TextStandardize::StripPunctuation => "strip_punctuation",
+            TextStandardize::None => "none",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TextStandardize> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 impl DataSource {
     /// The rank of each sample's shape when it is known before the data loads: IDX images are
     /// `[rows, cols]`. A NumPy array's shape is known once it loads; CSV rows and synthetic
@@ -132,7 +209,8 @@ impl DataSource {
             | DataSource::Csv { .. }
             | DataSource::Npy { .. }
             | DataSource::Npz { .. }
-            | DataSource::Timeseries { .. } => None,
+            | DataSource::Timeseries { .. }
+            | DataSource::Text(_) => None,
         }
     }
 }

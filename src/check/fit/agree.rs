@@ -55,7 +55,7 @@ impl Checker {
         let (features_span, classes_span) = (d_info.features_span, d_info.classes_span);
         let has_classes = matches!(
             self.data[data].source,
-            DataSource::Synthetic { .. } | DataSource::Idx { .. }
+            DataSource::Synthetic { .. } | DataSource::Idx { .. } | DataSource::Text(_)
         );
         if has_classes && !loss.uses_classes() {
             ok = false;
@@ -232,6 +232,9 @@ impl Checker {
         let Some((_, input)) = m.inputs.first() else {
             return true;
         };
+        if let DataSource::Text(text) = &self.data[data].source {
+            return self.text_input_fits(model, data, text.output_sequence_length, use_span);
+        }
         if input.dtype != DType::I32 {
             return true;
         }
@@ -243,7 +246,10 @@ impl Checker {
             DataSource::Synthetic { .. } => Some("synthetic_classification"),
             DataSource::Idx { .. } => Some("idx"),
             DataSource::Timeseries { .. } => Some("timeseries_csv"),
-            DataSource::Csv { .. } | DataSource::Npy { .. } | DataSource::Npz { .. } => None,
+            DataSource::Csv { .. }
+            | DataSource::Npy { .. }
+            | DataSource::Npz { .. }
+            | DataSource::Text(_) => None,
         };
         let d = if let Some(source) = floats {
             Diagnostic::error(
@@ -265,6 +271,40 @@ impl Checker {
         } else {
             return true;
         };
+        self.error(d);
+        false
+    }
+
+    /// Text data supplies `output_sequence_length` token ids per sample: it feeds an
+    /// `i32[B, length]` input and nothing else.
+    fn text_input_fits(
+        &mut self,
+        model: usize,
+        data: usize,
+        length: usize,
+        use_span: Span,
+    ) -> bool {
+        let m = &self.models[model];
+        let Some((_, input)) = m.inputs.first() else {
+            return true;
+        };
+        if input.dtype == DType::I32 && m.input_sample_shape() == [length] {
+            return true;
+        }
+        let info = &self.model_info[model];
+        let b = &info.batch_symbol;
+        let declared = types::type_text(input, b);
+        let (model_name, data_name) = (&m.name, &self.data[data].name);
+        let d = Diagnostic::error(
+            "E0327",
+            format!("`{data_name}` supplies i32[{b}, {length}] token ids, but `{model_name}` takes {declared}"),
+        )
+        .primary(use_span, format!("`{data_name}` is text with output_sequence_length {length}"))
+        .secondary(info.input_type_span, format!("`{model_name}` takes {declared}"))
+        .help(format!(
+            "declare the input as `i32[{b}, {length}]`, or set `output_sequence_length` to the \
+             input's length"
+        ));
         self.error(d);
         false
     }

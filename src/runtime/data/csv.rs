@@ -387,7 +387,7 @@ pub(super) fn label_column(
 }
 
 /// The header name closest to `name`, if it is close enough to be a likely typo.
-fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+pub(super) fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
     crate::suggest::closest_within(name, names.iter().map(String::as_str), |n| {
         2.max(n.chars().count() / 3)
     })

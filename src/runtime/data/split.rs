@@ -10,8 +10,7 @@ impl Dataset {
     /// chronological split, as forecasting needs.
     pub fn split_off_validation(mut self, fraction: f64) -> Result<(Dataset, Dataset), DataError> {
         let samples = self.samples;
-        let split_at = ((samples as f64) * (1.0 - fraction)).floor() as usize;
-        let split_at = split_at.min(samples);
+        let split_at = training_samples(samples, fraction);
         if split_at == 0 || split_at == samples {
             return Err(DataError::new(
                 &self.origin,
@@ -48,4 +47,10 @@ impl Dataset {
         self.samples = split_at;
         Ok((self, validation))
     }
+}
+
+/// How many of `samples` train under `validation_split` `fraction`: the first
+/// `floor(samples · (1 - fraction))`, computed in `f64` exactly as Keras does.
+pub fn training_samples(samples: usize, fraction: f64) -> usize {
+    (((samples as f64) * (1.0 - fraction)).floor() as usize).min(samples)
 }
