@@ -863,3 +863,58 @@ fit m on d {
         .unwrap();
     assert!(layer < label, "{stderr}");
 }
+
+#[test]
+fn check_numerics_catches_weights_that_turn_non_finite_while_the_loss_stays_finite() {
+    // sqrt after relu: a unit at exactly 0 has an infinite derivative, so the first update makes
+    // a kernel NaN; relu then hides it (relu(NaN) is 0 here), and the loss stays a number.
+    let rows: String = (0..16)
+        .map(|i| {
+            format!(
+                "{},{},{}\n",
+                (i * 7) % 5 - 2,
+                f64::from((i * 3) % 4) - 1.5,
+                i % 2
+            )
+        })
+        .collect();
+    let source = "\
+data d = csv(\"d.csv\", label: \"y\")
+model m(x: f32[B, 2]) -> f32[B, 2] {
+    dense(8, relu)
+    sqrt
+    dense(2, softmax)
+}
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    epochs    3
+    batch     8
+    seed      3
+}
+";
+    let data = format!("a,b,y\n{rows}");
+    let dir = scratch("check-numerics", &[("m.model", source), ("d.csv", &data)]);
+    let program = path(&dir, "m.model");
+    // Without the flag only the loss is checked, and it never stops being a number.
+    assert!(kiln(&["run", &program]).status.success());
+    let out = kiln(&["run", "--check-numerics", &program]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("training `m` stopped: `dense.kernel` held a non-finite value (the loss was")
+            && stderr.contains("at epoch 1, step 1 of 2"),
+        "{stderr}"
+    );
+    // The gradient of sqrt at 0, labelled on the `sqrt` line.
+    let label = stderr
+        .lines()
+        .position(|l| l.contains("arises here: `div`"));
+    let line = stderr
+        .lines()
+        .position(|l| l.trim_end().ends_with("│         sqrt"));
+    assert!(
+        matches!((line, label), (Some(l), Some(a)) if l < a),
+        "{stderr}"
+    );
+}

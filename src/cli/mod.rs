@@ -66,6 +66,11 @@ enum Command {
         /// backward and optimizer update.
         #[arg(long)]
         profile: bool,
+        /// After every training step, check every weight and optimizer state for NaN and
+        /// infinities, not only the loss (slower); stop at the first step that leaves one and
+        /// name the op where it began.
+        #[arg(long)]
+        check_numerics: bool,
     },
     /// Check a program's names and shapes without loading any data; exits 1 on errors.
     Check {
@@ -123,6 +128,7 @@ pub fn main() -> ExitCode {
             init,
             threads,
             profile,
+            check_numerics,
         } => run(
             &file,
             &RunOptions {
@@ -134,6 +140,7 @@ pub fn main() -> ExitCode {
                 init,
                 threads: threads.map(usize::from),
                 profile,
+                check_numerics,
             },
         ),
         Command::Check {
@@ -301,6 +308,7 @@ struct RunOptions {
     init: Option<PathBuf>,
     threads: Option<usize>,
     profile: bool,
+    check_numerics: bool,
 }
 
 /// `--load`/`--init` must name a safetensors file that exists; checked before anything runs.
@@ -388,6 +396,7 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         init: options.init.clone(),
         threads: options.threads,
         profile: options.profile,
+        check_numerics: options.check_numerics,
     };
     // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
     let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);

@@ -138,6 +138,9 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// `--profile`: after each fit, measure where a step's time goes (`FitOutcome::profile`).
     pub profile: bool,
+    /// `--check-numerics`: after every step, check the weights and optimizer state too, not
+    /// only the loss, and stop at the first step that leaves one of them NaN or infinite.
+    pub check_numerics: bool,
 }
 
 /// A model's weights and optimizer state between statements.
@@ -184,6 +187,7 @@ pub fn run_with(
         on_event,
         threads: options.threads,
         profile: options.profile,
+        check_numerics: options.check_numerics,
     };
     for (path, resume) in [(&options.init, false), (&options.load, true)] {
         let Some(path) = path else { continue };
@@ -253,6 +257,7 @@ pub fn run_actions(
         interrupt: workspace.interrupt.clone(),
         threads: None,
         profile: false,
+        check_numerics: false,
         on_event,
     };
     runner.actions(actions, &Timings::default())
@@ -312,15 +317,23 @@ struct Runner<'p, 'e> {
     /// `RunOptions::threads`, applied to every step compiled.
     threads: Option<usize>,
     profile: bool,
+    check_numerics: bool,
 }
 
 /// E0410: training met a NaN or infinite loss and stopped.
 fn non_finite_loss(nan: &train::NonFiniteLoss, fit: &Fit, model: &str) -> Diagnostic {
+    let what = match &nan.value {
+        None => format!("the loss was {}", nan.loss),
+        Some(name) => format!(
+            "`{name}` held a non-finite value (the loss was {:.4})",
+            nan.loss
+        ),
+    };
     let d = Diagnostic::error(
         "E0410",
         format!(
-            "training `{model}` stopped: the loss was {} at epoch {}, step {} of {}",
-            nan.loss, nan.epoch, nan.step, nan.steps
+            "training `{model}` stopped: {what} at epoch {}, step {} of {}",
+            nan.epoch, nan.step, nan.steps
         ),
     )
     .primary(fit.span, "while training this fit");
@@ -355,8 +368,9 @@ fn non_finite_loss(nan: &train::NonFiniteLoss, fit: &Fit, model: &str) -> Diagno
          and the model's weights are left as they were before this fit",
     )
     .help(
-        "a loss that overflows usually means too high a learning rate, unscaled inputs \
-         (`scale`, `standardize`), or a loss that does not fit the outputs",
+        "non-finite values usually come from too high a learning rate, unscaled inputs \
+         (`scale`, `standardize`), a loss that does not fit the outputs, or an op where it has \
+         no derivative (`sqrt` or `log` at 0)",
     )
 }
 
@@ -822,8 +836,21 @@ impl Runner<'_, '_> {
             interrupt: self.interrupt.as_deref(),
             on_event: &mut *self.on_event,
         };
-        let trained = train::train(&mut step, &graph, &dataset, fit, steps_done, &mut observer)
-            .map_err(RunError::Data)?;
+        let checks = if self.check_numerics {
+            train::Checks::EveryValue
+        } else {
+            train::Checks::Loss
+        };
+        let trained = train::train(
+            &mut step,
+            &graph,
+            &dataset,
+            fit,
+            steps_done,
+            checks,
+            &mut observer,
+        )
+        .map_err(RunError::Data)?;
         if let Some(nan) = trained.non_finite {
             // The model keeps the weights it had before this fit: the last step's update came
             // from a non-finite loss, and nothing after this may save or use it.

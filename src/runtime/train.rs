@@ -120,7 +120,18 @@ pub struct Trained {
     pub non_finite: Option<NonFiniteLoss>,
 }
 
-/// The first step whose batch loss was NaN or infinite.
+/// What the epoch loop checks for NaN and infinities after every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// The batch loss (free: it is already computed). Keras's `TerminateOnNaN`.
+    Loss,
+    /// The loss, every weight and every optimizer state (`kiln run --check-numerics`): a
+    /// gradient can turn weights non-finite while the loss that step is still a number.
+    EveryValue,
+}
+
+/// The first step whose batch loss (or, under `Checks::EveryValue`, a weight or optimizer
+/// state after it) was NaN or infinite.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NonFiniteLoss {
     /// 1-based.
@@ -129,6 +140,8 @@ pub struct NonFiniteLoss {
     pub step: usize,
     pub steps: usize,
     pub loss: f64,
+    /// The weight or optimizer state that was not finite, when the loss was.
+    pub value: Option<String>,
     /// Where the first non-finite value arose, found by replaying the epoch up to that step and
     /// running it in the interpreter with float32 rounding; `None` when the interpreter's
     /// float32 emulation stays finite (the compiled step's own rounding differs in the last bits).
@@ -157,6 +170,7 @@ pub fn train(
     dataset: &Dataset,
     fit: &Fit,
     steps_done: u64,
+    checks: Checks,
     observer: &mut dyn Observer,
 ) -> Result<Trained, DataError> {
     let slots = InputSlots::of(graph);
@@ -220,7 +234,11 @@ pub fn train(
             let loss = step
                 .output(lower::LOSS, rows.len())
                 .map_or(f64::NAN, |v| f64::from(v[0]));
-            if !loss.is_finite() {
+            let value = match checks {
+                Checks::EveryValue if loss.is_finite() => non_finite_value(step, graph),
+                _ => None,
+            };
+            if !loss.is_finite() || value.is_some() {
                 let replay = Replay {
                     graph,
                     slots: &slots,
@@ -235,6 +253,7 @@ pub fn train(
                     step: steps + 1,
                     steps: steps_per_epoch,
                     loss,
+                    value,
                     source,
                 });
                 break;
@@ -322,6 +341,18 @@ pub fn train(
         stopped_early,
         interrupted,
         non_finite,
+    })
+}
+
+/// The first parameter or optimizer state holding a NaN or infinity, by name.
+fn non_finite_value(step: &CompiledStep, graph: &Graph) -> Option<String> {
+    let params = (0..graph.params.len())
+        .find(|&i| step.param(i).iter().any(|v| !v.is_finite()))
+        .map(|i| graph.params[i].name.clone());
+    params.or_else(|| {
+        (0..graph.states.len())
+            .find(|&i| step.state(i).iter().any(|v| !v.is_finite()))
+            .map(|i| graph.states[i].name.clone())
     })
 }
 
