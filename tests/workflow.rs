@@ -867,7 +867,7 @@ fit m on d {
 #[test]
 fn check_numerics_catches_weights_that_turn_non_finite_while_the_loss_stays_finite() {
     // sqrt after relu: a unit at exactly 0 has an infinite derivative, so the first update makes
-    // a kernel NaN; relu then hides it (relu(NaN) is 0 here), and the loss stays a number.
+    // a kernel NaN while that step's loss is still a number.
     let rows: String = (0..16)
         .map(|i| {
             format!(
@@ -895,8 +895,16 @@ fit m on d {
     let data = format!("a,b,y\n{rows}");
     let dir = scratch("check-numerics", &[("m.model", source), ("d.csv", &data)]);
     let program = path(&dir, "m.model");
-    // Without the flag only the loss is checked, and it never stops being a number.
-    assert!(kiln(&["run", &program]).status.success());
+    // Without the flag only the loss is checked: the next step's is NaN, and the error says
+    // the kernel was already NaN when it began.
+    let out = kiln(&["run", &program]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the loss was NaN at epoch 1, step 2 of 2")
+            && stderr.contains("`dense.kernel` already held NaN when this step began"),
+        "{stderr}"
+    );
     let out = kiln(&["run", "--check-numerics", &program]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

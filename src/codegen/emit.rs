@@ -448,9 +448,11 @@ impl<'f, 'g> Emitter<'f, 'g> {
             UnaryOp::Exp => self.exp(x),
             UnaryOp::Log => self.call_lanes(self.helpers.logf, &[x]),
             UnaryOp::Sqrt => self.b.ins().sqrt(x),
+            // `x <= 0 ? 0 : x`: ordered, so a NaN compares false and flows through, as in
+            // Keras and PyTorch (with `max(x, 0)` it became 0 and hid a diverged layer).
             UnaryOp::Relu => {
                 let zero = self.fconst(ty, 0.0);
-                self.max(x, zero)
+                self.select(FloatCC::LessThanOrEqual, x, zero, zero, x)
             }
             UnaryOp::Sigmoid => {
                 let n = self.b.ins().fneg(x);

@@ -346,12 +346,20 @@ fn non_finite_loss(nan: &train::NonFiniteLoss, fit: &Fit, model: &str) -> Diagno
                 .map(|(lo, hi)| format!("[{lo:.4e}, {hi:.4e}]"))
                 .collect();
             let what = |place: &str| {
-                format!(
-                    "the first non-finite value ({}) arises {place}: `{}` of inputs in {}",
-                    source.value,
-                    source.op,
-                    ranges.join(" and ")
-                )
+                if ranges.is_empty() {
+                    format!(
+                        "`{}` already held {} when this step began: the previous step's update \
+                         made it so (`kiln run --check-numerics` stops at that step)",
+                        source.op, source.value
+                    )
+                } else {
+                    format!(
+                        "the first non-finite value ({}) arises {place}: `{}` of inputs in {}",
+                        source.value,
+                        source.op,
+                        ranges.join(" and ")
+                    )
+                }
             };
             match source.span {
                 Some(span) if span != fit.span => d.secondary(span, what("here")),

@@ -329,11 +329,12 @@ pub fn unary(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Exp => x.exp(),
         UnaryOp::Log => x.ln(),
         UnaryOp::Sqrt => x.sqrt(),
+        // A NaN stays NaN (Keras, PyTorch).
         UnaryOp::Relu => {
-            if x > 0.0 {
-                x
-            } else {
+            if x <= 0.0 {
                 0.0
+            } else {
+                x
             }
         }
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),

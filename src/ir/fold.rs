@@ -112,5 +112,7 @@ mod tests {
         assert!(binary(BinaryOp::Max, f32::NAN, 0.0).is_nan());
         assert!(unary(UnaryOp::Log, -1.0).is_nan());
         assert_eq!(unary(UnaryOp::Relu, -3.0), 0.0);
+        assert!(unary(UnaryOp::Relu, f32::NAN).is_nan());
+        assert_eq!(unary(UnaryOp::Relu, -0.0).to_bits(), 0.0f32.to_bits());
     }
 }

@@ -173,6 +173,15 @@ impl Graph {
         &self.node(value).ty.shape
     }
 
+    /// The name of the parameter or optimizer state `value` reads, if it is one.
+    pub fn slot_name(&self, value: ValueId) -> Option<&str> {
+        match self.node(value).op {
+            Op::Param { index } => Some(&self.params[index].name),
+            Op::State { index } => Some(&self.states[index].name),
+            _ => None,
+        }
+    }
+
     pub fn output(&self, name: &str) -> Option<ValueId> {
         self.outputs
             .iter()

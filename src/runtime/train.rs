@@ -151,7 +151,8 @@ pub struct NonFiniteLoss {
 /// The first IR node whose value is NaN or infinite in the failing step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NonFiniteSource {
-    /// The op as printed IR names it, with its attributes.
+    /// The op as printed IR names it, with its attributes; for a weight or optimizer state
+    /// already non-finite when the step began, its name (and `inputs` is empty).
     pub op: String,
     pub span: Option<crate::diag::Span>,
     /// The first non-finite value it produced.
@@ -470,8 +471,13 @@ impl Replay<'_> {
                     (lo.min(x), hi.max(x))
                 })
         };
+        // A weight or state that is already non-finite: the previous step's update made it so.
+        let op = match graph.slot_name(crate::ir::ValueId(at as u32)) {
+            Some(name) => name.to_string(),
+            None => format!("{}{}", node.op.name(), node.op.attributes()),
+        };
         Some(NonFiniteSource {
-            op: format!("{}{}", node.op.name(), node.op.attributes()),
+            op,
             span: node.span,
             value: values[at]
                 .iter()
