@@ -4,20 +4,16 @@
 //! same; a vocabulary adapts to the training rows only; and every mistake is a clear error.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+
+use common::kiln;
 
 use kiln::diag::Span;
 use kiln::program::DataSet;
 use kiln::runtime::data::{self, Features, Vocabulary};
 use kiln::settings::{DataSource, Loss, TextSource, TextSplit, TextStandardize};
-
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
 
 fn scratch(test: &str) -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -4,18 +4,14 @@
 //! with a message naming the file and the value.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+
+use common::kiln;
 
 use ndarray::{Array1, Array2};
 use ndarray_npy::{NpzWriter, WriteNpyExt};
-
-fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
 
 fn scratch(test: &str) -> tempfile::TempDir {
     tempfile::Builder::new()

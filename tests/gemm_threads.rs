@@ -73,14 +73,7 @@ fit m on d {
     batch     64
 }
 ";
-    let checked = kiln::driver::check_source(source).expect("checks");
-    let program = &checked.program;
-    kiln::driver::training_graph(
-        program,
-        &program.fits[0],
-        kiln::driver::GraphStage::Optimized,
-    )
-    .expect("lowers")
+    common::first_fit_graph(source, kiln::driver::GraphStage::Optimized)
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Every op's VJP rule against central finite differences in f64 on the reference interpreter,
 //! and the gradient of whole lowered training graphs the same way.
 
+mod common;
+
 use kiln::diag::Span;
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
@@ -1032,13 +1034,6 @@ fn contract_sums_products_over_every_row() {
 
 // ── Normalization and padding layers, through the checker ──────────────────────────────────
 
-/// The first fit of `source`, lowered to `until`.
-fn fit_graph(source: &str, until: kiln::driver::GraphStage) -> Graph {
-    let checked = kiln::driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
-    let program = &checked.program;
-    kiln::driver::training_graph(program, &program.fits[0], until).unwrap()
-}
-
 fn random_bindings(graph: &Graph, batch: usize, seed: u64) -> Bindings {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let inputs = graph
@@ -1099,7 +1094,7 @@ fit m on d {
 /// differences; the moving statistics get no gradient.
 #[test]
 fn normalization_layers_in_a_whole_training_graph() {
-    let graph = fit_graph(NORMALIZED_CONVNET, kiln::driver::GraphStage::Gradients);
+    let graph = common::first_fit_graph(NORMALIZED_CONVNET, kiln::driver::GraphStage::Gradients);
     let batch = 3;
     let bindings = random_bindings(&graph, batch, 5);
     let trainable = graph.params.iter().filter(|p| p.trainable).count();
@@ -1128,7 +1123,7 @@ fit m on d {
     optimizer sgd
 }
 ";
-    let graph = fit_graph(source, kiln::driver::GraphStage::Forward);
+    let graph = common::first_fit_graph(source, kiln::driver::GraphStage::Forward);
     let names: Vec<&str> = graph.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,

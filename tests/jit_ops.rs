@@ -4,6 +4,8 @@
 //! full and a ragged batch. Then special values: NaN and infinities through every elementwise
 //! op, softmax of ±1e4 logits, softplus of ±100, and dropout masks bit for bit.
 
+mod common;
+
 use kiln::codegen::{self, CodegenConfig};
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
@@ -685,14 +687,7 @@ fit m on d {
     optimizer sgd(lr: 0.1)
 }
 ";
-    let checked = kiln::driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
-    let program = &checked.program;
-    let graph = kiln::driver::training_graph(
-        program,
-        &program.fits[0],
-        kiln::driver::GraphStage::Optimized,
-    )
-    .unwrap();
+    let graph = common::first_fit_graph(source, kiln::driver::GraphStage::Optimized);
     let moving = graph.params.iter().filter(|p| !p.trainable).count();
     assert_eq!(moving, 4);
     // The shared layer moves its statistics once per application, in one update each.

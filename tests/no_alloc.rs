@@ -107,14 +107,7 @@ fit m on d {
     batch     32
 }
 ";
-    let checked = kiln::driver::check_source(source).unwrap();
-    let program = &checked.program;
-    kiln::driver::training_graph(
-        program,
-        &program.fits[0],
-        kiln::driver::GraphStage::Optimized,
-    )
-    .unwrap()
+    common::first_fit_graph(source, kiln::driver::GraphStage::Optimized)
 }
 
 /// Allocations during 48 steps at the full batch and 48 at a ragged one, after one warm-up each.

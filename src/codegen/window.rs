@@ -375,7 +375,7 @@ fn mean_pool(p: &Plane, x: &[f32], out: &mut [f32]) {
 }
 
 /// Channels handled together by max pooling's gradient: one chunk of a window's maxima and of
-/// the flags saying which have been routed stay in registers while its taps stream past.
+/// its gradient still to route stay in registers while the window's taps stream past.
 const CHUNK: usize = 16;
 
 #[inline(always)]

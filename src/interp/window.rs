@@ -20,9 +20,9 @@ fn array(shape: &[usize], data: Vec<f64>) -> Result<ArrayD<f64>, String> {
     ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())
 }
 
-/// Calls `visit(sample input offset, output position offset, tap, source offset or None)` for
-/// every output position and tap of every sample, where offsets count channel groups.
-fn each_tap(p: &Plane, mut visit: impl FnMut(usize, usize, usize, Option<usize>)) {
+/// Calls `visit(output position, tap, input position or None)` for every output position and
+/// tap of every sample, positions counted over the whole batch (in channel groups).
+fn each_tap(p: &Plane, mut visit: impl FnMut(usize, usize, Option<usize>)) {
     let [oh, ow] = p.output;
     let [kh, kw] = p.size;
     for b in 0..p.batch {
@@ -34,7 +34,7 @@ fn each_tap(p: &Plane, mut visit: impl FnMut(usize, usize, usize, Option<usize>)
                         let source = p
                             .source((oy, ox), (ky, kx))
                             .map(|(y, x)| (b * p.input[0] + y) * p.input[1] + x);
-                        visit(b, position, ky * kw + kx, source);
+                        visit(position, ky * kw + kx, source);
                     }
                 }
             }
@@ -47,7 +47,7 @@ pub fn unfold(window: &Window, x: &ArrayD<f64>, shape: &[usize]) -> Result<Array
     let (c, taps) = (p.channels, p.taps());
     let x = flat(x);
     let mut out = vec![0.0; shape.iter().product()];
-    each_tap(&p, |_, position, tap, source| {
+    each_tap(&p, |position, tap, source| {
         if let Some(s) = source {
             let dst = (position * taps + tap) * c;
             out[dst..dst + c].copy_from_slice(&x[s * c..(s + 1) * c]);
@@ -61,7 +61,7 @@ pub fn fold(window: &Window, cols: &ArrayD<f64>, shape: &[usize]) -> Result<Arra
     let (c, taps) = (p.channels, p.taps());
     let cols = flat(cols);
     let mut out = vec![0.0; shape.iter().product()];
-    each_tap(&p, |_, position, tap, source| {
+    each_tap(&p, |position, tap, source| {
         if let Some(s) = source {
             let src = (position * taps + tap) * c;
             for k in 0..c {
@@ -73,9 +73,9 @@ pub fn fold(window: &Window, cols: &ArrayD<f64>, shape: &[usize]) -> Result<Arra
 }
 
 /// For every output position and channel, the window's value: the maximum (the first in tap
-/// order among equals) or the mean over the taps inside the input, with the input offset the
-/// maximum came from.
-fn pooled(kind: PoolKind, p: &Plane, x: &[f64]) -> (Vec<f64>, Vec<usize>, Vec<usize>) {
+/// order among equals) or the mean over the taps inside the input; and for every position, how
+/// many of its taps are inside the input.
+fn pooled(kind: PoolKind, p: &Plane, x: &[f64]) -> (Vec<f64>, Vec<usize>) {
     let c = p.channels;
     let positions = p.batch * p.output[0] * p.output[1];
     let mut value = vec![
@@ -85,22 +85,18 @@ fn pooled(kind: PoolKind, p: &Plane, x: &[f64]) -> (Vec<f64>, Vec<usize>, Vec<us
         };
         positions * c
     ];
-    let mut argmax = vec![usize::MAX; positions * c];
     let mut count = vec![0; positions];
-    each_tap(p, |_, position, _, source| {
+    each_tap(p, |position, _, source| {
         let Some(s) = source else { return };
         count[position] += 1;
+        let first = count[position] == 1;
         for k in 0..c {
             let (v, at) = (x[s * c + k], position * c + k);
             match kind {
                 // `>` keeps the first maximum; a NaN is taken once and then kept.
                 PoolKind::Max => {
-                    if argmax[at] == usize::MAX
-                        || v > value[at]
-                        || v.is_nan() && !value[at].is_nan()
-                    {
+                    if first || v > value[at] || v.is_nan() && !value[at].is_nan() {
                         value[at] = v;
-                        argmax[at] = s * c + k;
                     }
                 }
                 PoolKind::Mean => value[at] += v,
@@ -112,7 +108,7 @@ fn pooled(kind: PoolKind, p: &Plane, x: &[f64]) -> (Vec<f64>, Vec<usize>, Vec<us
             *v /= count[at / c].max(1) as f64;
         }
     }
-    (value, argmax, count)
+    (value, count)
 }
 
 pub fn pool(
@@ -122,7 +118,7 @@ pub fn pool(
     shape: &[usize],
 ) -> Result<ArrayD<f64>, String> {
     let p = plane(window, x.shape());
-    let (value, _, _) = pooled(kind, &p, &flat(x));
+    let (value, _) = pooled(kind, &p, &flat(x));
     array(shape, value)
 }
 
@@ -135,12 +131,12 @@ pub fn pool_grad(
 ) -> Result<ArrayD<f64>, String> {
     let p = plane(window, x.shape());
     let c = p.channels;
-    let (_, _, count) = pooled(kind, &p, &flat(x));
+    let (_, count) = pooled(kind, &p, &flat(x));
     let (x_flat, y, dy) = (flat(x), flat(y), flat(dy));
     let mut dx = vec![0.0; x.len()];
     // Max: whether each window's channel has had its gradient routed (to its first maximum).
     let mut routed = vec![false; dy.len()];
-    each_tap(&p, |_, position, _, source| {
+    each_tap(&p, |position, _, source| {
         let Some(s) = source else { return };
         for k in 0..c {
             let (at, from) = (position * c + k, s * c + k);

@@ -217,7 +217,7 @@ pub fn train(
         // step whose loss is not finite (one copy of the weights per epoch).
         let epoch_start = Snapshot::of(step, graph);
         let first_count = step_count;
-        let mut rates = Vec::new();
+        let mut rates = Vec::with_capacity(dataset.samples.div_ceil(fit.batch));
         let mut loss_sum = 0.0f64;
         let mut tally = Metrics::new(&fit.metrics);
         let mut steps = 0usize;

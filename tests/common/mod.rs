@@ -13,6 +13,13 @@ use kiln::ir::graph::Graph;
 use kiln::program::{CheckedProgram, Fit};
 use kiln::settings::{Activation, Loss, Optimizer};
 
+/// The training graph of `source`'s first `fit`, lowered to `until`; the source must check.
+pub fn first_fit_graph(source: &str, until: GraphStage) -> Graph {
+    let checked = driver::check_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let program = &checked.program;
+    driver::training_graph(program, &program.fits[0], until).unwrap()
+}
+
 /// Runs the `kiln` binary from the crate's root, without colour.
 pub fn kiln(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))

@@ -43,14 +43,15 @@ static GLOBAL_ARGS: [ArgDef; 2] = [
     },
 ];
 
+/// A pooling layer: `window` (`pool`) or `global` pooling of `kind` over `rank` spatial axes.
 macro_rules! pooling {
-    ($static:ident, $name:literal, $doc:literal, $args:ident, $apply:ident) => {
+    ($static:ident, $name:literal, $doc:literal, $args:ident, $how:ident, $kind:expr, $rank:literal) => {
         pub static $static: BuiltinDef = BuiltinDef {
             name: $name,
             doc: $doc,
             args: &$args,
             params: &[],
-            apply: Apply::OnTensor($apply),
+            apply: Apply::OnTensor(|el, args, span| $how(el, args, span, $kind, $rank)),
         };
     };
 }
@@ -60,89 +61,73 @@ pooling!(
     "max_pooling1d",
     "Keras's `MaxPooling1D`: the maximum of each window of steps, per channel",
     WINDOW_ARGS,
-    max_pooling1d
+    pool,
+    PoolKind::Max,
+    1
 );
 pooling!(
     MAX_POOLING2D,
     "max_pooling2d",
     "Keras's `MaxPooling2D`: the maximum of each window, per channel (the gradient goes to the window's first maximum)",
     WINDOW_ARGS,
-    max_pooling2d
+    pool,
+    PoolKind::Max,
+    2
 );
 pooling!(
     AVERAGE_POOLING1D,
     "average_pooling1d",
     "Keras's `AveragePooling1D`: the mean of each window of steps, per channel",
     WINDOW_ARGS,
-    average_pooling1d
+    pool,
+    PoolKind::Mean,
+    1
 );
 pooling!(
     AVERAGE_POOLING2D,
     "average_pooling2d",
     "Keras's `AveragePooling2D`: the mean of each window, per channel (padding not counted)",
     WINDOW_ARGS,
-    average_pooling2d
+    pool,
+    PoolKind::Mean,
+    2
 );
 pooling!(
     GLOBAL_MAX_POOLING1D,
     "global_max_pooling1d",
     "Keras's `GlobalMaxPooling1D`: `f32[B, steps, C]` → `f32[B, C]`, the maximum over all steps",
     GLOBAL_ARGS,
-    global_max_pooling1d
+    global,
+    ReduceKind::Max,
+    1
 );
 pooling!(
     GLOBAL_MAX_POOLING2D,
     "global_max_pooling2d",
     "Keras's `GlobalMaxPooling2D`: `f32[B, H, W, C]` → `f32[B, C]`, the maximum over all positions",
     GLOBAL_ARGS,
-    global_max_pooling2d
+    global,
+    ReduceKind::Max,
+    2
 );
 pooling!(
     GLOBAL_AVERAGE_POOLING1D,
     "global_average_pooling1d",
     "Keras's `GlobalAveragePooling1D`: `f32[B, steps, C]` → `f32[B, C]`, the mean over all steps",
     GLOBAL_ARGS,
-    global_average_pooling1d
+    global,
+    ReduceKind::Mean,
+    1
 );
 pooling!(
     GLOBAL_AVERAGE_POOLING2D,
     "global_average_pooling2d",
     "Keras's `GlobalAveragePooling2D`: `f32[B, H, W, C]` → `f32[B, C]`, the mean over all positions",
     GLOBAL_ARGS,
-    global_average_pooling2d
+    global,
+    ReduceKind::Mean,
+    2
 );
-
-fn max_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    pool(el, args, span, PoolKind::Max, 1)
-}
-
-fn max_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    pool(el, args, span, PoolKind::Max, 2)
-}
-
-fn average_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    pool(el, args, span, PoolKind::Mean, 1)
-}
-
-fn average_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    pool(el, args, span, PoolKind::Mean, 2)
-}
-
-fn global_max_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    global(el, args, span, ReduceKind::Max, 1)
-}
-
-fn global_max_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    global(el, args, span, ReduceKind::Max, 2)
-}
-
-fn global_average_pooling1d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    global(el, args, span, ReduceKind::Mean, 1)
-}
-
-fn global_average_pooling2d(el: &mut Elab, args: Args, span: Span) -> Option<Value> {
-    global(el, args, span, ReduceKind::Mean, 2)
-}
 
 fn pool(el: &mut Elab, mut args: Args, span: Span, kind: PoolKind, rank: usize) -> Option<Value> {
     let name = args.def.name;
