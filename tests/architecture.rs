@@ -42,6 +42,7 @@ const UNSAFE_FILES: &[&str] = &[
     "codegen/gemm.rs",
     "codegen/adam.rs",
     "codegen/window.rs",
+    "codegen/recurrence.rs",
 ];
 
 struct Line {

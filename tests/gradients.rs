@@ -7,6 +7,7 @@ use kiln::diag::Span;
 use kiln::interp::{self, Bindings};
 use kiln::ir::graph::{Graph, Init, ParamInfo, ValueId};
 use kiln::ir::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp, infer_type};
+use kiln::ir::recurrence::{self, Cell, CellKind};
 use kiln::ir::shape::{DType, Dim, Shape, TensorType};
 use kiln::ir::window::{Padding, Window};
 use kiln::ir::{autodiff, lower, verify};
@@ -1188,6 +1189,87 @@ fn relu_then_max_pooling_masks_the_pooled_gradient() {
                 };
                 let y = g.add(pool, &[r], None);
                 g.binary(BinaryOp::Mul, y, y, None)
+            },
+        );
+    }
+}
+
+// ── Recurrence: the scan and its reverse scan ──────────────────────────────────────────────
+
+fn cells() -> Vec<Cell> {
+    use recurrence::Activation::{Linear, Relu, Sigmoid, Tanh};
+    let cell = |kind, activation, recurrent_activation, reverse| Cell {
+        kind,
+        units: 3,
+        activation,
+        recurrent_activation,
+        reverse,
+    };
+    vec![
+        cell(CellKind::SimpleRnn, Tanh, Sigmoid, false),
+        cell(CellKind::SimpleRnn, Relu, Sigmoid, true),
+        cell(CellKind::Lstm, Tanh, Sigmoid, false),
+        cell(CellKind::Lstm, Tanh, Sigmoid, true),
+        cell(CellKind::Lstm, Linear, Tanh, false),
+        cell(CellKind::Gru, Tanh, Sigmoid, false),
+        cell(CellKind::Gru, Sigmoid, Sigmoid, true),
+    ]
+}
+
+/// The readable part of a tape: the hidden states, and the LSTM's cell states.
+fn states(g: &mut Graph, cell: &Cell, tape: ValueId) -> ValueId {
+    let end = cell.cell_state().map_or(cell.units, |c| c.end);
+    g.slice(tape, 2, 0, end, None)
+}
+
+#[test]
+fn recurrence_in_every_cell_and_direction() {
+    for cell in cells() {
+        let (gw, u) = (cell.gate_width(), cell.units);
+        let (xw, kernel, bias) = ([2, 4, gw], [u, gw], [gw]);
+        let mut shapes: Vec<&[usize]> = vec![&xw, &kernel];
+        if cell.kind == CellKind::Gru {
+            shapes.push(&bias);
+        }
+        let name = format!("recurrence {cell}");
+        check_op(&name, &shapes, (-1.0, 1.0), |g, p| {
+            let tape = g.add(Op::Recurrence { cell: cell.clone() }, p, None);
+            states(g, &cell, tape)
+        });
+    }
+}
+
+/// A few hundred steps: the reverse scan carries the gradient all the way back to the kernel
+/// (the step inputs are fed, so that finite differences stay cheap).
+#[test]
+fn recurrence_over_a_long_sequence() {
+    for kind in [CellKind::Lstm, CellKind::Gru] {
+        let cell = Cell {
+            kind,
+            units: 2,
+            activation: recurrence::Activation::Tanh,
+            recurrent_activation: recurrence::Activation::Sigmoid,
+            reverse: false,
+        };
+        let (gw, steps) = (cell.gate_width(), 300);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let xw = random(&mut rng, &[1, steps, gw], -1.0, 1.0);
+        let xw = fed("xw", TensorType::f32(Shape::fixed(&[1, steps, gw])), xw);
+        let (kernel, bias) = ([2, gw], [gw]);
+        let mut shapes: Vec<&[usize]> = vec![&kernel];
+        if kind == CellKind::Gru {
+            shapes.push(&bias);
+        }
+        check_op_with(
+            &format!("long {cell}"),
+            &shapes,
+            (-1.0, 1.0),
+            vec![xw],
+            |g, p, x| {
+                let mut inputs = vec![x[0]];
+                inputs.extend_from_slice(p);
+                let tape = g.add(Op::Recurrence { cell: cell.clone() }, &inputs, None);
+                states(g, &cell, tape)
             },
         );
     }

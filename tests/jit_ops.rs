@@ -812,3 +812,37 @@ fit m on d {
         assert_eq!(moved, row < 5, "row {row} of the table");
     }
 }
+
+/// Every cell in both directions: the compiled scan and reverse scan against the interpreter.
+#[test]
+fn recurrence_forward_and_backward() {
+    use kiln::ir::recurrence::{Activation, Cell, CellKind};
+    for (kind, activation, reverse) in [
+        (CellKind::SimpleRnn, Activation::Tanh, false),
+        (CellKind::SimpleRnn, Activation::Relu, true),
+        (CellKind::Lstm, Activation::Tanh, false),
+        (CellKind::Lstm, Activation::Tanh, true),
+        (CellKind::Gru, Activation::Tanh, false),
+        (CellKind::Gru, Activation::Sigmoid, true),
+    ] {
+        let cell = Cell {
+            kind,
+            units: 5,
+            activation,
+            recurrent_activation: Activation::Sigmoid,
+            reverse,
+        };
+        check(&format!("recurrence {cell}"), |g| {
+            let gw = cell.gate_width();
+            let xw = batch_value(g, &[6, gw]);
+            let kernel = param(g, "kernel", &[cell.units, gw]);
+            let mut inputs = vec![xw, kernel];
+            if kind == CellKind::Gru {
+                inputs.push(param(g, "bias", &[gw]));
+            }
+            let tape = g.add(Op::Recurrence { cell: cell.clone() }, &inputs, None);
+            let end = cell.cell_state().map_or(cell.units, |c| c.end);
+            g.slice(tape, 2, 0, end, None)
+        });
+    }
+}

@@ -17,6 +17,7 @@ use super::CodegenError;
 use super::kernel::loops::{Access, Extent, LoopSpec, Plan};
 use super::kernel::memory::{Buf, MemoryPlan};
 use super::kernel::schedule::{Kernel, Schedule};
+use super::recurrence::{ScanOp, cell_code};
 use super::window::{WindowOp, plane_args};
 use crate::ir::{BinaryOp, Dim, Graph, Op, PoolKind, ReduceKind, UnaryOp, ValueId};
 
@@ -47,6 +48,8 @@ pub struct Helpers {
     pub gemm: FuncRef,
     /// `kiln_window`, the windowed ops (`codegen/window.rs`).
     pub window: FuncRef,
+    /// `kiln_recurrence`, the scans (`codegen/recurrence.rs`).
+    pub recurrence: FuncRef,
     pub logf: FuncRef,
     pub powf: FuncRef,
     /// `kiln_adam`, when the host runs the native update (see `codegen/adam.rs`).
@@ -184,6 +187,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
                 Kernel::Concat { node } => self.concat(node)?,
                 Kernel::Rows { node } => self.rows(node)?,
                 Kernel::Window { node } => self.window(node)?,
+                Kernel::Scan { node } => self.scan(node)?,
                 Kernel::Update { .. } => continue,
             }
             self.mark(&mut sites);
@@ -829,7 +833,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
             | Op::Unfold { .. }
             | Op::Fold { .. }
             | Op::Pool { .. }
-            | Op::PoolGrad { .. } => self.fconst(ty, f32::NAN),
+            | Op::PoolGrad { .. }
+            | Op::Recurrence { .. }
+            | Op::RecurrenceGrad { .. } => self.fconst(ty, f32::NAN),
         };
         memo.insert(v, x);
         x
@@ -1733,6 +1739,46 @@ impl<'f, 'g> Emitter<'f, 'g> {
             args.push(self.iconst(size));
         }
         self.b.ins().call(self.helpers.window, &args);
+        Ok(())
+    }
+
+    /// A scan: one call to `kiln_recurrence`, which loops over the time steps.
+    fn scan(&mut self, node: ValueId) -> Result<(), CodegenError> {
+        let n = self.graph.node(node);
+        let (op, cell) = match &n.op {
+            Op::Recurrence { cell } => (ScanOp::Forward, cell),
+            Op::RecurrenceGrad { cell } => (ScanOp::Backward, cell),
+            op => return Err(err(format!("%{}: scan kernel on {}", node.0, op.name()))),
+        };
+        let Dim::Fixed(steps) = self.graph.shape(node).0[1] else {
+            return Err(err("a scan over a batch-sized axis"));
+        };
+        let scratch = self
+            .mem
+            .scratch
+            .ok_or_else(|| err("no scratch for a scan"))?;
+        let a = self.home_addr(n.inputs[0])?;
+        let kernel = self.home_addr(n.inputs[1])?;
+        // The GRU's recurrent bias (forward) or the tape's gradient (backward); else unused.
+        let c = match n.inputs.get(2) {
+            Some(&c) => self.home_addr(c)?,
+            None => a,
+        };
+        let dst = self.home_addr(node)?;
+        let scratch = self.buf_ptr(Buf::F32(scratch));
+        let args = [
+            self.iconst(op as i64),
+            self.iconst(cell_code(cell)),
+            self.iconst(cell.units as i64),
+            self.batch,
+            self.iconst(steps as i64),
+            a,
+            kernel,
+            c,
+            dst,
+            scratch,
+        ];
+        self.b.ins().call(self.helpers.recurrence, &args);
         Ok(())
     }
 

@@ -915,8 +915,12 @@ unsafe fn library_sgemm(
 /// largest call: one tall product when the right operand is shared, else one item).
 fn products(graph: &Graph, batch: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
     graph.nodes.iter().filter_map(move |node| {
-        if !matches!(node.op, Op::Contract | Op::MatMul { .. }) {
-            return None;
+        // A scan's product per step: `h·U` forward, `d rec·Uᵀ` backward.
+        match &node.op {
+            Op::Recurrence { cell } => return Some((batch, cell.gate_width(), cell.units)),
+            Op::RecurrenceGrad { cell } => return Some((batch, cell.units, cell.gate_width())),
+            Op::Contract | Op::MatMul { .. } => {}
+            _ => return None,
         }
         let a = graph.shape(node.inputs[0]).resolve(batch);
         let b = graph.shape(node.inputs[1]).resolve(batch);

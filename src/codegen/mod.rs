@@ -16,6 +16,7 @@ mod emit;
 pub mod gemm;
 mod kernel;
 mod profile;
+mod recurrence;
 mod support;
 #[cfg(test)]
 mod tests;
@@ -180,6 +181,7 @@ fn translate<M: Module>(
     let helpers = emit::Helpers {
         gemm: import(func, &support::SGEMM),
         window: import(func, &support::WINDOW),
+        recurrence: import(func, &support::RECURRENCE),
         logf: import(func, &support::LOGF),
         powf: import(func, &support::POWF),
         adam: (native_update && adam::available()).then(|| import(func, &support::ADAM)),

@@ -178,7 +178,8 @@ pub(crate) fn sites(
             Kernel::Copy { node }
             | Kernel::Concat { node }
             | Kernel::Rows { node }
-            | Kernel::Window { node } => (
+            | Kernel::Window { node }
+            | Kernel::Scan { node } => (
                 format!("{} {}", graph.node(*node).op.name(), shape(*node)),
                 *node,
             ),

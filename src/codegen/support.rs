@@ -10,7 +10,7 @@
 use cranelift_codegen::ir::{AbiParam, Signature, Type, types};
 use cranelift_codegen::isa::CallConv;
 
-use super::{adam, gemm, profile, window};
+use super::{adam, gemm, profile, recurrence, window};
 
 /// A parameter or result type, spelled independently of the target's pointer width.
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +75,14 @@ pub(crate) const WINDOW: Symbol = Symbol {
     address: window::kiln_window as *const u8,
 };
 
+/// `recurrence::kiln_recurrence(op, cell, units, batch, steps, a, kernel, c, dst, scratch)`.
+pub(crate) const RECURRENCE: Symbol = Symbol {
+    name: "kiln_recurrence",
+    params: &[I64, I64, I64, I64, I64, Ptr, Ptr, Ptr, Ptr, Ptr],
+    returns: &[],
+    address: recurrence::kiln_recurrence as *const u8,
+};
+
 pub(crate) const LOGF: Symbol = Symbol {
     name: "kiln_logf",
     params: &[F32],
@@ -99,7 +107,15 @@ pub(crate) const PROFILE_MARK: Symbol = Symbol {
 
 /// Every symbol, in the order `translate` declares the ones it uses (which fixes their ids in
 /// the module, and so the names `kiln dump --stage clif` shows).
-pub(crate) const SYMBOLS: [&Symbol; 6] = [&SGEMM, &ADAM, &WINDOW, &LOGF, &POWF, &PROFILE_MARK];
+pub(crate) const SYMBOLS: [&Symbol; 7] = [
+    &SGEMM,
+    &ADAM,
+    &WINDOW,
+    &RECURRENCE,
+    &LOGF,
+    &POWF,
+    &PROFILE_MARK,
+];
 
 // `ln` and `powf` as Rust computes them; the emitter calls them once per lane.
 extern "C" fn kiln_logf(x: f32) -> f32 {

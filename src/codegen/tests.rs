@@ -856,7 +856,7 @@ fn tiny_products_are_emitted_larger_ones_call_gemm() {
         MatmulPolicy::Cranelift,
     )
     .unwrap();
-    assert!(plan.emitted_matmuls.len() >= 5 && plan.pack.is_some());
+    assert!(plan.emitted_matmuls.len() >= 5 && plan.scratch.is_some());
 }
 
 /// The training step of a `din → hidden (relu) → classes (softmax)` classifier under sparse

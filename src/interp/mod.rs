@@ -2,6 +2,7 @@
 //! definition of what each op means — the JIT is tested against it and gradients are tested
 //! against finite differences on it. Training never runs here.
 
+mod recurrence;
 mod window;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice, Zip};
@@ -145,6 +146,13 @@ fn evaluate_rounded(
             Op::Pool { kind, window } => window::pool(*kind, window, arg(0), &shape)?,
             Op::PoolGrad { kind, window } => {
                 window::pool_grad(*kind, window, arg(0), arg(1), arg(2))?
+            }
+            Op::Recurrence { cell } => {
+                let bias = (node.inputs.len() == 3).then(|| arg(2));
+                recurrence::forward(cell, arg(0), arg(1), bias, &shape)?
+            }
+            Op::RecurrenceGrad { cell } => {
+                recurrence::backward(cell, arg(0), arg(1), arg(2), &shape)?
             }
             Op::Transpose { perm } => arg(0).view().permuted_axes(IxDyn(perm)).to_owned(),
             Op::Reshape => arg(0)

@@ -4,6 +4,7 @@
 
 use super::graph::{Gradient, Graph, ValueId};
 use super::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp};
+use super::recurrence::{Cell, CellKind};
 use super::shape::{Dim, Shape};
 use crate::diag::Span;
 
@@ -359,6 +360,10 @@ fn vjp(
             }
             PoolKind::Max => vec![None, None, None],
         },
+        Op::Recurrence { cell } => recurrence_vjp(g, cell, inputs, y, dy, span),
+        // Second derivatives through a scan are not implemented: `grad` through one treats its
+        // gradient as a constant.
+        Op::RecurrenceGrad { .. } => vec![None, None, None],
         Op::Binary(binary) => {
             let (a, b) = (inputs[0], inputs[1]);
             let mut contributions = vec![None, None];
@@ -669,6 +674,65 @@ fn sum_last_axis(g: &mut Graph, x: ValueId, span: Option<Span>) -> ValueId {
         &[x],
         span,
     )
+}
+
+/// The gradients of a scan's inputs: the reverse scan gives each step's pre-activation gradient
+/// (`d xw`); the recurrent kernel's is one product over every step of the previous hidden states
+/// with the recurrent product's gradient (`contract`), and the GRU's recurrent bias its sum.
+fn recurrence_vjp(
+    g: &mut Graph,
+    cell: &Cell,
+    inputs: &[ValueId],
+    tape: ValueId,
+    dy: ValueId,
+    span: Option<Span>,
+) -> Vec<Option<ValueId>> {
+    let kernel = inputs[1];
+    let grad = g.add(
+        Op::RecurrenceGrad { cell: cell.clone() },
+        &[tape, kernel, dy],
+        span,
+    );
+    let (u, gw) = (cell.units, cell.gate_width());
+    let (dxw, drec) = match cell.kind {
+        CellKind::Gru => {
+            let dxw = g.slice(grad, 2, 0, gw, span);
+            let gates = g.slice(grad, 2, 0, 2 * u, span);
+            let candidate = g.slice(grad, 2, gw, gw + u, span);
+            (dxw, g.concat(&[gates, candidate], 2, span))
+        }
+        CellKind::SimpleRnn | CellKind::Lstm => (grad, grad),
+    };
+    // Each step's previous hidden state: the tape's states shifted one step against the scan's
+    // direction, zero where the scan starts.
+    let dims = g.shape(tape).0.clone();
+    let Dim::Fixed(steps) = dims[1] else {
+        unreachable!("the shape rule needs a fixed step count")
+    };
+    let hidden = g.slice(tape, 2, 0, u, span);
+    let zero = g.constant(0.0, span);
+    let first = g.broadcast(
+        zero,
+        &Shape(vec![dims[0], Dim::Fixed(1), Dim::Fixed(u)]),
+        span,
+    );
+    let previous = match (steps, cell.reverse) {
+        (1, _) => first,
+        (_, false) => {
+            let earlier = g.slice(hidden, 1, 0, steps - 1, span);
+            g.concat(&[first, earlier], 1, span)
+        }
+        (_, true) => {
+            let later = g.slice(hidden, 1, 1, steps, span);
+            g.concat(&[later, first], 1, span)
+        }
+    };
+    let dkernel = g.add(Op::Contract, &[previous, drec], span);
+    let mut contributions = vec![Some(dxw), Some(dkernel)];
+    if inputs.len() == 3 {
+        contributions.push(Some(g.reduce(ReduceKind::Sum, drec, &[0, 1], false, span)));
+    }
+    contributions
 }
 
 /// When `dy` (the adjoint of `y`) is max pooling's gradient over `y` alone, that op with the

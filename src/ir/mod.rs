@@ -15,6 +15,7 @@ pub mod op;
 pub mod optimizer;
 pub mod passes;
 pub mod print;
+pub mod recurrence;
 pub mod shape;
 pub mod simplify;
 pub mod softmax_ce;

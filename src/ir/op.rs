@@ -3,6 +3,7 @@
 //! (`interp`) gives each op its meaning, `ir::autodiff` its vector-Jacobian product, and `codegen`
 //! its native code.
 
+use super::recurrence::Cell;
 use super::shape::{DType, Dim, Shape, TensorType};
 use super::window::Window;
 
@@ -144,6 +145,18 @@ pub enum Op {
         kind: PoolKind,
         window: Window,
     },
+    /// A scan over the time axis with carried state (`ir::recurrence`): `(xw f32[B, T, G·U],
+    /// recurrent kernel f32[U, G·U], [GRU: recurrent bias f32[G·U]])` → the tape `f32[B, T,
+    /// width]`, each row the step's hidden state followed by what the reverse scan reads. The
+    /// state starts at zero.
+    Recurrence {
+        cell: Cell,
+    },
+    /// The reverse scan: `(tape, recurrent kernel, d tape)` → `f32[B, T, grad_width]`, the
+    /// gradient of each step's pre-activations (`ir::recurrence`).
+    RecurrenceGrad {
+        cell: Cell,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -266,6 +279,8 @@ pub enum StructuredKind {
     Rows,
     /// Sliding windows over spatial axes (`unfold`, `fold`, `pool`, `pool_grad`).
     Window,
+    /// A loop over time steps with carried state (`recurrence`, `recurrence_grad`).
+    Scan,
 }
 
 impl UnaryOp {
@@ -404,6 +419,8 @@ impl Op {
                 PoolKind::Max => "max_pool_grad",
                 PoolKind::Mean => "mean_pool_grad",
             },
+            Op::Recurrence { .. } => "recurrence",
+            Op::RecurrenceGrad { .. } => "recurrence_grad",
         }
     }
 
@@ -412,7 +429,7 @@ impl Op {
     /// instead of being guessed at elsewhere.
     pub fn kind(&self) -> OpKind {
         use ElementwiseKind::{Broadcast, Indexed, Labels, Map};
-        use StructuredKind::{Concat, Copy, MatMul, RowSoftmax, Rows, Window};
+        use StructuredKind::{Concat, Copy, MatMul, RowSoftmax, Rows, Scan, Window};
         match self {
             Op::Input { .. } | Op::Param { .. } | Op::State { .. } => {
                 OpKind::Leaf(LeafKind::Buffer)
@@ -439,6 +456,7 @@ impl Op {
             Op::Unfold { .. } | Op::Fold { .. } | Op::Pool { .. } | Op::PoolGrad { .. } => {
                 OpKind::Structured(Window)
             }
+            Op::Recurrence { .. } | Op::RecurrenceGrad { .. } => OpKind::Structured(Scan),
         }
     }
 
@@ -487,7 +505,9 @@ impl Op {
             | Op::Unfold { .. }
             | Op::Fold { .. }
             | Op::Pool { .. }
-            | Op::PoolGrad { .. } => None,
+            | Op::PoolGrad { .. }
+            | Op::Recurrence { .. }
+            | Op::RecurrenceGrad { .. } => None,
         }
     }
 
@@ -534,6 +554,7 @@ impl Op {
                 let input: Vec<String> = input.iter().map(usize::to_string).collect();
                 format!("[{window}, into {}]", input.join("x"))
             }
+            Op::Recurrence { cell } | Op::RecurrenceGrad { cell } => format!("[{cell}]"),
             Op::Input { .. }
             | Op::Param { .. }
             | Op::State { .. }
@@ -580,7 +601,8 @@ impl Op {
             | Op::InTraining
             | Op::Gather
             | Op::ScatterAdd { .. } => 2,
-            Op::Select | Op::PoolGrad { .. } => 3,
+            Op::Select | Op::PoolGrad { .. } | Op::RecurrenceGrad { .. } => 3,
+            Op::Recurrence { cell } => cell.inputs(),
             Op::Concat { .. } => return None,
         })
     }
@@ -707,6 +729,45 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                 ));
             }
             Ok(x.clone())
+        }
+        Op::Recurrence { cell } => {
+            let (xw, kernel) = (float(0)?, float(1)?);
+            let (batch, steps) = sequence(op, xw, cell.gate_width())?;
+            let expected = Shape::fixed(&[cell.units, cell.gate_width()]);
+            if kernel.shape != expected {
+                return Err(format!(
+                    "{}'s recurrent kernel should be {expected}, got {kernel}",
+                    cell.kind.name()
+                ));
+            }
+            if inputs.len() == 3 && float(2)?.shape != Shape::fixed(&[cell.gate_width()]) {
+                return Err(format!(
+                    "gru's recurrent bias should be [{}], got {}",
+                    cell.gate_width(),
+                    inputs[2]
+                ));
+            }
+            Ok(TensorType::f32(Shape(vec![
+                batch,
+                Dim::Fixed(steps),
+                Dim::Fixed(cell.tape_width()),
+            ])))
+        }
+        Op::RecurrenceGrad { cell } => {
+            let (tape, kernel, dtape) = (float(0)?, float(1)?, float(2)?);
+            let (batch, steps) = sequence(op, tape, cell.tape_width())?;
+            if dtape.shape != tape.shape
+                || kernel.shape != Shape::fixed(&[cell.units, cell.gate_width()])
+            {
+                return Err(format!(
+                    "recurrence_grad needs a tape, its kernel and the tape's gradient, got {tape}, {kernel} and {dtape}"
+                ));
+            }
+            Ok(TensorType::f32(Shape(vec![
+                batch,
+                Dim::Fixed(steps),
+                Dim::Fixed(cell.grad_width()),
+            ])))
         }
         Op::Dropout { rate, .. } => {
             let (x, step) = (float(0)?, float(1)?);
@@ -886,6 +947,19 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
             dims.extend_from_slice(&updates.shape.0[k..]);
             Ok(TensorType::f32(Shape(dims)))
         }
+    }
+}
+
+/// The batch dimension and step count of a `[B, T, width]` sequence.
+fn sequence(op: &Op, t: &TensorType, width: usize) -> Result<(Dim, usize), String> {
+    match t.shape.dims() {
+        [batch, Dim::Fixed(steps), Dim::Fixed(w)] if *w == width && *steps > 0 => {
+            Ok((*batch, *steps))
+        }
+        _ => Err(format!(
+            "{} needs a [batch, steps, {width}] sequence, got {t}",
+            op.name()
+        )),
     }
 }
 

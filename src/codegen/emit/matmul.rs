@@ -68,7 +68,7 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn buf_ptr(&mut self, buf: Buf) -> Value {
+    pub(super) fn buf_ptr(&mut self, buf: Buf) -> Value {
         let o = self.buf_offset(buf);
         self.addr(buf, o)
     }
@@ -88,7 +88,7 @@ impl Emitter<'_, '_> {
         } else {
             let pack = self
                 .mem
-                .pack
+                .scratch
                 .ok_or_else(|| super::err("no packing scratch"))?;
             let dst = self.buf_ptr(Buf::F32(pack));
             self.pack_transposed(b_in, fixed(g.b_cs), dst, k, n);

@@ -35,8 +35,9 @@ pub struct MemoryPlan {
     pub inputs: Vec<Buf>,
     /// Matrix products emitted as Cranelift kernels (the rest call `gemm`).
     pub emitted_matmuls: HashSet<ValueId>,
-    /// Scratch for those kernels' transposed right operands, shared (kernels run one at a time).
-    pub pack: Option<usize>,
+    /// Scratch shared by the kernels that need it (they run one at a time): the emitted
+    /// products' transposed right operands, and the scans' carried state.
+    pub scratch: Option<usize>,
 }
 
 fn is_broadcast(op: &Op) -> bool {
@@ -236,17 +237,29 @@ pub fn plan(graph: &Graph, sched: &Schedule, max_batch: usize, policy: MatmulPol
         .map(|g| g.pack_len(max_batch))
         .max()
         .unwrap_or(0);
+    let scan_len = graph
+        .nodes
+        .iter()
+        .filter_map(|node| match &node.op {
+            Op::Recurrence { cell } | Op::RecurrenceGrad { cell } => {
+                Some(crate::codegen::recurrence::scratch_len(cell, max_batch))
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let scratch_len = pack_len.max(scan_len);
     let end = align(temps_top.max(top));
-    let pack = (pack_len > 0).then_some(end);
+    let scratch = (scratch_len > 0).then_some(end);
     MemoryPlan {
-        f32_len: align(end + pack_len) + ALIGN,
+        f32_len: align(end + scratch_len) + ALIGN,
         i32_len: itop.max(1),
         home,
         params,
         states,
         inputs,
         emitted_matmuls,
-        pack,
+        scratch,
     }
 }
 
@@ -324,7 +337,8 @@ fn lifetimes(graph: &Graph, sched: &Schedule) -> (Vec<usize>, Vec<usize>) {
             | Kernel::Copy { node }
             | Kernel::Concat { node }
             | Kernel::Rows { node }
-            | Kernel::Window { node } => (vec![*node], vec![*node]),
+            | Kernel::Window { node }
+            | Kernel::Scan { node } => (vec![*node], vec![*node]),
             Kernel::Reduce { node, nodes } => (vec![*node], nodes.clone()),
             Kernel::Update { group } => {
                 let g = &sched.groups[*group];

@@ -45,6 +45,8 @@ pub enum Kernel {
     Rows { node: ValueId },
     /// `unfold`, `fold`, pooling or its gradient: a call into native code.
     Window { node: ValueId },
+    /// `recurrence` or its gradient: a call into native code that loops over the time steps.
+    Scan { node: ValueId },
     /// One optimizer-update loop (see `UpdateGroup`).
     Update { group: usize },
 }
@@ -249,6 +251,7 @@ pub fn schedule(graph: &Graph) -> Result<Schedule, CodegenError> {
             OpKind::Structured(StructuredKind::Concat) => kernels.push(Kernel::Concat { node: v }),
             OpKind::Structured(StructuredKind::Rows) => kernels.push(Kernel::Rows { node: v }),
             OpKind::Structured(StructuredKind::Window) => kernels.push(Kernel::Window { node: v }),
+            OpKind::Structured(StructuredKind::Scan) => kernels.push(Kernel::Scan { node: v }),
             OpKind::Elementwise(_) | OpKind::Leaf(LeafKind::Scalar) => {
                 let (nodes, matmul) = ew_nodes.remove(&v).unwrap_or_default();
                 kernels.push(Kernel::Elementwise {
@@ -581,7 +584,8 @@ pub fn schedule_text(s: &Schedule, graph: &Graph) -> String {
             | Kernel::Copy { node }
             | Kernel::Concat { node }
             | Kernel::Rows { node }
-            | Kernel::Window { node } => format!(
+            | Kernel::Window { node }
+            | Kernel::Scan { node } => format!(
                 "{} {} -> %{}: %{}",
                 graph.node(*node).op.name(),
                 graph.shape(*node),

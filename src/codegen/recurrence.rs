@@ -1,0 +1,257 @@
+//! `recurrence` and `recurrence_grad` as native code the JIT'd step calls (`kiln_recurrence`):
+//! the scan's loop over time steps, each step one matrix product through `kiln_sgemm` (split
+//! over the step's threads when large) and the cell's arithmetic from `ir::recurrence`, the
+//! same definition the interpreter runs. The loop lives here, not in emitted code, so compile
+//! time does not grow with the sequence length.
+
+use super::gemm::kiln_sgemm;
+use crate::ir::recurrence::{Activation, Cell, CellKind};
+
+/// Which direction `kiln_recurrence` runs (its first argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub(crate) enum ScanOp {
+    Forward = 0,
+    Backward = 1,
+}
+
+const KINDS: [CellKind; 3] = [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru];
+
+fn index_of<T: PartialEq>(all: &[T], x: &T) -> i64 {
+    all.iter().position(|a| a == x).unwrap_or(0) as i64
+}
+
+/// The cell without its width, as one integer argument.
+pub(crate) fn cell_code(cell: &Cell) -> i64 {
+    index_of(&KINDS, &cell.kind)
+        | index_of(&Activation::ALL, &cell.activation) << 4
+        | index_of(&Activation::ALL, &cell.recurrent_activation) << 8
+        | i64::from(cell.reverse) << 12
+}
+
+fn cell_from_code(code: i64, units: usize) -> Option<Cell> {
+    let field = |shift: u32| ((code >> shift) & 0xf) as usize;
+    Some(Cell {
+        kind: *KINDS.get(field(0))?,
+        units,
+        activation: *Activation::ALL.get(field(4))?,
+        recurrent_activation: *Activation::ALL.get(field(8))?,
+        reverse: field(12) == 1,
+    })
+}
+
+/// Floats of scratch a scan of `cell` needs at `batch` samples: the forward pass's recurrent
+/// product, or the reverse pass's copy of it and the gradients carried between steps.
+pub(crate) fn scratch_len(cell: &Cell, batch: usize) -> usize {
+    batch * (cell.gate_width() + 5 * cell.units)
+}
+
+/// Runs one scan over `batch` samples of `steps` steps. Forward: `a` is `xw`, `c` the GRU's
+/// recurrent bias (else unused), `dst` the tape. Backward: `a` is the tape, `c` its gradient,
+/// `dst` the pre-activation gradients. `kernel` is the recurrent kernel; `scratch` holds
+/// `scratch_len` floats.
+#[allow(clippy::too_many_arguments)]
+pub(crate) extern "C" fn kiln_recurrence(
+    op: i64,
+    code: i64,
+    units: i64,
+    batch: i64,
+    steps: i64,
+    a: *const f32,
+    kernel: *const f32,
+    c: *const f32,
+    dst: *mut f32,
+    scratch: *mut f32,
+) {
+    let (units, batch, steps) = (
+        units.max(0) as usize,
+        batch.max(0) as usize,
+        steps.max(0) as usize,
+    );
+    let Some(cell) = cell_from_code(code, units) else {
+        return;
+    };
+    let (gw, width) = (cell.gate_width(), cell.tape_width());
+    let forward = op == ScanOp::Forward as i64;
+    let gru = cell.kind == CellKind::Gru;
+    // SAFETY: the JIT'd step passes arena pointers to buffers the memory plan sized for these
+    // shapes at `max_batch` >= batch (`xw` or the tape and its gradient `[batch, steps, ..]`,
+    // the kernel `[units, gw]`, the GRU's bias `[gw]`, the output, and `scratch_len` floats of
+    // scratch); the output and scratch overlap no input (a kernel's inputs stay alive while it
+    // writes, and the scratch region is the plan's own).
+    unsafe {
+        let kernel = std::slice::from_raw_parts(kernel, units * gw);
+        let scratch = std::slice::from_raw_parts_mut(scratch, scratch_len(&cell, batch));
+        if forward {
+            let xw = std::slice::from_raw_parts(a, batch * steps * gw);
+            let bias = gru.then(|| std::slice::from_raw_parts(c, gw));
+            let tape = std::slice::from_raw_parts_mut(dst, batch * steps * width);
+            scan_forward(&cell, batch, steps, xw, kernel, bias, tape, scratch);
+        } else {
+            let tape = std::slice::from_raw_parts(a, batch * steps * width);
+            let dtape = std::slice::from_raw_parts(c, batch * steps * width);
+            let grad = std::slice::from_raw_parts_mut(dst, batch * steps * cell.grad_width());
+            scan_backward(&cell, batch, steps, tape, kernel, dtape, grad, scratch);
+        }
+    }
+}
+
+/// `dst[m×n] = a·b` through the step's GEMM, `a` rows `a_rs` apart; `b_t` reads `b` transposed.
+fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    a: &[f32],
+    a_rs: usize,
+    b: &[f32],
+    b_t: bool,
+) {
+    debug_assert!(dst.len() >= m * n && (m == 0 || a.len() >= (m - 1) * a_rs + k));
+    let (b_rs, b_cs) = if b_t { (1, k as i64) } else { (n as i64, 1) };
+    kiln_sgemm(
+        m as i64,
+        n as i64,
+        k as i64,
+        dst.as_mut_ptr(),
+        a.as_ptr(),
+        a_rs as i64,
+        1,
+        b.as_ptr(),
+        b_rs,
+        b_cs,
+    );
+}
+
+/// Two disjoint rows of one buffer: `(buf[read..read + len], &mut buf[write..write + len])`.
+fn row_pair(buf: &mut [f32], read: usize, write: usize, len: usize) -> (&[f32], &mut [f32]) {
+    if read < write {
+        let (head, tail) = buf.split_at_mut(write);
+        (&head[read..read + len], &mut tail[..len])
+    } else {
+        let (head, tail) = buf.split_at_mut(read);
+        (&tail[..len], &mut head[write..write + len])
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_forward(
+    cell: &Cell,
+    batch: usize,
+    steps: usize,
+    xw: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    tape: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (u, gw, width) = (cell.units, cell.gate_width(), cell.tape_width());
+    let rec = &mut scratch[..batch * gw];
+    for k in 0..steps {
+        let t = cell.step(k, steps);
+        let previous = cell.previous(t, steps);
+        match previous {
+            // Each sample's previous hidden state is the start of its tape row at `p`.
+            Some(p) => product(
+                (batch, gw, u),
+                rec,
+                &tape[p * width..],
+                steps * width,
+                kernel,
+                false,
+            ),
+            None => rec.fill(0.0),
+        }
+        if let Some(bias) = bias {
+            for row in rec.chunks_exact_mut(gw) {
+                row.iter_mut().zip(bias).for_each(|(r, b)| *r += b);
+            }
+        }
+        for b in 0..batch {
+            let x = &xw[(b * steps + t) * gw..][..gw];
+            let r = &rec[b * gw..][..gw];
+            let at = (b * steps + t) * width;
+            match previous {
+                Some(p) => {
+                    let (prev, out) = row_pair(tape, (b * steps + p) * width, at, width);
+                    cell.forward(x, r, Some(prev), out);
+                }
+                None => cell.forward(x, r, None, &mut tape[at..at + width]),
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_backward(
+    cell: &Cell,
+    batch: usize,
+    steps: usize,
+    tape: &[f32],
+    kernel: &[f32],
+    dtape: &[f32],
+    grad: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (u, gw, width, grad_width) = (
+        cell.units,
+        cell.gate_width(),
+        cell.tape_width(),
+        cell.grad_width(),
+    );
+    let (drec, rest) = scratch.split_at_mut(batch * gw);
+    let (via_rec, rest) = rest.split_at_mut(batch * u);
+    let (via_h, rest) = rest.split_at_mut(batch * u);
+    let (via_c, rest) = rest.split_at_mut(batch * u);
+    let (dh, rest) = rest.split_at_mut(u);
+    let dc = &mut rest[..u];
+    via_rec.fill(0.0);
+    via_h.fill(0.0);
+    via_c.fill(0.0);
+    let gru = cell.kind == CellKind::Gru;
+    for k in (0..steps).rev() {
+        let t = cell.step(k, steps);
+        let previous = cell.previous(t, steps);
+        for b in 0..batch {
+            let at = (b * steps + t) * width;
+            let carried = b * u..(b + 1) * u;
+            for j in 0..u {
+                dh[j] = dtape[at + j] + via_rec[carried.start + j] + via_h[carried.start + j];
+                dc[j] = match cell.cell_state() {
+                    Some(c) => dtape[at + c.start + j] + via_c[carried.start + j],
+                    None => 0.0,
+                };
+            }
+            let prev = previous.map(|p| &tape[(b * steps + p) * width..][..width]);
+            let out = &mut grad[(b * steps + t) * grad_width..][..grad_width];
+            cell.backward(
+                &tape[at..at + width],
+                prev,
+                dh,
+                dc,
+                out,
+                &mut via_h[carried.clone()],
+                &mut via_c[carried],
+            );
+            if gru {
+                let d = &mut drec[b * gw..][..gw];
+                for (j, x) in d.iter_mut().enumerate() {
+                    *x = out[cell.recurrent_grad_index(j)];
+                }
+            }
+        }
+        // What reaches the previous step through the recurrent product: d rec · Uᵀ.
+        if previous.is_some() {
+            if gru {
+                product((batch, u, gw), via_rec, drec, gw, kernel, true);
+            } else {
+                product(
+                    (batch, u, gw),
+                    via_rec,
+                    &grad[t * grad_width..],
+                    steps * grad_width,
+                    kernel,
+                    true,
+                );
+            }
+        }
+    }
+}

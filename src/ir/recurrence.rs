@@ -1,0 +1,338 @@
+//! The recurrent cells (`simple_rnn`, `lstm`, `gru`): what `Op::Recurrence` and
+//! `Op::RecurrenceGrad` mean, written once over [`Real`] so that the interpreter (f64) and the
+//! native kernel (f32, `codegen/recurrence.rs`) run the same arithmetic.
+//!
+//! A recurrence is a scan over the time axis with carried state. Its input projection
+//! `xw = x·W + b` for every step is one matrix product outside the loop; the loop computes, for
+//! each step `t` in processing order, `rec = h_{t-1}·U (+ recurrent bias)` and the cell's gates
+//! from `xw[t]` and `rec`. It writes a *tape* `[B, T, width]` holding the new hidden state first
+//! and then what the reverse scan needs (the cell state and the gate activations), so that the
+//! backward pass reads stored activations instead of recomputing them. Rows of the tape stay
+//! aligned with the input's time positions whichever way the scan runs.
+//!
+//! The reverse scan (`RecurrenceGrad`) produces, per step, the gradient of the pre-activations
+//! (`d xw`), from which the autodiff rule gets the kernel gradient as one product over every
+//! step (`contract` of the previous states with it) instead of one per step.
+
+use std::fmt;
+use std::ops::{Add, Div, Mul, Sub};
+
+/// A cell: which recurrence, its width and activations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cell {
+    pub kind: CellKind,
+    pub units: usize,
+    /// The state activation (Keras `activation`, `tanh` by default).
+    pub activation: Activation,
+    /// The gates' activation (Keras `recurrent_activation`, `sigmoid`); unused by `simple_rnn`.
+    pub recurrent_activation: Activation,
+    /// Whether the scan runs from the last time step to the first (Keras `go_backwards`).
+    pub reverse: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CellKind {
+    SimpleRnn,
+    /// Gates `i, f, c, o` in Keras's order.
+    Lstm,
+    /// Keras's GRU with `reset_after: true` (its default, and cuDNN's and PyTorch's form): gates
+    /// `z, r, h`, the reset gate applied to the recurrent product plus its own bias.
+    Gru,
+}
+
+/// The activations a cell may use: each one's derivative is a function of its output, so the
+/// reverse scan needs only the stored activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    Tanh,
+    Sigmoid,
+    Relu,
+    Linear,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 4] = [
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Relu,
+        Activation::Linear,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Relu => "relu",
+            Activation::Linear => "linear",
+        }
+    }
+
+    pub fn apply<R: Real>(self, x: R) -> R {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => R::ONE / (R::ONE + (R::ZERO - x).exp()),
+            Activation::Relu => {
+                if x <= R::ZERO {
+                    R::ZERO
+                } else {
+                    x
+                }
+            }
+            Activation::Linear => x,
+        }
+    }
+
+    /// The derivative at the point whose activation is `y`.
+    pub fn slope<R: Real>(self, y: R) -> R {
+        match self {
+            Activation::Tanh => R::ONE - y * y,
+            Activation::Sigmoid => y * (R::ONE - y),
+            Activation::Relu => {
+                if y > R::ZERO {
+                    R::ONE
+                } else {
+                    R::ZERO
+                }
+            }
+            Activation::Linear => R::ONE,
+        }
+    }
+}
+
+impl CellKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::SimpleRnn => "simple_rnn",
+            CellKind::Lstm => "lstm",
+            CellKind::Gru => "gru",
+        }
+    }
+
+    /// Gate blocks of width `units` in the kernels.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::SimpleRnn => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+}
+
+impl Cell {
+    /// Width of the pre-activations (`x·W`, `h·U`): one block per gate.
+    pub fn gate_width(&self) -> usize {
+        self.kind.gates() * self.units
+    }
+
+    /// Width of a tape row: `[h]` (simple RNN), `[h, c, i, f, g, o]` (LSTM), `[h, z, r, n,
+    /// h·U_h + b_h]` (GRU).
+    pub fn tape_width(&self) -> usize {
+        self.units
+            * match self.kind {
+                CellKind::SimpleRnn => 1,
+                CellKind::Lstm => 6,
+                CellKind::Gru => 5,
+            }
+    }
+
+    /// Where the cell state sits in a tape row (LSTM only).
+    pub fn cell_state(&self) -> Option<std::ops::Range<usize>> {
+        (self.kind == CellKind::Lstm).then(|| self.units..2 * self.units)
+    }
+
+    /// Width of a gradient row: `d xw` (the gate pre-activations), and for the GRU one more
+    /// block, the gradient of the recurrent candidate `h·U_h + b_h` (which differs from the
+    /// input's by the reset gate).
+    pub fn grad_width(&self) -> usize {
+        match self.kind {
+            CellKind::Gru => 4 * self.units,
+            CellKind::SimpleRnn | CellKind::Lstm => self.gate_width(),
+        }
+    }
+
+    /// Inputs of `Op::Recurrence`: `xw`, the recurrent kernel, and the GRU's recurrent bias.
+    pub fn inputs(&self) -> usize {
+        if self.kind == CellKind::Gru { 3 } else { 2 }
+    }
+
+    /// The time step processed `k`-th of `steps`.
+    pub fn step(&self, k: usize, steps: usize) -> usize {
+        if self.reverse { steps - 1 - k } else { k }
+    }
+
+    /// The step processed before `t`, if any.
+    pub fn previous(&self, t: usize, steps: usize) -> Option<usize> {
+        if self.reverse {
+            (t + 1 < steps).then_some(t + 1)
+        } else {
+            t.checked_sub(1)
+        }
+    }
+
+    /// One forward step for one sample: from the input projection `xw` and recurrent product
+    /// `rec` (both `gate_width`, `rec` with the GRU's recurrent bias added), the previous tape
+    /// row (`None` at the first step: zero state), writes the step's tape row.
+    pub fn forward<R: Real>(&self, xw: &[R], rec: &[R], previous: Option<&[R]>, out: &mut [R]) {
+        let u = self.units;
+        let (act, gate) = (self.activation, self.recurrent_activation);
+        let prev = |j: usize| previous.map_or(R::ZERO, |p| p[j]);
+        match self.kind {
+            CellKind::SimpleRnn => {
+                for j in 0..u {
+                    out[j] = act.apply(xw[j] + rec[j]);
+                }
+            }
+            CellKind::Lstm => {
+                for j in 0..u {
+                    let i = gate.apply(xw[j] + rec[j]);
+                    let f = gate.apply(xw[u + j] + rec[u + j]);
+                    let g = act.apply(xw[2 * u + j] + rec[2 * u + j]);
+                    let o = gate.apply(xw[3 * u + j] + rec[3 * u + j]);
+                    let c = f * prev(u + j) + i * g;
+                    out[j] = o * act.apply(c);
+                    out[u + j] = c;
+                    out[2 * u + j] = i;
+                    out[3 * u + j] = f;
+                    out[4 * u + j] = g;
+                    out[5 * u + j] = o;
+                }
+            }
+            CellKind::Gru => {
+                for j in 0..u {
+                    let z = gate.apply(xw[j] + rec[j]);
+                    let r = gate.apply(xw[u + j] + rec[u + j]);
+                    let hr = rec[2 * u + j];
+                    let n = act.apply(xw[2 * u + j] + r * hr);
+                    out[j] = z * prev(j) + (R::ONE - z) * n;
+                    out[u + j] = z;
+                    out[2 * u + j] = r;
+                    out[3 * u + j] = n;
+                    out[4 * u + j] = hr;
+                }
+            }
+        }
+    }
+
+    /// One reverse step for one sample. `row` is the step's tape row and `previous` the one
+    /// before it (`None`: zero state); `dh` is the gradient reaching the step's hidden state
+    /// (from the tape's readers and the next step) and `dc` the cell state's (LSTM). Writes the
+    /// gradient row `grad` (`grad_width`), and returns through `carry` what passes to the
+    /// previous step *besides* `d rec · Uᵀ`: the cell state's gradient (LSTM, into `carry_c`)
+    /// and the GRU's direct path `dh · z` (into `carry_h`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<R: Real>(
+        &self,
+        row: &[R],
+        previous: Option<&[R]>,
+        dh: &[R],
+        dc: &[R],
+        grad: &mut [R],
+        carry_h: &mut [R],
+        carry_c: &mut [R],
+    ) {
+        let u = self.units;
+        let (act, gate) = (self.activation, self.recurrent_activation);
+        let prev = |j: usize| previous.map_or(R::ZERO, |p| p[j]);
+        match self.kind {
+            CellKind::SimpleRnn => {
+                for j in 0..u {
+                    grad[j] = dh[j] * act.slope(row[j]);
+                    carry_h[j] = R::ZERO;
+                }
+            }
+            CellKind::Lstm => {
+                for j in 0..u {
+                    let (c, i, f, g, o) = (
+                        row[u + j],
+                        row[2 * u + j],
+                        row[3 * u + j],
+                        row[4 * u + j],
+                        row[5 * u + j],
+                    );
+                    let ac = act.apply(c);
+                    let dc = dc[j] + dh[j] * o * act.slope(ac);
+                    grad[j] = dc * g * gate.slope(i);
+                    grad[u + j] = dc * prev(u + j) * gate.slope(f);
+                    grad[2 * u + j] = dc * i * act.slope(g);
+                    grad[3 * u + j] = dh[j] * ac * gate.slope(o);
+                    carry_h[j] = R::ZERO;
+                    carry_c[j] = dc * f;
+                }
+            }
+            CellKind::Gru => {
+                for j in 0..u {
+                    let (z, r, n, hr) =
+                        (row[u + j], row[2 * u + j], row[3 * u + j], row[4 * u + j]);
+                    let dn = dh[j] * (R::ONE - z) * act.slope(n);
+                    grad[j] = dh[j] * (prev(j) - n) * gate.slope(z);
+                    grad[u + j] = dn * hr * gate.slope(r);
+                    grad[2 * u + j] = dn;
+                    grad[3 * u + j] = dn * r;
+                    carry_h[j] = dh[j] * z;
+                }
+            }
+        }
+    }
+
+    /// Element `j` of the recurrent product's gradient in a gradient row: the row itself,
+    /// except the GRU's candidate block, which is the extra block at the end.
+    pub fn recurrent_grad_index(&self, j: usize) -> usize {
+        match self.kind {
+            CellKind::Gru if j >= 2 * self.units => j + self.units,
+            _ => j,
+        }
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.name(), self.units)?;
+        if self.activation != Activation::Tanh {
+            write!(f, ", {}", self.activation.name())?;
+        }
+        if self.kind != CellKind::SimpleRnn && self.recurrent_activation != Activation::Sigmoid {
+            write!(f, ", gates {}", self.recurrent_activation.name())?;
+        }
+        if self.reverse {
+            write!(f, ", reverse")?;
+        }
+        Ok(())
+    }
+}
+
+/// The arithmetic the cells are written in: f64 in the interpreter, f32 in native code.
+pub trait Real:
+    Copy
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn exp(self) -> Self;
+    fn tanh(self) -> Self;
+}
+
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    fn exp(self) -> f32 {
+        f32::exp(self)
+    }
+    fn tanh(self) -> f32 {
+        f32::tanh(self)
+    }
+}
+
+impl Real for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+    fn tanh(self) -> f64 {
+        f64::tanh(self)
+    }
+}
