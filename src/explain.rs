@@ -548,6 +548,25 @@ pub const EXPLANATIONS: &[Explanation] = &[
         ),
     },
     Explanation {
+        code: "E0228",
+        title: "a recurrent layer configured in a way it does not support",
+        text: "`simple_rnn`, `lstm` and `gru` take `tanh`, `sigmoid`, `relu` or `linear` as \
+               `activation` and `recurrent_activation`: the reverse scan computes each one's \
+               derivative from the stored activation, which these allow. `gru` implements \
+               Keras's default `reset_after: true` (the form cuDNN and PyTorch use) only.",
+        example: Some(
+            "model m(x: f32[B, 10, 4]) -> f32[B, 8] {\n    lstm(8, activation: softplus)\n}\n",
+        ),
+    },
+    Explanation {
+        code: "E0229",
+        title: "a recurrent layer on a tensor that is not a batch of sequences",
+        text: "`simple_rnn`, `lstm` and `gru` read `f32[B, steps, features]`, Keras's \
+               `[batch, timesteps, features]`: token ids go through `embedding` first; a series \
+               of single values needs its feature axis of 1 (`f32[B, 52, 1]`).",
+        example: Some("model m(x: f32[B, 52]) -> f32[B, 8] {\n    lstm(8)\n}\n"),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",

@@ -5,7 +5,7 @@
 //! time does not grow with the sequence length.
 
 use super::gemm::kiln_sgemm;
-use crate::ir::recurrence::{Activation, Cell, CellKind};
+use crate::ir::recurrence::{Activation, Cell, CellKind, Real};
 
 /// Which direction `kiln_recurrence` runs (its first argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,27 +72,183 @@ pub(crate) extern "C" fn kiln_recurrence(
         return;
     };
     let (gw, width) = (cell.gate_width(), cell.tape_width());
-    let forward = op == ScanOp::Forward as i64;
     let gru = cell.kind == CellKind::Gru;
-    // SAFETY: the JIT'd step passes arena pointers to buffers the memory plan sized for these
-    // shapes at `max_batch` >= batch (`xw` or the tape and its gradient `[batch, steps, ..]`,
-    // the kernel `[units, gw]`, the GRU's bias `[gw]`, the output, and `scratch_len` floats of
-    // scratch); the output and scratch overlap no input (a kernel's inputs stay alive while it
-    // writes, and the scratch region is the plan's own).
-    unsafe {
-        let kernel = std::slice::from_raw_parts(kernel, units * gw);
-        let scratch = std::slice::from_raw_parts_mut(scratch, scratch_len(&cell, batch));
-        if forward {
-            let xw = std::slice::from_raw_parts(a, batch * steps * gw);
-            let bias = gru.then(|| std::slice::from_raw_parts(c, gw));
-            let tape = std::slice::from_raw_parts_mut(dst, batch * steps * width);
-            scan_forward(&cell, batch, steps, xw, kernel, bias, tape, scratch);
-        } else {
-            let tape = std::slice::from_raw_parts(a, batch * steps * width);
-            let dtape = std::slice::from_raw_parts(c, batch * steps * width);
-            let grad = std::slice::from_raw_parts_mut(dst, batch * steps * cell.grad_width());
-            scan_backward(&cell, batch, steps, tape, kernel, dtape, grad, scratch);
+    // SAFETY (each block): the JIT'd step passes arena pointers to buffers the memory plan sized
+    // for these shapes at `max_batch` >= batch (`xw` or the tape and its gradient `[batch,
+    // steps, ..]`, the kernel `[units, gw]`, the GRU's bias `[gw]`, the output, and
+    // `scratch_len` floats of scratch); the output and scratch overlap no input (a kernel's
+    // inputs stay alive while it writes, and the scratch region is the plan's own).
+    let (kernel, scratch) = unsafe {
+        (
+            std::slice::from_raw_parts(kernel, units * gw),
+            std::slice::from_raw_parts_mut(scratch, scratch_len(&cell, batch)),
+        )
+    };
+    if op == ScanOp::Forward as i64 {
+        // SAFETY: as above.
+        let (xw, bias, tape) = unsafe {
+            (
+                std::slice::from_raw_parts(a, batch * steps * gw),
+                gru.then(|| std::slice::from_raw_parts(c, gw)),
+                std::slice::from_raw_parts_mut(dst, batch * steps * width),
+            )
+        };
+        let forward = Forward {
+            cell: &cell,
+            batch,
+            steps,
+            xw,
+            kernel,
+            bias,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::adam::available() {
+            // SAFETY: the host has AVX2 and FMA (checked above), all this is compiled for.
+            unsafe { forward.run_avx2(tape, scratch) };
+            return;
         }
+        forward.run(tape, scratch);
+    } else {
+        // SAFETY: as above.
+        let (tape, dtape, grad) = unsafe {
+            (
+                std::slice::from_raw_parts(a, batch * steps * width),
+                std::slice::from_raw_parts(c, batch * steps * width),
+                std::slice::from_raw_parts_mut(dst, batch * steps * cell.grad_width()),
+            )
+        };
+        let backward = Backward {
+            cell: &cell,
+            batch,
+            steps,
+            tape,
+            kernel,
+            dtape,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::adam::available() {
+            // SAFETY: the host has AVX2 and FMA (checked above), all this is compiled for.
+            unsafe { backward.run_avx2(grad, scratch) };
+            return;
+        }
+        backward.run(grad, scratch);
+    }
+}
+
+/// A forward scan's operands.
+struct Forward<'a> {
+    cell: &'a Cell,
+    batch: usize,
+    steps: usize,
+    xw: &'a [f32],
+    kernel: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+impl Forward<'_> {
+    /// `run`, compiled for 256-bit vectors and FMA (the cells' loops are written to vectorize).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(&self, tape: &mut [f32], scratch: &mut [f32]) {
+        self.run(tape, scratch)
+    }
+
+    #[inline(always)]
+    fn run(&self, tape: &mut [f32], scratch: &mut [f32]) {
+        let Forward {
+            cell,
+            batch,
+            steps,
+            xw,
+            kernel,
+            bias,
+        } = *self;
+        scan_forward(cell, batch, steps, xw, kernel, bias, tape, scratch);
+    }
+}
+
+/// A reverse scan's operands.
+struct Backward<'a> {
+    cell: &'a Cell,
+    batch: usize,
+    steps: usize,
+    tape: &'a [f32],
+    kernel: &'a [f32],
+    dtape: &'a [f32],
+}
+
+impl Backward<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(&self, grad: &mut [f32], scratch: &mut [f32]) {
+        self.run(grad, scratch)
+    }
+
+    #[inline(always)]
+    fn run(&self, grad: &mut [f32], scratch: &mut [f32]) {
+        let Backward {
+            cell,
+            batch,
+            steps,
+            tape,
+            kernel,
+            dtape,
+        } = *self;
+        scan_backward(cell, batch, steps, tape, kernel, dtape, grad, scratch);
+    }
+}
+
+/// f32 as the native cells compute it: `exp` and `tanh` as the code generator emits them
+/// (Cephes' range reduction and polynomials, ~1 ulp), branch-free so that loops over a gate's
+/// block vectorize.
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+
+    // The Cephes coefficients are kept as published.
+    #[allow(clippy::excessive_precision)]
+    #[inline(always)]
+    fn exp(self) -> f32 {
+        let x = self;
+        let xc = x.clamp(-87.336_54, 88.376_26);
+        let n = (xc * std::f32::consts::LOG2_E + 0.5).floor();
+        let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        let mut y = 1.987_569_1e-4f32;
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            5.000_000_1e-1,
+        ] {
+            y = y * r + c;
+        }
+        let y = y * (r * r) + r + 1.0;
+        let pow2n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        let res = y * pow2n;
+        let res = if x < -87.336_54 { 0.0 } else { res };
+        let res = if x > 88.72 { f32::INFINITY } else { res };
+        if x.is_nan() { x } else { res }
+    }
+
+    #[allow(clippy::excessive_precision)]
+    #[inline(always)]
+    fn tanh(self) -> f32 {
+        let x = self;
+        let ax = x.abs();
+        let big = (1.0 - 2.0 / (Real::exp(2.0 * ax) + 1.0)).copysign(x);
+        let z = x * x;
+        let mut p = -5.704_988_7e-3f32;
+        for c in [
+            2.063_908_9e-2,
+            -5.373_971_6e-2,
+            1.333_144_2e-1,
+            -3.333_328_2e-1,
+        ] {
+            p = p * z + c;
+        }
+        let small = p * z * x + x;
+        if ax < 0.625 { small } else { big }
     }
 }
 
@@ -133,6 +289,7 @@ fn row_pair(buf: &mut [f32], read: usize, write: usize, len: usize) -> (&[f32], 
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn scan_forward(
     cell: &Cell,
     batch: usize,
@@ -167,7 +324,7 @@ fn scan_forward(
         }
         for b in 0..batch {
             let x = &xw[(b * steps + t) * gw..][..gw];
-            let r = &rec[b * gw..][..gw];
+            let r = &mut rec[b * gw..][..gw];
             let at = (b * steps + t) * width;
             match previous {
                 Some(p) => {
@@ -181,6 +338,7 @@ fn scan_forward(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn scan_backward(
     cell: &Cell,
     batch: usize,

@@ -52,7 +52,7 @@ pub fn forward(
             );
             let x = &xw[(b * steps + t) * gw..][..gw];
             let at = (b * steps + t) * width;
-            cell.forward(x, &rec, previous.as_deref(), &mut tape[at..at + width]);
+            cell.forward(x, &mut rec, previous.as_deref(), &mut tape[at..at + width]);
         }
     }
     ArrayD::from_shape_vec(IxDyn(shape), tape).map_err(|e| e.to_string())

@@ -74,6 +74,16 @@ pub enum Init {
         min: f32,
         max: f32,
     },
+    /// `gain` times a random matrix with orthonormal rows or columns, over the parameter as
+    /// `[elements / last, last]` (Keras's `Orthogonal`).
+    Orthogonal {
+        gain: f32,
+    },
+    /// Zeros but for ones in `units..2·units`: an LSTM's forget-gate bias (Keras's
+    /// `unit_forget_bias`).
+    UnitForgetBias {
+        units: usize,
+    },
 }
 
 impl std::fmt::Display for Init {
@@ -93,6 +103,8 @@ impl std::fmt::Display for Init {
             Init::Constant { value } => write!(f, "constant({value:?})"),
             Init::Normal { mean, std } => write!(f, "normal(mean: {mean:?}, std: {std:?})"),
             Init::Uniform { min, max } => write!(f, "uniform({min:?}, {max:?})"),
+            Init::Orthogonal { gain } => write!(f, "orthogonal(gain: {gain:?})"),
+            Init::UnitForgetBias { units } => write!(f, "unit_forget_bias(units: {units})"),
         }
     }
 }

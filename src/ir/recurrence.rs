@@ -67,6 +67,7 @@ impl Activation {
         }
     }
 
+    #[inline(always)]
     pub fn apply<R: Real>(self, x: R) -> R {
         match self {
             Activation::Tanh => x.tanh(),
@@ -82,7 +83,25 @@ impl Activation {
         }
     }
 
+    /// Applies the activation to every element, one loop per activation.
+    #[inline(always)]
+    pub fn apply_all<R: Real>(self, xs: &mut [R]) {
+        match self {
+            Activation::Tanh => xs.iter_mut().for_each(|x| *x = x.tanh()),
+            Activation::Sigmoid => xs
+                .iter_mut()
+                .for_each(|x| *x = R::ONE / (R::ONE + (R::ZERO - *x).exp())),
+            Activation::Relu => xs.iter_mut().for_each(|x| {
+                if *x <= R::ZERO {
+                    *x = R::ZERO
+                }
+            }),
+            Activation::Linear => {}
+        }
+    }
+
     /// The derivative at the point whose activation is `y`.
+    #[inline(always)]
     pub fn slope<R: Real>(self, y: R) -> R {
         match self {
             Activation::Tanh => R::ONE - y * y,
@@ -169,44 +188,61 @@ impl Cell {
         }
     }
 
-    /// One forward step for one sample: from the input projection `xw` and recurrent product
-    /// `rec` (both `gate_width`, `rec` with the GRU's recurrent bias added), the previous tape
-    /// row (`None` at the first step: zero state), writes the step's tape row.
-    pub fn forward<R: Real>(&self, xw: &[R], rec: &[R], previous: Option<&[R]>, out: &mut [R]) {
+    /// One forward step for one sample: from the input projection `xw` and the recurrent
+    /// product `rec` (both `gate_width`; `rec` with the GRU's recurrent bias added, and used as
+    /// scratch), the previous tape row (`None` at the first step: zero state), writes the
+    /// step's tape row. Each activation runs over a whole block, so that the loops vectorize.
+    #[inline(always)]
+    pub fn forward<R: Real>(&self, xw: &[R], rec: &mut [R], previous: Option<&[R]>, out: &mut [R]) {
         let u = self.units;
         let (act, gate) = (self.activation, self.recurrent_activation);
         let prev = |j: usize| previous.map_or(R::ZERO, |p| p[j]);
         match self.kind {
             CellKind::SimpleRnn => {
                 for j in 0..u {
-                    out[j] = act.apply(xw[j] + rec[j]);
+                    out[j] = xw[j] + rec[j];
                 }
+                act.apply_all(&mut out[..u]);
             }
             CellKind::Lstm => {
+                for (r, &x) in rec.iter_mut().zip(xw) {
+                    *r = *r + x;
+                }
+                let (ifg, o) = rec.split_at_mut(3 * u);
+                let (i_f, g) = ifg.split_at_mut(2 * u);
+                gate.apply_all(i_f);
+                act.apply_all(g);
+                gate.apply_all(o);
                 for j in 0..u {
-                    let i = gate.apply(xw[j] + rec[j]);
-                    let f = gate.apply(xw[u + j] + rec[u + j]);
-                    let g = act.apply(xw[2 * u + j] + rec[2 * u + j]);
-                    let o = gate.apply(xw[3 * u + j] + rec[3 * u + j]);
+                    let (i, f, g, o) = (i_f[j], i_f[u + j], g[j], o[j]);
                     let c = f * prev(u + j) + i * g;
-                    out[j] = o * act.apply(c);
+                    out[j] = c;
                     out[u + j] = c;
                     out[2 * u + j] = i;
                     out[3 * u + j] = f;
                     out[4 * u + j] = g;
                     out[5 * u + j] = o;
                 }
+                act.apply_all(&mut out[..u]);
+                for j in 0..u {
+                    out[j] = out[5 * u + j] * out[j];
+                }
             }
             CellKind::Gru => {
+                for j in 0..2 * u {
+                    rec[j] = rec[j] + xw[j];
+                }
+                gate.apply_all(&mut rec[..2 * u]);
                 for j in 0..u {
-                    let z = gate.apply(xw[j] + rec[j]);
-                    let r = gate.apply(xw[u + j] + rec[u + j]);
-                    let hr = rec[2 * u + j];
-                    let n = act.apply(xw[2 * u + j] + r * hr);
+                    let (r, hr) = (rec[u + j], rec[2 * u + j]);
+                    out[3 * u + j] = xw[2 * u + j] + r * hr;
+                }
+                act.apply_all(&mut out[3 * u..4 * u]);
+                for j in 0..u {
+                    let (z, r, hr, n) = (rec[j], rec[u + j], rec[2 * u + j], out[3 * u + j]);
                     out[j] = z * prev(j) + (R::ONE - z) * n;
                     out[u + j] = z;
                     out[2 * u + j] = r;
-                    out[3 * u + j] = n;
                     out[4 * u + j] = hr;
                 }
             }
@@ -220,6 +256,7 @@ impl Cell {
     /// previous step *besides* `d rec · Uᵀ`: the cell state's gradient (LSTM, into `carry_c`)
     /// and the GRU's direct path `dh · z` (into `carry_h`).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn backward<R: Real>(
         &self,
         row: &[R],
@@ -313,17 +350,6 @@ pub trait Real:
     const ONE: Self;
     fn exp(self) -> Self;
     fn tanh(self) -> Self;
-}
-
-impl Real for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
-    fn exp(self) -> f32 {
-        f32::exp(self)
-    }
-    fn tanh(self) -> f32 {
-        f32::tanh(self)
-    }
 }
 
 impl Real for f64 {

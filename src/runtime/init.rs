@@ -45,9 +45,63 @@ pub fn initial_params(graph: &Graph, seed: u64) -> Vec<Vec<f32>> {
                     })
                     .collect(),
                 Init::Uniform { min, .. } => vec![min; len],
+                Init::Orthogonal { gain } => {
+                    let cols = match param.shape.dims().last() {
+                        Some(crate::ir::shape::Dim::Fixed(last)) if *last > 0 => *last,
+                        _ => 1,
+                    };
+                    orthogonal(&mut rng, len / cols, cols, gain)
+                }
+                Init::UnitForgetBias { units } => (0..len)
+                    .map(|i| {
+                        if (units..2 * units).contains(&i) {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect()
+}
+
+/// `gain` times a `rows × cols` matrix with orthonormal columns (rows ≥ cols) or rows, as
+/// Keras draws it: the Q of a normal matrix's QR decomposition, signed so that R's diagonal is
+/// positive (Gram–Schmidt gives that sign), transposed when there are fewer rows than columns.
+fn orthogonal(rng: &mut ChaCha8Rng, rows: usize, cols: usize, gain: f32) -> Vec<f32> {
+    let (n, m) = (rows.max(cols), rows.min(cols));
+    // Column-major `n × m`: column j is a[j*n..(j+1)*n].
+    let mut a: Vec<f64> = (0..n * m).map(|_| rng.sample(StandardNormal)).collect();
+    for j in 0..m {
+        // Twice, for orthogonality in floating point ("twice is enough").
+        for _ in 0..2 {
+            for k in 0..j {
+                let dot: f64 = (0..n).map(|i| a[k * n + i] * a[j * n + i]).sum();
+                for i in 0..n {
+                    a[j * n + i] -= dot * a[k * n + i];
+                }
+            }
+        }
+        let norm = (0..n).map(|i| a[j * n + i].powi(2)).sum::<f64>().sqrt();
+        for i in 0..n {
+            a[j * n + i] /= norm.max(f64::MIN_POSITIVE);
+        }
+    }
+    let gain = f64::from(gain);
+    let mut out = vec![0.0; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            // Q is n × m; the parameter is Q (rows ≥ cols) or Qᵀ.
+            let q = if rows >= cols {
+                a[c * n + r]
+            } else {
+                a[r * n + c]
+            };
+            out[r * cols + c] = (gain * q) as f32;
+        }
+    }
+    out
 }
 
 /// Keras's variance-scaling truncated normal: N(0, σ²) redrawn outside ±2σ, with σ chosen so

@@ -23,6 +23,7 @@ pub static INITIALIZERS: &[&InitializerDef] = &[
     &NORMAL,
     &UNIFORM,
     &CONSTANT,
+    &ORTHOGONAL,
 ];
 
 /// The initializer called `name` (a name or an alias, `settings::def::ALIASES`).
@@ -122,6 +123,22 @@ pub static CONSTANT: InitializerDef = InitializerDef {
     doc: "all `value` (a number on its own, `= 0.5`, means the same)",
     args: &[number("value", 0.0)],
     init: |_, args| Init::Constant { value: args[0] },
+};
+
+pub static ORTHOGONAL: InitializerDef = InitializerDef {
+    name: "orthogonal",
+    doc: "`gain` times a random orthogonal matrix over the last axis (Keras's `Orthogonal`: the QR decomposition of a normal matrix); a recurrent kernel's default",
+    args: &[number("gain", 1.0)],
+    init: |_, args| Init::Orthogonal { gain: args[0] },
+};
+
+/// An LSTM's bias with `unit_forget_bias` (not a name programs use): zeros, the forget gate's
+/// block ones.
+pub static UNIT_FORGET_BIAS: InitializerDef = InitializerDef {
+    name: "unit_forget_bias",
+    doc: "zeros, the forget gate's block ones",
+    args: &[],
+    init: |(len, _), _| Init::UnitForgetBias { units: len / 4 },
 };
 
 impl InitializerDef {

@@ -22,6 +22,7 @@ pub mod initializers;
 mod layers;
 mod normalization;
 mod pooling;
+mod recurrent;
 mod reshaping;
 mod spatial;
 
@@ -93,6 +94,9 @@ pub static BUILTINS: &[&BuiltinDef] = &[
     &reshaping::UP_SAMPLING2D,
     &normalization::BATCH_NORMALIZATION,
     &normalization::LAYER_NORMALIZATION,
+    &recurrent::SIMPLE_RNN,
+    &recurrent::LSTM,
+    &recurrent::GRU,
 ];
 
 /// The built-in called `name`.
@@ -279,7 +283,13 @@ impl BuiltinDef {
 
     /// The arguments that pick its parameters' initializers (`kernel_initializer`).
     pub fn init_args(&self) -> Vec<&'static str> {
-        self.params.iter().map(|p| p.init_arg).collect()
+        let mut names: Vec<&'static str> = Vec::new();
+        for p in self.params {
+            if !names.contains(&p.init_arg) {
+                names.push(p.init_arg);
+            }
+        }
+        names
     }
 
     /// Takes its tensor first, so that calling it without one configures a layer.
@@ -465,8 +475,10 @@ fn create_params(
     }
     let mut inits = Vec::new();
     for (param, shape) in def.params.iter().zip(shapes) {
-        let given = args.take(param.init_arg);
+        // (An argument is taken only by a parameter the layer creates: the LSTM has two ways to
+        // start its bias, and `bias_initializer` belongs to the one in use.)
         let Some(shape) = shape else { continue };
+        let given = args.take(param.init_arg);
         let init = match given {
             None => param.init.with_defaults(shape),
             Some(arg) => init_arg(el, arg, shape)?,
