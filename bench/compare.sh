@@ -9,6 +9,8 @@
 #   THREADS=2 bench/compare.sh 3 wide              # every framework pinned to two cores
 #   PEERS="torch_eager jax_scan keras_jax" bench/compare.sh 3 seed
 #   PEERS=torch_eager bench/compare.sh 3 mnist_cnn   # the Keras MNIST convnet (cnn_bench.py)
+#   PEERS=torch_eager bench/compare.sh 3 seq_lstm seq_gru  # the LSTM/GRU text classifier
+#                                                            # (seq_bench.py, 3 epochs)
 #
 # `mnist_cnn` runs `cnn_bench.py --framework torch|jax|jax_scan` for the peers `torch_eager`,
 # `jax` and `jax_scan`, for the program's 15 epochs (XLA's CPU convolutions train it at ~55
@@ -50,6 +52,16 @@ for workload in $workloads; do
         esac
         extra+=(--epochs 15)
       fi
+      case "$workload" in
+        seq_lstm | seq_gru)
+          [ "$peer" = jax_scan ] && [ -z "${PEERS:-}" ] && continue
+          script=seq_bench.py
+          case "$peer" in
+            torch_eager) extra=(--framework torch) ;;
+            *) extra=(--framework "$peer") ;;
+          esac
+          extra+=(--epochs 3 --cell "${workload#seq_}") ;;
+      esac
       # A peer that fails (not installed, crashed) leaves no line: its rows say "failed".
       (cd "$peers_dir" && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" "$script" \
           --threads "$threads" "${extra[@]}" 2>/dev/null) \
@@ -60,7 +72,7 @@ done
 "$py" - "$out" "$threads" "$peers" $workloads <<'PYEOF'
 import json, statistics, sys, os
 out, threads, peers, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
-batch = {"seed": 32, "mnist": 64, "wide": 256, "mnist_cnn": 128}
+batch = {"seed": 32, "mnist": 64, "wide": 256, "mnist_cnn": 128, "seq_lstm": 64, "seq_gru": 64}
 peak = 117.4 * threads  # GFLOP/s, one Zen 4 core's 256-bit FMA peak (../shared/bench/README.md)
 
 def runs(name, w):

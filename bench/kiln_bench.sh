@@ -9,7 +9,8 @@
 #   bench/kiln_bench.sh WORKLOAD [repeats] [threads]
 #
 # WORKLOAD: seed (programs/seed.model), mnist (programs/mnist.model), mnist_cnn
-# (programs/mnist_cnn.model, 15 epochs, steady over epochs 2–15) or wide (bench/wide.model,
+# (programs/mnist_cnn.model, 15 epochs, steady over epochs 2–15), seq_lstm and seq_gru
+# (programs/seq_{lstm,gru}.model, 3 epochs, accuracy on the test set) or wide (bench/wide.model,
 # which trains 3 epochs so that epochs 2–3 give the steady state; the peers take the median step
 # after the first 4 of their one epoch). threads: the process is pinned to that many cores
 # (`taskset -c 0` or `0-1`), like the peers' `--threads N`; Kiln's default thread count follows
@@ -25,7 +26,10 @@ case "$workload" in
   wide) program=bench/wide.model; samples=8192; batch=256; macs=2107392 ;;
   # Forward multiply-adds per sample: 26·26·32·9 + 11·11·64·32·9 + 1600·10 (the peers' count).
   mnist_cnn) program=programs/mnist_cnn.model; samples=8000; batch=128; macs=2440960 ;;
-  *) echo "unknown workload: $workload (seed, mnist, wide or mnist_cnn)" >&2; exit 2 ;;
+  # seq_bench.py's count: gates·(64 + 128)·128 per step × 80 steps + 128·2.
+  seq_lstm) program=programs/seq_lstm.model; samples=8192; batch=64; macs=7864576 ;;
+  seq_gru) program=programs/seq_gru.model; samples=8192; batch=64; macs=5898496 ;;
+  *) echo "unknown workload: $workload (seed, mnist, wide, mnist_cnn, seq_lstm or seq_gru)" >&2; exit 2 ;;
 esac
 cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/kiln
@@ -38,6 +42,7 @@ for _ in $(seq "$repeats"); do
       -v threads="$threads" -v rss_kb="$(tail -n 1 "$rss")" '
         /^[0-9]+\/[0-9]+ - / { sub("s", "", $3); t[n++] = $3 }
         /^[0-9]+\/[0-9]+ - / && / val_accuracy: / { acc = $NF }
+        /^Evaluated .* accuracy: / { acc = $NF }
         /^[0-9]+\/[0-9]+ - / { for (i = 1; i < NF; i++) if ($i == "loss:") loss = $(i + 1) }
         compile == "" && match($0, /compiled in [0-9.]+ ms/) { compile = substr($0, RSTART + 12, RLENGTH - 15) }
         END {

@@ -67,22 +67,6 @@ impl Activation {
         }
     }
 
-    #[inline(always)]
-    pub fn apply<R: Real>(self, x: R) -> R {
-        match self {
-            Activation::Tanh => x.tanh(),
-            Activation::Sigmoid => R::ONE / (R::ONE + (R::ZERO - x).exp()),
-            Activation::Relu => {
-                if x <= R::ZERO {
-                    R::ZERO
-                } else {
-                    x
-                }
-            }
-            Activation::Linear => x,
-        }
-    }
-
     /// Applies the activation to every element, one loop per activation.
     #[inline(always)]
     pub fn apply_all<R: Real>(self, xs: &mut [R]) {
@@ -100,20 +84,17 @@ impl Activation {
         }
     }
 
-    /// The derivative at the point whose activation is `y`.
+    /// `out[k]` = the derivative where the activation is `ys[k]`, one loop per activation.
     #[inline(always)]
-    pub fn slope<R: Real>(self, y: R) -> R {
+    pub fn slope_all<R: Real>(self, ys: &[R], out: &mut [R]) {
+        let pairs = out.iter_mut().zip(ys);
         match self {
-            Activation::Tanh => R::ONE - y * y,
-            Activation::Sigmoid => y * (R::ONE - y),
+            Activation::Tanh => pairs.for_each(|(d, &y)| *d = R::ONE - y * y),
+            Activation::Sigmoid => pairs.for_each(|(d, &y)| *d = y * (R::ONE - y)),
             Activation::Relu => {
-                if y > R::ZERO {
-                    R::ONE
-                } else {
-                    R::ZERO
-                }
+                pairs.for_each(|(d, &y)| *d = if y > R::ZERO { R::ONE } else { R::ZERO })
             }
-            Activation::Linear => R::ONE,
+            Activation::Linear => pairs.for_each(|(d, _)| *d = R::ONE),
         }
     }
 }
@@ -270,39 +251,50 @@ impl Cell {
         let u = self.units;
         let (act, gate) = (self.activation, self.recurrent_activation);
         let prev = |j: usize| previous.map_or(R::ZERO, |p| p[j]);
+        // Each block's slopes first, one loop per activation (so that the loops vectorize),
+        // then the products in place.
         match self.kind {
             CellKind::SimpleRnn => {
+                act.slope_all(&row[..u], &mut grad[..u]);
                 for j in 0..u {
-                    grad[j] = dh[j] * act.slope(row[j]);
+                    grad[j] = grad[j] * dh[j];
                     carry_h[j] = R::ZERO;
                 }
             }
             CellKind::Lstm => {
+                // `carry_h` holds activation(c) and `carry_c` its slope until they are written.
+                carry_h[..u].copy_from_slice(&row[u..2 * u]);
+                act.apply_all(&mut carry_h[..u]);
+                act.slope_all(&carry_h[..u], &mut carry_c[..u]);
+                gate.slope_all(&row[2 * u..4 * u], &mut grad[..2 * u]);
+                act.slope_all(&row[4 * u..5 * u], &mut grad[2 * u..3 * u]);
+                gate.slope_all(&row[5 * u..6 * u], &mut grad[3 * u..4 * u]);
                 for j in 0..u {
-                    let (c, i, f, g, o) = (
-                        row[u + j],
+                    let (i, f, g, o) = (
                         row[2 * u + j],
                         row[3 * u + j],
                         row[4 * u + j],
                         row[5 * u + j],
                     );
-                    let ac = act.apply(c);
-                    let dc = dc[j] + dh[j] * o * act.slope(ac);
-                    grad[j] = dc * g * gate.slope(i);
-                    grad[u + j] = dc * prev(u + j) * gate.slope(f);
-                    grad[2 * u + j] = dc * i * act.slope(g);
-                    grad[3 * u + j] = dh[j] * ac * gate.slope(o);
+                    let ac = carry_h[j];
+                    let dc = dc[j] + dh[j] * o * carry_c[j];
+                    grad[j] = grad[j] * dc * g;
+                    grad[u + j] = grad[u + j] * dc * prev(u + j);
+                    grad[2 * u + j] = grad[2 * u + j] * dc * i;
+                    grad[3 * u + j] = grad[3 * u + j] * dh[j] * ac;
                     carry_h[j] = R::ZERO;
                     carry_c[j] = dc * f;
                 }
             }
             CellKind::Gru => {
+                gate.slope_all(&row[u..3 * u], &mut grad[..2 * u]);
+                act.slope_all(&row[3 * u..4 * u], &mut grad[2 * u..3 * u]);
                 for j in 0..u {
                     let (z, r, n, hr) =
                         (row[u + j], row[2 * u + j], row[3 * u + j], row[4 * u + j]);
-                    let dn = dh[j] * (R::ONE - z) * act.slope(n);
-                    grad[j] = dh[j] * (prev(j) - n) * gate.slope(z);
-                    grad[u + j] = dn * hr * gate.slope(r);
+                    let dn = dh[j] * (R::ONE - z) * grad[2 * u + j];
+                    grad[j] = grad[j] * dh[j] * (prev(j) - n);
+                    grad[u + j] = grad[u + j] * dn * hr;
                     grad[2 * u + j] = dn;
                     grad[3 * u + j] = dn * r;
                     carry_h[j] = dh[j] * z;
