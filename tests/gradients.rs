@@ -1274,3 +1274,35 @@ fn recurrence_over_a_long_sequence() {
         );
     }
 }
+
+const SEQUENCE_LAYERS: &str = "
+data d = synthetic_classification(samples: 16, features: 24, classes: 3)
+
+model m(x: f32[B, 24]) -> f32[B, 3] {
+    let s = reshape([4, 6])(x)
+    let a = s + multi_head_attention(2, 3, value_dim: 2)(s)
+    let n = layer_normalization()(a)
+    let h = lstm(3, return_sequences: true)(n)
+    let g = gru(2, go_backwards: true)(h)
+    let r = simple_rnn(2)(n)
+    dense(3, softmax)(concat([g, r]))
+}
+
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer sgd
+}
+";
+
+/// A whole training step through self-attention (a residual around it), layer normalization and
+/// the three recurrent layers from source, against finite differences.
+#[test]
+fn attention_and_recurrent_layers_in_a_whole_training_graph() {
+    let graph = common::first_fit_graph(SEQUENCE_LAYERS, kiln::driver::GraphStage::Gradients);
+    let names: Vec<&str> = graph.params.iter().map(|p| p.name.as_str()).collect();
+    assert!(names.contains(&"multi_head_attention.attention_output.kernel"));
+    assert!(names.contains(&"gru.bias") && names.contains(&"lstm.recurrent_kernel"));
+    let batch = 2;
+    let bindings = random_bindings(&graph, batch, 9);
+    check_gradients("sequence layers", &graph, &bindings, batch);
+}

@@ -16,6 +16,7 @@
 //! `dropout(0.5)`, `leaky_relu(alpha: 0.1)`), is a layer waiting for its input — which is how
 //! sequential model bodies use them.
 
+mod attention;
 mod convolution;
 mod functions;
 pub mod initializers;
@@ -97,6 +98,7 @@ pub static BUILTINS: &[&BuiltinDef] = &[
     &recurrent::SIMPLE_RNN,
     &recurrent::LSTM,
     &recurrent::GRU,
+    &attention::MULTI_HEAD_ATTENTION,
 ];
 
 /// The built-in called `name`.
@@ -375,7 +377,10 @@ fn configure(el: &mut Elab, def: &'static BuiltinDef, args: Vec<ArgValue>, span:
     };
     let mut ok = true;
     for (arg, slot) in config.iter().zip(slots) {
+        // An optional size left out is worked out by the layer (`value_dim` is `key_dim`).
+        let optional = !matches!(arg.default, ArgDefault::Required);
         ok &= match arg.kind {
+            ArgKind::Size if slot.is_none() && optional => true,
             ArgKind::Size => size(el, slot, name, arg.name, span).is_some(),
             ArgKind::Rate => rate(el, def, arg, slot, span).is_some(),
             _ => true,

@@ -1,0 +1,297 @@
+//! Keras's `MultiHeadAttention` as self-attention (query, key and value are the layer's one
+//! input), written with the IR's batched products, softmax and dropout, so that it is
+//! differentiated and fused like any other code. Its weights have Keras's layout
+//! (`query.kernel [features, heads, key_dim]`, …, `attention_output.kernel [heads, value_dim,
+//! features]`), so checkpoints carry Keras's arrays.
+
+use super::initializers::{GLOROT_UNIFORM, ZEROS};
+use super::{Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, create_params, size};
+use crate::check::elab::Elab;
+use crate::check::value::*;
+use crate::diag::{Diagnostic, Span};
+use crate::ir::graph::ValueId;
+use crate::ir::op::{BinaryOp, Op};
+use crate::ir::shape::{Dim, Shape};
+use std::rc::Rc;
+
+const fn kernel(name: &'static str, init_arg: &'static str, shape: &'static str) -> ParamDef {
+    ParamDef {
+        name,
+        init_arg,
+        shape,
+        init: &GLOROT_UNIFORM,
+        when: "",
+        trainable: true,
+    }
+}
+
+const fn bias(name: &'static str, init_arg: &'static str, shape: &'static str) -> ParamDef {
+    ParamDef {
+        name,
+        init_arg,
+        shape,
+        init: &ZEROS,
+        when: "with `use_bias`",
+        trainable: true,
+    }
+}
+
+/// Keras's `MultiHeadAttention`, applied to one sequence as query, key and value.
+pub static MULTI_HEAD_ATTENTION: BuiltinDef = BuiltinDef {
+    name: "multi_head_attention",
+    doc: "Keras's `MultiHeadAttention` as self-attention over `f32[B, T, features]`: each head's `softmax(q·kᵀ / √key_dim)·v`, the heads joined by an output projection back to `features`",
+    args: &[
+        ArgDef {
+            name: "num_heads",
+            kind: ArgKind::Size,
+            default: ArgDefault::Required,
+            doc: "",
+        },
+        ArgDef {
+            name: "key_dim",
+            kind: ArgKind::Size,
+            default: ArgDefault::Required,
+            doc: "each head's query and key width",
+        },
+        ArgDef {
+            name: "value_dim",
+            kind: ArgKind::Size,
+            default: ArgDefault::Computed("key_dim"),
+            doc: "each head's value width",
+        },
+        ArgDef {
+            name: "dropout",
+            kind: ArgKind::Number,
+            default: ArgDefault::Number(0.0),
+            doc: "on the attention weights, in training; in [0, 1)",
+        },
+        ArgDef {
+            name: "use_bias",
+            kind: ArgKind::Bool,
+            default: ArgDefault::Bool(true),
+            doc: "",
+        },
+        ArgDef {
+            name: "seed",
+            kind: ArgKind::Count,
+            default: ArgDefault::Int(0),
+            doc: "of the dropout mask",
+        },
+    ],
+    params: &[
+        kernel(
+            "query.kernel",
+            "kernel_initializer",
+            "f32[features, num_heads, key_dim]",
+        ),
+        bias("query.bias", "bias_initializer", "f32[num_heads, key_dim]"),
+        kernel(
+            "key.kernel",
+            "kernel_initializer",
+            "f32[features, num_heads, key_dim]",
+        ),
+        bias("key.bias", "bias_initializer", "f32[num_heads, key_dim]"),
+        kernel(
+            "value.kernel",
+            "kernel_initializer",
+            "f32[features, num_heads, value_dim]",
+        ),
+        bias(
+            "value.bias",
+            "bias_initializer",
+            "f32[num_heads, value_dim]",
+        ),
+        kernel(
+            "attention_output.kernel",
+            "kernel_initializer",
+            "f32[num_heads, value_dim, features]",
+        ),
+        bias("attention_output.bias", "bias_initializer", "f32[features]"),
+    ],
+    apply: Apply::Layer(multi_head_attention),
+};
+
+fn multi_head_attention(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    mut args: Args,
+    (x, xspan): (Tensor, Span),
+    span: Span,
+) -> Option<Value> {
+    let name = MULTI_HEAD_ATTENTION.name;
+    let heads = size(el, args.take("num_heads"), name, "num_heads", layer.span)?;
+    let key_dim = size(el, args.take("key_dim"), name, "key_dim", layer.span)?;
+    let value_dim = match args.take("value_dim") {
+        None => key_dim,
+        given => size(el, given, name, "value_dim", layer.span)?,
+    };
+    let given = args.take("dropout");
+    let at = given.as_ref().map_or(layer.span, |a| a.span);
+    let rate = match given {
+        None => 0.0,
+        given => super::number_arg(el, given, 0.0)?,
+    };
+    if !(0.0..1.0).contains(&rate) {
+        el.error(
+            Diagnostic::error("E0303", "`dropout` must be in [0, 1)")
+                .primary(at, format!("found {rate}")),
+        );
+        return None;
+    }
+    let use_bias = args.flag(el, "use_bias")?;
+    let seed = args.count(el, "seed", "a non-negative whole number")?;
+    let x = el.float_tensor(x, xspan)?;
+    let (batch, steps, features) = match el.ty(x).shape.dims() {
+        [batch, Dim::Fixed(steps), Dim::Fixed(features)] => (*batch, *steps, *features),
+        _ => {
+            let text = el.text(x);
+            el.error(
+                Diagnostic::error(
+                    "E0229",
+                    format!("`{name}` needs a sequence f32[B, steps, features], found {text}"),
+                )
+                .primary(span, "applied here")
+                .secondary(x.origin, format!("this is {text}"))
+                .help("attention reads a batch of sequences, such as an embedding's output"),
+            );
+            return None;
+        }
+    };
+    let with_bias = |shape: Vec<usize>| use_bias.then_some(shape);
+    let shapes = [
+        Some(vec![features, heads, key_dim]),
+        with_bias(vec![heads, key_dim]),
+        Some(vec![features, heads, key_dim]),
+        with_bias(vec![heads, key_dim]),
+        Some(vec![features, heads, value_dim]),
+        with_bias(vec![heads, value_dim]),
+        Some(vec![heads, value_dim, features]),
+        with_bias(vec![features]),
+    ];
+    let params = create_params(
+        el,
+        layer,
+        &MULTI_HEAD_ATTENTION,
+        &mut args,
+        &shapes,
+        layer.span,
+    )?;
+    let built_for = el.graph.shape(params[0]).dims()[0];
+    if built_for != Dim::Fixed(features) {
+        let text = el.text(x);
+        el.error(
+            Diagnostic::error(
+                "E0210",
+                format!("this `{name}` was built for {built_for} features, found {text}"),
+            )
+            .primary(span, "applied here")
+            .secondary(layer.span, "the layer, shared"),
+        );
+        return None;
+    }
+    // The parameters in order, the biases only with `use_bias`.
+    let mut next = params.into_iter();
+    let mut take = |present: bool| if present { next.next() } else { None };
+    let (wq, bq) = (take(true)?, take(use_bias));
+    let (wk, bk) = (take(true)?, take(use_bias));
+    let (wv, bv) = (take(true)?, take(use_bias));
+    let (wo, bo) = (take(true)?, take(use_bias));
+
+    // [B, T, features] · [features, heads·width] (+ bias) → [B, heads, T, width].
+    let project = |el: &mut Elab, w: ValueId, b: Option<ValueId>, width: usize| {
+        let flat = el.add_reshape(w, Shape::fixed(&[features, heads * width]), span)?;
+        let mut z = el.add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+            },
+            &[x.id, flat],
+            span,
+        )?;
+        if let Some(b) = b {
+            let b = el.add_reshape(b, Shape::fixed(&[heads * width]), span)?;
+            z = el.add(Op::Binary(BinaryOp::Add), &[z, b], span)?;
+        }
+        let split = el.add_reshape(
+            z,
+            Shape(vec![
+                batch,
+                Dim::Fixed(steps),
+                Dim::Fixed(heads),
+                Dim::Fixed(width),
+            ]),
+            span,
+        )?;
+        el.add(
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3],
+            },
+            &[split],
+            span,
+        )
+    };
+    let q = project(el, wq, bq, key_dim)?;
+    let k = project(el, wk, bk, key_dim)?;
+    let v = project(el, wv, bv, value_dim)?;
+    // Keras scales the queries before the product.
+    let scale = el.constant(1.0 / (key_dim as f64).sqrt(), span);
+    let q = el.add(Op::Binary(BinaryOp::Mul), &[q, scale.id], span)?;
+    let scores = el.add(
+        Op::MatMul {
+            transpose_a: false,
+            transpose_b: true,
+        },
+        &[q, k],
+        span,
+    )?;
+    let mut weights = el.add(Op::Softmax, &[scores], span)?;
+    if rate > 0.0 {
+        let step = el.step_input(span);
+        weights = el.add(
+            Op::Dropout {
+                rate: rate as f32,
+                seed,
+            },
+            &[weights, step],
+            span,
+        )?;
+    }
+    let attended = el.add(
+        Op::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        },
+        &[weights, v],
+        span,
+    )?;
+    // [B, heads, T, value_dim] → [B, T, heads·value_dim] · [heads·value_dim, features].
+    let joined = el.add(
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+        &[attended],
+        span,
+    )?;
+    let joined = el.add_reshape(
+        joined,
+        Shape(vec![
+            batch,
+            Dim::Fixed(steps),
+            Dim::Fixed(heads * value_dim),
+        ]),
+        span,
+    )?;
+    let wo = el.add_reshape(wo, Shape::fixed(&[heads * value_dim, features]), span)?;
+    let mut out = el.add(
+        Op::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        },
+        &[joined, wo],
+        span,
+    )?;
+    if let Some(bo) = bo {
+        out = el.add(Op::Binary(BinaryOp::Add), &[out, bo], span)?;
+    }
+    Some(el.tensor(out, span))
+}
