@@ -1,4 +1,4 @@
-//! `kiln run | check | dump | explain | repl`: argument parsing, reading files, and showing results. With data
+//! `kiln run | check | dump | explain | repl | fmt | lsp`: argument parsing, reading files, and showing results. With data
 //! loading, the only code that touches files or the terminal.
 
 use std::io::IsTerminal;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod fmt;
 mod repl;
 
 use kiln::diag::{self, Diagnostic};
@@ -99,6 +100,16 @@ enum Command {
         #[arg(long)]
         echo: bool,
     },
+    /// Rewrite .model files in the canonical layout (indentation, spacing, aligned `fit`
+    /// settings; comments and line breaks kept).
+    Fmt {
+        /// The .model files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing: list the files that are not formatted and exit 1 if there are any.
+        #[arg(long)]
+        check: bool,
+    },
     /// Print one stage of the compiler's work on a program.
     Dump {
         /// parse, check, ir, grad, step, opt, passes, kernels or clif.
@@ -151,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
         Command::Repl { echo } => repl::repl(echo),
+        Command::Fmt { files, check } => fmt::fmt(&files, check),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! its printer. Knows nothing about shapes or what a name means.
 
 pub mod ast;
+pub mod format;
 mod parser;
 pub mod print;
 pub mod token;
@@ -126,6 +127,14 @@ mod tests {
             let source = mutate(&mut rng, SEED);
             let (program, _) = parse(&source);
             let _ = print_ast(&program);
+            // What formats formats again to itself.
+            if let Ok(formatted) = format::format(&source) {
+                assert_eq!(
+                    format::format(&formatted).as_ref(),
+                    Ok(&formatted),
+                    "{source:?}"
+                );
+            }
             let _ = crate::check::check(&program);
             // Whatever checks must also lower, differentiate and verify without panicking.
             let _ = crate::driver::dump("step", "fuzz.model", &source);

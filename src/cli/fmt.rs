@@ -1,0 +1,61 @@
+//! `kiln fmt FILE...`: rewrites files in the canonical layout (`syntax::format`), or with
+//! `--check` names those that are not in it.
+
+use std::path::PathBuf;
+
+use kiln::syntax::format;
+
+use super::{read, render};
+
+pub fn fmt(files: &[PathBuf], check: bool) -> Result<(), String> {
+    let mut unformatted = Vec::new();
+    let mut failed = false;
+    for path in files {
+        let file = match read(path) {
+            Ok(file) => file,
+            Err(message) => {
+                eprintln!("{message}");
+                failed = true;
+                continue;
+            }
+        };
+        let formatted = match format::format(&file.text) {
+            Ok(formatted) => formatted,
+            Err(diagnostics) => {
+                // A file that does not parse cannot be laid out; say why and go on.
+                eprint!("{}", render(&diagnostics, &file));
+                eprintln!("error: `{}` does not parse; not formatted", file.name);
+                failed = true;
+                continue;
+            }
+        };
+        if formatted == file.text {
+            continue;
+        }
+        if check {
+            unformatted.push(file.name);
+        } else if let Err(error) = std::fs::write(path, formatted) {
+            eprintln!("error: cannot write `{}`: {error}", file.name);
+            failed = true;
+        }
+    }
+    if !unformatted.is_empty() {
+        for name in &unformatted {
+            eprintln!("not formatted: {name}");
+        }
+        return Err(format!(
+            "error: {} file{} not formatted; run `kiln fmt` on {}",
+            unformatted.len(),
+            if unformatted.len() == 1 {
+                " is"
+            } else {
+                "s are"
+            },
+            if unformatted.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    if failed {
+        return Err(String::new());
+    }
+    Ok(())
+}
