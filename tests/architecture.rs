@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["check", "codegen"],
     &["runtime"],
     &["driver", "explain"],
-    &["session"],
+    &["session", "ide"],
     &["cli"],
 ];
 
