@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod fmt;
+mod lsp;
 mod repl;
 
 use kiln::diag::{self, Diagnostic};
@@ -110,6 +111,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// A language server over standard input and output, for editors: diagnostics, hover
+    /// (shapes, layers, built-ins), inlay hints, definitions, references, completion, symbols
+    /// and formatting (docs/editors.md).
+    Lsp,
     /// Print one stage of the compiler's work on a program.
     Dump {
         /// parse, check, ir, grad, step, opt, passes, kernels or clif.
@@ -163,6 +168,7 @@ pub fn main() -> ExitCode {
         Command::Dump { stage, file } => dump(&stage, &file),
         Command::Repl { echo } => repl::repl(echo),
         Command::Fmt { files, check } => fmt::fmt(&files, check),
+        Command::Lsp => lsp::lsp(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

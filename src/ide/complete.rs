@@ -90,7 +90,13 @@ fn call_context(before: &str) -> Option<CallContext<'_>> {
     None
 }
 
-struct Catalog(Vec<CatalogEntry>);
+struct Catalog(&'static [CatalogEntry]);
+
+/// The built-ins' documentation, written once from the definitions' tables.
+fn catalog() -> Catalog {
+    static CATALOG: std::sync::OnceLock<Vec<CatalogEntry>> = std::sync::OnceLock::new();
+    Catalog(CATALOG.get_or_init(explain::builtin_catalog))
+}
 
 impl Catalog {
     fn item(&self, name: &str, kind: CompletionKind) -> Completion {
@@ -137,7 +143,7 @@ pub(super) fn completions(analysis: &Analysis, offset: usize) -> Vec<Completion>
         .len();
     let prefix = &source[word_start..offset];
     let before = &source[..word_start];
-    let catalog = Catalog(explain::builtin_catalog());
+    let catalog = catalog();
     let mut out = candidates(analysis, before, word_start, &catalog);
     out.retain(|c| c.label.starts_with(prefix) || c.insert.starts_with(prefix));
     let mut seen = std::collections::HashSet::new();
