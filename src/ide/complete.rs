@@ -92,6 +92,17 @@ fn call_context(before: &str) -> Option<CallContext<'_>> {
 
 struct Catalog(&'static [CatalogEntry]);
 
+/// `explain::builtin`'s text for `name` (each kind it is), from the cached catalog.
+pub(super) fn builtin_doc(name: &str) -> Option<String> {
+    let texts: Vec<&str> = catalog()
+        .0
+        .iter()
+        .filter(|e| e.name == name)
+        .map(|e| e.text.as_str())
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("\n"))
+}
+
 /// The built-ins' documentation, written once from the definitions' tables.
 fn catalog() -> Catalog {
     static CATALOG: std::sync::OnceLock<Vec<CatalogEntry>> = std::sync::OnceLock::new();

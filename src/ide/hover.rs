@@ -1,7 +1,7 @@
 //! Hover and inlay hints: read from the checked program's side tables (`Model::types`, the type
 //! of every tensor-valued expression and binding; `Model::summary`, each layer application's
-//! output and parameters) and from the built-ins' one definition each (`explain::builtin`,
-//! which writes a built-in's row of its docs table).
+//! output and parameters) and from the built-ins' one definition each (`explain`'s catalog, the
+//! rows of the docs tables the definitions write).
 
 use super::{Analysis, word_at};
 use crate::diag::Span;
@@ -107,7 +107,7 @@ pub(super) fn hover(analysis: &Analysis, offset: usize) -> Option<Hover> {
         _ => {}
     }
     if let Some((name, _)) = word {
-        if let Some(doc) = crate::explain::builtin(name)
+        if let Some(doc) = super::complete::builtin_doc(name)
             && !analysis.names.is_defined(name)
         {
             parts.push(doc);
