@@ -369,3 +369,19 @@ fn only_the_cli_and_the_runtime_loaders_touch_files() {
         failures,
     );
 }
+
+#[test]
+fn the_editor_analysis_does_no_io_and_knows_no_protocol() {
+    // `ide` answers in byte offsets and its own types; `cli/lsp.rs` owns stdio and the protocol.
+    let failures = lines()
+        .into_iter()
+        .filter(|l| {
+            l.file.starts_with("ide/")
+                && ["std::io", "lsp_types", "lsp_server", "stdin", "stdout"]
+                    .iter()
+                    .any(|m| l.text.contains(m))
+        })
+        .map(|l| format!("src/{}:{}: {}", l.file, l.number, l.text.trim()))
+        .collect();
+    report("I/O or protocol types in src/ide/", failures);
+}

@@ -65,14 +65,17 @@ fn row_text(model: &Model, row: &SummaryRow) -> String {
         .iter()
         .map(|t| type_text(t, &model.batch_symbol))
         .collect();
-    format!(
-        "```kiln\n{} ({}) -> {}\n```\n{} parameter{}",
-        row.name,
-        row.kind,
-        outputs.join(", "),
-        thousands(row.params),
-        if row.params == 1 { "" } else { "s" }
-    )
+    let name = if row.name == row.kind {
+        row.name.clone()
+    } else {
+        format!("{} ({})", row.name, row.kind)
+    };
+    let params = match row.params {
+        0 => "no parameters".to_string(),
+        1 => "1 parameter".to_string(),
+        n => format!("{} parameters", thousands(n)),
+    };
+    format!("```kiln\n{name} -> {}\n```\n{params}", outputs.join(", "))
 }
 
 pub(super) fn hover(analysis: &Analysis, offset: usize) -> Option<Hover> {
@@ -111,8 +114,9 @@ pub(super) fn hover(analysis: &Analysis, offset: usize) -> Option<Hover> {
             && !analysis.names.is_defined(name)
         {
             parts.push(doc);
-        } else if parts.is_empty()
-            && let Some(text) = definition_text(analysis, offset)
+        } else if let Some(text) = definition_text(analysis, offset)
+            // Not the definition itself when its type is already shown.
+            && (parts.is_empty() || analysis.names.definition(offset) != word.map(|(_, s)| s))
         {
             parts.push(text);
         }

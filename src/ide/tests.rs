@@ -15,9 +15,7 @@ fn hover_on_a_layer_line_shows_its_output_and_parameters() {
     let analysis = Analysis::new(CNN);
     let hover = analysis.hover(at(CNN, "conv2d(32") + 2).unwrap();
     assert!(
-        hover
-            .markdown
-            .contains("conv2d (conv2d) -> f32[B, 26, 26, 32]"),
+        hover.markdown.contains("conv2d -> f32[B, 26, 26, 32]"),
         "{}",
         hover.markdown
     );
