@@ -184,3 +184,33 @@ fn diagnostics_are_what_kiln_check_reports() {
         assert_eq!(Analysis::new(source).diagnostics(), expected.as_slice());
     }
 }
+
+/// The front end's fuzz corpus (the syntax tests' mutations of real programs) through every
+/// query at random places: answers or nothing, never a panic.
+#[test]
+fn never_panics_on_mutated_programs() {
+    use crate::syntax::tests::{XorShift, mutate};
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    for seed in [
+        CNN,
+        CO2,
+        RESIDUAL,
+        include_str!("../../tests/golden/check/ok/builtins.model"),
+    ] {
+        for _ in 0..60 {
+            let source = mutate(&mut rng, seed);
+            let analysis = Analysis::new(&source);
+            let _ = analysis.inlay_hints();
+            let _ = analysis.symbols();
+            let _ = analysis.formatted();
+            for _ in 0..4 {
+                let offset = rng.below(source.len() + 2);
+                let _ = analysis.hover(offset);
+                let _ = analysis.completions(offset);
+                let _ = analysis.references(offset, true);
+                let position = analysis.lines().position(offset);
+                assert!(analysis.lines().offset(position) <= source.len());
+            }
+        }
+    }
+}
