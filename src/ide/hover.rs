@@ -5,7 +5,7 @@
 
 use super::{Analysis, word_at};
 use crate::diag::Span;
-use crate::ir::shape::{TensorType, type_text};
+use crate::ir::shape::{TensorType, shape_text, type_text};
 use crate::program::summary::thousands;
 use crate::program::{Model, SummaryRow};
 use crate::syntax::ast::{Item, Stmt};
@@ -75,7 +75,31 @@ fn row_text(model: &Model, row: &SummaryRow) -> String {
         1 => "1 parameter".to_string(),
         n => format!("{} parameters", thousands(n)),
     };
-    format!("```kiln\n{name} -> {}\n```\n{params}", outputs.join(", "))
+    // Each parameter the layer created, by the name checkpoints give it (`dense_1.kernel`).
+    let prefix = format!("{}.", row.name);
+    let weights: Vec<String> = model
+        .forward
+        .params
+        .iter()
+        .filter(|p| p.name.starts_with(&prefix))
+        .map(|p| {
+            let fixed = if p.trainable { "" } else { " (not trained)" };
+            format!(
+                "- `{}: f32{}`{fixed}",
+                p.name,
+                shape_text(&p.shape, &model.batch_symbol)
+            )
+        })
+        .collect();
+    let weights = if weights.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", weights.join("\n"))
+    };
+    format!(
+        "```kiln\n{name} -> {}\n```\n{params}{weights}",
+        outputs.join(", ")
+    )
 }
 
 pub(super) fn hover(analysis: &Analysis, offset: usize) -> Option<Hover> {
