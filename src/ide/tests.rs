@@ -214,3 +214,49 @@ fn never_panics_on_mutated_programs() {
         }
     }
 }
+
+#[test]
+fn completion_knows_arguments_sources_initializers_and_schedules() {
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (
+            "data d = ",
+            "data d = ",
+            &["csv", "idx", "synthetic_classification"],
+        ),
+        (
+            "fit m on d {\n    optimizer adam(\n}\n",
+            "adam(",
+            &["lr:", "beta1:"],
+        ),
+        (
+            "fit m on d {\n    optimizer adam(lr: \n}\n",
+            "lr: ",
+            &["cosine_decay"],
+        ),
+        (
+            "model m(x: f32[B, 4]) -> f32[B, 2] {\n    dense(2, kernel_initializer: \n}\n",
+            "kernel_initializer: ",
+            &["he_normal", "glorot_uniform", "zeros"],
+        ),
+        (
+            "model m(x: f32[B, 4, 4, 1]) -> f32[B, 2] {\n    conv2d(2, 3, padding: \n}\n",
+            "padding: ",
+            &["\"same\"", "\"valid\""],
+        ),
+    ];
+    for (source, after, expected) in cases {
+        let analysis = Analysis::new(source);
+        let offset = at(source, after) + after.len();
+        let labels: Vec<String> = analysis
+            .completions(offset)
+            .into_iter()
+            .map(|c| c.label)
+            .collect();
+        for e in expected {
+            assert!(
+                labels.iter().any(|l| l == e),
+                "{source:?}: {e} not in {labels:?}"
+            );
+        }
+    }
+}
