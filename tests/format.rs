@@ -200,6 +200,16 @@ fn fmt_check_names_unformatted_files_and_fmt_rewrites_them() {
         fs::read_to_string(dir.join("broken.model")).unwrap(),
         "model m(x: f32[B, 4] -> {\n"
     );
+    // A folder stands for the .model files under it: here only the unparsable one is left.
+    let out = common::kiln(&["fmt", "--check", &dir.display().to_string()]);
+    let stderr = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broken.model") && !stderr.contains("not formatted: "),
+        "{stderr}"
+    );
+    let out = common::kiln(&["fmt", "--check", "programs"]);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
     let out = common::kiln(&["fmt", &path("missing.model")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(common::text(&out.stderr).contains("cannot read"));

@@ -215,3 +215,34 @@ fn the_grammars_builtins_are_the_registrys() {
         kiln::check::builtin_names().join("|")
     );
 }
+
+/// The extension's manifest names files that exist and read as JSON, the language it
+/// contributes is the one the grammar scopes, and its client starts `kiln lsp`.
+#[test]
+fn the_vscode_extension_is_complete() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("editors/vscode");
+    let read = |name: &str| -> Value {
+        let text =
+            std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let manifest = read("package.json");
+    let language = &manifest["contributes"]["languages"][0];
+    assert_eq!(language["id"], "kiln");
+    assert_eq!(language["extensions"], serde_json::json!([".model"]));
+    let config = read(
+        language["configuration"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("./"),
+    );
+    assert_eq!(config["comments"]["lineComment"], "#");
+    let grammar = &manifest["contributes"]["grammars"][0];
+    let tm = read(grammar["path"].as_str().unwrap().trim_start_matches("./"));
+    assert_eq!(grammar["scopeName"], tm["scopeName"]);
+    assert_eq!(grammar["language"], "kiln");
+    let main = manifest["main"].as_str().unwrap().trim_start_matches("./");
+    let client = std::fs::read_to_string(dir.join(main)).unwrap();
+    assert!(client.contains("vscode-languageclient") && client.contains("\"lsp\""));
+    assert!(manifest["dependencies"]["vscode-languageclient"].is_string());
+}

@@ -104,7 +104,7 @@ enum Command {
     /// Rewrite .model files in the canonical layout (indentation, spacing, aligned `fit`
     /// settings; comments and line breaks kept).
     Fmt {
-        /// The .model files.
+        /// The .model files (a folder: every .model file under it).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Change nothing: list the files that are not formatted and exit 1 if there are any.
