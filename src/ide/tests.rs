@@ -171,12 +171,25 @@ fn positions_count_utf16_units() {
 /// Diagnostics are `kiln check`'s, golden case by golden case.
 #[test]
 fn diagnostics_are_what_kiln_check_reports() {
-    for source in [
-        CNN,
-        CO2,
-        "model m(x: f32[B, 4]) -> f32[B, 2] { dense(3) }\n",
-        "data x = \n",
-    ] {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut sources: Vec<String> = Vec::new();
+    for stage in std::fs::read_dir(root).unwrap() {
+        for outcome in ["ok", "err"] {
+            let dir = stage.as_ref().unwrap().path().join(outcome);
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "model") {
+                    sources.push(std::fs::read_to_string(path).unwrap());
+                }
+            }
+        }
+    }
+    assert!(sources.len() > 100, "{} golden cases", sources.len());
+    let more = [CNN, CO2, "data x = \n"];
+    for source in sources.iter().map(String::as_str).chain(more) {
         let expected = match crate::driver::check_source(source) {
             Ok(checked) => checked.warnings,
             Err(errors) => errors,
