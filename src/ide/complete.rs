@@ -208,6 +208,21 @@ fn candidates(
             }
             return out;
         }
+        // A user layer's configuration or a function's parameters, by name.
+        let user = analysis.analyzed.ast.items.iter().find_map(|i| match i {
+            Item::Layer(l) if l.name.name == call.callee => Some(&l.params),
+            Item::Fn(f) if f.name.name == call.callee => Some(&f.body.params),
+            _ => None,
+        });
+        if let Some(params) = user {
+            if call.named.is_some() {
+                return Vec::new();
+            }
+            return params
+                .iter()
+                .map(|p| argument(&p.name.name, call.callee))
+                .collect();
+        }
         // A setting's built-in: its arguments, and for a learning rate the schedules.
         let params: Option<Vec<&str>> = settings::optimizer::find(call.callee)
             .map(|d| d.args.iter().map(|a| a.name).collect())

@@ -230,7 +230,9 @@ fn never_panics_on_mutated_programs() {
 
 #[test]
 fn completion_knows_arguments_sources_initializers_and_schedules() {
-    let cases: [(&str, &str, &[&str]); 5] = [
+    let layer = "layer scaled(units: int, factor: float = 2.0) {\n    forward(x) { x }\n}\nmodel m(x: f32[B, 4]) -> f32[B, 4] {\n    scaled(\n}\n";
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (layer, "    scaled(", &["units:", "factor:"]),
         (
             "data d = ",
             "data d = ",
