@@ -53,20 +53,46 @@ pub fn builtin_tables() -> [(&'static str, String); 10] {
 /// names the built-in and its aliases, each in backticks (`` `mean_squared_error` (`mse`) ``).
 /// A name that is several things (`mse`: a loss's alias and a metric) gets each.
 pub fn builtin(name: &str) -> Option<String> {
-    let found: Vec<String> = builtin_tables()
+    let found: Vec<String> = builtin_catalog()
         .into_iter()
-        .filter_map(|(kind, table)| {
-            let mut lines = table.lines();
-            let header: Vec<&str> = cells(lines.next()?);
-            let row = lines.skip(1).find(|l| row_names(l).contains(&name))?;
-            let mut out = format!("`{name}`: a built-in {kind}\n");
-            for (heading, cell) in header.iter().zip(cells(row)).skip(1) {
-                out.push_str(&format!("\n{heading}: {cell}\n"));
-            }
-            Some(out)
-        })
+        .filter(|entry| entry.name == name)
+        .map(|entry| entry.text)
         .collect();
     (!found.is_empty()).then(|| found.join("\n"))
+}
+
+/// One name `builtin` explains: the kind of built-in it is and its text.
+pub struct CatalogEntry {
+    pub name: String,
+    /// `layer`, `function`, `loss`, `optimizer`, …, as the tables name their kind.
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// Every name `builtin` explains (aliases included), with its text, from the tables the
+/// definitions write: what an editor's completion documents each candidate with.
+pub fn builtin_catalog() -> Vec<CatalogEntry> {
+    let mut out = Vec::new();
+    for (kind, table) in builtin_tables() {
+        let mut lines = table.lines();
+        let Some(header) = lines.next().map(cells) else {
+            continue;
+        };
+        for row in lines.skip(1) {
+            for name in row_names(row) {
+                let mut text = format!("`{name}`: a built-in {kind}\n");
+                for (heading, cell) in header.iter().zip(cells(row)).skip(1) {
+                    text.push_str(&format!("\n{heading}: {cell}\n"));
+                }
+                out.push(CatalogEntry {
+                    name: name.to_string(),
+                    kind,
+                    text,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The names `builtin` explains, for "did you mean" (aliases included).

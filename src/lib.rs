@@ -23,6 +23,7 @@ pub mod codegen;
 pub mod diag;
 pub mod driver;
 pub mod explain;
+pub mod ide;
 pub mod interp;
 pub mod ir;
 pub mod program;

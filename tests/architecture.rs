@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["check", "codegen"],
     &["runtime"],
     &["driver", "explain"],
-    &["session"],
+    &["session", "ide"],
     &["cli"],
 ];
 
@@ -369,4 +369,20 @@ fn only_the_cli_and_the_runtime_loaders_touch_files() {
         "files touched outside the CLI and the runtime's loaders and writers",
         failures,
     );
+}
+
+#[test]
+fn the_editor_analysis_does_no_io_and_knows_no_protocol() {
+    // `ide` answers in byte offsets and its own types; `cli/lsp.rs` owns stdio and the protocol.
+    let failures = lines()
+        .into_iter()
+        .filter(|l| {
+            l.file.starts_with("ide/")
+                && ["std::io", "lsp_types", "lsp_server", "stdin", "stdout"]
+                    .iter()
+                    .any(|m| l.text.contains(m))
+        })
+        .map(|l| format!("src/{}:{}: {}", l.file, l.number, l.text.trim()))
+        .collect();
+    report("I/O or protocol types in src/ide/", failures);
 }

@@ -117,3 +117,30 @@ fn the_builtin_tables_are_written_from_the_definitions() {
         missing.join("\n")
     );
 }
+
+/// `kiln fmt` is the layout the docs teach: every ```kiln block is already in it.
+#[test]
+fn every_kiln_block_in_the_docs_is_formatted() {
+    let mut failures = Vec::new();
+    for block in blocks() {
+        if block.tag != "kiln" {
+            continue;
+        }
+        match kiln::syntax::format::format(&block.text) {
+            Ok(formatted) if formatted == block.text => {}
+            Ok(formatted) => {
+                let diff = similar::TextDiff::from_lines(&block.text, &formatted)
+                    .unified_diff()
+                    .to_string();
+                failures.push(format!(
+                    "{}:{}: not formatted:\n{diff}",
+                    block.file, block.line
+                ));
+            }
+            Err(diagnostics) => {
+                failures.push(format!("{}:{}: {diagnostics:?}", block.file, block.line))
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -30,6 +30,8 @@ pub(super) struct Elab<'a> {
     /// Keras-style layer names: `dense`, `dense_1`, …
     counters: HashMap<String, usize>,
     pub rows: Vec<SummaryRow>,
+    /// Every tensor-valued expression and binding with its type (`Model::types`).
+    pub types: Vec<(Span, TensorType)>,
     depth: usize,
     /// The step-counter input, created when a layer needs it (dropout's mask).
     step: Option<ValueId>,
@@ -65,6 +67,7 @@ impl<'a> Elab<'a> {
             }],
             counters: HashMap::new(),
             rows: Vec::new(),
+            types: Vec::new(),
             depth: 0,
             step: None,
             pending_unused: Vec::new(),
@@ -112,6 +115,7 @@ impl<'a> Elab<'a> {
         span: Span,
         warn: Option<(&'static str, &'static str)>,
     ) {
+        self.record(&value, span);
         if let Some(scope) = self.scopes.last_mut() {
             scope.vars.push((
                 name.to_string(),
@@ -169,6 +173,20 @@ impl<'a> Elab<'a> {
     // ----- expressions -----
 
     pub fn eval(&mut self, expr: &ast::Expr) -> Value {
+        let value = self.eval_kind(expr);
+        self.record(&value, expr.span);
+        value
+    }
+
+    /// Notes a tensor value's type at `span` for editors (`Model::types`).
+    fn record(&mut self, value: &Value, span: Span) {
+        if let Value::Tensor(t) = value {
+            let ty = self.graph.ty(t.id).clone();
+            self.types.push((span, ty));
+        }
+    }
+
+    fn eval_kind(&mut self, expr: &ast::Expr) -> Value {
         match &expr.kind {
             ExprKind::Int(n) => match i64::try_from(*n) {
                 Ok(n) => Value::Int(n),

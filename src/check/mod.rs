@@ -32,7 +32,10 @@ pub use describe::describe;
 /// The built-in layers, functions and initializers, each defined once (`builtins/`): their
 /// names for the REPL's completion, and docs/language.md's tables.
 pub use builtins::initializers::docs_table as initializers_table;
-pub use builtins::{functions_table, layers_table, names as builtin_names};
+pub use builtins::{
+    ArgHint, activation_names, argument_hints, functions_table, initializer_names, layers_table,
+    names as builtin_names,
+};
 
 pub use prompt::CONSTRUCTORS;
 
@@ -61,6 +64,17 @@ pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>
     checker.unused_definitions();
     checker.unused_data();
     checker.finish()
+}
+
+/// Checks a parsed program as far as it goes, for editors: the models, data sets and fits that
+/// checked even when others did not (a model with an error in it is left out), and every
+/// diagnostic. `check` is this with the program withheld on any error.
+pub fn check_partial(program: &ast::Program) -> (CheckedProgram, Vec<Diagnostic>) {
+    let mut checker = Checker::new(program);
+    checker.items(program);
+    checker.unused_definitions();
+    checker.unused_data();
+    checker.finish_partial()
 }
 
 /// A sequential stack of dense layers, checked from source like any program: `widths`
@@ -137,13 +151,18 @@ impl Checker {
     /// The checked program, unless an error was reported; and every diagnostic.
     fn finish(self) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
         let failed = self.diags.iter().any(Diagnostic::is_error);
+        let (checked, diags) = self.finish_partial();
+        (if failed { None } else { Some(checked) }, diags)
+    }
+
+    fn finish_partial(self) -> (CheckedProgram, Vec<Diagnostic>) {
         let checked = CheckedProgram {
             data: self.data,
             models: self.models,
             fits: self.fits,
             actions: self.actions,
         };
-        (if failed { None } else { Some(checked) }, self.diags)
+        (checked, self.diags)
     }
 }
 

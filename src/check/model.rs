@@ -69,7 +69,10 @@ impl Checker {
             return;
         };
         let Elab {
-            mut graph, rows, ..
+            mut graph,
+            rows,
+            types,
+            ..
         } = el;
         let declared: Vec<TensorType> = outputs.iter().map(|t| graph.ty(t.id).clone()).collect();
         let named: Vec<(String, _)> = if outputs.len() == 1 {
@@ -106,6 +109,7 @@ impl Checker {
             output_features,
             forward: graph,
             summary: rows,
+            types,
         });
         self.model_info.push(ModelInfo {
             input_type_span: decl.params[0].ty.as_ref().map_or(decl.span, |t| t.span),

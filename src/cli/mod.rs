@@ -1,4 +1,4 @@
-//! `kiln run | check | dump | explain | repl`: argument parsing, reading files, and showing results. With data
+//! `kiln run | check | dump | explain | repl | fmt | lsp`: argument parsing, reading files, and showing results. With data
 //! loading, the only code that touches files or the terminal.
 
 use std::io::IsTerminal;
@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod fmt;
+mod lsp;
 mod repl;
 
 use kiln::diag::{self, Diagnostic};
@@ -99,6 +101,20 @@ enum Command {
         #[arg(long)]
         echo: bool,
     },
+    /// Rewrite .model files in the canonical layout (indentation, spacing, aligned `fit`
+    /// settings; comments and line breaks kept).
+    Fmt {
+        /// The .model files (a folder: every .model file under it).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing: list the files that are not formatted and exit 1 if there are any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// A language server over standard input and output, for editors: diagnostics, hover
+    /// (shapes, layers, built-ins), inlay hints, definitions, references, completion, symbols
+    /// and formatting (docs/editors.md).
+    Lsp,
     /// Print one stage of the compiler's work on a program.
     Dump {
         /// parse, check, ir, grad, step, opt, passes, kernels or clif.
@@ -151,6 +167,8 @@ pub fn main() -> ExitCode {
         Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
         Command::Repl { echo } => repl::repl(echo),
+        Command::Fmt { files, check } => fmt::fmt(&files, check),
+        Command::Lsp => lsp::lsp(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -73,11 +73,12 @@ pub(crate) extern "C" fn kiln_recurrence(
     };
     let (gw, width) = (cell.gate_width(), cell.tape_width());
     let gru = cell.kind == CellKind::Gru;
-    // SAFETY (each block): the JIT'd step passes arena pointers to buffers the memory plan sized
-    // for these shapes at `max_batch` >= batch (`xw` or the tape and its gradient `[batch,
-    // steps, ..]`, the kernel `[units, gw]`, the GRU's bias `[gw]`, the output, and
-    // `scratch_len` floats of scratch); the output and scratch overlap no input (a kernel's
-    // inputs stay alive while it writes, and the scratch region is the plan's own).
+    // The JIT'd step passes arena pointers to buffers the memory plan sized for these shapes at
+    // `max_batch` >= batch (`xw` or the tape and its gradient `[batch, steps, ..]`, the kernel
+    // `[units, gw]`, the GRU's bias `[gw]`, the output, and `scratch_len` floats of scratch);
+    // the output and scratch overlap no input (a kernel's inputs stay alive while it writes,
+    // and the scratch region is the plan's own).
+    // SAFETY: as said above, for the kernel and the scratch.
     let (kernel, scratch) = unsafe {
         (
             std::slice::from_raw_parts(kernel, units * gw),

@@ -90,6 +90,31 @@ pub fn check_source_timed(source: &str, timings: &mut Timings) -> Result<Checked
     }
 }
 
+/// What an editor shows for a buffer (`ide`): the syntax tree, whatever checked, and the
+/// diagnostics `kiln check` reports for the same text.
+pub struct Analyzed {
+    pub ast: syntax::ast::Program,
+    /// The models, data sets and fits that checked, even when others failed.
+    pub program: CheckedProgram,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Source → `Analyzed`, by the same parse and check as `check_source`: its diagnostics are
+/// `check_source`'s errors when there are any, else its warnings.
+pub fn analyze(source: &str) -> Analyzed {
+    let (ast, mut diagnostics) = syntax::parse(source);
+    let (program, check_diagnostics) = check::check_partial(&ast);
+    diagnostics.extend(check_diagnostics);
+    if diag::has_errors(&diagnostics) {
+        diagnostics.retain(Diagnostic::is_error);
+    }
+    Analyzed {
+        ast,
+        program,
+        diagnostics,
+    }
+}
+
 /// How far `training_graph` goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GraphStage {

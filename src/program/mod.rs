@@ -100,6 +100,10 @@ pub struct Model {
     pub forward: Graph,
     /// One row per layer application (Keras's `model.summary()`).
     pub summary: Vec<SummaryRow>,
+    /// The type of every tensor-valued expression and binding in the model's source, in the
+    /// order the checker proved them: a side table for editors (hover), read by no later stage.
+    /// A user layer's or function's body appears once per use, with the types it met there.
+    pub types: Vec<(Span, TensorType)>,
 }
 
 /// A layer in the summary table.

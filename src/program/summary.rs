@@ -121,7 +121,7 @@ fn activation_floats(model: &Model) -> usize {
         .fold(0usize, usize::saturating_add)
 }
 
-fn thousands(n: usize) -> String {
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

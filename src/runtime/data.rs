@@ -861,6 +861,7 @@ mod tests {
             output_features: outputs,
             forward,
             summary: vec![],
+            types: vec![],
         }
     }
 

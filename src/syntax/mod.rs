@@ -2,6 +2,7 @@
 //! its printer. Knows nothing about shapes or what a name means.
 
 pub mod ast;
+pub mod format;
 mod parser;
 pub mod print;
 pub mod token;
@@ -30,7 +31,7 @@ pub fn print_ast(program: &ast::Program) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const SEED: &str = include_str!("../../programs/seed.model");
@@ -46,22 +47,22 @@ mod tests {
     ];
 
     /// A tiny deterministic xorshift so the fuzz test needs no dependency.
-    struct XorShift(u64);
+    pub(crate) struct XorShift(pub(crate) u64);
 
     impl XorShift {
-        fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
         }
 
-        fn below(&mut self, n: usize) -> usize {
+        pub(crate) fn below(&mut self, n: usize) -> usize {
             (self.next() % n as u64) as usize
         }
     }
 
-    fn mutate(rng: &mut XorShift, source: &str) -> String {
+    pub(crate) fn mutate(rng: &mut XorShift, source: &str) -> String {
         const PIECES: [&str; 33] = [
             "layer",
             "fn",
@@ -126,6 +127,14 @@ mod tests {
             let source = mutate(&mut rng, SEED);
             let (program, _) = parse(&source);
             let _ = print_ast(&program);
+            // What formats formats again to itself.
+            if let Ok(formatted) = format::format(&source) {
+                assert_eq!(
+                    format::format(&formatted).as_ref(),
+                    Ok(&formatted),
+                    "{source:?}"
+                );
+            }
             let _ = crate::check::check(&program);
             // Whatever checks must also lower, differentiate and verify without panicking.
             let _ = crate::driver::dump("step", "fuzz.model", &source);

@@ -790,3 +790,58 @@ pub fn functions_table() -> String {
     }
     out
 }
+
+/// What an editor offers for one of a built-in's arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgHint {
+    /// A function of one tensor: an activation.
+    Function,
+    /// An initializer, by name.
+    Initializer,
+    /// One of these strings.
+    Choice(&'static [&'static str]),
+    Other,
+}
+
+/// Built-in `name`'s arguments in positional order (its initializer arguments after them, by
+/// name only), with what each takes; `None` for a name that is no built-in.
+pub fn argument_hints(name: &str) -> Option<Vec<(&'static str, ArgHint)>> {
+    let def = find(name)?;
+    let args = def.args.iter().map(|a| {
+        let hint = match a.kind {
+            ArgKind::Function => ArgHint::Function,
+            ArgKind::Choice(choices) => ArgHint::Choice(choices),
+            _ => ArgHint::Other,
+        };
+        (a.name, hint)
+    });
+    let inits = def
+        .params
+        .iter()
+        .map(|p| (p.init_arg, ArgHint::Initializer));
+    Some(args.chain(inits).collect())
+}
+
+/// The built-ins that work as an activation: functions of one tensor whose other arguments all
+/// have defaults (`relu`, `softmax`, `leaky_relu`), as `dense(64, …)` takes them.
+pub fn activation_names() -> Vec<&'static str> {
+    BUILTINS
+        .iter()
+        .filter(|d| {
+            !d.is_layer()
+                && d.args
+                    .first()
+                    .is_some_and(|a| matches!(a.kind, ArgKind::Tensor))
+                && d.args[1..]
+                    .iter()
+                    .all(|a| !matches!(a.default, ArgDefault::Required))
+                && !matches!(d.apply, Apply::Function(_))
+        })
+        .map(|d| d.name)
+        .collect()
+}
+
+/// Every built-in initializer's name (`param w: f32[4, 4] = he_normal`).
+pub fn initializer_names() -> Vec<&'static str> {
+    initializers::INITIALIZERS.iter().map(|d| d.name).collect()
+}
