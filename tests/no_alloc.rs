@@ -3,7 +3,8 @@
 //! (this test binary's own) proves it around `CompiledStep::run` for the seed model's step, the
 //! `mnist` workload's MLP and a narrow layer whose ragged batch would prefer its product the
 //! other way round (see `gemm::transposes_output`), and a convnet with batch normalization (its
-//! patches, pooling and their gradients run in `kiln_window`), at the full batch size and at a
+//! patches, pooling and their gradients run in `kiln_window`) and a sequence model (its scans run
+//! in `kiln_recurrence`), at the full batch size and at a
 //! ragged last batch: with the default policy (small products emitted by Cranelift, the others through
 //! Kiln's GEMM driver), with every product emitted by Cranelift, and with the products split
 //! over two threads.
@@ -76,14 +77,37 @@ fn a_training_step_does_not_allocate() {
             "{widths:?} batch {batch}, {policy:?}, threads {threads:?}: {allocations} allocations"
         );
     }
-    let convnet = convnet_step();
-    for threads in [Some(1), Some(2)] {
-        let allocations = allocations_per_steps(&convnet, 32, MatmulPolicy::Auto, threads);
-        assert_eq!(
-            allocations, 0,
-            "convnet, threads {threads:?}: {allocations} allocations"
-        );
+    for (name, graph) in [("convnet", convnet_step()), ("sequence", sequence_step())] {
+        for threads in [Some(1), Some(2)] {
+            let allocations = allocations_per_steps(&graph, 32, MatmulPolicy::Auto, threads);
+            assert_eq!(
+                allocations, 0,
+                "{name}, threads {threads:?}: {allocations} allocations"
+            );
+        }
     }
+}
+
+/// The optimized training step of stacked recurrent layers and self-attention, at batch 32:
+/// the scans' per-step products and carried state use the planned buffers.
+fn sequence_step() -> kiln::ir::Graph {
+    let source = "
+data d = synthetic_classification(samples: 64, features: 120, classes: 10)
+model m(x: f32[B, 120]) -> f32[B, 10] {
+    reshape([12, 10])
+    lstm(16, return_sequences: true)
+    gru(8, return_sequences: true, go_backwards: true)
+    multi_head_attention(2, 4)
+    simple_rnn(8)
+    dense(10, softmax)
+}
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer adam
+    batch     32
+}
+";
+    common::first_fit_graph(source, kiln::driver::GraphStage::Optimized)
 }
 
 /// The optimized training step of a small convnet with batch normalization, at batch 32.
