@@ -1306,3 +1306,33 @@ fn attention_and_recurrent_layers_in_a_whole_training_graph() {
     let bindings = random_bindings(&graph, batch, 9);
     check_gradients("sequence layers", &graph, &bindings, batch);
 }
+
+#[test]
+fn causal_softmax_normalizes_each_row_over_the_positions_up_to_it() {
+    check_op("causal_softmax", &[&[2, 4, 4]], (-2.0, 2.0), |g, p| {
+        g.add(Op::CausalSoftmax, &[p[0]], None)
+    });
+    // Row i holds i + 1 probabilities summing to 1, then zeros.
+    let mut graph = Graph::new("causal");
+    let x = graph.input("x", TensorType::f32(Shape::fixed(&[3, 3])), None);
+    let y = graph.add(Op::CausalSoftmax, &[x], None);
+    graph.outputs.push(("y".into(), y));
+    let bindings = Bindings {
+        inputs: vec![array(
+            &[3, 3],
+            &[5.0, 9.0, 9.0, 1.0, 1.0, 9.0, 0.0, 0.0, 0.0],
+        )],
+        params: vec![],
+        states: vec![],
+    };
+    let y = interp::step(&graph, &bindings, 1)
+        .unwrap()
+        .output("y")
+        .unwrap()
+        .clone();
+    let third = 1.0 / 3.0;
+    let expected = [1.0, 0.0, 0.0, 0.5, 0.5, 0.0, third, third, third];
+    for (got, want) in y.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-12, "{y}");
+    }
+}

@@ -856,7 +856,7 @@ data d = synthetic_classification(samples: 16, features: 40, classes: 3)
 
 model m(x: f32[B, 40]) -> f32[B, 3] {
     let s = reshape([5, 8])(x)
-    let a = s + multi_head_attention(2, 4, dropout: 0.25)(s)
+    let a = s + multi_head_attention(2, 4, dropout: 0.25, use_causal_mask: true)(s)
     let h = lstm(6, return_sequences: true, go_backwards: true)(layer_normalization()(a))
     let g = gru(5)(h)
     dense(3, softmax)(concat([g, simple_rnn(4, activation: relu)(s)]))
@@ -886,5 +886,17 @@ fit m on d {
                 1e-4,
             );
         }
+    }
+}
+
+/// Causal softmax over rows of 1 to 9 positions (vector loops shorter than a vector, and with
+/// tails), compiled against the interpreter, forward and backward.
+#[test]
+fn causal_softmax_sees_no_later_position() {
+    for t in [1, 2, 3, 5, 8, 9] {
+        check(&format!("causal_softmax {t}"), |g| {
+            let x = batch_value(g, &[2, t, t]);
+            g.add(Op::CausalSoftmax, &[x], None)
+        });
     }
 }

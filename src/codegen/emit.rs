@@ -827,6 +827,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
             | Op::Reduce { .. }
             | Op::Softmax
             | Op::LogSoftmax
+            | Op::CausalSoftmax
             | Op::Concat { .. }
             | Op::Gather
             | Op::ScatterAdd { .. }
@@ -1925,9 +1926,10 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     fn softmax(&mut self, node: ValueId) -> Result<(), CodegenError> {
         let n = self.graph.node(node);
-        let log = match n.op {
-            Op::Softmax => false,
-            Op::LogSoftmax => true,
+        let (log, causal) = match n.op {
+            Op::Softmax => (false, false),
+            Op::LogSoftmax => (true, false),
+            Op::CausalSoftmax => (false, true),
             ref op => return Err(err(format!("%{}: softmax kernel on {}", node.0, op.name()))),
         };
         let input = n.inputs[0];
@@ -1937,10 +1939,28 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let w = self.dim(last[0]);
         let (ib, ob) = (self.plan().home(input)?, self.plan().home(node)?);
         let (io, oo) = (self.buf_offset(ib), self.buf_offset(ob));
+        let full = w;
         self.counted_loop(rows, &mut |e, r| {
-            let row = e.b.ins().imul(r, w);
+            let row = e.b.ins().imul(r, full);
             let ir = e.b.ins().iadd(io, row);
             let or = e.b.ins().iadd(oo, row);
+            // Causal: row `i` (of the last two axes) over its first `i + 1` entries, zeros after.
+            let w = if causal {
+                let i = e.b.ins().urem(r, full);
+                let seen = e.b.ins().iadd_imm_s(i, 1);
+                let rest = e.b.ins().isub(full, seen);
+                let after = e.b.ins().iadd(or, seen);
+                e.vector_loop_with(rest, None, Tail::Scalar, &mut |e, j, ty| {
+                    let at = e.b.ins().iadd(after, j);
+                    let a = e.addr(ob, at);
+                    let zero = e.fconst(ty, 0.0);
+                    e.b.ins().store(rw(), zero, a, 0);
+                    None
+                });
+                seen
+            } else {
+                full
+            };
             let load = |e: &mut Self, j: Value, ty: Type| {
                 let at = e.b.ins().iadd(ir, j);
                 let a = e.addr(ib, at);

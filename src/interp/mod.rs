@@ -126,6 +126,7 @@ fn evaluate_rounded(
                 keep_dims,
             } => reduce(arg(0), *kind, axes, *keep_dims),
             Op::Softmax => softmax(arg(0), false),
+            Op::CausalSoftmax => causal_softmax(arg(0)),
             Op::LogSoftmax => softmax(arg(0), true),
             Op::OneHot { classes } => {
                 let mut out = ArrayD::zeros(IxDyn(&shape));
@@ -435,6 +436,29 @@ fn softmax(x: &ArrayD<f64>, log: bool) -> ArrayD<f64> {
                 (v - max).exp() / sum
             }
         });
+    }
+    out
+}
+
+/// Softmax of row `i` (of the last two axes) over its first `i + 1` entries, zeros after.
+fn causal_softmax(x: &ArrayD<f64>) -> ArrayD<f64> {
+    let mut out = x.as_standard_layout().into_owned();
+    let width = x.shape()[x.ndim() - 1];
+    let last = Axis(x.ndim() - 1);
+    for (r, mut row) in out.lanes_mut(last).into_iter().enumerate() {
+        let seen = r % width + 1;
+        let max = row
+            .iter()
+            .take(seen)
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let sum: f64 = row.iter().take(seen).map(|&v| (v - max).exp()).sum();
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = if j < seen {
+                (*v - max).exp() / sum
+            } else {
+                0.0
+            };
+        }
     }
     out
 }

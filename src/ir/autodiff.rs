@@ -510,8 +510,8 @@ fn vjp(
             };
             vec![Some(dx)]
         }
-        // dx = y ⊙ (dy − Σ dy ⊙ y)
-        Op::Softmax => {
+        // dx = y ⊙ (dy − Σ dy ⊙ y); the causal form's masked entries are 0 in y, and so in dx.
+        Op::Softmax | Op::CausalSoftmax => {
             let weighted = g.binary(Mul, dy, y, span);
             let total = sum_last_axis(g, weighted, span);
             let centered = g.binary(Sub, dy, total, span);

@@ -83,6 +83,9 @@ pub enum Op {
     Softmax,
     /// Log-softmax along the last axis (numerically stable: `x - max - log Σ exp(x - max)`).
     LogSoftmax,
+    /// Softmax of each row `i` of the last two (equal) axes over its first `i + 1` entries,
+    /// zero after them: attention that sees no later position (Keras's `use_causal_mask`).
+    CausalSoftmax,
     /// `i32[..]` class indices → `f32[.., classes]` rows with a single 1 (all zero when the
     /// index is out of range).
     OneHot {
@@ -402,6 +405,7 @@ impl Op {
             },
             Op::Softmax => "softmax",
             Op::LogSoftmax => "log_softmax",
+            Op::CausalSoftmax => "causal_softmax",
             Op::OneHot { .. } => "one_hot",
             Op::Transpose { .. } => "transpose",
             Op::Reshape => "reshape",
@@ -446,7 +450,7 @@ impl Op {
             Op::OneHot { .. } => OpKind::Elementwise(Labels),
             Op::Reduce { .. } => OpKind::Reduction,
             Op::MatMul { .. } | Op::Contract => OpKind::Structured(MatMul),
-            Op::Softmax | Op::LogSoftmax => OpKind::Structured(RowSoftmax),
+            Op::Softmax | Op::LogSoftmax | Op::CausalSoftmax => OpKind::Structured(RowSoftmax),
             Op::Reshape => OpKind::Structured(Copy { same_order: true }),
             Op::Transpose { .. } | Op::Slice { .. } => {
                 OpKind::Structured(Copy { same_order: false })
@@ -498,6 +502,7 @@ impl Op {
             | Op::Reduce { .. }
             | Op::Softmax
             | Op::LogSoftmax
+            | Op::CausalSoftmax
             | Op::Transpose { .. }
             | Op::Reshape
             | Op::Slice { .. }
@@ -567,6 +572,7 @@ impl Op {
             | Op::Contract
             | Op::Softmax
             | Op::LogSoftmax
+            | Op::CausalSoftmax
             | Op::Reshape
             | Op::Gather => String::new(),
         }
@@ -587,6 +593,7 @@ impl Op {
             | Op::Reduce { .. }
             | Op::Softmax
             | Op::LogSoftmax
+            | Op::CausalSoftmax
             | Op::OneHot { .. }
             | Op::Transpose { .. }
             | Op::Reshape
@@ -768,6 +775,15 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                 Dim::Fixed(steps),
                 Dim::Fixed(cell.grad_width()),
             ])))
+        }
+        Op::CausalSoftmax => {
+            let t = float(0)?;
+            match t.shape.dims() {
+                [.., Dim::Fixed(rows), Dim::Fixed(cols)] if rows == cols => Ok(t.clone()),
+                _ => Err(format!(
+                    "causal_softmax needs equal fixed last two axes (positions × positions), got {t}"
+                )),
+            }
         }
         Op::Dropout { rate, .. } => {
             let (x, step) = (float(0)?, float(1)?);

@@ -72,6 +72,12 @@ pub static MULTI_HEAD_ATTENTION: BuiltinDef = BuiltinDef {
             doc: "",
         },
         ArgDef {
+            name: "use_causal_mask",
+            kind: ArgKind::Bool,
+            default: ArgDefault::Bool(false),
+            doc: "each position attends to itself and earlier ones only (a language model's decoder)",
+        },
+        ArgDef {
             name: "seed",
             kind: ArgKind::Count,
             default: ArgDefault::Int(0),
@@ -139,6 +145,7 @@ fn multi_head_attention(
         return None;
     }
     let use_bias = args.flag(el, "use_bias")?;
+    let causal = args.flag(el, "use_causal_mask")?;
     let seed = args.count(el, "seed", "a non-negative whole number")?;
     let x = el.float_tensor(x, xspan)?;
     let (batch, steps, features) = match el.ty(x).shape.dims() {
@@ -244,7 +251,12 @@ fn multi_head_attention(
         &[q, k],
         span,
     )?;
-    let mut weights = el.add(Op::Softmax, &[scores], span)?;
+    let softmax = if causal {
+        Op::CausalSoftmax
+    } else {
+        Op::Softmax
+    };
+    let mut weights = el.add(softmax, &[scores], span)?;
     if rate > 0.0 {
         let step = el.step_input(span);
         weights = el.add(
