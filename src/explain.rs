@@ -31,11 +31,12 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
 
 /// Every kind of built-in with the table its definitions write (docs/language.md holds the same
 /// tables: `tests/docs.rs`).
-pub fn builtin_tables() -> [(&'static str, String); 10] {
+pub fn builtin_tables() -> [(&'static str, String); 11] {
     [
         ("layer", crate::check::layers_table()),
         ("function", crate::check::functions_table()),
         ("initializer", crate::check::initializers_table()),
+        ("regularizer", crate::settings::regularizer::docs_table()),
         ("loss", crate::settings::loss::docs_table()),
         ("metric", crate::settings::metric::docs_table()),
         ("optimizer", crate::settings::optimizer::docs_table()),
@@ -894,6 +895,33 @@ pub const EXPLANATIONS: &[Explanation] = &[
                causes are too high a learning rate, inputs far from unit scale (use `scale` or \
                `standardize`), or a loss that does not fit the outputs.",
         example: None,
+    },
+    Explanation {
+        code: "E0860",
+        title: "not a regularizer",
+        text: "A built-in layer's `kernel_regularizer`, `bias_regularizer`, \
+               `embeddings_regularizer`, `gamma_regularizer` or `beta_regularizer` must name one \
+               of Keras's regularizers, by name, as a string or called with its factors: \
+               `l1(l1: 0.01)`, `l2(l2: 0.01)`, `l1_l2(l1: 0.01, l2: 0.01)` (also `L1`, `L2`, \
+               `L1L2`). A factor is a number zero or more. The penalty is added to the loss \
+               training minimizes and reports, as in Keras.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax, kernel_regularizer: l3(0.01))\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0861",
+        title: "two kinds of gradient clipping",
+        text: "An optimizer takes at most one of `clipnorm` (each gradient scaled to at most \
+               that L2 norm), `global_clipnorm` (all gradients scaled together) and `clipvalue` \
+               (each value clipped), as Keras allows only one.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(clipnorm: 1.0, clipvalue: 0.5)\n}\n"
+        )),
     },
     Explanation {
         code: "E0900",

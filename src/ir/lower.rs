@@ -3,7 +3,7 @@
 
 use super::builder::{OnGraph, id, var};
 use super::graph::{Graph, ValueId};
-use super::op::{Op, ReduceKind, UnaryOp};
+use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use super::shape::{DType, Dim, Shape, TensorType};
 use crate::diag::Span;
 use crate::settings::loss::LossBuilder;
@@ -50,6 +50,7 @@ pub fn lower_training(forward: &Graph, objective: &Objective) -> Graph {
     };
     let forward = Forward { output, logits };
     let (loss, scores) = lower_loss(&mut graph, objective, forward);
+    let loss = add_penalties(&mut graph, loss, Some(objective.span));
     graph.outputs.push((LOSS.to_string(), loss));
     graph.outputs.push((SCORES.to_string(), scores));
     graph
@@ -74,6 +75,35 @@ pub fn for_inference(graph: &Graph) -> Graph {
     });
     inference.updates.clear();
     inference
+}
+
+/// The loss plus every regularized parameter's penalty, `l1 · Σ|w| + l2 · Σw²`, as Keras adds
+/// `model.losses` to the loss it trains on and reports (in evaluation too).
+fn add_penalties(graph: &mut Graph, loss: ValueId, span: Option<Span>) -> ValueId {
+    let mut total = loss;
+    for index in 0..graph.params.len() {
+        let Some(r) = graph.params[index].regularizer else {
+            continue;
+        };
+        let Some(w) = graph.param_value(index) else {
+            continue;
+        };
+        for (factor, l1) in [(r.l1, true), (r.l2, false)] {
+            if factor == 0.0 {
+                continue;
+            }
+            let term = if l1 {
+                graph.unary(UnaryOp::Abs, w, span)
+            } else {
+                graph.binary(BinaryOp::Mul, w, w, span)
+            };
+            let sum = sum_all(graph, term, span);
+            let factor = graph.constant(factor, span);
+            let penalty = graph.binary(BinaryOp::Mul, factor, sum, span);
+            total = graph.binary(BinaryOp::Add, total, penalty, span);
+        }
+    }
+    total
 }
 
 /// What the model produces: the final value, and for a softmax output also its logits.

@@ -838,6 +838,7 @@ mod tests {
         let mut forward = Graph::new("net");
         let x = forward.input("x", input.clone(), None);
         let kernel = ParamInfo {
+            regularizer: None,
             trainable: true,
             name: "dense.kernel".into(),
             shape: Shape::fixed(&[inputs, outputs]),

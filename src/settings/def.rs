@@ -313,6 +313,7 @@ pub enum AliasOf {
     Schedule,
     Callback,
     Initializer,
+    Regularizer,
     /// An argument of an optimizer, loss, metric, schedule, callback or initializer (not of a
     /// layer or a user's function: their arguments keep one spelling).
     Argument,
@@ -329,6 +330,7 @@ impl AliasOf {
             AliasOf::Schedule => "schedule",
             AliasOf::Callback => "callback",
             AliasOf::Initializer => "initializer",
+            AliasOf::Regularizer => "regularizer",
             AliasOf::Argument => "argument",
             AliasOf::Setting => "`fit` setting",
         }
@@ -416,6 +418,9 @@ pub static ALIASES: &[Alias] = &[
     alias(AliasOf::Initializer, "RandomUniform", "uniform"),
     alias(AliasOf::Initializer, "random_uniform", "uniform"),
     alias(AliasOf::Initializer, "Constant", "constant"),
+    alias(AliasOf::Regularizer, "L1", "l1"),
+    alias(AliasOf::Regularizer, "L2", "l2"),
+    alias(AliasOf::Regularizer, "L1L2", "l1_l2"),
     alias(AliasOf::Setting, "batch_size", "batch"),
 ];
 

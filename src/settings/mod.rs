@@ -10,6 +10,7 @@ pub mod def;
 pub mod loss;
 pub mod metric;
 pub mod optimizer;
+pub mod regularizer;
 pub mod schedule;
 
 pub use callback::{Callback, Monitor};
