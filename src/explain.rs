@@ -924,6 +924,31 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0862",
+        title: "class_weight without classes",
+        text: "`class_weight` multiplies each training sample's loss by its class's weight \
+               (Keras's `class_weight`), so it needs a loss that trains on class labels \
+               (`sparse_categorical_crossentropy`, `categorical_crossentropy`, \
+               `binary_crossentropy`). A regression loss's targets have no classes.",
+        example: Some(concat!(
+            "data d = csv(\"points.csv\")\n",
+            "model m(x: f32[B, 4]) -> f32[B, 1] {\n    dense(1)\n}\n",
+            "fit m on d {\n    loss mean_squared_error\n    class_weight [1.0, 2.0]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0863",
+        title: "class_weight of the wrong length",
+        text: "`class_weight` lists one weight per class, class 0 first: as many as the model's \
+               output gives classes with the fit's loss (its width for a softmax output, two for \
+               a one-unit sigmoid with `binary_crossentropy`).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    class_weight [1.0, 2.0, 3.0]\n}\n"
+        )),
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

@@ -257,3 +257,53 @@ fn gradient_clipping_follows_keras() {
         ),
     );
 }
+
+#[test]
+fn class_weight_weighs_each_samples_loss_by_its_class() {
+    let setup = Setup {
+        class_weight: Some([1.0, 4.0, 0.5]),
+        lr: 0.5,
+        momentum: 0.9,
+        ..Setup::default()
+    };
+    let source = program(
+        "dense(3, softmax)",
+        "sgd(lr: 0.5, momentum: 0.9)",
+        "class_weight [1.0, 4, 0.5]",
+    );
+    agree("class_weight", setup, &source);
+    // With a regularizer and clipping, all three together.
+    let setup = Setup {
+        kernel_l2: 0.02,
+        clipvalue: Some(0.05),
+        ..setup
+    };
+    let source = program(
+        "dense(3, softmax, kernel_regularizer: l2(0.02))",
+        "sgd(lr: 0.5, momentum: 0.9, clipvalue: 0.05)",
+        "class_weight [1.0, 4, 0.5]",
+    );
+    agree("class_weight, l2 and clipvalue", setup, &source);
+}
+
+/// Keras weighs only the training loss by class: evaluation, validation and prediction run the
+/// same graph as without `class_weight`, while training's differs.
+#[test]
+fn class_weight_leaves_evaluation_unweighted() {
+    use kiln::driver::{self, GraphStage};
+    let graphs = |extra: &str| {
+        let source = program("dense(3, softmax)", "sgd", extra);
+        let checked = driver::check_source(&source).unwrap_or_else(|d| panic!("{d:?}"));
+        let (program, fit) = (&checked.program, &checked.program.fits[0]);
+        (
+            driver::inference_graph(program, fit).unwrap(),
+            driver::training_graph(program, fit, GraphStage::Forward).unwrap(),
+        )
+    };
+    let (weighted_eval, weighted_train) = graphs("class_weight [2, 1, 1]");
+    // A comment as long as the setting, so that the fit's span (which every loss node records)
+    // is the same.
+    let (plain_eval, plain_train) = graphs(&format!("# {}", "x".repeat(20)));
+    assert_eq!(weighted_eval, plain_eval);
+    assert_ne!(weighted_train, plain_train);
+}

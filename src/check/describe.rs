@@ -54,6 +54,10 @@ pub fn describe(program: &CheckedProgram) -> String {
         if training.standardize {
             let _ = writeln!(out, "  standardize true");
         }
+        if let Some(weights) = &training.class_weight {
+            let weights: Vec<String> = weights.iter().map(|w| format!("{w:?}")).collect();
+            let _ = writeln!(out, "  class_weight [{}]", weights.join(", "));
+        }
         if !training.callbacks.is_empty() {
             let callbacks: Vec<String> = training.callbacks.iter().map(Callback::text).collect();
             let _ = writeln!(out, "  callbacks [{}]", callbacks.join(", "));

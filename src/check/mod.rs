@@ -40,7 +40,7 @@ pub use prompt::CONSTRUCTORS;
 pub fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(name, candidates.iter().copied())
 }
-pub const SETTINGS: [&str; 12] = [
+pub const SETTINGS: [&str; 13] = [
     "loss",
     "optimizer",
     "metrics",
@@ -53,6 +53,7 @@ pub const SETTINGS: [&str; 12] = [
     "initial_epoch",
     "callbacks",
     "standardize",
+    "class_weight",
 ];
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
 pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>) {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::Graph;
-use crate::ir::lower;
 use crate::ir::shape::{DType, Shape};
 use crate::program::{Action, CheckedProgram, Fit};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
@@ -26,7 +25,7 @@ use crate::settings::{
 };
 
 use super::{
-    GraphStage, Timings, check_source_timed, compile_step, training_graph, training_graph_timed,
+    GraphStage, Timings, check_source_timed, compile_step, inference_graph, training_graph_timed,
 };
 
 /// What happens while a program runs, for the CLI (or a test) to show.
@@ -454,9 +453,7 @@ impl Runner<'_, '_> {
 
     /// The forward pass as evaluation and prediction run it: dropout is the identity there.
     fn forward(&self, fit: &Fit) -> Result<Graph, RunError> {
-        training_graph(self.program, fit, GraphStage::Forward)
-            .map(|graph| lower::for_inference(&graph))
-            .map_err(program_error)
+        inference_graph(self.program, fit).map_err(program_error)
     }
 
     /// The model's current weights: as trained or loaded, else freshly initialised from the seed

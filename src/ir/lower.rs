@@ -23,11 +23,14 @@ pub const LOSS: &str = "loss";
 pub const SCORES: &str = "scores";
 
 /// What a `fit` trains a model for: its loss, with the loss's options and the span of the `fit`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Objective {
     pub loss: Loss,
     pub options: LossOptions,
     pub span: Span,
+    /// Keras's `class_weight`: each sample's loss times its class's entry (one per class), in
+    /// training only (evaluation lowers without it, as Keras reports validation unweighted).
+    pub class_weight: Option<Vec<f32>>,
 }
 
 /// The forward pass and loss: a model's forward graph (built by the checker) with its first
@@ -131,6 +134,8 @@ fn lower_loss(graph: &mut Graph, objective: &Objective, forward: Forward) -> (Va
         forward,
         width,
         batch,
+        class_weight: objective.class_weight.as_deref(),
+        weights: None,
     };
     let lower = objective.loss.def().facts.lower;
     let lowered = lower(objective.options, &mut builder);
@@ -144,6 +149,41 @@ struct LossGraph<'g> {
     forward: Forward,
     width: usize,
     batch: ValueId,
+    class_weight: Option<&'g [f32]>,
+    /// Each sample's weight `[B, 1]`, built on first use.
+    weights: Option<ValueId>,
+}
+
+impl LossGraph<'_> {
+    /// `[B, 1]`: `1 + Σ_c (class_weight[c] − 1) · one_hot(label)[c]`, the label's class weight
+    /// (a class whose weight is 1 adds nothing), built from the one-hot labels since the graph
+    /// has scalar constants only.
+    fn sample_weights(&mut self, class_weight: &[f32]) -> ValueId {
+        if let Some(w) = self.weights {
+            return w;
+        }
+        let span = self.span;
+        let labels = class_labels(self.graph, span);
+        let one_hot = self.graph.add(
+            Op::OneHot {
+                classes: class_weight.len(),
+            },
+            &[labels],
+            span,
+        );
+        let mut w = self.graph.constant(1.0, span);
+        for (c, &weight) in class_weight.iter().enumerate() {
+            if weight == 1.0 {
+                continue;
+            }
+            let column = self.graph.slice(one_hot, 1, c, c + 1, span);
+            let extra = self.graph.constant(weight - 1.0, span);
+            let term = self.graph.binary(BinaryOp::Mul, column, extra, span);
+            w = self.graph.binary(BinaryOp::Add, w, term, span);
+        }
+        self.weights = Some(w);
+        w
+    }
 }
 
 impl OnGraph for LossGraph<'_> {
@@ -208,10 +248,21 @@ impl LossBuilder for LossGraph<'_> {
         let parts: Vec<ValueId> = parts.iter().map(|&p| id(p)).collect();
         var(self.graph.concat(&parts, axis, self.span))
     }
+
+    fn weigh(&mut self, x: Var) -> Var {
+        let Some(class_weight) = self.class_weight else {
+            return x;
+        };
+        let w = self.sample_weights(class_weight);
+        var(self.graph.binary(BinaryOp::Mul, id(x), w, self.span))
+    }
 }
 
-/// The integer class-label input `i32[B]`.
+/// The integer class-label input `i32[B]` (one input, however many readers ask for it).
 fn class_labels(graph: &mut Graph, span: Option<Span>) -> ValueId {
+    if let Some(labels) = graph.input_value(LABELS) {
+        return labels;
+    }
     graph.input(
         LABELS,
         TensorType {

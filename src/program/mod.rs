@@ -214,6 +214,7 @@ impl Fit {
             loss: self.loss,
             options: self.loss_options,
             span: self.span,
+            class_weight: self.training.class_weight.clone(),
         }
     }
 }

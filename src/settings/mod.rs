@@ -262,6 +262,9 @@ pub struct Training {
     /// (Keras's `Normalization` layer adapted to it), applied to validation, evaluation and
     /// prediction data too. Default false.
     pub standardize: bool,
+    /// Keras's `class_weight`: one weight per class, each sample's loss in training multiplied
+    /// by its class's. `None`: every sample counts once.
+    pub class_weight: Option<Vec<f32>>,
 }
 
 /// Keras's `validation_data` / `validation_split`.

@@ -219,6 +219,51 @@ impl Checker {
         false
     }
 
+    /// `class_weight` for a fit of `model` with `loss`: a class loss (E0862), and one weight
+    /// per class the loss reads from the model's output (E0863). `span`: the list.
+    pub(in crate::check) fn class_weight_fits(
+        &mut self,
+        model: usize,
+        loss: Loss,
+        weights: &[f32],
+        span: Span,
+    ) -> bool {
+        if !loss.uses_classes() {
+            self.error(
+                Diagnostic::error("E0862", "`class_weight` needs class labels")
+                    .primary(span, "one weight per class")
+                    .note(format!(
+                        "`{}` trains on real-valued targets, which have no classes",
+                        loss.name()
+                    ))
+                    .help("remove `class_weight`, or train a classifier with a class loss"),
+            );
+            return false;
+        }
+        let classes = loss.classes(self.models[model].output_features);
+        if weights.len() == classes {
+            return true;
+        }
+        let name = self.models[model].name.clone();
+        self.error(
+            Diagnostic::error(
+                "E0863",
+                format!(
+                    "`class_weight` has {} weight{} for {classes} classes",
+                    weights.len(),
+                    if weights.len() == 1 { "" } else { "s" }
+                ),
+            )
+            .primary(span, format!("expected {classes}, one per class in order"))
+            .note(format!(
+                "with `{}`, `{name}`'s output gives {classes} classes",
+                loss.name()
+            ))
+            .help("list the weight of class 0 first, then class 1, and so on"),
+        );
+        false
+    }
+
     /// Whether the data set can feed the model's input when it is `i32` (token ids): only from
     /// a CSV or NumPy file of whole numbers (synthetic and IDX features are floats), taken as
     /// they are, so without a `scale`.

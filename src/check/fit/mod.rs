@@ -63,6 +63,7 @@ impl Checker {
         let mut callbacks = Some(Vec::new());
         let mut standardize = Some(false);
         let mut standardize_span = head;
+        let mut class_weight: Option<Option<(Vec<f32>, Span)>> = Some(None);
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -80,7 +81,8 @@ impl Checker {
                     "not a fit setting",
                     &def::with_aliases(AliasOf::Setting, &SETTINGS),
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
-                         validation, validation_split, initial_epoch, callbacks, standardize",
+                         validation, validation_split, initial_epoch, callbacks, standardize, \
+                         class_weight",
                 );
                 self.error(d);
                 broken = true;
@@ -138,6 +140,17 @@ impl Checker {
                         Self::metric,
                     )
                 }
+                "class_weight" => {
+                    class_weight = self
+                        .list(
+                            value,
+                            "`class_weight`",
+                            "a list with one weight per class",
+                            Some("write `class_weight [1.0, 5.0]`: class 0 counts once, class 1 five times"),
+                            |c, e| c.non_negative_f32(e, "a class weight").map(|w| w as f32),
+                        )
+                        .map(|ws| Some((ws.into_iter().map(|(w, _)| w).collect(), value.span)))
+                }
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
                 "seed" => seed = self.seed_value(value, "`seed`"),
@@ -190,8 +203,19 @@ impl Checker {
         else {
             return;
         };
-        let (Some(schedule), Some(initial_epoch), Some(callbacks), Some(standardize)) =
-            (schedule, initial_epoch, callbacks, standardize)
+        let (
+            Some(schedule),
+            Some(initial_epoch),
+            Some(callbacks),
+            Some(standardize),
+            Some(class_weight),
+        ) = (
+            schedule,
+            initial_epoch,
+            callbacks,
+            standardize,
+            class_weight,
+        )
         else {
             return;
         };
@@ -231,6 +255,9 @@ impl Checker {
         ok &= self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
         ok &= self.loss_fits_output(model, loss, loss_options, loss_span);
         ok &= !standardize || self.standardizable(model, standardize_span);
+        if let Some((weights, span)) = &class_weight {
+            ok &= self.class_weight_fits(model, loss, weights, *span);
+        }
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
         }
@@ -255,6 +282,7 @@ impl Checker {
                 callbacks: callbacks.into_iter().map(|(c, _)| c).collect(),
                 schedule,
                 standardize,
+                class_weight: class_weight.map(|(w, _)| w),
             },
         });
     }
