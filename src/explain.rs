@@ -949,6 +949,19 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0864",
+        title: "the weight column is the label column",
+        text: "A CSV's `weight` column holds each sample's weight in the loss (Keras's \
+               `sample_weight`), so it cannot be the column of labels: name the column that \
+               holds the weights. (When the label is the last column by default and the weight \
+               is given by index, the loader reports the same when it reads the file.)",
+        example: Some(concat!(
+            "data d = csv(\"points.csv\", label: \"y\", weight: \"y\")\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

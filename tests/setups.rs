@@ -6,6 +6,9 @@
 
 mod parity_fixture;
 
+mod common;
+
+use kiln::ir::lower;
 use parity_fixture::Trainer;
 
 const FEATURES: usize = 4;
@@ -43,6 +46,8 @@ struct Setup {
     clipvalue: Option<f64>,
     global_clipnorm: Option<f64>,
     class_weight: Option<[f64; CLASSES]>,
+    /// Per-sample weights, one per sample of `data()`.
+    sample_weight: Option<[f64; 8]>,
 }
 
 /// The setup's program: `layer` is the dense layer's call, `optimizer` and `extra` go in the fit.
@@ -87,7 +92,8 @@ fn reference(s: Setup) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             let total: f64 = z.iter().map(|v| (v - max).exp()).sum();
             let p: Vec<f64> = z.iter().map(|v| (v - max).exp() / total).collect();
             let label = y[r] as usize;
-            let w = s.class_weight.map_or(1.0, |cw| cw[label]);
+            let w = s.class_weight.map_or(1.0, |cw| cw[label])
+                * s.sample_weight.map_or(1.0, |sw| sw[r]);
             loss += -w * p[label].ln() / BATCH as f64;
             for c in 0..CLASSES {
                 let dz = w * (p[c] - (c == label) as i32 as f64) / BATCH as f64;
@@ -133,17 +139,26 @@ fn reference(s: Setup) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 
 /// Trains `source` from the same weights on the same batches: each step's loss, the final kernel
 /// and bias.
-fn kiln(source: &str) -> (Vec<f64>, Vec<f32>, Vec<f32>) {
+fn kiln(source: &str, sample_weight: Option<[f64; 8]>) -> (Vec<f64>, Vec<f32>, Vec<f32>) {
     let (x, y) = data();
     let (kernel, bias) = initial();
     let mut trainer = Trainer::new(source, BATCH);
     trainer.set("dense.kernel", &kernel);
     trainer.set("dense.bias", &bias);
+    let weights_slot = (trainer.graph.inputs.iter()).position(|i| i.name == lower::SAMPLE_WEIGHTS);
+    assert_eq!(weights_slot.is_some(), sample_weight.is_some());
     let losses = (0..STEPS)
         .map(|step| {
             let rows: Vec<i32> = (0..BATCH)
                 .map(|i| ((step % 2) * BATCH + i) as i32)
                 .collect();
+            // The runtime feeds each batch's weights as it feeds its labels.
+            if let (Some(slot), Some(weights)) = (weights_slot, sample_weight) {
+                let dst = trainer.step.input_f32_mut(slot, BATCH);
+                for (d, &r) in dst.iter_mut().zip(&rows) {
+                    *d = weights[r as usize] as f32;
+                }
+            }
             trainer.run_step(step + 1, &x, &y, &rows)
         })
         .collect();
@@ -154,7 +169,7 @@ fn kiln(source: &str) -> (Vec<f64>, Vec<f32>, Vec<f32>) {
 
 fn agree(what: &str, setup: Setup, source: &str) {
     let (want_losses, want_kernel, want_bias) = reference(setup);
-    let (losses, kernel, bias) = kiln(source);
+    let (losses, kernel, bias) = kiln(source, setup.sample_weight);
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-2);
     for (step, (a, b)) in losses.iter().zip(&want_losses).enumerate() {
         assert!(close(*a, *b), "{what}: step {} loss {a} vs {b}", step + 1);
@@ -306,4 +321,120 @@ fn class_weight_leaves_evaluation_unweighted() {
     let (plain_eval, plain_train) = graphs(&format!("# {}", "x".repeat(20)));
     assert_eq!(weighted_eval, plain_eval);
     assert_ne!(weighted_train, plain_train);
+}
+
+/// A data set's `weight` column (Keras's `sample_weight`) weighs each sample's loss, times its
+/// class's weight when both are given, as Keras multiplies them.
+#[test]
+fn sample_weights_from_the_data_weigh_each_samples_loss() {
+    let weights = [1.0, 0.0, 2.5, 1.0, 0.5, 3.0, 1.0, 0.25];
+    let csv = |extra: &str| {
+        program("dense(3, softmax)", "sgd(lr: 0.5, momentum: 0.9)", extra).replace(
+            "synthetic_classification(samples: 8, features: 4, classes: 3, seed: 1)",
+            "csv(\"d.csv\", label: \"y\", weight: \"w\")",
+        )
+    };
+    let setup = Setup {
+        sample_weight: Some(weights),
+        lr: 0.5,
+        momentum: 0.9,
+        ..Setup::default()
+    };
+    agree("sample weights", setup, &csv(""));
+    let setup = Setup {
+        class_weight: Some([2.0, 1.0, 0.5]),
+        ..setup
+    };
+    agree(
+        "sample and class weights",
+        setup,
+        &csv("class_weight [2, 1, 0.5]"),
+    );
+}
+
+/// A CSV of 40 rows: two features and a class label 0–2, with a weight column `w` (each
+/// `weight`) when one is given.
+fn weighted_csv(weight: Option<&str>) -> String {
+    let mut text = String::from(if weight.is_some() {
+        "a,y,w,b\n"
+    } else {
+        "a,y,b\n"
+    });
+    for i in 0..40 {
+        let (a, b) = ((i * 7 % 13) as f32 / 13.0, (i * 5 % 11) as f32 / 11.0);
+        let w = weight.map_or(String::new(), |w| format!("{w},"));
+        text.push_str(&format!("{a},{},{w}{b}\n", i % 3));
+    }
+    text
+}
+
+/// End to end from a file: the weight column is not a feature, the validation split keeps its
+/// rows' weights, and a fit that weighs samples weighs `evaluate` too (Keras's
+/// `evaluate(sample_weight=…)`): every weight 2 doubles the loss of the same rows unweighted.
+#[test]
+fn a_weight_column_trains_and_weighs_evaluation() {
+    use kiln::driver::{self, Event};
+    let dir = common::scratch(
+        "weights",
+        &[
+            ("w2.csv", &weighted_csv(Some("2"))),
+            ("plain.csv", &weighted_csv(None)),
+        ],
+    );
+    let source = "data weighted = csv(\"w2.csv\", label: \"y\", weight: \"w\")\n\
+                  data plain = csv(\"plain.csv\", label: 1)\n\
+                  model m(x: f32[B, 2]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n\
+                  fit m on weighted {\n    loss sparse_categorical_crossentropy\n    \
+                  validation_split 0.25\n    epochs 2\n}\n\
+                  evaluate m on weighted\nevaluate m on plain\n";
+    let mut losses = Vec::new();
+    let outcomes = driver::run(source, &dir, &mut |event| {
+        if let Event::Evaluated { evaluation, .. } = event {
+            losses.push(evaluation.loss);
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let history = &outcomes[0].history;
+    assert!(history.iter().all(|e| e.loss.is_finite()));
+    assert_eq!(history[0].validation.as_ref().unwrap().samples, 10);
+    assert_eq!(losses.len(), 2);
+    assert!(
+        (losses[0] - 2.0 * losses[1]).abs() < 1e-5 * losses[1],
+        "{losses:?}"
+    );
+}
+
+/// A weight that is not a number zero or more is an error naming its line and column; so is a
+/// weight column that turns out to be the label column.
+#[test]
+fn bad_weights_are_data_errors_naming_the_cell() {
+    use kiln::driver::{self, RunError};
+    let mut lines: Vec<String> = weighted_csv(Some("1")).lines().map(String::from).collect();
+    lines[5] = "0.5,1,-0.5,0.25".to_string();
+    let bad = lines.join("\n") + "\n";
+    let dir = common::scratch(
+        "bad_weights",
+        &[("bad.csv", &bad), ("ok.csv", &weighted_csv(Some("1")))],
+    );
+    let run = |data: &str| {
+        let source = format!(
+            "data d = {data}\nmodel m(x: f32[B, 2]) -> f32[B, 3] {{\n    dense(3, softmax)\n}}\n\
+             fit m on d {{\n    loss sparse_categorical_crossentropy\n}}\n"
+        );
+        match driver::run(&source, &dir, &mut |_| {}) {
+            Err(RunError::Data(e)) => e.to_string(),
+            Err(RunError::Program(d)) => panic!("{d:?}"),
+            Ok(_) => panic!("{data} trained"),
+        }
+    };
+    let message = run("csv(\"bad.csv\", label: \"y\", weight: \"w\")");
+    assert!(
+        message.contains("line 6") && message.contains("column 3") && message.contains("-0.5"),
+        "{message}"
+    );
+    let message = run("csv(\"ok.csv\", weight: 3)");
+    assert!(
+        message.contains("weight column is the label column"),
+        "{message}"
+    );
 }

@@ -92,6 +92,29 @@ impl Checker {
                     None => Some(','),
                     Some(e) => self.delimiter(e),
                 };
+                let mut weight = match b.get(5) {
+                    None => Some(None),
+                    Some(e) => self.label_column(e, "weight").map(Some),
+                };
+                if let (Some(Some(w)), Some(l), Some(e)) = (&weight, &label, b.get(5))
+                    && (w == l || matches!(w, LabelColumn::Name(_)) && header == Some(false))
+                {
+                    let d = if w == l {
+                        Diagnostic::error("E0864", "the weight column is the label column")
+                            .primary(e.span, "weights")
+                            .secondary(b.get(1).map_or(e.span, |l| l.span), "labels")
+                            .help("name the column that holds each sample's weight")
+                    } else {
+                        Diagnostic::error(
+                            "E0310",
+                            "a weight column given by name needs a header row",
+                        )
+                        .primary(e.span, "a column name")
+                        .help("give the weight as a zero-based column index, or set `header: true`")
+                    };
+                    self.error(d);
+                    weight = None;
+                }
                 if let (Some(LabelColumn::Name(_)), Some(false), Some(label_expr)) =
                     (&label, header, b.get(1))
                 {
@@ -110,7 +133,7 @@ impl Checker {
                     );
                     None
                 } else {
-                    match (b.ok, path, label, header, scale, delimiter) {
+                    match (b.ok, path, label, header, scale, delimiter, weight) {
                         (
                             true,
                             Some(path),
@@ -118,12 +141,14 @@ impl Checker {
                             Some(header),
                             Some(scale),
                             Some(delimiter),
+                            Some(weight),
                         ) => Some(DataSource::Csv {
                             path,
                             label,
                             header,
                             scale,
                             delimiter,
+                            weight,
                         }),
                         _ => None,
                     }
@@ -479,6 +504,8 @@ impl Checker {
                         .primary(expr.span, format!("found {}", found(expr)))
                         .help(if what == "label" {
                             "write `label: \"species\"` or `label: 4`; omit it to use the last column"
+                        } else if what == "weight" {
+                            "write `weight: \"w\"` or `weight: 3`: the column of each sample's weight"
                         } else {
                             "write e.g. `column: \"co2\"` or `column: 1`"
                         }),

@@ -82,12 +82,18 @@ fn source(source: &DataSource) -> String {
             header,
             scale,
             delimiter,
+            weight,
         } => {
-            let delimiter = if *delimiter == ',' {
+            let mut delimiter = if *delimiter == ',' {
                 String::new()
             } else {
                 format!(", delimiter: {:?}", delimiter.to_string())
             };
+            match weight {
+                None | Some(LabelColumn::Last) => {}
+                Some(LabelColumn::Index(i)) => delimiter.push_str(&format!(", weight: {i}")),
+                Some(LabelColumn::Name(name)) => delimiter.push_str(&format!(", weight: {name:?}")),
+            }
             let label = match label {
                 LabelColumn::Last => "last".to_string(),
                 LabelColumn::Index(i) => i.to_string(),

@@ -507,7 +507,8 @@ mod tests {
                 label: LabelColumn::Name("species".into()),
                 header: true,
                 scale: 1.0,
-                delimiter: ','
+                delimiter: ',',
+                weight: None,
             }
         );
     }

@@ -14,6 +14,9 @@ use crate::settings::{Loss, LossOptions};
 pub const LABELS: &str = "labels";
 /// Name of the graph input holding regression targets.
 pub const TARGETS: &str = "targets";
+/// Name of the graph input holding each sample's weight `f32[B, 1]` (Keras's `sample_weight`),
+/// present when the fit's data has a weight column.
+pub const SAMPLE_WEIGHTS: &str = "sample_weights";
 /// Name of the graph input holding the features.
 pub const FEATURES: &str = "x";
 /// Output: the mean loss over the batch.
@@ -31,6 +34,8 @@ pub struct Objective {
     /// Keras's `class_weight`: each sample's loss times its class's entry (one per class), in
     /// training only (evaluation lowers without it, as Keras reports validation unweighted).
     pub class_weight: Option<Vec<f32>>,
+    /// Each sample's loss times its weight from the data (the `SAMPLE_WEIGHTS` input).
+    pub sample_weight: bool,
 }
 
 /// The forward pass and loss: a model's forward graph (built by the checker) with its first
@@ -135,6 +140,7 @@ fn lower_loss(graph: &mut Graph, objective: &Objective, forward: Forward) -> (Va
         width,
         batch,
         class_weight: objective.class_weight.as_deref(),
+        sample_weight: objective.sample_weight,
         weights: None,
     };
     let lower = objective.loss.def().facts.lower;
@@ -150,18 +156,34 @@ struct LossGraph<'g> {
     width: usize,
     batch: ValueId,
     class_weight: Option<&'g [f32]>,
+    sample_weight: bool,
     /// Each sample's weight `[B, 1]`, built on first use.
     weights: Option<ValueId>,
 }
 
 impl LossGraph<'_> {
+    /// `[B, 1]`: each sample's weight from the data (the `SAMPLE_WEIGHTS` input) times its
+    /// class's weight, as Keras multiplies `sample_weight` by `class_weight`.
+    fn sample_weights(&mut self) -> Option<ValueId> {
+        if self.weights.is_some() {
+            return self.weights;
+        }
+        let by_class = self.class_weight.map(|c| self.class_weights(c));
+        let from_data = self.sample_weight.then(|| {
+            let shape = Shape(vec![Dim::Batch, Dim::Fixed(1)]);
+            (self.graph).input(SAMPLE_WEIGHTS, TensorType::f32(shape), self.span)
+        });
+        self.weights = match (by_class, from_data) {
+            (Some(a), Some(b)) => Some(self.graph.binary(BinaryOp::Mul, a, b, self.span)),
+            (a, b) => a.or(b),
+        };
+        self.weights
+    }
+
     /// `[B, 1]`: `1 + Σ_c (class_weight[c] − 1) · one_hot(label)[c]`, the label's class weight
     /// (a class whose weight is 1 adds nothing), built from the one-hot labels since the graph
     /// has scalar constants only.
-    fn sample_weights(&mut self, class_weight: &[f32]) -> ValueId {
-        if let Some(w) = self.weights {
-            return w;
-        }
+    fn class_weights(&mut self, class_weight: &[f32]) -> ValueId {
         let span = self.span;
         let labels = class_labels(self.graph, span);
         let one_hot = self.graph.add(
@@ -181,7 +203,6 @@ impl LossGraph<'_> {
             let term = self.graph.binary(BinaryOp::Mul, column, extra, span);
             w = self.graph.binary(BinaryOp::Add, w, term, span);
         }
-        self.weights = Some(w);
         w
     }
 }
@@ -250,11 +271,10 @@ impl LossBuilder for LossGraph<'_> {
     }
 
     fn weigh(&mut self, x: Var) -> Var {
-        let Some(class_weight) = self.class_weight else {
-            return x;
-        };
-        let w = self.sample_weights(class_weight);
-        var(self.graph.binary(BinaryOp::Mul, id(x), w, self.span))
+        match self.sample_weights() {
+            None => x,
+            Some(w) => var(self.graph.binary(BinaryOp::Mul, id(x), w, self.span)),
+        }
     }
 }
 

@@ -215,6 +215,7 @@ impl Fit {
             options: self.loss_options,
             span: self.span,
             class_weight: self.training.class_weight.clone(),
+            sample_weight: self.training.sample_weight,
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct Dataset {
     /// the naive forecast "the same as the last value seen", which [`Dataset::naive_mae`]
     /// scores. `None` for other sources.
     pub last_values: Option<Vec<f32>>,
+    /// Each sample's weight in the loss (a CSV's `weight` column, Keras's `sample_weight`);
+    /// `None`: every sample weighs 1.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl Dataset {
@@ -300,9 +303,14 @@ fn load_source(
             header,
             scale,
             delimiter,
+            weight,
         } => {
             let path = resolve(path, base_dir);
-            let mut data = load_csv(&path, label, *header, *delimiter, loss, integers)?;
+            let columns = csv::Columns {
+                label,
+                weight: weight.as_ref(),
+            };
+            let mut data = load_csv(&path, columns, *header, *delimiter, loss, integers)?;
             // The checker refuses `scale` for an integer input (E0323).
             if let Features::F32(x) = &mut data.x
                 && *scale != 1.0
@@ -767,6 +775,7 @@ mod tests {
                 header,
                 scale: 1.0,
                 delimiter: ',',
+                weight: None,
             },
         }
     }
@@ -1335,6 +1344,7 @@ mod tests {
             origin: "images.idx".into(),
             labels_origin: "labels.idx".into(),
             last_values: None,
+            weights: None,
         };
         for sample in [&[6][..], &[2, 3], &[2, 3, 1]] {
             check_against_model(&images, &model_taking(sample, 2), SCCE).unwrap();

@@ -9,7 +9,7 @@
 
 use super::data::{Dataset, Labels};
 use super::metrics::Metrics;
-use super::train::feed_features;
+use super::train::{feed_features, feed_weights};
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
 use crate::ir::graph::Graph;
 use crate::ir::lower;
@@ -32,6 +32,8 @@ pub struct Evaluator {
     features: usize,
     labels: Option<usize>,
     targets: Option<usize>,
+    /// The sample-weight input, when the fit weighs samples.
+    weights: Option<usize>,
     batch: usize,
 }
 
@@ -50,6 +52,7 @@ impl Evaluator {
             features,
             labels: find(lower::LABELS),
             targets: find(lower::TARGETS),
+            weights: find(lower::SAMPLE_WEIGHTS),
             batch,
         })
     }
@@ -104,6 +107,9 @@ impl Evaluator {
                             .copy_from_slice(&values[start * width..end * width]);
                     }
                 }
+            }
+            if let Some(slot) = self.weights {
+                feed_weights(&mut self.forward, slot, dataset, start..end);
             }
             self.forward.run(rows);
             each(&self.forward, rows, start);

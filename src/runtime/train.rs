@@ -48,6 +48,7 @@ struct InputSlots {
     features: usize,
     labels: Option<usize>,
     targets: Option<usize>,
+    weights: Option<usize>,
     step: Option<usize>,
     lr: Option<usize>,
 }
@@ -59,6 +60,7 @@ impl InputSlots {
             features: find(lower::FEATURES).expect("a training graph has features"),
             labels: find(lower::LABELS),
             targets: find(lower::TARGETS),
+            weights: find(lower::SAMPLE_WEIGHTS),
             step: find(optimizer::STEP),
             lr: find(optimizer::LR),
         }
@@ -612,11 +614,29 @@ fn gather(
             }
         }
     }
+    if let Some(slot) = slots.weights {
+        feed_weights(step, slot, dataset, rows.iter().copied());
+    }
     if let Some(slot) = slots.step {
         step.input_f32_mut(slot, batch)[0] = t as f32;
     }
     if let Some(slot) = slots.lr {
         step.input_f32_mut(slot, batch)[0] = lr;
+    }
+}
+
+/// Copies the weights of `rows`, in that order, into the step's sample-weight input; a data set
+/// without a weight column (a validation set of its own) weighs every sample 1.
+pub(super) fn feed_weights(
+    step: &mut CompiledStep,
+    slot: usize,
+    dataset: &Dataset,
+    rows: impl ExactSizeIterator<Item = usize>,
+) {
+    let dst = step.input_f32_mut(slot, rows.len());
+    match &dataset.weights {
+        Some(weights) => (dst.iter_mut().zip(rows)).for_each(|(d, row)| *d = weights[row]),
+        None => dst.fill(1.0),
     }
 }
 

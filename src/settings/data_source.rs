@@ -67,6 +67,11 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             optional("header", "`true`/`false`", "`true`"),
             SCALE,
             optional("delimiter", "one character, or `\"tab\"`", "`\",\"`"),
+            optional(
+                "weight",
+                "column name or index: each sample's weight in the loss (Keras's `sample_weight`), not a feature",
+                "none",
+            ),
         ],
     },
     DataSourceDef {

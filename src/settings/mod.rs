@@ -48,6 +48,9 @@ pub enum DataSource {
         scale: f32,
         /// The character between cells. Default: `,`.
         delimiter: char,
+        /// A column of per-sample weights (Keras's `sample_weight`), not a feature: each
+        /// sample's loss is multiplied by its weight. Default: none.
+        weight: Option<LabelColumn>,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images of
     /// shape `[rows, cols]` (`rows · cols` features, row by row), and unsigned-byte class labels.
@@ -262,6 +265,10 @@ pub struct Training {
     /// (Keras's `Normalization` layer adapted to it), applied to validation, evaluation and
     /// prediction data too. Default false.
     pub standardize: bool,
+    /// The fit's data has a `weight` column: the loss weighs each sample by it (Keras's
+    /// `sample_weight`), in training and in validation (whose data may lack one: then every
+    /// sample weighs 1).
+    pub sample_weight: bool,
     /// Keras's `class_weight`: one weight per class, each sample's loss in training multiplied
     /// by its class's. `None`: every sample counts once.
     pub class_weight: Option<Vec<f32>>,

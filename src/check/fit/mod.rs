@@ -264,6 +264,13 @@ impl Checker {
         if !ok {
             return;
         }
+        let sample_weight = matches!(
+            &self.data[data].source,
+            DataSource::Csv {
+                weight: Some(_),
+                ..
+            }
+        );
         self.fits.push(Fit {
             span: decl.span,
             model,
@@ -283,6 +290,7 @@ impl Checker {
                 schedule,
                 standardize,
                 class_weight: class_weight.map(|(w, _)| w),
+                sample_weight,
             },
         });
     }

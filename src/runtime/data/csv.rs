@@ -6,6 +6,13 @@ use std::path::Path;
 use super::*;
 use crate::settings::{LabelColumn, Loss};
 
+/// Which columns are not features: the label's, and a column of per-sample weights.
+#[derive(Clone, Copy)]
+pub(super) struct Columns<'a> {
+    pub label: &'a LabelColumn,
+    pub weight: Option<&'a LabelColumn>,
+}
+
 /// One non-blank line of the file, split into trimmed cells.
 struct Row {
     /// 1-based line number in the file.
@@ -15,7 +22,7 @@ struct Row {
 
 pub(super) fn load_csv(
     path: &Path,
-    label: &LabelColumn,
+    columns: Columns,
     header: bool,
     delimiter: char,
     loss: Loss,
@@ -36,7 +43,7 @@ pub(super) fn load_csv(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_csv(text, &origin, label, header, delimiter, loss, integers)
+    parse_csv(text, &origin, columns, header, delimiter, loss, integers)
 }
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
@@ -62,7 +69,7 @@ pub(super) fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
 fn parse_csv(
     text: &str,
     origin: &str,
-    label: &LabelColumn,
+    wanted: Columns,
     header: bool,
     delimiter: char,
     loss: Loss,
@@ -111,14 +118,36 @@ fn parse_csv(
     }
     let label_col = label_column(
         "label",
-        label,
+        wanted.label,
         names.as_deref(),
         header_line,
         columns,
         origin,
     )?;
-
-    let features = columns - 1;
+    let weight_col = match wanted.weight {
+        None => None,
+        Some(weight) => Some(label_column(
+            "weight",
+            weight,
+            names.as_deref(),
+            header_line,
+            columns,
+            origin,
+        )?),
+    };
+    if weight_col == Some(label_col) {
+        return Err(DataError::new(
+            origin,
+            format!("the weight column is the label column (column {label_col})"),
+        ));
+    }
+    let features = columns - 1 - usize::from(weight_col.is_some());
+    if features == 0 {
+        return Err(DataError::new(
+            origin,
+            "the file has a label and a weight column but no feature columns",
+        ));
+    }
     // Every row is checked to hold `columns` cells before its features are stored.
     let len = rows.len() * features;
     let mut x = if integers {
@@ -129,6 +158,7 @@ fn parse_csv(
     let mut stored = 0;
     let mut classes = Vec::new();
     let mut targets = Vec::new();
+    let mut weights = Vec::new();
     for row in &rows {
         if row.cells.len() != columns {
             return Err(DataError::at_line(
@@ -159,6 +189,17 @@ fn parse_csv(
                     col + 1,
                     format!("empty cell{}; expected a number", column_name()),
                 ));
+            }
+            if Some(col) == weight_col {
+                weights.push(parse_weight(cell).map_err(|message| {
+                    DataError::at_cell(
+                        origin,
+                        row.line,
+                        col + 1,
+                        format!("{message}{}", column_name()),
+                    )
+                })?);
+                continue;
             }
             if col == label_col {
                 match loss.uses_classes() {
@@ -232,7 +273,20 @@ fn parse_csv(
         origin: origin.to_string(),
         labels_origin: origin.to_string(),
         last_values: None,
+        weights: weight_col.map(|_| weights),
     })
+}
+
+/// A sample's weight: a finite number zero or more, as Keras's `sample_weight` must be.
+fn parse_weight(cell: &str) -> Result<f32, String> {
+    let value = parse_number(cell)?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "sample weight '{cell}' must be a finite number zero or more"
+        ))
+    }
 }
 
 /// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.

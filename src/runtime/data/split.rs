@@ -34,6 +34,7 @@ impl Dataset {
             },
         };
         let last_values = self.last_values.as_mut().map(|v| v.split_off(split_at));
+        let weights = self.weights.as_mut().map(|w| w.split_off(split_at));
         let validation = Dataset {
             samples: samples - split_at,
             features: self.features,
@@ -43,6 +44,7 @@ impl Dataset {
             origin: format!("{} (validation split)", self.origin),
             labels_origin: format!("{} (validation split)", self.labels_origin),
             last_values,
+            weights,
         };
         self.samples = split_at;
         Ok((self, validation))

@@ -251,6 +251,7 @@ fn cut(
         origin: origin.to_string(),
         labels_origin: origin.to_string(),
         last_values: Some(last_values),
+        weights: None,
     })
 }
 
