@@ -596,9 +596,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
     },
     Explanation {
         code: "E0307",
-        title: "accuracy without class labels",
-        text: "`accuracy` compares predicted and true classes, so it needs a classification \
-               loss.",
+        title: "a class metric without class labels",
+        text: "`accuracy`, `top_k_accuracy`, `precision`, `recall`, `f1_score` and `auc` compare \
+               predicted and true classes, so they need a classification loss.",
         example: Some(concat!(
             "data d = csv(\"houses.csv\")\n",
             model!("    dense(2)\n"),

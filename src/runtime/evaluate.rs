@@ -22,6 +22,8 @@ pub struct Evaluation {
     pub loss: f64,
     /// In the order the `fit` lists them, named as Keras shows them (`accuracy`).
     pub metrics: Vec<(&'static str, f64)>,
+    /// Each class's precision, recall and F1 (`precision_class_0`, …), for the history.
+    pub per_class: Vec<(String, f64)>,
     pub samples: usize,
 }
 
@@ -151,6 +153,7 @@ impl Evaluator {
         Evaluation {
             loss: loss_sum / samples,
             metrics: tally.finish(),
+            per_class: tally.per_class(),
             samples: dataset.samples,
         }
     }

@@ -27,6 +27,8 @@ pub struct EpochReport {
     /// Mean loss over the epoch's samples (each batch weighted by its size, as Keras does).
     pub loss: f64,
     pub metrics: Vec<(&'static str, f64)>,
+    /// Each class's precision, recall and F1 (`precision_class_0`, …), for the history.
+    pub per_class: Vec<(String, f64)>,
     pub seconds: f64,
     pub steps: usize,
     /// The learning rate at the end of the epoch, when a schedule or `reduce_lr_on_plateau`
@@ -304,6 +306,7 @@ pub fn train(
             epochs: fit.epochs,
             loss: loss_sum / samples,
             metrics,
+            per_class: tally.per_class(),
             seconds,
             steps,
             learning_rate: None,

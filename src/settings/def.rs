@@ -387,6 +387,8 @@ pub static ALIASES: &[Alias] = &[
     ),
     alias(AliasOf::Metric, "Precision", "precision"),
     alias(AliasOf::Metric, "Recall", "recall"),
+    alias(AliasOf::Metric, "F1Score", "f1_score"),
+    alias(AliasOf::Metric, "AUC", "auc"),
     alias(AliasOf::Metric, "MeanAbsoluteError", "mae"),
     alias(AliasOf::Metric, "mean_absolute_error", "mae"),
     alias(AliasOf::Metric, "MeanSquaredError", "mse"),
