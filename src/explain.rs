@@ -962,6 +962,18 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0865",
+        title: "a feature column listed twice, or a label or weight column",
+        text: "A csv's `features` lists the columns that become the features, in order: each \
+               at most once, and neither the label column nor the weight column (those are not \
+               features).",
+        example: Some(concat!(
+            "data d = csv(\"points.csv\", label: \"y\", features: [\"a\", \"y\"])\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

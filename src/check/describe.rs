@@ -83,6 +83,8 @@ fn source(source: &DataSource) -> String {
             scale,
             delimiter,
             weight,
+            features,
+            fill,
         } => {
             let mut delimiter = if *delimiter == ',' {
                 String::new()
@@ -93,6 +95,21 @@ fn source(source: &DataSource) -> String {
                 None | Some(LabelColumn::Last) => {}
                 Some(LabelColumn::Index(i)) => delimiter.push_str(&format!(", weight: {i}")),
                 Some(LabelColumn::Name(name)) => delimiter.push_str(&format!(", weight: {name:?}")),
+            }
+            if let Some(features) = features {
+                let listed: Vec<String> = (features.iter())
+                    .map(|c| match c {
+                        LabelColumn::Last => "last".to_string(),
+                        LabelColumn::Index(i) => i.to_string(),
+                        LabelColumn::Name(name) => format!("{name:?}"),
+                    })
+                    .collect();
+                delimiter.push_str(&format!(", features: [{}]", listed.join(", ")));
+            }
+            match fill {
+                Fill::Reject => {}
+                Fill::Mean => delimiter.push_str(", missing: \"mean\""),
+                Fill::Constant(x) => delimiter.push_str(&format!(", missing: {x:?}")),
             }
             let label = match label {
                 LabelColumn::Last => "last".to_string(),

@@ -509,6 +509,8 @@ mod tests {
                 scale: 1.0,
                 delimiter: ',',
                 weight: None,
+                features: None,
+                fill: Fill::Reject,
             }
         );
     }

@@ -304,11 +304,15 @@ fn load_source(
             scale,
             delimiter,
             weight,
+            features,
+            fill,
         } => {
             let path = resolve(path, base_dir);
             let columns = csv::Columns {
                 label,
                 weight: weight.as_ref(),
+                features: features.as_deref(),
+                fill: *fill,
             };
             let mut data = load_csv(&path, columns, *header, *delimiter, loss, integers)?;
             // The checker refuses `scale` for an integer input (E0323).
@@ -776,6 +780,8 @@ mod tests {
                 scale: 1.0,
                 delimiter: ',',
                 weight: None,
+                features: None,
+                fill: crate::settings::Fill::Reject,
             },
         }
     }
@@ -1186,9 +1192,10 @@ mod tests {
 
     #[test]
     fn csv_non_finite_features() {
+        // NaN is how pandas writes a gap: a missing value, which the program may fill.
         let e = error_text("a,y\n1,0\nNaN,1\n", LabelColumn::Last, true, SCCE);
-        assert_contains(&e, "line 3, column 1: feature value 'NaN'");
-        assert_contains(&e, "not finite");
+        assert_contains(&e, "line 3, column 1: missing value 'NaN'");
+        assert_contains(&e, "missing: \"mean\"");
         let e = error_text("a,y\n1,0\n2,1\ninf,1\n", LabelColumn::Last, true, SCCE);
         assert_contains(&e, "line 4, column 1: feature value 'inf'");
         let e = error_text("a,y\n1,inf\n", LabelColumn::Last, true, MSE);

@@ -72,6 +72,16 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
                 "column name or index: each sample's weight in the loss (Keras's `sample_weight`), not a feature",
                 "none",
             ),
+            optional(
+                "features",
+                "a list of column names or indices: the features, in this order",
+                "every other column",
+            ),
+            optional(
+                "missing",
+                "`\"reject\"`, `\"mean\"` (the column's mean) or a number: what an empty, `NA` or `NaN` feature cell becomes",
+                "`\"reject\"`",
+            ),
         ],
     },
     DataSourceDef {

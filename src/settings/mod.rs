@@ -51,6 +51,11 @@ pub enum DataSource {
         /// A column of per-sample weights (Keras's `sample_weight`), not a feature: each
         /// sample's loss is multiplied by its weight. Default: none.
         weight: Option<LabelColumn>,
+        /// The feature columns, in this order; `None`: every column but the label's and the
+        /// weight's, in file order.
+        features: Option<Vec<LabelColumn>>,
+        /// What a missing feature cell (empty, `NA`, `NaN`) becomes. Default: an error.
+        fill: Fill,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images of
     /// shape `[rows, cols]` (`rows · cols` features, row by row), and unsigned-byte class labels.
@@ -98,6 +103,18 @@ pub enum DataSource {
     /// Keras's `TextVectorization` over a CSV column of raw text, with class names in another
     /// column (see `runtime::data::text`).
     Text(TextSource),
+}
+
+/// What a CSV's missing feature cell (empty, `NA`, `NaN`) becomes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fill {
+    /// Loading stops at the first one, naming its line and column (the default).
+    Reject,
+    /// The mean of the column's other cells in the same file (scikit-learn's
+    /// `SimpleImputer(strategy="mean")`).
+    Mean,
+    /// This number.
+    Constant(f32),
 }
 
 /// What a time series' missing cell (empty, `NA`, `NaN`) becomes.

@@ -4,13 +4,16 @@
 use std::path::Path;
 
 use super::*;
-use crate::settings::{LabelColumn, Loss};
+use crate::settings::{Fill, LabelColumn, Loss};
 
 /// Which columns are not features: the label's, and a column of per-sample weights.
 #[derive(Clone, Copy)]
 pub(super) struct Columns<'a> {
     pub label: &'a LabelColumn,
     pub weight: Option<&'a LabelColumn>,
+    /// The feature columns in order; `None`: every other column.
+    pub features: Option<&'a [LabelColumn]>,
+    pub fill: Fill,
 }
 
 /// One non-blank line of the file, split into trimmed cells.
@@ -141,7 +144,37 @@ fn parse_csv(
             format!("the weight column is the label column (column {label_col})"),
         ));
     }
-    let features = columns - 1 - usize::from(weight_col.is_some());
+    // The feature columns, in the order the program lists them (else every other column).
+    let feature_cols: Vec<usize> = match wanted.features {
+        None => (0..columns)
+            .filter(|&c| c != label_col && Some(c) != weight_col)
+            .collect(),
+        Some(listed) => {
+            let mut cols = Vec::with_capacity(listed.len());
+            for column in listed {
+                let col = label_column(
+                    "feature",
+                    column,
+                    names.as_deref(),
+                    header_line,
+                    columns,
+                    origin,
+                )?;
+                if col == label_col || Some(col) == weight_col || cols.contains(&col) {
+                    return Err(DataError::new(
+                        origin,
+                        format!(
+                            "feature column {col} is the label column, the weight column or \
+                             listed twice"
+                        ),
+                    ));
+                }
+                cols.push(col);
+            }
+            cols
+        }
+    };
+    let features = feature_cols.len();
     if features == 0 {
         return Err(DataError::new(
             origin,
@@ -159,6 +192,9 @@ fn parse_csv(
     let mut classes = Vec::new();
     let mut targets = Vec::new();
     let mut weights = Vec::new();
+    // Where each missing feature was (its index in `x`, its column) when the program fills
+    // them; filled once the columns' means are known.
+    let mut gaps: Vec<(usize, usize)> = Vec::new();
     for row in &rows {
         if row.cells.len() != columns {
             return Err(DataError::at_line(
@@ -175,64 +211,92 @@ fn parse_csv(
                 ),
             ));
         }
-        for (col, cell) in row.cells.iter().enumerate() {
-            let column_name = || {
-                names
-                    .as_ref()
-                    .map(|n| format!(" (column '{}')", n[col]))
-                    .unwrap_or_default()
-            };
-            if cell.is_empty() {
-                return Err(DataError::at_cell(
-                    origin,
-                    row.line,
-                    col + 1,
-                    format!("empty cell{}; expected a number", column_name()),
+        let column_name = |col: usize| {
+            names
+                .as_ref()
+                .map(|n| format!(" (column '{}')", n[col]))
+                .unwrap_or_default()
+        };
+        let at_cell =
+            |col: usize, message: String| DataError::at_cell(origin, row.line, col + 1, message);
+        let empty = |col: usize| {
+            at_cell(
+                col,
+                format!("empty cell{}; expected a number", column_name(col)),
+            )
+        };
+        let cell = &row.cells[label_col];
+        if cell.is_empty() {
+            return Err(empty(label_col));
+        }
+        if loss.uses_classes() {
+            classes.push(parse_class(cell, loss).map_err(|message| at_cell(label_col, message))?);
+        } else {
+            let value = parse_number(cell).map_err(|message| at_cell(label_col, message))?;
+            if !value.is_finite() {
+                return Err(at_cell(
+                    label_col,
+                    format!("target '{cell}' is not a finite number"),
                 ));
             }
-            if Some(col) == weight_col {
-                weights.push(parse_weight(cell).map_err(|message| {
-                    DataError::at_cell(
-                        origin,
-                        row.line,
-                        col + 1,
-                        format!("{message}{}", column_name()),
-                    )
-                })?);
-                continue;
+            targets.push(value);
+        }
+        if let Some(col) = weight_col {
+            let cell = &row.cells[col];
+            if cell.is_empty() {
+                return Err(empty(col));
             }
-            if col == label_col {
-                match loss.uses_classes() {
-                    true => {
-                        classes.push(parse_class(cell, loss).map_err(|message| {
-                            DataError::at_cell(origin, row.line, col + 1, message)
-                        })?);
-                    }
-                    false => {
-                        let value = parse_number(cell).map_err(|message| {
-                            DataError::at_cell(origin, row.line, col + 1, message)
-                        })?;
-                        if !value.is_finite() {
-                            return Err(DataError::at_cell(
-                                origin,
-                                row.line,
-                                col + 1,
-                                format!("target '{cell}' is not a finite number"),
-                            ));
-                        }
-                        targets.push(value);
-                    }
+            let weight = parse_weight(cell)
+                .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
+            weights.push(weight);
+        }
+        for &col in &feature_cols {
+            let cell = &row.cells[col];
+            if super::timeseries::is_missing(cell) {
+                if matches!(x, Features::I32(_)) && wanted.fill != Fill::Reject {
+                    return Err(at_cell(
+                        col,
+                        format!(
+                            "missing token id{}: token ids cannot be filled in",
+                            column_name(col)
+                        ),
+                    ));
                 }
+                match wanted.fill {
+                    Fill::Reject if cell.is_empty() => return Err(empty(col)),
+                    Fill::Reject => {
+                        return Err(at_cell(
+                            col,
+                            format!(
+                                "missing value '{cell}'{}; expected a number (or say how to \
+                                 fill gaps: `missing: \"mean\"` or `missing: 0`)",
+                                column_name(col)
+                            ),
+                        ));
+                    }
+                    Fill::Constant(value) => {
+                        if let Features::F32(x) = &mut x {
+                            x[stored] = value;
+                        }
+                    }
+                    Fill::Mean => gaps.push((stored, col)),
+                }
+                stored += 1;
                 continue;
             }
-            let at_cell = |message| DataError::at_cell(origin, row.line, col + 1, message);
             let x = match &mut x {
                 Features::I32(ids) => {
                     let value: f64 = cell.parse().map_err(|_| {
-                        at_cell(format!("cannot read '{cell}' as a number{}", column_name()))
+                        at_cell(
+                            col,
+                            format!("cannot read '{cell}' as a number{}", column_name(col)),
+                        )
                     })?;
                     ids[stored] = token_id(value).map_err(|why| {
-                        at_cell(format!("feature value '{cell}'{} is {why}", column_name()))
+                        at_cell(
+                            col,
+                            format!("feature value '{cell}'{} is {why}", column_name(col)),
+                        )
                     })?;
                     stored += 1;
                     continue;
@@ -240,21 +304,22 @@ fn parse_csv(
                 Features::F32(x) => x,
             };
             let value = parse_number(cell)
-                .map_err(|message| at_cell(format!("{message}{}", column_name())))?;
+                .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
             if !value.is_finite() {
-                return Err(DataError::at_cell(
-                    origin,
-                    row.line,
-                    col + 1,
+                return Err(at_cell(
+                    col,
                     format!(
                         "feature value '{cell}'{} is not finite; expected a finite number",
-                        column_name()
+                        column_name(col)
                     ),
                 ));
             }
             x[stored] = value;
             stored += 1;
         }
+    }
+    if let Features::F32(x) = &mut x {
+        fill_means(x, features, &gaps, origin, names.as_deref())?;
     }
 
     let labels = match loss.uses_classes() {
@@ -275,6 +340,47 @@ fn parse_csv(
         last_values: None,
         weights: weight_col.map(|_| weights),
     })
+}
+
+/// Puts in each gap (`(index in x, column)`) the mean of its column's other values, as
+/// scikit-learn's `SimpleImputer(strategy="mean")` does; a column with no value to average is
+/// an error.
+fn fill_means(
+    x: &mut [f32],
+    features: usize,
+    gaps: &[(usize, usize)],
+    origin: &str,
+    names: Option<&[String]>,
+) -> Result<(), DataError> {
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    let mut missing = vec![false; x.len()];
+    for &(at, _) in gaps {
+        missing[at] = true;
+    }
+    let mut sums = vec![(0.0f64, 0usize); features];
+    for (i, (&v, &gap)) in x.iter().zip(&missing).enumerate() {
+        if !gap {
+            sums[i % features].0 += f64::from(v);
+            sums[i % features].1 += 1;
+        }
+    }
+    for &(at, col) in gaps {
+        let (sum, count) = sums[at % features];
+        if count == 0 {
+            let name = names.map_or(String::new(), |n| format!(" ('{}')", n[col]));
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "column {}{name} has no values, so `missing: \"mean\"` has no mean to fill it with",
+                    col + 1
+                ),
+            ));
+        }
+        x[at] = (sum / count as f64) as f32;
+    }
+    Ok(())
 }
 
 /// A sample's weight: a finite number zero or more, as Keras's `sample_weight` must be.

@@ -1,0 +1,103 @@
+//! CSV data as it comes: feature columns chosen by name (other columns, strings among them, left
+//! alone), and gaps (empty, `NA`, `NaN`) an error naming line and column unless the program says
+//! how to fill them (`missing: "mean"` or a number).
+
+mod common;
+
+use kiln::diag::Span;
+use kiln::ir::DType;
+use kiln::program::DataSet;
+use kiln::runtime::data::{self, Labels};
+use kiln::settings::{DataSource, Fill, LabelColumn, Loss};
+
+const PENGUINS: &str = "\
+species,island,bill_length_mm,bill_depth_mm,body_mass_g,sex
+0,Torgersen,39.1,18.7,3750,male
+0,Torgersen,,17.4,3800,female
+1,Dream,46.5,NA,3500,female
+2,Biscoe,NaN,13.2,4500,
+";
+
+fn source(features: Option<Vec<&str>>, fill: Fill) -> DataSet {
+    DataSet {
+        name: "penguins".into(),
+        span: Span::default(),
+        source: DataSource::Csv {
+            path: "penguins.csv".into(),
+            label: LabelColumn::Name("species".into()),
+            header: true,
+            scale: 1.0,
+            delimiter: ',',
+            weight: None,
+            features: features
+                .map(|f| f.into_iter().map(|n| LabelColumn::Name(n.into())).collect()),
+            fill,
+        },
+    }
+}
+
+fn load(features: Option<Vec<&str>>, fill: Fill) -> Result<data::Dataset, String> {
+    let dir = common::scratch("tabular", &[("penguins.csv", PENGUINS)]);
+    data::load(
+        &source(features, fill),
+        &dir,
+        Loss::SparseCategoricalCrossentropy,
+        DType::F32,
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn features_by_name_skip_string_columns_and_keep_their_order() {
+    let features = Some(vec!["body_mass_g", "bill_depth_mm"]);
+    let d = load(features, Fill::Constant(-1.0)).unwrap();
+    assert_eq!(d.features, 2);
+    assert_eq!(
+        d.x.as_f32().unwrap(),
+        [3750.0, 18.7, 3800.0, 17.4, 3500.0, -1.0, 4500.0, 13.2]
+    );
+    assert_eq!(d.labels, Labels::Classes(vec![0, 0, 1, 2]));
+}
+
+#[test]
+fn gaps_are_filled_with_the_column_mean_or_a_number() {
+    let features = || Some(vec!["bill_length_mm", "bill_depth_mm"]);
+    let d = load(features(), Fill::Mean).unwrap();
+    let (length, depth) = ((39.1f64 + 46.5) / 2.0, (18.7f64 + 17.4 + 13.2) / 3.0);
+    let want = [39.1, 18.7, length, 17.4, 46.5, depth, length, 13.2];
+    for (got, want) in d.x.as_f32().unwrap().iter().zip(want) {
+        assert!((f64::from(*got) - want).abs() < 1e-4, "{got} vs {want}");
+    }
+    let d = load(features(), Fill::Constant(0.0)).unwrap();
+    assert_eq!(
+        d.x.as_f32().unwrap(),
+        [39.1, 18.7, 0.0, 17.4, 46.5, 0.0, 0.0, 13.2]
+    );
+}
+
+#[test]
+fn unfilled_gaps_and_strings_are_errors_naming_line_and_column() {
+    let features = || Some(vec!["bill_length_mm", "bill_depth_mm"]);
+    let e = load(features(), Fill::Reject).unwrap_err();
+    assert!(
+        e.contains("line 3, column 3: empty cell (column 'bill_length_mm')"),
+        "{e}"
+    );
+    let e = load(Some(vec!["bill_depth_mm"]), Fill::Reject).unwrap_err();
+    assert!(
+        e.contains("line 4, column 4: missing value 'NA'") && e.contains("missing: \"mean\""),
+        "{e}"
+    );
+    // Every column a feature: the island's names are not numbers.
+    let e = load(None, Fill::Mean).unwrap_err();
+    assert!(
+        e.contains("line 2, column 2") && e.contains("Torgersen"),
+        "{e}"
+    );
+    let e = load(
+        Some(vec!["bill_length_mm", "flipper_length_mm"]),
+        Fill::Mean,
+    )
+    .unwrap_err();
+    assert!(e.contains("flipper_length_mm"), "{e}");
+}
