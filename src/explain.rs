@@ -974,6 +974,19 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0866",
+        title: "data without labels",
+        text: "A csv read with `label: none` has no label column (every column but a weight \
+               column is a feature): it is data for `predict`. Training, validation and \
+               `evaluate` compare the model's outputs with labels, so they need a data set \
+               with a label column.",
+        example: Some(concat!(
+            "data d = csv(\"new.csv\", label: none)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

@@ -101,3 +101,22 @@ fn unfilled_gaps_and_strings_are_errors_naming_line_and_column() {
     .unwrap_err();
     assert!(e.contains("flipper_length_mm"), "{e}");
 }
+
+/// `label: none`: every column a feature, for `predict` on new, unlabelled rows (here a single
+/// column, which a labelled file could not have).
+#[test]
+fn unlabelled_data_predicts() {
+    let train = "a,y\n1,0\n2,1\n3,0\n4,1\n";
+    let fresh = "a\n1.5\n2.5\n3.5\n";
+    let dir = common::scratch("unlabelled", &[("train.csv", train), ("fresh.csv", fresh)]);
+    let source = "data train = csv(\"train.csv\")\n\
+                  data fresh = csv(\"fresh.csv\", label: none)\n\
+                  model m(x: f32[B, 1]) -> f32[B, 2] {\n    dense(2, softmax)\n}\n\
+                  fit m on train {\n    loss sparse_categorical_crossentropy\n}\n\
+                  predict m on fresh to \"out.csv\"\n";
+    kiln::driver::run(source, &dir, &mut |_| {}).unwrap_or_else(|e| panic!("{e:?}"));
+    let out = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "prob_0,prob_1,class");
+}

@@ -85,6 +85,10 @@ impl Checker {
                 };
                 let label = match b.get(1) {
                     None => Some(LabelColumn::Last),
+                    // Unlabelled data, for `predict`.
+                    Some(e) if matches!(&e.kind, ast::ExprKind::Name(n) if n == "none") => {
+                        Some(LabelColumn::None)
+                    }
                     Some(e) => self.label_column(e, "label"),
                 };
                 let scale = self.scale(b.get(3));
@@ -540,6 +544,7 @@ impl Checker {
                     LabelColumn::Name(n) => format!("{n:?}"),
                     LabelColumn::Index(i) => i.to_string(),
                     LabelColumn::Last => "the last column".into(),
+                    LabelColumn::None => "none".into(),
                 };
                 self.error(
                     Diagnostic::error("E0865", format!("feature column {name} {problem}"))

@@ -92,7 +92,7 @@ fn source(source: &DataSource) -> String {
                 format!(", delimiter: {:?}", delimiter.to_string())
             };
             match weight {
-                None | Some(LabelColumn::Last) => {}
+                None | Some(LabelColumn::Last | LabelColumn::None) => {}
                 Some(LabelColumn::Index(i)) => delimiter.push_str(&format!(", weight: {i}")),
                 Some(LabelColumn::Name(name)) => delimiter.push_str(&format!(", weight: {name:?}")),
             }
@@ -100,6 +100,7 @@ fn source(source: &DataSource) -> String {
                 let listed: Vec<String> = (features.iter())
                     .map(|c| match c {
                         LabelColumn::Last => "last".to_string(),
+                        LabelColumn::None => "none".to_string(),
                         LabelColumn::Index(i) => i.to_string(),
                         LabelColumn::Name(name) => format!("{name:?}"),
                     })
@@ -113,6 +114,7 @@ fn source(source: &DataSource) -> String {
             }
             let label = match label {
                 LabelColumn::Last => "last".to_string(),
+                LabelColumn::None => "none".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };
@@ -174,6 +176,7 @@ fn source(source: &DataSource) -> String {
         } => {
             let text = |column: &LabelColumn| match column {
                 LabelColumn::Last => "last".to_string(),
+                LabelColumn::None => "none".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };

@@ -61,7 +61,7 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             required("path", "string"),
             optional(
                 "label",
-                "column name (string) or zero-based index (integer)",
+                "column name (string) or zero-based index (integer), or `none` (unlabelled, for `predict`)",
                 "the last column",
             ),
             optional("header", "`true`/`false`", "`true`"),

@@ -244,6 +244,9 @@ pub enum LabelColumn {
     Index(usize),
     /// A header name; requires `header: true`.
     Name(String),
+    /// No label column (`label: none`, a CSV's only): data for `predict`, every column (but a
+    /// weight column) a feature.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

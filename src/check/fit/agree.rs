@@ -39,6 +39,9 @@ impl Checker {
         loss: Loss,
         loss_span: Span,
     ) -> bool {
+        if !self.labelled(data, use_span) {
+            return false;
+        }
         let mut ok = self.sample_shape_fits(model, data, use_span);
         ok &= self.integer_input_fits(model, data, use_span);
         let m = &self.models[model];
@@ -216,6 +219,30 @@ impl Checker {
         )
         .help("remove `standardize true`: token ids index an embedding's rows as they are");
         self.error(d);
+        false
+    }
+
+    /// Whether data set `data` has labels, as training and evaluation need (E0866 for a csv
+    /// with `label: none`, which only `predict` reads). `span`: where it is used.
+    pub(in crate::check) fn labelled(&mut self, data: usize, span: Span) -> bool {
+        let set = &self.data[data];
+        if !matches!(
+            &set.source,
+            DataSource::Csv {
+                label: crate::settings::LabelColumn::None,
+                ..
+            }
+        ) {
+            return true;
+        }
+        let name = set.name.clone();
+        let declared = set.span;
+        self.error(
+            Diagnostic::error("E0866", format!("`{name}` has no labels"))
+                .primary(span, "training and evaluation compare outputs with labels")
+                .secondary(declared, "declared with `label: none`")
+                .help("use data with a label column here; `label: none` data is for `predict`"),
+        );
         false
     }
 

@@ -252,6 +252,9 @@ impl Checker {
                 );
             }
         }
+        if !self.labelled(data, decl.data.span) {
+            return;
+        }
         ok &= self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
         ok &= self.loss_fits_output(model, loss, loss_options, loss_span);
         ok &= !standardize || self.standardizable(model, standardize_span);

@@ -110,7 +110,7 @@ fn parse_csv(
         ));
     };
     let columns = names.as_ref().map_or(first.cells.len(), Vec::len);
-    if columns < 2 {
+    if columns < 2 && wanted.label != &LabelColumn::None {
         return Err(DataError::at_line(
             origin,
             header_line.unwrap_or(first.line),
@@ -119,14 +119,19 @@ fn parse_csv(
             ),
         ));
     }
-    let label_col = label_column(
-        "label",
-        wanted.label,
-        names.as_deref(),
-        header_line,
-        columns,
-        origin,
-    )?;
+    // `label: none`: no label column; every sample's label is a placeholder 0, which only
+    // `predict` reads data of (the checker sees to that), and it ignores labels.
+    let label_col = match wanted.label {
+        LabelColumn::None => None,
+        label => Some(label_column(
+            "label",
+            label,
+            names.as_deref(),
+            header_line,
+            columns,
+            origin,
+        )?),
+    };
     let weight_col = match wanted.weight {
         None => None,
         Some(weight) => Some(label_column(
@@ -138,16 +143,18 @@ fn parse_csv(
             origin,
         )?),
     };
-    if weight_col == Some(label_col) {
+    if let Some(label) = label_col
+        && weight_col == Some(label)
+    {
         return Err(DataError::new(
             origin,
-            format!("the weight column is the label column (column {label_col})"),
+            format!("the weight column is the label column (column {label})"),
         ));
     }
     // The feature columns, in the order the program lists them (else every other column).
     let feature_cols: Vec<usize> = match wanted.features {
         None => (0..columns)
-            .filter(|&c| c != label_col && Some(c) != weight_col)
+            .filter(|&c| Some(c) != label_col && Some(c) != weight_col)
             .collect(),
         Some(listed) => {
             let mut cols = Vec::with_capacity(listed.len());
@@ -160,7 +167,7 @@ fn parse_csv(
                     columns,
                     origin,
                 )?;
-                if col == label_col || Some(col) == weight_col || cols.contains(&col) {
+                if Some(col) == label_col || Some(col) == weight_col || cols.contains(&col) {
                     return Err(DataError::new(
                         origin,
                         format!(
@@ -225,21 +232,32 @@ fn parse_csv(
                 format!("empty cell{}; expected a number", column_name(col)),
             )
         };
-        let cell = &row.cells[label_col];
-        if cell.is_empty() {
-            return Err(empty(label_col));
-        }
-        if loss.uses_classes() {
-            classes.push(parse_class(cell, loss).map_err(|message| at_cell(label_col, message))?);
-        } else {
-            let value = parse_number(cell).map_err(|message| at_cell(label_col, message))?;
-            if !value.is_finite() {
-                return Err(at_cell(
-                    label_col,
-                    format!("target '{cell}' is not a finite number"),
-                ));
+        match label_col {
+            None => {
+                classes.push(0);
+                targets.push(0.0);
             }
-            targets.push(value);
+            Some(label_col) => {
+                let cell = &row.cells[label_col];
+                if cell.is_empty() {
+                    return Err(empty(label_col));
+                }
+                if loss.uses_classes() {
+                    classes.push(
+                        parse_class(cell, loss).map_err(|message| at_cell(label_col, message))?,
+                    );
+                } else {
+                    let value =
+                        parse_number(cell).map_err(|message| at_cell(label_col, message))?;
+                    if !value.is_finite() {
+                        return Err(at_cell(
+                            label_col,
+                            format!("target '{cell}' is not a finite number"),
+                        ));
+                    }
+                    targets.push(value);
+                }
+            }
         }
         if let Some(col) = weight_col {
             let cell = &row.cells[col];
@@ -501,6 +519,10 @@ pub(super) fn label_column(
 ) -> Result<usize, DataError> {
     match label {
         LabelColumn::Last => Ok(columns - 1),
+        LabelColumn::None => Err(DataError::new(
+            origin,
+            format!("the {what} column cannot be `none`"),
+        )),
         LabelColumn::Index(index) => {
             if *index < columns {
                 Ok(*index)
