@@ -120,3 +120,59 @@ fn unlabelled_data_predicts() {
     assert_eq!(lines.len(), 4, "{out}");
     assert_eq!(lines[0], "prob_0,prob_1,class");
 }
+
+/// A file sorted by class: Keras's `validation_split` holds out the last class only;
+/// `stratify` keeps each class's share on both sides, `shuffle_split` draws the held-out rows
+/// from the fit's seed (the same rows for the same seed).
+#[test]
+fn stratified_and_shuffled_splits_of_a_sorted_file() {
+    let mut text = String::from("a,y\n");
+    for i in 0..30 {
+        text.push_str(&format!("{i},{}\n", i / 10));
+    }
+    let dir = common::scratch("splits", &[("sorted.csv", &text)]);
+    let set = DataSet {
+        name: "sorted".into(),
+        span: Span::default(),
+        source: DataSource::Csv {
+            path: "sorted.csv".into(),
+            label: LabelColumn::Last,
+            header: true,
+            scale: 1.0,
+            delimiter: ',',
+            weight: None,
+            features: None,
+            fill: Fill::Reject,
+        },
+    };
+    let loaded = data::load(&set, &dir, Loss::SparseCategoricalCrossentropy, DType::F32).unwrap();
+    let classes = |d: &data::Dataset| match &d.labels {
+        Labels::Classes(c) => c.clone(),
+        _ => unreachable!(),
+    };
+    let (_, keras) = loaded.clone().split_off_validation(0.2).unwrap();
+    assert_eq!(classes(&keras), [2; 6]);
+    let (train, held) = (loaded.clone())
+        .split_off_validation_reordered(0.2, 7, false, true)
+        .unwrap();
+    assert_eq!(classes(&held), [0, 0, 1, 1, 2, 2]);
+    assert_eq!(train.samples, 24);
+    // Features follow their labels: row i holds feature i, class i / 10.
+    for (x, c) in held.x.as_f32().unwrap().iter().zip(classes(&held)) {
+        assert_eq!(*x as i32 / 10, c);
+    }
+    let shuffled = |seed| {
+        let (_, held) = (loaded.clone())
+            .split_off_validation_reordered(0.2, seed, true, true)
+            .unwrap();
+        held.x.as_f32().unwrap().to_vec()
+    };
+    assert_eq!(shuffled(7), shuffled(7));
+    assert_ne!(shuffled(7), shuffled(8));
+    let (_, held) = (loaded.clone())
+        .split_off_validation_reordered(0.2, 7, true, true)
+        .unwrap();
+    let mut per_class = classes(&held);
+    per_class.sort();
+    assert_eq!(per_class, [0, 0, 1, 1, 2, 2]);
+}

@@ -54,6 +54,12 @@ pub fn describe(program: &CheckedProgram) -> String {
         if training.standardize {
             let _ = writeln!(out, "  standardize true");
         }
+        if training.shuffle_split {
+            let _ = writeln!(out, "  shuffle_split true");
+        }
+        if training.stratify {
+            let _ = writeln!(out, "  stratify true");
+        }
         if let Some(weights) = &training.class_weight {
             let weights: Vec<String> = weights.iter().map(|w| format!("{w:?}")).collect();
             let _ = writeln!(out, "  class_weight [{}]", weights.join(", "));

@@ -738,9 +738,13 @@ impl Runner<'_, '_> {
                 (dataset, Some((program.data[index].name.as_str(), loaded)))
             }
             Some(Validation::Split(fraction)) => {
-                let (train, held_out) = dataset
-                    .split_off_validation(fraction)
-                    .map_err(RunError::Data)?;
+                let (shuffle, stratify) = (fit.training.shuffle_split, fit.training.stratify);
+                let split = if shuffle || stratify {
+                    dataset.split_off_validation_reordered(fraction, fit.seed, shuffle, stratify)
+                } else {
+                    dataset.split_off_validation(fraction)
+                };
+                let (train, held_out) = split.map_err(RunError::Data)?;
                 (train, Some(("validation_split", held_out)))
             }
         };

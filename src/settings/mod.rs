@@ -289,6 +289,12 @@ pub struct Training {
     /// `sample_weight`), in training and in validation (whose data may lack one: then every
     /// sample weighs 1).
     pub sample_weight: bool,
+    /// `validation_split` after shuffling the samples with the fit's seed (scikit-learn's
+    /// `train_test_split(shuffle=True)`; Keras holds out the last samples). Default false.
+    pub shuffle_split: bool,
+    /// `validation_split` class by class, so each class keeps its share in both parts
+    /// (`train_test_split(stratify=y)`). Default false.
+    pub stratify: bool,
     /// Keras's `class_weight`: one weight per class, each sample's loss in training multiplied
     /// by its class's. `None`: every sample counts once.
     pub class_weight: Option<Vec<f32>>,

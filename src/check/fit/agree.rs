@@ -246,6 +246,49 @@ impl Checker {
         false
     }
 
+    /// `shuffle_split` or `stratify` (`name`, set at `span`): they reorder a `validation_split`
+    /// (the fit must have one), of rows (not of a time series' windows, which validate on the
+    /// latest, nor of text, whose vocabulary comes from the first rows), and `stratify` groups
+    /// by class (a class loss). E0867 otherwise.
+    pub(in crate::check) fn split_order_fits(
+        &mut self,
+        name: &str,
+        split: bool,
+        data: usize,
+        loss: Loss,
+        span: Span,
+    ) -> bool {
+        let why = if !split {
+            Some(
+                "it reorders the samples before a `validation_split`, and this fit has none"
+                    .to_string(),
+            )
+        } else if matches!(
+            self.data[data].source,
+            DataSource::Timeseries { .. } | DataSource::Text(_)
+        ) {
+            Some(
+                "time-series windows validate on the latest, and text's vocabulary is adapted \
+                 to the first rows, so their split stays in file order"
+                    .to_string(),
+            )
+        } else if name == "stratify" && !loss.uses_classes() {
+            Some(format!(
+                "`{}` trains on real-valued targets, which have no classes",
+                loss.name()
+            ))
+        } else {
+            None
+        };
+        let Some(why) = why else { return true };
+        self.error(
+            Diagnostic::error("E0867", format!("`{name}` cannot apply here"))
+                .primary(span, "this setting")
+                .note(why),
+        );
+        false
+    }
+
     /// `class_weight` for a fit of `model` with `loss`: a class loss (E0862), and one weight
     /// per class the loss reads from the model's output (E0863). `span`: the list.
     pub(in crate::check) fn class_weight_fits(

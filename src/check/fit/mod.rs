@@ -64,6 +64,8 @@ impl Checker {
         let mut standardize = Some(false);
         let mut standardize_span = head;
         let mut class_weight: Option<Option<(Vec<f32>, Span)>> = Some(None);
+        // (value, span of the setting) of `shuffle_split` and `stratify`.
+        let mut split_order = [Some((false, head)), Some((false, head))];
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -82,7 +84,7 @@ impl Checker {
                     &def::with_aliases(AliasOf::Setting, &SETTINGS),
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
                          validation, validation_split, initial_epoch, callbacks, standardize, \
-                         class_weight",
+                         class_weight, shuffle_split, stratify",
                 );
                 self.error(d);
                 broken = true;
@@ -150,6 +152,13 @@ impl Checker {
                             |c, e| c.non_negative_f32(e, "a class weight").map(|w| w as f32),
                         )
                         .map(|ws| Some((ws.into_iter().map(|(w, _)| w).collect(), value.span)))
+                }
+                "shuffle_split" | "stratify" => {
+                    let slot = usize::from(*known == "stratify");
+                    let span = Span::new(key.span.start, value.span.end);
+                    split_order[slot] = self
+                        .boolean(value, &format!("`{known}`"))
+                        .map(|b| (b, span));
                 }
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
@@ -219,6 +228,13 @@ impl Checker {
         else {
             return;
         };
+        let [
+            Some((shuffle_split, shuffle_span)),
+            Some((stratify, stratify_span)),
+        ] = split_order
+        else {
+            return;
+        };
         let (metrics, metric_spans): (Vec<Metric>, Vec<Span>) = metrics.into_iter().unzip();
         let mut ok = true;
         if let Some((initial, span)) = initial_epoch
@@ -261,6 +277,15 @@ impl Checker {
         if let Some((weights, span)) = &class_weight {
             ok &= self.class_weight_fits(model, loss, weights, *span);
         }
+        for (on, span, name) in [
+            (shuffle_split, shuffle_span, "shuffle_split"),
+            (stratify, stratify_span, "stratify"),
+        ] {
+            if on {
+                let split = matches!(validation, Some((Validation::Split(_), _)));
+                ok &= self.split_order_fits(name, split, data, loss, span);
+            }
+        }
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
         }
@@ -294,6 +319,8 @@ impl Checker {
                 standardize,
                 class_weight: class_weight.map(|(w, _)| w),
                 sample_weight,
+                shuffle_split,
+                stratify,
             },
         });
     }
