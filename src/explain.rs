@@ -988,13 +988,13 @@ pub const EXPLANATIONS: &[Explanation] = &[
     },
     Explanation {
         code: "E0867",
-        title: "shuffle_split or stratify without a split to reorder",
+        title: "shuffle_split, stratify or test_split where they cannot apply",
         text: "`shuffle_split true` shuffles the samples (with the fit's seed) before \
-               `validation_split` holds out its fraction, and `stratify true` holds out that \
-               fraction of each class, as scikit-learn's `train_test_split` does. Both need a \
-               `validation_split`; neither applies to `timeseries_csv` (which validates on the \
-               latest windows) or `text_csv` (whose vocabulary is adapted to the first rows); \
-               `stratify` needs a class loss.",
+               `validation_split` (or `test_split`) holds out its fraction, and `stratify true` \
+               holds out that fraction of each class, as scikit-learn's `train_test_split` does. \
+               Both need a `validation_split` or `test_split`; none of the three applies to \
+               `timeseries_csv` (which validates on the latest windows) or `text_csv` (whose \
+               vocabulary is adapted to the first rows); `stratify` needs a class loss.",
         example: Some(concat!(
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
             model!("    dense(2, softmax)\n"),

@@ -196,3 +196,34 @@ fn penguins_program_validates_on_every_species() {
         .1;
     assert!(accuracy > 0.95, "val_accuracy {accuracy}");
 }
+
+/// `test_split`: samples held out before training and validation (per class with `stratify`),
+/// evaluated once training ends and reported after the fit's line.
+#[test]
+fn test_split_is_held_out_and_evaluated_after_training() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/penguins.model");
+    let source = std::fs::read_to_string(&path).unwrap().replace(
+        "    seed             1",
+        "    test_split       0.1\n    seed             1",
+    );
+    assert!(
+        source.contains("test_split"),
+        "the program's seed line moved"
+    );
+    let mut events = Vec::new();
+    let outcomes = kiln::driver::run(&source, path.parent().unwrap(), &mut |event| match event {
+        kiln::driver::Event::Trained(_) => events.push("trained".to_string()),
+        kiln::driver::Event::Evaluated {
+            data, evaluation, ..
+        } => events.push(format!("{data} {}", evaluation.samples)),
+        _ => {}
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    // Per species: 152, 68 and 124 penguins leave 16, 7 and 13 for the test.
+    assert_eq!(events, ["trained", "test_split 36"]);
+    let test = outcomes[0].test.as_ref().unwrap();
+    let validation = outcomes[0].history[0].validation.as_ref().unwrap();
+    // Then 20% of each species' remaining 136, 61 and 111 validate: 28 + 13 + 23.
+    assert_eq!(validation.samples, 64);
+    assert!(test.loss.is_finite());
+}

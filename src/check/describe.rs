@@ -60,6 +60,9 @@ pub fn describe(program: &CheckedProgram) -> String {
         if training.stratify {
             let _ = writeln!(out, "  stratify true");
         }
+        if let Some(fraction) = training.test_split {
+            let _ = writeln!(out, "  test_split {fraction:?}");
+        }
         if let Some(weights) = &training.class_weight {
             let weights: Vec<String> = weights.iter().map(|w| format!("{w:?}")).collect();
             let _ = writeln!(out, "  class_weight [{}]", weights.join(", "));

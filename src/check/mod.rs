@@ -40,7 +40,7 @@ pub use prompt::CONSTRUCTORS;
 pub fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(name, candidates.iter().copied())
 }
-pub const SETTINGS: [&str; 15] = [
+pub const SETTINGS: [&str; 16] = [
     "loss",
     "optimizer",
     "metrics",
@@ -56,6 +56,7 @@ pub const SETTINGS: [&str; 15] = [
     "class_weight",
     "shuffle_split",
     "stratify",
+    "test_split",
 ];
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
 pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>) {

@@ -295,6 +295,9 @@ pub struct Training {
     /// `validation_split` class by class, so each class keeps its share in both parts
     /// (`train_test_split(stratify=y)`). Default false.
     pub stratify: bool,
+    /// A fraction in (0, 1) of the samples held out before training and validation (after
+    /// `shuffle_split`, per class with `stratify`), evaluated once training ends. Default none.
+    pub test_split: Option<f64>,
     /// Keras's `class_weight`: one weight per class, each sample's loss in training multiplied
     /// by its class's. `None`: every sample counts once.
     pub class_weight: Option<Vec<f32>>,

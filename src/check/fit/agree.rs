@@ -260,7 +260,8 @@ impl Checker {
     ) -> bool {
         let why = if !split {
             Some(
-                "it reorders the samples before a `validation_split`, and this fit has none"
+                "it reorders the samples before a `validation_split` or `test_split`, and this \
+                 fit has neither"
                     .to_string(),
             )
         } else if matches!(
@@ -269,7 +270,7 @@ impl Checker {
         ) {
             Some(
                 "time-series windows validate on the latest, and text's vocabulary is adapted \
-                 to the first rows, so their split stays in file order"
+                 to the first rows, so their split stays in file order (and has no test split)"
                     .to_string(),
             )
         } else if name == "stratify" && !loss.uses_classes() {

@@ -66,6 +66,7 @@ impl Checker {
         let mut class_weight: Option<Option<(Vec<f32>, Span)>> = Some(None);
         // (value, span of the setting) of `shuffle_split` and `stratify`.
         let mut split_order = [Some((false, head)), Some((false, head))];
+        let mut test_split: Option<Option<(f64, Span)>> = Some(None);
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -84,7 +85,7 @@ impl Checker {
                     &def::with_aliases(AliasOf::Setting, &SETTINGS),
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
                          validation, validation_split, initial_epoch, callbacks, standardize, \
-                         class_weight, shuffle_split, stratify",
+                         class_weight, shuffle_split, stratify, test_split",
                 );
                 self.error(d);
                 broken = true;
@@ -159,6 +160,11 @@ impl Checker {
                     split_order[slot] = self
                         .boolean(value, &format!("`{known}`"))
                         .map(|b| (b, span));
+                }
+                "test_split" => {
+                    test_split = self
+                        .split_fraction(value, "`test_split`")
+                        .map(|f| Some((f, Span::new(key.span.start, value.span.end))))
                 }
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
@@ -235,6 +241,9 @@ impl Checker {
         else {
             return;
         };
+        let Some(test_split) = test_split else {
+            return;
+        };
         let (metrics, metric_spans): (Vec<Metric>, Vec<Span>) = metrics.into_iter().unzip();
         let mut ok = true;
         if let Some((initial, span)) = initial_epoch
@@ -282,9 +291,13 @@ impl Checker {
             (stratify, stratify_span, "stratify"),
         ] {
             if on {
-                let split = matches!(validation, Some((Validation::Split(_), _)));
+                let split =
+                    matches!(validation, Some((Validation::Split(_), _))) || test_split.is_some();
                 ok &= self.split_order_fits(name, split, data, loss, span);
             }
+        }
+        if let Some((_, span)) = test_split {
+            ok &= self.split_order_fits("test_split", true, data, loss, span);
         }
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
@@ -321,6 +334,7 @@ impl Checker {
                 sample_weight,
                 shuffle_split,
                 stratify,
+                test_split: test_split.map(|(f, _)| f),
             },
         });
     }
