@@ -114,6 +114,7 @@ fn softmax_ce(c: &mut Criterion) {
         );
         let b = g.param(
             ParamInfo {
+                regularizer: None,
                 trainable: true,
                 name: "b".into(),
                 shape: Shape::fixed(&[classes]),
@@ -226,6 +227,7 @@ fn adam(c: &mut Criterion) {
         for (i, dims) in shapes.iter().enumerate() {
             g.param(
                 ParamInfo {
+                    regularizer: None,
                     trainable: true,
                     name: format!("p{i}"),
                     shape: Shape::fixed(dims),

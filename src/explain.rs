@@ -31,11 +31,12 @@ pub fn find(code: &str) -> Option<&'static Explanation> {
 
 /// Every kind of built-in with the table its definitions write (docs/language.md holds the same
 /// tables: `tests/docs.rs`).
-pub fn builtin_tables() -> [(&'static str, String); 10] {
+pub fn builtin_tables() -> [(&'static str, String); 11] {
     [
         ("layer", crate::check::layers_table()),
         ("function", crate::check::functions_table()),
         ("initializer", crate::check::initializers_table()),
+        ("regularizer", crate::settings::regularizer::docs_table()),
         ("loss", crate::settings::loss::docs_table()),
         ("metric", crate::settings::metric::docs_table()),
         ("optimizer", crate::settings::optimizer::docs_table()),
@@ -640,9 +641,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
     },
     Explanation {
         code: "E0307",
-        title: "accuracy without class labels",
-        text: "`accuracy` compares predicted and true classes, so it needs a classification \
-               loss.",
+        title: "a class metric without class labels",
+        text: "`accuracy`, `top_k_accuracy`, `precision`, `recall`, `f1_score` and `auc` compare \
+               predicted and true classes, so they need a classification loss.",
         example: Some(concat!(
             "data d = csv(\"houses.csv\")\n",
             model!("    dense(2)\n"),
@@ -939,6 +940,111 @@ pub const EXPLANATIONS: &[Explanation] = &[
                causes are too high a learning rate, inputs far from unit scale (use `scale` or \
                `standardize`), or a loss that does not fit the outputs.",
         example: None,
+    },
+    Explanation {
+        code: "E0860",
+        title: "not a regularizer",
+        text: "A built-in layer's `kernel_regularizer`, `bias_regularizer`, \
+               `embeddings_regularizer`, `gamma_regularizer` or `beta_regularizer` must name one \
+               of Keras's regularizers, by name, as a string or called with its factors: \
+               `l1(l1: 0.01)`, `l2(l2: 0.01)`, `l1_l2(l1: 0.01, l2: 0.01)` (also `L1`, `L2`, \
+               `L1L2`). A factor is a number zero or more. The penalty is added to the loss \
+               training minimizes and reports, as in Keras.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax, kernel_regularizer: l3(0.01))\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0861",
+        title: "two kinds of gradient clipping",
+        text: "An optimizer takes at most one of `clipnorm` (each gradient scaled to at most \
+               that L2 norm), `global_clipnorm` (all gradients scaled together) and `clipvalue` \
+               (each value clipped), as Keras allows only one.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(clipnorm: 1.0, clipvalue: 0.5)\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0862",
+        title: "class_weight without classes",
+        text: "`class_weight` multiplies each training sample's loss by its class's weight \
+               (Keras's `class_weight`), so it needs a loss that trains on class labels \
+               (`sparse_categorical_crossentropy`, `categorical_crossentropy`, \
+               `binary_crossentropy`). A regression loss's targets have no classes.",
+        example: Some(concat!(
+            "data d = csv(\"points.csv\")\n",
+            "model m(x: f32[B, 4]) -> f32[B, 1] {\n    dense(1)\n}\n",
+            "fit m on d {\n    loss mean_squared_error\n    class_weight [1.0, 2.0]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0863",
+        title: "class_weight of the wrong length",
+        text: "`class_weight` lists one weight per class, class 0 first: as many as the model's \
+               output gives classes with the fit's loss (its width for a softmax output, two for \
+               a one-unit sigmoid with `binary_crossentropy`).",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    class_weight [1.0, 2.0, 3.0]\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0864",
+        title: "the weight column is the label column",
+        text: "A CSV's `weight` column holds each sample's weight in the loss (Keras's \
+               `sample_weight`), so it cannot be the column of labels: name the column that \
+               holds the weights. (When the label is the last column by default and the weight \
+               is given by index, the loader reports the same when it reads the file.)",
+        example: Some(concat!(
+            "data d = csv(\"points.csv\", label: \"y\", weight: \"y\")\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0865",
+        title: "a feature column listed twice, or a label or weight column",
+        text: "A csv's `features` lists the columns that become the features, in order: each \
+               at most once, and neither the label column nor the weight column (those are not \
+               features).",
+        example: Some(concat!(
+            "data d = csv(\"points.csv\", label: \"y\", features: [\"a\", \"y\"])\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0866",
+        title: "data without labels",
+        text: "A csv read with `label: none` has no label column (every column but a weight \
+               column is a feature): it is data for `predict`. Training, validation and \
+               `evaluate` compare the model's outputs with labels, so they need a data set \
+               with a label column.",
+        example: Some(concat!(
+            "data d = csv(\"new.csv\", label: none)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0867",
+        title: "shuffle_split, stratify or test_split where they cannot apply",
+        text: "`shuffle_split true` shuffles the samples (with the fit's seed) before \
+               `validation_split` (or `test_split`) holds out its fraction, and `stratify true` \
+               holds out that fraction of each class, as scikit-learn's `train_test_split` does. \
+               Both need a `validation_split` or `test_split`; none of the three applies to \
+               `timeseries_csv` (which validates on the latest windows) or `text_csv` (whose \
+               vocabulary is adapted to the first rows); `stratify` needs a class loss.",
+        example: Some(concat!(
+            "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n    stratify true\n}\n"
+        )),
     },
     Explanation {
         code: "E0900",

@@ -64,6 +64,7 @@ fn check_op_with(
         .map(|(i, shape)| {
             graph.param(
                 ParamInfo {
+                    regularizer: None,
                     trainable: true,
                     name: format!("p{i}"),
                     shape: Shape::fixed(shape),
@@ -187,6 +188,7 @@ fn comparison_has_no_gradient(op: BinaryOp) {
     let mut graph = Graph::new(op.name());
     let p = graph.param(
         ParamInfo {
+            regularizer: None,
             trainable: true,
             name: "p".into(),
             shape: Shape::fixed(&[2]),
@@ -679,6 +681,7 @@ fn batch_dimension_reshapes_and_means() {
     let x = graph.input("x", TensorType::f32(bd(&[2, 2, 3])), None);
     let w = graph.param(
         ParamInfo {
+            regularizer: None,
             trainable: true,
             name: "w".into(),
             shape: Shape::fixed(&[2, 2, 3]),
@@ -688,6 +691,7 @@ fn batch_dimension_reshapes_and_means() {
     );
     let k = graph.param(
         ParamInfo {
+            regularizer: None,
             trainable: true,
             name: "k".into(),
             shape: Shape::fixed(&[12, 2]),

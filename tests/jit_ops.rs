@@ -29,6 +29,7 @@ fn bd(dims: &[usize]) -> Shape {
 fn param(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
     g.param(
         ParamInfo {
+            regularizer: None,
             trainable: true,
             name: name.into(),
             shape: Shape::fixed(dims),

@@ -312,11 +312,23 @@ impl Checker {
         params: &[&str],
         aliases: Aliases,
     ) -> Bound<'a> {
+        self.bind_named(callee, args, params, 0, aliases)
+    }
+
+    /// `bind`, with the last `named_only` parameters given by name only (as Keras's `**kwargs`).
+    pub(super) fn bind_named<'a>(
+        &mut self,
+        callee: &Ident,
+        args: &'a [Arg],
+        params: &[&str],
+        named_only: usize,
+        aliases: Aliases,
+    ) -> Bound<'a> {
         let binding = bind_slots(
             &callee.name,
             args.iter().map(|a| (a.name.as_ref(), a.span)),
             params,
-            0,
+            named_only,
             aliases,
         );
         let ok = binding.errors.is_empty();

@@ -85,6 +85,10 @@ impl Checker {
                 };
                 let label = match b.get(1) {
                     None => Some(LabelColumn::Last),
+                    // Unlabelled data, for `predict`.
+                    Some(e) if matches!(&e.kind, ast::ExprKind::Name(n) if n == "none") => {
+                        Some(LabelColumn::None)
+                    }
                     Some(e) => self.label_column(e, "label"),
                 };
                 let scale = self.scale(b.get(3));
@@ -92,6 +96,37 @@ impl Checker {
                     None => Some(','),
                     Some(e) => self.delimiter(e),
                 };
+                let features = match b.get(6) {
+                    None => Some(None),
+                    Some(e) => self.feature_columns(e).map(Some),
+                };
+                let fill = match b.get(7) {
+                    None => Some(Fill::Reject),
+                    Some(e) => self.fill(e),
+                };
+                let mut weight = match b.get(5) {
+                    None => Some(None),
+                    Some(e) => self.label_column(e, "weight").map(Some),
+                };
+                if let (Some(Some(w)), Some(l), Some(e)) = (&weight, &label, b.get(5))
+                    && (w == l || matches!(w, LabelColumn::Name(_)) && header == Some(false))
+                {
+                    let d = if w == l {
+                        Diagnostic::error("E0864", "the weight column is the label column")
+                            .primary(e.span, "weights")
+                            .secondary(b.get(1).map_or(e.span, |l| l.span), "labels")
+                            .help("name the column that holds each sample's weight")
+                    } else {
+                        Diagnostic::error(
+                            "E0310",
+                            "a weight column given by name needs a header row",
+                        )
+                        .primary(e.span, "a column name")
+                        .help("give the weight as a zero-based column index, or set `header: true`")
+                    };
+                    self.error(d);
+                    weight = None;
+                }
                 if let (Some(LabelColumn::Name(_)), Some(false), Some(label_expr)) =
                     (&label, header, b.get(1))
                 {
@@ -110,7 +145,29 @@ impl Checker {
                     );
                     None
                 } else {
-                    match (b.ok, path, label, header, scale, delimiter) {
+                    let named = |c: &Option<Vec<LabelColumn>>| {
+                        (c.iter().flatten()).any(|c| matches!(c, LabelColumn::Name(_)))
+                    };
+                    let features = match (features, header, b.get(6)) {
+                        (Some(f), Some(false), Some(e)) if named(&f) => {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0310",
+                                    "feature columns given by name need a header row",
+                                )
+                                .primary(e.span, "column names")
+                                .help("give the features as zero-based column indices, or set `header: true`"),
+                            );
+                            None
+                        }
+                        (Some(Some(f)), _, Some(e)) => {
+                            self.distinct_features(f, &label, &weight, e)
+                        }
+                        (f, _, _) => f,
+                    };
+                    match (
+                        b.ok, path, label, header, scale, delimiter, weight, features, fill,
+                    ) {
                         (
                             true,
                             Some(path),
@@ -118,12 +175,18 @@ impl Checker {
                             Some(header),
                             Some(scale),
                             Some(delimiter),
+                            Some(weight),
+                            Some(features),
+                            Some(fill),
                         ) => Some(DataSource::Csv {
                             path,
                             label,
                             header,
                             scale,
                             delimiter,
+                            weight,
+                            features,
+                            fill,
                         }),
                         _ => None,
                     }
@@ -416,6 +479,84 @@ impl Checker {
         Some(delimiter)
     }
 
+    /// A csv's `missing`: `"reject"`, `"mean"`, or a number to put in each missing cell.
+    fn fill(&mut self, expr: &ast::Expr) -> Option<Fill> {
+        let signed = match &expr.kind {
+            ast::ExprKind::Unary {
+                op: ast::UnaryOp::Neg,
+                operand,
+            } => Self::number(operand).map(|x| -x),
+            _ => Self::number(expr),
+        };
+        if let Some(x) = signed {
+            return match x as f32 {
+                x if x.is_finite() => Some(Fill::Constant(x)),
+                _ => {
+                    self.error(
+                        Diagnostic::error("E0303", "`missing` must be a finite number")
+                            .primary(expr.span, "outside f32's range"),
+                    );
+                    None
+                }
+            };
+        }
+        let text = self.string(expr, "`missing`")?;
+        match text.as_str() {
+            "reject" => Some(Fill::Reject),
+            "mean" => Some(Fill::Mean),
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`missing` must be \"reject\", \"mean\" or a number")
+                        .primary(expr.span, format!("{text:?}"))
+                        .help("\"reject\" stops at a missing feature, \"mean\" puts the column's mean in it, a number puts that number"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A csv's `features` when they are given: none twice, and neither the label's nor the
+    /// weight's column (E0865). `expr`: the list.
+    fn distinct_features(
+        &mut self,
+        features: Vec<LabelColumn>,
+        label: &Option<LabelColumn>,
+        weight: &Option<Option<LabelColumn>>,
+        expr: &ast::Expr,
+    ) -> Option<Option<Vec<LabelColumn>>> {
+        let items = match &expr.kind {
+            ast::ExprKind::List(items) => items.as_slice(),
+            _ => &[],
+        };
+        let span_of = |i: usize| items.get(i).map_or(expr.span, |e| e.span);
+        for (i, column) in features.iter().enumerate() {
+            let problem = if features[..i].contains(column) {
+                Some("is listed twice")
+            } else if label.as_ref() == Some(column) {
+                Some("is the label column")
+            } else if matches!(weight, Some(Some(w)) if w == column) {
+                Some("is the weight column")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                let name = match column {
+                    LabelColumn::Name(n) => format!("{n:?}"),
+                    LabelColumn::Index(i) => i.to_string(),
+                    LabelColumn::Last => "the last column".into(),
+                    LabelColumn::None => "none".into(),
+                };
+                self.error(
+                    Diagnostic::error("E0865", format!("feature column {name} {problem}"))
+                        .primary(span_of(i), problem.to_string())
+                        .help("list each feature column once, without the label or weight column"),
+                );
+                return None;
+            }
+        }
+        Some(Some(features))
+    }
+
     /// A time series' `missing` rule: one of `Missing::NAMES`.
     fn missing_rule(&mut self, expr: &ast::Expr) -> Option<Missing> {
         let text = self.string(expr, "`missing`")?;
@@ -479,6 +620,8 @@ impl Checker {
                         .primary(expr.span, format!("found {}", found(expr)))
                         .help(if what == "label" {
                             "write `label: \"species\"` or `label: 4`; omit it to use the last column"
+                        } else if what == "weight" {
+                            "write `weight: \"w\"` or `weight: 3`: the column of each sample's weight"
                         } else {
                             "write e.g. `column: \"co2\"` or `column: 1`"
                         }),

@@ -54,6 +54,19 @@ pub fn describe(program: &CheckedProgram) -> String {
         if training.standardize {
             let _ = writeln!(out, "  standardize true");
         }
+        if training.shuffle_split {
+            let _ = writeln!(out, "  shuffle_split true");
+        }
+        if training.stratify {
+            let _ = writeln!(out, "  stratify true");
+        }
+        if let Some(fraction) = training.test_split {
+            let _ = writeln!(out, "  test_split {fraction:?}");
+        }
+        if let Some(weights) = &training.class_weight {
+            let weights: Vec<String> = weights.iter().map(|w| format!("{w:?}")).collect();
+            let _ = writeln!(out, "  class_weight [{}]", weights.join(", "));
+        }
         if !training.callbacks.is_empty() {
             let callbacks: Vec<String> = training.callbacks.iter().map(Callback::text).collect();
             let _ = writeln!(out, "  callbacks [{}]", callbacks.join(", "));
@@ -78,14 +91,39 @@ fn source(source: &DataSource) -> String {
             header,
             scale,
             delimiter,
+            weight,
+            features,
+            fill,
         } => {
-            let delimiter = if *delimiter == ',' {
+            let mut delimiter = if *delimiter == ',' {
                 String::new()
             } else {
                 format!(", delimiter: {:?}", delimiter.to_string())
             };
+            match weight {
+                None | Some(LabelColumn::Last | LabelColumn::None) => {}
+                Some(LabelColumn::Index(i)) => delimiter.push_str(&format!(", weight: {i}")),
+                Some(LabelColumn::Name(name)) => delimiter.push_str(&format!(", weight: {name:?}")),
+            }
+            if let Some(features) = features {
+                let listed: Vec<String> = (features.iter())
+                    .map(|c| match c {
+                        LabelColumn::Last => "last".to_string(),
+                        LabelColumn::None => "none".to_string(),
+                        LabelColumn::Index(i) => i.to_string(),
+                        LabelColumn::Name(name) => format!("{name:?}"),
+                    })
+                    .collect();
+                delimiter.push_str(&format!(", features: [{}]", listed.join(", ")));
+            }
+            match fill {
+                Fill::Reject => {}
+                Fill::Mean => delimiter.push_str(", missing: \"mean\""),
+                Fill::Constant(x) => delimiter.push_str(&format!(", missing: {x:?}")),
+            }
             let label = match label {
                 LabelColumn::Last => "last".to_string(),
+                LabelColumn::None => "none".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };
@@ -147,6 +185,7 @@ fn source(source: &DataSource) -> String {
         } => {
             let text = |column: &LabelColumn| match column {
                 LabelColumn::Last => "last".to_string(),
+                LabelColumn::None => "none".to_string(),
                 LabelColumn::Index(i) => i.to_string(),
                 LabelColumn::Name(name) => format!("{name:?}"),
             };

@@ -1470,6 +1470,7 @@ impl<'a> Elab<'a> {
             let init = super::builtins::initializer(self, init.as_ref(), &shape)?;
             let id = self.graph.param(
                 crate::ir::graph::ParamInfo {
+                    regularizer: None,
                     trainable: true,
                     name: format!("{layer_name}.{}", name.name),
                     shape: Shape::fixed(&shape),

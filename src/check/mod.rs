@@ -43,7 +43,7 @@ pub use prompt::CONSTRUCTORS;
 pub fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(name, candidates.iter().copied())
 }
-pub const SETTINGS: [&str; 12] = [
+pub const SETTINGS: [&str; 16] = [
     "loss",
     "optimizer",
     "metrics",
@@ -56,6 +56,10 @@ pub const SETTINGS: [&str; 12] = [
     "initial_epoch",
     "callbacks",
     "standardize",
+    "class_weight",
+    "shuffle_split",
+    "stratify",
+    "test_split",
 ];
 /// Checks a parsed program. `None` iff any error was reported; warnings may accompany `Some`.
 pub fn check(program: &ast::Program) -> (Option<CheckedProgram>, Vec<Diagnostic>) {
@@ -525,7 +529,10 @@ mod tests {
                 label: LabelColumn::Name("species".into()),
                 header: true,
                 scale: 1.0,
-                delimiter: ','
+                delimiter: ',',
+                weight: None,
+                features: None,
+                fill: Fill::Reject,
             }
         );
     }

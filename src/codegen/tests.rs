@@ -341,6 +341,7 @@ fn bn(n: usize) -> Shape {
 fn param(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
     g.param(
         ParamInfo {
+            regularizer: None,
             trainable: true,
             name: name.into(),
             shape: Shape::fixed(dims),

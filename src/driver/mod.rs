@@ -173,6 +173,21 @@ pub fn training_graph_timed(
     Ok(graph)
 }
 
+/// The forward pass and loss as evaluation and prediction run them (`lower::for_inference`),
+/// without the fit's `class_weight`: Keras weighs only the training loss by class.
+pub fn inference_graph(program: &CheckedProgram, fit: &Fit) -> Result<Graph, Diagnostic> {
+    let model = &program.models[fit.model];
+    let objective = lower::Objective {
+        class_weight: None,
+        ..fit.objective()
+    };
+    let graph = lower::lower_training(&model.forward, &objective);
+    verified(&graph, "lowering")?;
+    let graph = dce::eliminate_dead_code(&graph);
+    verified(&graph, "dead-code elimination")?;
+    Ok(lower::for_inference(&graph))
+}
+
 /// The verifier between stages: a failure is a compiler bug, reported rather than run.
 fn verified(graph: &Graph, after: &str) -> Result<(), Diagnostic> {
     let problems = verify::verify(graph);

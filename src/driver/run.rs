@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::codegen::{self, CodegenConfig, CompiledStep};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::Graph;
-use crate::ir::lower;
 use crate::ir::shape::{DType, Shape};
 use crate::program::{Action, CheckedProgram, Fit};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
@@ -26,7 +25,7 @@ use crate::settings::{
 };
 
 use super::{
-    GraphStage, Timings, check_source_timed, compile_step, training_graph, training_graph_timed,
+    GraphStage, Timings, check_source_timed, compile_step, inference_graph, training_graph_timed,
 };
 
 /// What happens while a program runs, for the CLI (or a test) to show.
@@ -111,6 +110,9 @@ pub struct FitOutcome {
     pub stopped_early: Option<usize>,
     /// Where a training step's time went, measured after training (`RunOptions::profile`).
     pub profile: Option<train::StepProfile>,
+    /// Loss and metrics of the final weights on the `test_split` samples, which neither trained
+    /// nor validated.
+    pub test: Option<Evaluation>,
 }
 
 /// Why a run stopped.
@@ -276,6 +278,14 @@ impl Runner<'_, '_> {
                 Action::Fit(index) => {
                     let outcome = runner.fit(&program.fits[*index], front_end)?;
                     (runner.on_event)(Event::Trained(&outcome));
+                    if let Some(evaluation) = &outcome.test {
+                        (runner.on_event)(Event::Evaluated {
+                            model: &outcome.model,
+                            data: "test_split",
+                            evaluation,
+                            baseline: None,
+                        });
+                    }
                     outcomes.push(outcome);
                 }
                 Action::Load { model, path, span } => {
@@ -454,9 +464,7 @@ impl Runner<'_, '_> {
 
     /// The forward pass as evaluation and prediction run it: dropout is the identity there.
     fn forward(&self, fit: &Fit) -> Result<Graph, RunError> {
-        training_graph(self.program, fit, GraphStage::Forward)
-            .map(|graph| lower::for_inference(&graph))
-            .map_err(program_error)
+        inference_graph(self.program, fit).map_err(program_error)
     }
 
     /// The model's current weights: as trained or loaded, else freshly initialised from the seed
@@ -733,6 +741,22 @@ impl Runner<'_, '_> {
         let (dataset, adapted) =
             self.text_or_data(fit.data, fit, kept.as_ref(), Some(adapt), true)?;
         let text = adapted.or(kept);
+        // The test samples leave first, so neither training nor validation sees them.
+        let (shuffle, stratify) = (fit.training.shuffle_split, fit.training.stratify);
+        let hold_out = |set: Dataset, fraction: f64| {
+            if shuffle || stratify {
+                set.split_off_validation_reordered(fraction, fit.seed, shuffle, stratify)
+            } else {
+                set.split_off_validation(fraction)
+            }
+        };
+        let (dataset, mut test) = match fit.training.test_split {
+            None => (dataset, None),
+            Some(fraction) => {
+                let (rest, test) = hold_out(dataset, fraction).map_err(RunError::Data)?;
+                (rest, Some(test))
+            }
+        };
         // Keras's validation_data / validation_split, evaluated by a forward-only graph.
         let (dataset, validation) = match fit.validation {
             None => (dataset, None),
@@ -741,9 +765,7 @@ impl Runner<'_, '_> {
                 (dataset, Some((program.data[index].name.as_str(), loaded)))
             }
             Some(Validation::Split(fraction)) => {
-                let (train, held_out) = dataset
-                    .split_off_validation(fraction)
-                    .map_err(RunError::Data)?;
+                let (train, held_out) = hold_out(dataset, fraction).map_err(RunError::Data)?;
                 (train, Some(("validation_split", held_out)))
             }
         };
@@ -763,6 +785,9 @@ impl Runner<'_, '_> {
             statistics.apply(&mut dataset);
             if let Some((_, held_out)) = validation.as_mut() {
                 statistics.apply(held_out);
+            }
+            if let Some(test) = test.as_mut() {
+                statistics.apply(test);
             }
         }
         let load_time = loading.elapsed();
@@ -908,6 +933,15 @@ impl Runner<'_, '_> {
             None
         };
         let slices: Vec<&[f32]> = final_params.iter().map(Vec::as_slice).collect();
+        let test = match &test {
+            None => None,
+            Some(set) => {
+                let forward = self.forward(fit)?;
+                let mut evaluator =
+                    self.evaluator(&forward, fit.batch.min(set.samples).max(1), fit)?;
+                Some(evaluator.evaluate(&slices, set, &fit.metrics))
+            }
+        };
         Ok(FitOutcome {
             model: model.name.clone(),
             history: trained.history,
@@ -915,6 +949,7 @@ impl Runner<'_, '_> {
             final_params,
             stopped_early: trained.stopped_early,
             profile,
+            test,
         })
     }
 

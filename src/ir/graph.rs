@@ -120,6 +120,9 @@ pub struct ParamInfo {
     /// weights (batch normalization's moving statistics) are updated by the graph's own
     /// `updates` instead, and are saved and loaded like any parameter.
     pub trainable: bool,
+    /// The penalty on its values that lowering adds to the loss (a built-in layer's
+    /// `kernel_regularizer` and the like).
+    pub regularizer: Option<crate::settings::regularizer::Regularizer>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

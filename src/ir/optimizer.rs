@@ -4,7 +4,8 @@
 //! them the graph to write into.
 
 use super::builder::{OnGraph, id, var};
-use super::graph::{Graph, Slot, StateInfo, Update};
+use super::graph::{Graph, Slot, StateInfo, Update, ValueId};
+use super::op::{BinaryOp, ReduceKind, UnaryOp};
 use super::shape::{Shape, TensorType};
 use crate::diag::Span;
 use crate::settings::optimizer::{Optimizer, State, UpdateBuilder, Var};
@@ -20,8 +21,64 @@ pub const LR: &str = "lr";
 /// Appends the update for `optimizer` (gradients must already be in `graph.gradients`): the
 /// optimizer's own rule (`settings::optimizer`), run against the graph.
 pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span>) {
+    clip_gradients(graph, optimizer, span);
     let mut builder = GraphUpdate { graph, span };
     (optimizer.def.update)(&optimizer.args, &mut builder);
+}
+
+/// Keras's gradient clipping, before any optimizer's update (its `_clip_gradients`): with
+/// `clipnorm`, each gradient times `c / max(‖g‖, c)`; with `global_clipnorm`, every gradient
+/// times `c / max(‖all‖, c)`, the norm taken over all of them together; with `clipvalue`, each
+/// value clipped to `[−c, c]`. The checker allows one of the three. The clipped values replace
+/// the gradients the rule reads.
+fn clip_gradients(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span>) {
+    let args = &optimizer.args;
+    let bound =
+        |g: &mut Graph, name: &str| (args.optional(name)).map(|c| g.constant(c as f32, span));
+    let squares = |g: &mut Graph, v: ValueId| {
+        let square = g.binary(BinaryOp::Mul, v, v, span);
+        let axes: Vec<usize> = (0..g.shape(v).rank()).collect();
+        g.reduce(ReduceKind::Sum, square, &axes, false, span)
+    };
+    // `x · c / max(norm, c)`: x itself while the norm is within the bound.
+    let scaled = |g: &mut Graph, x: ValueId, norm: ValueId, c: ValueId| {
+        let over = g.binary(BinaryOp::Max, norm, c, span);
+        let times = g.binary(BinaryOp::Mul, x, c, span);
+        g.binary(BinaryOp::Div, times, over, span)
+    };
+    let count = graph.gradients.len();
+    if let Some(c) = bound(graph, "clipnorm") {
+        for i in 0..count {
+            let g = graph.gradients[i].value;
+            let sum = squares(graph, g);
+            let norm = graph.unary(UnaryOp::Sqrt, sum, span);
+            graph.gradients[i].value = scaled(graph, g, norm, c);
+        }
+    } else if let Some(c) = bound(graph, "global_clipnorm") {
+        let mut total = None;
+        for i in 0..count {
+            let sum = squares(graph, graph.gradients[i].value);
+            total = Some(match total {
+                None => sum,
+                Some(t) => graph.binary(BinaryOp::Add, t, sum, span),
+            });
+        }
+        let Some(total) = total else { return };
+        let norm = graph.unary(UnaryOp::Sqrt, total, span);
+        let over = graph.binary(BinaryOp::Max, norm, c, span);
+        let scale = graph.binary(BinaryOp::Div, c, over, span);
+        for i in 0..count {
+            let g = graph.gradients[i].value;
+            graph.gradients[i].value = graph.binary(BinaryOp::Mul, g, scale, span);
+        }
+    } else if let Some(c) = bound(graph, "clipvalue") {
+        let low = graph.unary(UnaryOp::Neg, c, span);
+        for i in 0..count {
+            let g = graph.gradients[i].value;
+            let floor = graph.binary(BinaryOp::Max, g, low, span);
+            graph.gradients[i].value = graph.binary(BinaryOp::Min, floor, c, span);
+        }
+    }
 }
 
 /// The update rule's arithmetic as IR nodes.
@@ -116,6 +173,7 @@ mod tests {
         let mut graph = Graph::new("u");
         graph.param(
             ParamInfo {
+                regularizer: None,
                 trainable: true,
                 name: "w".into(),
                 shape: Shape::fixed(&[1]),

@@ -44,6 +44,7 @@ mod tests {
         let mut g = Graph::new("ce");
         let z = g.param(
             ParamInfo {
+                regularizer: None,
                 trainable: true,
                 name: "z".into(),
                 shape: Shape::fixed(&[2, 3]),

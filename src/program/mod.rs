@@ -218,6 +218,8 @@ impl Fit {
             loss: self.loss,
             options: self.loss_options,
             span: self.span,
+            class_weight: self.training.class_weight.clone(),
+            sample_weight: self.training.sample_weight,
         }
     }
 }

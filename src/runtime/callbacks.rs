@@ -197,12 +197,14 @@ mod tests {
             epochs: 10,
             loss: 1.0,
             metrics: vec![("accuracy", 0.5)],
+            per_class: Vec::new(),
             seconds: 0.0,
             steps: 1,
             learning_rate: None,
             validation: Some(Evaluation {
                 loss: val_loss,
                 metrics: vec![("accuracy", 0.5)],
+                per_class: Vec::new(),
                 samples: 1,
             }),
         }

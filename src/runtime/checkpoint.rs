@@ -699,6 +699,7 @@ mod tests {
 
     fn info(name: &str, shape: &[usize]) -> ParamInfo {
         ParamInfo {
+            regularizer: None,
             trainable: true,
             name: name.into(),
             shape: Shape::fixed(shape),

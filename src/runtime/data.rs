@@ -74,6 +74,9 @@ pub struct Dataset {
     /// the naive forecast "the same as the last value seen", which [`Dataset::naive_mae`]
     /// scores. `None` for other sources.
     pub last_values: Option<Vec<f32>>,
+    /// Each sample's weight in the loss (a CSV's `weight` column, Keras's `sample_weight`);
+    /// `None`: every sample weighs 1.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl Dataset {
@@ -300,9 +303,18 @@ fn load_source(
             header,
             scale,
             delimiter,
+            weight,
+            features,
+            fill,
         } => {
             let path = resolve(path, base_dir);
-            let mut data = load_csv(&path, label, *header, *delimiter, loss, integers)?;
+            let columns = csv::Columns {
+                label,
+                weight: weight.as_ref(),
+                features: features.as_deref(),
+                fill: *fill,
+            };
+            let mut data = load_csv(&path, columns, *header, *delimiter, loss, integers)?;
             // The checker refuses `scale` for an integer input (E0323).
             if let Features::F32(x) = &mut data.x
                 && *scale != 1.0
@@ -767,6 +779,9 @@ mod tests {
                 header,
                 scale: 1.0,
                 delimiter: ',',
+                weight: None,
+                features: None,
+                fill: crate::settings::Fill::Reject,
             },
         }
     }
@@ -838,6 +853,7 @@ mod tests {
         let mut forward = Graph::new("net");
         let x = forward.input("x", input.clone(), None);
         let kernel = ParamInfo {
+            regularizer: None,
             trainable: true,
             name: "dense.kernel".into(),
             shape: Shape::fixed(&[inputs, outputs]),
@@ -1177,9 +1193,10 @@ mod tests {
 
     #[test]
     fn csv_non_finite_features() {
+        // NaN is how pandas writes a gap: a missing value, which the program may fill.
         let e = error_text("a,y\n1,0\nNaN,1\n", LabelColumn::Last, true, SCCE);
-        assert_contains(&e, "line 3, column 1: feature value 'NaN'");
-        assert_contains(&e, "not finite");
+        assert_contains(&e, "line 3, column 1: missing value 'NaN'");
+        assert_contains(&e, "missing: \"mean\"");
         let e = error_text("a,y\n1,0\n2,1\ninf,1\n", LabelColumn::Last, true, SCCE);
         assert_contains(&e, "line 4, column 1: feature value 'inf'");
         let e = error_text("a,y\n1,inf\n", LabelColumn::Last, true, MSE);
@@ -1335,6 +1352,7 @@ mod tests {
             origin: "images.idx".into(),
             labels_origin: "labels.idx".into(),
             last_values: None,
+            weights: None,
         };
         for sample in [&[6][..], &[2, 3], &[2, 3, 1]] {
             check_against_model(&images, &model_taking(sample, 2), SCCE).unwrap();

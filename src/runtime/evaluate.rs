@@ -9,7 +9,7 @@
 
 use super::data::{Dataset, Labels};
 use super::metrics::Metrics;
-use super::train::feed_features;
+use super::train::{feed_features, feed_weights};
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
 use crate::ir::graph::Graph;
 use crate::ir::lower;
@@ -22,6 +22,8 @@ pub struct Evaluation {
     pub loss: f64,
     /// In the order the `fit` lists them, named as Keras shows them (`accuracy`).
     pub metrics: Vec<(&'static str, f64)>,
+    /// Each class's precision, recall and F1 (`precision_class_0`, …), for the history.
+    pub per_class: Vec<(String, f64)>,
     pub samples: usize,
 }
 
@@ -32,6 +34,8 @@ pub struct Evaluator {
     features: usize,
     labels: Option<usize>,
     targets: Option<usize>,
+    /// The sample-weight input, when the fit weighs samples.
+    weights: Option<usize>,
     batch: usize,
 }
 
@@ -50,6 +54,7 @@ impl Evaluator {
             features,
             labels: find(lower::LABELS),
             targets: find(lower::TARGETS),
+            weights: find(lower::SAMPLE_WEIGHTS),
             batch,
         })
     }
@@ -105,6 +110,9 @@ impl Evaluator {
                     }
                 }
             }
+            if let Some(slot) = self.weights {
+                feed_weights(&mut self.forward, slot, dataset, start..end);
+            }
             self.forward.run(rows);
             each(&self.forward, rows, start);
             start = end;
@@ -145,6 +153,7 @@ impl Evaluator {
         Evaluation {
             loss: loss_sum / samples,
             metrics: tally.finish(),
+            per_class: tally.per_class(),
             samples: dataset.samples,
         }
     }

@@ -15,9 +15,15 @@ pub fn columns(report: &EpochReport) -> Vec<(String, f64)> {
     for (name, value) in &report.metrics {
         columns.push((name.to_string(), *value));
     }
+    for (name, value) in &report.per_class {
+        columns.push((name.clone(), *value));
+    }
     if let Some(validation) = &report.validation {
         columns.push(("val_loss".to_string(), validation.loss));
         for (name, value) in &validation.metrics {
+            columns.push((format!("val_{name}"), *value));
+        }
+        for (name, value) in &validation.per_class {
             columns.push((format!("val_{name}"), *value));
         }
     }
@@ -82,12 +88,14 @@ mod tests {
             epochs: 2,
             loss: 0.5 / epoch as f64,
             metrics: vec![("accuracy", 0.25 * epoch as f64)],
+            per_class: Vec::new(),
             seconds: 0.125,
             steps: 4,
             learning_rate: None,
             validation: validation.then(|| Evaluation {
                 loss: 0.75,
                 metrics: vec![("accuracy", 0.5)],
+                per_class: Vec::new(),
                 samples: 10,
             }),
         }

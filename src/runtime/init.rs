@@ -133,6 +133,7 @@ mod tests {
         let mut graph = Graph::new("g");
         graph.param(
             ParamInfo {
+                regularizer: None,
                 trainable: true,
                 name: "w".into(),
                 shape: Shape::fixed(&[32, 64]),
@@ -145,6 +146,7 @@ mod tests {
         );
         graph.param(
             ParamInfo {
+                regularizer: None,
                 trainable: true,
                 name: "b".into(),
                 shape: Shape::fixed(&[64]),
@@ -169,6 +171,7 @@ mod tests {
         let (min, max) = (-2e38f32, 3e38f32);
         graph.param(
             ParamInfo {
+                regularizer: None,
                 trainable: true,
                 name: "w".into(),
                 shape: Shape::fixed(&[1000]),

@@ -134,12 +134,14 @@ mod tests {
                 epochs: 4,
                 loss: 1.0 / epoch as f64,
                 metrics: vec![("accuracy", 0.5 + 0.1 * epoch as f64)],
+                per_class: Vec::new(),
                 seconds: 0.1,
                 steps: 3,
                 learning_rate: None,
                 validation: Some(Evaluation {
                     loss: 1.2 / epoch as f64,
                     metrics: vec![("accuracy", 0.4 + 0.1 * epoch as f64)],
+                    per_class: Vec::new(),
                     samples: 10,
                 }),
             })

@@ -27,6 +27,8 @@ pub struct EpochReport {
     /// Mean loss over the epoch's samples (each batch weighted by its size, as Keras does).
     pub loss: f64,
     pub metrics: Vec<(&'static str, f64)>,
+    /// Each class's precision, recall and F1 (`precision_class_0`, …), for the history.
+    pub per_class: Vec<(String, f64)>,
     pub seconds: f64,
     pub steps: usize,
     /// The learning rate at the end of the epoch, when a schedule or `reduce_lr_on_plateau`
@@ -48,6 +50,7 @@ struct InputSlots {
     features: usize,
     labels: Option<usize>,
     targets: Option<usize>,
+    weights: Option<usize>,
     step: Option<usize>,
     lr: Option<usize>,
 }
@@ -59,6 +62,7 @@ impl InputSlots {
             features: find(lower::FEATURES).expect("a training graph has features"),
             labels: find(lower::LABELS),
             targets: find(lower::TARGETS),
+            weights: find(lower::SAMPLE_WEIGHTS),
             step: find(optimizer::STEP),
             lr: find(optimizer::LR),
         }
@@ -302,6 +306,7 @@ pub fn train(
             epochs: fit.epochs,
             loss: loss_sum / samples,
             metrics,
+            per_class: tally.per_class(),
             seconds,
             steps,
             learning_rate: None,
@@ -612,11 +617,29 @@ fn gather(
             }
         }
     }
+    if let Some(slot) = slots.weights {
+        feed_weights(step, slot, dataset, rows.iter().copied());
+    }
     if let Some(slot) = slots.step {
         step.input_f32_mut(slot, batch)[0] = t as f32;
     }
     if let Some(slot) = slots.lr {
         step.input_f32_mut(slot, batch)[0] = lr;
+    }
+}
+
+/// Copies the weights of `rows`, in that order, into the step's sample-weight input; a data set
+/// without a weight column (a validation set of its own) weighs every sample 1.
+pub(super) fn feed_weights(
+    step: &mut CompiledStep,
+    slot: usize,
+    dataset: &Dataset,
+    rows: impl ExactSizeIterator<Item = usize>,
+) {
+    let dst = step.input_f32_mut(slot, rows.len());
+    match &dataset.weights {
+        Some(weights) => (dst.iter_mut().zip(rows)).for_each(|(d, row)| *d = weights[row]),
+        None => dst.fill(1.0),
     }
 }
 

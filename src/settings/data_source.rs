@@ -61,12 +61,27 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             required("path", "string"),
             optional(
                 "label",
-                "column name (string) or zero-based index (integer)",
+                "column name (string) or zero-based index (integer), or `none` (unlabelled, for `predict`)",
                 "the last column",
             ),
             optional("header", "`true`/`false`", "`true`"),
             SCALE,
             optional("delimiter", "one character, or `\"tab\"`", "`\",\"`"),
+            optional(
+                "weight",
+                "column name or index: each sample's weight in the loss (Keras's `sample_weight`), not a feature",
+                "none",
+            ),
+            optional(
+                "features",
+                "a list of column names or indices: the features, in this order",
+                "every other column",
+            ),
+            optional(
+                "missing",
+                "`\"reject\"`, `\"mean\"` (the column's mean) or a number: what an empty, `NA` or `NaN` feature cell becomes",
+                "`\"reject\"`",
+            ),
         ],
     },
     DataSourceDef {

@@ -313,6 +313,7 @@ pub enum AliasOf {
     Schedule,
     Callback,
     Initializer,
+    Regularizer,
     /// An argument of an optimizer, loss, metric, schedule, callback or initializer (not of a
     /// layer or a user's function: their arguments keep one spelling).
     Argument,
@@ -329,6 +330,7 @@ impl AliasOf {
             AliasOf::Schedule => "schedule",
             AliasOf::Callback => "callback",
             AliasOf::Initializer => "initializer",
+            AliasOf::Regularizer => "regularizer",
             AliasOf::Argument => "argument",
             AliasOf::Setting => "`fit` setting",
         }
@@ -385,6 +387,8 @@ pub static ALIASES: &[Alias] = &[
     ),
     alias(AliasOf::Metric, "Precision", "precision"),
     alias(AliasOf::Metric, "Recall", "recall"),
+    alias(AliasOf::Metric, "F1Score", "f1_score"),
+    alias(AliasOf::Metric, "AUC", "auc"),
     alias(AliasOf::Metric, "MeanAbsoluteError", "mae"),
     alias(AliasOf::Metric, "mean_absolute_error", "mae"),
     alias(AliasOf::Metric, "MeanSquaredError", "mse"),
@@ -416,6 +420,9 @@ pub static ALIASES: &[Alias] = &[
     alias(AliasOf::Initializer, "RandomUniform", "uniform"),
     alias(AliasOf::Initializer, "random_uniform", "uniform"),
     alias(AliasOf::Initializer, "Constant", "constant"),
+    alias(AliasOf::Regularizer, "L1", "l1"),
+    alias(AliasOf::Regularizer, "L2", "l2"),
+    alias(AliasOf::Regularizer, "L1L2", "l1_l2"),
     alias(AliasOf::Setting, "batch_size", "batch"),
 ];
 

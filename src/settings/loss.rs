@@ -90,6 +90,9 @@ pub trait LossBuilder: Arithmetic {
     /// Entries `start..end` of `axis`.
     fn slice(&mut self, x: Var, axis: usize, start: usize, end: usize) -> Var;
     fn concat(&mut self, parts: &[Var], axis: usize) -> Var;
+    /// Per-sample terms `x` (`[B, k]`) times each sample's weight (its class's `class_weight`),
+    /// as Keras weighs a loss before its sum over the batch; `x` itself when the fit weighs none.
+    fn weigh(&mut self, x: Var) -> Var;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +243,7 @@ fn categorical(_: LossOptions, b: &mut dyn LossBuilder) -> Lowered {
     let classes = b.width();
     let one_hot = b.one_hot(labels, classes);
     let picked = b.mul(one_hot, log_probs);
+    let picked = b.weigh(picked);
     let total = b.sum_all(picked);
     let negated = b.neg(total);
     let loss = b.div(negated, batch);
@@ -261,6 +265,7 @@ fn binary(_: LossOptions, b: &mut dyn LossBuilder) -> Lowered {
     let soft = b.softplus(logits);
     let yl = b.mul(y, logits);
     let per_sample = b.sub(soft, yl);
+    let per_sample = b.weigh(per_sample);
     let total = b.sum_all(per_sample);
     let loss = b.div(total, batch);
     // Scores [0, l]: the argmax is class 1 exactly when σ(l) > 0.5, so class metrics
@@ -282,6 +287,7 @@ fn regression(
     let targets = b.targets();
     let error = b.sub(output, targets);
     let per_element = per_element(options, b, error);
+    let per_element = b.weigh(per_element);
     let total = b.sum_all(per_element);
     let per_sample = b.div(total, batch);
     let width = b.width() as f32;

@@ -20,6 +20,15 @@ pub enum Metric {
     /// `recall`: with `binary`, correct predictions of class 1 over all samples of it (Keras's
     /// `Recall()`); else per class, macro-averaged like `precision`.
     Recall { binary: bool },
+    /// `auc`: Keras's `AUC()`: the area under the ROC curve from the counts at
+    /// `num_thresholds` thresholds evenly spaced over [0, 1], by the trapezoidal rule
+    /// (`summation_method="interpolation"`); a softmax classifier's probabilities count as one
+    /// binary prediction per sample and class (Keras's `multi_label=False` on one-hot labels).
+    Auc { thresholds: usize, binary: bool },
+    /// `f1_score`: the harmonic mean of precision and recall: with `binary`, of class 1 (Keras's
+    /// `F1Score(threshold=0.5)` on one sigmoid output); else the macro average over classes
+    /// (`F1Score(average="macro")`). The history also records each class's.
+    F1Score { binary: bool },
     /// `mae`: mean absolute error over samples and outputs (regression).
     MeanAbsoluteError,
     /// `mse`: mean squared error over samples and outputs (regression).
@@ -36,7 +45,16 @@ pub struct MetricFacts {
 }
 
 /// Every metric, in the order the docs list them.
-pub static METRICS: &[&MetricDef] = &[&ACCURACY, &TOP_K_ACCURACY, &PRECISION, &RECALL, &MAE, &MSE];
+pub static METRICS: &[&MetricDef] = &[
+    &ACCURACY,
+    &TOP_K_ACCURACY,
+    &PRECISION,
+    &RECALL,
+    &F1_SCORE,
+    &AUC,
+    &MAE,
+    &MSE,
+];
 
 pub fn find(name: &str) -> Option<&'static MetricDef> {
     def::find(METRICS, def::AliasOf::Metric, name)
@@ -53,6 +71,8 @@ impl Metric {
             Metric::TopKAccuracy { .. } => &TOP_K_ACCURACY,
             Metric::Precision { .. } => &PRECISION,
             Metric::Recall { .. } => &RECALL,
+            Metric::F1Score { .. } => &F1_SCORE,
+            Metric::Auc { .. } => &AUC,
             Metric::MeanAbsoluteError => &MAE,
             Metric::MeanSquaredError => &MSE,
         }
@@ -71,6 +91,8 @@ impl Metric {
         match self {
             Metric::Precision { .. } => Metric::Precision { binary },
             Metric::Recall { .. } => Metric::Recall { binary },
+            Metric::F1Score { .. } => Metric::F1Score { binary },
+            Metric::Auc { thresholds, .. } => Metric::Auc { thresholds, binary },
             other => other,
         }
     }
@@ -174,6 +196,55 @@ pub static RECALL: MetricDef = Def {
     params: &[],
     build: |_| Ok(Metric::Recall { binary: false }),
     values: |_| vec![],
+    facts: CLASSES,
+};
+
+pub static F1_SCORE: MetricDef = Def {
+    name: "f1_score",
+    doc: "the harmonic mean of precision and recall, `2·P·R / (P + R)`: for \
+          `binary_crossentropy` of class 1 at threshold 0.5 (Keras's `F1Score(threshold=0.5)`), \
+          for the other class losses the macro average of each class's (Keras's \
+          `F1Score(average=\"macro\")`); `--history` records each class's too \
+          (`f1_score_class_0`, …, Keras's `average=None`)",
+    params: &[],
+    build: |_| Ok(Metric::F1Score { binary: false }),
+    values: |_| vec![],
+    facts: CLASSES,
+};
+
+pub static AUC: MetricDef = Def {
+    name: "auc",
+    doc: "the area under the ROC curve (Keras's `AUC()`): true and false positive rates at \
+          `num_thresholds` thresholds over [0, 1] (the first just below 0, the last just above \
+          1), summed by the trapezoidal rule; a sigmoid output's probability, or each class's \
+          softmax probability against a one-hot label",
+    // Reports and the history name the metric without its thresholds.
+    params: &[def::Param {
+        name: "num_thresholds",
+        kind: ParamKind::PositiveInt,
+        default: Some(Value::Int(200)),
+        doc: "a whole number above 1",
+        text: Text::Hidden,
+    }],
+    build: |v| {
+        let thresholds = v[0].count();
+        if thresholds < 2 {
+            return Err(def::Problem {
+                at: Some("num_thresholds"),
+                message: "`auc` needs at least 2 thresholds".into(),
+                label: format!("{thresholds} threshold"),
+                note: Some("Keras's AUC requires num_thresholds > 1; its default is 200".into()),
+            });
+        }
+        Ok(Metric::Auc {
+            thresholds,
+            binary: false,
+        })
+    },
+    values: |m| match m {
+        Metric::Auc { thresholds, .. } => vec![Value::Int(*thresholds as u64)],
+        _ => unreachable!("auc's values of another metric"),
+    },
     facts: CLASSES,
 };
 

@@ -10,6 +10,7 @@ pub mod def;
 pub mod loss;
 pub mod metric;
 pub mod optimizer;
+pub mod regularizer;
 pub mod schedule;
 
 pub use callback::{Callback, Monitor};
@@ -47,6 +48,14 @@ pub enum DataSource {
         scale: f32,
         /// The character between cells. Default: `,`.
         delimiter: char,
+        /// A column of per-sample weights (Keras's `sample_weight`), not a feature: each
+        /// sample's loss is multiplied by its weight. Default: none.
+        weight: Option<LabelColumn>,
+        /// The feature columns, in this order; `None`: every column but the label's and the
+        /// weight's, in file order.
+        features: Option<Vec<LabelColumn>>,
+        /// What a missing feature cell (empty, `NA`, `NaN`) becomes. Default: an error.
+        fill: Fill,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images of
     /// shape `[rows, cols]` (`rows · cols` features, row by row), and unsigned-byte class labels.
@@ -94,6 +103,18 @@ pub enum DataSource {
     /// Keras's `TextVectorization` over a CSV column of raw text, with class names in another
     /// column (see `runtime::data::text`).
     Text(TextSource),
+}
+
+/// What a CSV's missing feature cell (empty, `NA`, `NaN`) becomes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fill {
+    /// Loading stops at the first one, naming its line and column (the default).
+    Reject,
+    /// The mean of the column's other cells in the same file (scikit-learn's
+    /// `SimpleImputer(strategy="mean")`).
+    Mean,
+    /// This number.
+    Constant(f32),
 }
 
 /// What a time series' missing cell (empty, `NA`, `NaN`) becomes.
@@ -223,6 +244,9 @@ pub enum LabelColumn {
     Index(usize),
     /// A header name; requires `header: true`.
     Name(String),
+    /// No label column (`label: none`, a CSV's only): data for `predict`, every column (but a
+    /// weight column) a feature.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +285,22 @@ pub struct Training {
     /// (Keras's `Normalization` layer adapted to it), applied to validation, evaluation and
     /// prediction data too. Default false.
     pub standardize: bool,
+    /// The fit's data has a `weight` column: the loss weighs each sample by it (Keras's
+    /// `sample_weight`), in training and in validation (whose data may lack one: then every
+    /// sample weighs 1).
+    pub sample_weight: bool,
+    /// `validation_split` after shuffling the samples with the fit's seed (scikit-learn's
+    /// `train_test_split(shuffle=True)`; Keras holds out the last samples). Default false.
+    pub shuffle_split: bool,
+    /// `validation_split` class by class, so each class keeps its share in both parts
+    /// (`train_test_split(stratify=y)`). Default false.
+    pub stratify: bool,
+    /// A fraction in (0, 1) of the samples held out before training and validation (after
+    /// `shuffle_split`, per class with `stratify`), evaluated once training ends. Default none.
+    pub test_split: Option<f64>,
+    /// Keras's `class_weight`: one weight per class, each sample's loss in training multiplied
+    /// by its class's. `None`: every sample counts once.
+    pub class_weight: Option<Vec<f32>>,
 }
 
 /// Keras's `validation_data` / `validation_split`.

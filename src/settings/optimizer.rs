@@ -69,6 +69,8 @@ pub enum ArgKind {
     Bool,
     /// One of these names.
     Choice(&'static [&'static str]),
+    /// A gradient-clipping bound: a number greater than zero, or `none` (off, Keras's `None`).
+    Clip,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,6 +80,8 @@ pub enum ArgValue {
     Number(f64),
     Bool(bool),
     Choice(&'static str),
+    /// Keras's `None`: the argument is off.
+    Off,
 }
 
 impl fmt::Display for ArgValue {
@@ -87,6 +91,7 @@ impl fmt::Display for ArgValue {
             ArgValue::Number(x) => write!(f, "{:?}", *x as f32),
             ArgValue::Bool(b) => write!(f, "{b}"),
             ArgValue::Choice(c) => write!(f, "{c}"),
+            ArgValue::Off => write!(f, "none"),
         }
     }
 }
@@ -125,6 +130,14 @@ impl Args {
         match self.get(name) {
             ArgValue::Number(x) => x,
             other => panic!("internal error: `{name}` is {other:?}, not a number"),
+        }
+    }
+
+    /// A number, or `None` when the argument is off.
+    pub fn optional(&self, name: &str) -> Option<f64> {
+        match self.get(name) {
+            ArgValue::Off => None,
+            _ => Some(self.exact(name)),
         }
     }
 
@@ -386,6 +399,36 @@ const fn number(name: &'static str, kind: ArgKind, default: f64, doc: &'static s
     }
 }
 
+/// Every optimizer takes Keras's gradient clipping (at most one of the three, as Keras
+/// allows), applied to the gradients before its update (`ir::optimizer`).
+pub const CLIP_ARGS: [&str; 3] = ["clipnorm", "clipvalue", "global_clipnorm"];
+
+const fn clip(name: &'static str, doc: &'static str, shown: fn(&Args) -> bool) -> ArgDef {
+    ArgDef {
+        name,
+        kind: ArgKind::Clip,
+        default: ArgValue::Off,
+        doc,
+        shown,
+    }
+}
+
+const CLIPNORM: ArgDef = clip(
+    "clipnorm",
+    "by name; each gradient scaled to at most this L2 norm",
+    |a| a.optional("clipnorm").is_some(),
+);
+const CLIPVALUE: ArgDef = clip(
+    "clipvalue",
+    "by name; each gradient value clipped to [−clipvalue, clipvalue]",
+    |a| a.optional("clipvalue").is_some(),
+);
+const GLOBAL_CLIPNORM: ArgDef = clip(
+    "global_clipnorm",
+    "by name; all gradients scaled together to at most this L2 norm",
+    |a| a.optional("global_clipnorm").is_some(),
+);
+
 /// Adam's family shares these, with Keras's defaults.
 const BETA1: ArgDef = number("beta1", ArgKind::Fraction, 0.9, "in [0, 1)");
 const BETA2: ArgDef = number("beta2", ArgKind::Fraction, 0.999, "in [0, 1)");
@@ -411,6 +454,9 @@ pub static SGD: OptimizerDef = OptimizerDef {
             doc: "",
             shown: has_momentum,
         },
+        CLIPNORM,
+        CLIPVALUE,
+        GLOBAL_CLIPNORM,
     ],
     resolve: no_resolve,
     non_negative: &[],
@@ -479,6 +525,9 @@ pub static ADAM: OptimizerDef = OptimizerDef {
                   default) before",
             shown: |args| args.choice("profile") != "keras",
         },
+        CLIPNORM,
+        CLIPVALUE,
+        GLOBAL_CLIPNORM,
     ],
     // PyTorch's default eps is 1e-8, Keras's 1e-7.
     resolve: |args, given| {
@@ -600,6 +649,9 @@ pub static RMSPROP: OptimizerDef = OptimizerDef {
             doc: "normalize by the gradients' variance instead of their second moment",
             shown: always,
         },
+        CLIPNORM,
+        CLIPVALUE,
+        GLOBAL_CLIPNORM,
     ],
     resolve: no_resolve,
     non_negative: &["velocity"],
@@ -667,6 +719,9 @@ pub static ADAMW: OptimizerDef = OptimizerDef {
         BETA1,
         BETA2,
         EPS,
+        CLIPNORM,
+        CLIPVALUE,
+        GLOBAL_CLIPNORM,
     ],
     resolve: no_resolve,
     non_negative: &["v"],
@@ -722,6 +777,9 @@ pub static ADAGRAD: OptimizerDef = OptimizerDef {
             ">= 0: where every accumulator starts",
         ),
         EPS,
+        CLIPNORM,
+        CLIPVALUE,
+        GLOBAL_CLIPNORM,
     ],
     resolve: no_resolve,
     non_negative: &["accumulator"],
@@ -757,7 +815,15 @@ fn adagrad_update(args: &Args, b: &mut dyn UpdateBuilder) {
 pub static NADAM: OptimizerDef = OptimizerDef {
     name: "nadam",
     doc: "Adam with Nesterov momentum, in Keras's form",
-    args: &[lr(0.001), BETA1, BETA2, EPS],
+    args: &[
+        lr(0.001),
+        BETA1,
+        BETA2,
+        EPS,
+        CLIPNORM,
+        CLIPVALUE,
+        GLOBAL_CLIPNORM,
+    ],
     resolve: no_resolve,
     non_negative: &["v"],
     update: nadam_update,

@@ -18,6 +18,7 @@ const fn kernel(name: &'static str, init_arg: &'static str, shape: &'static str)
     ParamDef {
         name,
         init_arg,
+        reg_arg: "kernel_regularizer",
         shape,
         init: &GLOROT_UNIFORM,
         when: "",
@@ -29,6 +30,7 @@ const fn bias(name: &'static str, init_arg: &'static str, shape: &'static str) -
     ParamDef {
         name,
         init_arg,
+        reg_arg: "bias_regularizer",
         shape,
         init: &ZEROS,
         when: "with `use_bias`",

@@ -72,6 +72,7 @@ const fn params(kernel: &'static str) -> [ParamDef; 2] {
         ParamDef {
             name: "kernel",
             init_arg: "kernel_initializer",
+            reg_arg: "kernel_regularizer",
             shape: kernel,
             init: &GLOROT_UNIFORM,
             when: "",
@@ -80,6 +81,7 @@ const fn params(kernel: &'static str) -> [ParamDef; 2] {
         ParamDef {
             name: "bias",
             init_arg: "bias_initializer",
+            reg_arg: "bias_regularizer",
             shape: "f32[filters]",
             init: &ZEROS,
             when: "with `use_bias`",

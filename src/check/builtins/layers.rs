@@ -41,6 +41,7 @@ pub static DENSE: BuiltinDef = BuiltinDef {
         ParamDef {
             name: "kernel",
             init_arg: "kernel_initializer",
+            reg_arg: "kernel_regularizer",
             shape: "f32[in, units]",
             init: &GLOROT_UNIFORM,
             when: "",
@@ -49,6 +50,7 @@ pub static DENSE: BuiltinDef = BuiltinDef {
         ParamDef {
             name: "bias",
             init_arg: "bias_initializer",
+            reg_arg: "bias_regularizer",
             shape: "f32[units]",
             init: &ZEROS,
             when: "with `use_bias`",
@@ -79,6 +81,7 @@ pub static EMBEDDING: BuiltinDef = BuiltinDef {
     params: &[ParamDef {
         name: "embeddings",
         init_arg: "embeddings_initializer",
+        reg_arg: "embeddings_regularizer",
         shape: "f32[input_dim, output_dim]",
         init: &UNIFORM,
         when: "",

@@ -24,6 +24,7 @@ mod layers;
 mod normalization;
 mod pooling;
 mod recurrent;
+mod regularizers;
 mod reshaping;
 mod spatial;
 
@@ -201,6 +202,9 @@ pub struct ParamDef {
     /// The layer's argument that picks another initializer (Keras's `kernel_initializer`),
     /// given by name only.
     pub init_arg: &'static str,
+    /// The layer's argument that puts a penalty on it (Keras's `kernel_regularizer`); empty
+    /// for a parameter training does not differentiate.
+    pub reg_arg: &'static str,
     /// For the docs: `f32[in, units]`.
     pub shape: &'static str,
     pub init: &'static initializers::InitializerDef,
@@ -276,19 +280,26 @@ impl Args {
 }
 
 impl BuiltinDef {
-    /// Its arguments, then a layer's initializer arguments.
+    /// Its arguments, then a layer's initializer and regularizer arguments.
     fn arg_names(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = self.args.iter().map(|a| a.name).collect();
         names.extend(self.init_args());
         names
     }
 
-    /// The arguments that pick its parameters' initializers (`kernel_initializer`).
+    /// The arguments given by name only, kept as written until the layer is applied: those
+    /// that pick its parameters' initializers (`kernel_initializer`), then those that put a
+    /// penalty on them (`kernel_regularizer`).
     pub fn init_args(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = Vec::new();
-        for p in self.params {
-            if !names.contains(&p.init_arg) {
-                names.push(p.init_arg);
+        let regs = self
+            .params
+            .iter()
+            .map(|p| p.reg_arg)
+            .filter(|r| !r.is_empty());
+        for name in self.params.iter().map(|p| p.init_arg).chain(regs) {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
         names
@@ -484,22 +495,31 @@ fn create_params(
         // start its bias, and `bias_initializer` belongs to the one in use.)
         let Some(shape) = shape else { continue };
         let given = args.take(param.init_arg);
+        let penalty = match param.reg_arg {
+            "" => None,
+            name => args.take(name),
+        };
         let init = match given {
             None => param.init.with_defaults(shape),
             Some(arg) => init_arg(el, arg, shape)?,
         };
-        inits.push((param, shape, init));
+        let regularizer = match penalty {
+            None => None,
+            Some(arg) => Some(regularizer_arg(el, arg)?),
+        };
+        inits.push((param, shape, init, regularizer));
     }
     let layer_name = el.layer_name(def.name);
     let params: Vec<ValueId> = inits
         .into_iter()
-        .map(|(param, shape, init)| {
+        .map(|(param, shape, init, regularizer)| {
             el.graph.param(
                 ParamInfo {
                     name: format!("{layer_name}.{}", param.name),
                     shape: Shape::fixed(shape),
                     init,
                     trainable: param.trainable,
+                    regularizer,
                 },
                 Some(span),
             )
@@ -518,6 +538,20 @@ fn init_arg(el: &mut Elab, arg: ArgValue, shape: &[usize]) -> Option<crate::ir::
         Value::Initializer(expr) => initializer(el, Some(&expr), shape),
         other => {
             el.wrong_kind(&other, arg.span, "an initializer such as `he_normal`");
+            None
+        }
+    }
+}
+
+/// A `*_regularizer` argument, kept as written like an initializer's.
+fn regularizer_arg(
+    el: &mut Elab,
+    arg: ArgValue,
+) -> Option<crate::settings::regularizer::Regularizer> {
+    match arg.value {
+        Value::Initializer(expr) => regularizers::regularizer(el, &expr),
+        other => {
+            el.wrong_kind(&other, arg.span, "a regularizer such as `l2(0.01)`");
             None
         }
     }
@@ -754,7 +788,7 @@ pub fn layers_table() -> String {
                 )
             })
             .collect();
-        let inits: Vec<String> = def
+        let mut inits: Vec<String> = def
             .params
             .iter()
             .map(|p| {
@@ -762,6 +796,11 @@ pub fn layers_table() -> String {
                 format!("`{}: {init}` (an initializer, by name)", p.init_arg)
             })
             .collect();
+        inits.extend(
+            (def.params.iter())
+                .filter(|p| !p.reg_arg.is_empty())
+                .map(|p| format!("`{}: none` (a regularizer, by name)", p.reg_arg)),
+        );
         out.push_str(&format!(
             "| `{}` | {} | {}, {} | {} |\n",
             def.name,

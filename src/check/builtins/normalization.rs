@@ -47,6 +47,7 @@ const SCALE: ArgDef = ArgDef {
 const GAMMA: ParamDef = ParamDef {
     name: "gamma",
     init_arg: "gamma_initializer",
+    reg_arg: "gamma_regularizer",
     shape: "f32[features]",
     init: &ONES,
     when: "with `scale`",
@@ -55,6 +56,7 @@ const GAMMA: ParamDef = ParamDef {
 const BETA: ParamDef = ParamDef {
     name: "beta",
     init_arg: "beta_initializer",
+    reg_arg: "beta_regularizer",
     shape: "f32[features]",
     init: &ZEROS,
     when: "with `center`",
@@ -83,6 +85,7 @@ pub static BATCH_NORMALIZATION: BuiltinDef = BuiltinDef {
         ParamDef {
             name: "moving_mean",
             init_arg: "moving_mean_initializer",
+            reg_arg: "",
             shape: "f32[features]",
             init: &ZEROS,
             when: "non-trainable",
@@ -91,6 +94,7 @@ pub static BATCH_NORMALIZATION: BuiltinDef = BuiltinDef {
         ParamDef {
             name: "moving_variance",
             init_arg: "moving_variance_initializer",
+            reg_arg: "",
             shape: "f32[features]",
             init: &ONES,
             when: "non-trainable",

@@ -55,6 +55,7 @@ const GO_BACKWARDS: ArgDef = ArgDef {
 const KERNEL: ParamDef = ParamDef {
     name: "kernel",
     init_arg: "kernel_initializer",
+    reg_arg: "kernel_regularizer",
     shape: "f32[features, gates·units]",
     init: &GLOROT_UNIFORM,
     when: "",
@@ -63,6 +64,7 @@ const KERNEL: ParamDef = ParamDef {
 const RECURRENT_KERNEL: ParamDef = ParamDef {
     name: "recurrent_kernel",
     init_arg: "recurrent_initializer",
+    reg_arg: "recurrent_regularizer",
     shape: "f32[units, gates·units]",
     init: &ORTHOGONAL,
     when: "",
@@ -71,6 +73,7 @@ const RECURRENT_KERNEL: ParamDef = ParamDef {
 const BIAS: ParamDef = ParamDef {
     name: "bias",
     init_arg: "bias_initializer",
+    reg_arg: "bias_regularizer",
     shape: "f32[gates·units]",
     init: &ZEROS,
     when: "with `use_bias`",
@@ -110,6 +113,7 @@ pub static LSTM: BuiltinDef = BuiltinDef {
         ParamDef {
             name: "bias",
             init_arg: "bias_initializer",
+            reg_arg: "bias_regularizer",
             shape: "f32[4·units]",
             init: &UNIT_FORGET_BIAS,
             when: "with `use_bias` and `unit_forget_bias`",

@@ -39,6 +39,9 @@ impl Checker {
         loss: Loss,
         loss_span: Span,
     ) -> bool {
+        if !self.labelled(data, use_span) {
+            return false;
+        }
         let mut ok = self.sample_shape_fits(model, data, use_span);
         ok &= self.integer_input_fits(model, data, use_span);
         let m = &self.models[model];
@@ -216,6 +219,119 @@ impl Checker {
         )
         .help("remove `standardize true`: token ids index an embedding's rows as they are");
         self.error(d);
+        false
+    }
+
+    /// Whether data set `data` has labels, as training and evaluation need (E0866 for a csv
+    /// with `label: none`, which only `predict` reads). `span`: where it is used.
+    pub(in crate::check) fn labelled(&mut self, data: usize, span: Span) -> bool {
+        let set = &self.data[data];
+        if !matches!(
+            &set.source,
+            DataSource::Csv {
+                label: crate::settings::LabelColumn::None,
+                ..
+            }
+        ) {
+            return true;
+        }
+        let name = set.name.clone();
+        let declared = set.span;
+        self.error(
+            Diagnostic::error("E0866", format!("`{name}` has no labels"))
+                .primary(span, "training and evaluation compare outputs with labels")
+                .secondary(declared, "declared with `label: none`")
+                .help("use data with a label column here; `label: none` data is for `predict`"),
+        );
+        false
+    }
+
+    /// `shuffle_split` or `stratify` (`name`, set at `span`): they reorder a `validation_split`
+    /// (the fit must have one), of rows (not of a time series' windows, which validate on the
+    /// latest, nor of text, whose vocabulary comes from the first rows), and `stratify` groups
+    /// by class (a class loss). E0867 otherwise.
+    pub(in crate::check) fn split_order_fits(
+        &mut self,
+        name: &str,
+        split: bool,
+        data: usize,
+        loss: Loss,
+        span: Span,
+    ) -> bool {
+        let why = if !split {
+            Some(
+                "it reorders the samples before a `validation_split` or `test_split`, and this \
+                 fit has neither"
+                    .to_string(),
+            )
+        } else if matches!(
+            self.data[data].source,
+            DataSource::Timeseries { .. } | DataSource::Text(_)
+        ) {
+            Some(
+                "time-series windows validate on the latest, and text's vocabulary is adapted \
+                 to the first rows, so their split stays in file order (and has no test split)"
+                    .to_string(),
+            )
+        } else if name == "stratify" && !loss.uses_classes() {
+            Some(format!(
+                "`{}` trains on real-valued targets, which have no classes",
+                loss.name()
+            ))
+        } else {
+            None
+        };
+        let Some(why) = why else { return true };
+        self.error(
+            Diagnostic::error("E0867", format!("`{name}` cannot apply here"))
+                .primary(span, "this setting")
+                .note(why),
+        );
+        false
+    }
+
+    /// `class_weight` for a fit of `model` with `loss`: a class loss (E0862), and one weight
+    /// per class the loss reads from the model's output (E0863). `span`: the list.
+    pub(in crate::check) fn class_weight_fits(
+        &mut self,
+        model: usize,
+        loss: Loss,
+        weights: &[f32],
+        span: Span,
+    ) -> bool {
+        if !loss.uses_classes() {
+            self.error(
+                Diagnostic::error("E0862", "`class_weight` needs class labels")
+                    .primary(span, "one weight per class")
+                    .note(format!(
+                        "`{}` trains on real-valued targets, which have no classes",
+                        loss.name()
+                    ))
+                    .help("remove `class_weight`, or train a classifier with a class loss"),
+            );
+            return false;
+        }
+        let classes = loss.classes(self.models[model].output_features);
+        if weights.len() == classes {
+            return true;
+        }
+        let name = self.models[model].name.clone();
+        self.error(
+            Diagnostic::error(
+                "E0863",
+                format!(
+                    "`class_weight` has {} weight{} for {classes} classes",
+                    weights.len(),
+                    if weights.len() == 1 { "" } else { "s" }
+                ),
+            )
+            .primary(span, format!("expected {classes}, one per class in order"))
+            .note(format!(
+                "with `{}`, `{name}`'s output gives {classes} classes",
+                loss.name()
+            ))
+            .help("list the weight of class 0 first, then class 1, and so on"),
+        );
         false
     }
 

@@ -63,6 +63,10 @@ impl Checker {
         let mut callbacks = Some(Vec::new());
         let mut standardize = Some(false);
         let mut standardize_span = head;
+        let mut class_weight: Option<Option<(Vec<f32>, Span)>> = Some(None);
+        // (value, span of the setting) of `shuffle_split` and `stratify`.
+        let mut split_order = [Some((false, head)), Some((false, head))];
+        let mut test_split: Option<Option<(f64, Span)>> = Some(None);
         for setting in &decl.settings {
             let (key, value) = match setting {
                 ast::Setting::Pair { key, value, .. } => (key, value),
@@ -80,7 +84,8 @@ impl Checker {
                     "not a fit setting",
                     &def::with_aliases(AliasOf::Setting, &SETTINGS),
                     "settings: loss, optimizer, metrics, epochs, batch, seed, shuffle, \
-                         validation, validation_split, initial_epoch, callbacks, standardize",
+                         validation, validation_split, initial_epoch, callbacks, standardize, \
+                         class_weight, shuffle_split, stratify, test_split",
                 );
                 self.error(d);
                 broken = true;
@@ -138,6 +143,29 @@ impl Checker {
                         Self::metric,
                     )
                 }
+                "class_weight" => {
+                    class_weight = self
+                        .list(
+                            value,
+                            "`class_weight`",
+                            "a list with one weight per class",
+                            Some("write `class_weight [1.0, 5.0]`: class 0 counts once, class 1 five times"),
+                            |c, e| c.non_negative_f32(e, "a class weight").map(|w| w as f32),
+                        )
+                        .map(|ws| Some((ws.into_iter().map(|(w, _)| w).collect(), value.span)))
+                }
+                "shuffle_split" | "stratify" => {
+                    let slot = usize::from(*known == "stratify");
+                    let span = Span::new(key.span.start, value.span.end);
+                    split_order[slot] = self
+                        .boolean(value, &format!("`{known}`"))
+                        .map(|b| (b, span));
+                }
+                "test_split" => {
+                    test_split = self
+                        .split_fraction(value, "`test_split`")
+                        .map(|f| Some((f, Span::new(key.span.start, value.span.end))))
+                }
                 "epochs" => epochs = self.positive_int(value, "`epochs`"),
                 "batch" => batch = self.positive_int(value, "`batch`"),
                 "seed" => seed = self.seed_value(value, "`seed`"),
@@ -190,9 +218,30 @@ impl Checker {
         else {
             return;
         };
-        let (Some(schedule), Some(initial_epoch), Some(callbacks), Some(standardize)) =
-            (schedule, initial_epoch, callbacks, standardize)
+        let (
+            Some(schedule),
+            Some(initial_epoch),
+            Some(callbacks),
+            Some(standardize),
+            Some(class_weight),
+        ) = (
+            schedule,
+            initial_epoch,
+            callbacks,
+            standardize,
+            class_weight,
+        )
         else {
+            return;
+        };
+        let [
+            Some((shuffle_split, shuffle_span)),
+            Some((stratify, stratify_span)),
+        ] = split_order
+        else {
+            return;
+        };
+        let Some(test_split) = test_split else {
             return;
         };
         let (metrics, metric_spans): (Vec<Metric>, Vec<Span>) = metrics.into_iter().unzip();
@@ -228,15 +277,41 @@ impl Checker {
                 );
             }
         }
+        if !self.labelled(data, decl.data.span) {
+            return;
+        }
         ok &= self.compatible(decl, model, data, loss, loss_span, &metrics, &metric_spans);
         ok &= self.loss_fits_output(model, loss, loss_options, loss_span);
         ok &= !standardize || self.standardizable(model, standardize_span);
+        if let Some((weights, span)) = &class_weight {
+            ok &= self.class_weight_fits(model, loss, weights, *span);
+        }
+        for (on, span, name) in [
+            (shuffle_split, shuffle_span, "shuffle_split"),
+            (stratify, stratify_span, "stratify"),
+        ] {
+            if on {
+                let split =
+                    matches!(validation, Some((Validation::Split(_), _))) || test_split.is_some();
+                ok &= self.split_order_fits(name, split, data, loss, span);
+            }
+        }
+        if let Some((_, span)) = test_split {
+            ok &= self.split_order_fits("test_split", true, data, loss, span);
+        }
         if let Some((Validation::Data(index), span)) = validation {
             ok &= self.data_fits_model(model, index, span, loss, loss_span);
         }
         if !ok {
             return;
         }
+        let sample_weight = matches!(
+            &self.data[data].source,
+            DataSource::Csv {
+                weight: Some(_),
+                ..
+            }
+        );
         self.fits.push(Fit {
             span: decl.span,
             model,
@@ -255,6 +330,11 @@ impl Checker {
                 callbacks: callbacks.into_iter().map(|(c, _)| c).collect(),
                 schedule,
                 standardize,
+                class_weight: class_weight.map(|(w, _)| w),
+                sample_weight,
+                shuffle_split,
+                stratify,
+                test_split: test_split.map(|(f, _)| f),
             },
         });
     }

@@ -29,7 +29,9 @@ impl Checker {
             return None;
         };
         let params: Vec<&str> = def.args.iter().map(|a| a.name).collect();
-        let bound = self.bind(&callee, call_args, &params, Aliases::Keras);
+        // Clipping is Keras's keyword arguments: by name only.
+        let named_only = def.args.iter().filter(|a| a.kind == ArgKind::Clip).count();
+        let bound = self.bind_named(&callee, call_args, &params, named_only, Aliases::Keras);
         let mut args = def.default_args();
         let mut ok = bound.ok;
         let mut schedule = None;
@@ -59,6 +61,10 @@ impl Checker {
                 ArgKind::NonNegative => self.non_negative_f32(e, &what).map(ArgValue::Number),
                 ArgKind::Bool => self.boolean(e, &what).map(ArgValue::Bool),
                 ArgKind::Choice(options) => self.choice(e, arg, options).map(ArgValue::Choice),
+                ArgKind::Clip => match &e.kind {
+                    ast::ExprKind::Name(n) if n == "none" => Some(ArgValue::Off),
+                    _ => self.positive_f32(e, &what).map(exact),
+                },
             };
             match value {
                 Some(value) => args.set(arg.name, value),
@@ -66,6 +72,26 @@ impl Checker {
             }
         }
         if !ok {
+            return None;
+        }
+        let clips: Vec<&ast::Expr> = (def.args.iter().enumerate())
+            .filter(|(i, arg)| {
+                arg.kind == ArgKind::Clip
+                    && args.get(arg.name) != ArgValue::Off
+                    && bound.get(*i).is_some()
+            })
+            .filter_map(|(i, _)| bound.get(i))
+            .collect();
+        if let [first, second, ..] = clips.as_slice() {
+            self.error(
+                Diagnostic::error(
+                    "E0861",
+                    format!("`{}` takes one kind of gradient clipping, not two", def.name),
+                )
+                .primary(second.span, "a second bound")
+                .secondary(first.span, "the first")
+                .help("keep one of `clipnorm`, `clipvalue` and `global_clipnorm`, as Keras allows only one"),
+            );
             return None;
         }
         let given: Vec<&str> = (def.args.iter().enumerate())

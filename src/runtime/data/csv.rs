@@ -4,7 +4,17 @@
 use std::path::Path;
 
 use super::*;
-use crate::settings::{LabelColumn, Loss};
+use crate::settings::{Fill, LabelColumn, Loss};
+
+/// Which columns are not features: the label's, and a column of per-sample weights.
+#[derive(Clone, Copy)]
+pub(super) struct Columns<'a> {
+    pub label: &'a LabelColumn,
+    pub weight: Option<&'a LabelColumn>,
+    /// The feature columns in order; `None`: every other column.
+    pub features: Option<&'a [LabelColumn]>,
+    pub fill: Fill,
+}
 
 /// One non-blank line of the file, split into trimmed cells.
 struct Row {
@@ -15,7 +25,7 @@ struct Row {
 
 pub(super) fn load_csv(
     path: &Path,
-    label: &LabelColumn,
+    columns: Columns,
     header: bool,
     delimiter: char,
     loss: Loss,
@@ -36,7 +46,7 @@ pub(super) fn load_csv(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_csv(text, &origin, label, header, delimiter, loss, integers)
+    parse_csv(text, &origin, columns, header, delimiter, loss, integers)
 }
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
@@ -62,7 +72,7 @@ pub(super) fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
 fn parse_csv(
     text: &str,
     origin: &str,
-    label: &LabelColumn,
+    wanted: Columns,
     header: bool,
     delimiter: char,
     loss: Loss,
@@ -100,7 +110,7 @@ fn parse_csv(
         ));
     };
     let columns = names.as_ref().map_or(first.cells.len(), Vec::len);
-    if columns < 2 {
+    if columns < 2 && wanted.label != &LabelColumn::None {
         return Err(DataError::at_line(
             origin,
             header_line.unwrap_or(first.line),
@@ -109,16 +119,75 @@ fn parse_csv(
             ),
         ));
     }
-    let label_col = label_column(
-        "label",
-        label,
-        names.as_deref(),
-        header_line,
-        columns,
-        origin,
-    )?;
-
-    let features = columns - 1;
+    // `label: none`: no label column; every sample's label is a placeholder 0, which only
+    // `predict` reads data of (the checker sees to that), and it ignores labels.
+    let label_col = match wanted.label {
+        LabelColumn::None => None,
+        label => Some(label_column(
+            "label",
+            label,
+            names.as_deref(),
+            header_line,
+            columns,
+            origin,
+        )?),
+    };
+    let weight_col = match wanted.weight {
+        None => None,
+        Some(weight) => Some(label_column(
+            "weight",
+            weight,
+            names.as_deref(),
+            header_line,
+            columns,
+            origin,
+        )?),
+    };
+    if let Some(label) = label_col
+        && weight_col == Some(label)
+    {
+        return Err(DataError::new(
+            origin,
+            format!("the weight column is the label column (column {label})"),
+        ));
+    }
+    // The feature columns, in the order the program lists them (else every other column).
+    let feature_cols: Vec<usize> = match wanted.features {
+        None => (0..columns)
+            .filter(|&c| Some(c) != label_col && Some(c) != weight_col)
+            .collect(),
+        Some(listed) => {
+            let mut cols = Vec::with_capacity(listed.len());
+            for column in listed {
+                let col = label_column(
+                    "feature",
+                    column,
+                    names.as_deref(),
+                    header_line,
+                    columns,
+                    origin,
+                )?;
+                if Some(col) == label_col || Some(col) == weight_col || cols.contains(&col) {
+                    return Err(DataError::new(
+                        origin,
+                        format!(
+                            "feature column {col} is the label column, the weight column or \
+                             listed twice"
+                        ),
+                    ));
+                }
+                cols.push(col);
+            }
+            cols
+        }
+    };
+    let features = feature_cols.len();
+    if features == 0 {
+        return Err(DataError::new(
+            origin,
+            "the file has a label and a weight column but no feature columns",
+        ));
+    }
     // Every row is checked to hold `columns` cells before its features are stored.
     let len = rows.len() * features;
     let mut x = if integers {
@@ -129,6 +198,10 @@ fn parse_csv(
     let mut stored = 0;
     let mut classes = Vec::new();
     let mut targets = Vec::new();
+    let mut weights = Vec::new();
+    // Where each missing feature was (its index in `x`, its column) when the program fills
+    // them; filled once the columns' means are known.
+    let mut gaps: Vec<(usize, usize)> = Vec::new();
     for row in &rows {
         if row.cells.len() != columns {
             return Err(DataError::at_line(
@@ -145,53 +218,103 @@ fn parse_csv(
                 ),
             ));
         }
-        for (col, cell) in row.cells.iter().enumerate() {
-            let column_name = || {
-                names
-                    .as_ref()
-                    .map(|n| format!(" (column '{}')", n[col]))
-                    .unwrap_or_default()
-            };
-            if cell.is_empty() {
-                return Err(DataError::at_cell(
-                    origin,
-                    row.line,
-                    col + 1,
-                    format!("empty cell{}; expected a number", column_name()),
-                ));
+        let column_name = |col: usize| {
+            names
+                .as_ref()
+                .map(|n| format!(" (column '{}')", n[col]))
+                .unwrap_or_default()
+        };
+        let at_cell =
+            |col: usize, message: String| DataError::at_cell(origin, row.line, col + 1, message);
+        let empty = |col: usize| {
+            at_cell(
+                col,
+                format!("empty cell{}; expected a number", column_name(col)),
+            )
+        };
+        match label_col {
+            None => {
+                classes.push(0);
+                targets.push(0.0);
             }
-            if col == label_col {
-                match loss.uses_classes() {
-                    true => {
-                        classes.push(parse_class(cell, loss).map_err(|message| {
-                            DataError::at_cell(origin, row.line, col + 1, message)
-                        })?);
-                    }
-                    false => {
-                        let value = parse_number(cell).map_err(|message| {
-                            DataError::at_cell(origin, row.line, col + 1, message)
-                        })?;
-                        if !value.is_finite() {
-                            return Err(DataError::at_cell(
-                                origin,
-                                row.line,
-                                col + 1,
-                                format!("target '{cell}' is not a finite number"),
-                            ));
-                        }
-                        targets.push(value);
-                    }
+            Some(label_col) => {
+                let cell = &row.cells[label_col];
+                if cell.is_empty() {
+                    return Err(empty(label_col));
                 }
+                if loss.uses_classes() {
+                    classes.push(
+                        parse_class(cell, loss).map_err(|message| at_cell(label_col, message))?,
+                    );
+                } else {
+                    let value =
+                        parse_number(cell).map_err(|message| at_cell(label_col, message))?;
+                    if !value.is_finite() {
+                        return Err(at_cell(
+                            label_col,
+                            format!("target '{cell}' is not a finite number"),
+                        ));
+                    }
+                    targets.push(value);
+                }
+            }
+        }
+        if let Some(col) = weight_col {
+            let cell = &row.cells[col];
+            if cell.is_empty() {
+                return Err(empty(col));
+            }
+            let weight = parse_weight(cell)
+                .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
+            weights.push(weight);
+        }
+        for &col in &feature_cols {
+            let cell = &row.cells[col];
+            if super::timeseries::is_missing(cell) {
+                if matches!(x, Features::I32(_)) && wanted.fill != Fill::Reject {
+                    return Err(at_cell(
+                        col,
+                        format!(
+                            "missing token id{}: token ids cannot be filled in",
+                            column_name(col)
+                        ),
+                    ));
+                }
+                match wanted.fill {
+                    Fill::Reject if cell.is_empty() => return Err(empty(col)),
+                    Fill::Reject => {
+                        return Err(at_cell(
+                            col,
+                            format!(
+                                "missing value '{cell}'{}; expected a number (or say how to \
+                                 fill gaps: `missing: \"mean\"` or `missing: 0`)",
+                                column_name(col)
+                            ),
+                        ));
+                    }
+                    Fill::Constant(value) => {
+                        if let Features::F32(x) = &mut x {
+                            x[stored] = value;
+                        }
+                    }
+                    Fill::Mean => gaps.push((stored, col)),
+                }
+                stored += 1;
                 continue;
             }
-            let at_cell = |message| DataError::at_cell(origin, row.line, col + 1, message);
             let x = match &mut x {
                 Features::I32(ids) => {
                     let value: f64 = cell.parse().map_err(|_| {
-                        at_cell(format!("cannot read '{cell}' as a number{}", column_name()))
+                        at_cell(
+                            col,
+                            format!("cannot read '{cell}' as a number{}", column_name(col)),
+                        )
                     })?;
                     ids[stored] = token_id(value).map_err(|why| {
-                        at_cell(format!("feature value '{cell}'{} is {why}", column_name()))
+                        at_cell(
+                            col,
+                            format!("feature value '{cell}'{} is {why}", column_name(col)),
+                        )
                     })?;
                     stored += 1;
                     continue;
@@ -199,21 +322,22 @@ fn parse_csv(
                 Features::F32(x) => x,
             };
             let value = parse_number(cell)
-                .map_err(|message| at_cell(format!("{message}{}", column_name())))?;
+                .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
             if !value.is_finite() {
-                return Err(DataError::at_cell(
-                    origin,
-                    row.line,
-                    col + 1,
+                return Err(at_cell(
+                    col,
                     format!(
                         "feature value '{cell}'{} is not finite; expected a finite number",
-                        column_name()
+                        column_name(col)
                     ),
                 ));
             }
             x[stored] = value;
             stored += 1;
         }
+    }
+    if let Features::F32(x) = &mut x {
+        fill_means(x, features, &gaps, origin, names.as_deref())?;
     }
 
     let labels = match loss.uses_classes() {
@@ -232,7 +356,61 @@ fn parse_csv(
         origin: origin.to_string(),
         labels_origin: origin.to_string(),
         last_values: None,
+        weights: weight_col.map(|_| weights),
     })
+}
+
+/// Puts in each gap (`(index in x, column)`) the mean of its column's other values, as
+/// scikit-learn's `SimpleImputer(strategy="mean")` does; a column with no value to average is
+/// an error.
+fn fill_means(
+    x: &mut [f32],
+    features: usize,
+    gaps: &[(usize, usize)],
+    origin: &str,
+    names: Option<&[String]>,
+) -> Result<(), DataError> {
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    let mut missing = vec![false; x.len()];
+    for &(at, _) in gaps {
+        missing[at] = true;
+    }
+    let mut sums = vec![(0.0f64, 0usize); features];
+    for (i, (&v, &gap)) in x.iter().zip(&missing).enumerate() {
+        if !gap {
+            sums[i % features].0 += f64::from(v);
+            sums[i % features].1 += 1;
+        }
+    }
+    for &(at, col) in gaps {
+        let (sum, count) = sums[at % features];
+        if count == 0 {
+            let name = names.map_or(String::new(), |n| format!(" ('{}')", n[col]));
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "column {}{name} has no values, so `missing: \"mean\"` has no mean to fill it with",
+                    col + 1
+                ),
+            ));
+        }
+        x[at] = (sum / count as f64) as f32;
+    }
+    Ok(())
+}
+
+/// A sample's weight: a finite number zero or more, as Keras's `sample_weight` must be.
+fn parse_weight(cell: &str) -> Result<f32, String> {
+    let value = parse_number(cell)?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "sample weight '{cell}' must be a finite number zero or more"
+        ))
+    }
 }
 
 /// Splits one line at commas, trimming each cell and unwrapping double-quoted cells.
@@ -341,6 +519,10 @@ pub(super) fn label_column(
 ) -> Result<usize, DataError> {
     match label {
         LabelColumn::Last => Ok(columns - 1),
+        LabelColumn::None => Err(DataError::new(
+            origin,
+            format!("the {what} column cannot be `none`"),
+        )),
         LabelColumn::Index(index) => {
             if *index < columns {
                 Ok(*index)

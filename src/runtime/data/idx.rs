@@ -54,6 +54,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         origin: images_origin,
         labels_origin,
         last_values: None,
+        weights: None,
     })
 }
 

@@ -408,5 +408,6 @@ fn assemble(
         origin: x_origin.to_string(),
         labels_origin: y_origin.to_string(),
         last_values: None,
+        weights: None,
     })
 }

@@ -90,6 +90,7 @@ pub(super) fn synthetic(
         labels: Labels::Classes(labels),
         labels_origin: origin.clone(),
         last_values: None,
+        weights: None,
         origin,
     })
 }

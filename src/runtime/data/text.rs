@@ -315,6 +315,7 @@ pub fn vectorize(
         origin: rows.origin.clone(),
         labels_origin: rows.origin.clone(),
         last_values: None,
+        weights: None,
     })
 }
 

@@ -139,7 +139,7 @@ fn read_columns(
 }
 
 /// Whether a cell stands for a missing value: empty, `NA`, `N/A` or `NaN`, in any case.
-fn is_missing(cell: &str) -> bool {
+pub(super) fn is_missing(cell: &str) -> bool {
     ["", "na", "n/a", "nan"]
         .iter()
         .any(|m| cell.eq_ignore_ascii_case(m))
@@ -251,6 +251,7 @@ fn cut(
         origin: origin.to_string(),
         labels_origin: origin.to_string(),
         last_values: Some(last_values),
+        weights: None,
     })
 }
 
