@@ -5,6 +5,9 @@ the same split (the last 20% of the rows held out, topics as classes 0-8 in sort
 same layers, optimizer, batch and epochs. Prints each model's validation accuracy per epoch.
 
     KERAS_BACKEND=torch python programs/topics_keras.py
+
+(TextVectorization needs TensorFlow installed, whichever backend trains.) Measured 2026-12-03 with
+Keras 3 on the torch backend: topics.model 0.6126, topics_transformer.model 0.6266 after 8 epochs.
 """
 import csv
 import os
