@@ -150,22 +150,13 @@ fn multi_head_attention(
     let causal = args.flag(el, "use_causal_mask")?;
     let seed = args.count(el, "seed", "a non-negative whole number")?;
     let x = el.float_tensor(x, xspan)?;
-    let (batch, steps, features) = match el.ty(x).shape.dims() {
-        [batch, Dim::Fixed(steps), Dim::Fixed(features)] => (*batch, *steps, *features),
-        _ => {
-            let text = el.text(x);
-            el.error(
-                Diagnostic::error(
-                    "E0229",
-                    format!("`{name}` needs a sequence f32[B, steps, features], found {text}"),
-                )
-                .primary(span, "applied here")
-                .secondary(x.origin, format!("this is {text}"))
-                .help("attention reads a batch of sequences, such as an embedding's output"),
-            );
-            return None;
-        }
-    };
+    let (batch, steps, features) = super::recurrent::sequence(
+        el,
+        x,
+        name,
+        span,
+        "attention reads a batch of sequences, such as an embedding's output",
+    )?;
     let with_bias = |shape: Vec<usize>| use_bias.then_some(shape);
     let shapes = [
         Some(vec![features, heads, key_dim]),

@@ -86,7 +86,9 @@ pub static SIMPLE_RNN: BuiltinDef = BuiltinDef {
     doc: "Keras's `SimpleRNN` over `f32[B, T, features]`: `h = activation(x·kernel + h·recurrent_kernel + bias)` at each step",
     args: &[UNITS, ACTIVATION, USE_BIAS, RETURN_SEQUENCES, GO_BACKWARDS],
     params: &[KERNEL, RECURRENT_KERNEL, BIAS],
-    apply: Apply::Layer(simple_rnn),
+    apply: Apply::Layer(|el, layer, args, x, span| {
+        recurrent(el, layer, &SIMPLE_RNN, CellKind::SimpleRnn, args, x, span)
+    }),
 };
 
 /// Keras's `LSTM`.
@@ -124,7 +126,9 @@ pub static LSTM: BuiltinDef = BuiltinDef {
             ..BIAS
         },
     ],
-    apply: Apply::Layer(lstm),
+    apply: Apply::Layer(|el, layer, args, x, span| {
+        recurrent(el, layer, &LSTM, CellKind::Lstm, args, x, span)
+    }),
 };
 
 /// Keras's `GRU` (with `reset_after`, its default).
@@ -153,37 +157,36 @@ pub static GRU: BuiltinDef = BuiltinDef {
             ..BIAS
         },
     ],
-    apply: Apply::Layer(gru),
+    apply: Apply::Layer(|el, layer, args, x, span| {
+        recurrent(el, layer, &GRU, CellKind::Gru, args, x, span)
+    }),
 };
 
-fn simple_rnn(
+/// The batch, step count and width of a sequence `f32[B, steps, features]` a layer reads; else
+/// E0229 with `help`.
+pub(super) fn sequence(
     el: &mut Elab,
-    layer: &Rc<LayerInstance>,
-    args: Args,
-    x: (Tensor, Span),
+    x: Tensor,
+    name: &str,
     span: Span,
-) -> Option<Value> {
-    recurrent(el, layer, &SIMPLE_RNN, CellKind::SimpleRnn, args, x, span)
-}
-
-fn lstm(
-    el: &mut Elab,
-    layer: &Rc<LayerInstance>,
-    args: Args,
-    x: (Tensor, Span),
-    span: Span,
-) -> Option<Value> {
-    recurrent(el, layer, &LSTM, CellKind::Lstm, args, x, span)
-}
-
-fn gru(
-    el: &mut Elab,
-    layer: &Rc<LayerInstance>,
-    args: Args,
-    x: (Tensor, Span),
-    span: Span,
-) -> Option<Value> {
-    recurrent(el, layer, &GRU, CellKind::Gru, args, x, span)
+    help: &str,
+) -> Option<(Dim, usize, usize)> {
+    if let [batch, Dim::Fixed(steps), Dim::Fixed(features)] = el.ty(x).shape.dims()
+        && *steps > 0
+    {
+        return Some((*batch, *steps, *features));
+    }
+    let text = el.text(x);
+    el.error(
+        Diagnostic::error(
+            "E0229",
+            format!("`{name}` needs a sequence f32[B, steps, features], found {text}"),
+        )
+        .primary(span, "applied here")
+        .secondary(x.origin, format!("this is {text}"))
+        .help(help.to_string()),
+    );
+    None
 }
 
 /// An activation argument as a cell's activation: a function or its name, one of those whose
@@ -269,22 +272,13 @@ fn recurrent(
         reverse,
     };
     let x = el.float_tensor(x, xspan)?;
-    let (steps, features) = match el.ty(x).shape.dims() {
-        [_, Dim::Fixed(steps), Dim::Fixed(features)] if *steps > 0 => (*steps, *features),
-        _ => {
-            let text = el.text(x);
-            el.error(
-                Diagnostic::error(
-                    "E0229",
-                    format!("`{name}` needs a sequence f32[B, steps, features], found {text}"),
-                )
-                .primary(span, "applied here")
-                .secondary(x.origin, format!("this is {text}"))
-                .help("a recurrent layer reads a batch of sequences: tokens through `embedding`, or features per time step"),
-            );
-            return None;
-        }
-    };
+    let (_, steps, features) = sequence(
+        el,
+        x,
+        name,
+        span,
+        "a recurrent layer reads a batch of sequences: tokens through `embedding`, or features per time step",
+    )?;
     let gw = cell.gate_width();
     let bias_shape = match kind {
         CellKind::Gru => vec![2, gw],
