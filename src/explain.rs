@@ -800,7 +800,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
         code: "E0401",
         title: "a checkpoint path must end in .safetensors",
         text: "Checkpoints (`save`, `load`, the `checkpoint` callback, `--load`, `--init`) are \
-               safetensors files, the format PyTorch and Hugging Face use; the path says so.",
+               safetensors files, the format PyTorch and Hugging Face use; the path says so. \
+               `save` also writes a bundle (the model, its weights and preprocessing in one \
+               file, for `kiln predict`) to a path ending in .kiln.",
         example: Some(concat!(
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
             model!("    dense(2)\n"),
