@@ -898,6 +898,17 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0820",
+        title: "a layer has no ONNX form",
+        text: "`kiln export M.kiln -o M.onnx` writes the model's inference graph op by op in \
+               ONNX opset 17. Every op the built-in layers use for inference has an ONNX form; \
+               an op that does not (mean pooling over a dilated window, which ONNX's \
+               AveragePool supports only from opset 19, or a gradient computed inside the \
+               model) stops the export with this error, naming the layer it comes from. The \
+               bundle itself still runs with `kiln predict`.",
+        example: None,
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

@@ -1,4 +1,4 @@
-//! `kiln run | check | predict | evaluate | dump | explain | repl`: argument parsing, reading files, and showing results. With data
+//! `kiln run | check | predict | evaluate | export | dump | explain | repl`: argument parsing, reading files, and showing results. With data
 //! loading, the only code that touches files or the terminal.
 
 use std::io::IsTerminal;
@@ -104,6 +104,15 @@ enum Command {
         /// The data, read as the model's training data was.
         data: PathBuf,
     },
+    /// Write a bundle's inference graph as an ONNX model (opset 17), for ONNX Runtime and
+    /// other ONNX readers.
+    Export {
+        /// The .kiln bundle.
+        bundle: PathBuf,
+        /// The .onnx file to write.
+        #[arg(short, long, value_name = "FILE.onnx")]
+        output: PathBuf,
+    },
     /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example, or a built-in
     /// layer, function, initializer, loss, metric, optimizer, schedule, callback or data source
     /// (e.g. `kiln explain rmsprop`).
@@ -175,6 +184,7 @@ pub fn main() -> ExitCode {
             output,
         } => predict(&bundle, &data, output.as_deref()),
         Command::Evaluate { bundle, data } => evaluate(&bundle, &data),
+        Command::Export { bundle, output } => export(&bundle, &output),
         Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
         Command::Repl { echo } => repl::repl(echo),
@@ -368,6 +378,32 @@ fn evaluate(bundle: &Path, data: &Path) -> Result<(), String> {
         &mut |event| show_event(event, false, false, &mut None),
     )
     .map_err(|e| bundle_error(e, &open.source, bundle))
+}
+
+fn export(bundle: &Path, output: &Path) -> Result<(), String> {
+    let named_right = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    if !named_right {
+        return Err(format!(
+            "error: -o `{}`: the file is ONNX; the name must end in .onnx",
+            output.display()
+        ));
+    }
+    output_folder_exists("output", output)?;
+    let open = open_bundle(bundle)?;
+    let bytes = driver::export_onnx(&open).map_err(|e| bundle_error(e, &open.source, bundle))?;
+    std::fs::write(output, &bytes)
+        .map_err(|e| format!("error: cannot write `{}`: {e}", output.display()))?;
+    say!(
+        "Exported {} to {} (ONNX opset {}, {} bytes)",
+        open.model_name(),
+        output.display(),
+        kiln::codegen::onnx::OPSET,
+        bytes.len()
+    );
+    Ok(())
 }
 
 fn explain(code: &str) -> Result<(), String> {

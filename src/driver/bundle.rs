@@ -254,3 +254,55 @@ pub fn run_bundle(
     )
     .map(|_| ())
 }
+
+/// `kiln export`: the bundled model's inference graph as ONNX bytes (`codegen::onnx`), with its
+/// standardization statistics as the graph's first ops. An op with no ONNX form is E0820, naming
+/// the layer it comes from.
+pub fn export_onnx(open: &OpenBundle) -> Result<Vec<u8>, RunError> {
+    let model = &open.program.models[open.model];
+    let graph = crate::ir::lower::for_inference(&model.forward);
+    let state = open
+        .workspace
+        .states
+        .get(&model.name)
+        .expect("opening a bundle installs its model's weights");
+    let standardization =
+        (state.standardization.as_ref()).map(|s| (s.mean.as_slice(), s.std.as_slice()));
+    let export = crate::codegen::onnx::Export {
+        name: &model.name,
+        graph: &graph,
+        params: &state.params,
+        standardization,
+        kiln_version: env!("CARGO_PKG_VERSION"),
+    };
+    crate::codegen::onnx::export(&export).map_err(|unsupported| {
+        // The innermost summary row around the op names the layer.
+        let layer = unsupported.span.and_then(|span| {
+            (model.summary.iter())
+                .filter(|row| row.span.start <= span.start && span.end <= row.span.end)
+                .min_by_key(|row| row.span.end - row.span.start)
+        });
+        let what = match layer {
+            Some(row) => format!("layer `{}` ({})", row.name, row.kind),
+            None => format!("model '{}'", model.name),
+        };
+        let d = Diagnostic::error(
+            "E0820",
+            format!(
+                "{what} has no ONNX form: it computes `{}`, which ONNX opset {} cannot express",
+                unsupported.op,
+                crate::codegen::onnx::OPSET
+            ),
+        )
+        .note(
+            "`kiln export` writes the inference graph op by op, and this op has no ONNX \
+             equivalent (Kiln computes it with its own kernels); `kiln predict` still runs the \
+             bundle",
+        );
+        let d = match unsupported.span {
+            Some(span) => d.primary(span, "this has no ONNX form"),
+            None => d,
+        };
+        RunError::Program(vec![d])
+    })
+}

@@ -5,7 +5,7 @@
 mod bundle;
 mod run;
 
-pub use bundle::{BundleAction, OpenBundle, open as open_bundle, run_bundle};
+pub use bundle::{BundleAction, OpenBundle, export_onnx, open as open_bundle, run_bundle};
 
 pub use run::{Event, FitOutcome, RunError, RunOptions, Workspace, run, run_actions, run_with};
 

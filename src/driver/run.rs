@@ -149,12 +149,12 @@ pub struct RunOptions {
 #[derive(Clone, Debug)]
 pub(super) struct ModelState {
     /// In the graph's parameter order.
-    params: Vec<Vec<f32>>,
+    pub(super) params: Vec<Vec<f32>>,
     optimizer: Option<OptimizerState>,
     /// Epochs trained, when known (recorded in checkpoints).
     epoch: Option<usize>,
     /// The statistics its inputs are standardized with (`standardize true`).
-    standardization: Option<Standardization>,
+    pub(super) standardization: Option<Standardization>,
     /// The vocabulary and class names of the text it was trained on (`text_csv`), which every
     /// later text it sees is vectorized with.
     text: Option<TextVocabulary>,
