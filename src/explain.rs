@@ -846,7 +846,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
         code: "E0401",
         title: "a checkpoint path must end in .safetensors",
         text: "Checkpoints (`save`, `load`, the `checkpoint` callback, `--load`, `--init`) are \
-               safetensors files, the format PyTorch and Hugging Face use; the path says so.",
+               safetensors files, the format PyTorch and Hugging Face use; the path says so. \
+               `save` also writes a bundle (the model, its weights and preprocessing in one \
+               file, for `kiln predict`) to a path ending in .kiln.",
         example: Some(concat!(
             "data d = synthetic_classification(samples: 10, features: 4, classes: 2)\n",
             model!("    dense(2)\n"),
@@ -1045,6 +1047,17 @@ pub const EXPLANATIONS: &[Explanation] = &[
             model!("    dense(2, softmax)\n"),
             "fit m on d {\n    loss sparse_categorical_crossentropy\n    stratify true\n}\n"
         )),
+    },
+    Explanation {
+        code: "E0820",
+        title: "a layer has no ONNX form",
+        text: "`kiln export M.kiln -o M.onnx` writes the model's inference graph op by op in \
+               ONNX opset 17. Every op the built-in layers use for inference has an ONNX form; \
+               an op that does not (mean pooling over a dilated window, which ONNX's \
+               AveragePool supports only from opset 19, or a gradient computed inside the \
+               model) stops the export with this error, naming the layer it comes from. The \
+               bundle itself still runs with `kiln predict`.",
+        example: None,
     },
     Explanation {
         code: "E0900",

@@ -362,3 +362,24 @@ fn programs_topics_model_trains_and_names_the_topics_of_new_sentences() {
         "{predicted}"
     );
 }
+
+#[test]
+fn a_bundle_keeps_the_vocabulary_and_class_names() {
+    let scratch_dir = scratch("bundle");
+    let dir = scratch_dir.path();
+    let out = run(
+        dir,
+        &program(
+            &source(""),
+            "predict m on new to \"p.csv\"\nsave m to \"m.kiln\"\n",
+        ),
+    );
+    succeeded(&out);
+    let in_program = std::fs::read_to_string(dir.join("p.csv")).unwrap();
+    // The bundle alone: new text vectorized with the kept vocabulary, topics named.
+    let bundle = dir.join("m.kiln").display().to_string();
+    let new = dir.join("new.csv").display().to_string();
+    let from_bundle = succeeded(&kiln(&["predict", &bundle, &new]));
+    assert_eq!(from_bundle, in_program);
+    assert_eq!(names(&from_bundle), ["pets", "cars", "food"]);
+}

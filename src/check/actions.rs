@@ -41,7 +41,25 @@ impl Checker {
                     next_fit += 1;
                 }
                 ast::Item::Action(decl) => {
-                    if let Some(action) = self.action(decl, position, &fit_order, fits_complete) {
+                    let mut action = self.action(decl, position, &fit_order, fits_complete);
+                    if let Some(Action::Save {
+                        model,
+                        path,
+                        bundle,
+                        ..
+                    }) = &mut action
+                        && is_bundle_path(path)
+                    {
+                        *bundle = Some(bundle_items(
+                            items,
+                            *model,
+                            &self.models[*model].name,
+                            position,
+                            &fit_order,
+                            &self.fits,
+                        ));
+                    }
+                    if let Some(action) = action {
                         self.actions.push(action);
                     }
                 }
@@ -151,6 +169,7 @@ impl Checker {
             ast::ActionKind::Save => Some(Action::Save {
                 model,
                 path: path?,
+                bundle: None,
                 span: decl.span,
             }),
             ast::ActionKind::Load => Some(Action::Load {
@@ -189,6 +208,7 @@ impl Checker {
                     return None;
                 }
             }
+            ast::ActionKind::Save if is_bundle_path(path) => {}
             _ => self.checkpoint_path(expr.span, path, &format!("`{keyword}`"))?,
         }
         Some(path.clone())
@@ -209,4 +229,34 @@ impl Checker {
         );
         None
     }
+}
+
+/// The items a bundle of `model` keeps, as spans in program order: every top-level definition
+/// and data set (checking them reads no file, and a model may use any of them), the model, and
+/// the `fit` an action at `position` would take its loss from (the last before, else the first
+/// after). Other models, fits and actions are left out.
+fn bundle_items(
+    items: &[ast::Item],
+    model: usize,
+    name: &str,
+    position: usize,
+    fit_order: &[(usize, usize)],
+    fits: &[Fit],
+) -> Vec<Span> {
+    let of_model = |&&(_, fit): &&(usize, usize)| fits[fit].model == model;
+    let fit_at = fit_order
+        .iter()
+        .filter(of_model)
+        .rfind(|(at, _)| *at < position)
+        .or_else(|| fit_order.iter().find(of_model))
+        .map(|&(at, _)| at);
+    (items.iter().enumerate())
+        .filter(|(at, item)| match item {
+            ast::Item::Data(_) | ast::Item::Let(_) | ast::Item::Layer(_) | ast::Item::Fn(_) => true,
+            ast::Item::Model(decl) => decl.name.name == name,
+            ast::Item::Fit(_) => Some(*at) == fit_at,
+            ast::Item::Action(_) | ast::Item::Error(_) => false,
+        })
+        .map(|(_, item)| item.span())
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! `kiln run | check | dump | explain | repl | fmt | lsp`: argument parsing, reading files, and showing results. With data
+//! `kiln run | check | predict | evaluate | export | dump | explain | repl | fmt | lsp`: argument parsing, reading files, and showing results. With data
 //! loading, the only code that touches files or the terminal.
 
 use std::io::IsTerminal;
@@ -74,9 +74,10 @@ enum Command {
         #[arg(long)]
         check_numerics: bool,
     },
-    /// Check a program's names and shapes without loading any data; exits 1 on errors.
+    /// Check a program's names and shapes without loading any data; exits 1 on errors. Given
+    /// a .kiln bundle, checks the bundle (format, checksum, source, weights).
     Check {
-        /// The .model file.
+        /// The .model file, or a .kiln bundle.
         file: PathBuf,
         /// Also print each model's summary: layers, output shapes, parameter counts, memory.
         #[arg(long)]
@@ -84,6 +85,35 @@ enum Command {
         /// How to report diagnostics: `text` (rendered, on stderr) or `json` (on stdout).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Run a bundle's model (`save MODEL to "NAME.kiln"`) on a data file and write its
+    /// predictions: CSV on standard output, or to -o FILE (.csv or .npy).
+    Predict {
+        /// The .kiln bundle.
+        bundle: PathBuf,
+        /// The data: read as the model's training data was (a CSV file for models trained on
+        /// synthetic, IDX or NumPy data).
+        data: PathBuf,
+        /// Where to write the predictions: .csv or .npy.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Evaluate a bundle's model on a labelled data file with the loss and metrics of the fit
+    /// that trained it.
+    Evaluate {
+        /// The .kiln bundle.
+        bundle: PathBuf,
+        /// The data, read as the model's training data was.
+        data: PathBuf,
+    },
+    /// Write a bundle's inference graph as an ONNX model (opset 17), for ONNX Runtime and
+    /// other ONNX readers.
+    Export {
+        /// The .kiln bundle.
+        bundle: PathBuf,
+        /// The .onnx file to write.
+        #[arg(short, long, value_name = "FILE.onnx")]
+        output: PathBuf,
     },
     /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example, or a built-in
     /// layer, function, initializer, loss, metric, optimizer, schedule, callback or data source
@@ -164,6 +194,13 @@ pub fn main() -> ExitCode {
             summary,
             format,
         } => check(&file, summary, format),
+        Command::Predict {
+            bundle,
+            data,
+            output,
+        } => predict(&bundle, &data, output.as_deref()),
+        Command::Evaluate { bundle, data } => evaluate(&bundle, &data),
+        Command::Export { bundle, output } => export(&bundle, &output),
         Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
         Command::Repl { echo } => repl::repl(echo),
@@ -249,6 +286,25 @@ fn render(diagnostics: &[Diagnostic], file: &SourceFile) -> String {
 }
 
 fn check(path: &Path, summary: bool, format: Format) -> Result<(), String> {
+    if is_bundle(path) {
+        if format == Format::Json {
+            return Err(
+                "error: --format json reports a program's diagnostics; a bundle has none to report"
+                    .to_string(),
+            );
+        }
+        let open = open_bundle(path)?;
+        if summary {
+            say!("{}", open.summary());
+        }
+        say!(
+            "{}: ok (model '{}', written by Kiln {})",
+            path.display(),
+            open.model_name(),
+            open.kiln_version
+        );
+        return Ok(());
+    }
     let file = read(path)?;
     let result = driver::check_source(&file.text);
     if format == Format::Json {
@@ -276,6 +332,96 @@ fn check(path: &Path, summary: bool, format: Format) -> Result<(), String> {
         }
         Err(diagnostics) => Err(render(&diagnostics, &file)),
     }
+}
+
+/// Whether a path names a bundle (`.kiln`).
+fn is_bundle(path: &Path) -> bool {
+    kiln::program::is_bundle_path(&path.to_string_lossy())
+}
+
+/// A bundle's problems as the CLI shows them: file errors as one line, diagnostics rendered
+/// against the bundle's source.
+fn bundle_error(error: RunError, source: &str, bundle: &Path) -> String {
+    match error {
+        RunError::Program(diagnostics) => render(
+            &diagnostics,
+            &SourceFile {
+                name: format!("{} (bundled source)", bundle.display()),
+                text: source.to_string(),
+            },
+        ),
+        RunError::Data(error) => format!("error: {error}"),
+    }
+}
+
+fn open_bundle(path: &Path) -> Result<driver::OpenBundle, String> {
+    if !is_bundle(path) {
+        return Err(format!(
+            "error: `{}`: bundles are .kiln files (written by `save MODEL to \"NAME.kiln\"`)",
+            path.display()
+        ));
+    }
+    driver::open_bundle(path).map_err(|e| bundle_error(e, "", path))
+}
+
+fn predict(bundle: &Path, data: &Path, output: Option<&Path>) -> Result<(), String> {
+    if let Some(output) = output {
+        let named_right = output
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("npy"));
+        if !named_right {
+            return Err(format!(
+                "error: -o `{}`: predictions are written as CSV or NPY; the name must end in \
+                 .csv or .npy",
+                output.display()
+            ));
+        }
+        output_folder_exists("output", output)?;
+    }
+    let mut open = open_bundle(bundle)?;
+    let action = driver::BundleAction::Predict(output.unwrap_or(Path::new("")));
+    driver::run_bundle(&mut open, data, action, &mut |event| {
+        show_event(event, false, false, &mut None)
+    })
+    .map_err(|e| bundle_error(e, &open.source, bundle))
+}
+
+fn evaluate(bundle: &Path, data: &Path) -> Result<(), String> {
+    let mut open = open_bundle(bundle)?;
+    driver::run_bundle(
+        &mut open,
+        data,
+        driver::BundleAction::Evaluate,
+        &mut |event| show_event(event, false, false, &mut None),
+    )
+    .map_err(|e| bundle_error(e, &open.source, bundle))
+}
+
+fn export(bundle: &Path, output: &Path) -> Result<(), String> {
+    let named_right = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    if !named_right {
+        return Err(format!(
+            "error: -o `{}`: the file is ONNX; the name must end in .onnx",
+            output.display()
+        ));
+    }
+    output_folder_exists("output", output)?;
+    let open = open_bundle(bundle)?;
+    let bytes = driver::export_onnx(&open).map_err(|e| bundle_error(e, &open.source, bundle))?;
+    std::fs::write(output, &bytes)
+        .map_err(|e| format!("error: cannot write `{}`: {e}", output.display()))?;
+    say!(
+        "Exported {} to {} (ONNX opset {}, {} bytes)",
+        open.model_name(),
+        output.display(),
+        kiln::codegen::onnx::OPSET,
+        bytes.len()
+    );
+    Ok(())
 }
 
 fn explain(code: &str) -> Result<(), String> {
@@ -600,11 +746,16 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
                 parts.join(" - ")
             );
         }
+        // No path: the predictions themselves are the output (`kiln predict` without -o).
+        Event::Predicted {
+            path, predictions, ..
+        } if path.as_os_str().is_empty() => write_stdout(format_args!("{}", predictions.to_csv())),
         Event::Predicted {
             model,
             data,
             path,
             samples,
+            ..
         } => say!(
             "Predicted {model} on {data}: {samples} samples written to {}",
             path.display()

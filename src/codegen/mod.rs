@@ -15,6 +15,7 @@ mod adam;
 mod emit;
 pub mod gemm;
 mod kernel;
+pub mod onnx;
 mod profile;
 mod recurrence;
 mod support;

@@ -2,7 +2,10 @@
 //! `kiln dump`, `kiln run`, the golden tests — goes through these functions, so they all see the
 //! same compiler. `run` executes a program's statements with these stages.
 
+mod bundle;
 mod run;
+
+pub use bundle::{BundleAction, OpenBundle, export_onnx, open as open_bundle, run_bundle};
 
 pub use run::{Event, FitOutcome, RunError, RunOptions, Workspace, run, run_actions, run_with};
 

@@ -89,12 +89,14 @@ pub enum Event<'a> {
         /// For a time series: the naive forecast's mean absolute error on the same windows.
         baseline: Option<f64>,
     },
-    /// `predict` wrote the outputs for `samples` samples.
+    /// `predict` wrote the outputs for `samples` samples (to `path`, unless it is empty: then
+    /// nothing was written, and showing `predictions` is the caller's job).
     Predicted {
         model: &'a str,
         data: &'a str,
         path: &'a Path,
         samples: usize,
+        predictions: &'a Predictions,
     },
 }
 
@@ -147,14 +149,14 @@ pub struct RunOptions {
 
 /// A model's weights and optimizer state between statements.
 #[derive(Clone, Debug)]
-struct ModelState {
+pub(super) struct ModelState {
     /// In the graph's parameter order.
-    params: Vec<Vec<f32>>,
+    pub(super) params: Vec<Vec<f32>>,
     optimizer: Option<OptimizerState>,
     /// Epochs trained, when known (recorded in checkpoints).
     epoch: Option<usize>,
     /// The statistics its inputs are standardized with (`standardize true`).
-    standardization: Option<Standardization>,
+    pub(super) standardization: Option<Standardization>,
     /// The vocabulary and class names of the text it was trained on (`text_csv`), which every
     /// later text it sees is vectorized with.
     text: Option<TextVocabulary>,
@@ -183,6 +185,7 @@ pub fn run_with(
     let mut workspace = Workspace::default();
     let mut runner = Runner {
         program,
+        source,
         base_dir,
         states: &mut workspace.states,
         interrupt: None,
@@ -221,7 +224,7 @@ pub fn run_with(
 /// trained by one entry is evaluated, trained further or inspected by the next.
 #[derive(Default)]
 pub struct Workspace {
-    states: HashMap<String, ModelState>,
+    pub(super) states: HashMap<String, ModelState>,
     /// Set (by a signal handler) to stop the running fit after its current step.
     interrupt: Option<Arc<AtomicBool>>,
 }
@@ -244,9 +247,11 @@ impl Workspace {
     }
 }
 
-/// Runs `actions` of a checked program (in order) against the weights in `workspace`.
+/// Runs `actions` of a checked program (in order) against the weights in `workspace`. `source`
+/// is the program's text (bundles keep the source of the model they save).
 pub fn run_actions(
     program: &CheckedProgram,
+    source: &str,
     actions: &[Action],
     base_dir: &Path,
     workspace: &mut Workspace,
@@ -254,6 +259,7 @@ pub fn run_actions(
 ) -> Result<Vec<FitOutcome>, RunError> {
     let mut runner = Runner {
         program,
+        source,
         base_dir,
         states: &mut workspace.states,
         interrupt: workspace.interrupt.clone(),
@@ -292,9 +298,17 @@ impl Runner<'_, '_> {
                     let path = data::resolve(path, base_dir);
                     runner.load(*model, &path, Some(*span), true)?;
                 }
-                Action::Save { model, path, .. } => {
+                Action::Save {
+                    model,
+                    path,
+                    bundle,
+                    ..
+                } => {
                     let path = data::resolve(path, base_dir);
-                    runner.save(*model, &path)?;
+                    match bundle {
+                        None => runner.save(*model, &path)?,
+                        Some(items) => runner.save_bundle(*model, &path, items)?,
+                    }
                 }
                 Action::Evaluate {
                     model, data, fit, ..
@@ -307,7 +321,12 @@ impl Runner<'_, '_> {
                     format,
                     ..
                 } => {
-                    let path = data::resolve(path, base_dir);
+                    // An empty path writes nothing (`Event::Predicted` carries the values).
+                    let path = if path.is_empty() {
+                        PathBuf::new()
+                    } else {
+                        data::resolve(path, base_dir)
+                    };
                     runner.predict(*model, *data, fit.map(|f| &program.fits[f]), &path, *format)?;
                 }
             }
@@ -317,17 +336,19 @@ impl Runner<'_, '_> {
 }
 
 /// The state of a running program.
-struct Runner<'p, 'e> {
-    program: &'p CheckedProgram,
-    base_dir: &'p Path,
+pub(super) struct Runner<'p, 'e> {
+    pub(super) program: &'p CheckedProgram,
+    /// The program's text.
+    pub(super) source: &'p str,
+    pub(super) base_dir: &'p Path,
     /// By model name.
-    states: &'e mut HashMap<String, ModelState>,
-    interrupt: Option<Arc<AtomicBool>>,
-    on_event: &'e mut dyn FnMut(Event),
+    pub(super) states: &'e mut HashMap<String, ModelState>,
+    pub(super) interrupt: Option<Arc<AtomicBool>>,
+    pub(super) on_event: &'e mut dyn FnMut(Event),
     /// `RunOptions::threads`, applied to every step compiled.
-    threads: Option<usize>,
-    profile: bool,
-    check_numerics: bool,
+    pub(super) threads: Option<usize>,
+    pub(super) profile: bool,
+    pub(super) check_numerics: bool,
 }
 
 /// E0410: training met a NaN or infinite loss and stopped.
@@ -436,7 +457,7 @@ impl Runner<'_, '_> {
 
     /// The fit that stands for `model` when no statement names one: its first `fit`, or Keras's
     /// defaults with the loss its output suggests (only the forward pass is used).
-    fn some_fit(&self, model: usize) -> Fit {
+    pub(super) fn some_fit(&self, model: usize) -> Fit {
         if let Some(fit) = self.program.fits.iter().find(|f| f.model == model) {
             return fit.clone();
         }
@@ -496,17 +517,36 @@ impl Runner<'_, '_> {
         with_optimizer: bool,
     ) -> Result<(), RunError> {
         let saved = checkpoint::read(path).map_err(RunError::Data)?;
-        let graph = self.forward(&self.some_fit(model))?;
-        let name = &self.program.models[model].name;
-        let params = checkpoint::match_params(
-            &saved,
-            &graph.params,
-            name,
+        let steps = self.install(
+            model,
+            saved,
             &path.display().to_string(),
             span,
-        )
-        .map_err(RunError::Program)?;
-        let origin = path.display().to_string();
+            with_optimizer,
+        )?;
+        (self.on_event)(Event::Loaded {
+            model: &self.program.models[model].name,
+            path,
+            steps,
+        });
+        Ok(())
+    }
+
+    /// Checks `saved` against `model` and makes it the model's state; `origin` names where it
+    /// came from. Returns the optimizer's update count when its state was restored too.
+    pub(super) fn install(
+        &mut self,
+        model: usize,
+        saved: Checkpoint,
+        origin: &str,
+        span: Option<Span>,
+        with_optimizer: bool,
+    ) -> Result<Option<u64>, RunError> {
+        let graph = self.forward(&self.some_fit(model))?;
+        let name = &self.program.models[model].name;
+        let params = checkpoint::match_params(&saved, &graph.params, name, origin, span)
+            .map_err(RunError::Program)?;
+        let origin = origin.to_string();
         let named = (graph.params.iter())
             .map(|p| p.name.as_str())
             .zip(params.iter().map(Vec::as_slice));
@@ -516,7 +556,7 @@ impl Runner<'_, '_> {
             // As `standardize true` is for a fit (E0324): ids are not standardized.
             if m.inputs[0].1.dtype != DType::F32 {
                 return Err(RunError::Data(DataError::new(
-                    &path.display().to_string(),
+                    &origin,
                     format!(
                         "the checkpoint standardizes its inputs, but model '{}' takes integer \
                          token ids, which are not standardized",
@@ -525,7 +565,7 @@ impl Runner<'_, '_> {
                 )));
             }
             let features = m.input_features;
-            checkpoint::check_standardization(mean, std, features, &path.display().to_string())
+            checkpoint::check_standardization(mean, std, features, &origin)
                 .map_err(RunError::Data)?;
         }
         if let Some(text) = &saved.text {
@@ -552,15 +592,46 @@ impl Runner<'_, '_> {
                 text: saved.text,
             },
         );
-        (self.on_event)(Event::Loaded {
-            model: name,
+        Ok(steps)
+    }
+
+    fn save(&mut self, model: usize, path: &Path) -> Result<(), RunError> {
+        let saved = self.checkpoint(model)?;
+        checkpoint::write(path, &saved).map_err(RunError::Data)?;
+        (self.on_event)(Event::Saved {
+            model: &saved.model,
             path,
-            steps,
+            epoch: None,
         });
         Ok(())
     }
 
-    fn save(&mut self, model: usize, path: &Path) -> Result<(), RunError> {
+    /// `save MODEL to "NAME.kiln"`: the model's source (the program's `items`) with its
+    /// weights and preprocessing, re-checked first so that a bundle that would not open is
+    /// never written.
+    fn save_bundle(&mut self, model: usize, path: &Path, items: &[Span]) -> Result<(), RunError> {
+        let source = super::bundle::source_of(self.source, items);
+        let weights = Checkpoint {
+            optimizer: None,
+            ..self.checkpoint(model)?
+        };
+        let bundle = crate::runtime::bundle::Bundle {
+            source,
+            kiln_version: env!("CARGO_PKG_VERSION").to_string(),
+            weights,
+        };
+        super::bundle::open_decoded(bundle.clone(), &path.display().to_string())?;
+        crate::runtime::bundle::write(path, &bundle).map_err(RunError::Data)?;
+        (self.on_event)(Event::Saved {
+            model: &bundle.weights.model,
+            path,
+            epoch: None,
+        });
+        Ok(())
+    }
+
+    /// The model's current state as a checkpoint.
+    fn checkpoint(&mut self, model: usize) -> Result<Checkpoint, RunError> {
         let graph = self.forward(&self.some_fit(model))?;
         let infos: Vec<(String, Vec<usize>)> = graph
             .params
@@ -569,22 +640,15 @@ impl Runner<'_, '_> {
             .collect();
         let name = self.program.models[model].name.clone();
         let state = self.weights(model)?.clone();
-        let saved = Checkpoint {
-            model: name.clone(),
+        Ok(Checkpoint {
+            model: name,
             epoch: state.epoch,
             params: named(&infos, &state.params),
             optimizer: state.optimizer,
             standardization: state.standardization.map(|s| (s.mean, s.std)),
             text: state.text,
             other_dtypes: Vec::new(),
-        };
-        checkpoint::write(path, &saved).map_err(RunError::Data)?;
-        (self.on_event)(Event::Saved {
-            model: &name,
-            path,
-            epoch: None,
-        });
-        Ok(())
+        })
     }
 
     /// Loads a data set for `fit`'s loss and checks it against the model.
@@ -647,7 +711,12 @@ impl Runner<'_, '_> {
         self.text_or_data(index, fit, kept.as_ref(), None, labels_required)
     }
 
-    fn evaluate(&mut self, model: usize, data: usize, fit: &Fit) -> Result<(), RunError> {
+    pub(super) fn evaluate(
+        &mut self,
+        model: usize,
+        data: usize,
+        fit: &Fit,
+    ) -> Result<(), RunError> {
         let (mut set, _) = self.data_for_model(model, data, fit, true)?;
         if let Some(statistics) = &self.weights(model)?.standardization {
             statistics.apply(&mut set);
@@ -666,7 +735,7 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    fn predict(
+    pub(super) fn predict(
         &mut self,
         model: usize,
         data: usize,
@@ -712,12 +781,15 @@ impl Runner<'_, '_> {
         if let (Some(text), DataSource::Text(source)) = (text, &self.program.data[data].source) {
             predictions.class_names = Some((source.label.clone(), text.classes));
         }
-        predict::write(path, format, &predictions).map_err(RunError::Data)?;
+        if !path.as_os_str().is_empty() {
+            predict::write(path, format, &predictions).map_err(RunError::Data)?;
+        }
         (self.on_event)(Event::Predicted {
             model: &m.name,
             data: &self.program.data[data].name,
             path,
             samples: predictions.samples,
+            predictions: &predictions,
         });
         Ok(())
     }

@@ -33,6 +33,17 @@ impl CheckedProgram {
     }
 }
 
+/// A bundle's file extension (`runtime::bundle`), by which `save` chooses its format.
+pub const BUNDLE_EXTENSION: &str = "kiln";
+
+/// Whether `path` names a bundle rather than a checkpoint.
+pub fn is_bundle_path(path: &str) -> bool {
+    std::path::Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(BUNDLE_EXTENSION))
+}
+
 /// One statement that does something when the program runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -58,10 +69,15 @@ pub enum Action {
         format: PredictFormat,
         span: Span,
     },
-    /// `save MODEL to PATH`: weights and optimizer state as safetensors.
+    /// `save MODEL to PATH`: weights and optimizer state as safetensors, or, for a `.kiln`
+    /// path, a bundle (`runtime::bundle`).
     Save {
         model: usize,
         path: String,
+        /// For a bundle: the spans of the items whose source defines the model, in program
+        /// order (every top-level `let`, `layer`, `fn` and `data`, the model, and the `fit` that
+        /// gives its loss and metrics, if any).
+        bundle: Option<Vec<Span>>,
         span: Span,
     },
     /// `load MODEL from PATH`: weights (and optimizer state, when the file has it).

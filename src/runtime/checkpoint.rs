@@ -72,6 +72,12 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 
 /// The checkpoint as safetensors bytes.
 pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
+    encode_with(checkpoint, &[])
+}
+
+/// The checkpoint as safetensors bytes, with `extra` metadata entries beside its own (a
+/// bundle's source, version and checksum).
+pub fn encode_with(checkpoint: &Checkpoint, extra: &[(String, String)]) -> Result<Vec<u8>, String> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = checkpoint
         .params
         .iter()
@@ -81,6 +87,7 @@ pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
         ("format".to_string(), "kiln".to_string()),
         ("model".to_string(), checkpoint.model.clone()),
     ]);
+    metadata.extend(extra.iter().cloned());
     if let Some(epoch) = checkpoint.epoch {
         metadata.insert("epoch".to_string(), epoch.to_string());
     }
@@ -161,6 +168,17 @@ fn sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
         bytes[8..8 + length].copy_from_slice(&text);
     }
     bytes
+}
+
+/// The metadata of safetensors bytes, and where the tensor data starts.
+pub fn metadata(bytes: &[u8], origin: &str) -> Result<(HashMap<String, String>, usize), DataError> {
+    let (length, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        DataError::new(
+            origin,
+            format!("not a valid safetensors file ({e}); the file may be truncated or corrupt"),
+        )
+    })?;
+    Ok((header.metadata().clone().unwrap_or_default(), 8 + length))
 }
 
 /// Reads safetensors bytes. `origin` names the file in messages.
@@ -510,8 +528,15 @@ pub fn read(path: &Path) -> Result<Checkpoint, DataError> {
 /// left beside `path` are removed first.
 pub fn write(path: &Path, checkpoint: &Checkpoint) -> Result<(), DataError> {
     let origin = path.display().to_string();
+    let bytes =
+        encode(checkpoint).map_err(|e| DataError::new(&origin, format!("cannot encode: {e}")))?;
+    write_bytes(path, &bytes, "the checkpoint")
+}
+
+/// Writes `bytes` to `path` atomically, as `write` does; `what` names the file in messages.
+pub fn write_bytes(path: &Path, bytes: &[u8], what: &str) -> Result<(), DataError> {
+    let origin = path.display().to_string();
     let error = |message: String| DataError::new(&origin, message);
-    let bytes = encode(checkpoint).map_err(|e| error(format!("cannot encode: {e}")))?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -527,7 +552,7 @@ pub fn write(path: &Path, checkpoint: &Checkpoint) -> Result<(), DataError> {
             .prefix(&prefix)
             .suffix(".tmp")
             .tempfile_in(dir)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.as_file().sync_all()?;
         file.persist(path).map_err(|e| e.error)?;
         // The rename is durable once the folder is; not every file system can sync a folder.
@@ -536,7 +561,7 @@ pub fn write(path: &Path, checkpoint: &Checkpoint) -> Result<(), DataError> {
         }
         Ok::<(), std::io::Error>(())
     })();
-    written.map_err(|e| error(format!("cannot write the checkpoint: {e}")))
+    written.map_err(|e| error(format!("cannot write {what}: {e}")))
 }
 
 /// Removes `PREFIX*.tmp` files in `dir`: the temporary files of saves to the same path that were

@@ -2,6 +2,7 @@
 //! training step, callbacks, checkpoints and predictions. `data`, `checkpoint` and `predict`
 //! are, with the CLI, the only code that touches files.
 
+pub mod bundle;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod data;

@@ -331,6 +331,7 @@ impl Session {
             let actions = self.actions_in(&combined, source, &statements);
             let outcome = driver::run_actions(
                 &self.program,
+                &combined.text,
                 &actions,
                 &self.base_dir,
                 &mut self.workspace,
