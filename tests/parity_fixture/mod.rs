@@ -1,8 +1,11 @@
-//! The parity fixtures (`tests/fixtures/parity/` and `tests/fixtures/parity_cnn/`, see
-//! `docs/parity.md`): data, batch order and initial weights shared by the peers' runs, and a
-//! [`Trainer`] that runs a program's compiled step on them. Used by `tests/parity.rs`,
-//! `tests/optimizers.rs` and `tests/parity_cnn.rs` (each uses part of it).
+//! The parity fixtures (`tests/fixtures/parity/`, and through [`networks`]
+//! `tests/fixtures/parity_cnn/` and `tests/fixtures/parity_seq/`; see `docs/parity.md`): data,
+//! batch order and initial weights shared by the peers' runs, and a [`Trainer`] that runs a
+//! program's compiled step on them. Used by `tests/parity.rs`, `tests/optimizers.rs`,
+//! `tests/parity_cnn.rs` and `tests/parity_seq.rs` (each uses part of it).
 #![allow(dead_code)]
+
+pub mod networks;
 
 use std::fs;
 use std::path::{Path, PathBuf};
