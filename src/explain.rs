@@ -896,6 +896,18 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0840",
+        title: "a tensor too large for any machine",
+        text: "A tensor of the model holds more than 2^45 elements per sample (128 TiB of f32, \
+               the whole address space of a 64-bit process), or so many that the product of its \
+               dimensions overflows. No memory could hold it, so the model is refused when it is \
+               checked rather than counted wrongly. A dimension is usually far larger than \
+               intended, or a `flatten` multiplies several large ones.",
+        example: Some(
+            "model m(x: f32[B, 2097152, 2097152, 2097152, 4]) -> f32[B, 3] {\n    flatten()\n    dense(3, softmax)\n}\n",
+        ),
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

@@ -1,0 +1,97 @@
+//! Reproductions of issue 20's adversarial findings, each small and fast: the input that once
+//! crashed, hung, aborted or misreported, and what Kiln does with it now. Larger originals (a
+//! 1 GiB inflation, 16,000 errors) are generated here at the size that still shows the bound.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::{kiln, path, scratch, text};
+
+/// Runs `kiln args…` and returns (exit code, stdout, stderr), asserting that it neither panicked
+/// nor was killed by a signal.
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = kiln(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {stderr}"));
+    assert!(
+        code != 101 && !stderr.contains("panicked") && !stderr.contains("memory allocation"),
+        "kiln {args:?} crashed: {stderr}"
+    );
+    (code, stdout, stderr)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn idx_header(magic: u32, sizes: &[u32]) -> Vec<u8> {
+    std::iter::once(magic)
+        .chain(sizes.iter().copied())
+        .flat_map(u32::to_be_bytes)
+        .collect()
+}
+
+/// Item 9: a small gzip IDX file whose data inflates far past the header's counts is refused
+/// once the promised bytes are read (it used to inflate all of it first: 2.2 GB for 1 GiB).
+#[test]
+fn gzip_idx_inflating_past_its_header_is_refused_early() {
+    let dir = scratch("gzip_bomb", &[]);
+    let mut images = idx_header(0x0803, &[2, 2, 2]);
+    images.extend(std::iter::repeat_n(0u8, 16 << 20));
+    let images = gzip(&images);
+    assert!(
+        images.len() < 100_000,
+        "the bomb is small: {}",
+        images.len()
+    );
+    std::fs::write(dir.join("images.gz"), &images).unwrap();
+    let mut labels = idx_header(0x0801, &[2]);
+    labels.extend([0, 1]);
+    std::fs::write(dir.join("labels"), &labels).unwrap();
+    let program = "data d = idx(images: \"images.gz\", labels: \"labels\")\n\
+                   model m(x: f32[B, 2, 2]) -> f32[B, 2] {\n    flatten()\n    dense(2, softmax)\n}\n\
+                   fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs 1\n}\n";
+    std::fs::write(dir.join("p.model"), program).unwrap();
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the header promises 8 bytes of data, but the file decompresses to more"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Item 9: dimensions whose product overflows a machine word are an error when checked (the
+/// summary printed 18,446,744,073,709,551,615 parameters).
+#[test]
+fn sizes_that_overflow_are_refused_when_checked() {
+    let dir = scratch(
+        "overflow",
+        &[
+            (
+                "flatten.model",
+                "model m(x: f32[B, 2097152, 2097152, 2097152, 4]) -> f32[B, 3] {\n    \
+                 flatten()\n    dense(3, softmax)\n}\n",
+            ),
+            (
+                "dense.model",
+                "model m(x: f32[B, 4294967295]) -> f32[B, 3] {\n    dense(4294967295, relu)\n    \
+                 dense(3, softmax)\n}\n",
+            ),
+        ],
+    );
+    for file in ["flatten.model", "dense.model"] {
+        let (code, stdout, stderr) = run(&["check", "--summary", &path(&dir, file)]);
+        assert_eq!(code, 1, "{file}: {stdout}{stderr}");
+        assert!(stderr.contains("[E0840]"), "{file}: {stderr}");
+        assert!(!stdout.contains("18,446,744"), "{file}: {stdout}");
+    }
+}
