@@ -95,3 +95,83 @@ fn sizes_that_overflow_are_refused_when_checked() {
         assert!(!stdout.contains("18,446,744"), "{file}: {stdout}");
     }
 }
+
+/// A program training `m` (two features, two classes) on the CSV file `file` with `label`.
+fn csv_program(file: &str, label: &str) -> String {
+    format!(
+        "data d = csv(\"{file}\", label: \"{label}\")\n\
+         model m(x: f32[B, 2]) -> f32[B, 2] {{\n    dense(2, softmax)\n}}\n\
+         fit m on d {{\n    loss sparse_categorical_crossentropy\n    epochs 1\n}}\n"
+    )
+}
+
+/// Item 9: a long CSV cell is quoted clipped in its error (a 50 MB cell was echoed whole).
+#[test]
+fn a_long_csv_cell_is_clipped_in_its_error() {
+    let csv = format!("a,b,label\n1,{},0\n", "x".repeat(1 << 20));
+    let dir = scratch(
+        "long_cell",
+        &[("d.csv", &csv), ("p.model", &csv_program("d.csv", "label"))],
+    );
+    let (code, _, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("line 2, column 2: cannot read 'xxxx"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("… (1048576 characters)' as a number"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 1000, "{} bytes of error", stderr.len());
+}
+
+/// Item 9: a 100 KB label name against a 100 KB header name differing by one letter (29 s in
+/// "did you mean") is refused at once, both names clipped.
+#[test]
+fn a_long_label_name_against_a_long_header_is_quick() {
+    let header = "q".repeat(100_000);
+    let label = format!("{}z", &header[1..]);
+    let csv = format!("a,{header},label\n1,2,0\n");
+    let dir = scratch(
+        "long_label",
+        &[("d.csv", &csv), ("p.model", &csv_program("d.csv", &label))],
+    );
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(stderr.contains("no column named 'qqqq"), "{stderr}");
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+    assert!(stderr.len() < 1000, "{} bytes of error", stderr.len());
+}
+
+/// Item 9: CR-only line endings (classic Mac files) read as lines (they read as a header row
+/// and no data rows).
+#[test]
+fn cr_only_line_endings_are_lines() {
+    let csv = "a,b,label\r1,2,0\r3,4,1\r5,6,0\r7,8,1\r";
+    let dir = scratch(
+        "cr_only",
+        &[("d.csv", csv), ("p.model", &csv_program("d.csv", "label"))],
+    );
+    let (code, stdout, stderr) = run(&["run", "-q", &path(&dir, "p.model")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("loss"), "{stdout}");
+}
+
+/// Item 9: a FIFO as a data path is refused instead of blocking forever.
+#[test]
+fn a_fifo_as_a_data_path_is_refused() {
+    let dir = scratch("fifo", &[("p.model", &csv_program("d.csv", "label"))]);
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("d.csv"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

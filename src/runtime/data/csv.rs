@@ -149,7 +149,7 @@ fn parse_csv(
             let column_name = || {
                 names
                     .as_ref()
-                    .map(|n| format!(" (column '{}')", n[col]))
+                    .map(|n| format!(" (column '{}')", clip(&n[col])))
                     .unwrap_or_default()
             };
             if cell.is_empty() {
@@ -176,7 +176,7 @@ fn parse_csv(
                                 origin,
                                 row.line,
                                 col + 1,
-                                format!("target '{cell}' is not a finite number"),
+                                format!("target '{}' is not a finite number", clip(cell)),
                             ));
                         }
                         targets.push(value);
@@ -188,10 +188,18 @@ fn parse_csv(
             let x = match &mut x {
                 Features::I32(ids) => {
                     let value: f64 = cell.parse().map_err(|_| {
-                        at_cell(format!("cannot read '{cell}' as a number{}", column_name()))
+                        at_cell(format!(
+                            "cannot read '{}' as a number{}",
+                            clip(cell),
+                            column_name()
+                        ))
                     })?;
                     ids[stored] = token_id(value).map_err(|why| {
-                        at_cell(format!("feature value '{cell}'{} is {why}", column_name()))
+                        at_cell(format!(
+                            "feature value '{}'{} is {why}",
+                            clip(cell),
+                            column_name()
+                        ))
                     })?;
                     stored += 1;
                     continue;
@@ -206,7 +214,8 @@ fn parse_csv(
                     row.line,
                     col + 1,
                     format!(
-                        "feature value '{cell}'{} is not finite; expected a finite number",
+                        "feature value '{}'{} is not finite; expected a finite number",
+                        clip(cell),
                         column_name()
                     ),
                 ));
@@ -297,10 +306,11 @@ pub(super) fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, Str
 
 pub(super) fn parse_number(cell: &str) -> Result<f32, String> {
     cell.parse::<f32>()
-        .map_err(|_| format!("cannot read '{cell}' as a number"))
+        .map_err(|_| format!("cannot read '{}' as a number", clip(cell)))
 }
 
-fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
+fn parse_class(raw: &str, loss: Loss) -> Result<i32, String> {
+    let cell = clip(raw);
     let classes = if loss == Loss::BinaryCrossentropy {
         "0 or 1"
     } else {
@@ -312,7 +322,7 @@ fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
             loss.name(),
         )
     };
-    let value: f64 = cell
+    let value: f64 = raw
         .parse()
         .map_err(|_| format!("cannot read class label '{cell}' as a number"))?;
     // A fraction is a measurement, not a class: say so, and what trains on one.
@@ -360,21 +370,30 @@ pub(super) fn label_column(
                 return Err(DataError::new(
                     origin,
                     format!(
-                        "the label column is named '{name}', but the file is read without a \
-                         header row (header: false); name it by index instead, or set header: true"
+                        "the label column is named '{}', but the file is read without a \
+                         header row (header: false); name it by index instead, or set header: true",
+                        clip(name)
                     ),
                 ));
             };
             if let Some(index) = names.iter().position(|n| n == name) {
                 return Ok(index);
             }
-            let listed = names
+            // A header of thousands of columns is named by its first few.
+            const LISTED: usize = 20;
+            let mut listed = names
                 .iter()
-                .map(|n| format!("'{n}'"))
+                .take(LISTED)
+                .map(|n| format!("'{}'", clip(n)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut message =
-                format!("no column named '{name}' in the header; the columns are {listed}");
+            if names.len() > LISTED {
+                listed.push_str(&format!(" and {} more", names.len() - LISTED));
+            }
+            let mut message = format!(
+                "no column named '{}' in the header; the columns are {listed}",
+                clip(name)
+            );
             if let Some(close) = closest(name, names) {
                 message.push_str(&format!("; did you mean '{close}'?"));
             }
