@@ -175,3 +175,49 @@ fn a_fifo_as_a_data_path_is_refused() {
     assert!(stderr.contains("not a regular file"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Item 7: many errors on one long line (30,000 `$` aborted after 172 s) are capped at 50
+/// rendered, each showing a window of the line, with a count of the rest.
+#[test]
+fn many_errors_on_one_long_line_are_capped_and_clipped() {
+    let source = format!("let a = {}\n", "$ ".repeat(30_000));
+    let dir = scratch("dollars", &[("p.model", &source)]);
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["check", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(stderr.matches("] Error:").count(), 50, "{stderr}");
+    assert!(stderr.contains("more errors not shown"), "{stderr}");
+    assert!(
+        stderr.contains("line 1 is 60008 characters long and shown around the error"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 100_000, "{} bytes rendered", stderr.len());
+}
+
+/// Item 7: thousands of unclosed brackets, closed at the end or by a closer that matches an
+/// outer one, are three errors and a count (8,000 `{` took 35 s).
+#[test]
+fn runs_of_unclosed_brackets_are_three_errors() {
+    let dir = scratch(
+        "brackets",
+        &[
+            ("end.model", &format!("let a = {}\n", "{ ".repeat(8000))),
+            (
+                "closer.model",
+                &format!("let a = [{}]\n", "( ".repeat(8000)),
+            ),
+        ],
+    );
+    for file in ["end.model", "closer.model"] {
+        let started = Instant::now();
+        let (code, _, stderr) = run(&["check", &path(&dir, file)]);
+        assert_eq!(code, 1);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(stderr.matches("[E0006]").count(), 3, "{file}: {stderr}");
+        assert!(
+            stderr.contains("7997 more delimiters opened before them are unclosed too"),
+            "{file}: {stderr}"
+        );
+    }
+}

@@ -248,4 +248,17 @@ mod tests {
         assert_eq!(diagnostics.iter().filter(|d| d.code == "E0006").count(), 2);
         assert!(diagnostics.iter().all(|d| d.notes.is_empty()));
     }
+
+    #[test]
+    fn a_closer_that_closes_many_reports_three_and_a_count() {
+        // `]` matches the outer `[` and closes the thousand `(` inside it (each was an E0006).
+        let (_, diagnostics) = parse(&format!("let a = [{}]\n", "(".repeat(1000)));
+        let unclosed: Vec<_> = diagnostics.iter().filter(|d| d.code == "E0006").collect();
+        assert_eq!(unclosed.len(), 3, "{unclosed:?}");
+        let notes: Vec<&String> = unclosed.iter().flat_map(|d| &d.notes).collect();
+        assert_eq!(
+            notes,
+            ["997 more delimiters opened before them are unclosed too"]
+        );
+    }
 }

@@ -345,9 +345,7 @@ impl Balancer {
                 let opener = opener_of(&token);
                 match self.open.iter().rposition(|(open, _)| *open == opener) {
                     Some(index) => {
-                        while self.open.len() > index + 1 {
-                            self.close_innermost(span);
-                        }
+                        self.close_to(index + 1, span);
                         self.open.pop();
                         self.push(span, token);
                     }
@@ -408,10 +406,6 @@ impl Balancer {
         self.push(span, separator);
     }
 
-    fn close_innermost(&mut self, at: Span) {
-        self.close_innermost_reporting(at, true);
-    }
-
     /// Closes the innermost open delimiter at `at`; `report` says whether it gets an E0006.
     fn close_innermost_reporting(&mut self, at: Span, report: bool) {
         if let Some((opener, open_span)) = self.open.pop() {
@@ -435,14 +429,20 @@ impl Balancer {
         }
     }
 
-    /// Closes everything still open at `at`. The innermost `MAX_UNCLOSED_REPORTED` each get an
-    /// E0006 and the last of those a count of the rest: a line of a thousand `[` is one
-    /// mistake, not a thousand diagnostics.
+    /// Closes everything still open at `at`.
     fn close_all(&mut self, at: Span) {
+        self.close_to(0, at);
+    }
+
+    /// Closes the open delimiters at `at` until `depth` remain (a closer that matches an outer
+    /// opener closes those inside it; an item keyword or the end closes all). The innermost
+    /// `MAX_UNCLOSED_REPORTED` each get an E0006 and the last of those a count of the rest: a
+    /// line of a thousand `[` is one mistake, not a thousand diagnostics.
+    fn close_to(&mut self, depth: usize, at: Span) {
         const MAX_UNCLOSED_REPORTED: usize = 3;
         let before = self.diagnostics.len();
         let mut closed = 0;
-        while !self.open.is_empty() {
+        while self.open.len() > depth {
             self.close_innermost_reporting(at, closed < MAX_UNCLOSED_REPORTED);
             closed += 1;
         }
