@@ -5,6 +5,8 @@ use std::fmt;
 
 mod window;
 
+pub use window::clip_message;
+
 /// A byte range in the source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
@@ -223,7 +225,7 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
                     .with_index_type(ariadne::IndexType::Byte),
             )
             .with_code(diagnostic.code)
-            .with_message(&diagnostic.message);
+            .with_message(window::clip_message(&diagnostic.message));
         for (label, range) in labels {
             let color = if label.primary {
                 Color::Red
@@ -232,7 +234,7 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
             };
             report = report.with_label(
                 AriadneLabel::new(range)
-                    .with_message(&label.message)
+                    .with_message(window::clip_message(&label.message))
                     .with_color(color),
             );
         }
@@ -240,10 +242,10 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
             report = report.with_note(note);
         }
         for note in &diagnostic.notes {
-            report = report.with_note(note);
+            report = report.with_note(window::clip_message(note));
         }
         if let Some(help) = &diagnostic.help {
-            report = report.with_help(help);
+            report = report.with_help(window::clip_message(help));
         }
         // Writing into a Vec cannot fail.
         let _ = report.finish().write(ariadne::sources(sources), &mut out);

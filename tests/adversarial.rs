@@ -221,3 +221,47 @@ fn runs_of_unclosed_brackets_are_three_errors() {
         );
     }
 }
+
+/// Items 6 and 7 in the REPL: a 1 MB unknown command and a 1 MB name are answered at once,
+/// quoted by their start (the fuzz run's REPL inputs that took over 20 s).
+#[test]
+fn the_repl_answers_megabyte_entries_quickly_and_briefly() {
+    use std::process::{Command, Stdio};
+    let long = "npy".repeat(350_000);
+    let input = format!(
+        ":summar{long}\n:summary iris{}\ncu){long}\n",
+        " :summary iris".repeat(70_000)
+    );
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("repl")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.code().is_some() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("unknown command `:summarnpynpy"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.len() + out.stdout.len() < 50_000,
+        "{} bytes",
+        stderr.len()
+    );
+}

@@ -71,6 +71,26 @@ pub fn clip(text: &str, labels: &[Range<usize>]) -> Option<Windowed> {
     Some(Windowed { text: out, lines })
 }
 
+/// Most characters a message, label, note or help is rendered with: they quote names from the
+/// source, and a 1 MB name in an error was printed whole.
+pub const MAX_MESSAGE: usize = 400;
+
+/// `text` whole when short, else its start and how long it was.
+pub fn clip_message(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_MESSAGE) {
+        None => text.into(),
+        Some((end, _)) => {
+            let end = text.floor_char_boundary(end - 1);
+            format!(
+                "{}… ({} characters in all)",
+                &text[..end],
+                text.chars().count()
+            )
+            .into()
+        }
+    }
+}
+
 /// When the line holding byte `offset` of `text` is clipped: what the clipped view hides, the
 /// line's length and the real column (the header's column counts within the window).
 pub fn note(text: &str, offset: usize) -> Option<String> {
@@ -126,6 +146,15 @@ impl Windowed {
 #[allow(clippy::single_range_in_vec_init)] // one label per test is the usual diagnostic
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_clipped() {
+        assert_eq!(clip_message("unexpected name `x`"), "unexpected name `x`");
+        let long = format!("unexpected name `{}`", "é".repeat(5000));
+        let clipped = clip_message(&long);
+        assert!(clipped.ends_with("… (5018 characters in all)"), "{clipped}");
+        assert!(clipped.chars().count() < MAX_MESSAGE + 30);
+    }
 
     #[test]
     fn short_texts_are_left_alone() {
