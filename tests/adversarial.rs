@@ -265,3 +265,51 @@ fn the_repl_answers_megabyte_entries_quickly_and_briefly() {
         stderr.len()
     );
 }
+
+/// Item 8: `initial_epoch 1000000000000` trains its one epoch at once, in a run and in the
+/// REPL's `:fit` (each skipped epoch's shuffle was replayed: days of silence).
+#[test]
+fn a_huge_initial_epoch_starts_at_once() {
+    let program = "data d = synthetic_classification(samples: 64, features: 4, classes: 3, seed: 1)\n\
+                   model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n\
+                   fit m on d {\n    loss sparse_categorical_crossentropy\n    \
+                   epochs 1000000000001\n    initial_epoch 1000000000000\n    batch 16\n}\n";
+    let dir = scratch("initial_epoch", &[("p.model", program)]);
+    let started = Instant::now();
+    let (code, stdout, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("Epoch 1000000000001/1000000000001"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    use std::process::{Command, Stdio};
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("repl")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let entries = format!(
+        ":load {}\n:fit m epochs 2000000000000 initial_epoch 1999999999999\n",
+        path(&dir, "p.model")
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(entries.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Epoch 2000000000000/2000000000000"),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

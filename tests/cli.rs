@@ -426,15 +426,15 @@ model m(x: f32[B, 4]) -> f32[B, 3]
   activations      33 per sample (132 B × B, forward pass)
 Training m on train: 300 samples, 67 parameters, validating on test: 100 samples (compiled in T ms)
 Epoch 1/3
-5/5 - Ts - Tµs/step - loss: 0.8778 - accuracy: 0.6033 - val_loss: 1.2773 - val_accuracy: 0.6200 - learning_rate: 0.5000
+5/5 - Ts - Tµs/step - loss: 0.8763 - accuracy: 0.5600 - val_loss: 1.2511 - val_accuracy: 0.6100 - learning_rate: 0.5000
 Epoch 1: saved m to DIR/best.safetensors
 Epoch 2/3
-5/5 - Ts - Tµs/step - loss: 0.6491 - accuracy: 0.7800 - val_loss: 1.4433 - val_accuracy: 0.5500 - learning_rate: 0.2500
+5/5 - Ts - Tµs/step - loss: 0.6489 - accuracy: 0.7933 - val_loss: 1.4365 - val_accuracy: 0.5400 - learning_rate: 0.2500
 Epoch 3/3
-5/5 - Ts - Tµs/step - loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250
-Trained m for 3 epochs: loss: 0.5325 - accuracy: 0.8300 - val_loss: 1.4986 - val_accuracy: 0.5200 - learning_rate: 0.1250 (weights HASH)
+5/5 - Ts - Tµs/step - loss: 0.5301 - accuracy: 0.8367 - val_loss: 1.4947 - val_accuracy: 0.5200 - learning_rate: 0.1250
+Trained m for 3 epochs: loss: 0.5301 - accuracy: 0.8367 - val_loss: 1.4947 - val_accuracy: 0.5200 - learning_rate: 0.1250 (weights HASH)
 Saved m to DIR/m.safetensors
-Evaluated m on test: 100 samples - loss: 1.4986 - accuracy: 0.5200
+Evaluated m on test: 100 samples - loss: 1.4947 - accuracy: 0.5200
 ";
     let actual = without_times(&text(&out.stdout), &dir);
     let actual = match actual.split_once("(weights ") {

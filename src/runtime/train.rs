@@ -161,10 +161,24 @@ pub struct NonFiniteSource {
     pub inputs: Vec<(f64, f64)>,
 }
 
+/// The sample order of `epoch` (1-based): a permutation drawn from `(seed, epoch)` alone, so a
+/// run resumed at any epoch sees the same batches as an uninterrupted one without replaying the
+/// shuffles before it (`initial_epoch 1000000000000` replayed one per skipped epoch, for days).
+pub fn shuffle(order: &mut [usize], seed: u64, epoch: usize) {
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    // A separate stream from weight initialisation, which uses the same seed; each epoch is its
+    // own ChaCha stream of that key.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5348_5546_464c_4521);
+    rng.set_stream(epoch as u64);
+    order.shuffle(&mut rng);
+}
+
 /// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
-/// parameters and optimizer state already in `step`, `steps_done` updates into training. The
-/// RNG for shuffling is seeded from `fit.seed` and replays the shuffles of the epochs already
-/// trained, so a resumed run sees the same batches as an uninterrupted one.
+/// parameters and optimizer state already in `step`, `steps_done` updates into training. Each
+/// epoch's order comes from `(fit.seed, epoch)` (`shuffle`), so a resumed run sees the same
+/// batches as an uninterrupted one.
 pub fn train(
     step: &mut CompiledStep,
     graph: &Graph,
@@ -175,8 +189,6 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<Trained, DataError> {
     let slots = InputSlots::of(graph);
-    // A separate stream from weight initialisation, which uses the same seed.
-    let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x5348_5546_464c_4521);
     let mut order: Vec<usize> = (0..dataset.samples).collect();
     // Epochs `first..=last`: none when `initial_epoch` is already `epochs` or past it (either
     // may be any number up to u64::MAX, so no `+ 1` before that is known).
@@ -185,11 +197,6 @@ pub fn train(
     } else {
         (1, 0)
     };
-    if fit.shuffle && first <= last {
-        for _ in 1..first {
-            order.shuffle(&mut rng);
-        }
-    }
     // Grown epoch by epoch: `epochs` may be far more than early stopping lets run.
     let mut history = Vec::new();
     let mut step_count = steps_done;
@@ -211,7 +218,7 @@ pub fn train(
     for epoch in first..=last {
         let started = Instant::now();
         if fit.shuffle {
-            order.shuffle(&mut rng);
+            shuffle(&mut order, fit.seed, epoch);
         }
         // What the epoch starts from and the rate of each of its steps, to replay it up to a
         // step whose loss is not finite (one copy of the weights per epoch).
@@ -668,7 +675,7 @@ pub fn weights_hash(params: &[&[f32]]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::argmax;
+    use super::{argmax, shuffle};
 
     #[test]
     fn argmax_takes_the_first_largest_and_skips_nan() {
@@ -680,5 +687,23 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN, 1.0, 2.0]), 0);
         assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
         assert_eq!(argmax(&[-0.0, 0.0]), 0);
+    }
+
+    #[test]
+    fn each_epochs_order_depends_on_seed_and_epoch_only() {
+        let order = |seed: u64, epoch: usize| {
+            let mut order = vec![7; 50];
+            shuffle(&mut order, seed, epoch);
+            order
+        };
+        let first = order(3, 1);
+        let mut sorted = first.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>(), "a permutation");
+        assert_eq!(order(3, 1), first, "whatever came before");
+        assert_ne!(order(3, 2), first);
+        assert_ne!(order(4, 1), first);
+        // A far epoch costs what the first does.
+        assert_eq!(order(3, usize::MAX).len(), 50);
     }
 }
