@@ -908,6 +908,31 @@ pub const EXPLANATIONS: &[Explanation] = &[
         ),
     },
     Explanation {
+        code: "E0841",
+        title: "not enough memory to train the model",
+        text: "Before a fit compiles its step, Kiln estimates the memory training will need from \
+               the model's sizes: the weights, their gradients and the optimizer's state in the \
+               step, activations and their gradients for one batch, and the copies of weights \
+               and state kept between epochs and after training. It compares that with what the \
+               process may use: the smaller of the machine's available memory (MemAvailable in \
+               /proc/meminfo) and what an address-space limit (RLIMIT_AS, set by `ulimit -v` or \
+               `prlimit --as`) leaves. When the estimate is larger the fit is refused at once, \
+               naming the largest tensors, instead of training and then failing to save. Use \
+               fewer or smaller layers, a smaller batch, or an optimizer with less state.",
+        example: None,
+    },
+    Explanation {
+        code: "E0842",
+        title: "out of memory after training",
+        text: "Copying the trained weights or optimizer state out of the training step failed \
+               for lack of memory (other programs took it during training, since the estimate \
+               behind E0841 passed). The run stops with this error instead of aborting; \
+               checkpoints written by callbacks during training are kept. During training the \
+               same failure (copying the weights at the start of an epoch, or the best weights) \
+               and encoding a checkpoint are reported as errors too.",
+        example: None,
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

@@ -313,3 +313,42 @@ fn a_huge_initial_epoch_starts_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Item 1: a model too big for the memory the process may use (here a real address-space limit,
+/// `prlimit --as`) is refused before training, naming its largest tensors; it trained an epoch
+/// and then aborted copying its weights, with nothing saved.
+#[test]
+fn a_model_too_big_for_memory_is_refused_before_training() {
+    let program = "data d = synthetic_classification(samples: 16, features: 10000, classes: 3, seed: 1)\n\
+                   model m(x: f32[B, 10000]) -> f32[B, 3] {\n    dense(10000, relu)\n    \
+                   dense(10000, relu)\n    dense(3, softmax)\n}\n\
+                   fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs 1\n    \
+                   callbacks [checkpoint(\"best.safetensors\", monitor: \"loss\")]\n}\n\
+                   save m to \"m.safetensors\"\n";
+    let dir = scratch("memory", &[("p.model", program)]);
+    let out = std::process::Command::new("prlimit")
+        .arg("--as=2000000000")
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", &path(&dir, "p.model")])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[E0841] Error: not enough memory to train `m`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the largest tensors: `dense.kernel` f32[10000, 10000] (381 MiB)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("address-space limit (RLIMIT_AS) of 1.9 GiB"),
+        "{stderr}"
+    );
+    assert!(
+        !text(&out.stdout).contains("Epoch 1"),
+        "refused before training"
+    );
+}

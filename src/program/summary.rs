@@ -111,7 +111,7 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
 
 /// f32 values per sample the forward pass computes (every non-leaf node that has the batch
 /// dimension; reshapes share their input's buffer).
-fn activation_floats(model: &Model) -> usize {
+pub(super) fn activation_floats(model: &Model) -> usize {
     model
         .forward
         .nodes
@@ -133,7 +133,7 @@ fn thousands(n: usize) -> String {
     out
 }
 
-fn bytes(n: f64) -> String {
+pub(super) fn bytes(n: f64) -> String {
     if n < 1024.0 {
         format!("{n} B")
     } else if n < 1024.0 * 1024.0 {

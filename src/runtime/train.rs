@@ -206,9 +206,9 @@ pub fn train(
         schedule.is_some() || fit.training.callbacks.iter().any(|c| c.def().facts.sets_lr);
     let mut callbacks = Callbacks::new(&fit.training.callbacks);
     let mut best_weights: Option<Vec<Vec<f32>>> = None;
-    let snapshot = |step: &CompiledStep| -> Vec<Vec<f32>> {
+    let snapshot = |step: &CompiledStep| -> Result<Vec<Vec<f32>>, DataError> {
         (0..graph.params.len())
-            .map(|i| step.param(i).to_vec())
+            .map(|i| copy(step.param(i), "the best weights"))
             .collect()
     };
     let mut stopped_early = None;
@@ -222,7 +222,7 @@ pub fn train(
         }
         // What the epoch starts from and the rate of each of its steps, to replay it up to a
         // step whose loss is not finite (one copy of the weights per epoch).
-        let epoch_start = Snapshot::of(step, graph);
+        let epoch_start = Snapshot::of(step, graph)?;
         let first_count = step_count;
         let mut rates = Vec::with_capacity(dataset.samples.div_ceil(fit.batch));
         let mut loss_sum = 0.0f64;
@@ -316,7 +316,7 @@ pub fn train(
         };
         let decision = callbacks.on_epoch_end(epoch - 1, &report, lr);
         if decision.snapshot {
-            best_weights = Some(snapshot(step));
+            best_weights = Some(snapshot(step)?);
         }
         if let Some(new) = decision.lr {
             lr = new;
@@ -371,15 +371,16 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(step: &CompiledStep, graph: &Graph) -> Snapshot {
-        Snapshot {
+    fn of(step: &CompiledStep, graph: &Graph) -> Result<Snapshot, DataError> {
+        let what = "the weights at the start of the epoch";
+        Ok(Snapshot {
             params: (0..graph.params.len())
-                .map(|i| step.param(i).to_vec())
-                .collect(),
+                .map(|i| copy(step.param(i), what))
+                .collect::<Result<_, _>>()?,
             states: (0..graph.states.len())
-                .map(|i| step.state(i).to_vec())
-                .collect(),
-        }
+                .map(|i| copy(step.state(i), what))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     fn restore(&self, step: &mut CompiledStep) {
@@ -390,6 +391,19 @@ impl Snapshot {
             step.state_mut(i).copy_from_slice(values);
         }
     }
+}
+
+/// A copy of weights or state during training, or the error when the memory is not there.
+fn copy(values: &[f32], what: &str) -> Result<Vec<f32>, DataError> {
+    crate::buffer::try_copy(values).map_err(|e| {
+        DataError::new(
+            "training",
+            format!(
+                "out of memory: copying {what} needs {} more",
+                super::memory::gib(e.bytes)
+            ),
+        )
+    })
 }
 
 /// An epoch's steps up to one whose loss was not finite, to find where that began.
@@ -449,7 +463,7 @@ impl Replay<'_> {
                 .map(|(v, dims)| array(dims, v.iter().map(|&x| f64::from(x)).collect()))
                 .collect()
         };
-        let now = Snapshot::of(step, graph);
+        let now = Snapshot::of(step, graph).ok()?;
         let bindings = crate::interp::Bindings {
             inputs,
             params: leaves(
