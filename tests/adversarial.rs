@@ -352,3 +352,44 @@ fn a_model_too_big_for_memory_is_refused_before_training() {
         "refused before training"
     );
 }
+
+/// Item 14: long sums are blocked, so `mean(ones(10000000) * 0.1)` is 0.1 to float32's
+/// precision over blocks (it was 0.09755991; NumPy's pairwise sum gives 0.10000001).
+#[test]
+fn long_sums_keep_their_precision() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("repl")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let entries = "mean(ones(10000000) * 0.1)\nsum(ones(10001) * 0.1)\nsum(arange(100000))\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(entries.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    let values: Vec<f64> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("f32"))
+        .map(|l| {
+            l.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{l:?} in {stdout}"))
+        })
+        .collect();
+    let exact = [0.1f32 as f64, 10001.0 * 0.1f32 as f64, 4_999_950_000.0];
+    assert_eq!(values.len(), 3, "{stdout}");
+    for (got, want) in values.iter().zip(exact) {
+        assert!(
+            ((got - want) / want).abs() < 3e-5,
+            "{got} against {want}: {stdout}"
+        );
+    }
+}
