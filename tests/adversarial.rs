@@ -393,3 +393,20 @@ fn long_sums_keep_their_precision() {
         );
     }
 }
+
+/// Found by the fuzz run: an error after a long run of minuses (`x - - … y z - - … w`) made the
+/// parser's error recovery quadratic (15 s at 20,000, over a minute in the REPL at 220,000).
+#[test]
+fn an_error_after_a_long_run_of_minuses_is_quick() {
+    let source = format!(
+        "let a = x{}y z{}w\n",
+        "-".repeat(20_000),
+        "-".repeat(20_000)
+    );
+    let dir = scratch("minuses", &[("p.model", &source)]);
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["check", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("[E0008]"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
