@@ -410,3 +410,56 @@ fn an_error_after_a_long_run_of_minuses_is_quick() {
     assert!(stderr.contains("[E0008]"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Item 5: a 200-byte `.npy` whose header claims 10^12 × 4 values is compared with the file's
+/// size before anything is allocated (it aborted allocating 16 TB).
+#[test]
+fn an_npy_header_claiming_terabytes_is_refused() {
+    let npy = |descr: &str, shape: &str| {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        header.push_str(&" ".repeat(118 - header.len()));
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend([0u8; 64]);
+        bytes
+    };
+    let dir = scratch(
+        "npy",
+        &[(
+            "p.model",
+            "data d = npy(features: \"x.npy\", labels: \"y.npy\")\n\
+             model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n\
+             fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs 1\n}\n",
+        )],
+    );
+    std::fs::write(dir.join("x.npy"), npy("<f4", "(1000000000000, 4)")).unwrap();
+    std::fs::write(dir.join("y.npy"), npy("<i8", "(1000000000000,)")).unwrap();
+    let (code, _, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("16000000000000 bytes, but the file holds 64 bytes of data"),
+        "{stderr}"
+    );
+}
+
+/// Item 6: a mistyped 20,000-character name against another is checked at once (the full
+/// distance table took gigabytes; a 5 MB name took 31 s).
+#[test]
+fn long_mistyped_names_are_checked_quickly() {
+    let name = "n".repeat(20_000);
+    let typo = format!("{}m", &name[1..]);
+    let source = format!("let {name} = 4\nlet b = {typo} + 1\n");
+    let dir = scratch("long_name", &[("p.model", &source)]);
+    let started = Instant::now();
+    let (code, _, stderr) = run(&["check", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("[E0101]") || stderr.contains("unknown"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(stderr.len() < 10_000, "{} bytes", stderr.len());
+}
