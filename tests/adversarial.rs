@@ -25,6 +25,30 @@ fn run(args: &[&str]) -> (i32, String, String) {
     (code, stdout, stderr)
 }
 
+/// Runs `kiln repl` on `entries` (written from a thread, so a long input cannot deadlock on a
+/// full pipe) and returns (stdout, stderr), asserting that it ended normally.
+fn repl(entries: String) -> (String, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("repl")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(entries.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.code().is_some() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    (stdout, stderr)
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).unwrap();
@@ -226,30 +250,13 @@ fn runs_of_unclosed_brackets_are_three_errors() {
 /// quoted by their start (the fuzz run's REPL inputs that took over 20 s).
 #[test]
 fn the_repl_answers_megabyte_entries_quickly_and_briefly() {
-    use std::process::{Command, Stdio};
     let long = "npy".repeat(350_000);
     let input = format!(
         ":summar{long}\n:summary iris{}\ncu){long}\n",
         " :summary iris".repeat(70_000)
     );
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("repl")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    let stderr = text(&out.stderr);
-    assert!(
-        out.status.code().is_some() && !stderr.contains("panicked"),
-        "{stderr}"
-    );
+    let (stdout, stderr) = repl(input);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -260,7 +267,7 @@ fn the_repl_answers_megabyte_entries_quickly_and_briefly() {
         "{stderr}"
     );
     assert!(
-        stderr.len() + out.stdout.len() < 50_000,
+        stderr.len() + stdout.len() < 50_000,
         "{} bytes",
         stderr.len()
     );
@@ -284,32 +291,14 @@ fn a_huge_initial_epoch_starts_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 
-    use std::process::{Command, Stdio};
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("repl")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let entries = format!(
+    let (stdout, stderr) = repl(format!(
         ":load {}\n:fit m epochs 2000000000000 initial_epoch 1999999999999\n",
         path(&dir, "p.model")
-    );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(entries.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = text(&out.stdout);
+    ));
     assert!(
         stdout.contains("Epoch 2000000000000/2000000000000"),
-        "{stdout}{}",
-        text(&out.stderr)
+        "{stdout}{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -357,24 +346,8 @@ fn a_model_too_big_for_memory_is_refused_before_training() {
 /// precision over blocks (it was 0.09755991; NumPy's pairwise sum gives 0.10000001).
 #[test]
 fn long_sums_keep_their_precision() {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("repl")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let entries = "mean(ones(10000000) * 0.1)\nsum(ones(10001) * 0.1)\nsum(arange(100000))\n";
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(entries.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = text(&out.stdout);
+    let (stdout, _) = repl(entries.to_string());
     let values: Vec<f64> = stdout
         .lines()
         .filter(|l| !l.starts_with("f32"))
@@ -462,4 +435,13 @@ fn long_mistyped_names_are_checked_quickly() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(stderr.len() < 10_000, "{} bytes", stderr.len());
+}
+
+/// Item 12: relu propagates NaN, as Keras and PyTorch do, in compiled code (it gave 0, so a
+/// NaN bias trained on at a constant loss with a dead layer).
+#[test]
+fn relu_propagates_nan() {
+    let (stdout, stderr) = repl("relu(sqrt(-1 * ones(5)))\nrelu(-1 * ones(2))\n".to_string());
+    assert!(stdout.contains("[nan nan nan nan nan]"), "{stdout}{stderr}");
+    assert!(stdout.contains("[0. 0.]"), "{stdout}{stderr}");
 }
