@@ -445,3 +445,20 @@ fn relu_propagates_nan() {
     assert!(stdout.contains("[nan nan nan nan nan]"), "{stdout}{stderr}");
     assert!(stdout.contains("[0. 0.]"), "{stdout}{stderr}");
 }
+
+/// Found by the second fuzz run (a debug build): 20,000 `é` in a comment or a string
+/// overflowed the stack in the generated lexer, whose states for multi-byte characters call
+/// each other; comments and strings are now scanned by callbacks.
+#[test]
+fn long_non_ascii_comments_and_strings_lex() {
+    let run_of = "é".repeat(20_000);
+    let source = format!("# {run_of}\nlet a = \"{run_of}\"\nlet b = \"{run_of}\n");
+    let dir = scratch("non_ascii", &[("p.model", &source)]);
+    let (code, _, stderr) = run(&["check", &path(&dir, "p.model")]);
+    assert_eq!(code, 1);
+    assert_eq!(stderr.matches("] Error:").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("[E0003] Error: unterminated string"),
+        "{stderr}"
+    );
+}
