@@ -464,6 +464,9 @@ fn check_summary_prints_the_layer_table() {
         "4,160",
         "parameters       6,922",
         "optimizer state  13,844",
+        "fit classifier on train: training needs about 346.9 KiB (weights, gradients and \
+         optimizer state 108.2 KiB; activations and their gradients for a batch of 32 103.5 KiB; \
+         copies of weights and state kept between epochs and after training 135.2 KiB)",
         "programs/seed.model: ok",
     ] {
         assert!(

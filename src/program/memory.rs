@@ -33,6 +33,17 @@ impl Estimate {
         self.weights + self.activations + self.copies
     }
 
+    /// One line for `kiln check --summary`: the estimate of training `model` on `data` with
+    /// batches of `batch` (the data set's size, which may make the last batch smaller, is not
+    /// known until the run).
+    pub fn summary_line(&self, model: &str, data: &str) -> String {
+        format!(
+            "fit {model} on {data}: training needs about {} ({})",
+            bytes(self.total() as f64),
+            self.breakdown()
+        )
+    }
+
     /// The breakdown in words, for a diagnostic's notes.
     pub fn breakdown(&self) -> String {
         format!(
