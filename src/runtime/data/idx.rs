@@ -42,7 +42,9 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         ));
     }
     let mut x = super::zeroed_features(pixels.len(), &images_origin)?;
-    for (x, p) in x.iter_mut().zip(pixels) {
+    let mut labels = super::reserve::<i32>(classes.len(), &labels_origin, "its labels")?;
+    labels.extend(classes.iter().map(|&c| i32::from(c)));
+    for (x, &p) in x.iter_mut().zip(pixels) {
         *x = f32::from(p) / scale;
     }
     Ok(Dataset {
@@ -50,7 +52,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         features: rows * cols,
         shape: Some(vec![rows, cols]),
         x: Features::F32(x),
-        labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
+        labels: Labels::Classes(labels),
         origin: images_origin,
         labels_origin,
         last_values: None,
@@ -188,10 +190,11 @@ fn body<'a>(
 }
 
 /// Parses an images file: (count, rows, cols, pixels).
-pub fn parse_images(
-    bytes: &[u8],
+/// The pixels are borrowed from `bytes`: a copy would double a large file's memory.
+pub fn parse_images<'a>(
+    bytes: &'a [u8],
     origin: &str,
-) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+) -> Result<(usize, usize, usize, &'a [u8]), DataError> {
     let words = header(bytes, origin, IMAGES_MAGIC, "unsigned-byte images")?;
     let (count, rows, cols) = (words[1], words[2], words[3]);
     if rows == 0 || cols == 0 {
@@ -206,20 +209,15 @@ pub fn parse_images(
         plural(count as usize)
     );
     let pixels = body(bytes, 16, expected, origin, &promise)?;
-    Ok((
-        count as usize,
-        rows as usize,
-        cols as usize,
-        pixels.to_vec(),
-    ))
+    Ok((count as usize, rows as usize, cols as usize, pixels))
 }
 
-/// Parses a labels file: one byte per sample.
-pub fn parse_labels(bytes: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
+/// Parses a labels file: one byte per sample, borrowed from `bytes`.
+pub fn parse_labels<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a [u8], DataError> {
     let words = header(bytes, origin, LABELS_MAGIC, "unsigned-byte labels")?;
     let count = words[1];
     let promise = format!("{count} label{}", plural(count as usize));
-    Ok(body(bytes, 8, promised_bytes(&words), origin, &promise)?.to_vec())
+    body(bytes, 8, promised_bytes(&words), origin, &promise)
 }
 
 #[cfg(test)]
