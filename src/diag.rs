@@ -195,10 +195,12 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
         let mut sources = files.clone();
         let mut clipped_note = None;
         for (name, text) in &mut sources {
-            let ranges: Vec<_> = labels
-                .iter()
-                .filter(|(_, (file, _))| file == name)
-                .map(|(_, (_, range))| range.clone())
+            // The primary label first: a long line is windowed around the first label on it.
+            let ranges: Vec<_> = (primary.iter().copied())
+                .chain(0..labels.len())
+                .map(|index| &labels[index].1)
+                .filter(|(file, _)| file == name)
+                .map(|(_, range)| range.clone())
                 .collect();
             let Some(windowed) = window::clip(text, &ranges) else {
                 continue;
