@@ -462,3 +462,20 @@ fn long_non_ascii_comments_and_strings_lex() {
         "{stderr}"
     );
 }
+
+/// Found by the third fuzz run: `check --summary` on a model whose input (or layer) name is
+/// longer than 65,535 characters panicked, the table's padding width out of `format!`'s range.
+#[test]
+fn the_summary_of_a_model_with_a_huge_name_prints() {
+    let name = "x".repeat(70_000);
+    let source = format!("model m({name}: f32[B, 4]) -> f32[B, 3] {{\n    dense(3, softmax)\n}}\n");
+    let dir = scratch("summary_name", &[("p.model", &source)]);
+    let (code, stdout, stderr) = run(&["check", "--summary", &path(&dir, "p.model")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("xxx… "),
+        "{}",
+        &stdout[..stdout.len().min(2000)]
+    );
+    assert!(stdout.contains("dense (dense)"));
+}
