@@ -35,6 +35,18 @@ pub struct AllocError {
     pub bytes: u128,
 }
 
+/// A copy of `values` in a new vector, or the error when the memory is not there: copies whose
+/// size a user's model decides (weights after training, a checkpoint's bytes) must not abort.
+pub fn try_copy<T: Copy>(values: &[T]) -> Result<Vec<T>, AllocError> {
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(values.len())
+        .map_err(|_| AllocError {
+            bytes: std::mem::size_of_val(values) as u128,
+        })?;
+    copy.extend_from_slice(values);
+    Ok(copy)
+}
+
 impl<T: Pod> Buffer<T> {
     pub fn zeroed(len: usize) -> Result<Buffer<T>, AllocError> {
         let too_large = AllocError {

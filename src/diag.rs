@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+mod window;
+
+pub use window::clip_message;
+
 /// A byte range in the source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
@@ -175,13 +179,47 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
             Severity::Error => ReportKind::Error,
             Severity::Warning => ReportKind::Warning,
         };
-        let anchor = diagnostic
+        // Each label in its file, in source order: ariadne starts a new snippet whenever a
+        // label's line goes backwards.
+        let mut labels: Vec<(&Label, (String, std::ops::Range<usize>))> = diagnostic
             .labels
             .iter()
-            .find(|label| label.primary)
-            .or(diagnostic.labels.first())
-            .map(|label| locate(label.span))
-            .unwrap_or_else(|| (pieces.first().map_or("", |p| p.name).to_string(), 0..0));
+            .map(|label| (label, locate(label.span)))
+            .collect();
+        labels.sort_by_key(|(label, _)| label.span.start);
+        let primary = labels
+            .iter()
+            .position(|(label, _)| label.primary)
+            .or((!labels.is_empty()).then_some(0));
+        // Long lines become windows around their labels, and the labels move into them.
+        let mut sources = files.clone();
+        let mut clipped_note = None;
+        for (name, text) in &mut sources {
+            // The primary label first: a long line is windowed around the first label on it.
+            let ranges: Vec<_> = (primary.iter().copied())
+                .chain(0..labels.len())
+                .map(|index| &labels[index].1)
+                .filter(|(file, _)| file == name)
+                .map(|(_, range)| range.clone())
+                .collect();
+            let Some(windowed) = window::clip(text, &ranges) else {
+                continue;
+            };
+            for (index, (_, (file, range))) in labels.iter_mut().enumerate() {
+                if file != name {
+                    continue;
+                }
+                if Some(index) == primary {
+                    clipped_note = window::note(text, range.start);
+                }
+                *range = windowed.map(range.start)..windowed.map(range.end);
+            }
+            *text = windowed.text;
+        }
+        let anchor = match primary {
+            Some(index) => labels[index].1.clone(),
+            None => (pieces.first().map_or("", |p| p.name).to_string(), 0..0),
+        };
         let mut report = Report::build(kind, anchor)
             .with_config(
                 Config::default()
@@ -189,32 +227,30 @@ pub fn render_pieces(diagnostics: &[Diagnostic], pieces: &[Piece], color: bool) 
                     .with_index_type(ariadne::IndexType::Byte),
             )
             .with_code(diagnostic.code)
-            .with_message(&diagnostic.message);
-        // In source order: ariadne starts a new snippet whenever a label's line goes backwards.
-        let mut labels: Vec<&Label> = diagnostic.labels.iter().collect();
-        labels.sort_by_key(|label| label.span.start);
-        for label in labels {
+            .with_message(window::clip_message(&diagnostic.message));
+        for (label, range) in labels {
             let color = if label.primary {
                 Color::Red
             } else {
                 Color::Blue
             };
             report = report.with_label(
-                AriadneLabel::new(locate(label.span))
-                    .with_message(&label.message)
+                AriadneLabel::new(range)
+                    .with_message(window::clip_message(&label.message))
                     .with_color(color),
             );
         }
-        for note in &diagnostic.notes {
+        if let Some(note) = clipped_note {
             report = report.with_note(note);
         }
+        for note in &diagnostic.notes {
+            report = report.with_note(window::clip_message(note));
+        }
         if let Some(help) = &diagnostic.help {
-            report = report.with_help(help);
+            report = report.with_help(window::clip_message(help));
         }
         // Writing into a Vec cannot fail.
-        let _ = report
-            .finish()
-            .write(ariadne::sources(files.clone()), &mut out);
+        let _ = report.finish().write(ariadne::sources(sources), &mut out);
     }
     let mut text = String::from_utf8_lossy(&out).into_owned();
     if !rest.is_empty() {

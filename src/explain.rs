@@ -1060,6 +1060,43 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0840",
+        title: "a tensor too large for any machine",
+        text: "A tensor of the model holds more than 2^45 elements per sample (128 TiB of f32, \
+               the whole address space of a 64-bit process), or so many that the product of its \
+               dimensions overflows. No memory could hold it, so the model is refused when it is \
+               checked rather than counted wrongly. A dimension is usually far larger than \
+               intended, or a `flatten` multiplies several large ones.",
+        example: Some(
+            "model m(x: f32[B, 2097152, 2097152, 2097152, 4]) -> f32[B, 3] {\n    flatten()\n    dense(3, softmax)\n}\n",
+        ),
+    },
+    Explanation {
+        code: "E0841",
+        title: "not enough memory to train the model",
+        text: "Before a fit compiles its step, Kiln estimates the memory training will need from \
+               the model's sizes: the weights, their gradients and the optimizer's state in the \
+               step, activations and their gradients for one batch, and the copies of weights \
+               and state kept between epochs and after training. It compares that with what the \
+               process may use: the smaller of the machine's available memory (MemAvailable in \
+               /proc/meminfo) and what an address-space limit (RLIMIT_AS, set by `ulimit -v` or \
+               `prlimit --as`) leaves. When the estimate is larger the fit is refused at once, \
+               naming the largest tensors, instead of training and then failing to save. Use \
+               fewer or smaller layers, a smaller batch, or an optimizer with less state.",
+        example: None,
+    },
+    Explanation {
+        code: "E0842",
+        title: "out of memory after training",
+        text: "Copying the trained weights or optimizer state out of the training step failed \
+               for lack of memory (other programs took it during training, since the estimate \
+               behind E0841 passed). The run stops with this error instead of aborting; \
+               checkpoints written by callbacks during training are kept. During training the \
+               same failure (copying the weights at the start of an epoch, or the best weights) \
+               and encoding a checkpoint are reported as errors too.",
+        example: None,
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

@@ -8,6 +8,11 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     closest_within(name, candidates, |_| limit)
 }
 
+/// Names longer than this get no suggestion, and are never suggested: nobody mistypes a
+/// 100 KB name, and comparing two of them costs the product of their lengths (a 100 KB label
+/// name against a 100 KB CSV header took 29 s).
+pub const MAX_SUGGESTED_CHARS: usize = 128;
+
 /// The candidate closest to `name` ignoring case (an exact match but for case is distance 0),
 /// within `limit(candidate)` edits.
 pub fn closest_within<'a>(
@@ -15,10 +20,14 @@ pub fn closest_within<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
     limit: impl Fn(&str) -> usize,
 ) -> Option<&'a str> {
+    let short = |s: &str| s.chars().nth(MAX_SUGGESTED_CHARS).is_none();
+    if !short(name) {
+        return None;
+    }
     let lower = name.to_lowercase();
     candidates
         .into_iter()
-        .filter(|candidate| *candidate != name)
+        .filter(|candidate| *candidate != name && short(candidate))
         .filter_map(|candidate| {
             let limit = limit(candidate);
             distance_at_most(&lower, &candidate.to_lowercase(), limit).map(|d| (d, candidate))
@@ -101,5 +110,19 @@ mod tests {
         }
         let long = "x".repeat(100_000);
         assert_eq!(distance_at_most(&long, "relu", 3), None);
+    }
+
+    #[test]
+    fn long_names_get_no_suggestion() {
+        let at_bound = "q".repeat(MAX_SUGGESTED_CHARS);
+        let typo = format!("{}z", &at_bound[1..]);
+        assert_eq!(closest(&typo, [at_bound.as_str()]), Some(at_bound.as_str()));
+        // One past the bound, either way round: no suggestion, and no quadratic work.
+        let long = "q".repeat(100_000);
+        let long_typo = format!("{}z", &long[1..]);
+        let started = std::time::Instant::now();
+        assert_eq!(closest(&long_typo, [long.as_str()]), None);
+        assert_eq!(closest("qq", [long.as_str()]), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -85,6 +85,9 @@ impl Checker {
                 .collect()
         };
         graph.outputs = named;
+        if !sizes_fit(self, &graph, &batch) {
+            return;
+        }
         unreachable_params(self, &graph);
         one_unit_softmax(self, &graph, &decl.name.name);
         let input_types: Vec<(String, TensorType)> = inputs
@@ -468,6 +471,63 @@ fn outputs(el: &mut Elab, decl: &ast::ModelDecl, result: Value, span: Span) -> O
         }
     }
     ok.then_some(produced)
+}
+
+/// E0840 for the first tensor whose size per sample is past `types::MAX_ELEMENTS` (or overflows
+/// a machine word): such a model has no size that memory could be planned or counted in.
+fn sizes_fit(ck: &mut Checker, graph: &crate::ir::graph::Graph, batch: &str) -> bool {
+    let oversized = graph.nodes.iter().find(|node| {
+        node.ty
+            .shape
+            .checked_numel(1)
+            .is_none_or(|n| n > types::MAX_ELEMENTS)
+    });
+    let Some(node) = oversized else {
+        return true;
+    };
+    let dims: Vec<String> = node
+        .ty
+        .shape
+        .dims()
+        .iter()
+        .filter_map(|d| match d {
+            Dim::Fixed(n) => Some(n.to_string()),
+            Dim::Batch => None,
+        })
+        .collect();
+    let elements = node
+        .ty
+        .shape
+        .dims()
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n as u128,
+            Dim::Batch => 1,
+        })
+        .try_fold(1u128, |a, b| a.checked_mul(b))
+        .map_or_else(|| "more than 2^128".to_string(), |n| n.to_string());
+    let per = if node.ty.shape.has_batch() {
+        " per sample"
+    } else {
+        ""
+    };
+    ck.diags.push(
+        Diagnostic::error("E0840", "a tensor too large for any machine")
+            .primary(
+                node.span.unwrap_or_default(),
+                format!(
+                    "this is {}, {} = {elements} elements{per}",
+                    type_text(&node.ty, batch),
+                    dims.join(" × ")
+                ),
+            )
+            .note(format!(
+                "a tensor may hold at most 2^45 elements{per} (128 TiB of f32, a whole 64-bit \
+                 address space)"
+            ))
+            .help("check the dimensions: one of them is probably far larger than intended"),
+    );
+    false
 }
 
 /// W0106 for parameters the outputs do not depend on: training would give them a zero

@@ -12,6 +12,12 @@ use std::collections::HashMap;
 /// would overflow).
 pub const MAX_DIM: usize = u32::MAX as usize;
 
+/// The most elements one tensor may hold per sample: 2^45 f32 values are 128 TiB, the whole
+/// address space of an x86-64 process. Past it a product of dimensions is no size at all (it
+/// used to saturate at 2^64 − 1 and pass); below it, whether the memory is there is for the run
+/// to measure.
+pub const MAX_ELEMENTS: usize = 1 << 45;
+
 /// Symbol bindings while one signature is matched.
 #[derive(Default, Debug, Clone)]
 pub struct DimEnv {

@@ -326,6 +326,16 @@ fn check(path: &Path, summary: bool, format: Format) -> Result<(), String> {
                 for index in 0..checked.program.models.len() {
                     say!("{}", checked.program.summary(index));
                 }
+                // What each fit will need, as `kiln run` checks it against the machine (E0841).
+                let program = &checked.program;
+                for fit in &program.fits {
+                    let model = &program.models[fit.model];
+                    let needed = kiln::program::memory::estimate(model, fit, fit.batch);
+                    say!(
+                        "{}",
+                        needed.summary_line(&model.name, &program.data[fit.data].name)
+                    );
+                }
             }
             say!("{}: ok", file.name);
             Ok(())

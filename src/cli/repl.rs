@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use kiln::diag::clip_message;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -221,8 +222,9 @@ fn handle(session: &mut Session, entry: &str, output: &Output) -> Outcome {
         Err(failure) => {
             output.error(&match failure {
                 Failure::Program(report) => report.render(output.color),
-                Failure::Data(error) => format!("error: {error}"),
-                Failure::Usage(message) => format!("error: {message}"),
+                // Messages quote the entry's names, which may be megabytes long.
+                Failure::Data(error) => format!("error: {}", clip_message(&error.to_string())),
+                Failure::Usage(message) => format!("error: {}", clip_message(&message)),
             });
             Outcome::Failed
         }
@@ -237,6 +239,12 @@ fn text_answer(text: &str) -> Answer {
 }
 
 fn unknown_command(name: &str) -> String {
+    // A mistyped command is short; a long one is quoted by its start.
+    let name = match name.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_string(),
+    };
+    let name = name.as_str();
     let names: Vec<&str> = COMMANDS.iter().map(|c| &c[1..]).collect();
     match kiln::check::closest_name(name, &names) {
         Some(best) => {

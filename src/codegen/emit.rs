@@ -26,6 +26,10 @@ pub(super) mod matmul;
 
 const V4: Type = types::F32X4;
 
+/// The block length of long sums (a multiple of 4): sums up to this long are added in order,
+/// longer ones block by block (docs/language.md, "Numerics").
+pub const SUM_BLOCK: usize = 4096;
+
 fn err(message: impl Into<String>) -> CodegenError {
     CodegenError {
         message: message.into(),
@@ -864,7 +868,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
     }
 
     /// A vectorized loop over `0..n`: `body(j, ty, acc)` runs for 4 lanes at a time, then for
-    /// the scalar tail. With `acc = Some(kind)` the body's results are folded into one scalar.
+    /// the scalar tail. Sums longer than `SUM_BLOCK` are blocked (see `vector_loop_with`). With `acc = Some(kind)` the body's results are folded into one scalar.
     fn vector_loop(
         &mut self,
         n: Value,
@@ -917,14 +921,57 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let c = self.b.ins().icmp(IntCC::UnsignedLessThan, p[0], n4);
         self.b.ins().brif(c, vb, &[], vx, &[]);
         self.b.switch_to_block(vb);
-        let r = body(self, p[0], V4);
-        let next = self.b.ins().iadd_imm_s(p[0], 4);
-        let mut args = vec![BlockArg::from(next)];
-        if let Some(kind) = acc {
-            let a = self.combine(kind, p[1], r.expect("reducing body returns a value"));
-            args.push(BlockArg::from(a));
+        match acc {
+            Some(kind @ (ReduceKind::Sum | ReduceKind::Mean))
+                if known.is_none_or(|c| c > SUM_BLOCK as u64) =>
+            {
+                // Blocked summation: each block of SUM_BLOCK elements is summed from zero in
+                // its own vector accumulator, then added to the running total, so rounding
+                // grows with the block count and block length, not with n (a sum of ten
+                // million 0.1s lost 2.4%). One block is the sequential sum to the bit
+                // (0 + a == a), so sums up to SUM_BLOCK long keep the order parity relies on.
+                let (ih, ib, ix) = (
+                    self.b.create_block(),
+                    self.b.create_block(),
+                    self.b.create_block(),
+                );
+                self.b.append_block_param(ih, types::I64);
+                self.b.append_block_param(ih, V4);
+                let limit = self.b.ins().iadd_imm_s(p[0], SUM_BLOCK as i64);
+                let end = self.b.ins().umin(limit, n4);
+                let start = [
+                    BlockArg::from(p[0]),
+                    BlockArg::from(self.fconst(V4, Self::identity(kind))),
+                ];
+                self.b.ins().jump(ih, &start);
+                self.b.switch_to_block(ih);
+                let q = self.b.block_params(ih).to_vec();
+                let more = self.b.ins().icmp(IntCC::UnsignedLessThan, q[0], end);
+                self.b.ins().brif(more, ib, &[], ix, &[]);
+                self.b.switch_to_block(ib);
+                let r = body(self, q[0], V4).expect("reducing body returns a value");
+                let next = self.b.ins().iadd_imm_s(q[0], 4);
+                let a = self.combine(kind, q[1], r);
+                self.b
+                    .ins()
+                    .jump(ih, &[BlockArg::from(next), BlockArg::from(a)]);
+                self.b.switch_to_block(ix);
+                let total = self.combine(kind, p[1], q[1]);
+                self.b
+                    .ins()
+                    .jump(vh, &[BlockArg::from(q[0]), BlockArg::from(total)]);
+            }
+            _ => {
+                let r = body(self, p[0], V4);
+                let next = self.b.ins().iadd_imm_s(p[0], 4);
+                let mut args = vec![BlockArg::from(next)];
+                if let Some(kind) = acc {
+                    let a = self.combine(kind, p[1], r.expect("reducing body returns a value"));
+                    args.push(BlockArg::from(a));
+                }
+                self.b.ins().jump(vh, &args);
+            }
         }
-        self.b.ins().jump(vh, &args);
 
         self.b.switch_to_block(vx);
         let folded = acc.map(|kind| self.horizontal(kind, p[1]));

@@ -413,6 +413,53 @@ fn non_finite_loss(nan: &train::NonFiniteLoss, fit: &Fit, model: &str) -> Diagno
     )
 }
 
+/// E0842: a copy of trained weights or state could not be allocated.
+fn copy_failed(bytes: u128, what: &str, fit: &Fit, model: &str) -> Diagnostic {
+    Diagnostic::error("E0842", format!("out of memory after training `{model}`"))
+        .primary(
+            fit.span,
+            format!(
+                "copying `{what}` out of the training step needs {}, which is not available",
+                crate::runtime::memory::gib(bytes)
+            ),
+        )
+        .note("the trained weights are lost; checkpoints written during training are kept")
+        .help("free memory, or train a smaller model")
+}
+
+/// E0841: the fit's estimated memory is more than the process may use.
+fn out_of_memory(
+    needed: &crate::program::memory::Estimate,
+    available: &crate::runtime::memory::Available,
+    fit: &Fit,
+    model: &str,
+) -> Diagnostic {
+    use crate::runtime::memory::gib;
+    let largest: Vec<String> = needed
+        .largest
+        .iter()
+        .map(|(name, ty, bytes)| format!("`{name}` {ty} ({})", gib(*bytes)))
+        .collect();
+    Diagnostic::error("E0841", format!("not enough memory to train `{model}`"))
+        .primary(
+            fit.span,
+            format!(
+                "training needs about {}; {} is available",
+                gib(needed.total()),
+                gib(available.bytes)
+            ),
+        )
+        .note(format!(
+            "the largest tensors: {}; the step holds {} values for each parameter (the weight, its \
+         gradient and the optimizer's state)",
+            largest.join(", "),
+            needed.per_parameter
+        ))
+        .note(format!("the estimate: {}", needed.breakdown()))
+        .note(format!("available: {}", available.source))
+        .help("use fewer or smaller layers, a smaller batch, or an optimizer with less state (sgd)")
+}
+
 fn program_error(d: Diagnostic) -> RunError {
     RunError::Program(vec![d])
 }
@@ -425,16 +472,46 @@ fn codegen_error(fit: &Fit, e: impl std::fmt::Display) -> RunError {
 }
 
 /// Named tensors from a graph's parameter list and their values.
-fn named(infos: &[(String, Vec<usize>)], values: &[Vec<f32>]) -> Vec<checkpoint::Tensor> {
+/// Values named as checkpoint tensors, each copied (fallibly: the copies are the model's size).
+fn named(
+    infos: &[(String, Vec<usize>)],
+    values: &[Vec<f32>],
+) -> Result<Vec<checkpoint::Tensor>, crate::buffer::AllocError> {
+    infos
+        .iter()
+        .zip(values)
+        .map(|((name, shape), values)| {
+            Ok(checkpoint::Tensor {
+                name: name.clone(),
+                shape: shape.clone(),
+                values: crate::buffer::try_copy(values)?,
+            })
+        })
+        .collect()
+}
+
+/// Values named as checkpoint tensors, moved.
+fn named_owned(infos: &[(String, Vec<usize>)], values: Vec<Vec<f32>>) -> Vec<checkpoint::Tensor> {
     infos
         .iter()
         .zip(values)
         .map(|((name, shape), values)| checkpoint::Tensor {
             name: name.clone(),
             shape: shape.clone(),
-            values: values.clone(),
+            values,
         })
         .collect()
+}
+
+/// A save that ran out of memory copying the weights into the checkpoint.
+fn save_out_of_memory(path: &Path, e: crate::buffer::AllocError) -> DataError {
+    DataError::new(
+        &path.display().to_string(),
+        format!(
+            "out of memory: copying the weights to save needs {} more; nothing was written",
+            crate::runtime::memory::gib(e.bytes)
+        ),
+    )
 }
 
 impl Runner<'_, '_> {
@@ -596,7 +673,7 @@ impl Runner<'_, '_> {
     }
 
     fn save(&mut self, model: usize, path: &Path) -> Result<(), RunError> {
-        let saved = self.checkpoint(model)?;
+        let saved = self.checkpoint(model, path)?;
         checkpoint::write(path, &saved).map_err(RunError::Data)?;
         (self.on_event)(Event::Saved {
             model: &saved.model,
@@ -613,7 +690,7 @@ impl Runner<'_, '_> {
         let source = super::bundle::source_of(self.source, items);
         let weights = Checkpoint {
             optimizer: None,
-            ..self.checkpoint(model)?
+            ..self.checkpoint(model, path)?
         };
         let bundle = crate::runtime::bundle::Bundle {
             source,
@@ -630,8 +707,9 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// The model's current state as a checkpoint.
-    fn checkpoint(&mut self, model: usize) -> Result<Checkpoint, RunError> {
+    /// The model's current state as a checkpoint to write to `path`: copies made fallibly, so
+    /// that running out of memory is an error naming the file, never an abort.
+    fn checkpoint(&mut self, model: usize, path: &Path) -> Result<Checkpoint, RunError> {
         let graph = self.forward(&self.some_fit(model))?;
         let infos: Vec<(String, Vec<usize>)> = graph
             .params
@@ -639,14 +717,33 @@ impl Runner<'_, '_> {
             .map(|p| (p.name.clone(), p.shape.resolve(0)))
             .collect();
         let name = self.program.models[model].name.clone();
-        let state = self.weights(model)?.clone();
+        let state = self.weights(model)?;
+        let out_of_memory = |e| RunError::Data(save_out_of_memory(path, e));
+        let optimizer = match &state.optimizer {
+            None => None,
+            Some(o) => Some(OptimizerState {
+                kind: o.kind.clone(),
+                step: o.step,
+                slots: (o.slots.iter())
+                    .map(|t| {
+                        Ok(checkpoint::Tensor {
+                            name: t.name.clone(),
+                            shape: t.shape.clone(),
+                            values: crate::buffer::try_copy(&t.values)?,
+                        })
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(out_of_memory)?,
+            }),
+        };
         Ok(Checkpoint {
             model: name,
             epoch: state.epoch,
-            params: named(&infos, &state.params),
-            optimizer: state.optimizer,
-            standardization: state.standardization.map(|s| (s.mean, s.std)),
-            text: state.text,
+            params: named(&infos, &state.params).map_err(out_of_memory)?,
+            optimizer,
+            standardization: (state.standardization.as_ref())
+                .map(|s| (s.mean.clone(), s.std.clone())),
+            text: state.text.clone(),
             other_dtypes: Vec::new(),
         })
     }
@@ -866,6 +963,19 @@ impl Runner<'_, '_> {
 
         // No batch is larger than the data, so buffers are never sized beyond it.
         let max_batch = fit.batch.min(dataset.samples).max(1);
+        // Before the step's arena is allocated and an epoch is spent: a model that cannot fit
+        // in memory is refused now, not after training with nothing saved.
+        let needed = crate::program::memory::estimate(model, fit, max_batch);
+        if let Some(available) = crate::runtime::memory::available()
+            && needed.total() > available.bytes
+        {
+            return Err(program_error(out_of_memory(
+                &needed,
+                &available,
+                fit,
+                &model.name,
+            )));
+        }
         let mut timings = front_end.clone();
         let graph = training_graph_timed(program, fit, GraphStage::Optimized, &mut timings)
             .map_err(program_error)?;
@@ -974,12 +1084,22 @@ impl Runner<'_, '_> {
                 epoch,
             });
         }
+        // Copies sized by the model: a failure is a diagnostic (it aborted, losing the run).
+        let copy = |values: &[f32], what: &str| {
+            crate::buffer::try_copy(values)
+                .map_err(|e| program_error(copy_failed(e.bytes, what, fit, &model.name)))
+        };
         let final_params: Vec<Vec<f32>> = (0..graph.params.len())
-            .map(|i| step.param(i).to_vec())
-            .collect();
+            .map(|i| copy(step.param(i), &graph.params[i].name))
+            .collect::<Result<_, _>>()?;
         let slots: Vec<Vec<f32>> = (0..graph.states.len())
-            .map(|i| step.state(i).to_vec())
-            .collect();
+            .map(|i| copy(step.state(i), &graph.states[i].name))
+            .collect::<Result<_, _>>()?;
+        let kept_params: Vec<Vec<f32>> = final_params
+            .iter()
+            .zip(&graph.params)
+            .map(|(values, param)| copy(values, &param.name))
+            .collect::<Result<_, _>>()?;
         let state_infos: Vec<(String, Vec<usize>)> = graph
             .states
             .iter()
@@ -988,11 +1108,11 @@ impl Runner<'_, '_> {
         self.states.insert(
             model.name.clone(),
             ModelState {
-                params: final_params.clone(),
+                params: kept_params,
                 optimizer: Some(OptimizerState {
                     kind: kind.to_string(),
                     step: trained.steps,
-                    slots: named(&state_infos, &slots),
+                    slots: named_owned(&state_infos, slots),
                 }),
                 epoch: trained.history.last().map(|r| r.epoch).or(state.epoch),
                 standardization,
@@ -1110,18 +1230,21 @@ impl train::Observer for FitObserver<'_> {
         epoch: usize,
     ) -> Result<(), DataError> {
         let graph = self.graph;
-        let tensor = |name: &str, shape: &Shape, values: &[f32]| checkpoint::Tensor {
-            name: name.to_string(),
-            shape: shape.resolve(0),
-            values: values.to_vec(),
+        let path = data::resolve(path, self.base_dir);
+        let tensor = |name: &str, shape: &Shape, values: &[f32]| {
+            Ok(checkpoint::Tensor {
+                name: name.to_string(),
+                shape: shape.resolve(0),
+                values: crate::buffer::try_copy(values)
+                    .map_err(|e| save_out_of_memory(&path, e))?,
+            })
         };
         let params = (graph.params.iter().enumerate())
             .map(|(i, p)| tensor(&p.name, &p.shape, step.param(i)))
-            .collect();
+            .collect::<Result<_, DataError>>()?;
         let slots = (graph.states.iter().enumerate())
             .map(|(i, s)| tensor(&s.name, &s.shape, step.state(i)))
-            .collect();
-        let path = data::resolve(path, self.base_dir);
+            .collect::<Result<_, DataError>>()?;
         checkpoint::write(
             &path,
             &Checkpoint {

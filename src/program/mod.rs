@@ -3,6 +3,7 @@
 //! batch dimension stays symbolic), and every item keeps the span of the source that produced it.
 //! Each model is a typed forward IR graph; the settings are `crate::settings` values.
 
+pub mod memory;
 pub mod summary;
 
 use crate::diag::Span;

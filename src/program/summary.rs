@@ -24,13 +24,19 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
     let mut rows: Vec<[String; 3]> = model
         .inputs
         .iter()
-        .map(|(name, ty)| [format!("{name} (input)"), type_text(ty, b), "0".to_string()])
+        .map(|(name, ty)| {
+            [
+                cell(format!("{name} (input)")),
+                cell(type_text(ty, b)),
+                "0".to_string(),
+            ]
+        })
         .collect();
     for row in &model.summary {
         let shapes: Vec<String> = row.outputs.iter().map(|t| type_text(t, b)).collect();
         rows.push([
-            format!("{} ({})", row.name, row.kind),
-            shapes.join(", "),
+            cell(format!("{} ({})", row.name, row.kind)),
+            cell(shapes.join(", ")),
             thousands(row.params),
         ]);
     }
@@ -111,7 +117,7 @@ pub fn summary(model: &Model, optimizer: Option<&Optimizer>) -> String {
 
 /// f32 values per sample the forward pass computes (every non-leaf node that has the batch
 /// dimension; reshapes share their input's buffer).
-fn activation_floats(model: &Model) -> usize {
+pub(super) fn activation_floats(model: &Model) -> usize {
     model
         .forward
         .nodes
@@ -119,6 +125,16 @@ fn activation_floats(model: &Model) -> usize {
         .filter(|n| !n.op.is_leaf() && n.ty.shape.has_batch() && !n.op.is_view())
         .map(|n| per_sample(&n.ty.shape))
         .fold(0usize, usize::saturating_add)
+}
+
+/// A table cell as printed: names and shapes come from the program and may be any length, but
+/// a padding width past 65,535 is out of `format!`'s range (a 150 KB layer name panicked).
+fn cell(text: String) -> String {
+    const MAX: usize = 100;
+    match text.char_indices().nth(MAX) {
+        None => text,
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
 }
 
 pub fn thousands(n: usize) -> String {
@@ -133,7 +149,7 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-fn bytes(n: f64) -> String {
+pub(super) fn bytes(n: f64) -> String {
     if n < 1024.0 {
         format!("{n} B")
     } else if n < 1024.0 * 1024.0 {

@@ -66,8 +66,22 @@ pub struct Checkpoint {
     pub other_dtypes: Vec<(String, Vec<usize>, String)>,
 }
 
-fn le_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+/// The values as little-endian bytes, or an error when the memory is not there (a checkpoint's
+/// size is the model's: encoding one aborted after training, before anything was saved).
+fn le_bytes(values: &[f32]) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(std::mem::size_of_val(values))
+        .map_err(|_| out_of_memory(std::mem::size_of_val(values)))?;
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    Ok(bytes)
+}
+
+fn out_of_memory(bytes: usize) -> String {
+    format!(
+        "out of memory: {} more are needed to encode the checkpoint",
+        super::memory::gib(bytes as u128)
+    )
 }
 
 /// The checkpoint as safetensors bytes.
@@ -81,8 +95,8 @@ pub fn encode_with(checkpoint: &Checkpoint, extra: &[(String, String)]) -> Resul
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = checkpoint
         .params
         .iter()
-        .map(|t| (t.name.clone(), t.shape.clone(), le_bytes(&t.values)))
-        .collect();
+        .map(|t| Ok((t.name.clone(), t.shape.clone(), le_bytes(&t.values)?)))
+        .collect::<Result<_, String>>()?;
     let mut metadata = HashMap::from([
         ("format".to_string(), "kiln".to_string()),
         ("model".to_string(), checkpoint.model.clone()),
@@ -96,7 +110,7 @@ pub fn encode_with(checkpoint: &Checkpoint, extra: &[(String, String)]) -> Resul
             tensors.push((
                 format!("{PREPROCESSING_PREFIX}{name}"),
                 vec![values.len()],
-                le_bytes(values),
+                le_bytes(values)?,
             ));
         }
     }
@@ -117,7 +131,7 @@ pub fn encode_with(checkpoint: &Checkpoint, extra: &[(String, String)]) -> Resul
             tensors.push((
                 format!("{OPTIMIZER_PREFIX}{}", slot.name),
                 slot.shape.clone(),
-                le_bytes(&slot.values),
+                le_bytes(&slot.values)?,
             ));
         }
     }
@@ -129,6 +143,13 @@ pub fn encode_with(checkpoint: &Checkpoint, extra: &[(String, String)]) -> Resul
                 .map_err(|e| format!("tensor `{name}`: {e}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    // `serialize` builds the file in one vector it allocates infallibly: make sure that much is
+    // there first (with the header's few kilobytes to spare), so a failure is an error.
+    let data: usize = tensors.iter().map(|(_, _, bytes)| bytes.len()).sum();
+    let room = data.saturating_add(1 << 20);
+    Vec::<u8>::new()
+        .try_reserve_exact(room)
+        .map_err(|_| out_of_memory(room))?;
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
     Ok(sorted_metadata(bytes))
 }

@@ -672,6 +672,22 @@ pub fn class_range(classes: usize) -> String {
     }
 }
 
+/// A cell, name or value from a user's file as an error message quotes it: whole when short,
+/// else its start and its length (a 50 MB cell was echoed whole into one error line).
+pub(crate) fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 48;
+    match text.char_indices().nth(SHOWN + 16) {
+        None => text.into(),
+        Some(_) => {
+            let end = text
+                .char_indices()
+                .nth(SHOWN)
+                .map_or(text.len(), |(i, _)| i);
+            format!("{}… ({} characters)", &text[..end], text.chars().count()).into()
+        }
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -1,6 +1,6 @@
 //! The runtime: data loading, seeded initialisation, the epoch loop that drives a compiled
 //! training step, callbacks, checkpoints and predictions. `data`, `checkpoint` and `predict`
-//! are, with the CLI, the only code that touches files.
+//! are, with the CLI, the only code that touches files (and `memory`, which reads /proc).
 
 pub mod bundle;
 pub mod callbacks;
@@ -9,6 +9,7 @@ pub mod data;
 pub mod evaluate;
 pub mod history;
 pub mod init;
+pub mod memory;
 pub mod metrics;
 pub mod plot;
 pub mod predict;

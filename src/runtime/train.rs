@@ -165,10 +165,24 @@ pub struct NonFiniteSource {
     pub inputs: Vec<(f64, f64)>,
 }
 
+/// The sample order of `epoch` (1-based): a permutation drawn from `(seed, epoch)` alone, so a
+/// run resumed at any epoch sees the same batches as an uninterrupted one without replaying the
+/// shuffles before it (`initial_epoch 1000000000000` replayed one per skipped epoch, for days).
+pub fn shuffle(order: &mut [usize], seed: u64, epoch: usize) {
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    // A separate stream from weight initialisation, which uses the same seed; each epoch is its
+    // own ChaCha stream of that key.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5348_5546_464c_4521);
+    rng.set_stream(epoch as u64);
+    order.shuffle(&mut rng);
+}
+
 /// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
-/// parameters and optimizer state already in `step`, `steps_done` updates into training. The
-/// RNG for shuffling is seeded from `fit.seed` and replays the shuffles of the epochs already
-/// trained, so a resumed run sees the same batches as an uninterrupted one.
+/// parameters and optimizer state already in `step`, `steps_done` updates into training. Each
+/// epoch's order comes from `(fit.seed, epoch)` (`shuffle`), so a resumed run sees the same
+/// batches as an uninterrupted one.
 pub fn train(
     step: &mut CompiledStep,
     graph: &Graph,
@@ -179,8 +193,6 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<Trained, DataError> {
     let slots = InputSlots::of(graph);
-    // A separate stream from weight initialisation, which uses the same seed.
-    let mut rng = ChaCha8Rng::seed_from_u64(fit.seed ^ 0x5348_5546_464c_4521);
     let mut order: Vec<usize> = (0..dataset.samples).collect();
     // Epochs `first..=last`: none when `initial_epoch` is already `epochs` or past it (either
     // may be any number up to u64::MAX, so no `+ 1` before that is known).
@@ -189,11 +201,6 @@ pub fn train(
     } else {
         (1, 0)
     };
-    if fit.shuffle && first <= last {
-        for _ in 1..first {
-            order.shuffle(&mut rng);
-        }
-    }
     // Grown epoch by epoch: `epochs` may be far more than early stopping lets run.
     let mut history = Vec::new();
     let mut step_count = steps_done;
@@ -203,9 +210,9 @@ pub fn train(
         schedule.is_some() || fit.training.callbacks.iter().any(|c| c.def().facts.sets_lr);
     let mut callbacks = Callbacks::new(&fit.training.callbacks);
     let mut best_weights: Option<Vec<Vec<f32>>> = None;
-    let snapshot = |step: &CompiledStep| -> Vec<Vec<f32>> {
+    let snapshot = |step: &CompiledStep| -> Result<Vec<Vec<f32>>, DataError> {
         (0..graph.params.len())
-            .map(|i| step.param(i).to_vec())
+            .map(|i| copy(step.param(i), "the best weights"))
             .collect()
     };
     let mut stopped_early = None;
@@ -215,11 +222,11 @@ pub fn train(
     for epoch in first..=last {
         let started = Instant::now();
         if fit.shuffle {
-            order.shuffle(&mut rng);
+            shuffle(&mut order, fit.seed, epoch);
         }
         // What the epoch starts from and the rate of each of its steps, to replay it up to a
         // step whose loss is not finite (one copy of the weights per epoch).
-        let epoch_start = Snapshot::of(step, graph);
+        let epoch_start = Snapshot::of(step, graph)?;
         let first_count = step_count;
         let mut rates = Vec::with_capacity(dataset.samples.div_ceil(fit.batch));
         let mut loss_sum = 0.0f64;
@@ -314,7 +321,7 @@ pub fn train(
         };
         let decision = callbacks.on_epoch_end(epoch - 1, &report, lr);
         if decision.snapshot {
-            best_weights = Some(snapshot(step));
+            best_weights = Some(snapshot(step)?);
         }
         if let Some(new) = decision.lr {
             lr = new;
@@ -369,15 +376,16 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(step: &CompiledStep, graph: &Graph) -> Snapshot {
-        Snapshot {
+    fn of(step: &CompiledStep, graph: &Graph) -> Result<Snapshot, DataError> {
+        let what = "the weights at the start of the epoch";
+        Ok(Snapshot {
             params: (0..graph.params.len())
-                .map(|i| step.param(i).to_vec())
-                .collect(),
+                .map(|i| copy(step.param(i), what))
+                .collect::<Result<_, _>>()?,
             states: (0..graph.states.len())
-                .map(|i| step.state(i).to_vec())
-                .collect(),
-        }
+                .map(|i| copy(step.state(i), what))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     fn restore(&self, step: &mut CompiledStep) {
@@ -388,6 +396,19 @@ impl Snapshot {
             step.state_mut(i).copy_from_slice(values);
         }
     }
+}
+
+/// A copy of weights or state during training, or the error when the memory is not there.
+fn copy(values: &[f32], what: &str) -> Result<Vec<f32>, DataError> {
+    crate::buffer::try_copy(values).map_err(|e| {
+        DataError::new(
+            "training",
+            format!(
+                "out of memory: copying {what} needs {} more",
+                super::memory::gib(e.bytes)
+            ),
+        )
+    })
 }
 
 /// An epoch's steps up to one whose loss was not finite, to find where that began.
@@ -447,7 +468,7 @@ impl Replay<'_> {
                 .map(|(v, dims)| array(dims, v.iter().map(|&x| f64::from(x)).collect()))
                 .collect()
         };
-        let now = Snapshot::of(step, graph);
+        let now = Snapshot::of(step, graph).ok()?;
         let bindings = crate::interp::Bindings {
             inputs,
             params: leaves(
@@ -691,7 +712,7 @@ pub fn weights_hash(params: &[&[f32]]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::argmax;
+    use super::{argmax, shuffle};
 
     #[test]
     fn argmax_takes_the_first_largest_and_skips_nan() {
@@ -703,5 +724,23 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN, 1.0, 2.0]), 0);
         assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
         assert_eq!(argmax(&[-0.0, 0.0]), 0);
+    }
+
+    #[test]
+    fn each_epochs_order_depends_on_seed_and_epoch_only() {
+        let order = |seed: u64, epoch: usize| {
+            let mut order = vec![7; 50];
+            shuffle(&mut order, seed, epoch);
+            order
+        };
+        let first = order(3, 1);
+        let mut sorted = first.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>(), "a permutation");
+        assert_eq!(order(3, 1), first, "whatever came before");
+        assert_ne!(order(3, 2), first);
+        assert_ne!(order(4, 1), first);
+        // A far epoch costs what the first does.
+        assert_eq!(order(3, usize::MAX).len(), 50);
     }
 }

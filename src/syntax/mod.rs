@@ -257,4 +257,40 @@ pub(crate) mod tests {
         assert_eq!(diagnostics.iter().filter(|d| d.code == "E0006").count(), 2);
         assert!(diagnostics.iter().all(|d| d.notes.is_empty()));
     }
+
+    #[test]
+    fn long_runs_of_minuses_or_brackets_stop_parsing_at_once() {
+        // An error after a long run made the parser's recovery quadratic in the run's length.
+        let started = std::time::Instant::now();
+        for source in [
+            format!(
+                "let a = x{}y z{}w\n",
+                "-".repeat(20_000),
+                "-".repeat(20_000)
+            ),
+            format!("let a = {}y z\n", "[".repeat(20_000)),
+        ] {
+            let (_, diagnostics) = parse(&source);
+            assert!(
+                diagnostics.iter().any(|d| d.code == "E0008"),
+                "{diagnostics:?}"
+            );
+        }
+        let (_, diagnostics) = parse_expr(&format!("x{}y z", "-".repeat(20_000)));
+        assert!(diagnostics.iter().any(|d| d.code == "E0008"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_closer_that_closes_many_reports_three_and_a_count() {
+        // `]` matches the outer `[` and closes the thousand `(` inside it (each was an E0006).
+        let (_, diagnostics) = parse(&format!("let a = [{}]\n", "(".repeat(1000)));
+        let unclosed: Vec<_> = diagnostics.iter().filter(|d| d.code == "E0006").collect();
+        assert_eq!(unclosed.len(), 3, "{unclosed:?}");
+        let notes: Vec<&String> = unclosed.iter().flat_map(|d| &d.notes).collect();
+        assert_eq!(
+            notes,
+            ["997 more delimiters opened before them are unclosed too"]
+        );
+    }
 }

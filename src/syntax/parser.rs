@@ -33,6 +33,18 @@ fn parse_with<T>(
 ) -> (Option<T>, Vec<Diagnostic>) {
     let lexed = lex(source);
     let mut diagnostics = lexed.diagnostics;
+    if let Some(span) = far_too_deep(&lexed.tokens) {
+        // Parsing stops at a nesting limit anyway; here it stops before the parser holds the
+        // run on its stack, where recovering from a later error was quadratic (`x - - … y z`
+        // with 20,000 minuses took 15 s).
+        diagnostics.push(convert(
+            ParseError::User {
+                error: Limit::Nesting(span),
+            },
+            source.len(),
+        ));
+        return (None, diagnostics);
+    }
     let mut recovered: Recovered = Vec::new();
     let tokens: Vec<Spanned> = lexed.tokens.into_iter().map(Ok).collect();
     let result = run(&mut recovered, tokens.into_iter());
@@ -61,6 +73,34 @@ fn parse_with<T>(
 /// recursively; this bound (Python's parser stops at 200 nested brackets) keeps them within a
 /// thread's stack, however the nesting is written (`-----x`, `1 + 1 + … + 1`, `[[[…]]]`).
 pub const MAX_NESTING: u32 = 200;
+
+/// The span of a run of tokens that can only parse nested past twice `MAX_NESTING`: that many
+/// minuses in a row (each after the first is a unary minus around the rest) or brackets open at
+/// once. Shorter runs are left to the grammar's own check (`nested`), which is exact.
+fn far_too_deep(tokens: &[(usize, Token, usize)]) -> Option<Span> {
+    let bound = 2 * MAX_NESTING as usize;
+    let (mut minuses, mut open) = (Vec::<usize>::new(), Vec::<usize>::new());
+    for &(start, ref token, end) in tokens {
+        match token {
+            Token::Minus => minuses.push(start),
+            _ => minuses.clear(),
+        }
+        match token {
+            Token::LParen | Token::LBracket => open.push(start),
+            Token::RParen | Token::RBracket => {
+                open.pop();
+            }
+            _ => {}
+        }
+        if minuses.len() > bound {
+            return Some(Span::new(minuses[0], end));
+        }
+        if open.len() > bound {
+            return Some(Span::new(open[0], end));
+        }
+    }
+    None
+}
 
 /// A limit of the parser's, the one error that stops it (lexical problems are diagnostics
 /// already, and syntax errors are recovered from).

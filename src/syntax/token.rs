@@ -4,11 +4,37 @@
 use crate::diag::{Diagnostic, Span};
 use logos::Logos;
 
+/// Skips a comment's text up to the newline (which stays a token).
+fn skip_comment(lex: &mut logos::Lexer<Raw>) -> logos::Skip {
+    let rest = lex.remainder();
+    lex.bump(rest.find('\n').unwrap_or(rest.len()));
+    logos::Skip
+}
+
+/// Takes a string's text up to its closing quote (true) or to the end of the line (false).
+fn string(lex: &mut logos::Lexer<Raw>) -> bool {
+    let rest = lex.remainder();
+    match rest.find(['"', '\n']) {
+        Some(end) if rest.as_bytes()[end] == b'"' => {
+            lex.bump(end + 1);
+            true
+        }
+        end => {
+            lex.bump(end.unwrap_or(rest.len()));
+            false
+        }
+    }
+}
+
 /// What logos recognises. Payloads are read from the slice later, so lexing never fails on values.
 #[derive(Logos, Clone, Copy, Debug, PartialEq, Eq)]
 #[logos(skip r"[ \t\r\f]+")]
-#[logos(skip(r"#[^\n]*", allow_greedy = true))]
 enum Raw {
+    /// A comment, to the end of the line. Comments and strings are scanned by callbacks, not
+    /// patterns: logos's states for a multi-byte character call each other, and without
+    /// optimization (a debug build) 16,000 `é` in a comment overflowed the stack.
+    #[token("#", skip_comment)]
+    Comment,
     #[token("data")]
     Data,
     #[token("model")]
@@ -50,10 +76,9 @@ enum Raw {
     #[regex(r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?")]
     #[regex(r"[0-9]+[eE][+-]?[0-9]+")]
     Float,
-    #[regex(r#""[^"\n]*""#)]
-    Str,
-    #[regex(r#""[^"\n]*"#)]
-    UnterminatedStr,
+    /// A string; `false` when the line ends before its closing quote.
+    #[token("\"", string)]
+    Str(bool),
     #[token("\n")]
     Newline,
     #[token(";")]
@@ -240,8 +265,9 @@ pub fn lex(source: &str) -> Lexed {
                     Token::BadNumber
                 }
             },
-            Raw::Str => Token::Str(slice[1..slice.len() - 1].to_string()),
-            Raw::UnterminatedStr => {
+            Raw::Comment => continue,
+            Raw::Str(true) => Token::Str(slice[1..slice.len() - 1].to_string()),
+            Raw::Str(false) => {
                 state.unterminated_string = Some(span.start);
                 state.diagnostics.push(
                     Diagnostic::error("E0003", "unterminated string")
@@ -345,9 +371,7 @@ impl Balancer {
                 let opener = opener_of(&token);
                 match self.open.iter().rposition(|(open, _)| *open == opener) {
                     Some(index) => {
-                        while self.open.len() > index + 1 {
-                            self.close_innermost(span);
-                        }
+                        self.close_to(index + 1, span);
                         self.open.pop();
                         self.push(span, token);
                     }
@@ -408,10 +432,6 @@ impl Balancer {
         self.push(span, separator);
     }
 
-    fn close_innermost(&mut self, at: Span) {
-        self.close_innermost_reporting(at, true);
-    }
-
     /// Closes the innermost open delimiter at `at`; `report` says whether it gets an E0006.
     fn close_innermost_reporting(&mut self, at: Span, report: bool) {
         if let Some((opener, open_span)) = self.open.pop() {
@@ -435,14 +455,20 @@ impl Balancer {
         }
     }
 
-    /// Closes everything still open at `at`. The innermost `MAX_UNCLOSED_REPORTED` each get an
-    /// E0006 and the last of those a count of the rest: a line of a thousand `[` is one
-    /// mistake, not a thousand diagnostics.
+    /// Closes everything still open at `at`.
     fn close_all(&mut self, at: Span) {
+        self.close_to(0, at);
+    }
+
+    /// Closes the open delimiters at `at` until `depth` remain (a closer that matches an outer
+    /// opener closes those inside it; an item keyword or the end closes all). The innermost
+    /// `MAX_UNCLOSED_REPORTED` each get an E0006 and the last of those a count of the rest: a
+    /// line of a thousand `[` is one mistake, not a thousand diagnostics.
+    fn close_to(&mut self, depth: usize, at: Span) {
         const MAX_UNCLOSED_REPORTED: usize = 3;
         let before = self.diagnostics.len();
         let mut closed = 0;
-        while !self.open.is_empty() {
+        while self.open.len() > depth {
             self.close_innermost_reporting(at, closed < MAX_UNCLOSED_REPORTED);
             closed += 1;
         }

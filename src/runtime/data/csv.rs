@@ -221,7 +221,7 @@ fn parse_csv(
         let column_name = |col: usize| {
             names
                 .as_ref()
-                .map(|n| format!(" (column '{}')", n[col]))
+                .map(|n| format!(" (column '{}')", clip(&n[col])))
                 .unwrap_or_default()
         };
         let at_cell =
@@ -252,7 +252,7 @@ fn parse_csv(
                     if !value.is_finite() {
                         return Err(at_cell(
                             label_col,
-                            format!("target '{cell}' is not a finite number"),
+                            format!("target '{}' is not a finite number", clip(cell)),
                         ));
                     }
                     targets.push(value);
@@ -286,8 +286,9 @@ fn parse_csv(
                         return Err(at_cell(
                             col,
                             format!(
-                                "missing value '{cell}'{}; expected a number (or say how to \
+                                "missing value '{}'{}; expected a number (or say how to \
                                  fill gaps: `missing: \"mean\"` or `missing: 0`)",
+                                clip(cell),
                                 column_name(col)
                             ),
                         ));
@@ -307,13 +308,21 @@ fn parse_csv(
                     let value: f64 = cell.parse().map_err(|_| {
                         at_cell(
                             col,
-                            format!("cannot read '{cell}' as a number{}", column_name(col)),
+                            format!(
+                                "cannot read '{}' as a number{}",
+                                clip(cell),
+                                column_name(col)
+                            ),
                         )
                     })?;
                     ids[stored] = token_id(value).map_err(|why| {
                         at_cell(
                             col,
-                            format!("feature value '{cell}'{} is {why}", column_name(col)),
+                            format!(
+                                "feature value '{}'{} is {why}",
+                                clip(cell),
+                                column_name(col)
+                            ),
                         )
                     })?;
                     stored += 1;
@@ -327,7 +336,8 @@ fn parse_csv(
                 return Err(at_cell(
                     col,
                     format!(
-                        "feature value '{cell}'{} is not finite; expected a finite number",
+                        "feature value '{}'{} is not finite; expected a finite number",
+                        clip(cell),
                         column_name(col)
                     ),
                 ));
@@ -387,7 +397,7 @@ fn fill_means(
     for &(at, col) in gaps {
         let (sum, count) = sums[at % features];
         if count == 0 {
-            let name = names.map_or(String::new(), |n| format!(" ('{}')", n[col]));
+            let name = names.map_or(String::new(), |n| format!(" ('{}')", clip(&n[col])));
             return Err(DataError::new(
                 origin,
                 format!(
@@ -408,7 +418,8 @@ fn parse_weight(cell: &str) -> Result<f32, String> {
         Ok(value)
     } else {
         Err(format!(
-            "sample weight '{cell}' must be a finite number zero or more"
+            "sample weight '{}' must be a finite number zero or more",
+            clip(cell)
         ))
     }
 }
@@ -475,10 +486,11 @@ pub(super) fn split_line(line: &str, delimiter: char) -> Result<Vec<String>, Str
 
 pub(super) fn parse_number(cell: &str) -> Result<f32, String> {
     cell.parse::<f32>()
-        .map_err(|_| format!("cannot read '{cell}' as a number"))
+        .map_err(|_| format!("cannot read '{}' as a number", clip(cell)))
 }
 
-fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
+fn parse_class(raw: &str, loss: Loss) -> Result<i32, String> {
+    let cell = clip(raw);
     let classes = if loss == Loss::BinaryCrossentropy {
         "0 or 1"
     } else {
@@ -486,18 +498,20 @@ fn parse_class(cell: &str, loss: Loss) -> Result<i32, String> {
     };
     let not_class = || {
         format!(
-            "class label '{cell}' is not a non-negative integer; {} needs class labels {classes}",
+            "class label '{}' is not a non-negative integer; {} needs class labels {classes}",
+            clip(&cell),
             loss.name(),
         )
     };
-    let value: f64 = cell
+    let value: f64 = raw
         .parse()
-        .map_err(|_| format!("cannot read class label '{cell}' as a number"))?;
+        .map_err(|_| format!("cannot read class label '{}' as a number", clip(&cell)))?;
     // A fraction is a measurement, not a class: say so, and what trains on one.
     if value.is_finite() && value.fract() != 0.0 {
         return Err(format!(
-            "label '{cell}' is a real number, but {} is a classification loss, whose labels \
+            "label '{}' is a real number, but {} is a classification loss, whose labels \
              must be {classes}; for real-valued targets use `loss mean_squared_error`",
+            clip(&cell),
             loss.name()
         ));
     }
@@ -542,21 +556,30 @@ pub(super) fn label_column(
                 return Err(DataError::new(
                     origin,
                     format!(
-                        "the label column is named '{name}', but the file is read without a \
-                         header row (header: false); name it by index instead, or set header: true"
+                        "the label column is named '{}', but the file is read without a \
+                         header row (header: false); name it by index instead, or set header: true",
+                        clip(name)
                     ),
                 ));
             };
             if let Some(index) = names.iter().position(|n| n == name) {
                 return Ok(index);
             }
-            let listed = names
+            // A header of thousands of columns is named by its first few.
+            const LISTED: usize = 20;
+            let mut listed = names
                 .iter()
-                .map(|n| format!("'{n}'"))
+                .take(LISTED)
+                .map(|n| format!("'{}'", clip(n)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut message =
-                format!("no column named '{name}' in the header; the columns are {listed}");
+            if names.len() > LISTED {
+                listed.push_str(&format!(" and {} more", names.len() - LISTED));
+            }
+            let mut message = format!(
+                "no column named '{}' in the header; the columns are {listed}",
+                clip(name)
+            );
             if let Some(close) = closest(name, names) {
                 message.push_str(&format!("; did you mean '{close}'?"));
             }

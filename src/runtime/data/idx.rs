@@ -25,8 +25,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, DataError> {
     let images_origin = images.display().to_string();
     let labels_origin = labels.display().to_string();
-    let image_bytes = read_file(images, &images_origin)?;
-    let label_bytes = read_file(labels, &labels_origin)?;
+    let image_bytes = read_file(images, &images_origin, IMAGES_MAGIC, "unsigned-byte images")?;
+    let label_bytes = read_file(labels, &labels_origin, LABELS_MAGIC, "unsigned-byte labels")?;
     let (count, rows, cols, pixels) = parse_images(&image_bytes, &images_origin)?;
     let classes = parse_labels(&label_bytes, &labels_origin)?;
     if classes.len() != count {
@@ -42,7 +42,9 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         ));
     }
     let mut x = super::zeroed_features(pixels.len(), &images_origin)?;
-    for (x, p) in x.iter_mut().zip(pixels) {
+    let mut labels = super::reserve::<i32>(classes.len(), &labels_origin, "its labels")?;
+    labels.extend(classes.iter().map(|&c| i32::from(c)));
+    for (x, &p) in x.iter_mut().zip(pixels) {
         *x = f32::from(p) / scale;
     }
     Ok(Dataset {
@@ -50,7 +52,7 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
         features: rows * cols,
         shape: Some(vec![rows, cols]),
         x: Features::F32(x),
-        labels: Labels::Classes(classes.iter().map(|&c| i32::from(c)).collect()),
+        labels: Labels::Classes(labels),
         origin: images_origin,
         labels_origin,
         last_values: None,
@@ -58,26 +60,63 @@ pub fn load_idx(images: &Path, labels: &Path, scale: f32) -> Result<Dataset, Dat
     })
 }
 
-/// Reads a file, decompressing it when it starts with the gzip magic bytes.
-fn read_file(path: &Path, origin: &str) -> Result<Vec<u8>, DataError> {
+/// Reads a file, decompressing it when it starts with the gzip magic bytes. `magic` is the
+/// header the file must start with, which bounds how far a compressed file is inflated.
+fn read_file(path: &Path, origin: &str, magic: u32, what: &str) -> Result<Vec<u8>, DataError> {
     let bytes = super::read_regular(path, origin, "the file")?;
-    gunzip_if_compressed(bytes, origin)
-}
-
-fn gunzip_if_compressed(bytes: Vec<u8>, origin: &str) -> Result<Vec<u8>, DataError> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(bytes);
     }
+    gunzip(&bytes, origin, magic, what)
+}
+
+/// Inflates the header, then at most the data it promises and one byte more: a 1 MB file that
+/// inflates to gigabytes is refused after the promised bytes, not after holding them all.
+fn gunzip(bytes: &[u8], origin: &str, magic: u32, what: &str) -> Result<Vec<u8>, DataError> {
+    let broken = |e: std::io::Error| {
+        DataError::new(
+            origin,
+            format!("the file starts like gzip data (1f 8b) but cannot be decompressed: {e}"),
+        )
+    };
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes.as_slice())
+    let header_len = 4 * header_words(magic);
+    (&mut decoder)
+        .take(header_len as u64)
         .read_to_end(&mut out)
-        .map_err(|e| {
-            DataError::new(
-                origin,
-                format!("the file starts like gzip data (1f 8b) but cannot be decompressed: {e}"),
-            )
-        })?;
+        .map_err(broken)?;
+    // A header that does not parse is reported by the parser, from the bytes read so far.
+    let Ok(words) = header(&out, origin, magic, what) else {
+        return Ok(out);
+    };
+    let promised = promised_bytes(&words);
+    let limit = u64::try_from(promised).unwrap_or(u64::MAX);
+    (&mut decoder)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(broken)?;
+    let mut extra = [0u8; 1];
+    if decoder.read(&mut extra).map_err(broken)? > 0 {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the header promises {promised} bytes of data, but the file decompresses to more \
+                 than that"
+            ),
+        ));
+    }
     Ok(out)
+}
+
+/// The number of `u32` words in the header of an IDX file with this magic number.
+fn header_words(magic: u32) -> usize {
+    1 + (magic & 0xff) as usize
+}
+
+/// The bytes of data a header's sizes promise (in u128: three u32 factors can pass u64's range).
+fn promised_bytes(words: &[u32]) -> u128 {
+    words[1..].iter().map(|&w| u128::from(w)).product()
 }
 
 /// The big-endian `u32` at word `index` of the header.
@@ -88,7 +127,7 @@ fn word(bytes: &[u8], index: usize) -> u32 {
 
 /// Checks the magic number and that the header is complete; returns the header's words.
 fn header(bytes: &[u8], origin: &str, magic: u32, what: &str) -> Result<Vec<u32>, DataError> {
-    let words = 1 + (magic & 0xff) as usize;
+    let words = header_words(magic);
     if bytes.len() >= 4 {
         let found = word(bytes, 0);
         if found != magic {
@@ -152,10 +191,11 @@ fn body<'a>(
 }
 
 /// Parses an images file: (count, rows, cols, pixels).
-pub fn parse_images(
-    bytes: &[u8],
+/// The pixels are borrowed from `bytes`: a copy would double a large file's memory.
+pub fn parse_images<'a>(
+    bytes: &'a [u8],
     origin: &str,
-) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+) -> Result<(usize, usize, usize, &'a [u8]), DataError> {
     let words = header(bytes, origin, IMAGES_MAGIC, "unsigned-byte images")?;
     let (count, rows, cols) = (words[1], words[2], words[3]);
     if rows == 0 || cols == 0 {
@@ -164,27 +204,21 @@ pub fn parse_images(
             format!("the header gives images of {rows}×{cols} pixels; expected at least 1×1"),
         ));
     }
-    // In u128: three u32 factors can pass u64's range.
-    let expected = u128::from(count) * u128::from(rows) * u128::from(cols);
+    let expected = promised_bytes(&words);
     let promise = format!(
         "{count} image{} of {rows}×{cols} pixels",
         plural(count as usize)
     );
     let pixels = body(bytes, 16, expected, origin, &promise)?;
-    Ok((
-        count as usize,
-        rows as usize,
-        cols as usize,
-        pixels.to_vec(),
-    ))
+    Ok((count as usize, rows as usize, cols as usize, pixels))
 }
 
-/// Parses a labels file: one byte per sample.
-pub fn parse_labels(bytes: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
+/// Parses a labels file: one byte per sample, borrowed from `bytes`.
+pub fn parse_labels<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a [u8], DataError> {
     let words = header(bytes, origin, LABELS_MAGIC, "unsigned-byte labels")?;
     let count = words[1];
     let promise = format!("{count} label{}", plural(count as usize));
-    Ok(body(bytes, 8, u128::from(count), origin, &promise)?.to_vec())
+    body(bytes, 8, promised_bytes(&words), origin, &promise)
 }
 
 #[cfg(test)]
@@ -377,6 +411,30 @@ mod tests {
         }
         let e = error(&garbled, &labels);
         assert_contains(&e, "cannot be decompressed");
+    }
+
+    #[test]
+    fn gzip_inflating_past_its_header_stops_there() {
+        // 3 images of 2×3 pixels promised, 4 MiB of zeros after them: the inflation stops one
+        // byte past the promise (a 1 MB file inflating to 1 GiB used 2.2 GB before).
+        let (mut images, labels) = sample();
+        images.extend(std::iter::repeat_n(0u8, 4 << 20));
+        let e = error(&gzip(&images), &labels);
+        assert_contains(
+            &e,
+            "the header promises 18 bytes of data, but the file decompresses to more than that",
+        );
+        let (images, labels) = sample();
+        let mut long = labels.clone();
+        long.push(1);
+        let e = error(&gzip(&images), &gzip(&long));
+        assert_contains(
+            &e,
+            "the header promises 3 bytes of data, but the file decompresses",
+        );
+        // A truncated header inside gzip is reported as a truncated header.
+        let e = error(&gzip(&images[..10]), &labels);
+        assert_contains(&e, "needs 16 bytes, found 10");
     }
 
     #[test]

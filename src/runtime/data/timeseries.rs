@@ -96,7 +96,7 @@ fn read_columns(
     for row in rows {
         let (line, cells) = row?;
         for (&at, values) in at.iter().zip(&mut values) {
-            let name = &names[at];
+            let name = clip(&names[at]);
             let Some(cell) = cells.get(at) else {
                 return Err(DataError::at_line(
                     origin,
@@ -120,7 +120,7 @@ fn read_columns(
                         origin,
                         line,
                         at + 1,
-                        format!("'{cell}' (column '{name}') is not a finite number"),
+                        format!("'{}' (column '{name}') is not a finite number", clip(cell)),
                     ));
                 }
                 Some(value)
