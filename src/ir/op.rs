@@ -156,7 +156,9 @@ pub enum Op {
         cell: Cell,
     },
     /// The reverse scan: `(tape, recurrent kernel, d tape)` → `f32[B, T, grad_width]`, the
-    /// gradient of each step's pre-activations (`ir::recurrence`).
+    /// gradient of each step's pre-activations (`ir::recurrence`). Only the hidden and cell
+    /// states' blocks of `d tape` are read: the gates' blocks are the op's own, which layers
+    /// never expose.
     RecurrenceGrad {
         cell: Cell,
     },
