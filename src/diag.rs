@@ -291,7 +291,10 @@ pub fn to_json(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> ser
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, column)
     };
-    let items: Vec<serde_json::Value> = diagnostics
+    // Capped as `render` is: a file can hold millions of errors (a run of `}`), and each
+    // entry's position is found from the start of the source.
+    let (shown, rest) = diagnostics.split_at(diagnostics.len().min(MAX_RENDERED));
+    let mut items: Vec<serde_json::Value> = shown
         .iter()
         .map(|d| {
             let anchor = d
@@ -334,12 +337,47 @@ pub fn to_json(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> ser
             })
         })
         .collect();
+    if !rest.is_empty() {
+        let errors = rest.iter().filter(|d| d.is_error()).count();
+        // One closing entry, with no code, counting what was left out.
+        items.push(serde_json::json!({
+            "code": null,
+            "severity": "note",
+            "message": format!(
+                "{} more diagnostics not shown (the first {MAX_RENDERED} are)",
+                rest.len()
+            ),
+            "file": file_name,
+            "omitted": { "errors": errors, "warnings": rest.len() - errors },
+        }));
+    }
     serde_json::Value::Array(items)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_holds_the_first_diagnostics_and_counts_the_rest() {
+        let source = "x ".repeat(60);
+        let many: Vec<Diagnostic> = (0..60)
+            .map(|i| {
+                let d = if i < 55 {
+                    Diagnostic::error("E0001", "not part of the language")
+                } else {
+                    Diagnostic::warning("W0101", "unused")
+                };
+                d.primary(Span::new(2 * i, 2 * i + 1), "here")
+            })
+            .collect();
+        let json = to_json(&many, "f.model", &source);
+        let items = json.as_array().unwrap();
+        assert_eq!(items.len(), MAX_RENDERED + 1);
+        assert_eq!(items[MAX_RENDERED]["omitted"]["errors"], 5);
+        assert_eq!(items[MAX_RENDERED]["omitted"]["warnings"], 5);
+        assert!(items[MAX_RENDERED]["code"].is_null());
+    }
 
     #[test]
     fn only_the_first_diagnostics_are_rendered_and_the_rest_counted() {
