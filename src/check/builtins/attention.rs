@@ -5,10 +5,13 @@
 //! features]`), so checkpoints carry Keras's arrays.
 
 use super::initializers::{GLOROT_UNIFORM, ZEROS};
-use super::{Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, create_params, size};
+use super::{
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, check_shared_width,
+    create_params, size,
+};
 use crate::check::elab::Elab;
 use crate::check::value::*;
-use crate::diag::{Diagnostic, Span};
+use crate::diag::Span;
 use crate::ir::graph::ValueId;
 use crate::ir::op::{BinaryOp, Op};
 use crate::ir::shape::{Dim, Shape};
@@ -63,9 +66,9 @@ pub static MULTI_HEAD_ATTENTION: BuiltinDef = BuiltinDef {
         },
         ArgDef {
             name: "dropout",
-            kind: ArgKind::Number,
+            kind: ArgKind::Rate,
             default: ArgDefault::Number(0.0),
-            doc: "on the attention weights, in training; in [0, 1)",
+            doc: "on the attention weights, in training",
         },
         ArgDef {
             name: "use_bias",
@@ -133,19 +136,7 @@ fn multi_head_attention(
         None => key_dim,
         given => size(el, given, name, "value_dim", layer.span)?,
     };
-    let given = args.take("dropout");
-    let at = given.as_ref().map_or(layer.span, |a| a.span);
-    let rate = match given {
-        None => 0.0,
-        given => super::number_arg(el, given, 0.0)?,
-    };
-    if !(0.0..1.0).contains(&rate) {
-        el.error(
-            Diagnostic::error("E0303", "`dropout` must be in [0, 1)")
-                .primary(at, format!("found {rate}")),
-        );
-        return None;
-    }
+    let rate = args.number(el, "dropout")?;
     let use_bias = args.flag(el, "use_bias")?;
     let causal = args.flag(el, "use_causal_mask")?;
     let seed = args.count(el, "seed", "a non-negative whole number")?;
@@ -176,19 +167,7 @@ fn multi_head_attention(
         &shapes,
         layer.span,
     )?;
-    let built_for = el.graph.shape(params[0]).dims()[0];
-    if built_for != Dim::Fixed(features) {
-        let text = el.text(x);
-        el.error(
-            Diagnostic::error(
-                "E0210",
-                format!("this `{name}` was built for {built_for} features, found {text}"),
-            )
-            .primary(span, "applied here")
-            .secondary(layer.span, "the layer, shared"),
-        );
-        return None;
-    }
+    check_shared_width(el, layer, (x, span), params[0], features)?;
     // The parameters in order, the biases only with `use_bias`.
     let mut next = params.into_iter();
     let mut take = |present: bool| if present { next.next() } else { None };

@@ -2,8 +2,8 @@
 
 use super::initializers::{GLOROT_UNIFORM, UNIFORM, ZEROS};
 use super::{
-    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, SharedMismatch, create_params,
-    find, shared_mismatch, size,
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, check_shared_width,
+    create_params, find, size,
 };
 use crate::check::elab::Elab;
 use crate::check::value::*;
@@ -130,18 +130,7 @@ fn dense(
     let shapes = [Some(vec![fan_in, units]), use_bias.then(|| vec![units])];
     let params = create_params(el, layer, &DENSE, &mut args, &shapes, layer.span)?;
     let kernel = *params.first()?;
-    if let Some(&Dim::Fixed(built_in)) = el.graph.shape(kernel).dims().first()
-        && built_in != fan_in
-    {
-        let mismatch = SharedMismatch {
-            built: format!("{built_in} features"),
-            here: format!("{fan_in} features here"),
-            parameter: format!("its kernel is f32[{built_in}, {units}]"),
-            agree_in: "width",
-        };
-        shared_mismatch(el, layer, x, span, mismatch);
-        return None;
-    }
+    check_shared_width(el, layer, (x, span), kernel, fan_in)?;
     let kernel = Tensor {
         id: kernel,
         origin: layer.span,

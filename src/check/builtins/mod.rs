@@ -388,11 +388,12 @@ fn configure(el: &mut Elab, def: &'static BuiltinDef, args: Vec<ArgValue>, span:
     };
     let mut ok = true;
     for (arg, slot) in config.iter().zip(slots) {
-        // An optional size left out is worked out by the layer (`value_dim` is `key_dim`).
+        // An optional size or rate left out is the layer's default (`value_dim` is `key_dim`).
         let optional = !matches!(arg.default, ArgDefault::Required);
         ok &= match arg.kind {
             ArgKind::Size if slot.is_none() && optional => true,
             ArgKind::Size => size(el, slot, name, arg.name, span).is_some(),
+            ArgKind::Rate if slot.is_none() && optional => true,
             ArgKind::Rate => rate(el, def, arg, slot, span).is_some(),
             _ => true,
         };
@@ -598,6 +599,29 @@ pub(super) fn shared_mismatch(
     );
 }
 
+/// E0210 unless a layer's `kernel`, whose first axis is the input width it was built for, fits
+/// an input `x` of width `fan_in` (a shared layer meeting a second, wider input).
+pub(super) fn check_shared_width(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    (x, span): (Tensor, Span),
+    kernel: ValueId,
+    fan_in: usize,
+) -> Option<()> {
+    let built_in = match el.graph.shape(kernel).dims().first() {
+        Some(&crate::ir::shape::Dim::Fixed(n)) if n != fan_in => n,
+        _ => return Some(()),
+    };
+    let mismatch = SharedMismatch {
+        built: format!("{built_in} features"),
+        here: format!("{fan_in} features here"),
+        parameter: format!("its kernel is {}", el.graph.ty(kernel)),
+        agree_in: "width",
+    };
+    shared_mismatch(el, layer, x, span, mismatch);
+    None
+}
+
 /// At the prompt, lists of numbers given for a tensor argument are tensor literals:
 /// `relu([-1, 2])`, `maximum(x, [0, 1])`.
 fn literal_args(el: &mut Elab, def: &BuiltinDef, args: Vec<ArgValue>) -> Vec<ArgValue> {
@@ -692,9 +716,22 @@ fn rate(
     el.error(
         Diagnostic::error("E0303", format!("`{}` must be in [0, 1)", param.name))
             .primary(arg.span, format!("found {rate}"))
-            .help(format!("{}, e.g. `{}(0.5)`", param.doc, def.name)),
+            .help(format!(
+                "{}, e.g. `{}`",
+                param.doc,
+                rate_example(def, param)
+            )),
     );
     None
+}
+
+/// `dropout(0.5)` for a rate given first, `multi_head_attention(…, dropout: 0.5)` otherwise.
+fn rate_example(def: &BuiltinDef, param: &ArgDef) -> String {
+    let first = def.args.iter().find(|a| a.kind != ArgKind::Tensor);
+    match first {
+        Some(a) if a.name == param.name => format!("{}(0.5)", def.name),
+        _ => format!("{}(…, {}: 0.5)", def.name, param.name),
+    }
 }
 
 impl ArgKind {

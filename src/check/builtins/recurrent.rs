@@ -5,8 +5,8 @@
 
 use super::initializers::{GLOROT_UNIFORM, ORTHOGONAL, UNIT_FORGET_BIAS, ZEROS};
 use super::{
-    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, SharedMismatch, create_params,
-    shared_mismatch, size,
+    Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, check_shared_width,
+    create_params, size,
 };
 use crate::check::elab::Elab;
 use crate::check::value::*;
@@ -299,18 +299,7 @@ fn recurrent(
         layer.span,
     )?;
     let (kernel, recurrent_kernel) = (*params.first()?, *params.get(1)?);
-    if let Some(&Dim::Fixed(built_in)) = el.graph.shape(kernel).dims().first()
-        && built_in != features
-    {
-        let mismatch = SharedMismatch {
-            built: format!("{built_in} features"),
-            here: format!("{features} features here"),
-            parameter: format!("its kernel is f32[{built_in}, {gw}]"),
-            agree_in: "width",
-        };
-        shared_mismatch(el, layer, x, span, mismatch);
-        return None;
-    }
+    check_shared_width(el, layer, (x, span), kernel, features)?;
     let kernel = Tensor {
         id: kernel,
         origin: layer.span,
