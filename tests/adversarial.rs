@@ -418,6 +418,135 @@ fn an_npy_header_claiming_terabytes_is_refused() {
     );
 }
 
+/// Runs `kiln run DIR/p.model` under a 2 GB address-space limit (`prlimit --as`).
+fn run_limited(dir: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new("prlimit")
+        .arg("--as=2000000000")
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", &path(dir, "p.model")])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("prlimit (util-linux) runs");
+    (out.status.code(), text(&out.stderr))
+}
+
+/// Item 1: a data file larger than the memory left (a sparse 3 GB file under a 2 GB limit) is
+/// an error naming it; reading it whole aborted.
+#[test]
+fn a_data_file_larger_than_memory_is_refused() {
+    let dir = scratch(
+        "sparse_csv",
+        &[(
+            "p.model",
+            "data d = csv(path: \"big.csv\")\n\
+             model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n\
+             fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs 1\n}\n",
+        )],
+    );
+    let file = std::fs::File::create(dir.join("big.csv")).unwrap();
+    file.set_len(3_000_000_000).unwrap();
+    let (code, stderr) = run_limited(&dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("big.csv: 3000000000 bytes are needed for the file"),
+        "{stderr}"
+    );
+}
+
+/// A zip archive of stored (uncompressed) entries, each declaring the uncompressed size given
+/// beside it, whatever its data's length.
+fn stored_zip(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let (mut zip, mut central) = (Vec::new(), Vec::new());
+    for &(name, data, declared) in entries {
+        let offset = zip.len() as u32;
+        let crc = crc32(data);
+        let sizes = |out: &mut Vec<u8>| {
+            out.extend(crc.to_le_bytes());
+            out.extend((data.len() as u32).to_le_bytes());
+            out.extend(declared.to_le_bytes());
+            out.extend((name.len() as u16).to_le_bytes());
+            out.extend(0u16.to_le_bytes());
+        };
+        zip.extend(0x0403_4b50u32.to_le_bytes());
+        zip.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, stored, time, date
+        sizes(&mut zip);
+        zip.extend(name.as_bytes());
+        zip.extend(data);
+        central.extend(0x0201_4b50u32.to_le_bytes());
+        central.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // made by, needed, …, date
+        sizes(&mut central);
+        central.extend([0u8; 10]); // comment length, disk, attributes
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let (cd_offset, cd_len, count) = (zip.len() as u32, central.len() as u32, entries.len());
+    zip.extend(central);
+    zip.extend(0x0605_4b50u32.to_le_bytes());
+    zip.extend([0u8; 4]);
+    zip.extend((count as u16).to_le_bytes());
+    zip.extend((count as u16).to_le_bytes());
+    zip.extend(cd_len.to_le_bytes());
+    zip.extend(cd_offset.to_le_bytes());
+    zip.extend([0u8; 2]);
+    zip
+}
+
+/// CRC-32 (IEEE), bit by bit: enough for a few hundred bytes.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Item 1: an `.npz` entry declaring 3 GB (as a small archive inflating to gigabytes does) is
+/// reserved fallibly before it is read: an error naming the array, not an abort.
+#[test]
+fn an_npz_entry_larger_than_memory_is_refused() {
+    let npy = |descr: &str, shape: &str, data: &[u8]| {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        header.push_str(&" ".repeat(118 - header.len()));
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(data);
+        bytes
+    };
+    let x = npy("<f4", "(2, 2)", &[0; 16]);
+    let y = npy("<i8", "(2,)", &[0; 16]);
+    let archive = stored_zip(&[("x.npy", &x, 3_000_000_000), ("y.npy", &y, y.len() as u32)]);
+    let dir = scratch(
+        "npz_bomb",
+        &[(
+            "p.model",
+            "data d = npz(path: \"d.npz\")\n\
+             model m(x: f32[B, 2]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n\
+             fit m on d {\n    loss sparse_categorical_crossentropy\n    epochs 1\n}\n",
+        )],
+    );
+    std::fs::write(dir.join("d.npz"), archive).unwrap();
+    let (code, stderr) = run_limited(&dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("d.npz [x]: 3000000000 bytes are needed for the array"),
+        "{stderr}"
+    );
+    // Without the limit the archive's true contents train: the declared size is only a bound.
+    let (code, stdout, stderr) = run(&["run", &path(&dir, "p.model")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Trained m"), "{stdout}");
+}
+
 /// Item 6: a mistyped 20,000-character name against another is checked at once (the full
 /// distance table took gigabytes; a 5 MB name took 31 s).
 #[test]

@@ -714,10 +714,15 @@ pub fn open_regular(path: &Path, origin: &str, what: &str) -> Result<std::fs::Fi
 /// `open_regular`, then the whole file.
 pub fn read_regular(path: &Path, origin: &str, what: &str) -> Result<Vec<u8>, DataError> {
     use std::io::Read;
-    let mut bytes = Vec::new();
-    open_regular(path, origin, what)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| DataError::new(origin, format!("cannot read {what}: {e}")))?;
+    let mut file = open_regular(path, origin, what)?;
+    let cannot = |e: std::io::Error| DataError::new(origin, format!("cannot read {what}: {e}"));
+    let len = file.metadata().map_err(cannot)?.len();
+    // Room for the whole file first, fallibly: a file larger than the memory left is an error
+    // naming it, not an abort inside `read_to_end`.
+    let len = usize::try_from(len)
+        .map_err(|_| too_large(origin, what, AllocError { bytes: len.into() }))?;
+    let mut bytes = reserve(len, origin, what)?;
+    file.read_to_end(&mut bytes).map_err(cannot)?;
     Ok(bytes)
 }
 
@@ -756,7 +761,7 @@ fn too_large(origin: &str, what: &str, error: AllocError) -> DataError {
     DataError::new(
         origin,
         format!(
-            "{what} need {} bytes, more memory than can be allocated",
+            "{} bytes are needed for {what}, more memory than can be allocated",
             error.bytes
         ),
     )

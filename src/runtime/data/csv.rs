@@ -23,6 +23,26 @@ struct Row {
     cells: Vec<String>,
 }
 
+/// A non-blank line of the file, split into cells only when its row is read: holding every
+/// row's cells as strings at once took about 40 bytes per 2-byte cell (a 22 MB file needed
+/// 850 MB), so a CSV far smaller than the machine's memory could exhaust it.
+struct Line<'a> {
+    /// 1-based line number in the file.
+    number: usize,
+    text: &'a str,
+}
+
+impl Line<'_> {
+    fn split(&self, origin: &str, delimiter: char) -> Result<Row, DataError> {
+        let cells = split_line(self.text, delimiter)
+            .map_err(|message| DataError::at_line(origin, self.number, message))?;
+        Ok(Row {
+            line: self.number,
+            cells,
+        })
+    }
+}
+
 pub(super) fn load_csv(
     path: &Path,
     columns: Columns,
@@ -78,37 +98,44 @@ fn parse_csv(
     loss: Loss,
     integers: bool,
 ) -> Result<Dataset, DataError> {
-    let mut rows = Vec::new();
-    for (index, line) in csv_lines(text).enumerate() {
-        if line.trim().is_empty() {
+    let mut lines = Vec::new();
+    for (index, text) in csv_lines(text).enumerate() {
+        if text.trim().is_empty() {
             continue;
         }
-        let line_no = index + 1;
-        let cells = split_line(line, delimiter)
-            .map_err(|message| DataError::at_line(origin, line_no, message))?;
-        rows.push(Row {
-            line: line_no,
-            cells,
+        if lines.len() == lines.capacity() {
+            // Doubling, as `push` would, but a failure is the user's too-large file, not an abort.
+            let more = lines.capacity().max(1024);
+            lines.try_reserve(more).map_err(|_| {
+                let bytes = (more * size_of::<Line>()) as u128;
+                too_large(origin, "its lines", AllocError { bytes })
+            })?;
+        }
+        lines.push(Line {
+            number: index + 1,
+            text,
         });
     }
-    if rows.is_empty() {
+    if lines.is_empty() {
         return Err(DataError::new(
             origin,
             "the file is empty; expected rows of comma-separated numbers",
         ));
     }
 
-    let mut rows = rows.into_iter();
-    let header_row = if header { rows.next() } else { None };
+    let (header_row, rows) = match header {
+        true => (Some(lines[0].split(origin, delimiter)?), &lines[1..]),
+        false => (None, &lines[..]),
+    };
     let header_line = header_row.as_ref().map(|row| row.line);
     let names: Option<Vec<String>> = header_row.map(|row| row.cells);
-    let rows: Vec<Row> = rows.collect();
     let Some(first) = rows.first() else {
         return Err(DataError::new(
             origin,
             "the file has a header row but no data rows",
         ));
     };
+    let first = first.split(origin, delimiter)?;
     let columns = names.as_ref().map_or(first.cells.len(), Vec::len);
     if columns < 2 && wanted.label != &LabelColumn::None {
         return Err(DataError::at_line(
@@ -196,13 +223,14 @@ fn parse_csv(
         Features::F32(zeroed_features(len, origin)?)
     };
     let mut stored = 0;
-    let mut classes = Vec::new();
-    let mut targets = Vec::new();
-    let mut weights = Vec::new();
+    let mut classes = reserve(rows.len(), origin, "its labels")?;
+    let mut targets = reserve(rows.len(), origin, "its targets")?;
+    let mut weights = reserve(rows.len(), origin, "its weights")?;
     // Where each missing feature was (its index in `x`, its column) when the program fills
     // them; filled once the columns' means are known.
     let mut gaps: Vec<(usize, usize)> = Vec::new();
-    for row in &rows {
+    for line in rows {
+        let row = line.split(origin, delimiter)?;
         if row.cells.len() != columns {
             return Err(DataError::at_line(
                 origin,

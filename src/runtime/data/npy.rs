@@ -29,13 +29,26 @@ struct Numbers {
     integers: bool,
 }
 
-fn convert<T: Copy>(array: ArrayD<T>, to_f64: impl Fn(T) -> f64, integers: bool) -> Numbers {
-    Numbers {
+fn convert<T: Copy>(
+    array: ArrayD<T>,
+    to_f64: impl Fn(T) -> f64,
+    integers: bool,
+) -> Result<Numbers, String> {
+    let mut values = Vec::new();
+    values.try_reserve_exact(array.len()).map_err(|_| {
+        format!(
+            "its {} values need {} bytes as numbers, more memory than can be allocated",
+            array.len(),
+            array.len() as u128 * 8
+        )
+    })?;
+    // Iteration is in logical (C) order whatever the file's memory order.
+    values.extend(array.iter().map(|&v| to_f64(v)));
+    Ok(Numbers {
         shape: array.shape().to_vec(),
-        // Iteration is in logical (C) order whatever the file's memory order.
-        values: array.iter().map(|&v| to_f64(v)).collect(),
+        values,
         integers,
-    }
+    })
 }
 
 /// Tries each element type NumPy data commonly has.
@@ -47,7 +60,7 @@ fn read_any(bytes: &[u8]) -> Result<Numbers, String> {
     macro_rules! attempt {
         ($t:ty, $integers:expr) => {
             match read::<$t>(bytes) {
-                Ok(array) => return Ok(convert(array, |v| v as f64, $integers)),
+                Ok(array) => return convert(array, |v| v as f64, $integers),
                 Err(e) => {
                     first_error.get_or_insert_with(|| e.to_string());
                 }
@@ -65,7 +78,7 @@ fn read_any(bytes: &[u8]) -> Result<Numbers, String> {
     attempt!(u32, true);
     attempt!(u64, true);
     if let Ok(array) = read::<bool>(bytes) {
-        return Ok(convert(array, |v| f64::from(u8::from(v)), true));
+        return convert(array, |v| f64::from(u8::from(v)), true);
     }
     Err(first_error.unwrap_or_default())
 }
@@ -229,12 +242,27 @@ pub fn load_npz(
                 )
             })?;
         // The raw entry is parsed like a .npy file, so every element type works.
-        let mut bytes = Vec::new();
-        archive
+        let cannot =
+            |e: String| DataError::new(&entry_origin, format!("cannot read the array: {e}"));
+        let entry = archive
             .by_name(&stored)
-            .map_err(|e| e.to_string())
-            .and_then(|mut entry| entry.read_to_end(&mut bytes).map_err(|e| e.to_string()))
-            .map_err(|e| DataError::new(&entry_origin, format!("cannot read the array: {e}")))?;
+            .map_err(|e| cannot(e.to_string()))?;
+        // The size the archive declares is reserved (fallibly) and is all that is read: a small
+        // archive inflating to more than the memory left is an error, not an abort.
+        let declared = entry.size();
+        let len = usize::try_from(declared).map_err(|_| {
+            let bytes = declared.into();
+            super::too_large(
+                &entry_origin,
+                "the array",
+                crate::buffer::AllocError { bytes },
+            )
+        })?;
+        let mut bytes = super::reserve(len, &entry_origin, "the array")?;
+        entry
+            .take(declared)
+            .read_to_end(&mut bytes)
+            .map_err(|e| cannot(e.to_string()))?;
         Ok((parse(&bytes, &entry_origin)?, entry_origin))
     };
     let (x, x_origin) = array(features)?;
