@@ -10,7 +10,9 @@
 //! over two threads.
 //!
 //! The count is global, not per thread, so that the GEMM workers' allocations would count too;
-//! hence the one `#[test]`: nothing else in this binary runs while it measures.
+//! hence no test harness (`harness = false` in Cargo.toml): libtest's own thread allocates when
+//! it reports a test running past 60 seconds, which an overloaded machine reached and which
+//! counted as the step's. This `main` is the only thing running while it measures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,7 +57,12 @@ const SEED: &[usize] = &[32, 64, 64, 10];
 const MNIST: &[usize] = &[784, 256, 256, 10];
 const NARROW: &[usize] = &[32, 6];
 
-#[test]
+fn main() {
+    a_training_step_does_not_allocate();
+    // The plain closing line test runners print, so the run is counted.
+    println!("no_alloc: 1 passed, 0 failed");
+}
+
 fn a_training_step_does_not_allocate() {
     // (widths, batch, policy, threads)
     let cases: &[(&[usize], usize, MatmulPolicy, Option<usize>)] = &[
