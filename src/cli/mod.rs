@@ -630,9 +630,10 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
 fn say_trained(outcome: &driver::FitOutcome) {
     match outcome.history.last() {
         Some(last) => say!(
-            "Trained {} for {} epochs: {} (weights {})",
+            "Trained {} for {} epoch{}: {} (weights {})",
             outcome.model,
             outcome.history.len(),
+            if outcome.history.len() == 1 { "" } else { "s" },
             metrics_text(last),
             outcome.weights_hash
         ),
