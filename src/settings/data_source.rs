@@ -56,7 +56,8 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
     },
     DataSourceDef {
         name: "csv",
-        doc: "a CSV file: every column but the label column is a feature",
+        doc: "a CSV file: every column but the label column is a feature (columns of strings as \
+              `categorical`, a label column of names as classes)",
         params: &[
             required("path", "string"),
             optional(
@@ -81,6 +82,16 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
                 "missing",
                 "`\"reject\"`, `\"mean\"` (the column's mean) or a number: what an empty, `NA` or `NaN` feature cell becomes",
                 "`\"reject\"`",
+            ),
+            optional(
+                "categorical",
+                "a list of feature columns (names or indices) holding categories such as strings: each becomes `encoding`'s features, its vocabulary built from the training rows (Keras's `StringLookup`)",
+                "none",
+            ),
+            optional(
+                "encoding",
+                "`\"one_hot\"` (a feature per category and one for `[UNK]`) or `\"index\"` (one feature, the category's index; `[UNK]` is 0)",
+                "`\"one_hot\"`",
             ),
         ],
     },

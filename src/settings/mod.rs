@@ -56,6 +56,12 @@ pub enum DataSource {
         features: Option<Vec<LabelColumn>>,
         /// What a missing feature cell (empty, `NA`, `NaN`) becomes. Default: an error.
         fill: Fill,
+        /// Feature columns of strings whose values are categories (Keras's `StringLookup`),
+        /// each becoming `encoding`'s features; the vocabulary is built from the training rows.
+        /// Default: none.
+        categorical: Vec<LabelColumn>,
+        /// How a categorical column becomes features. Default: one-hot.
+        encoding: CategoryEncoding,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images of
     /// shape `[rows, cols]` (`rows · cols` features, row by row), and unsigned-byte class labels.
@@ -115,6 +121,32 @@ pub enum Fill {
     Mean,
     /// This number.
     Constant(f32),
+}
+
+/// How a CSV's categorical column becomes features, as Keras's `StringLookup` output modes:
+/// index 0 is `[UNK]` (a value the training rows never held), then the vocabulary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CategoryEncoding {
+    /// One feature per index, 1 for the value's and 0 elsewhere (`output_mode="one_hot"`).
+    #[default]
+    OneHot,
+    /// One feature, the value's index (`output_mode="int"`), for an embedding.
+    Index,
+}
+
+impl CategoryEncoding {
+    pub const ALL: [CategoryEncoding; 2] = [CategoryEncoding::OneHot, CategoryEncoding::Index];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CategoryEncoding::OneHot => "one_hot",
+            CategoryEncoding::Index => "index",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CategoryEncoding> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
 }
 
 /// What a time series' missing cell (empty, `NA`, `NaN`) becomes.

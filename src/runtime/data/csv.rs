@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
+use super::category::{self, CategoryColumn, TableVocabulary, Tabular};
 use super::*;
-use crate::settings::{Fill, LabelColumn, Loss};
+use crate::settings::{CategoryEncoding, Fill, LabelColumn, Loss};
 
 /// Which columns are not features: the label's, and a column of per-sample weights.
 #[derive(Clone, Copy)]
@@ -14,6 +17,12 @@ pub(super) struct Columns<'a> {
     /// The feature columns in order; `None`: every other column.
     pub features: Option<&'a [LabelColumn]>,
     pub fill: Fill,
+    /// Feature columns of categories, and how they become features.
+    pub categorical: &'a [LabelColumn],
+    pub encoding: CategoryEncoding,
+    /// False for prediction: a label column named in the source but missing from the file's
+    /// header is no error (the file is read as `label: none`).
+    pub labels_required: bool,
 }
 
 /// One non-blank line of the file, split into trimmed cells.
@@ -23,6 +32,7 @@ struct Row {
     cells: Vec<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn load_csv(
     path: &Path,
     columns: Columns,
@@ -30,7 +40,8 @@ pub(super) fn load_csv(
     delimiter: char,
     loss: Loss,
     integers: bool,
-) -> Result<Dataset, DataError> {
+    tabular: Tabular,
+) -> Result<(Dataset, Option<TableVocabulary>), DataError> {
     let origin = path.display().to_string();
     let bytes = super::read_regular(path, &origin, "the file")?;
     let text = match String::from_utf8(bytes) {
@@ -46,7 +57,9 @@ pub(super) fn load_csv(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_csv(text, &origin, columns, header, delimiter, loss, integers)
+    parse_csv(
+        text, &origin, columns, header, delimiter, loss, integers, tabular,
+    )
 }
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
@@ -69,6 +82,7 @@ pub(super) fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parse_csv(
     text: &str,
     origin: &str,
@@ -77,7 +91,8 @@ fn parse_csv(
     delimiter: char,
     loss: Loss,
     integers: bool,
-) -> Result<Dataset, DataError> {
+    tabular: Tabular,
+) -> Result<(Dataset, Option<TableVocabulary>), DataError> {
     let mut rows = Vec::new();
     for (index, line) in csv_lines(text).enumerate() {
         if line.trim().is_empty() {
@@ -123,6 +138,12 @@ fn parse_csv(
     // `predict` reads data of (the checker sees to that), and it ignores labels.
     let label_col = match wanted.label {
         LabelColumn::None => None,
+        // Prediction reads a file without the label column as unlabelled, as `text_csv` does.
+        LabelColumn::Name(name)
+            if !wanted.labels_required && names.as_ref().is_some_and(|n| !n.contains(name)) =>
+        {
+            None
+        }
         label => Some(label_column(
             "label",
             label,
@@ -181,27 +202,48 @@ fn parse_csv(
             cols
         }
     };
-    let features = feature_cols.len();
-    if features == 0 {
+    if feature_cols.is_empty() {
         return Err(DataError::new(
             origin,
             "the file has a label and a weight column but no feature columns",
         ));
     }
-    // Every row is checked to hold `columns` cells before its features are stored.
-    let len = rows.len() * features;
-    let mut x = if integers {
-        Features::I32(zeroed_features(len, origin)?)
-    } else {
-        Features::F32(zeroed_features(len, origin)?)
-    };
-    let mut stored = 0;
-    let mut classes = Vec::new();
-    let mut targets = Vec::new();
-    let mut weights = Vec::new();
-    // Where each missing feature was (its index in `x`, its column) when the program fills
-    // them; filled once the columns' means are known.
-    let mut gaps: Vec<(usize, usize)> = Vec::new();
+    // The categorical columns: each one of the feature columns, by its place among them.
+    let mut categories: Vec<(usize, String)> = Vec::new();
+    for column in wanted.categorical {
+        let col = label_column(
+            "categorical",
+            column,
+            names.as_deref(),
+            header_line,
+            columns,
+            origin,
+        )?;
+        let Some(position) = feature_cols.iter().position(|&c| c == col) else {
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "categorical column {}{} is not a feature column",
+                    col + 1,
+                    names
+                        .as_ref()
+                        .map(|n| format!(" ('{}')", clip(&n[col])))
+                        .unwrap_or_default()
+                ),
+            ));
+        };
+        let name = names
+            .as_ref()
+            .map_or_else(|| col.to_string(), |n| n[col].clone());
+        if categories.iter().any(|(p, _)| *p == position) {
+            return Err(DataError::new(
+                origin,
+                format!("categorical column '{}' is listed twice", clip(&name)),
+            ));
+        }
+        categories.push((position, name));
+    }
+    categories.sort_by_key(|(position, _)| *position);
     for row in &rows {
         if row.cells.len() != columns {
             return Err(DataError::at_line(
@@ -218,12 +260,52 @@ fn parse_csv(
                 ),
             ));
         }
-        let column_name = |col: usize| {
+    }
+    let column_name = |col: usize| {
+        names
+            .as_ref()
+            .map(|n| format!(" (column '{}')", clip(&n[col])))
+            .unwrap_or_default()
+    };
+    let kept = match tabular {
+        Tabular::Keep(kept) => Some(kept),
+        Tabular::Adapt(_) => None,
+    };
+
+    if let Some(None) = kept
+        && !categories.is_empty()
+    {
+        return Err(DataError::new(
+            origin,
+            "the model has no vocabulary of categories yet: fit it on data with these \
+             `categorical` columns, or load a checkpoint saved after such a fit, first",
+        ));
+    }
+    // Labels and weights first: the training rows a vocabulary is adapted to depend on them.
+    let label_cells = |col: usize| rows.iter().map(move |r| r.cells[col].as_str());
+    // A label column of names: the model's class names, else those of every row.
+    let class_names: Option<(String, Vec<String>)> = match (label_col, kept) {
+        (_, Some(kept)) => kept.and_then(|k| k.classes.clone()),
+        (Some(_), _) if !loss.uses_classes() => None,
+        (None, _) => None,
+        (Some(col), None) if category::holds_names(label_cells(col)) => Some((
             names
                 .as_ref()
-                .map(|n| format!(" (column '{}')", clip(&n[col])))
-                .unwrap_or_default()
-        };
+                .map_or_else(|| "class_name".to_string(), |n| n[col].clone()),
+            category::class_names(label_cells(col)),
+        )),
+        (Some(_), None) => None,
+    };
+    let class_names = class_names.filter(|_| loss.uses_classes());
+    let class_index: Option<HashMap<&str, i32>> = class_names.as_ref().map(|(_, names)| {
+        (names.iter().enumerate())
+            .map(|(i, n)| (n.as_str(), i as i32))
+            .collect()
+    });
+    let mut classes = Vec::new();
+    let mut targets = Vec::new();
+    let mut weights = Vec::new();
+    for row in &rows {
         let at_cell =
             |col: usize, message: String| DataError::at_cell(origin, row.line, col + 1, message);
         let empty = |col: usize| {
@@ -242,10 +324,27 @@ fn parse_csv(
                 if cell.is_empty() {
                     return Err(empty(label_col));
                 }
-                if loss.uses_classes() {
-                    classes.push(
-                        parse_class(cell, loss).map_err(|message| at_cell(label_col, message))?,
-                    );
+                if let (Some(index), Some((_, names))) = (&class_index, &class_names) {
+                    let class = index.get(cell.as_str()).ok_or_else(|| {
+                        at_cell(
+                            label_col,
+                            format!(
+                                "class '{}' is not one of the model's classes ({})",
+                                clip(cell),
+                                listed(names)
+                            ),
+                        )
+                    })?;
+                    classes.push(*class);
+                } else if loss.uses_classes() {
+                    classes.push(parse_class(cell, loss).map_err(|mut message| {
+                        if kept.is_some() && cell.parse::<f64>().is_err() {
+                            message.push_str(
+                                " (the model has no class names: it was trained on class numbers)",
+                            );
+                        }
+                        at_cell(label_col, message)
+                    })?);
                 } else {
                     let value =
                         parse_number(cell).map_err(|message| at_cell(label_col, message))?;
@@ -268,8 +367,149 @@ fn parse_csv(
                 .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
             weights.push(weight);
         }
-        for &col in &feature_cols {
+    }
+    let labels = match loss.uses_classes() {
+        true => Labels::Classes(classes),
+        false => Labels::Targets {
+            width: 1,
+            values: targets,
+        },
+    };
+
+    // The categories' vocabularies: the model's, else the training rows'.
+    let columns_of = |position: usize| feature_cols[position];
+    let vocabulary: Option<TableVocabulary> = match (tabular, kept) {
+        (_, Some(Some(kept))) => {
+            let learned: Vec<(usize, &str)> = (kept.columns.iter())
+                .map(|c| (c.position, c.name.as_str()))
+                .collect();
+            let listed: Vec<(usize, &str)> =
+                categories.iter().map(|(p, n)| (*p, n.as_str())).collect();
+            if learned != listed || kept.features != feature_cols.len() {
+                let names = |c: &[(usize, &str)]| {
+                    if c.is_empty() {
+                        "none".to_string()
+                    } else {
+                        let quoted: Vec<String> =
+                            c.iter().map(|(_, n)| format!("'{}'", clip(n))).collect();
+                        quoted.join(", ")
+                    }
+                };
+                return Err(DataError::new(
+                    origin,
+                    format!(
+                        "the model's categorical columns are {} among {} feature columns, but \
+                         this data's are {} among {}; read it with the same `features` and \
+                         `categorical`",
+                        names(&learned),
+                        kept.features,
+                        names(&listed),
+                        feature_cols.len()
+                    ),
+                ));
+            }
+            Some(TableVocabulary {
+                classes: class_names,
+                ..kept.clone()
+            })
+        }
+        (Tabular::Keep(_), _) => class_names.map(|classes| TableVocabulary {
+            features: feature_cols.len(),
+            columns: Vec::new(),
+            encoding: wanted.encoding,
+            classes: Some(classes),
+        }),
+        (Tabular::Adapt(training), _) => {
+            let training = if categories.is_empty() {
+                Vec::new()
+            } else {
+                training(&labels, rows.len())?
+            };
+            let columns: Vec<CategoryColumn> = (categories.iter())
+                .map(|(position, name)| {
+                    let col = columns_of(*position);
+                    let cells = training
+                        .iter()
+                        .filter_map(|&r| rows.get(r))
+                        .map(|r| r.cells[col].as_str());
+                    CategoryColumn::adapt(name.clone(), *position, cells)
+                })
+                .collect();
+            (!columns.is_empty() || class_names.is_some()).then_some(TableVocabulary {
+                features: feature_cols.len(),
+                columns,
+                encoding: wanted.encoding,
+                classes: class_names,
+            })
+        }
+    };
+    let encoded: Vec<Option<(HashMap<&str, usize>, usize)>> = (0..feature_cols.len())
+        .map(|position| {
+            let vocabulary = vocabulary.as_ref()?;
+            let column = vocabulary.columns.iter().find(|c| c.position == position)?;
+            Some((column.index(), column.width(vocabulary.encoding)))
+        })
+        .collect();
+    let features = vocabulary
+        .as_ref()
+        .filter(|v| !v.columns.is_empty())
+        .map_or(feature_cols.len(), TableVocabulary::width);
+
+    // Every row was checked to hold `columns` cells above.
+    let len = rows.len() * features;
+    let mut x = if integers {
+        Features::I32(zeroed_features(len, origin)?)
+    } else {
+        Features::F32(zeroed_features(len, origin)?)
+    };
+    let mut stored = 0;
+    // Where each missing feature was (its index in `x`, its column) when the program fills
+    // them; filled once the columns' means are known.
+    let mut gaps: Vec<(usize, usize)> = Vec::new();
+    for row in &rows {
+        let at_cell =
+            |col: usize, message: String| DataError::at_cell(origin, row.line, col + 1, message);
+        let empty = |col: usize| {
+            at_cell(
+                col,
+                format!("empty cell{}; expected a number", column_name(col)),
+            )
+        };
+        for (position, &col) in feature_cols.iter().enumerate() {
             let cell = &row.cells[col];
+            if let Some((index, width)) = &encoded[position] {
+                let missing = super::timeseries::is_missing(cell);
+                if missing && wanted.fill == Fill::Reject {
+                    return Err(at_cell(
+                        col,
+                        format!(
+                            "missing category '{}'{}; say how to fill gaps (`missing: \"mean\"` \
+                             or a number makes it [UNK])",
+                            clip(cell),
+                            column_name(col)
+                        ),
+                    ));
+                }
+                let value = if missing {
+                    category::UNKNOWN
+                } else {
+                    index
+                        .get(cell.as_str())
+                        .copied()
+                        .unwrap_or(category::UNKNOWN)
+                };
+                let encoding = vocabulary.as_ref().map(|v| v.encoding);
+                let (at, one) = match encoding {
+                    Some(CategoryEncoding::Index) => (stored, value),
+                    _ => (stored + value, 1),
+                };
+                match &mut x {
+                    Features::F32(x) => x[at] = one as f32,
+                    Features::I32(x) => x[at] = one as i32,
+                }
+                stored += width;
+                continue;
+            }
             if super::timeseries::is_missing(cell) {
                 if matches!(x, Features::I32(_)) && wanted.fill != Fill::Reject {
                     return Err(at_cell(
@@ -303,17 +543,20 @@ fn parse_csv(
                 stored += 1;
                 continue;
             }
+            // A word in a column of numbers is most often a column of categories.
+            let not_a_number = |message: String| {
+                let hint = if cell.parse::<f64>().is_err() && cell.chars().any(char::is_alphabetic)
+                {
+                    "; a column of categories? list it in `categorical: [...]`"
+                } else {
+                    ""
+                };
+                at_cell(col, format!("{message}{}{hint}", column_name(col)))
+            };
             let x = match &mut x {
                 Features::I32(ids) => {
                     let value: f64 = cell.parse().map_err(|_| {
-                        at_cell(
-                            col,
-                            format!(
-                                "cannot read '{}' as a number{}",
-                                clip(cell),
-                                column_name(col)
-                            ),
-                        )
+                        not_a_number(format!("cannot read '{}' as a number", clip(cell)))
                     })?;
                     ids[stored] = token_id(value).map_err(|why| {
                         at_cell(
@@ -330,8 +573,7 @@ fn parse_csv(
                 }
                 Features::F32(x) => x,
             };
-            let value = parse_number(cell)
-                .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
+            let value = parse_number(cell).map_err(not_a_number)?;
             if !value.is_finite() {
                 return Err(at_cell(
                     col,
@@ -350,24 +592,33 @@ fn parse_csv(
         fill_means(x, features, &gaps, origin, names.as_deref())?;
     }
 
-    let labels = match loss.uses_classes() {
-        true => Labels::Classes(classes),
-        false => Labels::Targets {
-            width: 1,
-            values: targets,
+    Ok((
+        Dataset {
+            samples: rows.len(),
+            features,
+            shape: None,
+            x,
+            labels,
+            origin: origin.to_string(),
+            labels_origin: origin.to_string(),
+            last_values: None,
+            weights: weight_col.map(|_| weights),
         },
-    };
-    Ok(Dataset {
-        samples: rows.len(),
-        features,
-        shape: None,
-        x,
-        labels,
-        origin: origin.to_string(),
-        labels_origin: origin.to_string(),
-        last_values: None,
-        weights: weight_col.map(|_| weights),
-    })
+        vocabulary,
+    ))
+}
+
+/// Names as a message lists them: the first ten, then how many more.
+fn listed(names: &[String]) -> String {
+    let mut text: Vec<String> = names
+        .iter()
+        .take(10)
+        .map(|n| format!("'{}'", clip(n)))
+        .collect();
+    if names.len() > 10 {
+        text.push(format!("and {} more", names.len() - 10));
+    }
+    text.join(", ")
 }
 
 /// Puts in each gap (`(index in x, column)`) the mean of its column's other values, as
