@@ -263,12 +263,19 @@ impl Checker {
                     .required(&b, 1, callee)
                     .and_then(|e| self.string(e, "the labels .npy path"));
                 let scale = self.scale(b.get(2));
-                match (b.ok, features, labels, scale) {
-                    (true, Some(features), Some(labels), Some(scale)) => Some(DataSource::Npy {
-                        features,
-                        labels,
-                        scale,
-                    }),
+                let weights = match b.get(3) {
+                    None => Some(None),
+                    Some(e) => self.string(e, "the weights .npy path").map(Some),
+                };
+                match (b.ok, features, labels, scale, weights) {
+                    (true, Some(features), Some(labels), Some(scale), Some(weights)) => {
+                        Some(DataSource::Npy {
+                            features,
+                            labels,
+                            scale,
+                            weights,
+                        })
+                    }
                     _ => None,
                 }
             }
@@ -283,15 +290,25 @@ impl Checker {
                     .get(2)
                     .map_or(Some("y".to_string()), |e| self.string(e, "`labels`"));
                 let scale = self.scale(b.get(3));
-                match (b.ok, path, features, labels, scale) {
-                    (true, Some(path), Some(features), Some(labels), Some(scale)) => {
-                        Some(DataSource::Npz {
-                            path,
-                            features,
-                            labels,
-                            scale,
-                        })
-                    }
+                let weights = match b.get(4) {
+                    None => Some(None),
+                    Some(e) => self.string(e, "`weights`").map(Some),
+                };
+                match (b.ok, path, features, labels, scale, weights) {
+                    (
+                        true,
+                        Some(path),
+                        Some(features),
+                        Some(labels),
+                        Some(scale),
+                        Some(weights),
+                    ) => Some(DataSource::Npz {
+                        path,
+                        features,
+                        labels,
+                        scale,
+                        weights,
+                    }),
                     _ => None,
                 }
             }

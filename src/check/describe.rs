@@ -171,18 +171,26 @@ fn source(source: &DataSource) -> String {
             features,
             labels,
             scale,
+            weights,
         } => format!(
-            "npy(features: {features:?}, labels: {labels:?}{})",
-            scale_text(*scale)
+            "npy(features: {features:?}, labels: {labels:?}{}{})",
+            scale_text(*scale),
+            weights
+                .as_ref()
+                .map_or(String::new(), |w| format!(", weights: {w:?}"))
         ),
         DataSource::Npz {
             path,
             features,
             labels,
             scale,
+            weights,
         } => format!(
-            "npz({path:?}, features: {features:?}, labels: {labels:?}{})",
-            scale_text(*scale)
+            "npz({path:?}, features: {features:?}, labels: {labels:?}{}{})",
+            scale_text(*scale),
+            weights
+                .as_ref()
+                .map_or(String::new(), |w| format!(", weights: {w:?}"))
         ),
         DataSource::Timeseries {
             path,

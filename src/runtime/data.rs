@@ -76,7 +76,8 @@ pub struct Dataset {
     /// the naive forecast "the same as the last value seen", which [`Dataset::naive_mae`]
     /// scores. `None` for other sources.
     pub last_values: Option<Vec<f32>>,
-    /// Each sample's weight in the loss (a CSV's `weight` column, Keras's `sample_weight`);
+    /// Each sample's weight in the loss (a CSV's `weight` column or a NumPy weights array,
+    /// Keras's `sample_weight`);
     /// `None`: every sample weighs 1.
     pub weights: Option<Vec<f32>>,
 }
@@ -398,9 +399,11 @@ fn load_other(
             features,
             labels,
             scale,
+            weights,
         } => npy::load_npy(
             &resolve(features, base_dir),
             &resolve(labels, base_dir),
+            weights.as_ref().map(|w| resolve(w, base_dir)).as_deref(),
             *scale,
             loss,
             integers,
@@ -423,10 +426,12 @@ fn load_other(
             features,
             labels,
             scale,
+            weights,
         } => npy::load_npz(
             &resolve(path, base_dir),
             features,
             labels,
+            weights.as_deref(),
             *scale,
             loss,
             integers,

@@ -111,6 +111,11 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             required("features", "string: a `.npy` file"),
             required("labels", "string: a `.npy` file"),
             SCALE,
+            optional(
+                "weights",
+                "string: a `.npy` file of each sample's weight in the loss (Keras's `sample_weight`)",
+                "none",
+            ),
         ],
     },
     DataSourceDef {
@@ -121,6 +126,11 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             optional("features", "the features array's name", "`\"x\"`"),
             optional("labels", "the labels array's name", "`\"y\"`"),
             SCALE,
+            optional(
+                "weights",
+                "the name of an array of each sample's weight in the loss (Keras's `sample_weight`)",
+                "none",
+            ),
         ],
     },
     DataSourceDef {

@@ -79,6 +79,8 @@ pub enum DataSource {
         features: String,
         labels: String,
         scale: f32,
+        /// A `.npy` file of each sample's weight in the loss (Keras's `sample_weight`).
+        weights: Option<String>,
     },
     /// A NumPy `.npz` archive with the features and labels arrays under the given names.
     Npz {
@@ -86,6 +88,8 @@ pub enum DataSource {
         features: String,
         labels: String,
         scale: f32,
+        /// The name of an array of each sample's weight in the loss (Keras's `sample_weight`).
+        weights: Option<String>,
     },
     /// Windows over CSV columns, as Keras's `timeseries_dataset_from_array`: window `i`
     /// holds the `features` columns' values at rows `s, s + r, …, s + (sequence_length − 1)·r` with
@@ -252,6 +256,19 @@ impl TextStandardize {
 }
 
 impl DataSource {
+    /// Whether the data gives each sample a weight in the loss (Keras's `sample_weight`): a
+    /// CSV's `weight` column, a NumPy source's `weights` array.
+    pub fn has_sample_weights(&self) -> bool {
+        match self {
+            DataSource::Csv { weight, .. } => weight.is_some(),
+            DataSource::Npy { weights, .. } | DataSource::Npz { weights, .. } => weights.is_some(),
+            DataSource::Synthetic { .. }
+            | DataSource::Idx { .. }
+            | DataSource::Timeseries { .. }
+            | DataSource::Text(_) => false,
+        }
+    }
+
     /// The rank of each sample's shape when it is known before the data loads: IDX images are
     /// `[rows, cols]`. A NumPy array's shape is known once it loads; CSV rows and synthetic
     /// vectors have no shape of their own (they feed any input with as many elements).
