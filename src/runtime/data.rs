@@ -354,7 +354,7 @@ fn load_source(
     load_other(data, base_dir, loss, input).map(|set| (set, None))
 }
 
-/// Every source but CSV's.
+/// Every source but CSV's, which keep no vocabulary.
 fn load_other(
     data: &DataSet,
     base_dir: &Path,
@@ -372,7 +372,10 @@ fn load_other(
             let data = synthetic(*samples, *features, *classes, *seed, loss)?;
             floats_only(data, integers)
         }
-        DataSource::Csv { .. } => Err(DataError::new(&data.name, "a CSV source")),
+        // Read above, with the caller's vocabulary; here with one adapted to every row.
+        DataSource::Csv { .. } => {
+            load_source(data, base_dir, loss, input, Tabular::ALL_ROWS, true).map(|(set, _)| set)
+        }
         DataSource::Idx {
             images,
             labels,

@@ -385,7 +385,10 @@ fn parse_csv(
                 .collect();
             let listed: Vec<(usize, &str)> =
                 categories.iter().map(|(p, n)| (*p, n.as_str())).collect();
-            if learned != listed || kept.features != feature_cols.len() {
+            // Without categories, only the class names carry over; the width is checked against
+            // the model as for any data.
+            let other_layout = !learned.is_empty() && kept.features != feature_cols.len();
+            if learned != listed || other_layout {
                 let names = |c: &[(usize, &str)]| {
                     if c.is_empty() {
                         "none".to_string()
