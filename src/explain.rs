@@ -1034,6 +1034,35 @@ pub const EXPLANATIONS: &[Explanation] = &[
         )),
     },
     Explanation {
+        code: "E0868",
+        title: "a categorical column that is not a feature column, or listed twice",
+        text: "A csv's `categorical` lists the feature columns whose values are categories \
+               (strings such as island names): each becomes features as `encoding` says, its \
+               vocabulary built from the training rows (Keras's `StringLookup`). So each must be \
+               a feature column — among the `features` when they are listed, and neither the \
+               label nor the weight column — and listed once. (A column given by name where the \
+               features are given by index, or the other way round, is checked when the file is \
+               read.) A label column of names needs no `categorical`: its names become classes.",
+        example: Some(concat!(
+            "data d = csv(\"penguins.csv\", label: \"species\", features: [\"mass\"], \
+             categorical: [\"island\"])\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
+        code: "E0869",
+        title: "`encoding` without categorical columns",
+        text: "A csv's `encoding` (`\"one_hot\"` or `\"index\"`) says how its `categorical` \
+               columns become features; without any, it has nothing to encode. List the columns \
+               of categories in `categorical`, or remove `encoding`.",
+        example: Some(concat!(
+            "data d = csv(\"penguins.csv\", label: \"species\", encoding: \"index\")\n",
+            model!("    dense(2, softmax)\n"),
+            "fit m on d {\n    loss sparse_categorical_crossentropy\n}\n"
+        )),
+    },
+    Explanation {
         code: "E0867",
         title: "shuffle_split, stratify or test_split where they cannot apply",
         text: "`shuffle_split true` shuffles the samples (with the fit's seed) before \

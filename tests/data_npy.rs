@@ -315,3 +315,77 @@ fn targets_that_are_not_finite_are_messages() {
         );
     }
 }
+
+/// The weights of a trained run, from its last line.
+fn weights_hash(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = text
+        .find("(weights ")
+        .expect("a Trained line with the weights' hash");
+    text[at..].lines().next().unwrap().to_string()
+}
+
+/// `weights`: each sample's weight in the loss (Keras's `sample_weight`) from a `.npy` file or
+/// an archive's array, the same training as a CSV `weight` column with those numbers; a
+/// weights array that is not one finite number zero or more per sample is an error naming it.
+#[test]
+fn sample_weights_from_numpy_arrays_train_as_a_weight_column_does() {
+    let dir = scratch("weights");
+    let (x, y) = images();
+    let flat = x.clone().into_shape_with_order((40, 4)).unwrap();
+    let w = Array1::from_iter((0..40).map(|i| [0.5, 2.0, 1.0, 0.0][i % 4] + i as f64 / 40.0));
+    write_npy(&dir.path().join("x.npy"), &flat);
+    write_npy(&dir.path().join("y.npy"), &y);
+    write_npy(&dir.path().join("w.npy"), &w);
+    let mut npz = NpzWriter::new(std::fs::File::create(dir.path().join("d.npz")).unwrap());
+    npz.add_array("x", &flat).unwrap();
+    npz.add_array("y", &y).unwrap();
+    npz.add_array("w", &w).unwrap();
+    npz.add_array("short", &w.slice(ndarray::s![..39]).to_owned())
+        .unwrap();
+    npz.add_array("negative", &w.mapv(|v| v - 1.0)).unwrap();
+    npz.finish().unwrap();
+    let mut csv = String::from("a,b,c,d,w,y\n");
+    for i in 0..40 {
+        let row: Vec<String> = flat.row(i).iter().map(|v| v.to_string()).collect();
+        csv.push_str(&format!("{},{},{}\n", row.join(","), w[i], y[i]));
+    }
+    std::fs::write(dir.path().join("d.csv"), csv).unwrap();
+
+    let column = weights_hash(&run(
+        dir.path(),
+        "csv(\"d.csv\", label: \"y\", weight: \"w\")",
+    ));
+    let npy = weights_hash(&run(
+        dir.path(),
+        "npy(features: \"x.npy\", labels: \"y.npy\", weights: \"w.npy\")",
+    ));
+    let npz = weights_hash(&run(dir.path(), "npz(\"d.npz\", weights: \"w\")"));
+    let unweighted = weights_hash(&run(dir.path(), "npz(\"d.npz\")"));
+    assert_eq!(npy, column);
+    assert_eq!(npz, column);
+    assert_ne!(unweighted, column);
+
+    let error = |source: &str| {
+        let out = run(dir.path(), source);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = error("npz(\"d.npz\", weights: \"short\")");
+    assert!(
+        e.contains("d.npz [short]: the weights array has shape [39]; expected [40]"),
+        "{e}"
+    );
+    let e = error("npz(\"d.npz\", weights: \"negative\")");
+    assert!(
+        e.contains("d.npz [negative]: sample 1's weight is -0.5; weights must be finite"),
+        "{e}"
+    );
+    let e = error("npz(\"d.npz\", weights: \"weight\")");
+    assert!(e.contains("the archive has no array `weight`"), "{e}");
+}

@@ -32,6 +32,8 @@ fn source(features: Option<Vec<&str>>, fill: Fill) -> DataSet {
             features: features
                 .map(|f| f.into_iter().map(|n| LabelColumn::Name(n.into())).collect()),
             fill,
+            categorical: Vec::new(),
+            encoding: Default::default(),
         },
     }
 }
@@ -143,6 +145,8 @@ fn stratified_and_shuffled_splits_of_a_sorted_file() {
             weight: None,
             features: None,
             fill: Fill::Reject,
+            categorical: Vec::new(),
+            encoding: Default::default(),
         },
     };
     let loaded = data::load(&set, &dir, Loss::SparseCategoricalCrossentropy, DType::F32).unwrap();

@@ -45,6 +45,8 @@ struct Setup {
     clipnorm: Option<f64>,
     clipvalue: Option<f64>,
     global_clipnorm: Option<f64>,
+    /// Keras's decoupled `weight_decay`: `p −= p · wd · lr` before the update.
+    weight_decay: Option<f64>,
     class_weight: Option<[f64; CLASSES]>,
     /// Per-sample weights, one per sample of `data()`.
     sample_weight: Option<[f64; 8]>,
@@ -130,6 +132,9 @@ fn reference(s: Setup) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         for (p, (v, g)) in (kernel.iter_mut().chain(bias.iter_mut()))
             .zip(vk.iter_mut().chain(vb.iter_mut()).zip(gk.iter().chain(&gb)))
         {
+            if let Some(wd) = s.weight_decay {
+                *p -= *p * wd * s.lr;
+            }
             *v = s.momentum * *v - s.lr * g;
             *p += *v;
         }
@@ -268,6 +273,39 @@ fn gradient_clipping_follows_keras() {
         &program(
             "dense(3, softmax, kernel_regularizer: l2(0.1))",
             "sgd(lr: 0.5, momentum: 0.9, clipnorm: 0.1)",
+            "",
+        ),
+    );
+}
+
+/// Keras 3's `weight_decay` on any optimizer: each parameter decays by `p · wd · lr` before
+/// the update (after clipping, which acts on the gradients only), without entering the loss.
+#[test]
+fn weight_decay_follows_keras() {
+    let layer = "dense(3, softmax)";
+    agree(
+        "sgd weight_decay",
+        Setup {
+            lr: 0.5,
+            momentum: 0.9,
+            weight_decay: Some(0.2),
+            ..Setup::default()
+        },
+        &program(layer, "sgd(lr: 0.5, momentum: 0.9, weight_decay: 0.2)", ""),
+    );
+    agree(
+        "weight_decay with clipnorm and l2",
+        Setup {
+            lr: 0.5,
+            momentum: 0.9,
+            weight_decay: Some(0.2),
+            clipnorm: Some(0.1),
+            kernel_l2: 0.01,
+            ..Setup::default()
+        },
+        &program(
+            "dense(3, softmax, kernel_regularizer: l2(0.01))",
+            "sgd(lr: 0.5, momentum: 0.9, weight_decay: 0.2, clipnorm: 0.1)",
             "",
         ),
     );

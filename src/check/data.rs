@@ -104,6 +104,33 @@ impl Checker {
                     None => Some(Fill::Reject),
                     Some(e) => self.fill(e),
                 };
+                let categorical = match b.get(8) {
+                    None => Some(Vec::new()),
+                    Some(e) => self.categorical_columns(e),
+                };
+                let encoding = match b.get(9) {
+                    None => Some(CategoryEncoding::OneHot),
+                    Some(e) => {
+                        let names = CategoryEncoding::ALL.map(CategoryEncoding::name);
+                        let encoding =
+                            self.one_of(e, "`encoding`", CategoryEncoding::from_name, &names);
+                        if encoding.is_some() && b.get(8).is_none() {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0869",
+                                    "`encoding` is given, but no column is `categorical`",
+                                )
+                                .primary(e.span, "encodes categorical columns")
+                                .help(
+                                    "list the columns of categories: `categorical: [\"island\"]`",
+                                ),
+                            );
+                            None
+                        } else {
+                            encoding
+                        }
+                    }
+                };
                 let mut weight = match b.get(5) {
                     None => Some(None),
                     Some(e) => self.label_column(e, "weight").map(Some),
@@ -165,8 +192,26 @@ impl Checker {
                         }
                         (f, _, _) => f,
                     };
+                    let categorical = match (categorical, b.get(8)) {
+                        (Some(c), Some(e)) => self.distinct_categorical(
+                            c,
+                            &label,
+                            &weight,
+                            features.as_ref(),
+                            header,
+                            e,
+                        ),
+                        (c, _) => c,
+                    };
                     match (
-                        b.ok, path, label, header, scale, delimiter, weight, features, fill,
+                        b.ok,
+                        path,
+                        label,
+                        header,
+                        scale,
+                        delimiter,
+                        weight,
+                        (features, fill, categorical, encoding),
                     ) {
                         (
                             true,
@@ -176,8 +221,7 @@ impl Checker {
                             Some(scale),
                             Some(delimiter),
                             Some(weight),
-                            Some(features),
-                            Some(fill),
+                            (Some(features), Some(fill), Some(categorical), Some(encoding)),
                         ) => Some(DataSource::Csv {
                             path,
                             label,
@@ -187,6 +231,8 @@ impl Checker {
                             weight,
                             features,
                             fill,
+                            categorical,
+                            encoding,
                         }),
                         _ => None,
                     }
@@ -217,12 +263,19 @@ impl Checker {
                     .required(&b, 1, callee)
                     .and_then(|e| self.string(e, "the labels .npy path"));
                 let scale = self.scale(b.get(2));
-                match (b.ok, features, labels, scale) {
-                    (true, Some(features), Some(labels), Some(scale)) => Some(DataSource::Npy {
-                        features,
-                        labels,
-                        scale,
-                    }),
+                let weights = match b.get(3) {
+                    None => Some(None),
+                    Some(e) => self.string(e, "the weights .npy path").map(Some),
+                };
+                match (b.ok, features, labels, scale, weights) {
+                    (true, Some(features), Some(labels), Some(scale), Some(weights)) => {
+                        Some(DataSource::Npy {
+                            features,
+                            labels,
+                            scale,
+                            weights,
+                        })
+                    }
                     _ => None,
                 }
             }
@@ -237,15 +290,25 @@ impl Checker {
                     .get(2)
                     .map_or(Some("y".to_string()), |e| self.string(e, "`labels`"));
                 let scale = self.scale(b.get(3));
-                match (b.ok, path, features, labels, scale) {
-                    (true, Some(path), Some(features), Some(labels), Some(scale)) => {
-                        Some(DataSource::Npz {
-                            path,
-                            features,
-                            labels,
-                            scale,
-                        })
-                    }
+                let weights = match b.get(4) {
+                    None => Some(None),
+                    Some(e) => self.string(e, "`weights`").map(Some),
+                };
+                match (b.ok, path, features, labels, scale, weights) {
+                    (
+                        true,
+                        Some(path),
+                        Some(features),
+                        Some(labels),
+                        Some(scale),
+                        Some(weights),
+                    ) => Some(DataSource::Npz {
+                        path,
+                        features,
+                        labels,
+                        scale,
+                        weights,
+                    }),
                     _ => None,
                 }
             }
@@ -555,6 +618,99 @@ impl Checker {
             }
         }
         Some(Some(features))
+    }
+
+    /// A csv's `categorical`: a list of columns (possibly empty).
+    fn categorical_columns(&mut self, expr: &ast::Expr) -> Option<Vec<LabelColumn>> {
+        match &expr.kind {
+            ast::ExprKind::List(items) => {
+                let columns: Vec<Option<LabelColumn>> = items
+                    .iter()
+                    .map(|e| self.label_column(e, "categorical"))
+                    .collect();
+                columns.into_iter().collect()
+            }
+            ast::ExprKind::Error => None,
+            _ => {
+                self.error(
+                    Diagnostic::error("E0303", "`categorical` must be a list of columns")
+                        .primary(expr.span, format!("found {}", found(expr)))
+                        .help(
+                            "write e.g. `categorical: [\"island\", \"sex\"]` or `categorical: [1]`",
+                        ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A csv's `categorical` columns: each a feature column listed once (E0868), named only
+    /// when the file has a header (E0310). What cannot be told before the file is read (a
+    /// name against an index) the loader checks.
+    fn distinct_categorical(
+        &mut self,
+        columns: Vec<LabelColumn>,
+        label: &Option<LabelColumn>,
+        weight: &Option<Option<LabelColumn>>,
+        features: Option<&Option<Vec<LabelColumn>>>,
+        header: Option<bool>,
+        expr: &ast::Expr,
+    ) -> Option<Vec<LabelColumn>> {
+        let items = match &expr.kind {
+            ast::ExprKind::List(items) => items.as_slice(),
+            _ => &[],
+        };
+        let span_of = |i: usize| items.get(i).map_or(expr.span, |e| e.span);
+        let listed = features.and_then(Option::as_ref);
+        let same_kind = |a: &LabelColumn, b: &LabelColumn| {
+            std::mem::discriminant(a) == std::mem::discriminant(b)
+        };
+        for (i, column) in columns.iter().enumerate() {
+            if header == Some(false) && matches!(column, LabelColumn::Name(_)) {
+                self.error(
+                    Diagnostic::error(
+                        "E0310",
+                        "categorical columns given by name need a header row",
+                    )
+                    .primary(span_of(i), "a column name")
+                    .help("give the columns as zero-based indices, or set `header: true`"),
+                );
+                return None;
+            }
+            let problem = if columns[..i].contains(column) {
+                Some("is listed twice".to_string())
+            } else if label.as_ref() == Some(column) {
+                Some("is the label column".to_string())
+            } else if matches!(weight, Some(Some(w)) if w == column) {
+                Some("is the weight column".to_string())
+            } else if let Some(listed) = listed
+                && !listed.contains(column)
+                && listed.iter().all(|f| same_kind(f, column))
+            {
+                Some("is not one of the `features`".to_string())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                let name = match column {
+                    LabelColumn::Name(n) => format!("{n:?}"),
+                    LabelColumn::Index(i) => i.to_string(),
+                    LabelColumn::Last => "the last column".into(),
+                    LabelColumn::None => "none".into(),
+                };
+                self.error(
+                    Diagnostic::error("E0868", format!("categorical column {name} {problem}"))
+                        .primary(span_of(i), problem)
+                        .help(
+                            "a categorical column is a feature column whose values are \
+                             categories: list it once, among the `features` when they are \
+                             listed, and not as the label or weight",
+                        ),
+                );
+                return None;
+            }
+        }
+        Some(columns)
     }
 
     /// A time series' `missing` rule: one of `Missing::NAMES`.

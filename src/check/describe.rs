@@ -94,6 +94,8 @@ fn source(source: &DataSource) -> String {
             weight,
             features,
             fill,
+            categorical,
+            encoding,
         } => {
             let mut delimiter = if *delimiter == ',' {
                 String::new()
@@ -105,8 +107,8 @@ fn source(source: &DataSource) -> String {
                 Some(LabelColumn::Index(i)) => delimiter.push_str(&format!(", weight: {i}")),
                 Some(LabelColumn::Name(name)) => delimiter.push_str(&format!(", weight: {name:?}")),
             }
-            if let Some(features) = features {
-                let listed: Vec<String> = (features.iter())
+            let listed = |columns: &[LabelColumn]| {
+                let listed: Vec<String> = (columns.iter())
                     .map(|c| match c {
                         LabelColumn::Last => "last".to_string(),
                         LabelColumn::None => "none".to_string(),
@@ -114,7 +116,17 @@ fn source(source: &DataSource) -> String {
                         LabelColumn::Name(name) => format!("{name:?}"),
                     })
                     .collect();
-                delimiter.push_str(&format!(", features: [{}]", listed.join(", ")));
+                listed.join(", ")
+            };
+            if let Some(features) = features {
+                delimiter.push_str(&format!(", features: [{}]", listed(features)));
+            }
+            if !categorical.is_empty() {
+                delimiter.push_str(&format!(
+                    ", categorical: [{}], encoding: {:?}",
+                    listed(categorical),
+                    encoding.name()
+                ));
             }
             match fill {
                 Fill::Reject => {}
@@ -159,18 +171,26 @@ fn source(source: &DataSource) -> String {
             features,
             labels,
             scale,
+            weights,
         } => format!(
-            "npy(features: {features:?}, labels: {labels:?}{})",
-            scale_text(*scale)
+            "npy(features: {features:?}, labels: {labels:?}{}{})",
+            scale_text(*scale),
+            weights
+                .as_ref()
+                .map_or(String::new(), |w| format!(", weights: {w:?}"))
         ),
         DataSource::Npz {
             path,
             features,
             labels,
             scale,
+            weights,
         } => format!(
-            "npz({path:?}, features: {features:?}, labels: {labels:?}{})",
-            scale_text(*scale)
+            "npz({path:?}, features: {features:?}, labels: {labels:?}{}{})",
+            scale_text(*scale),
+            weights
+                .as_ref()
+                .map_or(String::new(), |w| format!(", weights: {w:?}"))
         ),
         DataSource::Timeseries {
             path,

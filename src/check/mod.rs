@@ -533,6 +533,8 @@ mod tests {
                 weight: None,
                 features: None,
                 fill: Fill::Reject,
+                categorical: Vec::new(),
+                encoding: Default::default(),
             }
         );
     }

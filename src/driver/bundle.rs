@@ -132,6 +132,8 @@ fn source_for(trained_on: Option<&DataSource>, path: &Path) -> DataSource {
             delimiter,
             features,
             fill,
+            categorical,
+            encoding,
             ..
         }) => DataSource::Csv {
             path,
@@ -142,6 +144,8 @@ fn source_for(trained_on: Option<&DataSource>, path: &Path) -> DataSource {
             weight: None,
             features: features.clone(),
             fill: *fill,
+            categorical: categorical.clone(),
+            encoding: *encoding,
         },
         Some(DataSource::Text(text)) => DataSource::Text(crate::settings::TextSource {
             path,
@@ -170,6 +174,8 @@ fn source_for(trained_on: Option<&DataSource>, path: &Path) -> DataSource {
             weight: None,
             features: None,
             fill: crate::settings::Fill::Reject,
+            categorical: Vec::new(),
+            encoding: Default::default(),
         },
     }
 }

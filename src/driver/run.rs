@@ -15,7 +15,9 @@ use crate::ir::graph::Graph;
 use crate::ir::shape::{DType, Shape};
 use crate::program::{Action, CheckedProgram, Fit};
 use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
-use crate::runtime::data::{self, DataError, Dataset, Standardization, TextVocabulary, Vocabulary};
+use crate::runtime::data::{
+    self, DataError, Dataset, Standardization, TableVocabulary, Tabular, TextVocabulary, Vocabulary,
+};
 use crate::runtime::evaluate::{Evaluation, Evaluator};
 use crate::runtime::init;
 use crate::runtime::predict::{self, Predictions};
@@ -160,6 +162,9 @@ pub(super) struct ModelState {
     /// The vocabulary and class names of the text it was trained on (`text_csv`), which every
     /// later text it sees is vectorized with.
     text: Option<TextVocabulary>,
+    /// The categories and class names of the CSV it was trained on, which every later CSV it
+    /// sees is encoded with.
+    table: Option<TableVocabulary>,
 }
 
 /// Runs a program: every `fit`, `evaluate`, `predict`, `save` and `load` in program order.
@@ -580,6 +585,7 @@ impl Runner<'_, '_> {
                     epoch: None,
                     standardization: None,
                     text: None,
+                    table: None,
                 },
             );
         }
@@ -651,6 +657,12 @@ impl Runner<'_, '_> {
             checkpoint::check_text(text, integer, m.output_features, &m.name, &origin)
                 .map_err(RunError::Data)?;
         }
+        if let Some(table) = &saved.table {
+            let m = &self.program.models[model];
+            table
+                .check_model(m.input_features, m.output_features.max(2), &m.name, &origin)
+                .map_err(RunError::Data)?;
+        }
         // Only state that will be used is checked: `--init` starts a fresh optimizer.
         let optimizer = saved.optimizer.filter(|_| with_optimizer);
         if let Some(state) = &optimizer {
@@ -667,6 +679,7 @@ impl Runner<'_, '_> {
                     .standardization
                     .map(|(mean, std)| Standardization { mean, std }),
                 text: saved.text,
+                table: saved.table,
             },
         );
         Ok(steps)
@@ -744,68 +757,111 @@ impl Runner<'_, '_> {
             standardization: (state.standardization.as_ref())
                 .map(|s| (s.mean.clone(), s.std.clone())),
             text: state.text.clone(),
+            table: state.table.clone(),
             other_dtypes: Vec::new(),
         })
     }
 
-    /// Loads a data set for `fit`'s loss and checks it against the model.
-    fn data(&self, index: usize, fit: &Fit) -> Result<Dataset, RunError> {
-        let model = &self.program.models[fit.model];
-        let input = model.inputs[0].1.dtype;
-        let set = data::load(&self.program.data[index], self.base_dir, fit.loss, input)
-            .map_err(RunError::Data)?;
-        data::check_against_model(&set, model, fit.loss).map_err(RunError::Data)?;
-        Ok(set)
-    }
-
-    /// Loads a data set for `fit`'s loss and checks it against the model, vectorizing text with
-    /// `vocabulary`, or (when `adapt` says so and there is none) a vocabulary adapted to its
-    /// training samples, returned with it. Other sources ignore both.
-    fn text_or_data(
+    /// Loads a data set for `fit`'s loss and checks it against the model: text is vectorized
+    /// with the model's vocabulary (`kept`), else (when `adapt` says so) one adapted to its
+    /// training samples; a CSV's categories and class names likewise, adapted to the rows the
+    /// fit's splits leave for training. What was adapted or kept is returned with the data.
+    fn prepared_data(
         &self,
         index: usize,
         fit: &Fit,
-        vocabulary: Option<&TextVocabulary>,
+        kept: &Learned,
         adapt: Option<Vocabulary>,
         labels_required: bool,
-    ) -> Result<(Dataset, Option<TextVocabulary>), RunError> {
+    ) -> Result<(Dataset, Learned), RunError> {
         let set = &self.program.data[index];
-        if !matches!(set.source, DataSource::Text(_)) {
-            return Ok((self.data(index, fit)?, None));
-        }
         let model = &self.program.models[fit.model];
-        let vocabulary = match (vocabulary, adapt) {
-            (Some(kept), _) => Vocabulary::Keep(kept),
-            (None, Some(adapt)) => adapt,
-            (None, None) => {
-                return Err(RunError::Data(DataError::new(
-                    &set.name,
-                    format!(
-                        "model '{}' has no text vocabulary yet: fit it on text data, or load a \
-                         checkpoint saved after such a fit, before using it on `{}`",
-                        model.name, set.name
-                    ),
-                )));
+        let (loaded, learned) = match &set.source {
+            DataSource::Text(_) => {
+                let vocabulary = match (&kept.text, adapt) {
+                    (Some(kept), _) => Vocabulary::Keep(kept),
+                    (None, Some(adapt)) => adapt,
+                    (None, None) => {
+                        return Err(RunError::Data(DataError::new(
+                            &set.name,
+                            format!(
+                                "model '{}' has no text vocabulary yet: fit it on text data, or \
+                                 load a checkpoint saved after such a fit, before using it on \
+                                 `{}`",
+                                model.name, set.name
+                            ),
+                        )));
+                    }
+                };
+                let (loaded, vocabulary) =
+                    data::load_text(set, self.base_dir, fit.loss, vocabulary, labels_required)
+                        .map_err(RunError::Data)?;
+                let learned = Learned {
+                    text: Some(vocabulary),
+                    table: None,
+                };
+                (loaded, learned)
+            }
+            source => {
+                let origin = match source {
+                    DataSource::Csv { path, .. } => {
+                        data::resolve(path, self.base_dir).display().to_string()
+                    }
+                    _ => set.name.clone(),
+                };
+                let training =
+                    |labels: &data::Labels, rows: usize| training_rows(fit, labels, rows, &origin);
+                let tabular = match (&kept.table, adapt) {
+                    (Some(kept), _) => Tabular::Keep(Some(kept)),
+                    (None, Some(_)) => Tabular::Adapt(&training),
+                    (None, None) => Tabular::Keep(None),
+                };
+                let input = model.inputs[0].1.dtype;
+                let (loaded, table) = data::load_tabular(
+                    set,
+                    self.base_dir,
+                    fit.loss,
+                    input,
+                    tabular,
+                    labels_required,
+                )
+                .map_err(RunError::Data)?;
+                (loaded, Learned { text: None, table })
             }
         };
-        let (loaded, vocabulary) =
-            data::load_text(set, self.base_dir, fit.loss, vocabulary, labels_required)
-                .map_err(RunError::Data)?;
-        data::check_against_model(&loaded, model, fit.loss).map_err(RunError::Data)?;
-        Ok((loaded, Some(vocabulary)))
+        data::check_against_model(&loaded, model, fit.loss).map_err(|mut e| {
+            // The width of encoded categories is known only now: say where it comes from.
+            if let Some(table) = learned.table.as_ref().filter(|t| !t.columns.is_empty())
+                && loaded.features != model.input_features
+            {
+                e.message
+                    .push_str(&format!(" (the data's features: {})", table.describe()));
+            }
+            RunError::Data(e)
+        })?;
+        Ok((loaded, learned))
     }
 
-    /// `data` for evaluation or prediction: text with the model's vocabulary.
+    /// What `model` has learned from data so far.
+    fn learned(&self, model: usize) -> Learned {
+        let name = &self.program.models[model].name;
+        let state = self.states.get(name);
+        Learned {
+            text: state.and_then(|s| s.text.clone()),
+            table: state.and_then(|s| s.table.clone()),
+        }
+    }
+
+    /// `data` for evaluation or prediction: text and categories with the model's vocabulary.
     fn data_for_model(
         &mut self,
         model: usize,
         index: usize,
         fit: &Fit,
         labels_required: bool,
-    ) -> Result<(Dataset, Option<TextVocabulary>), RunError> {
-        let name = &self.program.models[model].name;
-        let kept = self.states.get(name).and_then(|s| s.text.clone());
-        self.text_or_data(index, fit, kept.as_ref(), None, labels_required)
+    ) -> Result<(Dataset, Learned), RunError> {
+        let kept = self.learned(model);
+        self.prepared_data(index, fit, &kept, None, labels_required)
     }
 
     pub(super) fn evaluate(
@@ -855,7 +911,7 @@ impl Runner<'_, '_> {
         {
             reading.loss = Loss::SparseCategoricalCrossentropy;
         }
-        let (mut set, text) = self.data_for_model(model, data, &reading, false)?;
+        let (mut set, learned) = self.data_for_model(model, data, &reading, false)?;
         if let Some(statistics) = &self.weights(model)?.standardization {
             statistics.apply(&mut set);
         }
@@ -875,8 +931,13 @@ impl Runner<'_, '_> {
                 || binary,
             fit.loss.uses_classes(),
         );
-        if let (Some(text), DataSource::Text(source)) = (text, &self.program.data[data].source) {
+        if let (Some(text), DataSource::Text(source)) =
+            (learned.text, &self.program.data[data].source)
+        {
             predictions.class_names = Some((source.label.clone(), text.classes));
+        }
+        if let Some(classes) = learned.table.and_then(|t| t.classes) {
+            predictions.class_names = Some(classes);
         }
         if !path.as_os_str().is_empty() {
             predict::write(path, format, &predictions).map_err(RunError::Data)?;
@@ -899,44 +960,31 @@ impl Runner<'_, '_> {
         let data_set = &program.data[fit.data];
 
         let loading = Instant::now();
-        // Text keeps the model's vocabulary, else adapts one to the samples it trains on.
-        let kept = self.states.get(&model.name).and_then(|s| s.text.clone());
+        // Text and categories keep the model's vocabulary, else adapt one to the samples it
+        // trains on.
+        let kept = self.learned(fit.model);
         let adapt = Vocabulary::Adapt {
             validation_split: match fit.validation {
                 Some(Validation::Split(fraction)) => Some(fraction),
                 _ => None,
             },
         };
-        let (dataset, adapted) =
-            self.text_or_data(fit.data, fit, kept.as_ref(), Some(adapt), true)?;
-        let text = adapted.or(kept);
-        // The test samples leave first, so neither training nor validation sees them.
-        let (shuffle, stratify) = (fit.training.shuffle_split, fit.training.stratify);
-        let hold_out = |set: Dataset, fraction: f64| {
-            if shuffle || stratify {
-                set.split_off_validation_reordered(fraction, fit.seed, shuffle, stratify)
-            } else {
-                set.split_off_validation(fraction)
-            }
+        let (dataset, learned) = self.prepared_data(fit.data, fit, &kept, Some(adapt), true)?;
+        let text = learned.text.or(kept.text);
+        let table = learned.table.or(kept.table);
+        let kept = Learned {
+            text: text.clone(),
+            table: table.clone(),
         };
-        let (dataset, mut test) = match fit.training.test_split {
-            None => (dataset, None),
-            Some(fraction) => {
-                let (rest, test) = hold_out(dataset, fraction).map_err(RunError::Data)?;
-                (rest, Some(test))
-            }
-        };
+        let (dataset, held_out, mut test) = split_for_fit(dataset, fit).map_err(RunError::Data)?;
         // Keras's validation_data / validation_split, evaluated by a forward-only graph.
-        let (dataset, validation) = match fit.validation {
-            None => (dataset, None),
-            Some(Validation::Data(index)) => {
-                let (loaded, _) = self.text_or_data(index, fit, text.as_ref(), None, true)?;
-                (dataset, Some((program.data[index].name.as_str(), loaded)))
+        let validation = match (fit.validation, held_out) {
+            (Some(Validation::Data(index)), _) => {
+                let (loaded, _) = self.prepared_data(index, fit, &kept, None, true)?;
+                Some((program.data[index].name.as_str(), loaded))
             }
-            Some(Validation::Split(fraction)) => {
-                let (train, held_out) = hold_out(dataset, fraction).map_err(RunError::Data)?;
-                (train, Some(("validation_split", held_out)))
-            }
+            (_, Some(held_out)) => Some(("validation_split", held_out)),
+            (_, None) => None,
         };
         // Keras's Normalization: statistics of the training samples only (after the split),
         // kept with the model, applied to everything it sees.
@@ -945,9 +993,15 @@ impl Runner<'_, '_> {
             .get(&model.name)
             .and_then(|s| s.standardization.clone())
             .or_else(|| {
-                fit.training
-                    .standardize
-                    .then(|| Standardization::of(&dataset))
+                fit.training.standardize.then(|| {
+                    let mut statistics = Standardization::of(&dataset);
+                    // Categories are left as they are (Keras's `FeatureSpace` normalizes
+                    // numeric features only).
+                    if let Some(table) = &table {
+                        statistics.leave(&table.category_features());
+                    }
+                    statistics
+                })
             });
         let (mut dataset, mut validation) = (dataset, validation);
         if let Some(statistics) = &standardization {
@@ -1000,6 +1054,7 @@ impl Runner<'_, '_> {
                 epoch: None,
                 standardization: None,
                 text: None,
+                table: None,
             },
         };
         for (index, values) in state.params.iter().enumerate() {
@@ -1048,6 +1103,7 @@ impl Runner<'_, '_> {
             base_dir: self.base_dir,
             standardization: standardization.as_ref(),
             text: text.as_ref(),
+            table: table.as_ref(),
             interrupt: self.interrupt.as_deref(),
             on_event: &mut *self.on_event,
         };
@@ -1117,6 +1173,7 @@ impl Runner<'_, '_> {
                 epoch: trained.history.last().map(|r| r.epoch).or(state.epoch),
                 standardization,
                 text,
+                table,
             },
         );
         let profile = if self.profile {
@@ -1185,6 +1242,74 @@ impl Runner<'_, '_> {
     }
 }
 
+/// What a model learns from data besides its weights: a text vocabulary with class names
+/// (`text_csv`), a CSV's categories and class names.
+#[derive(Clone, Debug, Default)]
+struct Learned {
+    text: Option<TextVocabulary>,
+    table: Option<TableVocabulary>,
+}
+
+/// The fit's splits of its data: `test_split`'s samples leave first, so neither training nor
+/// validation sees them, then `validation_split`'s (Keras's last fraction, or reordered by
+/// `shuffle_split` and `stratify`). Returns the training, held-out validation and test samples.
+fn split_for_fit(
+    dataset: Dataset,
+    fit: &Fit,
+) -> Result<(Dataset, Option<Dataset>, Option<Dataset>), DataError> {
+    let (shuffle, stratify) = (fit.training.shuffle_split, fit.training.stratify);
+    let hold_out = |set: Dataset, fraction: f64| {
+        if shuffle || stratify {
+            set.split_off_validation_reordered(fraction, fit.seed, shuffle, stratify)
+        } else {
+            set.split_off_validation(fraction)
+        }
+    };
+    let (dataset, test) = match fit.training.test_split {
+        None => (dataset, None),
+        Some(fraction) => {
+            let (rest, test) = hold_out(dataset, fraction)?;
+            (rest, Some(test))
+        }
+    };
+    match fit.validation {
+        Some(Validation::Split(fraction)) => {
+            let (train, held_out) = hold_out(dataset, fraction)?;
+            Ok((train, Some(held_out), test))
+        }
+        _ => Ok((dataset, None, test)),
+    }
+}
+
+/// The rows of a data set of `rows` samples labelled `labels` that `fit` trains on: its splits
+/// run over the row numbers, so a vocabulary adapted to them never sees a held-out row.
+fn training_rows(
+    fit: &Fit,
+    labels: &data::Labels,
+    rows: usize,
+    origin: &str,
+) -> Result<Vec<usize>, DataError> {
+    let numbers: Vec<i32> = (0..rows).map(|r| r as i32).collect();
+    let x = crate::buffer::Buffer::from_slice(&numbers)
+        .map_err(|e| DataError::new(origin, format!("out of memory: {} bytes", e.bytes)))?;
+    let set = Dataset {
+        samples: rows,
+        features: 1,
+        shape: None,
+        x: data::Features::I32(x),
+        labels: labels.clone(),
+        origin: origin.to_string(),
+        labels_origin: origin.to_string(),
+        last_values: None,
+        weights: None,
+    };
+    let (training, _, _) = split_for_fit(set, fit)?;
+    Ok(match &training.x {
+        data::Features::I32(rows) => rows.iter().map(|&r| r as usize).collect(),
+        data::Features::F32(_) => Vec::new(),
+    })
+}
+
 /// What the epoch loop sees of the driver: validation, events and checkpoint files.
 struct FitObserver<'a> {
     graph: &'a Graph,
@@ -1196,6 +1321,7 @@ struct FitObserver<'a> {
     base_dir: &'a Path,
     standardization: Option<&'a Standardization>,
     text: Option<&'a TextVocabulary>,
+    table: Option<&'a TableVocabulary>,
     interrupt: Option<&'a AtomicBool>,
     on_event: &'a mut dyn FnMut(Event),
 }
@@ -1260,6 +1386,7 @@ impl train::Observer for FitObserver<'_> {
                     .standardization
                     .map(|s| (s.mean.clone(), s.std.clone())),
                 text: self.text.cloned(),
+                table: self.table.cloned(),
                 other_dtypes: Vec::new(),
             },
         )?;

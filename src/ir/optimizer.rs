@@ -3,6 +3,8 @@
 //! rules themselves are the optimizers' definitions in `settings::optimizer`; this module gives
 //! them the graph to write into.
 
+use std::collections::HashMap;
+
 use super::builder::{OnGraph, id, var};
 use super::graph::{Graph, Slot, StateInfo, Update, ValueId};
 use super::op::{BinaryOp, ReduceKind, UnaryOp};
@@ -22,7 +24,13 @@ pub const LR: &str = "lr";
 /// optimizer's own rule (`settings::optimizer`), run against the graph.
 pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span>) {
     clip_gradients(graph, optimizer, span);
-    let mut builder = GraphUpdate { graph, span };
+    let mut builder = GraphUpdate {
+        graph,
+        span,
+        weight_decay: optimizer.args.optional("weight_decay"),
+        decayed: HashMap::new(),
+        lr: None,
+    };
     (optimizer.def.update)(&optimizer.args, &mut builder);
 }
 
@@ -85,6 +93,14 @@ fn clip_gradients(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span>) 
 struct GraphUpdate<'g> {
     graph: &'g mut Graph,
     span: Option<Span>,
+    /// Keras's decoupled weight decay (`weight_decay`, every optimizer's argument): the rule
+    /// reads each parameter as `p − p · weight_decay · lr`, Keras's `_apply_weight_decay`
+    /// before the update.
+    weight_decay: Option<f64>,
+    /// Each parameter's decayed value, made once however often the rule reads it.
+    decayed: HashMap<usize, ValueId>,
+    /// The learning rate's input, made once.
+    lr: Option<ValueId>,
 }
 
 impl OnGraph for GraphUpdate<'_> {
@@ -110,9 +126,9 @@ impl GraphUpdate<'_> {
 
 impl UpdateBuilder for GraphUpdate<'_> {
     fn lr(&mut self) -> Var {
-        var(self
-            .graph
-            .input(LR, TensorType::f32(Shape::scalar()), self.span))
+        let span = self.span;
+        var(*(self.lr)
+            .get_or_insert_with(|| self.graph.input(LR, TensorType::f32(Shape::scalar()), span)))
     }
 
     fn step(&mut self) -> Var {
@@ -128,10 +144,24 @@ impl UpdateBuilder for GraphUpdate<'_> {
     }
 
     fn param(&mut self, index: usize) -> Var {
-        var(self
+        let p = self
             .graph
             .param_value(index)
-            .expect("internal compiler error: every parameter has a node"))
+            .expect("internal compiler error: every parameter has a node");
+        let Some(weight_decay) = self.weight_decay else {
+            return var(p);
+        };
+        if let Some(&decayed) = self.decayed.get(&index) {
+            return var(decayed);
+        }
+        let span = self.span;
+        let lr = id(self.lr());
+        let decay = self.graph.constant(weight_decay as f32, span);
+        let times = self.graph.binary(BinaryOp::Mul, p, decay, span);
+        let times = self.graph.binary(BinaryOp::Mul, times, lr, span);
+        let decayed = self.graph.binary(BinaryOp::Sub, p, times, span);
+        self.decayed.insert(index, decayed);
+        var(decayed)
     }
 
     fn param_state(&mut self, index: usize, role: &str, init: f32) -> State {
@@ -201,17 +231,53 @@ mod tests {
         let bindings = Bindings {
             inputs,
             params: vec![vector(p)],
-            states: states.iter().map(|&s| vector(s)).collect(),
+            states: (states.iter().zip(&graph.states))
+                .map(|(&s, info)| match info.shape.rank() {
+                    0 => scalar(s),
+                    _ => vector(s),
+                })
+                .collect(),
         };
         let result = interp::step(&graph, &bindings, 1).unwrap();
         std::iter::once(result.params[0][[0]])
-            .chain(result.states.iter().map(|s| s[[0]]))
+            .chain(
+                result
+                    .states
+                    .iter()
+                    .map(|s| s.iter().copied().next().unwrap_or(0.0)),
+            )
             .collect()
     }
 
     fn close(a: &[f64], b: &[f64]) {
         for (x, y) in a.iter().zip(b) {
             assert!((x - y).abs() < 1e-6 * y.abs().max(1e-3), "{a:?} vs {b:?}");
+        }
+    }
+
+    /// Keras's `_apply_weight_decay` before every optimizer's update: one step with
+    /// `weight_decay` is the step without it from the decayed parameter `p − p · wd · lr`.
+    #[test]
+    fn weight_decay_decays_the_parameter_before_every_optimizers_update() {
+        use crate::settings::optimizer::OPTIMIZERS;
+        let (p, g, lr, wd, t) = (0.8f64, 0.3f64, 0.1f64, 0.05f64, 2.0f64);
+        for def in OPTIMIZERS {
+            let decay = |value| Optimizer::new(def, &[("weight_decay", value)]);
+            let off = if def.name == "adamw" {
+                ArgValue::Number(0.0)
+            } else {
+                ArgValue::Off
+            };
+            let states = vec![0.5; decay(off).state_count(1)];
+            let decayed = update(decay(ArgValue::Number(wd)), p, g, &states, t, lr);
+            let from_decayed = update(decay(off), p - p * wd * lr, g, &states, t, lr);
+            close(&decayed, &from_decayed);
+            let plain = update(decay(off), p, g, &states, t, lr);
+            assert!(
+                (plain[0] - decayed[0]).abs() > 1e-4,
+                "{}: weight_decay changed nothing",
+                def.name
+            );
         }
     }
 

@@ -11,8 +11,9 @@
 //! - `kiln.checksum`: CRC-32 of every other metadata entry (sorted) and the tensor bytes, so a
 //!   changed byte anywhere is reported as corruption rather than run.
 //!
-//! The weights, standardization statistics and text vocabulary (with its class names) are a
-//! checkpoint's (`runtime::checkpoint`), without the optimizer's state: a bundle is for inference.
+//! The weights, standardization statistics, text vocabulary (with its class names) and CSV
+//! categories and class names are a checkpoint's (`runtime::checkpoint`), without the optimizer's
+//! state: a bundle is for inference.
 
 use std::path::Path;
 
@@ -177,6 +178,7 @@ mod tests {
                 optimizer: None,
                 standardization: Some((vec![1.0, 2.0], vec![0.5, 4.0])),
                 text: None,
+                table: None,
                 other_dtypes: Vec::new(),
             },
         }

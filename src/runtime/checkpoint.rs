@@ -16,7 +16,8 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::data::{DataError, TextVocabulary};
+use super::data::category::CategoryColumn;
+use super::data::{DataError, TableVocabulary, TextVocabulary};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::{ParamInfo, StateInfo};
 use crate::settings::{TextSplit, TextStandardize};
@@ -61,6 +62,11 @@ pub struct Checkpoint {
     /// metadata: `text.tokens` and `text.classes` as JSON arrays of strings, `text.split` and
     /// `text.standardize` as Keras names them.
     pub text: Option<TextVocabulary>,
+    /// The categories and class names of the CSV it was trained on, in the metadata:
+    /// `table.features` (feature columns read), `table.encoding`, `table.columns` (a JSON array
+    /// of `{"name", "position", "values"}`), and `table.label` with `table.classes` for a label
+    /// column of names.
+    pub table: Option<TableVocabulary>,
     /// Tensors whose element type is not F32 (name, shape, type), read but not usable:
     /// matching them against the model reports each by name.
     pub other_dtypes: Vec<(String, Vec<usize>, String)>,
@@ -123,6 +129,9 @@ pub fn encode_with(checkpoint: &Checkpoint, extra: &[(String, String)]) -> Resul
             "text.standardize".to_string(),
             text.standardize.name().to_string(),
         );
+    }
+    if let Some(table) = &checkpoint.table {
+        metadata.extend(table_metadata(table));
     }
     if let Some(optimizer) = &checkpoint.optimizer {
         metadata.insert("optimizer".to_string(), optimizer.kind.clone());
@@ -318,6 +327,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         }
     };
     let text = text_vocabulary(&metadata, origin)?;
+    let table = table_vocabulary(&metadata, origin)?;
     Ok(Checkpoint {
         model: metadata.get("model").cloned().unwrap_or_default(),
         epoch,
@@ -325,8 +335,145 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, DataError> {
         optimizer,
         standardization,
         text,
+        table,
         other_dtypes,
     })
+}
+
+/// A CSV's categories and class names as metadata entries.
+fn table_metadata(table: &TableVocabulary) -> Vec<(String, String)> {
+    let columns: Vec<serde_json::Value> = (table.columns.iter())
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "position": c.position,
+                "values": c.values,
+            })
+        })
+        .collect();
+    let mut entries = vec![
+        ("table.features".to_string(), table.features.to_string()),
+        (
+            "table.encoding".to_string(),
+            table.encoding.name().to_string(),
+        ),
+        (
+            "table.columns".to_string(),
+            serde_json::Value::from(columns).to_string(),
+        ),
+    ];
+    if let Some((label, classes)) = &table.classes {
+        entries.push(("table.label".to_string(), label.clone()));
+        entries.push((
+            "table.classes".to_string(),
+            serde_json::Value::from(classes.clone()).to_string(),
+        ));
+    }
+    entries
+}
+
+/// The CSV categories and class names in a checkpoint's metadata, if it has them, checked as
+/// the loader builds them: positions in order among the features, distinct values, class names
+/// distinct and sorted.
+fn table_vocabulary(
+    metadata: &HashMap<String, String>,
+    origin: &str,
+) -> Result<Option<TableVocabulary>, DataError> {
+    let error = |message: String| DataError::new(origin, message);
+    let keys = ["table.features", "table.encoding", "table.columns"];
+    let values: Vec<Option<&String>> = keys.iter().map(|k| metadata.get(*k)).collect();
+    let label = (metadata.get("table.label"), metadata.get("table.classes"));
+    if values.iter().all(Option::is_none) && label == (None, None) {
+        return Ok(None);
+    }
+    let [Some(features), Some(encoding), Some(columns)] = values[..] else {
+        return Err(error(format!(
+            "the metadata holds part of a table vocabulary; it needs all of {}",
+            keys.join(", ")
+        )));
+    };
+    let features: usize = features.parse().map_err(|_| {
+        error(format!(
+            "the metadata's `table.features` is `{features}`; expected a whole number"
+        ))
+    })?;
+    let encoding = crate::settings::CategoryEncoding::from_name(encoding).ok_or_else(|| {
+        error(format!(
+            "the metadata's `table.encoding` \"{encoding}\" is unknown"
+        ))
+    })?;
+    let not_columns = || {
+        error(
+            "the metadata's `table.columns` is not a JSON array of {\"name\", \"position\", \
+             \"values\"} objects"
+                .to_string(),
+        )
+    };
+    let parsed: Vec<serde_json::Value> =
+        serde_json::from_str(columns).map_err(|_| not_columns())?;
+    let columns: Vec<CategoryColumn> = (parsed.iter())
+        .map(|c| {
+            let name = c.get("name")?.as_str()?.to_string();
+            let position = usize::try_from(c.get("position")?.as_u64()?).ok()?;
+            let values = (c.get("values")?.as_array()?.iter())
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()?;
+            Some(CategoryColumn {
+                name,
+                position,
+                values,
+            })
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(not_columns)?;
+    if columns.windows(2).any(|w| w[0].position >= w[1].position)
+        || columns.iter().any(|c| c.position >= features)
+    {
+        return Err(error(format!(
+            "the metadata's `table.columns` must be in order of position, each below \
+             `table.features` ({features})"
+        )));
+    }
+    for column in &columns {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(bad) = column
+            .values
+            .iter()
+            .find(|v| v.is_empty() || !seen.insert(*v))
+        {
+            return Err(error(format!(
+                "the category {bad:?} of column '{}' is empty or repeated; each index needs its \
+                 own value",
+                column.name
+            )));
+        }
+    }
+    let classes = match label {
+        (None, None) => None,
+        (Some(label), Some(classes)) => {
+            let classes: Vec<String> = serde_json::from_str(classes).map_err(|_| {
+                error("the metadata's `table.classes` is not a JSON array of strings".to_string())
+            })?;
+            if classes.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(error(
+                    "the class names in `table.classes` must be distinct and in sorted order"
+                        .to_string(),
+                ));
+            }
+            Some((label.clone(), classes))
+        }
+        _ => {
+            return Err(error(
+                "the metadata needs both `table.label` and `table.classes`, or neither".to_string(),
+            ));
+        }
+    };
+    Ok(Some(TableVocabulary {
+        features,
+        columns,
+        encoding,
+        classes,
+    }))
 }
 
 /// The text vocabulary in a checkpoint's metadata, if it has one, checked as `adapt` builds
@@ -739,6 +886,7 @@ mod tests {
             }),
             standardization: Some((vec![0.5, -1.0], vec![2.0, 1e-7])),
             text: None,
+            table: None,
             other_dtypes: Vec::new(),
         }
     }
@@ -766,6 +914,69 @@ mod tests {
         let mut back = decode(&bytes, "x").unwrap();
         back.params.sort_by(|a, b| b.name.cmp(&a.name));
         assert_eq!(back, checkpoint);
+    }
+
+    #[test]
+    fn round_trip_keeps_the_categories_and_class_names() {
+        let mut checkpoint = sample();
+        checkpoint.table = Some(TableVocabulary {
+            features: 3,
+            columns: vec![CategoryColumn {
+                name: "island, \"north\"".into(),
+                position: 1,
+                values: vec!["Biscoe".into(), "Dream".into()],
+            }],
+            encoding: crate::settings::CategoryEncoding::Index,
+            classes: Some(("species".into(), vec!["Adelie".into(), "Gentoo".into()])),
+        });
+        let mut back = decode(&encode(&checkpoint).unwrap(), "x").unwrap();
+        back.params.sort_by(|a, b| b.name.cmp(&a.name));
+        assert_eq!(back, checkpoint);
+        let table = checkpoint.table.as_ref().unwrap();
+        assert_eq!(
+            table.check_model(3, 1, "m", "w").unwrap_err().to_string(),
+            "w: the checkpoint has 2 class names, but model 'm' has 1 class"
+        );
+        assert_eq!(
+            table.check_model(4, 2, "m", "w").unwrap_err().to_string(),
+            "w: the checkpoint's categories make 3 features per sample (2 numeric, 'island, \
+             \"north\"' as its index), but model 'm' takes 4"
+        );
+        // Metadata a run did not write.
+        let metadata = |entries: &[(&str, &str)]| -> HashMap<String, String> {
+            (entries.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let err = |entries: &[(&str, &str)]| {
+            table_vocabulary(&metadata(entries), "w")
+                .unwrap_err()
+                .message
+        };
+        let good = [
+            ("table.features", "2"),
+            ("table.encoding", "one_hot"),
+            (
+                "table.columns",
+                "[{\"name\": \"a\", \"position\": 0, \"values\": [\"x\"]}]",
+            ),
+        ];
+        assert!(table_vocabulary(&metadata(&good), "w").unwrap().is_some());
+        assert!(err(&good[..2]).contains("part of a table vocabulary"));
+        let mut bad = good;
+        bad[2].1 = "[{\"name\": \"a\", \"position\": 2, \"values\": [\"x\"]}]";
+        assert!(err(&bad).contains("each below `table.features` (2)"));
+        bad[2].1 = "[{\"name\": \"a\", \"position\": 0, \"values\": [\"x\", \"x\"]}]";
+        assert!(err(&bad).contains("\"x\" of column 'a' is empty or repeated"));
+        bad[2].1 = "[{\"name\": 1}]";
+        assert!(err(&bad).contains("is not a JSON array of"));
+        bad[1].1 = "two_hot";
+        assert!(err(&bad).contains("`table.encoding` \"two_hot\" is unknown"));
+        let mut labelled = good.to_vec();
+        labelled.push(("table.label", "y"));
+        assert!(err(&labelled).contains("both `table.label` and `table.classes`"));
+        labelled.push(("table.classes", "[\"b\", \"a\"]"));
+        assert!(err(&labelled).contains("distinct and in sorted order"));
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::ir::shape::DType;
 use crate::program::{DataSet, Model};
 use crate::settings::{DataSource, Loss, data_source};
 
+pub mod category;
 mod csv;
 pub mod idx;
 pub mod npy;
@@ -47,6 +48,7 @@ mod synthetic;
 pub mod text;
 mod timeseries;
 
+pub use category::{TableVocabulary, Tabular};
 use csv::load_csv;
 pub use standardize::Standardization;
 use synthetic::synthetic;
@@ -74,7 +76,8 @@ pub struct Dataset {
     /// the naive forecast "the same as the last value seen", which [`Dataset::naive_mae`]
     /// scores. `None` for other sources.
     pub last_values: Option<Vec<f32>>,
-    /// Each sample's weight in the loss (a CSV's `weight` column, Keras's `sample_weight`);
+    /// Each sample's weight in the loss (a CSV's `weight` column or a NumPy weights array,
+    /// Keras's `sample_weight`);
     /// `None`: every sample weighs 1.
     pub weights: Option<Vec<f32>>,
 }
@@ -242,7 +245,21 @@ pub fn load(
     loss: Loss,
     input: DType,
 ) -> Result<Dataset, DataError> {
-    let dataset = load_source(data, base_dir, loss, input)?;
+    load_tabular(data, base_dir, loss, input, Tabular::ALL_ROWS, true).map(|(set, _)| set)
+}
+
+/// `load`, with a CSV's categories and class names from `tabular` (adapted to the data, or the
+/// model's), returned with the data when the source has either. `labels_required`: false for
+/// prediction, which reads a CSV file without its label column as unlabelled.
+pub fn load_tabular(
+    data: &DataSet,
+    base_dir: &Path,
+    loss: Loss,
+    input: DType,
+    tabular: Tabular,
+    labels_required: bool,
+) -> Result<(Dataset, Option<TableVocabulary>), DataError> {
+    let (dataset, vocabulary) = load_source(data, base_dir, loss, input, tabular, labels_required)?;
     // Sources check their values as they read them; dividing by a tiny `scale` can still
     // overflow (`scale: 1e-38` turns 10 into inf), which would train to NaN.
     if let Features::F32(x) = &dataset.x
@@ -277,10 +294,68 @@ pub fn load(
             "the data set has no samples; it needs at least one",
         ));
     }
-    Ok(dataset)
+    Ok((dataset, vocabulary))
 }
 
 fn load_source(
+    data: &DataSet,
+    base_dir: &Path,
+    loss: Loss,
+    input: DType,
+    tabular: Tabular,
+    labels_required: bool,
+) -> Result<(Dataset, Option<TableVocabulary>), DataError> {
+    if let DataSource::Csv {
+        path,
+        label,
+        header,
+        scale,
+        delimiter,
+        weight,
+        features,
+        fill,
+        categorical,
+        encoding,
+    } = &data.source
+    {
+        let path = resolve(path, base_dir);
+        let columns = csv::Columns {
+            label,
+            weight: weight.as_ref(),
+            features: features.as_deref(),
+            fill: *fill,
+            categorical,
+            encoding: *encoding,
+            labels_required,
+        };
+        let integers = input == DType::I32;
+        let (mut data, vocabulary) =
+            load_csv(&path, columns, *header, *delimiter, loss, integers, tabular)?;
+        // The checker refuses `scale` for an integer input (E0323). Categories are not
+        // quantities: their features are not scaled.
+        if let Features::F32(x) = &mut data.x
+            && *scale != 1.0
+        {
+            let mut scaled = vec![true; data.features];
+            for at in vocabulary
+                .iter()
+                .flat_map(TableVocabulary::category_features)
+            {
+                scaled[at] = false;
+            }
+            for row in x.chunks_exact_mut(data.features.max(1)) {
+                for (v, _) in row.iter_mut().zip(&scaled).filter(|(_, s)| **s) {
+                    *v /= scale;
+                }
+            }
+        }
+        return Ok((data, vocabulary));
+    }
+    load_other(data, base_dir, loss, input).map(|set| (set, None))
+}
+
+/// Every source but CSV's, which keep no vocabulary.
+fn load_other(
     data: &DataSet,
     base_dir: &Path,
     loss: Loss,
@@ -297,31 +372,9 @@ fn load_source(
             let data = synthetic(*samples, *features, *classes, *seed, loss)?;
             floats_only(data, integers)
         }
-        DataSource::Csv {
-            path,
-            label,
-            header,
-            scale,
-            delimiter,
-            weight,
-            features,
-            fill,
-        } => {
-            let path = resolve(path, base_dir);
-            let columns = csv::Columns {
-                label,
-                weight: weight.as_ref(),
-                features: features.as_deref(),
-                fill: *fill,
-            };
-            let mut data = load_csv(&path, columns, *header, *delimiter, loss, integers)?;
-            // The checker refuses `scale` for an integer input (E0323).
-            if let Features::F32(x) = &mut data.x
-                && *scale != 1.0
-            {
-                x.iter_mut().for_each(|v| *v /= scale);
-            }
-            Ok(data)
+        // Read above, with the caller's vocabulary; here with one adapted to every row.
+        DataSource::Csv { .. } => {
+            load_source(data, base_dir, loss, input, Tabular::ALL_ROWS, true).map(|(set, _)| set)
         }
         DataSource::Idx {
             images,
@@ -349,9 +402,11 @@ fn load_source(
             features,
             labels,
             scale,
+            weights,
         } => npy::load_npy(
             &resolve(features, base_dir),
             &resolve(labels, base_dir),
+            weights.as_ref().map(|w| resolve(w, base_dir)).as_deref(),
             *scale,
             loss,
             integers,
@@ -374,10 +429,12 @@ fn load_source(
             features,
             labels,
             scale,
+            weights,
         } => npy::load_npz(
             &resolve(path, base_dir),
             features,
             labels,
+            weights.as_deref(),
             *scale,
             loss,
             integers,
@@ -803,6 +860,8 @@ mod tests {
                 weight: None,
                 features: None,
                 fill: crate::settings::Fill::Reject,
+                categorical: Vec::new(),
+                encoding: Default::default(),
             },
         }
     }
@@ -1248,11 +1307,14 @@ mod tests {
             "label '0.5' is a real number, but binary_crossentropy is a classification loss, \
              whose labels must be 0 or 1",
         );
-        let e = error_text("a,y\n1,cat\n", LabelColumn::Last, true, SCCE);
+        // A column of names is classes; one of numbers and names is neither.
+        let e = error_text("a,y\n1,0\n2,cat\n", LabelColumn::Last, true, SCCE);
         assert_contains(
             &e,
-            "line 2, column 2: cannot read class label 'cat' as a number",
+            "line 3, column 2: cannot read class label 'cat' as a number",
         );
+        let data = load_text("a,y\n1,cat\n2,ant\n", LabelColumn::Last, true, SCCE).unwrap();
+        assert_eq!(data.labels, Labels::Classes(vec![1, 0]));
         // "2.0" is a fine class label.
         let data = load_text("a,y\n1,2.0\n", LabelColumn::Last, true, SCCE).unwrap();
         assert_eq!(data.labels, Labels::Classes(vec![2]));

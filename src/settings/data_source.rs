@@ -56,7 +56,8 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
     },
     DataSourceDef {
         name: "csv",
-        doc: "a CSV file: every column but the label column is a feature",
+        doc: "a CSV file: every column but the label column is a feature (columns of strings as \
+              `categorical`, a label column of names as classes)",
         params: &[
             required("path", "string"),
             optional(
@@ -82,6 +83,16 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
                 "`\"reject\"`, `\"mean\"` (the column's mean) or a number: what an empty, `NA` or `NaN` feature cell becomes",
                 "`\"reject\"`",
             ),
+            optional(
+                "categorical",
+                "a list of feature columns (names or indices) holding categories such as strings: each becomes `encoding`'s features, its vocabulary built from the training rows (Keras's `StringLookup`)",
+                "none",
+            ),
+            optional(
+                "encoding",
+                "`\"one_hot\"` (a feature per category and one for `[UNK]`) or `\"index\"` (one feature, the category's index; `[UNK]` is 0)",
+                "`\"one_hot\"`",
+            ),
         ],
     },
     DataSourceDef {
@@ -100,6 +111,11 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             required("features", "string: a `.npy` file"),
             required("labels", "string: a `.npy` file"),
             SCALE,
+            optional(
+                "weights",
+                "string: a `.npy` file of each sample's weight in the loss (Keras's `sample_weight`)",
+                "none",
+            ),
         ],
     },
     DataSourceDef {
@@ -110,6 +126,11 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             optional("features", "the features array's name", "`\"x\"`"),
             optional("labels", "the labels array's name", "`\"y\"`"),
             SCALE,
+            optional(
+                "weights",
+                "the name of an array of each sample's weight in the loss (Keras's `sample_weight`)",
+                "none",
+            ),
         ],
     },
     DataSourceDef {

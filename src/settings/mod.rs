@@ -56,6 +56,12 @@ pub enum DataSource {
         features: Option<Vec<LabelColumn>>,
         /// What a missing feature cell (empty, `NA`, `NaN`) becomes. Default: an error.
         fill: Fill,
+        /// Feature columns of strings whose values are categories (Keras's `StringLookup`),
+        /// each becoming `encoding`'s features; the vocabulary is built from the training rows.
+        /// Default: none.
+        categorical: Vec<LabelColumn>,
+        /// How a categorical column becomes features. Default: one-hot.
+        encoding: CategoryEncoding,
     },
     /// A pair of IDX files (MNIST's format, gzip-compressed or not): unsigned-byte images of
     /// shape `[rows, cols]` (`rows · cols` features, row by row), and unsigned-byte class labels.
@@ -73,6 +79,8 @@ pub enum DataSource {
         features: String,
         labels: String,
         scale: f32,
+        /// A `.npy` file of each sample's weight in the loss (Keras's `sample_weight`).
+        weights: Option<String>,
     },
     /// A NumPy `.npz` archive with the features and labels arrays under the given names.
     Npz {
@@ -80,6 +88,8 @@ pub enum DataSource {
         features: String,
         labels: String,
         scale: f32,
+        /// The name of an array of each sample's weight in the loss (Keras's `sample_weight`).
+        weights: Option<String>,
     },
     /// Windows over CSV columns, as Keras's `timeseries_dataset_from_array`: window `i`
     /// holds the `features` columns' values at rows `s, s + r, …, s + (sequence_length − 1)·r` with
@@ -115,6 +125,32 @@ pub enum Fill {
     Mean,
     /// This number.
     Constant(f32),
+}
+
+/// How a CSV's categorical column becomes features, as Keras's `StringLookup` output modes:
+/// index 0 is `[UNK]` (a value the training rows never held), then the vocabulary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CategoryEncoding {
+    /// One feature per index, 1 for the value's and 0 elsewhere (`output_mode="one_hot"`).
+    #[default]
+    OneHot,
+    /// One feature, the value's index (`output_mode="int"`), for an embedding.
+    Index,
+}
+
+impl CategoryEncoding {
+    pub const ALL: [CategoryEncoding; 2] = [CategoryEncoding::OneHot, CategoryEncoding::Index];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CategoryEncoding::OneHot => "one_hot",
+            CategoryEncoding::Index => "index",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CategoryEncoding> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
 }
 
 /// What a time series' missing cell (empty, `NA`, `NaN`) becomes.
@@ -220,6 +256,19 @@ impl TextStandardize {
 }
 
 impl DataSource {
+    /// Whether the data gives each sample a weight in the loss (Keras's `sample_weight`): a
+    /// CSV's `weight` column, a NumPy source's `weights` array.
+    pub fn has_sample_weights(&self) -> bool {
+        match self {
+            DataSource::Csv { weight, .. } => weight.is_some(),
+            DataSource::Npy { weights, .. } | DataSource::Npz { weights, .. } => weights.is_some(),
+            DataSource::Synthetic { .. }
+            | DataSource::Idx { .. }
+            | DataSource::Timeseries { .. }
+            | DataSource::Text(_) => false,
+        }
+    }
+
     /// The rank of each sample's shape when it is known before the data loads: IDX images are
     /// `[rows, cols]`. A NumPy array's shape is known once it loads; CSV rows and synthetic
     /// vectors have no shape of their own (they feed any input with as many elements).

@@ -71,6 +71,9 @@ pub enum ArgKind {
     Choice(&'static [&'static str]),
     /// A gradient-clipping bound: a number greater than zero, or `none` (off, Keras's `None`).
     Clip,
+    /// Keras's `weight_decay` on an optimizer that has it off by default: a number zero or
+    /// greater, or `none` (off, Keras's `None`).
+    Decay,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -399,6 +402,18 @@ const fn number(name: &'static str, kind: ArgKind, default: f64, doc: &'static s
     }
 }
 
+/// Keras's decoupled weight decay, `p −= p · weight_decay · lr` on every trainable parameter
+/// before the update (its `_apply_weight_decay`): by name, off by default on every optimizer
+/// but `adamw` (whose own `weight_decay` is the same argument with Keras's default, 0.004).
+/// `ir::optimizer` applies it: the rules read the decayed parameter.
+const WEIGHT_DECAY: ArgDef = ArgDef {
+    name: "weight_decay",
+    kind: ArgKind::Decay,
+    default: ArgValue::Off,
+    doc: "by name; each parameter decays by `p · weight_decay · lr` before the update",
+    shown: |a| a.optional("weight_decay").is_some(),
+};
+
 /// Every optimizer takes Keras's gradient clipping (at most one of the three, as Keras
 /// allows), applied to the gradients before its update (`ir::optimizer`).
 pub const CLIP_ARGS: [&str; 3] = ["clipnorm", "clipvalue", "global_clipnorm"];
@@ -454,6 +469,7 @@ pub static SGD: OptimizerDef = OptimizerDef {
             doc: "",
             shown: has_momentum,
         },
+        WEIGHT_DECAY,
         CLIPNORM,
         CLIPVALUE,
         GLOBAL_CLIPNORM,
@@ -525,6 +541,7 @@ pub static ADAM: OptimizerDef = OptimizerDef {
                   default) before",
             shown: |args| args.choice("profile") != "keras",
         },
+        WEIGHT_DECAY,
         CLIPNORM,
         CLIPVALUE,
         GLOBAL_CLIPNORM,
@@ -649,6 +666,7 @@ pub static RMSPROP: OptimizerDef = OptimizerDef {
             doc: "normalize by the gradients' variance instead of their second moment",
             shown: always,
         },
+        WEIGHT_DECAY,
         CLIPNORM,
         CLIPVALUE,
         GLOBAL_CLIPNORM,
@@ -708,8 +726,9 @@ fn rmsprop_update(args: &Args, b: &mut dyn UpdateBuilder) {
 // ── adamw ───────────────────────────────────────────────────────────────────────────────────
 
 /// Keras's AdamW: decoupled weight decay, `p −= p · weight_decay · lr` on every parameter
-/// (kernels and biases, as Keras applies it by default), then Adam's update of the decayed
-/// parameter in Keras's form, with `1 − β` computed as Keras does.
+/// (kernels and biases, as Keras applies it by default; `ir::optimizer` applies it, as for every
+/// optimizer's `weight_decay`), then Adam's update of the decayed parameter in Keras's form,
+/// with `1 − β` computed as Keras does.
 pub static ADAMW: OptimizerDef = OptimizerDef {
     name: "adamw",
     doc: "Adam with decoupled weight decay (Loshchilov and Hutter), in Keras's form",
@@ -738,15 +757,11 @@ fn adamw_update(args: &Args, b: &mut dyn UpdateBuilder) {
     let one_minus_b1 = b.constant((1.0 - args.exact("beta1")) as f32);
     let one_minus_b2 = b.constant((1.0 - args.exact("beta2")) as f32);
     let eps = b.constant(args.number("eps"));
-    let decay = b.constant(args.number("weight_decay"));
     for (index, g) in b.gradients() {
         let m = b.param_state(index, "m", 0.0);
         let v = b.param_state(index, "v", 0.0);
-        // Keras's `_apply_weight_decay`, before the update: p − p · wd · lr.
+        // Decayed by `ir::optimizer` (Keras's `_apply_weight_decay`: p − p · wd · lr).
         let p = b.param(index);
-        let p_decay = b.mul(p, decay);
-        let p_decay = b.mul(p_decay, lr);
-        let p = b.sub(p, p_decay);
         let m_new = moving_average(b, m.value, g, one_minus_b1);
         let g2 = b.mul(g, g);
         let v_new = moving_average(b, v.value, g2, one_minus_b2);
@@ -777,6 +792,7 @@ pub static ADAGRAD: OptimizerDef = OptimizerDef {
             ">= 0: where every accumulator starts",
         ),
         EPS,
+        WEIGHT_DECAY,
         CLIPNORM,
         CLIPVALUE,
         GLOBAL_CLIPNORM,
@@ -820,6 +836,7 @@ pub static NADAM: OptimizerDef = OptimizerDef {
         BETA1,
         BETA2,
         EPS,
+        WEIGHT_DECAY,
         CLIPNORM,
         CLIPVALUE,
         GLOBAL_CLIPNORM,

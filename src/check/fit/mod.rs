@@ -305,13 +305,7 @@ impl Checker {
         if !ok {
             return;
         }
-        let sample_weight = matches!(
-            &self.data[data].source,
-            DataSource::Csv {
-                weight: Some(_),
-                ..
-            }
-        );
+        let sample_weight = self.data[data].source.has_sample_weights();
         self.fits.push(Fit {
             span: decl.span,
             model,

@@ -29,8 +29,10 @@ impl Checker {
             return None;
         };
         let params: Vec<&str> = def.args.iter().map(|a| a.name).collect();
-        // Clipping is Keras's keyword arguments: by name only.
-        let named_only = def.args.iter().filter(|a| a.kind == ArgKind::Clip).count();
+        // Clipping and weight decay are Keras's keyword arguments: by name only.
+        let named_only = (def.args.iter())
+            .filter(|a| matches!(a.kind, ArgKind::Clip | ArgKind::Decay))
+            .count();
         let bound = self.bind_named(&callee, call_args, &params, named_only, Aliases::Keras);
         let mut args = def.default_args();
         let mut ok = bound.ok;
@@ -64,6 +66,10 @@ impl Checker {
                 ArgKind::Clip => match &e.kind {
                     ast::ExprKind::Name(n) if n == "none" => Some(ArgValue::Off),
                     _ => self.positive_f32(e, &what).map(exact),
+                },
+                ArgKind::Decay => match &e.kind {
+                    ast::ExprKind::Name(n) if n == "none" => Some(ArgValue::Off),
+                    _ => self.non_negative_f32(e, &what).map(ArgValue::Number),
                 },
             };
             match value {

@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
+use super::category::{self, CategoryColumn, TableVocabulary, Tabular};
 use super::*;
-use crate::settings::{Fill, LabelColumn, Loss};
+use crate::settings::{CategoryEncoding, Fill, LabelColumn, Loss};
 
 /// Which columns are not features: the label's, and a column of per-sample weights.
 #[derive(Clone, Copy)]
@@ -14,35 +17,116 @@ pub(super) struct Columns<'a> {
     /// The feature columns in order; `None`: every other column.
     pub features: Option<&'a [LabelColumn]>,
     pub fill: Fill,
+    /// Feature columns of categories, and how they become features.
+    pub categorical: &'a [LabelColumn],
+    pub encoding: CategoryEncoding,
+    /// False for prediction: a label column named in the source but missing from the file's
+    /// header is no error (the file is read as `label: none`).
+    pub labels_required: bool,
 }
 
 /// One non-blank line of the file, split into trimmed cells.
-struct Row {
+#[derive(Clone, Copy)]
+struct Row<'a> {
     /// 1-based line number in the file.
     line: usize,
-    cells: Vec<String>,
+    cells: Cells<'a>,
 }
 
-/// A non-blank line of the file, split into cells only when its row is read: holding every
-/// row's cells as strings at once took about 40 bytes per 2-byte cell (a 22 MB file needed
-/// 850 MB), so a CSV far smaller than the machine's memory could exhaust it.
-struct Line<'a> {
-    /// 1-based line number in the file.
-    number: usize,
+/// A row's cells, as slices of the table's text.
+#[derive(Clone, Copy)]
+struct Cells<'a> {
     text: &'a str,
+    /// Where each cell ends in `text`.
+    ends: &'a [u32],
 }
 
-impl Line<'_> {
-    fn split(&self, origin: &str, delimiter: char) -> Result<Row, DataError> {
-        let cells = split_line(self.text, delimiter)
-            .map_err(|message| DataError::at_line(origin, self.number, message))?;
-        Ok(Row {
-            line: self.number,
-            cells,
-        })
+impl<'a> Cells<'a> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, col: usize) -> &'a str {
+        let start = col.checked_sub(1).map_or(0, |c| self.ends[c] as usize);
+        &self.text[start..self.ends[col] as usize]
     }
 }
 
+impl std::ops::Index<usize> for Cells<'_> {
+    type Output = str;
+
+    fn index(&self, col: usize) -> &str {
+        self.get(col)
+    }
+}
+
+/// The file's rows, their cells stored end to end in one string. A `String` per cell took
+/// about 40 bytes for a 2-byte cell (a 22 MB file peaked at 854 MB); here a cell costs its
+/// bytes and four more, and every allocation is fallible.
+#[derive(Default)]
+struct Table {
+    text: String,
+    /// Each cell's end, counted from its row's start in `text`.
+    ends: Vec<u32>,
+    /// Each row's line number, its start in `text` and its first cell in `ends`.
+    rows: Vec<(usize, usize, usize)>,
+}
+
+impl Table {
+    fn push(&mut self, line: usize, cells: &[String]) -> Result<(), AllocError> {
+        let bytes: usize = cells.iter().map(String::len).sum();
+        let too_large = |bytes: usize| AllocError {
+            bytes: bytes as u128,
+        };
+        // A single row past 4 GiB is past any memory this could run in.
+        u32::try_from(bytes).map_err(|_| too_large(bytes))?;
+        self.text
+            .try_reserve(bytes)
+            .map_err(|_| too_large(self.text.len() + bytes))?;
+        self.ends
+            .try_reserve(cells.len())
+            .map_err(|_| too_large((self.ends.len() + cells.len()) * 4))?;
+        self.rows
+            .try_reserve(1)
+            .map_err(|_| too_large((self.rows.len() + 1) * 24))?;
+        let start = self.text.len();
+        self.rows.push((line, start, self.ends.len()));
+        for cell in cells {
+            self.text.push_str(cell);
+            self.ends.push((self.text.len() - start) as u32);
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn get(&self, index: usize) -> Option<Row<'_>> {
+        let &(line, start, first) = self.rows.get(index)?;
+        let (end, last) = self
+            .rows
+            .get(index + 1)
+            .map_or((self.text.len(), self.ends.len()), |&(_, s, f)| (s, f));
+        Some(Row {
+            line,
+            cells: Cells {
+                text: &self.text[start..end],
+                ends: &self.ends[first..last],
+            },
+        })
+    }
+
+    fn first(&self) -> Option<Row<'_>> {
+        self.get(0)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn load_csv(
     path: &Path,
     columns: Columns,
@@ -50,7 +134,8 @@ pub(super) fn load_csv(
     delimiter: char,
     loss: Loss,
     integers: bool,
-) -> Result<Dataset, DataError> {
+    tabular: Tabular,
+) -> Result<(Dataset, Option<TableVocabulary>), DataError> {
     let origin = path.display().to_string();
     let bytes = super::read_regular(path, &origin, "the file")?;
     let text = match String::from_utf8(bytes) {
@@ -66,7 +151,9 @@ pub(super) fn load_csv(
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_csv(text, &origin, columns, header, delimiter, loss, integers)
+    parse_csv(
+        text, &origin, columns, header, delimiter, loss, integers, tabular,
+    )
 }
 
 /// The file's lines, whatever ends them: `\n`, `\r\n`, or a lone `\r` (classic Mac files, which
@@ -89,6 +176,7 @@ pub(super) fn csv_lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parse_csv(
     text: &str,
     origin: &str,
@@ -97,45 +185,40 @@ fn parse_csv(
     delimiter: char,
     loss: Loss,
     integers: bool,
-) -> Result<Dataset, DataError> {
-    let mut lines = Vec::new();
-    for (index, text) in csv_lines(text).enumerate() {
-        if text.trim().is_empty() {
+    tabular: Tabular,
+) -> Result<(Dataset, Option<TableVocabulary>), DataError> {
+    let (mut rows, mut header_row) = (Table::default(), None);
+    let mut blank = true;
+    for (index, line) in csv_lines(text).enumerate() {
+        if line.trim().is_empty() {
             continue;
         }
-        if lines.len() == lines.capacity() {
-            // Doubling, as `push` would, but a failure is the user's too-large file, not an abort.
-            let more = lines.capacity().max(1024);
-            lines.try_reserve(more).map_err(|_| {
-                let bytes = (more * size_of::<Line>()) as u128;
-                too_large(origin, "its lines", AllocError { bytes })
-            })?;
+        let line_no = index + 1;
+        let cells = split_line(line, delimiter)
+            .map_err(|message| DataError::at_line(origin, line_no, message))?;
+        if header && blank {
+            header_row = Some((line_no, cells));
+        } else {
+            rows.push(line_no, &cells)
+                .map_err(|e| too_large(origin, "its cells", e))?;
         }
-        lines.push(Line {
-            number: index + 1,
-            text,
-        });
+        blank = false;
     }
-    if lines.is_empty() {
+    if blank {
         return Err(DataError::new(
             origin,
             "the file is empty; expected rows of comma-separated numbers",
         ));
     }
 
-    let (header_row, rows) = match header {
-        true => (Some(lines[0].split(origin, delimiter)?), &lines[1..]),
-        false => (None, &lines[..]),
-    };
-    let header_line = header_row.as_ref().map(|row| row.line);
-    let names: Option<Vec<String>> = header_row.map(|row| row.cells);
+    let header_line = header_row.as_ref().map(|(line, _)| *line);
+    let names: Option<Vec<String>> = header_row.map(|(_, cells)| cells);
     let Some(first) = rows.first() else {
         return Err(DataError::new(
             origin,
             "the file has a header row but no data rows",
         ));
     };
-    let first = first.split(origin, delimiter)?;
     let columns = names.as_ref().map_or(first.cells.len(), Vec::len);
     if columns < 2 && wanted.label != &LabelColumn::None {
         return Err(DataError::at_line(
@@ -150,6 +233,12 @@ fn parse_csv(
     // `predict` reads data of (the checker sees to that), and it ignores labels.
     let label_col = match wanted.label {
         LabelColumn::None => None,
+        // Prediction reads a file without the label column as unlabelled, as `text_csv` does.
+        LabelColumn::Name(name)
+            if !wanted.labels_required && names.as_ref().is_some_and(|n| !n.contains(name)) =>
+        {
+            None
+        }
         label => Some(label_column(
             "label",
             label,
@@ -208,29 +297,49 @@ fn parse_csv(
             cols
         }
     };
-    let features = feature_cols.len();
-    if features == 0 {
+    if feature_cols.is_empty() {
         return Err(DataError::new(
             origin,
             "the file has a label and a weight column but no feature columns",
         ));
     }
-    // Every row is checked to hold `columns` cells before its features are stored.
-    let len = rows.len() * features;
-    let mut x = if integers {
-        Features::I32(zeroed_features(len, origin)?)
-    } else {
-        Features::F32(zeroed_features(len, origin)?)
-    };
-    let mut stored = 0;
-    let mut classes = reserve(rows.len(), origin, "its labels")?;
-    let mut targets = reserve(rows.len(), origin, "its targets")?;
-    let mut weights = reserve(rows.len(), origin, "its weights")?;
-    // Where each missing feature was (its index in `x`, its column) when the program fills
-    // them; filled once the columns' means are known.
-    let mut gaps: Vec<(usize, usize)> = Vec::new();
-    for line in rows {
-        let row = line.split(origin, delimiter)?;
+    // The categorical columns: each one of the feature columns, by its place among them.
+    let mut categories: Vec<(usize, String)> = Vec::new();
+    for column in wanted.categorical {
+        let col = label_column(
+            "categorical",
+            column,
+            names.as_deref(),
+            header_line,
+            columns,
+            origin,
+        )?;
+        let Some(position) = feature_cols.iter().position(|&c| c == col) else {
+            return Err(DataError::new(
+                origin,
+                format!(
+                    "categorical column {}{} is not a feature column",
+                    col + 1,
+                    names
+                        .as_ref()
+                        .map(|n| format!(" ('{}')", clip(&n[col])))
+                        .unwrap_or_default()
+                ),
+            ));
+        };
+        let name = names
+            .as_ref()
+            .map_or_else(|| col.to_string(), |n| n[col].clone());
+        if categories.iter().any(|(p, _)| *p == position) {
+            return Err(DataError::new(
+                origin,
+                format!("categorical column '{}' is listed twice", clip(&name)),
+            ));
+        }
+        categories.push((position, name));
+    }
+    categories.sort_by_key(|(position, _)| *position);
+    for row in rows.iter() {
         if row.cells.len() != columns {
             return Err(DataError::at_line(
                 origin,
@@ -246,12 +355,52 @@ fn parse_csv(
                 ),
             ));
         }
-        let column_name = |col: usize| {
+    }
+    let column_name = |col: usize| {
+        names
+            .as_ref()
+            .map(|n| format!(" (column '{}')", clip(&n[col])))
+            .unwrap_or_default()
+    };
+    let kept = match tabular {
+        Tabular::Keep(kept) => Some(kept),
+        Tabular::Adapt(_) => None,
+    };
+
+    if let Some(None) = kept
+        && !categories.is_empty()
+    {
+        return Err(DataError::new(
+            origin,
+            "the model has no vocabulary of categories yet: fit it on data with these \
+             `categorical` columns, or load a checkpoint saved after such a fit, first",
+        ));
+    }
+    // Labels and weights first: the training rows a vocabulary is adapted to depend on them.
+    let label_cells = |col: usize| rows.iter().map(move |r| r.cells.get(col));
+    // A label column of names: the model's class names, else those of every row.
+    let class_names: Option<(String, Vec<String>)> = match (label_col, kept) {
+        (_, Some(kept)) => kept.and_then(|k| k.classes.clone()),
+        (Some(_), _) if !loss.uses_classes() => None,
+        (None, _) => None,
+        (Some(col), None) if category::holds_names(label_cells(col)) => Some((
             names
                 .as_ref()
-                .map(|n| format!(" (column '{}')", clip(&n[col])))
-                .unwrap_or_default()
-        };
+                .map_or_else(|| "class_name".to_string(), |n| n[col].clone()),
+            category::class_names(label_cells(col)),
+        )),
+        (Some(_), None) => None,
+    };
+    let class_names = class_names.filter(|_| loss.uses_classes());
+    let class_index: Option<HashMap<&str, i32>> = class_names.as_ref().map(|(_, names)| {
+        (names.iter().enumerate())
+            .map(|(i, n)| (n.as_str(), i as i32))
+            .collect()
+    });
+    let mut classes = Vec::new();
+    let mut targets = Vec::new();
+    let mut weights = Vec::new();
+    for row in rows.iter() {
         let at_cell =
             |col: usize, message: String| DataError::at_cell(origin, row.line, col + 1, message);
         let empty = |col: usize| {
@@ -270,10 +419,27 @@ fn parse_csv(
                 if cell.is_empty() {
                     return Err(empty(label_col));
                 }
-                if loss.uses_classes() {
-                    classes.push(
-                        parse_class(cell, loss).map_err(|message| at_cell(label_col, message))?,
-                    );
+                if let (Some(index), Some((_, names))) = (&class_index, &class_names) {
+                    let class = index.get(cell).ok_or_else(|| {
+                        at_cell(
+                            label_col,
+                            format!(
+                                "class '{}' is not one of the model's classes ({})",
+                                clip(cell),
+                                listed(names)
+                            ),
+                        )
+                    })?;
+                    classes.push(*class);
+                } else if loss.uses_classes() {
+                    classes.push(parse_class(cell, loss).map_err(|mut message| {
+                        if kept.is_some() && cell.parse::<f64>().is_err() {
+                            message.push_str(
+                                " (the model has no class names: it was trained on class numbers)",
+                            );
+                        }
+                        at_cell(label_col, message)
+                    })?);
                 } else {
                     let value =
                         parse_number(cell).map_err(|message| at_cell(label_col, message))?;
@@ -296,8 +462,149 @@ fn parse_csv(
                 .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
             weights.push(weight);
         }
-        for &col in &feature_cols {
+    }
+    let labels = match loss.uses_classes() {
+        true => Labels::Classes(classes),
+        false => Labels::Targets {
+            width: 1,
+            values: targets,
+        },
+    };
+
+    // The categories' vocabularies: the model's, else the training rows'.
+    let columns_of = |position: usize| feature_cols[position];
+    let vocabulary: Option<TableVocabulary> = match (tabular, kept) {
+        (_, Some(Some(kept))) => {
+            let learned: Vec<(usize, &str)> = (kept.columns.iter())
+                .map(|c| (c.position, c.name.as_str()))
+                .collect();
+            let listed: Vec<(usize, &str)> =
+                categories.iter().map(|(p, n)| (*p, n.as_str())).collect();
+            // Without categories, only the class names carry over; the width is checked against
+            // the model as for any data.
+            let other_layout = !learned.is_empty() && kept.features != feature_cols.len();
+            if learned != listed || other_layout {
+                let names = |c: &[(usize, &str)]| {
+                    if c.is_empty() {
+                        "none".to_string()
+                    } else {
+                        let quoted: Vec<String> =
+                            c.iter().map(|(_, n)| format!("'{}'", clip(n))).collect();
+                        quoted.join(", ")
+                    }
+                };
+                return Err(DataError::new(
+                    origin,
+                    format!(
+                        "the model's categorical columns are {} among {} feature columns, but \
+                         this data's are {} among {}; read it with the same `features` and \
+                         `categorical`",
+                        names(&learned),
+                        kept.features,
+                        names(&listed),
+                        feature_cols.len()
+                    ),
+                ));
+            }
+            Some(TableVocabulary {
+                classes: class_names,
+                ..kept.clone()
+            })
+        }
+        (Tabular::Keep(_), _) => class_names.map(|classes| TableVocabulary {
+            features: feature_cols.len(),
+            columns: Vec::new(),
+            encoding: wanted.encoding,
+            classes: Some(classes),
+        }),
+        (Tabular::Adapt(training), _) => {
+            let training = if categories.is_empty() {
+                Vec::new()
+            } else {
+                training(&labels, rows.len())?
+            };
+            let columns: Vec<CategoryColumn> = (categories.iter())
+                .map(|(position, name)| {
+                    let col = columns_of(*position);
+                    let cells = training
+                        .iter()
+                        .filter_map(|&r| rows.get(r))
+                        .map(|r| r.cells.get(col));
+                    CategoryColumn::adapt(name.clone(), *position, cells)
+                })
+                .collect();
+            (!columns.is_empty() || class_names.is_some()).then_some(TableVocabulary {
+                features: feature_cols.len(),
+                columns,
+                encoding: wanted.encoding,
+                classes: class_names,
+            })
+        }
+    };
+    let encoded: Vec<Option<(HashMap<&str, usize>, usize)>> = (0..feature_cols.len())
+        .map(|position| {
+            let vocabulary = vocabulary.as_ref()?;
+            let column = vocabulary.columns.iter().find(|c| c.position == position)?;
+            Some((column.index(), column.width(vocabulary.encoding)))
+        })
+        .collect();
+    let features = vocabulary
+        .as_ref()
+        .filter(|v| !v.columns.is_empty())
+        .map_or(feature_cols.len(), TableVocabulary::width);
+
+    // Every row was checked to hold `columns` cells above.
+    let len = rows.len() * features;
+    let mut x = if integers {
+        Features::I32(zeroed_features(len, origin)?)
+    } else {
+        Features::F32(zeroed_features(len, origin)?)
+    };
+    let mut stored = 0;
+    // Where each missing feature was (its index in `x`, its column) when the program fills
+    // them; filled once the columns' means are known.
+    let mut gaps: Vec<(usize, usize)> = Vec::new();
+    for row in rows.iter() {
+        let at_cell =
+            |col: usize, message: String| DataError::at_cell(origin, row.line, col + 1, message);
+        let empty = |col: usize| {
+            at_cell(
+                col,
+                format!("empty cell{}; expected a number", column_name(col)),
+            )
+        };
+        for (position, &col) in feature_cols.iter().enumerate() {
             let cell = &row.cells[col];
+            if let Some((index, width)) = &encoded[position] {
+                let missing = super::timeseries::is_missing(cell);
+                if missing && wanted.fill == Fill::Reject {
+                    return Err(at_cell(
+                        col,
+                        format!(
+                            "missing category '{}'{}; say how to fill gaps (`missing: \"mean\"` \
+                             or a number makes it [UNK])",
+                            clip(cell),
+                            column_name(col)
+                        ),
+                    ));
+                }
+                let value = if missing {
+                    category::UNKNOWN
+                } else {
+                    index.get(cell).copied().unwrap_or(category::UNKNOWN)
+                };
+                let encoding = vocabulary.as_ref().map(|v| v.encoding);
+                let (at, one) = match encoding {
+                    Some(CategoryEncoding::Index) => (stored, value),
+                    _ => (stored + value, 1),
+                };
+                match &mut x {
+                    Features::F32(x) => x[at] = one as f32,
+                    Features::I32(x) => x[at] = one as i32,
+                }
+                stored += width;
+                continue;
+            }
             if super::timeseries::is_missing(cell) {
                 if matches!(x, Features::I32(_)) && wanted.fill != Fill::Reject {
                     return Err(at_cell(
@@ -331,17 +638,20 @@ fn parse_csv(
                 stored += 1;
                 continue;
             }
+            // A word in a column of numbers is most often a column of categories.
+            let not_a_number = |message: String| {
+                let hint = if cell.parse::<f64>().is_err() && cell.chars().any(char::is_alphabetic)
+                {
+                    "; a column of categories? list it in `categorical: [...]`"
+                } else {
+                    ""
+                };
+                at_cell(col, format!("{message}{}{hint}", column_name(col)))
+            };
             let x = match &mut x {
                 Features::I32(ids) => {
                     let value: f64 = cell.parse().map_err(|_| {
-                        at_cell(
-                            col,
-                            format!(
-                                "cannot read '{}' as a number{}",
-                                clip(cell),
-                                column_name(col)
-                            ),
-                        )
+                        not_a_number(format!("cannot read '{}' as a number", clip(cell)))
                     })?;
                     ids[stored] = token_id(value).map_err(|why| {
                         at_cell(
@@ -358,8 +668,7 @@ fn parse_csv(
                 }
                 Features::F32(x) => x,
             };
-            let value = parse_number(cell)
-                .map_err(|message| at_cell(col, format!("{message}{}", column_name(col))))?;
+            let value = parse_number(cell).map_err(not_a_number)?;
             if !value.is_finite() {
                 return Err(at_cell(
                     col,
@@ -378,24 +687,33 @@ fn parse_csv(
         fill_means(x, features, &gaps, origin, names.as_deref())?;
     }
 
-    let labels = match loss.uses_classes() {
-        true => Labels::Classes(classes),
-        false => Labels::Targets {
-            width: 1,
-            values: targets,
+    Ok((
+        Dataset {
+            samples: rows.len(),
+            features,
+            shape: None,
+            x,
+            labels,
+            origin: origin.to_string(),
+            labels_origin: origin.to_string(),
+            last_values: None,
+            weights: weight_col.map(|_| weights),
         },
-    };
-    Ok(Dataset {
-        samples: rows.len(),
-        features,
-        shape: None,
-        x,
-        labels,
-        origin: origin.to_string(),
-        labels_origin: origin.to_string(),
-        last_values: None,
-        weights: weight_col.map(|_| weights),
-    })
+        vocabulary,
+    ))
+}
+
+/// Names as a message lists them: the first ten, then how many more.
+fn listed(names: &[String]) -> String {
+    let mut text: Vec<String> = names
+        .iter()
+        .take(10)
+        .map(|n| format!("'{}'", clip(n)))
+        .collect();
+    if names.len() > 10 {
+        text.push(format!("and {} more", names.len() - 10));
+    }
+    text.join(", ")
 }
 
 /// Puts in each gap (`(index in x, column)`) the mean of its column's other values, as

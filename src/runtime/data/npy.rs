@@ -191,16 +191,18 @@ impl Header {
     }
 }
 
+/// `weights`: a `.npy` file of each sample's weight (Keras's `sample_weight`), when given.
 pub fn load_npy(
     features: &Path,
     labels: &Path,
+    weights: Option<&Path>,
     scale: f32,
     loss: Loss,
     integers: bool,
 ) -> Result<Dataset, DataError> {
     let x = read_file(features)?;
     let y = read_file(labels)?;
-    assemble(
+    let mut set = assemble(
         x,
         &features.display().to_string(),
         y,
@@ -208,13 +210,51 @@ pub fn load_npy(
         scale,
         loss,
         integers,
-    )
+    )?;
+    if let Some(path) = weights {
+        let w = read_file(path)?;
+        set.weights = Some(sample_weights(w, &path.display().to_string(), set.samples)?);
+    }
+    Ok(set)
 }
 
+/// Each sample's weight from an array `[samples]` (or `[samples, 1]`): finite numbers zero or
+/// more, as Keras's `sample_weight` must be.
+fn sample_weights(w: Numbers, origin: &str, samples: usize) -> Result<Vec<f32>, DataError> {
+    if !(w.shape == [samples] || w.shape == [samples, 1]) {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the weights array has shape {:?}; expected [{samples}] (one weight per sample)",
+                w.shape
+            ),
+        ));
+    }
+    (w.values.iter().enumerate())
+        .map(|(i, &v)| {
+            let weight = v as f32;
+            if weight.is_finite() && weight >= 0.0 {
+                Ok(weight)
+            } else {
+                Err(DataError::new(
+                    origin,
+                    format!(
+                        "sample {}'s weight is {v}; weights must be finite numbers zero or more",
+                        i + 1
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `weights`: the name of an array of each sample's weight (Keras's `sample_weight`), when
+/// given.
 pub fn load_npz(
     path: &Path,
     features: &str,
     labels: &str,
+    weights: Option<&str>,
     scale: f32,
     loss: Loss,
     integers: bool,
@@ -267,7 +307,12 @@ pub fn load_npz(
     };
     let (x, x_origin) = array(features)?;
     let (y, y_origin) = array(labels)?;
-    assemble(x, &x_origin, y, &y_origin, scale, loss, integers)
+    let w = weights.map(&mut array).transpose()?;
+    let mut set = assemble(x, &x_origin, y, &y_origin, scale, loss, integers)?;
+    if let Some((w, w_origin)) = w {
+        set.weights = Some(sample_weights(w, &w_origin, set.samples)?);
+    }
+    Ok(set)
 }
 
 /// The features of an `i32` input: an integer array whose values all fit in i32.

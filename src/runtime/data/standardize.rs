@@ -40,6 +40,16 @@ impl Standardization {
         }
     }
 
+    /// Leaves the features at `positions` as they are (mean 0, standard deviation 1).
+    pub fn leave(&mut self, positions: &[usize]) {
+        for &at in positions {
+            if at < self.mean.len() {
+                self.mean[at] = 0.0;
+                self.std[at] = 1.0;
+            }
+        }
+    }
+
     /// `(x − mean) / std` for every feature of `dataset`, which must have as many float
     /// features.
     pub fn apply(&self, dataset: &mut Dataset) {
