@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Random-mutation fuzzer for the kiln binary: check, dump, run and the REPL.
+"""Random-mutation fuzzer for the kiln binary: check, dump, run, the REPL, and data files.
 
 Seeds are every .model under tests/golden/, programs/ and fuzz/corpus/ (and the REPL
 transcripts' entries). Each input is a seed mutated a few times (byte edits, tokens from the
@@ -7,12 +7,14 @@ language inserted, lines duplicated or spliced from another seed, numbers made h
 one token); it is run under an address-space limit and a wall-clock limit. A finding is a signal
 death, Rust's panic exit (101), an abort message ("memory allocation of", "panicked at"), or a
 hang (the wall-clock limit on check/dump/REPL, which must always finish quickly). `run` may
-legitimately train for long, so its timeouts are counted apart and kept for reading.
+legitimately train for long, so its timeouts are counted apart and kept for reading. The `data`
+mode runs an example program for one epoch on a mutated copy of one of its data files (cells made
+empty, NaN, huge, text or quoted; lines dropped, repeated or cut; bytes flipped in archives).
 
 Usage: python3 fuzz/fuzz.py --bin target/release/kiln --minutes 30 --out /tmp/kiln-fuzz
 Results: OUT/summary.json (counts per mode and outcome) and OUT/findings/ (inputs that failed).
 """
-import argparse, glob, json, os, random, re, resource, signal, subprocess, sys, time
+import argparse, glob, json, os, random, re, resource, shutil, signal, subprocess, sys, time
 
 TOKENS = [
     "model", "fit", "data", "let", "layer", "fn", "on", "->", "=>", "{", "}", "(", ")", "[", "]",
@@ -82,6 +84,49 @@ def mutate(rng, data, corpus):
     # cover size, each with its own bound).
     return bytes(data[:1 << 20])
 
+# Example programs whose data is small enough to mutate and train on for an epoch.
+DATA_PROGRAMS = ["iris", "digits", "penguins", "penguins_categories", "co2", "seq_embed", "topics"]
+CELLS = [b"", b"NaN", b"inf", b"-inf", b"1e39", b"-1e-45", b"abc", b'"', b'"a,""b"', b"\xff\xfe",
+         "\u00e9".encode(), b"99999999999999999999", b"0x10", b" 1 ", b"-0", b"1,2", b"\t"]
+
+def mutate_data(rng, data, corpus):
+    """A CSV is mutated cell by cell and line by line; anything else byte by byte."""
+    if data[:1] in (b"\x93", b"PK") or b"\x00" in data[:512]:
+        return mutate(rng, data, corpus)[: 8 << 20]
+    lines = data.split(b"\n")
+    for _ in range(rng.choice([1, 1, 2, 4, 16])):
+        k, i = rng.randrange(6), rng.randrange(len(lines))
+        if k <= 1:  # a cell replaced
+            cells = lines[i].split(b",")
+            cells[rng.randrange(len(cells))] = rng.choice(CELLS)
+            lines[i] = b",".join(cells)
+        elif k == 2:  # a line dropped or cut short
+            lines[i] = lines[i][: rng.randrange(len(lines[i]) + 1)] if rng.random() < 0.5 else b""
+        elif k == 3:  # a line repeated
+            lines[i:i] = [lines[i]] * rng.choice([2, 100, 5000])
+        elif k == 4:  # a column more or fewer
+            lines[i] = lines[i] + b",7" if rng.random() < 0.5 else lines[i].rsplit(b",", 1)[0]
+        else:
+            return mutate(rng, b"\n".join(lines), corpus)[: 8 << 20]
+    sep = rng.choice([b"\n"] * 8 + [b"\r\n", b"\r"])
+    return sep.join(lines)[: 8 << 20]
+
+def data_input(rng, root, work, corpus):
+    """An example program for one epoch, its data copied into WORK with one file mutated."""
+    src = open(os.path.join(root, "programs", rng.choice(DATA_PROGRAMS) + ".model"), "rb").read()
+    src = re.sub(rb"epochs(\s+)\d+", rb"epochs\g<1>1", src)
+    files = sorted(set(re.findall(rb'"(data/[^"]+)"', src)))
+    shutil.rmtree(os.path.join(work, "data"), ignore_errors=True)
+    for f in files:
+        dest = os.path.join(work, f.decode())
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(os.path.join(root, "programs", f.decode()), dest)
+    if files:
+        victim = os.path.join(work, rng.choice(files).decode())
+        data = open(victim, "rb").read()
+        open(victim, "wb").write(mutate_data(rng, data, corpus))
+    return src
+
 def limits(mem_mb):
     def f():
         os.setpgrp()
@@ -123,14 +168,17 @@ def main():
     work = os.path.join(a.out, "work")
     os.makedirs(work, exist_ok=True)
     counts, n, end = {}, 0, time.time() + a.minutes * 60
-    modes = ["check"] * 5 + ["dump"] * 2 + ["run"] * 2 + ["repl"] * 2
+    modes = ["check"] * 5 + ["dump"] * 2 + ["run"] * 2 + ["repl"] * 2 + ["data"] * 2
     while time.time() < end:
         n += 1
         mode = rng.choice(modes)
         src = mutate(rng, rng.choice(corpus), corpus)
         path = os.path.join(work, "input.model")
         stdin, timeout = b"", 20
-        if mode == "check":
+        if mode == "data":
+            src = data_input(rng, root, work, corpus)
+            argv, timeout = [kiln, "run", "-q", path], 60
+        elif mode == "check":
             argv = [kiln, "check", path] + rng.choice([[], ["--summary"], ["--format", "json"]])
         elif mode == "dump":
             argv = [kiln, "dump", "--stage", rng.choice(["parse", "check", "ir", "grad", "opt", "kernels"]), path]
@@ -148,7 +196,7 @@ def main():
         with open(path, "wb") as h:
             h.write(src)
         outcome, out, err = run_one(argv, stdin, timeout, a.mem_mb, work)
-        if mode == "run" and outcome == "timeout":
+        if mode in ("run", "data") and outcome == "timeout":
             outcome = "run-timeout"
         elif outcome == "timeout":
             # The machine may be shared: a hang hangs again with three times the time, while an
@@ -165,6 +213,8 @@ def main():
             open(os.path.join(d, "stdin"), "wb").write(stdin)
             open(os.path.join(d, "argv"), "w").write(" ".join(argv[1:]) + "\n")
             open(os.path.join(d, "stderr"), "wb").write(err[-20000:])
+            if mode == "data":
+                shutil.copytree(os.path.join(work, "data"), os.path.join(d, "data"))
         if n % 100 == 0:
             json.dump({"inputs": n, "counts": counts}, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
     json.dump({"inputs": n, "counts": counts, "done": True}, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
