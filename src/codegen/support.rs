@@ -4,8 +4,9 @@
 //! refers to them by name as undefined symbols for the deployment's link to resolve.
 //!
 //! The functions stay `pub(crate) extern "C"` without `#[unsafe(no_mangle)]`: the JIT is handed
-//! their addresses, so nothing links against their names yet. A runtime library that satisfies an
-//! object file's references (the deployment issue) is where they would get exported names.
+//! their addresses, so nothing links against their names. A library built by `kiln build`
+//! (`library.rs`) calls only `kiln_logf` and `kiln_powf`, which its C wrapper defines over libm;
+//! a model whose step would call the others is refused there.
 
 use cranelift_codegen::ir::{AbiParam, Signature, Type, types};
 use cranelift_codegen::isa::CallConv;
