@@ -1,0 +1,314 @@
+//! `kiln build`: a bundle compiled into a C library. The C example (`examples/c/predict.c`) is
+//! compiled with `cc` against the static and the shared library and run on held-out data; every
+//! output must equal `kiln predict`'s to 1e-6 relative (the library runs every matrix product as
+//! the emitted Cranelift kernel, `kiln predict` the larger ones through `kiln_sgemm`, so sums are
+//! added in another order) and every predicted class must be the same. The libraries need
+//! nothing beyond libc and libm. Models the library cannot hold are refused by name.
+
+mod common;
+
+use common::{kiln, path, scratch, text};
+use std::path::Path;
+use std::process::Command;
+
+fn ok(args: &[&str]) -> String {
+    let out = kiln(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `rows` samples of `features` values in [-lo, lo + width) and a class label below `classes`,
+/// as CSV with a header, from a fixed linear congruential sequence.
+fn samples_csv(rows: usize, features: usize, classes: usize, lo: f32, width: f32) -> String {
+    let mut state = 0x9e37_79b9_u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let header: Vec<String> = (0..features).map(|i| format!("f{i}")).collect();
+    let mut csv = format!("{},label\n", header.join(","));
+    for row in 0..rows {
+        let cells: Vec<String> = (0..features)
+            .map(|_| (lo + next() * width).to_string())
+            .collect();
+        csv.push_str(&format!("{},{}\n", cells.join(","), row % classes));
+    }
+    csv
+}
+
+/// The rows of a predictions CSV (`prob_0,…,class`): the values and the class.
+fn rows(csv: &str) -> Vec<(Vec<f32>, String)> {
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    let values = header.split(',').filter(|c| c.starts_with("prob_")).count();
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            let probabilities = cells[..values].iter().map(|c| c.parse().unwrap()).collect();
+            (probabilities, cells[values].to_string())
+        })
+        .collect()
+}
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/c/predict.c")
+        .display()
+        .to_string()
+}
+
+/// Builds `m.kiln` in `dir` as the library `classifier`, compiles the C example against its
+/// static and shared libraries, runs both on `test.csv` and compares with `kiln predict`;
+/// returns the largest relative difference.
+fn library_matches_predict(dir: &Path, extra: &[&str]) -> f32 {
+    let bundle = path(dir, "m.kiln");
+    let out = path(dir, "out");
+    let mut args = vec!["build", &bundle, "-o", &out, "--name", "classifier"];
+    args.extend(extra);
+    let said = ok(&args);
+    assert!(said.contains("libclassifier.a"), "{said}");
+    for file in ["libclassifier.a", "libclassifier.so", "classifier.h"] {
+        assert!(dir.join("out").join(file).is_file(), "{file}");
+    }
+    ok(&[
+        "predict",
+        &bundle,
+        &path(dir, "test.csv"),
+        "-o",
+        &path(dir, "p.csv"),
+    ]);
+    let expected = rows(&std::fs::read_to_string(dir.join("p.csv")).unwrap());
+
+    let static_exe = path(dir, "predict_static");
+    run(Command::new("cc")
+        .args(["-O2", "-Wall", "-Werror", &example(), "-I", &out])
+        .arg(dir.join("out/libclassifier.a"))
+        .args(["-lm", "-o", &static_exe]));
+    let shared_exe = path(dir, "predict_shared");
+    run(Command::new("cc")
+        .args(["-O2", &example(), "-I", &out, "-L", &out, "-lclassifier"])
+        .arg(format!("-Wl,-rpath,{out}"))
+        .args(["-lm", "-o", &shared_exe]));
+    let from_static = run(Command::new(&static_exe).arg(dir.join("test.csv")));
+    let from_shared = run(Command::new(&shared_exe).arg(dir.join("test.csv")));
+    assert_eq!(from_static, from_shared, "the two libraries agree");
+
+    let found = rows(&from_static);
+    assert_eq!(found.len(), expected.len());
+    let mut worst = 0.0f32;
+    for (i, ((a, class_a), (b, class_b))) in found.iter().zip(&expected).enumerate() {
+        assert_eq!(class_a, class_b, "sample {i}: {a:?} vs kiln predict {b:?}");
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            let relative = (x - y).abs() / x.abs().max(y.abs()).max(f32::MIN_POSITIVE);
+            assert!(
+                relative <= 1e-6,
+                "sample {i}: library {x}, kiln predict {y} (relative {relative:e})"
+            );
+            worst = worst.max(relative);
+        }
+    }
+    worst
+}
+
+/// The symbols the libraries leave to the system: only libc's and libm's.
+fn only_libc_and_libm(dir: &Path) {
+    let shared = dir.join("out/libclassifier.so");
+    let needed = run(Command::new("ldd").arg(&shared));
+    for line in needed.lines() {
+        let library = line.split_whitespace().next().unwrap_or("");
+        assert!(
+            [
+                "linux-vdso",
+                "libc.so",
+                "libm.so",
+                "/lib64/ld-linux",
+                "ld-linux"
+            ]
+            .iter()
+            .any(|ok| library.starts_with(ok)),
+            "{shared:?} needs {line}"
+        );
+    }
+    let undefined = run(Command::new("nm")
+        .args(["-D", "--undefined-only"])
+        .arg(&shared));
+    for line in undefined.lines() {
+        let symbol = line.split_whitespace().last().unwrap_or("");
+        // Versioned symbols come from glibc; the unversioned weak ones are the C runtime's.
+        let system = symbol.contains("@GLIBC_")
+            || ["__gmon_start__", "_ITM_", "__cxa_finalize"]
+                .iter()
+                .any(|s| symbol.starts_with(s));
+        assert!(system, "{shared:?} leaves `{symbol}` undefined");
+    }
+    let exported = run(Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&shared));
+    let names: Vec<&str> = exported
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    for api in [
+        "classifier_init",
+        "classifier_predict",
+        "classifier_free",
+        "classifier_version",
+    ] {
+        assert!(names.contains(&api), "{api} in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.contains("kiln")),
+        "internal symbols stay hidden: {names:?}"
+    );
+
+    // The archive: whatever one member leaves undefined, another defines or libc/libm has.
+    let archive = run(Command::new("nm").arg(dir.join("out/libclassifier.a")));
+    let defined: Vec<&str> = archive
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('U'))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    const SYSTEM: &[&str] = &[
+        "_GLOBAL_OFFSET_TABLE_",
+        "aligned_alloc",
+        "calloc",
+        "free",
+        "memcpy",
+        "memset",
+        "exp",
+        "fmaxf",
+        "logf",
+        "powf",
+    ];
+    for line in archive.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("U") {
+            let symbol = words.next().unwrap();
+            assert!(
+                defined.contains(&symbol) || SYSTEM.contains(&symbol),
+                "libclassifier.a leaves `{symbol}` undefined"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_seed_mlp_as_a_c_library_gives_what_kiln_predict_gives() {
+    let program = "data train = synthetic_classification(samples: 512, features: 32, classes: 10, seed: 7)\n\
+        model classifier(x: f32[B, 32]) -> f32[B, 10] {\n    dense(64, relu)\n    dense(64, relu)\n    dense(10, softmax)\n}\n\
+        fit classifier on train {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.001)\n    epochs 3\n    seed 7\n}\n\
+        save classifier to \"m.kiln\"\n";
+    let csv = samples_csv(300, 32, 10, -2.0, 4.0);
+    let dir = scratch("seed", &[("p.model", program), ("test.csv", &csv)]);
+    ok(&["run", "-q", &path(&dir, "p.model")]);
+    let worst = library_matches_predict(&dir, &[]);
+    eprintln!("seed: largest relative difference {worst:e}");
+    only_libc_and_libm(&dir);
+    // The header names the sizes.
+    let header = std::fs::read_to_string(dir.join("out/classifier.h")).unwrap();
+    for define in [
+        "#define CLASSIFIER_FEATURES 32",
+        "#define CLASSIFIER_OUTPUTS 10",
+        "#define CLASSIFIER_IS_CLASSIFIER 1",
+    ] {
+        assert!(header.contains(define), "{define} in\n{header}");
+    }
+}
+
+#[test]
+fn scaled_and_standardized_inputs_and_dropout_run_inside_the_library_in_pieces() {
+    // Features 0–100 divided by `scale` and standardized; dropout is the identity. A batch of
+    // 150 rows runs as pieces of 16 (`--max-batch`), the last one ragged.
+    let train = samples_csv(200, 20, 3, 0.0, 100.0);
+    let test = samples_csv(150, 20, 3, 0.0, 100.0);
+    let program = "data train = csv(\"train.csv\", label: \"label\", scale: 10)\n\
+        model mlp(x: f32[B, 20]) -> f32[B, 3] {\n    dense(32, tanh)\n    dropout(0.3)\n    dense(16, relu)\n    dense(3, softmax)\n}\n\
+        fit mlp on train {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 3\n    batch 16\n    seed 2\n    standardize true\n}\n\
+        save mlp to \"m.kiln\"\n";
+    let dir = scratch(
+        "preprocessing",
+        &[
+            ("p.model", program),
+            ("train.csv", &train),
+            ("test.csv", &test),
+        ],
+    );
+    ok(&["run", "-q", &path(&dir, "p.model")]);
+    let worst = library_matches_predict(&dir, &["--max-batch", "16"]);
+    eprintln!("preprocessing: largest relative difference {worst:e}");
+    let header = std::fs::read_to_string(dir.join("out/classifier.h")).unwrap();
+    assert!(
+        header.contains("#define CLASSIFIER_STANDARDIZED 1"),
+        "{header}"
+    );
+    assert!(
+        header.contains("#define CLASSIFIER_SCALE 1.00000000e1f"),
+        "{header}"
+    );
+    assert!(
+        header.contains("#define CLASSIFIER_MAX_BATCH 16"),
+        "{header}"
+    );
+}
+
+#[test]
+fn a_convolution_is_refused_naming_its_layer() {
+    let program = "model convnet(x: f32[B, 8, 8, 1]) -> f32[B, 4] {\n    conv2d(4, 3, relu)\n    flatten()\n    dense(4, softmax)\n}\n\
+        save convnet to \"m.kiln\"\n";
+    let dir = scratch("convnet", &[("p.model", program)]);
+    ok(&["run", "-q", &path(&dir, "p.model")]);
+    let out = kiln(&["build", &path(&dir, "m.kiln"), "-o", &path(&dir, "out")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[E0821]") && stderr.contains("layer `conv2d") && stderr.contains("unfold"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("conv2d(4, 3, relu)"), "{stderr}");
+    assert!(!dir.join("out").exists());
+}
+
+#[test]
+fn integer_inputs_and_bad_names_are_refused() {
+    let program = "model m(tokens: i32[B, 6]) -> f32[B, 2] {\n    embedding(8, 4)\n    global_average_pooling1d()\n    dense(2, softmax)\n}\n\
+        save m to \"m.kiln\"\n";
+    let dir = scratch("integers", &[("p.model", program)]);
+    ok(&["run", "-q", &path(&dir, "p.model")]);
+    let out = kiln(&["build", &path(&dir, "m.kiln"), "-o", &path(&dir, "out")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[E0822]") && stderr.contains("integer ids"),
+        "{stderr}"
+    );
+    let out = kiln(&[
+        "build",
+        &path(&dir, "m.kiln"),
+        "-o",
+        &path(&dir, "out"),
+        "--name",
+        "int",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot prefix C names"), "{stderr}");
+}
