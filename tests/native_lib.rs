@@ -3,7 +3,9 @@
 //! output must equal `kiln predict`'s to 1e-6 relative (the library runs every matrix product as
 //! the emitted Cranelift kernel, `kiln predict` the larger ones through `kiln_sgemm`, so sums are
 //! added in another order) and every predicted class must be the same. The libraries need
-//! nothing beyond libc and libm. Models the library cannot hold are refused by name.
+//! nothing beyond libc and libm; the Rust example (`examples/rust/`, its own cargo project)
+//! links the static library and prints the same. Models the library cannot hold are refused by
+//! name.
 
 mod common;
 
@@ -223,6 +225,25 @@ fn the_seed_mlp_as_a_c_library_gives_what_kiln_predict_gives() {
     let worst = library_matches_predict(&dir, &[]);
     eprintln!("seed: largest relative difference {worst:e}");
     only_libc_and_libm(&dir);
+
+    // The Rust example links the static library through its build script and prints the same.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rust/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let from_rust = run(Command::new(cargo)
+        .args(["run", "-q", "--offline", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(dir.join("target"))
+        .arg("--")
+        .arg(dir.join("test.csv"))
+        .env("KILN_LIB_DIR", dir.join("out")));
+    let from_c = run(Command::new(path(&dir, "predict_static")).arg(dir.join("test.csv")));
+    let (rust_rows, c_rows) = (rows(&from_rust), rows(&from_c));
+    assert_eq!(rust_rows.len(), 300);
+    assert_eq!(
+        rust_rows, c_rows,
+        "the Rust and C examples print the same values"
+    );
     // The header names the sizes.
     let header = std::fs::read_to_string(dir.join("out/classifier.h")).unwrap();
     for define in [
