@@ -16,8 +16,10 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 calls=${2:-2000}
 py=${PY:-$HOME/.peers/bin/python}
+# The library's code does not depend on how `kiln` itself was compiled (KILN=target/debug/kiln
+# gives the same libraries); by default a release build, brought up to date.
 kiln=${KILN:-target/release/kiln}
-[ -x "$kiln" ] || cargo build --release -q
+[ -n "${KILN:-}" ] || cargo build --release -q
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
