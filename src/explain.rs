@@ -1064,12 +1064,13 @@ pub const EXPLANATIONS: &[Explanation] = &[
         title: "a layer cannot be built into a library",
         text: "`kiln build M.kiln -o DIR` compiles the model's inference graph ahead of time into \
                a C library that links against nothing but libc and libm. Dense layers, \
-               activations, normalization, dropout (the identity) and the element-wise and \
-               reshaping ops compile into the library's own code; convolution and pooling, \
-               recurrent layers and attention's batched products run kernels that live inside \
-               Kiln (`kiln_window`, `kiln_recurrence`, `kiln_sgemm`), which the library does not \
-               carry. A model using one is refused with this error, naming the layer. `kiln \
-               export` writes such a model as ONNX, and `kiln predict` runs the bundle.",
+               activations, normalization, attention, dropout (the identity) and the \
+               element-wise and reshaping ops compile into the library's own code, its matrix \
+               products into a C matrix kernel built with it; convolution and pooling \
+               (`kiln_window`) and recurrent layers (`kiln_recurrence`) run native kernels inside \
+               Kiln that have no counterpart in the library. A model using one is refused with \
+               this error, naming the layer. `kiln export` writes such a model as ONNX, and \
+               `kiln predict` runs the bundle.",
         example: None,
     },
     Explanation {

@@ -292,6 +292,22 @@ fn scaled_and_standardized_inputs_and_dropout_run_inside_the_library_in_pieces()
 }
 
 #[test]
+fn attention_and_normalization_layers_build() {
+    // Self-attention's batched products go through the library's `kiln_sgemm` with strided
+    // operands; layer normalization, gelu and batch normalization's moving statistics inline.
+    let test = samples_csv(90, 24, 3, -1.0, 2.0);
+    let program = "data d = csv(\"test.csv\", label: \"label\")\n\
+        layer block(heads, width) {\n    forward(x) {\n        layer_normalization()(x + multi_head_attention(heads, width)(x))\n    }\n}\n\
+        model att(x: f32[B, 6, 4]) -> f32[B, 3] {\n    block(2, 4)\n    global_average_pooling1d()\n    dense(8, gelu)\n    batch_normalization()\n    dense(3, softmax)\n}\n\
+        fit att on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 3\n    batch 16\n    seed 1\n}\n\
+        save att to \"m.kiln\"\n";
+    let dir = scratch("attention", &[("p.model", program), ("test.csv", &test)]);
+    ok(&["run", "-q", &path(&dir, "p.model")]);
+    let worst = library_matches_predict(&dir, &[]);
+    eprintln!("attention: largest relative difference {worst:e}");
+}
+
+#[test]
 fn a_convolution_is_refused_naming_its_layer() {
     let program = "model convnet(x: f32[B, 8, 8, 1]) -> f32[B, 4] {\n    conv2d(4, 3, relu)\n    flatten()\n    dense(4, softmax)\n}\n\
         save convnet to \"m.kiln\"\n";

@@ -96,6 +96,25 @@ fn link(library: &NativeLibrary, work: &Path, output: &Path) -> Result<Vec<PathB
         .arg("-o")
         .arg(&wrapper_o))?;
 
+    // The runtime support: vectorized for this machine, as the step is, and again without
+    // contraction, so that each product is the emitted kernel's sum.
+    let support_c = work.join("kiln_support.c");
+    let support_o = work.join(format!("{n}_kiln_support.o"));
+    write(&support_c, library.support.as_bytes())?;
+    run(Command::new(&cc)
+        .args([
+            "-std=c11",
+            "-O3",
+            "-march=native",
+            "-fPIC",
+            "-fvisibility=hidden",
+            "-ffp-contract=off",
+            "-c",
+        ])
+        .arg(&support_c)
+        .arg("-o")
+        .arg(&support_o))?;
+
     let archive = output.join(format!("lib{n}.a"));
     // `ar` appends to an existing archive; start afresh.
     let _ = std::fs::remove_file(&archive);
@@ -103,7 +122,8 @@ fn link(library: &NativeLibrary, work: &Path, output: &Path) -> Result<Vec<PathB
         .arg("rcs")
         .arg(&archive)
         .arg(&step_o)
-        .arg(&wrapper_o))?;
+        .arg(&wrapper_o)
+        .arg(&support_o))?;
 
     let script = work.join("exports.map");
     let globals: String = (library.exports.iter()).map(|e| format!("{e}; ")).collect();
@@ -122,6 +142,7 @@ fn link(library: &NativeLibrary, work: &Path, output: &Path) -> Result<Vec<PathB
         .arg(&shared)
         .arg(&step_o)
         .arg(&wrapper_o)
+        .arg(&support_o)
         .arg("-lm"))?;
     Ok(vec![archive, shared, header])
 }

@@ -1,28 +1,33 @@
 //! The ahead-of-time half of `kiln build`: an inference graph compiled into a relocatable
 //! object file that a C library is linked from. The object holds the step function (the JIT's
-//! emitter, so the same kernels) and the weights as one read-only array; the C wrapper
-//! (`driver::library`) copies the weights into a context's arena once and calls the step.
+//! scheduler, memory plan and emitter, so the same kernels) and the weights as one read-only
+//! array; the C wrapper (`driver::library`) copies the weights into a context's arena once and
+//! calls the step.
 //!
-//! Why every matrix product is the emitted Cranelift kernel (`MatmulPolicy::Cranelift`): the
-//! large ones otherwise call `kiln_sgemm`, Rust code built into Kiln over the `gemm-f32` crate,
-//! which a library linking nothing but libc cannot reach. For the same reason ops whose kernels
-//! are native calls (`kiln_window`: convolution and pooling; `kiln_recurrence`; batched
-//! products through `kiln_sgemm`) are refused, naming the op, rather than half-supported. What
-//! the step may still call, `kiln_logf` and `kiln_powf`, are one line of C over libm each
-//! (Rust's `ln` and `powf` are libm's `logf` and `powf`), which the wrapper defines.
+//! The runtime support the step calls is Rust inside Kiln (`support.rs`), which a library that
+//! links nothing but libc cannot carry. The library links `library_support.c` in its place,
+//! compiled by the system's C compiler for the building machine: `kiln_logf` and `kiln_powf`
+//! over libm (which is what Rust's `ln` and `powf` call), and a `kiln_sgemm` of register tiles
+//! whose every output element is the same in-order sum the emitted Cranelift kernel computes.
+//! Ops whose kernels are larger native routines (`kiln_window`: convolution and pooling;
+//! `kiln_recurrence`: the recurrent layers) have no C counterpart and are refused, naming the
+//! op, rather than half-supported.
 
 use cranelift_module::{DataDescription, Linkage, Module, default_libcall_names};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use super::kernel::memory::Buf;
-use super::kernel::products::{self, MatmulPolicy};
+use super::kernel::products::MatmulPolicy;
 use super::{CodegenConfig, CodegenError, StepOptions, err, host_isa, prepare, translate};
 use crate::diag::Span;
 use crate::ir::op::{OpKind, StructuredKind};
 use crate::ir::{DType, Graph};
 
-/// The runtime support a library's step may call: what the wrapper defines in C.
-pub const LIBRARY_SUPPORT: [&str; 2] = ["kiln_logf", "kiln_powf"];
+/// The runtime support a library's step may call: what `SUPPORT_C` defines.
+pub const LIBRARY_SUPPORT: [&str; 3] = ["kiln_sgemm", "kiln_logf", "kiln_powf"];
+
+/// The C source of the library's runtime support.
+pub const SUPPORT_C: &str = include_str!("library_support.c");
 
 /// The compiled object and where its buffers are, in f32 (or i32) elements from the arena's
 /// 64-byte-aligned start.
@@ -74,19 +79,9 @@ pub fn compile_library(
     prefix: &str,
     config: &CodegenConfig,
 ) -> Result<LibraryObject, LibraryError> {
-    let policy = MatmulPolicy::Cranelift;
-    for (index, node) in graph.nodes.iter().enumerate() {
-        let native = match node.op.kind() {
-            OpKind::Structured(StructuredKind::Window | StructuredKind::Scan) => true,
-            OpKind::Structured(StructuredKind::MatMul) => !products::emitted(
-                graph,
-                crate::ir::ValueId(index as u32),
-                config.max_batch,
-                policy,
-            ),
-            _ => false,
-        };
-        if native {
+    let policy = MatmulPolicy::Auto;
+    for node in &graph.nodes {
+        if let OpKind::Structured(StructuredKind::Window | StructuredKind::Scan) = node.op.kind() {
             return Err(LibraryError::Unsupported {
                 op: node.op.name().to_string(),
                 span: node.span,

@@ -1,0 +1,109 @@
+/* The runtime support a library built by `kiln build` links in place of Kiln's own (see
+ * src/codegen/library.rs): the step compiled by Cranelift calls these symbols, as the JIT's step
+ * calls the Rust functions of src/codegen/support.rs. `kiln build` compiles this file with the
+ * system's C compiler for the building machine (-O3 -march=native) and without contracting
+ * multiplies and adds into FMAs (-ffp-contract=off), so that every product computes exactly what
+ * the emitted Cranelift kernel computes: each output element its own sum over k in order,
+ * acc = acc + a·b, starting from zero. Only the order the tiles are visited in and their width
+ * differ, which changes no result.
+ *
+ * The definitions are weak so that two Kiln libraries linked into one program share them.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Rust's `ln` and `powf` on f32 are libm's `logf` and `powf`. */
+__attribute__((weak, visibility("hidden"))) float kiln_logf(float x) { return logf(x); }
+
+__attribute__((weak, visibility("hidden"))) float kiln_powf(float x, float y) { return powf(x, y); }
+
+/* One vector register of floats: 16 with AVX-512 (32 registers, so a 4×48 tile fits), else 8
+ * (AVX2's 16 registers take a 4×16 tile; without AVX the compiler splits the vector). */
+#ifdef __AVX512F__
+#define LANES 16
+#define ROW_VECTORS 3
+#else
+#define LANES 8
+#define ROW_VECTORS 2
+#endif
+typedef float vec __attribute__((vector_size(LANES * 4)));
+
+static inline vec load(const float *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store(float *p, vec v) { memcpy(p, &v, sizeof v); }
+
+/* c[R × LANES·NV] = a[R × k] · b[k × LANES·NV], b with unit column stride; R and NV are
+ * constants at each call, so the accumulators live in registers. */
+static inline __attribute__((always_inline)) void tile(const int R, const int NV, int64_t k,
+                                                       float *c, int64_t n, const float *a,
+                                                       int64_t a_rs, int64_t a_cs,
+                                                       const float *b, int64_t b_rs) {
+    vec acc[4][8];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = (vec){0};
+    for (int64_t p = 0; p < k; p++) {
+        vec bv[8];
+        for (int v = 0; v < NV; v++) bv[v] = load(b + p * b_rs + LANES * v);
+        for (int r = 0; r < R; r++) {
+            float x = a[r * a_rs + p * a_cs];
+            for (int v = 0; v < NV; v++) acc[r][v] = acc[r][v] + x * bv[v];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) store(c + r * n + LANES * v, acc[r][v]);
+}
+
+/* One element, the same sum one multiply and add at a time. */
+static inline float element(int64_t k, const float *a, int64_t a_cs, const float *b,
+                            int64_t b_rs) {
+    float acc = 0.0f;
+    for (int64_t p = 0; p < k; p++) acc = acc + a[p * a_cs] * b[p * b_rs];
+    return acc;
+}
+
+/* Columns j.. of R rows (R = 4 or 1) at row i, in the widest tiles that fit: ROW_VECTORS
+ * vectors for 4 rows; for one row 8, then 4 vectors, so that at batch 1 (a matrix-vector
+ * product) several independent sums hide the adds' latency. */
+#define ROWS(R, ...)                                                                          \
+    do {                                                                                      \
+        const float *ai = a + i * a_rs;                                                       \
+        float *ci = dst + i * n;                                                              \
+        const int widths[] = {__VA_ARGS__, 1};                                                \
+        j = 0;                                                                                \
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)                         \
+            for (; j + LANES * widths[w] <= n; j += LANES * widths[w]) switch (widths[w]) {   \
+                case 8: tile(R, 8, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;         \
+                case 4: tile(R, 4, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;         \
+                case 3: tile(R, 3, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;         \
+                case 2: tile(R, 2, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;         \
+                default: tile(R, 1, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;        \
+                }                                                                             \
+        for (; j < n; j++)                                                                    \
+            for (int r = 0; r < R; r++)                                                       \
+                ci[r * n + j] = element(k, ai + r * a_rs, a_cs, b + j, b_rs);                 \
+    } while (0)
+
+/* dst[m×n] (row-major) = op(a)[m×k] · op(b)[k×n], the operands given by row and column strides
+ * in elements: the signature of src/codegen/gemm.rs's kiln_sgemm. */
+__attribute__((weak, visibility("hidden"))) void kiln_sgemm(int64_t m, int64_t n, int64_t k,
+                                                            float *dst, const float *a,
+                                                            int64_t a_rs, int64_t a_cs,
+                                                            const float *b, int64_t b_rs,
+                                                            int64_t b_cs) {
+    if (m <= 0 || n <= 0) return;
+    int64_t i = 0, j;
+    if (b_cs == 1) {
+        for (; i + 4 <= m; i += 4) ROWS(4, ROW_VECTORS);
+        for (; i < m; i++) ROWS(1, 8, 4);
+        return;
+    }
+    for (; i < m; i++)
+        for (j = 0; j < n; j++)
+            dst[i * n + j] = element(k, a + i * a_rs, a_cs, b + j * b_cs, b_rs);
+}
