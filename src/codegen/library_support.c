@@ -20,7 +20,8 @@ __attribute__((weak, visibility("hidden"))) float kiln_logf(float x) { return lo
 __attribute__((weak, visibility("hidden"))) float kiln_powf(float x, float y) { return powf(x, y); }
 
 /* One vector register of floats: 16 with AVX-512 (32 registers, so a 4×48 tile fits), else 8
- * (AVX2's 16 registers take a 4×16 tile; without AVX the compiler splits the vector). */
+ * (AVX2's 16 registers take a 4×16 tile; without AVX the compiler splits the vector); and half
+ * of one, for the columns left over. */
 #ifdef __AVX512F__
 #define LANES 16
 #define ROW_VECTORS 3
@@ -28,35 +29,48 @@ __attribute__((weak, visibility("hidden"))) float kiln_powf(float x, float y) { 
 #define LANES 8
 #define ROW_VECTORS 2
 #endif
+#define HALF (LANES / 2)
 typedef float vec __attribute__((vector_size(LANES * 4)));
+typedef float half __attribute__((vector_size(HALF * 4)));
 
-static inline vec load(const float *p) {
-    vec v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* c[R × W·NV] = a[R × k] · b[k × W·NV] in vectors of type T (W floats), b with unit column
+ * stride; R and NV are constants at each call, so the accumulators live in registers. */
+#define DEFINE_TILE(NAME, T, W)                                                               \
+    static inline __attribute__((always_inline)) void NAME(                                   \
+        const int R, const int NV, int64_t k, float *c, int64_t n, const float *a,            \
+        int64_t a_rs, int64_t a_cs, const float *b, int64_t b_rs) {                           \
+        T acc[4][8];                                                                          \
+        for (int r = 0; r < R; r++)                                                           \
+            for (int v = 0; v < NV; v++) acc[r][v] = (T){0};                                  \
+        for (int64_t p = 0; p < k; p++) {                                                     \
+            T bv[8];                                                                          \
+            for (int v = 0; v < NV; v++) memcpy(&bv[v], b + p * b_rs + W * v, sizeof(T));    \
+            for (int r = 0; r < R; r++) {                                                     \
+                float x = a[r * a_rs + p * a_cs];                                             \
+                for (int v = 0; v < NV; v++) acc[r][v] = acc[r][v] + x * bv[v];               \
+            }                                                                                 \
+        }                                                                                     \
+        for (int r = 0; r < R; r++)                                                           \
+            for (int v = 0; v < NV; v++) memcpy(c + r * n + W * v, &acc[r][v], sizeof(T));    \
+    }
 
-static inline void store(float *p, vec v) { memcpy(p, &v, sizeof v); }
+DEFINE_TILE(tile, vec, LANES)
+DEFINE_TILE(half_tile, half, HALF)
 
-/* c[R × LANES·NV] = a[R × k] · b[k × LANES·NV], b with unit column stride; R and NV are
- * constants at each call, so the accumulators live in registers. */
-static inline __attribute__((always_inline)) void tile(const int R, const int NV, int64_t k,
+/* The last `cols` (< HALF) columns of R rows, one column at a time with its R sums in flight
+ * together (in registers: R is a constant at each call). */
+static inline __attribute__((always_inline)) void tail(const int R, int64_t cols, int64_t k,
                                                        float *c, int64_t n, const float *a,
                                                        int64_t a_rs, int64_t a_cs,
                                                        const float *b, int64_t b_rs) {
-    vec acc[4][8];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = (vec){0};
-    for (int64_t p = 0; p < k; p++) {
-        vec bv[8];
-        for (int v = 0; v < NV; v++) bv[v] = load(b + p * b_rs + LANES * v);
-        for (int r = 0; r < R; r++) {
-            float x = a[r * a_rs + p * a_cs];
-            for (int v = 0; v < NV; v++) acc[r][v] = acc[r][v] + x * bv[v];
+    for (int64_t j = 0; j < cols; j++) {
+        float acc[4] = {0};
+        for (int64_t p = 0; p < k; p++) {
+            float y = b[p * b_rs + j];
+            for (int r = 0; r < R; r++) acc[r] = acc[r] + a[r * a_rs + p * a_cs] * y;
         }
+        for (int r = 0; r < R; r++) c[r * n + j] = acc[r];
     }
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) store(c + r * n + LANES * v, acc[r][v]);
 }
 
 /* One element, the same sum one multiply and add at a time. */
@@ -67,9 +81,10 @@ static inline float element(int64_t k, const float *a, int64_t a_cs, const float
     return acc;
 }
 
-/* Columns j.. of R rows (R = 4 or 1) at row i, in the widest tiles that fit: ROW_VECTORS
+/* Columns 0..n of R rows (R = 4 or 1) at row i, in the widest tiles that fit: ROW_VECTORS
  * vectors for 4 rows; for one row 8, then 4 vectors, so that at batch 1 (a matrix-vector
- * product) several independent sums hide the adds' latency. */
+ * product) several independent sums hide the adds' latency; then one vector, half a vector,
+ * and the last columns together. */
 #define ROWS(R, ...)                                                                          \
     do {                                                                                      \
         const float *ai = a + i * a_rs;                                                       \
@@ -84,9 +99,11 @@ static inline float element(int64_t k, const float *a, int64_t a_cs, const float
                 case 2: tile(R, 2, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;         \
                 default: tile(R, 1, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs); break;        \
                 }                                                                             \
-        for (; j < n; j++)                                                                    \
-            for (int r = 0; r < R; r++)                                                       \
-                ci[r * n + j] = element(k, ai + r * a_rs, a_cs, b + j, b_rs);                 \
+        if (j + HALF <= n) {                                                                  \
+            half_tile(R, 1, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs);                       \
+            j += HALF;                                                                        \
+        }                                                                                     \
+        if (j < n) tail(R, n - j, k, ci + j, n, ai, a_rs, a_cs, b + j, b_rs);                 \
     } while (0)
 
 /* dst[m×n] (row-major) = op(a)[m×k] · op(b)[k×n], the operands given by row and column strides
