@@ -1,8 +1,8 @@
 //! `kiln build`: a bundle compiled into a C library. The C example (`examples/c/predict.c`) is
 //! compiled with `cc` against the static and the shared library and run on held-out data; every
-//! output must equal `kiln predict`'s to 1e-6 relative (the library runs every matrix product as
-//! the emitted Cranelift kernel, `kiln predict` the larger ones through `kiln_sgemm`, so sums are
-//! added in another order) and every predicted class must be the same. The libraries need
+//! output must equal `kiln predict`'s to 1e-6 relative (the library's larger matrix products add
+//! each sum in order, `kiln predict`'s `kiln_sgemm` in blocks with FMAs), exactly where both run
+//! the emitted Cranelift kernel, and every predicted class must be the same. The libraries need
 //! nothing beyond libc and libm; the Rust example (`examples/rust/`, its own cargo project)
 //! links the static library and prints the same. Models the library cannot hold are refused by
 //! name.
@@ -289,6 +289,31 @@ fn scaled_and_standardized_inputs_and_dropout_run_inside_the_library_in_pieces()
         header.contains("#define CLASSIFIER_MAX_BATCH 16"),
         "{header}"
     );
+}
+
+#[test]
+fn where_the_same_kernels_run_the_library_is_bit_identical() {
+    // Products of at most `CRANELIFT_MAX_FLOPS` multiply-adds at the batch size are the emitted
+    // Cranelift kernel in `kiln predict` (batch 16: the fit's) and in a library stepping 16
+    // rows at a time; the preprocessing and the softmax are the same operations, so every
+    // probability must be the same float.
+    let train = samples_csv(64, 4, 3, -3.0, 6.0);
+    let test = samples_csv(53, 4, 3, -3.0, 6.0);
+    let program = "data d = csv(\"train.csv\", label: \"label\")\n\
+        model tiny(x: f32[B, 4]) -> f32[B, 3] {\n    dense(8, relu)\n    dense(3, softmax)\n}\n\
+        fit tiny on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.05)\n    epochs 5\n    batch 16\n    seed 4\n    standardize true\n}\n\
+        save tiny to \"m.kiln\"\n";
+    let dir = scratch(
+        "identical",
+        &[
+            ("p.model", program),
+            ("train.csv", &train),
+            ("test.csv", &test),
+        ],
+    );
+    ok(&["run", "-q", &path(&dir, "p.model")]);
+    let worst = library_matches_predict(&dir, &["--max-batch", "16"]);
+    assert_eq!(worst, 0.0, "bit-identical");
 }
 
 #[test]
