@@ -2,7 +2,8 @@
 //! compiled with `cc` against the static and the shared library and run on held-out data; every
 //! output must equal `kiln predict`'s to 1e-6 relative (the library's larger matrix products add
 //! each sum in order, `kiln predict`'s `kiln_sgemm` in blocks with FMAs), exactly where both run
-//! the emitted Cranelift kernel, and every predicted class must be the same. The libraries need
+//! the emitted Cranelift kernel, and every predicted class must be the same. `NAME_predict`
+//! allocates nothing, and two contexts run in two threads at once. The libraries need
 //! nothing beyond libc and libm; the Rust example (`examples/rust/`, its own cargo project)
 //! links the static library and prints the same. Models the library cannot hold are refused by
 //! name.
@@ -226,6 +227,21 @@ fn the_seed_mlp_as_a_c_library_gives_what_kiln_predict_gives() {
     eprintln!("seed: largest relative difference {worst:e}");
     only_libc_and_libm(&dir);
 
+    // No allocation per call; one context per thread.
+    std::fs::write(dir.join("threads.c"), THREADS_C).unwrap();
+    let threads_exe = path(&dir, "threads");
+    run(Command::new("cc")
+        .args([
+            "-O2",
+            "-pthread",
+            &path(&dir, "threads.c"),
+            "-I",
+            &path(&dir, "out"),
+        ])
+        .arg(dir.join("out/libclassifier.a"))
+        .args(["-lm", "-o", &threads_exe]));
+    assert_eq!(run(&mut Command::new(&threads_exe)), "ok\n");
+
     // The Rust example links the static library through its build script and prints the same.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rust/Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -315,6 +331,81 @@ fn where_the_same_kernels_run_the_library_is_bit_identical() {
     let worst = library_matches_predict(&dir, &["--max-batch", "16"]);
     assert_eq!(worst, 0.0, "bit-identical");
 }
+
+/// A C program that counts every allocation (interposing malloc and its kin), checks that
+/// `classifier_predict` makes none after `classifier_init`, and runs two contexts in two
+/// threads at once, each of which must give the single-threaded results bit for bit.
+const THREADS_C: &str = r#"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "classifier.h"
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+static atomic_long allocations;
+void *malloc(size_t n) { allocations++; return __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { allocations++; return __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { allocations++; return __libc_realloc(p, n); }
+void *aligned_alloc(size_t a, size_t n) { allocations++; return __libc_memalign(a, n); }
+int posix_memalign(void **p, size_t a, size_t n) {
+    allocations++;
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12;
+}
+void free(void *p) { __libc_free(p); }
+
+#define SAMPLES 150
+static float x[SAMPLES * CLASSIFIER_FEATURES];
+static float expected[SAMPLES * CLASSIFIER_OUTPUTS];
+
+static void *worker(void *arg) {
+    classifier_ctx *ctx = arg;
+    static _Thread_local float y[SAMPLES * CLASSIFIER_OUTPUTS];
+    for (int round = 0; round < 40; round++) {
+        int64_t batch = 1 + (round * 37) % SAMPLES;
+        if (classifier_predict(ctx, x, batch, y) != 0) return "predict failed";
+        if (memcmp(y, expected, sizeof(float) * batch * CLASSIFIER_OUTPUTS) != 0)
+            return "a thread's results differ";
+    }
+    return NULL;
+}
+
+int main(void) {
+    for (int i = 0; i < SAMPLES * CLASSIFIER_FEATURES; i++) x[i] = (float)((i * 7919) % 2000) / 500.0f - 2.0f;
+    classifier_ctx *a = classifier_init(), *b = classifier_init();
+    if (!a || !b) return 1;
+    long before = allocations;
+    for (int64_t batch = 0; batch <= SAMPLES; batch += 7)
+        if (classifier_predict(a, x, batch, expected) != 0) return 2;
+    if (classifier_predict(a, x, SAMPLES, expected) != 0) return 2;
+    if (allocations != before) {
+        printf("allocations during predict: %ld\n", allocations - before);
+        return 3;
+    }
+    if (classifier_predict(NULL, x, 1, expected) != -1 || classifier_predict(a, x, -1, expected) != -1)
+        return 4;
+    pthread_t ta, tb;
+    void *ra, *rb;
+    pthread_create(&ta, NULL, worker, a);
+    pthread_create(&tb, NULL, worker, b);
+    pthread_join(ta, &ra);
+    pthread_join(tb, &rb);
+    if (ra || rb) {
+        printf("%s\n", ra ? (char *)ra : (char *)rb);
+        return 5;
+    }
+    classifier_free(a);
+    classifier_free(b);
+    printf("ok\n");
+    return 0;
+}
+"#;
 
 #[test]
 fn attention_and_normalization_layers_build() {
