@@ -71,9 +71,9 @@ fn run(command: &mut Command) -> Result<(), String> {
 fn link(library: &NativeLibrary, work: &Path, output: &Path) -> Result<Vec<PathBuf>, String> {
     let n = &library.name;
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let header = output.join(format!("{n}.h"));
-    write(&header, library.header.as_bytes())?;
-    // The wrapper includes the header from the output folder, as a user's program does.
+    // The header beside the wrapper, which includes it; into the output folder only once
+    // everything has linked, so a failed build leaves nothing half-made there.
+    write(&work.join(format!("{n}.h")), library.header.as_bytes())?;
     let wrapper_c = work.join(format!("{n}_kiln_api.c"));
     let wrapper_o = work.join(format!("{n}_kiln_api.o"));
     let step_o = work.join(format!("{n}_kiln_model.o"));
@@ -91,7 +91,7 @@ fn link(library: &NativeLibrary, work: &Path, output: &Path) -> Result<Vec<PathB
             "-c",
         ])
         .arg("-I")
-        .arg(output)
+        .arg(work)
         .arg(&wrapper_c)
         .arg("-o")
         .arg(&wrapper_o))?;
@@ -144,5 +144,7 @@ fn link(library: &NativeLibrary, work: &Path, output: &Path) -> Result<Vec<PathB
         .arg(&wrapper_o)
         .arg(&support_o)
         .arg("-lm"))?;
+    let header = output.join(format!("{n}.h"));
+    write(&header, library.header.as_bytes())?;
     Ok(vec![archive, shared, header])
 }
