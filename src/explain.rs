@@ -1063,14 +1063,15 @@ pub const EXPLANATIONS: &[Explanation] = &[
         code: "E0821",
         title: "a layer cannot be built into a library",
         text: "`kiln build M.kiln -o DIR` compiles the model's inference graph ahead of time into \
-               a C library that links against nothing but libc and libm. Dense layers, \
-               activations, normalization, attention, dropout (the identity) and the \
-               element-wise and reshaping ops compile into the library's own code, its matrix \
-               products into a C matrix kernel built with it; convolution and pooling \
-               (`kiln_window`) and recurrent layers (`kiln_recurrence`) run native kernels inside \
-               Kiln that have no counterpart in the library. A model using one is refused with \
-               this error, naming the layer. `kiln export` writes such a model as ONNX, and \
-               `kiln predict` runs the bundle.",
+               a C library that links against nothing but libc and libm. Dense, convolution, \
+               pooling, normalization and attention layers, activations, dropout (the identity) \
+               and the element-wise and reshaping ops compile into the library's own code, with \
+               C counterparts of Kiln's matrix product and windowed kernels built with it. The \
+               recurrent layers (`simple_rnn`, `lstm`, `gru`) run a native scan inside Kiln \
+               (`kiln_recurrence`), and a gradient computed inside a model (`grad`) the windowed \
+               ops' gradients; neither has a counterpart in the library, and a model using one \
+               is refused with this error, naming the layer. `kiln export` writes such a model \
+               as ONNX, and `kiln predict` runs the bundle.",
         example: None,
     },
     Explanation {

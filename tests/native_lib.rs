@@ -424,19 +424,56 @@ fn attention_and_normalization_layers_build() {
 }
 
 #[test]
-fn a_convolution_is_refused_naming_its_layer() {
-    let program = "model convnet(x: f32[B, 8, 8, 1]) -> f32[B, 4] {\n    conv2d(4, 3, relu)\n    flatten()\n    dense(4, softmax)\n}\n\
-        save convnet to \"m.kiln\"\n";
-    let dir = scratch("convnet", &[("p.model", program)]);
+fn convnets_build_with_their_windowed_ops_in_c() {
+    // 2-D: `same` padding and strides, batch and layer normalization, max and average pooling,
+    // zero padding, upsampling; 1-D: dilation, gelu, global pooling.
+    for (test, program, features) in [
+        (
+            "conv2d",
+            "data d = csv(\"test.csv\", label: \"label\")\n\
+             model convnet(x: f32[B, 8, 8, 1]) -> f32[B, 4] {\n    conv2d(4, 3, relu, padding: \"same\")\n    \
+             batch_normalization()\n    max_pooling2d(2)\n    zero_padding2d(1)\n    \
+             conv2d(6, 3, relu, strides: 2)\n    up_sampling2d(2)\n    average_pooling2d(2, padding: \"same\")\n    \
+             flatten()\n    layer_normalization()\n    dense(4, softmax)\n}\n\
+             fit convnet on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 2\n    batch 16\n    seed 5\n}\n\
+             save convnet to \"m.kiln\"\n",
+            64,
+        ),
+        (
+            "conv1d",
+            "data d = csv(\"test.csv\", label: \"label\")\n\
+             model seq(x: f32[B, 12, 2]) -> f32[B, 4] {\n    conv1d(5, 3, tanh, dilation_rate: 2, padding: \"same\")\n    \
+             max_pooling1d(2, strides: 1)\n    zero_padding1d(1)\n    conv1d(4, 2, gelu)\n    \
+             global_average_pooling1d()\n    dense(4, softmax)\n}\n\
+             fit seq on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 2\n    batch 16\n    seed 9\n}\n\
+             save seq to \"m.kiln\"\n",
+            24,
+        ),
+    ] {
+        let test_csv = samples_csv(80, features, 4, 0.0, 1.0);
+        let dir = scratch(test, &[("p.model", program), ("test.csv", &test_csv)]);
+        ok(&["run", "-q", &path(&dir, "p.model")]);
+        let worst = library_matches_predict(&dir, &[]);
+        eprintln!("{test}: largest relative difference {worst:e}");
+    }
+}
+
+#[test]
+fn a_recurrent_layer_is_refused_naming_it() {
+    let program = "model rnn(x: f32[B, 6, 3]) -> f32[B, 2] {\n    lstm(4)\n    dense(2, softmax)\n}\n\
+        save rnn to \"m.kiln\"\n";
+    let dir = scratch("recurrent", &[("p.model", program)]);
     ok(&["run", "-q", &path(&dir, "p.model")]);
     let out = kiln(&["build", &path(&dir, "m.kiln"), "-o", &path(&dir, "out")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("[E0821]") && stderr.contains("layer `conv2d") && stderr.contains("unfold"),
+        stderr.contains("[E0821]")
+            && stderr.contains("layer `lstm")
+            && stderr.contains("recurrence"),
         "{stderr}"
     );
-    assert!(stderr.contains("conv2d(4, 3, relu)"), "{stderr}");
+    assert!(stderr.contains("lstm(4)"), "{stderr}");
     assert!(!dir.join("out").exists());
 }
 

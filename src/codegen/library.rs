@@ -8,10 +8,10 @@
 //! links nothing but libc cannot carry. The library links `library_support.c` in its place,
 //! compiled by the system's C compiler for the building machine: `kiln_logf` and `kiln_powf`
 //! over libm (which is what Rust's `ln` and `powf` call), and a `kiln_sgemm` of register tiles
-//! whose every output element is the same in-order sum the emitted Cranelift kernel computes.
-//! Ops whose kernels are larger native routines (`kiln_window`: convolution and pooling;
-//! `kiln_recurrence`: the recurrent layers) have no C counterpart and are refused, naming the
-//! op, rather than half-supported.
+//! whose every output element is the same in-order sum the emitted Cranelift kernel computes,
+//! and `kiln_window`'s forward ops (a convolution's patches, max and mean pooling). Ops with no
+//! C counterpart (the recurrent layers' `kiln_recurrence`, the windowed ops' gradients) are
+//! refused, naming the op, rather than half-supported.
 
 use cranelift_module::{DataDescription, Linkage, Module, default_libcall_names};
 use cranelift_object::{ObjectBuilder, ObjectModule};
@@ -20,11 +20,11 @@ use super::kernel::memory::Buf;
 use super::kernel::products::MatmulPolicy;
 use super::{CodegenConfig, CodegenError, StepOptions, err, host_isa, prepare, translate};
 use crate::diag::Span;
-use crate::ir::op::{OpKind, StructuredKind};
+use crate::ir::op::{Op, OpKind, StructuredKind};
 use crate::ir::{DType, Graph};
 
 /// The runtime support a library's step may call: what `SUPPORT_C` defines.
-pub const LIBRARY_SUPPORT: [&str; 3] = ["kiln_sgemm", "kiln_logf", "kiln_powf"];
+pub const LIBRARY_SUPPORT: [&str; 4] = ["kiln_sgemm", "kiln_window", "kiln_logf", "kiln_powf"];
 
 /// The C source of the library's runtime support.
 pub const SUPPORT_C: &str = include_str!("library_support.c");
@@ -81,7 +81,13 @@ pub fn compile_library(
 ) -> Result<LibraryObject, LibraryError> {
     let policy = MatmulPolicy::Auto;
     for node in &graph.nodes {
-        if let OpKind::Structured(StructuredKind::Window | StructuredKind::Scan) = node.op.kind() {
+        // The forward windowed ops have C counterparts; their gradients and scans do not.
+        let forward_window = matches!(node.op, Op::Unfold { .. } | Op::Pool { .. });
+        let native = matches!(
+            node.op.kind(),
+            OpKind::Structured(StructuredKind::Window | StructuredKind::Scan)
+        );
+        if native && !forward_window {
             return Err(LibraryError::Unsupported {
                 op: node.op.name().to_string(),
                 span: node.span,

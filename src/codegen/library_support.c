@@ -124,3 +124,64 @@ __attribute__((weak, visibility("hidden"))) void kiln_sgemm(int64_t m, int64_t n
         for (j = 0; j < n; j++)
             dst[i * n + j] = element(k, a + i * a_rs, a_cs, b + j * b_cs, b_rs);
 }
+
+/* The windowed ops of src/codegen/window.rs that inference runs (`unfold`, the patches of a
+ * convolution, and max and mean pooling), over channels-last samples, by the same rules:
+ * `WindowOp`'s codes, `Plane::source` for where a tap reads (None in the padding), taps in
+ * row-major order, a mean the sum of the taps inside in that order divided by their count, a
+ * maximum that lets a NaN through. Gradients (`fold`, the pooling gradients) are training's
+ * and have no library counterpart: `library.rs` refuses a graph that holds one. */
+enum { WINDOW_UNFOLD = 0, WINDOW_MAX_POOL = 2, WINDOW_MEAN_POOL = 3 };
+
+/* Where tap k of output position o reads along one axis, or -1 in the padding. */
+static inline int64_t window_source(int64_t o, int64_t k, int64_t stride, int64_t dilation,
+                                    int64_t pad, int64_t input) {
+    int64_t v = o * stride + k * dilation - pad;
+    return v >= 0 && v < input ? v : -1;
+}
+
+static inline int beats(float v, float best) { return (v > best || isnan(v)) && !isnan(best); }
+
+__attribute__((weak, visibility("hidden"))) void kiln_window(
+    int64_t op, const float *x, const float *y, const float *dy, float *dst, int64_t batch,
+    int64_t ih, int64_t iw, int64_t c, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+    int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw) {
+    (void)y;
+    (void)dy;
+    const int64_t taps = kh * kw, in_len = ih * iw * c;
+    const int64_t out_len = op == WINDOW_UNFOLD ? oh * ow * taps * c : oh * ow * c;
+    for (int64_t b = 0; b < batch; b++) {
+        const float *xs = x + b * in_len;
+        float *out = dst + b * out_len;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const int64_t position = oy * ow + ox;
+                float *d = out + (op == WINDOW_UNFOLD ? position * taps * c : position * c);
+                int64_t inside = 0;
+                if (op == WINDOW_MEAN_POOL)
+                    for (int64_t ch = 0; ch < c; ch++) d[ch] = 0.0f;
+                for (int64_t ky = 0; ky < kh; ky++)
+                    for (int64_t kx = 0; kx < kw; kx++) {
+                        const int64_t sy = window_source(oy, ky, sh, dh, ph, ih);
+                        const int64_t sx = window_source(ox, kx, sw, dw, pw, iw);
+                        const float *s = sy < 0 || sx < 0 ? NULL : xs + (sy * iw + sx) * c;
+                        if (op == WINDOW_UNFOLD) {
+                            float *t = d + (ky * kw + kx) * c;
+                            for (int64_t ch = 0; ch < c; ch++) t[ch] = s ? s[ch] : 0.0f;
+                            continue;
+                        }
+                        if (!s) continue;
+                        if (op == WINDOW_MAX_POOL)
+                            for (int64_t ch = 0; ch < c; ch++)
+                                d[ch] = inside == 0 || beats(s[ch], d[ch]) ? s[ch] : d[ch];
+                        else
+                            for (int64_t ch = 0; ch < c; ch++) d[ch] = d[ch] + s[ch];
+                        inside++;
+                    }
+                if (op == WINDOW_MEAN_POOL) {
+                    const float n = (float)(inside > 0 ? inside : 1);
+                    for (int64_t ch = 0; ch < c; ch++) d[ch] = d[ch] / n;
+                }
+            }
+    }
+}

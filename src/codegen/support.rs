@@ -5,8 +5,9 @@
 //!
 //! The functions stay `pub(crate) extern "C"` without `#[unsafe(no_mangle)]`: the JIT is handed
 //! their addresses, so nothing links against their names. A library built by `kiln build`
-//! (`library.rs`) links C stand-ins for `kiln_sgemm`, `kiln_logf` and `kiln_powf`
-//! (`library_support.c`); a model whose step would call the others is refused there.
+//! (`library.rs`) links C stand-ins for `kiln_sgemm`, `kiln_window` (its forward ops),
+//! `kiln_logf` and `kiln_powf` (`library_support.c`); a model whose step would call the others
+//! is refused there.
 
 use cranelift_codegen::ir::{AbiParam, Signature, Type, types};
 use cranelift_codegen::isa::CallConv;

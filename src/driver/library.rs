@@ -132,10 +132,10 @@ pub fn build_library(
                 ),
             )
             .note(
-                "`kiln build` compiles dense layers, activations, normalization, attention and \
-                 the element-wise and reshaping ops; convolution and pooling (`kiln_window`) \
-                 and recurrent layers (`kiln_recurrence`) run native kernels of Kiln's runtime \
-                 that have no counterpart in the library",
+                "`kiln build` compiles dense, convolution, pooling, normalization and attention \
+                 layers and the element-wise and reshaping ops; recurrent layers \
+                 (`kiln_recurrence`) and the windowed ops' gradients run native kernels of \
+                 Kiln's runtime that have no counterpart in the library",
             )
             .help("`kiln export` writes the model as ONNX, and `kiln predict` runs the bundle");
             let d = match span {
