@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Inference latency of the `seed` model and the MNIST MLP deployed three ways, in one run:
+# Inference latency of the `seed` model, the MNIST MLP and the MNIST convnet deployed three ways, in one run:
 # the C library `kiln build` makes (timed from C, bench/deploy/latency.c, and through Python's
 # ctypes), ONNX Runtime running the file `kiln export` writes, and PyTorch eager. Each round
 # runs every runner at batch 1 and 64 (medians over CALLS calls each); rounds interleave the
@@ -10,7 +10,7 @@
 # Needs `cc`, and onnxruntime and torch in $PY (`$PY -m pip install onnxruntime`); both are for
 # benchmarking only. The models are trained for one epoch (latency does not depend on the
 # weights): `seed` is programs/seed.model's 32 → 64 → 64 → 10, the MNIST MLP
-# programs/mnist.model's 784 → 256 → 256 → 10.
+# programs/mnist.model's 784 → 256 → 256 → 10, `cnn` programs/mnist_cnn.model's convnet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -26,6 +26,7 @@ trap 'rm -rf "$work"' EXIT
 cat > "$work/models.model" <<'MODEL'
 data seed_data = synthetic_classification(samples: 2048, features: 32, classes: 10, seed: 7)
 data mnist_data = synthetic_classification(samples: 2048, features: 784, classes: 10, seed: 7)
+data cnn_data = synthetic_classification(samples: 256, features: 784, classes: 10, seed: 7)
 
 model classifier(x: f32[B, 32]) -> f32[B, 10] {
     dense(64, relu)
@@ -39,6 +40,16 @@ model mlp(x: f32[B, 784]) -> f32[B, 10] {
     dense(10, softmax)
 }
 
+model convnet(x: f32[B, 28, 28, 1]) -> f32[B, 10] {
+    conv2d(32, 3, relu)
+    max_pooling2d(2)
+    conv2d(64, 3, relu)
+    max_pooling2d(2)
+    flatten()
+    dropout(0.5)
+    dense(10, softmax)
+}
+
 fit classifier on seed_data {
     loss sparse_categorical_crossentropy
     epochs 1
@@ -49,19 +60,29 @@ fit mlp on mnist_data {
     epochs 1
 }
 
+fit convnet on cnn_data {
+    loss sparse_categorical_crossentropy
+    epochs 1
+}
+
 save classifier to "seed.kiln"
 save mlp to "mnist.kiln"
+save convnet to "cnn.kiln"
 MODEL
 (cd "$work" && "$OLDPWD/$kiln" run -q models.model)
 cc -O2 bench/deploy/latency.c -ldl -o "$work/latency"
-for m in seed mnist; do
+for m in seed mnist cnn; do
     "$kiln" build "$work/$m.kiln" -o "$work/$m" --name "$m" > /dev/null
     "$kiln" export "$work/$m.kiln" -o "$work/$m.onnx" > /dev/null
     echo "{\"model\": \"$m\", \"so_bytes\": $(stat -c %s "$work/$m/lib$m.so"), \"a_bytes\": $(stat -c %s "$work/$m/lib$m.a"), \"onnx_bytes\": $(stat -c %s "$work/$m.onnx")}"
 done
 for round in $(seq "$rounds"); do
-    for m in seed mnist; do
-        if [ $m = seed ]; then features=32; widths=32,64,64,10; else features=784; widths=784,256,256,10; fi
+    for m in seed mnist cnn; do
+        case $m in
+            seed) features=32; widths=32,64,64,10 ;;
+            mnist) features=784; widths=784,256,256,10 ;;
+            cnn) features=784; widths=cnn ;;
+        esac
         "$work/latency" "$work/$m/lib$m.so" "$m" "$features" "$calls" 1 64
         "$py" bench/deploy/peers.py "$work/$m.onnx" "$work/$m/lib$m.so" "$m" "$widths" "$calls" 1 64
     done
@@ -80,7 +101,7 @@ for r in rows:
 print()
 print("| model | batch | library (C) µs | library (ctypes) µs | ORT 1 thread µs | ORT default µs | PyTorch eager µs | ORT 1 thread / library | PyTorch / library |")
 print("|---|---|---|---|---|---|---|---|---|")
-for model in ("seed", "mnist"):
+for model in ("seed", "mnist", "cnn"):
     for batch in (1, 64):
         m = {k[2]: statistics.median(v) for k, v in lat.items() if k[:2] == (model, batch)}
         lib = m["library"]

@@ -4,7 +4,8 @@ latency.c's: median, 10th and 90th percentiles in microseconds.
 
     python bench/deploy/peers.py MODEL.onnx LIB.so NAME SIZES CALLS BATCH...
 
-SIZES: the dense stack's widths, e.g. 32,64,64,10.
+SIZES: the dense stack's widths, e.g. 32,64,64,10; or `cnn` for programs/mnist_cnn.model's convnet
+(conv 32·3×3 relu, max pool 2, conv 64·3×3 relu, max pool 2, dense 10 softmax, on 28×28×1).
 
 ONNX Runtime and PyTorch run on one thread, as the library does (ONNX Runtime is also timed with
 its default thread pool); the PyTorch model is the same dense stack (relu between the layers,
@@ -35,7 +36,8 @@ def timed(run, calls):
 
 def main():
     onnx_path, lib_path, name = sys.argv[1], sys.argv[2], sys.argv[3]
-    widths = [int(w) for w in sys.argv[4].split(",")]
+    cnn = sys.argv[4] == "cnn"
+    widths = [784, 10] if cnn else [int(w) for w in sys.argv[4].split(",")]
     calls = int(sys.argv[5])
     batches = [int(b) for b in sys.argv[6:]]
     sizes = list(zip(widths, widths[1:]))
@@ -52,7 +54,11 @@ def main():
 
     torch.set_num_threads(1)
     layers = []
-    for i, (n_in, n_out) in enumerate(sizes):
+    if cnn:
+        nn = torch.nn
+        layers = [nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 10), nn.Softmax(dim=1)]
+    for i, (n_in, n_out) in enumerate([] if cnn else sizes):
         layers.append(torch.nn.Linear(n_in, n_out))
         layers.append(torch.nn.ReLU() if i + 1 < len(sizes) else torch.nn.Softmax(dim=1))
     net = torch.nn.Sequential(*layers).eval()
@@ -68,8 +74,9 @@ def main():
     for batch in batches:
         x = rng.random((batch, features), dtype=np.float32)
         y = np.empty((batch, outputs), dtype=np.float32)
-        xt = torch.from_numpy(x)
-        feeds = {input_name: x}
+        # Kiln's (and its ONNX file's) images are channels-last, PyTorch's channels-first.
+        xt = torch.from_numpy(x.reshape(batch, 1, 28, 28) if cnn else x)
+        feeds = {input_name: x.reshape(batch, 28, 28, 1) if cnn else x}
         xp, yp = x.ctypes.data, y.ctypes.data
 
         def torch_run():

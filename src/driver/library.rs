@@ -437,7 +437,8 @@ extern const float {weights}[];
 static const struct {{ size_t offset, len; }} params[] = {{{params}}};
 {statistics}
 struct {n}_ctx {{
-    float *arena;
+    void *block; /* the arena's allocation */
+    float *arena; /* its first 64-byte boundary */
     int32_t *iarena;
 }};
 
@@ -445,7 +446,7 @@ API const char *{n}_version(void) {{ return \"{version}\"; }}
 
 API void {n}_free({n}_ctx *ctx) {{
     if (!ctx) return;
-    free(ctx->arena);
+    free(ctx->block);
     free(ctx->iarena);
     free(ctx);
 }}
@@ -453,13 +454,14 @@ API void {n}_free({n}_ctx *ctx) {{
 API {n}_ctx *{n}_init(void) {{
     {n}_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
-    ctx->arena = aligned_alloc(64, {u}_ARENA_BYTES);
+    /* calloc: a large arena comes from fresh pages, zero without being written here. */
+    ctx->block = calloc(1, {u}_ARENA_BYTES + 64);
     ctx->iarena = calloc({i32_len}, sizeof(int32_t));
-    if (!ctx->arena || !ctx->iarena) {{
+    if (!ctx->block || !ctx->iarena) {{
         {n}_free(ctx);
         return NULL;
     }}
-    memset(ctx->arena, 0, {u}_ARENA_BYTES);
+    ctx->arena = (float *)(((uintptr_t)ctx->block + 63) & ~(uintptr_t)63);
     const float *w = {weights};
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {{
         memcpy(ctx->arena + params[i].offset, w, params[i].len * sizeof(float));
