@@ -1089,6 +1089,32 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0821",
+        title: "a layer cannot be built into a library",
+        text: "`kiln build M.kiln -o DIR` compiles the model's inference graph ahead of time into \
+               a C library that links against nothing but libc and libm. Dense, convolution, \
+               pooling, normalization and attention layers, activations, dropout (the identity) \
+               and the element-wise and reshaping ops compile into the library's own code, with \
+               C counterparts of Kiln's matrix product and windowed kernels built with it. The \
+               recurrent layers (`simple_rnn`, `lstm`, `gru`) run a native scan inside Kiln \
+               (`kiln_recurrence`), and a gradient computed inside a model (`grad`) the windowed \
+               ops' gradients; neither has a counterpart in the library, and a model using one \
+               is refused with this error, naming the layer. `kiln export` writes such a model \
+               as ONNX, and `kiln predict` runs the bundle.",
+        example: None,
+    },
+    Explanation {
+        code: "E0822",
+        title: "a model that is not one feature tensor in, one row out",
+        text: "A library built by `kiln build` has one entry point, `NAME_predict(ctx, x, batch, \
+               y)`: `x` holds f32 features, one row per sample, and `y` receives one row of \
+               values per sample, as `kiln predict` reads a data file and writes its \
+               predictions. A model with several inputs, an integer input (token or category \
+               ids, which the data's vocabulary would have to produce) or an output that is not \
+               one `[batch, M]` tensor does not fit that shape and is refused.",
+        example: None,
+    },
+    Explanation {
         code: "E0840",
         title: "a tensor too large for any machine",
         text: "A tensor of the model holds more than 2^45 elements per sample (128 TiB of f32, \

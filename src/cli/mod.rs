@@ -1,4 +1,4 @@
-//! `kiln run | check | predict | evaluate | export | dump | explain | repl | fmt | lsp`: argument parsing, reading files, and showing results. With data
+//! `kiln run | check | predict | evaluate | export | build | dump | explain | repl | fmt | lsp`: argument parsing, reading files, and showing results. With data
 //! loading, the only code that touches files or the terminal.
 
 use std::io::IsTerminal;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod fmt;
 mod lsp;
 mod repl;
@@ -115,6 +116,23 @@ enum Command {
         #[arg(short, long, value_name = "FILE.onnx")]
         output: PathBuf,
     },
+    /// Compile a bundle's model ahead of time into a C library: `DIR/libNAME.a`,
+    /// `DIR/libNAME.so` and `DIR/NAME.h` (links with the system's `cc`).
+    Build {
+        /// The .kiln bundle.
+        bundle: PathBuf,
+        /// The folder to write the libraries and the header to (created if missing).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// The prefix of the library's C names (`NAME_predict`, `libNAME.a`); the model's name
+        /// by default.
+        #[arg(long)]
+        name: Option<String>,
+        /// The rows one call of the compiled model runs at once (the arena is sized for them);
+        /// `NAME_predict` takes any batch and runs it in pieces of this size.
+        #[arg(long, default_value_t = driver::DEFAULT_MAX_BATCH)]
+        max_batch: usize,
+    },
     /// Explain a diagnostic code (e.g. `kiln explain E0210`) with an example, or a built-in
     /// layer, function, initializer, loss, metric, optimizer, schedule, callback or data source
     /// (e.g. `kiln explain rmsprop`).
@@ -201,6 +219,12 @@ pub fn main() -> ExitCode {
         } => predict(&bundle, &data, output.as_deref()),
         Command::Evaluate { bundle, data } => evaluate(&bundle, &data),
         Command::Export { bundle, output } => export(&bundle, &output),
+        Command::Build {
+            bundle,
+            output,
+            name,
+            max_batch,
+        } => build_library(&bundle, &output, name.as_deref(), max_batch),
         Command::Explain { code } => explain(&code),
         Command::Dump { stage, file } => dump(&stage, &file),
         Command::Repl { echo } => repl::repl(echo),
@@ -431,6 +455,23 @@ fn export(bundle: &Path, output: &Path) -> Result<(), String> {
         kiln::codegen::onnx::OPSET,
         bytes.len()
     );
+    Ok(())
+}
+
+fn build_library(
+    bundle: &Path,
+    output: &Path,
+    name: Option<&str>,
+    max_batch: usize,
+) -> Result<(), String> {
+    let built = build::build(bundle, output, name, max_batch)?;
+    let files: Vec<String> = (built.files.iter())
+        .map(|f| {
+            let size = std::fs::metadata(f).map_or(0, |m| m.len());
+            format!("{} ({size} bytes)", f.display())
+        })
+        .collect();
+    say!("Built {} into {}", built.model, files.join(", "));
     Ok(())
 }
 

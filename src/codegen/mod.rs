@@ -15,6 +15,7 @@ mod adam;
 mod emit;
 pub mod gemm;
 mod kernel;
+pub mod library;
 pub mod onnx;
 mod profile;
 mod recurrence;
@@ -137,6 +138,23 @@ fn new_jit_module() -> Result<JITModule, CodegenError> {
     Ok(JITModule::new(builder))
 }
 
+/// How `translate` builds a step: with a timer call after every kernel (`kiln run --profile`),
+/// with Adam's native update where the host runs it, and under which exported name.
+#[derive(Clone, Copy)]
+struct StepOptions<'a> {
+    profiled: bool,
+    native_update: bool,
+    symbol: &'a str,
+}
+
+impl StepOptions<'_> {
+    const PLAIN: StepOptions<'static> = StepOptions {
+        profiled: false,
+        native_update: true,
+        symbol: STEP_SYMBOL,
+    };
+}
+
 /// Builds the step function into `ctx.func` and declares it in `module` (JIT or object file
 /// alike); returns its id.
 fn translate<M: Module>(
@@ -145,9 +163,13 @@ fn translate<M: Module>(
     graph: &Graph,
     sched: &schedule::Schedule,
     plan: &MemoryPlan,
-    profiled: bool,
-    native_update: bool,
+    options: StepOptions,
 ) -> Result<(FuncId, usize, emit::SiteLabels), CodegenError> {
+    let StepOptions {
+        profiled,
+        native_update,
+        symbol: step_symbol,
+    } = options;
     let ptr = module.target_config().pointer_type();
     let call_conv = module.isa().default_call_conv();
     // The emitter takes a reference to every helper it may call, but a helper is declared in the
@@ -227,8 +249,8 @@ fn translate<M: Module>(
             .reset_user_func_name(import.name, ir::UserExternalName::new(0, id.as_u32()));
     }
     let id = module
-        .declare_function(STEP_SYMBOL, Linkage::Export, &ctx.func.signature)
-        .map_err(|e| err(format!("declare {STEP_SYMBOL}: {e}")))?;
+        .declare_function(step_symbol, Linkage::Export, &ctx.func.signature)
+        .map_err(|e| err(format!("declare {step_symbol}: {e}")))?;
     Ok((id, marks, native))
 }
 
@@ -335,8 +357,11 @@ fn build(
         graph,
         &sched,
         &plan,
-        profiled,
-        native_update,
+        StepOptions {
+            profiled,
+            native_update,
+            symbol: STEP_SYMBOL,
+        },
     )?;
     if let Some(profile) = &profile
         && profile.sites.len() != marks
@@ -387,8 +412,8 @@ fn build(
     })
 }
 
-/// The training step of `graph` as a relocatable object file for this host: the seam the
-/// ahead-of-time backend (`kiln build`) builds on; nothing in Kiln links it yet. It defines
+/// The training step of `graph` as a relocatable object file for this host (`kiln build`
+/// compiles an inference graph the same way: `library.rs`). It defines
 /// `STEP_SYMBOL`, `step(arena: *mut f32, iarena: *mut i32, batch: i64)` with buffers at the
 /// offsets of the memory plan for `config.max_batch`, and leaves the runtime support it calls
 /// (`kiln_sgemm`, …: the table in `support.rs`) as undefined symbols for the link to resolve.
@@ -404,7 +429,14 @@ pub fn compile_object(graph: &Graph, config: &CodegenConfig) -> Result<Vec<u8>, 
     .map_err(|e| err(format!("object file: {e}")))?;
     let mut module = ObjectModule::new(builder);
     let mut ctx = module.make_context();
-    let (id, _, _) = translate(&mut module, &mut ctx, graph, &sched, &plan, false, true)?;
+    let (id, _, _) = translate(
+        &mut module,
+        &mut ctx,
+        graph,
+        &sched,
+        &plan,
+        StepOptions::PLAIN,
+    )?;
     module
         .define_function(id, &mut ctx)
         .map_err(|e| err(format!("cranelift: {e:?}")))?;
@@ -429,7 +461,14 @@ pub fn clif_text(graph: &Graph, config: &CodegenConfig) -> Result<String, Codege
     let (sched, plan) = prepare(graph, config, MatmulPolicy::Auto)?;
     let mut module = new_jit_module()?;
     let mut ctx = module.make_context();
-    translate(&mut module, &mut ctx, graph, &sched, &plan, false, true)?;
+    translate(
+        &mut module,
+        &mut ctx,
+        graph,
+        &sched,
+        &plan,
+        StepOptions::PLAIN,
+    )?;
     let header = format!(
         "; step of graph `{}`: (arena: *f32, iarena: *i32, batch: i64), buffers at constant \
          element offsets\n; fn0 = kiln_sgemm, fn1 = kiln_logf, fn2 = kiln_powf, fn3 = kiln_adam (the \

@@ -4,8 +4,10 @@
 //! refers to them by name as undefined symbols for the deployment's link to resolve.
 //!
 //! The functions stay `pub(crate) extern "C"` without `#[unsafe(no_mangle)]`: the JIT is handed
-//! their addresses, so nothing links against their names yet. A runtime library that satisfies an
-//! object file's references (the deployment issue) is where they would get exported names.
+//! their addresses, so nothing links against their names. A library built by `kiln build`
+//! (`library.rs`) links C stand-ins for `kiln_sgemm`, `kiln_window` (its forward ops),
+//! `kiln_logf` and `kiln_powf` (`library_support.c`); a model whose step would call the others
+//! is refused there.
 
 use cranelift_codegen::ir::{AbiParam, Signature, Type, types};
 use cranelift_codegen::isa::CallConv;

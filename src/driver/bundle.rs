@@ -55,6 +55,26 @@ impl OpenBundle {
     pub fn model_name(&self) -> &str {
         &self.program.models[self.model].name
     }
+
+    /// The bundled model's weights and preprocessing, as installed.
+    pub(super) fn state(&self) -> &super::run::ModelState {
+        let name = &self.program.models[self.model].name;
+        (self.workspace.states.get(name)).expect("opening a bundle installs its model's weights")
+    }
+}
+
+/// The layer an op with this span belongs to, for a message (`layer `dense_1` (dense)`): the
+/// innermost summary row around it; else the model.
+pub(super) fn layer_of(model: &crate::program::Model, span: Option<Span>) -> String {
+    let layer = span.and_then(|span| {
+        (model.summary.iter())
+            .filter(|row| row.span.start <= span.start && span.end <= row.span.end)
+            .min_by_key(|row| row.span.end - row.span.start)
+    });
+    match layer {
+        Some(row) => format!("layer `{}` ({})", row.name, row.kind),
+        None => format!("model '{}'", model.name),
+    }
 }
 
 /// Reads a bundle file, checks its source and installs its weights.
@@ -121,7 +141,7 @@ pub(super) fn open_decoded(bundle: Bundle, origin: &str) -> Result<OpenBundle, R
 /// this path (same columns, delimiter, `scale`, text settings); for sources that are not CSV
 /// files (synthetic, IDX, NumPy), a CSV file with a header and the label in the last column,
 /// divided by the same `scale`.
-fn source_for(trained_on: Option<&DataSource>, path: &Path) -> DataSource {
+pub(super) fn source_for(trained_on: Option<&DataSource>, path: &Path) -> DataSource {
     let path = path.display().to_string();
     match trained_on {
         // The same columns and gap filling; no sample weights (an unweighted evaluation).
@@ -291,16 +311,7 @@ pub fn export_onnx(open: &OpenBundle) -> Result<Vec<u8>, RunError> {
         kiln_version: env!("CARGO_PKG_VERSION"),
     };
     crate::codegen::onnx::export(&export).map_err(|unsupported| {
-        // The innermost summary row around the op names the layer.
-        let layer = unsupported.span.and_then(|span| {
-            (model.summary.iter())
-                .filter(|row| row.span.start <= span.start && span.end <= row.span.end)
-                .min_by_key(|row| row.span.end - row.span.start)
-        });
-        let what = match layer {
-            Some(row) => format!("layer `{}` ({})", row.name, row.kind),
-            None => format!("model '{}'", model.name),
-        };
+        let what = layer_of(model, unsupported.span);
         let d = Diagnostic::error(
             "E0820",
             format!(

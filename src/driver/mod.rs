@@ -3,9 +3,12 @@
 //! same compiler. `run` executes a program's statements with these stages.
 
 mod bundle;
+mod library;
 mod run;
 
 pub use bundle::{BundleAction, OpenBundle, export_onnx, open as open_bundle, run_bundle};
+
+pub use library::{DEFAULT_MAX_BATCH, NativeLibrary, build_library, is_c_identifier};
 
 pub use run::{Event, FitOutcome, RunError, RunOptions, Workspace, run, run_actions, run_with};
 

@@ -465,7 +465,7 @@ fn out_of_memory(
         .help("use fewer or smaller layers, a smaller batch, or an optimizer with less state (sgd)")
 }
 
-fn program_error(d: Diagnostic) -> RunError {
+pub(super) fn program_error(d: Diagnostic) -> RunError {
     RunError::Program(vec![d])
 }
 
@@ -540,29 +540,7 @@ impl Runner<'_, '_> {
     /// The fit that stands for `model` when no statement names one: its first `fit`, or Keras's
     /// defaults with the loss its output suggests (only the forward pass is used).
     pub(super) fn some_fit(&self, model: usize) -> Fit {
-        if let Some(fit) = self.program.fits.iter().find(|f| f.model == model) {
-            return fit.clone();
-        }
-        let m = &self.program.models[model];
-        Fit {
-            span: m.span,
-            model,
-            data: 0,
-            loss: if m.output_activation() == Activation::Softmax {
-                Loss::SparseCategoricalCrossentropy
-            } else {
-                Loss::MeanSquaredError
-            },
-            optimizer: Optimizer::new(&crate::settings::optimizer::ADAM, &[]),
-            metrics: Vec::new(),
-            epochs: 1,
-            batch: 32,
-            seed: 0,
-            shuffle: true,
-            validation: None,
-            training: Training::default(),
-            loss_options: Default::default(),
-        }
+        some_fit(self.program, model)
     }
 
     /// The forward pass as evaluation and prediction run it: dropout is the identity there.
@@ -921,16 +899,9 @@ impl Runner<'_, '_> {
         let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
         let scores = evaluator.scores(&params, &set);
         let m = &self.program.models[model];
-        // Binary cross-entropy scores are [0, logit], two per sample: softmax of them is
-        // [1 − σ, σ], the two classes' probabilities.
-        let binary = fit.loss == Loss::BinaryCrossentropy;
-        let mut predictions = Predictions::from_scores(
-            scores,
-            if binary { 2 } else { m.output_features },
-            (m.output_activation() == Activation::Softmax && !fit.loss_options.from_logits)
-                || binary,
-            fit.loss.uses_classes(),
-        );
+        let reading = ScoresReading::of(m, &fit);
+        let mut predictions =
+            Predictions::from_scores(scores, reading.width, reading.logits, reading.classifier);
         if let (Some(text), DataSource::Text(source)) =
             (learned.text, &self.program.data[data].source)
         {
@@ -1396,5 +1367,59 @@ impl train::Observer for FitObserver<'_> {
             epoch: Some(epoch),
         });
         Ok(())
+    }
+}
+
+/// The fit a model's predictions are read as: its first `fit`, else one assumed from its output
+/// (a softmax output is a classifier, anything else a regression), as Keras builds a model's
+/// weights before any `fit`.
+pub(super) fn some_fit(program: &CheckedProgram, model: usize) -> Fit {
+    if let Some(fit) = program.fits.iter().find(|f| f.model == model) {
+        return fit.clone();
+    }
+    let m = &program.models[model];
+    Fit {
+        span: m.span,
+        model,
+        data: 0,
+        loss: if m.output_activation() == Activation::Softmax {
+            Loss::SparseCategoricalCrossentropy
+        } else {
+            Loss::MeanSquaredError
+        },
+        optimizer: Optimizer::new(&crate::settings::optimizer::ADAM, &[]),
+        metrics: Vec::new(),
+        epochs: 1,
+        batch: 32,
+        seed: 0,
+        shuffle: true,
+        validation: None,
+        training: Training::default(),
+        loss_options: Default::default(),
+    }
+}
+
+/// How `predict` reads a model's `scores` output (and `kiln build`'s library its output).
+pub(super) struct ScoresReading {
+    /// Values per sample.
+    pub width: usize,
+    /// The scores are logits, turned into probabilities by a softmax over each row.
+    pub logits: bool,
+    /// Each sample gets a class, the argmax of its row.
+    pub classifier: bool,
+}
+
+impl ScoresReading {
+    pub(super) fn of(model: &crate::program::Model, fit: &Fit) -> ScoresReading {
+        // Binary cross-entropy scores are [0, logit], two per sample: softmax of them is
+        // [1 − σ, σ], the two classes' probabilities.
+        let binary = fit.loss == Loss::BinaryCrossentropy;
+        ScoresReading {
+            width: if binary { 2 } else { model.output_features },
+            logits: (model.output_activation() == Activation::Softmax
+                && !fit.loss_options.from_logits)
+                || binary,
+            classifier: fit.loss.uses_classes(),
+        }
     }
 }

@@ -3,8 +3,12 @@
 //!
 //! The Cranelift kernel is register-blocked: a 4×8 tile of the output lives in eight `f32x4`
 //! accumulators while the `k` loop broadcasts one element of A per row (`splat`) and multiplies
-//! it into two vectors of one row of B (`fma`). Edges: rows beyond a multiple of 4 run a 1×8
-//! tile, columns beyond a multiple of 8 run 4-wide and then scalar tiles. A is read through its
+//! it into two vectors of one row of B (`fma`). Edges: rows beyond a multiple of 4 (every row
+//! of a batch-1 product) run a 1×32 tile (eight accumulators, so the adds' latency is hidden:
+//! a library whose every product was this kernel ran a batch-1 MNIST MLP in 16 µs instead of
+//! 30 µs with the 1×8 tile it had before, the seed model in 0.5 µs instead of 1.3 µs), then 1×8; columns beyond a multiple of 8 run 4-wide and
+//! then scalar tiles. The tile shape never changes a result: each output element is its own
+//! sum over `k` in order. A is read through its
 //! strides (either transpose); B must have unit column stride, so a transposed B is first copied
 //! into a scratch buffer the memory plan reserves. Nothing is allocated at run time.
 //!
@@ -31,6 +35,8 @@ use crate::ir::{Dim, ValueId};
 const MR: usize = 4;
 /// Columns of the register tile (two `f32x4`).
 const NR: usize = 8;
+/// Columns of the one-row tile for the rows beyond a multiple of `MR` (eight `f32x4`).
+const NR_WIDE: usize = 32;
 
 const FUSED: bool = false;
 /// Steps of `k` per loop iteration (a power of two). 1: unrolling by 2 measured no faster, and
@@ -105,25 +111,52 @@ impl Emitter<'_, '_> {
             a_cs: (fixed(g.a_cs) * 4) as i64,
             b_rs: (n * 4) as i64,
         };
-        let blocks = n / NR;
-        if blocks > 0 {
-            let nb = self.iconst(blocks as i64);
-            self.counted_loop(nb, &mut |e, jb| {
-                let j = e.b.ins().imul_imm_s(jb, (NR * 4) as i64);
-                e.columns(&ops, j, 2, V4);
-            });
+        // Blocks of MR rows, column block by column block; then the rows beyond a multiple of
+        // MR (all of them at batch 1, where the product is a matrix-vector product) one at a
+        // time with a wider tile, so that more accumulators hide the adds' latency. Every
+        // output element is still its own sum over `k` in order, so the tile shape does not
+        // change a result.
+        let m4 = self.b.ins().band_imm_s(ops.m, !(MR as i64 - 1));
+        let zero = self.iconst(0);
+        self.column_blocks(&ops, zero, m4, MR, &[NR]);
+        self.column_blocks(&ops, m4, ops.m, 1, &[NR_WIDE, NR]);
+        Ok(())
+    }
+
+    /// Rows `from..to` in tiles of `rows`, over all columns: blocks of the first width that
+    /// fits, each a multiple of 4, then one vector of 4, then single columns.
+    fn column_blocks(
+        &mut self,
+        ops: &Operands,
+        from: Value,
+        to: Value,
+        rows: usize,
+        widths: &[usize],
+    ) {
+        let n = ops.n;
+        let mut j = 0;
+        for &width in widths {
+            let blocks = (n - j) / width;
+            if blocks > 0 {
+                let start = j;
+                let nb = self.iconst(blocks as i64);
+                self.counted_loop(nb, &mut |e, jb| {
+                    let jv = e.b.ins().imul_imm_s(jb, (width * 4) as i64);
+                    let jv = e.b.ins().iadd_imm_s(jv, (start * 4) as i64);
+                    e.columns(ops, jv, from, to, rows, width / 4, V4);
+                });
+                j += blocks * width;
+            }
         }
-        let mut j = blocks * NR;
         if n - j >= 4 {
             let jv = self.iconst((j * 4) as i64);
-            self.columns(&ops, jv, 1, V4);
+            self.columns(ops, jv, from, to, rows, 1, V4);
             j += 4;
         }
         for jj in j..n {
             let jv = self.iconst((jj * 4) as i64);
-            self.columns(&ops, jv, 1, types::F32);
+            self.columns(ops, jv, from, to, rows, 1, types::F32);
         }
-        Ok(())
     }
 
     /// `dst[p*n + j] = src[j*stride + p]` for `p < k`, `j < n`.
@@ -145,39 +178,34 @@ impl Emitter<'_, '_> {
         });
     }
 
-    /// All rows of the output columns starting at byte offset `j`, `nv` values of `ty` wide.
-    fn columns(&mut self, ops: &Operands, j: Value, nv: usize, ty: Type) {
+    /// Rows `from..to` (a multiple of `rows` apart) of the output columns starting at byte
+    /// offset `j`, `nv` values of `ty` wide, in tiles of `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn columns(
+        &mut self,
+        ops: &Operands,
+        j: Value,
+        from: Value,
+        to: Value,
+        rows: usize,
+        nv: usize,
+        ty: Type,
+    ) {
         let b = self.b.ins().iadd(ops.b, j);
         let c = self.b.ins().iadd(ops.c, j);
-        let m4 = self.b.ins().band_imm_s(ops.m, !(MR as i64 - 1));
-        // Row blocks of MR, then single rows.
         let header = self.b.create_block();
         let body = self.b.create_block();
-        let tail_header = self.b.create_block();
-        let tail_body = self.b.create_block();
         let exit = self.b.create_block();
         self.b.append_block_param(header, types::I64);
-        self.b.append_block_param(tail_header, types::I64);
-        let zero = self.iconst(0);
-        self.b.ins().jump(header, &[BlockArg::from(zero)]);
-        for (head, blk, rows, limit, next) in [
-            (header, body, MR, m4, tail_header),
-            (tail_header, tail_body, 1, ops.m, exit),
-        ] {
-            self.b.switch_to_block(head);
-            let i = self.b.block_params(head)[0];
-            let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, limit);
-            let carry = if next == exit {
-                vec![]
-            } else {
-                vec![BlockArg::from(i)]
-            };
-            self.b.ins().brif(more, blk, &[], next, &carry);
-            self.b.switch_to_block(blk);
-            self.tile(ops, i, b, c, rows, nv, ty);
-            let i1 = self.b.ins().iadd_imm_s(i, rows as i64);
-            self.b.ins().jump(head, &[BlockArg::from(i1)]);
-        }
+        self.b.ins().jump(header, &[BlockArg::from(from)]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, to);
+        self.b.ins().brif(more, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        self.tile(ops, i, b, c, rows, nv, ty);
+        let i1 = self.b.ins().iadd_imm_s(i, rows as i64);
+        self.b.ins().jump(header, &[BlockArg::from(i1)]);
         self.b.switch_to_block(exit);
     }
 
