@@ -818,13 +818,15 @@ fit m on d {
 #[test]
 fn recurrence_forward_and_backward() {
     use kiln::ir::recurrence::{Activation, Cell, CellKind};
-    for (kind, activation, reverse) in [
-        (CellKind::SimpleRnn, Activation::Tanh, false),
-        (CellKind::SimpleRnn, Activation::Relu, true),
-        (CellKind::Lstm, Activation::Tanh, false),
-        (CellKind::Lstm, Activation::Tanh, true),
-        (CellKind::Gru, Activation::Tanh, false),
-        (CellKind::Gru, Activation::Sigmoid, true),
+    for (kind, activation, reverse, masked) in [
+        (CellKind::SimpleRnn, Activation::Tanh, false, false),
+        (CellKind::SimpleRnn, Activation::Relu, true, true),
+        (CellKind::Lstm, Activation::Tanh, false, false),
+        (CellKind::Lstm, Activation::Tanh, true, false),
+        (CellKind::Lstm, Activation::Tanh, false, true),
+        (CellKind::Gru, Activation::Tanh, false, false),
+        (CellKind::Gru, Activation::Sigmoid, true, false),
+        (CellKind::Gru, Activation::Tanh, true, true),
     ] {
         let cell = Cell {
             kind,
@@ -832,6 +834,7 @@ fn recurrence_forward_and_backward() {
             activation,
             recurrent_activation: Activation::Sigmoid,
             reverse,
+            masked,
         };
         check(&format!("recurrence {cell}"), |g| {
             let gw = cell.gate_width();
@@ -840,6 +843,12 @@ fn recurrence_forward_and_backward() {
             let mut inputs = vec![xw, kernel];
             if kind == CellKind::Gru {
                 inputs.push(param(g, "bias", &[gw]));
+            }
+            if masked {
+                // About half the steps skipped, differently in each sample.
+                let m = input(g, "m", bd(&[6]));
+                let zero = g.constant(0.0, None);
+                inputs.push(g.binary(BinaryOp::Greater, m, zero, None));
             }
             let tape = g.add(Op::Recurrence { cell: cell.clone() }, &inputs, None);
             let end = cell.cell_state().map_or(cell.units, |c| c.end);

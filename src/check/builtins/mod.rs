@@ -350,7 +350,13 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
         Apply::Unary(op) => args
             .take(params[0])
             .and_then(|first| tensor_arg(el, &first))
-            .map(|x| el.unary(op, x, span)),
+            .map(|x| {
+                let y = el.unary(op, x, span);
+                if let Value::Tensor(t) = &y {
+                    el.carry_mask(x.id, t.id);
+                }
+                y
+            }),
         Apply::Binary(op) => binary(el, op, args, span),
         Apply::OnTensor(f) | Apply::Function(f) => f(el, args, span),
         Apply::Layer(_) => None,

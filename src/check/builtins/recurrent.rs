@@ -264,12 +264,15 @@ fn recurrent(
             return None;
         }
     }
+    // Keras's mask (`embedding(mask_zero: true)`): padded steps carry the state over.
+    let mask = el.mask_of(x.id).filter(|&m| el.graph.shape(m).rank() == 2);
     let cell = Cell {
         kind,
         units,
         activation,
         recurrent_activation,
         reverse,
+        masked: mask.is_some(),
     };
     let x = el.float_tensor(x, xspan)?;
     let (_, steps, features) = sequence(
@@ -333,6 +336,7 @@ fn recurrent(
         (None, _) => {}
     }
     inputs.insert(0, xw);
+    inputs.extend(mask);
     let tape = el.add(Op::Recurrence { cell: cell.clone() }, &inputs, span)?;
     let states = el.add(
         Op::Slice {
@@ -369,5 +373,9 @@ fn recurrent(
             el.add_reshape(last, Shape(vec![batch, Dim::Fixed(units)]), span)?
         }
     };
+    if let (Some(mask), true) = (mask, return_sequences) {
+        // Keras passes the mask on as it came, even when `go_backwards` reversed the sequence.
+        el.set_mask(out, mask);
+    }
     Some(el.tensor(out, span))
 }
