@@ -594,6 +594,29 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some("model m(x: f32[B, 52]) -> f32[B, 8] {\n    lstm(8)\n}\n"),
     },
     Explanation {
+        code: "E0230",
+        title: "`bidirectional` around something other than a forward recurrent layer",
+        text: "`bidirectional(layer)` is Keras's `Bidirectional`: it runs a configured \
+               `simple_rnn`, `lstm` or `gru` forwards and a copy of it with `go_backwards: true` \
+               backwards, so the layer it wraps is one of those three, configured inside the call \
+               (`bidirectional(lstm(64))`), and runs forwards (Keras rejects a wrapped layer with \
+               `go_backwards: true` too, since both copies would then run backwards).",
+        example: Some(
+            "model m(x: f32[B, 10, 4]) -> f32[B, 16] {\n    bidirectional(dense(8))\n}\n",
+        ),
+    },
+    Explanation {
+        code: "E0231",
+        title: "an unknown `merge_mode` of `bidirectional`",
+        text: "The two directions' results are joined on the last axis (`\"concat\"`, the \
+               default), added (`\"sum\"`), multiplied (`\"mul\"`) or averaged (`\"ave\"`). \
+               Keras's `merge_mode: None`, which returns both results apart, has no counterpart: \
+               a layer has one result; concatenate and `slice` the halves instead.",
+        example: Some(
+            "model m(x: f32[B, 10, 4]) -> f32[B, 8] {\n    bidirectional(gru(8), merge_mode: \"max\")\n}\n",
+        ),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",

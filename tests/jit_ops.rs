@@ -857,7 +857,8 @@ fn recurrence_forward_and_backward() {
     }
 }
 
-/// A whole compiled training step through self-attention and the recurrent layers, from source,
+/// A whole compiled training step through self-attention, the recurrent layers and
+/// `bidirectional`, from source,
 /// against the interpreter at a full and a ragged batch.
 #[test]
 fn attention_and_recurrent_layers_in_a_compiled_training_step() {
@@ -868,8 +869,9 @@ model m(x: f32[B, 40]) -> f32[B, 3] {
     let s = reshape([5, 8])(x)
     let a = s + multi_head_attention(2, 4, dropout: 0.25, use_causal_mask: true)(s)
     let h = lstm(6, return_sequences: true, go_backwards: true)(layer_normalization()(a))
-    let g = gru(5)(h)
-    dense(3, softmax)(concat([g, simple_rnn(4, activation: relu)(s)]))
+    let g = gru(5)(bidirectional(simple_rnn(3, return_sequences: true), merge_mode: \"ave\")(h))
+    let b = bidirectional(lstm(2))(s)
+    dense(3, softmax)(concat([g, b, simple_rnn(4, activation: relu)(s)]))
 }
 
 fit m on d {

@@ -1,6 +1,7 @@
 //! Keras's masking (issue 17): `embedding(mask_zero: true)` through the recurrent layers and
 //! `global_average_pooling1d`, held to Keras 3 on padded token sequences (padding at the end, at
-//! the start, in the middle, none). From the same weights, the model's output, the loss and the
+//! the start, in the middle, none), and `bidirectional` with its merge modes and Keras 3's weight
+//! names. From the same weights, the model's output, the loss and the
 //! gradient of every weight (the embedding's included) agree with what Keras computes.
 //!
 //! The fixture `tests/fixtures/parity_mask/fixture.json` is written once by
@@ -140,4 +141,18 @@ fn masked_lstm_then_backward_gru_match_keras() {
 #[test]
 fn masked_simple_rnn_and_average_pooling_match_keras() {
     check("rnn_pool");
+}
+
+/// Two `bidirectional` layers on masked sequences: Keras's weight names, the backward copy's
+/// sequence flipped back into time order, padded steps 0 in a returned sequence (Keras's
+/// `Bidirectional` sets `zero_output_for_mask`), and `merge_mode: "sum"`.
+#[test]
+fn masked_bidirectional_layers_match_keras() {
+    check("bi_mask");
+}
+
+/// `bidirectional`'s `mul` and `ave` merges, without a mask.
+#[test]
+fn bidirectional_merge_modes_match_keras() {
+    check("bi_modes");
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the masking fixture read by `tests/parity_mask.rs` (issue 17): Keras 3 is the
 reference for `embedding(mask_zero: true)` through the recurrent layers, `bidirectional` and
-`global_average_pooling1d`.
+`global_average_pooling1d`, and for `bidirectional`'s merge modes and weight names.
 
 Each network's Kiln program, its weights (Keras's initial values, the biases plus uniform noise
 so that every bias block shapes the output), a batch of padded token sequences, and what Keras
@@ -79,12 +79,50 @@ def networks():
                 L.Dense(CLASSES, activation="softmax", name="dense_1"),
             ],
         ),
+        (
+            "bi_mask",
+            [
+                "embedding(12, 4, mask_zero: true)",
+                "bidirectional(lstm(5, return_sequences: true))",
+                "bidirectional(gru(4), merge_mode: \"sum\")",
+                "dense(3, softmax)",
+            ],
+            [
+                L.Embedding(VOCAB, 4, mask_zero=True, name="embedding"),
+                L.Bidirectional(L.LSTM(5, return_sequences=True, name="lstm"), name="bidirectional"),
+                L.Bidirectional(L.GRU(4, name="gru"), merge_mode="sum", name="bidirectional_1"),
+                L.Dense(CLASSES, activation="softmax", name="dense"),
+            ],
+        ),
+        (
+            "bi_modes",
+            [
+                "embedding(12, 4)",
+                "bidirectional(simple_rnn(3, return_sequences: true), merge_mode: \"mul\")",
+                "bidirectional(lstm(4), merge_mode: \"ave\")",
+                "dense(3, softmax)",
+            ],
+            [
+                L.Embedding(VOCAB, 4, name="embedding"),
+                L.Bidirectional(
+                    L.SimpleRNN(3, return_sequences=True, name="simple_rnn"),
+                    merge_mode="mul",
+                    name="bidirectional",
+                ),
+                L.Bidirectional(L.LSTM(4, name="lstm"), merge_mode="ave", name="bidirectional_1"),
+                L.Dense(CLASSES, activation="softmax", name="dense"),
+            ],
+        ),
     ]
 
 
 def kiln_names(layer):
-    """Kiln's checkpoint names of a Keras layer's weights, in Keras's order."""
-    return [f"{layer.name}.{w.path.split('/')[-1]}" for w in layer.weights]
+    """Kiln's checkpoint names of a Keras layer's weights, in Keras's order: the variable's path
+    without the cell's level (`bidirectional/forward_lstm/lstm_cell/kernel` is
+    `bidirectional.forward_lstm.kernel`)."""
+    return [
+        ".".join(p for p in w.path.split("/") if not p.endswith("_cell")) for w in layer.weights
+    ]
 
 
 def main():
