@@ -1123,8 +1123,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
         text: "`kiln export M.kiln -o M.onnx` writes the model's inference graph op by op in \
                ONNX opset 17. Every op the built-in layers use for inference has an ONNX form; \
                an op that does not (mean pooling over a dilated window, which ONNX's \
-               AveragePool supports only from opset 19, or a gradient computed inside the \
-               model) stops the export with this error, naming the layer it comes from. The \
+               AveragePool supports only from opset 19, a gradient computed inside the model, \
+               a recurrent layer reading a `mask_zero` mask or using activations other than \
+               ONNX's defaults) stops the export with this error, naming the layer it comes from. The \
                bundle itself still runs with `kiln predict`.",
         example: None,
     },
