@@ -258,9 +258,10 @@ fn data_an_integer_input_cannot_take_is_an_error_naming_the_value() {
     }
 }
 
-/// `embedding(mask_zero: true)` through compiled recurrent layers: padded steps carry the state
-/// over, so a sequence padded at the end and the same sequence padded at the start predict the
-/// same (a stacked LSTM, then a GRU running backwards).
+/// `embedding(mask_zero: true)` through compiled attention and recurrent layers: padded keys get
+/// no attention and padded steps carry the state over, so a sequence padded at the end and the
+/// same sequence padded at the start predict the same (self-attention without positions, a
+/// stacked LSTM, then a GRU running backwards).
 #[test]
 fn masked_padding_does_not_change_a_recurrent_prediction() {
     let scratch_dir = scratch("mask");
@@ -282,7 +283,7 @@ fn masked_padding_does_not_change_a_recurrent_prediction() {
     let source = "data post = npy(\"post.npy\", \"y.npy\")\n\
          data pre = npy(\"pre.npy\", \"y.npy\")\n\
          model m(tokens: i32[B, 6]) -> f32[B, 2] {\n    embedding(8, 4, mask_zero: true)\n    \
-         lstm(5, return_sequences: true)\n    gru(3, go_backwards: true)\n    dense(2, softmax)\n}\n\
+         multi_head_attention(2, 4)\n    lstm(5, return_sequences: true)\n    gru(3, go_backwards: true)\n    dense(2, softmax)\n}\n\
          fit m on post {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.05)\n    \
          epochs 3\n    batch 16\n}\n\
          predict m on post to \"post.csv\"\n\

@@ -1,7 +1,7 @@
-//! Keras's masking (issue 17): `embedding(mask_zero: true)` through the recurrent layers and
-//! `global_average_pooling1d`, held to Keras 3 on padded token sequences (padding at the end, at
-//! the start, in the middle, none), and `bidirectional` with its merge modes and Keras 3's weight
-//! names. From the same weights, the model's output, the loss and the
+//! Keras's masking (issue 17): `embedding(mask_zero: true)` through the recurrent layers,
+//! self-attention and `global_average_pooling1d`, held to Keras 3 on padded token sequences
+//! (padding at the end, at the start, in the middle, none), and `bidirectional` with its merge
+//! modes and Keras 3's weight names. From the same weights, the model's output, the loss and the
 //! gradient of every weight (the embedding's included) agree with what Keras computes.
 //!
 //! The fixture `tests/fixtures/parity_mask/fixture.json` is written once by
@@ -155,4 +155,17 @@ fn masked_bidirectional_layers_match_keras() {
 #[test]
 fn bidirectional_merge_modes_match_keras() {
     check("bi_modes");
+}
+
+/// Self-attention on masked sequences: padded keys get no weight, a padded query's row of
+/// weights is 0 (Keras 3's masked softmax), and the result keeps the mask for the pooling.
+#[test]
+fn masked_attention_matches_keras() {
+    check("attention_mask");
+}
+
+/// The padding mask together with the causal one, then a masked LSTM.
+#[test]
+fn masked_causal_attention_matches_keras() {
+    check("attention_causal");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the masking fixture read by `tests/parity_mask.rs` (issue 17): Keras 3 is the
-reference for `embedding(mask_zero: true)` through the recurrent layers, `bidirectional` and
-`global_average_pooling1d`, and for `bidirectional`'s merge modes and weight names.
+reference for `embedding(mask_zero: true)` through the recurrent layers, `bidirectional`,
+`multi_head_attention` and `global_average_pooling1d`, and for `bidirectional`'s merge modes and
+weight names.
 
 Each network's Kiln program, its weights (Keras's initial values, the biases plus uniform noise
 so that every bias block shapes the output), a batch of padded token sequences, and what Keras
@@ -113,6 +114,36 @@ def networks():
                 L.Dense(CLASSES, activation="softmax", name="dense"),
             ],
         ),
+        (
+            "attention_mask",
+            [
+                "embedding(12, 4, mask_zero: true)",
+                "multi_head_attention(2, 3)",
+                "global_average_pooling1d",
+                "dense(3, softmax)",
+            ],
+            [
+                L.Embedding(VOCAB, 4, mask_zero=True, name="embedding"),
+                L.MultiHeadAttention(2, 3, name="multi_head_attention"),
+                L.GlobalAveragePooling1D(name="global_average_pooling1d"),
+                L.Dense(CLASSES, activation="softmax", name="dense"),
+            ],
+        ),
+        (
+            "attention_causal",
+            [
+                "embedding(12, 4, mask_zero: true)",
+                "multi_head_attention(2, 3, use_causal_mask: true)",
+                "lstm(4)",
+                "dense(3, softmax)",
+            ],
+            [
+                L.Embedding(VOCAB, 4, mask_zero=True, name="embedding"),
+                (L.MultiHeadAttention(2, 3, name="multi_head_attention"), {"use_causal_mask": True}),
+                L.LSTM(4, name="lstm"),
+                L.Dense(CLASSES, activation="softmax", name="dense"),
+            ],
+        ),
     ]
 
 
@@ -142,8 +173,14 @@ def main():
     for name, body, layers in networks():
         inp = keras.Input((STEPS,), dtype="int32")
         x = inp
-        for layer in layers:
-            x = layer(x)
+        calls = [item if isinstance(item, tuple) else (item, {}) for item in layers]
+        layers = [layer for layer, _ in calls]
+        for layer, kwargs in calls:
+            # Attention is self-attention: the sequence is query and value.
+            if isinstance(layer, keras.layers.MultiHeadAttention):
+                x = layer(x, x, **kwargs)
+            else:
+                x = layer(x)
         model = keras.Model(inp, x)
         for w in model.weights:
             if "bias" in w.path:
