@@ -594,6 +594,75 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some("model m(x: f32[B, 52]) -> f32[B, 8] {\n    lstm(8)\n}\n"),
     },
     Explanation {
+        code: "E0230",
+        title: "`bidirectional` around something other than a forward recurrent layer",
+        text: "`bidirectional(layer)` is Keras's `Bidirectional`: it runs a configured \
+               `simple_rnn`, `lstm` or `gru` forwards and a copy of it with `go_backwards: true` \
+               backwards, so the layer it wraps is one of those three, configured inside the call \
+               (`bidirectional(lstm(64))`), and runs forwards (Keras rejects a wrapped layer with \
+               `go_backwards: true` too, since both copies would then run backwards).",
+        example: Some(
+            "model m(x: f32[B, 10, 4]) -> f32[B, 16] {\n    bidirectional(dense(8))\n}\n",
+        ),
+    },
+    Explanation {
+        code: "E0231",
+        title: "an unknown `merge_mode` of `bidirectional`",
+        text: "The two directions' results are joined on the last axis (`\"concat\"`, the \
+               default), added (`\"sum\"`), multiplied (`\"mul\"`) or averaged (`\"ave\"`). \
+               Keras's `merge_mode: None`, which returns both results apart, has no counterpart: \
+               a layer has one result; concatenate and `slice` the halves instead.",
+        example: Some(
+            "model m(x: f32[B, 10, 4]) -> f32[B, 8] {\n    bidirectional(gru(8), merge_mode: \"max\")\n}\n",
+        ),
+    },
+    Explanation {
+        code: "E0330",
+        title: "`generate` from something that is not a text",
+        text: "`generate MODEL from TEXT` starts from a string written in double quotes: its \
+               tokens (made as the model's vocabulary makes them) are the first ids the model \
+               reads, and the generated text continues it.",
+        example: Some(concat!(
+            "model m(x: i32[B, 8]) -> f32[B, 20] {\n    embedding(20, 4)\n    lstm(8)\n    dense(20, softmax)\n}\n",
+            "generate m from 42\n"
+        )),
+    },
+    Explanation {
+        code: "E0331",
+        title: "an unknown or repeated option of `generate`",
+        text: "`generate` takes `length` (tokens to draw, 100 by default), `temperature` (1.0) \
+               and `seed` (0), each at most once, written as a name and a value after the \
+               text: `generate m from \"The \" length 200 temperature 0.8 seed 1`.",
+        example: Some(concat!(
+            "model m(x: i32[B, 8]) -> f32[B, 20] {\n    embedding(20, 4)\n    lstm(8)\n    dense(20, softmax)\n}\n",
+            "generate m from \"a\" lenght 10\n"
+        )),
+    },
+    Explanation {
+        code: "E0332",
+        title: "a `generate` option with a value it cannot take",
+        text: "`length` is a positive whole number of tokens, `seed` a whole number ≥ 0, and \
+               `temperature` a number ≥ 0: the scores are divided by it before the draw, so \
+               below 1 the likely tokens grow likelier, above 1 the draw evens out, and 0 \
+               always takes the likeliest token.",
+        example: Some(concat!(
+            "model m(x: i32[B, 8]) -> f32[B, 20] {\n    embedding(20, 4)\n    lstm(8)\n    dense(20, softmax)\n}\n",
+            "generate m from \"a\" length 0\n"
+        )),
+    },
+    Explanation {
+        code: "E0333",
+        title: "`generate` with a model that is not a language model",
+        text: "A language model reads a window of token ids `i32[B, T]` (one input) and scores \
+               every token of its vocabulary `f32[B, V]` (one output), as a model trained on \
+               `text_windows` data does; `generate` feeds it the last `T` ids and draws the next \
+               token from its scores.",
+        example: Some(concat!(
+            "model m(x: f32[B, 4]) -> f32[B, 3] {\n    dense(3, softmax)\n}\n",
+            "generate m from \"a\"\n"
+        )),
+    },
+    Explanation {
         code: "E0301",
         title: "fit without loss",
         text: "Every `fit` names its loss; there is no default (as in Keras's `compile`).",
@@ -1083,8 +1152,9 @@ pub const EXPLANATIONS: &[Explanation] = &[
         text: "`kiln export M.kiln -o M.onnx` writes the model's inference graph op by op in \
                ONNX opset 17. Every op the built-in layers use for inference has an ONNX form; \
                an op that does not (mean pooling over a dilated window, which ONNX's \
-               AveragePool supports only from opset 19, or a gradient computed inside the \
-               model) stops the export with this error, naming the layer it comes from. The \
+               AveragePool supports only from opset 19, a gradient computed inside the model, \
+               a recurrent layer reading a `mask_zero` mask or using activations other than \
+               ONNX's defaults) stops the export with this error, naming the layer it comes from. The \
                bundle itself still runs with `kiln predict`.",
         example: None,
     },

@@ -174,6 +174,7 @@ fn the_vocabulary_comes_from_the_training_rows_only() {
             output_sequence_length: 3,
             split: TextSplit::Whitespace,
             standardize: TextStandardize::LowerAndStripPunctuation,
+            windows: None,
         }),
     };
     let loss = Loss::SparseCategoricalCrossentropy;

@@ -1208,6 +1208,7 @@ fn cells() -> Vec<Cell> {
         activation,
         recurrent_activation,
         reverse,
+        masked: false,
     };
     vec![
         cell(CellKind::SimpleRnn, Tanh, Sigmoid, false),
@@ -1254,6 +1255,7 @@ fn recurrence_over_a_long_sequence() {
             activation: recurrence::Activation::Tanh,
             recurrent_activation: recurrence::Activation::Sigmoid,
             reverse: false,
+            masked: false,
         };
         let (gw, steps) = (cell.gate_width(), 300);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -1272,6 +1274,38 @@ fn recurrence_over_a_long_sequence() {
             |g, p, x| {
                 let mut inputs = vec![x[0]];
                 inputs.extend_from_slice(p);
+                let tape = g.add(Op::Recurrence { cell: cell.clone() }, &inputs, None);
+                states(g, &cell, tape)
+            },
+        );
+    }
+}
+
+/// A masked scan (`mask_zero`): padded steps at the start, in the middle and at the end of
+/// the sequences, in both directions; the gradient flows past the skipped steps unchanged.
+#[test]
+fn masked_recurrence_in_every_cell_and_direction() {
+    let mask = ndarray::arr2(&[[0.0, 1.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0, 0.0]]).into_dyn();
+    for cell in cells() {
+        let cell = Cell {
+            masked: true,
+            ..cell
+        };
+        let (gw, u) = (cell.gate_width(), cell.units);
+        let (xw, kernel, bias) = ([2, 5, gw], [u, gw], [gw]);
+        let mut shapes: Vec<&[usize]> = vec![&xw, &kernel];
+        if cell.kind == CellKind::Gru {
+            shapes.push(&bias);
+        }
+        let fed_mask = fed("mask", TensorType::f32(Shape::fixed(&[2, 5])), mask.clone());
+        check_op_with(
+            &format!("masked recurrence {cell}"),
+            &shapes,
+            (-1.0, 1.0),
+            vec![fed_mask],
+            |g, p, m| {
+                let mut inputs = p.to_vec();
+                inputs.push(m[0]);
                 let tape = g.add(Op::Recurrence { cell: cell.clone() }, &inputs, None);
                 states(g, &cell, tape)
             },

@@ -818,13 +818,15 @@ fit m on d {
 #[test]
 fn recurrence_forward_and_backward() {
     use kiln::ir::recurrence::{Activation, Cell, CellKind};
-    for (kind, activation, reverse) in [
-        (CellKind::SimpleRnn, Activation::Tanh, false),
-        (CellKind::SimpleRnn, Activation::Relu, true),
-        (CellKind::Lstm, Activation::Tanh, false),
-        (CellKind::Lstm, Activation::Tanh, true),
-        (CellKind::Gru, Activation::Tanh, false),
-        (CellKind::Gru, Activation::Sigmoid, true),
+    for (kind, activation, reverse, masked) in [
+        (CellKind::SimpleRnn, Activation::Tanh, false, false),
+        (CellKind::SimpleRnn, Activation::Relu, true, true),
+        (CellKind::Lstm, Activation::Tanh, false, false),
+        (CellKind::Lstm, Activation::Tanh, true, false),
+        (CellKind::Lstm, Activation::Tanh, false, true),
+        (CellKind::Gru, Activation::Tanh, false, false),
+        (CellKind::Gru, Activation::Sigmoid, true, false),
+        (CellKind::Gru, Activation::Tanh, true, true),
     ] {
         let cell = Cell {
             kind,
@@ -832,6 +834,7 @@ fn recurrence_forward_and_backward() {
             activation,
             recurrent_activation: Activation::Sigmoid,
             reverse,
+            masked,
         };
         check(&format!("recurrence {cell}"), |g| {
             let gw = cell.gate_width();
@@ -841,6 +844,12 @@ fn recurrence_forward_and_backward() {
             if kind == CellKind::Gru {
                 inputs.push(param(g, "bias", &[gw]));
             }
+            if masked {
+                // About half the steps skipped, differently in each sample.
+                let m = input(g, "m", bd(&[6]));
+                let zero = g.constant(0.0, None);
+                inputs.push(g.binary(BinaryOp::Greater, m, zero, None));
+            }
             let tape = g.add(Op::Recurrence { cell: cell.clone() }, &inputs, None);
             let end = cell.cell_state().map_or(cell.units, |c| c.end);
             g.slice(tape, 2, 0, end, None)
@@ -848,7 +857,8 @@ fn recurrence_forward_and_backward() {
     }
 }
 
-/// A whole compiled training step through self-attention and the recurrent layers, from source,
+/// A whole compiled training step through self-attention, the recurrent layers and
+/// `bidirectional`, from source,
 /// against the interpreter at a full and a ragged batch.
 #[test]
 fn attention_and_recurrent_layers_in_a_compiled_training_step() {
@@ -859,8 +869,9 @@ model m(x: f32[B, 40]) -> f32[B, 3] {
     let s = reshape([5, 8])(x)
     let a = s + multi_head_attention(2, 4, dropout: 0.25, use_causal_mask: true)(s)
     let h = lstm(6, return_sequences: true, go_backwards: true)(layer_normalization()(a))
-    let g = gru(5)(h)
-    dense(3, softmax)(concat([g, simple_rnn(4, activation: relu)(s)]))
+    let g = gru(5)(bidirectional(simple_rnn(3, return_sequences: true), merge_mode: \"ave\")(h))
+    let b = bidirectional(lstm(2))(s)
+    dense(3, softmax)(concat([g, b, simple_rnn(4, activation: relu)(s)]))
 }
 
 fit m on d {

@@ -1,7 +1,8 @@
 //! `kiln export`: the ONNX file of a bundle, loaded and run by tract (a pure-Rust ONNX runtime,
 //! independent of Kiln), gives the probabilities `kiln predict` gives on the same data, to 1e-5
-//! relative: the seed MLP, an MNIST-shaped MLP with standardized inputs and dropout, and small
-//! convnets (2-D and 1-D convolution, pooling, normalization, reshaping layers).
+//! relative: the seed MLP, an MNIST-shaped MLP with standardized inputs and dropout, small
+//! convnets (2-D and 1-D convolution, pooling, normalization, reshaping layers), and recurrent
+//! and attention layers (ONNX's `LSTM`, `GRU` and `RNN` ops, a causal softmax).
 
 mod common;
 
@@ -154,6 +155,20 @@ fn a_sequence_convnet_exports() {
 }
 
 #[test]
+fn recurrent_and_attention_layers_export() {
+    let program = "data train = synthetic_classification(samples: 64, features: 24, classes: 3, seed: 4)\n\
+        model seq(x: f32[B, 6, 4]) -> f32[B, 3] {\n    \
+        let a = x + multi_head_attention(2, 3, use_causal_mask: true)(x)\n    \
+        let h = lstm(5, return_sequences: true)(a)\n    \
+        let g = bidirectional(gru(4, return_sequences: true), merge_mode: \"sum\")(h)\n    \
+        let r = simple_rnn(3, go_backwards: true)(g)\n    \
+        dense(3, softmax)(concat([r, lstm(2, go_backwards: true)(x)]))\n}\n\
+        fit seq on train {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 2\n    batch 16\n    seed 4\n}\n\
+        save seq to \"m.kiln\"\n";
+    exported_matches_predict("recurrent", program, &[6, 4], 3);
+}
+
+#[test]
 fn an_op_without_an_onnx_form_is_named() {
     // The gradient of max pooling, inside the model: Kiln's own kernel, no ONNX op.
     let program = "fn peak(h) = sum(max_pooling1d(h))\n\
@@ -221,5 +236,35 @@ fn an_embedding_model_exports_with_integer_inputs() {
     for (i, (a, b)) in found.iter().zip(&expected).enumerate() {
         let relative = (a - b).abs() / a.abs().max(b.abs()).max(f32::MIN_POSITIVE);
         assert!(relative <= 1e-5, "element {i}: ONNX {a}, kiln predict {b}");
+    }
+}
+
+/// A masked scan (ONNX's recurrent ops skip only trailing padding) and activations other than
+/// ONNX's defaults are not exported; the error names them.
+#[test]
+fn recurrences_onnx_cannot_express_are_named() {
+    for (layer, named) in [
+        (
+            "embedding(8, 4, mask_zero: true)\n    lstm(3)",
+            "a masked recurrence",
+        ),
+        (
+            "embedding(8, 4)\n    simple_rnn(3, activation: relu)",
+            "activations other than ONNX's defaults",
+        ),
+    ] {
+        let program = format!(
+            "model m(t: i32[B, 5]) -> f32[B, 2] {{\n    {layer}\n    dense(2, softmax)\n}}\n\
+             save m to \"m.kiln\"\n"
+        );
+        let dir = scratch("recurrent_unsupported", &[("p.model", &program)]);
+        ok(&["run", "-q", &path(&dir, "p.model")]);
+        let out = kiln(&["export", &path(&dir, "m.kiln"), "-o", &path(&dir, "m.onnx")]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("[E0820]") && stderr.contains(named),
+            "{stderr}"
+        );
     }
 }

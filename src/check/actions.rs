@@ -1,5 +1,5 @@
 //! `evaluate MODEL on DATA`, `predict MODEL on DATA to PATH`, `save MODEL to PATH` and
-//! `load MODEL from PATH`: names, paths, and which `fit` supplies the loss and metrics. They run
+//! `load MODEL from PATH` (and `generate`, in `generate.rs`): names, paths, and which `fit` supplies the loss and metrics. They run
 //! in program order with the `fit`s (`CheckedProgram::actions`).
 
 use super::args::found;
@@ -87,6 +87,9 @@ impl Checker {
                 .or_else(|| fit_order.iter().find(of_model))
                 .map(|&(_, fit)| fit)
         });
+        if decl.kind == ast::ActionKind::Generate {
+            return self.generate(decl, model?, fit);
+        }
         let path = match &decl.path {
             Some(expr) => Some(self.action_path(expr, decl.kind)?),
             None => None,
@@ -177,6 +180,7 @@ impl Checker {
                 path: path?,
                 span: decl.span,
             }),
+            ast::ActionKind::Generate => None,
         }
     }
 

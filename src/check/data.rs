@@ -382,6 +382,7 @@ impl Checker {
                 }
             }
             "text_csv" => self.text_source(&b, callee),
+            "text_windows" => self.text_windows(&b, callee),
             other => {
                 self.error(
                     Diagnostic::error(
@@ -421,27 +422,7 @@ impl Checker {
         let label = b
             .get(2)
             .map_or(Some("label".to_string()), |e| self.string(e, "`label`"));
-        let max_tokens = match b.get(3) {
-            None => Some(None),
-            Some(e) => match self.positive_int(e, "`max_tokens`") {
-                // Ids 0 and 1 are padding and `[UNK]`, so fewer than 2 leaves no valid vocabulary.
-                Some(n) if n < 2 => {
-                    self.error(
-                        Diagnostic::error("E0303", "`max_tokens` must be at least 2")
-                            .primary(
-                                e.span,
-                                format!("{n} leaves no room for padding and `[UNK]`"),
-                            )
-                            .help(
-                                "max_tokens counts padding (id 0) and `[UNK]` (id 1) as Keras \
-                                 does: `max_tokens: 5000` keeps the 4998 most frequent tokens",
-                            ),
-                    );
-                    None
-                }
-                n => n.map(Some),
-            },
-        };
+        let max_tokens = self.max_tokens(b.get(3));
         let length = self
             .required(b, 4, callee)
             .and_then(|e| self.positive_int(e, "`output_sequence_length`"));
@@ -490,6 +471,86 @@ impl Checker {
                 output_sequence_length,
                 split,
                 standardize,
+                windows: None,
+            })),
+            _ => None,
+        }
+    }
+
+    /// A text source's `max_tokens`: `Some(None)` when left out, `None` when reported.
+    fn max_tokens(&mut self, given: Option<&ast::Expr>) -> Option<Option<usize>> {
+        match given {
+            None => Some(None),
+            Some(e) => match self.positive_int(e, "`max_tokens`") {
+                // Ids 0 and 1 are padding and `[UNK]`, so fewer than 2 leaves no valid vocabulary.
+                Some(n) if n < 2 => {
+                    self.error(
+                        Diagnostic::error("E0303", "`max_tokens` must be at least 2")
+                            .primary(
+                                e.span,
+                                format!("{n} leaves no room for padding and `[UNK]`"),
+                            )
+                            .help(
+                                "max_tokens counts padding (id 0) and `[UNK]` (id 1) as Keras \
+                                 does: `max_tokens: 5000` keeps the 4998 most frequent tokens",
+                            ),
+                    );
+                    None
+                }
+                n => n.map(Some),
+            },
+        }
+    }
+
+    /// `text_windows(...)`'s arguments, in `settings::data_source`'s order.
+    fn text_windows(&mut self, b: &super::args::Bound, callee: &ast::Ident) -> Option<DataSource> {
+        let path = self
+            .required(b, 0, callee)
+            .and_then(|e| self.string(e, "the text_windows path"));
+        let length = self
+            .required(b, 1, callee)
+            .and_then(|e| self.positive_int(e, "`sequence_length`"));
+        let stride = match b.get(2) {
+            None => Some(1),
+            Some(e) => self.positive_int(e, "`sequence_stride`"),
+        };
+        let max_tokens = self.max_tokens(b.get(3));
+        let split = match b.get(4) {
+            None => Some(TextSplit::Character),
+            Some(e) => self.one_of(
+                e,
+                "`split`",
+                TextSplit::from_name,
+                &TextSplit::ALL.map(TextSplit::name),
+            ),
+        };
+        let standardize = match b.get(5) {
+            None => Some(TextStandardize::None),
+            Some(e) => self.one_of(
+                e,
+                "`standardize`",
+                TextStandardize::from_name,
+                &TextStandardize::ALL.map(TextStandardize::name),
+            ),
+        };
+        match (b.ok, path, length, stride, max_tokens, split, standardize) {
+            (
+                true,
+                Some(path),
+                Some(output_sequence_length),
+                Some(stride),
+                Some(max_tokens),
+                Some(split),
+                Some(standardize),
+            ) => Some(DataSource::Text(TextSource {
+                path,
+                text: String::new(),
+                label: String::new(),
+                max_tokens,
+                output_sequence_length,
+                split,
+                standardize,
+                windows: Some(stride),
             })),
             _ => None,
         }

@@ -39,6 +39,10 @@ pub(super) struct Elab<'a> {
     pending_unused: Vec<(String, Span)>,
     /// At the REPL prompt only: its tensor variables and the tensor constants of the entry.
     pub prompt: Option<super::prompt::Prompt>,
+    /// Keras's masks: a tensor `[B, T, ..]` masked by `embedding(mask_zero: true)` maps to its
+    /// mask `f32[B, T]` (1 keeps a step, 0 is padding). Layers that honour a mask read it, those
+    /// that keep the time axis pass it on (`carry_mask`), the rest drop it, as Keras's do.
+    masks: HashMap<ValueId, ValueId>,
 }
 
 struct Scope {
@@ -72,6 +76,37 @@ impl<'a> Elab<'a> {
             step: None,
             pending_unused: Vec::new(),
             prompt: None,
+            masks: HashMap::new(),
+        }
+    }
+
+    // ----- masks -----
+
+    /// The mask `f32[B, T]` of a masked tensor.
+    pub fn mask_of(&self, x: ValueId) -> Option<ValueId> {
+        self.masks.get(&x).copied()
+    }
+
+    pub fn set_mask(&mut self, x: ValueId, mask: ValueId) {
+        self.masks.insert(x, mask);
+    }
+
+    /// `to` keeps `from`'s mask, if it has one and `to` still has its batch and time axes.
+    pub fn carry_mask(&mut self, from: ValueId, to: ValueId) {
+        if let Some(mask) = self.mask_of(from) {
+            self.carry_mask_id(mask, to);
+        }
+    }
+
+    /// `to` carries `mask` if it still has the mask's batch and time axes.
+    fn carry_mask_id(&mut self, mask: ValueId, to: ValueId) {
+        if self
+            .graph
+            .shape(to)
+            .0
+            .starts_with(&self.graph.shape(mask).0)
+        {
+            self.masks.insert(to, mask);
         }
     }
 
@@ -531,7 +566,16 @@ impl<'a> Elab<'a> {
             self.error(d);
             return None;
         }
-        self.add(Op::Binary(op), &[a.id, b.id], span)
+        let out = self.add(Op::Binary(op), &[a.id, b.id], span)?;
+        // Arithmetic on a masked sequence keeps its mask, as Keras's merge layers (`Add`, …)
+        // do: a position table added to it, or a residual connection. Two different masks
+        // would need their AND, which nothing makes yet: the result has none.
+        match (self.mask_of(a.id), self.mask_of(b.id)) {
+            (Some(m), None) | (None, Some(m)) => self.carry_mask_id(m, out),
+            (Some(m), Some(n)) if m == n => self.carry_mask_id(m, out),
+            _ => {}
+        }
+        Some(out)
     }
 
     /// `a @ b`: `[..., M, K] @ [K, N]`, or batched with equal leading dimensions.

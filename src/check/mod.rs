@@ -13,6 +13,7 @@ mod describe;
 mod elab;
 pub mod expression;
 mod fit;
+mod generate;
 mod model;
 mod prompt;
 pub mod types;

@@ -812,6 +812,11 @@ fn show_event(event: Event, quiet: bool, show_timings: bool, bar: &mut Option<Li
             "Predicted {model} on {data}: {samples} samples written to {}",
             path.display()
         ),
+        // The text itself is the statement's result, shown even with `-q`.
+        Event::Generated { model, text } => {
+            say!("Generated from {model}:");
+            write_stdout(format_args!("{text}\n"));
+        }
     }
 }
 

@@ -41,8 +41,8 @@ const COMMANDS: &[&str] = &[
 ];
 
 const KEYWORDS: &[&str] = &[
-    "let", "fn", "layer", "model", "data", "fit", "evaluate", "predict", "save", "load", "on",
-    "to", "from", "param", "forward", "true", "false", "wrt",
+    "let", "fn", "layer", "model", "data", "fit", "evaluate", "predict", "generate", "save",
+    "load", "on", "to", "from", "param", "forward", "true", "false", "wrt",
 ];
 
 pub fn repl(echo: bool) -> Result<(), String> {

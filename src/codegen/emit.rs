@@ -19,6 +19,7 @@ use super::kernel::memory::{Buf, MemoryPlan};
 use super::kernel::schedule::{Kernel, Schedule};
 use super::recurrence::{ScanOp, cell_code};
 use super::window::{WindowOp, plane_args};
+use crate::ir::recurrence::CellKind;
 use crate::ir::{BinaryOp, Dim, Graph, Op, PoolKind, ReduceKind, UnaryOp, ValueId};
 
 mod adam;
@@ -1808,9 +1809,16 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let a = self.home_addr(n.inputs[0])?;
         let kernel = self.home_addr(n.inputs[1])?;
         // The GRU's recurrent bias (forward) or the tape's gradient (backward); else unused.
-        let c = match n.inputs.get(2) {
-            Some(&c) => self.home_addr(c)?,
-            None => a,
+        let c = match (op, cell.kind) {
+            (ScanOp::Backward, _) | (ScanOp::Forward, CellKind::Gru) => {
+                self.home_addr(n.inputs[2])?
+            }
+            (ScanOp::Forward, _) => a,
+        };
+        // A masked scan's mask is its last input.
+        let mask = match (cell.masked, n.inputs.last()) {
+            (true, Some(&mask)) => self.home_addr(mask)?,
+            _ => a,
         };
         let dst = self.home_addr(node)?;
         let scratch = self.buf_ptr(Buf::F32(scratch));
@@ -1823,6 +1831,7 @@ impl<'f, 'g> Emitter<'f, 'g> {
             a,
             kernel,
             c,
+            mask,
             dst,
             scratch,
         ];

@@ -27,6 +27,7 @@ pub(crate) fn cell_code(cell: &Cell) -> i64 {
         | index_of(&Activation::ALL, &cell.activation) << 4
         | index_of(&Activation::ALL, &cell.recurrent_activation) << 8
         | i64::from(cell.reverse) << 12
+        | i64::from(cell.masked) << 16
 }
 
 fn cell_from_code(code: i64, units: usize) -> Option<Cell> {
@@ -37,6 +38,7 @@ fn cell_from_code(code: i64, units: usize) -> Option<Cell> {
         activation: *Activation::ALL.get(field(4))?,
         recurrent_activation: *Activation::ALL.get(field(8))?,
         reverse: field(12) == 1,
+        masked: field(16) == 1,
     })
 }
 
@@ -48,8 +50,8 @@ pub(crate) fn scratch_len(cell: &Cell, batch: usize) -> usize {
 
 /// Runs one scan over `batch` samples of `steps` steps. Forward: `a` is `xw`, `c` the GRU's
 /// recurrent bias (else unused), `dst` the tape. Backward: `a` is the tape, `c` its gradient,
-/// `dst` the pre-activation gradients. `kernel` is the recurrent kernel; `scratch` holds
-/// `scratch_len` floats.
+/// `dst` the pre-activation gradients. `kernel` is the recurrent kernel; `mask` the mask
+/// `[batch, steps]` of a masked cell (else unused); `scratch` holds `scratch_len` floats.
 #[allow(clippy::too_many_arguments)]
 pub(crate) extern "C" fn kiln_recurrence(
     op: i64,
@@ -60,6 +62,7 @@ pub(crate) extern "C" fn kiln_recurrence(
     a: *const f32,
     kernel: *const f32,
     c: *const f32,
+    mask: *const f32,
     dst: *mut f32,
     scratch: *mut f32,
 ) {
@@ -75,13 +78,15 @@ pub(crate) extern "C" fn kiln_recurrence(
     let gru = cell.kind == CellKind::Gru;
     // The JIT'd step passes arena pointers to buffers the memory plan sized for these shapes at
     // `max_batch` >= batch (`xw` or the tape and its gradient `[batch, steps, ..]`, the kernel
-    // `[units, gw]`, the GRU's bias `[gw]`, the output, and `scratch_len` floats of scratch);
-    // the output and scratch overlap no input (a kernel's inputs stay alive while it writes,
-    // and the scratch region is the plan's own).
-    // SAFETY: as said above, for the kernel and the scratch.
-    let (kernel, scratch) = unsafe {
+    // `[units, gw]`, the GRU's bias `[gw]`, a masked cell's mask `[batch, steps]`, the output,
+    // and `scratch_len` floats of scratch); the output and scratch overlap no input (a
+    // kernel's inputs stay alive while it writes, and the scratch region is the plan's own).
+    // SAFETY: as said above, for the kernel, the mask and the scratch.
+    let (kernel, mask, scratch) = unsafe {
         (
             std::slice::from_raw_parts(kernel, units * gw),
+            cell.masked
+                .then(|| std::slice::from_raw_parts(mask, batch * steps)),
             std::slice::from_raw_parts_mut(scratch, scratch_len(&cell, batch)),
         )
     };
@@ -101,6 +106,7 @@ pub(crate) extern "C" fn kiln_recurrence(
             xw,
             kernel,
             bias,
+            mask,
         };
         #[cfg(target_arch = "x86_64")]
         if super::adam::available() {
@@ -125,6 +131,7 @@ pub(crate) extern "C" fn kiln_recurrence(
             tape,
             kernel,
             dtape,
+            mask,
         };
         #[cfg(target_arch = "x86_64")]
         if super::adam::available() {
@@ -144,6 +151,7 @@ struct Forward<'a> {
     xw: &'a [f32],
     kernel: &'a [f32],
     bias: Option<&'a [f32]>,
+    mask: Option<&'a [f32]>,
 }
 
 impl Forward<'_> {
@@ -163,8 +171,9 @@ impl Forward<'_> {
             xw,
             kernel,
             bias,
+            mask,
         } = *self;
-        scan_forward(cell, batch, steps, xw, kernel, bias, tape, scratch);
+        scan_forward(cell, batch, steps, xw, kernel, bias, mask, tape, scratch);
     }
 }
 
@@ -176,6 +185,7 @@ struct Backward<'a> {
     tape: &'a [f32],
     kernel: &'a [f32],
     dtape: &'a [f32],
+    mask: Option<&'a [f32]>,
 }
 
 impl Backward<'_> {
@@ -194,8 +204,9 @@ impl Backward<'_> {
             tape,
             kernel,
             dtape,
+            mask,
         } = *self;
-        scan_backward(cell, batch, steps, tape, kernel, dtape, grad, scratch);
+        scan_backward(cell, batch, steps, tape, kernel, dtape, mask, grad, scratch);
     }
 }
 
@@ -298,6 +309,7 @@ fn scan_forward(
     xw: &[f32],
     kernel: &[f32],
     bias: Option<&[f32]>,
+    mask: Option<&[f32]>,
     tape: &mut [f32],
     scratch: &mut [f32],
 ) {
@@ -327,11 +339,17 @@ fn scan_forward(
             let x = &xw[(b * steps + t) * gw..][..gw];
             let r = &mut rec[b * gw..][..gw];
             let at = (b * steps + t) * width;
+            let skip = mask.is_some_and(|m| m[b * steps + t] == 0.0);
             match previous {
                 Some(p) => {
                     let (prev, out) = row_pair(tape, (b * steps + p) * width, at, width);
-                    cell.forward(x, r, Some(prev), out);
+                    if skip {
+                        Cell::skip(Some(prev), out);
+                    } else {
+                        cell.forward(x, r, Some(prev), out);
+                    }
                 }
+                None if skip => Cell::skip(None, &mut tape[at..at + width]),
                 None => cell.forward(x, r, None, &mut tape[at..at + width]),
             }
         }
@@ -347,6 +365,7 @@ fn scan_backward(
     tape: &[f32],
     kernel: &[f32],
     dtape: &[f32],
+    mask: Option<&[f32]>,
     grad: &mut [f32],
     scratch: &mut [f32],
 ) {
@@ -381,15 +400,26 @@ fn scan_backward(
             }
             let prev = previous.map(|p| &tape[(b * steps + p) * width..][..width]);
             let out = &mut grad[(b * steps + t) * grad_width..][..grad_width];
-            cell.backward(
-                &tape[at..at + width],
-                prev,
-                dh,
-                dc,
-                out,
-                &mut via_h[carried.clone()],
-                &mut via_c[carried],
-            );
+            if mask.is_some_and(|m| m[b * steps + t] == 0.0) {
+                // The zero gradient row also zeroes this sample's `d rec · Uᵀ` below.
+                Cell::skip_backward(
+                    dh,
+                    dc,
+                    out,
+                    &mut via_h[carried.clone()],
+                    &mut via_c[carried],
+                );
+            } else {
+                cell.backward(
+                    &tape[at..at + width],
+                    prev,
+                    dh,
+                    dc,
+                    out,
+                    &mut via_h[carried.clone()],
+                    &mut via_c[carried],
+                );
+            }
             if gru {
                 let d = &mut drec[b * gw..][..gw];
                 for (j, x) in d.iter_mut().enumerate() {

@@ -77,10 +77,11 @@ pub(crate) const WINDOW: Symbol = Symbol {
     address: window::kiln_window as *const u8,
 };
 
-/// `recurrence::kiln_recurrence(op, cell, units, batch, steps, a, kernel, c, dst, scratch)`.
+/// `recurrence::kiln_recurrence(op, cell, units, batch, steps, a, kernel, c, mask, dst,
+/// scratch)`.
 pub(crate) const RECURRENCE: Symbol = Symbol {
     name: "kiln_recurrence",
-    params: &[I64, I64, I64, I64, I64, Ptr, Ptr, Ptr, Ptr, Ptr],
+    params: &[I64, I64, I64, I64, I64, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr],
     returns: &[],
     address: recurrence::kiln_recurrence as *const u8,
 };

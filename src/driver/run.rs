@@ -3,6 +3,8 @@
 //! a `Workspace`, and reports what happens as `Event`s. The pipeline stages it calls are in
 //! `driver` (the parent module).
 
+mod generate;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +101,11 @@ pub enum Event<'a> {
         path: &'a Path,
         samples: usize,
         predictions: &'a Predictions,
+    },
+    /// `generate` wrote `text`: the prompt and the tokens drawn after it.
+    Generated {
+        model: &'a str,
+        text: &'a str,
     },
 }
 
@@ -333,6 +340,28 @@ impl Runner<'_, '_> {
                         data::resolve(path, base_dir)
                     };
                     runner.predict(*model, *data, fit.map(|f| &program.fits[f]), &path, *format)?;
+                }
+                Action::Generate {
+                    model,
+                    fit,
+                    prompt,
+                    length,
+                    temperature,
+                    seed,
+                    ..
+                } => {
+                    let request = generate::Request {
+                        prompt,
+                        length: *length,
+                        temperature: *temperature,
+                        seed: *seed,
+                    };
+                    let fit = fit.map(|f| &program.fits[f]);
+                    let text = runner.generate(*model, fit, &request)?;
+                    (runner.on_event)(Event::Generated {
+                        model: &program.models[*model].name,
+                        text: &text,
+                    });
                 }
             }
         }
@@ -902,8 +931,10 @@ impl Runner<'_, '_> {
         let reading = ScoresReading::of(m, &fit);
         let mut predictions =
             Predictions::from_scores(scores, reading.width, reading.logits, reading.classifier);
+        // `text_windows` labels are token ids, not class names.
         if let (Some(text), DataSource::Text(source)) =
             (learned.text, &self.program.data[data].source)
+            && source.windows.is_none()
         {
             predictions.class_names = Some((source.label.clone(), text.classes));
         }

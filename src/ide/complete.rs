@@ -39,7 +39,7 @@ pub struct Completion {
 }
 
 const KEYWORDS: &[&str] = &[
-    "data", "let", "model", "layer", "fn", "fit", "evaluate", "predict", "save", "load",
+    "data", "let", "model", "layer", "fn", "fit", "evaluate", "predict", "generate", "save", "load",
 ];
 
 /// The call `(` the cursor is in: the callee, which argument (by position, or by name when one
@@ -330,7 +330,7 @@ fn candidates(
         ["param", ..] if line.trim_end().ends_with('=') => {
             return catalog.items(&check::initializer_names(), CompletionKind::Initializer);
         }
-        ["fit" | "evaluate" | "predict" | "save" | "load"] => return model_names(),
+        ["fit" | "evaluate" | "predict" | "generate" | "save" | "load"] => return model_names(),
         ["fit" | "evaluate" | "predict", _, "on"] => return data_names(),
         _ => {}
     }

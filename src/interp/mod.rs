@@ -10,6 +10,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice, Zip};
 use crate::ir::dropout;
 use crate::ir::graph::{Graph, Slot};
 use crate::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
+use crate::ir::recurrence::CellKind;
 
 /// Values for a graph's leaves. Integer inputs (class labels) are held as whole f64s.
 #[derive(Clone, Debug)]
@@ -149,11 +150,13 @@ fn evaluate_rounded(
                 window::pool_grad(*kind, window, arg(0), arg(1), arg(2))?
             }
             Op::Recurrence { cell } => {
-                let bias = (node.inputs.len() == 3).then(|| arg(2));
-                recurrence::forward(cell, arg(0), arg(1), bias, &shape)?
+                let bias = (cell.kind == CellKind::Gru).then(|| arg(2));
+                let mask = cell.masked.then(|| arg(node.inputs.len() - 1));
+                recurrence::forward(cell, arg(0), arg(1), bias, mask, &shape)?
             }
             Op::RecurrenceGrad { cell } => {
-                recurrence::backward(cell, arg(0), arg(1), arg(2), &shape)?
+                let mask = cell.masked.then(|| arg(3));
+                recurrence::backward(cell, arg(0), arg(1), arg(2), mask, &shape)?
             }
             Op::Transpose { perm } => arg(0).view().permuted_axes(IxDyn(perm)).to_owned(),
             Op::Reshape => arg(0)

@@ -24,17 +24,23 @@ fn recurrent_product(h: Option<&[f64]>, kernel: &[f64], bias: Option<&[f64]>, re
     }
 }
 
+/// Whether the mask (if any) skips the step at flat position `at` (`b · steps + t`).
+fn skipped(mask: Option<&[f64]>, at: usize) -> bool {
+    mask.is_some_and(|m| m[at] == 0.0)
+}
+
 /// The tape of a scan over `xw` `[B, T, G·U]` (`shape` is the tape's).
 pub fn forward(
     cell: &Cell,
     xw: &ArrayD<f64>,
     kernel: &ArrayD<f64>,
     bias: Option<&ArrayD<f64>>,
+    mask: Option<&ArrayD<f64>>,
     shape: &[usize],
 ) -> Result<ArrayD<f64>, String> {
     let (batch, steps, width) = (shape[0], shape[1], shape[2]);
     let (u, gw) = (cell.units, cell.gate_width());
-    let (xw, kernel, bias) = (flat(xw), flat(kernel), bias.map(flat));
+    let (xw, kernel, bias, mask) = (flat(xw), flat(kernel), bias.map(flat), mask.map(flat));
     let mut tape = vec![0.0; batch * steps * width];
     let mut rec = vec![0.0; gw];
     for b in 0..batch {
@@ -52,6 +58,10 @@ pub fn forward(
             );
             let x = &xw[(b * steps + t) * gw..][..gw];
             let at = (b * steps + t) * width;
+            if skipped(mask.as_deref(), b * steps + t) {
+                Cell::skip(previous.as_deref(), &mut tape[at..at + width]);
+                continue;
+            }
             cell.forward(x, &mut rec, previous.as_deref(), &mut tape[at..at + width]);
         }
     }
@@ -65,11 +75,12 @@ pub fn backward(
     tape: &ArrayD<f64>,
     kernel: &ArrayD<f64>,
     dtape: &ArrayD<f64>,
+    mask: Option<&ArrayD<f64>>,
     shape: &[usize],
 ) -> Result<ArrayD<f64>, String> {
     let (batch, steps, grad_width) = (shape[0], shape[1], shape[2]);
     let (u, gw, width) = (cell.units, cell.gate_width(), cell.tape_width());
-    let (tape, kernel, dtape) = (flat(tape), flat(kernel), flat(dtape));
+    let (tape, kernel, dtape, mask) = (flat(tape), flat(kernel), flat(dtape), mask.map(flat));
     let mut grad = vec![0.0; batch * steps * grad_width];
     let (mut dh, mut dc) = (vec![0.0; u], vec![0.0; u]);
     for b in 0..batch {
@@ -90,6 +101,11 @@ pub fn backward(
                 .previous(t, steps)
                 .map(|p| &tape[(b * steps + p) * width..][..width]);
             let out = &mut grad[(b * steps + t) * grad_width..][..grad_width];
+            if skipped(mask.as_deref(), b * steps + t) {
+                Cell::skip_backward(&dh, &dc, out, &mut via_h, &mut via_c);
+                via_rec.fill(0.0);
+                continue;
+            }
             cell.backward(
                 &tape[at..at + width],
                 previous,

@@ -363,7 +363,7 @@ fn vjp(
         Op::Recurrence { cell } => recurrence_vjp(g, cell, inputs, y, dy, span),
         // Second derivatives through a scan are not implemented: `grad` through one treats its
         // gradient as a constant.
-        Op::RecurrenceGrad { .. } => vec![None, None, None],
+        Op::RecurrenceGrad { .. } => vec![None; inputs.len()],
         Op::Binary(binary) => {
             let (a, b) = (inputs[0], inputs[1]);
             let mut contributions = vec![None, None];
@@ -688,9 +688,12 @@ fn recurrence_vjp(
     span: Option<Span>,
 ) -> Vec<Option<ValueId>> {
     let kernel = inputs[1];
+    let mut grad_inputs = vec![tape, kernel, dy];
+    // A masked scan's reverse reads the same mask, the forward op's last input.
+    grad_inputs.extend(cell.masked.then(|| inputs[inputs.len() - 1]));
     let grad = g.add(
         Op::RecurrenceGrad { cell: cell.clone() },
-        &[tape, kernel, dy],
+        &grad_inputs,
         span,
     );
     let (u, gw) = (cell.units, cell.gate_width());
@@ -729,8 +732,11 @@ fn recurrence_vjp(
     };
     let dkernel = g.add(Op::Contract, &[previous, drec], span);
     let mut contributions = vec![Some(dxw), Some(dkernel)];
-    if inputs.len() == 3 {
+    if cell.kind == CellKind::Gru {
         contributions.push(Some(g.reduce(ReduceKind::Sum, drec, &[0, 1], false, span)));
+    }
+    if cell.masked {
+        contributions.push(None);
     }
     contributions
 }

@@ -3,7 +3,7 @@
 //! (`interp`) gives each op its meaning, `ir::autodiff` its vector-Jacobian product, and `codegen`
 //! its native code.
 
-use super::recurrence::Cell;
+use super::recurrence::{Cell, CellKind};
 use super::shape::{DType, Dim, Shape, TensorType};
 use super::window::Window;
 
@@ -610,8 +610,9 @@ impl Op {
             | Op::InTraining
             | Op::Gather
             | Op::ScatterAdd { .. } => 2,
-            Op::Select | Op::PoolGrad { .. } | Op::RecurrenceGrad { .. } => 3,
+            Op::Select | Op::PoolGrad { .. } => 3,
             Op::Recurrence { cell } => cell.inputs(),
+            Op::RecurrenceGrad { cell } => cell.grad_inputs(),
             Op::Concat { .. } => return None,
         })
     }
@@ -749,13 +750,14 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                     cell.kind.name()
                 ));
             }
-            if inputs.len() == 3 && float(2)?.shape != Shape::fixed(&[cell.gate_width()]) {
+            if cell.kind == CellKind::Gru && float(2)?.shape != Shape::fixed(&[cell.gate_width()]) {
                 return Err(format!(
                     "gru's recurrent bias should be [{}], got {}",
                     cell.gate_width(),
                     inputs[2]
                 ));
             }
+            scan_mask(cell, inputs, batch, steps)?;
             Ok(TensorType::f32(Shape(vec![
                 batch,
                 Dim::Fixed(steps),
@@ -772,6 +774,7 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
                     "recurrence_grad needs a tape, its kernel and the tape's gradient, got {tape}, {kernel} and {dtape}"
                 ));
             }
+            scan_mask(cell, inputs, batch, steps)?;
             Ok(TensorType::f32(Shape(vec![
                 batch,
                 Dim::Fixed(steps),
@@ -979,6 +982,21 @@ fn sequence(op: &Op, t: &TensorType, width: usize) -> Result<(Dim, usize), Strin
             op.name()
         )),
     }
+}
+
+/// A masked scan's mask, its last input: `f32[batch, steps]`.
+fn scan_mask(cell: &Cell, inputs: &[&TensorType], batch: Dim, steps: usize) -> Result<(), String> {
+    if !cell.masked {
+        return Ok(());
+    }
+    let mask = inputs[inputs.len() - 1];
+    let expected = TensorType::f32(Shape(vec![batch, Dim::Fixed(steps)]));
+    if *mask != expected {
+        return Err(format!(
+            "a masked scan's mask should be {expected}, got {mask}"
+        ));
+    }
+    Ok(())
 }
 
 /// The fixed spatial sizes and channel count of a windowed op's channels-last input.

@@ -28,6 +28,9 @@ pub struct Cell {
     pub recurrent_activation: Activation,
     /// Whether the scan runs from the last time step to the first (Keras `go_backwards`).
     pub reverse: bool,
+    /// Whether the op reads a mask `f32[B, T]` (1 keeps a step, 0 skips it) as its last input:
+    /// a skipped step carries the state over unchanged (Keras's `mask_zero`).
+    pub masked: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,9 +153,17 @@ impl Cell {
         }
     }
 
-    /// Inputs of `Op::Recurrence`: `xw`, the recurrent kernel, and the GRU's recurrent bias.
+    /// Inputs of `Op::Recurrence`: `xw`, the recurrent kernel, the GRU's recurrent bias, and
+    /// the mask when `masked`.
     pub fn inputs(&self) -> usize {
-        if self.kind == CellKind::Gru { 3 } else { 2 }
+        let bias = usize::from(self.kind == CellKind::Gru);
+        2 + bias + usize::from(self.masked)
+    }
+
+    /// Inputs of `Op::RecurrenceGrad`: the tape, the recurrent kernel, the tape's gradient, and
+    /// the mask when `masked`.
+    pub fn grad_inputs(&self) -> usize {
+        3 + usize::from(self.masked)
     }
 
     /// The time step processed `k`-th of `steps`.
@@ -228,6 +239,31 @@ impl Cell {
                 }
             }
         }
+    }
+
+    /// A masked step for one sample: the state carries over, so the tape row is the previous
+    /// one (zero at the first step). With `return_sequences` the step's output is then the
+    /// carried one, as Keras's (`zero_output_for_mask` is false for its recurrent layers).
+    pub fn skip<R: Real>(previous: Option<&[R]>, out: &mut [R]) {
+        match previous {
+            Some(p) => out.copy_from_slice(p),
+            None => out.fill(R::ZERO),
+        }
+    }
+
+    /// The reverse of a masked step: no gradient for its pre-activations, and the hidden and
+    /// cell states' gradients (`dh`, `dc`, what reached the step) pass to the previous step
+    /// whole, through `carry_h` and `carry_c`.
+    pub fn skip_backward<R: Real>(
+        dh: &[R],
+        dc: &[R],
+        grad: &mut [R],
+        carry_h: &mut [R],
+        carry_c: &mut [R],
+    ) {
+        grad.fill(R::ZERO);
+        carry_h.copy_from_slice(dh);
+        carry_c.copy_from_slice(dc);
     }
 
     /// One reverse step for one sample. `row` is the step's tape row and `previous` the one
@@ -324,6 +360,9 @@ impl fmt::Display for Cell {
         }
         if self.reverse {
             write!(f, ", reverse")?;
+        }
+        if self.masked {
+            write!(f, ", masked")?;
         }
         Ok(())
     }

@@ -87,6 +87,19 @@ pub enum Action {
         path: String,
         span: Span,
     },
+    /// `generate MODEL from PROMPT length N temperature T seed S`: `length` tokens sampled one
+    /// at a time from the model's scores of the next token, each at `temperature`, with the
+    /// model's text vocabulary.
+    Generate {
+        model: usize,
+        /// The fit that stands for the model's forward pass (`None`: no `fit` trains it).
+        fit: Option<usize>,
+        prompt: String,
+        length: usize,
+        temperature: f64,
+        seed: u64,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -511,6 +511,9 @@ pub fn load_text(
             ),
         ));
     }
+    if let Some(stride) = source.windows {
+        return load_windows(source, &path, vocabulary, stride);
+    }
     let rows = text::read_rows(&path, source, labels_required)?;
     let vocabulary = match vocabulary {
         Vocabulary::Keep(kept) => {
@@ -531,6 +534,43 @@ pub fn load_text(
         }
     };
     let set = text::vectorize(&rows, &vocabulary, source.output_sequence_length)?;
+    Ok((set, vocabulary))
+}
+
+/// `text_windows`: the file's tokens as windows labelled with the next token, the vocabulary
+/// built from the tokens the training windows cover (those before a `validation_split`).
+fn load_windows(
+    source: &crate::settings::TextSource,
+    path: &Path,
+    vocabulary: Vocabulary,
+    stride: usize,
+) -> Result<(Dataset, TextVocabulary), DataError> {
+    let origin = path.display().to_string();
+    let length = source.output_sequence_length;
+    let tokens = text::tokens(&text::read_text(path)?, source.split, source.standardize);
+    let vocabulary = match vocabulary {
+        Vocabulary::Keep(kept) => {
+            kept.check_source(source, &origin)?;
+            kept.clone()
+        }
+        Vocabulary::Adapt { validation_split } => {
+            let count = text::window_count(tokens.len(), length, stride);
+            let training = validation_split.map_or(count, |f| split::training_samples(count, f));
+            // The training windows and their next tokens.
+            let end = match training {
+                0 => 0,
+                n => (n - 1) * stride + length + 1,
+            };
+            TextVocabulary::adapt_tokens(
+                tokens[..end.min(tokens.len())].iter().cloned(),
+                &[],
+                source.max_tokens,
+                source.split,
+                source.standardize,
+            )
+        }
+    };
+    let set = text::windows(&tokens, &vocabulary, (length, stride), &origin)?;
     Ok((set, vocabulary))
 }
 

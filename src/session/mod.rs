@@ -381,7 +381,8 @@ impl Session {
                     Action::Evaluate { span, .. }
                     | Action::Predict { span, .. }
                     | Action::Save { span, .. }
-                    | Action::Load { span, .. } => *span,
+                    | Action::Load { span, .. }
+                    | Action::Generate { span, .. } => *span,
                 };
                 inside(span)
             })

@@ -208,6 +208,41 @@ pub static DATA_SOURCES: &[DataSourceDef] = &[
             ),
         ],
     },
+    DataSourceDef {
+        name: "text_windows",
+        doc: "a plain text file as overlapping windows of token ids, each labelled with the id of \
+              the token after it: a language model's data (vocabulary from the training \
+              windows, kept with the model as `text_csv`'s is)",
+        params: &[
+            required("path", "string"),
+            required(
+                "sequence_length",
+                "positive integer: ids per window, the model input's length",
+            ),
+            optional(
+                "sequence_stride",
+                "positive integer: tokens between the starts of successive windows",
+                "`1`",
+            ),
+            optional(
+                "max_tokens",
+                "integer ≥ 2: the vocabulary's size, padding and `[UNK]` included (the model's \
+                 output width)",
+                "every token of the training text",
+            ),
+            optional(
+                "split",
+                "`\"character\"` or `\"whitespace\"`",
+                "`\"character\"`",
+            ),
+            optional(
+                "standardize",
+                "`\"none\"`, `\"lower\"`, `\"strip_punctuation\"` or \
+                 `\"lower_and_strip_punctuation\"`",
+                "`\"none\"`",
+            ),
+        ],
+    },
 ];
 
 /// The data source called `name`.

@@ -181,7 +181,7 @@ impl Missing {
     }
 }
 
-/// A `text_csv` source: which columns, and how text becomes token ids.
+/// A `text_csv` or `text_windows` source: which columns, and how text becomes token ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextSource {
     /// As written in the program, like `Csv::path`.
@@ -198,6 +198,10 @@ pub struct TextSource {
     pub output_sequence_length: usize,
     pub split: TextSplit,
     pub standardize: TextStandardize,
+    /// `text_windows`: the file is plain text read as windows of `output_sequence_length` ids
+    /// this many tokens apart, each labelled with the next token's id (`text` and `label` are
+    /// empty). `None`: `text_csv`.
+    pub windows: Option<usize>,
 }
 
 /// Keras's `split`: what a token is.

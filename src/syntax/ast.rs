@@ -158,13 +158,17 @@ pub struct LetStmt {
 }
 
 /// `evaluate MODEL on DATA`, `predict MODEL on DATA to PATH`, `save MODEL to PATH`,
-/// `load MODEL from PATH`: run in program order with the `fit`s.
+/// `load MODEL from PATH`, `generate MODEL from TEXT (OPTION VALUE)*`: run in program order
+/// with the `fit`s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActionDecl {
     pub kind: ActionKind,
     pub model: Ident,
     pub data: Option<Ident>,
+    /// The file (`predict`, `save`, `load`), or the text `generate` starts from.
     pub path: Option<Expr>,
+    /// `generate`'s options (`length 200`, `temperature 0.8`, `seed 1`); empty for the rest.
+    pub options: Vec<(Ident, Expr)>,
     pub span: Span,
 }
 
@@ -172,6 +176,7 @@ pub struct ActionDecl {
 pub enum ActionKind {
     Evaluate,
     Predict,
+    Generate,
     Save,
     Load,
 }
@@ -181,6 +186,7 @@ impl ActionKind {
         match self {
             ActionKind::Evaluate => "evaluate",
             ActionKind::Predict => "predict",
+            ActionKind::Generate => "generate",
             ActionKind::Save => "save",
             ActionKind::Load => "load",
         }

@@ -128,6 +128,10 @@ impl Printer {
                     if let Some(path) = &action.path {
                         p.expr(path);
                     }
+                    for (name, value) in &action.options {
+                        p.ident("option", name);
+                        p.expr(value);
+                    }
                 });
             }
             Item::Error(span) => self.line("error", *span),

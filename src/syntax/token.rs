@@ -57,6 +57,8 @@ enum Raw {
     Evaluate,
     #[token("predict")]
     Predict,
+    #[token("generate")]
+    Generate,
     #[token("save")]
     Save,
     #[token("load")]
@@ -129,6 +131,7 @@ pub enum Token {
     Forward,
     Evaluate,
     Predict,
+    Generate,
     Save,
     Load,
     To,
@@ -177,6 +180,7 @@ impl Token {
                 | Token::Fit
                 | Token::Evaluate
                 | Token::Predict
+                | Token::Generate
                 | Token::Save
                 | Token::Load
         )
@@ -237,6 +241,7 @@ pub fn lex(source: &str) -> Lexed {
             Raw::Forward => Token::Forward,
             Raw::Evaluate => Token::Evaluate,
             Raw::Predict => Token::Predict,
+            Raw::Generate => Token::Generate,
             Raw::Save => Token::Save,
             Raw::Load => Token::Load,
             Raw::To => Token::To,

@@ -228,7 +228,28 @@ fn multi_head_attention(
     } else {
         Op::Softmax
     };
+    // Keras's padding mask (`embedding(mask_zero: true)`): query `i` attends to key `j` only
+    // when both are real steps. As Keras 3's masked softmax: a masked score is -1e9 before the
+    // softmax and its weight 0 after it, so a padded query's row is all 0.
+    let pairs = match el.mask_of(x.id).filter(|&m| el.graph.shape(m).rank() == 2) {
+        Some(mask) => Some(attention_mask(el, mask, (batch, steps), span)?),
+        None => None,
+    };
+    let scores = match pairs {
+        Some(pairs) => {
+            let kept = el.add(Op::Binary(BinaryOp::Mul), &[scores, pairs], span)?;
+            let one = el.constant(1.0, span);
+            let dropped = el.add(Op::Binary(BinaryOp::Sub), &[pairs, one.id], span)?;
+            let large = el.constant(1e9, span);
+            let floor = el.add(Op::Binary(BinaryOp::Mul), &[dropped, large.id], span)?;
+            el.add(Op::Binary(BinaryOp::Add), &[kept, floor], span)?
+        }
+        None => scores,
+    };
     let mut weights = el.add(softmax, &[scores], span)?;
+    if let Some(pairs) = pairs {
+        weights = el.add(Op::Binary(BinaryOp::Mul), &[weights, pairs], span)?;
+    }
     if rate > 0.0 {
         let step = el.step_input(span);
         weights = el.add(
@@ -277,5 +298,28 @@ fn multi_head_attention(
     if let Some(bo) = bo {
         out = el.add(Op::Binary(BinaryOp::Add), &[out, bo], span)?;
     }
+    // The result keeps the query's mask, as Keras's does.
+    el.carry_mask(x.id, out);
     Some(el.tensor(out, span))
+}
+
+/// Which (query, key) pairs of a masked sequence attend: `mask[b, i] · mask[b, j]` as
+/// `f32[B, 1, T, T]`, broadcasting over the heads.
+fn attention_mask(
+    el: &mut Elab,
+    mask: ValueId,
+    (batch, steps): (Dim, usize),
+    span: Span,
+) -> Option<ValueId> {
+    let shape = |rows: usize, cols: usize| {
+        Shape(vec![
+            batch,
+            Dim::Fixed(1),
+            Dim::Fixed(rows),
+            Dim::Fixed(cols),
+        ])
+    };
+    let queries = el.add_reshape(mask, shape(steps, 1), span)?;
+    let keys = el.add_reshape(mask, shape(1, steps), span)?;
+    el.add(Op::Binary(BinaryOp::Mul), &[queries, keys], span)
 }

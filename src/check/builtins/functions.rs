@@ -889,13 +889,14 @@ fn dropout(el: &mut Elab, mut args: Args, span: Span) -> Option<Value> {
         return Some(Value::Tensor(t));
     }
     let step = el.step_input(span);
-    el.add(
+    let out = el.add(
         Op::Dropout {
             rate: rate as f32,
             seed,
         },
         &[t.id, step],
         span,
-    )
-    .map(|id| el.tensor(id, span))
+    )?;
+    el.carry_mask(t.id, out);
+    Some(el.tensor(out, span))
 }

@@ -10,7 +10,7 @@ use crate::check::value::*;
 use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::ValueId;
 use crate::ir::op::{BinaryOp, Op};
-use crate::ir::shape::{DType, Dim};
+use crate::ir::shape::{DType, Dim, Shape};
 use std::rc::Rc;
 
 /// Keras's `Dense`.
@@ -77,6 +77,12 @@ pub static EMBEDDING: BuiltinDef = BuiltinDef {
             default: ArgDefault::Required,
             doc: "",
         },
+        ArgDef {
+            name: "mask_zero",
+            kind: ArgKind::Bool,
+            default: ArgDefault::Bool(false),
+            doc: "index 0 is padding: the output carries a mask, which the recurrent layers and `global_average_pooling1d` honour",
+        },
     ],
     params: &[ParamDef {
         name: "embeddings",
@@ -139,7 +145,11 @@ fn dense(
     if let Some(&bias) = params.get(1) {
         z = el.add(Op::Binary(BinaryOp::Add), &[z, bias], span)?;
     }
-    activate(el, activation, z, span)
+    let out = activate(el, activation, z, span)?;
+    if let Value::Tensor(t) = &out {
+        el.carry_mask(x.id, t.id);
+    }
+    Some(out)
 }
 
 /// `activation(z)` for a layer's `activation` argument (a function, or a built-in's name as a
@@ -233,9 +243,30 @@ fn embedding(
         );
         return None;
     }
+    let mask_zero = args.flag(el, "mask_zero")?;
     let shapes = [Some(vec![input_dim, output_dim])];
     let params = create_params(el, layer, &EMBEDDING, &mut args, &shapes, layer.span)?;
     let table = *params.first()?;
-    el.add(Op::Gather, &[table, x.id], span)
-        .map(|id| el.tensor(id, span))
+    let out = el.add(Op::Gather, &[table, x.id], span)?;
+    if mask_zero {
+        let mask = padding_mask(el, x.id, input_dim, span)?;
+        el.set_mask(out, mask);
+    }
+    Some(el.tensor(out, span))
+}
+
+/// Keras's `mask_zero` mask of indices `i32[B, T, ..]`: `f32[B, T, ..]`, 0 where the index is
+/// 0 and 1 elsewhere, gathered from a constant column (0 for row 0, 1 for the rest) as the
+/// embedding gathers its rows, so that it needs no integer comparison.
+fn padding_mask(el: &mut Elab, ids: ValueId, input_dim: usize, span: Span) -> Option<ValueId> {
+    let zero = el.constant(0.0, span);
+    let mut rows = vec![el.add_broadcast(zero.id, Shape::fixed(&[1, 1]), span)?];
+    if input_dim > 1 {
+        let one = el.constant(1.0, span);
+        rows.push(el.add_broadcast(one.id, Shape::fixed(&[input_dim - 1, 1]), span)?);
+    }
+    let column = el.add(Op::Concat { axis: 0 }, &rows, span)?;
+    let picked = el.add(Op::Gather, &[column, ids], span)?;
+    let shape = el.graph.shape(ids).clone();
+    el.add_reshape(picked, shape, span)
 }

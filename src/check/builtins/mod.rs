@@ -17,6 +17,7 @@
 //! sequential model bodies use them.
 
 mod attention;
+mod bidirectional;
 mod convolution;
 mod functions;
 pub mod initializers;
@@ -99,6 +100,7 @@ pub static BUILTINS: &[&BuiltinDef] = &[
     &recurrent::SIMPLE_RNN,
     &recurrent::LSTM,
     &recurrent::GRU,
+    &bidirectional::BIDIRECTIONAL,
     &attention::MULTI_HEAD_ATTENTION,
 ];
 
@@ -350,7 +352,13 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
         Apply::Unary(op) => args
             .take(params[0])
             .and_then(|first| tensor_arg(el, &first))
-            .map(|x| el.unary(op, x, span)),
+            .map(|x| {
+                let y = el.unary(op, x, span);
+                if let Value::Tensor(t) = &y {
+                    el.carry_mask(x.id, t.id);
+                }
+                y
+            }),
         Apply::Binary(op) => binary(el, op, args, span),
         Apply::OnTensor(f) | Apply::Function(f) => f(el, args, span),
         Apply::Layer(_) => None,
@@ -487,6 +495,19 @@ fn create_params(
     shapes: &[Option<Vec<usize>>],
     span: Span,
 ) -> Option<Vec<ValueId>> {
+    create_named_params(el, layer, def, args, shapes, span, None)
+}
+
+/// `create_params` with the layer's name given (`None`: a fresh Keras-style name).
+fn create_named_params(
+    el: &mut Elab,
+    layer: &Rc<LayerInstance>,
+    def: &BuiltinDef,
+    args: &mut Args,
+    shapes: &[Option<Vec<usize>>],
+    span: Span,
+    name: Option<String>,
+) -> Option<Vec<ValueId>> {
     if let Some(built) = layer.built.borrow().as_ref() {
         return Some(built.params.clone());
     }
@@ -510,7 +531,7 @@ fn create_params(
         };
         inits.push((param, shape, init, regularizer));
     }
-    let layer_name = el.layer_name(def.name);
+    let layer_name = name.unwrap_or_else(|| el.layer_name(def.name));
     let params: Vec<ValueId> = inits
         .into_iter()
         .map(|(param, shape, init, regularizer)| {
@@ -838,13 +859,19 @@ pub fn layers_table() -> String {
                 .filter(|p| !p.reg_arg.is_empty())
                 .map(|p| format!("`{}: none` (a regularizer, by name)", p.reg_arg)),
         );
+        let mut args = vec![arg_docs(def.args)];
+        args.extend(inits);
+        // A wrapper (`bidirectional`) creates no parameters of its own: its layer's do.
+        let params = match params.join(", ") {
+            none if none.is_empty() => "those of its layer".to_string(),
+            some => some,
+        };
         out.push_str(&format!(
-            "| `{}` | {} | {}, {} | {} |\n",
+            "| `{}` | {} | {} | {} |\n",
             def.name,
             def.doc,
-            arg_docs(def.args),
-            inits.join(", "),
-            params.join(", ")
+            args.join(", "),
+            params
         ));
     }
     out

@@ -368,5 +368,6 @@ fn layer_normalization(
     let squares = binary(el, BinaryOp::Mul, centered, centered, span)?;
     let variance = el.add(reduce, &[squares], span)?;
     let y = normalize(el, &n, (mean, variance), (gamma, beta), span)?;
+    el.carry_mask(x.id, y);
     Some(el.tensor(y, span))
 }

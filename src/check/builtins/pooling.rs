@@ -8,7 +8,9 @@ use super::{Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, tensor_arg};
 use crate::check::elab::Elab;
 use crate::check::value::*;
 use crate::diag::Span;
-use crate::ir::op::{Op, PoolKind, ReduceKind};
+use crate::ir::graph::ValueId;
+use crate::ir::op::{BinaryOp, Op, PoolKind, ReduceKind};
+use crate::ir::shape::Dim;
 use crate::ir::window::Window;
 
 static WINDOW_ARGS: [ArgDef; 4] = [
@@ -155,6 +157,10 @@ fn global(
     let keep_dims = args.flag(el, "keepdims")?;
     let t = tensor_arg(el, &x)?;
     spatial_input(el, name, rank, (t, x.span), span)?;
+    let mask = el.mask_of(t.id).filter(|_| rank == 1);
+    if let (Some(mask), ReduceKind::Mean) = (mask, kind) {
+        return masked_mean(el, t.id, mask, keep_dims, span);
+    }
     let op = Op::Reduce {
         kind,
         axes: (1..=rank).collect(),
@@ -162,4 +168,33 @@ fn global(
     };
     let id = el.add(op, &[t.id], span)?;
     Some(el.tensor(id, span))
+}
+
+/// Keras's `GlobalAveragePooling1D` of a masked `x f32[B, T, C]`: the mean over the steps the
+/// mask `f32[B, T]` keeps. A wholly padded sequence averages to 0 (Keras divides 0 by 0).
+fn masked_mean(
+    el: &mut Elab,
+    x: ValueId,
+    mask: ValueId,
+    keep_dims: bool,
+    span: Span,
+) -> Option<Value> {
+    let mut column = el.graph.shape(mask).clone();
+    column.0.push(Dim::Fixed(1));
+    let mask = el.add_reshape(mask, column, span)?;
+    let kept = el.add(Op::Binary(BinaryOp::Mul), &[x, mask], span)?;
+    let sum = |el: &mut Elab, v: ValueId| {
+        let op = Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![1],
+            keep_dims,
+        };
+        el.add(op, &[v], span)
+    };
+    let total = sum(el, kept)?;
+    let count = sum(el, mask)?;
+    let one = el.constant(1.0, span);
+    let count = el.add(Op::Binary(BinaryOp::Max), &[count, one.id], span)?;
+    let mean = el.add(Op::Binary(BinaryOp::Div), &[total, count], span)?;
+    Some(el.tensor(mean, span))
 }

@@ -6,7 +6,7 @@
 use super::initializers::{GLOROT_UNIFORM, ORTHOGONAL, UNIT_FORGET_BIAS, ZEROS};
 use super::{
     Apply, ArgDef, ArgDefault, ArgKind, Args, BuiltinDef, ParamDef, check_shared_width,
-    create_params, size,
+    create_named_params, size,
 };
 use crate::check::elab::Elab;
 use crate::check::value::*;
@@ -87,7 +87,7 @@ pub static SIMPLE_RNN: BuiltinDef = BuiltinDef {
     args: &[UNITS, ACTIVATION, USE_BIAS, RETURN_SEQUENCES, GO_BACKWARDS],
     params: &[KERNEL, RECURRENT_KERNEL, BIAS],
     apply: Apply::Layer(|el, layer, args, x, span| {
-        recurrent(el, layer, &SIMPLE_RNN, CellKind::SimpleRnn, args, x, span)
+        recurrent(el, layer, &SIMPLE_RNN, args, x, span, &Direction::ALONE)
     }),
 };
 
@@ -127,7 +127,7 @@ pub static LSTM: BuiltinDef = BuiltinDef {
         },
     ],
     apply: Apply::Layer(|el, layer, args, x, span| {
-        recurrent(el, layer, &LSTM, CellKind::Lstm, args, x, span)
+        recurrent(el, layer, &LSTM, args, x, span, &Direction::ALONE)
     }),
 };
 
@@ -158,7 +158,7 @@ pub static GRU: BuiltinDef = BuiltinDef {
         },
     ],
     apply: Apply::Layer(|el, layer, args, x, span| {
-        recurrent(el, layer, &GRU, CellKind::Gru, args, x, span)
+        recurrent(el, layer, &GRU, args, x, span, &Direction::ALONE)
     }),
 };
 
@@ -223,16 +223,44 @@ fn cell_activation(
     None
 }
 
-fn recurrent(
+/// How a recurrent layer is applied: alone, or as one direction of `bidirectional`.
+pub(super) struct Direction {
+    /// The layer's name in its parameters' names (`bidirectional.forward_lstm`); `None`: its
+    /// own Keras-style name (`lstm`, `lstm_1`, …).
+    pub name: Option<String>,
+    /// Whether a returned sequence is flipped from the order the scan ran in (Keras's
+    /// `Bidirectional` flips its backward layer's).
+    pub flip: bool,
+}
+
+impl Direction {
+    const ALONE: Direction = Direction {
+        name: None,
+        flip: false,
+    };
+}
+
+/// The recurrent layers' definitions, and each one's cell.
+pub(super) const RECURRENT: [(&BuiltinDef, CellKind); 3] = [
+    (&SIMPLE_RNN, CellKind::SimpleRnn),
+    (&LSTM, CellKind::Lstm),
+    (&GRU, CellKind::Gru),
+];
+
+pub(super) fn recurrent(
     el: &mut Elab,
     layer: &Rc<LayerInstance>,
     def: &'static BuiltinDef,
-    kind: CellKind,
     mut args: Args,
     (x, xspan): (Tensor, Span),
     span: Span,
+    direction: &Direction,
 ) -> Option<Value> {
     let name = def.name;
+    let kind = RECURRENT
+        .iter()
+        .find(|(d, _)| d.name == name)
+        .map(|&(_, kind)| kind)?;
     let units = size(el, args.take("units"), name, "units", layer.span)?;
     let activation = cell_activation(el, name, args.take("activation"), Activation::Tanh)?;
     let recurrent_activation = match kind {
@@ -264,12 +292,15 @@ fn recurrent(
             return None;
         }
     }
+    // Keras's mask (`embedding(mask_zero: true)`): padded steps carry the state over.
+    let mask = el.mask_of(x.id).filter(|&m| el.graph.shape(m).rank() == 2);
     let cell = Cell {
         kind,
         units,
         activation,
         recurrent_activation,
         reverse,
+        masked: mask.is_some(),
     };
     let x = el.float_tensor(x, xspan)?;
     let (_, steps, features) = sequence(
@@ -290,13 +321,14 @@ fn recurrent(
         (use_bias && (kind != CellKind::Lstm || forget_bias)).then(|| bias_shape.clone()),
         (use_bias && kind == CellKind::Lstm && !forget_bias).then_some(bias_shape),
     ];
-    let params = create_params(
+    let params = create_named_params(
         el,
         layer,
         def,
         &mut args,
         &shapes[..def.params.len()],
         layer.span,
+        direction.name.clone(),
     )?;
     let (kernel, recurrent_kernel) = (*params.first()?, *params.get(1)?);
     check_shared_width(el, layer, (x, span), kernel, features)?;
@@ -333,6 +365,7 @@ fn recurrent(
         (None, _) => {}
     }
     inputs.insert(0, xw);
+    inputs.extend(mask);
     let tape = el.add(Op::Recurrence { cell: cell.clone() }, &inputs, span)?;
     let states = el.add(
         Op::Slice {
@@ -356,7 +389,7 @@ fn recurrent(
             span,
         )
     };
-    let out = match (return_sequences, reverse) {
+    let out = match (return_sequences, reverse != direction.flip) {
         (true, false) => states,
         (true, true) if steps == 1 => states,
         (true, true) => {
@@ -369,5 +402,9 @@ fn recurrent(
             el.add_reshape(last, Shape(vec![batch, Dim::Fixed(units)]), span)?
         }
     };
+    if let (Some(mask), true) = (mask, return_sequences) {
+        // Keras passes the mask on as it came, even when `go_backwards` reversed the sequence.
+        el.set_mask(out, mask);
+    }
     Some(el.tensor(out, span))
 }

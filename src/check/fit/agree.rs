@@ -411,15 +411,19 @@ impl Checker {
         let b = &info.batch_symbol;
         let declared = types::type_text(input, b);
         let (model_name, data_name) = (&m.name, &self.data[data].name);
+        // `text_windows` calls the length `sequence_length`.
+        let setting = match &self.data[data].source {
+            DataSource::Text(text) if text.windows.is_some() => "sequence_length",
+            _ => "output_sequence_length",
+        };
         let d = Diagnostic::error(
             "E0327",
             format!("`{data_name}` supplies i32[{b}, {length}] token ids, but `{model_name}` takes {declared}"),
         )
-        .primary(use_span, format!("`{data_name}` is text with output_sequence_length {length}"))
+        .primary(use_span, format!("`{data_name}` is text with {setting} {length}"))
         .secondary(info.input_type_span, format!("`{model_name}` takes {declared}"))
         .help(format!(
-            "declare the input as `i32[{b}, {length}]`, or set `output_sequence_length` to the \
-             input's length"
+            "declare the input as `i32[{b}, {length}]`, or set `{setting}` to the input's length"
         ));
         self.error(d);
         false

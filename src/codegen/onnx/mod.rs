@@ -25,6 +25,7 @@ use prost::Message;
 use crate::diag::Span;
 use crate::ir::graph::Graph;
 use crate::ir::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp};
+use crate::ir::recurrence::{Activation, Cell, CellKind};
 use crate::ir::shape::{DType, Dim, TensorType};
 use crate::ir::window::Window;
 use proto::*;
@@ -147,6 +148,15 @@ fn int(name: &str, value: i64) -> AttributeProto {
         name: name.to_string(),
         i: value,
         r#type: attribute_type::INT,
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        s: value.as_bytes().to_vec(),
+        r#type: attribute_type::STRING,
         ..Default::default()
     }
 }
@@ -462,14 +472,121 @@ impl<'g> Writer<'g> {
                 Op::Contract | Op::ScatterAdd { .. } | Op::Fold { .. } | Op::PoolGrad { .. } => {
                     return Err(unsupported(n.op.name()));
                 }
-                // ONNX's LSTM and GRU (and a masked softmax) are not mapped yet.
-                Op::Recurrence { .. } | Op::RecurrenceGrad { .. } | Op::CausalSoftmax => {
-                    return Err(unsupported(n.op.name()));
+                Op::Recurrence { cell } => {
+                    if cell.masked {
+                        // ONNX's recurrent ops skip only padding at the end (`sequence_lens`).
+                        return Err(unsupported("a masked recurrence (`mask_zero`)"));
+                    }
+                    if !reads_hidden_states_only(graph, index, cell.units) {
+                        return Err(unsupported("a recurrence's gate activations"));
+                    }
+                    let steps = shape.get(1).map_or(1, |d| d.resolve(1));
+                    self.recurrence(cell, &operands, steps)
+                        .map_err(|()| {
+                            unsupported("a recurrent layer with activations other than ONNX's defaults (`tanh`, gates `sigmoid`)")
+                        })?
                 }
+                Op::CausalSoftmax => self.causal_softmax(&input(0), shape),
+                Op::RecurrenceGrad { .. } => return Err(unsupported(n.op.name())),
             };
             self.names[index] = name;
         }
         Ok(())
+    }
+
+    /// A scan as ONNX's `RNN`, `LSTM` or `GRU` over the precomputed input projection `xw`: the
+    /// op's input weights are a constant 0/1 matrix that picks `xw`'s gate blocks in ONNX's
+    /// order (LSTM: `i, o, f, c` from Keras's `i, f, c, o`; the GRU's `z, r, h` and the simple
+    /// RNN's one block are in the same order), its recurrent weights the recurrent kernel
+    /// transposed (rows in ONNX's gate order), the GRU's bias `[0, recurrent bias]` with
+    /// `linear_before_reset` (Keras's `reset_after`). The result is the hidden states `[B, T,
+    /// units]`, the tape's first block, in time order in either direction as the tape is.
+    /// `Err` for activations other than ONNX's defaults. `steps`: the sequence's length.
+    fn recurrence(&mut self, cell: &Cell, operands: &[String], steps: usize) -> Result<String, ()> {
+        let (u, gw) = (cell.units, cell.gate_width());
+        // ONNX's defaults (sigmoid gates, tanh otherwise) only: runtimes differ in which
+        // `activations` they honour (tract ignores them), so a file naming others would not
+        // compute what Kiln does everywhere.
+        let gates_default =
+            cell.kind == CellKind::SimpleRnn || cell.recurrent_activation == Activation::Sigmoid;
+        if cell.activation != Activation::Tanh || !gates_default {
+            return Err(());
+        }
+        let op_type = match cell.kind {
+            CellKind::SimpleRnn => "RNN",
+            CellKind::Lstm => "LSTM",
+            CellKind::Gru => "GRU",
+        };
+        // Row `r` of ONNX's gate order reads column `keras[r]` of Kiln's.
+        let keras: Vec<usize> = match cell.kind {
+            CellKind::Lstm => [0, 3, 1, 2]
+                .iter()
+                .flat_map(|&block| block * u..(block + 1) * u)
+                .collect(),
+            _ => (0..gw).collect(),
+        };
+        let mut pick = vec![0.0f32; gw * gw];
+        for (r, &c) in keras.iter().enumerate() {
+            pick[r * gw + c] = 1.0;
+        }
+        let w = self.constant_f32(&[1, gw, gw], &pick);
+        let mut steps_first = self.op("Transpose", &[&operands[0]], vec![ints("perm", [1, 0, 2])]);
+        // A scan that runs backwards reads the steps reversed and runs forwards (runtimes
+        // differ on the order of a reverse op's `Y`); its states are reversed back after.
+        let backwards = cell.reverse.then(|| {
+            let t = steps as i64;
+            let order: Vec<i64> = (0..t).rev().collect();
+            self.constant_i64(&[order.len()], &order)
+        });
+        if let Some(order) = &backwards {
+            steps_first = self.op("Gather", &[&steps_first, order], vec![int("axis", 0)]);
+        }
+        let transposed = self.op("Transpose", &[&operands[1]], vec![ints("perm", [1, 0])]);
+        let rows = if cell.kind == CellKind::Lstm {
+            let order: Vec<i64> = keras.iter().map(|&c| c as i64).collect();
+            let order = self.constant_i64(&[gw], &order);
+            self.op("Gather", &[&transposed, &order], vec![int("axis", 0)])
+        } else {
+            transposed
+        };
+        let r_shape = self.constant_i64(&[3], &[1, gw as i64, u as i64]);
+        let r = self.op("Reshape", &[&rows, &r_shape], vec![]);
+        let input_bias = self.constant_f32(&[gw], &vec![0.0; gw]);
+        let recurrent_bias = match cell.kind {
+            CellKind::Gru => operands[2].clone(),
+            _ => self.constant_f32(&[gw], &vec![0.0; gw]),
+        };
+        let both = self.op(
+            "Concat",
+            &[&input_bias, &recurrent_bias],
+            vec![int("axis", 0)],
+        );
+        let b_shape = self.constant_i64(&[2], &[1, 2 * gw as i64]);
+        let b = self.op("Reshape", &[&both, &b_shape], vec![]);
+        let mut attributes = vec![int("hidden_size", u as i64), string("direction", "forward")];
+        if cell.kind == CellKind::Gru {
+            attributes.push(int("linear_before_reset", 1));
+        }
+        // Y `[T, 1, B, units]` → `[B, T, units]`.
+        let y = self.op(op_type, &[&steps_first, &w, &r, &b], attributes);
+        let directions = self.constant_i64(&[1], &[1]);
+        let mut states = self.op("Squeeze", &[&y, &directions], vec![]);
+        if let Some(order) = &backwards {
+            states = self.op("Gather", &[&states, order], vec![int("axis", 0)]);
+        }
+        Ok(self.op("Transpose", &[&states], vec![ints("perm", [1, 0, 2])]))
+    }
+
+    /// `causal_softmax` over the last two axes `[.., T, T]`: a constant added first, 0 on and
+    /// below the diagonal and -1e30 above it (exactly 0 after `exp`), then `Softmax`.
+    fn causal_softmax(&mut self, x: &str, shape: &[Dim]) -> String {
+        let t = shape.last().map_or(1, |d| d.resolve(1));
+        let mask: Vec<f32> = (0..t * t)
+            .map(|k| if k % t > k / t { -1e30 } else { 0.0 })
+            .collect();
+        let mask = self.constant_f32(&[t, t], &mask);
+        let masked = self.op("Add", &[x, &mask], vec![]);
+        self.op("Softmax", &[&masked], vec![int("axis", -1)])
     }
 
     /// `x` channels-last → channels-first (`to_first`) or back, for a tensor of `rank`.
@@ -554,6 +671,14 @@ impl<'g> Writer<'g> {
 }
 
 /// The nodes the outputs depend on.
+/// Whether every reader of node `index` (a recurrence) takes only the hidden states, the tape's
+/// first `units` values along its last axis, which is all the exported op computes.
+fn reads_hidden_states_only(graph: &Graph, index: usize, units: usize) -> bool {
+    (graph.nodes.iter())
+        .filter(|n| n.inputs.iter().any(|v| v.index() == index))
+        .all(|n| matches!(n.op, Op::Slice { axis: 2, start: 0, end } if end <= units))
+}
+
 fn live_nodes(graph: &Graph) -> Vec<bool> {
     let mut live = vec![false; graph.nodes.len()];
     for (_, value) in &graph.outputs {

@@ -90,11 +90,23 @@ impl TextVocabulary {
         split: TextSplit,
         standardize: TextStandardize,
     ) -> TextVocabulary {
+        let tokens = texts
+            .iter()
+            .flat_map(|text| tokens(text, split, standardize));
+        Self::adapt_tokens(tokens, labels, max_tokens, split, standardize)
+    }
+
+    /// `adapt` over tokens already made from the text.
+    pub fn adapt_tokens(
+        tokens: impl IntoIterator<Item = String>,
+        labels: &[String],
+        max_tokens: Option<usize>,
+        split: TextSplit,
+        standardize: TextStandardize,
+    ) -> TextVocabulary {
         let mut counts: HashMap<String, usize> = HashMap::new();
-        for text in texts {
-            for token in tokens(text, split, standardize) {
-                *counts.entry(token).or_default() += 1;
-            }
+        for token in tokens {
+            *counts.entry(token).or_default() += 1;
         }
         let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
         ranked.sort_by(|(a, m), (b, n)| n.cmp(m).then_with(|| a.cmp(b)));
@@ -178,14 +190,87 @@ pub fn read_rows(
     labels_required: bool,
 ) -> Result<TextRows, DataError> {
     let origin = path.display().to_string();
+    let text = read_text(path)?;
+    parse_rows(&text, &origin, source, labels_required)
+}
+
+/// A UTF-8 text file's contents, without a byte-order mark.
+pub fn read_text(path: &Path) -> Result<String, DataError> {
+    let origin = path.display().to_string();
     let bytes = read_regular(path, &origin, "the file")?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
         DataError::at_line(&origin, line, "the file is not valid UTF-8 text")
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse_rows(text, &origin, source, labels_required)
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// How many windows of `length` tokens, `stride` apart, a text of `tokens` tokens holds, each
+/// with a next token after it.
+pub fn window_count(tokens: usize, length: usize, stride: usize) -> usize {
+    match tokens.checked_sub(length + 1) {
+        Some(room) => room / stride.max(1) + 1,
+        None => 0,
+    }
+}
+
+/// `text_windows`: every window of `length` tokens starting a multiple of `stride` into
+/// `tokens`, labelled with the id of the token after it.
+pub fn windows(
+    tokens: &[String],
+    vocabulary: &TextVocabulary,
+    (length, stride): (usize, usize),
+    origin: &str,
+) -> Result<Dataset, DataError> {
+    let count = window_count(tokens.len(), length, stride);
+    if count == 0 {
+        return Err(DataError::new(
+            origin,
+            format!(
+                "the text holds {} tokens, too few for one window of {length} and the token \
+                 after it",
+                tokens.len()
+            ),
+        ));
+    }
+    let index = vocabulary.index();
+    let ids: Vec<i32> = tokens
+        .iter()
+        .map(|t| index.get(t.as_str()).copied().unwrap_or(UNKNOWN))
+        .collect();
+    let mut x = Buffer::zeroed(count * length).map_err(|e| too_large(origin, "its windows", e))?;
+    let mut labels = Vec::with_capacity(count);
+    for (w, row) in x.chunks_exact_mut(length).enumerate() {
+        let start = w * stride;
+        row.copy_from_slice(&ids[start..start + length]);
+        labels.push(ids[start + length]);
+    }
+    Ok(Dataset {
+        samples: count,
+        features: length,
+        shape: None,
+        x: Features::I32(x),
+        labels: Labels::Classes(labels),
+        origin: origin.to_string(),
+        labels_origin: origin.to_string(),
+        last_values: None,
+        weights: None,
+    })
+}
+
+/// The text a generated id stands for: `""` for padding, `[UNK]`, or its token.
+impl TextVocabulary {
+    pub fn token(&self, id: usize) -> &str {
+        match id {
+            0 => "",
+            1 => "[UNK]",
+            _ => self.tokens.get(id - 2).map_or("[UNK]", String::as_str),
+        }
+    }
 }
 
 fn parse_rows(
@@ -332,6 +417,7 @@ mod tests {
             output_sequence_length: length,
             split: TextSplit::Whitespace,
             standardize: TextStandardize::LowerAndStripPunctuation,
+            windows: None,
         }
     }
 
