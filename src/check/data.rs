@@ -426,24 +426,9 @@ impl Checker {
         let length = self
             .required(b, 4, callee)
             .and_then(|e| self.positive_int(e, "`output_sequence_length`"));
-        let split = match b.get(5) {
-            None => Some(TextSplit::Whitespace),
-            Some(e) => self.one_of(
-                e,
-                "`split`",
-                TextSplit::from_name,
-                &TextSplit::ALL.map(TextSplit::name),
-            ),
-        };
-        let standardize = match b.get(6) {
-            None => Some(TextStandardize::LowerAndStripPunctuation),
-            Some(e) => self.one_of(
-                e,
-                "`standardize`",
-                TextStandardize::from_name,
-                &TextStandardize::ALL.map(TextStandardize::name),
-            ),
-        };
+        let split = self.text_split(b.get(5), TextSplit::Whitespace);
+        let standardize =
+            self.text_standardize(b.get(6), TextStandardize::LowerAndStripPunctuation);
         match (
             b.ok,
             path,
@@ -515,24 +500,8 @@ impl Checker {
             Some(e) => self.positive_int(e, "`sequence_stride`"),
         };
         let max_tokens = self.max_tokens(b.get(3));
-        let split = match b.get(4) {
-            None => Some(TextSplit::Character),
-            Some(e) => self.one_of(
-                e,
-                "`split`",
-                TextSplit::from_name,
-                &TextSplit::ALL.map(TextSplit::name),
-            ),
-        };
-        let standardize = match b.get(5) {
-            None => Some(TextStandardize::None),
-            Some(e) => self.one_of(
-                e,
-                "`standardize`",
-                TextStandardize::from_name,
-                &TextStandardize::ALL.map(TextStandardize::name),
-            ),
-        };
+        let split = self.text_split(b.get(4), TextSplit::Character);
+        let standardize = self.text_standardize(b.get(5), TextStandardize::None);
         match (b.ok, path, length, stride, max_tokens, split, standardize) {
             (
                 true,
@@ -553,6 +522,36 @@ impl Checker {
                 windows: Some(stride),
             })),
             _ => None,
+        }
+    }
+
+    /// A text source's `split` argument, or its default.
+    fn text_split(&mut self, arg: Option<&ast::Expr>, default: TextSplit) -> Option<TextSplit> {
+        match arg {
+            None => Some(default),
+            Some(e) => self.one_of(
+                e,
+                "`split`",
+                TextSplit::from_name,
+                &TextSplit::ALL.map(TextSplit::name),
+            ),
+        }
+    }
+
+    /// A text source's `standardize` argument, or its default.
+    fn text_standardize(
+        &mut self,
+        arg: Option<&ast::Expr>,
+        default: TextStandardize,
+    ) -> Option<TextStandardize> {
+        match arg {
+            None => Some(default),
+            Some(e) => self.one_of(
+                e,
+                "`standardize`",
+                TextStandardize::from_name,
+                &TextStandardize::ALL.map(TextStandardize::name),
+            ),
         }
     }
 
