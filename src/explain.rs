@@ -1102,8 +1102,8 @@ pub const EXPLANATIONS: &[Explanation] = &[
         text: "`mpirun -n N kiln run --distributed FILE` trains one model on N processes, each \
                running the same program on the same data and taking its slice of every batch. \
                Before the first step every rank hashes what it is about to train — the compiled \
-               training step, the data's number of samples and features, the batch, epochs and \
-               seed, and the starting weights — and the ranks compare the hashes. When one \
+               training step, the training data (its size and every value), the batch, epochs \
+               and seed, and the starting weights — and the ranks compare the hashes. When one \
                differs (another version of the program or of the data on one machine, a \
                different --load or --init) every rank stops with this error instead of training \
                a model that is no model at all. Give every rank the same files: one path on a \

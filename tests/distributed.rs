@@ -184,19 +184,24 @@ fn resuming_under_mpi_equals_an_uninterrupted_run() {
 }
 
 #[test]
-fn ranks_with_different_programs_stop_with_e0880() {
+fn ranks_with_different_programs_or_data_stop_with_e0880() {
+    let other_data = program("epochs 2", "").replace("classes: 4, seed: 3", "classes: 4, seed: 4");
     let dir = scratch(
         "mismatch",
         &[
             ("a.model", &program("epochs 2", "")),
             ("b.model", &program("epochs 3", "")),
+            // Same shapes, other values.
+            ("c.model", &other_data),
         ],
     );
-    let output = mpirun(&dir, &[(1, kiln(&["a.model"])), (1, kiln(&["b.model"]))]);
-    let text = text(&output);
-    assert!(!output.status.success(), "{text}");
-    assert!(text.contains("E0880"), "{text}");
-    assert!(text.contains("rank 1 differs from rank 0"), "{text}");
+    for other in ["b.model", "c.model"] {
+        let output = mpirun(&dir, &[(1, kiln(&["a.model"])), (1, kiln(&[other]))]);
+        let text = text(&output);
+        assert!(!output.status.success(), "{text}");
+        assert!(text.contains("E0880"), "{text}");
+        assert!(text.contains("rank 1 differs from rank 0"), "{text}");
+    }
 }
 
 #[test]

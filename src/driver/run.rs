@@ -513,8 +513,8 @@ fn ranks_disagree(fingerprints: &[u64], fit: &Fit, model: &str) -> Diagnostic {
         "every rank must train this fit on the same program and data",
     )
     .note(
-        "each rank compares a hash of the compiled training step, the data's size, the batch, \
-         epochs and seed, and the starting weights before the first step",
+        "each rank compares a hash of the compiled training step, the training data, the \
+         batch, epochs and seed, and the starting weights before the first step",
     )
     .help(
         "run one program file and one copy of the data on every rank (the same path on a shared \

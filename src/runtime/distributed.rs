@@ -456,16 +456,11 @@ fn store(step: &mut CompiledStep, graph: &Graph, split: &SplitStep) {
 }
 
 /// A hash of what every rank must agree on before training: the compiled graph's text, the
-/// data's sizes and the starting weights. Ranks that differ would not be training one model.
+/// training data (sizes and every value), the fit's batch, epochs and seed, and the starting
+/// weights. Ranks that differ would not be training one model.
 pub fn fingerprint(graph_text: &str, dataset: &Dataset, fit: &Fit, params: &[&[f32]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(graph_text.as_bytes());
+    let mut hash = Fnv::default();
+    hash.bytes(graph_text.as_bytes());
     for n in [
         dataset.samples as u64,
         dataset.features as u64,
@@ -473,10 +468,45 @@ pub fn fingerprint(graph_text: &str, dataset: &Dataset, fit: &Fit, params: &[&[f
         fit.epochs as u64,
         fit.seed,
     ] {
-        eat(&n.to_le_bytes());
+        hash.word(n);
     }
-    eat(train::weights_hash(params).as_bytes());
-    hash
+    match &dataset.x {
+        super::data::Features::F32(x) => x.iter().for_each(|v| hash.word(v.to_bits().into())),
+        super::data::Features::I32(x) => x.iter().for_each(|&v| hash.word(v as u64)),
+    }
+    match &dataset.labels {
+        Labels::Classes(labels) => labels.iter().for_each(|&l| hash.word(l as u64)),
+        Labels::Targets { values, .. } => {
+            values.iter().for_each(|v| hash.word(v.to_bits().into()));
+        }
+    }
+    for weight in dataset.weights.iter().flatten() {
+        hash.word(weight.to_bits().into());
+    }
+    for value in params.iter().flat_map(|p| p.iter()) {
+        hash.word(value.to_bits().into());
+    }
+    hash.0
+}
+
+/// FNV-1a, over bytes or whole words (a word per value keeps hashing a data set fast).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn word(&mut self, word: u64) {
+        self.0 ^= word;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.word(b.into()));
+    }
 }
 
 #[cfg(test)]
