@@ -131,6 +131,17 @@ fn every_rank_holds_the_same_weights_and_rank_0_alone_writes() {
 }
 
 #[test]
+fn a_last_batch_shorter_than_the_ranks_leaves_some_ranks_idle() {
+    // 800 training samples in batches of 47: the last batch has 1 row, so on 3 ranks two
+    // of them contribute nothing to that step.
+    let short = program("epochs 2", "").replace("batch            50", "batch            47");
+    let dir = scratch("short", &[("m.model", &short)]);
+    let out = run_ok(&dir, 3, &["m.model"]);
+    weights(&out, 3);
+    assert!(out.contains("18/18"), "{out}");
+}
+
+#[test]
 fn the_seed_program_trains_identically_on_two_and_three_ranks() {
     let seed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/seed.model"))
