@@ -31,16 +31,15 @@ pub trait Collective {
     fn rank(&self) -> usize;
     fn ranks(&self) -> usize;
     /// Replaces `values` on every rank with `Σ_r weights[r] · values_r` (`values_r` being rank
-    /// `r`'s), each element summed in rank order in f64 and rounded to f32 once, so that every
-    /// rank gets the same bits whatever the transport.
-    fn weighted_sum(&self, values: &mut [f32], weights: &[f64]);
+    /// `r`'s) for the first `weighted` elements and `Σ_r values_r` for the rest, each element
+    /// summed in rank order in f64 and rounded to f32 once, so that every rank gets the same
+    /// bits whatever the transport. (An element only one rank sets, the others leaving 0,
+    /// arrives unchanged in the unweighted part.)
+    fn weighted_sum(&self, values: &mut [f32], weights: &[f64], weighted: usize);
     /// Every rank's `value`, in rank order.
     fn all_gather(&self, value: u64) -> Vec<u64>;
     /// Rank 0's `values` on every rank.
     fn broadcast(&self, values: &mut [f64]);
-    /// On rank 0, every rank's `values` concatenated in rank order (`counts[r]` from rank `r`);
-    /// elsewhere, empty.
-    fn gather(&self, values: &[f32], counts: &[usize]) -> Vec<f32>;
 }
 
 /// The only process: what the loop does without MPI (and what its tests run on).
@@ -54,8 +53,8 @@ impl Collective for Alone {
     fn ranks(&self) -> usize {
         1
     }
-    fn weighted_sum(&self, values: &mut [f32], weights: &[f64]) {
-        for v in values {
+    fn weighted_sum(&self, values: &mut [f32], weights: &[f64], weighted: usize) {
+        for v in &mut values[..weighted] {
             *v = (weights[0] * f64::from(*v)) as f32;
         }
     }
@@ -63,9 +62,6 @@ impl Collective for Alone {
         vec![value]
     }
     fn broadcast(&self, _values: &mut [f64]) {}
-    fn gather(&self, values: &[f32], _counts: &[usize]) -> Vec<f32> {
-        values.to_vec()
-    }
 }
 
 /// Rank `rank`'s rows of a batch of `len` rows over `ranks` ranks: contiguous slices in rank
@@ -97,11 +93,17 @@ struct Layout {
     statistics: Vec<(usize, Range<usize>)>,
     /// The batch loss.
     loss: usize,
+    /// The output scores of the global batch's rows, each rank writing its own rows (for the
+    /// training metrics: they travel with the gradients instead of in a collective of their
+    /// own, which cost more than the exchange), and the width of a row; empty without metrics.
+    scores: Range<usize>,
+    width: usize,
     len: usize,
 }
 
 impl Layout {
-    fn of(graph: &Graph) -> Layout {
+    /// `rows`: the largest global batch; `metrics`: whether the fit tallies training metrics.
+    fn of(graph: &Graph, rows: usize, metrics: bool) -> Layout {
         let mut at = 0;
         let mut take = |param: usize| {
             let len = graph.params[param].shape.numel(0);
@@ -117,11 +119,19 @@ impl Layout {
                 statistics.push(take(param));
             }
         }
+        let width = match graph.output(lower::SCORES) {
+            Some(scores) if metrics => graph.shape(scores).numel(1),
+            _ => 0,
+        };
+        let loss = at;
+        let scores = loss + 1..loss + 1 + rows * width;
         Layout {
             gradients,
             statistics,
-            loss: at,
-            len: at + 1,
+            loss,
+            len: scores.end,
+            scores,
+            width,
         }
     }
 }
@@ -156,7 +166,11 @@ pub fn train(
     let (rank, ranks) = (collective.rank(), collective.ranks());
     let root = rank == 0;
     let slots = InputSlots::of(split.gradients_graph);
-    let layout = Layout::of(split.gradients_graph);
+    let layout = Layout::of(
+        split.gradients_graph,
+        fit.batch.min(dataset.samples),
+        !fit.metrics.is_empty(),
+    );
     let update_inputs: Vec<Option<usize>> = layout
         .gradients
         .iter()
@@ -216,7 +230,8 @@ pub fn train(
                 lr = schedule.rate(step_count) as f32;
             }
             step_count += 1;
-            let mine = &rows[shard(rows.len(), ranks, rank)];
+            let slice = shard(rows.len(), ranks, rank);
+            let mine = &rows[slice.clone()];
             exchanged.fill(0.0);
             if !mine.is_empty() {
                 train::gather(&mut split.gradients, &slots, dataset, mine, step_count, lr);
@@ -231,6 +246,12 @@ pub fn train(
                     .gradients
                     .output(lower::LOSS, mine.len())
                     .map_or(f32::NAN, |v| v[0]);
+                if layout.width > 0
+                    && let Some(scores) = split.gradients.output(lower::SCORES, mine.len())
+                {
+                    let at = layout.scores.start + slice.start * layout.width;
+                    exchanged[at..at + scores.len()].copy_from_slice(scores);
+                }
             }
             // The gradient of the mean loss over the global batch: each rank's mean over its
             // rows, weighted by its share of the rows.
@@ -238,7 +259,7 @@ pub fn train(
                 .map(|r| shard(rows.len(), ranks, r).len() as f64 / rows.len() as f64)
                 .collect();
             let exchange = Instant::now();
-            collective.weighted_sum(&mut exchanged, &weights);
+            collective.weighted_sum(&mut exchanged, &weights, layout.scores.start);
             communication.exchange += exchange.elapsed();
             communication.steps += 1;
             let loss = f64::from(exchanged[layout.loss]);
@@ -278,8 +299,9 @@ pub fn train(
                 break;
             }
             loss_sum += loss * rows.len() as f64;
-            if !fit.metrics.is_empty() {
-                tally_batch(&mut tally, split, dataset, rows, mine, collective);
+            if root && layout.width > 0 {
+                let scores = &exchanged[layout.scores.start..][..rows.len() * layout.width];
+                tally_batch(&mut tally, scores, dataset, rows);
             }
             steps += 1;
             seen += rows.len();
@@ -382,38 +404,11 @@ fn agree(decision: Decision, collective: &dyn Collective) -> Decision {
     }
 }
 
-/// Adds a global batch's scores to rank 0's tally: each rank's rows' scores, gathered in rank
-/// order, are the batch's rows in order.
-fn tally_batch(
-    tally: &mut Metrics,
-    split: &SplitStep,
-    dataset: &Dataset,
-    rows: &[usize],
-    mine: &[usize],
-    collective: &dyn Collective,
-) {
-    let Some(width) = split
-        .gradients_graph
-        .output(lower::SCORES)
-        .map(|v| split.gradients_graph.shape(v).numel(1))
-    else {
-        return;
-    };
-    let ranks = collective.ranks();
-    let counts: Vec<usize> = (0..ranks)
-        .map(|r| shard(rows.len(), ranks, r).len() * width)
-        .collect();
-    let local = match split.gradients.output(lower::SCORES, mine.len()) {
-        Some(scores) if !mine.is_empty() => scores,
-        _ => &[],
-    };
-    let scores = collective.gather(local, &counts);
-    if collective.rank() != 0 {
-        return;
-    }
+/// Adds a global batch's scores (its rows in order) to the tally.
+fn tally_batch(tally: &mut Metrics, scores: &[f32], dataset: &Dataset, rows: &[usize]) {
     match &dataset.labels {
         Labels::Classes(labels) => {
-            tally.add_classes(&scores, rows.len(), rows.iter().map(|&r| labels[r]));
+            tally.add_classes(scores, rows.len(), rows.iter().map(|&r| labels[r]));
         }
         Labels::Targets { width, values } => {
             for (output, &r) in scores.chunks_exact(*width).zip(rows) {

@@ -62,7 +62,7 @@ impl Collective for Mpi {
         self.world.size() as usize
     }
 
-    fn weighted_sum(&self, values: &mut [f32], weights: &[f64]) {
+    fn weighted_sum(&self, values: &mut [f32], weights: &[f64], weighted: usize) {
         let (ranks, rank) = (self.ranks(), self.rank());
         let segment = |r: usize| shard(values.len(), ranks, r);
         let mine = segment(rank);
@@ -77,9 +77,11 @@ impl Collective for Mpi {
         }
         let sums: Vec<f32> = (0..mine.len())
             .map(|i| {
+                let weighs = mine.start + i < weighted;
                 let mut sum = 0.0f64;
                 for (r, weight) in weights.iter().enumerate() {
-                    sum += weight * f64::from(pieces[r * mine.len() + i]);
+                    let value = f64::from(pieces[r * mine.len() + i]);
+                    sum += if weighs { weight * value } else { value };
                 }
                 sum as f32
             })
@@ -96,18 +98,5 @@ impl Collective for Mpi {
 
     fn broadcast(&self, values: &mut [f64]) {
         self.world.process_at_rank(0).broadcast_into(values);
-    }
-
-    fn gather(&self, values: &[f32], counts: &[usize]) -> Vec<f32> {
-        let root = self.world.process_at_rank(0);
-        if self.rank() != 0 {
-            root.gather_varcount_into(values);
-            return Vec::new();
-        }
-        let mut all = vec![0.0f32; counts.iter().sum()];
-        let (counts, displs) = partition(counts.iter().copied());
-        let mut recv = PartitionMut::new(&mut all[..], counts, displs);
-        root.gather_varcount_into_root(values, &mut recv);
-        all
     }
 }
