@@ -1222,6 +1222,31 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: None,
     },
     Explanation {
+        code: "E0880",
+        title: "the ranks of a distributed run disagree",
+        text: "`mpirun -n N kiln run --distributed FILE` trains one model on N processes, each \
+               running the same program on the same data and taking its slice of every batch. \
+               Before the first step every rank hashes what it is about to train — the compiled \
+               training step, the training data (its size and every value), the batch, epochs \
+               and seed, and the starting weights — and the ranks compare the hashes. When one \
+               differs (another version of the program or of the data on one machine, a \
+               different --load or --init) every rank stops with this error instead of training \
+               a model that is no model at all. Give every rank the same files: one path on a \
+               shared file system, or identical copies at the same path on each machine.",
+        example: None,
+    },
+    Explanation {
+        code: "E0881",
+        title: "the ranks ended a distributed fit with different weights",
+        text: "Data-parallel training sums the gradients of all ranks in one fixed order and \
+               every rank applies the same update to the same sum, so every rank holds the same \
+               bits after every step. After each distributed fit the ranks compare a hash of \
+               their weights; if they differ, that promise was broken by a bug in Kiln or in the \
+               MPI library, not by the program. Please report it with the program and the \
+               mpirun line.",
+        example: None,
+    },
+    Explanation {
         code: "E0900",
         title: "internal compiler error",
         text: "A compiler stage produced something the next stage rejects (e.g. the IR \

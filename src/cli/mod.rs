@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod build;
+mod distributed;
 mod fmt;
 mod lsp;
 mod repl;
@@ -74,6 +75,12 @@ enum Command {
         /// name the op where it began.
         #[arg(long)]
         check_numerics: bool,
+        /// Train data-parallel as one rank of an MPI job (`mpirun -n N kiln run --distributed
+        /// FILE`): each batch is split across the ranks and their gradients summed, so every
+        /// rank holds the same weights; rank 0 alone prints and writes files. Needs kiln built
+        /// with `--features mpi` (docs/distributed.md).
+        #[arg(long)]
+        distributed: bool,
     },
     /// Check a program's names and shapes without loading any data; exits 1 on errors. Given
     /// a .kiln bundle, checks the bundle (format, checksum, source, weights).
@@ -193,6 +200,7 @@ pub fn main() -> ExitCode {
             threads,
             profile,
             check_numerics,
+            distributed,
         } => run(
             &file,
             &RunOptions {
@@ -205,6 +213,7 @@ pub fn main() -> ExitCode {
                 threads: threads.map(usize::from),
                 profile,
                 check_numerics,
+                distributed,
             },
         ),
         Command::Check {
@@ -524,6 +533,7 @@ struct RunOptions {
     threads: Option<usize>,
     profile: bool,
     check_numerics: bool,
+    distributed: bool,
 }
 
 /// `--load`/`--init` must name a safetensors file that exists; checked before anything runs.
@@ -613,22 +623,50 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
         profile: options.profile,
         check_numerics: options.check_numerics,
     };
+    let ranks = if options.distributed {
+        Some(distributed::start()?)
+    } else {
+        None
+    };
+    // Every rank of a distributed run trains the same weights; rank 0 speaks for them.
+    let speaks = ranks.as_ref().is_none_or(|r| r.rank() == 0);
     // A live bar only on a terminal; in a pipe or a log, one plain line per epoch.
     let mut bar = (!options.quiet && std::io::stdout().is_terminal()).then(LiveBar::default);
     // Each fit's result line prints when the fit ends, before the statements after it.
-    let outcomes = driver::run_with(
-        &file.text,
-        base_dir,
-        &run_options,
-        &mut |event| match event {
-            Event::Trained(outcome) => say_trained(outcome),
-            event => show_event(event, options.quiet, options.timings, &mut bar),
-        },
-    )
-    .map_err(|e| match e {
+    let mut on_event = |event: Event| match event {
+        _ if !speaks => {}
+        Event::Trained(outcome) => {
+            say_trained(outcome);
+            if options.timings
+                && let Some(exchange) = &outcome.communication
+            {
+                say_exchange(exchange);
+            }
+        }
+        event => show_event(event, options.quiet, options.timings, &mut bar),
+    };
+    let result = match &ranks {
+        None => driver::run_with(&file.text, base_dir, &run_options, &mut on_event),
+        Some(ranks) => driver::run_distributed(
+            &file.text,
+            base_dir,
+            &run_options,
+            ranks.collective(),
+            &mut on_event,
+        ),
+    };
+    let failure = |e| match e {
         RunError::Program(diagnostics) => render(&diagnostics, &file),
         RunError::Data(error) => format!("error: {error}"),
-    })?;
+    };
+    let outcomes = match (result, &ranks) {
+        (Ok(outcomes), _) => outcomes,
+        (Err(e), Some(ranks)) => ranks.fail(&failure(e)),
+        (Err(e), None) => return Err(failure(e)),
+    };
+    if !speaks {
+        return Ok(());
+    }
     if let (Some(history_path), Some(format)) = (&options.history, history_format) {
         let fits: Vec<(&str, &[EpochReport])> = outcomes
             .iter()
@@ -667,24 +705,39 @@ fn run(path: &Path, options: &RunOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// With `--timings`, a distributed fit's gradient exchange per step.
+fn say_exchange(exchange: &kiln::runtime::distributed::Communication) {
+    let steps = exchange.steps.max(1) as f64;
+    say!(
+        "Gradient exchange: {:.3} ms per step ({} values, {:.1} KiB), {} steps",
+        exchange.exchange.as_secs_f64() * 1e3 / steps,
+        exchange.values,
+        exchange.values as f64 * 4.0 / 1024.0,
+        exchange.steps
+    );
+}
+
 /// `Trained m for 3 epochs: loss: … (weights HASH)`: a fit's result, even with `--quiet`.
 fn say_trained(outcome: &driver::FitOutcome) {
+    // A distributed fit has compared the hash on every rank (E0881 otherwise).
+    let hash = match &outcome.communication {
+        Some(c) => format!(
+            "{}, the same on all {} ranks",
+            outcome.weights_hash, c.ranks
+        ),
+        None => outcome.weights_hash.clone(),
+    };
     match outcome.history.last() {
         Some(last) => say!(
-            "Trained {} for {} epoch{}: {} (weights {})",
+            "Trained {} for {} epoch{}: {} (weights {hash})",
             outcome.model,
             outcome.history.len(),
             if outcome.history.len() == 1 { "" } else { "s" },
             metrics_text(last),
-            outcome.weights_hash
         ),
         // `initial_epoch` at or past `epochs` (nothing to train, as in Keras), or
         // interrupted within the first epoch.
-        None => say!(
-            "Trained {} for 0 epochs (weights {})",
-            outcome.model,
-            outcome.weights_hash
-        ),
+        None => say!("Trained {} for 0 epochs (weights {hash})", outcome.model),
     }
 }
 

@@ -113,6 +113,7 @@ pub(super) fn open_decoded(bundle: Bundle, origin: &str) -> Result<OpenBundle, R
         threads: None,
         profile: false,
         check_numerics: false,
+        collective: None,
     }
     .install(model, bundle.weights, origin, None, false)
     .map_err(|e| match e {

@@ -10,7 +10,9 @@ pub use bundle::{BundleAction, OpenBundle, export_onnx, open as open_bundle, run
 
 pub use library::{DEFAULT_MAX_BATCH, NativeLibrary, build_library, is_c_identifier};
 
-pub use run::{Event, FitOutcome, RunError, RunOptions, Workspace, run, run_actions, run_with};
+pub use run::{
+    Event, FitOutcome, RunError, RunOptions, Workspace, run, run_actions, run_distributed, run_with,
+};
 
 use std::time::{Duration, Instant};
 
@@ -177,6 +179,20 @@ pub fn training_graph_timed(
     let graph = dce::eliminate_dead_code(&graph);
     verified(&graph, "dead-code elimination")?;
     Ok(graph)
+}
+
+/// The training step split for data-parallel training (`runtime::distributed`): the forward
+/// and backward pass with the gradients as results, and the optimizer update alone, taking them
+/// as inputs (`optimizer::update_graph`); both optimized.
+pub fn split_graphs(program: &CheckedProgram, fit: &Fit) -> Result<(Graph, Graph), Diagnostic> {
+    let gradients = training_graph(program, fit, GraphStage::Gradients)?;
+    let update = optimizer::update_graph(&gradients, &fit.optimizer, Some(fit.span));
+    verified(&update, "the optimizer update")?;
+    let optimize = |graph: &Graph| {
+        passes::optimize(graph)
+            .map_err(|problems| verifier_error("the optimization passes", problems))
+    };
+    Ok((optimize(&gradients)?, optimize(&update)?))
 }
 
 /// The forward pass and loss as evaluation and prediction run them (`lower::for_inference`),

@@ -20,6 +20,7 @@ use crate::runtime::checkpoint::{self, Checkpoint, OptimizerState};
 use crate::runtime::data::{
     self, DataError, Dataset, Standardization, TableVocabulary, Tabular, TextVocabulary, Vocabulary,
 };
+use crate::runtime::distributed::{self, Collective, Communication, SplitStep};
 use crate::runtime::evaluate::{Evaluation, Evaluator};
 use crate::runtime::init;
 use crate::runtime::predict::{self, Predictions};
@@ -124,6 +125,8 @@ pub struct FitOutcome {
     /// Loss and metrics of the final weights on the `test_split` samples, which neither trained
     /// nor validated.
     pub test: Option<Evaluation>,
+    /// The gradient exchange of a data-parallel fit (`run_distributed`).
+    pub communication: Option<Communication>,
 }
 
 /// Why a run stopped.
@@ -191,6 +194,30 @@ pub fn run_with(
     options: &RunOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Vec<FitOutcome>, RunError> {
+    run_on(source, base_dir, options, None, on_event)
+}
+
+/// `run_with` as one rank of a data-parallel job (`kiln run --distributed`): every rank runs the
+/// same program on the same data, each fit trains across the ranks
+/// (`runtime::distributed`), and only rank 0 writes checkpoints, saved models and predictions.
+/// Every rank reports the same events; the caller shows rank 0's.
+pub fn run_distributed(
+    source: &str,
+    base_dir: &Path,
+    options: &RunOptions,
+    collective: &dyn Collective,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<FitOutcome>, RunError> {
+    run_on(source, base_dir, options, Some(collective), on_event)
+}
+
+fn run_on<'e>(
+    source: &str,
+    base_dir: &Path,
+    options: &RunOptions,
+    collective: Option<&'e dyn Collective>,
+    on_event: &'e mut dyn FnMut(Event),
+) -> Result<Vec<FitOutcome>, RunError> {
     let mut front_end = Timings::default();
     let checked = check_source_timed(source, &mut front_end).map_err(RunError::Program)?;
     let program = &checked.program;
@@ -205,6 +232,7 @@ pub fn run_with(
         threads: options.threads,
         profile: options.profile,
         check_numerics: options.check_numerics,
+        collective,
     };
     for (path, resume) in [(&options.init, false), (&options.load, true)] {
         let Some(path) = path else { continue };
@@ -278,6 +306,7 @@ pub fn run_actions(
         threads: None,
         profile: false,
         check_numerics: false,
+        collective: None,
         on_event,
     };
     runner.actions(actions, &Timings::default())
@@ -383,6 +412,9 @@ pub(super) struct Runner<'p, 'e> {
     pub(super) threads: Option<usize>,
     pub(super) profile: bool,
     pub(super) check_numerics: bool,
+    /// The ranks of a data-parallel run (`run_distributed`): every fit trains across them, and
+    /// only rank 0 writes files.
+    pub(super) collective: Option<&'e dyn Collective>,
 }
 
 /// E0410: training met a NaN or infinite loss and stopped.
@@ -494,6 +526,53 @@ fn out_of_memory(
         .help("use fewer or smaller layers, a smaller batch, or an optimizer with less state (sgd)")
 }
 
+/// E0880: the ranks of a data-parallel run are not training the same thing.
+fn ranks_disagree(fingerprints: &[u64], fit: &Fit, model: &str) -> Diagnostic {
+    let differ: Vec<String> = (fingerprints.iter().enumerate())
+        .filter(|&(_, h)| *h != fingerprints[0])
+        .map(|(rank, _)| rank.to_string())
+        .collect();
+    Diagnostic::error(
+        "E0880",
+        format!(
+            "the ranks of this distributed run do not agree on what `{model}` trains: rank{} {} \
+             differ{} from rank 0",
+            if differ.len() == 1 { "" } else { "s" },
+            differ.join(", "),
+            if differ.len() == 1 { "s" } else { "" },
+        ),
+    )
+    .primary(
+        fit.span,
+        "every rank must train this fit on the same program and data",
+    )
+    .note(
+        "each rank compares a hash of the compiled training step, the training data, the \
+         batch, epochs and seed, and the starting weights before the first step",
+    )
+    .help(
+        "run one program file and one copy of the data on every rank (the same path on a shared \
+         file system, or identical copies), with the same --load/--init",
+    )
+}
+
+/// E0881: after a distributed fit the ranks hold different weights (a bug in Kiln or in the MPI
+/// library, never the program's fault).
+fn ranks_diverged(hashes: &[u64], fit: &Fit, model: &str) -> Diagnostic {
+    let list: Vec<String> = (hashes.iter().enumerate())
+        .map(|(rank, h)| format!("rank {rank}: {h:016x}"))
+        .collect();
+    Diagnostic::error(
+        "E0881",
+        format!(
+            "the ranks of this distributed run ended `{model}`'s training with different weights"
+        ),
+    )
+    .primary(fit.span, "trained across the ranks here")
+    .note(format!("weights hashes: {}", list.join(", ")))
+    .help("this is a bug in Kiln's data-parallel training or the MPI library; please report it")
+}
+
 pub(super) fn program_error(d: Diagnostic) -> RunError {
     RunError::Program(vec![d])
 }
@@ -550,6 +629,12 @@ fn save_out_of_memory(path: &Path, e: crate::buffer::AllocError) -> DataError {
 
 impl Runner<'_, '_> {
     /// A compiled step with the run's thread count, when one was given.
+    /// Whether this process writes files: always, except on the ranks after the first of a
+    /// data-parallel run, which compute the same results.
+    fn writes_files(&self) -> bool {
+        self.collective.is_none_or(|c| c.rank() == 0)
+    }
+
     fn threaded(&self, mut step: CompiledStep) -> CompiledStep {
         if let Some(threads) = self.threads {
             step.set_threads(threads);
@@ -694,7 +779,9 @@ impl Runner<'_, '_> {
 
     fn save(&mut self, model: usize, path: &Path) -> Result<(), RunError> {
         let saved = self.checkpoint(model, path)?;
-        checkpoint::write(path, &saved).map_err(RunError::Data)?;
+        if self.writes_files() {
+            checkpoint::write(path, &saved).map_err(RunError::Data)?;
+        }
         (self.on_event)(Event::Saved {
             model: &saved.model,
             path,
@@ -718,7 +805,9 @@ impl Runner<'_, '_> {
             weights,
         };
         super::bundle::open_decoded(bundle.clone(), &path.display().to_string())?;
-        crate::runtime::bundle::write(path, &bundle).map_err(RunError::Data)?;
+        if self.writes_files() {
+            crate::runtime::bundle::write(path, &bundle).map_err(RunError::Data)?;
+        }
         (self.on_event)(Event::Saved {
             model: &bundle.weights.model,
             path,
@@ -941,7 +1030,7 @@ impl Runner<'_, '_> {
         if let Some(classes) = learned.table.and_then(|t| t.classes) {
             predictions.class_names = Some(classes);
         }
-        if !path.as_os_str().is_empty() {
+        if !path.as_os_str().is_empty() && self.writes_files() {
             predict::write(path, format, &predictions).map_err(RunError::Data)?;
         }
         (self.on_event)(Event::Predicted {
@@ -1039,6 +1128,10 @@ impl Runner<'_, '_> {
             .measure("codegen", || compile_step(&graph, fit, max_batch))
             .map_err(program_error)?;
         let mut step = self.threaded(step);
+        let split = match self.collective {
+            None => None,
+            Some(collective) => Some(self.split_step(fit, max_batch, collective.ranks())?),
+        };
         let evaluator = match &validation {
             None => None,
             Some((_, held_out)) => {
@@ -1081,6 +1174,15 @@ impl Runner<'_, '_> {
                 0
             }
         };
+        if let Some(collective) = self.collective {
+            let params: Vec<&[f32]> = (0..graph.params.len()).map(|i| step.param(i)).collect();
+            let text = crate::ir::print::print(&graph, None);
+            let own = distributed::fingerprint(&text, &dataset, fit, &params);
+            let all = collective.all_gather(own);
+            if all.iter().any(|&h| h != all[0]) {
+                return Err(program_error(ranks_disagree(&all, fit, &model.name)));
+            }
+        }
         let resumed = (fit.training.initial_epoch > 0 || steps_done > 0)
             .then_some((fit.training.initial_epoch, steps_done));
         (self.on_event)(Event::FitStarted {
@@ -1114,16 +1216,41 @@ impl Runner<'_, '_> {
         } else {
             train::Checks::Loss
         };
-        let trained = train::train(
-            &mut step,
-            &graph,
-            &dataset,
-            fit,
-            steps_done,
-            checks,
-            &mut observer,
-        )
-        .map_err(RunError::Data)?;
+        let (trained, communication) = match (self.collective, split) {
+            (Some(collective), Some((gradients_graph, update_graph, gradients, update))) => {
+                let mut split = SplitStep {
+                    gradients,
+                    gradients_graph: &gradients_graph,
+                    update,
+                    update_graph: &update_graph,
+                };
+                let (trained, communication) = distributed::train(
+                    &mut step,
+                    &graph,
+                    &mut split,
+                    &dataset,
+                    fit,
+                    steps_done,
+                    collective,
+                    &mut observer,
+                )
+                .map_err(RunError::Data)?;
+                (trained, Some(communication))
+            }
+            _ => {
+                let trained = train::train(
+                    &mut step,
+                    &graph,
+                    &dataset,
+                    fit,
+                    steps_done,
+                    checks,
+                    &mut observer,
+                )
+                .map_err(RunError::Data)?;
+                (trained, None)
+            }
+        };
         if let Some(nan) = trained.non_finite {
             // The model keeps the weights it had before this fit: the last step's update came
             // from a non-finite loss, and nothing after this may save or use it.
@@ -1141,6 +1268,15 @@ impl Runner<'_, '_> {
                 model: &model.name,
                 epoch,
             });
+        }
+        if let Some(collective) = self.collective {
+            // What the design promises, checked once per fit: every rank holds the same bits.
+            let params: Vec<&[f32]> = (0..graph.params.len()).map(|i| step.param(i)).collect();
+            let own = u64::from_str_radix(&train::weights_hash(&params), 16).unwrap_or(0);
+            let all = collective.all_gather(own);
+            if all.iter().any(|&h| h != all[0]) {
+                return Err(program_error(ranks_diverged(&all, fit, &model.name)));
+            }
         }
         // Copies sized by the model: a failure is a diagnostic (it aborted, losing the run).
         let copy = |values: &[f32], what: &str| {
@@ -1201,7 +1337,26 @@ impl Runner<'_, '_> {
             stopped_early: trained.stopped_early,
             profile,
             test,
+            communication,
         })
+    }
+
+    /// The step split for data-parallel training over `ranks` ranks: forward and backward pass
+    /// for the largest shard of a batch of `max_batch`, and the optimizer update alone.
+    #[allow(clippy::type_complexity)]
+    fn split_step(
+        &self,
+        fit: &Fit,
+        max_batch: usize,
+        ranks: usize,
+    ) -> Result<(Graph, Graph, CompiledStep, CompiledStep), RunError> {
+        let (gradients_graph, update_graph) =
+            super::split_graphs(self.program, fit).map_err(program_error)?;
+        let shard = distributed::shard(max_batch, ranks, 0).len().max(1);
+        let gradients =
+            self.threaded(compile_step(&gradients_graph, fit, shard).map_err(program_error)?);
+        let update = self.threaded(compile_step(&update_graph, fit, 1).map_err(program_error)?);
+        Ok((gradients_graph, update_graph, gradients, update))
     }
 
     /// `--profile`: one epoch of the trained step, timed whole and kernel by kernel, on two

@@ -34,6 +34,38 @@ pub fn append_update(graph: &mut Graph, optimizer: &Optimizer, span: Option<Span
     (optimizer.def.update)(&optimizer.args, &mut builder);
 }
 
+/// Name of the input holding the gradient of parameter `param` in `update_graph`.
+pub fn gradient_input(param: usize) -> String {
+    format!("gradient.{param}")
+}
+
+/// The optimizer update alone, for data-parallel training (`runtime::distributed`): the
+/// parameters of `training` (same order), the gradient of each of its differentiated
+/// parameters as an input (`gradient_input`), and the update `append_update` would append to
+/// `training`, so its states are those of the whole step, in the same order. Each rank computes
+/// gradients on its shard with the forward and backward pass, the ranks sum them, then every
+/// rank runs this with the same sum.
+pub fn update_graph(training: &Graph, optimizer: &Optimizer, span: Option<Span>) -> Graph {
+    let mut graph = Graph::new(format!("{}.update", training.name));
+    for info in &training.params {
+        graph.param(info.clone(), span);
+    }
+    for gradient in &training.gradients {
+        let shape = training.params[gradient.param].shape.clone();
+        let value = graph.input(
+            &gradient_input(gradient.param),
+            TensorType::f32(shape),
+            span,
+        );
+        graph.gradients.push(super::graph::Gradient {
+            param: gradient.param,
+            value,
+        });
+    }
+    append_update(&mut graph, optimizer, span);
+    graph
+}
+
 /// Keras's gradient clipping, before any optimizer's update (its `_clip_gradients`): with
 /// `clipnorm`, each gradient times `c / max(‖g‖, c)`; with `global_clipnorm`, every gradient
 /// times `c / max(‖all‖, c)`, the norm taken over all of them together; with `clipvalue`, each

@@ -6,11 +6,14 @@ pub mod bundle;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
+pub mod distributed;
 pub mod evaluate;
 pub mod history;
 pub mod init;
 pub mod memory;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod plot;
 pub mod predict;
 pub mod train;

@@ -46,7 +46,7 @@ impl EpochReport {
 }
 
 /// Where each per-step tensor lives among the graph's inputs.
-struct InputSlots {
+pub(super) struct InputSlots {
     features: usize,
     labels: Option<usize>,
     targets: Option<usize>,
@@ -56,7 +56,7 @@ struct InputSlots {
 }
 
 impl InputSlots {
-    fn of(graph: &Graph) -> InputSlots {
+    pub(super) fn of(graph: &Graph) -> InputSlots {
         let find = |name: &str| graph.inputs.iter().position(|i| i.name == name);
         InputSlots {
             features: find(lower::FEATURES).expect("a training graph has features"),
@@ -610,7 +610,7 @@ pub fn profile(
 const WARM_UP_STEPS: usize = 5;
 
 /// Copies the batch's rows into the step's input buffers.
-fn gather(
+pub(super) fn gather(
     step: &mut CompiledStep,
     slots: &InputSlots,
     dataset: &Dataset,

@@ -1,0 +1,529 @@
+//! Data-parallel training: the epoch loop of `train`, with each global batch split across ranks
+//! and the gradients summed between the backward pass and the optimizer update.
+//!
+//! Every rank holds the whole data set and the same weights, draws the same epoch order
+//! (`train::shuffle`), and takes its own contiguous slice of each global batch (`shard`). It
+//! runs the step's forward and backward pass on that slice (a step compiled without the
+//! update), the ranks combine the gradients with `Collective::weighted_sum` — each rank's
+//! gradient weighted by its share of the batch, summed in rank order in f64 and rounded once,
+//! so every rank receives the same bits — and every rank then runs the same optimizer update
+//! (a step compiled from the update alone) on the same sum. The weights therefore stay
+//! bit-identical on every rank after every step. Rank 0 alone validates and decides the
+//! callbacks; the decision is broadcast. The transport (MPI) is behind `Collective`, so this
+//! module builds and is tested without it.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::callbacks::{Callbacks, Decision};
+use super::data::{DataError, Dataset, Labels};
+use super::metrics::Metrics;
+use super::train::{self, EpochReport, InputSlots, NonFiniteLoss, Observer, Progress, Trained};
+use crate::codegen::CompiledStep;
+use crate::ir::graph::{Graph, Slot};
+use crate::ir::{lower, optimizer};
+use crate::program::Fit;
+
+/// What data-parallel training needs from the processes it runs on. Every method is a
+/// collective: every rank calls it, in the same order, with buffers of the same length.
+pub trait Collective {
+    /// This process's rank, `0..ranks()`.
+    fn rank(&self) -> usize;
+    fn ranks(&self) -> usize;
+    /// Replaces `values` on every rank with `Σ_r weights[r] · values_r` (`values_r` being rank
+    /// `r`'s) for the first `weighted` elements and `Σ_r values_r` for the rest, each element
+    /// summed in rank order in f64 and rounded to f32 once, so that every rank gets the same
+    /// bits whatever the transport. (An element only one rank sets, the others leaving 0,
+    /// arrives unchanged in the unweighted part.)
+    fn weighted_sum(&self, values: &mut [f32], weights: &[f64], weighted: usize);
+    /// Every rank's `value`, in rank order.
+    fn all_gather(&self, value: u64) -> Vec<u64>;
+    /// Rank 0's `values` on every rank.
+    fn broadcast(&self, values: &mut [f64]);
+}
+
+/// The only process: what the loop does without MPI (and what its tests run on).
+#[derive(Debug, Default)]
+pub struct Alone;
+
+impl Collective for Alone {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn ranks(&self) -> usize {
+        1
+    }
+    fn weighted_sum(&self, values: &mut [f32], weights: &[f64], weighted: usize) {
+        for v in &mut values[..weighted] {
+            *v = (weights[0] * f64::from(*v)) as f32;
+        }
+    }
+    fn all_gather(&self, value: u64) -> Vec<u64> {
+        vec![value]
+    }
+    fn broadcast(&self, _values: &mut [f64]) {}
+}
+
+/// Rank `rank`'s rows of a batch of `len` rows over `ranks` ranks: contiguous slices in rank
+/// order, the first `len % ranks` one row longer. A short last batch (Keras's, when the data
+/// does not divide by `batch`) is split the same way, so with fewer rows than ranks some
+/// ranks get none and contribute nothing to that step.
+pub fn shard(len: usize, ranks: usize, rank: usize) -> Range<usize> {
+    let (base, extra) = (len / ranks, len % ranks);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+/// The step split in two for data-parallel training: forward and backward pass (no update), and
+/// the optimizer update alone (`ir::optimizer::update_graph`).
+pub struct SplitStep<'a> {
+    pub gradients: CompiledStep,
+    pub gradients_graph: &'a Graph,
+    pub update: CompiledStep,
+    pub update_graph: &'a Graph,
+}
+
+/// Where each value of the summed buffer comes from.
+struct Layout {
+    /// (parameter, range) of each trainable parameter's gradient.
+    gradients: Vec<(usize, Range<usize>)>,
+    /// (parameter, range) of each non-trainable parameter the forward pass updates (batch
+    /// normalization's moving statistics): their new values are averaged over the ranks,
+    /// weighted as the gradients are.
+    statistics: Vec<(usize, Range<usize>)>,
+    /// The batch loss.
+    loss: usize,
+    /// The output scores of the global batch's rows, each rank writing its own rows (for the
+    /// training metrics: they travel with the gradients instead of in a collective of their
+    /// own, which cost more than the exchange), and the width of a row; empty without metrics.
+    scores: Range<usize>,
+    width: usize,
+    len: usize,
+}
+
+impl Layout {
+    /// `rows`: the largest global batch; `metrics`: whether the fit tallies training metrics.
+    fn of(graph: &Graph, rows: usize, metrics: bool) -> Layout {
+        let mut at = 0;
+        let mut take = |param: usize| {
+            let len = graph.params[param].shape.numel(0);
+            at += len;
+            (param, at - len..at)
+        };
+        let gradients = graph.gradients.iter().map(|g| take(g.param)).collect();
+        let mut statistics: Vec<(usize, Range<usize>)> = Vec::new();
+        for update in &graph.updates {
+            if let Slot::Param(param) = update.target
+                && !statistics.iter().any(|(p, _)| *p == param)
+            {
+                statistics.push(take(param));
+            }
+        }
+        let width = match graph.output(lower::SCORES) {
+            Some(scores) if metrics => graph.shape(scores).numel(1),
+            _ => 0,
+        };
+        let loss = at;
+        let scores = loss + 1..loss + 1 + rows * width;
+        Layout {
+            gradients,
+            statistics,
+            loss,
+            len: scores.end,
+            scores,
+            width,
+        }
+    }
+}
+
+/// How a distributed fit went, beyond `Trained`.
+#[derive(Clone, Debug, Default)]
+pub struct Communication {
+    /// The ranks that trained.
+    pub ranks: usize,
+    /// Time in `weighted_sum` (the gradient exchange) over the whole fit, and its steps.
+    pub exchange: Duration,
+    pub steps: usize,
+    /// Values (f32) each step exchanged.
+    pub values: usize,
+}
+
+/// `train::train` across `collective`'s ranks. `step` (the whole step, holding the weights and
+/// optimizer state) is what validation, checkpoints and the caller read: the split steps start
+/// from it and it is brought up to date after every epoch. Only rank 0 validates, runs the
+/// callbacks and saves; the others follow its broadcast decision.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    step: &mut CompiledStep,
+    graph: &Graph,
+    split: &mut SplitStep,
+    dataset: &Dataset,
+    fit: &Fit,
+    steps_done: u64,
+    collective: &dyn Collective,
+    observer: &mut dyn Observer,
+) -> Result<(Trained, Communication), DataError> {
+    let (rank, ranks) = (collective.rank(), collective.ranks());
+    let root = rank == 0;
+    let slots = InputSlots::of(split.gradients_graph);
+    let layout = Layout::of(
+        split.gradients_graph,
+        fit.batch.min(dataset.samples),
+        !fit.metrics.is_empty(),
+    );
+    let update_inputs: Vec<Option<usize>> = layout
+        .gradients
+        .iter()
+        .map(|(param, _)| {
+            let name = optimizer::gradient_input(*param);
+            split
+                .update_graph
+                .inputs
+                .iter()
+                .position(|i| i.name == name)
+        })
+        .collect();
+    let find = |name: &str| {
+        split
+            .update_graph
+            .inputs
+            .iter()
+            .position(|i| i.name == name)
+    };
+    let (update_step, update_lr) = (find(optimizer::STEP), find(optimizer::LR));
+    load(step, graph, split);
+
+    let mut order: Vec<usize> = (0..dataset.samples).collect();
+    let (first, last) = if fit.training.initial_epoch < fit.epochs {
+        (fit.training.initial_epoch + 1, fit.epochs)
+    } else {
+        (1, 0)
+    };
+    let mut history = Vec::new();
+    let mut step_count = steps_done;
+    let schedule = fit.training.schedule.as_ref();
+    let mut lr = fit.optimizer.lr();
+    let reports_lr =
+        schedule.is_some() || fit.training.callbacks.iter().any(|c| c.def().facts.sets_lr);
+    let mut callbacks = Callbacks::new(&fit.training.callbacks);
+    let mut best_weights: Option<Vec<Vec<f32>>> = None;
+    let mut stopped_early = None;
+    let mut non_finite = None;
+    let mut exchanged = vec![0.0f32; layout.len];
+    let mut communication = Communication {
+        ranks,
+        values: layout.len,
+        ..Communication::default()
+    };
+
+    for epoch in first..=last {
+        let started = Instant::now();
+        if fit.shuffle {
+            train::shuffle(&mut order, fit.seed, epoch);
+        }
+        let mut loss_sum = 0.0f64;
+        let mut tally = Metrics::new(&fit.metrics);
+        let steps_per_epoch = dataset.samples.div_ceil(fit.batch);
+        let (mut steps, mut seen) = (0usize, 0usize);
+        for rows in order.chunks(fit.batch) {
+            if let Some(schedule) = schedule {
+                lr = schedule.rate(step_count) as f32;
+            }
+            step_count += 1;
+            let slice = shard(rows.len(), ranks, rank);
+            let mine = &rows[slice.clone()];
+            exchanged.fill(0.0);
+            if !mine.is_empty() {
+                train::gather(&mut split.gradients, &slots, dataset, mine, step_count, lr);
+                split.gradients.run(mine.len());
+                for (param, range) in &layout.gradients {
+                    exchanged[range.clone()].copy_from_slice(split.gradients.gradient(*param));
+                }
+                for (param, range) in &layout.statistics {
+                    exchanged[range.clone()].copy_from_slice(split.gradients.param(*param));
+                }
+                exchanged[layout.loss] = split
+                    .gradients
+                    .output(lower::LOSS, mine.len())
+                    .map_or(f32::NAN, |v| v[0]);
+                if layout.width > 0
+                    && let Some(scores) = split.gradients.output(lower::SCORES, mine.len())
+                {
+                    let at = layout.scores.start + slice.start * layout.width;
+                    exchanged[at..at + scores.len()].copy_from_slice(scores);
+                }
+            }
+            // The gradient of the mean loss over the global batch: each rank's mean over its
+            // rows, weighted by its share of the rows.
+            let weights: Vec<f64> = (0..ranks)
+                .map(|r| shard(rows.len(), ranks, r).len() as f64 / rows.len() as f64)
+                .collect();
+            let exchange = Instant::now();
+            collective.weighted_sum(&mut exchanged, &weights, layout.scores.start);
+            communication.exchange += exchange.elapsed();
+            communication.steps += 1;
+            let loss = f64::from(exchanged[layout.loss]);
+            // A gradient the optimized update does not read has no input.
+            for ((_, range), input) in layout.gradients.iter().zip(&update_inputs) {
+                if let Some(input) = *input {
+                    split
+                        .update
+                        .input_f32_mut(input, 1)
+                        .copy_from_slice(&exchanged[range.clone()]);
+                }
+            }
+            for (param, range) in &layout.statistics {
+                split.gradients.param_mut(*param)[..].copy_from_slice(&exchanged[range.clone()]);
+                split.update.param_mut(*param)[..].copy_from_slice(&exchanged[range.clone()]);
+            }
+            if let Some(slot) = update_step {
+                split.update.input_f32_mut(slot, 1)[0] = step_count as f32;
+            }
+            if let Some(slot) = update_lr {
+                split.update.input_f32_mut(slot, 1)[0] = lr;
+            }
+            split.update.run(1);
+            for (param, _) in &layout.gradients {
+                let (from, to) = (&split.update, &mut split.gradients);
+                to.param_mut(*param).copy_from_slice(from.param(*param));
+            }
+            if !loss.is_finite() {
+                non_finite = Some(NonFiniteLoss {
+                    epoch,
+                    step: steps + 1,
+                    steps: steps_per_epoch,
+                    loss,
+                    value: None,
+                    source: None,
+                });
+                break;
+            }
+            loss_sum += loss * rows.len() as f64;
+            if root && layout.width > 0 {
+                let scores = &exchanged[layout.scores.start..][..rows.len() * layout.width];
+                tally_batch(&mut tally, scores, dataset, rows);
+            }
+            steps += 1;
+            seen += rows.len();
+            observer.progress(&Progress {
+                epoch,
+                epochs: fit.epochs,
+                step: steps,
+                steps: steps_per_epoch,
+                loss: loss_sum / seen as f64,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        store(step, graph, split);
+        if non_finite.is_some() {
+            break;
+        }
+        let metrics = tally.finish();
+        let mut report = EpochReport {
+            epoch,
+            epochs: fit.epochs,
+            loss: loss_sum / dataset.samples.max(1) as f64,
+            metrics,
+            per_class: tally.per_class(),
+            seconds: started.elapsed().as_secs_f64(),
+            steps,
+            learning_rate: None,
+            validation: if root { observer.validate(step) } else { None },
+        };
+        let decision = if root {
+            callbacks.on_epoch_end(epoch - 1, &report, lr)
+        } else {
+            Decision::default()
+        };
+        let decision = agree(decision, collective);
+        if decision.snapshot {
+            best_weights = Some(
+                (0..graph.params.len())
+                    .map(|i| step.param(i).to_vec())
+                    .collect(),
+            );
+        }
+        if let Some(new) = decision.lr {
+            lr = new;
+        }
+        if reports_lr {
+            report.learning_rate = Some(f64::from(lr));
+        }
+        observer.epoch(&report);
+        if root {
+            for path in &decision.save {
+                observer.save(path, step, step_count, epoch)?;
+            }
+        }
+        history.push(report);
+        if decision.stop {
+            stopped_early = Some(epoch);
+            break;
+        }
+    }
+    if callbacks_restore(&fit.training.callbacks)
+        && non_finite.is_none()
+        && let Some(best) = best_weights
+    {
+        for (index, values) in best.iter().enumerate() {
+            step.param_mut(index).copy_from_slice(values);
+        }
+    }
+    Ok((
+        Trained {
+            history,
+            steps: step_count,
+            stopped_early,
+            interrupted: None,
+            non_finite,
+        },
+        communication,
+    ))
+}
+
+/// Whether a callback restores the best weights at the end (decided from the settings, so
+/// every rank knows it without rank 0's callback state).
+fn callbacks_restore(callbacks: &[crate::settings::callback::Callback]) -> bool {
+    Callbacks::new(callbacks).restores_best_weights()
+}
+
+/// Rank 0's decision on every rank: stop, the new learning rate and the snapshot travel; the
+/// paths to save stay on rank 0, the only rank that writes.
+fn agree(decision: Decision, collective: &dyn Collective) -> Decision {
+    let mut message = [
+        f64::from(u8::from(decision.stop)),
+        decision.lr.map_or(f64::NAN, f64::from),
+        f64::from(u8::from(decision.snapshot)),
+    ];
+    collective.broadcast(&mut message);
+    Decision {
+        stop: message[0] != 0.0,
+        lr: (!message[1].is_nan()).then_some(message[1] as f32),
+        snapshot: message[2] != 0.0,
+        save: decision.save,
+    }
+}
+
+/// Adds a global batch's scores (its rows in order) to the tally.
+fn tally_batch(tally: &mut Metrics, scores: &[f32], dataset: &Dataset, rows: &[usize]) {
+    match &dataset.labels {
+        Labels::Classes(labels) => {
+            tally.add_classes(scores, rows.len(), rows.iter().map(|&r| labels[r]));
+        }
+        Labels::Targets { width, values } => {
+            for (output, &r) in scores.chunks_exact(*width).zip(rows) {
+                tally.add_targets(output, &values[r * width..(r + 1) * width]);
+            }
+        }
+    }
+}
+
+/// The whole step's weights and optimizer state into the split steps.
+fn load(step: &CompiledStep, graph: &Graph, split: &mut SplitStep) {
+    for index in 0..graph.params.len() {
+        split
+            .gradients
+            .param_mut(index)
+            .copy_from_slice(step.param(index));
+        split
+            .update
+            .param_mut(index)
+            .copy_from_slice(step.param(index));
+    }
+    for index in 0..graph.states.len() {
+        split
+            .update
+            .state_mut(index)
+            .copy_from_slice(step.state(index));
+    }
+}
+
+/// The split steps' weights and optimizer state back into the whole step.
+fn store(step: &mut CompiledStep, graph: &Graph, split: &SplitStep) {
+    for index in 0..graph.params.len() {
+        step.param_mut(index)
+            .copy_from_slice(split.gradients.param(index));
+    }
+    for index in 0..graph.states.len() {
+        step.state_mut(index)
+            .copy_from_slice(split.update.state(index));
+    }
+}
+
+/// A hash of what every rank must agree on before training: the compiled graph's text, the
+/// training data (sizes and every value), the fit's batch, epochs and seed, and the starting
+/// weights. Ranks that differ would not be training one model.
+pub fn fingerprint(graph_text: &str, dataset: &Dataset, fit: &Fit, params: &[&[f32]]) -> u64 {
+    let mut hash = Fnv::default();
+    hash.bytes(graph_text.as_bytes());
+    for n in [
+        dataset.samples as u64,
+        dataset.features as u64,
+        fit.batch as u64,
+        fit.epochs as u64,
+        fit.seed,
+    ] {
+        hash.word(n);
+    }
+    match &dataset.x {
+        super::data::Features::F32(x) => x.iter().for_each(|v| hash.word(v.to_bits().into())),
+        super::data::Features::I32(x) => x.iter().for_each(|&v| hash.word(v as u64)),
+    }
+    match &dataset.labels {
+        Labels::Classes(labels) => labels.iter().for_each(|&l| hash.word(l as u64)),
+        Labels::Targets { values, .. } => {
+            values.iter().for_each(|v| hash.word(v.to_bits().into()));
+        }
+    }
+    for weight in dataset.weights.iter().flatten() {
+        hash.word(weight.to_bits().into());
+    }
+    for value in params.iter().flat_map(|p| p.iter()) {
+        hash.word(value.to_bits().into());
+    }
+    hash.0
+}
+
+/// FNV-1a, over bytes or whole words (a word per value keeps hashing a data set fast).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn word(&mut self, word: u64) {
+        self.0 ^= word;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.word(b.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_the_batch_in_order() {
+        for len in 0..20 {
+            for ranks in 1..6 {
+                let mut next = 0;
+                for rank in 0..ranks {
+                    let range = shard(len, ranks, rank);
+                    assert_eq!(range.start, next);
+                    assert!(range.len() == len / ranks || range.len() == len / ranks + 1);
+                    next = range.end;
+                }
+                assert_eq!(next, len);
+            }
+        }
+        assert_eq!(shard(5, 3, 0), 0..2);
+        assert_eq!(shard(5, 3, 2), 4..5);
+        assert_eq!(shard(1, 3, 2), 1..1);
+    }
+}

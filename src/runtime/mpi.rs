@@ -1,0 +1,102 @@
+//! `Collective` over MPI (the `mpi` feature, through rsmpi): the transport of data-parallel
+//! training (`runtime::distributed`).
+//!
+//! The gradient sum is not `MPI_Allreduce`: MPI lets an implementation sum in any order, and
+//! even differently on different ranks. Instead each rank owns a contiguous segment of the
+//! buffer; an all-to-all sends every rank's piece of each segment to its owner, the owner sums
+//! its segment in rank order (f64, weighted, rounded once), and an all-gather returns the sums.
+//! That is a reduce-scatter plus an all-gather, the traffic of a ring allreduce (each rank
+//! sends and receives about 2·(N−1)/N of the buffer), with one fixed order of addition.
+
+use ::mpi::Count;
+use ::mpi::datatype::{Partition, PartitionMut};
+use ::mpi::environment::Universe;
+use ::mpi::topology::{Communicator, SimpleCommunicator};
+use ::mpi::traits::{CommunicatorCollectives, Root};
+
+use super::distributed::{Collective, shard};
+
+/// The job's processes (`MPI_COMM_WORLD`). MPI is finalized when this is dropped.
+pub struct Mpi {
+    world: SimpleCommunicator,
+    _universe: Universe,
+}
+
+impl Mpi {
+    /// Starts MPI; `None` when it was already started in this process or cannot start.
+    pub fn start() -> Option<Mpi> {
+        let universe = ::mpi::initialize()?;
+        Some(Mpi {
+            world: universe.world(),
+            _universe: universe,
+        })
+    }
+
+    /// Ends every rank of the job with `code` (`MPI_Abort`): a rank that cannot go on must not
+    /// leave the others waiting in a collective.
+    pub fn abort(&self, code: i32) -> ! {
+        self.world.abort(code)
+    }
+}
+
+/// Counts and displacements of `parts` consecutive pieces of the given sizes.
+fn partition(sizes: impl Iterator<Item = usize>) -> (Vec<Count>, Vec<Count>) {
+    let counts: Vec<Count> = sizes.map(|n| n as Count).collect();
+    let displs = counts
+        .iter()
+        .scan(0, |at, &n| {
+            let here = *at;
+            *at += n;
+            Some(here)
+        })
+        .collect();
+    (counts, displs)
+}
+
+impl Collective for Mpi {
+    fn rank(&self) -> usize {
+        self.world.rank() as usize
+    }
+
+    fn ranks(&self) -> usize {
+        self.world.size() as usize
+    }
+
+    fn weighted_sum(&self, values: &mut [f32], weights: &[f64], weighted: usize) {
+        let (ranks, rank) = (self.ranks(), self.rank());
+        let segment = |r: usize| shard(values.len(), ranks, r);
+        let mine = segment(rank);
+        // To each rank its segment of this rank's values; from each rank its piece of mine.
+        let (send_counts, send_displs) = partition((0..ranks).map(|r| segment(r).len()));
+        let (recv_counts, recv_displs) = partition((0..ranks).map(|_| mine.len()));
+        let mut pieces = vec![0.0f32; mine.len() * ranks];
+        {
+            let send = Partition::new(&values[..], send_counts.clone(), send_displs.clone());
+            let mut recv = PartitionMut::new(&mut pieces[..], recv_counts, recv_displs);
+            self.world.all_to_all_varcount_into(&send, &mut recv);
+        }
+        let sums: Vec<f32> = (0..mine.len())
+            .map(|i| {
+                let weighs = mine.start + i < weighted;
+                let mut sum = 0.0f64;
+                for (r, weight) in weights.iter().enumerate() {
+                    let value = f64::from(pieces[r * mine.len() + i]);
+                    sum += if weighs { weight * value } else { value };
+                }
+                sum as f32
+            })
+            .collect();
+        let mut all = PartitionMut::new(values, send_counts, send_displs);
+        self.world.all_gather_varcount_into(&sums[..], &mut all);
+    }
+
+    fn all_gather(&self, value: u64) -> Vec<u64> {
+        let mut all = vec![0u64; self.ranks()];
+        self.world.all_gather_into(&value, &mut all[..]);
+        all
+    }
+
+    fn broadcast(&self, values: &mut [f64]) {
+        self.world.process_at_rank(0).broadcast_into(values);
+    }
+}

@@ -1,0 +1,261 @@
+//! `mpirun -n N kiln run --distributed`: every rank holds the same weights, resuming equals an
+//! uninterrupted run, and a rank that fails or disagrees ends the job with a message — never a
+//! hang. Needs Open MPI's `mpirun` (`cargo test --features mpi --test distributed`).
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A small classifier, so that a run takes a second or two, with validation and the callbacks
+/// whose decisions rank 0 broadcasts.
+const PROGRAM: &str = "\
+data train = synthetic_classification(samples: 1000, features: 16, classes: 4, seed: 3)
+
+model m(x: f32[B, 16]) -> f32[B, 4] {
+    dense(32, relu)
+    dense(4, softmax)
+}
+
+fit m on train {
+    loss             sparse_categorical_crossentropy
+    optimizer        adam(lr: 0.01)
+    metrics          [accuracy]
+    EPOCHS
+    batch            50
+    seed             5
+    shuffle          true
+    validation_split 0.2
+    callbacks        [reduce_lr_on_plateau(patience: 1), early_stopping(patience: 3)]
+}
+";
+
+fn program(epochs: &str, after: &str) -> String {
+    format!("{}{after}", PROGRAM.replace("EPOCHS", epochs))
+}
+
+fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-distributed-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir
+}
+
+/// `mpirun` with the given application contexts (`-n N kiln run --distributed ARGS`, joined by
+/// `:`), bounded by `timeout` so that a hang fails the test instead of stalling it.
+fn mpirun(dir: &Path, contexts: &[(usize, Vec<String>)]) -> Output {
+    let mut args: Vec<String> = [
+        "-s",
+        "KILL",
+        "300",
+        "mpirun",
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (index, (ranks, command)) in contexts.iter().enumerate() {
+        if index > 0 {
+            args.push(":".into());
+        }
+        args.extend(["-n".to_string(), ranks.to_string()]);
+        args.extend(command.iter().cloned());
+    }
+    Command::new("timeout")
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .expect("timeout and mpirun (Open MPI) are installed")
+}
+
+fn kiln(args: &[&str]) -> Vec<String> {
+    let mut command = vec![
+        env!("CARGO_BIN_EXE_kiln").to_string(),
+        "run".into(),
+        "--distributed".into(),
+    ];
+    command.extend(args.iter().map(|a| a.to_string()));
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn run_ok(dir: &Path, ranks: usize, args: &[&str]) -> String {
+    let output = mpirun(dir, &[(ranks, kiln(args))]);
+    let text = text(&output);
+    assert!(output.status.success(), "{ranks} ranks {args:?}: {text}");
+    text
+}
+
+/// The hash of the `Trained` line, after checking it was compared on every rank.
+fn weights(text: &str, ranks: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Trained ")).collect();
+    assert_eq!(lines.len(), 1, "rank 0 alone reports:\n{text}");
+    let line = lines[0];
+    assert!(
+        line.ends_with(&format!(", the same on all {ranks} ranks)")),
+        "{line}"
+    );
+    let at = line.find("(weights ").unwrap() + "(weights ".len();
+    line[at..at + 16].to_string()
+}
+
+#[test]
+fn every_rank_holds_the_same_weights_and_rank_0_alone_writes() {
+    let dir = scratch(
+        "same",
+        &[(
+            "m.model",
+            &program("epochs 4", "save m to \"m.safetensors\"\n"),
+        )],
+    );
+    for ranks in [2, 3] {
+        let out = run_ok(&dir, ranks, &["m.model", "--history", "h.csv"]);
+        weights(&out, ranks);
+        assert_eq!(out.matches("Epoch 4/4").count(), 1, "{out}");
+        assert!(out.contains("val_loss"), "{out}");
+        assert!(dir.join("m.safetensors").is_file());
+        let history = std::fs::read_to_string(dir.join("h.csv")).unwrap();
+        assert_eq!(history.lines().count(), 5, "{history}");
+    }
+}
+
+#[test]
+fn a_last_batch_shorter_than_the_ranks_leaves_some_ranks_idle() {
+    // 800 training samples in batches of 47: the last batch has 1 row, so on 3 ranks two
+    // of them contribute nothing to that step.
+    let short = program("epochs 2", "").replace("batch            50", "batch            47");
+    let dir = scratch("short", &[("m.model", &short)]);
+    let out = run_ok(&dir, 3, &["m.model"]);
+    weights(&out, 3);
+    assert!(out.contains("18/18"), "{out}");
+}
+
+#[test]
+fn the_seed_program_trains_identically_on_two_and_three_ranks() {
+    let seed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/seed.model"))
+            .unwrap()
+            .replace("epochs    5", "epochs    1");
+    let dir = scratch("seed", &[("seed.model", &seed)]);
+    for ranks in [2, 3] {
+        weights(&run_ok(&dir, ranks, &["seed.model", "-q"]), ranks);
+    }
+}
+
+#[test]
+fn one_rank_trains_the_weights_of_a_plain_run() {
+    // The step split in two (gradients, then the update on their sum) computes what the fused
+    // step computes: with one rank the sum is the gradient itself.
+    let dir = scratch("one", &[("m.model", &program("epochs 3", ""))]);
+    let plain = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", "-q", "m.model"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let plain = text(&plain);
+    let at = plain.find("(weights ").unwrap() + "(weights ".len();
+    assert_eq!(
+        weights(&run_ok(&dir, 1, &["m.model", "-q"]), 1),
+        &plain[at..at + 16]
+    );
+}
+
+#[test]
+fn resuming_under_mpi_equals_an_uninterrupted_run() {
+    let dir = scratch(
+        "resume",
+        &[
+            ("straight.model", &program("epochs 4", "")),
+            (
+                "first.model",
+                &program("epochs 2", "save m to \"half.safetensors\"\n"),
+            ),
+            (
+                "second.model",
+                &program("epochs 4\n    initial_epoch 2", ""),
+            ),
+        ],
+    );
+    let straight = weights(&run_ok(&dir, 2, &["straight.model"]), 2);
+    run_ok(&dir, 2, &["first.model"]);
+    let resumed = run_ok(&dir, 2, &["second.model", "--load", "half.safetensors"]);
+    assert!(resumed.contains("resuming after epoch 2"), "{resumed}");
+    assert_eq!(weights(&resumed, 2), straight);
+}
+
+#[test]
+fn ranks_with_different_programs_or_data_stop_with_e0880() {
+    let other_data = program("epochs 2", "").replace("classes: 4, seed: 3", "classes: 4, seed: 4");
+    let dir = scratch(
+        "mismatch",
+        &[
+            ("a.model", &program("epochs 2", "")),
+            ("b.model", &program("epochs 3", "")),
+            // Same shapes, other values.
+            ("c.model", &other_data),
+        ],
+    );
+    for other in ["b.model", "c.model"] {
+        let output = mpirun(&dir, &[(1, kiln(&["a.model"])), (1, kiln(&[other]))]);
+        let text = text(&output);
+        assert!(!output.status.success(), "{text}");
+        assert!(text.contains("E0880"), "{text}");
+        assert!(text.contains("rank 1 differs from rank 0"), "{text}");
+    }
+}
+
+#[test]
+fn a_rank_that_fails_ends_every_rank() {
+    // Rank 1 cannot read its data while rank 0 trains: rank 1 reports and aborts the job.
+    let dir = scratch(
+        "fails",
+        &[
+            ("a.model", &program("epochs 50", "")),
+            (
+                "b.model",
+                &program("epochs 50", "").replace(
+                    "synthetic_classification(samples: 1000, features: 16, classes: 4, seed: 3)",
+                    "csv(\"missing.csv\", label: \"y\")",
+                ),
+            ),
+        ],
+    );
+    let output = mpirun(&dir, &[(1, kiln(&["a.model"])), (1, kiln(&["b.model"]))]);
+    let text = text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("rank 1 of 2: error"), "{text}");
+    assert!(text.contains("missing.csv"), "{text}");
+}
+
+#[test]
+fn a_rank_that_is_killed_ends_every_rank() {
+    // No callbacks: nothing stops training before the kill.
+    let endless = program("epochs 100000", "").replace(
+        "    callbacks        [reduce_lr_on_plateau(patience: 1), early_stopping(patience: 3)]\n",
+        "",
+    );
+    let dir = scratch("killed", &[("m.model", &endless)]);
+    // Rank 1 dies (SIGKILL) in the middle of training; rank 0 is waiting for its gradients.
+    let mut killed = vec![
+        "timeout".to_string(),
+        "-s".into(),
+        "KILL".into(),
+        "3".into(),
+    ];
+    killed.extend(kiln(&["m.model", "-q"]));
+    let output = mpirun(&dir, &[(1, kiln(&["m.model", "-q"])), (1, killed)]);
+    let text = text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(!text.contains("Trained m"), "{text}");
+}
