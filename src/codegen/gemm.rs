@@ -1277,6 +1277,62 @@ mod tests {
         (200, 150, 520),
     ];
 
+    /// A scan's recurrent products: the kernel packed once (`ConstantRhs`) gives the bits every
+    /// product packing it again gives, plain and transposed, on one thread and two.
+    #[test]
+    fn a_right_operand_packed_once_gives_the_same_bits() {
+        for (m, n, k, transposed_b) in [
+            (64, 512, 128, false),
+            (64, 128, 512, true),
+            (7, 384, 128, false),
+        ] {
+            for threads in [1, 2] {
+                let mut gemm = planned(m, n, k, threads);
+                let a = values(m * k, 1);
+                let b = values(k * n, 2);
+                let (b_rs, b_cs) = if transposed_b {
+                    (1, k as isize)
+                } else {
+                    (n as isize, 1)
+                };
+                let mut expected = vec![0.0; m * n];
+                // SAFETY: the vectors hold the m×k, k×n and m×n operands at these strides.
+                unsafe {
+                    let (dst, a_ptr, b_ptr) = (expected.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+                    gemm.sgemm(m, n, k, dst, a_ptr, k as isize, 1, b_ptr, b_rs, b_cs)
+                };
+                let _installed = install(&mut gemm);
+                let mut buffer = vec![0.0; ConstantRhs::buffer_len(n, k)];
+                // SAFETY: as above; `b` and `buffer` outlive the product below.
+                let constant =
+                    unsafe { ConstantRhs::pack((m, n, k), b.as_ptr(), b_rs, b_cs, &mut buffer) };
+                assert!(constant.packed.is_some() || kernels().is_none());
+                let mut got = vec![0.0; m * n];
+                // SAFETY: as above, and `constant` was packed from `b` for this shape.
+                unsafe {
+                    let (dst, a_ptr, b_ptr) = (got.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+                    sgemm_constant_rhs(
+                        (m, n, k),
+                        dst,
+                        a_ptr,
+                        k as isize,
+                        1,
+                        b_ptr,
+                        b_rs,
+                        b_cs,
+                        constant,
+                    )
+                };
+                assert!(
+                    got.iter()
+                        .zip(&expected)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}×{n}×{k} transposed b {transposed_b}, {threads} threads"
+                );
+            }
+        }
+    }
+
     #[test]
     fn products_match_a_reference_for_every_transpose() {
         for &(m, n, k) in SHAPES {
