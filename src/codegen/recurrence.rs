@@ -1,6 +1,7 @@
 //! `recurrence` and `recurrence_grad` as native code the JIT'd step calls (`kiln_recurrence`):
-//! the scan's loop over time steps, each step one matrix product through `kiln_sgemm` (split
-//! over the step's threads when large) and the cell's arithmetic from `ir::recurrence`, the
+//! the scan's loop over time steps, each step one matrix product through the step's GEMM (split
+//! over the step's threads when large; the recurrent kernel packed once per scan, see
+//! `gemm::ConstantRhs`) and the cell's arithmetic from `ir::recurrence`, the
 //! same definition the interpreter runs. The loop lives here, not in emitted code, so compile
 //! time does not grow with the sequence length.
 
