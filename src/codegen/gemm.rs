@@ -86,6 +86,9 @@ struct Problem {
     pack_rhs: bool,
     /// Whether the micro-kernels read the left operand in place instead of a packed copy.
     direct_lhs: bool,
+    /// The whole left operand packed beforehand (see [`ConstantRhs`]): depth block `pc` at
+    /// `pc * round_up(rows, MR)`, its panels `MR * kb` apart.
+    packed_lhs: Option<*const f32>,
 }
 
 // SAFETY: a `Problem` is only sent to a worker for the duration of one `kiln_sgemm` call, which
@@ -415,7 +418,12 @@ fn compute(task: &Task, kernels: &KernelTable, scratch: &mut Scratch) {
                 };
                 // The left panels as the kernels read them: pointer, step between panels,
                 // step between depths.
-                let (lhs, lhs_panel, lhs_cs) = if p.direct_lhs {
+                let (lhs, lhs_panel, lhs_cs) = if let Some(packed) = p.packed_lhs {
+                    // SAFETY: `ic` is a multiple of MR below `rows`, so this is panel `ic / MR`
+                    // of depth block `pc`, inside the packed copy (`ConstantRhs::pack`).
+                    let at = unsafe { packed.add(pc * round_up(p.rows, MR) + ic * kb) };
+                    (at, MR * kb, MR as isize)
+                } else if p.direct_lhs {
                     (lhs_block, MR, p.lhs_cs)
                 } else {
                     // SAFETY: the block mb×kb at (ic, pc) is inside the left operand;
@@ -654,6 +662,44 @@ impl Gemm {
         b_rs: isize,
         b_cs: isize,
     ) {
+        // SAFETY: the caller's contract.
+        unsafe { self.sgemm_with(m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs, None) }
+    }
+
+    /// Whether an `m×n×k` product is computed transposed (see [`transposes_output`]), if the
+    /// kernels run it at all: the preferred orientation, or else the other. A ragged batch can
+    /// prefer the other one than the planned size did, and then only the planned one is sure
+    /// to fit (each orientation's scratch grows with every size). Both give the same bits.
+    fn orientation(&self, m: usize, n: usize, k: usize) -> Option<bool> {
+        self.kernels?;
+        let preferred = transposes_output(m, n, k);
+        let fits = |transposed: bool| {
+            let (rows, cols) = sides(m, n, transposed);
+            scratch_len(rows, cols, k) <= self.scratch_len
+        };
+        [preferred, !preferred].into_iter().find(|&t| fits(t))
+    }
+
+    /// `sgemm`, reading the left operand of the kernels from `packed_lhs` when given (packed
+    /// by `ConstantRhs::pack` from this `b` for this shape).
+    ///
+    /// # Safety
+    /// As `sgemm`; `packed_lhs` as said.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn sgemm_with(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        a: *const f32,
+        a_rs: isize,
+        a_cs: isize,
+        b: *const f32,
+        b_rs: isize,
+        b_cs: isize,
+        packed_lhs: Option<*const f32>,
+    ) {
         if m == 0 || n == 0 {
             return;
         }
@@ -662,16 +708,7 @@ impl Gemm {
             unsafe { std::slice::from_raw_parts_mut(dst, m * n) }.fill(0.0);
             return;
         }
-        // The preferred orientation, or else the other: a ragged batch can prefer the other
-        // one than the planned size did, and then only the planned one is sure to fit (each
-        // orientation's scratch grows with every size). Both give the same bits.
-        let preferred = transposes_output(m, n, k);
-        let fits = |transposed: bool| {
-            let (rows, cols) = sides(m, n, transposed);
-            scratch_len(rows, cols, k) <= self.scratch_len
-        };
-        let transposed = [preferred, !preferred].into_iter().find(|&t| fits(t));
-        let (kernels, transposed) = match (self.kernels, transposed) {
+        let (kernels, transposed) = match (self.kernels, self.orientation(m, n, k)) {
             (Some(kernels), Some(transposed)) => (kernels, transposed),
             // No kernels for this host, or a product larger than planned (not one of the
             // graph's): the library, which allocates.
@@ -692,6 +729,7 @@ impl Gemm {
             ((a, a_rs, a_cs), (b, b_rs, b_cs), (n as isize, 1))
         };
         let kc = depth_block(k);
+        let packed_lhs = packed_lhs.filter(|_| transposed);
         let problem = Problem {
             rows,
             k,
@@ -706,7 +744,8 @@ impl Gemm {
             rhs_cs,
             kc,
             pack_rhs: pack_rhs(rows, cols, kc, rhs_rs),
-            direct_lhs: direct_lhs(rows, kc, lhs, lhs_rs, lhs_cs),
+            direct_lhs: packed_lhs.is_none() && direct_lhs(rows, kc, lhs, lhs_rs, lhs_cs),
+            packed_lhs,
         };
         let whole = Task {
             problem,
@@ -1030,6 +1069,110 @@ fn spread_work(threads: usize, work: &dyn Fn(usize) -> Work, alone: &dyn Fn(usiz
     }
 }
 
+/// The right operand of many products `a·b` of one shape `m×n×k` with the same `b` (a scan's
+/// recurrent kernel, one product per time step), packed once for all of them where the
+/// kernels read it as their left operand (the output computed transposed), which every
+/// product would otherwise copy again. Same panels, same kernel calls: the same bits.
+#[derive(Clone, Copy)]
+pub(crate) struct ConstantRhs {
+    packed: Option<*const f32>,
+}
+
+impl ConstantRhs {
+    /// Floats of buffer `pack` needs for a `k×n` right operand.
+    pub(crate) fn buffer_len(n: usize, k: usize) -> usize {
+        round_up(n, MR) * k + LANES
+    }
+
+    /// Packs `b` (`k×n`, by strides) into `buffer` (`buffer_len(n, k)` floats) for the running
+    /// step's products `m×n×k`, when that pays; else products read `b` as usual.
+    ///
+    /// # Safety
+    /// `b` must be readable at every index its shape and strides reach, and stay unchanged,
+    /// like `buffer`, while the products that use the result run.
+    pub(crate) unsafe fn pack(
+        (m, n, k): (usize, usize, usize),
+        b: *const f32,
+        b_rs: isize,
+        b_cs: isize,
+        buffer: &mut [f32],
+    ) -> ConstantRhs {
+        let gemm = CURRENT.with(Cell::get);
+        // SAFETY: as in `current_threads`.
+        let Some(gemm) = (unsafe { gemm.as_ref() }) else {
+            return ConstantRhs { packed: None };
+        };
+        let kc = depth_block(k);
+        // The kernels' left operand is `b` transposed: rows `n`, row stride `b_cs`.
+        let worth = m > 0
+            && n > 0
+            && k > 0
+            && gemm.orientation(m, n, k) == Some(true)
+            && !direct_lhs(n, kc, b, b_cs, b_rs)
+            && buffer.len() >= Self::buffer_len(n, k);
+        if !worth {
+            return ConstantRhs { packed: None };
+        }
+        // Whole vectors on 32-byte boundaries, as the kernels load them.
+        let start = buffer
+            .as_ptr()
+            .align_offset(LANES * std::mem::size_of::<f32>());
+        let rows = round_up(n, MR);
+        let packed = &mut buffer[start..start + rows * k];
+        let mut pc = 0;
+        while pc < k {
+            let kb = kc.min(k - pc);
+            // SAFETY: depths pc..pc + kb < k of `b` (the caller's contract); the block's
+            // `rows * kb` floats lie in `packed`. `orientation` returned Some, so the host has
+            // the kernels (and AVX2, which `pack_lhs` may use).
+            unsafe {
+                pack_lhs(
+                    n,
+                    kb,
+                    b.offset(pc as isize * b_rs),
+                    b_cs,
+                    b_rs,
+                    &mut packed[pc * rows..],
+                )
+            };
+            pc += kb;
+        }
+        ConstantRhs {
+            packed: Some(packed.as_ptr()),
+        }
+    }
+}
+
+/// `kiln_sgemm` for a right operand packed beforehand by `ConstantRhs::pack` (from this `b`,
+/// for this shape).
+///
+/// # Safety
+/// As `Gemm::sgemm`'s, and `constant` as said.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_constant_rhs(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    constant: ConstantRhs,
+) {
+    let gemm = CURRENT.with(Cell::get);
+    // SAFETY: the caller's contract; `gemm`, when set, is the running step's own state, as in
+    // `kiln_sgemm`.
+    unsafe {
+        match gemm.as_mut() {
+            Some(gemm) => {
+                gemm.sgemm_with(m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs, constant.packed)
+            }
+            None => library_sgemm(m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs),
+        }
+    }
+}
+
 /// Matrix product for JIT code: `dst[m×n] = op(a)[m×k] @ op(b)[k×n]`, `dst` row-major, the
 /// operands described by row and column strides (in elements).
 #[allow(clippy::too_many_arguments)]
@@ -1133,6 +1276,62 @@ mod tests {
         (7, 2100, 5),
         (200, 150, 520),
     ];
+
+    /// A scan's recurrent products: the kernel packed once (`ConstantRhs`) gives the bits every
+    /// product packing it again gives, plain and transposed, on one thread and two.
+    #[test]
+    fn a_right_operand_packed_once_gives_the_same_bits() {
+        for (m, n, k, transposed_b) in [
+            (64, 512, 128, false),
+            (64, 128, 512, true),
+            (7, 384, 128, false),
+        ] {
+            for threads in [1, 2] {
+                let mut gemm = planned(m, n, k, threads);
+                let a = values(m * k, 1);
+                let b = values(k * n, 2);
+                let (b_rs, b_cs) = if transposed_b {
+                    (1, k as isize)
+                } else {
+                    (n as isize, 1)
+                };
+                let mut expected = vec![0.0; m * n];
+                // SAFETY: the vectors hold the m×k, k×n and m×n operands at these strides.
+                unsafe {
+                    let (dst, a_ptr, b_ptr) = (expected.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+                    gemm.sgemm(m, n, k, dst, a_ptr, k as isize, 1, b_ptr, b_rs, b_cs)
+                };
+                let _installed = install(&mut gemm);
+                let mut buffer = vec![0.0; ConstantRhs::buffer_len(n, k)];
+                // SAFETY: as above; `b` and `buffer` outlive the product below.
+                let constant =
+                    unsafe { ConstantRhs::pack((m, n, k), b.as_ptr(), b_rs, b_cs, &mut buffer) };
+                assert!(constant.packed.is_some() || kernels().is_none());
+                let mut got = vec![0.0; m * n];
+                // SAFETY: as above, and `constant` was packed from `b` for this shape.
+                unsafe {
+                    let (dst, a_ptr, b_ptr) = (got.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+                    sgemm_constant_rhs(
+                        (m, n, k),
+                        dst,
+                        a_ptr,
+                        k as isize,
+                        1,
+                        b_ptr,
+                        b_rs,
+                        b_cs,
+                        constant,
+                    )
+                };
+                assert!(
+                    got.iter()
+                        .zip(&expected)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}×{n}×{k} transposed b {transposed_b}, {threads} threads"
+                );
+            }
+        }
+    }
 
     #[test]
     fn products_match_a_reference_for_every_transpose() {

@@ -1,10 +1,11 @@
 //! `recurrence` and `recurrence_grad` as native code the JIT'd step calls (`kiln_recurrence`):
-//! the scan's loop over time steps, each step one matrix product through `kiln_sgemm` (split
-//! over the step's threads when large) and the cell's arithmetic from `ir::recurrence`, the
+//! the scan's loop over time steps, each step one matrix product through the step's GEMM (split
+//! over the step's threads when large; the recurrent kernel packed once per scan, see
+//! `gemm::ConstantRhs`) and the cell's arithmetic from `ir::recurrence`, the
 //! same definition the interpreter runs. The loop lives here, not in emitted code, so compile
 //! time does not grow with the sequence length.
 
-use super::gemm::kiln_sgemm;
+use super::gemm::{ConstantRhs, sgemm_constant_rhs};
 use crate::ir::recurrence::{Activation, Cell, CellKind, Real};
 
 /// Which direction `kiln_recurrence` runs (its first argument).
@@ -43,9 +44,20 @@ fn cell_from_code(code: i64, units: usize) -> Option<Cell> {
 }
 
 /// Floats of scratch a scan of `cell` needs at `batch` samples: the forward pass's recurrent
-/// product, or the reverse pass's copy of it and the gradients carried between steps.
+/// product, or the reverse pass's copy of it and the gradients carried between steps; then
+/// the recurrent kernel packed once for the scan's products (`ConstantRhs`).
 pub(crate) fn scratch_len(cell: &Cell, batch: usize) -> usize {
+    carried_len(cell, batch) + packed_kernel_len(cell)
+}
+
+fn carried_len(cell: &Cell, batch: usize) -> usize {
     batch * (cell.gate_width() + 5 * cell.units)
+}
+
+/// The packed kernel `U` (`[units, gw]`, forward) or `Uᵀ` (backward), whichever is larger.
+fn packed_kernel_len(cell: &Cell) -> usize {
+    let (u, gw) = (cell.units, cell.gate_width());
+    ConstantRhs::buffer_len(gw, u).max(ConstantRhs::buffer_len(u, gw))
 }
 
 /// Runs one scan over `batch` samples of `steps` steps. Forward: `a` is `xw`, `c` the GRU's
@@ -264,29 +276,54 @@ impl Real for f32 {
     }
 }
 
-/// `dst[m×n] = a·b` through the step's GEMM, `a` rows `a_rs` apart; `b_t` reads `b` transposed.
-fn product(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    a: &[f32],
-    a_rs: usize,
-    b: &[f32],
-    b_t: bool,
-) {
-    debug_assert!(dst.len() >= m * n && (m == 0 || a.len() >= (m - 1) * a_rs + k));
-    let (b_rs, b_cs) = if b_t { (1, k as i64) } else { (n as i64, 1) };
-    kiln_sgemm(
-        m as i64,
-        n as i64,
-        k as i64,
-        dst.as_mut_ptr(),
-        a.as_ptr(),
-        a_rs as i64,
-        1,
-        b.as_ptr(),
-        b_rs,
-        b_cs,
-    );
+/// The recurrent kernel `b` of a scan's products `m×n×k` (`b_t`: read transposed), packed once
+/// into `buffer` for all of them.
+struct Recurrent<'a> {
+    b: &'a [f32],
+    b_rs: isize,
+    b_cs: isize,
+    packed: ConstantRhs,
+}
+
+impl<'a> Recurrent<'a> {
+    fn pack(mnk: (usize, usize, usize), b: &'a [f32], b_t: bool, buffer: &mut [f32]) -> Self {
+        let (_, n, k) = mnk;
+        assert!(b.len() >= n * k);
+        let (b_rs, b_cs) = if b_t {
+            (1, k as isize)
+        } else {
+            (n as isize, 1)
+        };
+        // SAFETY: `b` holds the `k×n` operand (checked above); `b` and `buffer` are borrowed
+        // for as long as the result is used.
+        let packed = unsafe { ConstantRhs::pack(mnk, b.as_ptr(), b_rs, b_cs, buffer) };
+        Recurrent {
+            b,
+            b_rs,
+            b_cs,
+            packed,
+        }
+    }
+
+    /// `dst[m×n] = a·b` through the step's GEMM, `a` rows `a_rs` apart.
+    fn product(&self, (m, n, k): (usize, usize, usize), dst: &mut [f32], a: &[f32], a_rs: usize) {
+        assert!(dst.len() >= m * n && (m == 0 || a.len() >= (m - 1) * a_rs + k));
+        // SAFETY: the slices hold the operands (checked above and in `pack`), `dst` is
+        // borrowed mutably so overlaps neither, and `packed` was packed from `b` for this shape.
+        unsafe {
+            sgemm_constant_rhs(
+                (m, n, k),
+                dst.as_mut_ptr(),
+                a.as_ptr(),
+                a_rs as isize,
+                1,
+                self.b.as_ptr(),
+                self.b_rs,
+                self.b_cs,
+                self.packed,
+            )
+        };
+    }
 }
 
 /// Two disjoint rows of one buffer: `(buf[read..read + len], &mut buf[write..write + len])`.
@@ -314,20 +351,15 @@ fn scan_forward(
     scratch: &mut [f32],
 ) {
     let (u, gw, width) = (cell.units, cell.gate_width(), cell.tape_width());
+    let (scratch, pack_buffer) = scratch.split_at_mut(carried_len(cell, batch));
+    let recurrent = Recurrent::pack((batch, gw, u), kernel, false, pack_buffer);
     let rec = &mut scratch[..batch * gw];
     for k in 0..steps {
         let t = cell.step(k, steps);
         let previous = cell.previous(t, steps);
         match previous {
             // Each sample's previous hidden state is the start of its tape row at `p`.
-            Some(p) => product(
-                (batch, gw, u),
-                rec,
-                &tape[p * width..],
-                steps * width,
-                kernel,
-                false,
-            ),
+            Some(p) => recurrent.product((batch, gw, u), rec, &tape[p * width..], steps * width),
             None => rec.fill(0.0),
         }
         if let Some(bias) = bias {
@@ -375,6 +407,8 @@ fn scan_backward(
         cell.tape_width(),
         cell.grad_width(),
     );
+    let (scratch, pack_buffer) = scratch.split_at_mut(carried_len(cell, batch));
+    let recurrent = Recurrent::pack((batch, u, gw), kernel, true, pack_buffer);
     let (drec, rest) = scratch.split_at_mut(batch * gw);
     let (via_rec, rest) = rest.split_at_mut(batch * u);
     let (via_h, rest) = rest.split_at_mut(batch * u);
@@ -430,15 +464,13 @@ fn scan_backward(
         // What reaches the previous step through the recurrent product: d rec · Uᵀ.
         if previous.is_some() {
             if gru {
-                product((batch, u, gw), via_rec, drec, gw, kernel, true);
+                recurrent.product((batch, u, gw), via_rec, drec, gw);
             } else {
-                product(
+                recurrent.product(
                     (batch, u, gw),
                     via_rec,
                     &grad[t * grad_width..],
                     steps * grad_width,
-                    kernel,
-                    true,
                 );
             }
         }
