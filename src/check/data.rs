@@ -647,31 +647,12 @@ impl Checker {
         weight: &Option<Option<LabelColumn>>,
         expr: &ast::Expr,
     ) -> Option<Option<Vec<LabelColumn>>> {
-        let items = match &expr.kind {
-            ast::ExprKind::List(items) => items.as_slice(),
-            _ => &[],
-        };
-        let span_of = |i: usize| items.get(i).map_or(expr.span, |e| e.span);
-        for (i, column) in features.iter().enumerate() {
-            let problem = if features[..i].contains(column) {
-                Some("is listed twice")
-            } else if label.as_ref() == Some(column) {
-                Some("is the label column")
-            } else if matches!(weight, Some(Some(w)) if w == column) {
-                Some("is the weight column")
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                let name = match column {
-                    LabelColumn::Name(n) => format!("{n:?}"),
-                    LabelColumn::Index(i) => i.to_string(),
-                    LabelColumn::Last => "the last column".into(),
-                    LabelColumn::None => "none".into(),
-                };
+        for i in 0..features.len() {
+            if let Some(problem) = column_clash(&features, i, label, weight) {
+                let name = column_text(&features[i]);
                 self.error(
                     Diagnostic::error("E0865", format!("feature column {name} {problem}"))
-                        .primary(span_of(i), problem.to_string())
+                        .primary(list_item_span(expr, i), problem.to_string())
                         .help("list each feature column once, without the label or weight column"),
                 );
                 return None;
@@ -716,11 +697,7 @@ impl Checker {
         header: Option<bool>,
         expr: &ast::Expr,
     ) -> Option<Vec<LabelColumn>> {
-        let items = match &expr.kind {
-            ast::ExprKind::List(items) => items.as_slice(),
-            _ => &[],
-        };
-        let span_of = |i: usize| items.get(i).map_or(expr.span, |e| e.span);
+        let span_of = |i: usize| list_item_span(expr, i);
         let listed = features.and_then(Option::as_ref);
         let same_kind = |a: &LabelColumn, b: &LabelColumn| {
             std::mem::discriminant(a) == std::mem::discriminant(b)
@@ -737,27 +714,15 @@ impl Checker {
                 );
                 return None;
             }
-            let problem = if columns[..i].contains(column) {
-                Some("is listed twice".to_string())
-            } else if label.as_ref() == Some(column) {
-                Some("is the label column".to_string())
-            } else if matches!(weight, Some(Some(w)) if w == column) {
-                Some("is the weight column".to_string())
-            } else if let Some(listed) = listed
-                && !listed.contains(column)
-                && listed.iter().all(|f| same_kind(f, column))
-            {
-                Some("is not one of the `features`".to_string())
-            } else {
-                None
-            };
+            let problem = column_clash(&columns, i, label, weight).or_else(|| {
+                listed
+                    .filter(|listed| {
+                        !listed.contains(column) && listed.iter().all(|f| same_kind(f, column))
+                    })
+                    .map(|_| "is not one of the `features`")
+            });
             if let Some(problem) = problem {
-                let name = match column {
-                    LabelColumn::Name(n) => format!("{n:?}"),
-                    LabelColumn::Index(i) => i.to_string(),
-                    LabelColumn::Last => "the last column".into(),
-                    LabelColumn::None => "none".into(),
-                };
+                let name = column_text(column);
                 self.error(
                     Diagnostic::error("E0868", format!("categorical column {name} {problem}"))
                         .primary(span_of(i), problem)
@@ -845,5 +810,43 @@ impl Checker {
                 None
             }
         }
+    }
+}
+
+/// Why the `i`th of a csv's listed `columns` cannot be there: listed before it, or the label's
+/// or the weight's column.
+fn column_clash(
+    columns: &[LabelColumn],
+    i: usize,
+    label: &Option<LabelColumn>,
+    weight: &Option<Option<LabelColumn>>,
+) -> Option<&'static str> {
+    let column = &columns[i];
+    if columns[..i].contains(column) {
+        Some("is listed twice")
+    } else if label.as_ref() == Some(column) {
+        Some("is the label column")
+    } else if matches!(weight, Some(Some(w)) if w == column) {
+        Some("is the weight column")
+    } else {
+        None
+    }
+}
+
+/// A column as a message names it.
+fn column_text(column: &LabelColumn) -> String {
+    match column {
+        LabelColumn::Name(n) => format!("{n:?}"),
+        LabelColumn::Index(i) => i.to_string(),
+        LabelColumn::Last => "the last column".into(),
+        LabelColumn::None => "none".into(),
+    }
+}
+
+/// The span of a list expression's `i`th item (the whole expression when it is no list).
+fn list_item_span(expr: &ast::Expr, i: usize) -> Span {
+    match &expr.kind {
+        ast::ExprKind::List(items) => items.get(i).map_or(expr.span, |e| e.span),
+        _ => expr.span,
     }
 }

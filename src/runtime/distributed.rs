@@ -209,7 +209,18 @@ pub fn train(
     let mut best_weights: Option<Vec<Vec<f32>>> = None;
     let mut stopped_early = None;
     let mut non_finite = None;
-    let mut exchanged = vec![0.0f32; layout.len];
+    // Sized by the model: reserved fallibly, as the step's arena is (issue 20).
+    let mut exchanged = Vec::new();
+    exchanged.try_reserve_exact(layout.len).map_err(|_| {
+        DataError::new(
+            "training",
+            format!(
+                "out of memory: the gradient exchange needs {} more",
+                super::memory::gib(layout.len as u128 * 4)
+            ),
+        )
+    })?;
+    exchanged.resize(layout.len, 0.0f32);
     let mut communication = Communication {
         ranks,
         values: layout.len,
