@@ -98,7 +98,7 @@ impl Checker {
                 };
                 let features = match b.get(6) {
                     None => Some(None),
-                    Some(e) => self.feature_columns(e).map(Some),
+                    Some(e) => self.column_list(e, "features").map(Some),
                 };
                 let fill = match b.get(7) {
                     None => Some(Fill::Reject),
@@ -106,7 +106,7 @@ impl Checker {
                 };
                 let categorical = match b.get(8) {
                     None => Some(Vec::new()),
-                    Some(e) => self.categorical_columns(e),
+                    Some(e) => self.column_list(e, "categorical"),
                 };
                 let encoding = match b.get(9) {
                     None => Some(CategoryEncoding::OneHot),
@@ -342,7 +342,7 @@ impl Checker {
                 };
                 let features = match b.get(8) {
                     None => column.clone().map(|c| vec![c]),
-                    Some(e) => self.feature_columns(e),
+                    Some(e) => self.column_list(e, "features"),
                 };
                 match (
                     b.ok,
@@ -661,30 +661,6 @@ impl Checker {
         Some(Some(features))
     }
 
-    /// A csv's `categorical`: a list of columns (possibly empty).
-    fn categorical_columns(&mut self, expr: &ast::Expr) -> Option<Vec<LabelColumn>> {
-        match &expr.kind {
-            ast::ExprKind::List(items) => {
-                let columns: Vec<Option<LabelColumn>> = items
-                    .iter()
-                    .map(|e| self.label_column(e, "categorical"))
-                    .collect();
-                columns.into_iter().collect()
-            }
-            ast::ExprKind::Error => None,
-            _ => {
-                self.error(
-                    Diagnostic::error("E0303", "`categorical` must be a list of columns")
-                        .primary(expr.span, format!("found {}", found(expr)))
-                        .help(
-                            "write e.g. `categorical: [\"island\", \"sex\"]` or `categorical: [1]`",
-                        ),
-                );
-                None
-            }
-        }
-    }
-
     /// A csv's `categorical` columns: each a feature column listed once (E0868), named only
     /// when the file has a header (E0310). What cannot be told before the file is read (a
     /// name against an index) the loader checks.
@@ -758,22 +734,24 @@ impl Checker {
         rule
     }
 
-    /// A time series' `features`: a non-empty list of columns.
-    fn feature_columns(&mut self, expr: &ast::Expr) -> Option<Vec<LabelColumn>> {
+    /// A list of columns given as `what`: `features` (not empty) or `categorical` (maybe empty).
+    fn column_list(&mut self, expr: &ast::Expr, what: &str) -> Option<Vec<LabelColumn>> {
         match &expr.kind {
-            ast::ExprKind::List(items) if !items.is_empty() => {
-                let columns: Vec<Option<LabelColumn>> = items
-                    .iter()
-                    .map(|e| self.label_column(e, "features"))
-                    .collect();
+            ast::ExprKind::List(items) if what != "features" || !items.is_empty() => {
+                let columns: Vec<Option<LabelColumn>> =
+                    items.iter().map(|e| self.label_column(e, what)).collect();
                 columns.into_iter().collect()
             }
             ast::ExprKind::Error => None,
             _ => {
                 self.error(
-                    Diagnostic::error("E0303", "`features` must be a list of columns")
+                    Diagnostic::error("E0303", format!("`{what}` must be a list of columns"))
                         .primary(expr.span, format!("found {}", found(expr)))
-                        .help("write e.g. `features: [\"co2\", \"temperature\"]` or `features: [1, 2]`"),
+                        .help(if what == "features" {
+                            "write e.g. `features: [\"co2\", \"temperature\"]` or `features: [1, 2]`"
+                        } else {
+                            "write e.g. `categorical: [\"island\", \"sex\"]` or `categorical: [1]`"
+                        }),
                 );
                 None
             }
