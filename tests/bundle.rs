@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{kiln, path, scratch, text};
+use common::{kiln, kiln_ok, path, scratch, text};
 use std::path::Path;
 
 /// 60 flowers-like rows: 4 features and a class (0, 1, 2) that depends on them, with a header.
@@ -31,17 +31,6 @@ evaluate flower on flowers\n\
 predict flower on flowers to \"program.csv\"\n\
 save flower to \"flower.kiln\"\n";
 
-fn ok(args: &[&str]) -> String {
-    let out = kiln(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 fn fails(args: &[&str]) -> String {
     let out = kiln(args);
     let stderr = text(&out.stderr);
@@ -54,7 +43,7 @@ fn fails(args: &[&str]) -> String {
 fn trained(dir: &Path) -> String {
     std::fs::write(dir.join("flowers.csv"), flowers_csv()).unwrap();
     std::fs::write(dir.join("p.model"), PROGRAM).unwrap();
-    ok(&["run", "-q", &path(dir, "p.model")])
+    kiln_ok(&["run", "-q", &path(dir, "p.model")])
 }
 
 #[test]
@@ -65,13 +54,13 @@ fn a_bundle_predicts_and_evaluates_as_its_program_did() {
     let data = path(&dir, "flowers.csv");
     // The same probabilities and classes, byte for byte, on stdout and in a file.
     let program = std::fs::read_to_string(dir.join("program.csv")).unwrap();
-    assert_eq!(ok(&["predict", &bundle, &data]), program);
+    assert_eq!(kiln_ok(&["predict", &bundle, &data]), program);
     let out = path(&dir, "bundle.csv");
-    let said = ok(&["predict", &bundle, &data, "-o", &out]);
+    let said = kiln_ok(&["predict", &bundle, &data, "-o", &out]);
     assert!(said.contains("60 samples written to"), "{said}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), program);
     // The same loss and metrics (standardized with the training statistics).
-    let evaluated = ok(&["evaluate", &bundle, &data]);
+    let evaluated = kiln_ok(&["evaluate", &bundle, &data]);
     let numbers = |line: &str| line.split_once(" samples - ").unwrap().1.to_string();
     let in_program = run.lines().find(|l| l.starts_with("Evaluated")).unwrap();
     assert_eq!(
@@ -79,7 +68,7 @@ fn a_bundle_predicts_and_evaluates_as_its_program_did() {
         numbers(in_program),
         "{run}\n{evaluated}"
     );
-    let summary = ok(&["check", "--summary", &bundle]);
+    let summary = kiln_ok(&["check", "--summary", &bundle]);
     assert!(summary.contains("dense_1 (dense)"), "{summary}");
     assert!(summary.contains("parameters       67"), "{summary}");
     assert!(summary.contains("ok (model 'flower'"), "{summary}");
@@ -102,7 +91,7 @@ fn the_bundle_keeps_only_what_defines_its_model() {
     assert!(bundle.weights.standardization.is_some());
     // The same weights give the same file.
     let first = std::fs::read(dir.join("flower.kiln")).unwrap();
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     assert_eq!(std::fs::read(dir.join("flower.kiln")).unwrap(), first);
 }
 
@@ -136,7 +125,7 @@ fn damaged_bundles_are_errors_that_say_so() {
         PROGRAM.replace("\"flower.kiln\"", "\"c.safetensors\""),
     )
     .unwrap();
-    ok(&["run", "-q", &path(&dir, "c.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "c.model")]);
     std::fs::copy(dir.join("c.safetensors"), dir.join("c.kiln")).unwrap();
     let message = fails(&["check", &path(&dir, "c.kiln")]);
     assert!(message.contains("not a Kiln bundle"), "{message}");
@@ -197,9 +186,9 @@ fn a_model_saved_without_a_fit_predicts_but_cannot_evaluate() {
         "model m(x: f32[B, 4]) -> f32[B, 3] { dense(3, softmax) }\nsave m to \"m.kiln\"\n",
     )
     .unwrap();
-    ok(&["run", "-q", &path(&dir, "u.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "u.model")]);
     let bundle = path(&dir, "m.kiln");
-    let predicted = ok(&["predict", &bundle, &path(&dir, "flowers.csv")]);
+    let predicted = kiln_ok(&["predict", &bundle, &path(&dir, "flowers.csv")]);
     assert_eq!(predicted.lines().count(), 61, "{predicted}");
     let message = fails(&["evaluate", &bundle, &path(&dir, "flowers.csv")]);
     assert!(message.contains("`evaluate` needs a loss"), "{message}");

@@ -10,20 +10,9 @@
 
 mod common;
 
-use common::{kiln, path, scratch, text};
+use common::{kiln, kiln_ok, path, scratch, text};
 use std::path::Path;
 use std::process::Command;
-
-fn ok(args: &[&str]) -> String {
-    let out = kiln(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 fn run(command: &mut Command) -> String {
     let out = command.output().unwrap();
@@ -86,12 +75,12 @@ fn library_matches_predict(dir: &Path, extra: &[&str]) -> f32 {
     let out = path(dir, "out");
     let mut args = vec!["build", &bundle, "-o", &out, "--name", "classifier"];
     args.extend(extra);
-    let said = ok(&args);
+    let said = kiln_ok(&args);
     assert!(said.contains("libclassifier.a"), "{said}");
     for file in ["libclassifier.a", "libclassifier.so", "classifier.h"] {
         assert!(dir.join("out").join(file).is_file(), "{file}");
     }
-    ok(&[
+    kiln_ok(&[
         "predict",
         &bundle,
         &path(dir, "test.csv"),
@@ -221,7 +210,7 @@ fn the_seed_mlp_as_a_c_library_gives_what_kiln_predict_gives() {
         save classifier to \"m.kiln\"\n";
     let csv = samples_csv(300, 32, 10, -2.0, 4.0);
     let dir = scratch("seed", &[("p.model", program), ("test.csv", &csv)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let worst = library_matches_predict(&dir, &[]);
     eprintln!("seed: largest relative difference {worst:e}");
     only_libc_and_libm(&dir);
@@ -288,7 +277,7 @@ fn scaled_and_standardized_inputs_and_dropout_run_inside_the_library_in_pieces()
             ("test.csv", &test),
         ],
     );
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let worst = library_matches_predict(&dir, &["--max-batch", "16"]);
     eprintln!("preprocessing: largest relative difference {worst:e}");
     let header = std::fs::read_to_string(dir.join("out/classifier.h")).unwrap();
@@ -326,7 +315,7 @@ fn where_the_same_kernels_run_the_library_is_bit_identical() {
             ("test.csv", &test),
         ],
     );
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let worst = library_matches_predict(&dir, &["--max-batch", "16"]);
     assert_eq!(worst, 0.0, "bit-identical");
 }
@@ -417,7 +406,7 @@ fn attention_and_normalization_layers_build() {
         fit att on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 3\n    batch 16\n    seed 1\n}\n\
         save att to \"m.kiln\"\n";
     let dir = scratch("attention", &[("p.model", program), ("test.csv", &test)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let worst = library_matches_predict(&dir, &[]);
     eprintln!("attention: largest relative difference {worst:e}");
 }
@@ -451,7 +440,7 @@ fn convnets_build_with_their_windowed_ops_in_c() {
     ] {
         let test_csv = samples_csv(80, features, 4, 0.0, 1.0);
         let dir = scratch(test, &[("p.model", program), ("test.csv", &test_csv)]);
-        ok(&["run", "-q", &path(&dir, "p.model")]);
+        kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
         let worst = library_matches_predict(&dir, &[]);
         eprintln!("{test}: largest relative difference {worst:e}");
     }
@@ -462,7 +451,7 @@ fn a_recurrent_layer_is_refused_naming_it() {
     let program = "model rnn(x: f32[B, 6, 3]) -> f32[B, 2] {\n    lstm(4)\n    dense(2, softmax)\n}\n\
         save rnn to \"m.kiln\"\n";
     let dir = scratch("recurrent", &[("p.model", program)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let out = kiln(&["build", &path(&dir, "m.kiln"), "-o", &path(&dir, "out")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -481,7 +470,7 @@ fn integer_inputs_and_bad_names_are_refused() {
     let program = "model m(tokens: i32[B, 6]) -> f32[B, 2] {\n    embedding(8, 4)\n    global_average_pooling1d()\n    dense(2, softmax)\n}\n\
         save m to \"m.kiln\"\n";
     let dir = scratch("integers", &[("p.model", program)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let out = kiln(&["build", &path(&dir, "m.kiln"), "-o", &path(&dir, "out")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -6,20 +6,9 @@
 
 mod common;
 
-use common::{kiln, path, scratch, text};
+use common::{kiln, kiln_ok, path, scratch, text};
 use std::path::Path;
 use tract_onnx::prelude::*;
-
-fn ok(args: &[&str]) -> String {
-    let out = kiln(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// `rows` samples of `features` values in [-2, 2) and a class label below `classes`, as CSV
 /// with a header, from a fixed linear congruential sequence.
@@ -80,13 +69,13 @@ fn run_onnx(file: &Path, shape: &[usize], x: Vec<f32>) -> Vec<f32> {
 /// relative difference.
 fn exported_matches_predict(test: &str, program: &str, sample: &[usize], classes: usize) -> f32 {
     let dir = scratch(test, &[("p.model", program)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let rows = 24;
     let features: usize = sample.iter().product();
     let (csv, x) = samples_csv(rows, features, classes);
     std::fs::write(dir.join("test.csv"), csv).unwrap();
     let bundle = path(&dir, "m.kiln");
-    ok(&[
+    kiln_ok(&[
         "predict",
         &bundle,
         &path(&dir, "test.csv"),
@@ -94,7 +83,7 @@ fn exported_matches_predict(test: &str, program: &str, sample: &[usize], classes
         &path(&dir, "p.csv"),
     ]);
     let expected = probabilities(&std::fs::read_to_string(dir.join("p.csv")).unwrap());
-    let said = ok(&["export", &bundle, "-o", &path(&dir, "m.onnx")]);
+    let said = kiln_ok(&["export", &bundle, "-o", &path(&dir, "m.onnx")]);
     assert!(said.contains("ONNX opset 17"), "{said}");
     let shape: Vec<usize> = std::iter::once(rows)
         .chain(sample.iter().copied())
@@ -175,7 +164,7 @@ fn an_op_without_an_onnx_form_is_named() {
         model m(x: f32[B, 8, 2]) -> f32[B, 3] {\n    let g = grad(peak)(x)\n    dense(3, softmax)(flatten(g))\n}\n\
         save m to \"m.kiln\"\n";
     let dir = scratch("unsupported", &[("p.model", program)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let out = kiln(&["export", &path(&dir, "m.kiln"), "-o", &path(&dir, "m.onnx")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -212,11 +201,11 @@ fn an_embedding_model_exports_with_integer_inputs() {
         fit m on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.05)\n    epochs 3\n    batch 8\n    seed 1\n}\n\
         save m to \"m.kiln\"\n";
     let dir = scratch("embedding", &[("p.model", program), ("tokens.csv", &csv)]);
-    ok(&["run", "-q", &path(&dir, "p.model")]);
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
     let bundle = path(&dir, "m.kiln");
-    let predicted = ok(&["predict", &bundle, &path(&dir, "tokens.csv")]);
+    let predicted = kiln_ok(&["predict", &bundle, &path(&dir, "tokens.csv")]);
     let expected = probabilities(&predicted);
-    ok(&["export", &bundle, "-o", &path(&dir, "m.onnx")]);
+    kiln_ok(&["export", &bundle, "-o", &path(&dir, "m.onnx")]);
     let model = tract_onnx::onnx()
         .model_for_path(dir.join("m.onnx"))
         .unwrap()
@@ -258,7 +247,7 @@ fn recurrences_onnx_cannot_express_are_named() {
              save m to \"m.kiln\"\n"
         );
         let dir = scratch("recurrent_unsupported", &[("p.model", &program)]);
-        ok(&["run", "-q", &path(&dir, "p.model")]);
+        kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
         let out = kiln(&["export", &path(&dir, "m.kiln"), "-o", &path(&dir, "m.onnx")]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -30,6 +30,18 @@ pub fn kiln(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `kiln args…`, which must succeed, and returns its standard output.
+pub fn kiln_ok(args: &[&str]) -> String {
+    let out = kiln(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
