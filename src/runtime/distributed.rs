@@ -221,6 +221,8 @@ pub fn train(
         )
     })?;
     exchanged.resize(layout.len, 0.0f32);
+    // Each rank's share of a batch, refilled per step in place.
+    let mut weights: Vec<f64> = Vec::with_capacity(ranks);
     let mut communication = Communication {
         ranks,
         values: layout.len,
@@ -266,9 +268,10 @@ pub fn train(
             }
             // The gradient of the mean loss over the global batch: each rank's mean over its
             // rows, weighted by its share of the rows.
-            let weights: Vec<f64> = (0..ranks)
-                .map(|r| shard(rows.len(), ranks, r).len() as f64 / rows.len() as f64)
-                .collect();
+            weights.clear();
+            weights.extend(
+                (0..ranks).map(|r| shard(rows.len(), ranks, r).len() as f64 / rows.len() as f64),
+            );
             let exchange = Instant::now();
             collective.weighted_sum(&mut exchanged, &weights, layout.scores.start);
             communication.exchange += exchange.elapsed();

@@ -8,6 +8,8 @@
 //! That is a reduce-scatter plus an all-gather, the traffic of a ring allreduce (each rank
 //! sends and receives about 2·(N−1)/N of the buffer), with one fixed order of addition.
 
+use std::cell::RefCell;
+
 use ::mpi::Count;
 use ::mpi::datatype::{Partition, PartitionMut};
 use ::mpi::environment::Universe;
@@ -20,6 +22,19 @@ use super::distributed::{Collective, shard};
 pub struct Mpi {
     world: SimpleCommunicator,
     _universe: Universe,
+    /// The exchange's buffers, made at the first step and reused (a step does not allocate).
+    exchange: RefCell<Exchange>,
+}
+
+/// What `weighted_sum` needs for buffers of `len` values: the all-to-all's counts and
+/// displacements (sent and received), the pieces received and this rank's sums.
+#[derive(Default)]
+struct Exchange {
+    len: usize,
+    send: (Vec<Count>, Vec<Count>),
+    recv: (Vec<Count>, Vec<Count>),
+    pieces: Vec<f32>,
+    sums: Vec<f32>,
 }
 
 impl Mpi {
@@ -29,6 +44,7 @@ impl Mpi {
         Some(Mpi {
             world: universe.world(),
             _universe: universe,
+            exchange: RefCell::default(),
         })
     }
 
@@ -66,28 +82,32 @@ impl Collective for Mpi {
         let (ranks, rank) = (self.ranks(), self.rank());
         let segment = |r: usize| shard(values.len(), ranks, r);
         let mine = segment(rank);
-        // To each rank its segment of this rank's values; from each rank its piece of mine.
-        let (send_counts, send_displs) = partition((0..ranks).map(|r| segment(r).len()));
-        let (recv_counts, recv_displs) = partition((0..ranks).map(|_| mine.len()));
-        let mut pieces = vec![0.0f32; mine.len() * ranks];
+        let mut exchange = self.exchange.borrow_mut();
+        let ex = &mut *exchange;
+        if ex.len != values.len() || ex.send.0.len() != ranks {
+            // To each rank its segment of this rank's values; from each rank its piece of mine.
+            ex.len = values.len();
+            ex.send = partition((0..ranks).map(|r| segment(r).len()));
+            ex.recv = partition((0..ranks).map(|_| mine.len()));
+            ex.pieces = vec![0.0f32; mine.len() * ranks];
+            ex.sums = vec![0.0f32; mine.len()];
+        }
         {
-            let send = Partition::new(&values[..], send_counts.clone(), send_displs.clone());
-            let mut recv = PartitionMut::new(&mut pieces[..], recv_counts, recv_displs);
+            let send = Partition::new(&values[..], &ex.send.0[..], &ex.send.1[..]);
+            let mut recv = PartitionMut::new(&mut ex.pieces[..], &ex.recv.0[..], &ex.recv.1[..]);
             self.world.all_to_all_varcount_into(&send, &mut recv);
         }
-        let sums: Vec<f32> = (0..mine.len())
-            .map(|i| {
-                let weighs = mine.start + i < weighted;
-                let mut sum = 0.0f64;
-                for (r, weight) in weights.iter().enumerate() {
-                    let value = f64::from(pieces[r * mine.len() + i]);
-                    sum += if weighs { weight * value } else { value };
-                }
-                sum as f32
-            })
-            .collect();
-        let mut all = PartitionMut::new(values, send_counts, send_displs);
-        self.world.all_gather_varcount_into(&sums[..], &mut all);
+        for (i, sum_out) in ex.sums.iter_mut().enumerate() {
+            let weighs = mine.start + i < weighted;
+            let mut sum = 0.0f64;
+            for (r, weight) in weights.iter().enumerate() {
+                let value = f64::from(ex.pieces[r * mine.len() + i]);
+                sum += if weighs { weight * value } else { value };
+            }
+            *sum_out = sum as f32;
+        }
+        let mut all = PartitionMut::new(values, &ex.send.0[..], &ex.send.1[..]);
+        self.world.all_gather_varcount_into(&ex.sums[..], &mut all);
     }
 
     fn all_gather(&self, value: u64) -> Vec<u64> {
