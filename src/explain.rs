@@ -617,6 +617,17 @@ pub const EXPLANATIONS: &[Explanation] = &[
         ),
     },
     Explanation {
+        code: "E0232",
+        title: "attention's key and value of different lengths",
+        text: "`multi_head_attention(...)(query, value, key)` weighs each step of the value by \
+               how well the key at the same step matches the query, so the key and the value \
+               need the same number of steps (their widths may differ). Leave the key out to \
+               use the value as its own key, as Keras does.",
+        example: Some(
+            "model m(x: f32[B, 24]) -> f32[B, 24] {\n    let q = reshape([4, 6])(x)\n    let v = reshape([3, 8])(x)\n    let k = reshape([2, 12])(x)\n    flatten(multi_head_attention(2, 3)(q, v, k))\n}\n",
+        ),
+    },
+    Explanation {
         code: "E0330",
         title: "`generate` from something that is not a text",
         text: "`generate MODEL from TEXT` starts from a string written in double quotes: its \

@@ -1345,11 +1345,45 @@ fn attention_and_recurrent_layers_in_a_whole_training_graph() {
     check_gradients("sequence layers", &graph, &bindings, batch);
 }
 
+/// Cross-attention from source (a query of 4 steps attends to a value of 3 and a key of 3 of
+/// other widths, under the causal mask), against finite differences.
+#[test]
+fn cross_attention_in_a_whole_training_graph() {
+    let source = "
+data d = synthetic_classification(samples: 16, features: 24, classes: 3)
+
+model m(x: f32[B, 24]) -> f32[B, 3] {
+    let q = reshape([4, 6])(x)
+    let v = reshape([3, 8])(x)
+    let k = dense(5)(v)
+    let a = multi_head_attention(2, 3, value_dim: 2, use_causal_mask: true)(q, v, k)
+    dense(3, softmax)(flatten(a))
+}
+
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer sgd
+}
+";
+    let graph = common::first_fit_graph(source, kiln::driver::GraphStage::Gradients);
+    let batch = 2;
+    let bindings = random_bindings(&graph, batch, 11);
+    check_gradients("cross attention", &graph, &bindings, batch);
+}
+
 #[test]
 fn causal_softmax_normalizes_each_row_over_the_positions_up_to_it() {
     check_op("causal_softmax", &[&[2, 4, 4]], (-2.0, 2.0), |g, p| {
         g.add(Op::CausalSoftmax, &[p[0]], None)
     });
+    for shape in [[2, 3, 5], [2, 5, 2]] {
+        check_op(
+            "causal_softmax between more or fewer keys",
+            &[&shape],
+            (-2.0, 2.0),
+            |g, p| g.add(Op::CausalSoftmax, &[p[0]], None),
+        );
+    }
     // Row i holds i + 1 probabilities summing to 1, then zeros.
     let mut graph = Graph::new("causal");
     let x = graph.input("x", TensorType::f32(Shape::fixed(&[3, 3])), None);

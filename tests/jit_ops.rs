@@ -101,12 +101,14 @@ fn run_both(graph: &Graph, batch: usize, seed: u64) -> (codegen::CompiledStep, i
     let mut inputs = Vec::new();
     for (index, info) in graph.inputs.iter().enumerate() {
         let dims = info.ty.shape.resolve(batch);
-        let values = feed(&info.name, dims.iter().product(), &mut rng);
+        let mut values = feed(&info.name, dims.iter().product(), &mut rng);
         match info.ty.dtype {
             DType::F32 => step.input_f32_mut(index, batch).copy_from_slice(&values),
             DType::I32 => {
                 let ints: Vec<i32> = values.iter().map(|&v| v as i32).collect();
                 step.input_i32_mut(index, batch).copy_from_slice(&ints);
+                // The interpreter reads the same whole numbers (labels are fed as reals).
+                values = ints.iter().map(|&i| i as f32).collect();
             }
         }
         inputs.push(to_array(&values, &dims));
@@ -898,6 +900,63 @@ fit m on d {
                 1e-4,
             );
         }
+    }
+}
+
+/// Cross-attention in a compiled training step: a masked query of 10 steps attends to a value
+/// and a masked key of 4 (cut from other embeddings) under the causal mask, and a shared layer
+/// attends from its result to a masked value of 10, against the interpreter.
+#[test]
+fn cross_attention_in_a_compiled_training_step() {
+    let source = "
+data d = npy(features: \"ids.npy\", labels: \"labels.npy\")
+
+model m(ids: i32[B, 10]) -> f32[B, 3] {
+    let q = embedding(9, 5, mask_zero: true)(ids)
+    let v = slice(embedding(9, 4)(ids), axis: 1, start: 2, end: 6)
+    let k = lstm(3, return_sequences: true)(embedding(9, 4, mask_zero: true)(ids))
+    let attend = multi_head_attention(2, 3, value_dim: 2, dropout: 0.25)
+    let a = q + multi_head_attention(2, 4, use_causal_mask: true)(q, v, slice(k, axis: 1, start: 0, end: 4))
+    let b = attend(a, k)
+    dense(3, softmax)(concat([global_average_pooling1d(b), lstm(3)(attend(b, k, k))]))
+}
+
+fit m on d {
+    loss      sparse_categorical_crossentropy
+    optimizer sgd(lr: 0.1)
+}
+";
+    let graph = common::first_fit_graph(source, kiln::driver::GraphStage::Optimized);
+    for (batch, seed) in [(MAX_BATCH, 1), (3, 2)] {
+        let (step, reference) = run_both(&graph, batch, seed);
+        let label = format!("batch {batch}");
+        close(
+            &format!("{label} loss"),
+            step.output("loss", batch).unwrap(),
+            reference.output("loss").unwrap(),
+            1e-5,
+        );
+        for (gradient, value) in graph.gradients.iter().zip(&reference.gradients) {
+            let name = &graph.params[gradient.param].name;
+            close(
+                &format!("{label} grad {name}"),
+                step.gradient(gradient.param),
+                value,
+                1e-4,
+            );
+        }
+    }
+}
+
+/// Causal softmax between different numbers of queries and keys (Keras's lower triangle from
+/// the top left: with fewer keys the last rows see them all), compiled against the interpreter.
+#[test]
+fn causal_softmax_between_more_or_fewer_keys() {
+    for (queries, keys) in [(3, 5), (6, 2), (1, 9), (9, 4)] {
+        check(&format!("causal_softmax {queries}x{keys}"), |g| {
+            let x = batch_value(g, &[2, queries, keys]);
+            g.add(Op::CausalSoftmax, &[x], None)
+        });
     }
 }
 

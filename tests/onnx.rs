@@ -157,6 +157,21 @@ fn recurrent_and_attention_layers_export() {
     exported_matches_predict("recurrent", program, &[6, 4], 3);
 }
 
+/// Cross-attention: 6 queries attend to 4 keys of another sequence, causally (a rectangular
+/// causal mask) and not.
+#[test]
+fn cross_attention_exports() {
+    let program = "data train = synthetic_classification(samples: 64, features: 24, classes: 3, seed: 4)\n\
+        model seq(x: f32[B, 6, 4]) -> f32[B, 3] {\n    \
+        let v = slice(dense(5)(x), axis: 1, start: 1, end: 5)\n    \
+        let a = x + multi_head_attention(2, 3, use_causal_mask: true)(x, v)\n    \
+        let b = multi_head_attention(2, 3, value_dim: 2)(a, v, dense(3)(v))\n    \
+        dense(3, softmax)(flatten(b))\n}\n\
+        fit seq on train {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 2\n    batch 16\n    seed 4\n}\n\
+        save seq to \"m.kiln\"\n";
+    exported_matches_predict("cross_attention", program, &[6, 4], 3);
+}
+
 #[test]
 fn an_op_without_an_onnx_form_is_named() {
     // The gradient of max pooling, inside the model: Kiln's own kernel, no ONNX op.

@@ -2,7 +2,8 @@
 //! self-attention and `global_average_pooling1d`, held to Keras 3 on padded token sequences
 //! (padding at the end, at the start, in the middle, none), and `bidirectional` with its merge
 //! modes and Keras 3's weight names. From the same weights, the model's output, the loss and the
-//! gradient of every weight (the embedding's included) agree with what Keras computes.
+//! gradient of every weight (the embedding's included) agree with what Keras computes. The
+//! cross-attention networks attend from one sequence to another (and a third as the key).
 //!
 //! The fixture `tests/fixtures/parity_mask/fixture.json` is written once by
 //! `bench/parity/make_mask_fixture.py`; the reference interpreter runs Kiln's side here (the
@@ -51,7 +52,8 @@ fn close(what: &str, kiln: &[f64], keras: &[f64]) {
 fn check(net: &str) {
     let fixture = fixture();
     let network = &fixture["networks"][net];
-    let ids = numbers(&fixture["ids"]);
+    // The cross-attention networks read their own, longer rows of ids.
+    let ids = numbers(network.get("ids").unwrap_or(&fixture["ids"]));
     let labels = numbers(&fixture["labels"]);
     let batch = labels.len();
     let source = format!(
@@ -168,4 +170,27 @@ fn masked_attention_matches_keras() {
 #[test]
 fn masked_causal_attention_matches_keras() {
     check("attention_causal");
+}
+
+/// Cross-attention (Keras's `mha(query, value)`): 7 unmasked queries attend to a masked value of
+/// 17 steps; padded keys get no weight.
+#[test]
+fn masked_cross_attention_matches_keras() {
+    check("cross");
+}
+
+/// A separate key (`mha(query, value, key)`) of another width whose own mask applies, `value_dim`,
+/// and the causal mask between 7 queries and 17 keys (Keras's lower triangle from the top left:
+/// the later keys are never seen), then an LSTM. Some queries see only padded keys: their
+/// weights are 0 (Keras's masked softmax; see the fixture's generator).
+#[test]
+fn cross_attention_with_a_masked_key_and_causal_mask_matches_keras() {
+    check("cross_key_causal");
+}
+
+/// The causal mask between 17 masked queries and 5 keys (the last queries see every key); the
+/// padded queries' rows, flattened into the dense layer, are the output projection's bias.
+#[test]
+fn causal_cross_attention_to_fewer_keys_matches_keras() {
+    check("causal_fewer_keys");
 }

@@ -147,6 +147,119 @@ def networks():
     ]
 
 
+# The cross-attention networks read rows of 17 ids. A masked sequence is an embedding of the
+# whole row; a shorter, unmasked one is a slice of another embedding (a slice drops the mask).
+CROSS_IDS = np.concatenate(
+    [
+        IDS,
+        np.array(
+            [
+                [4, 4, 0, 0, 0],
+                [0, 0, 5, 6, 7],
+                [1, 0, 2, 0, 3],
+                [9, 8, 7, 6, 5],
+                [3, 0, 0, 0, 0],
+                [0, 11, 0, 10, 0],
+            ],
+            dtype=np.int32,
+        ),
+        np.array(
+            [
+                [1, 2, 3, 0, 0],
+                [0, 4, 5, 6, 7],
+                [8, 0, 9, 0, 10],
+                [0, 0, 0, 0, 2],
+                [5, 5, 5, 5, 5],
+                [6, 0, 7, 0, 8],
+            ],
+            dtype=np.int32,
+        ),
+    ],
+    axis=1,
+)
+
+
+def cross_networks():
+    """(name, Kiln model body, Keras graph builder, its layers): attention between two or three
+    sequences, each cut from the same row of ids and embedded on its own.
+
+    Attention is called with `return_attention_scores=True` (the scores are dropped), which
+    makes Keras 3 take its masked-softmax path, the one it always takes with `dropout > 0`: a
+    real query whose every visible key is masked (padding before it under the causal mask) gets
+    weights 0 there, as Kiln gives. Without it and without dropout, Keras 3.15 calls its fused
+    `dot_product_attention`, which leaves such a row the average of every value, padded and
+    future ones included."""
+    L = keras.layers
+
+    def attend(mha, *args, **kwargs):
+        result, _ = mha(*args, return_attention_scores=True, **kwargs)
+        return result
+
+    def cross(inp):
+        e_q = L.Embedding(VOCAB, 4, name="embedding")
+        e_v = L.Embedding(VOCAB, 6, mask_zero=True, name="embedding_1")
+        mha = L.MultiHeadAttention(2, 3, name="multi_head_attention")
+        pool = L.GlobalAveragePooling1D(name="global_average_pooling1d")
+        dense = L.Dense(CLASSES, activation="softmax", name="dense")
+        q, v = e_q(inp)[:, 0:7], e_v(inp)
+        return dense(pool(attend(mha, q, v))), [e_q, e_v, mha, pool, dense]
+
+    def cross_key_causal(inp):
+        e_q = L.Embedding(VOCAB, 4, name="embedding")
+        e_v = L.Embedding(VOCAB, 6, name="embedding_1")
+        e_k = L.Embedding(VOCAB, 5, mask_zero=True, name="embedding_2")
+        mha = L.MultiHeadAttention(2, 3, value_dim=2, name="multi_head_attention")
+        lstm = L.LSTM(4, name="lstm")
+        dense = L.Dense(CLASSES, activation="softmax", name="dense")
+        q, v, k = e_q(inp)[:, 0:7], e_v(inp), e_k(inp)
+        return dense(lstm(attend(mha, q, v, k, use_causal_mask=True))), [
+            e_q, e_v, e_k, mha, lstm, dense
+        ]
+
+    def causal_fewer_keys(inp):
+        e_q = L.Embedding(VOCAB, 4, mask_zero=True, name="embedding")
+        e_v = L.Embedding(VOCAB, 6, name="embedding_1")
+        mha = L.MultiHeadAttention(3, 2, name="multi_head_attention")
+        flat = L.Flatten(name="flatten")
+        dense = L.Dense(CLASSES, activation="softmax", name="dense")
+        q, v = e_q(inp), e_v(inp)[:, 12:17]
+        return dense(flat(attend(mha, q, v, use_causal_mask=True))), [e_q, e_v, mha, flat, dense]
+
+    return [
+        (
+            "cross",
+            [
+                "let q = slice(embedding(12, 4)(x), axis: 1, start: 0, end: 7)",
+                "let v = embedding(12, 6, mask_zero: true)(x)",
+                "let a = multi_head_attention(2, 3)(q, v)",
+                "dense(3, softmax)(global_average_pooling1d(a))",
+            ],
+            cross,
+        ),
+        (
+            "cross_key_causal",
+            [
+                "let q = slice(embedding(12, 4)(x), axis: 1, start: 0, end: 7)",
+                "let v = embedding(12, 6)(x)",
+                "let k = embedding(12, 5, mask_zero: true)(x)",
+                "let a = multi_head_attention(2, 3, value_dim: 2, use_causal_mask: true)(q, v, k)",
+                "dense(3, softmax)(lstm(4)(a))",
+            ],
+            cross_key_causal,
+        ),
+        (
+            "causal_fewer_keys",
+            [
+                "let q = embedding(12, 4, mask_zero: true)(x)",
+                "let v = slice(embedding(12, 6)(x), axis: 1, start: 12, end: 17)",
+                "let a = multi_head_attention(3, 2, use_causal_mask: true)(q, v)",
+                "dense(3, softmax)(flatten(a))",
+            ],
+            causal_fewer_keys,
+        ),
+    ]
+
+
 def kiln_names(layer):
     """Kiln's checkpoint names of a Keras layer's weights, in Keras's order: the variable's path
     without the cell's level (`bidirectional/forward_lstm/lstm_cell/kernel` is
@@ -154,6 +267,38 @@ def kiln_names(layer):
     return [
         ".".join(p for p in w.path.split("/") if not p.endswith("_cell")) for w in layer.weights
     ]
+
+
+def record(fixture, name, body, model, layers, ids, rng):
+    """Perturbs the biases, then stores the network's program, weights, output, loss and
+    gradients in the fixture."""
+    for w in model.weights:
+        if "bias" in w.path:
+            w.assign(w.numpy() + rng.uniform(-0.1, 0.1, w.shape).astype(np.float32))
+    weights = []
+    for layer in layers:
+        for key, w in zip(kiln_names(layer), layer.weights):
+            weights.append({"name": key, "shape": list(w.shape), "values": w.numpy().ravel().tolist()})
+    with tf.GradientTape() as tape:
+        probs = model(ids, training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(LABELS, probs))
+    grads = tape.gradient(loss, [l for layer in layers for l in layer.weights])
+    for entry, g in zip(weights, grads):
+        g = tf.convert_to_tensor(g)  # the embedding's arrives as IndexedSlices
+        entry["gradient"] = g.numpy().ravel().tolist()
+    program = (
+        f"# The masking fixture's `{name}` (bench/parity/make_mask_fixture.py).\n"
+        f"model {name}(x: i32[B, {ids.shape[1]}]) -> f32[B, {CLASSES}] {{\n"
+        + "".join(f"    {line}\n" for line in body)
+        + "}\n"
+    )
+    fixture["networks"][name] = {
+        "program": program,
+        "weights": weights,
+        "output": np.asarray(probs).tolist(),
+        "loss": float(loss),
+    }
+    print(name, "loss", float(loss))
 
 
 def main():
@@ -182,33 +327,14 @@ def main():
             else:
                 x = layer(x)
         model = keras.Model(inp, x)
-        for w in model.weights:
-            if "bias" in w.path:
-                w.assign(w.numpy() + rng.uniform(-0.1, 0.1, w.shape).astype(np.float32))
-        weights = []
-        for layer in layers:
-            for key, w in zip(kiln_names(layer), layer.weights):
-                weights.append({"name": key, "shape": list(w.shape), "values": w.numpy().ravel().tolist()})
-        with tf.GradientTape() as tape:
-            probs = model(IDS, training=True)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(LABELS, probs))
-        grads = tape.gradient(loss, [l for layer in layers for l in layer.weights])
-        for entry, g in zip(weights, grads):
-            g = tf.convert_to_tensor(g)  # the embedding's arrives as IndexedSlices
-            entry["gradient"] = g.numpy().ravel().tolist()
-        program = (
-            f"# The masking fixture's `{name}` (bench/parity/make_mask_fixture.py).\n"
-            f"model {name}(x: i32[B, {STEPS}]) -> f32[B, {CLASSES}] {{\n"
-            + "".join(f"    {line}\n" for line in body)
-            + "}\n"
-        )
-        fixture["networks"][name] = {
-            "program": program,
-            "weights": weights,
-            "output": np.asarray(probs).tolist(),
-            "loss": float(loss),
-        }
-        print(name, "loss", float(loss))
+        record(fixture, name, body, model, layers, IDS, rng)
+    for name, body, build in cross_networks():
+        steps = CROSS_IDS.shape[1]
+        inp = keras.Input((steps,), dtype="int32")
+        result, layers = build(inp)
+        model = keras.Model(inp, result)
+        record(fixture, name, body, model, layers, CROSS_IDS, rng)
+        fixture["networks"][name]["ids"] = CROSS_IDS.tolist()
     with open(os.path.join(out, "fixture.json"), "w") as f:
         json.dump(fixture, f, indent=1)
         f.write("\n")

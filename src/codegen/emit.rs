@@ -1996,14 +1996,22 @@ impl<'f, 'g> Emitter<'f, 'g> {
         let (ib, ob) = (self.plan().home(input)?, self.plan().home(node)?);
         let (io, oo) = (self.buf_offset(ib), self.buf_offset(ob));
         let full = w;
+        // A causal softmax's rows per matrix (the queries; the keys are the row's width).
+        let matrix_rows = match dims[..] {
+            [.., Dim::Fixed(m), _] => m.max(1) as i64,
+            _ => 1,
+        };
         self.counted_loop(rows, &mut |e, r| {
             let row = e.b.ins().imul(r, full);
             let ir = e.b.ins().iadd(io, row);
             let or = e.b.ins().iadd(oo, row);
-            // Causal: row `i` (of the last two axes) over its first `i + 1` entries, zeros after.
+            // Causal: row `i` (of the last two axes) over its first `i + 1` entries (all of a
+            // row past the width), zeros after.
             let w = if causal {
-                let i = e.b.ins().urem(r, full);
-                let seen = e.b.ins().iadd_imm_s(i, 1);
+                let m = e.iconst(matrix_rows);
+                let i = e.b.ins().urem(r, m);
+                let next = e.b.ins().iadd_imm_s(i, 1);
+                let seen = e.b.ins().umin(next, full);
                 let rest = e.b.ins().isub(full, seen);
                 let after = e.b.ins().iadd(or, seen);
                 e.vector_loop_with(rest, None, Tail::Scalar, &mut |e, j, ty| {

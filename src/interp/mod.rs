@@ -447,9 +447,10 @@ fn softmax(x: &ArrayD<f64>, log: bool) -> ArrayD<f64> {
 fn causal_softmax(x: &ArrayD<f64>) -> ArrayD<f64> {
     let mut out = x.as_standard_layout().into_owned();
     let width = x.shape()[x.ndim() - 1];
+    let queries = x.shape()[x.ndim() - 2].max(1);
     let last = Axis(x.ndim() - 1);
     for (r, mut row) in out.lanes_mut(last).into_iter().enumerate() {
-        let seen = r % width + 1;
+        let seen = (r % queries + 1).min(width);
         let max = row
             .iter()
             .take(seen)

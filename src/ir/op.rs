@@ -83,8 +83,10 @@ pub enum Op {
     Softmax,
     /// Log-softmax along the last axis (numerically stable: `x - max - log Σ exp(x - max)`).
     LogSoftmax,
-    /// Softmax of each row `i` of the last two (equal) axes over its first `i + 1` entries,
-    /// zero after them: attention that sees no later position (Keras's `use_causal_mask`).
+    /// Softmax of each row `i` of the last two axes (queries × keys) over its first `i + 1`
+    /// entries (all of them when `i` is past the last key), zero after them: attention that
+    /// sees no later position (Keras's `use_causal_mask`, whose mask is the lower triangle
+    /// from the top left corner, also when there are more or fewer keys than queries).
     CausalSoftmax,
     /// `i32[..]` class indices → `f32[.., classes]` rows with a single 1 (all zero when the
     /// index is out of range).
@@ -784,9 +786,9 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
         Op::CausalSoftmax => {
             let t = float(0)?;
             match t.shape.dims() {
-                [.., Dim::Fixed(rows), Dim::Fixed(cols)] if rows == cols => Ok(t.clone()),
+                [.., Dim::Fixed(rows), Dim::Fixed(cols)] if *rows > 0 && *cols > 0 => Ok(t.clone()),
                 _ => Err(format!(
-                    "causal_softmax needs equal fixed last two axes (positions × positions), got {t}"
+                    "causal_softmax needs fixed last two axes (queries × keys), got {t}"
                 )),
             }
         }

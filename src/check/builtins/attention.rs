@@ -1,8 +1,9 @@
-//! Keras's `MultiHeadAttention` as self-attention (query, key and value are the layer's one
-//! input), written with the IR's batched products, softmax and dropout, so that it is
-//! differentiated and fused like any other code. Its weights have Keras's layout
-//! (`query.kernel [features, heads, key_dim]`, …, `attention_output.kernel [heads, value_dim,
-//! features]`), so checkpoints carry Keras's arrays.
+//! Keras's `MultiHeadAttention`: a query sequence attends to a value sequence (and its key,
+//! by default the value; the value by default the query, which is self-attention), written with
+//! the IR's batched products, softmax and dropout, so that it is differentiated and fused like
+//! any other code. Its weights have Keras's layout (`query.kernel [features, heads, key_dim]`,
+//! …, `attention_output.kernel [heads, value_dim, features]`), so checkpoints carry Keras's
+//! arrays.
 
 use super::initializers::{GLOROT_UNIFORM, ZEROS};
 use super::{
@@ -11,7 +12,7 @@ use super::{
 };
 use crate::check::elab::Elab;
 use crate::check::value::*;
-use crate::diag::Span;
+use crate::diag::{Diagnostic, Span};
 use crate::ir::graph::ValueId;
 use crate::ir::op::{BinaryOp, Op};
 use crate::ir::shape::{Dim, Shape};
@@ -41,10 +42,10 @@ const fn bias(name: &'static str, init_arg: &'static str, shape: &'static str) -
     }
 }
 
-/// Keras's `MultiHeadAttention`, applied to one sequence as query, key and value.
+/// Keras's `MultiHeadAttention`, applied to a query and optionally a value and a key.
 pub static MULTI_HEAD_ATTENTION: BuiltinDef = BuiltinDef {
     name: "multi_head_attention",
-    doc: "Keras's `MultiHeadAttention` as self-attention over `f32[B, T, features]`: each head's `softmax(q·kᵀ / √key_dim)·v`, the heads joined by an output projection back to `features`",
+    doc: "Keras's `MultiHeadAttention`, applied as `(query)` (self-attention) or `(query, value)` or `(query, value, key)`, sequences `f32[B, T, features]`, `f32[B, S, value_features]`, `f32[B, S, key_features]`: each head's `softmax(q·kᵀ / √key_dim)·v`, the heads joined by an output projection back to the query's `features`",
     args: &[
         ArgDef {
             name: "num_heads",
@@ -99,13 +100,13 @@ pub static MULTI_HEAD_ATTENTION: BuiltinDef = BuiltinDef {
         kernel(
             "key.kernel",
             "kernel_initializer",
-            "f32[features, num_heads, key_dim]",
+            "f32[key_features, num_heads, key_dim]",
         ),
         bias("key.bias", "bias_initializer", "f32[num_heads, key_dim]"),
         kernel(
             "value.kernel",
             "kernel_initializer",
-            "f32[features, num_heads, value_dim]",
+            "f32[value_features, num_heads, value_dim]",
         ),
         bias(
             "value.bias",
@@ -119,14 +120,17 @@ pub static MULTI_HEAD_ATTENTION: BuiltinDef = BuiltinDef {
         ),
         bias("attention_output.bias", "bias_initializer", "f32[features]"),
     ],
-    apply: Apply::Layer(multi_head_attention),
+    apply: Apply::LayerOf {
+        inputs: &["query", "value", "key"],
+        build: multi_head_attention,
+    },
 };
 
 fn multi_head_attention(
     el: &mut Elab,
     layer: &Rc<LayerInstance>,
     mut args: Args,
-    (x, xspan): (Tensor, Span),
+    inputs: &[(Tensor, Span)],
     span: Span,
 ) -> Option<Value> {
     let name = MULTI_HEAD_ATTENTION.name;
@@ -140,21 +144,61 @@ fn multi_head_attention(
     let use_bias = args.flag(el, "use_bias")?;
     let causal = args.flag(el, "use_causal_mask")?;
     let seed = args.count(el, "seed", "a non-negative whole number")?;
-    let x = el.float_tensor(x, xspan)?;
-    let (batch, steps, features) = super::recurrent::sequence(
-        el,
-        x,
-        name,
-        span,
-        "attention reads a batch of sequences, such as an embedding's output",
-    )?;
+    // Keras's `call(query, value, key=None)`: the value is the query when not given (Kiln's
+    // self-attention), the key the value.
+    let query = inputs[0];
+    let value_given = inputs.get(1).copied();
+    let key_given = inputs.get(2).copied();
+    let read = |el: &mut Elab, (t, tspan): (Tensor, Span)| -> Option<Sequence> {
+        let t = el.float_tensor(t, tspan)?;
+        let (batch, steps, features) = super::recurrent::sequence(
+            el,
+            t,
+            name,
+            tspan,
+            "attention reads a batch of sequences, such as an embedding's output",
+        )?;
+        Some(Sequence {
+            x: t,
+            span: tspan,
+            batch,
+            steps,
+            features,
+        })
+    };
+    let q = read(el, query)?;
+    let v = match value_given {
+        Some(v) => read(el, v)?,
+        None => q,
+    };
+    let k = match key_given {
+        Some(k) => read(el, k)?,
+        None => v,
+    };
+    if k.steps != v.steps {
+        let (ktext, vtext) = (el.text(k.x), el.text(v.x));
+        el.error(
+            Diagnostic::error(
+                "E0232",
+                format!(
+                    "`{name}`'s key has {} steps and its value {}: each key is the key of one value",
+                    k.steps, v.steps
+                ),
+            )
+            .primary(k.span, format!("the key is {ktext}"))
+            .secondary(v.span, format!("the value is {vtext}"))
+            .help("give the key and the value the same number of steps, or leave the key out (it is then the value)"),
+        );
+        return None;
+    }
+    let (batch, steps, features) = (q.batch, q.steps, q.features);
     let with_bias = |shape: Vec<usize>| use_bias.then_some(shape);
     let shapes = [
         Some(vec![features, heads, key_dim]),
         with_bias(vec![heads, key_dim]),
-        Some(vec![features, heads, key_dim]),
+        Some(vec![k.features, heads, key_dim]),
         with_bias(vec![heads, key_dim]),
-        Some(vec![features, heads, value_dim]),
+        Some(vec![v.features, heads, value_dim]),
         with_bias(vec![heads, value_dim]),
         Some(vec![heads, value_dim, features]),
         with_bias(vec![features]),
@@ -167,7 +211,10 @@ fn multi_head_attention(
         &shapes,
         layer.span,
     )?;
-    check_shared_width(el, layer, (x, span), params[0], features)?;
+    // A shared layer meets the widths it was built for: query, key and value each.
+    check_shared_width(el, layer, (q.x, q.span), params[0], features)?;
+    check_shared_width(el, layer, (k.x, k.span), params[2], k.features)?;
+    check_shared_width(el, layer, (v.x, v.span), params[4], v.features)?;
     // The parameters in order, the biases only with `use_bias`.
     let mut next = params.into_iter();
     let mut take = |present: bool| if present { next.next() } else { None };
@@ -177,14 +224,14 @@ fn multi_head_attention(
     let (wo, bo) = (take(true)?, take(use_bias));
 
     // [B, T, features] · [features, heads·width] (+ bias) → [B, heads, T, width].
-    let project = |el: &mut Elab, w: ValueId, b: Option<ValueId>, width: usize| {
-        let flat = el.add_reshape(w, Shape::fixed(&[features, heads * width]), span)?;
+    let project = |el: &mut Elab, s: &Sequence, w: ValueId, b: Option<ValueId>, width: usize| {
+        let flat = el.add_reshape(w, Shape::fixed(&[s.features, heads * width]), span)?;
         let mut z = el.add(
             Op::MatMul {
                 transpose_a: false,
                 transpose_b: false,
             },
-            &[x.id, flat],
+            &[s.x.id, flat],
             span,
         )?;
         if let Some(b) = b {
@@ -195,7 +242,7 @@ fn multi_head_attention(
             z,
             Shape(vec![
                 batch,
-                Dim::Fixed(steps),
+                Dim::Fixed(s.steps),
                 Dim::Fixed(heads),
                 Dim::Fixed(width),
             ]),
@@ -209,18 +256,18 @@ fn multi_head_attention(
             span,
         )
     };
-    let q = project(el, wq, bq, key_dim)?;
-    let k = project(el, wk, bk, key_dim)?;
-    let v = project(el, wv, bv, value_dim)?;
+    let queries = project(el, &q, wq, bq, key_dim)?;
+    let keys = project(el, &k, wk, bk, key_dim)?;
+    let values = project(el, &v, wv, bv, value_dim)?;
     // Keras scales the queries before the product.
     let scale = el.constant(1.0 / (key_dim as f64).sqrt(), span);
-    let q = el.add(Op::Binary(BinaryOp::Mul), &[q, scale.id], span)?;
+    let queries = el.add(Op::Binary(BinaryOp::Mul), &[queries, scale.id], span)?;
     let scores = el.add(
         Op::MatMul {
             transpose_a: false,
             transpose_b: true,
         },
-        &[q, k],
+        &[queries, keys],
         span,
     )?;
     let softmax = if causal {
@@ -228,13 +275,25 @@ fn multi_head_attention(
     } else {
         Op::Softmax
     };
-    // Keras's padding mask (`embedding(mask_zero: true)`): query `i` attends to key `j` only
-    // when both are real steps. As Keras 3's masked softmax: a masked score is -1e9 before the
-    // softmax and its weight 0 after it, so a padded query's row is all 0.
-    let pairs = match el.mask_of(x.id).filter(|&m| el.graph.shape(m).rank() == 2) {
-        Some(mask) => Some(attention_mask(el, mask, (batch, steps), span)?),
-        None => None,
-    };
+    // Keras's padding masks (`embedding(mask_zero: true)`): query `i` attends to key `j` only
+    // when the query, the value and the key at those steps are all real. As Keras 3's masked
+    // softmax: a masked score is -1e9 before the softmax and its weight 0 after it, so a padded
+    // query's row is all 0.
+    let distinct_key = key_given.is_some_and(|(key, _)| key.id != v.x.id);
+    let pairs = attention_mask(
+        el,
+        AttentionMasks {
+            query: sequence_mask(el, &q),
+            value: sequence_mask(el, &v),
+            key: if distinct_key {
+                sequence_mask(el, &k)
+            } else {
+                None
+            },
+        },
+        (batch, steps, v.steps),
+        span,
+    )?;
     let scores = match pairs {
         Some(pairs) => {
             let kept = el.add(Op::Binary(BinaryOp::Mul), &[scores, pairs], span)?;
@@ -266,7 +325,7 @@ fn multi_head_attention(
             transpose_a: false,
             transpose_b: false,
         },
-        &[weights, v],
+        &[weights, values],
         span,
     )?;
     // [B, heads, T, value_dim] → [B, T, heads·value_dim] · [heads·value_dim, features].
@@ -299,18 +358,42 @@ fn multi_head_attention(
         out = el.add(Op::Binary(BinaryOp::Add), &[out, bo], span)?;
     }
     // The result keeps the query's mask, as Keras's does.
-    el.carry_mask(x.id, out);
+    el.carry_mask(q.x.id, out);
     Some(el.tensor(out, span))
 }
 
-/// Which (query, key) pairs of a masked sequence attend: `mask[b, i] · mask[b, j]` as
-/// `f32[B, 1, T, T]`, broadcasting over the heads.
+/// One input of attention: the sequence and its sizes.
+#[derive(Clone, Copy)]
+struct Sequence {
+    x: Tensor,
+    span: Span,
+    batch: Dim,
+    steps: usize,
+    features: usize,
+}
+
+/// The padding masks (`f32[B, steps]`) attention's inputs carry.
+struct AttentionMasks {
+    query: Option<ValueId>,
+    value: Option<ValueId>,
+    key: Option<ValueId>,
+}
+
+fn sequence_mask(el: &Elab, s: &Sequence) -> Option<ValueId> {
+    el.mask_of(s.x.id)
+        .filter(|&m| el.graph.shape(m).rank() == 2)
+}
+
+/// Which (query, key) pairs attend, as Keras 3's `_compute_attention_mask` without the causal
+/// part: `query[b, i] · value[b, j] · key[b, j]` of the masks present, shaped to broadcast over
+/// `f32[B, heads, T, S]` (`f32[B, 1, T, 1]` for a query mask alone). `Some(None)` when no input
+/// is masked.
 fn attention_mask(
     el: &mut Elab,
-    mask: ValueId,
-    (batch, steps): (Dim, usize),
+    masks: AttentionMasks,
+    (batch, queries, keys): (Dim, usize, usize),
     span: Span,
-) -> Option<ValueId> {
+) -> Option<Option<ValueId>> {
     let shape = |rows: usize, cols: usize| {
         Shape(vec![
             batch,
@@ -319,7 +402,16 @@ fn attention_mask(
             Dim::Fixed(cols),
         ])
     };
-    let queries = el.add_reshape(mask, shape(steps, 1), span)?;
-    let keys = el.add_reshape(mask, shape(1, steps), span)?;
-    el.add(Op::Binary(BinaryOp::Mul), &[queries, keys], span)
+    let mut pairs = match masks.query {
+        Some(m) => Some(el.add_reshape(m, shape(queries, 1), span)?),
+        None => None,
+    };
+    for m in [masks.value, masks.key].into_iter().flatten() {
+        let m = el.add_reshape(m, shape(1, keys), span)?;
+        pairs = Some(match pairs {
+            Some(p) => el.add(Op::Binary(BinaryOp::Mul), &[p, m], span)?,
+            None => m,
+        });
+    }
+    Some(pairs)
 }

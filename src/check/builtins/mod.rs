@@ -130,6 +130,12 @@ pub enum Apply {
     /// A layer with parameters: a call configures it, and applying the configured layer to its
     /// input creates the parameters once (`create_params`) and reuses them after.
     Layer(BuildLayer),
+    /// A layer applied to one to `inputs.len()` tensors (named in `inputs`, the later ones
+    /// optional), such as attention's query, value and key.
+    LayerOf {
+        inputs: &'static [&'static str],
+        build: BuildLayerOf,
+    },
     /// An elementwise op on its tensor `x`.
     Unary(UnaryOp),
     /// An elementwise op on two broadcast operands `a` and `b`.
@@ -143,6 +149,10 @@ pub enum Apply {
 /// Applies a configured layer to its input (`(tensor, span)`) at `span`.
 pub type BuildLayer =
     fn(&mut Elab, &Rc<LayerInstance>, Args, (Tensor, Span), Span) -> Option<Value>;
+
+/// Applies a configured layer of several inputs (at least one, at most its `inputs`).
+pub type BuildLayerOf =
+    fn(&mut Elab, &Rc<LayerInstance>, Args, &[(Tensor, Span)], Span) -> Option<Value>;
 
 pub struct ArgDef {
     pub name: &'static str,
@@ -313,7 +323,15 @@ impl BuiltinDef {
     }
 
     pub fn is_layer(&self) -> bool {
-        matches!(self.apply, Apply::Layer(_))
+        matches!(self.apply, Apply::Layer(_) | Apply::LayerOf { .. })
+    }
+
+    /// The most tensors a configured layer is applied to.
+    fn most_inputs(&self) -> usize {
+        match self.apply {
+            Apply::LayerOf { inputs, .. } => inputs.len(),
+            _ => 1,
+        }
     }
 }
 
@@ -361,7 +379,7 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
             }),
         Apply::Binary(op) => binary(el, op, args, span),
         Apply::OnTensor(f) | Apply::Function(f) => f(el, args, span),
-        Apply::Layer(_) => None,
+        Apply::Layer(_) | Apply::LayerOf { .. } => None,
     };
     result.unwrap_or(Value::Error)
 }
@@ -443,29 +461,53 @@ pub fn apply_layer(
     inputs: Vec<(Tensor, Span)>,
     span: Span,
 ) -> Value {
-    if inputs.len() != 1 {
+    let def = find(name).unwrap_or_else(|| panic!("internal error: no built-in `{name}`"));
+    let most = def.most_inputs();
+    if inputs.len() > most {
+        let takes = match def.apply {
+            Apply::LayerOf { inputs, .. } => format!(
+                "1 to {most} inputs ({})",
+                inputs
+                    .iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => "one input".to_string(),
+        };
         el.error(
             Diagnostic::error(
                 "E0305",
-                format!("`{name}` takes one input, {} given", inputs.len()),
+                format!("`{name}` takes {takes}, {} given", inputs.len()),
             )
             .primary(span, "applied here"),
         );
         return Value::Error;
     }
     let (x, xspan) = inputs[0];
-    let def = find(name).unwrap_or_else(|| panic!("internal error: no built-in `{name}`"));
-    if let Apply::Layer(build) = def.apply {
-        let Some(slots) = el.bind_args_named(
+    let bind = |el: &mut Elab| {
+        el.bind_args_named(
             name,
             args.to_vec(),
             &def.arg_names(),
             def.init_args().len(),
             Aliases::None,
-        ) else {
-            return Value::Error;
-        };
-        return build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error);
+        )
+    };
+    match def.apply {
+        Apply::Layer(build) => {
+            let Some(slots) = bind(el) else {
+                return Value::Error;
+            };
+            return build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error);
+        }
+        Apply::LayerOf { build, .. } => {
+            let Some(slots) = bind(el) else {
+                return Value::Error;
+            };
+            return build(el, layer, Args { def, slots }, &inputs, span).unwrap_or(Value::Error);
+        }
+        _ => {}
     }
     let mut call_args = vec![ArgValue {
         name: None,

@@ -581,10 +581,14 @@ impl<'g> Writer<'g> {
     /// below the diagonal and -1e30 above it (exactly 0 after `exp`), then `Softmax`.
     fn causal_softmax(&mut self, x: &str, shape: &[Dim]) -> String {
         let t = shape.last().map_or(1, |d| d.resolve(1));
-        let mask: Vec<f32> = (0..t * t)
+        let rows = shape
+            .len()
+            .checked_sub(2)
+            .map_or(1, |a| shape[a].resolve(1));
+        let mask: Vec<f32> = (0..rows * t)
             .map(|k| if k % t > k / t { -1e30 } else { 0.0 })
             .collect();
-        let mask = self.constant_f32(&[t, t], &mask);
+        let mask = self.constant_f32(&[rows, t], &mask);
         let masked = self.op("Add", &[x, &mask], vec![]);
         self.op("Softmax", &[&masked], vec![int("axis", -1)])
     }
