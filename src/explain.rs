@@ -1313,6 +1313,22 @@ pub const EXPLANATIONS: &[Explanation] = &[
         example: Some("model m(x: f32[B, 4]) -> f32[B, 1] {\n    dense(1, softmax)\n}\n"),
     },
     Explanation {
+        code: "W0108",
+        title: "a layer drops a padding mask",
+        text: "`embedding(..., mask_zero: true)` marks padded steps, and the layers that \
+               support masking skip them (the recurrent layers, attention, \
+               `global_average_pooling1d`) or pass the mask on (`dense`, `dropout`, \
+               `layer_normalization`, activations, arithmetic). Any other built-in (`conv1d`, \
+               `flatten`, `reshape`, `global_max_pooling1d`, …) neither reads nor keeps it, so \
+               from there on padded steps count as data, as in Keras, which warns \
+               \"this layer does not support masking and will therefore destroy the mask \
+               information\". Read the mask before such a layer, or leave out `mask_zero` if \
+               the padding should count.",
+        example: Some(
+            "model m(tokens: i32[B, 6]) -> f32[B, 2] {\n    embedding(10, 4, mask_zero: true)\n    flatten\n    dense(2, softmax)\n}\n",
+        ),
+    },
+    Explanation {
         code: "W0104",
         title: "layer after softmax",
         text: "A layer reads the output of a softmax. Softmax turns scores into probabilities \

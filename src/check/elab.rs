@@ -43,6 +43,9 @@ pub(super) struct Elab<'a> {
     /// mask `f32[B, T]` (1 keeps a step, 0 is padding). Layers that honour a mask read it, those
     /// that keep the time axis pass it on (`carry_mask`), the rest drop it, as Keras's do.
     masks: HashMap<ValueId, ValueId>,
+    /// How many times a layer has read a mask (`mask_of`): a built-in that drops its input's
+    /// mask without reading it is one that does not support masking (W0108).
+    mask_reads: std::cell::Cell<usize>,
 }
 
 struct Scope {
@@ -77,14 +80,63 @@ impl<'a> Elab<'a> {
             pending_unused: Vec::new(),
             prompt: None,
             masks: HashMap::new(),
+            mask_reads: Default::default(),
         }
     }
 
     // ----- masks -----
 
-    /// The mask `f32[B, T]` of a masked tensor.
+    /// The mask `f32[B, T]` of a masked tensor, read by a layer that honours it.
     pub fn mask_of(&self, x: ValueId) -> Option<ValueId> {
+        let mask = self.masks.get(&x).copied();
+        if mask.is_some() {
+            self.mask_reads.set(self.mask_reads.get() + 1);
+        }
+        mask
+    }
+
+    /// The mask a tensor carries, without reading it for a layer (passing it on, or W0108).
+    pub fn carried_mask(&self, x: ValueId) -> Option<ValueId> {
         self.masks.get(&x).copied()
+    }
+
+    /// How many masks layers have read so far (see `dropped_mask`).
+    pub fn mask_reads(&self) -> usize {
+        self.mask_reads.get()
+    }
+
+    /// W0108, Keras's warning for a layer that does not support masking: built-in `name`
+    /// applied at `span` to `x`, which carries a mask, gave `result` without one and read no
+    /// mask since `reads` (`mask_reads()` before it ran).
+    pub fn dropped_mask(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        result: &Value,
+        reads: usize,
+        span: Span,
+    ) {
+        let Some(mask) = self.carried_mask(x) else {
+            return;
+        };
+        let Value::Tensor(out) = result else {
+            return;
+        };
+        if self.carried_mask(out.id).is_some() || self.mask_reads() != reads {
+            return;
+        }
+        let mut d = Diagnostic::warning(
+            "W0108",
+            format!("`{name}` does not support masking and drops its input's padding mask"),
+        )
+        .primary(span, "padded steps count as data here and after");
+        if let Some(origin) = self.graph.node(mask).span {
+            d = d.secondary(origin, "the mask comes from here");
+        }
+        self.ck.diags.push(d.help(
+            "read the mask before it (an `lstm` or `gru`, `global_average_pooling1d`, attention), \
+             or leave out `mask_zero` if the padding should count",
+        ));
     }
 
     pub fn set_mask(&mut self, x: ValueId, mask: ValueId) {
@@ -93,7 +145,7 @@ impl<'a> Elab<'a> {
 
     /// `to` keeps `from`'s mask, if it has one and `to` still has its batch and time axes.
     pub fn carry_mask(&mut self, from: ValueId, to: ValueId) {
-        if let Some(mask) = self.mask_of(from) {
+        if let Some(mask) = self.carried_mask(from) {
             self.carry_mask_id(mask, to);
         }
     }
@@ -570,7 +622,7 @@ impl<'a> Elab<'a> {
         // Arithmetic on a masked sequence keeps its mask, as Keras's merge layers (`Add`, …)
         // do: a position table added to it, or a residual connection. Two different masks
         // would need their AND, which nothing makes yet: the result has none.
-        match (self.mask_of(a.id), self.mask_of(b.id)) {
+        match (self.carried_mask(a.id), self.carried_mask(b.id)) {
             (Some(m), None) | (None, Some(m)) => self.carry_mask_id(m, out),
             (Some(m), Some(n)) if m == n => self.carry_mask_id(m, out),
             _ => {}

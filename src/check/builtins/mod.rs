@@ -365,6 +365,15 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
         el.missing(name, params[0], span);
         return Value::Error;
     }
+    // A masked tensor given to a function that neither reads nor keeps the mask (W0108).
+    let first = match &slots[0] {
+        Some(ArgValue {
+            value: Value::Tensor(t),
+            ..
+        }) if matches!(def.apply, Apply::OnTensor(_)) => Some(t.id),
+        _ => None,
+    };
+    let reads = el.mask_reads();
     let mut args = Args { def, slots };
     let result = match def.apply {
         Apply::Unary(op) => args
@@ -381,7 +390,11 @@ pub fn call(el: &mut Elab, name: &'static str, args: Vec<ArgValue>, span: Span) 
         Apply::OnTensor(f) | Apply::Function(f) => f(el, args, span),
         Apply::Layer(_) | Apply::LayerOf { .. } => None,
     };
-    result.unwrap_or(Value::Error)
+    let result = result.unwrap_or(Value::Error);
+    if let Some(x) = first {
+        el.dropped_mask(name, x, &result, reads, span);
+    }
+    result
 }
 
 /// A layer, or a function without its tensor: binds and checks the configuration now, so
@@ -494,20 +507,20 @@ pub fn apply_layer(
             Aliases::None,
         )
     };
-    match def.apply {
-        Apply::Layer(build) => {
-            let Some(slots) = bind(el) else {
-                return Value::Error;
-            };
-            return build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error);
-        }
-        Apply::LayerOf { build, .. } => {
-            let Some(slots) = bind(el) else {
-                return Value::Error;
-            };
-            return build(el, layer, Args { def, slots }, &inputs, span).unwrap_or(Value::Error);
-        }
-        _ => {}
+    let reads = el.mask_reads();
+    let built = match def.apply {
+        Apply::Layer(build) => bind(el).map(|slots| {
+            build(el, layer, Args { def, slots }, (x, xspan), span).unwrap_or(Value::Error)
+        }),
+        Apply::LayerOf { build, .. } => bind(el).map(|slots| {
+            build(el, layer, Args { def, slots }, &inputs, span).unwrap_or(Value::Error)
+        }),
+        _ => None,
+    };
+    if matches!(def.apply, Apply::Layer(_) | Apply::LayerOf { .. }) {
+        let result = built.unwrap_or(Value::Error);
+        el.dropped_mask(name, x.id, &result, reads, span);
+        return result;
     }
     let mut call_args = vec![ArgValue {
         name: None,

@@ -157,8 +157,13 @@ fn global(
     let keep_dims = args.flag(el, "keepdims")?;
     let t = tensor_arg(el, &x)?;
     spatial_input(el, name, rank, (t, x.span), span)?;
-    let mask = el.mask_of(t.id).filter(|_| rank == 1);
-    if let (Some(mask), ReduceKind::Mean) = (mask, kind) {
+    // Only the average honours the mask (Keras's `GlobalMaxPooling1D` drops it).
+    let mask = if rank == 1 && kind == ReduceKind::Mean {
+        el.mask_of(t.id)
+    } else {
+        None
+    };
+    if let Some(mask) = mask {
         return masked_mean(el, t.id, mask, keep_dims, span);
     }
     let op = Op::Reduce {
