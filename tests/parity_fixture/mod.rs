@@ -15,6 +15,7 @@ use kiln::driver::{self, GraphStage};
 use kiln::ir::graph::{Graph, Slot};
 use kiln::ir::lower;
 use kiln::ir::optimizer::STEP;
+use kiln::ir::shape::DType;
 use kiln::program::Fit;
 use kiln::settings::Loss;
 use serde_json::Value;
@@ -198,10 +199,24 @@ impl Trainer {
         let (batch, width) = (self.batch, self.input_width());
         assert_eq!(rows.len(), batch);
         assert_eq!(features.len(), labels.len() * width, "features per sample");
-        let x = self.step.input_f32_mut(self.x_slot, batch);
-        for (dst, &row) in x.chunks_exact_mut(width).zip(rows) {
-            let row = row as usize;
-            dst.copy_from_slice(&features[row * width..(row + 1) * width]);
+        if self.graph.inputs[self.x_slot].ty.dtype == DType::I32 {
+            // Token ids, held as f32 (whole numbers, exact) with the other fixtures' inputs.
+            let x = self.step.input_i32_mut(self.x_slot, batch);
+            for (dst, &row) in x.chunks_exact_mut(width).zip(rows) {
+                let row = row as usize;
+                for (d, &id) in dst
+                    .iter_mut()
+                    .zip(&features[row * width..(row + 1) * width])
+                {
+                    *d = id as i32;
+                }
+            }
+        } else {
+            let x = self.step.input_f32_mut(self.x_slot, batch);
+            for (dst, &row) in x.chunks_exact_mut(width).zip(rows) {
+                let row = row as usize;
+                dst.copy_from_slice(&features[row * width..(row + 1) * width]);
+            }
         }
         let y = self.step.input_i32_mut(self.label_slot, batch);
         for (dst, &row) in y.iter_mut().zip(rows) {

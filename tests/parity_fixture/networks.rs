@@ -23,13 +23,23 @@ pub struct Networks {
 }
 
 impl Networks {
-    /// Loads the fixture in `dir`: its `meta.json`, the samples from `inputs` (each shaped as
-    /// `meta.json`'s `sample_shape` list), `labels.i32` and `order.i32`.
+    /// Loads the fixture in `dir`: its `meta.json`, the samples from `inputs` (f32, or token ids
+    /// in a `.i32` file; each shaped as `meta.json`'s `sample_shape` list), `labels.i32` and
+    /// `order.i32`.
     pub fn load(dir: PathBuf, inputs: &str, sample_shape: &str) -> Networks {
         let text = fs::read_to_string(dir.join("meta.json")).unwrap();
         let meta: Value = serde_json::from_str(&text).unwrap();
+        // Token ids (`.i32`) are held as f32, whole numbers and exact, like other inputs.
+        let values = if inputs.ends_with(".i32") {
+            i32s_in(&dir, inputs)
+                .into_iter()
+                .map(|id| id as f32)
+                .collect()
+        } else {
+            f32s_in(&dir, inputs)
+        };
         let fixture = Networks {
-            inputs: f32s_in(&dir, inputs),
+            inputs: values,
             labels: i32s_in(&dir, "labels.i32"),
             order: i32s_in(&dir, "order.i32"),
             meta,
