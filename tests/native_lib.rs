@@ -412,6 +412,28 @@ fn attention_and_normalization_layers_build() {
 }
 
 #[test]
+fn cross_attention_builds() {
+    // A query of 6 steps attends to 4 steps of another sequence, causally (a rectangular causal
+    // softmax, emitted by the same code as the JIT's) and through a separate key.
+    let test = samples_csv(90, 24, 3, -1.0, 2.0);
+    let program = "data d = csv(\"test.csv\", label: \"label\")\n\
+        model att(x: f32[B, 6, 4]) -> f32[B, 3] {\n    \
+        let v = slice(dense(5)(x), axis: 1, start: 2, end: 6)\n    \
+        let a = x + multi_head_attention(2, 3, use_causal_mask: true)(x, v)\n    \
+        let b = multi_head_attention(2, 3, value_dim: 2)(a, v, dense(3)(v))\n    \
+        dense(3, softmax)(global_average_pooling1d(b))\n}\n\
+        fit att on d {\n    loss sparse_categorical_crossentropy\n    optimizer adam(lr: 0.01)\n    epochs 3\n    batch 16\n    seed 1\n}\n\
+        save att to \"m.kiln\"\n";
+    let dir = scratch(
+        "cross_attention",
+        &[("p.model", program), ("test.csv", &test)],
+    );
+    kiln_ok(&["run", "-q", &path(&dir, "p.model")]);
+    let worst = library_matches_predict(&dir, &[]);
+    eprintln!("cross attention: largest relative difference {worst:e}");
+}
+
+#[test]
 fn convnets_build_with_their_windowed_ops_in_c() {
     // 2-D: `same` padding and strides, batch and layer normalization, max and average pooling,
     // zero padding, upsampling; 1-D: dilation, gelu, global pooling.

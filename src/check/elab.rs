@@ -125,6 +125,15 @@ impl<'a> Elab<'a> {
         if self.carried_mask(out.id).is_some() || self.mask_reads() != reads {
             return;
         }
+        // Once per call site: a user layer's body is checked at each of its uses.
+        let reported = self
+            .ck
+            .diags
+            .iter()
+            .any(|d| d.code == "W0108" && d.labels.iter().any(|l| l.primary && l.span == span));
+        if reported {
+            return;
+        }
         let mut d = Diagnostic::warning(
             "W0108",
             format!("`{name}` does not support masking and drops its input's padding mask"),
