@@ -259,3 +259,83 @@ fn a_rank_that_is_killed_ends_every_rank() {
     assert!(!output.status.success(), "{text}");
     assert!(!text.contains("Trained m"), "{text}");
 }
+
+/// `kiln run ARGS` in one process, which must succeed.
+fn single_ok(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("run")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = text(&output);
+    assert!(output.status.success(), "{args:?}: {text}");
+    text
+}
+
+/// The `val_…` columns of a `--history` CSV, as written.
+fn validation_columns(history: &str) -> Vec<Vec<String>> {
+    let mut lines = history.lines().map(|l| l.split(',').collect::<Vec<_>>());
+    let header = lines.next().unwrap();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i].starts_with("val_"))
+        .collect();
+    assert!(keep.len() >= 4, "{header:?}");
+    lines
+        .map(|row| keep.iter().map(|&i| row[i].to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn validation_evaluate_predict_and_test_split_shared_among_ranks_equal_one_process() {
+    // Validation (200 samples: 4 batches of 50 and one of 1), the test split (101: 3 batches),
+    // `evaluate` and `predict` (389: 8 batches) split into runs of whole batches that 2 and 3
+    // ranks do not share evenly. The learning rate is so small that no weight moves (biases
+    // leave zero by ~1e-30, which no output can see), so every run evaluates the weights a single
+    // process does: the numbers must be the same to the last digit written.
+    let source = "\
+data train = synthetic_classification(samples: 1003, features: 16, classes: 4, seed: 3)
+data fresh = synthetic_classification(samples: 389, features: 16, classes: 4, seed: 9)
+
+model m(x: f32[B, 16]) -> f32[B, 4] {
+    dense(32, relu)
+    dense(4, softmax)
+}
+
+fit m on train {
+    loss             sparse_categorical_crossentropy
+    optimizer        sgd(lr: 1e-30)
+    metrics          [accuracy, auc, f1_score]
+    epochs           2
+    batch            50
+    seed             5
+    validation_split 0.2
+    test_split       0.1
+}
+
+evaluate m on fresh
+predict m on fresh to \"p.csv\"
+";
+    let dir = scratch("evaluate", &[("m.model", source)]);
+    let reported = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("Evaluated ") || l.starts_with("Predicted "))
+            .map(String::from)
+            .collect()
+    };
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    let one = single_ok(&dir, &["m.model", "-q", "--history", "h.csv"]);
+    let (one_history, one_predictions) = (read("h.csv"), read("p.csv"));
+    assert_eq!(reported(&one).len(), 3, "{one}");
+    for ranks in [2, 3] {
+        std::fs::remove_file(dir.join("p.csv")).unwrap();
+        let out = run_ok(&dir, ranks, &["m.model", "-q", "--history", "h.csv"]);
+        assert_eq!(reported(&out), reported(&one), "{ranks} ranks");
+        assert_eq!(
+            validation_columns(&read("h.csv")),
+            validation_columns(&one_history),
+            "{ranks} ranks"
+        );
+        assert_eq!(read("p.csv"), one_predictions, "{ranks} ranks");
+    }
+}

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use super::callbacks::Decision;
 use super::data::{DataError, Dataset, Labels};
 use super::epochs::{self, Steps};
-use super::evaluate::Evaluation;
+use super::evaluate::{Evaluation, Evaluator};
 use super::train::{self, InputSlots, Observer, Trained};
 use crate::codegen::CompiledStep;
 use crate::ir::graph::{Graph, Slot};
 use crate::ir::{lower, optimizer};
 use crate::program::Fit;
+use crate::settings::Metric;
 
 /// What data-parallel training needs from the processes it runs on. Every method is a
 /// collective: every rank calls it, in the same order, with buffers of the same length.
@@ -42,6 +43,9 @@ pub trait Collective {
     fn all_gather(&self, value: u64) -> Vec<u64>;
     /// Rank 0's `values` on every rank.
     fn broadcast(&self, values: &mut [f64]);
+    /// On rank 0, every rank's `values` (rank `r` sending `counts[r]`) one after the other in
+    /// rank order; empty on the others.
+    fn gather(&self, values: &[f32], counts: &[usize]) -> Vec<f32>;
 }
 
 /// The only process: what the loop does without MPI (and what its tests run on).
@@ -64,6 +68,9 @@ impl Collective for Alone {
         vec![value]
     }
     fn broadcast(&self, _values: &mut [f64]) {}
+    fn gather(&self, values: &[f32], _counts: &[usize]) -> Vec<f32> {
+        values.to_vec()
+    }
 }
 
 /// Rank `rank`'s rows of a batch of `len` rows over `ranks` ranks: contiguous slices in rank
@@ -74,6 +81,50 @@ pub fn shard(len: usize, ranks: usize, rank: usize) -> Range<usize> {
     let (base, extra) = (len / ranks, len % ranks);
     let start = rank * base + rank.min(extra);
     start..start + base + usize::from(rank < extra)
+}
+
+/// `Evaluator::evaluate` shared among the ranks: each runs the forward pass on its `share` of
+/// whole batches, and rank 0 gathers every batch's loss and every sample's scores in rank order
+/// and tallies them batch by batch as one process does — the same numbers to the bit. `None` on
+/// the other ranks.
+pub fn evaluate(
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    dataset: &Dataset,
+    metrics: &[Metric],
+    collective: &dyn Collective,
+) -> Option<Evaluation> {
+    let parts = gather_parts(evaluator, params, dataset, collective)?;
+    Some(evaluator.from_parts(&parts, collective.ranks(), dataset, metrics))
+}
+
+/// `Evaluator::scores` shared among the ranks as `evaluate` is: every sample's scores in order
+/// on rank 0, `None` on the others.
+pub fn scores(
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    dataset: &Dataset,
+    collective: &dyn Collective,
+) -> Option<Vec<f32>> {
+    let parts = gather_parts(evaluator, params, dataset, collective)?;
+    Some(evaluator.scores_from_parts(&parts, collective.ranks(), dataset.samples))
+}
+
+/// Every rank's `Evaluator::part`, in rank order, on rank 0.
+fn gather_parts(
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    dataset: &Dataset,
+    collective: &dyn Collective,
+) -> Option<Vec<f32>> {
+    let (rank, ranks) = (collective.rank(), collective.ranks());
+    let counts: Vec<usize> = (0..ranks)
+        .map(|r| evaluator.part_len(&evaluator.share(dataset.samples, ranks, r)))
+        .collect();
+    let rows = evaluator.share(dataset.samples, ranks, rank);
+    let part = evaluator.part(params, dataset, rows);
+    let parts = collective.gather(&part, &counts);
+    (rank == 0).then_some(parts)
 }
 
 /// The step split in two for data-parallel training: forward and backward pass (no update), and
@@ -316,14 +367,6 @@ impl Steps for Shards<'_, '_> {
         let layout = &self.layout;
         (self.decides() && layout.width > 0)
             .then(|| &self.exchanged[layout.scores.start..][..rows * layout.width])
-    }
-
-    fn validate(&mut self, step: &CompiledStep, observer: &mut dyn Observer) -> Option<Evaluation> {
-        if self.decides() {
-            observer.validate(step)
-        } else {
-            None
-        }
     }
 
     fn epoch_ended(&mut self, step: &mut CompiledStep) {

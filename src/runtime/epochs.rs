@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use super::callbacks::{Callbacks, Decision};
 use super::data::{DataError, Dataset, Labels};
-use super::evaluate::Evaluation;
 use super::metrics::Metrics;
 use super::train::{
     self, EpochReport, NonFiniteLoss, NonFiniteSource, Observer, Progress, Trained, copy,
@@ -27,9 +26,6 @@ pub(super) trait Steps {
     /// The last global batch's output scores, its `rows` rows in order, where this process
     /// tallies the training metrics (`None` elsewhere).
     fn scores<'a>(&'a self, step: &'a CompiledStep, rows: usize) -> Option<&'a [f32]>;
-
-    /// Loss and metrics of the current weights on the validation data, where reported.
-    fn validate(&mut self, step: &CompiledStep, observer: &mut dyn Observer) -> Option<Evaluation>;
 
     /// An epoch is about to start its steps.
     fn epoch_started(&mut self, _step: &CompiledStep) -> Result<(), DataError> {
@@ -202,7 +198,7 @@ pub(super) fn run(
             seconds,
             steps: done,
             learning_rate: None,
-            validation: steps.validate(step, observer),
+            validation: observer.validate(step),
         };
         let decision = if steps.decides() {
             callbacks.on_epoch_end(epoch - 1, &report, lr)

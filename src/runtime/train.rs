@@ -224,10 +224,6 @@ impl Steps for OneProcess<'_> {
         step.output(lower::SCORES, rows)
     }
 
-    fn validate(&mut self, step: &CompiledStep, observer: &mut dyn Observer) -> Option<Evaluation> {
-        observer.validate(step)
-    }
-
     fn epoch_started(&mut self, step: &CompiledStep) -> Result<(), DataError> {
         self.epoch_start = Some(Snapshot::of(step, self.graph)?);
         Ok(())
