@@ -388,6 +388,19 @@ impl Graph {
         }
     }
 
+    /// The f32 scalar input holding the global index of the batch's first row
+    /// (`dropout::FIRST_ROW`), created on first use.
+    pub fn first_row_input(&mut self, span: Option<Span>) -> ValueId {
+        match self.input_value(super::dropout::FIRST_ROW) {
+            Some(first_row) => first_row,
+            None => self.input(
+                super::dropout::FIRST_ROW,
+                TensorType::f32(Shape::scalar()),
+                span,
+            ),
+        }
+    }
+
     /// Inverted dropout of `x`; `step` is the step-counter input (`step_input`).
     pub fn dropout(
         &mut self,
@@ -397,7 +410,8 @@ impl Graph {
         seed: u64,
         span: Option<Span>,
     ) -> ValueId {
-        self.add(Op::Dropout { rate, seed }, &[x, step], span)
+        let first_row = self.first_row_input(span);
+        self.add(Op::Dropout { rate, seed }, &[x, step, first_row], span)
     }
 
     /// Reduction of `x` over `axes` (sorted, distinct).

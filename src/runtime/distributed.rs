@@ -306,7 +306,8 @@ impl Steps for Shards<'_, '_> {
         let mine = &rows[slice.clone()];
         exchanged.fill(0.0);
         if !mine.is_empty() {
-            train::gather(&mut split.gradients, &self.slots, self.dataset, mine, t, lr);
+            let at = (mine, slice.start);
+            train::gather(&mut split.gradients, &self.slots, self.dataset, at, t, lr);
             split.gradients.run(mine.len());
             for (param, range) in &layout.gradients {
                 exchanged[range.clone()].copy_from_slice(split.gradients.gradient(*param));

@@ -53,6 +53,8 @@ pub(super) struct InputSlots {
     weights: Option<usize>,
     step: Option<usize>,
     lr: Option<usize>,
+    /// The global index of the batch's first row (dropout's masks).
+    first_row: Option<usize>,
 }
 
 impl InputSlots {
@@ -65,6 +67,7 @@ impl InputSlots {
             weights: find(lower::SAMPLE_WEIGHTS),
             step: find(optimizer::STEP),
             lr: find(optimizer::LR),
+            first_row: find(crate::ir::dropout::FIRST_ROW),
         }
     }
 }
@@ -214,7 +217,7 @@ struct OneProcess<'a> {
 
 impl Steps for OneProcess<'_> {
     fn run(&mut self, step: &mut CompiledStep, rows: &[usize], t: u64, lr: f32) -> f64 {
-        gather(step, &self.slots, self.dataset, rows, t, lr);
+        gather(step, &self.slots, self.dataset, (rows, 0), t, lr);
         step.run(rows.len());
         step.output(lower::LOSS, rows.len())
             .map_or(f64::NAN, |v| f64::from(v[0]))
@@ -329,12 +332,12 @@ impl Replay<'_> {
         let (last, before) = self.batches.split_last()?;
         for (k, rows) in before.iter().enumerate() {
             let t = self.first_count + k as u64 + 1;
-            gather(step, self.slots, self.dataset, rows, t, self.rates[k]);
+            gather(step, self.slots, self.dataset, (rows, 0), t, self.rates[k]);
             step.run(rows.len());
         }
         let k = before.len();
         let t = self.first_count + k as u64 + 1;
-        gather(step, self.slots, self.dataset, last, t, self.rates[k]);
+        gather(step, self.slots, self.dataset, (last, 0), t, self.rates[k]);
         let batch = last.len();
         let graph = self.graph;
         let array = |dims: Vec<usize>, values: Vec<f64>| {
@@ -456,7 +459,7 @@ pub fn profile(
     for rows in batches.iter().take(WARM_UP_STEPS) {
         t += 1;
         for step in [&mut *plain, &mut *profiled] {
-            gather(step, &slots, dataset, rows, t, lr);
+            gather(step, &slots, dataset, (rows, 0), t, lr);
             step.run(rows.len());
             step.rest_threads();
         }
@@ -466,13 +469,13 @@ pub fn profile(
     for rows in &batches {
         t += 1;
         let started = Instant::now();
-        gather(plain, &slots, dataset, rows, t, lr);
+        gather(plain, &slots, dataset, (rows, 0), t, lr);
         let gathered = Instant::now();
         plain.run(rows.len());
         let ran = Instant::now();
         // Each step's workers park while the other step runs (see `rest_threads`).
         plain.rest_threads();
-        gather(profiled, &slots, dataset, rows, t, lr);
+        gather(profiled, &slots, dataset, (rows, 0), t, lr);
         let profiled_started = Instant::now();
         profiled.run(rows.len());
         let profiled_ran = Instant::now();
@@ -505,12 +508,13 @@ pub fn profile(
 /// Steps run before a profile starts timing.
 const WARM_UP_STEPS: usize = 5;
 
-/// Copies the batch's rows into the step's input buffers.
+/// Copies the batch's rows into the step's input buffers. `first_row`: where the rows start in
+/// the global batch (0 unless they are a rank's slice of it).
 pub(super) fn gather(
     step: &mut CompiledStep,
     slots: &InputSlots,
     dataset: &Dataset,
-    rows: &[usize],
+    (rows, first_row): (&[usize], usize),
     t: u64,
     lr: f32,
 ) {
@@ -542,6 +546,9 @@ pub(super) fn gather(
     }
     if let Some(slot) = slots.lr {
         step.input_f32_mut(slot, batch)[0] = lr;
+    }
+    if let Some(slot) = slots.first_row {
+        step.input_f32_mut(slot, batch)[0] = first_row as f32;
     }
 }
 
