@@ -147,6 +147,17 @@ pub struct Update {
     pub value: ValueId,
 }
 
+/// A batch normalization's moving statistics: non-trainable parameters its `updates` move toward
+/// each training batch's mean and variance, `moving · momentum + batch · (1 − momentum)`, once
+/// per step. Data-parallel training reads this to give the moving variance the spread between
+/// the ranks' batch means (`runtime::distributed`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MovingStatistics {
+    pub mean: usize,
+    pub variance: usize,
+    pub momentum: f64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gradient {
     pub param: usize,
@@ -166,6 +177,8 @@ pub struct Graph {
     pub gradients: Vec<Gradient>,
     /// Writes applied at the end of a step (the optimizer update).
     pub updates: Vec<Update>,
+    /// The batch normalizations whose moving statistics `updates` move once per step.
+    pub moving_statistics: Vec<MovingStatistics>,
 }
 
 impl Graph {

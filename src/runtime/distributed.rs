@@ -144,6 +144,9 @@ struct Layout {
     /// normalization's moving statistics): their new values are averaged over the ranks,
     /// weighted as the gradients are.
     statistics: Vec<(usize, Range<usize>)>,
+    /// Per batch normalization whose moving statistics move once a step: the spread between
+    /// the ranks' batch means that the moving variance gets (`Spread`).
+    spreads: Vec<Spread>,
     /// The batch loss.
     loss: usize,
     /// The output scores of the global batch's rows, each rank writing its own rows (for the
@@ -176,17 +179,50 @@ impl Layout {
             Some(scores) if metrics => graph.shape(scores).numel(1),
             _ => 0,
         };
+        let range = |param: usize| statistics.iter().find(|(p, _)| *p == param).map(|(_, r)| r);
+        let mut spreads = Vec::new();
+        for moving in &graph.moving_statistics {
+            if let (Some(mean), Some(variance)) = (range(moving.mean), range(moving.variance)) {
+                let len = mean.len();
+                spreads.push(Spread {
+                    mean: (moving.mean, mean.clone()),
+                    variance: variance.clone(),
+                    squares: at..at + len,
+                    // The graph's constant, an f32.
+                    take: f64::from((1.0 - moving.momentum) as f32),
+                });
+                at += len;
+            }
+        }
         let loss = at;
         let scores = loss + 1..loss + 1 + rows * width;
         Layout {
             gradients,
             statistics,
+            spreads,
             loss,
             len: scores.end,
             scores,
             width,
         }
     }
+}
+
+/// The spread between the ranks' batch means, for one batch normalization. A rank's moving mean
+/// after its step is `M·m + mean_r·(1 − m)` from the moving mean `M` every rank holds, so
+/// `d_r = moved_r − M = (mean_r − M)·(1 − m)`; the sum gives `d̄ = Σ w_r d_r` and, from the
+/// squares each rank sends, `Σ w_r d_r²`. The variance of the whole batch is the ranks' mean
+/// variance plus `Σ w_r (mean_r − mean)²`, so the moving variance gets
+/// `(1 − m) · Σ w_r (mean_r − mean)² = (Σ w_r d_r² − d̄²) / (1 − m)` added to the weighted sum
+/// of the ranks' moved variances.
+struct Spread {
+    /// The moving mean's parameter and its range in the buffer.
+    mean: (usize, Range<usize>),
+    variance: Range<usize>,
+    /// Where each rank's `d_r²` goes.
+    squares: Range<usize>,
+    /// `1 − momentum`.
+    take: f64,
 }
 
 /// How a distributed fit went, beyond `Trained`.
@@ -315,6 +351,15 @@ impl Steps for Shards<'_, '_> {
             for (param, range) in &layout.statistics {
                 exchanged[range.clone()].copy_from_slice(split.gradients.param(*param));
             }
+            // The update step holds the moving means every rank started the step from.
+            for spread in &layout.spreads {
+                let (param, ref mean) = spread.mean;
+                let before = split.update.param(param);
+                for (j, &from) in before.iter().enumerate() {
+                    let d = f64::from(exchanged[mean.start + j]) - f64::from(from);
+                    exchanged[spread.squares.start + j] = (d * d) as f32;
+                }
+            }
             exchanged[layout.loss] = split
                 .gradients
                 .output(lower::LOSS, mine.len())
@@ -337,6 +382,21 @@ impl Steps for Shards<'_, '_> {
             .weighted_sum(exchanged, &self.weights, layout.scores.start);
         self.communication.exchange += exchange.elapsed();
         self.communication.steps += 1;
+        // With one rank contributing there is no spread (and adding a rounding of zero would
+        // move one rank's bits off one process's).
+        if self.weights.iter().filter(|&&w| w > 0.0).count() > 1 {
+            for spread in layout.spreads.iter().filter(|s| s.take > 0.0) {
+                let (param, ref mean) = spread.mean;
+                let before = split.update.param(param);
+                for j in 0..mean.len() {
+                    let d = f64::from(exchanged[mean.start + j]) - f64::from(before[j]);
+                    let spread_sq =
+                        (f64::from(exchanged[spread.squares.start + j]) - d * d).max(0.0);
+                    let variance = &mut exchanged[spread.variance.start + j];
+                    *variance = (f64::from(*variance) + spread_sq / spread.take) as f32;
+                }
+            }
+        }
         // A gradient the optimized update does not read has no input.
         for ((_, range), input) in layout.gradients.iter().zip(&self.update_inputs) {
             if let Some(input) = *input {
