@@ -391,27 +391,21 @@ impl Graph {
     /// The f32 scalar step-counter input (`optimizer::STEP`, 1-based, fed every step), created
     /// on first use. Dropout and Adam share it, so whichever asks first defines it.
     pub fn step_input(&mut self, span: Option<Span>) -> ValueId {
-        match self.input_value(super::optimizer::STEP) {
-            Some(step) => step,
-            None => self.input(
-                super::optimizer::STEP,
-                TensorType::f32(Shape::scalar()),
-                span,
-            ),
+        self.scalar_input(super::optimizer::STEP, span)
+    }
+
+    /// The f32 scalar input `name`, created on first use.
+    fn scalar_input(&mut self, name: &str, span: Option<Span>) -> ValueId {
+        match self.input_value(name) {
+            Some(input) => input,
+            None => self.input(name, TensorType::f32(Shape::scalar()), span),
         }
     }
 
     /// The f32 scalar input holding the global index of the batch's first row
     /// (`dropout::FIRST_ROW`), created on first use.
     pub fn first_row_input(&mut self, span: Option<Span>) -> ValueId {
-        match self.input_value(super::dropout::FIRST_ROW) {
-            Some(first_row) => first_row,
-            None => self.input(
-                super::dropout::FIRST_ROW,
-                TensorType::f32(Shape::scalar()),
-                span,
-            ),
-        }
+        self.scalar_input(super::dropout::FIRST_ROW, span)
     }
 
     /// Inverted dropout of `x`; `step` is the step-counter input (`step_input`).

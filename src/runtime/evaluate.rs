@@ -325,19 +325,25 @@ mod tests {
         (loss / n, correct as f64 / n)
     }
 
-    #[test]
-    fn evaluation_matches_a_hand_computation_for_any_batch_size() {
+    /// The forward graph of `PROGRAM`, its initial weights, its data and its metrics.
+    fn initial_weights_on_the_data() -> (Graph, Vec<Vec<f32>>, Dataset, Vec<Metric>) {
         let checked = driver::check_source(PROGRAM).unwrap_or_else(|d| panic!("{d:?}"));
         let program = &checked.program;
         let fit = &program.fits[0];
         let dataset = data::load(&program.data[0], Path::new("."), fit.loss, DType::F32).unwrap();
         let forward = driver::training_graph(program, fit, GraphStage::Forward).unwrap();
         let params = init::initial_params(&forward, 3);
+        (forward, params, dataset, fit.metrics.clone())
+    }
+
+    #[test]
+    fn evaluation_matches_a_hand_computation_for_any_batch_size() {
+        let (forward, params, dataset, metrics) = initial_weights_on_the_data();
         let slices: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();
         let (loss, accuracy) = reference(&params, &dataset);
         for batch in [1, 7, 32, 103, 500] {
             let mut evaluator = Evaluator::new(&forward, batch).unwrap();
-            let result = evaluator.evaluate(&slices, &dataset, &fit.metrics);
+            let result = evaluator.evaluate(&slices, &dataset, &metrics);
             assert_eq!(result.samples, 103);
             assert!(
                 (result.loss - loss).abs() < 1e-4,
@@ -358,16 +364,11 @@ mod tests {
 
     #[test]
     fn evaluation_and_scores_from_shared_parts_are_those_of_one_evaluation() {
-        let checked = driver::check_source(PROGRAM).unwrap_or_else(|d| panic!("{d:?}"));
-        let program = &checked.program;
-        let fit = &program.fits[0];
-        let dataset = data::load(&program.data[0], Path::new("."), fit.loss, DType::F32).unwrap();
-        let forward = driver::training_graph(program, fit, GraphStage::Forward).unwrap();
-        let params = init::initial_params(&forward, 3);
+        let (forward, params, dataset, metrics) = initial_weights_on_the_data();
         let slices: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();
         for batch in [1, 7, 32, 103, 500] {
             let mut evaluator = Evaluator::new(&forward, batch).unwrap();
-            let whole = evaluator.evaluate(&slices, &dataset, &fit.metrics);
+            let whole = evaluator.evaluate(&slices, &dataset, &metrics);
             let scores = evaluator.scores(&slices, &dataset);
             for parts in 1..5 {
                 let mut gathered = Vec::new();
@@ -378,7 +379,7 @@ mod tests {
                     assert_eq!(values.len(), evaluator.part_len(&rows));
                     gathered.extend(values);
                 }
-                let shared = evaluator.from_parts(&gathered, parts, &dataset, &fit.metrics);
+                let shared = evaluator.from_parts(&gathered, parts, &dataset, &metrics);
                 assert_eq!(shared, whole, "batch {batch}, {parts} parts");
                 assert_eq!(
                     evaluator.scores_from_parts(&gathered, parts, dataset.samples),
