@@ -477,11 +477,19 @@ fn dropout_gradient_uses_the_forward_mask() {
             &format!("dropout{rate}@{step}"),
             &[&[4, 5]],
             (-1.0, 1.0),
-            vec![fed(
-                "step",
-                TensorType::f32(Shape::scalar()),
-                array(&[], &[step]),
-            )],
+            vec![
+                fed(
+                    "step",
+                    TensorType::f32(Shape::scalar()),
+                    array(&[], &[step]),
+                ),
+                // A rank's slice of a batch, from global row 5 (`ir::dropout::FIRST_ROW`).
+                fed(
+                    "first_row",
+                    TensorType::f32(Shape::scalar()),
+                    array(&[], &[5.0]),
+                ),
+            ],
             |g, p, x| {
                 // Through a nonlinearity, so the gradient depends on which elements were kept.
                 let d = g.dropout(p[0], x[0], rate, 42, None);

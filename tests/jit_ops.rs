@@ -63,6 +63,9 @@ fn feed(name: &str, len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
                 rng.random_range(-1..6) as f32
             } else if name == "step" {
                 5.0
+            } else if name == "first_row" {
+                // A rank's slice of a bigger batch: the masks' indices are offset.
+                11.0
             } else if name.starts_with("cond") {
                 [0.0, 1.0, -3.0, f32::NAN][rng.random_range(0..4)]
             } else {
@@ -289,6 +292,37 @@ fn dropout_masks_are_bit_identical() {
         reference.output("applied").unwrap(),
         1e-6,
     );
+}
+
+#[test]
+fn a_slice_of_a_batch_draws_the_masks_of_those_rows_of_the_whole_batch() {
+    // What lets ranks that each run a slice of the global batch drop what one process drops.
+    let mut g = Graph::new("slices");
+    let step = input(&mut g, "step", Shape::scalar());
+    let ones = g.constant(1.0, None);
+    let ones = g.broadcast(ones, &bd(&[3, 7]), None);
+    let masked = g.dropout(ones, step, 0.5, 12, None);
+    g.outputs.push(("mask".into(), masked));
+    let mut compiled = codegen::compile(&g, &CodegenConfig { max_batch: 8 }).unwrap();
+    let mut mask = |batch: usize, first_row: usize| {
+        for (index, info) in g.inputs.iter().enumerate() {
+            compiled.input_f32_mut(index, batch)[0] = match info.name.as_str() {
+                "step" => 4.0,
+                _ => first_row as f32,
+            };
+        }
+        compiled.run(batch);
+        compiled.output("mask", batch).unwrap().to_vec()
+    };
+    let whole = mask(8, 0);
+    let row = 3 * 7;
+    for (first_row, batch) in [(0, 3), (3, 3), (6, 2), (5, 1)] {
+        assert_eq!(
+            mask(batch, first_row),
+            whole[first_row * row..(first_row + batch) * row],
+            "rows {first_row}.."
+        );
+    }
 }
 
 #[test]

@@ -651,21 +651,36 @@ impl<'f, 'g> Emitter<'f, 'g> {
 
     /// Inverted dropout of `x` at element indices `index`, the mask computed exactly as
     /// `ir::dropout::Key` computes it (integer arithmetic, so the two agree bit for bit).
-    fn dropout(&mut self, rate: f32, seed: u64, x: Value, step: Value, index: Value) -> Value {
+    /// After `x`: the step counter, the batch's first row and the length of a row of `x`.
+    fn dropout(
+        &mut self,
+        rate: f32,
+        seed: u64,
+        x: Value,
+        (step, first_row, row_len): (Value, Value, usize),
+        index: Value,
+    ) -> Value {
         use crate::ir::dropout;
         let ty = self.b.func.dfg.value_type(x);
         let ity = self.b.func.dfg.value_type(index);
         // The per-step key, from the scalar step counter (saturating like the interpreter).
-        let step = if ty.is_vector() {
-            self.b.ins().extractlane(step, 0)
+        let (step, first_row) = if ty.is_vector() {
+            (
+                self.b.ins().extractlane(step, 0),
+                self.b.ins().extractlane(first_row, 0),
+            )
         } else {
-            step
+            (step, first_row)
         };
         let (s0, s1) = dropout::seed_words(seed);
         let t = self.b.ins().fcvt_to_uint_sat(types::I32, step);
         let s0v = self.int_const(types::I32, s0);
         let t = self.b.ins().bxor(t, s0v);
         let key = self.mix(t);
+        // `(index + first_row · row_len) · SPREAD + key`: the offset folds into the key.
+        let first_row = self.b.ins().fcvt_to_uint_sat(types::I32, first_row);
+        let offset = self.int_mul(first_row, (row_len as u32).wrapping_mul(dropout::SPREAD));
+        let key = self.b.ins().iadd(key, offset);
         let key = if ity.is_vector() {
             self.b.ins().splat(ity, key)
         } else {
@@ -804,7 +819,9 @@ impl<'f, 'g> Emitter<'f, 'g> {
             Op::Dropout { rate, seed } => {
                 let x = self.eval(node.inputs[0], ty, memo, labels, class);
                 let step = self.eval(node.inputs[1], ty, memo, labels, class);
-                self.dropout(*rate, *seed, x, step, labels[&v])
+                let first_row = self.eval(node.inputs[2], ty, memo, labels, class);
+                let row_len = crate::ir::dropout::row_len(self.graph.shape(node.inputs[0]));
+                self.dropout(*rate, *seed, x, (step, first_row, row_len), labels[&v])
             }
             // Copy kernels load the input with the strides that make the op; see `copy`.
             Op::Transpose { .. } | Op::Slice { .. } | Op::Reshape => {

@@ -972,9 +972,13 @@ impl Runner<'_, '_> {
         }
         let graph = self.forward(fit)?;
         let mut evaluator = self.evaluator(&graph, fit.batch.min(set.samples).max(1), fit)?;
+        let collective = self.collective;
         let state = self.weights(model)?;
         let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
-        let evaluation = evaluator.evaluate(&params, &set, &fit.metrics);
+        let Some(evaluation) = evaluation(collective, &mut evaluator, &params, &set, fit) else {
+            // Another rank than 0 of a distributed run: its share is in rank 0's numbers.
+            return Ok(());
+        };
         (self.on_event)(Event::Evaluated {
             model: &self.program.models[model].name,
             data: &self.program.data[data].name,
@@ -1013,9 +1017,19 @@ impl Runner<'_, '_> {
         }
         let graph = self.forward(&fit)?;
         let mut evaluator = self.evaluator(&graph, fit.batch.min(set.samples).max(1), &fit)?;
+        let collective = self.collective;
         let state = self.weights(model)?;
         let params: Vec<&[f32]> = state.params.iter().map(Vec::as_slice).collect();
-        let scores = evaluator.scores(&params, &set);
+        let scores = match collective {
+            None => evaluator.scores(&params, &set),
+            Some(collective) => {
+                match distributed::scores(&mut evaluator, &params, &set, collective) {
+                    Some(scores) => scores,
+                    // Another rank than 0: rank 0 writes its share of the predictions.
+                    None => return Ok(()),
+                }
+            }
+        };
         let m = &self.program.models[model];
         let reading = ScoresReading::of(m, &fit);
         let mut predictions =
@@ -1210,6 +1224,7 @@ impl Runner<'_, '_> {
             table: table.as_ref(),
             interrupt: self.interrupt.as_deref(),
             on_event: &mut *self.on_event,
+            collective: self.collective,
         };
         let checks = if self.check_numerics {
             train::Checks::EveryValue
@@ -1326,7 +1341,7 @@ impl Runner<'_, '_> {
                 let forward = self.forward(fit)?;
                 let mut evaluator =
                     self.evaluator(&forward, fit.batch.min(set.samples).max(1), fit)?;
-                Some(evaluator.evaluate(&slices, set, &fit.metrics))
+                evaluation(self.collective, &mut evaluator, &slices, set, fit)
             }
         };
         Ok(FitOutcome {
@@ -1481,6 +1496,23 @@ struct FitObserver<'a> {
     table: Option<&'a TableVocabulary>,
     interrupt: Option<&'a AtomicBool>,
     on_event: &'a mut dyn FnMut(Event),
+    /// The ranks validation is shared among, in a distributed run.
+    collective: Option<&'a dyn Collective>,
+}
+
+/// `evaluator`'s loss and metrics of `params` on `set`; in a distributed run shared among the
+/// ranks and `None` on every rank but 0.
+fn evaluation(
+    collective: Option<&dyn Collective>,
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    set: &Dataset,
+    fit: &Fit,
+) -> Option<Evaluation> {
+    match collective {
+        None => Some(evaluator.evaluate(params, set, &fit.metrics)),
+        Some(collective) => distributed::evaluate(evaluator, params, set, &fit.metrics, collective),
+    }
 }
 
 impl train::Observer for FitObserver<'_> {
@@ -1489,7 +1521,12 @@ impl train::Observer for FitObserver<'_> {
         let params: Vec<&[f32]> = (0..self.graph.params.len())
             .map(|i| step.param(i))
             .collect();
-        Some(evaluator.evaluate(&params, held_out, self.metrics))
+        match self.collective {
+            None => Some(evaluator.evaluate(&params, held_out, self.metrics)),
+            Some(collective) => {
+                distributed::evaluate(evaluator, &params, held_out, self.metrics, collective)
+            }
+        }
     }
 
     fn progress(&mut self, progress: &train::Progress) {

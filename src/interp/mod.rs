@@ -104,11 +104,13 @@ fn evaluate_rounded(
                 let threshold = dropout::threshold(*rate);
                 let scale = f64::from(dropout::scale(*rate));
                 let x = arg(0).as_standard_layout();
+                let row_len = dropout::row_len(graph.shape(node.inputs[0]));
+                let offset = dropout::offset(step_counter(scalar(arg(2))), row_len);
                 let data = x
                     .iter()
                     .enumerate()
                     .map(|(k, &x)| {
-                        if key.keep(k as u32, threshold) {
+                        if key.keep((k as u32).wrapping_add(offset), threshold) {
                             x * scale
                         } else {
                             0.0

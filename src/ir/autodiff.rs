@@ -252,8 +252,8 @@ fn vjp(
         // Dropout is linear in x with a mask fixed by (seed, step, index): its adjoint is the
         // same dropout applied to dy, which re-derives the identical mask.
         Op::Dropout { .. } => {
-            let dx = g.add(op.clone(), &[dy, inputs[1]], span);
-            vec![Some(dx), None]
+            let dx = g.add(op.clone(), &[dy, inputs[1], inputs[2]], span);
+            vec![Some(dx), None, None]
         }
         Op::Transpose { perm } => {
             let mut inverse = vec![0; perm.len()];

@@ -3,6 +3,8 @@
 //! the code generator repeats exactly, so the interpreter and native code drop the same elements.
 //! Both read it from here.
 
+use super::shape::{Dim, Shape};
+
 /// Chris Wellons's `lowbias32` integer hash: every output bit depends on every input bit.
 pub fn mix(mut x: u32) -> u32 {
     x ^= x >> 16;
@@ -21,6 +23,28 @@ pub fn seed_words(seed: u64) -> (u32, u32) {
     let (lo, hi) = (seed as u32, (seed >> 32) as u32);
     let s0 = mix(lo ^ mix(hi ^ 0x85eb_ca6b));
     (s0, mix(s0 ^ 0x9e37_79b9))
+}
+
+/// The name of the training step's input holding the global index of its batch's first row
+/// (an f32 scalar, 0 in one process): element `k` of a slice of a batch that starts at global
+/// row `first_row` draws the mask of element `k + first_row · row_len` of the whole batch
+/// (`offset`), so ranks that each run a slice drop what one process drops.
+pub const FIRST_ROW: &str = "first_row";
+
+/// The element-index offset of a slice whose first row is global row `first_row`, rows of
+/// `row_len` elements (wrapping, as the indices do).
+pub fn offset(first_row: u32, row_len: usize) -> u32 {
+    first_row.wrapping_mul(row_len as u32)
+}
+
+/// The length of a row of a dropped tensor of `shape`: its elements per sample when its first
+/// axis is the batch, else 0 — a tensor without a batch axis (a parameter) is the same on every
+/// slice of the batch, and so is its mask.
+pub fn row_len(shape: &Shape) -> usize {
+    match shape.0.first() {
+        Some(Dim::Batch) => shape.numel(1),
+        _ => 0,
+    }
 }
 
 /// The per-step key, then the per-element bits.

@@ -147,6 +147,17 @@ pub struct Update {
     pub value: ValueId,
 }
 
+/// A batch normalization's moving statistics: non-trainable parameters its `updates` move toward
+/// each training batch's mean and variance, `moving · momentum + batch · (1 − momentum)`, once
+/// per step. Data-parallel training reads this to give the moving variance the spread between
+/// the ranks' batch means (`runtime::distributed`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MovingStatistics {
+    pub mean: usize,
+    pub variance: usize,
+    pub momentum: f64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gradient {
     pub param: usize,
@@ -166,6 +177,8 @@ pub struct Graph {
     pub gradients: Vec<Gradient>,
     /// Writes applied at the end of a step (the optimizer update).
     pub updates: Vec<Update>,
+    /// The batch normalizations whose moving statistics `updates` move once per step.
+    pub moving_statistics: Vec<MovingStatistics>,
 }
 
 impl Graph {
@@ -378,14 +391,21 @@ impl Graph {
     /// The f32 scalar step-counter input (`optimizer::STEP`, 1-based, fed every step), created
     /// on first use. Dropout and Adam share it, so whichever asks first defines it.
     pub fn step_input(&mut self, span: Option<Span>) -> ValueId {
-        match self.input_value(super::optimizer::STEP) {
-            Some(step) => step,
-            None => self.input(
-                super::optimizer::STEP,
-                TensorType::f32(Shape::scalar()),
-                span,
-            ),
+        self.scalar_input(super::optimizer::STEP, span)
+    }
+
+    /// The f32 scalar input `name`, created on first use.
+    fn scalar_input(&mut self, name: &str, span: Option<Span>) -> ValueId {
+        match self.input_value(name) {
+            Some(input) => input,
+            None => self.input(name, TensorType::f32(Shape::scalar()), span),
         }
+    }
+
+    /// The f32 scalar input holding the global index of the batch's first row
+    /// (`dropout::FIRST_ROW`), created on first use.
+    pub fn first_row_input(&mut self, span: Option<Span>) -> ValueId {
+        self.scalar_input(super::dropout::FIRST_ROW, span)
     }
 
     /// Inverted dropout of `x`; `step` is the step-counter input (`step_input`).
@@ -397,7 +417,8 @@ impl Graph {
         seed: u64,
         span: Option<Span>,
     ) -> ValueId {
-        self.add(Op::Dropout { rate, seed }, &[x, step], span)
+        let first_row = self.first_row_input(span);
+        self.add(Op::Dropout { rate, seed }, &[x, step, first_row], span)
     }
 
     /// Reduction of `x` over `axes` (sorted, distinct).

@@ -46,10 +46,12 @@ pub enum Op {
     /// condition is not equal to zero, so it selects `a`.
     Select,
     /// Inverted dropout of `x` (input 0) at training step `step` (input 1, the f32 scalar step
-    /// counter): each element is kept with probability `1 - rate` and scaled by `1 / (1 - rate)`,
-    /// else zeroed. The mask is a pure function of `(seed, step, flat element index)`
-    /// (`ir::dropout`), so the backward pass, the interpreter and the JIT all see the
-    /// same mask without storing it.
+    /// counter) for a batch whose first row is global row `first_row` (input 2, an f32 scalar,
+    /// `ir::dropout::FIRST_ROW`): each element is kept with probability `1 - rate` and scaled by
+    /// `1 / (1 - rate)`, else zeroed. The mask is a pure function of `(seed, step, flat element
+    /// index + first_row · row length)` (`ir::dropout`), so the backward pass, the interpreter
+    /// and the JIT all see the same mask without storing it, and a slice of a batch (a rank's,
+    /// in data-parallel training) the mask of those rows of the whole batch.
     Dropout {
         rate: f32,
         seed: u64,
@@ -608,11 +610,10 @@ impl Op {
             Op::Binary(_)
             | Op::MatMul { .. }
             | Op::Contract
-            | Op::Dropout { .. }
             | Op::InTraining
             | Op::Gather
             | Op::ScatterAdd { .. } => 2,
-            Op::Select | Op::PoolGrad { .. } => 3,
+            Op::Select | Op::PoolGrad { .. } | Op::Dropout { .. } => 3,
             Op::Recurrence { cell } => cell.inputs(),
             Op::RecurrenceGrad { cell } => cell.grad_inputs(),
             Op::Concat { .. } => return None,
@@ -793,13 +794,18 @@ pub fn infer_type(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, String>
             }
         }
         Op::Dropout { rate, .. } => {
-            let (x, step) = (float(0)?, float(1)?);
+            let (x, step, first_row) = (float(0)?, float(1)?, float(2)?);
             if !(0.0..1.0).contains(rate) {
                 return Err(format!("dropout rate {rate} is not in [0, 1)"));
             }
             if step.shape.rank() != 0 {
                 return Err(format!(
                     "dropout's step counter must be a scalar, got {step}"
+                ));
+            }
+            if first_row.shape.rank() != 0 {
+                return Err(format!(
+                    "dropout's first row must be a scalar, got {first_row}"
                 ));
             }
             Ok(x.clone())

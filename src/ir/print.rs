@@ -127,14 +127,14 @@ mod tests {
         let text = print(&g, None);
         for line in [
             "%3 = leaky_relu[alpha=0.2] %0 : f32[B, 4]",
-            "%4 = dropout[rate=0.5, seed=7] %3, %2 : f32[B, 4]",
-            "%5 = transpose[perm=1,0] %4 : f32[4, B]",
-            "%6 = slice[axis=0, 1..3] %5 : f32[2, B]",
-            "%7 = concat[axis=0] %6, %6 : f32[4, B]",
-            "%8 = reshape %4 : f32[B, 2, 2]",
-            "%9 = reduce_mean[axes=0] %8 : f32[2, 2]",
-            "%11 = gather %10, %1 : f32[3]",
-            "%12 = scatter_add[rows=5] %11, %1 : f32[5]",
+            "%5 = dropout[rate=0.5, seed=7] %3, %2, %4 : f32[B, 4]",
+            "%6 = transpose[perm=1,0] %5 : f32[4, B]",
+            "%7 = slice[axis=0, 1..3] %6 : f32[2, B]",
+            "%8 = concat[axis=0] %7, %7 : f32[4, B]",
+            "%9 = reshape %5 : f32[B, 2, 2]",
+            "%10 = reduce_mean[axes=0] %9 : f32[2, 2]",
+            "%12 = gather %11, %1 : f32[3]",
+            "%13 = scatter_add[rows=5] %12, %1 : f32[5]",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");
         }

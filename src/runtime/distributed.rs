@@ -1,5 +1,6 @@
-//! Data-parallel training: the epoch loop of `train`, with each global batch split across ranks
-//! and the gradients summed between the backward pass and the optimizer update.
+//! Data-parallel training: the epoch loop every fit runs (`epochs`), with each global batch
+//! split across ranks and the gradients summed between the backward pass and the optimizer
+//! update.
 //!
 //! Every rank holds the whole data set and the same weights, draws the same epoch order
 //! (`train::shuffle`), and takes its own contiguous slice of each global batch (`shard`). It
@@ -15,14 +16,16 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::callbacks::{Callbacks, Decision};
+use super::callbacks::Decision;
 use super::data::{DataError, Dataset, Labels};
-use super::metrics::Metrics;
-use super::train::{self, EpochReport, InputSlots, NonFiniteLoss, Observer, Progress, Trained};
+use super::epochs::{self, Steps};
+use super::evaluate::{Evaluation, Evaluator};
+use super::train::{self, InputSlots, Observer, Trained};
 use crate::codegen::CompiledStep;
 use crate::ir::graph::{Graph, Slot};
 use crate::ir::{lower, optimizer};
 use crate::program::Fit;
+use crate::settings::Metric;
 
 /// What data-parallel training needs from the processes it runs on. Every method is a
 /// collective: every rank calls it, in the same order, with buffers of the same length.
@@ -40,6 +43,9 @@ pub trait Collective {
     fn all_gather(&self, value: u64) -> Vec<u64>;
     /// Rank 0's `values` on every rank.
     fn broadcast(&self, values: &mut [f64]);
+    /// On rank 0, every rank's `values` (rank `r` sending `counts[r]`) one after the other in
+    /// rank order; empty on the others.
+    fn gather(&self, values: &[f32], counts: &[usize]) -> Vec<f32>;
 }
 
 /// The only process: what the loop does without MPI (and what its tests run on).
@@ -62,6 +68,9 @@ impl Collective for Alone {
         vec![value]
     }
     fn broadcast(&self, _values: &mut [f64]) {}
+    fn gather(&self, values: &[f32], _counts: &[usize]) -> Vec<f32> {
+        values.to_vec()
+    }
 }
 
 /// Rank `rank`'s rows of a batch of `len` rows over `ranks` ranks: contiguous slices in rank
@@ -72,6 +81,50 @@ pub fn shard(len: usize, ranks: usize, rank: usize) -> Range<usize> {
     let (base, extra) = (len / ranks, len % ranks);
     let start = rank * base + rank.min(extra);
     start..start + base + usize::from(rank < extra)
+}
+
+/// `Evaluator::evaluate` shared among the ranks: each runs the forward pass on its `share` of
+/// whole batches, and rank 0 gathers every batch's loss and every sample's scores in rank order
+/// and tallies them batch by batch as one process does — the same numbers to the bit. `None` on
+/// the other ranks.
+pub fn evaluate(
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    dataset: &Dataset,
+    metrics: &[Metric],
+    collective: &dyn Collective,
+) -> Option<Evaluation> {
+    let parts = gather_parts(evaluator, params, dataset, collective)?;
+    Some(evaluator.from_parts(&parts, collective.ranks(), dataset, metrics))
+}
+
+/// `Evaluator::scores` shared among the ranks as `evaluate` is: every sample's scores in order
+/// on rank 0, `None` on the others.
+pub fn scores(
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    dataset: &Dataset,
+    collective: &dyn Collective,
+) -> Option<Vec<f32>> {
+    let parts = gather_parts(evaluator, params, dataset, collective)?;
+    Some(evaluator.scores_from_parts(&parts, collective.ranks(), dataset.samples))
+}
+
+/// Every rank's `Evaluator::part`, in rank order, on rank 0.
+fn gather_parts(
+    evaluator: &mut Evaluator,
+    params: &[&[f32]],
+    dataset: &Dataset,
+    collective: &dyn Collective,
+) -> Option<Vec<f32>> {
+    let (rank, ranks) = (collective.rank(), collective.ranks());
+    let counts: Vec<usize> = (0..ranks)
+        .map(|r| evaluator.part_len(&evaluator.share(dataset.samples, ranks, r)))
+        .collect();
+    let rows = evaluator.share(dataset.samples, ranks, rank);
+    let part = evaluator.part(params, dataset, rows);
+    let parts = collective.gather(&part, &counts);
+    (rank == 0).then_some(parts)
 }
 
 /// The step split in two for data-parallel training: forward and backward pass (no update), and
@@ -91,6 +144,9 @@ struct Layout {
     /// normalization's moving statistics): their new values are averaged over the ranks,
     /// weighted as the gradients are.
     statistics: Vec<(usize, Range<usize>)>,
+    /// Per batch normalization whose moving statistics move once a step: the spread between
+    /// the ranks' batch means that the moving variance gets (`Spread`).
+    spreads: Vec<Spread>,
     /// The batch loss.
     loss: usize,
     /// The output scores of the global batch's rows, each rank writing its own rows (for the
@@ -123,17 +179,50 @@ impl Layout {
             Some(scores) if metrics => graph.shape(scores).numel(1),
             _ => 0,
         };
+        let range = |param: usize| statistics.iter().find(|(p, _)| *p == param).map(|(_, r)| r);
+        let mut spreads = Vec::new();
+        for moving in &graph.moving_statistics {
+            if let (Some(mean), Some(variance)) = (range(moving.mean), range(moving.variance)) {
+                let len = mean.len();
+                spreads.push(Spread {
+                    mean: (moving.mean, mean.clone()),
+                    variance: variance.clone(),
+                    squares: at..at + len,
+                    // The graph's constant, an f32.
+                    take: f64::from((1.0 - moving.momentum) as f32),
+                });
+                at += len;
+            }
+        }
         let loss = at;
         let scores = loss + 1..loss + 1 + rows * width;
         Layout {
             gradients,
             statistics,
+            spreads,
             loss,
             len: scores.end,
             scores,
             width,
         }
     }
+}
+
+/// The spread between the ranks' batch means, for one batch normalization. A rank's moving mean
+/// after its step is `M·m + mean_r·(1 − m)` from the moving mean `M` every rank holds, so
+/// `d_r = moved_r − M = (mean_r − M)·(1 − m)`; the sum gives `d̄ = Σ w_r d_r` and, from the
+/// squares each rank sends, `Σ w_r d_r²`. The variance of the whole batch is the ranks' mean
+/// variance plus `Σ w_r (mean_r − mean)²`, so the moving variance gets
+/// `(1 − m) · Σ w_r (mean_r − mean)² = (Σ w_r d_r² − d̄²) / (1 − m)` added to the weighted sum
+/// of the ranks' moved variances.
+struct Spread {
+    /// The moving mean's parameter and its range in the buffer.
+    mean: (usize, Range<usize>),
+    variance: Range<usize>,
+    /// Where each rank's `d_r²` goes.
+    squares: Range<usize>,
+    /// `1 − momentum`.
+    take: f64,
 }
 
 /// How a distributed fit went, beyond `Trained`.
@@ -148,10 +237,11 @@ pub struct Communication {
     pub values: usize,
 }
 
-/// `train::train` across `collective`'s ranks. `step` (the whole step, holding the weights and
-/// optimizer state) is what validation, checkpoints and the caller read: the split steps start
-/// from it and it is brought up to date after every epoch. Only rank 0 validates, runs the
-/// callbacks and saves; the others follow its broadcast decision.
+/// `train::train` across `collective`'s ranks, under the same epoch loop (`epochs::run`).
+/// `step` (the whole step, holding the weights and optimizer state) is what validation,
+/// checkpoints and the caller read: the split steps start from it and it is brought up to date
+/// after every epoch. Only rank 0 validates, runs the callbacks and saves; the others follow
+/// its broadcast decision.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     step: &mut CompiledStep,
@@ -163,9 +253,6 @@ pub fn train(
     collective: &dyn Collective,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Communication), DataError> {
-    let (rank, ranks) = (collective.rank(), collective.ranks());
-    let root = rank == 0;
-    let slots = InputSlots::of(split.gradients_graph);
     let layout = Layout::of(
         split.gradients_graph,
         fit.batch.min(dataset.samples),
@@ -192,23 +279,6 @@ pub fn train(
     };
     let (update_step, update_lr) = (find(optimizer::STEP), find(optimizer::LR));
     load(step, graph, split);
-
-    let mut order: Vec<usize> = (0..dataset.samples).collect();
-    let (first, last) = if fit.training.initial_epoch < fit.epochs {
-        (fit.training.initial_epoch + 1, fit.epochs)
-    } else {
-        (1, 0)
-    };
-    let mut history = Vec::new();
-    let mut step_count = steps_done;
-    let schedule = fit.training.schedule.as_ref();
-    let mut lr = fit.optimizer.lr();
-    let reports_lr =
-        schedule.is_some() || fit.training.callbacks.iter().any(|c| c.def().facts.sets_lr);
-    let mut callbacks = Callbacks::new(&fit.training.callbacks);
-    let mut best_weights: Option<Vec<Vec<f32>>> = None;
-    let mut stopped_early = None;
-    let mut non_finite = None;
     // Sized by the model: reserved fallibly, as the step's arena is (issue 20).
     let mut exchanged = Vec::new();
     exchanged.try_reserve_exact(layout.len).map_err(|_| {
@@ -221,214 +291,174 @@ pub fn train(
         )
     })?;
     exchanged.resize(layout.len, 0.0f32);
-    // Each rank's share of a batch, refilled per step in place.
-    let mut weights: Vec<f64> = Vec::with_capacity(ranks);
-    let mut communication = Communication {
-        ranks,
-        values: layout.len,
-        ..Communication::default()
+    let ranks = collective.ranks();
+    let mut steps = Shards {
+        graph,
+        slots: InputSlots::of(split.gradients_graph),
+        split,
+        dataset,
+        collective,
+        update_inputs,
+        update_step,
+        update_lr,
+        communication: Communication {
+            ranks,
+            values: layout.len,
+            ..Communication::default()
+        },
+        layout,
+        exchanged,
+        weights: Vec::with_capacity(ranks),
     };
+    let trained = epochs::run(step, graph, dataset, fit, steps_done, &mut steps, observer)?;
+    Ok((trained, steps.communication))
+}
 
-    for epoch in first..=last {
-        let started = Instant::now();
-        if fit.shuffle {
-            train::shuffle(&mut order, fit.seed, epoch);
-        }
-        let mut loss_sum = 0.0f64;
-        let mut tally = Metrics::new(&fit.metrics);
-        let steps_per_epoch = dataset.samples.div_ceil(fit.batch);
-        let (mut steps, mut seen) = (0usize, 0usize);
-        for rows in order.chunks(fit.batch) {
-            if let Some(schedule) = schedule {
-                lr = schedule.rate(step_count) as f32;
-            }
-            step_count += 1;
-            let slice = shard(rows.len(), ranks, rank);
-            let mine = &rows[slice.clone()];
-            exchanged.fill(0.0);
-            if !mine.is_empty() {
-                train::gather(&mut split.gradients, &slots, dataset, mine, step_count, lr);
-                split.gradients.run(mine.len());
-                for (param, range) in &layout.gradients {
-                    exchanged[range.clone()].copy_from_slice(split.gradients.gradient(*param));
-                }
-                for (param, range) in &layout.statistics {
-                    exchanged[range.clone()].copy_from_slice(split.gradients.param(*param));
-                }
-                exchanged[layout.loss] = split
-                    .gradients
-                    .output(lower::LOSS, mine.len())
-                    .map_or(f32::NAN, |v| v[0]);
-                if layout.width > 0
-                    && let Some(scores) = split.gradients.output(lower::SCORES, mine.len())
-                {
-                    let at = layout.scores.start + slice.start * layout.width;
-                    exchanged[at..at + scores.len()].copy_from_slice(scores);
-                }
-            }
-            // The gradient of the mean loss over the global batch: each rank's mean over its
-            // rows, weighted by its share of the rows.
-            weights.clear();
-            weights.extend(
-                (0..ranks).map(|r| shard(rows.len(), ranks, r).len() as f64 / rows.len() as f64),
-            );
-            let exchange = Instant::now();
-            collective.weighted_sum(&mut exchanged, &weights, layout.scores.start);
-            communication.exchange += exchange.elapsed();
-            communication.steps += 1;
-            let loss = f64::from(exchanged[layout.loss]);
-            // A gradient the optimized update does not read has no input.
-            for ((_, range), input) in layout.gradients.iter().zip(&update_inputs) {
-                if let Some(input) = *input {
-                    split
-                        .update
-                        .input_f32_mut(input, 1)
-                        .copy_from_slice(&exchanged[range.clone()]);
-                }
+/// Each step's global batch split across the ranks, the gradients exchanged between the
+/// backward pass and the update.
+struct Shards<'a, 'b> {
+    graph: &'a Graph,
+    slots: InputSlots,
+    split: &'a mut SplitStep<'b>,
+    dataset: &'a Dataset,
+    collective: &'a dyn Collective,
+    layout: Layout,
+    /// The update step's input for each gradient (`None`: the optimized update does not read it).
+    update_inputs: Vec<Option<usize>>,
+    update_step: Option<usize>,
+    update_lr: Option<usize>,
+    /// The buffer every step exchanges (`Layout`), made once.
+    exchanged: Vec<f32>,
+    /// Each rank's share of a batch, refilled per step in place.
+    weights: Vec<f64>,
+    communication: Communication,
+}
+
+impl Steps for Shards<'_, '_> {
+    fn run(&mut self, _step: &mut CompiledStep, rows: &[usize], t: u64, lr: f32) -> f64 {
+        let (rank, ranks) = (self.collective.rank(), self.collective.ranks());
+        let (split, layout, exchanged) = (&mut *self.split, &self.layout, &mut self.exchanged);
+        let slice = shard(rows.len(), ranks, rank);
+        let mine = &rows[slice.clone()];
+        exchanged.fill(0.0);
+        if !mine.is_empty() {
+            let at = (mine, slice.start);
+            train::gather(&mut split.gradients, &self.slots, self.dataset, at, t, lr);
+            split.gradients.run(mine.len());
+            for (param, range) in &layout.gradients {
+                exchanged[range.clone()].copy_from_slice(split.gradients.gradient(*param));
             }
             for (param, range) in &layout.statistics {
-                split.gradients.param_mut(*param)[..].copy_from_slice(&exchanged[range.clone()]);
-                split.update.param_mut(*param)[..].copy_from_slice(&exchanged[range.clone()]);
+                exchanged[range.clone()].copy_from_slice(split.gradients.param(*param));
             }
-            if let Some(slot) = update_step {
-                split.update.input_f32_mut(slot, 1)[0] = step_count as f32;
+            // The update step holds the moving means every rank started the step from.
+            for spread in &layout.spreads {
+                let (param, ref mean) = spread.mean;
+                let before = split.update.param(param);
+                for (j, &from) in before.iter().enumerate() {
+                    let d = f64::from(exchanged[mean.start + j]) - f64::from(from);
+                    exchanged[spread.squares.start + j] = (d * d) as f32;
+                }
             }
-            if let Some(slot) = update_lr {
-                split.update.input_f32_mut(slot, 1)[0] = lr;
-            }
-            split.update.run(1);
-            for (param, _) in &layout.gradients {
-                let (from, to) = (&split.update, &mut split.gradients);
-                to.param_mut(*param).copy_from_slice(from.param(*param));
-            }
-            if !loss.is_finite() {
-                non_finite = Some(NonFiniteLoss {
-                    epoch,
-                    step: steps + 1,
-                    steps: steps_per_epoch,
-                    loss,
-                    value: None,
-                    source: None,
-                });
-                break;
-            }
-            loss_sum += loss * rows.len() as f64;
-            if root && layout.width > 0 {
-                let scores = &exchanged[layout.scores.start..][..rows.len() * layout.width];
-                tally_batch(&mut tally, scores, dataset, rows);
-            }
-            steps += 1;
-            seen += rows.len();
-            observer.progress(&Progress {
-                epoch,
-                epochs: fit.epochs,
-                step: steps,
-                steps: steps_per_epoch,
-                loss: loss_sum / seen as f64,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-        }
-        store(step, graph, split);
-        if non_finite.is_some() {
-            break;
-        }
-        let metrics = tally.finish();
-        let mut report = EpochReport {
-            epoch,
-            epochs: fit.epochs,
-            loss: loss_sum / dataset.samples.max(1) as f64,
-            metrics,
-            per_class: tally.per_class(),
-            seconds: started.elapsed().as_secs_f64(),
-            steps,
-            learning_rate: None,
-            validation: if root { observer.validate(step) } else { None },
-        };
-        let decision = if root {
-            callbacks.on_epoch_end(epoch - 1, &report, lr)
-        } else {
-            Decision::default()
-        };
-        let decision = agree(decision, collective);
-        if decision.snapshot {
-            best_weights = Some(
-                (0..graph.params.len())
-                    .map(|i| step.param(i).to_vec())
-                    .collect(),
-            );
-        }
-        if let Some(new) = decision.lr {
-            lr = new;
-        }
-        if reports_lr {
-            report.learning_rate = Some(f64::from(lr));
-        }
-        observer.epoch(&report);
-        if root {
-            for path in &decision.save {
-                observer.save(path, step, step_count, epoch)?;
+            exchanged[layout.loss] = split
+                .gradients
+                .output(lower::LOSS, mine.len())
+                .map_or(f32::NAN, |v| v[0]);
+            if layout.width > 0
+                && let Some(scores) = split.gradients.output(lower::SCORES, mine.len())
+            {
+                let at = layout.scores.start + slice.start * layout.width;
+                exchanged[at..at + scores.len()].copy_from_slice(scores);
             }
         }
-        history.push(report);
-        if decision.stop {
-            stopped_early = Some(epoch);
-            break;
+        // The gradient of the mean loss over the global batch: each rank's mean over its
+        // rows, weighted by its share of the rows.
+        self.weights.clear();
+        self.weights.extend(
+            (0..ranks).map(|r| shard(rows.len(), ranks, r).len() as f64 / rows.len() as f64),
+        );
+        let exchange = Instant::now();
+        self.collective
+            .weighted_sum(exchanged, &self.weights, layout.scores.start);
+        self.communication.exchange += exchange.elapsed();
+        self.communication.steps += 1;
+        // With one rank contributing there is no spread (and adding a rounding of zero would
+        // move one rank's bits off one process's).
+        if self.weights.iter().filter(|&&w| w > 0.0).count() > 1 {
+            for spread in layout.spreads.iter().filter(|s| s.take > 0.0) {
+                let (param, ref mean) = spread.mean;
+                let before = split.update.param(param);
+                for j in 0..mean.len() {
+                    let d = f64::from(exchanged[mean.start + j]) - f64::from(before[j]);
+                    let spread_sq =
+                        (f64::from(exchanged[spread.squares.start + j]) - d * d).max(0.0);
+                    let variance = &mut exchanged[spread.variance.start + j];
+                    *variance = (f64::from(*variance) + spread_sq / spread.take) as f32;
+                }
+            }
+        }
+        // A gradient the optimized update does not read has no input.
+        for ((_, range), input) in layout.gradients.iter().zip(&self.update_inputs) {
+            if let Some(input) = *input {
+                split
+                    .update
+                    .input_f32_mut(input, 1)
+                    .copy_from_slice(&exchanged[range.clone()]);
+            }
+        }
+        for (param, range) in &layout.statistics {
+            split.gradients.param_mut(*param)[..].copy_from_slice(&exchanged[range.clone()]);
+            split.update.param_mut(*param)[..].copy_from_slice(&exchanged[range.clone()]);
+        }
+        if let Some(slot) = self.update_step {
+            split.update.input_f32_mut(slot, 1)[0] = t as f32;
+        }
+        if let Some(slot) = self.update_lr {
+            split.update.input_f32_mut(slot, 1)[0] = lr;
+        }
+        split.update.run(1);
+        for (param, _) in &layout.gradients {
+            let (from, to) = (&split.update, &mut split.gradients);
+            to.param_mut(*param).copy_from_slice(from.param(*param));
+        }
+        f64::from(exchanged[layout.loss])
+    }
+
+    fn scores<'a>(&'a self, _step: &'a CompiledStep, rows: usize) -> Option<&'a [f32]> {
+        let layout = &self.layout;
+        (self.decides() && layout.width > 0)
+            .then(|| &self.exchanged[layout.scores.start..][..rows * layout.width])
+    }
+
+    fn epoch_ended(&mut self, step: &mut CompiledStep) {
+        store(step, self.graph, self.split);
+    }
+
+    fn decides(&self) -> bool {
+        self.collective.rank() == 0
+    }
+
+    /// Rank 0's decision on every rank: stop, the new learning rate and the snapshot travel;
+    /// the paths to save stay on rank 0, the only rank that writes.
+    fn agree(&self, decision: Decision) -> Decision {
+        let mut message = [
+            f64::from(u8::from(decision.stop)),
+            decision.lr.map_or(f64::NAN, f64::from),
+            f64::from(u8::from(decision.snapshot)),
+        ];
+        self.collective.broadcast(&mut message);
+        Decision {
+            stop: message[0] != 0.0,
+            lr: (!message[1].is_nan()).then_some(message[1] as f32),
+            snapshot: message[2] != 0.0,
+            save: decision.save,
         }
     }
-    if callbacks_restore(&fit.training.callbacks)
-        && non_finite.is_none()
-        && let Some(best) = best_weights
-    {
-        for (index, values) in best.iter().enumerate() {
-            step.param_mut(index).copy_from_slice(values);
-        }
-    }
-    Ok((
-        Trained {
-            history,
-            steps: step_count,
-            stopped_early,
-            interrupted: None,
-            non_finite,
-        },
-        communication,
-    ))
-}
 
-/// Whether a callback restores the best weights at the end (decided from the settings, so
-/// every rank knows it without rank 0's callback state).
-fn callbacks_restore(callbacks: &[crate::settings::callback::Callback]) -> bool {
-    Callbacks::new(callbacks).restores_best_weights()
-}
-
-/// Rank 0's decision on every rank: stop, the new learning rate and the snapshot travel; the
-/// paths to save stay on rank 0, the only rank that writes.
-fn agree(decision: Decision, collective: &dyn Collective) -> Decision {
-    let mut message = [
-        f64::from(u8::from(decision.stop)),
-        decision.lr.map_or(f64::NAN, f64::from),
-        f64::from(u8::from(decision.snapshot)),
-    ];
-    collective.broadcast(&mut message);
-    Decision {
-        stop: message[0] != 0.0,
-        lr: (!message[1].is_nan()).then_some(message[1] as f32),
-        snapshot: message[2] != 0.0,
-        save: decision.save,
-    }
-}
-
-/// Adds a global batch's scores (its rows in order) to the tally.
-fn tally_batch(tally: &mut Metrics, scores: &[f32], dataset: &Dataset, rows: &[usize]) {
-    match &dataset.labels {
-        Labels::Classes(labels) => {
-            tally.add_classes(scores, rows.len(), rows.iter().map(|&r| labels[r]));
-        }
-        Labels::Targets { width, values } => {
-            for (output, &r) in scores.chunks_exact(*width).zip(rows) {
-                tally.add_targets(output, &values[r * width..(r + 1) * width]);
-            }
-        }
+    /// Ctrl-C goes to `mpirun`, which ends the job: a rank that stopped alone would leave the
+    /// others waiting in the exchange.
+    fn interruptible(&self) -> bool {
+        false
     }
 }
 

@@ -7,7 +7,10 @@
 //! the graph's parameters are in the same order as the training step's, since both are lowered
 //! from the same model. Nothing here prints.
 
+use std::ops::Range;
+
 use super::data::{Dataset, Labels};
+use super::distributed::shard;
 use super::metrics::Metrics;
 use super::train::{feed_features, feed_weights};
 use crate::codegen::{self, CodegenConfig, CodegenError, CompiledStep};
@@ -37,6 +40,8 @@ pub struct Evaluator {
     /// The sample-weight input, when the fit weighs samples.
     weights: Option<usize>,
     batch: usize,
+    /// Values of `scores` per sample.
+    width: usize,
 }
 
 impl Evaluator {
@@ -56,6 +61,9 @@ impl Evaluator {
             targets: find(lower::TARGETS),
             weights: find(lower::SAMPLE_WEIGHTS),
             batch,
+            width: forward
+                .output(lower::SCORES)
+                .map_or(0, |scores| forward.shape(scores).numel(1)),
         })
     }
 
@@ -69,29 +77,112 @@ impl Evaluator {
     /// a softmax model, the output otherwise), with `params` (in the graph's parameter order).
     pub fn scores(&mut self, params: &[&[f32]], dataset: &Dataset) -> Vec<f32> {
         let mut scores = Vec::new();
-        self.batches(params, dataset, &mut |forward, rows, _| {
-            if let Some(batch) = forward.output(lower::SCORES, rows) {
-                scores.extend_from_slice(batch);
-            }
-        });
+        self.batches(
+            params,
+            dataset,
+            0..dataset.samples,
+            &mut |forward, rows, _| {
+                if let Some(batch) = forward.output(lower::SCORES, rows) {
+                    scores.extend_from_slice(batch);
+                }
+            },
+        );
         scores
     }
 
-    /// Runs the forward pass over `dataset` in batches, handing each run to `each` with its row
-    /// count and first row.
+    /// Values of `scores` per sample.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The samples of a set of `samples` that part `part` of `parts` evaluates when the work is
+    /// shared: a contiguous run of whole batches (the first `batches mod parts` parts one batch
+    /// more), so that every batch is the one a single evaluation runs and its loss the same bits.
+    pub fn share(&self, samples: usize, parts: usize, part: usize) -> Range<usize> {
+        let batches = shard(samples.div_ceil(self.batch), parts, part);
+        (batches.start * self.batch).min(samples)..(batches.end * self.batch).min(samples)
+    }
+
+    /// Each batch's loss, then every score, of `rows` (a `share`): what one part sends for
+    /// `from_parts`.
+    pub fn part(&mut self, params: &[&[f32]], dataset: &Dataset, rows: Range<usize>) -> Vec<f32> {
+        let batches = rows.len().div_ceil(self.batch);
+        let mut part = Vec::with_capacity(batches + rows.len() * self.width);
+        part.resize(batches, f32::NAN);
+        let mut batch = 0;
+        self.batches(params, dataset, rows, &mut |forward, rows, _| {
+            if let Some(loss) = forward.output(lower::LOSS, rows) {
+                part[batch] = loss[0];
+            }
+            batch += 1;
+            if let Some(scores) = forward.output(lower::SCORES, rows) {
+                part.extend_from_slice(scores);
+            }
+        });
+        part
+    }
+
+    /// How many values `part` returns for `rows`.
+    pub fn part_len(&self, rows: &Range<usize>) -> usize {
+        rows.len().div_ceil(self.batch) + rows.len() * self.width
+    }
+
+    /// The evaluation of the whole of `dataset` from every part (`share` of `parts`) in order,
+    /// tallied batch by batch as `evaluate` does, so it is the same to the bit.
+    pub fn from_parts(
+        &self,
+        parts: &[f32],
+        parts_count: usize,
+        dataset: &Dataset,
+        metrics: &[Metric],
+    ) -> Evaluation {
+        let mut tally = Tally::new(dataset, metrics);
+        let mut at = 0;
+        for part in 0..parts_count {
+            let rows = self.share(dataset.samples, parts_count, part);
+            let batches = rows.len().div_ceil(self.batch);
+            let (losses, scores) = parts[at..at + self.part_len(&rows)].split_at(batches);
+            for (k, loss) in losses.iter().enumerate() {
+                let start = rows.start + k * self.batch;
+                let len = self.batch.min(rows.end - start);
+                let first = (start - rows.start) * self.width;
+                let scores = &scores[first..first + len * self.width];
+                tally.add(f64::from(*loss), len, start, Some(scores));
+            }
+            at += self.part_len(&rows);
+        }
+        tally.finish()
+    }
+
+    /// The scores of the whole of `dataset` from every part in order (`part` less the losses).
+    pub fn scores_from_parts(&self, parts: &[f32], parts_count: usize, samples: usize) -> Vec<f32> {
+        let mut scores = Vec::with_capacity(samples * self.width);
+        let mut at = 0;
+        for part in 0..parts_count {
+            let rows = self.share(samples, parts_count, part);
+            let batches = rows.len().div_ceil(self.batch);
+            scores.extend_from_slice(&parts[at + batches..at + self.part_len(&rows)]);
+            at += self.part_len(&rows);
+        }
+        scores
+    }
+
+    /// Runs the forward pass over `rows` of `dataset` in batches from the first, handing each
+    /// run to `each` with its row count and first row.
     fn batches(
         &mut self,
         params: &[&[f32]],
         dataset: &Dataset,
+        rows: Range<usize>,
         each: &mut dyn FnMut(&CompiledStep, usize, usize),
     ) {
         assert_eq!(params.len(), self.params, "one slice per parameter");
         for (index, values) in params.iter().enumerate() {
             self.forward.param_mut(index).copy_from_slice(values);
         }
-        let mut start = 0;
-        while start < dataset.samples {
-            let rows = self.batch.min(dataset.samples - start);
+        let mut start = rows.start;
+        while start < rows.end {
+            let rows = self.batch.min(rows.end - start);
             let end = start + rows;
             feed_features(&mut self.forward, self.features, dataset, start..end);
             match &dataset.labels {
@@ -127,34 +218,65 @@ impl Evaluator {
         dataset: &Dataset,
         metrics: &[Metric],
     ) -> Evaluation {
-        let mut loss_sum = 0.0f64;
-        let mut tally = Metrics::new(metrics);
-        self.batches(params, dataset, &mut |forward, rows, start| {
-            let loss = forward
-                .output(lower::LOSS, rows)
-                .map_or(f64::NAN, |v| f64::from(v[0]));
-            loss_sum += loss * rows as f64;
-            if let Some(scores) = forward.output(lower::SCORES, rows) {
-                match &dataset.labels {
-                    Labels::Classes(classes) => {
-                        tally.add_classes(
-                            scores,
-                            rows,
-                            classes[start..start + rows].iter().copied(),
-                        );
-                    }
-                    Labels::Targets { width, values } => {
-                        tally.add_targets(scores, &values[start * width..(start + rows) * width]);
-                    }
+        let mut tally = Tally::new(dataset, metrics);
+        self.batches(
+            params,
+            dataset,
+            0..dataset.samples,
+            &mut |forward, rows, start| {
+                let loss = forward
+                    .output(lower::LOSS, rows)
+                    .map_or(f64::NAN, |v| f64::from(v[0]));
+                tally.add(loss, rows, start, forward.output(lower::SCORES, rows));
+            },
+        );
+        tally.finish()
+    }
+}
+
+/// An evaluation's sums over the batches so far.
+struct Tally<'a> {
+    dataset: &'a Dataset,
+    loss_sum: f64,
+    metrics: Metrics,
+}
+
+impl<'a> Tally<'a> {
+    fn new(dataset: &'a Dataset, metrics: &[Metric]) -> Tally<'a> {
+        Tally {
+            dataset,
+            loss_sum: 0.0,
+            metrics: Metrics::new(metrics),
+        }
+    }
+
+    /// The batch of `rows` samples from `start`: its mean loss and its scores.
+    fn add(&mut self, loss: f64, rows: usize, start: usize, scores: Option<&[f32]>) {
+        self.loss_sum += loss * rows as f64;
+        if let Some(scores) = scores {
+            match &self.dataset.labels {
+                Labels::Classes(classes) => {
+                    self.metrics.add_classes(
+                        scores,
+                        rows,
+                        classes[start..start + rows].iter().copied(),
+                    );
+                }
+                Labels::Targets { width, values } => {
+                    self.metrics
+                        .add_targets(scores, &values[start * width..(start + rows) * width]);
                 }
             }
-        });
-        let samples = dataset.samples.max(1) as f64;
+        }
+    }
+
+    fn finish(self) -> Evaluation {
+        let samples = self.dataset.samples.max(1) as f64;
         Evaluation {
-            loss: loss_sum / samples,
-            metrics: tally.finish(),
-            per_class: tally.per_class(),
-            samples: dataset.samples,
+            loss: self.loss_sum / samples,
+            metrics: self.metrics.finish(),
+            per_class: self.metrics.per_class(),
+            samples: self.dataset.samples,
         }
     }
 }
@@ -203,19 +325,25 @@ mod tests {
         (loss / n, correct as f64 / n)
     }
 
-    #[test]
-    fn evaluation_matches_a_hand_computation_for_any_batch_size() {
+    /// The forward graph of `PROGRAM`, its initial weights, its data and its metrics.
+    fn initial_weights_on_the_data() -> (Graph, Vec<Vec<f32>>, Dataset, Vec<Metric>) {
         let checked = driver::check_source(PROGRAM).unwrap_or_else(|d| panic!("{d:?}"));
         let program = &checked.program;
         let fit = &program.fits[0];
         let dataset = data::load(&program.data[0], Path::new("."), fit.loss, DType::F32).unwrap();
         let forward = driver::training_graph(program, fit, GraphStage::Forward).unwrap();
         let params = init::initial_params(&forward, 3);
+        (forward, params, dataset, fit.metrics.clone())
+    }
+
+    #[test]
+    fn evaluation_matches_a_hand_computation_for_any_batch_size() {
+        let (forward, params, dataset, metrics) = initial_weights_on_the_data();
         let slices: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();
         let (loss, accuracy) = reference(&params, &dataset);
         for batch in [1, 7, 32, 103, 500] {
             let mut evaluator = Evaluator::new(&forward, batch).unwrap();
-            let result = evaluator.evaluate(&slices, &dataset, &fit.metrics);
+            let result = evaluator.evaluate(&slices, &dataset, &metrics);
             assert_eq!(result.samples, 103);
             assert!(
                 (result.loss - loss).abs() < 1e-4,
@@ -231,6 +359,33 @@ mod tests {
                 (value - accuracy).abs() <= 1.0 / 103.0,
                 "batch {batch}: {value} vs {accuracy}"
             );
+        }
+    }
+
+    #[test]
+    fn evaluation_and_scores_from_shared_parts_are_those_of_one_evaluation() {
+        let (forward, params, dataset, metrics) = initial_weights_on_the_data();
+        let slices: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();
+        for batch in [1, 7, 32, 103, 500] {
+            let mut evaluator = Evaluator::new(&forward, batch).unwrap();
+            let whole = evaluator.evaluate(&slices, &dataset, &metrics);
+            let scores = evaluator.scores(&slices, &dataset);
+            for parts in 1..5 {
+                let mut gathered = Vec::new();
+                for part in 0..parts {
+                    let rows = evaluator.share(dataset.samples, parts, part);
+                    assert!(rows.is_empty() || rows.start.is_multiple_of(evaluator.batch));
+                    let values = evaluator.part(&slices, &dataset, rows.clone());
+                    assert_eq!(values.len(), evaluator.part_len(&rows));
+                    gathered.extend(values);
+                }
+                let shared = evaluator.from_parts(&gathered, parts, &dataset, &metrics);
+                assert_eq!(shared, whole, "batch {batch}, {parts} parts");
+                assert_eq!(
+                    evaluator.scores_from_parts(&gathered, parts, dataset.samples),
+                    scores
+                );
+            }
         }
     }
 }

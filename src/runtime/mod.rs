@@ -7,6 +7,7 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
 pub mod distributed;
+mod epochs;
 pub mod evaluate;
 pub mod history;
 pub mod init;

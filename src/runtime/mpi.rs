@@ -119,4 +119,17 @@ impl Collective for Mpi {
     fn broadcast(&self, values: &mut [f64]) {
         self.world.process_at_rank(0).broadcast_into(values);
     }
+
+    fn gather(&self, values: &[f32], counts: &[usize]) -> Vec<f32> {
+        let root = self.world.process_at_rank(0);
+        if self.rank() != 0 {
+            root.gather_varcount_into(values);
+            return Vec::new();
+        }
+        let (counts, displs) = partition(counts.iter().copied());
+        let mut all = vec![0.0f32; counts.iter().map(|&n| n as usize).sum()];
+        let mut recv = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+        root.gather_varcount_into_root(values, &mut recv);
+        all
+    }
 }

@@ -1,7 +1,8 @@
-//! The epoch loop: shuffles with a seeded RNG, gathers each batch into the compiled step's input
-//! buffers (with the step count and this step's learning rate), makes one native call per batch,
-//! accumulates loss and metrics, and runs the callbacks after each epoch. It reports each epoch
-//! to an observer and never prints.
+//! Training in one process: each batch gathered into the compiled step's input buffers (with the
+//! step count and this step's learning rate) and one native call per batch, under the epoch loop
+//! of `epochs` (order, loss and metrics, callbacks); the epoch replayed in the interpreter to
+//! name where a non-finite loss began. Also the epoch loop's vocabulary (reports, progress, the
+//! observer it reports to — it never prints) and `profile`.
 
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::callbacks::Callbacks;
 use super::data::{DataError, Dataset, Features, Labels};
+use super::epochs::{self, EpochSoFar, Steps};
 use super::evaluate::Evaluation;
-use super::metrics::Metrics;
 use crate::codegen::{CompiledStep, KernelInfo};
 use crate::ir::graph::Graph;
 use crate::ir::{lower, optimizer};
@@ -53,6 +53,8 @@ pub(super) struct InputSlots {
     weights: Option<usize>,
     step: Option<usize>,
     lr: Option<usize>,
+    /// The global index of the batch's first row (dropout's masks).
+    first_row: Option<usize>,
 }
 
 impl InputSlots {
@@ -65,6 +67,7 @@ impl InputSlots {
             weights: find(lower::SAMPLE_WEIGHTS),
             step: find(optimizer::STEP),
             lr: find(optimizer::LR),
+            first_row: find(crate::ir::dropout::FIRST_ROW),
         }
     }
 }
@@ -179,10 +182,9 @@ pub fn shuffle(order: &mut [usize], seed: u64, epoch: usize) {
     order.shuffle(&mut rng);
 }
 
-/// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset`, starting from the
-/// parameters and optimizer state already in `step`, `steps_done` updates into training. Each
-/// epoch's order comes from `(fit.seed, epoch)` (`shuffle`), so a resumed run sees the same
-/// batches as an uninterrupted one.
+/// Trains epochs `fit.training.initial_epoch + 1 ..= fit.epochs` on `dataset` in this process
+/// (`epochs::run`), starting from the parameters and optimizer state already in `step`,
+/// `steps_done` updates into training.
 pub fn train(
     step: &mut CompiledStep,
     graph: &Graph,
@@ -192,169 +194,66 @@ pub fn train(
     checks: Checks,
     observer: &mut dyn Observer,
 ) -> Result<Trained, DataError> {
-    let slots = InputSlots::of(graph);
-    let mut order: Vec<usize> = (0..dataset.samples).collect();
-    // Epochs `first..=last`: none when `initial_epoch` is already `epochs` or past it (either
-    // may be any number up to u64::MAX, so no `+ 1` before that is known).
-    let (first, last) = if fit.training.initial_epoch < fit.epochs {
-        (fit.training.initial_epoch + 1, fit.epochs)
-    } else {
-        (1, 0)
+    let mut steps = OneProcess {
+        graph,
+        slots: InputSlots::of(graph),
+        dataset,
+        checks,
+        epoch_start: None,
     };
-    // Grown epoch by epoch: `epochs` may be far more than early stopping lets run.
-    let mut history = Vec::new();
-    let mut step_count = steps_done;
-    let schedule = fit.training.schedule.as_ref();
-    let mut lr = fit.optimizer.lr();
-    let reports_lr =
-        schedule.is_some() || fit.training.callbacks.iter().any(|c| c.def().facts.sets_lr);
-    let mut callbacks = Callbacks::new(&fit.training.callbacks);
-    let mut best_weights: Option<Vec<Vec<f32>>> = None;
-    let snapshot = |step: &CompiledStep| -> Result<Vec<Vec<f32>>, DataError> {
-        (0..graph.params.len())
-            .map(|i| copy(step.param(i), "the best weights"))
-            .collect()
-    };
-    let mut stopped_early = None;
-    let mut interrupted = None;
-    let mut non_finite = None;
+    epochs::run(step, graph, dataset, fit, steps_done, &mut steps, observer)
+}
 
-    for epoch in first..=last {
-        let started = Instant::now();
-        if fit.shuffle {
-            shuffle(&mut order, fit.seed, epoch);
+/// Each step one native call of the whole compiled step, on the whole batch.
+struct OneProcess<'a> {
+    graph: &'a Graph,
+    slots: InputSlots,
+    dataset: &'a Dataset,
+    checks: Checks,
+    /// What the epoch started from, to replay it up to a step whose loss is not finite (one
+    /// copy of the weights per epoch).
+    epoch_start: Option<Snapshot>,
+}
+
+impl Steps for OneProcess<'_> {
+    fn run(&mut self, step: &mut CompiledStep, rows: &[usize], t: u64, lr: f32) -> f64 {
+        gather(step, &self.slots, self.dataset, (rows, 0), t, lr);
+        step.run(rows.len());
+        step.output(lower::LOSS, rows.len())
+            .map_or(f64::NAN, |v| f64::from(v[0]))
+    }
+
+    fn scores<'a>(&'a self, step: &'a CompiledStep, rows: usize) -> Option<&'a [f32]> {
+        step.output(lower::SCORES, rows)
+    }
+
+    fn epoch_started(&mut self, step: &CompiledStep) -> Result<(), DataError> {
+        self.epoch_start = Some(Snapshot::of(step, self.graph)?);
+        Ok(())
+    }
+
+    fn non_finite_value(&self, step: &CompiledStep) -> Option<String> {
+        match self.checks {
+            Checks::EveryValue => non_finite_value(step, self.graph),
+            Checks::Loss => None,
         }
-        // What the epoch starts from and the rate of each of its steps, to replay it up to a
-        // step whose loss is not finite (one copy of the weights per epoch).
-        let epoch_start = Snapshot::of(step, graph)?;
-        let first_count = step_count;
-        let mut rates = Vec::with_capacity(dataset.samples.div_ceil(fit.batch));
-        let mut loss_sum = 0.0f64;
-        let mut tally = Metrics::new(&fit.metrics);
-        let mut steps = 0usize;
-        let steps_per_epoch = dataset.samples.div_ceil(fit.batch);
-        let mut seen = 0usize;
-        for rows in order.chunks(fit.batch) {
-            if let Some(schedule) = schedule {
-                // Keras evaluates the schedule at the number of updates already made.
-                lr = schedule.rate(step_count) as f32;
-            }
-            step_count += 1;
-            rates.push(lr);
-            gather(step, &slots, dataset, rows, step_count, lr);
-            step.run(rows.len());
-            let loss = step
-                .output(lower::LOSS, rows.len())
-                .map_or(f64::NAN, |v| f64::from(v[0]));
-            let value = match checks {
-                Checks::EveryValue if loss.is_finite() => non_finite_value(step, graph),
-                _ => None,
-            };
-            if !loss.is_finite() || value.is_some() {
-                let replay = Replay {
-                    graph,
-                    slots: &slots,
-                    dataset,
-                    batches: order.chunks(fit.batch).take(steps + 1).collect(),
-                    first_count,
-                    rates: &rates,
-                };
-                let source = replay.source(step, &epoch_start);
-                non_finite = Some(NonFiniteLoss {
-                    epoch,
-                    step: steps + 1,
-                    steps: steps_per_epoch,
-                    loss,
-                    value,
-                    source,
-                });
-                break;
-            }
-            loss_sum += loss * rows.len() as f64;
-            if !fit.metrics.is_empty()
-                && let Some(scores) = step.output(lower::SCORES, rows.len())
-            {
-                match &dataset.labels {
-                    Labels::Classes(labels) => {
-                        tally.add_classes(scores, rows.len(), rows.iter().map(|&r| labels[r]));
-                    }
-                    Labels::Targets { width, values } => {
-                        for (output, &r) in scores.chunks_exact(*width).zip(rows) {
-                            tally.add_targets(output, &values[r * width..(r + 1) * width]);
-                        }
-                    }
-                }
-            }
-            steps += 1;
-            seen += rows.len();
-            observer.progress(&Progress {
-                epoch,
-                epochs: fit.epochs,
-                step: steps,
-                steps: steps_per_epoch,
-                loss: loss_sum / seen as f64,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-            if observer.interrupted() {
-                interrupted = Some((epoch, steps));
-                break;
-            }
-        }
-        if interrupted.is_some() || non_finite.is_some() {
-            // Keras on KeyboardInterrupt: the weights stay as the last step left them. After a
-            // non-finite loss no callback runs, so no checkpoint of those weights is written.
-            break;
-        }
-        let samples = dataset.samples.max(1) as f64;
-        let metrics = tally.finish();
-        let seconds = started.elapsed().as_secs_f64();
-        let mut report = EpochReport {
-            epoch,
-            epochs: fit.epochs,
-            loss: loss_sum / samples,
-            metrics,
-            per_class: tally.per_class(),
-            seconds,
-            steps,
-            learning_rate: None,
-            validation: observer.validate(step),
+    }
+
+    fn non_finite_source(
+        &mut self,
+        step: &mut CompiledStep,
+        epoch: &EpochSoFar,
+    ) -> Option<NonFiniteSource> {
+        let replay = Replay {
+            graph: self.graph,
+            slots: &self.slots,
+            dataset: self.dataset,
+            batches: &epoch.batches,
+            first_count: epoch.first_count,
+            rates: epoch.rates,
         };
-        let decision = callbacks.on_epoch_end(epoch - 1, &report, lr);
-        if decision.snapshot {
-            best_weights = Some(snapshot(step)?);
-        }
-        if let Some(new) = decision.lr {
-            lr = new;
-        }
-        if reports_lr {
-            report.learning_rate = Some(f64::from(lr));
-        }
-        observer.epoch(&report);
-        for path in &decision.save {
-            observer.save(path, step, step_count, epoch)?;
-        }
-        history.push(report);
-        if decision.stop {
-            stopped_early = Some(epoch);
-            break;
-        }
+        replay.source(step, self.epoch_start.as_ref()?)
     }
-    if callbacks.restores_best_weights()
-        && interrupted.is_none()
-        && non_finite.is_none()
-        && let Some(best) = best_weights
-    {
-        for (index, values) in best.iter().enumerate() {
-            step.param_mut(index).copy_from_slice(values);
-        }
-    }
-    Ok(Trained {
-        history,
-        steps: step_count,
-        stopped_early,
-        interrupted,
-        non_finite,
-    })
 }
 
 /// The first parameter or optimizer state holding a NaN or infinity, by name.
@@ -399,7 +298,7 @@ impl Snapshot {
 }
 
 /// A copy of weights or state during training, or the error when the memory is not there.
-fn copy(values: &[f32], what: &str) -> Result<Vec<f32>, DataError> {
+pub(super) fn copy(values: &[f32], what: &str) -> Result<Vec<f32>, DataError> {
     crate::buffer::try_copy(values).map_err(|e| {
         DataError::new(
             "training",
@@ -417,7 +316,7 @@ struct Replay<'a> {
     slots: &'a InputSlots,
     dataset: &'a Dataset,
     /// Each step's rows, the failing one last.
-    batches: Vec<&'a [usize]>,
+    batches: &'a [&'a [usize]],
     /// Updates made before the epoch.
     first_count: u64,
     rates: &'a [f32],
@@ -433,12 +332,12 @@ impl Replay<'_> {
         let (last, before) = self.batches.split_last()?;
         for (k, rows) in before.iter().enumerate() {
             let t = self.first_count + k as u64 + 1;
-            gather(step, self.slots, self.dataset, rows, t, self.rates[k]);
+            gather(step, self.slots, self.dataset, (rows, 0), t, self.rates[k]);
             step.run(rows.len());
         }
         let k = before.len();
         let t = self.first_count + k as u64 + 1;
-        gather(step, self.slots, self.dataset, last, t, self.rates[k]);
+        gather(step, self.slots, self.dataset, (last, 0), t, self.rates[k]);
         let batch = last.len();
         let graph = self.graph;
         let array = |dims: Vec<usize>, values: Vec<f64>| {
@@ -560,7 +459,7 @@ pub fn profile(
     for rows in batches.iter().take(WARM_UP_STEPS) {
         t += 1;
         for step in [&mut *plain, &mut *profiled] {
-            gather(step, &slots, dataset, rows, t, lr);
+            gather(step, &slots, dataset, (rows, 0), t, lr);
             step.run(rows.len());
             step.rest_threads();
         }
@@ -570,13 +469,13 @@ pub fn profile(
     for rows in &batches {
         t += 1;
         let started = Instant::now();
-        gather(plain, &slots, dataset, rows, t, lr);
+        gather(plain, &slots, dataset, (rows, 0), t, lr);
         let gathered = Instant::now();
         plain.run(rows.len());
         let ran = Instant::now();
         // Each step's workers park while the other step runs (see `rest_threads`).
         plain.rest_threads();
-        gather(profiled, &slots, dataset, rows, t, lr);
+        gather(profiled, &slots, dataset, (rows, 0), t, lr);
         let profiled_started = Instant::now();
         profiled.run(rows.len());
         let profiled_ran = Instant::now();
@@ -609,12 +508,13 @@ pub fn profile(
 /// Steps run before a profile starts timing.
 const WARM_UP_STEPS: usize = 5;
 
-/// Copies the batch's rows into the step's input buffers.
+/// Copies the batch's rows into the step's input buffers. `first_row`: where the rows start in
+/// the global batch (0 unless they are a rank's slice of it).
 pub(super) fn gather(
     step: &mut CompiledStep,
     slots: &InputSlots,
     dataset: &Dataset,
-    rows: &[usize],
+    (rows, first_row): (&[usize], usize),
     t: u64,
     lr: f32,
 ) {
@@ -646,6 +546,9 @@ pub(super) fn gather(
     }
     if let Some(slot) = slots.lr {
         step.input_f32_mut(slot, batch)[0] = lr;
+    }
+    if let Some(slot) = slots.first_row {
+        step.input_f32_mut(slot, batch)[0] = first_row as f32;
     }
 }
 

@@ -311,12 +311,13 @@ fn multi_head_attention(
     }
     if rate > 0.0 {
         let step = el.step_input(span);
+        let first_row = el.graph.first_row_input(Some(span));
         weights = el.add(
             Op::Dropout {
                 rate: rate as f32,
                 seed,
             },
-            &[weights, step],
+            &[weights, step, first_row],
             span,
         )?;
     }

@@ -889,12 +889,13 @@ fn dropout(el: &mut Elab, mut args: Args, span: Span) -> Option<Value> {
         return Some(Value::Tensor(t));
     }
     let step = el.step_input(span);
+    let first_row = el.graph.first_row_input(Some(span));
     let out = el.add(
         Op::Dropout {
             rate: rate as f32,
             seed,
         },
-        &[t.id, step],
+        &[t.id, step, first_row],
         span,
     )?;
     el.carry_mask(t.id, out);

@@ -15,7 +15,7 @@ use super::{
 use crate::check::elab::Elab;
 use crate::check::value::*;
 use crate::diag::{Diagnostic, Span};
-use crate::ir::graph::{Slot, Update, ValueId};
+use crate::ir::graph::{MovingStatistics, Slot, Update, ValueId};
 use crate::ir::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use crate::ir::shape::{Dim, Shape};
 use std::rc::Rc;
@@ -312,8 +312,36 @@ fn batch_normalization(
     let variance = per_feature(el, &n, variance, span)?;
     let y = normalize(el, &n, (mean, variance), (gamma, beta), span)?;
 
+    let moved_before = |el: &Elab, param: ValueId| {
+        let Op::Param { index } = el.graph.node(param).op else {
+            return None;
+        };
+        Some((
+            index,
+            el.graph
+                .updates
+                .iter()
+                .any(|u| u.target == Slot::Param(index)),
+        ))
+    };
+    let (Some((mean, again)), Some((variance, _))) = (
+        moved_before(el, moving_mean),
+        moved_before(el, moving_variance),
+    ) else {
+        unreachable!("internal error: a layer's parameter is an `Op::Param`");
+    };
     move_toward(el, moving_mean, batch_mean, momentum, span)?;
     move_toward(el, moving_variance, batch_variance, momentum, span)?;
+    // A layer applied twice moves its statistics twice a step: not the one-step form.
+    let statistics = &mut el.graph.moving_statistics;
+    statistics.retain(|s| s.mean != mean);
+    if !again {
+        statistics.push(MovingStatistics {
+            mean,
+            variance,
+            momentum,
+        });
+    }
     Some(el.tensor(y, span))
 }
 
